@@ -1,1 +1,170 @@
-//! netloop
+//! netloop: the one mio event loop both servers plug into.
+//!
+//! It owns everything a line-oriented TCP server needs and nothing about any
+//! protocol: accepting (with a total and per-address connection limit),
+//! buffered non-blocking reads and writes, line framing with a length limit
+//! ([`InBuf::take_line`]), idle timeouts, a [`mio::Waker`] through which store
+//! threads hand results back ([`Completer`]), and graceful shutdown.
+//!
+//! A protocol implements [`Service`] (a session factory) and [`Session`] (one
+//! conversation). The loop calls the session with an [`Io`] giving access to
+//! the bytes received so far and the output queue. The loop never blocks and
+//! never panics on behalf of a connection: no SQLite, no DNS, no sleeping.
+
+mod buf;
+mod server;
+mod signals;
+pub mod testing;
+
+pub use buf::{Ending, InBuf, Line, OutBuf};
+pub use server::{Config, Server, ShutdownHandle};
+pub use signals::shutdown_on_signals;
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Identifies one accepted connection for the life of the server (never
+/// reused, unlike the slab slot behind it).
+pub type ConnId = u64;
+
+/// Facts about a connection, fixed at accept time.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// Unique id of this connection.
+    pub id: ConnId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Our address on this connection (tells which listener accepted it).
+    pub local: SocketAddr,
+}
+
+/// What the loop should do with a connection after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Keep the connection open.
+    Continue,
+    /// Send what is queued in the output buffer, then close.
+    Close,
+}
+
+/// Hands the result of work done on another thread back to the session that
+/// asked for it: [`Completer::complete`] queues `D` for the loop and wakes it;
+/// the loop then calls [`Session::on_done`] on the loop thread.
+///
+/// Cloneable and `Send`; if the connection has gone away meanwhile, the value
+/// is dropped silently.
+pub struct Completer<D> {
+    id: ConnId,
+    tx: mpsc::Sender<(ConnId, D)>,
+    waker: Arc<mio::Waker>,
+}
+
+impl<D> Clone for Completer<D> {
+    fn clone(&self) -> Self {
+        Completer {
+            id: self.id,
+            tx: self.tx.clone(),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+}
+
+impl<D: Send + 'static> Completer<D> {
+    /// Deliver `value` to the session's [`Session::on_done`] on the loop thread.
+    pub fn complete(&self, value: D) {
+        if self.tx.send((self.id, value)).is_ok() {
+            // A failed wake means the loop is gone; nothing left to do.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The session's view of its connection during a callback.
+pub struct Io<'a, D> {
+    /// Bytes received and not yet consumed by the session.
+    pub input: &'a mut InBuf,
+    /// Bytes queued for sending.
+    pub out: &'a mut OutBuf,
+    /// Facts about this connection.
+    pub info: &'a ConnInfo,
+    pub(crate) timeout: &'a mut Duration,
+    pub(crate) completer: &'a Completer<D>,
+    pub(crate) shutting_down: bool,
+}
+
+impl<D: Send + 'static> Io<'_, D> {
+    /// A handle through which another thread can answer this session.
+    pub fn completer(&self) -> Completer<D> {
+        self.completer.clone()
+    }
+
+    /// Set the idle timeout from now on: if no bytes arrive for this long
+    /// (and no completion is pending), [`Session::on_timeout`] is called.
+    /// Applies from the next read onwards; resets the current deadline.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        *self.timeout = timeout;
+    }
+
+    /// True once the server has begun shutting down.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+}
+
+/// One conversation with one client. All callbacks run on the loop thread
+/// and must not block.
+pub trait Session: 'static {
+    /// What store threads hand back through a [`Completer`].
+    type Done: Send + 'static;
+
+    /// Called once right after accept; queue the greeting.
+    fn on_open(&mut self, io: &mut Io<'_, Self::Done>) -> Step;
+
+    /// New bytes are in `io.input`, or bytes are still there after an
+    /// [`Session::on_done`]. Consume what can be handled now and leave the
+    /// rest (e.g. while waiting for the store): the loop calls again after
+    /// the next read or completion. When the input buffer reaches its limit
+    /// without being consumed, the loop stops reading until it shrinks.
+    fn on_input(&mut self, io: &mut Io<'_, Self::Done>) -> Step;
+
+    /// A value sent through this connection's [`Completer`] arrived.
+    /// The loop calls [`Session::on_input`] right after if input is buffered.
+    fn on_done(&mut self, done: Self::Done, io: &mut Io<'_, Self::Done>) -> Step;
+
+    /// The output queue became empty (everything was written to the
+    /// socket). Sessions that stream large responses produce the next chunk
+    /// here. Default: nothing.
+    fn on_drained(&mut self, _io: &mut Io<'_, Self::Done>) -> Step {
+        Step::Continue
+    }
+
+    /// Nothing arrived within the idle timeout. Queue a goodbye (SMTP 421,
+    /// IMAP `* BYE`); the connection is closed after it is flushed.
+    fn on_timeout(&mut self, io: &mut Io<'_, Self::Done>);
+
+    /// The server is shutting down. Return [`Step::Close`] after queueing a
+    /// goodbye, or [`Step::Continue`] if work is in flight (a commit): the
+    /// loop asks again after each [`Session::on_done`], until a grace period
+    /// ends.
+    fn on_shutdown(&mut self, io: &mut Io<'_, Self::Done>) -> Step;
+
+    /// The peer closed its sending side. Default: close once output is sent.
+    fn on_eof(&mut self, _io: &mut Io<'_, Self::Done>) -> Step {
+        Step::Close
+    }
+}
+
+/// A session factory: one per listening server.
+pub trait Service: 'static {
+    /// The session type this service creates.
+    type Session: Session;
+
+    /// Create the session for a newly accepted connection.
+    fn open(&mut self, info: &ConnInfo) -> Self::Session;
+
+    /// What to send to a connection refused because a connection limit is
+    /// reached (e.g. `421 4.7.0 Too many connections\r\n`), before closing.
+    fn busy_reply(&self) -> Vec<u8>;
+}

@@ -1,0 +1,263 @@
+//! Connection buffers and line framing.
+//!
+//! [`InBuf`] holds bytes read from the socket until the session consumes
+//! them; [`InBuf::take_line`] frames one line, accepting CRLF and bare LF
+//! (typed sessions) and reporting which ending it saw, so that SMTP can insist
+//! on CRLF for the end-of-DATA dot line. A line longer than the limit is
+//! reported once as [`Line::TooLong`] and the rest of it, up to the next LF,
+//! is discarded so that the session resynchronises on the next line.
+//! No protocol knowledge lives here.
+
+/// How a framed line ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// `\r\n`
+    CrLf,
+    /// A bare `\n` (typed sessions; never ends SMTP DATA).
+    Lf,
+}
+
+impl Ending {
+    /// The bytes of this line ending.
+    pub fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Ending::CrLf => b"\r\n",
+            Ending::Lf => b"\n",
+        }
+    }
+}
+
+/// The result of [`InBuf::take_line`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line without its ending.
+    Complete(Vec<u8>, Ending),
+    /// The line exceeded the limit. Its bytes up to and including the next
+    /// LF are being discarded (now, or as they arrive).
+    TooLong,
+    /// No complete line buffered yet.
+    Incomplete,
+}
+
+/// Bytes received and not yet consumed.
+#[derive(Debug, Default)]
+pub struct InBuf {
+    data: Vec<u8>,
+    start: usize,
+    /// Discarding the tail of an overlong line until the next LF.
+    skipping: bool,
+}
+
+impl InBuf {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The unconsumed bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    /// Number of unconsumed bytes.
+    pub fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Mark the first `n` unconsumed bytes as consumed (clamped to `len`).
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        } else if self.start > 64 * 1024 && self.start * 2 > self.data.len() {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Take and return up to `n` bytes.
+    pub fn take(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.len());
+        let v = self.data[self.start..self.start + n].to_vec();
+        self.consume(n);
+        v
+    }
+
+    /// Append received bytes (used by the loop and by tests).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// Frame one line of at most `max` bytes (ending excluded). See the
+    /// module docs for CRLF / bare-LF handling and overlong lines.
+    pub fn take_line(&mut self, max: usize) -> Line {
+        if self.skipping {
+            match memchr(b'\n', self.as_slice()) {
+                Some(i) => {
+                    self.consume(i + 1);
+                    self.skipping = false;
+                }
+                None => {
+                    let n = self.len();
+                    self.consume(n);
+                    return Line::Incomplete;
+                }
+            }
+        }
+        let buf = self.as_slice();
+        match memchr(b'\n', buf) {
+            Some(i) => {
+                let (content_end, ending) = if i > 0 && buf[i - 1] == b'\r' {
+                    (i - 1, Ending::CrLf)
+                } else {
+                    (i, Ending::Lf)
+                };
+                if content_end > max {
+                    self.consume(i + 1);
+                    return Line::TooLong;
+                }
+                let line = buf[..content_end].to_vec();
+                self.consume(i + 1);
+                Line::Complete(line, ending)
+            }
+            // `max + 1` allows for a CR that may still be followed by LF.
+            None if buf.len() > max + 1 => {
+                let n = self.len();
+                self.consume(n);
+                self.skipping = true;
+                Line::TooLong
+            }
+            None => Line::Incomplete,
+        }
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Bytes queued for sending.
+#[derive(Debug, Default)]
+pub struct OutBuf {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl OutBuf {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queue bytes for sending.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// The bytes not yet written.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    /// Number of bytes not yet written.
+    pub fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    /// True when everything has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Mark `n` bytes as written.
+    pub fn advance(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        }
+    }
+}
+
+impl std::io::Write for OutBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.push(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(s: &str, e: Ending) -> Line {
+        Line::Complete(s.as_bytes().to_vec(), e)
+    }
+
+    #[test]
+    fn crlf_and_bare_lf_lines_are_framed_with_their_ending() {
+        let mut b = InBuf::new();
+        b.extend(b"EHLO x\r\nNOOP\npart");
+        assert_eq!(b.take_line(512), complete("EHLO x", Ending::CrLf));
+        assert_eq!(b.take_line(512), complete("NOOP", Ending::Lf));
+        assert_eq!(b.take_line(512), Line::Incomplete);
+        b.extend(b"ial\r\n");
+        assert_eq!(b.take_line(512), complete("partial", Ending::CrLf));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn bare_cr_does_not_end_a_line() {
+        let mut b = InBuf::new();
+        b.extend(b"a\rb\r\n");
+        assert_eq!(b.take_line(512), complete("a\rb", Ending::CrLf));
+    }
+
+    #[test]
+    fn overlong_complete_line_is_reported_and_skipped() {
+        let mut b = InBuf::new();
+        b.extend(b"0123456789\r\nNOOP\r\n");
+        assert_eq!(b.take_line(5), Line::TooLong);
+        assert_eq!(b.take_line(5), complete("NOOP", Ending::CrLf));
+    }
+
+    #[test]
+    fn overlong_partial_line_is_discarded_as_it_arrives() {
+        let mut b = InBuf::new();
+        b.extend(b"0123456789");
+        assert_eq!(b.take_line(5), Line::TooLong);
+        assert!(b.is_empty());
+        b.extend(b"more junk");
+        assert_eq!(b.take_line(5), Line::Incomplete);
+        b.extend(b"end\nQUIT\r\n");
+        assert_eq!(b.take_line(5), complete("QUIT", Ending::CrLf));
+    }
+
+    #[test]
+    fn line_of_exactly_max_with_crlf_split_is_accepted() {
+        let mut b = InBuf::new();
+        b.extend(b"12345\r");
+        assert_eq!(b.take_line(5), Line::Incomplete);
+        b.extend(b"\n");
+        assert_eq!(b.take_line(5), complete("12345", Ending::CrLf));
+    }
+
+    #[test]
+    fn outbuf_advances_and_resets() {
+        let mut o = OutBuf::new();
+        o.push(b"hello");
+        o.advance(2);
+        assert_eq!(o.as_slice(), b"llo");
+        o.advance(10);
+        assert!(o.is_empty());
+    }
+}

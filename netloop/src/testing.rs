@@ -1,0 +1,131 @@
+//! Drive a [`Session`] without sockets: feed bytes, collect output, answer
+//! completions. For session state-machine tests in the server crates.
+
+use crate::buf::{InBuf, OutBuf};
+use crate::{Completer, ConnId, ConnInfo, Io, Session, Step};
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A session plus fake connection buffers.
+pub struct Driver<S: Session> {
+    /// The session under test.
+    pub session: S,
+    /// Bytes "received" and not yet consumed.
+    pub input: InBuf,
+    /// Bytes the session queued.
+    pub out: OutBuf,
+    /// The fake connection's facts.
+    pub info: ConnInfo,
+    timeout: Duration,
+    completer: Completer<S::Done>,
+    rx: mpsc::Receiver<(ConnId, S::Done)>,
+    _poll: mio::Poll,
+    /// The last step a callback returned.
+    pub last_step: Step,
+}
+
+impl<S: Session> Driver<S> {
+    /// Wrap `session`, as if accepted from 127.0.0.1:40000 on 127.0.0.1:25.
+    ///
+    /// # Panics
+    /// If the OS cannot create a poll instance (tests only).
+    pub fn new(session: S) -> Self {
+        let peer: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let local: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 25));
+        Self::with_addrs(session, peer, local)
+    }
+
+    /// Wrap `session` with the given peer and local addresses.
+    ///
+    /// # Panics
+    /// If the OS cannot create a poll instance (tests only).
+    #[allow(clippy::expect_used)]
+    pub fn with_addrs(session: S, peer: SocketAddr, local: SocketAddr) -> Self {
+        let poll = mio::Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let (tx, rx) = mpsc::channel();
+        Driver {
+            session,
+            input: InBuf::new(),
+            out: OutBuf::new(),
+            info: ConnInfo { id: 1, peer, local },
+            timeout: Duration::from_secs(300),
+            completer: Completer { id: 1, tx, waker },
+            rx,
+            _poll: poll,
+            last_step: Step::Continue,
+        }
+    }
+
+    fn call(&mut self, f: impl FnOnce(&mut S, &mut Io<'_, S::Done>) -> Step) -> Step {
+        let mut io = Io {
+            input: &mut self.input,
+            out: &mut self.out,
+            info: &self.info,
+            timeout: &mut self.timeout,
+            completer: &self.completer,
+            shutting_down: false,
+        };
+        let step = f(&mut self.session, &mut io);
+        self.last_step = step;
+        step
+    }
+
+    /// Call `on_open`.
+    pub fn open(&mut self) -> Step {
+        self.call(|s, io| s.on_open(io))
+    }
+
+    /// Append bytes to the input and call `on_input`.
+    pub fn send(&mut self, bytes: &[u8]) -> Step {
+        self.input.extend(bytes);
+        self.call(|s, io| s.on_input(io))
+    }
+
+    /// Wait up to `timeout` for one completion; deliver it (then `on_input`
+    /// if input is buffered). `None` if nothing arrived.
+    pub fn wait_done(&mut self, timeout: Duration) -> Option<Step> {
+        let (_, done) = self.rx.recv_timeout(timeout).ok()?;
+        let mut step = self.call(|s, io| s.on_done(done, io));
+        if step == Step::Continue && !self.input.is_empty() {
+            step = self.call(|s, io| s.on_input(io));
+        }
+        Some(step)
+    }
+
+    /// Deliver completions until none arrives within `timeout`.
+    pub fn settle(&mut self, timeout: Duration) -> Step {
+        let mut step = self.last_step;
+        while let Some(s) = self.wait_done(timeout) {
+            step = s;
+        }
+        step
+    }
+
+    /// Call `on_timeout`.
+    pub fn timeout(&mut self) {
+        self.call(|s, io| {
+            s.on_timeout(io);
+            Step::Close
+        });
+    }
+
+    /// Call `on_shutdown`.
+    pub fn shutdown(&mut self) -> Step {
+        self.call(|s, io| s.on_shutdown(io))
+    }
+
+    /// Take everything the session has queued so far.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let v = self.out.as_slice().to_vec();
+        self.out.advance(v.len());
+        v
+    }
+
+    /// The idle timeout the session last set.
+    pub fn current_timeout(&self) -> Duration {
+        self.timeout
+    }
+}
