@@ -1,1 +1,260 @@
-fn main() {}
+//! `minimail`: the workspace's root binary.
+//!
+//! `minimail up` (also what `cargo run --release` runs) serves SMTP and IMAP
+//! from one process over one store; `minimail user ...` administers accounts
+//! in that store. Command lines follow ../shared/CONTRACT.md.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use mailstore::Store;
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "minimail: a small, real email system (SMTP + IMAP over one SQLite store)",
+    after_help = "With no command, `minimail` runs `minimail up`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the SMTP receiver and the IMAP server over one store.
+    Up(UpArgs),
+    /// Administer user accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Args, Clone)]
+struct DbArg {
+    /// The store file (created if missing).
+    #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
+    db: PathBuf,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// SMTP listen address.
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    smtp: Vec<SocketAddr>,
+    /// IMAP listen address.
+    #[arg(long, default_value = "127.0.0.1:1143")]
+    imap: Vec<SocketAddr>,
+    #[command(flatten)]
+    db: DbArg,
+    /// A domain we accept mail for (repeatable).
+    #[arg(long = "domain", default_value = "localhost")]
+    domains: Vec<String>,
+    /// Our name in the SMTP greeting and Received: headers.
+    #[arg(long, default_value = "localhost")]
+    hostname: String,
+    /// Largest message accepted over SMTP, in bytes (advertised as SIZE).
+    #[arg(long, default_value_t = 25 * 1024 * 1024)]
+    max_message_size: usize,
+    /// Connections open at once, per server.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Log every session's dialogue as C:/S: lines (bodies and credentials elided).
+    #[arg(long)]
+    trace: bool,
+}
+
+impl Default for UpArgs {
+    fn default() -> Self {
+        match Cli::try_parse_from(["minimail", "up"]) {
+            Ok(Cli { cmd: Some(Cmd::Up(a)) }) => a,
+            // The parse of fixed arguments above cannot fail; keep a safe fallback.
+            _ => UpArgs {
+                smtp: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+                imap: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
+                db: DbArg { db: PathBuf::from("./minimail.db") },
+                domains: vec!["localhost".into()],
+                hostname: "localhost".into(),
+                max_message_size: 25 * 1024 * 1024,
+                max_connections: 1024,
+                trace: false,
+            },
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user with INBOX, Sent, Drafts, Trash and Junk.
+    Add {
+        /// The user's address, which is also the IMAP login name.
+        address: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Delete a user and all their mail.
+    Del {
+        /// The user's address.
+        address: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Change a user's password.
+    Passwd {
+        /// The user's address.
+        address: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        None => up(UpArgs::default()),
+        Some(Cmd::Up(a)) => up(a),
+        Some(Cmd::User(u)) => user(u),
+    };
+    if let Err(e) = res {
+        eprintln!("minimail: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn open_store(db: &DbArg) -> Result<Store> {
+    Store::open(&db.db).with_context(|| format!("cannot open the store {}", db.db.display()))
+}
+
+fn up(a: UpArgs) -> Result<()> {
+    let store = open_store(&a.db)?;
+    let mut smtp_cfg = smtpd::Config {
+        hostname: a.hostname.clone(),
+        domains: a.domains.clone(),
+        max_message_size: a.max_message_size,
+        trace: a.trace,
+        ..smtpd::Config::default()
+    };
+    smtp_cfg.net.max_connections = a.max_connections;
+    let mut imap_cfg = imapd::Config { trace: a.trace, ..imapd::Config::default() };
+    imap_cfg.net.max_connections = a.max_connections;
+
+    let smtp = smtpd::bind(&a.smtp, smtp_cfg, store.clone())?;
+    let imap = imapd::bind(&a.imap, imap_cfg, store.clone())?;
+    let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
+    netloop::shutdown_on_signals(handles.clone()).context("cannot install signal handlers")?;
+    let list = |v: Vec<SocketAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+    eprintln!(
+        "minimail up: smtp on {}, imap on {}, store {}",
+        list(smtp.local_addrs()),
+        list(imap.local_addrs()),
+        a.db.db.display()
+    );
+    let smtp_thread = std::thread::Builder::new().name("smtpd".into()).spawn(move || smtp.run())?;
+    let imap_result = imap.run();
+    // If one server stops (shutdown or a poll failure), stop the other too.
+    for h in &handles {
+        h.shutdown();
+    }
+    let smtp_result = smtp_thread.join().map_err(|_| anyhow::anyhow!("smtpd thread panicked"))?;
+    store.shutdown();
+    smtp_result.context("smtpd")?;
+    imap_result.context("imapd")?;
+    eprintln!("minimail: stopped cleanly");
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    let pw = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let p = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+        if p != again {
+            bail!("the passwords differ");
+        }
+        p
+    };
+    if pw.is_empty() {
+        bail!("empty password refused");
+    }
+    Ok(pw)
+}
+
+fn valid_address(address: &str) -> Result<String> {
+    let a = address.trim();
+    match a.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && !a.contains(char::is_whitespace)
+                && !a.contains(['<', '>', '"', ',']) =>
+        {
+            Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
+        }
+        _ => bail!("'{address}' is not an address like user@example.org"),
+    }
+}
+
+fn user(cmd: UserCmd) -> Result<()> {
+    match cmd {
+        UserCmd::Add { address, db, password_stdin } => {
+            let address = valid_address(&address)?;
+            let store = open_store(&db)?;
+            if store.read_sync(|r| r.user(&address))?.is_some() {
+                bail!("user {address} already exists");
+            }
+            let hash = mailstore::hash_password(&read_password(password_stdin)?)?;
+            let a = address.clone();
+            store
+                .write_sync(move |tx| tx.create_user(&a, &hash))
+                .with_context(|| format!("cannot add {address}"))?;
+            store.shutdown();
+            println!("added {address}");
+        }
+        UserCmd::List { db } => {
+            let store = open_store(&db)?;
+            for u in store.read_sync(|r| r.users())? {
+                println!("{}", u.address);
+            }
+            store.shutdown();
+        }
+        UserCmd::Del { address, db } => {
+            let store = open_store(&db)?;
+            let a = address.clone();
+            store
+                .write_sync(move |tx| tx.delete_user(&a))
+                .with_context(|| format!("cannot delete {address}"))?;
+            store.shutdown();
+            println!("deleted {address}");
+        }
+        UserCmd::Passwd { address, db, password_stdin } => {
+            let store = open_store(&db)?;
+            if store.read_sync(|r| r.user(&address))?.is_none() {
+                bail!("no such user: {address}");
+            }
+            let hash = mailstore::hash_password(&read_password(password_stdin)?)?;
+            let a = address.clone();
+            store.write_sync(move |tx| tx.set_password_hash(&a, &hash))?;
+            store.shutdown();
+            println!("password changed for {address}");
+        }
+    }
+    Ok(())
+}
