@@ -1,0 +1,356 @@
+//! Typed SMTP commands (RFC 5321 §4.1.1, RFC 3030 BDAT) and the mapping of
+//! a parse failure to the reply RFC 5321 §4.2.4 asks for.
+//!
+//! [`Command::parse`] takes one framed line (no CRLF), splits off the
+//! case-insensitive verb and hands the rest to the grammar in `parse.rs`.
+//! ESMTP parameters of MAIL are interpreted here (SIZE of RFC 1870, BODY of
+//! RFC 6152, SMTPUTF8 of RFC 6531); any other parameter is refused with 555
+//! (RFC 5321 §4.1.1.11), as are all RCPT parameters, since we advertise none.
+
+use crate::parse::{self, EsmtpParam, ForwardPath, Host, ReversePath};
+use crate::reply::Reply;
+
+/// The BODY parameter of MAIL (RFC 6152).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Body {
+    /// No BODY parameter.
+    #[default]
+    Unspecified,
+    /// `BODY=7BIT`
+    SevenBit,
+    /// `BODY=8BITMIME`
+    EightBitMime,
+}
+
+/// The parameters of MAIL FROM we support.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailParams {
+    /// `SIZE=n`: the size the client declares (RFC 1870).
+    pub size: Option<u64>,
+    /// `BODY=`
+    pub body: Body,
+    /// `SMTPUTF8` was given (RFC 6531).
+    pub smtputf8: bool,
+}
+
+/// One parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `EHLO name`: the name as the client gave it.
+    Ehlo(String),
+    /// `HELO name`
+    Helo(String),
+    /// `MAIL FROM:<path> params`
+    Mail {
+        /// The reverse path.
+        from: ReversePath,
+        /// Its parameters.
+        params: MailParams,
+    },
+    /// `RCPT TO:<path>`
+    Rcpt {
+        /// The forward path.
+        to: ForwardPath,
+    },
+    /// `DATA`
+    Data,
+    /// `BDAT size [LAST]` (RFC 3030)
+    Bdat {
+        /// Octets in the chunk that follows the command line.
+        size: u64,
+        /// The chunk ends the message.
+        last: bool,
+    },
+    /// `RSET`
+    Rset,
+    /// `VRFY string`
+    Vrfy(String),
+    /// `EXPN string`
+    Expn(String),
+    /// `HELP [topic]`
+    Help(Option<String>),
+    /// `NOOP [string]`
+    Noop,
+    /// `QUIT`
+    Quit,
+}
+
+/// Why a line is not an acceptable command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The verb is not one we know: 500 5.5.2.
+    Unrecognized,
+    /// A command we know of but do not offer (TURN, STARTTLS, AUTH...): 502.
+    NotImplemented(String),
+    /// The arguments do not follow the grammar: 501, with the usage and
+    /// the enhanced code to show.
+    Syntax {
+        /// Enhanced status code (5.5.4, or 5.1.7 / 5.1.3 for bad addresses).
+        enhanced: &'static str,
+        /// The expected form.
+        usage: &'static str,
+    },
+    /// An ESMTP parameter we do not support: 555 5.5.4.
+    UnknownParameter(String),
+}
+
+impl CommandError {
+    /// The reply this error earns.
+    pub fn reply(&self) -> Reply {
+        match self {
+            CommandError::Unrecognized => Reply::unrecognized(),
+            CommandError::NotImplemented(v) => Reply::not_implemented(v),
+            CommandError::Syntax { enhanced, usage } => Reply::syntax(enhanced, usage),
+            CommandError::UnknownParameter(k) => Reply::unknown_parameter(k),
+        }
+    }
+}
+
+const fn syntax(enhanced: &'static str, usage: &'static str) -> CommandError {
+    CommandError::Syntax { enhanced, usage }
+}
+
+/// Verbs from RFC 5321 and common extensions that we recognise but do not
+/// implement; they get 502 instead of 500.
+const NOT_IMPLEMENTED: &[&str] = &[
+    "EXPN", "TURN", "ETRN", "ATRN", "STARTTLS", "AUTH", "SEND", "SOML", "SAML", "XCLIENT",
+];
+
+impl Command {
+    /// Parse one command line (without its line ending).
+    pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
+        let (verb, rest) = parse::verb(line).ok_or(CommandError::Unrecognized)?;
+        let only = |cmd: Command, usage: &'static str| {
+            if rest.iter().all(|&b| b == b' ' || b == b'\t') {
+                Ok(cmd)
+            } else {
+                Err(syntax("5.5.4", usage))
+            }
+        };
+        match verb.as_str() {
+            "EHLO" | "HELO" => {
+                let usage = if verb == "EHLO" {
+                    "EHLO domain-or-address-literal"
+                } else {
+                    "HELO domain"
+                };
+                let name = helo_name(rest).ok_or(syntax("5.5.4", usage))?;
+                Ok(if verb == "EHLO" {
+                    Command::Ehlo(name)
+                } else {
+                    Command::Helo(name)
+                })
+            }
+            "MAIL" => {
+                let (_, (from, params)) = parse::mail_args(rest)
+                    .map_err(|_| syntax("5.1.7", "MAIL FROM:<address> [parameters]"))?;
+                Ok(Command::Mail {
+                    from,
+                    params: mail_params(params)?,
+                })
+            }
+            "RCPT" => {
+                let (_, (to, params)) =
+                    parse::rcpt_args(rest).map_err(|_| syntax("5.1.3", "RCPT TO:<address>"))?;
+                if let Some(p) = params.first() {
+                    return Err(CommandError::UnknownParameter(p.keyword.clone()));
+                }
+                Ok(Command::Rcpt { to })
+            }
+            "DATA" => only(Command::Data, "DATA"),
+            "BDAT" => {
+                let (_, (size, last)) =
+                    parse::bdat_args(rest).map_err(|_| syntax("5.5.4", "BDAT size [LAST]"))?;
+                Ok(Command::Bdat { size, last })
+            }
+            "RSET" => only(Command::Rset, "RSET"),
+            "QUIT" => only(Command::Quit, "QUIT"),
+            "NOOP" => Ok(Command::Noop),
+            "VRFY" => {
+                let (_, s) = parse::string_arg(rest).map_err(|_| syntax("5.5.4", "VRFY string"))?;
+                Ok(Command::Vrfy(s))
+            }
+            "HELP" => {
+                if rest.iter().all(|&b| b == b' ' || b == b'\t') {
+                    Ok(Command::Help(None))
+                } else {
+                    let (_, s) =
+                        parse::string_arg(rest).map_err(|_| syntax("5.5.4", "HELP [topic]"))?;
+                    Ok(Command::Help(Some(s)))
+                }
+            }
+            v if NOT_IMPLEMENTED.contains(&v) && (rest.is_empty() || rest[0] == b' ') => {
+                Err(CommandError::NotImplemented(verb))
+            }
+            _ => Err(CommandError::Unrecognized),
+        }
+    }
+}
+
+/// The EHLO/HELO argument: a Domain or address literal per the grammar,
+/// else (for interoperability with clients whose host names break the
+/// rules, e.g. with `_`) any single printable token.
+fn helo_name(rest: &[u8]) -> Option<String> {
+    if let Ok((_, host)) = parse::ehlo_args(rest) {
+        return Some(match host {
+            Host::Domain(d) => d,
+            Host::Literal(l) => l.to_string(),
+        });
+    }
+    let token = rest.strip_prefix(b" ")?;
+    let token = token.trim_ascii_end();
+    if token.is_empty() || !token.iter().all(|&b| (33..=126).contains(&b)) {
+        return None;
+    }
+    String::from_utf8(token.to_vec()).ok()
+}
+
+fn mail_params(params: Vec<EsmtpParam>) -> Result<MailParams, CommandError> {
+    let mut out = MailParams::default();
+    let mut seen: Vec<String> = Vec::new();
+    for p in params {
+        if seen.contains(&p.keyword) {
+            return Err(syntax("5.5.4", "each MAIL parameter at most once"));
+        }
+        seen.push(p.keyword.clone());
+        match (p.keyword.as_str(), p.value.as_deref()) {
+            ("SIZE", Some(v)) => {
+                let n = v
+                    .parse::<u64>()
+                    .map_err(|_| syntax("5.5.4", "SIZE=number-of-octets"))?;
+                out.size = Some(n);
+            }
+            ("SIZE", None) => return Err(syntax("5.5.4", "SIZE=number-of-octets")),
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => out.body = Body::SevenBit,
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => {
+                out.body = Body::EightBitMime
+            }
+            ("BODY", _) => return Err(syntax("5.5.4", "BODY=7BIT or BODY=8BITMIME")),
+            ("SMTPUTF8", None) => out.smtputf8 = true,
+            ("SMTPUTF8", Some(_)) => return Err(syntax("5.5.4", "SMTPUTF8 takes no value")),
+            (k, _) => return Err(CommandError::UnknownParameter(k.to_owned())),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::Mailbox;
+
+    fn p(s: &str) -> Result<Command, CommandError> {
+        Command::parse(s.as_bytes())
+    }
+
+    fn code(s: &str) -> u16 {
+        match p(s) {
+            Ok(_) => 0,
+            Err(e) => e.reply().code,
+        }
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive() {
+        assert_eq!(p("quit"), Ok(Command::Quit));
+        assert_eq!(p("QuIt"), Ok(Command::Quit));
+        assert_eq!(p("data"), Ok(Command::Data));
+        assert_eq!(p("rset "), Ok(Command::Rset));
+        assert_eq!(p("noop hello there"), Ok(Command::Noop));
+        assert_eq!(p("help"), Ok(Command::Help(None)));
+        assert_eq!(p("HELP mail"), Ok(Command::Help(Some("mail".into()))));
+        assert_eq!(
+            p("ehlo client.example"),
+            Ok(Command::Ehlo("client.example".into()))
+        );
+        assert_eq!(
+            p("HELO [127.0.0.1]"),
+            Ok(Command::Helo("[127.0.0.1]".into()))
+        );
+        assert_eq!(p("EHLO my_host"), Ok(Command::Ehlo("my_host".into())));
+        assert_eq!(
+            p("bdat 10 last"),
+            Ok(Command::Bdat {
+                size: 10,
+                last: true
+            })
+        );
+        assert_eq!(p("VRFY bob"), Ok(Command::Vrfy("bob".into())));
+    }
+
+    #[test]
+    fn reply_codes_for_bad_lines() {
+        let table: &[(&str, u16)] = &[
+            ("", 500),
+            ("FOO", 500),
+            ("MAILX FROM:<a@b>", 500),
+            ("1234", 500),
+            ("EHLO", 501),
+            ("EHLO ", 501),
+            ("HELO a b", 501),
+            ("QUIT now", 501),
+            ("DATA x", 501),
+            ("RSET x", 501),
+            ("VRFY", 501),
+            ("MAIL FROM:bob", 501),
+            ("MAIL TO:<a@b>", 501),
+            ("MAIL FROM:<a@b> SIZE=x", 501),
+            ("MAIL FROM:<a@b> SIZE", 501),
+            ("MAIL FROM:<a@b> BODY=BINARYMIME", 501),
+            ("MAIL FROM:<a@b> SIZE=1 SIZE=2", 501),
+            ("MAIL FROM:<a@b> SMTPUTF8=yes", 501),
+            ("MAIL FROM:<a@b> RET=HDRS", 555),
+            ("MAIL FROM:<a@b> AUTH=<>", 555),
+            ("RCPT TO:<a@b> NOTIFY=NEVER", 555),
+            ("RCPT TO:a@b", 501),
+            ("BDAT", 501),
+            ("BDAT -1", 501),
+            ("STARTTLS", 502),
+            ("AUTH PLAIN", 502),
+            ("EXPN list", 502),
+            ("MAIL FROM:<a@b> SIZE=100 BODY=8bitmime SMTPUTF8", 0),
+        ];
+        for (line, want) in table {
+            assert_eq!(code(line), *want, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn mail_params_are_typed() {
+        let c = p("MAIL FROM:<a@b.c> SIZE=1000 BODY=8BITMIME SMTPUTF8").unwrap();
+        assert_eq!(
+            c,
+            Command::Mail {
+                from: ReversePath::Mailbox(Mailbox {
+                    local: "a".into(),
+                    host: Host::Domain("b.c".into())
+                }),
+                params: MailParams {
+                    size: Some(1000),
+                    body: Body::EightBitMime,
+                    smtputf8: true
+                }
+            }
+        );
+        assert_eq!(
+            p("MAIL FROM:<>"),
+            Ok(Command::Mail {
+                from: ReversePath::Null,
+                params: MailParams::default()
+            })
+        );
+        assert_eq!(
+            p("RCPT TO:<postmaster>"),
+            Ok(Command::Rcpt {
+                to: ForwardPath::Postmaster
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_parameter_names_the_keyword() {
+        let e = p("MAIL FROM:<a@b> X-FOO=1").unwrap_err();
+        assert_eq!(e, CommandError::UnknownParameter("X-FOO".into()));
+        assert!(e.reply().to_string().starts_with("555 5.5.4 "));
+    }
+}

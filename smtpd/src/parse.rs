@@ -1,0 +1,789 @@
+//! The command grammar of RFC 5321 §4.1.2 (with the SMTPUTF8 extensions of
+//! RFC 6531 §3.3), as nom parsers over one framed command line.
+//!
+//! Each function is named after the ABNF rule it implements and quotes the
+//! rule. The input is a complete line without its CRLF, so every parser uses
+//! nom's `complete` combinators. The results are plain values ([`Mailbox`],
+//! [`ReversePath`], [`ForwardPath`], [`EsmtpParam`]); turning them into typed
+//! commands (and deciding which reply a failure earns) is `command.rs`'s job.
+//!
+//! Bytes of 0x80 and above are accepted wherever RFC 6531 allows
+//! `UTF8-non-ascii`; they must form valid UTF-8 or the value is refused.
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag, tag_no_case, take_while, take_while1, take_while_m_n};
+use nom::character::complete::char;
+use nom::combinator::{all_consuming, map, map_res, opt, recognize, verify};
+use nom::multi::{many0, separated_list1};
+use nom::sequence::{delimited, pair, preceded, terminated};
+use nom::{IResult, Parser};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Parser input: the bytes of one command line.
+pub type In<'a> = &'a [u8];
+
+/// The host part of a mailbox or the argument of EHLO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// A domain name, as written (compare case-insensitively).
+    Domain(String),
+    /// An address literal such as `[192.0.2.1]`.
+    Literal(AddressLiteral),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::Literal(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+/// RFC 5321 §4.1.3 address literals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressLiteral {
+    /// `[1.2.3.4]`
+    V4(Ipv4Addr),
+    /// `[IPv6:2001:db8::1]`
+    V6(Ipv6Addr),
+    /// `[tag:content]` for a standardized tag other than IPv6.
+    General {
+        /// The Standardized-tag.
+        tag: String,
+        /// The dcontent after the colon.
+        content: String,
+    },
+}
+
+impl fmt::Display for AddressLiteral {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressLiteral::V4(a) => write!(f, "[{a}]"),
+            AddressLiteral::V6(a) => write!(f, "[IPv6:{a}]"),
+            AddressLiteral::General { tag, content } => write!(f, "[{tag}:{content}]"),
+        }
+    }
+}
+
+/// `Local-part "@" ( Domain / address-literal )`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The local part in canonical form: a Dot-string as written, or a
+    /// Quoted-string kept with its quotes unless its content is itself a
+    /// valid Dot-string (RFC 5321 §4.1.2 says those are equivalent).
+    pub local: String,
+    /// Where the mailbox lives.
+    pub host: Host,
+}
+
+impl Mailbox {
+    /// True if any part of the address is outside ASCII (needs SMTPUTF8).
+    pub fn is_ascii(&self) -> bool {
+        self.local.is_ascii() && self.host.to_string().is_ascii()
+    }
+}
+
+impl fmt::Display for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.host)
+    }
+}
+
+/// `Reverse-path = Path / "<>"`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReversePath {
+    /// `<>`: the null reverse path used by bounces.
+    Null,
+    /// A real sender.
+    Mailbox(Mailbox),
+}
+
+impl fmt::Display for ReversePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReversePath::Null => f.write_str("<>"),
+            ReversePath::Mailbox(m) => write!(f, "<{m}>"),
+        }
+    }
+}
+
+/// The argument of RCPT TO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardPath {
+    /// `<Postmaster>` with no domain (RFC 5321 §4.1.1.3).
+    Postmaster,
+    /// Any other recipient (including `<Postmaster@domain>`).
+    Mailbox(Mailbox),
+}
+
+impl fmt::Display for ForwardPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForwardPath::Postmaster => f.write_str("<Postmaster>"),
+            ForwardPath::Mailbox(m) => write!(f, "<{m}>"),
+        }
+    }
+}
+
+/// `esmtp-param = esmtp-keyword ["=" esmtp-value]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsmtpParam {
+    /// The keyword, upper-cased (keywords are case-insensitive).
+    pub keyword: String,
+    /// The value, as written.
+    pub value: Option<String>,
+}
+
+fn utf8(b: In<'_>) -> Result<String, std::str::Utf8Error> {
+    std::str::from_utf8(b).map(str::to_owned)
+}
+
+fn is_alpha_digit(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn is_ldh_or_utf8(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80
+}
+
+/// ```text
+/// sub-domain = Let-dig [Ldh-str]          ; RFC 6531: =/ U-label
+/// Let-dig    = ALPHA / DIGIT
+/// Ldh-str    = *( ALPHA / DIGIT / "-" ) Let-dig
+/// ```
+pub fn sub_domain(i: In<'_>) -> IResult<In<'_>, In<'_>> {
+    verify(take_while1(is_ldh_or_utf8), |s: &[u8]| {
+        s.first() != Some(&b'-') && s.last() != Some(&b'-')
+    })
+    .parse(i)
+}
+
+/// ```text
+/// Domain = sub-domain *("." sub-domain)
+/// ```
+pub fn domain(i: In<'_>) -> IResult<In<'_>, String> {
+    map_res(recognize(separated_list1(char('.'), sub_domain)), utf8).parse(i)
+}
+
+/// ```text
+/// Snum = 1*3DIGIT   ; representing a decimal integer value in the range 0 through 255
+/// ```
+pub fn snum(i: In<'_>) -> IResult<In<'_>, u8> {
+    map_res(take_while_m_n(1, 3, |b: u8| b.is_ascii_digit()), |d| {
+        std::str::from_utf8(d)
+            .map_err(|_| ())
+            .and_then(|s| s.parse::<u8>().map_err(|_| ()))
+    })
+    .parse(i)
+}
+
+/// ```text
+/// IPv4-address-literal = Snum 3("." Snum)
+/// ```
+pub fn ipv4_address_literal(i: In<'_>) -> IResult<In<'_>, Ipv4Addr> {
+    map(
+        (
+            snum,
+            preceded(char('.'), snum),
+            preceded(char('.'), snum),
+            preceded(char('.'), snum),
+        ),
+        |(a, b, c, d)| Ipv4Addr::new(a, b, c, d),
+    )
+    .parse(i)
+}
+
+/// ```text
+/// IPv6-address-literal = "IPv6:" IPv6-addr
+/// ```
+/// The IPv6-addr forms (full, compressed, IPv4-embedded) are the ones the
+/// standard library's parser accepts.
+pub fn ipv6_address_literal(i: In<'_>) -> IResult<In<'_>, Ipv6Addr> {
+    preceded(
+        tag_no_case("IPv6:"),
+        map_res(
+            take_while1(|b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+            |s: &[u8]| {
+                std::str::from_utf8(s)
+                    .map_err(|_| ())
+                    .and_then(|s| s.parse::<Ipv6Addr>().map_err(|_| ()))
+            },
+        ),
+    )
+    .parse(i)
+}
+
+/// ```text
+/// General-address-literal = Standardized-tag ":" 1*dcontent
+/// Standardized-tag = Ldh-str
+/// dcontent = %d33-90 / %d94-126
+/// ```
+/// The tag `IPv6` belongs to [`ipv6_address_literal`] alone.
+pub fn general_address_literal(i: In<'_>) -> IResult<In<'_>, AddressLiteral> {
+    map_res(
+        (
+            verify(
+                take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'-'),
+                |t: &[u8]| !t.eq_ignore_ascii_case(b"IPv6"),
+            ),
+            char(':'),
+            take_while1(|b: u8| (33..=90).contains(&b) || (94..=126).contains(&b)),
+        ),
+        |(t, _, c): (In<'_>, char, In<'_>)| -> Result<AddressLiteral, std::str::Utf8Error> {
+            Ok(AddressLiteral::General {
+                tag: utf8(t)?,
+                content: utf8(c)?,
+            })
+        },
+    )
+    .parse(i)
+}
+
+/// ```text
+/// address-literal = "[" ( IPv4-address-literal / IPv6-address-literal /
+///                         General-address-literal ) "]"
+/// ```
+pub fn address_literal(i: In<'_>) -> IResult<In<'_>, AddressLiteral> {
+    delimited(
+        char('['),
+        alt((
+            map(ipv4_address_literal, AddressLiteral::V4),
+            map(ipv6_address_literal, AddressLiteral::V6),
+            general_address_literal,
+        )),
+        char(']'),
+    )
+    .parse(i)
+}
+
+/// `Domain / address-literal`
+pub fn host(i: In<'_>) -> IResult<In<'_>, Host> {
+    alt((
+        map(address_literal, Host::Literal),
+        map(domain, Host::Domain),
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// atext = ALPHA / DIGIT / "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
+///         "-" / "/" / "=" / "?" / "^" / "_" / "`" / "{" / "|" / "}" / "~"
+///         ; RFC 6531: =/ UTF8-non-ascii
+/// ```
+pub fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+}
+
+/// ```text
+/// Atom = 1*atext
+/// ```
+pub fn atom(i: In<'_>) -> IResult<In<'_>, In<'_>> {
+    take_while1(is_atext).parse(i)
+}
+
+/// ```text
+/// Dot-string = Atom *("."  Atom)
+/// ```
+pub fn dot_string(i: In<'_>) -> IResult<In<'_>, In<'_>> {
+    recognize(separated_list1(char('.'), atom)).parse(i)
+}
+
+/// ```text
+/// qtextSMTP = %d32-33 / %d35-91 / %d93-126   ; RFC 6531: =/ UTF8-non-ascii
+/// ```
+fn is_qtext_smtp(b: u8) -> bool {
+    matches!(b, 32..=33 | 35..=91 | 93..=126) || b >= 0x80
+}
+
+/// ```text
+/// Quoted-string   = DQUOTE *QcontentSMTP DQUOTE
+/// QcontentSMTP    = qtextSMTP / quoted-pairSMTP
+/// quoted-pairSMTP = %d92 %d32-126
+/// ```
+/// Returns the content with quoted pairs resolved.
+pub fn quoted_string(i: In<'_>) -> IResult<In<'_>, Vec<u8>> {
+    delimited(
+        char('"'),
+        map(
+            many0(alt((
+                take_while1(is_qtext_smtp),
+                preceded(
+                    char('\\'),
+                    take_while_m_n(1, 1, |b| (32..=126).contains(&b)),
+                ),
+            ))),
+            |parts: Vec<In<'_>>| parts.concat(),
+        ),
+        char('"'),
+    )
+    .parse(i)
+}
+
+/// ```text
+/// Local-part = Dot-string / Quoted-string
+/// ```
+/// Returns the canonical text (see [`Mailbox::local`]).
+pub fn local_part(i: In<'_>) -> IResult<In<'_>, String> {
+    alt((
+        map_res(dot_string, utf8),
+        map_res(quoted_string, |content: Vec<u8>| {
+            let is_dot_string = matches!(all_consuming(dot_string).parse(&content[..]), Ok((_, _)));
+            let text = utf8(&content)?;
+            if is_dot_string {
+                Ok::<_, std::str::Utf8Error>(text)
+            } else {
+                let mut q = String::with_capacity(text.len() + 2);
+                q.push('"');
+                for c in text.chars() {
+                    if c == '"' || c == '\\' {
+                        q.push('\\');
+                    }
+                    q.push(c);
+                }
+                q.push('"');
+                Ok(q)
+            }
+        }),
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// Mailbox = Local-part "@" ( Domain / address-literal )
+/// ```
+pub fn mailbox(i: In<'_>) -> IResult<In<'_>, Mailbox> {
+    map((local_part, char('@'), host), |(local, _, host)| Mailbox {
+        local,
+        host,
+    })
+    .parse(i)
+}
+
+/// ```text
+/// A-d-l     = At-domain *( "," At-domain )  ; source route, to be ignored
+/// At-domain = "@" Domain
+/// ```
+pub fn a_d_l(i: In<'_>) -> IResult<In<'_>, ()> {
+    map(
+        separated_list1(char(','), preceded(char('@'), domain)),
+        |_| (),
+    )
+    .parse(i)
+}
+
+/// ```text
+/// Path = "<" [ A-d-l ":" ] Mailbox ">"
+/// ```
+pub fn path(i: In<'_>) -> IResult<In<'_>, Mailbox> {
+    delimited(
+        char('<'),
+        preceded(opt(terminated(a_d_l, char(':'))), mailbox),
+        char('>'),
+    )
+    .parse(i)
+}
+
+/// ```text
+/// Reverse-path = Path / "<>"
+/// ```
+pub fn reverse_path(i: In<'_>) -> IResult<In<'_>, ReversePath> {
+    alt((
+        map(tag("<>"), |_| ReversePath::Null),
+        map(path, ReversePath::Mailbox),
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// "<Postmaster@" Domain ">" / "<Postmaster>" / Forward-path
+/// Forward-path = Path
+/// ```
+/// `<Postmaster@Domain>` comes back as an ordinary mailbox; the session
+/// recognises it whatever the domain.
+pub fn forward_path(i: In<'_>) -> IResult<In<'_>, ForwardPath> {
+    alt((
+        map(tag_no_case("<Postmaster>"), |_| ForwardPath::Postmaster),
+        map(path, ForwardPath::Mailbox),
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+/// ```
+pub fn esmtp_keyword(i: In<'_>) -> IResult<In<'_>, String> {
+    map_res(
+        recognize(pair(
+            take_while_m_n(1, 1, is_alpha_digit),
+            take_while(|b: u8| b.is_ascii_alphanumeric() || b == b'-'),
+        )),
+        |k| utf8(k).map(|s| s.to_ascii_uppercase()),
+    )
+    .parse(i)
+}
+
+/// ```text
+/// esmtp-value = 1*(%d33-60 / %d62-126)   ; RFC 6531: =/ UTF8-non-ascii
+/// ```
+pub fn esmtp_value(i: In<'_>) -> IResult<In<'_>, String> {
+    map_res(
+        take_while1(|b: u8| matches!(b, 33..=60 | 62..=126) || b >= 0x80),
+        utf8,
+    )
+    .parse(i)
+}
+
+/// ```text
+/// esmtp-param = esmtp-keyword ["=" esmtp-value]
+/// ```
+pub fn esmtp_param(i: In<'_>) -> IResult<In<'_>, EsmtpParam> {
+    map(
+        pair(esmtp_keyword, opt(preceded(char('='), esmtp_value))),
+        |(keyword, value)| EsmtpParam { keyword, value },
+    )
+    .parse(i)
+}
+
+/// ```text
+/// Mail-parameters = esmtp-param *(SP esmtp-param)
+/// Rcpt-parameters = esmtp-param *(SP esmtp-param)
+/// ```
+/// Preceded by the SP that separates them from the path; runs of spaces are
+/// tolerated.
+pub fn parameters(i: In<'_>) -> IResult<In<'_>, Vec<EsmtpParam>> {
+    many0(preceded(take_while1(|b| b == b' '), esmtp_param)).parse(i)
+}
+
+/// Optional trailing blanks, which many clients (and people) leave behind.
+pub fn trailing_space(i: In<'_>) -> IResult<In<'_>, ()> {
+    map(take_while(|b| b == b' ' || b == b'\t'), |_| ()).parse(i)
+}
+
+/// ```text
+/// mail = "MAIL FROM:" Reverse-path [SP Mail-parameters] CRLF
+/// ```
+/// Takes the line after the `MAIL` verb. Spaces after the colon are
+/// tolerated, as most servers do.
+pub fn mail_args(i: In<'_>) -> IResult<In<'_>, (ReversePath, Vec<EsmtpParam>)> {
+    all_consuming(terminated(
+        preceded(
+            (tag(" "), tag_no_case("FROM:"), take_while(|b| b == b' ')),
+            pair(reverse_path, parameters),
+        ),
+        trailing_space,
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// rcpt = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
+///        Forward-path ) [SP Rcpt-parameters] CRLF
+/// ```
+/// Takes the line after the `RCPT` verb.
+pub fn rcpt_args(i: In<'_>) -> IResult<In<'_>, (ForwardPath, Vec<EsmtpParam>)> {
+    all_consuming(terminated(
+        preceded(
+            (tag(" "), tag_no_case("TO:"), take_while(|b| b == b' ')),
+            pair(forward_path, parameters),
+        ),
+        trailing_space,
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// ehlo = "EHLO" SP ( Domain / address-literal ) CRLF
+/// helo = "HELO" SP Domain CRLF
+/// ```
+/// Takes the line after the verb.
+pub fn ehlo_args(i: In<'_>) -> IResult<In<'_>, Host> {
+    all_consuming(delimited(tag(" "), host, trailing_space)).parse(i)
+}
+
+/// ```text
+/// String = Atom / Quoted-string
+/// ```
+pub fn string(i: In<'_>) -> IResult<In<'_>, String> {
+    alt((map_res(atom, utf8), map_res(quoted_string, |v| utf8(&v)))).parse(i)
+}
+
+/// `SP String` as taken by VRFY, EXPN, HELP and NOOP. Real clients pass
+/// addresses (`VRFY <bob@example.org>`) too, so anything printable is
+/// accepted and returned trimmed.
+pub fn string_arg(i: In<'_>) -> IResult<In<'_>, String> {
+    all_consuming(preceded(
+        tag(" "),
+        map_res(take_while1(|b: u8| b >= 0x20 && b != 0x7f), |s: In<'_>| {
+            utf8(s).map(|s| s.trim().to_owned())
+        }),
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CR LF   ; RFC 3030 §2
+/// chunk-size = 1*DIGIT
+/// end-marker = "LAST"
+/// ```
+/// Takes the line after the verb.
+pub fn bdat_args(i: In<'_>) -> IResult<In<'_>, (u64, bool)> {
+    all_consuming(terminated(
+        pair(
+            preceded(
+                tag(" "),
+                map_res(take_while1(|b: u8| b.is_ascii_digit()), |d: In<'_>| {
+                    std::str::from_utf8(d)
+                        .map_err(|_| ())
+                        .and_then(|s| s.parse::<u64>().map_err(|_| ()))
+                }),
+            ),
+            map(opt(preceded(tag(" "), tag_no_case("LAST"))), |l| {
+                l.is_some()
+            }),
+        ),
+        trailing_space,
+    ))
+    .parse(i)
+}
+
+/// Splits a line into its verb (letters only, upper-cased) and the rest.
+/// Returns `None` if the line does not start with a letter.
+pub fn verb(line: In<'_>) -> Option<(String, In<'_>)> {
+    let res: IResult<In<'_>, In<'_>> = take_while1(|b: u8| b.is_ascii_alphabetic()).parse(line);
+    let (rest, v) = res.ok()?;
+    let v = std::str::from_utf8(v).ok()?.to_ascii_uppercase();
+    Some((v, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mb(local: &str, domain: &str) -> Mailbox {
+        Mailbox {
+            local: local.into(),
+            host: Host::Domain(domain.into()),
+        }
+    }
+
+    #[test]
+    fn reverse_paths() {
+        let table: &[(&str, Option<ReversePath>)] = &[
+            (" FROM:<>", Some(ReversePath::Null)),
+            (" from:<a@b.c>", Some(ReversePath::Mailbox(mb("a", "b.c")))),
+            (" FROM: <a@b.c>", Some(ReversePath::Mailbox(mb("a", "b.c")))),
+            (
+                " FROM:<@r1.x,@r2.y:a@b.c>",
+                Some(ReversePath::Mailbox(mb("a", "b.c"))),
+            ),
+            (
+                " FROM:<\"a b\"@c>",
+                Some(ReversePath::Mailbox(mb("\"a b\"", "c"))),
+            ),
+            (
+                " FROM:<\"ab\"@c>",
+                Some(ReversePath::Mailbox(mb("ab", "c"))),
+            ),
+            (
+                " FROM:<\"a\\\"b\"@c>",
+                Some(ReversePath::Mailbox(mb("\"a\\\"b\"", "c"))),
+            ),
+            (
+                " FROM:<a.b+tag@ex-ample.org>",
+                Some(ReversePath::Mailbox(mb("a.b+tag", "ex-ample.org"))),
+            ),
+            (
+                " FROM:<José@exämple.org>",
+                Some(ReversePath::Mailbox(mb("José", "exämple.org"))),
+            ),
+            (" FROM:a@b.c", None),
+            (" FROM:<a@b.c", None),
+            (" FROM:<a@>", None),
+            (" FROM:<@b.c>", None),
+            (" FROM:<a..b@c>", None),
+            (" FROM:<.a@c>", None),
+            (" FROM:<a@-b.c>", None),
+            (" FROM:<a@b-.c>", None),
+            (" FROM:<a@b..c>", None),
+            (" FROM:<a b@c>", None),
+            ("FROM:<a@b>", None),
+            (" TO:<a@b>", None),
+            (" FROM:", None),
+        ];
+        for (input, want) in table {
+            let got = mail_args(input.as_bytes()).ok().map(|(_, (p, _))| p);
+            assert_eq!(&got, want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn address_literals() {
+        let table: &[(&str, Option<AddressLiteral>)] = &[
+            (
+                "[1.2.3.4]",
+                Some(AddressLiteral::V4(Ipv4Addr::new(1, 2, 3, 4))),
+            ),
+            ("[IPv6:::1]", Some(AddressLiteral::V6(Ipv6Addr::LOCALHOST))),
+            (
+                "[ipv6:2001:db8::1]",
+                Some(AddressLiteral::V6("2001:db8::1".parse().unwrap())),
+            ),
+            (
+                "[IPv6:::ffff:1.2.3.4]",
+                Some(AddressLiteral::V6("::ffff:1.2.3.4".parse().unwrap())),
+            ),
+            (
+                "[x-tag:abc]",
+                Some(AddressLiteral::General {
+                    tag: "x-tag".into(),
+                    content: "abc".into(),
+                }),
+            ),
+            ("[256.1.1.1]", None),
+            ("[1.2.3]", None),
+            ("[IPv6:zz]", None),
+            ("1.2.3.4", None),
+        ];
+        for (input, want) in table {
+            let got = all_consuming(address_literal)
+                .parse(input.as_bytes())
+                .ok()
+                .map(|(_, a)| a);
+            assert_eq!(&got, want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn forward_paths_and_parameters() {
+        let (_, (p, params)) = rcpt_args(b" TO:<Postmaster>").unwrap();
+        assert_eq!(p, ForwardPath::Postmaster);
+        assert!(params.is_empty());
+        let (_, (p, _)) = rcpt_args(b" to:<postmaster@example.org>").unwrap();
+        assert_eq!(p, ForwardPath::Mailbox(mb("postmaster", "example.org")));
+        let (_, (p, _)) = rcpt_args(b" TO:<u@[127.0.0.1]>").unwrap();
+        assert_eq!(
+            p,
+            ForwardPath::Mailbox(Mailbox {
+                local: "u".into(),
+                host: Host::Literal(AddressLiteral::V4(Ipv4Addr::LOCALHOST))
+            })
+        );
+        let (_, (_, params)) = mail_args(b" FROM:<a@b> size=100 BODY=8BITMIME  SMTPUTF8 ").unwrap();
+        assert_eq!(
+            params,
+            vec![
+                EsmtpParam {
+                    keyword: "SIZE".into(),
+                    value: Some("100".into())
+                },
+                EsmtpParam {
+                    keyword: "BODY".into(),
+                    value: Some("8BITMIME".into())
+                },
+                EsmtpParam {
+                    keyword: "SMTPUTF8".into(),
+                    value: None
+                },
+            ]
+        );
+        assert!(mail_args(b" FROM:<a@b> SIZE=").is_err());
+        assert!(mail_args(b" FROM:<a@b> -X").is_err());
+        assert!(mail_args(b" FROM:<a@b>SIZE=1").is_err());
+        assert!(rcpt_args(b" TO:<>").is_err());
+    }
+
+    #[test]
+    fn ehlo_bdat_and_verbs() {
+        assert_eq!(
+            ehlo_args(b" mx.example.org").unwrap().1,
+            Host::Domain("mx.example.org".into())
+        );
+        assert_eq!(
+            ehlo_args(b" [10.0.0.1]").unwrap().1,
+            Host::Literal(AddressLiteral::V4(Ipv4Addr::new(10, 0, 0, 1)))
+        );
+        assert!(ehlo_args(b"").is_err());
+        assert!(ehlo_args(b" ").is_err());
+        assert_eq!(bdat_args(b" 100 LAST").unwrap().1, (100, true));
+        assert_eq!(bdat_args(b" 0").unwrap().1, (0, false));
+        assert!(bdat_args(b" x").is_err());
+        assert!(bdat_args(b" 99999999999999999999999").is_err());
+        assert_eq!(verb(b"ehlo x"), Some(("EHLO".into(), &b" x"[..])));
+        assert_eq!(verb(b"QUIT"), Some(("QUIT".into(), &b""[..])));
+        assert_eq!(verb(b" QUIT"), None);
+        assert_eq!(string_arg(b" <bob@x> ").unwrap().1, "<bob@x>");
+        assert_eq!(
+            all_consuming(string).parse(&b"\"a b\""[..]).unwrap().1,
+            "a b"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused() {
+        assert!(mail_args(b" FROM:<\xff@b>").is_err());
+        assert!(mail_args(b" FROM:<a@\xc3>").is_err());
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn atom_s() -> impl Strategy<Value = String> {
+            "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,12}"
+        }
+        fn label() -> impl Strategy<Value = String> {
+            "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?"
+        }
+
+        proptest! {
+            #[test]
+            fn dot_string_mailboxes_round_trip(
+                atoms in proptest::collection::vec(atom_s(), 1..4),
+                labels in proptest::collection::vec(label(), 1..4),
+            ) {
+                let local = atoms.join(".");
+                let domain = labels.join(".");
+                let line = format!(" FROM:<{local}@{domain}> SIZE=10");
+                let (_, (p, params)) = mail_args(line.as_bytes()).unwrap();
+                prop_assert_eq!(p, ReversePath::Mailbox(mb(&local, &domain)));
+                prop_assert_eq!(params.len(), 1);
+            }
+
+            #[test]
+            fn quoted_local_parts_round_trip(content in "[ -~]{0,20}") {
+                let mut quoted = String::from("\"");
+                for c in content.chars() {
+                    if c == '"' || c == '\\' { quoted.push('\\'); }
+                    quoted.push(c);
+                }
+                quoted.push('"');
+                let line = format!(" TO:<{quoted}@example.org>");
+                let (_, (p, _)) = rcpt_args(line.as_bytes()).unwrap();
+                let ForwardPath::Mailbox(m) = p else { panic!("not a mailbox") };
+                // The canonical form parses back to the same mailbox.
+                let again = format!(" TO:<{}>", m);
+                let (_, (p2, _)) = rcpt_args(again.as_bytes()).unwrap();
+                prop_assert_eq!(p2, ForwardPath::Mailbox(m));
+            }
+
+            #[test]
+            fn arbitrary_lines_never_panic(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let _ = mail_args(&line);
+                let _ = rcpt_args(&line);
+                let _ = ehlo_args(&line);
+                let _ = bdat_args(&line);
+                let _ = string_arg(&line);
+                let _ = verb(&line);
+            }
+
+            #[test]
+            fn ipv4_literals_round_trip(a: u8, b: u8, c: u8, d: u8) {
+                let s = format!("[{a}.{b}.{c}.{d}]");
+                let (_, lit) = address_literal(s.as_bytes()).unwrap();
+                prop_assert_eq!(lit.to_string(), s);
+            }
+        }
+    }
+}
