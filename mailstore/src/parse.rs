@@ -1,0 +1,312 @@
+//! Delivery-time parsing with mailparse: envelope (RFC 5322 §3.6,
+//! RFC 3501 §7.4.2), MIME tree with byte offsets (RFC 2045 §5-6,
+//! RFC 2046 §5), decoded header/text for search. A message that does not
+//! parse still gets minimal metadata: mail is never refused here.
+
+use mailparse::{MailHeader, MailHeaderMap, ParsedMail};
+
+use crate::meta::{Address, Envelope, MimePart};
+
+/// Decoded text kept for searching is cut at this many bytes per message.
+pub const MAX_SEARCH_TEXT: usize = 2 * 1024 * 1024;
+/// MIME nesting deeper than this is described as an opaque leaf.
+const MAX_DEPTH: usize = 32;
+
+/// What delivery stores besides the raw bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub envelope: Envelope,
+    pub structure: MimePart,
+    /// Top-level headers: (lowercase name, decoded value), in order.
+    pub headers: Vec<(String, String)>,
+    /// `Name: decoded value` lines of the top-level header.
+    pub header_text: String,
+    /// Decoded text of all text parts (and embedded messages).
+    pub body_text: String,
+    /// `Date:` as unix seconds shifted by its own zone offset, so that day
+    /// comparisons disregard the time zone (RFC 3501 SENTON etc.).
+    pub sent_date: Option<i64>,
+}
+
+/// Parse `raw`; never fails.
+pub(crate) fn parse_message(raw: &[u8]) -> Parsed {
+    match mailparse::parse_mail(raw) {
+        Ok(mail) => {
+            let mut body_text = String::new();
+            let structure = mime_part(raw, &mail, 0, &mut body_text);
+            let mut headers = Vec::new();
+            let mut header_text = String::new();
+            for h in &mail.headers {
+                let name = h.get_key().to_ascii_lowercase();
+                let value = h.get_value();
+                header_text.push_str(&h.get_key());
+                header_text.push_str(": ");
+                header_text.push_str(&value);
+                header_text.push('\n');
+                headers.push((name, value));
+            }
+            let sent_date = mail
+                .headers
+                .get_first_header("Date")
+                .and_then(|h| local_date(&raw_value(h)));
+            Parsed {
+                envelope: envelope(&mail.headers),
+                structure,
+                headers,
+                header_text,
+                body_text,
+                sent_date,
+            }
+        }
+        Err(e) => {
+            log::warn!("message does not parse ({e}); storing with minimal metadata");
+            Parsed {
+                structure: fallback_structure(raw),
+                body_text: truncate(String::from_utf8_lossy(raw).into_owned()),
+                ..Parsed::default()
+            }
+        }
+    }
+}
+
+/// Structure for an unparseable message: header up to the first blank line,
+/// the rest as a text/plain body.
+fn fallback_structure(raw: &[u8]) -> MimePart {
+    let split = find(raw, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| find(raw, b"\n\n").map(|i| i + 2))
+        .unwrap_or(0);
+    leaf_defaults(raw, 0, split, raw.len())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn leaf_defaults(raw: &[u8], start: usize, body_start: usize, end: usize) -> MimePart {
+    let body = raw.get(body_start..end).unwrap_or(&[]);
+    MimePart {
+        media_type: "text".into(),
+        subtype: "plain".into(),
+        params: vec![("charset".into(), "us-ascii".into())],
+        encoding: "7bit".into(),
+        size: body.len() as u64,
+        lines: count_lines(body),
+        header_range: (start as u64, body_start as u64),
+        body_range: (body_start as u64, end as u64),
+        ..MimePart::default()
+    }
+}
+
+fn count_lines(body: &[u8]) -> u64 {
+    let n = body.iter().filter(|&&b| b == b'\n').count() as u64;
+    if body.last().is_some_and(|&b| b != b'\n') {
+        n + 1
+    } else {
+        n
+    }
+}
+
+/// Byte offset of `part` inside `root`; `part` is always a sub-slice.
+fn offset(root: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(root.as_ptr() as usize)
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_SEARCH_TEXT {
+        let mut cut = MAX_SEARCH_TEXT;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+fn push_text(text: &mut String, more: &str) {
+    if text.len() < MAX_SEARCH_TEXT {
+        text.push_str(more);
+        text.push('\n');
+        let t = std::mem::take(text);
+        *text = truncate(t);
+    }
+}
+
+fn mime_part(root: &[u8], p: &ParsedMail, depth: usize, text: &mut String) -> MimePart {
+    let start = offset(root, p.raw_bytes);
+    let header_len = p.get_headers().get_raw_bytes().len();
+    let body_start = start + header_len;
+    let end = start + p.raw_bytes.len();
+    let body = root.get(body_start..end).unwrap_or(&[]);
+    let (mut media_type, mut subtype) = match p.ctype.mimetype.split_once('/') {
+        Some((t, s)) => (t.trim().to_ascii_lowercase(), s.trim().to_ascii_lowercase()),
+        None => ("text".to_string(), "plain".to_string()),
+    };
+    let mut params: Vec<(String, String)> = p
+        .ctype
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if media_type == "multipart" && p.subparts.is_empty() {
+        // A multipart whose boundary never appears: describe it as text so
+        // the structure stays valid (RFC 3501 needs >= 1 body part).
+        media_type = "text".into();
+        subtype = "plain".into();
+        params.clear();
+    }
+    if media_type == "text" && !params.iter().any(|(k, _)| k == "charset") {
+        params.push(("charset".into(), "us-ascii".into()));
+    }
+    let hv = |name: &str| p.headers.get_first_header(name).map(raw_value);
+    let encoding = hv("Content-Transfer-Encoding")
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "7bit".into());
+    let disposition = p.headers.get_first_value("Content-Disposition").map(|v| {
+        let kind = v
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let parsed = mailparse::parse_content_disposition(&v);
+        (kind, parsed.params.into_iter().collect::<Vec<_>>())
+    });
+    let language = hv("Content-Language")
+        .map(|l| {
+            l.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut part = MimePart {
+        id: hv("Content-ID"),
+        description: hv("Content-Description"),
+        encoding,
+        size: body.len() as u64,
+        lines: count_lines(body),
+        md5: hv("Content-MD5"),
+        disposition,
+        language,
+        location: hv("Content-Location"),
+        header_range: (start as u64, body_start as u64),
+        body_range: (body_start as u64, end as u64),
+        parts: Vec::new(),
+        embedded: None,
+        media_type,
+        subtype,
+        params,
+    };
+    if depth >= MAX_DEPTH {
+        return part;
+    }
+    if part.media_type == "multipart" {
+        part.parts = p
+            .subparts
+            .iter()
+            .map(|sp| mime_part(root, sp, depth + 1, text))
+            .collect();
+    } else if part.media_type == "message" && (part.subtype == "rfc822" || part.subtype == "global")
+    {
+        if let Ok(inner) = mailparse::parse_mail(body) {
+            let env = envelope(&inner.headers);
+            for h in &inner.headers {
+                push_text(text, &format!("{}: {}", h.get_key(), h.get_value()));
+            }
+            let st = mime_part(root, &inner, depth + 1, text);
+            part.embedded = Some(Box::new((env, st)));
+        }
+    } else if part.media_type == "text" {
+        match p.get_body() {
+            Ok(s) => push_text(text, &s),
+            Err(_) => push_text(text, &String::from_utf8_lossy(body)),
+        }
+    }
+    part
+}
+
+/// The header value as sent, unfolded and trimmed (encoded-words kept).
+fn raw_value(h: &MailHeader) -> String {
+    let v = String::from_utf8_lossy(h.get_value_raw());
+    v.replace("\r\n", "").replace('\n', "").trim().to_string()
+}
+
+/// Build the envelope from a header block.
+fn envelope(headers: &[MailHeader]) -> Envelope {
+    let one = |name: &str| headers.get_first_header(name).map(raw_value);
+    let list = |name: &str| {
+        headers
+            .get_first_header(name)
+            .map(|h| addresses(&raw_value(h)))
+            .unwrap_or_default()
+    };
+    Envelope {
+        date: one("Date"),
+        subject: one("Subject"),
+        from: list("From"),
+        sender: list("Sender"),
+        reply_to: list("Reply-To"),
+        to: list("To"),
+        cc: list("Cc"),
+        bcc: list("Bcc"),
+        in_reply_to: one("In-Reply-To"),
+        message_id: one("Message-ID"),
+    }
+}
+
+fn single(name: Option<String>, addr: &str) -> Address {
+    let (local, host) = match addr.rsplit_once('@') {
+        Some((l, h)) => (l.to_string(), h.to_string()),
+        // No domain: keep host present (empty) so it is not a group marker.
+        None => (addr.to_string(), String::new()),
+    };
+    Address {
+        name: name.filter(|n| !n.is_empty()),
+        local: Some(local),
+        host: Some(host),
+    }
+}
+
+/// Parse an address list; groups become RFC 3501 start/end markers.
+pub(crate) fn addresses(value: &str) -> Vec<Address> {
+    let Ok(list) = mailparse::addrparse(value) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for a in list.iter() {
+        match a {
+            mailparse::MailAddr::Single(s) => out.push(single(s.display_name.clone(), &s.addr)),
+            mailparse::MailAddr::Group(g) => {
+                out.push(Address {
+                    name: None,
+                    local: Some(g.group_name.clone()),
+                    host: None,
+                });
+                for s in &g.addrs {
+                    out.push(single(s.display_name.clone(), &s.addr));
+                }
+                out.push(Address::default());
+            }
+        }
+    }
+    out
+}
+
+/// `Date:` value to unix seconds at the sender's local wall-clock time.
+fn local_date(value: &str) -> Option<i64> {
+    let utc = mailparse::dateparse(value).ok()?;
+    let zone = value
+        .split_whitespace()
+        .rev()
+        .find(|t| (t.starts_with('+') || t.starts_with('-')) && t.len() == 5)
+        .and_then(|t| {
+            let sign = if t.starts_with('-') { -1 } else { 1 };
+            let hh: i64 = t.get(1..3)?.parse().ok()?;
+            let mm: i64 = t.get(3..5)?.parse().ok()?;
+            Some(sign * (hh * 3600 + mm * 60))
+        })
+        .unwrap_or(0);
+    Some(utc + zone)
+}

@@ -1,0 +1,203 @@
+//! `Reader`: read-only queries on a connection of its own (a reader thread's
+//! or the blocking one). This file: users, recipients, authentication,
+//! mailboxes, subscriptions, STATUS counts (RFC 3501 §6.3.10), entries.
+//! Message metadata, raw bytes and changes live in `reader_msgs.rs`,
+//! SEARCH in `search.rs`.
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+use crate::password::verify_password;
+use crate::query;
+use crate::types::{Entry, Flags, Mailbox, MailboxId, Status, User, UserId};
+
+/// Read access; every job sees one consistent snapshot.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reader")
+    }
+}
+
+impl Reader {
+    pub(crate) fn new(conn: Connection) -> Reader {
+        Reader { conn }
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Run `f` inside one read transaction.
+    pub(crate) fn snapshot<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN")?;
+        let res = f(self);
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            if res.is_ok() {
+                return Err(e.into());
+            }
+        }
+        res
+    }
+
+    /// User by address (ASCII case-insensitive).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn user(&self, address: &str) -> Result<Option<User>> {
+        query::user(&self.conn, address)
+    }
+
+    /// User by id.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        query::user_by_id(&self.conn, id)
+    }
+
+    /// The user mail to `address` goes to: exact (case-insensitive) match,
+    /// else with a `+tag` suffix of the local part removed
+    /// (`bob+lists@x` -> `bob@x`).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn resolve_recipient(&self, address: &str) -> Result<Option<User>> {
+        if let Some(u) = self.user(address)? {
+            return Ok(Some(u));
+        }
+        let Some((local, domain)) = address.trim().rsplit_once('@') else {
+            return Ok(None);
+        };
+        match local.split_once('+') {
+            Some((base, _tag)) if !base.is_empty() => self.user(&format!("{base}@{domain}")),
+            _ => Ok(None),
+        }
+    }
+
+    /// All users, by address.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn users(&self) -> Result<Vec<User>> {
+        query::users(&self.conn)
+    }
+
+    /// A user and their PHC password hash.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn password_hash(&self, address: &str) -> Result<Option<(User, String)>> {
+        query::password_hash(&self.conn, address)
+    }
+
+    /// The user if `password` matches (argon2 verify: slow, by design).
+    ///
+    /// # Errors
+    /// Only database errors; a wrong password or unknown user is `Ok(None)`.
+    pub fn authenticate(&self, address: &str, password: &str) -> Result<Option<User>> {
+        Ok(match self.password_hash(address)? {
+            Some((user, phc)) if verify_password(&phc, password) => Some(user),
+            _ => None,
+        })
+    }
+
+    /// All mailboxes of a user, by name.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {
+        query::mailboxes(&self.conn, user)
+    }
+
+    /// Mailbox by name (`INBOX` matched in any case).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn mailbox(&self, user: UserId, name: &str) -> Result<Option<Mailbox>> {
+        query::mailbox(&self.conn, user, name)
+    }
+
+    /// Mailbox by id.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        query::mailbox_by_id(&self.conn, id)
+    }
+
+    /// Subscribed names (existing or not), sorted.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name FROM subscriptions WHERE user_id = ?1 ORDER BY name")?;
+        let rows = st.query_map([user], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Message and unseen counts plus the mailbox's UID/modseq counters.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::NotFound`] for an unknown mailbox.
+    pub fn status(&self, mailbox: MailboxId) -> Result<Status> {
+        let mb = query::mailbox_by_id(&self.conn, mailbox)?
+            .ok_or_else(|| crate::StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let (messages, unseen): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum((flags & ?2) = 0), 0) FROM entries WHERE mailbox_id = ?1",
+            )?
+            .query_row(rusqlite::params![mailbox, Flags::SEEN], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok(Status {
+            messages: messages as u32,
+            unseen: unseen as u32,
+            uidnext: mb.uidnext,
+            uidvalidity: mb.uidvalidity,
+            highestmodseq: mb.highestmodseq,
+        })
+    }
+
+    /// All entries (uid, flags, modseq) by uid; one indexed range scan.
+    ///
+    /// # Errors
+    /// Only database errors (an unknown mailbox has no entries).
+    pub fn entries(&self, mailbox: MailboxId) -> Result<Vec<Entry>> {
+        query::entries(&self.conn, mailbox)
+    }
+
+    /// Number of stored messages (each counted once however many mailboxes
+    /// hold it).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn stored_messages(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// A store-wide commit counter, bumped by every write batch of any
+    /// process using this file. Poll it to notice another process's writes.
+    /// (Unlike `PRAGMA data_version` it is comparable across connections,
+    /// which matters because reads run on a pool of connections.)
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT value FROM meta WHERE key = 'commit_counter'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+}

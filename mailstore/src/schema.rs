@@ -1,0 +1,155 @@
+//! Opening connections (WAL, synchronous=FULL, busy_timeout, foreign keys)
+//! and the versioned schema, migrated with `PRAGMA user_version`.
+//! The layout follows IMAP's data model (RFC 3501 §2.3, RFC 7162 modseqs).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::{Result, StoreError};
+
+/// How long a connection waits for another writer (e.g. a second process).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema versions; `MIGRATIONS[i]` takes the file from version i to i+1.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta(key, value) VALUES ('commit_counter', 0), ('last_uidvalidity', 0);
+
+CREATE TABLE users(
+    id INTEGER PRIMARY KEY,
+    address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+
+CREATE TABLE mailboxes(
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER NOT NULL DEFAULT 1,
+    special_use TEXT,
+    UNIQUE(user_id, name)
+);
+
+-- Subscriptions are names, not mailbox rows: they survive DELETE (RFC 3501 §6.3.6).
+CREATE TABLE subscriptions(
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    PRIMARY KEY(user_id, name)
+) WITHOUT ROWID;
+
+-- One row per stored message, however many mailboxes hold it.
+CREATE TABLE messages(
+    id INTEGER PRIMARY KEY,
+    size INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    sent_date INTEGER,
+    envelope TEXT NOT NULL,
+    structure TEXT NOT NULL
+);
+-- Raw bytes apart, so metadata scans never touch blob pages; rowid = messages.id
+-- for blob I/O.
+CREATE TABLE message_raw(
+    id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    raw BLOB NOT NULL
+);
+CREATE TABLE message_headers(
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL
+);
+CREATE INDEX message_headers_msg ON message_headers(message_id, name);
+
+CREATE TABLE entries(
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    message_id INTEGER NOT NULL REFERENCES messages(id),
+    flags INTEGER NOT NULL DEFAULT 0,
+    keywords TEXT NOT NULL DEFAULT '',
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX entries_message ON entries(message_id);
+CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
+
+CREATE TABLE expunged(
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+
+-- Substring search (IMAP SEARCH is substring, case-insensitive): trigram FTS,
+-- rowid = messages.id.
+CREATE VIRTUAL TABLE message_text USING fts5(headers, body, tokenize = 'trigram');
+"#];
+
+/// Open a connection with the store's pragmas, mapping failures to errors
+/// that name the path and the cause.
+pub(crate) fn connect(path: &Path, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let open_err = |source: rusqlite::Error| classify(path, source);
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    // The first statement that reads the file: a non-database fails here.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("{}: journal_mode is {mode}, not wal", path.display());
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(open_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Corrupt/not-a-database errors become [`StoreError::Corrupt`], the rest
+/// [`StoreError::Open`].
+fn classify(path: &Path, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt(format!("{}: {source}", path.display()))
+        }
+        _ => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Bring the schema up to date; refuses files from a newer version.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| classify(path, e))?;
+    let target = MIGRATIONS.len() as i64;
+    if version > target {
+        return Err(StoreError::Corrupt(format!(
+            "{}: schema version {version} is newer than this program's {target}",
+            path.display()
+        )));
+    }
+    if version == target {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| classify(path, e))?;
+    // Re-read inside the write lock: another process may have migrated.
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(sql).map_err(|e| classify(path, e))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit().map_err(|e| classify(path, e))?;
+    Ok(())
+}

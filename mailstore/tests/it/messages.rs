@@ -1,0 +1,89 @@
+//! Delivery and APPEND: single storage, UIDs, modseqs.
+
+use mailstore::{Flags, StoreError};
+
+use crate::util::{deliver, simple, store, user};
+
+#[test]
+fn deliver_to_two_users_stores_once() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let b = user(&s, "b@x");
+    let d = deliver(&s, simple("hello", "body"), &[a, b, a]);
+    assert_eq!(d.entries.len(), 2, "duplicate recipient deduped");
+    assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 1);
+    for (mb, uid) in &d.entries {
+        assert_eq!(*uid, 1);
+        let mb = *mb;
+        let st = s.read_sync(move |r| r.status(mb)).unwrap();
+        assert_eq!((st.messages, st.unseen, st.uidnext), (1, 1, 2));
+    }
+}
+
+#[test]
+fn uids_and_modseqs_increase() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let inbox = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap();
+    let d1 = deliver(&s, simple("1", "x"), &[a]);
+    let d2 = deliver(&s, simple("2", "x"), &[a]);
+    assert_eq!(d1.entries[0].1, 1);
+    assert_eq!(d2.entries[0].1, 2);
+    let app = s
+        .write_sync(move |tx| {
+            tx.append(
+                inbox.id,
+                b"Subject: x\r\n\r\nhi\r\n",
+                &Flags::system(Flags::SEEN),
+                5,
+            )
+        })
+        .unwrap();
+    assert_eq!(app.uid, 3);
+    assert_eq!(app.uidvalidity, inbox.uidvalidity);
+    let entries = s.read_sync(move |r| r.entries(inbox.id)).unwrap();
+    assert_eq!(entries.iter().map(|e| e.uid).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(entries.windows(2).all(|w| w[0].modseq < w[1].modseq));
+    assert!(entries[2].flags.has(mailstore::SystemFlag::Seen));
+    let st = s.read_sync(move |r| r.status(inbox.id)).unwrap();
+    assert_eq!((st.messages, st.unseen, st.uidnext), (3, 2, 4));
+    assert_eq!(st.highestmodseq, entries[2].modseq);
+}
+
+#[test]
+fn deliver_to_unknown_user_stores_nothing() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let raw = simple("x", "y");
+    let err = s
+        .write_sync(move |tx| {
+            tx.deliver(
+                &mailstore::NewMessage {
+                    raw,
+                    internal_date: 0,
+                },
+                &[a, 9999],
+            )
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 0);
+    let inbox = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(inbox.uidnext, 1, "savepoint rolled back the failed job");
+}
+
+#[test]
+fn unparseable_message_is_still_stored() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let raw = b"\xff\xfe no headers at all \x00\x01".to_vec();
+    let d = deliver(&s, raw, &[a]);
+    assert_eq!(d.entries.len(), 1);
+    assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 1);
+}

@@ -1,0 +1,49 @@
+//! Opening: fresh file, reopen, corrupt file, unwritable path.
+
+use mailstore::{Store, StoreError};
+
+#[test]
+fn fresh_file_is_created_and_reopens_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    {
+        let store = Store::open(&path).unwrap();
+        crate::util::user(&store, "a@x");
+        store.shutdown();
+    }
+    let store = Store::open(&path).unwrap();
+    let users = store.read_sync(|r| r.users()).unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].address, "a@x");
+}
+
+#[test]
+fn corrupt_file_gives_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.db");
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&path, junk).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("junk.db"), "{msg}");
+    assert!(msg.contains("not a database"), "{msg}");
+}
+
+#[test]
+fn unwritable_path_gives_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/m.db");
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("no/such/dir/m.db"), "{msg}");
+    assert!(msg.contains("unable to open"), "{msg}");
+}
+
+#[test]
+fn directory_as_path_gives_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains(&dir.path().display().to_string()));
+}

@@ -1,0 +1,208 @@
+//! Writer/reader threads: group commit, done-after-commit, shutdown drain,
+//! commit listeners, closed store.
+
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+
+use mailstore::{NewMessage, Store, StoreError};
+
+use crate::util::{simple, store, user};
+
+#[test]
+fn concurrent_writes_all_commit_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s = Store::open(&path).unwrap();
+    let a = user(&s, "a@x");
+    let (tx, rx) = channel();
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let s = s.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let raw = simple(&format!("t{t}-{i}"), "body");
+                    let tx = tx.clone();
+                    s.write(
+                        move |w| {
+                            w.deliver(
+                                &NewMessage {
+                                    raw,
+                                    internal_date: 1,
+                                },
+                                &[a],
+                            )
+                        },
+                        move |r| tx.send(r.map(|d| d.entries[0].1)).unwrap(),
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(tx);
+    let mut uids: Vec<u32> = rx.iter().map(|r| r.unwrap()).collect();
+    uids.sort_unstable();
+    assert_eq!(uids, (1..=3200).collect::<Vec<u32>>());
+    s.shutdown();
+    drop(s);
+    let s = Store::open(&path).unwrap();
+    let inbox = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.read_sync(move |r| r.status(inbox.id)).unwrap().messages,
+        3200
+    );
+    assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 3200);
+}
+
+#[test]
+fn done_runs_after_commit_is_visible_to_another_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s = Store::open(&path).unwrap();
+    let a = user(&s, "a@x");
+    let other = Store::open(&path).unwrap(); // separate connections
+    let (tx, rx) = channel();
+    for i in 0..20 {
+        let other = other.clone();
+        let tx = tx.clone();
+        let raw = simple(&format!("m{i}"), "b");
+        s.write(
+            move |w| {
+                w.deliver(
+                    &NewMessage {
+                        raw,
+                        internal_date: 1,
+                    },
+                    &[a],
+                )
+            },
+            move |r| {
+                let d = r.unwrap();
+                let (mb, uid) = d.entries[0];
+                // Runs on the writer thread: the row must already be durable
+                // and visible to a different connection.
+                let seen = other
+                    .read_sync(move |rd| rd.entries(mb))
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.uid == uid);
+                tx.send(seen).unwrap();
+            },
+        );
+    }
+    drop(tx);
+    let seen: Vec<bool> = rx.iter().collect();
+    assert_eq!(seen.len(), 20);
+    assert!(seen.iter().all(|&v| v));
+}
+
+#[test]
+fn shutdown_drains_queued_jobs_then_refuses() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let count = Arc::new(Mutex::new(0));
+    for i in 0..300 {
+        let count = count.clone();
+        let raw = simple(&format!("m{i}"), "b");
+        s.write(
+            move |w| {
+                w.deliver(
+                    &NewMessage {
+                        raw,
+                        internal_date: 1,
+                    },
+                    &[a],
+                )
+            },
+            move |r| {
+                r.unwrap();
+                *count.lock().unwrap() += 1;
+            },
+        );
+    }
+    s.shutdown();
+    assert_eq!(*count.lock().unwrap(), 300);
+    s.shutdown(); // idempotent
+    let (tx, rx) = channel();
+    s.write(|w| w.create_user("z@x", "h"), move |r| tx.send(r).unwrap());
+    assert!(matches!(rx.recv().unwrap(), Err(StoreError::Closed)));
+    let (tx, rx) = channel();
+    s.read(|r| r.users(), move |r| tx.send(r).unwrap());
+    assert!(matches!(rx.recv().unwrap(), Err(StoreError::Closed)));
+}
+
+#[test]
+fn failing_job_rolls_back_alone_and_listener_sees_mailboxes() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let inbox = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    s.on_commit(move |ids| seen2.lock().unwrap().extend_from_slice(ids));
+    let (tx, rx) = channel();
+    let tx2 = tx.clone();
+    s.write(
+        move |w| {
+            w.deliver(
+                &NewMessage {
+                    raw: simple("ok", "b"),
+                    internal_date: 1,
+                },
+                &[a],
+            )?;
+            Err::<(), _>(StoreError::Invalid("boom".into()))
+        },
+        move |r| tx.send(r.is_ok()).unwrap(),
+    );
+    s.write(
+        move |w| {
+            w.deliver(
+                &NewMessage {
+                    raw: simple("ok2", "b"),
+                    internal_date: 1,
+                },
+                &[a],
+            )
+        },
+        move |r| tx2.send(r.is_ok()).unwrap(),
+    );
+    let results: Vec<bool> = rx.iter().take(2).collect();
+    assert_eq!(results, [false, true]);
+    assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 1);
+    s.shutdown();
+    assert!(seen.lock().unwrap().contains(&inbox));
+}
+
+#[test]
+fn panicking_job_reports_panicked_and_writer_survives() {
+    let (_d, s) = store();
+    let r = s.write_sync(|_w| -> mailstore::Result<()> { panic!("job bug") });
+    assert!(matches!(r, Err(StoreError::Panicked)), "{r:?}");
+    user(&s, "a@x");
+    let (tx, rx) = channel();
+    s.read(
+        |_r| -> mailstore::Result<()> { panic!("read bug") },
+        move |r| tx.send(r).unwrap(),
+    );
+    assert!(matches!(rx.recv().unwrap(), Err(StoreError::Panicked)));
+    assert_eq!(s.read_sync(|r| r.users()).unwrap().len(), 1);
+}
+
+#[test]
+fn data_version_changes_after_commits() {
+    let (_d, s) = store();
+    let v1 = s.read_sync(|r| r.data_version()).unwrap();
+    user(&s, "a@x");
+    let v2 = s.read_sync(|r| r.data_version()).unwrap();
+    assert!(v2 > v1);
+}
