@@ -1,0 +1,375 @@
+//! `command` (RFC 3501 §9): tag, command name, and the arguments of every
+//! command we implement, including the extension commands we advertise.
+//! FETCH attributes live in `fetch.rs`, search keys in `search.rs`.
+
+use super::fetch::fetch_args;
+use super::search::search_args;
+use super::{
+    astring, astring_text, atom, date_time, flag, flag_list, imap_tag, list_mailbox, mailbox,
+    mod_sequence_value, nil, nstring, sequence_set, sp, string, PResult,
+};
+use crate::command::{Command, CommandBody, StatusItem, StoreMode};
+use nom::branch::alt;
+use nom::bytes::complete::{tag_no_case, take_while1};
+use nom::character::complete::char;
+use nom::combinator::{all_consuming, map, opt, value};
+use nom::multi::{separated_list0, separated_list1};
+use nom::sequence::{delimited, preceded, separated_pair};
+use nom::Parser;
+
+/// What kind of refusal a syntax error calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyntaxKind {
+    /// Plain `BAD`.
+    Bad,
+    /// SEARCH with an unsupported charset: `NO [BADCHARSET ...]`.
+    BadCharset,
+}
+
+/// A command that could not be parsed. Carries the tag when one was read,
+/// so the session can answer tagged (`a1 BAD ...`) rather than untagged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct SyntaxError {
+    /// The tag, if the line started with a valid one.
+    pub tag: Option<String>,
+    /// Human-readable reason for the BAD response.
+    pub reason: String,
+    /// What to answer.
+    pub kind: SyntaxKind,
+}
+
+/// Parse one complete command (literals inline, no trailing CRLF).
+///
+/// # Errors
+/// [`SyntaxError`] with the tag (if readable) and a reason.
+pub fn parse_command(input: &[u8]) -> Result<Command, SyntaxError> {
+    let bad = |tag: Option<&str>, reason: String| SyntaxError {
+        tag: tag.map(str::to_owned),
+        reason,
+        kind: SyntaxKind::Bad,
+    };
+    let (rest, tag) = match imap_tag(input) {
+        Ok((rest, t)) => (rest, String::from_utf8_lossy(t).into_owned()),
+        Err(_) => return Err(bad(None, "missing or invalid tag".into())),
+    };
+    let Ok((rest, _)) = sp(rest) else {
+        return Err(bad(Some(&tag), "missing command".into()));
+    };
+    let Ok((rest, name)) = command_name(rest) else {
+        return Err(bad(Some(&tag), "missing command".into()));
+    };
+    let name = name.to_ascii_uppercase();
+    let (rest, name, uid) = if name == "UID" {
+        match preceded(sp, command_name).parse(rest) {
+            Ok((r, n)) => (r, n.to_ascii_uppercase(), true),
+            Err(_) => return Err(bad(Some(&tag), "UID needs a command".into())),
+        }
+    } else {
+        (rest, name, false)
+    };
+    if uid
+        && !matches!(
+            name.as_str(),
+            "FETCH" | "SEARCH" | "STORE" | "COPY" | "MOVE" | "EXPUNGE"
+        )
+    {
+        return Err(bad(Some(&tag), format!("UID {name} is not a UID command")));
+    }
+    if name == "SEARCH" {
+        if let Some(cs) = super::search::unsupported_charset(rest) {
+            return Err(SyntaxError {
+                tag: Some(tag),
+                reason: format!("charset {cs} is not supported"),
+                kind: SyntaxKind::BadCharset,
+            });
+        }
+    }
+    match arguments(&name, uid, rest) {
+        Some(Ok((_, body))) => Ok(Command { tag, body }),
+        Some(Err(e)) => {
+            let at = match &e {
+                nom::Err::Error(e) | nom::Err::Failure(e) => e.input,
+                nom::Err::Incomplete(_) => rest,
+            };
+            let reason = if at.is_empty() {
+                format!("{name}: arguments missing or incomplete")
+            } else {
+                let shown: String = String::from_utf8_lossy(&at[..at.len().min(24)])
+                    .chars()
+                    .map(|c| if c.is_control() { '.' } else { c })
+                    .collect();
+                format!("{name}: syntax error at \"{shown}\"")
+            };
+            Err(bad(Some(&tag), reason))
+        }
+        None => Err(bad(Some(&tag), format!("unknown command {name}"))),
+    }
+}
+
+fn command_name(i: &[u8]) -> PResult<'_, String> {
+    map(
+        take_while1(|c: u8| c.is_ascii_alphanumeric()),
+        |s: &[u8]| String::from_utf8_lossy(s).into_owned(),
+    )
+    .parse(i)
+}
+
+/// Dispatch on the (upper-cased) command name; `None` if unknown.
+fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, CommandBody>> {
+    let no_args = |body: CommandBody| -> PResult<'a, CommandBody> {
+        all_consuming(value(body, nom::combinator::success(()))).parse(i)
+    };
+    let r = match name {
+        "CAPABILITY" => no_args(CommandBody::Capability),
+        "NOOP" => no_args(CommandBody::Noop),
+        "LOGOUT" => no_args(CommandBody::Logout),
+        "STARTTLS" => no_args(CommandBody::StartTls),
+        "CHECK" => no_args(CommandBody::Check),
+        "CLOSE" => no_args(CommandBody::Close),
+        "UNSELECT" => no_args(CommandBody::Unselect),
+        "IDLE" => no_args(CommandBody::Idle),
+        "NAMESPACE" => no_args(CommandBody::Namespace),
+        "EXPUNGE" if uid => all_consuming(map(preceded(sp, sequence_set), |s| {
+            CommandBody::Expunge { uids: Some(s) }
+        }))
+        .parse(i),
+        "EXPUNGE" => no_args(CommandBody::Expunge { uids: None }),
+        "LOGIN" => login(i),
+        "AUTHENTICATE" => authenticate(i),
+        "SELECT" | "EXAMINE" => select(name == "SELECT", i),
+        "CREATE" => create(i),
+        "DELETE" => one_mailbox(i, CommandBody::Delete),
+        "SUBSCRIBE" => one_mailbox(i, CommandBody::Subscribe),
+        "UNSUBSCRIBE" => one_mailbox(i, CommandBody::Unsubscribe),
+        "RENAME" => all_consuming(map(
+            preceded(sp, separated_pair(mailbox, sp, mailbox)),
+            |(a, b)| CommandBody::Rename(a, b),
+        ))
+        .parse(i),
+        "LIST" | "LSUB" => list(name == "LIST", i),
+        "STATUS" => status(i),
+        "APPEND" => append(i),
+        "SEARCH" => search_args(uid, i),
+        "FETCH" => fetch_args(uid, i),
+        "STORE" => store(uid, i),
+        "COPY" | "MOVE" => copy(name == "MOVE", uid, i),
+        "ID" => id(i),
+        "ENABLE" => all_consuming(map(
+            nom::multi::many1(preceded(sp, atom)),
+            |caps: Vec<&[u8]>| {
+                CommandBody::Enable(
+                    caps.iter()
+                        .map(|c| String::from_utf8_lossy(c).to_ascii_uppercase())
+                        .collect(),
+                )
+            },
+        ))
+        .parse(i),
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// `login = "LOGIN" SP userid SP password`
+fn login(i: &[u8]) -> PResult<'_, CommandBody> {
+    all_consuming(map(
+        preceded(sp, separated_pair(astring_text, sp, astring_text)),
+        |(user, password)| CommandBody::Login { user, password },
+    ))
+    .parse(i)
+}
+
+/// `authenticate = "AUTHENTICATE" SP auth-type [SP (base64 / "=")]`
+fn authenticate(i: &[u8]) -> PResult<'_, CommandBody> {
+    let b64 = take_while1(|c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+    all_consuming(map(
+        (preceded(sp, atom), opt(preceded(sp, b64))),
+        |(mech, init): (&[u8], Option<&[u8]>)| CommandBody::Authenticate {
+            mechanism: String::from_utf8_lossy(mech).to_ascii_uppercase(),
+            initial: init.map(|b| String::from_utf8_lossy(b).into_owned()),
+        },
+    ))
+    .parse(i)
+}
+
+/// `select = "SELECT" SP mailbox [SP "(" "CONDSTORE" ")"]` (RFC 7162 §3.1.8)
+fn select(rw: bool, i: &[u8]) -> PResult<'_, CommandBody> {
+    let params = delimited(char('('), tag_no_case("CONDSTORE"), char(')'));
+    all_consuming(map(
+        (preceded(sp, mailbox), opt(preceded(sp, params))),
+        move |(mailbox, cs)| {
+            let condstore = cs.is_some();
+            if rw {
+                CommandBody::Select { mailbox, condstore }
+            } else {
+                CommandBody::Examine { mailbox, condstore }
+            }
+        },
+    ))
+    .parse(i)
+}
+
+/// `create = "CREATE" SP mailbox [SP "(" "USE" SP "(" use-attr ")" ")"]`
+fn create(i: &[u8]) -> PResult<'_, CommandBody> {
+    let use_attr = delimited(
+        (char('('), tag_no_case("USE"), sp, char('(')),
+        flag,
+        (char(')'), char(')')),
+    );
+    all_consuming(map(
+        (preceded(sp, mailbox), opt(preceded(sp, use_attr))),
+        |(mailbox, special_use)| CommandBody::Create {
+            mailbox,
+            special_use,
+        },
+    ))
+    .parse(i)
+}
+
+fn one_mailbox(i: &[u8], f: fn(String) -> CommandBody) -> PResult<'_, CommandBody> {
+    all_consuming(map(preceded(sp, mailbox), f)).parse(i)
+}
+
+/// `list = "LIST" SP mailbox SP list-mailbox` (same shape for LSUB)
+fn list(is_list: bool, i: &[u8]) -> PResult<'_, CommandBody> {
+    // RETURN (SPECIAL-USE) is tolerated (RFC 6154 §2 with LIST-EXTENDED);
+    // our LIST always returns special-use attributes anyway.
+    let ret = (
+        sp,
+        tag_no_case("RETURN"),
+        sp,
+        delimited(char('('), separated_list0(sp, atom), char(')')),
+    );
+    all_consuming(map(
+        (
+            preceded(sp, mailbox_reference),
+            preceded(sp, list_mailbox),
+            opt(ret),
+        ),
+        move |(reference, pattern, _)| {
+            if is_list {
+                CommandBody::List { reference, pattern }
+            } else {
+                CommandBody::Lsub { reference, pattern }
+            }
+        },
+    ))
+    .parse(i)
+}
+
+/// The LIST reference is a `mailbox`, but must not have INBOX normalised
+/// differently from the pattern it is joined to, so decode it plainly.
+fn mailbox_reference(i: &[u8]) -> PResult<'_, String> {
+    nom::combinator::map_res(astring, |raw| crate::utf7::decode(&raw)).parse(i)
+}
+
+/// `status = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"`
+fn status(i: &[u8]) -> PResult<'_, CommandBody> {
+    let att = alt((
+        value(StatusItem::Messages, tag_no_case("MESSAGES")),
+        value(StatusItem::Recent, tag_no_case("RECENT")),
+        value(StatusItem::UidNext, tag_no_case("UIDNEXT")),
+        value(StatusItem::UidValidity, tag_no_case("UIDVALIDITY")),
+        value(StatusItem::Unseen, tag_no_case("UNSEEN")),
+        value(StatusItem::HighestModSeq, tag_no_case("HIGHESTMODSEQ")),
+    ));
+    all_consuming(map(
+        (
+            preceded(sp, mailbox),
+            preceded(
+                sp,
+                delimited(char('('), separated_list1(sp, att), char(')')),
+            ),
+        ),
+        |(mailbox, items)| CommandBody::Status { mailbox, items },
+    ))
+    .parse(i)
+}
+
+/// `append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal`
+fn append(i: &[u8]) -> PResult<'_, CommandBody> {
+    all_consuming(map(
+        (
+            preceded(sp, mailbox),
+            opt(preceded(sp, flag_list)),
+            opt(preceded(sp, date_time)),
+            preceded(sp, string),
+        ),
+        |(mailbox, flags, date, message)| CommandBody::Append {
+            mailbox,
+            flags: flags.unwrap_or_default(),
+            date,
+            message,
+        },
+    ))
+    .parse(i)
+}
+
+/// ```text
+/// store = "STORE" SP sequence-set [SP "(" "UNCHANGEDSINCE" SP n ")"]
+///         SP store-att-flags
+/// store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP
+///                   (flag-list / (flag *(SP flag)))
+/// ```
+fn store(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
+    let modifier = delimited(
+        (char('('), tag_no_case("UNCHANGEDSINCE"), sp),
+        mod_sequence_value,
+        char(')'),
+    );
+    let mode = alt((
+        value(StoreMode::Add, char('+')),
+        value(StoreMode::Remove, char('-')),
+    ));
+    all_consuming(map(
+        (
+            preceded(sp, sequence_set),
+            opt(preceded(sp, modifier)),
+            preceded(sp, opt(mode)),
+            tag_no_case("FLAGS"),
+            opt(tag_no_case(".SILENT")),
+            preceded(sp, alt((flag_list, separated_list1(sp, flag)))),
+        ),
+        move |(set, unchanged_since, mode, _, silent, flags)| CommandBody::Store {
+            uid,
+            set,
+            mode: mode.unwrap_or(StoreMode::Replace),
+            silent: silent.is_some(),
+            flags,
+            unchanged_since,
+        },
+    ))
+    .parse(i)
+}
+
+/// `copy = "COPY" SP sequence-set SP mailbox` (MOVE has the same shape)
+fn copy(is_move: bool, uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
+    all_consuming(map(
+        preceded(sp, separated_pair(sequence_set, sp, mailbox)),
+        move |(set, mailbox)| {
+            if is_move {
+                CommandBody::Move { uid, set, mailbox }
+            } else {
+                CommandBody::Copy { uid, set, mailbox }
+            }
+        },
+    ))
+    .parse(i)
+}
+
+/// `id = "ID" SP id-params-list`;
+/// `id-params-list = "(" *(string SP nstring) ")" / nil` (RFC 2971)
+fn id(i: &[u8]) -> PResult<'_, CommandBody> {
+    let pair = map(separated_pair(string, sp, nstring), |(k, v)| {
+        (
+            String::from_utf8_lossy(&k).into_owned(),
+            v.map(|v| String::from_utf8_lossy(&v).into_owned()),
+        )
+    });
+    let params = alt((
+        delimited(char('('), separated_list0(sp, pair), char(')')),
+        value(Vec::new(), nil),
+    ));
+    all_consuming(map(preceded(sp, params), CommandBody::Id)).parse(i)
+}

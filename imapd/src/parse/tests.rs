@@ -1,0 +1,478 @@
+//! Parser tables (RFC 3501 examples and nasty cases) and proptest round
+//! trips: typed values are written out in wire syntax by a small test-only
+//! encoder and must parse back to themselves.
+
+use super::*;
+use crate::command::*;
+use proptest::prelude::*;
+
+fn ok(line: &str) -> CommandBody {
+    match parse_command(line.as_bytes()) {
+        Ok(c) => c.body,
+        Err(e) => panic!("{line:?} failed: {e:?}"),
+    }
+}
+
+fn bad(line: &[u8]) -> SyntaxError {
+    match parse_command(line) {
+        Ok(c) => panic!("{:?} parsed as {c:?}", String::from_utf8_lossy(line)),
+        Err(e) => e,
+    }
+}
+
+fn set(s: &str) -> SequenceSet {
+    sequence_set(s.as_bytes()).expect("set").1
+}
+
+#[test]
+fn simple_commands_parse_case_insensitively() {
+    assert_eq!(ok("a1 capability"), CommandBody::Capability);
+    assert_eq!(ok("A2 NOOP"), CommandBody::Noop);
+    assert_eq!(ok("x.y LOGOUT"), CommandBody::Logout);
+    assert_eq!(ok("t IDLE"), CommandBody::Idle);
+    assert_eq!(
+        ok("t uid expunge 1:3"),
+        CommandBody::Expunge {
+            uids: Some(set("1:3"))
+        }
+    );
+    assert_eq!(ok("t EXPUNGE"), CommandBody::Expunge { uids: None });
+}
+
+#[test]
+fn login_accepts_atoms_quoted_and_literals() {
+    let want = CommandBody::Login {
+        user: "alice@localhost".into(),
+        password: "p \"w\"".into(),
+    };
+    assert_eq!(ok("a LOGIN alice@localhost \"p \\\"w\\\"\""), want);
+    assert_eq!(ok("a LOGIN {15}\r\nalice@localhost {5+}\r\np \"w\""), want);
+}
+
+#[test]
+fn mailbox_names_decode_utf7_and_normalise_inbox() {
+    assert_eq!(
+        ok("a SELECT inbox"),
+        CommandBody::Select {
+            mailbox: "INBOX".into(),
+            condstore: false
+        }
+    );
+    assert_eq!(
+        ok("a EXAMINE \"Entw&APw-rfe\" (CONDSTORE)"),
+        CommandBody::Examine {
+            mailbox: "Entwürfe".into(),
+            condstore: true
+        }
+    );
+    assert_eq!(
+        ok("a DELETE Inbox/sub"),
+        CommandBody::Delete("INBOX/sub".into())
+    );
+    assert_eq!(
+        ok("a DELETE inboxes"),
+        CommandBody::Delete("inboxes".into())
+    );
+    assert_eq!(bad(b"a SELECT &U,BTFw").tag.as_deref(), Some("a"));
+}
+
+#[test]
+fn list_and_status_and_create() {
+    assert_eq!(
+        ok("a LIST \"\" %"),
+        CommandBody::List {
+            reference: "".into(),
+            pattern: "%".into()
+        }
+    );
+    assert_eq!(
+        ok("a LIST \"\" \"*\" RETURN (SPECIAL-USE)"),
+        CommandBody::List {
+            reference: "".into(),
+            pattern: "*".into()
+        }
+    );
+    assert_eq!(
+        ok("a LSUB ~/Mail/ foo/*"),
+        CommandBody::Lsub {
+            reference: "~/Mail/".into(),
+            pattern: "foo/*".into()
+        }
+    );
+    assert_eq!(
+        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq)"),
+        CommandBody::Status {
+            mailbox: "blurdybloop".into(),
+            items: vec![
+                StatusItem::UidNext,
+                StatusItem::Messages,
+                StatusItem::HighestModSeq
+            ]
+        }
+    );
+    assert_eq!(
+        ok("a CREATE Archive (USE (\\Archive))"),
+        CommandBody::Create {
+            mailbox: "Archive".into(),
+            special_use: Some("\\Archive".into())
+        }
+    );
+    assert_eq!(
+        ok("a RENAME a b"),
+        CommandBody::Rename("a".into(), "b".into())
+    );
+}
+
+#[test]
+fn append_with_flags_date_and_literal() {
+    let body =
+        ok("A003 APPEND saved-messages (\\Seen $Fwd) \"05-Jan-2024 10:00:00 +0100\" {5}\r\nhello");
+    assert_eq!(
+        body,
+        CommandBody::Append {
+            mailbox: "saved-messages".into(),
+            flags: vec!["\\Seen".into(), "$Fwd".into()],
+            date: Some(DateTime {
+                unix: days_from_civil(2024, 1, 5) * 86400 + 9 * 3600,
+                offset_minutes: 60
+            }),
+            message: b"hello".to_vec(),
+        }
+    );
+    // Space-padded day (date-day-fixed) and no flags.
+    let CommandBody::Append { date, flags, .. } =
+        ok("a APPEND x \" 5-Jan-2024 10:00:00 -0000\" {0}\r\n")
+    else {
+        panic!()
+    };
+    assert!(flags.is_empty());
+    assert_eq!(date.map(|d| d.offset_minutes), Some(0));
+    bad(b"a APPEND x \"31-Feb-2024 10:00:00 +0000\" {0}\r\n");
+}
+
+#[test]
+fn fetch_items_macros_sections_and_partials() {
+    use FetchAtt::*;
+    let f = |s: &str| match ok(s) {
+        CommandBody::Fetch { atts, .. } => atts,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(f("a FETCH 1 FAST"), vec![Flags, InternalDate, Rfc822Size]);
+    assert_eq!(
+        f("a FETCH 1:* all"),
+        vec![Flags, InternalDate, Rfc822Size, Envelope]
+    );
+    assert_eq!(
+        f("a FETCH 2:4 (flags body[header.fields (DATE FROM)] UID)"),
+        vec![
+            Flags,
+            Section {
+                section: crate::command::Section {
+                    part: vec![],
+                    text: SectionText::HeaderFields(vec!["DATE".into(), "FROM".into()])
+                },
+                partial: None,
+                peek: false
+            },
+            Uid
+        ]
+    );
+    assert_eq!(
+        f("a UID FETCH 1 BODY.PEEK[1.2.MIME]<0.100>"),
+        vec![Section {
+            section: crate::command::Section {
+                part: vec![1, 2],
+                text: SectionText::Mime
+            },
+            partial: Some((0, 100)),
+            peek: true
+        }]
+    );
+    assert_eq!(
+        f("a FETCH 1 (BODY BODYSTRUCTURE RFC822.HEADER RFC822 RFC822.TEXT)"),
+        vec![Body, BodyStructure, Rfc822Header, Rfc822, Rfc822Text]
+    );
+    match ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)") {
+        CommandBody::Fetch {
+            uid,
+            changed_since,
+            atts,
+            ..
+        } => {
+            assert!(uid);
+            assert_eq!(changed_since, Some(12345));
+            assert_eq!(atts, vec![Flags, ModSeq]);
+        }
+        other => panic!("{other:?}"),
+    }
+    bad(b"a FETCH 1 BODY[MIME]");
+    bad(b"a FETCH 1 BODY.PEEK");
+    bad(b"a FETCH 0 FLAGS");
+    bad(b"a FETCH 1 (FLAGS");
+}
+
+#[test]
+fn sequence_sets_with_star_and_reversed_ranges() {
+    let s = set("1:3,5,*,9:7");
+    assert_eq!(s.resolve(10), vec![(1, 3), (5, 5), (10, 10), (7, 9)]);
+    assert!(s.contains(8, 10));
+    assert!(!s.contains(4, 10));
+    assert_eq!(set("*:4").resolve(2), vec![(2, 4)]);
+}
+
+#[test]
+fn store_variants() {
+    assert_eq!(
+        ok("a STORE 2:4 +FLAGS.SILENT (\\Deleted)"),
+        CommandBody::Store {
+            uid: false,
+            set: set("2:4"),
+            mode: StoreMode::Add,
+            silent: true,
+            flags: vec!["\\Deleted".into()],
+            unchanged_since: None
+        }
+    );
+    assert_eq!(
+        ok("a UID STORE 1 (UNCHANGEDSINCE 5) FLAGS \\seen foo"),
+        CommandBody::Store {
+            uid: true,
+            set: set("1"),
+            mode: StoreMode::Replace,
+            silent: false,
+            flags: vec!["\\Seen".into(), "foo".into()],
+            unchanged_since: Some(5)
+        }
+    );
+    bad(b"a STORE 1 *FLAGS (\\Seen)");
+}
+
+#[test]
+fn search_keys_nest_and_charset_is_checked() {
+    let s = |line: &str| match ok(line) {
+        CommandBody::Search { key, .. } => key,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        s("A282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\""),
+        SearchKey::And(vec![
+            SearchKey::Flag("\\Flagged".into()),
+            SearchKey::Since(Date {
+                year: 1994,
+                month: 2,
+                day: 1
+            }),
+            SearchKey::Not(Box::new(SearchKey::Header("From".into(), "Smith".into()))),
+        ])
+    );
+    assert_eq!(
+        s("a UID SEARCH CHARSET UTF-8 OR (UNSEEN 1:5) TEXT {4}\r\nw\u{f6}r"),
+        SearchKey::Or(
+            Box::new(SearchKey::And(vec![
+                SearchKey::NotFlag("\\Seen".into()),
+                SearchKey::Seq(set("1:5"))
+            ])),
+            Box::new(SearchKey::Text("wör".into()))
+        )
+    );
+    assert_eq!(
+        s("a SEARCH HEADER X-Foo bar LARGER 10 UID 2:* MODSEQ 7"),
+        SearchKey::And(vec![
+            SearchKey::Header("X-Foo".into(), "bar".into()),
+            SearchKey::Larger(10),
+            SearchKey::Uid(set("2:*")),
+            SearchKey::ModSeq(7),
+        ])
+    );
+    assert_eq!(
+        bad(b"a SEARCH CHARSET KOI8-R ALL").kind,
+        SyntaxKind::BadCharset
+    );
+    bad(b"a SEARCH");
+    bad(b"a SEARCH BOGUS");
+    let deep = format!("a SEARCH {}ALL", "NOT ".repeat(100));
+    bad(deep.as_bytes());
+}
+
+#[test]
+fn errors_carry_tag_and_reason() {
+    let e = bad(b"a1 FROB");
+    assert_eq!(e.tag.as_deref(), Some("a1"));
+    assert!(e.reason.contains("unknown command"));
+    assert_eq!(bad(b"").tag, None);
+    assert_eq!(bad(b"+x NOOP").tag, None);
+    assert!(bad(b"a1 NOOP extra").reason.contains("NOOP"));
+    assert!(bad(b"a1 UID NOOP").reason.contains("UID"));
+    bad(b"a1 LOGIN \"unterminated");
+}
+
+#[test]
+fn authenticate_id_enable() {
+    assert_eq!(
+        ok("a AUTHENTICATE plain AGFsaWNlAHB3"),
+        CommandBody::Authenticate {
+            mechanism: "PLAIN".into(),
+            initial: Some("AGFsaWNlAHB3".into())
+        }
+    );
+    assert_eq!(
+        ok("a authenticate PLAIN"),
+        CommandBody::Authenticate {
+            mechanism: "PLAIN".into(),
+            initial: None
+        }
+    );
+    assert_eq!(
+        ok("a ID (\"name\" \"mutt\" \"os\" NIL)"),
+        CommandBody::Id(vec![
+            ("name".into(), Some("mutt".into())),
+            ("os".into(), None)
+        ])
+    );
+    assert_eq!(ok("a ID NIL"), CommandBody::Id(vec![]));
+    assert_eq!(
+        ok("a ENABLE CONDSTORE utf8=accept"),
+        CommandBody::Enable(vec!["CONDSTORE".into(), "UTF8=ACCEPT".into()])
+    );
+}
+
+// ---- round trips ------------------------------------------------------
+
+fn wire_string(s: &str, lit: bool) -> String {
+    if lit {
+        format!("{{{}+}}\r\n{s}", s.len())
+    } else {
+        crate::response::quote(s)
+    }
+}
+
+fn wire_set(s: &SequenceSet) -> String {
+    let n = |x: &SeqNum| match x {
+        SeqNum::Value(v) => v.to_string(),
+        SeqNum::Star => "*".into(),
+    };
+    s.0.iter()
+        .map(|r| {
+            if r.start == r.end {
+                n(&r.start)
+            } else {
+                format!("{}:{}", n(&r.start), n(&r.end))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn arb_set() -> impl Strategy<Value = SequenceSet> {
+    let num = prop_oneof![
+        (1u32..=u32::MAX).prop_map(SeqNum::Value),
+        Just(SeqNum::Star)
+    ];
+    prop::collection::vec((num.clone(), num), 1..5).prop_map(|v| {
+        SequenceSet(
+            v.into_iter()
+                .map(|(start, end)| SeqRange { start, end })
+                .collect(),
+        )
+    })
+}
+
+fn arb_text() -> impl Strategy<Value = String> {
+    "[ -~\u{e0}-\u{ff}]{0,12}"
+}
+
+fn arb_key() -> impl Strategy<Value = SearchKey> {
+    let leaf =
+        prop_oneof![
+            Just(SearchKey::All),
+            Just(SearchKey::Flag("\\Seen".into())),
+            Just(SearchKey::NotFlag("\\Deleted".into())),
+            arb_text().prop_map(SearchKey::Body),
+            (arb_text(), arb_text())
+                .prop_map(|(a, b)| SearchKey::Header(format!("X{}", a.len()), b)),
+            any::<u32>().prop_map(SearchKey::Larger),
+            arb_set().prop_map(SearchKey::Uid),
+            arb_set().prop_map(SearchKey::Seq),
+            (1i32..9999, 1u32..=12, 1u32..=28)
+                .prop_map(|(year, month, day)| SearchKey::Since(Date { year, month, day })),
+        ];
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|k| SearchKey::Not(Box::new(k))),
+            (inner.clone(), inner.clone())
+                .prop_map(|(a, b)| SearchKey::Or(Box::new(a), Box::new(b))),
+            prop::collection::vec(inner, 1..3).prop_map(SearchKey::And),
+        ]
+    })
+}
+
+fn wire_key(k: &SearchKey, lit: bool) -> String {
+    match k {
+        SearchKey::All => "ALL".into(),
+        SearchKey::Flag(_) => "SEEN".into(),
+        SearchKey::NotFlag(_) => "UNDELETED".into(),
+        SearchKey::Body(s) => format!("BODY {}", wire_string(s, lit)),
+        SearchKey::Header(f, v) => format!("HEADER {f} {}", wire_string(v, lit)),
+        SearchKey::Larger(n) => format!("LARGER {n}"),
+        SearchKey::Uid(s) => format!("UID {}", wire_set(s)),
+        SearchKey::Seq(s) => wire_set(s),
+        SearchKey::Since(d) => {
+            const M: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            format!(
+                "SINCE {}-{}-{:04}",
+                d.day,
+                M[(d.month - 1) as usize],
+                d.year
+            )
+        }
+        SearchKey::Not(k) => format!("NOT {}", wire_key(k, lit)),
+        SearchKey::Or(a, b) => format!("OR {} {}", wire_key(a, lit), wire_key(b, lit)),
+        SearchKey::And(v) => format!(
+            "({})",
+            v.iter()
+                .map(|k| wire_key(k, lit))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        other => unreachable!("{other:?}"),
+    }
+}
+
+proptest! {
+    #[test]
+    fn search_keys_round_trip(key in arb_key(), lit in any::<bool>()) {
+        let line = format!("t SEARCH {}", wire_key(&key, lit));
+        let parsed = parse_command(line.as_bytes());
+        prop_assert_eq!(parsed.map(|c| c.body), Ok(CommandBody::Search {
+            uid: false, key, has_modseq: false
+        }));
+    }
+
+    #[test]
+    fn sequence_sets_round_trip(s in arb_set()) {
+        let line = format!("t UID COPY {} x", wire_set(&s));
+        prop_assert_eq!(parse_command(line.as_bytes()).map(|c| c.body),
+            Ok(CommandBody::Copy { uid: true, set: s, mailbox: "x".into() }));
+    }
+
+    #[test]
+    fn login_strings_round_trip(user in arb_text(), pw in arb_text(), lit in any::<bool>()) {
+        let line = format!("t LOGIN {} {}", wire_string(&user, lit), wire_string(&pw, !lit));
+        prop_assert_eq!(parse_command(line.as_bytes()).map(|c| c.body),
+            Ok(CommandBody::Login { user, password: pw }));
+    }
+
+    #[test]
+    fn mailbox_names_round_trip(name in "\\PC{1,12}") {
+        let line = format!("t SUBSCRIBE {}", crate::response::quote(&crate::utf7::encode(&name)));
+        prop_assert_eq!(parse_command(line.as_bytes()).map(|c| c.body),
+            Ok(CommandBody::Subscribe(normalise_inbox(name))));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = parse_command(&bytes);
+    }
+}

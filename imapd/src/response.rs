@@ -1,0 +1,397 @@
+//! Typed IMAP responses and the one serializer (RFC 3501 §7 and §9
+//! `response`, `resp-text-code`, `string`, `nstring`).
+//!
+//! Every string the server sends goes through [`Value::encode`], which picks
+//! NIL, a quoted string or a literal: a literal whenever the bytes contain
+//! CR, LF, NUL or 8-bit octets, or are long, so no client ever sees a broken
+//! quoted string. Status lines are built by [`Status`] + [`Code`].
+
+use std::fmt::Write as _;
+
+/// Longest string we send quoted; longer ones become literals.
+const MAX_QUOTED: usize = 1024;
+
+/// One value in a parenthesised response (FETCH items, ENVELOPE, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `NIL`
+    Nil,
+    /// A number.
+    Num(u64),
+    /// An atom written as is (flags, `\Seen`, keywords of the grammar).
+    Atom(String),
+    /// A string: quoted or literal as its bytes require.
+    Str(Vec<u8>),
+    /// A parenthesised list, elements separated by SP.
+    List(Vec<Value>),
+}
+
+impl Value {
+    /// A string value from text.
+    pub fn str(s: impl Into<String>) -> Value {
+        Value::Str(s.into().into_bytes())
+    }
+
+    /// `nstring`: NIL for `None`.
+    pub fn nstr(s: Option<&str>) -> Value {
+        s.map_or(Value::Nil, |s| Value::str(s))
+    }
+
+    /// Serialize onto `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Nil => out.extend_from_slice(b"NIL"),
+            Value::Num(n) => {
+                let _ = write!(Buf(out), "{n}");
+            }
+            Value::Atom(a) => out.extend_from_slice(a.as_bytes()),
+            Value::Str(s) => encode_string(s, out),
+            Value::List(items) => {
+                out.push(b'(');
+                for (k, v) in items.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b' ');
+                    }
+                    v.encode(out);
+                }
+                out.push(b')');
+            }
+        }
+    }
+}
+
+struct Buf<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Buf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Whether `s` may be sent as a quoted string (TEXT-CHAR only, short).
+fn quotable(s: &[u8]) -> bool {
+    s.len() <= MAX_QUOTED
+        && s.iter()
+            .all(|&b| b != 0 && b != b'\r' && b != b'\n' && b < 0x80)
+}
+
+/// Encode bytes as `string`: quoted when possible, else a literal.
+pub fn encode_string(s: &[u8], out: &mut Vec<u8>) {
+    if quotable(s) {
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        literal_header(s.len() as u64, out);
+        out.extend_from_slice(s);
+    }
+}
+
+/// `{n}CRLF`, the start of a literal whose bytes follow.
+pub fn literal_header(n: u64, out: &mut Vec<u8>) {
+    let _ = write!(Buf(out), "{{{n}}}\r\n");
+}
+
+/// A quoted string from text (used where the grammar wants a quoted string
+/// and the text is known to be quotable, e.g. mailbox names after UTF-7).
+pub fn quote(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    encode_string(s.as_bytes(), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Encode a mailbox name for the wire: modified UTF-7, then `astring`
+/// rules (we always quote, which every client accepts).
+pub fn mailbox_name(name: &str) -> Value {
+    Value::str(crate::utf7::encode(name))
+}
+
+/// Tagged/untagged status condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// `OK`
+    Ok,
+    /// `NO`
+    No,
+    /// `BAD`
+    Bad,
+    /// `PREAUTH` (greeting only)
+    PreAuth,
+    /// `BYE`
+    Bye,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+            Status::PreAuth => "PREAUTH",
+            Status::Bye => "BYE",
+        }
+    }
+}
+
+/// Response codes (RFC 3501 §7.1, RFC 4315, RFC 5530, RFC 7162).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    /// `ALERT`
+    Alert,
+    /// `BADCHARSET (UTF-8 US-ASCII)`
+    BadCharset,
+    /// `CAPABILITY ...`
+    Capability,
+    /// `PARSE`
+    Parse,
+    /// `PERMANENTFLAGS (...)`
+    PermanentFlags(Vec<String>),
+    /// `READ-ONLY`
+    ReadOnly,
+    /// `READ-WRITE`
+    ReadWrite,
+    /// `TRYCREATE`
+    TryCreate,
+    /// `UIDNEXT n`
+    UidNext(u32),
+    /// `UIDVALIDITY n`
+    UidValidity(u32),
+    /// `UNSEEN n`
+    Unseen(u32),
+    /// `HIGHESTMODSEQ n`
+    HighestModSeq(u64),
+    /// `NOMODSEQ`
+    NoModSeq,
+    /// `MODIFIED set`
+    Modified(String),
+    /// `APPENDUID validity uid`
+    AppendUid(u32, u32),
+    /// `COPYUID validity src dst`
+    CopyUid(u32, String, String),
+    /// `CLOSED` (RFC 7162 §3.2.11)
+    Closed,
+    /// `NONEXISTENT`
+    Nonexistent,
+    /// `ALREADYEXISTS`
+    AlreadyExists,
+    /// `AUTHENTICATIONFAILED`
+    AuthenticationFailed,
+    /// `LIMIT`
+    Limit,
+    /// `SERVERBUG`
+    ServerBug,
+    /// `CANNOT`
+    Cannot,
+    /// `CLIENTBUG`
+    ClientBug,
+    /// `TOOBIG`
+    TooBig,
+    /// `EXPUNGEISSUED`
+    ExpungeIssued,
+}
+
+impl Code {
+    fn write(&self, out: &mut String) {
+        let _ = match self {
+            Code::Alert => write!(out, "ALERT"),
+            Code::BadCharset => write!(out, "BADCHARSET (UTF-8 US-ASCII)"),
+            Code::Capability => write!(out, "CAPABILITY {}", crate::CAPABILITIES),
+            Code::Parse => write!(out, "PARSE"),
+            Code::PermanentFlags(f) => write!(out, "PERMANENTFLAGS ({})", f.join(" ")),
+            Code::ReadOnly => write!(out, "READ-ONLY"),
+            Code::ReadWrite => write!(out, "READ-WRITE"),
+            Code::TryCreate => write!(out, "TRYCREATE"),
+            Code::UidNext(n) => write!(out, "UIDNEXT {n}"),
+            Code::UidValidity(n) => write!(out, "UIDVALIDITY {n}"),
+            Code::Unseen(n) => write!(out, "UNSEEN {n}"),
+            Code::HighestModSeq(n) => write!(out, "HIGHESTMODSEQ {n}"),
+            Code::NoModSeq => write!(out, "NOMODSEQ"),
+            Code::Modified(s) => write!(out, "MODIFIED {s}"),
+            Code::AppendUid(v, u) => write!(out, "APPENDUID {v} {u}"),
+            Code::CopyUid(v, a, b) => write!(out, "COPYUID {v} {a} {b}"),
+            Code::Closed => write!(out, "CLOSED"),
+            Code::Nonexistent => write!(out, "NONEXISTENT"),
+            Code::AlreadyExists => write!(out, "ALREADYEXISTS"),
+            Code::AuthenticationFailed => write!(out, "AUTHENTICATIONFAILED"),
+            Code::Limit => write!(out, "LIMIT"),
+            Code::ServerBug => write!(out, "SERVERBUG"),
+            Code::Cannot => write!(out, "CANNOT"),
+            Code::ClientBug => write!(out, "CLIENTBUG"),
+            Code::TooBig => write!(out, "TOOBIG"),
+            Code::ExpungeIssued => write!(out, "EXPUNGEISSUED"),
+        };
+    }
+}
+
+/// A status response line: `tag|* STATUS [CODE] text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLine {
+    /// `None` for untagged (`*`).
+    pub tag: Option<String>,
+    /// The condition.
+    pub status: Status,
+    /// Optional response code.
+    pub code: Option<Code>,
+    /// Human-readable text.
+    pub text: String,
+}
+
+impl StatusLine {
+    /// A tagged response.
+    pub fn tagged(tag: &str, status: Status, code: Option<Code>, text: &str) -> Self {
+        StatusLine {
+            tag: Some(tag.to_owned()),
+            status,
+            code,
+            text: text.to_owned(),
+        }
+    }
+
+    /// An untagged status response.
+    pub fn untagged(status: Status, code: Option<Code>, text: &str) -> Self {
+        StatusLine {
+            tag: None,
+            status,
+            code,
+            text: text.to_owned(),
+        }
+    }
+
+    /// Serialize onto `out`, ending with CRLF.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut s = String::with_capacity(64);
+        s.push_str(self.tag.as_deref().unwrap_or("*"));
+        s.push(' ');
+        s.push_str(self.status.as_str());
+        if let Some(code) = &self.code {
+            s.push_str(" [");
+            code.write(&mut s);
+            s.push(']');
+        }
+        s.push(' ');
+        // resp-text must not contain CR/LF; other controls are dropped too.
+        s.extend(self.text.chars().filter(|c| !c.is_control()));
+        if self.text.is_empty() {
+            s.push_str("done");
+        }
+        s.push_str("\r\n");
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// An untagged data line: `* ` + `text` + CRLF (text without CRLF).
+pub fn untagged(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"* ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `* name ` followed by values separated by SP, then CRLF.
+pub fn untagged_values(out: &mut Vec<u8>, head: &str, values: &[Value]) {
+    out.extend_from_slice(b"* ");
+    out.extend_from_slice(head.as_bytes());
+    for v in values {
+        out.push(b' ');
+        v.encode(out);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A continuation request: `+ text`.
+pub fn continuation(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"+ ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Flags as atoms in a list, as FETCH FLAGS and the FLAGS response use.
+pub fn flags_value(flags: &[String]) -> Value {
+    Value::List(flags.iter().map(|f| Value::Atom(f.clone())).collect())
+}
+
+/// Compact a sorted list of numbers into a sequence set (`1:3,7`).
+pub fn compact_set(nums: &[u32]) -> String {
+    let mut out = String::new();
+    let mut k = 0;
+    while k < nums.len() {
+        let start = nums[k];
+        let mut end = start;
+        while k + 1 < nums.len() && nums[k + 1] == end.wrapping_add(1) {
+            k += 1;
+            end = nums[k];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            let _ = write!(out, "{start}");
+        } else {
+            let _ = write!(out, "{start}:{end}");
+        }
+        k += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(v: &Value) -> String {
+        let mut out = Vec::new();
+        v.encode(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn strings_pick_quoted_or_literal_form() {
+        let table: &[(&[u8], &str)] = &[
+            (b"", "\"\""),
+            (b"hello", "\"hello\""),
+            (b"say \"hi\"", "\"say \\\"hi\\\"\""),
+            (b"back\\slash", "\"back\\\\slash\""),
+            (b"two\r\nlines", "{10}\r\ntwo\r\nlines"),
+            ("caf\u{e9}".as_bytes(), "{5}\r\ncaf\u{e9}"),
+            (b"nul\0", "{4}\r\nnul\0"),
+        ];
+        for (input, want) in table {
+            assert_eq!(enc(&Value::Str(input.to_vec())), *want);
+        }
+        let long = vec![b'a'; MAX_QUOTED + 1];
+        assert!(enc(&Value::Str(long)).starts_with("{1025}\r\n"));
+    }
+
+    #[test]
+    fn lists_nest_and_nil_is_bare() {
+        let v = Value::List(vec![
+            Value::Nil,
+            Value::Num(42),
+            Value::Atom("\\Seen".into()),
+            Value::List(vec![Value::str("x")]),
+        ]);
+        assert_eq!(enc(&v), "(NIL 42 \\Seen (\"x\"))");
+    }
+
+    #[test]
+    fn status_lines_carry_codes_and_strip_crlf_from_text() {
+        let mut out = Vec::new();
+        StatusLine::tagged("a1", Status::No, Some(Code::TryCreate), "no\r\nsuch").encode(&mut out);
+        assert_eq!(out, b"a1 NO [TRYCREATE] nosuch\r\n");
+        out.clear();
+        StatusLine::untagged(Status::Ok, Some(Code::UidNext(7)), "Predicted").encode(&mut out);
+        assert_eq!(out, b"* OK [UIDNEXT 7] Predicted\r\n");
+    }
+
+    #[test]
+    fn sets_compact_into_ranges() {
+        assert_eq!(compact_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(compact_set(&[4]), "4");
+        assert_eq!(compact_set(&[]), "");
+    }
+}

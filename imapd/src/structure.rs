@@ -1,0 +1,167 @@
+//! ENVELOPE, BODY and BODYSTRUCTURE values (RFC 3501 §7.4.2, `envelope`,
+//! `body`, `body-ext-1part`, `body-ext-mpart`) built from mailstore's parsed
+//! [`Envelope`] and [`MimePart`]. Only builds [`Value`] trees; the serializer
+//! in `response.rs` decides quoting.
+
+use crate::response::Value;
+use mailstore::{Address, Envelope, MimePart};
+
+/// `envelope = "(" env-date SP env-subject SP env-from SP env-sender SP
+///  env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP
+///  env-message-id ")"`
+///
+/// Sender and Reply-To default to From when absent (§7.4.2).
+pub fn envelope(e: &Envelope) -> Value {
+    let or_from = |v: &[Address]| {
+        if v.is_empty() {
+            addresses(&e.from)
+        } else {
+            addresses(v)
+        }
+    };
+    Value::List(vec![
+        Value::nstr(e.date.as_deref()),
+        Value::nstr(e.subject.as_deref()),
+        addresses(&e.from),
+        or_from(&e.sender),
+        or_from(&e.reply_to),
+        addresses(&e.to),
+        addresses(&e.cc),
+        addresses(&e.bcc),
+        Value::nstr(e.in_reply_to.as_deref()),
+        Value::nstr(e.message_id.as_deref()),
+    ])
+}
+
+/// `"(" 1*address ")" / nil`; `address = "(" addr-name SP addr-adl SP
+/// addr-mailbox SP addr-host ")"`
+fn addresses(list: &[Address]) -> Value {
+    if list.is_empty() {
+        return Value::Nil;
+    }
+    Value::List(
+        list.iter()
+            .map(|a| {
+                Value::List(vec![
+                    Value::nstr(a.name.as_deref()),
+                    Value::Nil,
+                    Value::nstr(a.local.as_deref()),
+                    Value::nstr(a.host.as_deref()),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// `body-fld-param = "(" string SP string *(SP string SP string) ")" / nil`
+fn params(p: &[(String, String)]) -> Value {
+    if p.is_empty() {
+        return Value::Nil;
+    }
+    Value::List(
+        p.iter()
+            .flat_map(|(k, v)| [Value::str(k.to_ascii_uppercase()), Value::str(v.clone())])
+            .collect(),
+    )
+}
+
+/// `body-fld-dsp = "(" string SP body-fld-param ")" / nil`
+fn disposition(d: &Option<(String, Vec<(String, String)>)>) -> Value {
+    match d {
+        None => Value::Nil,
+        Some((kind, p)) => Value::List(vec![Value::str(kind.to_ascii_uppercase()), params(p)]),
+    }
+}
+
+/// `body-fld-lang = nstring / "(" string *(SP string) ")"`
+fn language(l: &[String]) -> Value {
+    match l {
+        [] => Value::Nil,
+        [one] => Value::str(one.clone()),
+        many => Value::List(many.iter().map(|s| Value::str(s.clone())).collect()),
+    }
+}
+
+/// BODYSTRUCTURE (`extended == true`) or BODY (`false`) of a part.
+pub fn body(p: &MimePart, extended: bool) -> Value {
+    let mut v = Vec::new();
+    if p.media_type.eq_ignore_ascii_case("multipart") && !p.parts.is_empty() {
+        // body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
+        for child in &p.parts {
+            v.push(body(child, extended));
+        }
+        v.push(Value::str(p.subtype.to_ascii_uppercase()));
+        if extended {
+            v.push(params(&p.params));
+            v.push(disposition(&p.disposition));
+            v.push(language(&p.language));
+            v.push(Value::nstr(p.location.as_deref()));
+        }
+        return Value::List(v);
+    }
+    // body-type-1part: type subtype params id desc enc size [...]
+    let (ty, sub) = if p.media_type.is_empty() {
+        ("TEXT".to_owned(), "PLAIN".to_owned())
+    } else {
+        (
+            p.media_type.to_ascii_uppercase(),
+            p.subtype.to_ascii_uppercase(),
+        )
+    };
+    let is_text = ty == "TEXT";
+    let embedded = if ty == "MESSAGE" && sub == "RFC822" {
+        p.embedded.as_deref()
+    } else {
+        None
+    };
+    v.push(Value::str(ty));
+    v.push(Value::str(sub));
+    v.push(params(&p.params));
+    v.push(Value::nstr(p.id.as_deref()));
+    v.push(Value::nstr(p.description.as_deref()));
+    v.push(Value::str(if p.encoding.is_empty() {
+        "7BIT".to_owned()
+    } else {
+        p.encoding.to_ascii_uppercase()
+    }));
+    v.push(Value::Num(p.size));
+    if let Some((env, inner)) = embedded {
+        // body-type-msg = ... SP envelope SP body SP body-fld-lines
+        v.push(envelope(env));
+        v.push(body(inner, extended));
+        v.push(Value::Num(p.lines));
+    } else if is_text {
+        v.push(Value::Num(p.lines));
+    }
+    if extended {
+        v.push(Value::nstr(p.md5.as_deref()));
+        v.push(disposition(&p.disposition));
+        v.push(language(&p.language));
+        v.push(Value::nstr(p.location.as_deref()));
+    }
+    Value::List(v)
+}
+
+/// Find the part named by a section path (`[1, 2]` = part 1.2).
+///
+/// RFC 3501 §6.4.5: a non-multipart message has a part 1 (itself); the
+/// parts of an embedded message/rfc822 are addressed through it.
+pub fn find_part<'a>(root: &'a MimePart, path: &[u32]) -> Option<&'a MimePart> {
+    let mut cur = root;
+    for &n in path {
+        let idx = (n as usize).checked_sub(1)?;
+        // Step into an embedded message's body first.
+        let container: &MimePart = match cur.embedded.as_deref() {
+            Some((_, inner)) => inner,
+            None => cur,
+        };
+        if container.media_type.eq_ignore_ascii_case("multipart") && !container.parts.is_empty() {
+            cur = container.parts.get(idx)?;
+        } else if idx == 0 {
+            cur = container;
+        } else {
+            return None;
+        }
+    }
+    Some(cur)
+}
