@@ -1,1 +1,23 @@
-//! mua
+//! mua: minimail's terminal mail client, usable with any standard server.
+//!
+//! Layout: `cli` (clap definition, account context) → `cmd/<verb>.rs` (one
+//! file per subcommand) → protocol clients `smtp` (RFC 5321) and `imap/`
+//! (RFC 3501) over blocking sockets (`net`). Message building is `compose`
+//! (mail-builder), reading is `message` (mailparse) and `html`; `query`
+//! maps the search language to IMAP SEARCH keys; `tui/` is the ratatui
+//! client. mua shares no code with the servers.
+
+pub mod cli;
+pub mod cmd;
+pub mod compose;
+pub mod config;
+pub mod dates;
+pub mod editor;
+pub mod error;
+pub mod html;
+pub mod imap;
+pub mod message;
+pub mod net;
+pub mod query;
+pub mod smtp;
+pub mod tui;

@@ -1,0 +1,80 @@
+//! `mua mailboxes`: LIST every mailbox and STATUS (MESSAGES UNSEEN) each
+//! (RFC 3501 §6.3.8, §6.3.10).
+
+use crate::cli::Ctx;
+use crate::imap::Client;
+use clap::Args;
+use unicode_width::UnicodeWidthStr;
+
+/// Show mailboxes with total and unseen counts.
+#[derive(Debug, Args)]
+pub struct MailboxesCmd {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One mailbox with its counts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxRow {
+    /// Decoded name.
+    pub name: String,
+    /// Messages in it.
+    pub total: u64,
+    /// Messages without \Seen.
+    pub unseen: u64,
+}
+
+/// Every selectable mailbox with counts, INBOX first, then by name.
+///
+/// # Errors
+/// IMAP failures.
+pub fn mailbox_rows(c: &mut Client) -> crate::error::Result<Vec<MailboxRow>> {
+    let mut boxes = c.list()?;
+    boxes.retain(|b| b.selectable());
+    boxes.sort_by_key(|b| (!b.name.eq_ignore_ascii_case("INBOX"), b.name.clone()));
+    let mut rows = Vec::new();
+    for b in boxes {
+        let (total, unseen) = c.status(&b.name)?;
+        rows.push(MailboxRow {
+            name: b.name,
+            total,
+            unseen,
+        });
+    }
+    Ok(rows)
+}
+
+impl MailboxesCmd {
+    /// Runs `mua mailboxes`.
+    ///
+    /// # Errors
+    /// Connection and auth failures.
+    pub fn run(self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let mut c = ctx.imap()?;
+        let rows = mailbox_rows(&mut c)?;
+        c.logout();
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(());
+        }
+        let w = rows
+            .iter()
+            .map(|r| r.name.width())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        println!("{:w$}  {:>7}  {:>7}", "MAILBOX", "TOTAL", "UNSEEN");
+        for r in rows {
+            let pad = w - r.name.width();
+            println!(
+                "{}{}  {:>7}  {:>7}",
+                r.name,
+                " ".repeat(pad),
+                r.total,
+                r.unseen
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! `mua read UID`: fetch `BODY.PEEK[]` (RFC 3501 §6.4.5) and show it
+//! decoded, or print the exact stored bytes with `--raw`.
+
+use crate::cli::Ctx;
+use crate::error::MuaError;
+use crate::imap::Client;
+use crate::message::Message;
+use clap::Args;
+use std::io::Write;
+
+/// Show one message.
+#[derive(Debug, Args)]
+pub struct ReadCmd {
+    /// The message's UID (see `mua list`).
+    pub uid: u32,
+    /// Mailbox holding it.
+    #[arg(long, short, default_value = "INBOX")]
+    pub mailbox: String,
+    /// Print the exact bytes stored on the server.
+    #[arg(long)]
+    pub raw: bool,
+    /// Do not mark the message \Seen.
+    #[arg(long)]
+    pub peek: bool,
+}
+
+/// Fetches the full bytes of one message (without setting \Seen).
+///
+/// # Errors
+/// `NotFound` if the UID does not exist.
+pub fn fetch_message(c: &mut Client, mailbox: &str, uid: u32) -> crate::error::Result<Vec<u8>> {
+    c.uid_fetch(&uid.to_string(), "(UID BODY.PEEK[])")?
+        .into_iter()
+        .find(|d| d.uid == Some(uid))
+        .and_then(|d| d.body)
+        .ok_or_else(|| MuaError::NotFound(format!("no message with UID {uid} in {mailbox}")))
+}
+
+impl ReadCmd {
+    /// Runs `mua read`.
+    ///
+    /// # Errors
+    /// No such mailbox or UID (exit 5), connection and auth failures.
+    pub fn run(self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let mut c = ctx.imap()?;
+        c.select(&self.mailbox, self.raw || self.peek)?;
+        let bytes = fetch_message(&mut c, &self.mailbox, self.uid)?;
+        if !(self.raw || self.peek) {
+            c.uid_store(&self.uid.to_string(), "+FLAGS", &["\\Seen"])?;
+        }
+        c.logout();
+        let mut out = std::io::stdout().lock();
+        if self.raw {
+            out.write_all(&bytes)?;
+        } else {
+            out.write_all(Message::parse(&bytes)?.render().as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}

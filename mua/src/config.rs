@@ -1,0 +1,78 @@
+//! Account settings: flags, else environment (MUA_SMTP, MUA_IMAP, MUA_USER,
+//! MUA_PASSWORD), else `$XDG_CONFIG_HOME/mua/config.toml`
+//! (`~/.config/mua/config.toml` when XDG_CONFIG_HOME is unset).
+//!
+//! ```toml
+//! smtp = "127.0.0.1:2525"
+//! imap = "127.0.0.1:1143"
+//! user = "alice@localhost"
+//! name = "Alice Example"    # display name for From (optional)
+//! sent = "Sent"             # mailbox for sent copies (optional)
+//! ```
+
+use crate::error::{MuaError, Result};
+use std::path::PathBuf;
+
+/// The config file's contents; every key optional.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// SMTP server `host:port`.
+    pub smtp: Option<String>,
+    /// IMAP server `host:port`.
+    pub imap: Option<String>,
+    /// Login and sender address.
+    pub user: Option<String>,
+    /// Display name for the From header.
+    pub name: Option<String>,
+    /// Mailbox that receives copies of sent mail (default "Sent").
+    pub sent: Option<String>,
+}
+
+/// Where the config file lives by default.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("mua").join("config.toml"))
+}
+
+/// Loads the config file; a missing default file is an empty config.
+///
+/// # Errors
+/// `Usage` if an explicitly named file is missing or any file is malformed.
+pub fn load(explicit: Option<&PathBuf>) -> Result<FileConfig> {
+    let path = match explicit {
+        Some(p) => p.clone(),
+        None => match default_path() {
+            Some(p) if p.exists() => p,
+            _ => return Ok(FileConfig::default()),
+        },
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| MuaError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    parse(&text).map_err(|e| MuaError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// Parses config text.
+///
+/// # Errors
+/// The TOML error message.
+pub fn parse(text: &str) -> std::result::Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_keys_and_rejects_unknown() {
+        let c = parse("smtp = \"h:25\"\nuser = \"a@b\"\n").unwrap();
+        assert_eq!(c.smtp.as_deref(), Some("h:25"));
+        assert_eq!(c.user.as_deref(), Some("a@b"));
+        assert!(c.imap.is_none());
+        assert!(parse("smpt = \"typo\"").is_err());
+    }
+}

@@ -1,0 +1,612 @@
+//! IMAP response parser (RFC 3501 §7, §9 "response" grammar).
+//!
+//! Input is one complete response as read from the wire: the line plus any
+//! literals (`{n}` CRLF followed by n octets) inline. Output is a typed
+//! `Response`; FETCH item values stay generic `Value` trees that `fetch.rs`
+//! interprets (ENVELOPE, BODYSTRUCTURE, BODY[...]).
+
+use super::utf7;
+use std::borrow::Cow;
+
+/// A generic IMAP data item: NIL, atom/number, string (quoted or literal) or list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `NIL`
+    Nil,
+    /// An atom or number, e.g. `\Seen`, `42`, `BODY[1.2]`.
+    Atom(String),
+    /// A quoted string or literal, as raw bytes.
+    Bytes(Vec<u8>),
+    /// A parenthesised list.
+    List(Vec<Value>),
+}
+
+impl Value {
+    /// Text of an atom or string (lossy UTF-8); None for NIL or lists.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Value::Atom(a) => Some(Cow::Borrowed(a)),
+            Value::Bytes(b) => Some(String::from_utf8_lossy(b)),
+            _ => None,
+        }
+    }
+
+    /// The value as a number, if it is one.
+    pub fn number(&self) -> Option<u64> {
+        self.text()?.parse().ok()
+    }
+
+    /// Elements of a list (empty for anything else).
+    pub fn list(&self) -> &[Value] {
+        match self {
+            Value::List(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+/// Status condition of a tagged or untagged status response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// `OK`
+    Ok,
+    /// `NO`
+    No,
+    /// `BAD`
+    Bad,
+    /// `BYE`
+    Bye,
+    /// `PREAUTH`
+    Preauth,
+}
+
+/// `resp-text`: an optional `[code]` and human-readable text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RespText {
+    /// Response code without brackets, e.g. `UIDVALIDITY 3`.
+    pub code: Option<String>,
+    /// The free text.
+    pub text: String,
+}
+
+impl std::fmt::Display for RespText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.code {
+            Some(c) => write!(f, "[{c}] {}", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+/// Untagged server data (`* ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untagged {
+    /// `* OK/NO/BAD/BYE/PREAUTH [code] text`
+    State(Status, RespText),
+    /// `* CAPABILITY ...` (upper-cased)
+    Capability(Vec<String>),
+    /// `* LIST (flags) delim name` with the name decoded from modified UTF-7.
+    List {
+        /// Name attributes such as `\Noselect`.
+        flags: Vec<String>,
+        /// Hierarchy delimiter, None for NIL.
+        delim: Option<char>,
+        /// Decoded mailbox name.
+        name: String,
+    },
+    /// `* SEARCH n...`
+    Search(Vec<u32>),
+    /// `* STATUS mailbox (item value ...)`
+    Status {
+        /// Decoded mailbox name.
+        mailbox: String,
+        /// Item name (upper-cased) and value.
+        items: Vec<(String, u64)>,
+    },
+    /// `* n EXISTS`
+    Exists(u32),
+    /// `* n RECENT`
+    Recent(u32),
+    /// `* n EXPUNGE`
+    Expunge(u32),
+    /// `* n FETCH (item value ...)`, item names upper-cased.
+    Fetch {
+        /// Message sequence number.
+        seq: u32,
+        /// Data items.
+        items: Vec<(String, Value)>,
+    },
+    /// `* FLAGS (...)`
+    Flags(Vec<String>),
+    /// Anything else, kept as text.
+    Other(String),
+}
+
+/// One complete server response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// `tag OK/NO/BAD text`
+    Tagged {
+        /// The command's tag.
+        tag: String,
+        /// Completion result.
+        status: Status,
+        /// Code and text.
+        text: RespText,
+    },
+    /// `* ...`
+    Untagged(Untagged),
+    /// `+ text` (command continuation request)
+    Continue(String),
+}
+
+/// Why a response could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot parse IMAP response: {0}")]
+pub struct ParseError(pub String);
+
+/// If a response line ends with a literal announcement `{n}` (or `{n+}`),
+/// returns n.
+pub fn literal_len(line: &[u8]) -> Option<usize> {
+    let body = line.strip_suffix(b"}")?;
+    let open = body.iter().rposition(|&b| b == b'{')?;
+    let digits = &body[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// A cursor over one response.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn err(&self, what: &str) -> ParseError {
+        ParseError(format!("{what} at offset {}", self.pos))
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+    }
+
+    /// Rest of the buffer as text (for resp-text).
+    fn rest(&mut self) -> String {
+        let s = String::from_utf8_lossy(&self.buf[self.pos..]).into_owned();
+        self.pos = self.buf.len();
+        s
+    }
+
+    /// A space-delimited word (tag, keyword).
+    fn word(&mut self) -> String {
+        self.skip_spaces();
+        let start = self.pos;
+        while let Some(b) = self.peek() {
+            if b == b' ' {
+                break;
+            }
+            self.pos += 1;
+        }
+        String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned()
+    }
+
+    /// `atom`, extended to swallow `[...]` section specs and `<n>` origins.
+    fn atom(&mut self) -> Result<String, ParseError> {
+        let start = self.pos;
+        let mut depth = 0usize;
+        while let Some(b) = self.peek() {
+            match b {
+                b'[' => depth += 1,
+                b']' => depth = depth.saturating_sub(1),
+                b' ' | b'(' | b')' if depth == 0 => break,
+                b'\r' | b'\n' if depth == 0 => break,
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err(self.err("expected an atom"));
+        }
+        Ok(String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned())
+    }
+
+    /// `quoted = DQUOTE *QUOTED-CHAR DQUOTE`
+    fn quoted(&mut self) -> Result<Vec<u8>, ParseError> {
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated quoted string")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = self.peek().ok_or_else(|| self.err("dangling escape"))?;
+                    out.push(c);
+                    self.pos += 1;
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// `literal = "{" number "}" CRLF *CHAR8`
+    fn literal(&mut self) -> Result<Vec<u8>, ParseError> {
+        let close = self.buf[self.pos..]
+            .iter()
+            .position(|&b| b == b'}')
+            .ok_or_else(|| self.err("unterminated literal length"))?;
+        let digits = &self.buf[self.pos + 1..self.pos + close];
+        let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+        let n: usize = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| self.err("bad literal length"))?;
+        self.pos += close + 1;
+        if self.buf[self.pos..].starts_with(b"\r\n") {
+            self.pos += 2;
+        } else if self.buf[self.pos..].starts_with(b"\n") {
+            self.pos += 1;
+        } else {
+            return Err(self.err("literal length not followed by CRLF"));
+        }
+        let end = self.pos + n;
+        if end > self.buf.len() {
+            return Err(self.err("literal shorter than announced"));
+        }
+        let data = self.buf[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(data)
+    }
+
+    /// Any value: list, string, literal, NIL or atom.
+    fn value(&mut self) -> Result<Value, ParseError> {
+        self.skip_spaces();
+        match self.peek() {
+            None => Err(self.err("expected a value")),
+            Some(b'(') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_spaces();
+                    match self.peek() {
+                        None => return Err(self.err("unterminated list")),
+                        Some(b')') => {
+                            self.pos += 1;
+                            return Ok(Value::List(items));
+                        }
+                        _ => items.push(self.value()?),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Value::Bytes(self.quoted()?)),
+            Some(b'{') => Ok(Value::Bytes(self.literal()?)),
+            Some(_) => {
+                let a = self.atom()?;
+                if a.eq_ignore_ascii_case("NIL") {
+                    Ok(Value::Nil)
+                } else {
+                    Ok(Value::Atom(a))
+                }
+            }
+        }
+    }
+
+    /// `resp-text = ["[" resp-text-code "]" SP] text`
+    fn resp_text(&mut self) -> RespText {
+        self.skip_spaces();
+        let mut code = None;
+        if self.peek() == Some(b'[') {
+            let mut depth = 0usize;
+            let start = self.pos + 1;
+            while let Some(b) = self.peek() {
+                self.pos += 1;
+                match b {
+                    b'[' => depth += 1,
+                    b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            code = Some(
+                                String::from_utf8_lossy(&self.buf[start..self.pos - 1])
+                                    .into_owned(),
+                            );
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.skip_spaces();
+        }
+        RespText {
+            code,
+            text: self.rest(),
+        }
+    }
+}
+
+fn status_of(word: &str) -> Option<Status> {
+    match word.to_ascii_uppercase().as_str() {
+        "OK" => Some(Status::Ok),
+        "NO" => Some(Status::No),
+        "BAD" => Some(Status::Bad),
+        "BYE" => Some(Status::Bye),
+        "PREAUTH" => Some(Status::Preauth),
+        _ => None,
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.list()
+        .iter()
+        .filter_map(|x| x.text().map(|t| t.into_owned()))
+        .collect()
+}
+
+/// Parses one complete response (line plus inline literals, no final CRLF).
+///
+/// # Errors
+/// `ParseError` when the bytes do not follow the response grammar.
+pub fn parse_response(buf: &[u8]) -> Result<Response, ParseError> {
+    let mut c = Cursor { buf, pos: 0 };
+    if buf.starts_with(b"+") {
+        c.pos = 1;
+        c.skip_spaces();
+        return Ok(Response::Continue(c.rest()));
+    }
+    let tag = c.word();
+    if tag.is_empty() {
+        return Err(ParseError("empty response".into()));
+    }
+    if tag != "*" {
+        let st = c.word();
+        let status = status_of(&st)
+            .filter(|s| matches!(s, Status::Ok | Status::No | Status::Bad))
+            .ok_or_else(|| ParseError(format!("bad tagged status {st:?}")))?;
+        return Ok(Response::Tagged {
+            tag,
+            status,
+            text: c.resp_text(),
+        });
+    }
+    let first = c.word();
+    if let Ok(n) = first.parse::<u32>() {
+        let kw = c.word().to_ascii_uppercase();
+        return Ok(Response::Untagged(match kw.as_str() {
+            "EXISTS" => Untagged::Exists(n),
+            "RECENT" => Untagged::Recent(n),
+            "EXPUNGE" => Untagged::Expunge(n),
+            "FETCH" => {
+                let v = c.value()?;
+                let list = v.list();
+                let mut items = Vec::new();
+                for pair in list.chunks(2) {
+                    if let [k, val] = pair {
+                        let name = k.text().unwrap_or_default().to_ascii_uppercase();
+                        items.push((name, val.clone()));
+                    }
+                }
+                Untagged::Fetch { seq: n, items }
+            }
+            _ => Untagged::Other(String::from_utf8_lossy(buf).into_owned()),
+        }));
+    }
+    let kw = first.to_ascii_uppercase();
+    if let Some(st) = status_of(&kw) {
+        return Ok(Response::Untagged(Untagged::State(st, c.resp_text())));
+    }
+    let u = match kw.as_str() {
+        "CAPABILITY" => Untagged::Capability(
+            c.rest()
+                .split_whitespace()
+                .map(|s| s.to_ascii_uppercase())
+                .collect(),
+        ),
+        "LIST" | "LSUB" => {
+            let flags = strings(&c.value()?);
+            let delim = match c.value()? {
+                Value::Bytes(b) => b.first().map(|&b| b as char),
+                Value::Atom(a) => a.chars().next(),
+                _ => None,
+            };
+            let name = c.value()?;
+            let name = name.text().unwrap_or_default();
+            Untagged::List {
+                flags,
+                delim,
+                name: utf7::decode(&name),
+            }
+        }
+        "SEARCH" => Untagged::Search(
+            c.rest()
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        ),
+        "STATUS" => {
+            let mb = c.value()?;
+            let mailbox = utf7::decode(&mb.text().unwrap_or_default());
+            let list = c.value()?;
+            let items = list
+                .list()
+                .chunks(2)
+                .filter_map(|p| match p {
+                    [k, v] => Some((k.text()?.to_ascii_uppercase(), v.number()?)),
+                    _ => None,
+                })
+                .collect();
+            Untagged::Status { mailbox, items }
+        }
+        "FLAGS" => Untagged::Flags(strings(&c.value()?)),
+        _ => Untagged::Other(String::from_utf8_lossy(buf).into_owned()),
+    };
+    Ok(Response::Untagged(u))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn untagged(s: &[u8]) -> Untagged {
+        match parse_response(s) {
+            Ok(Response::Untagged(u)) => u,
+            other => panic!("not untagged: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tagged_status_with_code() {
+        let r = parse_response(b"a1 OK [READ-WRITE] SELECT completed").unwrap();
+        assert_eq!(
+            r,
+            Response::Tagged {
+                tag: "a1".into(),
+                status: Status::Ok,
+                text: RespText {
+                    code: Some("READ-WRITE".into()),
+                    text: "SELECT completed".into()
+                }
+            }
+        );
+        let r = parse_response(b"a2 NO [TRYCREATE] no such mailbox").unwrap();
+        assert!(matches!(
+            r,
+            Response::Tagged {
+                status: Status::No,
+                ..
+            }
+        ));
+        assert!(parse_response(b"a3 MAYBE hmm").is_err());
+    }
+
+    #[test]
+    fn continuation_and_greeting() {
+        assert_eq!(
+            parse_response(b"+ Ready for literal").unwrap(),
+            Response::Continue("Ready for literal".into())
+        );
+        assert_eq!(
+            parse_response(b"+").unwrap(),
+            Response::Continue(String::new())
+        );
+        let u = untagged(b"* OK [CAPABILITY IMAP4rev1 IDLE] minimail ready");
+        assert_eq!(
+            u,
+            Untagged::State(
+                Status::Ok,
+                RespText {
+                    code: Some("CAPABILITY IMAP4rev1 IDLE".into()),
+                    text: "minimail ready".into()
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn capability_exists_expunge_search() {
+        assert_eq!(
+            untagged(b"* CAPABILITY IMAP4rev1 literal+ IDLE"),
+            Untagged::Capability(vec!["IMAP4REV1".into(), "LITERAL+".into(), "IDLE".into()])
+        );
+        assert_eq!(untagged(b"* 23 EXISTS"), Untagged::Exists(23));
+        assert_eq!(untagged(b"* 3 EXPUNGE"), Untagged::Expunge(3));
+        assert_eq!(
+            untagged(b"* SEARCH 2 84 882"),
+            Untagged::Search(vec![2, 84, 882])
+        );
+        assert_eq!(untagged(b"* SEARCH"), Untagged::Search(vec![]));
+    }
+
+    #[test]
+    fn list_decodes_modified_utf7_and_nil_delimiter() {
+        assert_eq!(
+            untagged(br#"* LIST (\HasNoChildren) "/" "Entw&APw-rfe""#),
+            Untagged::List {
+                flags: vec!["\\HasNoChildren".into()],
+                delim: Some('/'),
+                name: "Entwürfe".into()
+            }
+        );
+        assert_eq!(
+            untagged(b"* LIST (\\Noselect) NIL {5}\r\nfoo/b"),
+            Untagged::List {
+                flags: vec!["\\Noselect".into()],
+                delim: None,
+                name: "foo/b".into()
+            }
+        );
+        assert_eq!(
+            untagged(b"* LIST () \"/\" INBOX"),
+            Untagged::List {
+                flags: vec![],
+                delim: Some('/'),
+                name: "INBOX".into()
+            }
+        );
+    }
+
+    #[test]
+    fn status_items() {
+        assert_eq!(
+            untagged(br#"* STATUS "Sent" (MESSAGES 231 UNSEEN 4)"#),
+            Untagged::Status {
+                mailbox: "Sent".into(),
+                items: vec![("MESSAGES".into(), 231), ("UNSEEN".into(), 4)]
+            }
+        );
+    }
+
+    #[test]
+    fn fetch_with_literal_and_section_names() {
+        let raw = b"* 12 FETCH (UID 40 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: hi\r\n\r BODY[]<0> \"x\\\"y\")";
+        match untagged(raw) {
+            Untagged::Fetch { seq, items } => {
+                assert_eq!(seq, 12);
+                assert_eq!(items[0], ("UID".into(), Value::Atom("40".into())));
+                assert_eq!(
+                    items[1],
+                    (
+                        "FLAGS".into(),
+                        Value::List(vec![Value::Atom("\\Seen".into())])
+                    )
+                );
+                assert_eq!(items[2].0, "BODY[HEADER.FIELDS (SUBJECT)]");
+                assert_eq!(items[2].1, Value::Bytes(b"Subject: hi\r\n\r".to_vec()));
+                assert_eq!(
+                    items[3],
+                    ("BODY[]<0>".into(), Value::Bytes(b"x\"y".to_vec()))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_literal_is_an_error_not_a_panic() {
+        assert!(parse_response(b"* 1 FETCH (BODY[] {10}\r\nabc)").is_err());
+        assert!(parse_response(b"* 1 FETCH (UID 3").is_err());
+        assert!(parse_response(b"* 1 FETCH (BODY[] \"abc").is_err());
+    }
+
+    #[test]
+    fn literal_announcement_detection() {
+        assert_eq!(literal_len(b"* 1 FETCH (BODY[] {342}"), Some(342));
+        assert_eq!(literal_len(b"A APPEND x {5+}"), Some(5));
+        assert_eq!(literal_len(b"* OK {braces}"), None);
+        assert_eq!(literal_len(b"* OK done"), None);
+    }
+}

@@ -1,0 +1,3 @@
+pub fn run(_ctx: &mut crate::cli::Ctx, _m: &str) -> anyhow::Result<()> {
+    Ok(())
+}
