@@ -1,0 +1,126 @@
+//! `protocol-tests`: runs the conformance transcripts against an SMTP and/or
+//! IMAP server given on the command line and prints PASS/FAIL/SKIP per case
+//! with its RFC reference, then a summary. Exit status: 0 when no case
+//! failed, 1 when one did, 2 on usage, transcript or probe errors.
+
+use clap::Parser;
+use protocol_tests::exec::Target;
+use protocol_tests::report::{self, Format, Summary};
+use protocol_tests::suite::{self, Options};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Grade an SMTP (RFC 5321) and/or IMAP (RFC 3501) server against
+/// transcripts written from the RFCs.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// SMTP server to test, HOST:PORT.
+    #[arg(long)]
+    smtp: Option<String>,
+    /// IMAP server to test, HOST:PORT.
+    #[arg(long)]
+    imap: Option<String>,
+    /// First account's login name (a full address, or a local part of --domain).
+    #[arg(long)]
+    user: String,
+    /// First account's password.
+    #[arg(long, env = "PROTOCOL_TESTS_PASSWORD")]
+    password: String,
+    /// Second account's login name (cases marked `# user: 2` skip without it).
+    #[arg(long, requires = "password2")]
+    user2: Option<String>,
+    /// Second account's password.
+    #[arg(long, env = "PROTOCOL_TESTS_PASSWORD2")]
+    password2: Option<String>,
+    /// Mail domain of the accounts.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// Run only cases whose name contains this (or matches it, with `*`).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Default wait for each expected response, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Treat failures of cases documented `# differs: NAME` as known.
+    #[arg(long)]
+    known: Vec<String>,
+    /// Read transcripts from this directory instead of the built-in ones.
+    #[arg(long)]
+    transcripts: Option<PathBuf>,
+    /// List the selected cases and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cases = match &cli.transcripts {
+        Some(d) => suite::load_dir(d),
+        None => suite::builtin(),
+    };
+    let cases = match cases {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("transcript error: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if cli.list {
+        for c in cases.iter().filter(|c| suite::selected(&c.name, &cli.only)) {
+            println!("{} (RFC {}) {}", c.name, c.rfc.join(", RFC "), c.title);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if cli.smtp.is_none() && cli.imap.is_none() {
+        eprintln!("give --smtp HOST:PORT and/or --imap HOST:PORT");
+        return ExitCode::from(2);
+    }
+    if !(cli.timeout > 0.0 && cli.timeout <= 600.0) {
+        eprintln!("--timeout must be in (0, 600] seconds");
+        return ExitCode::from(2);
+    }
+    let opts = Options {
+        target: Target {
+            smtp: cli.smtp,
+            imap: cli.imap,
+            user: cli.user,
+            password: cli.password,
+            user2: cli.user2.zip(cli.password2),
+            domain: cli.domain,
+            timeout: Duration::from_secs_f64(cli.timeout),
+        },
+        only: cli.only,
+        known: cli.known.iter().map(|s| s.to_ascii_lowercase()).collect(),
+    };
+    let format = cli.format;
+    let results = suite::run(&cases, &opts, |r| {
+        if format == Format::Text {
+            print!("{}", report::text_line(r));
+        }
+    });
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sum = Summary::of(&results);
+    match format {
+        Format::Text => println!("summary: {}", sum.line()),
+        Format::Tap => print!("{}", report::tap(&results)),
+        Format::Junit => print!("{}", report::junit(&results)),
+    }
+    if sum.fail > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
