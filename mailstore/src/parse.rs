@@ -257,6 +257,8 @@ fn envelope(headers: &[MailHeader]) -> Envelope {
 }
 
 fn single(name: Option<String>, addr: &str) -> Address {
+    // mailparse 0.16 leaves the ", " after a group's ';' on the next address.
+    let addr = addr.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
     let (local, host) = match addr.rsplit_once('@') {
         Some((l, h)) => (l.to_string(), h.to_string()),
         // No domain: keep host present (empty) so it is not a group marker.

@@ -54,3 +54,215 @@ pub enum Query {
     /// Either.
     Or(Box<Query>, Box<Query>),
 }
+
+use rusqlite::types::Value;
+
+use crate::error::{Result, StoreError};
+use crate::reader::Reader;
+use crate::types::MailboxId;
+
+/// Deepest accepted nesting of Not/And/Or.
+const MAX_DEPTH: usize = 64;
+/// Above this many UID ranges, ranges are passed as one JSON parameter.
+const INLINE_RANGES: usize = 16;
+const DAY: i64 = 86_400;
+
+fn int(v: u64) -> Value {
+    Value::Integer(v.min(i64::MAX as u64) as i64)
+}
+
+/// Escape a substring as an FTS5 phrase.
+fn fts_phrase(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Which FTS columns a text criterion looks at.
+#[derive(Clone, Copy)]
+enum TextScope {
+    Body,
+    All,
+}
+
+struct Sql {
+    text: String,
+    params: Vec<Value>,
+}
+
+impl Sql {
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+    fn param(&mut self, v: Value) {
+        self.params.push(v);
+        self.text.push('?');
+        self.text.push_str(&self.params.len().to_string());
+    }
+
+    fn text_match(&mut self, needle: &str, scope: TextScope) {
+        if needle.is_empty() {
+            self.push("1");
+        } else if needle.chars().count() >= 3 {
+            // Trigram index: any substring of >= 3 characters, case-folded.
+            self.push("e.message_id IN (SELECT rowid FROM message_text WHERE message_text MATCH ");
+            let q = match scope {
+                TextScope::Body => format!("body : {}", fts_phrase(needle)),
+                TextScope::All => fts_phrase(needle),
+            };
+            self.param(Value::Text(q));
+            self.push(")");
+        } else {
+            // Trigrams cannot match 1-2 characters: scan the stored text.
+            self.push("EXISTS (SELECT 1 FROM message_text t WHERE t.rowid = e.message_id AND (instr(lower(t.body), lower(");
+            self.param(Value::Text(needle.to_string()));
+            self.push(")) > 0");
+            if let TextScope::All = scope {
+                self.push(" OR instr(lower(t.headers), lower(");
+                self.param(Value::Text(needle.to_string()));
+                self.push(")) > 0");
+            }
+            self.push("))");
+        }
+    }
+
+    fn day_range(&mut self, col: &str, q: &Query) {
+        let (op, d) = match q {
+            Query::Before(d) | Query::SentBefore(d) => ("<", *d),
+            Query::Since(d) | Query::SentSince(d) => (">=", *d),
+            Query::On(d) | Query::SentOn(d) => {
+                self.push(&format!("({col} >= "));
+                self.param(Value::Integer(*d));
+                self.push(&format!(" AND {col} < "));
+                self.param(Value::Integer(d.saturating_add(DAY)));
+                self.push(")");
+                return;
+            }
+            _ => return self.push("0"),
+        };
+        self.push(&format!("{col} {op} "));
+        self.param(Value::Integer(d));
+    }
+
+    fn compile(&mut self, q: &Query, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(StoreError::Invalid(
+                "search criteria nested too deeply".into(),
+            ));
+        }
+        match q {
+            Query::All => self.push("1"),
+            Query::Uids(ranges) if ranges.is_empty() => self.push("0"),
+            Query::Uids(ranges) if ranges.len() <= INLINE_RANGES => {
+                self.push("(");
+                for (i, (a, b)) in ranges.iter().enumerate() {
+                    if i > 0 {
+                        self.push(" OR ");
+                    }
+                    self.push("e.uid BETWEEN ");
+                    self.param(Value::Integer(i64::from(*a.min(b))));
+                    self.push(" AND ");
+                    self.param(Value::Integer(i64::from(*a.max(b))));
+                }
+                self.push(")");
+            }
+            Query::Uids(ranges) => {
+                let norm: Vec<(u32, u32)> =
+                    ranges.iter().map(|(a, b)| (*a.min(b), *a.max(b))).collect();
+                let json =
+                    serde_json::to_string(&norm).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                self.push("EXISTS (SELECT 1 FROM json_each(");
+                self.param(Value::Text(json));
+                self.push(") j WHERE e.uid BETWEEN j.value ->> 0 AND j.value ->> 1)");
+            }
+            Query::Flag(f, on) => {
+                self.push("(e.flags & ");
+                self.param(Value::Integer(i64::from(f.bit())));
+                self.push(if *on { ") != 0" } else { ") = 0" });
+            }
+            Query::Keyword(k, on) => {
+                self.push("instr(' ' || lower(e.keywords) || ' ', ' ' || lower(");
+                self.param(Value::Text(k.clone()));
+                self.push(if *on {
+                    ") || ' ') > 0"
+                } else {
+                    ") || ' ') = 0"
+                });
+            }
+            Query::Header(name, needle) => {
+                self.push("EXISTS (SELECT 1 FROM message_headers h WHERE h.message_id = e.message_id AND h.name = lower(");
+                self.param(Value::Text(name.trim().to_string()));
+                self.push(") AND instr(lower(h.value), lower(");
+                self.param(Value::Text(needle.clone()));
+                self.push(")) > 0)");
+            }
+            Query::Body(s) => self.text_match(s, TextScope::Body),
+            Query::Text(s) => self.text_match(s, TextScope::All),
+            Query::Larger(n) => {
+                self.push("m.size > ");
+                self.param(int(*n));
+            }
+            Query::Smaller(n) => {
+                self.push("m.size < ");
+                self.param(int(*n));
+            }
+            Query::Before(_) | Query::On(_) | Query::Since(_) => {
+                self.day_range("m.internal_date", q)
+            }
+            Query::SentBefore(_) | Query::SentOn(_) | Query::SentSince(_) => {
+                self.day_range("coalesce(m.sent_date, m.internal_date)", q)
+            }
+            Query::ModSeq(n) => {
+                self.push("e.modseq >= ");
+                self.param(int(*n));
+            }
+            Query::Not(inner) => {
+                self.push("NOT (");
+                self.compile(inner, depth + 1)?;
+                self.push(")");
+            }
+            Query::And(all) if all.is_empty() => self.push("1"),
+            Query::And(all) => {
+                self.push("(");
+                for (i, q) in all.iter().enumerate() {
+                    if i > 0 {
+                        self.push(" AND ");
+                    }
+                    self.compile(q, depth + 1)?;
+                }
+                self.push(")");
+            }
+            Query::Or(a, b) => {
+                self.push("((");
+                self.compile(a, depth + 1)?;
+                self.push(") OR (");
+                self.compile(b, depth + 1)?;
+                self.push("))");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Reader {
+    /// UIDs (ascending) of the mailbox's messages matching `q`, evaluated
+    /// in SQL (FTS5 trigram index for body/text substrings).
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::Invalid`] for absurdly deep nesting.
+    pub fn search(&self, mailbox: MailboxId, q: &Query) -> Result<Vec<Uid>> {
+        let mut sql = Sql {
+            text: String::from(
+                "SELECT e.uid FROM entries e JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1 AND ",
+            ),
+            params: vec![Value::Integer(mailbox)],
+        };
+        sql.compile(q, 0)?;
+        sql.push(" ORDER BY e.uid");
+        let mut st = self.conn().prepare(&sql.text)?;
+        let rows = st.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(rows
+            .map(|r| r.map(|u| u as Uid))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+}

@@ -3,7 +3,11 @@
 
 mod util;
 
+mod flags;
+mod mailboxes;
 mod messages;
+mod mime;
 mod open;
+mod search;
 mod threads;
 mod users;
