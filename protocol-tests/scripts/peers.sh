@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# peers.sh: run the protocol-tests suite against trusted servers: Debian's
+# Postfix (SMTP) and Dovecot (IMAP), on loopback ports, with their own config,
+# spool and mail directories under $PEERS_DIR. Nothing in /etc is changed and
+# systemd is not used: the daemons are started directly.
+#
+#   scripts/peers.sh [all|setup|start|stop|run] [extra protocol-tests args]
+#
+#   setup  apt-get install postfix dovecot-imapd (if missing), write configs
+#   start  start both daemons (after setup)
+#   run    run the suite against them (results in $PEERS_DIR/results-*.txt)
+#   stop   stop both daemons
+#   all    setup, start, run, stop (the default)
+#
+# Accounts: alice@minimail.test / alice-pw and bob@minimail.test / bob-pw.
+set -euo pipefail
+
+PEERS_DIR=${PEERS_DIR:-/tmp/ptests-peers}
+SMTP_PORT=${SMTP_PORT:-10025}
+IMAP_PORT=${IMAP_PORT:-10143}
+DOMAIN=minimail.test
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORKSPACE=$(cd "$HERE/.." && pwd)
+MAIL_UID=$(id -u nobody)
+MAIL_GID=$(id -g nobody)
+
+setup() {
+    if ! command -v postfix >/dev/null || ! command -v dovecot >/dev/null; then
+        apt-get update -q
+        # policy-rc.d (if present) keeps the packaged services from starting;
+        # we never start them through init scripts either.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd
+    fi
+    mkdir -p "$PEERS_DIR"/{postfix/etc,postfix/spool,postfix/data,postfix/vmail,dovecot/run,dovecot/state,dovecot/mail}
+    chown -R "$MAIL_UID:$MAIL_GID" "$PEERS_DIR/postfix/vmail" "$PEERS_DIR/dovecot/mail"
+    chown postfix "$PEERS_DIR/postfix/data"
+
+    # ---- Postfix: its own config dir, queue and data dirs; virtual mailboxes.
+    local pf=$PEERS_DIR/postfix
+    cat >"$pf/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $pf/spool
+data_directory = $pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.$DOMAIN
+mydomain = $DOMAIN
+myorigin = $DOMAIN
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+# loopback is NOT a trusted network, so the relay rules are visible
+mynetworks = 192.0.2.1/32
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_base = $pf/vmail
+virtual_mailbox_maps = texthash:$pf/etc/vmailbox
+virtual_uid_maps = static:$MAIL_UID
+virtual_gid_maps = static:$MAIL_GID
+alias_maps =
+alias_database =
+smtputf8_enable = yes
+message_size_limit = 10240000
+smtpd_banner = \$myhostname ESMTP
+maillog_file = $pf/postfix.log
+maillog_file_prefixes = $PEERS_DIR
+biff = no
+default_transport = error:no relaying from the test instance
+EOF
+    printf 'alice@%s %s/alice/\nbob@%s %s/bob/\n' "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" >"$pf/etc/vmailbox"
+    cat >"$pf/etc/master.cf" <<EOF
+127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+local     unix  - n n - - local
+virtual   unix  - n n - - virtual
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+
+    # ---- Dovecot: own base/state dirs, passwd-file users, Maildir, "/" separator.
+    local dc=$PEERS_DIR/dovecot
+    cat >"$dc/users" <<EOF
+alice@$DOMAIN:{PLAIN}alice-pw:$MAIL_UID:$MAIL_GID::$dc/mail/alice
+bob@$DOMAIN:{PLAIN}bob-pw:$MAIL_UID:$MAIL_GID::$dc/mail/bob
+EOF
+    cat >"$dc/dovecot.conf" <<EOF
+base_dir = $dc/run
+state_dir = $dc/state
+instance_name = ptests-dovecot
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = $dc/dovecot.log
+first_valid_uid = 1
+default_internal_user = dovecot
+default_login_user = dovenull
+mail_location = maildir:~/Maildir:LAYOUT=fs
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dc/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $dc/users
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0666
+  }
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+protocol imap {
+  mail_max_userip_connections = 100
+}
+EOF
+}
+
+start() {
+    postfix -c "$PEERS_DIR/postfix/etc" check
+    postfix -c "$PEERS_DIR/postfix/etc" start
+    dovecot -c "$PEERS_DIR/dovecot/dovecot.conf"
+    for _ in $(seq 1 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null &&
+            (exec 3<>"/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "peers.sh: servers did not start; see $PEERS_DIR/*/*.log" >&2
+    return 1
+}
+
+stop() {
+    postfix -c "$PEERS_DIR/postfix/etc" stop 2>/dev/null || true
+    if [ -f "$PEERS_DIR/dovecot/run/master.pid" ]; then
+        kill "$(cat "$PEERS_DIR/dovecot/run/master.pid")" 2>/dev/null || true
+    fi
+}
+
+run() {
+    local bin=${PROTOCOL_TESTS_BIN:-}
+    if [ -z "$bin" ]; then
+        (cd "$WORKSPACE" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$WORKSPACE/target-ptests} \
+            cargo build -q -p protocol-tests)
+        bin=${CARGO_TARGET_DIR:-$WORKSPACE/target-ptests}/debug/protocol-tests
+    fi
+    local rc=0
+    for peer in postfix dovecot; do
+        local args
+        if [ "$peer" = postfix ]; then args=(--smtp "127.0.0.1:$SMTP_PORT" --only smtp/); else args=(--imap "127.0.0.1:$IMAP_PORT" --only imap/); fi
+        "$bin" "${args[@]}" --user "alice@$DOMAIN" --password alice-pw \
+            --user2 "bob@$DOMAIN" --password2 bob-pw --domain "$DOMAIN" \
+            --known "$peer" "$@" | tee "$PEERS_DIR/results-$peer.txt" || rc=1
+    done
+    return $rc
+}
+
+cmd=${1:-all}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    setup) setup ;;
+    start) start ;;
+    stop) stop ;;
+    run) run "$@" ;;
+    all)
+        setup
+        stop
+        start
+        trap stop EXIT
+        run "$@"
+        ;;
+    *) echo "usage: $0 [all|setup|start|stop|run]" >&2; exit 2 ;;
+esac
