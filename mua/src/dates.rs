@@ -51,6 +51,12 @@ pub fn epoch_of(raw: &str) -> Option<i64> {
         .filter(|&s| s != 0 || raw.contains("1970"))
 }
 
+/// Epoch seconds of an IMAP INTERNALDATE (`17-Jul-1996 02:44:25 -0700`).
+pub fn epoch_of_internal(raw: &str) -> Option<i64> {
+    let (date, rest) = raw.trim().split_once(' ')?;
+    epoch_of(&format!("{} {rest}", date.replace('-', " ")))
+}
+
 /// Converts `YYYY-MM-DD` to IMAP's `d-Mon-yyyy`.
 pub fn imap_date(iso: &str) -> Option<String> {
     let mut it = iso.splitn(3, '-');
@@ -81,6 +87,19 @@ mod tests {
             "2023-11-14 22:13"
         );
         assert_eq!(display_date("garbage"), "garbage");
+    }
+
+    #[test]
+    fn internaldate_parses() {
+        assert_eq!(
+            epoch_of_internal("17-Jul-1996 02:44:25 -0700"),
+            Some(837_596_665)
+        );
+        assert_eq!(
+            epoch_of_internal(" 1-Jan-2000 00:00:00 +0000"),
+            Some(946_684_800)
+        );
+        assert_eq!(epoch_of_internal("nonsense"), None);
     }
 
     #[test]

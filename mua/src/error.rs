@@ -39,12 +39,12 @@ pub enum MuaError {
     #[error("{0}")]
     Usage(String),
     /// The server could not be reached.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {reason}")]
     Connect {
         /// The `host:port` we tried.
         addr: String,
         /// What the OS said.
-        source: io::Error,
+        reason: io::Error,
     },
     /// The server refused the credentials (SMTP 535, IMAP LOGIN NO).
     #[error("authentication refused: {0}")]

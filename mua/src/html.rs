@@ -66,10 +66,8 @@ fn push_text(out: &mut String, text: &str, pre: bool) {
         let (c, len) = match rest.find('&') {
             Some(0) => {
                 let end = rest[1..].find(';').map(|e| e + 1).filter(|&e| e <= 10);
-                match end.and_then(|e| entity(&rest[1..e]).map(|c| (c, e + 1))) {
-                    Some(x) => x,
-                    None => ('&', 1),
-                }
+                end.and_then(|e| entity(&rest[1..e]).map(|c| (c, e + 1)))
+                    .unwrap_or(('&', 1))
             }
             _ => {
                 let ch = rest.chars().next().unwrap_or(' ');

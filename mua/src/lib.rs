@@ -7,6 +7,8 @@
 //! maps the search language to IMAP SEARCH keys; `tui/` is the ratatui
 //! client. mua shares no code with the servers.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod cli;
 pub mod cmd;
 pub mod compose;

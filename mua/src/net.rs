@@ -30,9 +30,9 @@ impl Conn {
     /// # Errors
     /// `MuaError::Connect` when no address accepts the connection.
     pub fn connect(addr: &str, trace: bool) -> Result<Conn> {
-        let conn_err = |source| MuaError::Connect {
+        let conn_err = |reason| MuaError::Connect {
             addr: addr.to_string(),
-            source,
+            reason,
         };
         let addrs: Vec<_> = addr.to_socket_addrs().map_err(conn_err)?.collect();
         let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");

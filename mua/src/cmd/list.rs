@@ -56,7 +56,11 @@ impl Row {
             .date
             .as_deref()
             .and_then(dates::epoch_of)
-            .or_else(|| d.internal_date.as_deref().and_then(dates::epoch_of))
+            .or_else(|| {
+                d.internal_date
+                    .as_deref()
+                    .and_then(dates::epoch_of_internal)
+            })
             .map(dates::format_epoch)
             .unwrap_or_default();
         let from = env.from.first().cloned().unwrap_or_default();
@@ -106,7 +110,7 @@ pub fn fetch_rows(
         .map(Row::from_fetch)
         .filter(|r| uids.contains(&r.uid))
         .collect();
-    rows.sort_by(|a, b| b.uid.cmp(&a.uid));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.uid));
     Ok(rows)
 }
 

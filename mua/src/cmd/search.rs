@@ -11,7 +11,8 @@ use clap::Args;
 #[command(after_help = QUERY_HELP)]
 pub struct SearchCmd {
     /// The query (see below); several words are joined with spaces.
-    #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+    /// Put `--` before a query that starts with `-` (`mua search -- -seen`).
+    #[arg(required = true, num_args = 1..)]
     pub query: Vec<String>,
     /// Mailbox to search.
     #[arg(long, short, default_value = "INBOX")]

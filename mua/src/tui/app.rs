@@ -1,0 +1,605 @@
+//! The TUI's state and its update logic, free of terminal and network code:
+//! keys and worker events go in, `Action`s (requests for the worker, or
+//! "open the editor") come out. Drawing reads this state (`draw.rs`), so
+//! tests drive the whole client through `on_key`/`on_event` and check a
+//! `TestBackend` screen.
+
+use super::thread::{self, Node};
+use super::worker::Item;
+use super::{Event, Purpose, Request};
+use crate::cmd::mailboxes::MailboxRow;
+use crate::compose::{self, Draft};
+use crate::message::{human_size, Message};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::{HashMap, HashSet};
+
+/// Which pane has the focus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    /// The mailbox list.
+    Mailboxes,
+    /// The message list.
+    List,
+    /// The open message.
+    Reader,
+}
+
+/// What a one-line prompt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    /// `/` search query.
+    Search,
+    /// `m` destination mailbox.
+    Move,
+    /// `s` attachment number and path.
+    Save,
+}
+
+/// Input mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Keys navigate and act.
+    Normal,
+    /// Keys edit a one-line prompt.
+    Prompt {
+        /// What the answer is for.
+        kind: PromptKind,
+        /// Text typed so far.
+        input: String,
+    },
+    /// A composed draft waits for send / edit / discard.
+    Confirm(Box<Draft>),
+}
+
+/// Something the runner must do for the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a request to the worker thread.
+    Request(Request),
+    /// Suspend the screen and edit this draft in $EDITOR, then call
+    /// `App::on_edited`.
+    Edit(Box<Draft>),
+}
+
+/// The open message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    /// Its UID.
+    pub uid: u32,
+    /// Rendered lines (headers, text, attachment list).
+    pub lines: Vec<String>,
+    /// (number, file name) of each attachment.
+    pub attachments: Vec<(usize, String)>,
+    /// Scroll offset in lines.
+    pub scroll: usize,
+}
+
+/// The whole client state.
+#[derive(Debug)]
+pub struct App {
+    /// Account address (From for new mail).
+    pub me: String,
+    /// Mailboxes with counts.
+    pub mailboxes: Vec<MailboxRow>,
+    /// Highlighted mailbox.
+    pub mb_sel: usize,
+    /// The open mailbox.
+    pub mailbox: String,
+    /// Active search query, if the list shows results.
+    pub query: Option<String>,
+    /// UIDs in the list (newest first) — all of them, loaded or not.
+    pub uids: Vec<u32>,
+    /// Loaded headers by UID.
+    pub items: HashMap<u32, Item>,
+    requested: HashSet<u32>,
+    /// Display order: (uid, thread depth).
+    pub view: Vec<(u32, usize)>,
+    /// Highlighted row in `view`.
+    pub list_sel: usize,
+    /// First visible row.
+    pub list_offset: usize,
+    /// Visible rows (set by drawing).
+    pub list_height: usize,
+    /// The open message.
+    pub reader: Option<Reader>,
+    /// Focused pane.
+    pub pane: Pane,
+    /// Input mode.
+    pub mode: Mode,
+    /// Status-bar message.
+    pub status: String,
+    /// Set when the user quits.
+    pub quit: bool,
+}
+
+fn req(r: Request) -> Action {
+    Action::Request(r)
+}
+
+impl App {
+    /// A fresh client for `me`, about to open `mailbox`; returns the
+    /// initial requests too.
+    pub fn new(me: &str, mailbox: &str) -> (App, Vec<Action>) {
+        let app = App {
+            me: me.to_string(),
+            mailboxes: Vec::new(),
+            mb_sel: 0,
+            mailbox: mailbox.to_string(),
+            query: None,
+            uids: Vec::new(),
+            items: HashMap::new(),
+            requested: HashSet::new(),
+            view: Vec::new(),
+            list_sel: 0,
+            list_offset: 0,
+            list_height: 20,
+            reader: None,
+            pane: Pane::List,
+            mode: Mode::Normal,
+            status: format!("opening {mailbox}…"),
+            quit: false,
+        };
+        let acts = vec![
+            req(Request::Mailboxes),
+            req(Request::Select {
+                mailbox: mailbox.to_string(),
+                query: None,
+            }),
+        ];
+        (app, acts)
+    }
+
+    /// UID of the highlighted list row.
+    pub fn selected_uid(&self) -> Option<u32> {
+        self.view.get(self.list_sel).map(|&(u, _)| u)
+    }
+
+    /// The message an action applies to: the open one in the reader, else
+    /// the highlighted row.
+    fn target(&self) -> Option<u32> {
+        match (&self.reader, self.pane) {
+            (Some(r), Pane::Reader) => Some(r.uid),
+            _ => self.selected_uid(),
+        }
+    }
+
+    fn rebuild_view(&mut self) {
+        let keep = self.selected_uid();
+        let nodes: Vec<Node> = self
+            .items
+            .values()
+            .map(|i| Node {
+                uid: i.row.uid,
+                message_id: i.row.message_id.clone(),
+                parent_id: i.parent_id.clone(),
+            })
+            .collect();
+        self.view = thread::order(&self.uids, &nodes);
+        if let Some(k) = keep {
+            if let Some(pos) = self.view.iter().position(|&(u, _)| u == k) {
+                self.list_sel = pos;
+            }
+        }
+        self.clamp();
+    }
+
+    /// Keeps the selection inside the list and visible (after a resize).
+    pub fn clamp_view(&mut self) {
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        if self.list_sel >= self.view.len() {
+            self.list_sel = self.view.len().saturating_sub(1);
+        }
+        let h = self.list_height.max(1);
+        if self.list_sel < self.list_offset {
+            self.list_offset = self.list_sel;
+        } else if self.list_sel >= self.list_offset + h {
+            self.list_offset = self.list_sel + 1 - h;
+        }
+        if self.mb_sel >= self.mailboxes.len() {
+            self.mb_sel = self.mailboxes.len().saturating_sub(1);
+        }
+    }
+
+    /// Requests headers for visible (and the next screenful of) rows not
+    /// loaded yet — a large mailbox loads only what is looked at.
+    pub fn wanted_rows(&mut self) -> Option<Action> {
+        let h = self.list_height.max(1);
+        let end = (self.list_offset + 2 * h).min(self.view.len());
+        let want: Vec<u32> = self.view[self.list_offset.min(end)..end]
+            .iter()
+            .map(|&(u, _)| u)
+            .filter(|u| !self.items.contains_key(u) && !self.requested.contains(u))
+            .collect();
+        if want.is_empty() {
+            return None;
+        }
+        self.requested.extend(&want);
+        Some(req(Request::Rows(want)))
+    }
+
+    /// Handles one key press.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return Vec::new();
+        }
+        match self.mode.clone() {
+            Mode::Prompt { kind, input } => self.on_prompt_key(kind, input, key),
+            Mode::Confirm(draft) => self.on_confirm_key(*draft, key),
+            Mode::Normal => self.on_normal_key(key),
+        }
+    }
+
+    fn on_prompt_key(&mut self, kind: PromptKind, mut input: String, key: KeyEvent) -> Vec<Action> {
+        match key.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                self.status = "cancelled".into();
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                self.submit_prompt(kind, input.trim())
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                self.mode = Mode::Prompt { kind, input };
+                Vec::new()
+            }
+            KeyCode::Char(c) => {
+                input.push(c);
+                self.mode = Mode::Prompt { kind, input };
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn submit_prompt(&mut self, kind: PromptKind, input: &str) -> Vec<Action> {
+        match kind {
+            PromptKind::Search => {
+                if let Err(e) = crate::query::to_search(input) {
+                    self.status = format!("bad query: {e}");
+                    return Vec::new();
+                }
+                self.query = (!input.is_empty()).then(|| input.to_string());
+                self.status = match &self.query {
+                    Some(q) => format!("searching {q}…"),
+                    None => "showing all messages".into(),
+                };
+                self.pane = Pane::List;
+                vec![req(Request::Select {
+                    mailbox: self.mailbox.clone(),
+                    query: self.query.clone(),
+                })]
+            }
+            PromptKind::Move => match self.target() {
+                Some(uid) if !input.is_empty() => vec![req(Request::Move {
+                    uid,
+                    dest: input.to_string(),
+                })],
+                _ => Vec::new(),
+            },
+            PromptKind::Save => {
+                let Some(r) = &self.reader else {
+                    return Vec::new();
+                };
+                let (num, path) = input.split_once(' ').unwrap_or((input, ""));
+                match num.parse::<usize>() {
+                    Ok(index) if !path.trim().is_empty() => vec![req(Request::Save {
+                        uid: r.uid,
+                        index,
+                        path: path.trim().to_string(),
+                    })],
+                    _ => {
+                        self.status = "usage: NUMBER PATH".into();
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_confirm_key(&mut self, draft: Draft, key: KeyEvent) -> Vec<Action> {
+        match key.code {
+            KeyCode::Char('y') => {
+                self.mode = Mode::Normal;
+                self.status = "sending…".into();
+                vec![req(Request::Send(Box::new(draft)))]
+            }
+            KeyCode::Char('e') => {
+                self.mode = Mode::Normal;
+                vec![Action::Edit(Box::new(draft))]
+            }
+            KeyCode::Char('n') | KeyCode::Char('q') | KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                self.status = "draft discarded".into();
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn move_sel(&mut self, delta: isize) {
+        match self.pane {
+            Pane::Mailboxes => {
+                let n = self.mailboxes.len() as isize;
+                self.mb_sel = (self.mb_sel as isize + delta).clamp(0, (n - 1).max(0)) as usize;
+            }
+            Pane::List => {
+                let n = self.view.len() as isize;
+                self.list_sel = (self.list_sel as isize + delta).clamp(0, (n - 1).max(0)) as usize;
+            }
+            Pane::Reader => {
+                if let Some(r) = &mut self.reader {
+                    let max = r.lines.len().saturating_sub(1) as isize;
+                    r.scroll = (r.scroll as isize + delta).clamp(0, max) as usize;
+                }
+            }
+        }
+        self.clamp();
+    }
+
+    fn on_normal_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let page = self.list_height.max(1) as isize;
+        match key.code {
+            KeyCode::Char('q') | KeyCode::Esc => {
+                if self.pane == Pane::Reader {
+                    self.pane = Pane::List;
+                    self.reader = None;
+                } else if key.code == KeyCode::Char('q') {
+                    self.quit = true;
+                }
+            }
+            KeyCode::Tab => {
+                self.pane = match self.pane {
+                    Pane::Mailboxes => Pane::List,
+                    Pane::List if self.reader.is_some() => Pane::Reader,
+                    _ => Pane::Mailboxes,
+                }
+            }
+            KeyCode::BackTab => {
+                self.pane = match self.pane {
+                    Pane::Reader => Pane::List,
+                    Pane::List => Pane::Mailboxes,
+                    Pane::Mailboxes if self.reader.is_some() => Pane::Reader,
+                    Pane::Mailboxes => Pane::List,
+                }
+            }
+            KeyCode::Char('j') | KeyCode::Down => self.move_sel(1),
+            KeyCode::Char('k') | KeyCode::Up => self.move_sel(-1),
+            KeyCode::PageDown | KeyCode::Char(' ') => self.move_sel(page),
+            KeyCode::PageUp => self.move_sel(-page),
+            KeyCode::Home | KeyCode::Char('g') => self.move_sel(-(isize::MAX / 2)),
+            KeyCode::End | KeyCode::Char('G') => self.move_sel(isize::MAX / 2),
+            KeyCode::Enter => return self.open(),
+            KeyCode::Char('r') => return self.fetch_for(Purpose::Reply),
+            KeyCode::Char('a') => return self.fetch_for(Purpose::ReplyAll),
+            KeyCode::Char('f') => return self.fetch_for(Purpose::Forward),
+            KeyCode::Char('c') => {
+                return vec![Action::Edit(Box::new(Draft {
+                    from: self.me.clone(),
+                    ..Draft::default()
+                }))]
+            }
+            KeyCode::Char('d') => {
+                if let Some(uid) = self.target() {
+                    self.status = format!("deleting {uid}…");
+                    return vec![req(Request::Delete { uid })];
+                }
+            }
+            KeyCode::Char('m') if self.target().is_some() => {
+                self.mode = Mode::Prompt {
+                    kind: PromptKind::Move,
+                    input: String::new(),
+                };
+            }
+            KeyCode::Char('s') => match &self.reader {
+                Some(r) if !r.attachments.is_empty() => {
+                    let (n, name) = &r.attachments[0];
+                    self.mode = Mode::Prompt {
+                        kind: PromptKind::Save,
+                        input: format!("{n} {name}"),
+                    };
+                }
+                Some(_) => self.status = "this message has no attachments".into(),
+                None => self.status = "open a message first (Enter)".into(),
+            },
+            KeyCode::Char('/') => {
+                self.mode = Mode::Prompt {
+                    kind: PromptKind::Search,
+                    input: self.query.clone().unwrap_or_default(),
+                }
+            }
+            KeyCode::Char('u') => return self.toggle_unread(),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn open(&mut self) -> Vec<Action> {
+        match self.pane {
+            Pane::Mailboxes => {
+                let Some(mb) = self.mailboxes.get(self.mb_sel) else {
+                    return Vec::new();
+                };
+                let mailbox = mb.name.clone();
+                self.pane = Pane::List;
+                self.status = format!("opening {mailbox}…");
+                vec![req(Request::Select {
+                    mailbox,
+                    query: None,
+                })]
+            }
+            Pane::List => match self.selected_uid() {
+                Some(uid) => vec![req(Request::Message {
+                    uid,
+                    purpose: Purpose::Read,
+                })],
+                None => Vec::new(),
+            },
+            Pane::Reader => Vec::new(),
+        }
+    }
+
+    fn fetch_for(&mut self, purpose: Purpose) -> Vec<Action> {
+        match self.target() {
+            Some(uid) => vec![req(Request::Message { uid, purpose })],
+            None => Vec::new(),
+        }
+    }
+
+    fn toggle_unread(&mut self) -> Vec<Action> {
+        let Some(uid) = self.target() else {
+            return Vec::new();
+        };
+        let Some(item) = self.items.get_mut(&uid) else {
+            return Vec::new();
+        };
+        let flags = &mut item.row.flags;
+        let seen = flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+        if seen {
+            flags.retain(|f| !f.eq_ignore_ascii_case("\\Seen"));
+        } else {
+            flags.push("\\Seen".into());
+        }
+        vec![req(Request::Flag {
+            uid,
+            flag: "\\Seen".into(),
+            on: !seen,
+        })]
+    }
+
+    /// The editor returned `text` for `draft`: show the confirm screen.
+    pub fn on_edited(&mut self, draft: &Draft, text: &str) {
+        let d = draft.from_editor_text(text);
+        if d.to.is_empty() && d.cc.is_empty() && d.bcc.is_empty() {
+            self.status = "draft has no recipients; discarded".into();
+            self.mode = Mode::Normal;
+        } else {
+            self.mode = Mode::Confirm(Box::new(d));
+        }
+    }
+
+    /// Handles one message from the worker or the IDLE watcher.
+    pub fn on_event(&mut self, ev: Event) -> Vec<Action> {
+        match ev {
+            Event::Mailboxes(rows) => {
+                let first = self.mailboxes.is_empty();
+                self.mailboxes = rows;
+                if first {
+                    if let Some(i) = self.mailboxes.iter().position(|m| m.name == self.mailbox) {
+                        self.mb_sel = i;
+                    }
+                }
+                self.clamp();
+            }
+            Event::Uids {
+                mailbox,
+                uids,
+                query,
+            } => {
+                if mailbox != self.mailbox {
+                    self.items.clear();
+                    self.list_sel = 0;
+                    self.list_offset = 0;
+                    self.reader = None;
+                }
+                self.requested.clear();
+                self.mailbox = mailbox;
+                self.query = query;
+                self.status = match &self.query {
+                    Some(q) => format!("{} matches for {q}", uids.len()),
+                    None => format!("{}: {} messages", self.mailbox, uids.len()),
+                };
+                self.uids = uids;
+                self.rebuild_view();
+            }
+            Event::Rows(items) => {
+                for i in items {
+                    self.requested.remove(&i.row.uid);
+                    self.items.insert(i.row.uid, i);
+                }
+                self.rebuild_view();
+            }
+            Event::Message {
+                uid,
+                bytes,
+                purpose,
+            } => return self.on_message(uid, &bytes, purpose),
+            Event::Info(s) => self.status = s,
+            Event::Error(s) => self.status = format!("error: {s}"),
+            Event::NewMail(mb) => {
+                self.status = format!("New mail in {mb}");
+                let mut acts = vec![req(Request::Mailboxes)];
+                if mb == self.mailbox {
+                    acts.push(req(Request::Select {
+                        mailbox: mb,
+                        query: self.query.clone(),
+                    }));
+                }
+                return acts;
+            }
+            Event::Removed(uid) => {
+                self.uids.retain(|&u| u != uid);
+                self.items.remove(&uid);
+                if self.reader.as_ref().is_some_and(|r| r.uid == uid) {
+                    self.reader = None;
+                    self.pane = Pane::List;
+                }
+                self.rebuild_view();
+                return vec![req(Request::Mailboxes)];
+            }
+        }
+        Vec::new()
+    }
+
+    fn on_message(&mut self, uid: u32, bytes: &[u8], purpose: Purpose) -> Vec<Action> {
+        let draft = match purpose {
+            Purpose::Read => {
+                match Message::parse(bytes) {
+                    Ok(m) => {
+                        let atts = m.attachments();
+                        self.reader = Some(Reader {
+                            uid,
+                            lines: m.render().lines().map(str::to_string).collect(),
+                            attachments: atts
+                                .iter()
+                                .map(|a| (a.index, a.filename.clone()))
+                                .collect(),
+                            scroll: 0,
+                        });
+                        self.pane = Pane::Reader;
+                        if let Some(i) = self.items.get_mut(&uid) {
+                            if !i.row.flags.iter().any(|f| f == "\\Seen") {
+                                i.row.flags.push("\\Seen".into());
+                            }
+                        }
+                        self.status = match atts.len() {
+                            0 => format!("message {uid}"),
+                            n => format!(
+                                "message {uid}, {n} attachment(s), {}",
+                                human_size(atts.iter().map(|a| a.data.len() as u64).sum())
+                            ),
+                        };
+                    }
+                    Err(e) => self.status = format!("error: {e}"),
+                }
+                return Vec::new();
+            }
+            Purpose::Reply => compose::reply(bytes, &self.me, false),
+            Purpose::ReplyAll => compose::reply(bytes, &self.me, true),
+            Purpose::Forward => compose::forward(bytes, &self.me),
+        };
+        match draft {
+            Ok(d) => vec![Action::Edit(Box::new(d))],
+            Err(e) => {
+                self.status = format!("error: {e}");
+                Vec::new()
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Background IMAP/SMTP work for the TUI, so the screen never waits on the
+//! network: a worker thread owns one IMAP session and answers `Request`s
+//! with `Event`s; a watcher thread keeps a second session in IDLE
+//! (RFC 2177) on INBOX and reports new mail.
+
+use super::{Event, Purpose, Request};
+use crate::cmd::list::{Row, ROW_ITEMS};
+use crate::cmd::mailboxes::mailbox_rows;
+use crate::error::Result;
+use crate::imap::{uid_set, Arg, Client};
+use crate::smtp::SmtpClient;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Resolved account settings the threads need.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// IMAP `host:port`.
+    pub imap: String,
+    /// SMTP `host:port`.
+    pub smtp: String,
+    /// Login / envelope sender.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Sent mailbox.
+    pub sent: String,
+}
+
+impl Account {
+    fn imap_session(&self) -> Result<Client> {
+        let mut c = Client::connect(&self.imap, false)?;
+        c.login(&self.user, &self.password)?;
+        Ok(c)
+    }
+}
+
+/// Header fields fetched for threading.
+const THREAD_ITEMS: &str = "BODY.PEEK[HEADER.FIELDS (REFERENCES IN-REPLY-TO)]";
+
+/// A listed message plus what threading needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The listing row.
+    pub row: Row,
+    /// Parent Message-ID for threading.
+    pub parent_id: Option<String>,
+}
+
+struct Worker {
+    account: Account,
+    client: Client,
+    mailbox: String,
+    has_trash: bool,
+}
+
+impl Worker {
+    fn handle(&mut self, req: Request) -> Result<Vec<Event>> {
+        Ok(match req {
+            Request::Mailboxes => {
+                let rows = mailbox_rows(&mut self.client)?;
+                self.has_trash = rows.iter().any(|r| r.name == "Trash");
+                vec![Event::Mailboxes(rows)]
+            }
+            Request::Select { mailbox, query } => {
+                self.client.select(&mailbox, false)?;
+                self.mailbox = mailbox.clone();
+                let criteria = match &query {
+                    Some(q) => crate::query::to_search(q).map_err(crate::error::MuaError::Usage)?,
+                    None => vec![Arg::raw("ALL")],
+                };
+                let mut uids = self.client.uid_search(criteria)?;
+                uids.sort_unstable_by(|a, b| b.cmp(a));
+                vec![Event::Uids {
+                    mailbox,
+                    uids,
+                    query,
+                }]
+            }
+            Request::Rows(uids) => {
+                if uids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let data = self.client.uid_fetch(
+                    &uid_set(&uids),
+                    &format!("{} {THREAD_ITEMS})", ROW_ITEMS.trim_end_matches(')')),
+                )?;
+                let items = data
+                    .iter()
+                    .map(|d| {
+                        let (refs, irt) = d
+                            .header
+                            .as_deref()
+                            .and_then(|h| mailparse::parse_headers(h).ok())
+                            .map(|(hs, _)| {
+                                let get = |k: &str| {
+                                    hs.iter()
+                                        .find(|h| h.get_key_ref().eq_ignore_ascii_case(k))
+                                        .map(|h| h.get_value())
+                                };
+                                (get("References"), get("In-Reply-To"))
+                            })
+                            .unwrap_or_default();
+                        Item {
+                            row: Row::from_fetch(d),
+                            parent_id: super::thread::parent_of(refs.as_deref(), irt.as_deref()),
+                        }
+                    })
+                    .collect();
+                vec![Event::Rows(items)]
+            }
+            Request::Message { uid, purpose } => {
+                let bytes = crate::cmd::read::fetch_message(&mut self.client, &self.mailbox, uid)?;
+                if purpose == Purpose::Read {
+                    self.client
+                        .uid_store(&uid.to_string(), "+FLAGS", &["\\Seen"])?;
+                }
+                vec![Event::Message {
+                    uid,
+                    bytes,
+                    purpose,
+                }]
+            }
+            Request::Flag { uid, flag, on } => {
+                let op = if on { "+FLAGS" } else { "-FLAGS" };
+                self.client
+                    .uid_store(&uid.to_string(), op, &[flag.as_str()])?;
+                vec![Event::Info(format!(
+                    "{} {flag} on {uid}",
+                    if on { "set" } else { "cleared" }
+                ))]
+            }
+            Request::Delete { uid } => {
+                let set = uid.to_string();
+                if self.has_trash && self.mailbox != "Trash" {
+                    self.client.uid_move(&set, "Trash")?;
+                } else {
+                    self.client.uid_store(&set, "+FLAGS", &["\\Deleted"])?;
+                    self.client.uid_expunge(&set)?;
+                }
+                vec![
+                    Event::Removed(uid),
+                    Event::Info(format!("deleted message {uid}")),
+                ]
+            }
+            Request::Move { uid, dest } => {
+                self.client.uid_move(&uid.to_string(), &dest)?;
+                vec![
+                    Event::Removed(uid),
+                    Event::Info(format!("moved message {uid} to {dest}")),
+                ]
+            }
+            Request::Save { uid, index, path } => {
+                let bytes = crate::cmd::read::fetch_message(&mut self.client, &self.mailbox, uid)?;
+                let msg = crate::message::Message::parse(&bytes)?;
+                let att = msg
+                    .attachments()
+                    .into_iter()
+                    .find(|a| a.index == index)
+                    .ok_or_else(|| {
+                        crate::error::MuaError::NotFound(format!("no attachment {index}"))
+                    })?;
+                std::fs::write(&path, &att.data).map_err(|e| {
+                    crate::error::MuaError::Usage(format!("cannot write {path}: {e}"))
+                })?;
+                vec![Event::Info(format!(
+                    "saved {} ({} bytes) to {path}",
+                    att.filename,
+                    att.data.len()
+                ))]
+            }
+            Request::Send(draft) => {
+                let rcpts = draft.recipients()?;
+                let (id, bytes) = draft.build()?;
+                let mut smtp = SmtpClient::connect(&self.account.smtp, false)?;
+                smtp.auth(&self.account.user, &self.account.password)?;
+                smtp.send(
+                    &self.account.user,
+                    &rcpts,
+                    &crate::compose::strip_bcc(&bytes),
+                )?;
+                smtp.quit();
+                let filed = self.client.append(&self.account.sent, &["\\Seen"], &bytes);
+                vec![Event::Info(match filed {
+                    Ok(()) => format!("sent {id}"),
+                    Err(e) => format!("sent {id}, but not filed in {}: {e}", self.account.sent),
+                })]
+            }
+        })
+    }
+}
+
+/// Runs the worker until the request channel closes.
+pub fn spawn_worker(account: Account, requests: Receiver<Request>, events: Sender<Event>) {
+    std::thread::spawn(move || {
+        let client = match account.imap_session() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = events.send(Event::Error(e.to_string()));
+                return;
+            }
+        };
+        let mut w = Worker {
+            account,
+            client,
+            mailbox: String::new(),
+            has_trash: false,
+        };
+        for req in requests {
+            let out = match w.handle(req) {
+                Ok(evs) => evs,
+                Err(e) => vec![Event::Error(e.to_string())],
+            };
+            for ev in out {
+                if events.send(ev).is_err() {
+                    return;
+                }
+            }
+        }
+        w.client.logout();
+    });
+}
+
+/// Watches INBOX with IDLE on its own connection and sends `NewMail` when
+/// the message count grows. Stops when `stop` is set or the UI is gone.
+pub fn spawn_watcher(account: Account, events: Sender<Event>, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(mut c) = account.imap_session() else {
+            return;
+        };
+        let Ok(sel) = c.select("INBOX", true) else {
+            return;
+        };
+        let mut count = sel.exists;
+        while !stop.load(Ordering::Relaxed) {
+            // RFC 2177 asks clients to re-issue IDLE at least every 29 minutes;
+            // shorter rounds also notice `stop` sooner.
+            let Ok(seen) = c.idle(Duration::from_secs(30)) else {
+                let _ = events.send(Event::Info("new-mail watcher disconnected".into()));
+                return;
+            };
+            for u in seen {
+                match u {
+                    crate::imap::parse::Untagged::Exists(n) => {
+                        if n > count && events.send(Event::NewMail("INBOX".into())).is_err() {
+                            return;
+                        }
+                        count = n;
+                    }
+                    crate::imap::parse::Untagged::Expunge(_) => count = count.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+        c.logout();
+    });
+}
