@@ -9,10 +9,19 @@
 
 pub mod command;
 pub mod framer;
+pub mod hub;
+mod op;
 pub mod parse;
 pub mod response;
+pub mod selection;
+mod server;
+pub mod session;
 pub mod structure;
+pub mod trace;
 pub mod utf7;
+
+pub use server::{bind, Config, ImapService};
+pub use session::ImapSession;
 
 /// The CAPABILITY list we advertise (after login as before: we have no TLS,
 /// so LOGINDISABLED is never set; loopback-only by default).

@@ -1,0 +1,239 @@
+//! Cross-session notifications (RFC 3501 §5.2: servers tell clients about
+//! mailbox changes) and the auth-failure delay timer.
+//!
+//! Every session with a mailbox selected registers here with its
+//! [`Completer`]. Two sources wake them:
+//! - the store's commit listener (in-process writes: SMTP delivery in the
+//!   same process, other IMAP sessions), which names the mailboxes touched;
+//! - a watcher thread polling [`mailstore::Reader::data_version`] every
+//!   [`POLL_EVERY`] for commits by another process on the same database
+//!   file; as it cannot tell which mailboxes changed, it wakes everyone.
+//!
+//! A wake-up is only a hint ([`Done::Changed`]); the session then reads
+//! `changes_since` itself and decides what it may send, and when. Wake-ups
+//! are coalesced with a per-session flag so a burst of commits costs one
+//! message per session.
+
+use crate::session::Done;
+use mailstore::{MailboxId, Store};
+use netloop::{Completer, ConnId};
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often the watcher polls for commits by other processes.
+pub const POLL_EVERY: Duration = Duration::from_millis(250);
+
+struct Watch {
+    mailbox: MailboxId,
+    completer: Completer<Done>,
+    pending: Arc<AtomicBool>,
+}
+
+/// The registry of sessions waiting to hear about mailbox changes.
+pub struct Hub {
+    watches: Mutex<HashMap<ConnId, Watch>>,
+    local_commits: AtomicU64,
+    stop: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Hub {
+    /// A hub wired to `store`: registers the commit listener and starts the
+    /// cross-process watcher thread (stopped by [`Hub::stop`]).
+    pub fn start(store: &Store) -> Arc<Hub> {
+        let hub = Arc::new(Hub {
+            watches: Mutex::new(HashMap::new()),
+            local_commits: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&hub);
+        store.on_commit(move |touched| {
+            if let Some(hub) = weak.upgrade() {
+                hub.local_commits.fetch_add(1, Ordering::SeqCst);
+                hub.wake(|m| touched.binary_search(&m).is_ok());
+            }
+        });
+        let weak = Arc::downgrade(&hub);
+        let store = store.clone();
+        let spawned = thread::Builder::new()
+            .name("imapd-watcher".into())
+            .spawn(move || watch_loop(weak, store));
+        if let Err(e) = spawned {
+            log::error!("imapd: cannot start the change watcher: {e}");
+        }
+        hub
+    }
+
+    /// Ask the watcher thread to end.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Register (or move) a session's interest in `mailbox`.
+    pub fn watch(
+        &self,
+        conn: ConnId,
+        mailbox: MailboxId,
+        completer: Completer<Done>,
+        pending: Arc<AtomicBool>,
+    ) {
+        lock(&self.watches).insert(
+            conn,
+            Watch {
+                mailbox,
+                completer,
+                pending,
+            },
+        );
+    }
+
+    /// Forget a session.
+    pub fn unwatch(&self, conn: ConnId) {
+        lock(&self.watches).remove(&conn);
+    }
+
+    fn wake(&self, affected: impl Fn(MailboxId) -> bool) {
+        for w in lock(&self.watches).values() {
+            if affected(w.mailbox) && !w.pending.swap(true, Ordering::SeqCst) {
+                w.completer.complete(Done::Changed);
+            }
+        }
+    }
+}
+
+fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
+    let mut last_version: Option<i64> = None;
+    let mut last_local = 0u64;
+    loop {
+        thread::sleep(POLL_EVERY);
+        let Some(h) = hub.upgrade() else { return };
+        if h.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if lock(&h.watches).is_empty() {
+            last_version = None;
+            continue;
+        }
+        drop(h);
+        let (tx, rx) = mpsc::channel();
+        store.read(
+            |r| r.data_version(),
+            move |v| {
+                let _ = tx.send(v);
+            },
+        );
+        let version = match rx.recv() {
+            Ok(Ok(v)) => v,
+            Ok(Err(mailstore::StoreError::Closed)) | Err(_) => return,
+            Ok(Err(e)) => {
+                log::warn!("imapd watcher: {e}");
+                continue;
+            }
+        };
+        let Some(h) = hub.upgrade() else { return };
+        let local = h.local_commits.load(Ordering::SeqCst);
+        if let Some(prev) = last_version {
+            // Commits we saw through the listener already woke the right
+            // sessions; anything beyond them came from another process.
+            let foreign = (version - prev).max(0) as u64 > local.saturating_sub(last_local);
+            if foreign {
+                h.wake(|_| true);
+            }
+        }
+        last_version = Some(version);
+        last_local = local;
+    }
+}
+
+type Task = Box<dyn FnOnce() + Send>;
+
+struct Timed {
+    at: Instant,
+    seq: u64,
+    task: Task,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at && self.seq == o.seq
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timed {
+    // Reversed: BinaryHeap is a max-heap, we want the earliest first.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        o.at.cmp(&self.at).then(o.seq.cmp(&self.seq))
+    }
+}
+
+/// One thread running delayed tasks (the pause before answering a failed
+/// login), so the event loop never sleeps.
+#[derive(Clone)]
+pub struct Delayer {
+    tx: mpsc::Sender<(Instant, Task)>,
+}
+
+impl Delayer {
+    /// Start the timer thread; it ends when every `Delayer` is dropped.
+    pub fn start() -> Delayer {
+        let (tx, rx) = mpsc::channel::<(Instant, Task)>();
+        let spawned = thread::Builder::new()
+            .name("imapd-delay".into())
+            .spawn(move || {
+                let mut heap: BinaryHeap<Timed> = BinaryHeap::new();
+                let mut seq = 0u64;
+                loop {
+                    let now = Instant::now();
+                    while heap.peek().is_some_and(|t| t.at <= now) {
+                        if let Some(t) = heap.pop() {
+                            (t.task)();
+                        }
+                    }
+                    let got = match heap.peek() {
+                        Some(t) => rx.recv_timeout(t.at.saturating_duration_since(now)),
+                        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    };
+                    match got {
+                        Ok((at, task)) => {
+                            seq += 1;
+                            heap.push(Timed { at, seq, task });
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => {
+                            // Run what is left, then end.
+                            while let Some(t) = heap.pop() {
+                                (t.task)();
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("imapd: cannot start the delay thread: {e}");
+        }
+        Delayer { tx }
+    }
+
+    /// Run `task` after `delay` on the timer thread (at once if the timer
+    /// thread is gone).
+    pub fn after(&self, delay: Duration, task: impl FnOnce() + Send + 'static) {
+        if let Err(mpsc::SendError((_, task))) =
+            self.tx.send((Instant::now() + delay, Box::new(task)))
+        {
+            task();
+        }
+    }
+}

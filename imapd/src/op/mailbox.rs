@@ -1,0 +1,452 @@
+//! Authenticated-state mailbox commands (RFC 3501 §6.3): SELECT, EXAMINE
+//! (with CONDSTORE, RFC 7162 §3.1.8), CREATE (with USE, RFC 6154 §3),
+//! DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS and APPEND (APPENDUID,
+//! RFC 4315). LIST/LSUB live in `list.rs`.
+
+use super::message::store_flags_from;
+use crate::command::{DateTime, Flag, StatusItem};
+use crate::response::{mailbox_name, untagged, untagged_values, Code, Status, Value};
+use crate::selection::{Msg, Selection};
+use crate::session::{Done, ImapSession};
+use mailstore::{Entry, Mailbox, StoreError, SystemFlag, Tx, UserId};
+use netloop::{Io, Step};
+
+fn user_id(s: &ImapSession) -> UserId {
+    s.user.as_ref().map_or(0, |u| u.id)
+}
+
+/// `SELECT` / `EXAMINE` (§6.3.1, §6.3.2)
+pub(crate) fn select(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    name: String,
+    read_only: bool,
+    condstore: bool,
+) -> Step {
+    // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1).
+    s.deselect();
+    if condstore {
+        s.condstore = true;
+    }
+    let uid = user_id(s);
+    s.read(
+        io,
+        move |r| {
+            let Some(mb) = r.mailbox(uid, &name)? else {
+                return Ok(None);
+            };
+            let entries = r.entries(mb.id)?;
+            Ok(Some((mb, entries)))
+        },
+        move |s, io, res| {
+            match res {
+                Ok(Some((mb, entries))) => selected(s, &tag, mb, entries, read_only),
+                Ok(None) => s.status(
+                    Some(&tag),
+                    Status::No,
+                    Some(Code::Nonexistent),
+                    "No such mailbox",
+                ),
+                Err(e) => s.store_error(&tag, &e),
+            }
+            let _ = io;
+            Step::Continue
+        },
+    );
+    Step::Continue
+}
+
+fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, read_only: bool) {
+    let mut keywords: Vec<String> = Vec::new();
+    for e in &entries {
+        for k in &e.flags.keywords {
+            if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                keywords.push(k.clone());
+            }
+        }
+    }
+    let mut flags: Vec<String> = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
+        .iter()
+        .map(|f| (*f).to_owned())
+        .collect();
+    flags.extend(keywords);
+    let first_unseen = entries
+        .iter()
+        .position(|e| !e.flags.has(SystemFlag::Seen))
+        .map(|p| p as u32 + 1);
+    let out = &mut s.out;
+    untagged(out, &format!("FLAGS ({})", flags.join(" ")));
+    let mut perm = flags.clone();
+    perm.push("\\*".into());
+    crate::response::StatusLine::untagged(
+        Status::Ok,
+        Some(Code::PermanentFlags(if read_only {
+            Vec::new()
+        } else {
+            perm
+        })),
+        "Flags permitted",
+    )
+    .encode(out);
+    untagged(out, &format!("{} EXISTS", entries.len()));
+    untagged(out, "0 RECENT");
+    if let Some(u) = first_unseen {
+        crate::response::StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen")
+            .encode(out);
+    }
+    for (code, text) in [
+        (Code::UidValidity(mb.uidvalidity), "UIDs valid"),
+        (Code::UidNext(mb.uidnext), "Predicted next UID"),
+        (Code::HighestModSeq(mb.highestmodseq), "Highest"),
+    ] {
+        crate::response::StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
+    }
+    let (code, verb) = if read_only {
+        (Code::ReadOnly, "EXAMINE")
+    } else {
+        (Code::ReadWrite, "SELECT")
+    };
+    s.status(
+        Some(tag),
+        Status::Ok,
+        Some(code),
+        &format!("{verb} completed"),
+    );
+    let msgs = entries
+        .into_iter()
+        .map(|e| Msg {
+            uid: e.uid,
+            flags: e.flags,
+            modseq: e.modseq,
+            recent: false,
+        })
+        .collect();
+    s.enter_selected(Selection {
+        mailbox: mb.id,
+        name: mb.name,
+        uidvalidity: mb.uidvalidity,
+        read_only,
+        msgs,
+        modseq: mb.highestmodseq,
+        expunged: Vec::new(),
+    });
+}
+
+/// Create the missing superiors of `name` (§6.3.3: SHOULD), ignoring ones
+/// that exist.
+fn create_parents(tx: &mut Tx, user: UserId, name: &str) -> mailstore::Result<()> {
+    let levels: Vec<&str> = name.split('/').collect();
+    for k in 1..levels.len() {
+        match tx.create_mailbox(user, &levels[..k].join("/"), None) {
+            Ok(_) | Err(StoreError::Exists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+const SPECIAL_USES: [&str; 7] = [
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
+
+/// `CREATE` (§6.3.3, RFC 6154 §3)
+pub(crate) fn create(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    name: String,
+    special_use: Option<Flag>,
+) -> Step {
+    let name = name.trim_end_matches('/').to_owned();
+    if name == "INBOX" {
+        s.status(
+            Some(&tag),
+            Status::No,
+            Some(Code::AlreadyExists),
+            "INBOX always exists",
+        );
+        return Step::Continue;
+    }
+    let special = match special_use {
+        None => None,
+        Some(u) => match SPECIAL_USES.iter().find(|k| k.eq_ignore_ascii_case(&u)) {
+            Some(k) => Some((*k).to_owned()),
+            None => {
+                s.status(
+                    Some(&tag),
+                    Status::No,
+                    Some(Code::Cannot),
+                    "Unknown special-use attribute",
+                );
+                return Step::Continue;
+            }
+        },
+    };
+    let uid = user_id(s);
+    s.write(
+        io,
+        move |tx| {
+            create_parents(tx, uid, &name)?;
+            tx.create_mailbox(uid, &name, special.as_deref())
+        },
+        move |s, io, res| match res {
+            Ok(_) => s.finish(io, &tag, Status::Ok, None, "CREATE completed", true),
+            Err(e) => {
+                s.store_error(&tag, &e);
+                Step::Continue
+            }
+        },
+    );
+    Step::Continue
+}
+
+/// `DELETE` (§6.3.4)
+pub(crate) fn delete(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    name: String,
+) -> Step {
+    if name == "INBOX" {
+        s.status(
+            Some(&tag),
+            Status::No,
+            Some(Code::Cannot),
+            "INBOX cannot be deleted",
+        );
+        return Step::Continue;
+    }
+    let uid = user_id(s);
+    s.read(
+        io,
+        move |r| r.mailbox(uid, &name),
+        move |s, io, res| match res {
+            Ok(Some(mb)) => {
+                let id = mb.id;
+                s.write(
+                    io,
+                    move |tx| tx.delete_mailbox(id),
+                    move |s, io, res| match res {
+                        Ok(()) => {
+                            if s.selected.as_ref().is_some_and(|sel| sel.mailbox == id) {
+                                s.deselect();
+                            }
+                            s.finish(io, &tag, Status::Ok, None, "DELETE completed", true)
+                        }
+                        Err(e) => {
+                            s.store_error(&tag, &e);
+                            Step::Continue
+                        }
+                    },
+                );
+                Step::Continue
+            }
+            Ok(None) => {
+                s.status(
+                    Some(&tag),
+                    Status::No,
+                    Some(Code::Nonexistent),
+                    "No such mailbox",
+                );
+                Step::Continue
+            }
+            Err(e) => {
+                s.store_error(&tag, &e);
+                Step::Continue
+            }
+        },
+    );
+    Step::Continue
+}
+
+/// `RENAME` (§6.3.5; renaming INBOX moves its messages, the store does it)
+pub(crate) fn rename(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    from: String,
+    to: String,
+) -> Step {
+    let to = to.trim_end_matches('/').to_owned();
+    let uid = user_id(s);
+    s.write(
+        io,
+        move |tx| {
+            create_parents(tx, uid, &to)?;
+            tx.rename_mailbox(uid, &from, &to)
+        },
+        move |s, io, res| match res {
+            Ok(()) => s.finish(io, &tag, Status::Ok, None, "RENAME completed", true),
+            Err(e) => {
+                s.store_error(&tag, &e);
+                Step::Continue
+            }
+        },
+    );
+    Step::Continue
+}
+
+/// `SUBSCRIBE` / `UNSUBSCRIBE` (§6.3.6, §6.3.7)
+pub(crate) fn subscribe(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    name: String,
+    on: bool,
+) -> Step {
+    let uid = user_id(s);
+    s.write(
+        io,
+        move |tx| tx.set_subscribed(uid, &name, on),
+        move |s, io, res| match res {
+            Ok(()) => {
+                let text = if on {
+                    "SUBSCRIBE completed"
+                } else {
+                    "UNSUBSCRIBE completed"
+                };
+                s.finish(io, &tag, Status::Ok, None, text, true)
+            }
+            Err(e) => {
+                s.store_error(&tag, &e);
+                Step::Continue
+            }
+        },
+    );
+    Step::Continue
+}
+
+/// `STATUS` (§6.3.10)
+pub(crate) fn status(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    name: String,
+    items: Vec<StatusItem>,
+) -> Step {
+    let uid = user_id(s);
+    s.read(
+        io,
+        move |r| {
+            let Some(mb) = r.mailbox(uid, &name)? else {
+                return Ok(None);
+            };
+            Ok(Some((mb.name.clone(), r.status(mb.id)?)))
+        },
+        move |s, io, res| match res {
+            Ok(Some((name, st))) => {
+                let mut vals = Vec::new();
+                for item in &items {
+                    let (k, v) = match item {
+                        StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
+                        StatusItem::Recent => ("RECENT", 0),
+                        StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
+                        StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
+                        StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),
+                        StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
+                    };
+                    vals.push(Value::Atom(k.into()));
+                    vals.push(Value::Num(v));
+                }
+                untagged_values(
+                    &mut s.out,
+                    "STATUS",
+                    &[mailbox_name(&name), Value::List(vals)],
+                );
+                s.finish(io, &tag, Status::Ok, None, "STATUS completed", true)
+            }
+            Ok(None) => {
+                s.status(
+                    Some(&tag),
+                    Status::No,
+                    Some(Code::Nonexistent),
+                    "No such mailbox",
+                );
+                Step::Continue
+            }
+            Err(e) => {
+                s.store_error(&tag, &e);
+                Step::Continue
+            }
+        },
+    );
+    Step::Continue
+}
+
+/// `APPEND` (§6.3.11, APPENDUID RFC 4315 §3)
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn append(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    name: String,
+    flags: Vec<Flag>,
+    date: Option<DateTime>,
+    message: Vec<u8>,
+) -> Step {
+    let flags = match store_flags_from(&flags) {
+        Ok(f) => f,
+        Err(why) => {
+            s.status(Some(&tag), Status::Bad, None, &why);
+            return Step::Continue;
+        }
+    };
+    let when = date.map_or_else(now_unix, |d| d.unix);
+    let uid = user_id(s);
+    s.read(
+        io,
+        move |r| r.mailbox(uid, &name),
+        move |s, io, res| match res {
+            Ok(Some(mb)) => {
+                let id = mb.id;
+                s.write(
+                    io,
+                    move |tx| tx.append(id, &message, &flags, when),
+                    move |s, io, res| match res {
+                        Ok(a) => s.finish(
+                            io,
+                            &tag,
+                            Status::Ok,
+                            Some(Code::AppendUid(a.uidvalidity, a.uid)),
+                            "APPEND completed",
+                            true,
+                        ),
+                        Err(e) => {
+                            s.store_error(&tag, &e);
+                            Step::Continue
+                        }
+                    },
+                );
+                Step::Continue
+            }
+            Ok(None) => {
+                s.status(
+                    Some(&tag),
+                    Status::No,
+                    Some(Code::TryCreate),
+                    "No such mailbox",
+                );
+                Step::Continue
+            }
+            Err(e) => {
+                s.store_error(&tag, &e);
+                Step::Continue
+            }
+        },
+    );
+    Step::Continue
+}
+
+/// Seconds since the epoch, now.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,342 @@
+//! Selected-state commands that change messages or the selection (RFC 3501
+//! §6.4): STORE (with UNCHANGEDSINCE, RFC 7162 §3.1.3), COPY and MOVE (with
+//! COPYUID, RFC 4315 / RFC 6851), EXPUNGE and UID EXPUNGE, CLOSE, UNSELECT
+//! (RFC 3691), and IDLE (RFC 2177). FETCH and SEARCH have their own files.
+
+use crate::command::{Flag, SequenceSet, StoreMode};
+use crate::response::{compact_set, continuation, flags_value, Code, Status, StatusLine, Value};
+use crate::selection::{fetch_line, flag_atoms};
+use crate::session::{Done, ImapSession, Mode};
+use mailstore::{FlagOp, Flags, SystemFlag, Uid};
+use netloop::{Io, Step};
+use std::collections::HashMap;
+
+/// Convert flags from the wire to the store's form. `\Recent` cannot be
+/// set by clients (§2.3.2) and unknown `\` flags are refused.
+pub(crate) fn store_flags_from(flags: &[Flag]) -> Result<Flags, String> {
+    let mut out = Flags::empty();
+    for f in flags {
+        let sys = match f.as_str() {
+            "\\Seen" => Some(SystemFlag::Seen),
+            "\\Answered" => Some(SystemFlag::Answered),
+            "\\Flagged" => Some(SystemFlag::Flagged),
+            "\\Deleted" => Some(SystemFlag::Deleted),
+            "\\Draft" => Some(SystemFlag::Draft),
+            _ => None,
+        };
+        match sys {
+            Some(flag) => out.set(flag, true),
+            None if f.starts_with('\\') => return Err(format!("Flag {f} cannot be set")),
+            None => out.add_keyword(f),
+        }
+    }
+    Ok(out)
+}
+
+fn read_only_refusal(s: &mut ImapSession, tag: &str) -> bool {
+    if s.selected.as_ref().is_some_and(|sel| sel.read_only) {
+        s.status(
+            Some(tag),
+            Status::No,
+            Some(Code::Cannot),
+            "Mailbox is read-only",
+        );
+        return true;
+    }
+    false
+}
+
+/// Resolve a set against the selection, answering BAD on failure.
+pub(crate) fn resolve(
+    s: &mut ImapSession,
+    tag: &str,
+    set: &SequenceSet,
+    uid: bool,
+) -> Option<Vec<(u32, Uid)>> {
+    let sel = s.selected.as_ref()?;
+    match sel.resolve(set, uid) {
+        Ok(v) => Some(v),
+        Err(why) => {
+            s.status(Some(tag), Status::Bad, None, &why);
+            None
+        }
+    }
+}
+
+/// `STORE` / `UID STORE` (§6.4.6)
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    uid: bool,
+    set: SequenceSet,
+    mode: StoreMode,
+    silent: bool,
+    flags: Vec<Flag>,
+    unchanged_since: Option<u64>,
+) -> Step {
+    if read_only_refusal(s, &tag) {
+        return Step::Continue;
+    }
+    let flags = match store_flags_from(&flags) {
+        Ok(f) => f,
+        Err(why) => {
+            s.status(Some(&tag), Status::Bad, None, &why);
+            return Step::Continue;
+        }
+    };
+    let Some(pairs) = resolve(s, &tag, &set, uid) else {
+        return Step::Continue;
+    };
+    if unchanged_since.is_some() {
+        s.condstore = true;
+    }
+    let op = match mode {
+        StoreMode::Add => FlagOp::Add,
+        StoreMode::Remove => FlagOp::Remove,
+        StoreMode::Replace => FlagOp::Replace,
+    };
+    let mailbox = s.selected.as_ref().map_or(0, |sel| sel.mailbox);
+    let uids: Vec<Uid> = pairs.iter().map(|p| p.1).collect();
+    s.write(
+        io,
+        move |tx| tx.store_flags(mailbox, &uids, op, &flags, unchanged_since),
+        move |s, io, res| {
+            let outcome = match res {
+                Ok(o) => o,
+                Err(e) => {
+                    s.store_error(&tag, &e);
+                    return Step::Continue;
+                }
+            };
+            let condstore = s.condstore;
+            let updated: HashMap<Uid, _> =
+                outcome.updated.into_iter().map(|e| (e.uid, e)).collect();
+            let failed: Vec<Uid> = outcome.failed_modified;
+            let Some(sel) = &mut s.selected else {
+                return Step::Continue;
+            };
+            for (seq, u) in pairs {
+                if failed.binary_search(&u).is_ok() || sel.expunged.binary_search(&u).is_ok() {
+                    continue;
+                }
+                let Some(m) = sel.msgs.get_mut((seq - 1) as usize) else {
+                    continue;
+                };
+                let was_updated = match updated.get(&u) {
+                    Some(e) => {
+                        m.flags = e.flags.clone();
+                        m.modseq = e.modseq;
+                        true
+                    }
+                    None => false,
+                };
+                // RFC 7162 §3.1.3: with UNCHANGEDSINCE, changed messages are
+                // reported (with MODSEQ) even under .SILENT.
+                if silent && !(was_updated && unchanged_since.is_some()) {
+                    continue;
+                }
+                let mut items = Vec::new();
+                if uid {
+                    items.push(Value::Atom("UID".into()));
+                    items.push(Value::Num(u64::from(u)));
+                }
+                items.push(Value::Atom("FLAGS".into()));
+                items.push(flags_value(&flag_atoms(&m.flags, m.recent)));
+                if condstore {
+                    items.push(Value::Atom("MODSEQ".into()));
+                    items.push(Value::List(vec![Value::Num(m.modseq)]));
+                }
+                fetch_line(&mut s.out, seq, &items);
+            }
+            let code = if failed.is_empty() {
+                None
+            } else if uid {
+                Some(Code::Modified(compact_set(&failed)))
+            } else {
+                let seqs: Vec<u32> = failed.iter().filter_map(|u| sel.seq_of(*u)).collect();
+                Some(Code::Modified(compact_set(&seqs)))
+            };
+            let text = if code.is_some() {
+                "Conditional STORE failed for some"
+            } else {
+                "STORE completed"
+            };
+            s.finish(io, &tag, Status::Ok, code, text, false)
+        },
+    );
+    Step::Continue
+}
+
+/// `COPY` / `MOVE` and their UID forms (§6.4.7, RFC 6851 §3)
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn copy(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    uid: bool,
+    set: SequenceSet,
+    dest: String,
+    is_move: bool,
+) -> Step {
+    if is_move && read_only_refusal(s, &tag) {
+        return Step::Continue;
+    }
+    let Some(pairs) = resolve(s, &tag, &set, uid) else {
+        return Step::Continue;
+    };
+    let src = s.selected.as_ref().map_or(0, |sel| sel.mailbox);
+    let user = s.user.as_ref().map_or(0, |u| u.id);
+    let uids: Vec<Uid> = pairs.iter().map(|p| p.1).collect();
+    let verb = if is_move { "MOVE" } else { "COPY" };
+    s.read(
+        io,
+        move |r| r.mailbox(user, &dest),
+        move |s, io, res| {
+            let dst = match res {
+                Ok(Some(mb)) => mb.id,
+                Ok(None) => {
+                    s.status(
+                        Some(&tag),
+                        Status::No,
+                        Some(Code::TryCreate),
+                        "No such mailbox",
+                    );
+                    return Step::Continue;
+                }
+                Err(e) => {
+                    s.store_error(&tag, &e);
+                    return Step::Continue;
+                }
+            };
+            s.write(
+                io,
+                move |tx| {
+                    if is_move {
+                        tx.move_messages(src, &uids, dst)
+                    } else {
+                        tx.copy(src, &uids, dst)
+                    }
+                },
+                move |s, io, res| {
+                    let outcome = match res {
+                        Ok(o) => o,
+                        Err(e) => {
+                            s.store_error(&tag, &e);
+                            return Step::Continue;
+                        }
+                    };
+                    let code = (!outcome.map.is_empty()).then(|| {
+                        let a: Vec<Uid> = outcome.map.iter().map(|m| m.0).collect();
+                        let b: Vec<Uid> = outcome.map.iter().map(|m| m.1).collect();
+                        Code::CopyUid(outcome.uidvalidity, compact_set(&a), compact_set(&b))
+                    });
+                    if !is_move {
+                        return s.finish(io, &tag, Status::Ok, code, "COPY completed", true);
+                    }
+                    if code.is_some() {
+                        StatusLine::untagged(Status::Ok, code, "Moved").encode(&mut s.out);
+                    }
+                    if let Some(sel) = &mut s.selected {
+                        for (src_uid, _) in outcome.map.iter().rev() {
+                            sel.remove(*src_uid, &mut s.out);
+                        }
+                    }
+                    s.finish(
+                        io,
+                        &tag,
+                        Status::Ok,
+                        None,
+                        &format!("{verb} completed"),
+                        true,
+                    )
+                },
+            );
+            Step::Continue
+        },
+    );
+    Step::Continue
+}
+
+/// `EXPUNGE` / `UID EXPUNGE` (§6.4.3, RFC 4315 §2.1)
+pub(crate) fn expunge(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    uids: Option<SequenceSet>,
+) -> Step {
+    if read_only_refusal(s, &tag) {
+        return Step::Continue;
+    }
+    let only: Option<Vec<Uid>> = match &uids {
+        None => None,
+        Some(set) => match resolve(s, &tag, set, true) {
+            Some(p) => Some(p.into_iter().map(|x| x.1).collect()),
+            None => return Step::Continue,
+        },
+    };
+    let mailbox = s.selected.as_ref().map_or(0, |sel| sel.mailbox);
+    s.write(
+        io,
+        move |tx| tx.expunge(mailbox, only.as_deref()),
+        move |s, io, res| match res {
+            Ok(gone) => {
+                if let Some(sel) = &mut s.selected {
+                    for u in gone.iter().rev() {
+                        sel.remove(*u, &mut s.out);
+                    }
+                }
+                s.finish(io, &tag, Status::Ok, None, "EXPUNGE completed", true)
+            }
+            Err(e) => {
+                s.store_error(&tag, &e);
+                Step::Continue
+            }
+        },
+    );
+    Step::Continue
+}
+
+/// `CLOSE` (§6.4.2: silent expunge if read-write) or `UNSELECT` (RFC 3691).
+pub(crate) fn close(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    expunge: bool,
+) -> Step {
+    let Some(sel) = &s.selected else {
+        return Step::Continue;
+    };
+    let verb = if expunge { "CLOSE" } else { "UNSELECT" };
+    if !expunge || sel.read_only {
+        s.deselect();
+        s.status(Some(&tag), Status::Ok, None, &format!("{verb} completed"));
+        return Step::Continue;
+    }
+    let mailbox = sel.mailbox;
+    s.deselect();
+    s.write(
+        io,
+        move |tx| tx.expunge(mailbox, None),
+        move |s, _io, res| {
+            match res {
+                Ok(_) => s.status(Some(&tag), Status::Ok, None, "CLOSE completed"),
+                Err(e) => s.store_error(&tag, &e),
+            }
+            Step::Continue
+        },
+    );
+    Step::Continue
+}
+
+/// `IDLE` (RFC 2177): report what is pending, then push changes until DONE.
+pub(crate) fn idle(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String) -> Step {
+    s.pending.store(true, std::sync::atomic::Ordering::SeqCst);
+    io.set_timeout(s.shared.config.autologout);
+    s.sync(io, true, move |s, _io| {
+        continuation(&mut s.out, "idling");
+        s.mode = Mode::Idle { tag };
+        Step::Continue
+    })
+}

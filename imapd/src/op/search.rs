@@ -1,0 +1,147 @@
+//! SEARCH and UID SEARCH (RFC 3501 §6.4.4, §7.2.5; CONDSTORE MODSEQ
+//! RFC 7162 §3.1.5): typed search keys become mailstore's protocol-neutral
+//! [`Query`], with message numbers and `\Recent` (session state) resolved
+//! here. Results are limited to messages the client knows.
+
+use crate::command::{Date, SearchKey};
+use crate::parse::days_from_civil;
+use crate::response::Status;
+use crate::selection::Selection;
+use crate::session::{Done, ImapSession};
+use mailstore::{Query, SystemFlag, Uid};
+use netloop::{Io, Step};
+use std::fmt::Write as _;
+
+fn day(d: Date) -> i64 {
+    days_from_civil(d.year, d.month, d.day) * 86_400
+}
+
+fn system_flag(name: &str) -> Option<SystemFlag> {
+    Some(match name {
+        "\\Seen" => SystemFlag::Seen,
+        "\\Answered" => SystemFlag::Answered,
+        "\\Flagged" => SystemFlag::Flagged,
+        "\\Deleted" => SystemFlag::Deleted,
+        "\\Draft" => SystemFlag::Draft,
+        _ => return None,
+    })
+}
+
+/// Contiguous UID runs of the given (ascending) UIDs.
+fn uid_runs(uids: impl Iterator<Item = Uid>) -> Vec<(Uid, Uid)> {
+    let mut runs: Vec<(Uid, Uid)> = Vec::new();
+    for u in uids {
+        match runs.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(u) => last.1 = u,
+            _ => runs.push((u, u)),
+        }
+    }
+    runs
+}
+
+/// Translate one key. Message-number keys need the selection.
+pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
+    match key {
+        SearchKey::All => Query::All,
+        SearchKey::Flag(f) => match system_flag(f) {
+            Some(sf) => Query::Flag(sf, true),
+            None => Query::Keyword(f.clone(), true),
+        },
+        SearchKey::NotFlag(f) => match system_flag(f) {
+            Some(sf) => Query::Flag(sf, false),
+            None => Query::Keyword(f.clone(), false),
+        },
+        SearchKey::Keyword(k) => Query::Keyword(k.clone(), true),
+        SearchKey::Unkeyword(k) => Query::Keyword(k.clone(), false),
+        SearchKey::Recent => Query::Uids(uid_runs(
+            sel.msgs.iter().filter(|m| m.recent).map(|m| m.uid),
+        )),
+        SearchKey::New => Query::And(vec![
+            to_query(&SearchKey::Recent, sel),
+            Query::Flag(SystemFlag::Seen, false),
+        ]),
+        SearchKey::Old => Query::Not(Box::new(to_query(&SearchKey::Recent, sel))),
+        SearchKey::Header(f, v) => Query::Header(f.clone(), v.clone()),
+        SearchKey::Body(s) => Query::Body(s.clone()),
+        SearchKey::Text(s) => Query::Text(s.clone()),
+        SearchKey::Before(d) => Query::Before(day(*d)),
+        SearchKey::On(d) => Query::On(day(*d)),
+        SearchKey::Since(d) => Query::Since(day(*d)),
+        SearchKey::SentBefore(d) => Query::SentBefore(day(*d)),
+        SearchKey::SentOn(d) => Query::SentOn(day(*d)),
+        SearchKey::SentSince(d) => Query::SentSince(day(*d)),
+        SearchKey::Larger(n) => Query::Larger(u64::from(*n)),
+        SearchKey::Smaller(n) => Query::Smaller(u64::from(*n)),
+        SearchKey::Uid(set) => {
+            let pairs = sel.resolve(set, true).unwrap_or_default();
+            Query::Uids(uid_runs(pairs.into_iter().map(|p| p.1)))
+        }
+        SearchKey::Seq(set) => {
+            // Out-of-range numbers simply match nothing in SEARCH.
+            let n = sel.msgs.len() as u32;
+            let uids = set
+                .resolve(n)
+                .into_iter()
+                .flat_map(|(a, b)| a.max(1)..=b.min(n))
+                .filter_map(|seq| sel.msg(seq).map(|m| m.uid))
+                .collect::<std::collections::BTreeSet<_>>();
+            Query::Uids(uid_runs(uids.into_iter()))
+        }
+        SearchKey::ModSeq(m) => Query::ModSeq(*m),
+        SearchKey::Not(k) => Query::Not(Box::new(to_query(k, sel))),
+        SearchKey::Or(a, b) => Query::Or(Box::new(to_query(a, sel)), Box::new(to_query(b, sel))),
+        SearchKey::And(v) => Query::And(v.iter().map(|k| to_query(k, sel)).collect()),
+    }
+}
+
+/// `SEARCH` / `UID SEARCH`
+pub(crate) fn search(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    uid: bool,
+    key: SearchKey,
+    has_modseq: bool,
+) -> Step {
+    let Some(sel) = &s.selected else {
+        return Step::Continue;
+    };
+    if has_modseq {
+        s.condstore = true;
+    }
+    let query = to_query(&key, sel);
+    let mailbox = sel.mailbox;
+    s.read(
+        io,
+        move |r| r.search(mailbox, &query),
+        move |s, io, res| {
+            let found: Vec<Uid> = match res {
+                Ok(v) => v,
+                Err(e) => {
+                    s.store_error(&tag, &e);
+                    return Step::Continue;
+                }
+            };
+            let Some(sel) = &s.selected else {
+                return Step::Continue;
+            };
+            let mut line = String::from("* SEARCH");
+            let mut max_modseq = 0;
+            for u in found {
+                let Some(seq) = sel.seq_of(u) else { continue };
+                if let Some(m) = sel.msg(seq) {
+                    max_modseq = max_modseq.max(m.modseq);
+                }
+                let n = if uid { u } else { seq };
+                let _ = write!(line, " {n}");
+            }
+            if has_modseq && max_modseq > 0 {
+                let _ = write!(line, " (MODSEQ {max_modseq})");
+            }
+            line.push_str("\r\n");
+            s.out.extend_from_slice(line.as_bytes());
+            s.finish(io, &tag, Status::Ok, None, "SEARCH completed", false)
+        },
+    );
+    Step::Continue
+}

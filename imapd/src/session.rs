@@ -1,0 +1,472 @@
+//! One IMAP conversation: the RFC 3501 §3 state machine plugged into
+//! netloop as a [`netloop::Session`].
+//!
+//! ```text
+//!            greeting
+//!               |
+//!   +-----> NotAuthenticated --LOGIN/AUTHENTICATE--> Authenticated
+//!   |                                                  |   ^
+//!   |                               SELECT/EXAMINE ok  v   | CLOSE/UNSELECT/failed SELECT
+//!   |                                                 Selected
+//!   +-- any state: LOGOUT, timeout, shutdown --> Logout (BYE, close)
+//! ```
+//!
+//! How input is read depends on the [`Mode`]: commands through the literal
+//! framer, an AUTHENTICATE response line, the `DONE` that ends IDLE, or
+//! nothing at all while a store job is in flight (`busy`: the bytes stay
+//! buffered, which keeps pipelined commands in order). Store work runs on
+//! store threads; results come back as [`Done::Apply`] closures run on the
+//! loop thread. All output goes through `self.out` and is flushed (and
+//! traced) at the end of each callback. No SQL, no sleeping here.
+
+use crate::command::Command;
+use crate::framer::{Frame, Framer};
+use crate::hub::{Delayer, Hub};
+use crate::parse::{parse_command, SyntaxKind};
+use crate::response::{Code, Status, StatusLine};
+use crate::selection::Selection;
+use crate::trace::Tracer;
+use crate::Config;
+use mailstore::{Reader, Store, StoreError, Tx, User};
+use netloop::{Io, Line, Step};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What every session of one server shares.
+pub struct Shared {
+    /// The mailbox store.
+    pub store: Store,
+    /// Server settings.
+    pub config: Config,
+    /// Change notifications.
+    pub hub: Arc<Hub>,
+    /// Timer for the failed-login pause.
+    pub delayer: Delayer,
+}
+
+/// A closure run on the loop thread with the session.
+pub type Apply = Box<dyn FnOnce(&mut ImapSession, &mut Io<'_, Done>) -> Step + Send>;
+
+/// What store threads and the hub send back to a session.
+pub enum Done {
+    /// The result of a store job, applied on the loop thread.
+    Apply(Apply),
+    /// The selected mailbox may have changed (a hint; see `hub.rs`).
+    Changed,
+}
+
+/// How the next input is read.
+pub(crate) enum Mode {
+    /// Commands, through the framer.
+    Command,
+    /// Waiting for the client's AUTHENTICATE PLAIN response line.
+    AuthPlain {
+        /// Tag of the AUTHENTICATE command.
+        tag: String,
+    },
+    /// In IDLE, waiting for `DONE`.
+    Idle {
+        /// Tag of the IDLE command.
+        tag: String,
+    },
+}
+
+/// One IMAP session. See the module docs.
+pub struct ImapSession {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) framer: Framer,
+    pub(crate) mode: Mode,
+    /// A store job is in flight: leave input alone.
+    pub(crate) busy: bool,
+    /// Logged-in user (Authenticated and Selected states).
+    pub(crate) user: Option<User>,
+    /// The selected mailbox (Selected state).
+    pub(crate) selected: Option<Selection>,
+    /// Set by the hub when the selected mailbox may have changed; cleared
+    /// when the session reads the changes.
+    pub(crate) pending: Arc<AtomicBool>,
+    /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
+    pub(crate) condstore: bool,
+    /// LOGOUT answered: close once flushed.
+    pub(crate) closing: bool,
+    /// Output produced during the current callback.
+    pub(crate) out: Vec<u8>,
+    /// A FETCH being streamed (continued from `on_drained`).
+    pub(crate) streaming: Option<crate::op::fetch::FetchJob>,
+    pub(crate) tracer: Option<Tracer>,
+    pub(crate) conn: netloop::ConnId,
+    pub(crate) completer: Option<netloop::Completer<Done>>,
+}
+
+impl ImapSession {
+    /// A fresh session for connection `conn`.
+    pub fn new(shared: Arc<Shared>, conn: netloop::ConnId) -> Self {
+        let limits = shared.config.framer_limits();
+        let tracer = shared.config.trace.then(|| Tracer::new(conn));
+        ImapSession {
+            shared,
+            framer: Framer::new(limits),
+            mode: Mode::Command,
+            busy: false,
+            user: None,
+            selected: None,
+            pending: Arc::new(AtomicBool::new(false)),
+            condstore: false,
+            closing: false,
+            out: Vec::with_capacity(1024),
+            streaming: None,
+            tracer,
+            conn,
+            completer: None,
+        }
+    }
+
+    /// Queue a tagged or untagged status line.
+    pub(crate) fn status(
+        &mut self,
+        tag: Option<&str>,
+        status: Status,
+        code: Option<Code>,
+        text: &str,
+    ) {
+        StatusLine {
+            tag: tag.map(str::to_owned),
+            status,
+            code,
+            text: text.to_owned(),
+        }
+        .encode(&mut self.out);
+    }
+
+    /// Push `self.out` to the connection, tracing it.
+    pub(crate) fn flush(&mut self, io: &mut Io<'_, Done>) {
+        if self.out.is_empty() {
+            return;
+        }
+        if let Some(t) = &mut self.tracer {
+            t.server(&self.out);
+        }
+        io.out.push(&self.out);
+        self.out.clear();
+    }
+
+    fn step(&mut self, io: &mut Io<'_, Done>) -> Step {
+        self.flush(io);
+        if self.closing {
+            Step::Close
+        } else {
+            Step::Continue
+        }
+    }
+
+    /// Run `f` on a store reader thread, then `then` on the loop thread.
+    pub(crate) fn read<T: Send + 'static>(
+        &mut self,
+        io: &mut Io<'_, Done>,
+        f: impl FnOnce(&Reader) -> mailstore::Result<T> + Send + 'static,
+        then: impl FnOnce(&mut ImapSession, &mut Io<'_, Done>, mailstore::Result<T>) -> Step
+            + Send
+            + 'static,
+    ) {
+        let c = io.completer();
+        self.busy = true;
+        self.shared.store.read(f, move |r| {
+            c.complete(Done::Apply(Box::new(move |s, io| then(s, io, r))));
+        });
+    }
+
+    /// Run `f` in a store write transaction, then `then` once committed.
+    pub(crate) fn write<T: Send + 'static>(
+        &mut self,
+        io: &mut Io<'_, Done>,
+        f: impl FnOnce(&mut Tx) -> mailstore::Result<T> + Send + 'static,
+        then: impl FnOnce(&mut ImapSession, &mut Io<'_, Done>, mailstore::Result<T>) -> Step
+            + Send
+            + 'static,
+    ) {
+        let c = io.completer();
+        self.busy = true;
+        // Our own commit changes what the client must hear about.
+        self.pending.store(true, Ordering::SeqCst);
+        self.shared.store.write(f, move |r| {
+            c.complete(Done::Apply(Box::new(move |s, io| then(s, io, r))));
+        });
+    }
+
+    /// Answer a store error as a tagged NO with the right response code.
+    pub(crate) fn store_error(&mut self, tag: &str, e: &StoreError) {
+        let (code, text) = match e {
+            StoreError::NotFound(what) => (Code::Nonexistent, format!("No such {what}")),
+            StoreError::Exists(what) => (Code::AlreadyExists, format!("{what} already exists")),
+            StoreError::Invalid(why) => (Code::Cannot, why.clone()),
+            other => {
+                log::error!("imapd conn {}: store failure: {other}", self.conn);
+                (
+                    Code::ServerBug,
+                    "Internal error; try again later".to_owned(),
+                )
+            }
+        };
+        self.status(Some(tag), Status::No, Some(code), &text);
+    }
+
+    /// Finish a command: report pending mailbox changes if the command
+    /// allows (`expunge_ok` is false for FETCH, STORE and SEARCH, §7.4.1),
+    /// then the tagged line.
+    pub(crate) fn finish(
+        &mut self,
+        io: &mut Io<'_, Done>,
+        tag: &str,
+        status: Status,
+        code: Option<Code>,
+        text: &str,
+        expunge_ok: bool,
+    ) -> Step {
+        let tag = tag.to_owned();
+        let text = text.to_owned();
+        self.sync(io, expunge_ok, move |s, io| {
+            s.status(Some(&tag), status, code, &text);
+            s.step(io)
+        })
+    }
+
+    /// Bring the selected mailbox view up to date (if anything may have
+    /// changed), queue the untagged responses allowed now, then run `then`.
+    pub(crate) fn sync(
+        &mut self,
+        io: &mut Io<'_, Done>,
+        expunge_ok: bool,
+        then: impl FnOnce(&mut ImapSession, &mut Io<'_, Done>) -> Step + Send + 'static,
+    ) -> Step {
+        let Some(sel) = &mut self.selected else {
+            return then(self, io);
+        };
+        if !self.pending.swap(false, Ordering::SeqCst) {
+            if expunge_ok {
+                sel.flush_expunges(&mut self.out);
+            }
+            return then(self, io);
+        }
+        let (mailbox, since) = (sel.mailbox, sel.modseq);
+        self.read(
+            io,
+            move |r| r.changes_since(mailbox, since),
+            move |s, io, res| {
+                let condstore = s.condstore;
+                match (res, &mut s.selected) {
+                    (Ok(changes), Some(sel)) if sel.mailbox == mailbox => {
+                        sel.apply(changes, &mut s.out, expunge_ok, condstore);
+                    }
+                    (Err(e), _) => log::warn!("imapd conn {}: sync: {e}", s.conn),
+                    _ => {}
+                }
+                then(s, io)
+            },
+        );
+        Step::Continue
+    }
+
+    /// Leave the Selected state (CLOSE, UNSELECT, failed SELECT).
+    pub(crate) fn deselect(&mut self) {
+        if self.selected.take().is_some() {
+            self.shared.hub.unwatch(self.conn);
+        }
+    }
+
+    /// Enter the Selected state and start hearing about changes.
+    pub(crate) fn enter_selected(&mut self, sel: Selection) {
+        if let Some(c) = &self.completer {
+            self.shared
+                .hub
+                .watch(self.conn, sel.mailbox, c.clone(), Arc::clone(&self.pending));
+        }
+        self.pending.store(false, Ordering::SeqCst);
+        self.selected = Some(sel);
+    }
+
+    /// Handle as much buffered input as the current mode allows.
+    fn process_input(&mut self, io: &mut Io<'_, Done>) -> Step {
+        let max_line = self.shared.config.max_line;
+        while !self.busy && !self.closing {
+            match &self.mode {
+                Mode::Command => match self.framer.poll(io.input) {
+                    Frame::Incomplete => break,
+                    Frame::Continue => {
+                        crate::response::continuation(&mut self.out, "Ready for literal data");
+                    }
+                    Frame::LineTooLong { tag } => {
+                        if let Some(t) = &mut self.tracer {
+                            t.note("C: <line too long>");
+                        }
+                        let text = format!("Line too long (limit {max_line} octets)");
+                        self.status(tag.as_deref(), Status::Bad, Some(Code::TooBig), &text);
+                    }
+                    Frame::LiteralTooBig { tag } => {
+                        if let Some(t) = &mut self.tracer {
+                            t.note("C: <literal too large>");
+                        }
+                        let text = format!(
+                            "Literal too large (limit {} octets)",
+                            self.shared.config.max_literal
+                        );
+                        self.status(tag.as_deref(), Status::Bad, Some(Code::TooBig), &text);
+                    }
+                    Frame::Command(bytes) => {
+                        let parsed = parse_command(&bytes);
+                        if let Some(t) = &mut self.tracer {
+                            t.client_command(&bytes, parsed.as_ref().ok());
+                        }
+                        match parsed {
+                            Ok(cmd) => {
+                                let step = self.execute(cmd, io);
+                                if step == Step::Close {
+                                    self.flush(io);
+                                    return Step::Close;
+                                }
+                            }
+                            Err(e) => {
+                                let (status, code) = match e.kind {
+                                    SyntaxKind::Bad => (Status::Bad, None),
+                                    SyntaxKind::BadCharset => (Status::No, Some(Code::BadCharset)),
+                                };
+                                self.status(e.tag.as_deref(), status, code, &e.reason);
+                            }
+                        }
+                    }
+                },
+                Mode::AuthPlain { tag } => {
+                    let tag = tag.clone();
+                    match io.input.take_line(max_line) {
+                        Line::Incomplete => break,
+                        Line::TooLong => {
+                            self.mode = Mode::Command;
+                            self.status(Some(&tag), Status::Bad, None, "Response too long");
+                        }
+                        Line::Complete(line, _) => {
+                            if let Some(t) = &mut self.tracer {
+                                t.note("C: <credentials masked>");
+                            }
+                            self.mode = Mode::Command;
+                            crate::op::auth::plain_response(self, io, &tag, &line);
+                        }
+                    }
+                }
+                Mode::Idle { tag } => {
+                    let tag = tag.clone();
+                    match io.input.take_line(max_line) {
+                        Line::Incomplete => break,
+                        Line::TooLong => {
+                            self.mode = Mode::Command;
+                            self.status(Some(&tag), Status::Bad, None, "Expected DONE");
+                        }
+                        Line::Complete(line, _) => {
+                            if let Some(t) = &mut self.tracer {
+                                t.note(&format!("C: {}", String::from_utf8_lossy(&line)));
+                            }
+                            self.mode = Mode::Command;
+                            io.set_timeout(self.shared.config.autologout);
+                            if line.eq_ignore_ascii_case(b"DONE") {
+                                let step = self.finish(
+                                    io,
+                                    &tag,
+                                    Status::Ok,
+                                    None,
+                                    "IDLE terminated",
+                                    true,
+                                );
+                                if step == Step::Close {
+                                    return step;
+                                }
+                            } else {
+                                self.status(Some(&tag), Status::Bad, None, "Expected DONE");
+                            }
+                        }
+                    }
+                }
+            }
+            // Keep output flowing even while pipelined commands pile up.
+            self.flush(io);
+        }
+        self.step(io)
+    }
+
+    fn execute(&mut self, cmd: Command, io: &mut Io<'_, Done>) -> Step {
+        crate::op::dispatch(self, cmd, io)
+    }
+}
+
+impl netloop::Session for ImapSession {
+    type Done = Done;
+
+    fn on_open(&mut self, io: &mut Io<'_, Done>) -> Step {
+        self.completer = Some(io.completer());
+        io.set_timeout(self.shared.config.autologout);
+        self.status(
+            None,
+            Status::Ok,
+            Some(Code::Capability),
+            "minimail IMAP4rev1 server ready",
+        );
+        self.step(io)
+    }
+
+    fn on_input(&mut self, io: &mut Io<'_, Done>) -> Step {
+        self.process_input(io)
+    }
+
+    fn on_done(&mut self, done: Done, io: &mut Io<'_, Done>) -> Step {
+        match done {
+            Done::Apply(f) => {
+                self.busy = false;
+                let step = f(self, io);
+                self.flush(io);
+                if step == Step::Close || self.closing {
+                    return Step::Close;
+                }
+                step
+            }
+            Done::Changed => {
+                // The hub set `pending` before sending this.
+                if !self.busy && matches!(self.mode, Mode::Idle { .. }) {
+                    let step = self.sync(io, true, |s, io| s.step(io));
+                    self.flush(io);
+                    return step;
+                }
+                Step::Continue
+            }
+        }
+    }
+
+    fn on_drained(&mut self, io: &mut Io<'_, Done>) -> Step {
+        if self.streaming.is_some() && !self.busy {
+            let step = crate::op::fetch::next_batch(self, io);
+            self.flush(io);
+            return step;
+        }
+        Step::Continue
+    }
+
+    fn on_timeout(&mut self, io: &mut Io<'_, Done>) {
+        self.status(None, Status::Bye, None, "Autologout; idle for too long");
+        self.flush(io);
+    }
+
+    fn on_shutdown(&mut self, io: &mut Io<'_, Done>) -> Step {
+        if self.busy {
+            return Step::Continue;
+        }
+        self.status(None, Status::Bye, None, "Server shutting down");
+        self.flush(io);
+        Step::Close
+    }
+
+    fn on_eof(&mut self, _io: &mut Io<'_, Done>) -> Step {
+        Step::Close
+    }
+}
+
+impl Drop for ImapSession {
+    fn drop(&mut self) {
+        self.shared.hub.unwatch(self.conn);
+    }
+}
