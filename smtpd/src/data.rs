@@ -110,6 +110,11 @@ impl DataReader {
                         i += 1;
                         self.line_len += 1;
                         self.state = State::DotCr;
+                    } else if b == b'\n' {
+                        // "." then a bare LF: not a stuffed line, not an
+                        // end; keep the dot exactly as sent.
+                        self.emit(b".");
+                        self.state = State::Middle;
                     } else {
                         // A stuffed dot: drop it, keep the rest of the line.
                         self.state = State::Middle;
@@ -270,7 +275,7 @@ mod tests {
         );
         assert_eq!(
             body(b"a\r\n.\nb\r.\r\nc\r\n.\r\n"),
-            Some(b"a\r\n\nb\r.\r\nc\r\n".to_vec())
+            Some(b"a\r\n.\nb\r.\r\nc\r\n".to_vec())
         );
     }
 

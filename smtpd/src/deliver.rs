@@ -1,0 +1,199 @@
+//! From message content to a durable delivery: feeding DATA and BDAT bytes
+//! to their readers, enforcing the text-line and size limits once the
+//! content has ended (RFC 5321 §4.5.3.1, RFC 1870), prepending the trace
+//! headers (RFC 5321 §4.4) and committing through the store's writer
+//! thread. The `250` of RFC 5321 §4.3.2 (DATA) and RFC 3030 (BDAT LAST) is
+//! sent only from [`SmtpSession::commit_done`], i.e. after the commit is
+//! on disk.
+
+use crate::data::{Content, DataReader};
+use crate::received::{new_message_id, Trace};
+use crate::reply::Reply;
+use crate::session::{CommitInfo, Envelope, SmtpDone, SmtpSession, State, Waiting};
+use mailstore::NewMessage;
+use netloop::Io;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+impl SmtpSession {
+    /// Feed buffered DATA bytes; true once the terminator was read.
+    pub(crate) fn read_data(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        env: Envelope,
+        mut reader: DataReader,
+    ) -> bool {
+        let (n, done) = reader.feed(io.input.as_slice());
+        io.input.consume(n);
+        if !done {
+            self.state = State::Data(env, reader);
+            return false;
+        }
+        let content = reader.finish();
+        self.trace_content(content.size);
+        io.set_timeout(self.shared.config.timeouts.command);
+        self.end_of_content(io, env, content);
+        true
+    }
+
+    /// Take buffered BDAT chunk bytes; true once the chunk is complete.
+    pub(crate) fn read_chunk(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        mut env: Option<Envelope>,
+        mut left: u64,
+        size: u64,
+        last: bool,
+        failure: Option<Reply>,
+    ) -> bool {
+        let avail = io
+            .input
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        if avail > 0 {
+            if let Some(body) = env.as_mut().and_then(|e| e.bdat.as_mut()) {
+                body.push(&io.input.as_slice()[..avail]);
+            }
+            io.input.consume(avail);
+            left -= avail as u64;
+        }
+        if left > 0 {
+            self.state = State::Chunk {
+                env,
+                left,
+                size,
+                last,
+                failure,
+            };
+            return false;
+        }
+        self.trace_content(size);
+        io.set_timeout(self.shared.config.timeouts.command);
+        match (env, failure) {
+            (Some(mut env), None) => {
+                let too_big = env.bdat.as_ref().is_some_and(|b| b.too_big());
+                if too_big {
+                    // The transaction is over; later chunks get 503.
+                    self.reply(io, &Reply::too_big(self.shared.config.max_message_size));
+                } else if last {
+                    let content = env.bdat.take().map(|b| b.finish());
+                    let body = content.map(|c| c.body).unwrap_or_default();
+                    self.commit(io, env, body);
+                } else {
+                    self.reply(io, &Reply::chunk_ok(size));
+                    self.state = State::Envelope(env);
+                }
+            }
+            (_, failure) => {
+                let reply =
+                    failure.unwrap_or_else(|| Reply::bad_sequence("no transaction in progress"));
+                self.reply(io, &reply);
+            }
+        }
+        true
+    }
+
+    /// DATA has ended: refuse over-limit content, else commit it.
+    fn end_of_content(&mut self, io: &mut Io<'_, SmtpDone>, env: Envelope, content: Content) {
+        let cfg = &self.shared.config;
+        if content.line_too_long {
+            log::info!(
+                "#{}: message refused: line over {} octets",
+                self.conn,
+                cfg.max_text_line
+            );
+            self.reply(io, &Reply::text_line_too_long(cfg.max_text_line));
+        } else if content.too_big {
+            log::info!("#{}: message refused: {} octets", self.conn, content.size);
+            self.reply(io, &Reply::too_big(cfg.max_message_size));
+        } else {
+            self.commit(io, env, content.body);
+        }
+    }
+
+    /// Prepend the trace headers and hand the message to the writer thread.
+    fn commit(&mut self, io: &mut Io<'_, SmtpDone>, env: Envelope, body: Vec<u8>) {
+        let cfg = &self.shared.config;
+        let id = new_message_id();
+        let (helo, extended) = match &self.helo {
+            Some(h) => (h.name.as_str(), h.extended),
+            None => ("unknown", false),
+        };
+        let protocol = match (extended, env.params.smtputf8) {
+            (true, true) => "UTF8SMTP",
+            (true, false) => "ESMTP",
+            (false, _) => "SMTP",
+        };
+        let from = env.from.to_string();
+        let when = SystemTime::now();
+        let trace = Trace {
+            return_path: &from,
+            helo,
+            peer: self.peer.ip(),
+            hostname: &cfg.hostname,
+            protocol,
+            id: &id,
+            for_rcpt: match env.rcpts.as_slice() {
+                [one] => Some(one.addr.as_str()),
+                _ => None,
+            },
+            when,
+        };
+        let mut raw = trace.headers();
+        raw.extend_from_slice(&body);
+        let size = body.len();
+        drop(body);
+        let users: Vec<mailstore::UserId> = env.rcpts.iter().map(|r| r.user).collect();
+        let internal_date = when
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.waiting = Some(Waiting::Commit(CommitInfo {
+            id,
+            from,
+            rcpts: env.rcpts.into_iter().map(|r| r.addr).collect(),
+            size,
+            started: env.started,
+        }));
+        let completer = io.completer();
+        self.shared.store.write(
+            move |tx| {
+                tx.deliver(&NewMessage { raw, internal_date }, &users)
+                    .map(|_| ())
+            },
+            move |result| {
+                completer.complete(SmtpDone::Committed(result.map_err(|e| e.to_string())))
+            },
+        );
+    }
+
+    /// The commit is durable (or failed): now, and only now, reply.
+    pub(crate) fn commit_done(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        info: CommitInfo,
+        result: Result<(), String>,
+    ) {
+        match result {
+            Ok(()) => {
+                log::info!(
+                    "#{} accepted message id={} from={} to={} size={} elapsed={}ms",
+                    self.conn,
+                    info.id,
+                    info.from,
+                    info.rcpts
+                        .iter()
+                        .map(|r| format!("<{r}>"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    info.size,
+                    Instant::now().duration_since(info.started).as_millis()
+                );
+                self.reply(io, &Reply::queued(&info.id));
+            }
+            Err(e) => {
+                log::error!("#{}: delivery of {} failed: {e}", self.conn, info.id);
+                self.reply(io, &Reply::local_error());
+            }
+        }
+    }
+}

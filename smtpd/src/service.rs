@@ -1,0 +1,53 @@
+//! The session factory netloop calls on accept, and the state every
+//! session shares (configuration and the store handle).
+//!
+//! A connection refused because of the connection limit gets
+//! `421 4.7.0` (RFC 5321 §3.8: 421 when the service is not available).
+
+use crate::reply::Reply;
+use crate::session::SmtpSession;
+use crate::Config;
+use netloop::ConnInfo;
+use std::sync::Arc;
+
+/// What every session of one server shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// The mailbox store.
+    pub store: mailstore::Store,
+}
+
+/// The SMTP [`netloop::Service`]: creates one [`SmtpSession`] per connection.
+#[derive(Debug, Clone)]
+pub struct SmtpService {
+    shared: Arc<Shared>,
+}
+
+impl SmtpService {
+    /// A service delivering into `store`.
+    pub fn new(config: Config, store: mailstore::Store) -> SmtpService {
+        SmtpService {
+            shared: Arc::new(Shared { config, store }),
+        }
+    }
+
+    /// A session for a connection (used by netloop and by tests that drive
+    /// sessions without sockets).
+    pub fn session(&self, info: &ConnInfo) -> SmtpSession {
+        SmtpSession::new(Arc::clone(&self.shared), info)
+    }
+}
+
+impl netloop::Service for SmtpService {
+    type Session = SmtpSession;
+
+    fn open(&mut self, info: &ConnInfo) -> SmtpSession {
+        self.session(info)
+    }
+
+    fn busy_reply(&self) -> Vec<u8> {
+        Reply::too_many_connections(&self.shared.config.hostname).to_bytes()
+    }
+}

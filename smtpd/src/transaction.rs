@@ -1,0 +1,239 @@
+//! The commands of RFC 5321 §4.1.1 applied to a session: the order rules of
+//! §4.1.4 (503 for a bad sequence), EHLO's extension list (§4.1.1.1), and
+//! the recipient rules: local domains only (550 5.7.1 otherwise, no open
+//! relay), the recipient limit (452 4.5.3, §4.5.3.1.10), Postmaster
+//! (§4.5.1) and RFC 6531's rule that non-ASCII addresses need SMTPUTF8.
+//!
+//! Postmaster: `<Postmaster>` means postmaster of our first domain. Mail to
+//! postmaster@<local domain> goes to a user of that exact address if one
+//! exists, else to the first user (by address) of that domain; only when
+//! the domain has no user at all is it refused with 550 5.1.1.
+
+use crate::command::{Command, MailParams};
+use crate::data::{BdatBody, DataReader};
+use crate::parse::{ForwardPath, Host, ReversePath};
+use crate::reply::Reply;
+use crate::session::{Envelope, Helo, Recipient, SmtpDone, SmtpSession, State, Waiting};
+use netloop::Io;
+use std::time::Instant;
+
+impl SmtpSession {
+    /// Apply one parsed command.
+    pub(crate) fn command(&mut self, io: &mut Io<'_, SmtpDone>, cmd: Command) {
+        match cmd {
+            Command::Ehlo(name) => self.helo(io, name, true),
+            Command::Helo(name) => self.helo(io, name, false),
+            Command::Mail { from, params } => self.mail(io, from, params),
+            Command::Rcpt { to } => self.rcpt(io, to),
+            Command::Data => self.data(io),
+            Command::Bdat { size, last } => self.bdat(io, size, last),
+            Command::Rset => {
+                self.state = State::Idle;
+                self.reply(io, &Reply::ok());
+            }
+            Command::Noop => self.reply(io, &Reply::ok()),
+            Command::Vrfy(_) => self.reply(io, &Reply::cannot_vrfy()),
+            Command::Expn(_) => self.reply(io, &Reply::not_implemented("EXPN")),
+            Command::Help(_) => self.reply(io, &Reply::help()),
+            Command::Quit => {
+                self.reply(io, &Reply::closing(&self.shared.config.hostname));
+                self.closing = true;
+            }
+        }
+    }
+
+    /// EHLO/HELO: (re)start the session, dropping any transaction (§4.1.4).
+    fn helo(&mut self, io: &mut Io<'_, SmtpDone>, name: String, extended: bool) {
+        self.state = State::Idle;
+        let cfg = &self.shared.config;
+        let first = format!("{} Hello {} [{}]", cfg.hostname, name, self.peer.ip());
+        let reply = if extended {
+            Reply::multi(
+                250,
+                None,
+                vec![
+                    first,
+                    "PIPELINING".into(),
+                    format!("SIZE {}", cfg.max_message_size),
+                    "8BITMIME".into(),
+                    "SMTPUTF8".into(),
+                    "CHUNKING".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                ],
+            )
+        } else {
+            Reply::new(250, None, first)
+        };
+        self.helo = Some(Helo { name, extended });
+        self.reply(io, &reply);
+    }
+
+    /// MAIL FROM (§4.1.1.2).
+    fn mail(&mut self, io: &mut Io<'_, SmtpDone>, from: ReversePath, params: MailParams) {
+        let max = self.shared.config.max_message_size;
+        let reply = if self.helo.is_none() {
+            Reply::bad_sequence("send EHLO or HELO first")
+        } else if matches!(self.state, State::Envelope(_)) {
+            Reply::bad_sequence("nested MAIL command")
+        } else if params.size.is_some_and(|s| s > max as u64) {
+            Reply::too_big(max)
+        } else if matches!(&from, ReversePath::Mailbox(m) if !m.is_ascii()) && !params.smtputf8 {
+            Reply::utf8_needs_smtputf8()
+        } else {
+            self.state = State::Envelope(Envelope {
+                from,
+                params,
+                rcpts: Vec::new(),
+                started: Instant::now(),
+                bdat: None,
+            });
+            Reply::sender_ok()
+        };
+        self.reply(io, &reply);
+    }
+
+    /// RCPT TO (§4.1.1.3): checks here, the user lookup on a reader thread.
+    fn rcpt(&mut self, io: &mut Io<'_, SmtpDone>, to: ForwardPath) {
+        let cfg = &self.shared.config;
+        let State::Envelope(env) = &self.state else {
+            self.reply(io, &Reply::bad_sequence("need MAIL before RCPT"));
+            return;
+        };
+        if env.rcpts.len() >= cfg.max_recipients {
+            self.reply(io, &Reply::too_many_recipients(cfg.max_recipients));
+            return;
+        }
+        let (addr, domain, postmaster) = match &to {
+            ForwardPath::Postmaster => match cfg.domains.first() {
+                Some(d) => (format!("postmaster@{d}"), d.clone(), true),
+                None => {
+                    self.reply(io, &Reply::relay_denied("postmaster"));
+                    return;
+                }
+            },
+            ForwardPath::Mailbox(m) => {
+                if !m.is_ascii() && !env.params.smtputf8 {
+                    self.reply(io, &Reply::utf8_needs_smtputf8());
+                    return;
+                }
+                match &m.host {
+                    Host::Domain(d) if cfg.is_local_domain(d) => (
+                        m.to_string(),
+                        d.clone(),
+                        m.local.eq_ignore_ascii_case("postmaster"),
+                    ),
+                    _ => {
+                        self.reply(io, &Reply::relay_denied(&m.to_string()));
+                        return;
+                    }
+                }
+            }
+        };
+        self.waiting = Some(Waiting::Rcpt);
+        let completer = io.completer();
+        let lookup = addr.clone();
+        self.shared.store.read(
+            move |r| {
+                if let Some(u) = r.resolve_recipient(&lookup)? {
+                    return Ok(Some(u.id));
+                }
+                if !postmaster {
+                    return Ok(None);
+                }
+                Ok(r.users()?
+                    .into_iter()
+                    .find(|u| {
+                        u.address
+                            .rsplit_once('@')
+                            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain))
+                    })
+                    .map(|u| u.id))
+            },
+            move |result| {
+                completer.complete(SmtpDone::Rcpt {
+                    addr,
+                    result: result.map_err(|e| e.to_string()),
+                })
+            },
+        );
+    }
+
+    /// The answer to a RCPT lookup.
+    pub(crate) fn rcpt_done(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        addr: String,
+        result: Result<Option<mailstore::UserId>, String>,
+    ) {
+        let reply = match (result, &mut self.state) {
+            (Ok(Some(user)), State::Envelope(env)) => {
+                env.rcpts.push(Recipient { addr, user });
+                Reply::recipient_ok()
+            }
+            (Ok(Some(_)), _) => Reply::bad_sequence("transaction ended"),
+            (Ok(None), _) => {
+                log::info!("#{}: refused RCPT <{addr}>: no such user", self.conn);
+                Reply::unknown_user(&addr)
+            }
+            (Err(e), _) => {
+                log::error!("#{}: recipient lookup for <{addr}> failed: {e}", self.conn);
+                Reply::local_error()
+            }
+        };
+        self.reply(io, &reply);
+    }
+
+    /// DATA (§4.1.1.4): 354, then content until CRLF.CRLF.
+    fn data(&mut self, io: &mut Io<'_, SmtpDone>) {
+        let reply = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Envelope(env) if env.bdat.is_some() => {
+                self.state = State::Envelope(env);
+                Reply::bad_sequence("DATA cannot follow BDAT in one transaction")
+            }
+            State::Envelope(env) if env.rcpts.is_empty() => {
+                self.state = State::Envelope(env);
+                Reply::no_valid_recipients()
+            }
+            State::Envelope(env) => {
+                let cfg = &self.shared.config;
+                let reader = DataReader::new(cfg.max_text_line, cfg.max_message_size);
+                self.state = State::Data(env, reader);
+                io.set_timeout(cfg.timeouts.data_block);
+                Reply::start_data()
+            }
+            other => {
+                self.state = other;
+                Reply::bad_sequence("need MAIL and RCPT before DATA")
+            }
+        };
+        self.reply(io, &reply);
+    }
+
+    /// BDAT (RFC 3030 §2): the chunk is always read; if the command cannot
+    /// be accepted it is discarded and the error given after it.
+    fn bdat(&mut self, io: &mut Io<'_, SmtpDone>, size: u64, last: bool) {
+        let (env, failure) = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Envelope(env) if env.rcpts.is_empty() => {
+                (None, Some(Reply::no_valid_recipients()))
+            }
+            State::Envelope(mut env) => {
+                if env.bdat.is_none() {
+                    env.bdat = Some(BdatBody::new(self.shared.config.max_message_size));
+                }
+                (Some(env), None)
+            }
+            _ => (
+                None,
+                Some(Reply::bad_sequence("need MAIL and RCPT before BDAT")),
+            ),
+        };
+        io.set_timeout(self.shared.config.timeouts.data_block);
+        self.state = State::Chunk {
+            env,
+            left: size,
+            size,
+            last,
+            failure,
+        };
+    }
+}

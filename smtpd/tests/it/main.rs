@@ -1,0 +1,14 @@
+//! Integration tests of smtpd: session state machine (no sockets), the
+//! RFC 5321 reply paths over real sockets, DATA/BDAT content handling and
+//! limits, third-party clients (Python smtplib, swaks, curl) and a kill -9
+//! crash test of the real binary. One test binary keeps link times down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod content;
+mod crash;
+mod interop;
+mod lifecycle;
+mod replies;
+mod session;
+mod util;
