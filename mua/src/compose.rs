@@ -380,7 +380,11 @@ pub fn reply(orig: &[u8], me: &str, all: bool) -> Result<Draft> {
             }
         })
         .collect();
-    draft.body = format!("\n\nOn {date}, {who} wrote:\n{quoted}");
+    draft.body = if date.is_empty() {
+        format!("\n\n{who} wrote:\n{quoted}")
+    } else {
+        format!("\n\nOn {date}, {who} wrote:\n{quoted}")
+    };
     Ok(draft)
 }
 

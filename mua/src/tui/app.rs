@@ -466,11 +466,19 @@ impl App {
         } else {
             flags.push("\\Seen".into());
         }
+        self.adjust_unseen(if seen { 1 } else { -1 });
         vec![req(Request::Flag {
             uid,
             flag: "\\Seen".into(),
             on: !seen,
         })]
+    }
+
+    /// Keeps the open mailbox's unread count in step with local changes.
+    fn adjust_unseen(&mut self, delta: i64) {
+        if let Some(m) = self.mailboxes.iter_mut().find(|m| m.name == self.mailbox) {
+            m.unseen = m.unseen.saturating_add_signed(delta);
+        }
     }
 
     /// The editor returned `text` for `draft`: show the confirm screen.
@@ -511,9 +519,15 @@ impl App {
                 self.requested.clear();
                 self.mailbox = mailbox;
                 self.query = query;
-                self.status = match &self.query {
+                let summary = match &self.query {
                     Some(q) => format!("{} matches for {q}", uids.len()),
                     None => format!("{}: {} messages", self.mailbox, uids.len()),
+                };
+                // Keep a new-mail notice visible after the refresh it caused.
+                self.status = if self.status.starts_with("New mail") {
+                    format!("{} — {summary}", self.status)
+                } else {
+                    summary
                 };
                 self.uids = uids;
                 self.rebuild_view();
@@ -576,6 +590,7 @@ impl App {
                         if let Some(i) = self.items.get_mut(&uid) {
                             if !i.row.flags.iter().any(|f| f == "\\Seen") {
                                 i.row.flags.push("\\Seen".into());
+                                self.adjust_unseen(-1);
                             }
                         }
                         self.status = match atts.len() {

@@ -229,3 +229,6 @@ pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

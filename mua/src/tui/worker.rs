@@ -60,6 +60,11 @@ impl Worker {
     fn handle(&mut self, req: Request) -> Result<Vec<Event>> {
         Ok(match req {
             Request::Mailboxes => {
+                // Some servers (Dovecot) answer STATUS on the selected
+                // mailbox from the session's view: sync it first.
+                if !self.mailbox.is_empty() {
+                    self.client.noop()?;
+                }
                 let rows = mailbox_rows(&mut self.client)?;
                 self.has_trash = rows.iter().any(|r| r.name == "Trash");
                 vec![Event::Mailboxes(rows)]
