@@ -12,6 +12,8 @@
 #   stop   stop both daemons
 #   all    setup, start, run, stop (the default)
 #
+# PEERS_STRICT=1 turns on Postfix's smtpd_forbid_bare_newline (not Debian's
+# default), under which the SMTP smuggling cases pass.
 # Accounts: alice@minimail.test / alice-pw and bob@minimail.test / bob-pw.
 set -euo pipefail
 
@@ -67,7 +69,12 @@ maillog_file_prefixes = $PEERS_DIR
 biff = no
 default_transport = error:no relaying from the test instance
 EOF
-    printf 'alice@%s %s/alice/\nbob@%s %s/bob/\n' "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" >"$pf/etc/vmailbox"
+    if [ -n "${PEERS_STRICT:-}" ]; then
+        # The vendor's fix for "SMTP smuggling" (CVE-2023-51764).
+        echo "smtpd_forbid_bare_newline = yes" >>"$pf/etc/main.cf"
+        echo "smtpd_forbid_bare_newline_exclusions =" >>"$pf/etc/main.cf"
+    fi
+    printf 'alice@%s %s/alice/\nbob@%s %s/bob/\npostmaster@%s %s/postmaster/\n' "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" >"$pf/etc/vmailbox"
     cat >"$pf/etc/master.cf" <<EOF
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
 pickup    unix  n - n 60 1 pickup

@@ -112,7 +112,7 @@ pub fn run_steps(case: &Case, target: &Target, vars: &mut Vars) -> Result<(), Fa
             (StepKind::Sleep(d), _) => std::thread::sleep(*d),
             (StepKind::Timeout(d), _) => timeout = *d,
             (StepKind::Quiet(_, d), Some(c)) => match c.read_line(Instant::now() + *d) {
-                Err(ReadError::Timeout(p)) if p.is_empty() => {}
+                Err(ReadError::Timeout(p) | ReadError::Closed(p)) if p.is_empty() => {}
                 Err(e) => return Err(fail(format!("expected silence for {d:?}, got: {e}"))),
                 Ok(l) => {
                     return Err(Failure {
@@ -216,7 +216,29 @@ fn expect(c: &mut Conn, e: &Expect, proto: Proto, vars: &mut Vars, deadline: Ins
                 got.clone(),
             )
         })?;
-        if let Some(caps) = e.anchor.matches(&line, vars).map_err(pattern_err)? {
+        let anchored = e.anchor.matches(&line, vars).map_err(pattern_err)?;
+        if anchored.is_none() {
+            for (l, p) in &e.none {
+                if p.matches(&line, vars).map_err(pattern_err)?.is_some() {
+                    got.push(show(&line));
+                    return Err(Failure {
+                        line: 0,
+                        msg: format!("forbidden response (line {l})"),
+                        expected: Some(format!("no line like `{}`", p.source)),
+                        got,
+                    });
+                }
+            }
+        }
+        for ((_, p), s) in e.some.iter().zip(seen.iter_mut()) {
+            if !*s {
+                if let Some(caps) = p.matches(&line, vars).map_err(pattern_err)? {
+                    *s = true;
+                    apply(vars, caps);
+                }
+            }
+        }
+        if let Some(caps) = anchored {
             let missing: Vec<String> = e
                 .some
                 .iter()
@@ -235,25 +257,6 @@ fn expect(c: &mut Conn, e: &Expect, proto: Proto, vars: &mut Vars, deadline: Ins
             }
             apply(vars, caps);
             return Ok(());
-        }
-        for (l, p) in &e.none {
-            if p.matches(&line, vars).map_err(pattern_err)?.is_some() {
-                got.push(show(&line));
-                return Err(Failure {
-                    line: 0,
-                    msg: format!("forbidden response (line {l})"),
-                    expected: Some(format!("no line like `{}`", p.source)),
-                    got,
-                });
-            }
-        }
-        for ((_, p), s) in e.some.iter().zip(seen.iter_mut()) {
-            if !*s {
-                if let Some(caps) = p.matches(&line, vars).map_err(pattern_err)? {
-                    *s = true;
-                    apply(vars, caps);
-                }
-            }
         }
         got.push(show(&line));
         if is_completion(proto, &line) {

@@ -31,58 +31,68 @@ impl Vars {
     }
 }
 
-/// A reference to a variable with an optional integer offset: `size+1`.
+/// A reference to a variable with optional integer arithmetic: `size+1`,
+/// `size-1`, `size/100`, `size*2`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VarRef {
     /// Variable name.
     pub name: String,
-    /// Added to the variable's value read as a decimal integer.
-    pub offset: i64,
+    /// Operators (`+`, `-`, `*`, `/`) and operands, applied left to right;
+    /// empty for the plain value.
+    pub ops: Vec<(char, i64)>,
 }
 
 impl VarRef {
-    /// Parses `name`, `name+N` or `name-N`.
+    /// Parses `name` optionally followed by operations such as `+N`, `-N`,
+    /// `*N`, `/N` (applied left to right: `size/78+2`).
     ///
     /// # Errors
-    /// A message when the name is empty or not `[A-Za-z0-9_]+`, or the offset
+    /// A message when the name is empty or not `[A-Za-z0-9_]+`, or the operand
     /// is not an integer.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (name, offset) = match s.find(['+', '-']) {
-            Some(i) => {
-                let off: i64 = s[i + 1..]
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("bad offset in `${{{s}}}`"))?;
-                (&s[..i], if &s[i..=i] == "-" { -off } else { off })
-            }
-            None => (s, 0),
+        let (name, mut rest) = match s.find(['+', '-', '*', '/']) {
+            Some(i) => (&s[..i], &s[i..]),
+            None => (s, ""),
         };
+        let mut ops = Vec::new();
+        while let Some(op) = rest.chars().next() {
+            let tail = &rest[1..];
+            let end = tail.find(['+', '-', '*', '/']).unwrap_or(tail.len());
+            let n: i64 = tail[..end]
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad number after `{op}` in `${{{s}}}`"))?;
+            if op == '/' && n == 0 {
+                return Err(format!("division by zero in `${{{s}}}`"));
+            }
+            ops.push((op, n));
+            rest = &tail[end..];
+        }
         let name = name.trim();
         if !is_name(name) {
             return Err(format!("bad variable name `{name}`"));
         }
         Ok(VarRef {
             name: name.to_string(),
-            offset,
+            ops,
         })
     }
 
-    /// The referenced value, with the offset applied when non-zero.
+    /// The referenced value, with the arithmetic applied if any.
     ///
     /// # Errors
-    /// Undefined variable, or an offset on a value that is not an integer.
+    /// Undefined variable, or arithmetic on a value that is not an integer.
     pub fn resolve(&self, vars: &Vars) -> Result<Vec<u8>, String> {
         let v = vars
             .get(&self.name)
             .ok_or_else(|| format!("variable `{}` is not defined", self.name))?;
-        if self.offset == 0 {
+        if self.ops.is_empty() {
             return Ok(v.to_vec());
         }
-        let n = self.number(v)?;
-        Ok((n + self.offset).to_string().into_bytes())
+        Ok(self.resolve_number(vars)?.to_string().into_bytes())
     }
 
-    /// The referenced value read as an integer (offset applied).
+    /// The referenced value read as an integer (arithmetic applied).
     ///
     /// # Errors
     /// As [`VarRef::resolve`].
@@ -90,7 +100,16 @@ impl VarRef {
         let v = vars
             .get(&self.name)
             .ok_or_else(|| format!("variable `{}` is not defined", self.name))?;
-        Ok(self.number(v)? + self.offset)
+        let mut n = self.number(v)?;
+        for &(op, k) in &self.ops {
+            n = match op {
+                '+' => n.saturating_add(k),
+                '-' => n.saturating_sub(k),
+                '*' => n.saturating_mul(k),
+                _ => n / k,
+            };
+        }
+        Ok(n)
     }
 
     fn number(&self, v: &[u8]) -> Result<i64, String> {
@@ -111,7 +130,7 @@ pub fn is_name(s: &str) -> bool {
 pub enum Count {
     /// A literal count.
     Fixed(u64),
-    /// A variable (with offset) holding the count.
+    /// A variable (with arithmetic) holding the count.
     Var(VarRef),
 }
 
@@ -124,6 +143,8 @@ pub enum Piece {
     Var(VarRef),
     /// `${len:name}`: the byte length of a variable's value, in decimal.
     Len(String),
+    /// `${base64:name}`: a variable's value in base64 (RFC 4648), for SASL.
+    Base64(String),
     /// `${repeat:N:text}`: `text` repeated N times.
     Repeat(Count, Vec<u8>),
 }
@@ -180,7 +201,7 @@ impl Template {
         for p in &self.pieces {
             match p {
                 Piece::Var(v) | Piece::Repeat(Count::Var(v), _) => out.push(v.name.as_str()),
-                Piece::Len(n) => out.push(n.as_str()),
+                Piece::Len(n) | Piece::Base64(n) => out.push(n.as_str()),
                 _ => {}
             }
         }
@@ -203,6 +224,12 @@ impl Template {
                         .get(n)
                         .ok_or_else(|| format!("variable `{n}` is not defined"))?;
                     out.extend(v.len().to_string().into_bytes());
+                }
+                Piece::Base64(n) => {
+                    let v = vars
+                        .get(n)
+                        .ok_or_else(|| format!("variable `{n}` is not defined"))?;
+                    out.extend(base64(v).into_bytes());
                 }
                 Piece::Repeat(count, text) => {
                     let n = match count {
@@ -248,6 +275,12 @@ fn parse_inner(inner: &str, escapes: bool) -> Result<Piece, String> {
         }
         return Ok(Piece::Len(name.to_string()));
     }
+    if let Some(name) = inner.strip_prefix("base64:") {
+        if !is_name(name) {
+            return Err(format!("bad variable name in `${{base64:{name}}}`"));
+        }
+        return Ok(Piece::Base64(name.to_string()));
+    }
     if let Some(rest) = inner.strip_prefix("repeat:") {
         let (count, text) = rest
             .split_once(':')
@@ -270,6 +303,24 @@ fn parse_inner(inner: &str, escapes: bool) -> Result<Piece, String> {
         return Ok(Piece::Repeat(count, bytes));
     }
     Ok(Piece::Var(VarRef::parse(inner)?))
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Decodes one backslash escape at `bytes[i]`; returns the byte and how many
@@ -329,6 +380,10 @@ mod tests {
         assert_eq!(t.expand(&vars()).unwrap(), b"alice@x {7} 101 ababab");
         let t = Template::parse(r"${repeat:size-98:x\r}", true).unwrap();
         assert_eq!(t.expand(&vars()).unwrap(), b"x\rx\r");
+        let t = Template::parse("${size/30} ${size*2} ${size/30+2} ${base64:msg}", true).unwrap();
+        assert_eq!(t.expand(&vars()).unwrap(), b"3 200 5 aGVsbG8NCg==");
+        assert_eq!(base64(b"\0a\0b"), "AGEAYg==");
+        assert_eq!(base64(b"ab"), "YWI=");
     }
 
     #[test]

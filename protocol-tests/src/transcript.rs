@@ -105,7 +105,7 @@ pub enum StepKind {
     Sleep(Duration),
     /// `TIMEOUT 10s`: read timeout for the following steps.
     Timeout(Duration),
-    /// `QUIET[c] 1s`: nothing may arrive within the time.
+    /// `QUIET[c] 1s`: no byte may arrive within the time (a close is silent).
     Quiet(String, Duration),
     /// `NOT[c] 1s pattern`: no line matching may arrive within the time;
     /// other lines are kept for later steps.
@@ -157,8 +157,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * scale))
 }
 
-/// Splits `KEYWORD[conn]: rest` / `KEYWORD[conn] rest` into its parts.
-fn split_step(line: &str) -> Option<(&str, String, &str)> {
+/// Splits `KEYWORD[conn]: rest` / `KEYWORD[conn] rest` into its parts; the
+/// `S` modifiers may also follow the bracket (`S[a]>:` is `S>[a]:`).
+fn split_step(line: &str) -> Option<(String, String, &str)> {
     let kw_end = line
         .find(|c: char| !(c.is_ascii_alphabetic() || c == '~' || c == '!' || c == '>'))
         .unwrap_or(line.len());
@@ -169,6 +170,13 @@ fn split_step(line: &str) -> Option<(&str, String, &str)> {
         let close = r.find(']')?;
         conn = r[..close].to_string();
         rest = &r[close + 1..];
+    }
+    let mut kw = kw.to_string();
+    if kw == "S" {
+        if let Some(m) = rest.chars().next().filter(|c| matches!(c, '>' | '~' | '!')) {
+            kw.push(m);
+            rest = &rest[1..];
+        }
     }
     Some((kw, conn, rest))
 }
@@ -211,6 +219,7 @@ pub fn parse(file: &str, name: &str, proto: Proto, text: &str) -> Result<Case, P
         in_header = false;
         let (kw, conn, rest) =
             split_step(line).ok_or_else(|| err("unclosed `[` in connection name".into()))?;
+        let kw = kw.as_str();
         if !conn.is_empty() && !crate::template::is_name(&conn) {
             return Err(err(format!("bad connection name `{conn}`")));
         }
@@ -390,7 +399,7 @@ mod tests {
     fn parses_a_full_case() {
         let c = p("# rfc: 5321 4.1.4\n# title: x\n# requires: pipelining\n# user: 2\n\
                    # differs: postfix — says 250\nS: 220 *\nC: EHLO x\nS~: 250-PIPELINING\n\
-                   S!: 250-CHUNKING\nS: 250 *\nR[b]: a\\r\\n\nS[b]: * OK [UIDVALIDITY ${uv:=\\d+}]*\n\
+                   S!: 250-CHUNKING\nS: 250 *\nS[b]>: x\nR[b]: a\\r\\n\nS[b]: * OK [UIDVALIDITY ${uv:=\\d+}]*\n\
                    C[b]: a1 ${uv}\nNOT[b] 1s *EXPUNGE\nQUIET 200ms\nLET m = hi\\r\\n\n\
                    C: {${len:m}}\nCLOSED[b]\n")
         .unwrap();
@@ -398,7 +407,7 @@ mod tests {
         assert_eq!(c.users, 2);
         assert_eq!(c.differs[0].server, "postfix");
         assert_eq!(c.differs[0].note, "says 250");
-        assert_eq!(c.steps.len(), 11);
+        assert_eq!(c.steps.len(), 12);
         match &c.steps[2].kind {
             StepKind::Expect(e) => {
                 assert!(!e.strict);
