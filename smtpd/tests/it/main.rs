@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binary;
 mod content;
-mod crash;
 mod interop;
 mod lifecycle;
 mod replies;

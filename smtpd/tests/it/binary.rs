@@ -1,0 +1,202 @@
+//! The real `smtpd` binary: kill -9 during a load of 8 concurrent senders
+//! must lose no acknowledged message and duplicate none; SIGTERM ends it
+//! cleanly with every acknowledged message on disk; start-up failures
+//! (address in use, unusable store) exit non-zero with a clear message.
+
+use crate::util::{add_users, inbox, Client};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smtpd");
+
+/// Start the binary on an ephemeral port; returns it and its address once
+/// it has announced that it listens. Its stderr keeps being drained.
+fn start(db: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--domain", "localhost"])
+        .arg("--db")
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("smtpd: listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(rest.to_string());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("smtpd announces its address");
+    (child, addr.parse().unwrap())
+}
+
+fn message_ids(raws: &[Vec<u8>]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for raw in raws {
+        let text = String::from_utf8_lossy(raw);
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Message-ID: "))
+            .expect("every message has a Message-ID")
+            .to_string();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// One sender: messages on one connection until the server goes away.
+fn sender(addr: SocketAddr, n: usize, acked: Arc<Mutex<Vec<String>>>, total: Arc<AtomicUsize>) {
+    let mut c = Client::connect(addr);
+    let hello = |c: &mut Client| -> Option<()> {
+        c.reply().starts_with("220").then_some(())?;
+        c.cmd("EHLO load.test").starts_with("250").then_some(())
+    };
+    if hello(&mut c).is_none() {
+        return;
+    }
+    for i in 0.. {
+        let id = format!("<s{n}-m{i}@load.test>");
+        let ok = (|| {
+            c.cmd("MAIL FROM:<load@load.test>")
+                .starts_with("250")
+                .then_some(())?;
+            c.cmd("RCPT TO:<bob@localhost>")
+                .starts_with("250")
+                .then_some(())?;
+            c.cmd("DATA").starts_with("354").then_some(())?;
+            let body = format!(
+                "Message-ID: {id}\r\nSubject: load {n} {i}\r\n\r\n{}\r\n.\r\n",
+                "x".repeat(500)
+            );
+            use std::io::Write;
+            c.stream.write_all(body.as_bytes()).ok()?;
+            c.reply().starts_with("250 ").then_some(())
+        })();
+        if ok.is_none() {
+            return;
+        }
+        acked.lock().unwrap().push(id);
+        total.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_message_and_duplicates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mail.db");
+    {
+        let store = mailstore::Store::open(&db).unwrap();
+        add_users(&store);
+        store.shutdown();
+    }
+    let (mut child, addr) = start(&db);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let total = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|n| {
+            let (acked, total) = (Arc::clone(&acked), Arc::clone(&total));
+            std::thread::spawn(move || sender(addr, n, acked, total))
+        })
+        .collect();
+    // Let the load run until a good number of messages are acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while total.load(Ordering::SeqCst) < 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty(), "the load got some messages through");
+
+    // Restart on the same store: it must come up and take mail.
+    let (mut child, addr) = start(&db);
+    let mut c = Client::connect(addr);
+    c.expect_reply("220");
+    let r = c.send_mail(
+        "a@b.test",
+        &["bob@localhost"],
+        b"Message-ID: <after-restart@load.test>\r\n\r\nx\r\n",
+    );
+    assert!(r.starts_with("250 "), "{r}");
+    c.expect("QUIT", "221");
+    // SIGTERM: a clean exit.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "smtpd exits 0 on SIGTERM: {exit}");
+
+    let store = mailstore::Store::open(&db).unwrap();
+    let counts = message_ids(&inbox(&store, "bob@localhost"));
+    for id in &acked {
+        assert_eq!(
+            counts.get(id),
+            Some(&1),
+            "acknowledged {id} stored exactly once"
+        );
+    }
+    for (id, n) in &counts {
+        assert_eq!(*n, 1, "{id} stored {n} times");
+    }
+    assert_eq!(counts.get("<after-restart@load.test>"), Some(&1));
+    println!(
+        "kill -9 test: {} acknowledged, {} stored",
+        acked.len(),
+        counts.len()
+    );
+}
+
+#[test]
+fn address_in_use_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(BIN)
+        .arg("--listen")
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--db")
+        .arg(dir.path().join("m.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
+}
+
+#[test]
+fn unusable_store_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not-a-db");
+    std::fs::write(&bad, b"this is not sqlite, not at all, definitely not").unwrap();
+    for db in [dir.path().join("missing/dir/m.db"), bad] {
+        let out = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot open the store"), "{err}");
+    }
+}
