@@ -9,6 +9,8 @@
 //! Timeouts (§4.5.3.2) are written for the client; the server side is
 //! §4.5.3.2.7: wait at least 5 minutes for the next command, and during
 //! DATA the client has 3 minutes per data block (§4.5.3.2.5).
+//!
+//! [`Config`] gathers every setting of the receiver, these included.
 
 use std::time::Duration;
 
@@ -50,6 +52,54 @@ impl Timeouts {
             command: d,
             data_block: d,
         }
+    }
+}
+
+/// Everything the receiver can be configured with. `Default` gives the
+/// RFC 5321 limits, a 25 MiB size limit and the domain `localhost`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our name, used in the greeting and in Received headers.
+    pub hostname: String,
+    /// Domains we accept mail for (case-insensitive). Everything else is
+    /// refused with 550 5.7.1: this is no open relay.
+    pub domains: Vec<String>,
+    /// Largest message accepted, in octets (advertised as SIZE).
+    pub max_message_size: usize,
+    /// Recipients per message; the next one gets 452 4.5.3.
+    pub max_recipients: usize,
+    /// Longest command line, CRLF included.
+    pub max_command_line: usize,
+    /// Longest DATA text line, CRLF included.
+    pub max_text_line: usize,
+    /// How long to wait for the client.
+    pub timeouts: Timeouts,
+    /// Log every session's dialogue as `C:`/`S:` lines (info level).
+    pub trace: bool,
+    /// Event loop settings: connection limits, buffers, shutdown grace.
+    pub net: netloop::Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "localhost".into(),
+            domains: vec!["localhost".into()],
+            max_message_size: MAX_MESSAGE_SIZE,
+            max_recipients: MAX_RECIPIENTS,
+            max_command_line: MAX_COMMAND_LINE,
+            max_text_line: MAX_TEXT_LINE,
+            timeouts: Timeouts::default(),
+            trace: false,
+            net: netloop::Config::default(),
+        }
+    }
+}
+
+impl Config {
+    /// True if `domain` is one we receive mail for.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
 }
 

@@ -1,5 +1,6 @@
-//! The session factory netloop calls on accept, and the state every
-//! session shares (configuration and the store handle).
+//! The session factory netloop calls on accept, the state every session
+//! shares (configuration and the store handle), and [`bind`], which puts
+//! them on listening sockets.
 //!
 //! A connection refused because of the connection limit gets
 //! `421 4.7.0` (RFC 5321 §3.8: 421 when the service is not available).
@@ -8,6 +9,8 @@ use crate::reply::Reply;
 use crate::session::SmtpSession;
 use crate::Config;
 use netloop::ConnInfo;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// What every session of one server shares.
@@ -50,4 +53,18 @@ impl netloop::Service for SmtpService {
     fn busy_reply(&self) -> Vec<u8> {
         Reply::too_many_connections(&self.shared.config.hostname).to_bytes()
     }
+}
+
+/// Bind the SMTP service on `addrs` (port 0 picks a free port). Run the
+/// returned server with `run()`; see `local_addrs()` for the bound ports.
+///
+/// # Errors
+/// When an address cannot be bound (the message names it).
+pub fn bind(
+    addrs: &[SocketAddr],
+    config: Config,
+    store: mailstore::Store,
+) -> io::Result<netloop::Server<SmtpService>> {
+    let net = config.net.clone();
+    netloop::Server::bind(addrs, SmtpService::new(config, store), net)
 }

@@ -123,6 +123,7 @@ impl SmtpSession {
                         m.local.eq_ignore_ascii_case("postmaster"),
                     ),
                     _ => {
+                        log::info!("#{}: refused RCPT <{m}>: not a local domain", self.conn);
                         self.reply(io, &Reply::relay_denied(&m.to_string()));
                         return;
                     }
