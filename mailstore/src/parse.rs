@@ -274,7 +274,13 @@ fn single(name: Option<String>, addr: &str) -> Address {
 /// Parse an address list; groups become RFC 3501 start/end markers.
 pub(crate) fn addresses(value: &str) -> Vec<Address> {
     let Ok(list) = mailparse::addrparse(value) else {
-        return Vec::new();
+        // Keep something rather than lose e.g. `From: root`.
+        let v = value.trim();
+        return if v.is_empty() {
+            Vec::new()
+        } else {
+            vec![single(None, v)]
+        };
     };
     let mut out = Vec::new();
     for a in list.iter() {
@@ -298,6 +304,10 @@ pub(crate) fn addresses(value: &str) -> Vec<Address> {
 
 /// `Date:` value to unix seconds at the sender's local wall-clock time.
 fn local_date(value: &str) -> Option<i64> {
+    // dateparse is lenient: demand at least a day and a year.
+    if value.chars().filter(char::is_ascii_digit).count() < 3 {
+        return None;
+    }
     let utc = mailparse::dateparse(value).ok()?;
     let zone = value
         .split_whitespace()
@@ -311,4 +321,87 @@ fn local_date(value: &str) -> Option<i64> {
         })
         .unwrap_or(0);
     Some(utc + zone)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_counts() {
+        for (body, n) in [
+            (&b""[..], 0),
+            (b"a", 1),
+            (b"a\r\n", 1),
+            (b"a\r\nb", 2),
+            (b"\r\n\r\n", 2),
+        ] {
+            assert_eq!(count_lines(body), n, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn local_date_disregards_zone() {
+        // 23:30 -0500 on the 23rd is 04:30 UTC on the 24th.
+        let t = local_date("Mon, 23 Nov 2026 23:30:00 -0500").unwrap();
+        assert_eq!(t, 1_795_392_000 + 23 * 3600 + 30 * 60);
+        let u = local_date("Tue, 24 Nov 2026 10:00:00 GMT").unwrap();
+        assert_eq!(u, 1_795_478_400 + 10 * 3600);
+        assert!(local_date("not a date at all").is_none());
+    }
+
+    #[test]
+    fn headerless_message_is_one_text_part() {
+        let raw = b"just text, no header\r\n";
+        let p = parse_message(raw);
+        assert_eq!(p.structure.media_type, "text");
+        assert_eq!(p.structure.body_range.1, raw.len() as u64);
+        assert!(p.envelope.from.is_empty());
+    }
+
+    #[test]
+    fn fallback_splits_at_blank_line() {
+        let raw = b"A: b\r\n\r\nbody";
+        let s = fallback_structure(raw);
+        assert_eq!(s.header_range, (0, 8));
+        assert_eq!(s.body_range, (8, 12));
+        let s = fallback_structure(b"A: b\n\nxy");
+        assert_eq!(s.body_range, (6, 8));
+    }
+
+    #[test]
+    fn multipart_without_boundary_becomes_text() {
+        let raw = b"Content-Type: multipart/mixed; boundary=zz\r\n\r\nno parts here\r\n";
+        let p = parse_message(raw);
+        assert_eq!(
+            (
+                p.structure.media_type.as_str(),
+                p.structure.subtype.as_str()
+            ),
+            ("text", "plain")
+        );
+        assert!(p.structure.parts.is_empty());
+    }
+
+    #[test]
+    fn address_without_domain_is_not_a_group_marker() {
+        let a = addresses("root");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].local.as_deref(), Some("root"));
+        assert_eq!(a[0].host.as_deref(), Some(""));
+        assert!(addresses("undisclosed-recipients:;")
+            .iter()
+            .any(|x| x.host.is_none() && x.local.is_some()));
+    }
+
+    #[test]
+    fn search_text_is_capped() {
+        let mut t = String::new();
+        let big = "é".repeat(MAX_SEARCH_TEXT);
+        push_text(&mut t, &big);
+        assert!(t.len() <= MAX_SEARCH_TEXT);
+        push_text(&mut t, "more");
+        assert!(!t.ends_with("more\n"));
+    }
 }

@@ -27,3 +27,26 @@ pub fn verify_password(phc: &str, pw: &str) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salts_differ_and_both_verify() {
+        let (Ok(a), Ok(b)) = (hash_password("pw"), hash_password("pw")) else {
+            panic!("hashing failed");
+        };
+        assert_ne!(a, b);
+        assert!(a.starts_with("$argon2id$v=19$"));
+        assert!(verify_password(&a, "pw") && verify_password(&b, "pw"));
+        assert!(!verify_password(&a, "PW"));
+    }
+
+    #[test]
+    fn malformed_phc_never_verifies() {
+        for phc in ["", "$argon2id$", "plain", "$argon2id$dummy"] {
+            assert!(!verify_password(phc, ""), "{phc}");
+        }
+    }
+}

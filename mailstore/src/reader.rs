@@ -23,8 +23,11 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    pub(crate) fn new(conn: Connection) -> Reader {
-        Reader { conn }
+    /// Wrap a connection; it is made read-only (`query_only`) so a reader
+    /// can never write behind the writer thread's back.
+    pub(crate) fn new(conn: Connection) -> Result<Reader> {
+        conn.execute_batch("PRAGMA query_only = 1")?;
+        Ok(Reader { conn })
     }
 
     pub(crate) fn conn(&self) -> &Connection {

@@ -200,7 +200,7 @@ impl Store {
         schema::migrate(&mut wconn, &path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(Reader::new(schema::connect(&path, false)?));
+            readers.push(Reader::new(schema::connect(&path, false)?)?);
         }
         let listeners: Listeners = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
@@ -291,7 +291,7 @@ impl Store {
         let cached = lock(&self.inner.sync_reader).take();
         let reader = match cached {
             Some(r) => r,
-            None => Reader::new(schema::connect(&self.inner.path, false)?),
+            None => Reader::new(schema::connect(&self.inner.path, false)?)?,
         };
         let res = reader.snapshot(f);
         *lock(&self.inner.sync_reader) = Some(reader);
@@ -337,6 +337,7 @@ fn reader_loop(reader: Reader, rx: Arc<Mutex<Receiver<ReadJob>>>) {
             Ok(job) => job,
             Err(_) => return,
         };
+        // A panicking job or `done` must not kill the reader thread.
         if catch_unwind(AssertUnwindSafe(|| job.run(&reader))).is_err() {
             log::error!("mail store read job panicked");
             // Leave no transaction open behind the panic.
@@ -370,6 +371,13 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
     }
 }
 
+/// Call a user callback; a panicking one must not kill the writer thread.
+fn guarded(f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        log::error!("mail store completion callback panicked");
+    }
+}
+
 /// Run one group-commit batch; returns the touched mailboxes if committed.
 fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec<MailboxId>> {
     let begin = conn.execute_batch(
@@ -380,7 +388,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
         let _ = conn.execute_batch("ROLLBACK");
         let msg = e.to_string();
         for job in batch {
-            job.fail(StoreError::CommitFailed(msg.clone()));
+            guarded(|| job.fail(StoreError::CommitFailed(msg.clone())));
         }
         return None;
     }
@@ -389,12 +397,12 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
     let mut tx = Tx::new(conn);
     for job in batch {
         if let Some(msg) = &broken {
-            job.fail(StoreError::CommitFailed(msg.clone()));
+            guarded(|| job.fail(StoreError::CommitFailed(msg.clone())));
             continue;
         }
         if let Err(e) = tx.conn().execute_batch("SAVEPOINT job") {
             broken = Some(e.to_string());
-            job.fail(StoreError::CommitFailed(e.to_string()));
+            guarded(|| job.fail(StoreError::CommitFailed(e.to_string())));
             continue;
         }
         let mark = tx.touched.len();
@@ -420,6 +428,13 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
         }
     }
     let touched = std::mem::take(&mut tx.touched);
+    if broken.is_none() {
+        // One FTS insert for the whole batch. On failure the text stays
+        // pending (the next batch retries); the mail itself is not at risk.
+        if let Err(e) = crate::tx::flush_pending_text(conn) {
+            log::error!("mail store: search index update failed: {e}");
+        }
+    }
     let commit = match broken {
         Some(msg) => Err(msg),
         None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
@@ -427,7 +442,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
     match commit {
         Ok(()) => {
             for f in finishes {
-                f(None);
+                guarded(|| f(None));
             }
             Some(touched)
         }
@@ -435,7 +450,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
             log::error!("mail store: batch commit failed: {msg}");
             let _ = conn.execute_batch("ROLLBACK");
             for f in finishes {
-                f(Some(&msg));
+                guarded(|| f(Some(&msg)));
             }
             None
         }

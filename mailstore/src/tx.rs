@@ -21,6 +21,15 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
     ("Junk", Some("\\Junk")),
 ];
 
+/// Move the batch's pending search text into the FTS index with one
+/// statement (called by the writer after the jobs, before COMMIT).
+pub(crate) fn flush_pending_text(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "INSERT INTO message_text(rowid, headers, body) SELECT id, headers, body FROM pending_text;
+         DELETE FROM pending_text;",
+    )
+}
+
 /// Write access inside the current batch transaction (writer thread only).
 ///
 /// Every method that changes a mailbox records it, so the commit listeners
@@ -213,6 +222,7 @@ impl<'c> Tx<'c> {
         };
         self.conn
             .execute("DELETE FROM entries WHERE mailbox_id = ?1", [id])?;
+        self.touched.push(id);
         self.collect_garbage(&ids)
     }
 
@@ -392,7 +402,7 @@ impl<'c> Tx<'c> {
             }
         }
         self.conn
-            .prepare_cached("INSERT INTO message_text(rowid, headers, body) VALUES (?1, ?2, ?3)")?
+            .prepare_cached("INSERT INTO pending_text(id, headers, body) VALUES (?1, ?2, ?3)")?
             .execute(params![id, parsed.header_text, parsed.body_text])?;
         Ok(id)
     }
@@ -444,13 +454,18 @@ impl<'c> Tx<'c> {
         let mut del_text = self
             .conn
             .prepare_cached("DELETE FROM message_text WHERE rowid = ?1")?;
+        let mut del_pending = self
+            .conn
+            .prepare_cached("DELETE FROM pending_text WHERE id = ?1")?;
         let mut del = self
             .conn
             .prepare_cached("DELETE FROM messages WHERE id = ?1")?;
         for id in ids {
             let used: bool = check.query_row([id], |r| r.get(0))?;
             if !used {
-                del_text.execute([id])?;
+                if del_pending.execute([id])? == 0 {
+                    del_text.execute([id])?;
+                }
                 // message_raw and message_headers go by ON DELETE CASCADE.
                 del.execute([id])?;
             }

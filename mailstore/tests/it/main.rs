@@ -3,6 +3,7 @@
 
 mod util;
 
+mod bench;
 mod flags;
 mod mailboxes;
 mod messages;

@@ -47,3 +47,39 @@ fn directory_as_path_gives_clear_error() {
     let err = Store::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains(&dir.path().display().to_string()));
 }
+
+#[test]
+fn old_schema_is_migrated_and_newer_schema_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s = Store::open(&path).unwrap();
+    let a = crate::util::user(&s, "a@x");
+    s.shutdown();
+    drop(s);
+    {
+        // Make it look like a version-1 file.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE pending_text; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    crate::util::deliver(&s, crate::util::simple("after", "migrated text"), &[a]);
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let hits = s
+        .read_sync(move |r| r.search(mb, &mailstore::Query::Body("migrated".into())))
+        .unwrap();
+    assert_eq!(hits, [1]);
+    s.shutdown();
+    drop(s);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA user_version = 99;").unwrap();
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(err.to_string().contains("newer"), "{err}");
+}

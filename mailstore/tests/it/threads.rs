@@ -206,3 +206,12 @@ fn data_version_changes_after_commits() {
     let v2 = s.read_sync(|r| r.data_version()).unwrap();
     assert!(v2 > v1);
 }
+
+#[test]
+fn panicking_callback_does_not_stop_the_writer() {
+    let (_d, s) = store();
+    s.write(|w| w.create_user("a@x", "h"), |_r| panic!("callback bug"));
+    // The next job still runs and commits.
+    user(&s, "b@x");
+    assert_eq!(s.read_sync(|r| r.users()).unwrap().len(), 2);
+}
