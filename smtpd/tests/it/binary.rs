@@ -5,8 +5,8 @@
 
 use crate::util::{add_users, inbox, Client};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,35 +61,65 @@ fn message_ids(raws: &[Vec<u8>]) -> HashMap<String, usize> {
     counts
 }
 
+/// A fallible SMTP exchange for the load senders, which must survive the
+/// server vanishing (resets are expected, panics are not).
+struct Conn {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> io::Result<Conn> {
+        let w = TcpStream::connect(addr)?;
+        w.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let r = BufReader::new(w.try_clone()?);
+        let mut c = Conn { w, r };
+        c.expect("", "220")?;
+        Ok(c)
+    }
+
+    /// Send `data` (if any), read one reply, require its code prefix.
+    fn expect(&mut self, data: &str, code: &str) -> io::Result<()> {
+        if !data.is_empty() {
+            self.w.write_all(data.as_bytes())?;
+        }
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line)? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            if line.as_bytes().get(3) == Some(&b'-') {
+                continue;
+            }
+            return if line.starts_with(code) {
+                Ok(())
+            } else {
+                Err(io::Error::other(line))
+            };
+        }
+    }
+}
+
 /// One sender: messages on one connection until the server goes away.
 fn sender(addr: SocketAddr, n: usize, acked: Arc<Mutex<Vec<String>>>, total: Arc<AtomicUsize>) {
-    let mut c = Client::connect(addr);
-    let hello = |c: &mut Client| -> Option<()> {
-        c.reply().starts_with("220").then_some(())?;
-        c.cmd("EHLO load.test").starts_with("250").then_some(())
+    let Ok(mut c) = Conn::open(addr) else {
+        return;
     };
-    if hello(&mut c).is_none() {
+    if c.expect("EHLO load.test\r\n", "250").is_err() {
         return;
     }
     for i in 0.. {
         let id = format!("<s{n}-m{i}@load.test>");
-        let ok = (|| {
-            c.cmd("MAIL FROM:<load@load.test>")
-                .starts_with("250")
-                .then_some(())?;
-            c.cmd("RCPT TO:<bob@localhost>")
-                .starts_with("250")
-                .then_some(())?;
-            c.cmd("DATA").starts_with("354").then_some(())?;
-            let body = format!(
-                "Message-ID: {id}\r\nSubject: load {n} {i}\r\n\r\n{}\r\n.\r\n",
-                "x".repeat(500)
-            );
-            use std::io::Write;
-            c.stream.write_all(body.as_bytes()).ok()?;
-            c.reply().starts_with("250 ").then_some(())
-        })();
-        if ok.is_none() {
+        let body = format!(
+            "Message-ID: {id}\r\nSubject: load {n} {i}\r\n\r\n{}\r\n.\r\n",
+            "x".repeat(500)
+        );
+        let sent = c
+            .expect("MAIL FROM:<load@load.test>\r\n", "250")
+            .and_then(|_| c.expect("RCPT TO:<bob@localhost>\r\n", "250"))
+            .and_then(|_| c.expect("DATA\r\n", "354"))
+            .and_then(|_| c.expect(&body, "250 "));
+        if sent.is_err() {
             return;
         }
         acked.lock().unwrap().push(id);

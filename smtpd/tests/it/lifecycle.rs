@@ -104,6 +104,9 @@ fn shutdown_sends_421_to_open_sessions_and_stops_accepting() {
     mid.expect("RCPT TO:<bob@localhost>", "250");
     mid.expect("DATA", "354");
     mid.send(b"Subject: unfinished\r\n");
+    // Let the server read it, so that closing does not reset the
+    // connection under the 421 (a close with unread input sends RST).
+    std::thread::sleep(Duration::from_millis(200));
     s.begin_stop();
     idle.expect_reply("421 4.3.2 ");
     assert!(idle.closed());

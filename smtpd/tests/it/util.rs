@@ -210,10 +210,18 @@ impl Client {
         r
     }
 
-    /// True once the server has closed the connection (reads EOF).
+    /// True once the server has closed the connection: EOF, or a reset
+    /// (a close with unread input makes the kernel send RST).
     pub fn closed(&mut self) -> bool {
         let mut buf = String::new();
-        matches!(self.reader.read_line(&mut buf), Ok(0))
+        match self.reader.read_line(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ),
+        }
     }
 
     /// EHLO, MAIL, RCPT(s), DATA with `body` (already dot-stuffed and
