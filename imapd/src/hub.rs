@@ -117,10 +117,6 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
         if h.stop.load(Ordering::SeqCst) {
             return;
         }
-        if lock(&h.watches).is_empty() {
-            last_version = None;
-            continue;
-        }
         drop(h);
         let (tx, rx) = mpsc::channel();
         store.read(

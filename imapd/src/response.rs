@@ -22,6 +22,8 @@ pub enum Value {
     Atom(String),
     /// A string: quoted or literal as its bytes require.
     Str(Vec<u8>),
+    /// A string always sent as a literal (message data: clients expect it).
+    Literal(Vec<u8>),
     /// A parenthesised list, elements separated by SP.
     List(Vec<Value>),
 }
@@ -34,7 +36,7 @@ impl Value {
 
     /// `nstring`: NIL for `None`.
     pub fn nstr(s: Option<&str>) -> Value {
-        s.map_or(Value::Nil, |s| Value::str(s))
+        s.map_or(Value::Nil, Value::str)
     }
 
     /// Serialize onto `out`.
@@ -46,6 +48,10 @@ impl Value {
             }
             Value::Atom(a) => out.extend_from_slice(a.as_bytes()),
             Value::Str(s) => encode_string(s, out),
+            Value::Literal(s) => {
+                literal_header(s.len() as u64, out);
+                out.extend_from_slice(s);
+            }
             Value::List(items) => {
                 out.push(b'(');
                 for (k, v) in items.iter().enumerate() {

@@ -284,7 +284,7 @@ fn encode_att(
             atom(name);
             let bytes = r.raw_range(mailbox, meta.uid, range.0, range.1.saturating_sub(range.0))?;
             let n = bytes.len() as u64;
-            v.push(Value::Str(bytes));
+            v.push(Value::Literal(bytes));
             return Ok(n);
         }
         FetchAtt::Section {
@@ -300,7 +300,7 @@ fn encode_att(
             let data = section_bytes(r, mailbox, meta, &section.part, &section.text, *partial)?;
             let n = data.as_ref().map_or(0, |d| d.len() as u64);
             v.push(match data {
-                Some(d) => Value::Str(d),
+                Some(d) => Value::Literal(d),
                 None => Value::Nil,
             });
             return Ok(n);

@@ -77,8 +77,15 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
     use CommandBody::*;
     match cmd.body {
         Capability => auth::capability(s, io, &tag),
-        Noop => s.finish(io, &tag, St::Ok, None, "NOOP completed", true),
-        Check => s.finish(io, &tag, St::Ok, None, "CHECK completed", true),
+        // NOOP and CHECK always look for changes (clients poll with them).
+        Noop => {
+            s.pending.store(true, std::sync::atomic::Ordering::SeqCst);
+            s.finish(io, &tag, St::Ok, None, "NOOP completed", true)
+        }
+        Check => {
+            s.pending.store(true, std::sync::atomic::Ordering::SeqCst);
+            s.finish(io, &tag, St::Ok, None, "CHECK completed", true)
+        }
         Logout => auth::logout(s, &tag),
         Id(_) => auth::id(s, io, &tag),
         StartTls => {

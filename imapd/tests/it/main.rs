@@ -1,0 +1,12 @@
+//! imapd integration tests: a real server on 127.0.0.1 port 0 over a temp
+//! store, driven over sockets by a tiny client (util.rs) and by real
+//! third-party clients (Python imaplib, curl).
+
+mod fetch;
+mod interop;
+mod literal;
+mod mailbox;
+mod message;
+mod notify;
+mod session;
+mod util;

@@ -1,0 +1,115 @@
+//! Notifications between sessions (RFC 3501 §5.2, §7.4.1): new mail,
+//! flag changes and expunges reach other sessions with the mailbox
+//! selected, EXPUNGE never during FETCH/STORE/SEARCH; IDLE pushes new mail
+//! from in-process deliveries and from another process's commits.
+
+use crate::util::*;
+use std::time::Duration;
+
+#[test]
+fn flag_changes_and_new_mail_reach_other_session_at_noop() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    s.deliver(bob, &simple("a", "1"));
+    let mut a = s.login("bob@localhost");
+    let mut b = s.login("bob@localhost");
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    b.ok("STORE 1 +FLAGS (\\Flagged)");
+    s.deliver(bob, &simple("b", "2"));
+    let r = a.ok("NOOP");
+    assert!(
+        r.contains(&"* 1 FETCH (UID 1 FLAGS (\\Flagged))".to_owned()),
+        "{r:?}"
+    );
+    assert!(r.contains(&"* 2 EXISTS".to_owned()), "{r:?}");
+    assert!(r.contains(&"* 1 RECENT".to_owned()), "{r:?}");
+    // Nothing new: NOOP is quiet.
+    assert_eq!(a.ok("NOOP").len(), 1);
+}
+
+#[test]
+fn expunge_is_held_back_during_fetch_store_search() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    for i in 0..3 {
+        s.deliver(bob, &simple(&format!("m{i}"), "x"));
+    }
+    let mut a = s.login("bob@localhost");
+    let mut b = s.login("bob@localhost");
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    b.ok("EXPUNGE");
+    // Sequence numbers in A still include the expunged message.
+    let r = a.ok("FETCH 3 UID");
+    assert_eq!(r[0], "* 3 FETCH (UID 3)");
+    assert!(!r.iter().any(|l| l.contains("EXPUNGE")), "{r:?}");
+    let r = a.ok("SEARCH ALL");
+    assert!(!r.iter().any(|l| l.contains("EXPUNGE")), "{r:?}");
+    let r = a.ok("STORE 1 +FLAGS (\\Seen)");
+    assert!(!r.iter().any(|l| l.contains("EXPUNGE")), "{r:?}");
+    let r = a.ok("NOOP");
+    assert!(r.contains(&"* 2 EXPUNGE".to_owned()), "{r:?}");
+    let r = a.ok("FETCH 2 UID");
+    assert_eq!(r[0], "* 2 FETCH (UID 3)");
+}
+
+fn idle_until(c: &mut Client, want: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let l = c.line();
+        let done = l == want;
+        got.push(l);
+        if done {
+            return got;
+        }
+    }
+}
+
+#[test]
+fn idle_pushes_new_mail_and_expunges() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    s.deliver(bob, &simple("a", "1"));
+    let mut a = s.login("bob@localhost");
+    a.ok("SELECT INBOX");
+    a.send(b"i1 IDLE\r\n");
+    assert_eq!(a.line(), "+ idling");
+    s.deliver(bob, &simple("b", "2"));
+    idle_until(&mut a, "* 2 EXISTS");
+    let mut b = s.login("bob@localhost");
+    b.ok("SELECT INBOX");
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    b.ok("EXPUNGE");
+    idle_until(&mut a, "* 1 EXPUNGE");
+    a.send(b"DONE\r\n");
+    assert_eq!(a.until("i1").last().unwrap(), "i1 OK IDLE terminated");
+}
+
+#[test]
+fn idle_sees_commits_from_another_process() {
+    // A second Store handle on the same file stands in for another process
+    // (its commits do not go through this server's commit listener).
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    let other = mailstore::Store::open(s.dir.path().join("mail.db")).unwrap();
+    let mut a = s.login("bob@localhost");
+    a.ok("SELECT INBOX");
+    a.send(b"i1 IDLE\r\n");
+    assert_eq!(a.line(), "+ idling");
+    let msg = mailstore::NewMessage {
+        raw: simple("ext", "x"),
+        internal_date: 1,
+    };
+    other
+        .write_sync(move |tx| tx.deliver(&msg, &[bob]))
+        .unwrap();
+    a.r.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    idle_until(&mut a, "* 1 EXISTS");
+    a.send(b"DONE\r\n");
+    a.until("i1");
+    other.shutdown();
+}
