@@ -21,6 +21,26 @@
 //! each with its own connection. Callbacks run on those threads: keep them
 //! cheap (send a value, wake a loop).
 //!
+//! # Search
+//! FTS5 with the trigram tokenizer is available in the bundled SQLite and
+//! is used for `Body`/`Text` (substring, case-insensitive, decoded text of
+//! text parts incl. qp/base64 and embedded messages, capped at 2 MiB per
+//! message); needles under 3 characters scan the stored text instead.
+//! `Header` uses a table of decoded header values (ASCII case folding).
+//! Search text is staged in `pending_text` and enters the FTS index once per
+//! write batch (FTS5 flushes at every statement savepoint, so per-message
+//! inserts were ~2.5x slower).
+//!
+//! # Commit notifications
+//! Every committed batch bumps [`Reader::data_version`] by one and calls
+//! each [`Store::on_commit`] listener once (with the touched mailboxes,
+//! possibly none), so a process can tell its own commits from others'.
+//!
+//! # Callbacks
+//! `done` is called exactly once: after COMMIT, or at once with
+//! [`StoreError::Closed`] after shutdown, or with [`StoreError::Panicked`]
+//! if the job panicked. A panicking callback is caught and logged.
+//!
 //! # Differences from the first API sketch
 //! - [`Reader::data_version`] returns a store-wide commit counter kept in
 //!   the database (bumped by each write batch of any process) instead of
@@ -29,7 +49,18 @@
 //!   change means someone committed.
 //! - [`StoreError`] has extra variants `CommitFailed`, `Panicked`, `Password`.
 //! - Additional helpers: [`Reader::user_by_id`], [`Reader::mailbox_by_id`],
-//!   [`Store::path`].
+//!   [`Reader::raw_len`], [`Reader::stored_messages`], [`Store::path`],
+//!   [`Flags`] helpers (`has`, `set`, `apply`, `same_as`, keywords).
+//! - `Tx::delete_mailbox` refuses INBOX ([`StoreError::Invalid`]) and
+//!   deletes only the named mailbox, not its children (the caller applies
+//!   RFC 3501's \Noselect rules). `rename_mailbox` also renames
+//!   subscriptions; renaming to INBOX is [`StoreError::Exists`].
+//! - Renaming INBOX moves its messages (new UIDs in the new mailbox,
+//!   tombstones in INBOX); INBOX keeps its UIDVALIDITY and UIDNEXT.
+//! - Keywords must be non-empty and contain no whitespace
+//!   ([`StoreError::Invalid`]); keyword matching is ASCII case-insensitive.
+//! - A `store_flags`/`expunge`/`copy` operation uses one new modseq for all
+//!   the entries it changes.
 //!
 //! No protocol syntax lives here.
 

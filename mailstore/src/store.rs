@@ -312,7 +312,10 @@ impl Store {
     }
 
     /// Register a listener called on the writer thread after each durable
-    /// batch with the (sorted, distinct) mailboxes it changed.
+    /// batch with the (sorted, distinct) mailboxes it changed (possibly
+    /// none). Every committed batch calls it exactly once and bumps
+    /// [`Reader::data_version`] by exactly one, so a listener can tell its
+    /// own process's commits from another process's.
     pub fn on_commit(&self, listener: impl Fn(&[MailboxId]) + Send + Sync + 'static) {
         lock(&self.inner.listeners).push(Arc::new(listener));
     }
@@ -359,12 +362,13 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
         if let Some(mut touched) = touched {
             touched.sort_unstable();
             touched.dedup();
-            if !touched.is_empty() {
-                let ls: Vec<Listener> = lock(&listeners).clone();
-                for l in ls {
-                    if catch_unwind(AssertUnwindSafe(|| l(&touched))).is_err() {
-                        log::error!("mail store commit listener panicked");
-                    }
+            // Called for every committed batch, even one that touched no
+            // mailbox, so listeners can count commits (each bumps
+            // `Reader::data_version` by exactly one).
+            let ls: Vec<Listener> = lock(&listeners).clone();
+            for l in ls {
+                if catch_unwind(AssertUnwindSafe(|| l(&touched))).is_err() {
+                    log::error!("mail store commit listener panicked");
                 }
             }
         }

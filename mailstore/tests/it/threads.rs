@@ -215,3 +215,75 @@ fn panicking_callback_does_not_stop_the_writer() {
     user(&s, "b@x");
     assert_eq!(s.read_sync(|r| r.users()).unwrap().len(), 2);
 }
+
+#[test]
+fn every_commit_calls_listeners_once_and_bumps_data_version_once() {
+    let (_d, s) = store();
+    let calls = Arc::new(Mutex::new(0i64));
+    let c2 = calls.clone();
+    s.on_commit(move |_| *c2.lock().unwrap() += 1);
+    let v0 = s.read_sync(|r| r.data_version()).unwrap();
+    user(&s, "a@x"); // touches mailboxes
+    s.write_sync(|tx| tx.set_password_hash("a@x", "h2"))
+        .unwrap(); // touches none
+    let _ = s.write_sync(|tx| tx.delete_user("nobody@x")); // fails, batch still commits
+    let v1 = s.read_sync(|r| r.data_version()).unwrap();
+    s.shutdown();
+    assert_eq!(*calls.lock().unwrap(), v1 - v0);
+    assert_eq!(v1 - v0, 3);
+}
+
+#[test]
+fn two_stores_on_one_file_write_concurrently() {
+    // As a standalone smtpd and imapd would: separate writers, one file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s1 = Store::open(&path).unwrap();
+    let s2 = Store::open(&path).unwrap();
+    let a = user(&s1, "a@x");
+    let (tx, rx) = channel();
+    let threads: Vec<_> = [s1.clone(), s2.clone()]
+        .into_iter()
+        .enumerate()
+        .flat_map(|(k, s)| {
+            let tx = tx.clone();
+            (0..4).map(move |t| {
+                let s = s.clone();
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let raw = simple(&format!("s{k}-{t}-{i}"), "b");
+                        let tx = tx.clone();
+                        s.write(
+                            move |w| {
+                                w.deliver(
+                                    &NewMessage {
+                                        raw,
+                                        internal_date: 1,
+                                    },
+                                    &[a],
+                                )
+                            },
+                            move |r| tx.send(r.map(|d| d.entries[0].1)).unwrap(),
+                        );
+                    }
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(tx);
+    let mut uids: Vec<u32> = rx.iter().map(|r| r.unwrap()).collect();
+    uids.sort_unstable();
+    assert_eq!(uids, (1..=800).collect::<Vec<u32>>(), "no UID given twice");
+    let inbox = s2
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s2.read_sync(move |r| r.status(inbox.id)).unwrap().messages,
+        800
+    );
+}
