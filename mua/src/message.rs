@@ -105,8 +105,11 @@ impl<'a> Message<'a> {
     }
 
     /// The best readable text of the message.
+    /// Line endings are normalised to `\n` for the terminal.
     pub fn text(&self) -> String {
-        best_text(&self.mail).unwrap_or_default()
+        best_text(&self.mail)
+            .unwrap_or_default()
+            .replace("\r\n", "\n")
     }
 
     /// Every attachment, decoded, numbered from 1.
