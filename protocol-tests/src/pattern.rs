@@ -7,7 +7,7 @@
 //!   and matches itself; `\*` is a literal star, `\$` a literal dollar,
 //!   `\\` a backslash; any other backslash is literal (`\Seen`).
 //! - `${name}` matches the current value of a variable, literally;
-//!   `${name+N}` its numeric value plus N.
+//!   `${name+N}` its numeric value plus N; `${len:name}` its length.
 //! - `${name:=REGEX}` matches REGEX and stores the text in `name`;
 //!   `${=REGEX}` matches REGEX without storing it.
 //!
@@ -25,6 +25,8 @@ pub enum Piece {
     Wild,
     /// `${name}`.
     Var(VarRef),
+    /// `${len:name}`: the byte length of a variable's value.
+    Len(String),
     /// `${name:=re}` or `${=re}`.
     Capture(Option<String>, String),
 }
@@ -93,6 +95,7 @@ impl Pattern {
             .iter()
             .filter_map(|p| match p {
                 Piece::Var(v) => Some(v.name.as_str()),
+                Piece::Len(n) => Some(n.as_str()),
                 _ => None,
             })
             .collect()
@@ -121,6 +124,12 @@ impl Pattern {
                 Piece::Lit(s) => re.push_str(&regex::escape(s)),
                 Piece::Wild => re.push_str("(?s-u:.)*?"),
                 Piece::Var(v) => re.push_str(&escape_bytes(&v.resolve(vars)?)),
+                Piece::Len(n) => {
+                    let v = vars
+                        .get(n)
+                        .ok_or_else(|| format!("variable `{n}` is not defined"))?;
+                    re.push_str(&v.len().to_string());
+                }
                 Piece::Capture(name, body) => {
                     re.push_str(&format!("(?P<c{}>{body})", names.len()));
                     names.push(name.clone());
@@ -149,6 +158,12 @@ fn flush(lit: &mut String, pieces: &mut Vec<Piece>) {
 }
 
 fn parse_inner(inner: &str) -> Result<Piece, String> {
+    if let Some(name) = inner.strip_prefix("len:") {
+        if !is_name(name) {
+            return Err(format!("bad variable name in `${{len:{name}}}`"));
+        }
+        return Ok(Piece::Len(name.to_string()));
+    }
     if let Some(re) = inner.strip_prefix('=') {
         check_regex(re)?;
         return Ok(Piece::Capture(None, re.to_string()));
@@ -219,6 +234,7 @@ mod tests {
         assert!(m("${tag} OK*", "a1 OK").is_some());
         assert!(m("${tag} OK*", "a2 OK").is_none());
         assert!(m("* ${n+1} EXISTS", "* 5 EXISTS").is_some());
+        assert!(m("{${len:tag}}", "{2}").is_some());
         let caps = m(r"* OK [UIDVALIDITY ${uv:=\d+}]*", "* OK [UIDVALIDITY 1234] x").unwrap();
         assert_eq!(caps, vec![("uv".to_string(), b"1234".to_vec())]);
         assert!(m(r"${=25[01]} *", "251 x").is_some());
