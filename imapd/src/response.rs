@@ -394,6 +394,16 @@ mod tests {
         assert_eq!(out, b"* OK [UIDNEXT 7] Predicted\r\n");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_survive_encode_then_parse(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let mut out = Vec::new();
+            encode_string(&bytes, &mut out);
+            let parsed = crate::parse::string(&out);
+            proptest::prop_assert_eq!(parsed, Ok((&b""[..], bytes.clone())));
+        }
+    }
+
     #[test]
     fn sets_compact_into_ranges() {
         assert_eq!(compact_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");

@@ -287,7 +287,7 @@ impl ImapSession {
     /// Handle as much buffered input as the current mode allows.
     fn process_input(&mut self, io: &mut Io<'_, Done>) -> Step {
         let max_line = self.shared.config.max_line;
-        while !self.busy && !self.closing {
+        while !self.busy && !self.closing && self.streaming.is_none() {
             match &self.mode {
                 Mode::Command => match self.framer.poll(io.input) {
                     Frame::Incomplete => break,
@@ -390,6 +390,21 @@ impl ImapSession {
         self.step(io)
     }
 
+    /// In IDLE, report pending changes now (RFC 2177). Also re-checked
+    /// after every store result, because a wake-up that arrives while a
+    /// sync is in flight is otherwise only remembered in `pending`.
+    fn idle_push(&mut self, io: &mut Io<'_, Done>) -> Step {
+        if self.busy
+            || !matches!(self.mode, Mode::Idle { .. })
+            || !self.pending.load(Ordering::SeqCst)
+        {
+            return Step::Continue;
+        }
+        let step = self.sync(io, true, |s, io| s.step(io));
+        self.flush(io);
+        step
+    }
+
     fn execute(&mut self, cmd: Command, io: &mut Io<'_, Done>) -> Step {
         crate::op::dispatch(self, cmd, io)
     }
@@ -423,17 +438,10 @@ impl netloop::Session for ImapSession {
                 if step == Step::Close || self.closing {
                     return Step::Close;
                 }
-                step
+                self.idle_push(io)
             }
-            Done::Changed => {
-                // The hub set `pending` before sending this.
-                if !self.busy && matches!(self.mode, Mode::Idle { .. }) {
-                    let step = self.sync(io, true, |s, io| s.step(io));
-                    self.flush(io);
-                    return step;
-                }
-                Step::Continue
-            }
+            // The hub set `pending` before sending this.
+            Done::Changed => self.idle_push(io),
         }
     }
 
@@ -441,6 +449,11 @@ impl netloop::Session for ImapSession {
         if self.streaming.is_some() && !self.busy {
             let step = crate::op::fetch::next_batch(self, io);
             self.flush(io);
+            // The FETCH may have just finished: the loop does not call
+            // on_input after on_drained, so run pipelined commands now.
+            if step == Step::Continue && !self.busy && self.streaming.is_none() {
+                return self.process_input(io);
+            }
             return step;
         }
         Step::Continue

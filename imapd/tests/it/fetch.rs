@@ -184,3 +184,20 @@ fn large_fetch_is_streamed_completely() {
     assert!(r[599].starts_with("* 600 FETCH (UID 600 "));
     assert!(r.iter().take(600).all(|l| l.contains(&big)));
 }
+
+#[test]
+fn pipelined_command_waits_for_a_streamed_fetch() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    let body = "z".repeat(300_000);
+    for i in 0..8 {
+        s.deliver(bob, &simple(&format!("m{i}"), &body));
+    }
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    c.send(b"p1 FETCH 1:* BODY.PEEK[]\r\np2 NOOP\r\n");
+    let r = c.until("p1");
+    assert_eq!(r.len(), 9, "tagged p1 must follow all 8 FETCH responses");
+    assert!(r[..8].iter().all(|l| l.contains(&body)));
+    assert!(c.until("p2")[0].starts_with("p2 OK"));
+}

@@ -2,6 +2,9 @@
 //! store, driven over sockets by a tiny client (util.rs) and by real
 //! third-party clients (Python imaplib, curl).
 
+#![allow(clippy::unwrap_used)]
+
+mod binary;
 mod fetch;
 mod interop;
 mod literal;

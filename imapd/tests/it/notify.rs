@@ -113,3 +113,19 @@ fn idle_sees_commits_from_another_process() {
     a.until("i1");
     other.shutdown();
 }
+
+#[test]
+fn idle_reports_a_burst_of_deliveries() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    let mut a = s.login("bob@localhost");
+    a.ok("SELECT INBOX");
+    a.send(b"i1 IDLE\r\n");
+    assert_eq!(a.line(), "+ idling");
+    for i in 0..20 {
+        s.deliver(bob, &simple(&format!("burst{i}"), "x"));
+    }
+    idle_until(&mut a, "* 20 EXISTS");
+    a.send(b"DONE\r\n");
+    a.until("i1");
+}
