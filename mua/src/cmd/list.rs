@@ -165,11 +165,10 @@ pub fn format_rows(rows: &[Row]) -> String {
 /// JSON serialisation failure (not expected).
 pub fn print_rows(rows: &[Row], json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(rows)?);
+        super::emit(format!("{}\n", serde_json::to_string_pretty(rows)?).as_bytes())
     } else {
-        print!("{}", format_rows(rows));
+        super::emit(format_rows(rows).as_bytes())
     }
-    Ok(())
 }
 
 impl ListCmd {

@@ -55,8 +55,7 @@ impl MailboxesCmd {
         let rows = mailbox_rows(&mut c)?;
         c.logout();
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&rows)?);
-            return Ok(());
+            return super::emit(format!("{}\n", serde_json::to_string_pretty(&rows)?).as_bytes());
         }
         let w = rows
             .iter()
@@ -64,17 +63,17 @@ impl MailboxesCmd {
             .max()
             .unwrap_or(7)
             .max(7);
-        println!("{:w$}  {:>7}  {:>7}", "MAILBOX", "TOTAL", "UNSEEN");
+        let mut text = format!("{:w$}  {:>7}  {:>7}\n", "MAILBOX", "TOTAL", "UNSEEN");
         for r in rows {
             let pad = w - r.name.width();
-            println!(
-                "{}{}  {:>7}  {:>7}",
+            text.push_str(&format!(
+                "{}{}  {:>7}  {:>7}\n",
                 r.name,
                 " ".repeat(pad),
                 r.total,
                 r.unseen
-            );
+            ));
         }
-        Ok(())
+        super::emit(text.as_bytes())
     }
 }

@@ -36,6 +36,20 @@ pub fn run(cmd: Command, ctx: &mut Ctx) -> anyhow::Result<()> {
     }
 }
 
+/// Writes command output to stdout; a closed pipe (`mua list | head`) is
+/// not an error.
+///
+/// # Errors
+/// Any other write failure.
+pub fn emit(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Fails with `NotFound` unless every UID exists in the selected mailbox.
 ///
 /// # Errors

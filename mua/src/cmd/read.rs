@@ -6,7 +6,6 @@ use crate::error::MuaError;
 use crate::imap::Client;
 use crate::message::Message;
 use clap::Args;
-use std::io::Write;
 
 /// Show one message.
 #[derive(Debug, Args)]
@@ -49,13 +48,10 @@ impl ReadCmd {
             c.uid_store(&self.uid.to_string(), "+FLAGS", &["\\Seen"])?;
         }
         c.logout();
-        let mut out = std::io::stdout().lock();
         if self.raw {
-            out.write_all(&bytes)?;
+            super::emit(&bytes)
         } else {
-            out.write_all(Message::parse(&bytes)?.render().as_bytes())?;
+            super::emit(Message::parse(&bytes)?.render().as_bytes())
         }
-        out.flush()?;
-        Ok(())
     }
 }

@@ -5,7 +5,6 @@ use crate::cli::Ctx;
 use crate::error::MuaError;
 use crate::message::Message;
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// Save an attachment.
@@ -49,9 +48,7 @@ impl SaveCmd {
             ))
         })?;
         if self.out.as_os_str() == "-" {
-            let mut o = std::io::stdout().lock();
-            o.write_all(&att.data)?;
-            o.flush()?;
+            super::emit(&att.data)?;
         } else {
             std::fs::write(&self.out, &att.data)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.out.display()))?;

@@ -105,7 +105,6 @@ impl SendCmd {
         } else if let Some(warning) = super::send_and_file(ctx, &from, &rcpts, &bytes)? {
             eprintln!("mua: {warning}");
         }
-        println!("sent {id} to {}", rcpts.join(", "));
-        Ok(())
+        super::emit(format!("sent {id} to {}\n", rcpts.join(", ")).as_bytes())
     }
 }

@@ -186,12 +186,13 @@ pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
         password: ctx.password()?,
         sent: ctx.sent_mailbox(),
     };
-    // Fail before taking over the screen if the account does not work.
-    ctx.imap()?.logout();
+    // Log in before taking over the screen, so a bad account fails with
+    // its exit code; the worker then uses this session.
+    let client = ctx.imap()?;
     let (req_tx, req_rx) = mpsc::channel();
     let (ev_tx, ev_rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
-    worker::spawn_worker(account.clone(), req_rx, ev_tx.clone());
+    worker::spawn_worker(account.clone(), client, req_rx, ev_tx.clone());
     worker::spawn_watcher(account, ev_tx, stop.clone());
     let (mut app, initial) = App::new(&ctx.from_header()?, mailbox);
     let (mut term, _guard) = setup()?;

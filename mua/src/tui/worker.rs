@@ -197,16 +197,14 @@ impl Worker {
     }
 }
 
-/// Runs the worker until the request channel closes.
-pub fn spawn_worker(account: Account, requests: Receiver<Request>, events: Sender<Event>) {
+/// Runs the worker on a logged-in session until the request channel closes.
+pub fn spawn_worker(
+    account: Account,
+    client: Client,
+    requests: Receiver<Request>,
+    events: Sender<Event>,
+) {
     std::thread::spawn(move || {
-        let client = match account.imap_session() {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = events.send(Event::Error(e.to_string()));
-                return;
-            }
-        };
         let mut w = Worker {
             account,
             client,
