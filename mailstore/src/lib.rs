@@ -59,8 +59,12 @@
 //!   tombstones in INBOX); INBOX keeps its UIDVALIDITY and UIDNEXT.
 //! - Keywords must be non-empty and contain no whitespace
 //!   ([`StoreError::Invalid`]); keyword matching is ASCII case-insensitive.
-//! - A `store_flags`/`expunge`/`copy` operation uses one new modseq for all
-//!   the entries it changes.
+//! - A `store_flags` or `expunge` call uses one new modseq for all the
+//!   entries it changes; each entry added (deliver, append, copy, move)
+//!   gets its own.
+//! - Pathological MIME (over 256 `multipart/` mentions) is stored with the
+//!   header parsed but the body described as one text part, because
+//!   mailparse recurses without a depth limit.
 //!
 //! No protocol syntax lives here.
 

@@ -28,44 +28,76 @@ pub(crate) struct Parsed {
     pub sent_date: Option<i64>,
 }
 
+/// More `multipart/` mentions than this and the MIME tree is not parsed:
+/// mailparse recurses once per nesting level without limit, so a hostile
+/// message could overflow the writer thread's stack.
+const MAX_MULTIPARTS: usize = 256;
+
+fn too_many_multiparts(raw: &[u8]) -> bool {
+    let needle = b"multipart/";
+    raw.windows(needle.len())
+        .filter(|w| w.eq_ignore_ascii_case(needle))
+        .nth(MAX_MULTIPARTS)
+        .is_some()
+}
+
 /// Parse `raw`; never fails.
 pub(crate) fn parse_message(raw: &[u8]) -> Parsed {
+    if too_many_multiparts(raw) {
+        log::warn!("message has over {MAX_MULTIPARTS} multiparts; MIME tree not parsed");
+        return match mailparse::parse_headers(raw) {
+            Ok((headers, body_start)) => {
+                let body = raw.get(body_start..).unwrap_or(&[]);
+                let mut p = from_headers(&headers);
+                p.structure = leaf_defaults(raw, 0, body_start, raw.len());
+                p.body_text = truncate(String::from_utf8_lossy(body).into_owned());
+                p
+            }
+            Err(_) => unparsed(raw),
+        };
+    }
     match mailparse::parse_mail(raw) {
         Ok(mail) => {
-            let mut body_text = String::new();
-            let structure = mime_part(raw, &mail, 0, &mut body_text);
-            let mut headers = Vec::new();
-            let mut header_text = String::new();
-            for h in &mail.headers {
-                let name = h.get_key().to_ascii_lowercase();
-                let value = h.get_value();
-                header_text.push_str(&h.get_key());
-                header_text.push_str(": ");
-                header_text.push_str(&value);
-                header_text.push('\n');
-                headers.push((name, value));
-            }
-            let sent_date = mail
-                .headers
-                .get_first_header("Date")
-                .and_then(|h| local_date(&raw_value(h)));
-            Parsed {
-                envelope: envelope(&mail.headers),
-                structure,
-                headers,
-                header_text,
-                body_text,
-                sent_date,
-            }
+            let mut p = from_headers(&mail.headers);
+            p.structure = mime_part(raw, &mail, 0, &mut p.body_text);
+            p
         }
         Err(e) => {
             log::warn!("message does not parse ({e}); storing with minimal metadata");
-            Parsed {
-                structure: fallback_structure(raw),
-                body_text: truncate(String::from_utf8_lossy(raw).into_owned()),
-                ..Parsed::default()
-            }
+            unparsed(raw)
         }
+    }
+}
+
+fn unparsed(raw: &[u8]) -> Parsed {
+    Parsed {
+        structure: fallback_structure(raw),
+        body_text: truncate(String::from_utf8_lossy(raw).into_owned()),
+        ..Parsed::default()
+    }
+}
+
+/// Envelope, header index and sent date from the top-level header.
+fn from_headers(hs: &[MailHeader]) -> Parsed {
+    let mut headers = Vec::new();
+    let mut header_text = String::new();
+    for h in hs {
+        let name = h.get_key().to_ascii_lowercase();
+        let value = h.get_value();
+        header_text.push_str(&h.get_key());
+        header_text.push_str(": ");
+        header_text.push_str(&value);
+        header_text.push('\n');
+        headers.push((name, value));
+    }
+    Parsed {
+        envelope: envelope(hs),
+        headers,
+        header_text: truncate(header_text),
+        sent_date: hs
+            .get_first_header("Date")
+            .and_then(|h| local_date(&raw_value(h))),
+        ..Parsed::default()
     }
 }
 
@@ -327,6 +359,45 @@ fn local_date(value: &str) -> Option<i64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let mut raw = String::from("Subject: deep\r\n");
+        for i in 0..20_000 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}x\r\n\r\n--b{i}x\r\n"
+            ));
+        }
+        raw.push_str("\r\nleaf\r\n");
+        // Run on a small stack, as a thread would have.
+        let p = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || parse_message(raw.as_bytes()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(p.envelope.subject.as_deref(), Some("deep"));
+        assert!(p.structure.parts.is_empty());
+    }
+
+    #[test]
+    fn moderate_nesting_is_parsed() {
+        let mut raw = String::from("Subject: nest\r\n");
+        for i in 0..20 {
+            raw.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=b{i}x\r\n\r\n--b{i}x\r\n"
+            ));
+        }
+        raw.push_str("\r\nleaf\r\n");
+        let p = parse_message(raw.as_bytes());
+        let mut depth = 0;
+        let mut part = &p.structure;
+        while let Some(child) = part.parts.first() {
+            depth += 1;
+            part = child;
+        }
+        assert_eq!(depth, 20);
+    }
 
     #[test]
     fn line_counts() {

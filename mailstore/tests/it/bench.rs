@@ -8,6 +8,71 @@ use mailstore::{Flags, NewMessage, Query, SystemFlag};
 
 use crate::util::{simple, store, user};
 
+/// A realistic ~12 KB message: headers, text part, base64 attachment.
+fn realistic(i: usize) -> Vec<u8> {
+    let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(60);
+    let att =
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwMTIzNDU2Nzg5MDEyMzQ1Njc4\r\n".repeat(100);
+    format!(
+        "Received: from mx.example.org by localhost; Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+         From: \"Sender {i}\" <sender{i}@example.org>\r\nTo: a@x, b@x\r\nSubject: report {i}\r\n\
+         Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n--b1\r\n\
+         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{att}--b1--\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn bench_group_commit_realistic() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let b = user(&s, "b@x");
+    let msgs: Vec<Vec<u8>> = (0..4000).map(realistic).collect();
+    println!("realistic message size: {} bytes", msgs[0].len());
+    let v0 = s.read_sync(|r| r.data_version()).unwrap();
+    let (tx, rx) = channel();
+    let t0 = Instant::now();
+    let mut it = msgs.into_iter();
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let chunk: Vec<Vec<u8>> = it.by_ref().take(250).collect();
+            let s = s.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for raw in chunk {
+                    let tx = tx.clone();
+                    s.write(
+                        move |w| {
+                            w.deliver(
+                                &NewMessage {
+                                    raw,
+                                    internal_date: 1,
+                                },
+                                &[a, b],
+                            )
+                        },
+                        move |r| tx.send(r.is_ok()).unwrap(),
+                    );
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    drop(tx);
+    let ok = rx.iter().filter(|&b| b).count();
+    let el = t0.elapsed();
+    let batches = s.read_sync(|r| r.data_version()).unwrap() - v0;
+    println!(
+        "group commit, realistic mail to 2 users: {ok} in {el:?} ({:.0}/s), {batches} batches",
+        ok as f64 / el.as_secs_f64()
+    );
+}
+
 #[test]
 #[ignore = "benchmark: prints figures"]
 fn bench_group_commit_and_big_mailbox_reads() {
