@@ -170,7 +170,7 @@ pub(crate) fn next_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) -> Step {
         io,
         move |r| encode_batch(r, mailbox, &batch, &atts),
         move |s, io, res| {
-            let (bytes, done) = match res {
+            let (bytes, done, seen) = match res {
                 Ok(v) => v,
                 Err(e) => {
                     let tag = s.streaming.take().map(|j| j.tag).unwrap_or_default();
@@ -180,6 +180,17 @@ pub(crate) fn next_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) -> Step {
             };
             if let Some(job) = &mut s.streaming {
                 job.next += done.max(1);
+            }
+            // The client now knows these flags: no need to repeat them as
+            // unsolicited FETCH responses at the next sync.
+            if let Some(sel) = &mut s.selected {
+                for (uid, flags, modseq) in seen {
+                    if let Some(seq) = sel.seq_of(uid) {
+                        let m = &mut sel.msgs[(seq - 1) as usize];
+                        m.flags = flags;
+                        m.modseq = m.modseq.max(modseq);
+                    }
+                }
             }
             s.out.extend_from_slice(&bytes);
             if s.out.is_empty() {
@@ -193,14 +204,19 @@ pub(crate) fn next_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) -> Step {
     Step::Continue
 }
 
+/// Flags (with modseq) the client was just sent, per UID.
+type SeenFlags = Vec<(Uid, Flags, u64)>;
+
 /// Read and encode FETCH responses for (a prefix of) `batch`; returns the
-/// bytes and how many items were handled.
+/// bytes, how many items were handled and the flags sent.
 fn encode_batch(
     r: &Reader,
     mailbox: MailboxId,
     batch: &[Item],
     atts: &[FetchAtt],
-) -> mailstore::Result<(Vec<u8>, usize)> {
+) -> mailstore::Result<(Vec<u8>, usize, SeenFlags)> {
+    let sends_flags = atts.contains(&FetchAtt::Flags);
+    let mut seen = Vec::new();
     let uids: Vec<Uid> = batch.iter().map(|i| i.uid).collect();
     let metas = r.messages(mailbox, &uids)?;
     let mut out = Vec::new();
@@ -228,8 +244,11 @@ fn encode_batch(
             values.push(flags_value(&flag_atoms(&meta.flags, item.recent)));
         }
         crate::selection::fetch_line(&mut out, item.seq, &values);
+        if sends_flags || item.add_flags {
+            seen.push((meta.uid, meta.flags.clone(), meta.modseq));
+        }
     }
-    Ok((out, handled))
+    Ok((out, handled, seen))
 }
 
 /// Append `NAME value` for one attribute; returns body bytes read.

@@ -104,3 +104,111 @@ fn curl_lists_mailboxes_and_fetches_a_message() {
         out
     );
 }
+
+fn mbsync(cfg: &std::path::Path) -> std::process::Output {
+    Command::new("mbsync")
+        .arg("-c")
+        .arg(cfg)
+        .arg("-a")
+        .output()
+        .expect("mbsync (isync) must be installed for interop tests")
+}
+
+fn maildir_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for sub in ["cur", "new"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                v.push(format!("{sub}/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn mbsync_syncs_to_maildir_and_flags_go_both_ways() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    s.deliver(bob, MULTIPART);
+    s.deliver(bob, &simple("second", "two"));
+    let root = s.dir.path().join("maildir");
+    std::fs::create_dir_all(&root).unwrap();
+    let cfg = s.dir.path().join("mbsyncrc");
+    std::fs::write(
+        &cfg,
+        format!(
+            "IMAPAccount t\nHost 127.0.0.1\nPort {port}\nUser bob@localhost\nPass \"secret pw\"\n\
+SSLType None\nAuthMechs PLAIN LOGIN\n\nIMAPStore remote\nAccount t\n\n\
+MaildirStore local\nPath {root}/\nInbox {root}/INBOX\nSubFolders Verbatim\n\n\
+Channel c\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\n",
+            port = s.addr.port(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    let out = mbsync(&cfg);
+    assert!(
+        out.status.success(),
+        "mbsync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inbox = root.join("INBOX");
+    let files = maildir_files(&inbox);
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(root.join("Sent").is_dir() && root.join("Trash").is_dir());
+    let bodies: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(inbox.join(f)).unwrap())
+        .collect();
+    // mbsync stores with LF line ends and adds its X-TUID header.
+    let normalised: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .filter(|l| !l.starts_with("X-TUID: "))
+                .map(|l| format!("{l}\r\n"))
+                .collect()
+        })
+        .collect();
+    let want = String::from_utf8_lossy(MULTIPART).into_owned();
+    assert!(normalised.contains(&want), "{normalised:?}");
+
+    // Local -> server: flag the first message in the Maildir.
+    let first = &files[0];
+    let (sub, name) = first.split_once('/').unwrap();
+    let base = name.split(":2,").next().unwrap();
+    std::fs::rename(
+        inbox.join(first),
+        inbox.join("cur").join(format!("{base}:2,FS")),
+    )
+    .unwrap();
+    let _ = sub;
+    // Server -> local: flag the other one on the server.
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    let out = mbsync(&cfg);
+    assert!(
+        out.status.success(),
+        "mbsync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = c.ok("FETCH 1:2 FLAGS");
+    let flagged = r
+        .iter()
+        .filter(|l| l.contains("\\Flagged") && l.contains("\\Seen"))
+        .count();
+    assert_eq!(flagged, 1, "{r:?}");
+    let unflagged = if r[0].contains("\\Flagged") { 2 } else { 1 };
+    c.ok(&format!("STORE {unflagged} +FLAGS (\\Answered)"));
+    let out = mbsync(&cfg);
+    assert!(
+        out.status.success(),
+        "mbsync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = maildir_files(&inbox);
+    assert!(files.iter().any(|f| f.ends_with(":2,R")), "{files:?}");
+}
