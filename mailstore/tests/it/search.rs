@@ -219,3 +219,28 @@ fn expunged_messages_leave_the_index() {
         .unwrap();
     assert_eq!(left, 2);
 }
+
+#[test]
+fn body_search_decodes_declared_charset() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let raw = b"Subject: latin\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\nun caf=E9 cr=E8me\r\n"
+        .to_vec();
+    deliver(&s, raw, &[a]);
+    let raw8 =
+        b"Subject: eight\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nna\xefve text\r\n"
+            .to_vec();
+    deliver(&s, raw8, &[a]);
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        run(&s, mb, Query::Body("CAFÉ CRÈME".into())),
+        [1],
+        "unicode case folding in FTS"
+    );
+    assert_eq!(run(&s, mb, Query::Body("naïve".into())), [2]);
+}

@@ -287,3 +287,13 @@ fn two_stores_on_one_file_write_concurrently() {
         800
     );
 }
+
+#[test]
+fn store_is_clone_send_sync() {
+    fn check<T: Clone + Send + Sync + 'static>(_: &T) {}
+    let (_d, s) = store();
+    check(&s);
+    let moved = s.clone();
+    let h = std::thread::spawn(move || moved.read_sync(|r| r.users()).map(|u| u.len()));
+    assert_eq!(h.join().unwrap().unwrap(), 0);
+}
