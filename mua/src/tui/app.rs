@@ -110,6 +110,10 @@ pub struct App {
     pub status: String,
     /// Set when the user quits.
     pub quit: bool,
+    /// A new-mail refresh is queued at the worker.
+    refreshing: bool,
+    /// More mail arrived while a refresh was queued.
+    stale: bool,
 }
 
 fn req(r: Request) -> Action {
@@ -138,6 +142,8 @@ impl App {
             mode: Mode::Normal,
             status: format!("opening {mailbox}…"),
             quit: false,
+            refreshing: false,
+            stale: false,
         };
         let acts = vec![
             req(Request::Mailboxes),
@@ -496,6 +502,13 @@ impl App {
     pub fn on_event(&mut self, ev: Event) -> Vec<Action> {
         match ev {
             Event::Mailboxes(rows) => {
+                let mut acts = Vec::new();
+                if self.refreshing {
+                    self.refreshing = false;
+                    if std::mem::take(&mut self.stale) {
+                        acts = self.refresh();
+                    }
+                }
                 let first = self.mailboxes.is_empty();
                 self.mailboxes = rows;
                 if first {
@@ -504,6 +517,7 @@ impl App {
                     }
                 }
                 self.clamp();
+                return acts;
             }
             Event::Uids {
                 mailbox,
@@ -512,11 +526,11 @@ impl App {
             } => {
                 if mailbox != self.mailbox {
                     self.items.clear();
+                    self.requested.clear();
                     self.list_sel = 0;
                     self.list_offset = 0;
                     self.reader = None;
                 }
-                self.requested.clear();
                 self.mailbox = mailbox;
                 self.query = query;
                 let summary = match &self.query {
@@ -545,17 +559,19 @@ impl App {
                 purpose,
             } => return self.on_message(uid, &bytes, purpose),
             Event::Info(s) => self.status = s,
-            Event::Error(s) => self.status = format!("error: {s}"),
+            Event::Error(s) => {
+                self.status = format!("error: {s}");
+                // Whatever was asked may not come: allow asking again.
+                self.requested.clear();
+            }
             Event::NewMail(mb) => {
                 self.status = format!("New mail in {mb}");
-                let mut acts = vec![req(Request::Mailboxes)];
-                if mb == self.mailbox {
-                    acts.push(req(Request::Select {
-                        mailbox: mb,
-                        query: self.query.clone(),
-                    }));
+                if self.refreshing {
+                    // Coalesce a burst of arrivals into one more refresh.
+                    self.stale = true;
+                    return Vec::new();
                 }
-                return acts;
+                return self.refresh();
             }
             Event::Removed(uid) => {
                 self.uids.retain(|&u| u != uid);
@@ -569,6 +585,18 @@ impl App {
             }
         }
         Vec::new()
+    }
+
+    /// Re-reads mailbox counts and the open mailbox's UIDs.
+    fn refresh(&mut self) -> Vec<Action> {
+        self.refreshing = true;
+        vec![
+            req(Request::Mailboxes),
+            req(Request::Select {
+                mailbox: self.mailbox.clone(),
+                query: self.query.clone(),
+            }),
+        ]
     }
 
     fn on_message(&mut self, uid: u32, bytes: &[u8], purpose: Purpose) -> Vec<Action> {

@@ -276,6 +276,21 @@ fn new_mail_refreshes_without_a_key_and_shows_a_notice() {
 }
 
 #[test]
+fn bursts_of_new_mail_are_coalesced() {
+    let mut app = opened(50);
+    assert_eq!(app.on_event(Event::NewMail("INBOX".into())).len(), 2);
+    for _ in 0..100 {
+        assert!(app.on_event(Event::NewMail("INBOX".into())).is_empty());
+    }
+    // The queued refresh answers; exactly one more is asked for.
+    let acts = app.on_event(Event::Mailboxes(app.mailboxes.clone()));
+    assert_eq!(acts.len(), 2, "{acts:?}");
+    assert!(app
+        .on_event(Event::Mailboxes(app.mailboxes.clone()))
+        .is_empty());
+}
+
+#[test]
 fn tab_cycles_panes_and_enter_opens_mailbox() {
     let mut app = opened(5);
     key(&mut app, KeyCode::Tab);
