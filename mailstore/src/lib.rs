@@ -48,6 +48,9 @@
 //!   across a pool of reader connections. Compare successive values: a
 //!   change means someone committed.
 //! - [`StoreError`] has extra variants `CommitFailed`, `Panicked`, `Password`.
+//! - [`PreparedMessage`] with [`Tx::deliver_prepared`] /
+//!   [`Tx::append_prepared`]: parse on the caller's thread so the writer
+//!   only inserts rows (plain `deliver`/`append` parse on the writer).
 //! - Additional helpers: [`Reader::user_by_id`], [`Reader::mailbox_by_id`],
 //!   [`Reader::raw_len`], [`Reader::stored_messages`], [`Store::path`],
 //!   [`Flags`] helpers (`has`, `set`, `apply`, `same_as`, keywords).
@@ -79,6 +82,7 @@ mod schema;
 mod search;
 mod store;
 mod tx;
+mod tx_deliver;
 mod tx_flags;
 mod types;
 
@@ -89,6 +93,7 @@ pub use reader::Reader;
 pub use search::Query;
 pub use store::{Store, MAX_BATCH, READERS};
 pub use tx::{Tx, DEFAULT_MAILBOXES};
+pub use tx_deliver::PreparedMessage;
 pub use types::{
     Appended, Changes, CopyOutcome, Delivered, Entry, FlagOp, Flags, Mailbox, MailboxId, MessageId,
     NewMessage, Status, StoreOutcome, SystemFlag, Uid, User, UserId,

@@ -476,3 +476,30 @@ mod tests {
         assert!(!t.ends_with("more\n"));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod bench {
+    #[test]
+    #[ignore = "benchmark: prints figures"]
+    fn bench_parse_realistic() {
+        let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(60);
+        let att =
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwMTIzNDU2Nzg5MDEyMzQ1Njc4\r\n".repeat(100);
+        let raw = format!(
+            "From: \"S\" <s@example.org>\r\nTo: a@x\r\nSubject: r\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+             Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n{text}\r\n\
+             --b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{att}--b1--\r\n"
+        );
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            let p = super::parse_message(raw.as_bytes());
+            std::hint::black_box(serde_json::to_string(&p.structure).unwrap());
+        }
+        println!(
+            "parse + json of a {}-byte message: {:?} each",
+            raw.len(),
+            t.elapsed() / 1000
+        );
+    }
+}

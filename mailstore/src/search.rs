@@ -1,6 +1,8 @@
 //! SEARCH criteria (RFC 3501 §6.4.4, RFC 7162 MODSEQ) as a protocol-neutral
 //! [`Query`] tree, compiled to one SQL statement per search.
 
+use serde::{Deserialize, Serialize};
+
 use crate::types::{SystemFlag, Uid};
 
 /// A search criterion. Substring matches are case-insensitive (ASCII for
@@ -13,7 +15,7 @@ use crate::types::{SystemFlag, Uid};
 /// use the `Date:` header read as the sender's wall-clock time (its zone
 /// disregarded, as RFC 3501 says); a message without a parseable `Date:`
 /// uses its INTERNALDATE.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
     /// Every message.
     All,

@@ -1,16 +1,16 @@
 //! `Tx`: the write operations, run on the writer thread inside a batch
 //! transaction. This file: users, mailboxes (RFC 3501 §6.3.3-6.3.7
-//! CREATE/DELETE/RENAME/SUBSCRIBE semantics), delivery and APPEND
-//! (RFC 3501 §6.3.11). Flag and expunge operations live in `tx_flags.rs`.
+//! CREATE/DELETE/RENAME/SUBSCRIBE semantics).
+//! Adding messages lives in `tx_deliver.rs`, flag and expunge operations
+//! in `tx_flags.rs`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use crate::error::{Result, StoreError};
-use crate::parse::parse_message;
 use crate::query::{self, is_unique_violation};
-use crate::types::{Appended, Delivered, Flags, MailboxId, MessageId, NewMessage, Uid, UserId};
+use crate::types::{Flags, MailboxId, MessageId, Uid, UserId};
 
 /// Mailboxes every new user gets: (name, special-use).
 pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
@@ -306,169 +306,6 @@ impl<'c> Tx<'c> {
         }
         if let Some(mb) = query::mailbox(self.conn, user, &name)? {
             self.touched.push(mb.id);
-        }
-        Ok(())
-    }
-
-    /// Store `msg` once and give each distinct recipient an entry in their
-    /// INBOX (re-created if missing). Unparseable mail is stored anyway.
-    ///
-    /// # Errors
-    /// [`StoreError::Invalid`] for no recipients, [`StoreError::NotFound`]
-    /// for an unknown recipient id (then nothing of the job is stored).
-    pub fn deliver(&mut self, msg: &NewMessage, recipients: &[UserId]) -> Result<Delivered> {
-        let mut users: Vec<UserId> = Vec::with_capacity(recipients.len());
-        for r in recipients {
-            if !users.contains(r) {
-                users.push(*r);
-            }
-        }
-        if users.is_empty() {
-            return Err(StoreError::Invalid("no recipients".into()));
-        }
-        let message_id = self.insert_message(&msg.raw, msg.internal_date)?;
-        let mut entries = Vec::with_capacity(users.len());
-        for user in users {
-            let inbox = match query::mailbox(self.conn, user, "INBOX")? {
-                Some(mb) => mb.id,
-                None => {
-                    if query::user_by_id(self.conn, user)?.is_none() {
-                        return Err(StoreError::NotFound(format!("user {user}")));
-                    }
-                    self.create_mailbox(user, "INBOX", None)?
-                }
-            };
-            let uid = self.add_entry(inbox, message_id, &Flags::empty())?;
-            entries.push((inbox, uid));
-        }
-        Ok(Delivered {
-            message_id,
-            entries,
-        })
-    }
-
-    /// Add a message to one mailbox with the given flags (IMAP APPEND).
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] for an unknown mailbox,
-    /// [`StoreError::Invalid`] for a bad keyword.
-    pub fn append(
-        &mut self,
-        mailbox: MailboxId,
-        raw: &[u8],
-        flags: &Flags,
-        internal_date: i64,
-    ) -> Result<Appended> {
-        let mb = query::mailbox_by_id(self.conn, mailbox)?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-        encode_keywords(flags)?;
-        let message_id = self.insert_message(raw, internal_date)?;
-        let uid = self.add_entry(mailbox, message_id, flags)?;
-        Ok(Appended {
-            uidvalidity: mb.uidvalidity,
-            uid,
-        })
-    }
-
-    /// Parse and insert one message row (+ raw, headers, search text).
-    fn insert_message(&mut self, raw: &[u8], internal_date: i64) -> Result<MessageId> {
-        let parsed = parse_message(raw);
-        let envelope = serde_json::to_string(&parsed.envelope)
-            .map_err(|e| StoreError::Invalid(format!("envelope encoding: {e}")))?;
-        let structure = serde_json::to_string(&parsed.structure)
-            .map_err(|e| StoreError::Invalid(format!("structure encoding: {e}")))?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO messages(size, internal_date, sent_date, envelope, structure)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                raw.len() as i64,
-                internal_date,
-                parsed.sent_date,
-                envelope,
-                structure
-            ])?;
-        let id = self.conn.last_insert_rowid();
-        self.conn
-            .prepare_cached("INSERT INTO message_raw(id, raw) VALUES (?1, ?2)")?
-            .execute(params![id, raw])?;
-        {
-            let mut st = self.conn.prepare_cached(
-                "INSERT INTO message_headers(message_id, name, value) VALUES (?1, ?2, ?3)",
-            )?;
-            for (name, value) in &parsed.headers {
-                st.execute(params![id, name, value])?;
-            }
-        }
-        self.conn
-            .prepare_cached("INSERT INTO pending_text(id, headers, body) VALUES (?1, ?2, ?3)")?
-            .execute(params![id, parsed.header_text, parsed.body_text])?;
-        Ok(id)
-    }
-
-    /// Give `message` the next UID in `mailbox` at a new modseq.
-    pub(crate) fn add_entry(
-        &mut self,
-        mailbox: MailboxId,
-        message: MessageId,
-        flags: &Flags,
-    ) -> Result<Uid> {
-        let keywords = encode_keywords(flags)?;
-        let (uid, modseq): (i64, i64) = self
-            .conn
-            .prepare_cached(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-                 WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
-            )?
-            .query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-        if uid > i64::from(u32::MAX) {
-            return Err(StoreError::Invalid(format!(
-                "mailbox {mailbox} is out of UIDs"
-            )));
-        }
-        self.conn
-            .prepare_cached(
-                "INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                mailbox,
-                uid,
-                message,
-                flags.system & Flags::ALL_SYSTEM,
-                keywords,
-                modseq
-            ])?;
-        self.touched.push(mailbox);
-        Ok(uid as Uid)
-    }
-
-    /// Delete the given messages if no entry references them any more.
-    pub(crate) fn collect_garbage(&mut self, ids: &[MessageId]) -> Result<()> {
-        let mut check = self
-            .conn
-            .prepare_cached("SELECT EXISTS(SELECT 1 FROM entries WHERE message_id = ?1)")?;
-        let mut del_text = self
-            .conn
-            .prepare_cached("DELETE FROM message_text WHERE rowid = ?1")?;
-        let mut del_pending = self
-            .conn
-            .prepare_cached("DELETE FROM pending_text WHERE id = ?1")?;
-        let mut del = self
-            .conn
-            .prepare_cached("DELETE FROM messages WHERE id = ?1")?;
-        for id in ids {
-            let used: bool = check.query_row([id], |r| r.get(0))?;
-            if !used {
-                if del_pending.execute([id])? == 0 {
-                    del_text.execute([id])?;
-                }
-                // message_raw and message_headers go by ON DELETE CASCADE.
-                del.execute([id])?;
-            }
         }
         Ok(())
     }

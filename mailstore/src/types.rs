@@ -225,7 +225,7 @@ pub struct Entry {
 }
 
 /// A message to deliver.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMessage {
     /// The bytes exactly as received.
     pub raw: Vec<u8>,
@@ -234,7 +234,7 @@ pub struct NewMessage {
 }
 
 /// Where a delivered message went.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivered {
     /// The single stored copy.
     pub message_id: MessageId,
@@ -243,7 +243,7 @@ pub struct Delivered {
 }
 
 /// Result of an APPEND (RFC 4315 APPENDUID data).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appended {
     /// UIDVALIDITY of the target mailbox.
     pub uidvalidity: u32,
@@ -252,7 +252,7 @@ pub struct Appended {
 }
 
 /// Result of a flag STORE.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreOutcome {
     /// Entries whose flags changed, with their new flags and modseq (uid asc).
     pub updated: Vec<Entry>,
@@ -261,7 +261,7 @@ pub struct StoreOutcome {
 }
 
 /// Result of COPY/MOVE (RFC 4315 COPYUID data).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyOutcome {
     /// UIDVALIDITY of the destination.
     pub uidvalidity: u32,
@@ -270,7 +270,7 @@ pub struct CopyOutcome {
 }
 
 /// What changed in a mailbox since a given modseq.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes {
     /// New or flag-changed entries with modseq greater than asked, uid asc.
     pub changed: Vec<Entry>,

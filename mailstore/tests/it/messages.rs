@@ -87,3 +87,36 @@ fn unparseable_message_is_still_stored() {
     assert_eq!(d.entries.len(), 1);
     assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 1);
 }
+
+#[test]
+fn prepared_messages_store_the_same_metadata() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let raw = simple("prep", "prepared body text");
+    let plain = deliver(&s, raw.clone(), &[a]);
+    let p = mailstore::PreparedMessage::new(mailstore::NewMessage {
+        raw: raw.clone(),
+        internal_date: 1_790_000_000,
+    })
+    .unwrap();
+    assert_eq!(p.raw(), &raw[..]);
+    let p2 = p.clone();
+    let d = s
+        .write_sync(move |tx| tx.deliver_prepared(&p, &[a]))
+        .unwrap();
+    let (mb, _) = d.entries[0];
+    let app = s
+        .write_sync(move |tx| tx.append_prepared(mb, &p2, &Flags::system(Flags::DRAFT)))
+        .unwrap();
+    assert_eq!(app.uid, 3);
+    let metas = s.read_sync(move |r| r.messages(mb, &[1, 2, 3])).unwrap();
+    assert_eq!(metas[0].envelope, metas[1].envelope);
+    assert_eq!(metas[0].structure, metas[2].structure);
+    assert_eq!(metas[2].flags, Flags::system(Flags::DRAFT));
+    assert_ne!(metas[0].message_id, metas[1].message_id);
+    assert_eq!(plain.entries[0].0, mb);
+    let hits = s
+        .read_sync(move |r| r.search(mb, &mailstore::Query::Body("prepared body".into())))
+        .unwrap();
+    assert_eq!(hits, [1, 2, 3]);
+}

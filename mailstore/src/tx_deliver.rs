@@ -1,0 +1,281 @@
+//! `Tx` operations that add messages: SMTP delivery (one stored copy, one
+//! INBOX entry per recipient), IMAP APPEND (RFC 3501 §6.3.11), UID/modseq
+//! allocation (RFC 3501 §2.3.1.1, RFC 7162) and garbage collection of
+//! messages no entry references. [`PreparedMessage`] lets callers parse
+//! off the writer thread.
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::error::{Result, StoreError};
+use crate::parse::parse_message;
+use crate::query;
+use crate::tx::{encode_keywords, Tx};
+use crate::types::{Appended, Delivered, Flags, MailboxId, MessageId, NewMessage, Uid, UserId};
+
+/// Everything stored besides the raw bytes, computed from them.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    envelope_json: String,
+    structure_json: String,
+    sent_date: Option<i64>,
+    headers: Vec<(String, String)>,
+    header_text: String,
+    body_text: String,
+}
+
+impl Meta {
+    fn parse(raw: &[u8]) -> Result<Meta> {
+        let p = parse_message(raw);
+        let json = |e: serde_json::Error| StoreError::Invalid(format!("metadata encoding: {e}"));
+        Ok(Meta {
+            envelope_json: serde_json::to_string(&p.envelope).map_err(json)?,
+            structure_json: serde_json::to_string(&p.structure).map_err(json)?,
+            sent_date: p.sent_date,
+            headers: p.headers,
+            header_text: p.header_text,
+            body_text: p.body_text,
+        })
+    }
+}
+
+/// A message parsed ahead of time, on the caller's thread, so the writer
+/// thread only inserts rows (parsing a 10 KB message costs ~0.1 ms).
+#[derive(Clone, Debug)]
+pub struct PreparedMessage {
+    raw: Vec<u8>,
+    internal_date: i64,
+    meta: Meta,
+}
+
+impl PreparedMessage {
+    /// Parse `msg` now. Never fails on bad mail (it is stored with minimal
+    /// metadata).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] only if metadata cannot be encoded.
+    pub fn new(msg: NewMessage) -> Result<PreparedMessage> {
+        let meta = Meta::parse(&msg.raw)?;
+        Ok(PreparedMessage {
+            raw: msg.raw,
+            internal_date: msg.internal_date,
+            meta,
+        })
+    }
+
+    /// The raw bytes.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// INTERNALDATE, unix seconds.
+    pub fn internal_date(&self) -> i64 {
+        self.internal_date
+    }
+}
+
+impl Tx<'_> {
+    /// Store `msg` once and give each distinct recipient an entry in their
+    /// INBOX (re-created if missing). Unparseable mail is stored anyway.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for no recipients, [`StoreError::NotFound`]
+    /// for an unknown recipient id (then nothing of the job is stored).
+    pub fn deliver(&mut self, msg: &NewMessage, recipients: &[UserId]) -> Result<Delivered> {
+        let meta = Meta::parse(&msg.raw)?;
+        self.deliver_parts(&msg.raw, msg.internal_date, &meta, recipients)
+    }
+
+    /// [`Tx::deliver`] for a message parsed beforehand with
+    /// [`PreparedMessage::new`] (so the writer thread does no parsing).
+    ///
+    /// # Errors
+    /// As [`Tx::deliver`].
+    pub fn deliver_prepared(
+        &mut self,
+        msg: &PreparedMessage,
+        recipients: &[UserId],
+    ) -> Result<Delivered> {
+        self.deliver_parts(&msg.raw, msg.internal_date, &msg.meta, recipients)
+    }
+
+    fn deliver_parts(
+        &mut self,
+        raw: &[u8],
+        internal_date: i64,
+        meta: &Meta,
+        recipients: &[UserId],
+    ) -> Result<Delivered> {
+        let mut users: Vec<UserId> = Vec::with_capacity(recipients.len());
+        for r in recipients {
+            if !users.contains(r) {
+                users.push(*r);
+            }
+        }
+        if users.is_empty() {
+            return Err(StoreError::Invalid("no recipients".into()));
+        }
+        let message_id = self.insert_message(raw, internal_date, meta)?;
+        let mut entries = Vec::with_capacity(users.len());
+        for user in users {
+            let inbox = match query::mailbox(self.conn(), user, "INBOX")? {
+                Some(mb) => mb.id,
+                None => {
+                    if query::user_by_id(self.conn(), user)?.is_none() {
+                        return Err(StoreError::NotFound(format!("user {user}")));
+                    }
+                    self.create_mailbox(user, "INBOX", None)?
+                }
+            };
+            let uid = self.add_entry(inbox, message_id, &Flags::empty())?;
+            entries.push((inbox, uid));
+        }
+        Ok(Delivered {
+            message_id,
+            entries,
+        })
+    }
+
+    /// Add a message to one mailbox with the given flags (IMAP APPEND).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown mailbox,
+    /// [`StoreError::Invalid`] for a bad keyword.
+    pub fn append(
+        &mut self,
+        mailbox: MailboxId,
+        raw: &[u8],
+        flags: &Flags,
+        internal_date: i64,
+    ) -> Result<Appended> {
+        let meta = Meta::parse(raw)?;
+        self.append_parts(mailbox, raw, internal_date, &meta, flags)
+    }
+
+    /// [`Tx::append`] for a message parsed beforehand.
+    ///
+    /// # Errors
+    /// As [`Tx::append`].
+    pub fn append_prepared(
+        &mut self,
+        mailbox: MailboxId,
+        msg: &PreparedMessage,
+        flags: &Flags,
+    ) -> Result<Appended> {
+        self.append_parts(mailbox, &msg.raw, msg.internal_date, &msg.meta, flags)
+    }
+
+    fn append_parts(
+        &mut self,
+        mailbox: MailboxId,
+        raw: &[u8],
+        internal_date: i64,
+        meta: &Meta,
+        flags: &Flags,
+    ) -> Result<Appended> {
+        let mb = query::mailbox_by_id(self.conn(), mailbox)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        encode_keywords(flags)?;
+        let message_id = self.insert_message(raw, internal_date, meta)?;
+        let uid = self.add_entry(mailbox, message_id, flags)?;
+        Ok(Appended {
+            uidvalidity: mb.uidvalidity,
+            uid,
+        })
+    }
+
+    /// Insert one message row (+ raw, headers, search text).
+    fn insert_message(&mut self, raw: &[u8], internal_date: i64, meta: &Meta) -> Result<MessageId> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO messages(size, internal_date, sent_date, envelope, structure)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            raw.len() as i64,
+            internal_date,
+            meta.sent_date,
+            meta.envelope_json,
+            meta.structure_json
+        ])?;
+        let id = conn.last_insert_rowid();
+        conn.prepare_cached("INSERT INTO message_raw(id, raw) VALUES (?1, ?2)")?
+            .execute(params![id, raw])?;
+        {
+            let mut st = conn.prepare_cached(
+                "INSERT INTO message_headers(message_id, name, value) VALUES (?1, ?2, ?3)",
+            )?;
+            for (name, value) in &meta.headers {
+                st.execute(params![id, name, value])?;
+            }
+        }
+        conn.prepare_cached("INSERT INTO pending_text(id, headers, body) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, meta.header_text, meta.body_text])?;
+        Ok(id)
+    }
+
+    /// Give `message` the next UID in `mailbox` at a new modseq.
+    pub(crate) fn add_entry(
+        &mut self,
+        mailbox: MailboxId,
+        message: MessageId,
+        flags: &Flags,
+    ) -> Result<Uid> {
+        let keywords = encode_keywords(flags)?;
+        let (uid, modseq): (i64, i64) = self
+            .conn()
+            .prepare_cached(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                 WHERE id = ?1 RETURNING uidnext - 1, highestmodseq",
+            )?
+            .query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        if uid > i64::from(u32::MAX) {
+            return Err(StoreError::Invalid(format!(
+                "mailbox {mailbox} is out of UIDs"
+            )));
+        }
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                mailbox,
+                uid,
+                message,
+                flags.system & Flags::ALL_SYSTEM,
+                keywords,
+                modseq
+            ])?;
+        self.touched.push(mailbox);
+        Ok(uid as Uid)
+    }
+
+    /// Delete the given messages if no entry references them any more.
+    pub(crate) fn collect_garbage(&mut self, ids: &[MessageId]) -> Result<()> {
+        let mut check = self
+            .conn()
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM entries WHERE message_id = ?1)")?;
+        let mut del_text = self
+            .conn()
+            .prepare_cached("DELETE FROM message_text WHERE rowid = ?1")?;
+        let mut del_pending = self
+            .conn()
+            .prepare_cached("DELETE FROM pending_text WHERE id = ?1")?;
+        let mut del = self
+            .conn()
+            .prepare_cached("DELETE FROM messages WHERE id = ?1")?;
+        for id in ids {
+            let used: bool = check.query_row([id], |r| r.get(0))?;
+            if !used {
+                if del_pending.execute([id])? == 0 {
+                    del_text.execute([id])?;
+                }
+                // message_raw and message_headers go by ON DELETE CASCADE.
+                del.execute([id])?;
+            }
+        }
+        Ok(())
+    }
+}
