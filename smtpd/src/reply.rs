@@ -136,11 +136,11 @@ impl Reply {
         Reply::new(250, Some("2.0.0"), format!("{n} octets received"))
     }
 
-    /// `252 2.5.1` VRFY: we do not confirm addresses.
+    /// `252 2.0.0` VRFY: we do not confirm addresses.
     pub fn cannot_vrfy() -> Reply {
         Reply::new(
             252,
-            Some("2.5.1"),
+            Some("2.0.0"),
             "Cannot VRFY user, but will accept message and attempt delivery",
         )
     }

@@ -156,7 +156,8 @@ impl SmtpSession {
             return;
         }
         let text = String::from_utf8_lossy(line);
-        let shown = if text.len() >= 4 && text[..4].eq_ignore_ascii_case("AUTH") {
+        let is_auth = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"AUTH");
+        let shown = if is_auth {
             let mut words = text.split(' ');
             let verb = words.next().unwrap_or("");
             match words.next() {

@@ -20,8 +20,12 @@ struct T {
 }
 
 fn open() -> T {
+    open_with(test_config())
+}
+
+fn open_with(config: smtpd::Config) -> T {
     let (dir, store) = temp_store();
-    let svc = SmtpService::new(test_config(), store.clone());
+    let svc = SmtpService::new(config, store.clone());
     let info = ConnInfo {
         id: 1,
         peer: "127.0.0.1:40000".parse().unwrap(),
@@ -102,7 +106,7 @@ fn ehlo_advertises_the_extensions_and_helo_does_not() {
     let r = t.say("HELO c.example\r\n");
     assert_eq!(r, "250 mx.test Hello c.example [127.0.0.1]\r\n");
     t.expect("NOOP\r\n", "250 2.0.0 ");
-    t.expect("VRFY bob\r\n", "252 2.5.1 ");
+    t.expect("VRFY bob\r\n", "252 2.0.0 ");
     let help = t.say("HELP\r\n");
     assert!(help.starts_with("214-"), "{help}");
     assert!(help.contains("EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"));
@@ -174,4 +178,21 @@ fn timeout_says_421() {
     t.d.timeout();
     let out = String::from_utf8(t.d.take_output()).unwrap();
     assert!(out.starts_with("421 4.4.2 "), "{out}");
+}
+
+#[test]
+fn trace_mode_survives_any_input() {
+    let mut t = open_with(smtpd::Config {
+        trace: true,
+        ..test_config()
+    });
+    t.expect("AUT\u{e9}x\r\n", "500 5.5.2");
+    t.expect("AUTH PLAIN c2VjcmV0\r\n", "502 5.5.1");
+    t.d.send(b"\xff\xfe\r\n");
+    assert!(t.d.take_output().starts_with(b"500 "));
+    t.expect("EHLO c\r\n", "250-");
+    t.expect("MAIL FROM:<a@b.example>\r\n", "250");
+    t.expect("RCPT TO:<bob@localhost>\r\n", "250");
+    t.expect("BDAT 3 LAST\r\nabc", "250 2.0.0");
+    assert_eq!(inbox(&t.store, "bob@localhost").len(), 1);
 }
