@@ -503,3 +503,47 @@ mod bench {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every range lies inside the message, headers precede bodies, and
+    /// children lie inside their parent's body.
+    fn check(part: &MimePart, lo: u64, hi: u64) -> Result<(), TestCaseError> {
+        let (h0, h1) = part.header_range;
+        let (b0, b1) = part.body_range;
+        prop_assert!(lo <= h0 && h0 <= h1 && h1 == b0 && b0 <= b1 && b1 <= hi);
+        prop_assert_eq!(part.size, b1 - b0);
+        for child in &part.parts {
+            check(child, b0, b1)?;
+        }
+        if let Some(inner) = &part.embedded {
+            check(&inner.1, b0, b1)?;
+        }
+        Ok(())
+    }
+
+    const SEED: &str = "From: a@b\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n\
+        --X\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nhi\r\n\
+        --X\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n--X--\r\n";
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_stay_in_bounds(raw in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let p = parse_message(&raw);
+            check(&p.structure, 0, raw.len() as u64)?;
+        }
+
+        #[test]
+        fn mutated_mime_stays_in_bounds(cut in 0usize..SEED.len(), pos in 0usize..SEED.len(), byte in any::<u8>()) {
+            let mut raw = SEED.as_bytes()[..cut.max(1)].to_vec();
+            let at = pos.min(raw.len() - 1);
+            raw[at] = byte;
+            let p = parse_message(&raw);
+            check(&p.structure, 0, raw.len() as u64)?;
+        }
+    }
+}
