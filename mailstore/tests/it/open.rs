@@ -83,3 +83,26 @@ fn old_schema_is_migrated_and_newer_schema_refused() {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+#[test]
+fn file_is_in_wal_mode_at_current_schema_version() {
+    let (dir, s) = crate::util::store();
+    s.shutdown();
+    let c = rusqlite::Connection::open(dir.path().join("mail.db")).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+    let fts: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'message_text' AND sql LIKE '%trigram%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(fts, 1, "FTS5 trigram index present");
+}
