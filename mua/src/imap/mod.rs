@@ -8,3 +8,6 @@ pub mod utf7;
 
 pub use client::{uid_set, Arg, Client, MailboxInfo, Selection};
 pub use fetch::{Addr, BodyStructure, Envelope, FetchData};
+
+#[cfg(test)]
+mod scripted_tests;

@@ -237,6 +237,12 @@ pub fn spawn_watcher(account: Account, events: Sender<Event>, stop: Arc<AtomicBo
             return;
         };
         let mut count = sel.exists;
+        if events
+            .send(Event::Info("watching INBOX for new mail".into()))
+            .is_err()
+        {
+            return;
+        }
         while !stop.load(Ordering::Relaxed) {
             // RFC 2177 asks clients to re-issue IDLE at least every 29 minutes;
             // shorter rounds also notice `stop` sooner.

@@ -6,4 +6,5 @@
 
 mod errors;
 mod roundtrip;
+mod tui;
 mod util;
