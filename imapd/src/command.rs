@@ -57,6 +57,21 @@ impl SequenceSet {
             .collect()
     }
 
+    /// Like [`SequenceSet::resolve`], but sorted and with overlapping or
+    /// adjacent ranges merged, so callers can walk them in one pass.
+    pub fn merged(&self, max: u32) -> Vec<(u32, u32)> {
+        let mut r = self.resolve(max);
+        r.sort_unstable();
+        let mut out: Vec<(u32, u32)> = Vec::with_capacity(r.len());
+        for (a, b) in r {
+            match out.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        out
+    }
+
     /// True if `n` lies in the set (with `*` meaning `max`).
     pub fn contains(&self, n: u32, max: u32) -> bool {
         self.resolve(max).iter().any(|&(a, b)| a <= n && n <= b)

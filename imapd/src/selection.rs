@@ -86,29 +86,23 @@ impl Selection {
         let mut out = Vec::new();
         if uid {
             let max = self.msgs.last().map_or(0, |m| m.uid);
-            let ranges = set.resolve(max);
-            for (i, m) in self.msgs.iter().enumerate() {
-                if ranges.iter().any(|&(a, b)| a <= m.uid && m.uid <= b) {
+            // Merged ranges are sorted and disjoint: one binary search each.
+            for (a, b) in set.merged(max) {
+                let mut i = self.msgs.partition_point(|m| m.uid < a);
+                while let Some(m) = self.msgs.get(i).filter(|m| m.uid <= b) {
                     out.push((i as u32 + 1, m.uid));
+                    i += 1;
                 }
             }
         } else {
             let n = self.msgs.len() as u32;
-            let ranges = set.resolve(n);
-            for &(a, b) in &ranges {
-                if a == 0 || b > n {
-                    return Err("Invalid message sequence number".into());
-                }
+            let ranges = set.merged(n);
+            if ranges.iter().any(|&(a, b)| a == 0 || b > n) {
+                return Err("Invalid message sequence number".into());
             }
-            let mut seen = vec![false; self.msgs.len()];
             for (a, b) in ranges {
-                for s in a..=b {
-                    seen[(s - 1) as usize] = true;
-                }
-            }
-            for (i, yes) in seen.into_iter().enumerate() {
-                if yes {
-                    out.push((i as u32 + 1, self.msgs[i].uid));
+                for seq in a..=b {
+                    out.push((seq, self.msgs[(seq - 1) as usize].uid));
                 }
             }
         }

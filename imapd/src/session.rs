@@ -468,6 +468,10 @@ impl netloop::Session for ImapSession {
         if self.busy {
             return Step::Continue;
         }
+        if self.streaming.is_some() {
+            // Mid-FETCH a BYE could land inside a literal: just close.
+            return Step::Close;
+        }
         self.status(None, Status::Bye, None, "Server shutting down");
         self.flush(io);
         Step::Close

@@ -5,6 +5,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod fetch;
+pub(crate) mod fetch_encode;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod message;

@@ -80,12 +80,11 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
             // Out-of-range numbers simply match nothing in SEARCH.
             let n = sel.msgs.len() as u32;
             let uids = set
-                .resolve(n)
+                .merged(n)
                 .into_iter()
                 .flat_map(|(a, b)| a.max(1)..=b.min(n))
-                .filter_map(|seq| sel.msg(seq).map(|m| m.uid))
-                .collect::<std::collections::BTreeSet<_>>();
-            Query::Uids(uid_runs(uids.into_iter()))
+                .filter_map(|seq| sel.msg(seq).map(|m| m.uid));
+            Query::Uids(uid_runs(uids))
         }
         SearchKey::ModSeq(m) => Query::ModSeq(*m),
         SearchKey::Not(k) => Query::Not(Box::new(to_query(k, sel))),

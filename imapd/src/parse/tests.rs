@@ -218,6 +218,10 @@ fn sequence_sets_with_star_and_reversed_ranges() {
     assert!(s.contains(8, 10));
     assert!(!s.contains(4, 10));
     assert_eq!(set("*:4").resolve(2), vec![(2, 4)]);
+    assert_eq!(
+        set("5:7,1,2,6:9,20,11:10").merged(30),
+        vec![(1, 2), (5, 11), (20, 20)]
+    );
 }
 
 #[test]

@@ -201,3 +201,25 @@ fn pipelined_command_waits_for_a_streamed_fetch() {
     assert!(r[..8].iter().all(|l| l.contains(&body)));
     assert!(c.until("p2")[0].starts_with("p2 OK"));
 }
+
+#[test]
+fn huge_message_is_streamed_in_chunks_byte_exact() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    let mut msg = b"Subject: big\r\n\r\n".to_vec();
+    for i in 0..120_000u32 {
+        msg.extend_from_slice(format!("line {i:08} of a big body\r\n").as_bytes());
+    }
+    s.deliver(bob, &msg);
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    assert_eq!(fetch_bytes(&mut c, "FETCH 1 BODY.PEEK[]", "BODY[]"), msg);
+    let part = fetch_bytes(
+        &mut c,
+        "FETCH 1 BODY.PEEK[TEXT]<300000.700000>",
+        "BODY[TEXT]<300000>",
+    );
+    assert_eq!(part, &msg[16 + 300_000..16 + 1_000_000]);
+    let r = c.ok("FETCH 1 (RFC822.SIZE RFC822.HEADER)");
+    assert!(r[0].contains(&format!("RFC822.SIZE {}", msg.len())));
+}

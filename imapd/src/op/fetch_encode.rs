@@ -1,0 +1,390 @@
+//! Encoding FETCH responses on a store thread (RFC 3501 §7.4.2): data
+//! items from mailstore's metadata, body sections by slicing the raw message
+//! with the MIME byte ranges recorded at delivery (byte-exact by
+//! construction). Bodies up to [`STREAM_MIN`] are read inline; larger ones
+//! become [`Seg::Raw`] ranges that the pump in `fetch.rs` reads in chunks.
+
+use crate::command::{FetchAtt, SectionText};
+use crate::response::{flags_value, literal_header, Value};
+use crate::selection::flag_atoms;
+use crate::structure::{body, envelope, find_part};
+use mailstore::{Flags, MailboxId, MessageMeta, MimePart, Reader, Uid};
+use std::collections::VecDeque;
+
+/// Most messages per batch.
+pub(crate) const BATCH_MESSAGES: usize = 256;
+/// Body bytes read inline per batch before it is cut short.
+const BATCH_BYTES: u64 = 1 << 20;
+/// Bodies at least this large are streamed in chunks.
+pub(crate) const STREAM_MIN: u64 = 256 * 1024;
+/// Chunk size for streamed bodies.
+pub(crate) const CHUNK: u64 = 256 * 1024;
+
+/// One message of a batch: what the loop thread knows about it.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub(crate) seq: u32,
+    pub(crate) uid: Uid,
+    pub(crate) recent: bool,
+    /// Include FLAGS even if not asked (\Seen was just set).
+    pub(crate) add_flags: bool,
+}
+
+/// A piece of encoded output.
+#[derive(Debug)]
+pub(crate) enum Seg {
+    /// Ready bytes.
+    Bytes(Vec<u8>),
+    /// Raw message bytes still to read (its literal header is already in
+    /// the preceding `Bytes`).
+    Raw {
+        /// Message.
+        uid: Uid,
+        /// Offset in the raw message.
+        off: u64,
+        /// Octets to send.
+        len: u64,
+    },
+}
+
+/// A data item's value: encoded now, or a byte range to stream.
+enum Part {
+    V(Value),
+    Raw(u64, u64),
+}
+
+/// Flags (with modseq) the client was just sent, per UID.
+type SeenFlags = Vec<(Uid, Flags, u64)>;
+
+/// The result of encoding one batch.
+pub(crate) struct Encoded {
+    /// Output segments in order.
+    pub(crate) segs: VecDeque<Seg>,
+    /// Items of the batch handled (a prefix).
+    pub(crate) handled: usize,
+    /// Flags sent, for the session's cache.
+    pub(crate) seen: SeenFlags,
+}
+
+/// Read and encode FETCH responses for (a prefix of) `batch`.
+pub(crate) fn encode_batch(
+    r: &Reader,
+    mailbox: MailboxId,
+    batch: &[Item],
+    atts: &[FetchAtt],
+) -> mailstore::Result<Encoded> {
+    let sends_flags = atts.contains(&FetchAtt::Flags);
+    let uids: Vec<Uid> = batch.iter().map(|i| i.uid).collect();
+    let metas = r.messages(mailbox, &uids)?;
+    let mut enc = Encoded {
+        segs: VecDeque::new(),
+        handled: 0,
+        seen: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut budget = 0u64;
+    let mut metas = metas.into_iter().peekable();
+    for item in batch {
+        if budget >= BATCH_BYTES && enc.handled > 0 {
+            break;
+        }
+        enc.handled += 1;
+        // Metas come back uid-ascending like the batch; skip expunged ones.
+        while metas.peek().is_some_and(|m| m.uid < item.uid) {
+            metas.next();
+        }
+        let Some(meta) = metas.next_if(|m| m.uid == item.uid) else {
+            continue;
+        };
+        let mut parts = Vec::with_capacity(atts.len() * 2);
+        for a in atts {
+            budget += encode_att(r, mailbox, &meta, item, a, &mut parts)?;
+        }
+        if item.add_flags {
+            parts.push(Part::V(Value::Atom("FLAGS".into())));
+            parts.push(Part::V(flags_value(&flag_atoms(&meta.flags, item.recent))));
+        }
+        out.extend_from_slice(format!("* {} FETCH (", item.seq).as_bytes());
+        for (k, p) in parts.into_iter().enumerate() {
+            if k > 0 {
+                out.push(b' ');
+            }
+            match p {
+                Part::V(v) => v.encode(&mut out),
+                Part::Raw(off, len) => {
+                    literal_header(len, &mut out);
+                    enc.segs.push_back(Seg::Bytes(std::mem::take(&mut out)));
+                    enc.segs.push_back(Seg::Raw {
+                        uid: meta.uid,
+                        off,
+                        len,
+                    });
+                }
+            }
+        }
+        out.extend_from_slice(b")\r\n");
+        if sends_flags || item.add_flags {
+            enc.seen.push((meta.uid, meta.flags.clone(), meta.modseq));
+        }
+    }
+    if !out.is_empty() {
+        enc.segs.push_back(Seg::Bytes(out));
+    }
+    Ok(enc)
+}
+
+/// A body range as a value: read now if small, streamed later if large.
+fn body_part(
+    r: &Reader,
+    mailbox: MailboxId,
+    uid: Uid,
+    off: u64,
+    len: u64,
+) -> mailstore::Result<(Part, u64)> {
+    if len >= STREAM_MIN {
+        return Ok((Part::Raw(off, len), 0));
+    }
+    let bytes = if len == 0 {
+        Vec::new()
+    } else {
+        r.raw_range(mailbox, uid, off, len)?
+    };
+    let n = bytes.len() as u64;
+    Ok((Part::V(Value::Literal(bytes)), n))
+}
+
+/// Append `NAME value` for one attribute; returns body bytes read inline.
+fn encode_att(
+    r: &Reader,
+    mailbox: MailboxId,
+    meta: &MessageMeta,
+    item: &Item,
+    att: &FetchAtt,
+    parts: &mut Vec<Part>,
+) -> mailstore::Result<u64> {
+    let (name, value): (String, Value) = match att {
+        FetchAtt::Uid => ("UID".into(), Value::Num(u64::from(meta.uid))),
+        FetchAtt::Flags => (
+            "FLAGS".into(),
+            flags_value(&flag_atoms(&meta.flags, item.recent)),
+        ),
+        FetchAtt::InternalDate => (
+            "INTERNALDATE".into(),
+            Value::str(internal_date(meta.internal_date)),
+        ),
+        FetchAtt::Rfc822Size => ("RFC822.SIZE".into(), Value::Num(meta.size)),
+        FetchAtt::ModSeq => ("MODSEQ".into(), Value::List(vec![Value::Num(meta.modseq)])),
+        FetchAtt::Envelope => ("ENVELOPE".into(), envelope(&meta.envelope)),
+        FetchAtt::Body => ("BODY".into(), body(&meta.structure, false)),
+        FetchAtt::BodyStructure => ("BODYSTRUCTURE".into(), body(&meta.structure, true)),
+        FetchAtt::Rfc822 | FetchAtt::Rfc822Header | FetchAtt::Rfc822Text => {
+            let (name, (a, b)) = match att {
+                FetchAtt::Rfc822 => ("RFC822", (0, meta.size)),
+                FetchAtt::Rfc822Header => ("RFC822.HEADER", meta.structure.header_range),
+                _ => ("RFC822.TEXT", meta.structure.body_range),
+            };
+            parts.push(Part::V(Value::Atom(name.into())));
+            let (p, n) = body_part(r, mailbox, meta.uid, a, b.saturating_sub(a))?;
+            parts.push(p);
+            return Ok(n);
+        }
+        FetchAtt::Section {
+            section,
+            partial,
+            peek: _,
+        } => {
+            let mut name = format!("BODY[{}]", section.spec());
+            if let Some((o, _)) = partial {
+                name.push_str(&format!("<{o}>"));
+            }
+            parts.push(Part::V(Value::Atom(name)));
+            let (p, n) = match section_range(meta, &section.part, &section.text) {
+                None => (Part::V(Value::Nil), 0),
+                Some(Range::Empty) => (Part::V(Value::Literal(Vec::new())), 0),
+                Some(Range::Fields(a, b, names, keep)) => {
+                    let header = r.raw_range(mailbox, meta.uid, a, b - a)?;
+                    let data = slice_partial(filter_header(&header, names, keep), *partial);
+                    let n = data.len() as u64;
+                    (Part::V(Value::Literal(data)), n)
+                }
+                Some(Range::Bytes(a, b)) => {
+                    let (off, len) = match partial {
+                        Some((o, n)) => {
+                            let o = u64::from(*o).min(b - a);
+                            (a + o, u64::from(*n).min(b - a - o))
+                        }
+                        None => (a, b - a),
+                    };
+                    body_part(r, mailbox, meta.uid, off, len)?
+                }
+            };
+            parts.push(p);
+            return Ok(n);
+        }
+    };
+    parts.push(Part::V(Value::Atom(name)));
+    parts.push(Part::V(value));
+    Ok(0)
+}
+
+/// Where a section's data comes from.
+enum Range<'a> {
+    /// This byte range of the raw message.
+    Bytes(u64, u64),
+    /// Header fields filtered from this header range (names, keep?).
+    Fields(u64, u64, &'a [String], bool),
+    /// Nothing (e.g. HEADER of a part that is not a message).
+    Empty,
+}
+
+/// Locate a body section (§6.4.5); `None` if the part does not exist.
+fn section_range<'a>(meta: &MessageMeta, path: &[u32], text: &'a SectionText) -> Option<Range<'a>> {
+    let root = &meta.structure;
+    let part = if path.is_empty() {
+        root
+    } else {
+        find_part(root, path)?
+    };
+    // HEADER/TEXT of a part address the message inside a message/rfc822.
+    let msg: Option<&MimePart> = if path.is_empty() {
+        Some(root)
+    } else {
+        part.embedded.as_deref().map(|(_, inner)| inner)
+    };
+    let ordered = |(a, b): (u64, u64)| (a, b.max(a));
+    Some(match text {
+        SectionText::Full if path.is_empty() => Range::Bytes(0, meta.size),
+        SectionText::Full => {
+            let (a, b) = ordered(part.body_range);
+            Range::Bytes(a, b)
+        }
+        SectionText::Mime => {
+            let (a, b) = ordered(part.header_range);
+            Range::Bytes(a, b)
+        }
+        SectionText::Text => match msg {
+            Some(m) => {
+                let (a, b) = ordered(m.body_range);
+                Range::Bytes(a, b)
+            }
+            None => Range::Empty,
+        },
+        SectionText::Header | SectionText::HeaderFields(_) | SectionText::HeaderFieldsNot(_) => {
+            let Some(m) = msg else {
+                return Some(Range::Empty);
+            };
+            let (a, b) = ordered(m.header_range);
+            match text {
+                SectionText::HeaderFields(names) => Range::Fields(a, b, names, true),
+                SectionText::HeaderFieldsNot(names) => Range::Fields(a, b, names, false),
+                _ => Range::Bytes(a, b),
+            }
+        }
+    })
+}
+
+fn slice_partial(data: Vec<u8>, partial: Option<(u32, u32)>) -> Vec<u8> {
+    match partial {
+        None => data,
+        Some((o, n)) => {
+            let o = (o as usize).min(data.len());
+            let e = o.saturating_add(n as usize).min(data.len());
+            data[o..e].to_vec()
+        }
+    }
+}
+
+/// Keep (or drop, with `keep == false`) the header fields named, each with
+/// its continuation lines, then the blank line (§6.4.5 HEADER.FIELDS).
+pub fn filter_header(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < header.len() {
+        // One field: a line plus the following lines starting with SP/HT.
+        let mut end = i;
+        loop {
+            match header[end..].iter().position(|&b| b == b'\n') {
+                Some(p) => end += p + 1,
+                None => {
+                    end = header.len();
+                    break;
+                }
+            }
+            if end >= header.len() || !matches!(header[end], b' ' | b'\t') {
+                break;
+            }
+        }
+        let field = &header[i..end];
+        i = end;
+        if field == b"\r\n" || field == b"\n" {
+            break; // the blank separator line
+        }
+        let name_end = field.iter().position(|&b| b == b':').unwrap_or(0);
+        let name = field[..name_end].trim_ascii();
+        let listed = names
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+        if listed == keep && name_end > 0 {
+            out.extend_from_slice(field);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// INTERNALDATE as `dd-Mon-yyyy hh:mm:ss +0000`.
+pub fn internal_date(unix: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // civil_from_days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_are_filtered_with_continuations() {
+        let h = b"From: a@b\r\nSubject: hi\r\n  there\r\nTo: c@d\r\n\r\n";
+        assert_eq!(
+            filter_header(h, &["subject".into()], true),
+            b"Subject: hi\r\n  there\r\n\r\n".to_vec()
+        );
+        assert_eq!(
+            filter_header(h, &["Subject".into()], false),
+            b"From: a@b\r\nTo: c@d\r\n\r\n".to_vec()
+        );
+        assert_eq!(filter_header(h, &["X".into()], true), b"\r\n".to_vec());
+    }
+
+    #[test]
+    fn internal_dates_format_like_rfc_3501() {
+        assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
+        assert_eq!(internal_date(1_700_000_000), "14-Nov-2023 22:13:20 +0000");
+        assert_eq!(
+            internal_date(crate::parse::days_from_civil(2024, 2, 29) * 86_400 + 3661),
+            "29-Feb-2024 01:01:01 +0000"
+        );
+    }
+}
