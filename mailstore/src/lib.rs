@@ -65,6 +65,9 @@
 //! - A `store_flags` or `expunge` call uses one new modseq for all the
 //!   entries it changes; each entry added (deliver, append, copy, move)
 //!   gets its own.
+//! - `deliver` is all-or-nothing: an unknown recipient id fails the job
+//!   with [`StoreError::NotFound`] (nothing stored); no recipients is
+//!   [`StoreError::Invalid`]; a recipient without INBOX gets one re-created.
 //! - Pathological MIME (over 256 `multipart/` mentions) is stored with the
 //!   header parsed but the body described as one text part, because
 //!   mailparse recurses without a depth limit.
