@@ -230,3 +230,61 @@ fn unusable_store_is_a_clear_error() {
         assert!(err.contains("cannot open the store"), "{err}");
     }
 }
+
+#[test]
+fn trace_logs_the_dialogue_with_the_body_elided() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mail.db");
+    {
+        let store = mailstore::Store::open(&db).unwrap();
+        add_users(&store);
+        store.shutdown();
+    }
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--trace"])
+        .arg("--db")
+        .arg(&db)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("smtpd: listening on ").map(str::to_owned))
+        .expect("announces its address")
+        .parse()
+        .unwrap();
+    let mut c = Client::connect(addr);
+    c.expect_reply("220");
+    let r = c.send_mail(
+        "a@b.test",
+        &["bob@localhost"],
+        b"Subject: secret\r\n\r\nthe secret body\r\n",
+    );
+    assert!(r.starts_with("250 "), "{r}");
+    c.expect("QUIT", "221");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success());
+    let log = log.join("\n");
+    for want in [
+        "C: EHLO client.test",
+        "S: 250-PIPELINING",
+        "C: MAIL FROM:<a@b.test>",
+        "S: 354 ",
+        "bytes of message data>",
+        "S: 250 2.0.0 OK: message",
+        "accepted message id=",
+        "to=<bob@localhost>",
+        "C: QUIT",
+        "S: 221 2.0.0",
+    ] {
+        assert!(log.contains(want), "{want:?} missing from trace:\n{log}");
+    }
+    assert!(!log.contains("secret"), "the body is not logged:\n{log}");
+}
