@@ -196,3 +196,16 @@ fn trace_mode_survives_any_input() {
     t.expect("BDAT 3 LAST\r\nabc", "250 2.0.0");
     assert_eq!(inbox(&t.store, "bob@localhost").len(), 1);
 }
+
+#[test]
+fn store_failures_give_451_and_nothing_is_acknowledged() {
+    let mut t = open();
+    t.expect("EHLO c\r\n", "250-");
+    t.expect("MAIL FROM:<a@b.example>\r\n", "250");
+    t.expect("RCPT TO:<bob@localhost>\r\n", "250 2.1.5");
+    t.expect("DATA\r\n", "354");
+    t.store.shutdown();
+    t.expect("x\r\n.\r\n", "451 4.3.0 ");
+    t.expect("MAIL FROM:<a@b.example>\r\n", "250");
+    t.expect("RCPT TO:<bob@localhost>\r\n", "451 4.3.0 ");
+}
