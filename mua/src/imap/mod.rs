@@ -2,11 +2,13 @@
 //! modified UTF-7 names and the blocking `Client`. Shares no server code.
 
 pub mod client;
+pub mod commands;
 pub mod fetch;
 pub mod parse;
 pub mod utf7;
 
-pub use client::{uid_set, Arg, Client, MailboxInfo, Selection};
+pub use client::{uid_set, Arg, Client};
+pub use commands::{MailboxInfo, Selection};
 pub use fetch::{Addr, BodyStructure, Envelope, FetchData};
 
 #[cfg(test)]
