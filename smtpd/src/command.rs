@@ -113,7 +113,7 @@ const fn syntax(enhanced: &'static str, usage: &'static str) -> CommandError {
 /// Verbs from RFC 5321 and common extensions that we recognise but do not
 /// implement; they get 502 instead of 500.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "EXPN", "TURN", "ETRN", "ATRN", "STARTTLS", "AUTH", "SEND", "SOML", "SAML", "XCLIENT",
+    "TURN", "ETRN", "ATRN", "STARTTLS", "AUTH", "SEND", "SOML", "SAML", "XCLIENT",
 ];
 
 impl Command {
@@ -169,6 +169,10 @@ impl Command {
             "VRFY" => {
                 let (_, s) = parse::string_arg(rest).map_err(|_| syntax("5.5.4", "VRFY string"))?;
                 Ok(Command::Vrfy(s))
+            }
+            "EXPN" => {
+                let (_, s) = parse::string_arg(rest).map_err(|_| syntax("5.5.4", "EXPN string"))?;
+                Ok(Command::Expn(s))
             }
             "HELP" => {
                 if rest.iter().all(|&b| b == b' ' || b == b'\t') {
@@ -307,7 +311,8 @@ mod tests {
             ("BDAT -1", 501),
             ("STARTTLS", 502),
             ("AUTH PLAIN", 502),
-            ("EXPN list", 502),
+            ("EXPN", 501),
+            ("EXPN list", 0),
             ("MAIL FROM:<a@b> SIZE=100 BODY=8bitmime SMTPUTF8", 0),
         ];
         for (line, want) in table {

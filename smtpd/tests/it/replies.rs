@@ -96,6 +96,8 @@ fn syntax_and_parameter_errors() {
     c.expect("", "500 5.5.2 ");
     c.expect("EHLO", "501 5.5.4 ");
     c.expect("STARTTLS", "502 5.5.1 ");
+    c.expect("EXPN staff", "502 5.5.1 ");
+    c.expect("VRFY <bob@localhost>", "252 ");
     c.expect("EHLO c", "250");
     c.expect("MAIL FROM:bob@localhost", "501 5.1.7 ");
     c.expect("MAIL FROM:<a@b> RET=FULL", "555 5.5.4 ");
