@@ -76,14 +76,17 @@ pub enum Command {
 }
 
 /// Why a line is not an acceptable command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// The verb is not one we know: 500 5.5.2.
+    #[error("command not recognized")]
     Unrecognized,
     /// A command we know of but do not offer (TURN, STARTTLS, AUTH...): 502.
+    #[error("{0} not implemented")]
     NotImplemented(String),
     /// The arguments do not follow the grammar: 501, with the usage and
     /// the enhanced code to show.
+    #[error("syntax error, expected {usage}")]
     Syntax {
         /// Enhanced status code (5.5.4, or 5.1.7 / 5.1.3 for bad addresses).
         enhanced: &'static str,
@@ -91,6 +94,7 @@ pub enum CommandError {
         usage: &'static str,
     },
     /// An ESMTP parameter we do not support: 555 5.5.4.
+    #[error("unsupported parameter {0}")]
     UnknownParameter(String),
 }
 

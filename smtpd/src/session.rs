@@ -209,7 +209,10 @@ impl SmtpSession {
                 self.trace_client(&line);
                 match Command::parse(&line) {
                     Ok(cmd) => self.command(io, cmd),
-                    Err(e) => self.reply(io, &e.reply()),
+                    Err(e) => {
+                        log::debug!("#{}: {e}", self.conn);
+                        self.reply(io, &e.reply());
+                    }
                 }
                 true
             }
