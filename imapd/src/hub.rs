@@ -14,6 +14,7 @@
 //! are coalesced with a per-session flag so a burst of commits costs one
 //! message per session.
 
+use crate::limits::POLL_EVERY;
 use crate::session::Done;
 use mailstore::{MailboxId, Store};
 use netloop::{Completer, ConnId};
@@ -23,9 +24,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// How often the watcher polls for commits by other processes.
-pub const POLL_EVERY: Duration = Duration::from_millis(250);
 
 struct Watch {
     mailbox: MailboxId,

@@ -10,6 +10,7 @@
 pub mod command;
 pub mod framer;
 pub mod hub;
+pub mod limits;
 mod op;
 pub mod parse;
 pub mod response;

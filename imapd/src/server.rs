@@ -2,6 +2,7 @@
 
 use crate::framer::Limits;
 use crate::hub::{Delayer, Hub};
+use crate::limits;
 use crate::session::{ImapSession, Shared};
 use mailstore::Store;
 use std::io;
@@ -31,12 +32,12 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             trace: false,
-            max_literal: 64 * 1024 * 1024,
-            max_line: 64 * 1024,
-            autologout: Duration::from_secs(31 * 60),
-            auth_failure_delay: Duration::from_secs(1),
+            max_literal: limits::MAX_LITERAL,
+            max_line: limits::MAX_LINE,
+            autologout: limits::AUTOLOGOUT,
+            auth_failure_delay: limits::AUTH_FAILURE_DELAY,
             net: netloop::Config {
-                idle_timeout: Duration::from_secs(31 * 60),
+                idle_timeout: limits::AUTOLOGOUT,
                 ..netloop::Config::default()
             },
         }
@@ -50,7 +51,7 @@ impl Config {
             max_literal: self.max_literal,
             max_command: usize::try_from(self.max_literal)
                 .unwrap_or(usize::MAX)
-                .saturating_add(1 << 20),
+                .saturating_add(limits::COMMAND_SLACK),
         }
     }
 }

@@ -9,14 +9,25 @@ use crate::command::{Command, CommandBody};
 #[derive(Debug)]
 pub struct Tracer {
     id: netloop::ConnId,
+    /// Octets of a streamed server literal still to elide.
+    skip: usize,
 }
 
 /// Render protocol bytes as lines, replacing each literal's octets (after a
 /// line ending in `{n}` / `{n+}`) with `<n octets>`.
 pub fn render(bytes: &[u8]) -> Vec<String> {
+    let mut skip = 0;
+    render_from(bytes, &mut skip)
+}
+
+/// [`render`] for a stream cut into pieces: `skip` carries the literal
+/// octets still to elide from one piece into the next (streamed FETCH
+/// bodies arrive over many flushes).
+fn render_from(bytes: &[u8], skip: &mut usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut cur = String::new();
-    let mut i = 0;
+    let mut i = (*skip).min(bytes.len());
+    *skip -= i;
     while i < bytes.len() {
         let end = bytes[i..].iter().position(|&b| b == b'\n').map(|p| i + p);
         let (line, next) = match end {
@@ -28,9 +39,13 @@ pub fn render(bytes: &[u8]) -> Vec<String> {
         i = next;
         match literal_len(line) {
             Some(n) => {
-                let skip = n.min(bytes.len() - i);
+                let now = n.min(bytes.len() - i);
                 cur.push_str(&format!("<{n} octets>"));
-                i += skip;
+                i += now;
+                if now < n {
+                    *skip = n - now;
+                    lines.push(std::mem::take(&mut cur));
+                }
             }
             None => lines.push(std::mem::take(&mut cur)),
         }
@@ -53,7 +68,7 @@ fn literal_len(line: &[u8]) -> Option<usize> {
 impl Tracer {
     /// A tracer for connection `id`.
     pub fn new(id: netloop::ConnId) -> Self {
-        Tracer { id }
+        Tracer { id, skip: 0 }
     }
 
     /// Log a free-form line (already prefixed with `C:`/`S:`).
@@ -82,7 +97,7 @@ impl Tracer {
 
     /// Log bytes sent to the client.
     pub fn server(&mut self, bytes: &[u8]) {
-        for l in render(bytes) {
+        for l in render_from(bytes, &mut self.skip) {
             self.note(&format!("S: {l}"));
         }
     }
@@ -96,5 +111,20 @@ mod tests {
     fn literals_are_elided_and_lines_split() {
         let got = render(b"* 1 FETCH (BODY[] {5}\r\nhello)\r\na OK done\r\n");
         assert_eq!(got, vec!["* 1 FETCH (BODY[] {5}<5 octets>)", "a OK done"]);
+    }
+
+    #[test]
+    fn literal_split_across_flushes_is_still_elided() {
+        let mut skip = 0;
+        assert_eq!(
+            render_from(b"* 1 FETCH (BODY[] {10}\r\nabc", &mut skip),
+            vec!["* 1 FETCH (BODY[] {10}<10 octets>"]
+        );
+        assert_eq!(skip, 7);
+        assert!(render_from(b"defg", &mut skip).is_empty());
+        assert_eq!(
+            render_from(b"hij)\r\na OK\r\n", &mut skip),
+            vec![")", "a OK"]
+        );
     }
 }

@@ -9,8 +9,9 @@
 //! Non-PEEK body fetches set `\Seen` first (one write), and FLAGS are then
 //! included in the response for the messages that changed.
 
-use super::fetch_encode::{encode_batch, Item, Seg, BATCH_MESSAGES, CHUNK};
+use super::fetch_encode::{encode_batch, Item, Seg};
 use crate::command::{FetchAtt, SequenceSet};
+use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
 use crate::response::Status;
 use crate::session::{Done, ImapSession};
 use mailstore::{FlagOp, Flags, MailboxId, SystemFlag, Uid};
@@ -137,9 +138,6 @@ pub(crate) fn fetch(
     );
     Step::Continue
 }
-
-/// Output queued beyond this makes the pump wait for netloop's drain.
-const HIGH_WATER: usize = 256 * 1024;
 
 /// Move the FETCH forward: queue encoded segments until enough output is
 /// waiting (then `on_drained` calls again), read the next chunk of a

@@ -1,7 +1,7 @@
 //! Encoding FETCH responses on a store thread (RFC 3501 §7.4.2): data
 //! items from mailstore's metadata, body sections by slicing the raw message
 //! with the MIME byte ranges recorded at delivery (byte-exact by
-//! construction). Bodies up to [`STREAM_MIN`] are read inline; larger ones
+//! construction). Bodies up to [`crate::limits::STREAM_MIN`] are read inline; larger ones
 //! become [`Seg::Raw`] ranges that the pump in `fetch.rs` reads in chunks.
 
 use crate::command::{FetchAtt, SectionText};
@@ -11,14 +11,7 @@ use crate::structure::{body, envelope, find_part};
 use mailstore::{Flags, MailboxId, MessageMeta, MimePart, Reader, Uid};
 use std::collections::VecDeque;
 
-/// Most messages per batch.
-pub(crate) const BATCH_MESSAGES: usize = 256;
-/// Body bytes read inline per batch before it is cut short.
-const BATCH_BYTES: u64 = 1 << 20;
-/// Bodies at least this large are streamed in chunks.
-pub(crate) const STREAM_MIN: u64 = 256 * 1024;
-/// Chunk size for streamed bodies.
-pub(crate) const CHUNK: u64 = 256 * 1024;
+use crate::limits::{FETCH_BATCH_BYTES as BATCH_BYTES, STREAM_MIN};
 
 /// One message of a batch: what the loop thread knows about it.
 #[derive(Debug, Clone)]

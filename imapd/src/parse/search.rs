@@ -13,8 +13,7 @@ use nom::multi::separated_list1;
 use nom::sequence::preceded;
 use nom::Parser;
 
-/// Deepest nesting of NOT/OR/parentheses we accept.
-const MAX_DEPTH: usize = 32;
+use crate::limits::MAX_SEARCH_DEPTH as MAX_DEPTH;
 
 /// If the arguments name a CHARSET other than UTF-8 / US-ASCII, return it.
 pub(super) fn unsupported_charset(i: &[u8]) -> Option<String> {

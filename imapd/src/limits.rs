@@ -1,0 +1,43 @@
+//! Every limit and timeout of the IMAP server in one place, with the
+//! reasoning for each value. `Config` defaults come from here.
+
+use std::time::Duration;
+
+/// Largest literal accepted by default (an APPENDed message): 64 MiB.
+pub const MAX_LITERAL: u64 = 64 * 1024 * 1024;
+
+/// Longest command line (literals excluded) by default. RFC 7162 §4
+/// recommends accepting at least 8192 octets; long UID sets need more.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A whole command may exceed its largest literal by this much.
+pub const COMMAND_SLACK: usize = 1024 * 1024;
+
+/// Inactivity before autologout: RFC 3501 §5.4 asks for at least 30
+/// minutes; IDLE clients re-issue IDLE every 29 minutes.
+pub const AUTOLOGOUT: Duration = Duration::from_secs(31 * 60);
+
+/// Pause before answering a failed LOGIN/AUTHENTICATE (slows guessing).
+pub const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
+/// How often the watcher looks for commits by other processes; bounds the
+/// IDLE push delay for mail delivered by a separate smtpd.
+pub const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// Messages read and encoded per FETCH batch.
+pub const FETCH_BATCH_MESSAGES: usize = 256;
+
+/// Body octets read inline per FETCH batch before it is cut short.
+pub const FETCH_BATCH_BYTES: u64 = 1 << 20;
+
+/// Body sections at least this large are streamed in chunks.
+pub const STREAM_MIN: u64 = 256 * 1024;
+
+/// Chunk size for streamed bodies.
+pub const CHUNK: u64 = 256 * 1024;
+
+/// Output queued beyond this makes a streamed FETCH wait for the socket.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Deepest nesting of NOT/OR/parentheses accepted in SEARCH.
+pub const MAX_SEARCH_DEPTH: usize = 32;
