@@ -192,7 +192,7 @@ impl Draft {
     /// The draft as editable text: header lines, a blank line, the body.
     pub fn to_editor_text(&self) -> String {
         format!(
-            "From: {}\nTo: {}\nCc: {}\nBcc: {}\nSubject: {}\n\n{}",
+            "From: {}\nTo: {}\nCc: {}\nBcc: {}\nSubject: {}\nAttach: \n\n{}",
             self.from,
             self.to.join(", "),
             self.cc.join(", "),
@@ -238,6 +238,17 @@ impl Draft {
         }
         d
     }
+}
+
+/// Paths named on `Attach:` lines of an edited draft's header block.
+pub fn attach_lines(text: &str) -> Vec<String> {
+    let text = text.replace("\r\n", "\n");
+    let head = text.split_once("\n\n").map_or(text.as_str(), |(h, _)| h);
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, v)| k.trim().eq_ignore_ascii_case("attach") && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
 }
 
 /// Removes every Bcc header field (with continuation lines) from a message.
@@ -535,5 +546,8 @@ mod tests {
         assert_eq!(back.to, d.to);
         assert!(back.cc.is_empty());
         assert_eq!(back.body, d.body);
+        let with = edited.replace("Attach: ", "Attach: /tmp/a.pdf\nAttach: b c.txt");
+        assert_eq!(attach_lines(&with), vec!["/tmp/a.pdf", "b c.txt"]);
+        assert!(attach_lines(&d.to_editor_text()).is_empty());
     }
 }

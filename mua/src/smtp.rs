@@ -198,7 +198,13 @@ impl SmtpClient {
             mail.push_str(" BODY=8BITMIME");
         }
         if self.extension("SIZE").is_some() {
-            mail.push_str(&format!(" SIZE={}", data.len()));
+            // RFC 1870 §3: the size with CRLF line endings, before stuffing.
+            let bare_lf = data
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'))
+                .count();
+            mail.push_str(&format!(" SIZE={}", data.len() + bare_lf));
         }
         let r = self.command(&mail, None)?;
         if !r.is_positive() {
@@ -262,5 +268,114 @@ mod tests {
         assert_eq!(dot_stuff(b".\n"), b"..\r\n.\r\n");
         assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
         assert_eq!(dot_stuff(b"x.y\r\n"), b"x.y\r\n.\r\n");
+    }
+
+    /// One scripted SMTP peer: greets, then answers each line with
+    /// `answer(line)`; DATA bodies are collected up to the dot line.
+    fn serve(
+        greeting: &'static str,
+        mut answer: impl FnMut(&str) -> String + Send + 'static,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            w.write_all(greeting.as_bytes()).unwrap();
+            let mut seen = Vec::new();
+            let mut in_data = false;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return seen;
+                }
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        w.write_all(answer(".").as_bytes()).unwrap();
+                    }
+                    seen.push(format!("D:{}", line.trim_end()));
+                    continue;
+                }
+                let line = line.trim_end().to_string();
+                let reply = answer(&line);
+                in_data = reply.starts_with("354");
+                seen.push(line.clone());
+                w.write_all(reply.as_bytes()).unwrap();
+                if line == "QUIT" {
+                    return seen;
+                }
+            }
+        });
+        (addr, h)
+    }
+
+    #[test]
+    fn auth_login_and_dot_stuffed_data() {
+        let (addr, h) = serve("220-first\r\n220 ready\r\n", |l| match l {
+            l if l.starts_with("EHLO") => "250-hi\r\n250-SIZE 1000\r\n250 AUTH LOGIN\r\n".into(),
+            "AUTH LOGIN" => "334 VXNlcm5hbWU6\r\n".into(),
+            "YUB4" => "334 UGFzc3dvcmQ6\r\n".into(),
+            "cHc=" => "235 ok\r\n".into(),
+            "DATA" => "354 go\r\n".into(),
+            _ => "250 ok\r\n".into(),
+        });
+        let mut c = SmtpClient::connect(&addr, false).unwrap();
+        assert_eq!(c.extension("SIZE"), Some("1000"));
+        c.auth("a@x", "pw").unwrap();
+        c.send("a@x", &["b@x".into()], b"Subject: s\n\n.hidden\n")
+            .unwrap();
+        c.quit();
+        let seen = h.join().unwrap();
+        assert!(
+            seen.contains(&"MAIL FROM:<a@x> SIZE=23".to_string()),
+            "{seen:?}"
+        );
+        assert!(seen.contains(&"D:..hidden".to_string()), "{seen:?}");
+        assert_eq!(seen.last().map(String::as_str), Some("QUIT"));
+    }
+
+    #[test]
+    fn refused_recipient_resets_and_reports_the_reply() {
+        let (addr, h) = serve("220 ready\r\n", |l| {
+            if l.starts_with("EHLO") {
+                "502 5.5.1 no EHLO here\r\n".into()
+            } else if l.starts_with("RCPT") {
+                "550-5.1.1 no such\r\n550 5.1.1 user\r\n".into()
+            } else {
+                "250 ok\r\n".into()
+            }
+        });
+        let mut c = SmtpClient::connect(&addr, false).unwrap();
+        // No AUTH advertised (HELO only): nothing to do.
+        c.auth("a@x", "pw").unwrap();
+        let err = c.send("a@x", &["nobody@x".into()], b"x\r\n").unwrap_err();
+        match err {
+            MuaError::Refused(text) => assert_eq!(text, "550 5.1.1 no such / 5.1.1 user"),
+            other => panic!("{other:?}"),
+        }
+        c.quit();
+        let seen = h.join().unwrap();
+        assert!(seen[1].starts_with("HELO "), "{seen:?}");
+        assert!(seen.contains(&"RSET".to_string()), "{seen:?}");
+    }
+
+    #[test]
+    fn bad_credentials_are_an_auth_error() {
+        let (addr, h) = serve("220 ready\r\n", |l| {
+            if l.starts_with("EHLO") {
+                "250-hi\r\n250 AUTH PLAIN\r\n".into()
+            } else if l.starts_with("AUTH PLAIN") {
+                "535 5.7.8 bad credentials\r\n".into()
+            } else {
+                "221 bye\r\n".into()
+            }
+        });
+        let mut c = SmtpClient::connect(&addr, false).unwrap();
+        assert!(matches!(c.auth("a@x", "pw"), Err(MuaError::Auth(_))));
+        c.quit();
+        h.join().unwrap();
     }
 }

@@ -227,7 +227,13 @@ impl App {
 
     /// The editor returned `text` for `draft`: show the confirm screen.
     pub fn on_edited(&mut self, draft: &Draft, text: &str) {
-        let d = draft.from_editor_text(text);
+        let mut d = draft.from_editor_text(text);
+        for path in compose::attach_lines(text) {
+            match compose::Attachment::from_path(std::path::Path::new(&path)) {
+                Ok(a) => d.attachments.push(a),
+                Err(e) => self.status = format!("cannot attach {path}: {e}"),
+            }
+        }
         if d.to.is_empty() && d.cc.is_empty() && d.bcc.is_empty() {
             self.status = "draft has no recipients; discarded".into();
             self.mode = Mode::Normal;

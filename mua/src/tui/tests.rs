@@ -194,6 +194,33 @@ fn compose_without_recipients_is_discarded() {
 }
 
 #[test]
+fn compose_attaches_files_named_in_the_draft() {
+    let mut app = opened(5);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.txt");
+    std::fs::write(&file, "0123456789").unwrap();
+    let acts = key(&mut app, KeyCode::Char('c'));
+    let [Action::Edit(d)] = acts.as_slice() else {
+        panic!("{acts:?}")
+    };
+    let text = d
+        .to_editor_text()
+        .replace("To: ", "To: bob@localhost")
+        .replace(
+            "Attach: ",
+            &format!("Attach: {}\nAttach: /no/such/file", file.display()),
+        );
+    app.on_edited(d, &text);
+    assert!(
+        app.status.contains("cannot attach /no/such/file"),
+        "{}",
+        app.status
+    );
+    let s = screen(&mut app);
+    assert!(s.contains("Attach:  plan.txt (10 bytes)"), "{s}");
+}
+
+#[test]
 fn search_prompt_sends_query_and_rejects_bad_ones() {
     let mut app = opened(50);
     key(&mut app, KeyCode::Char('/'));
