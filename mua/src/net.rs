@@ -14,8 +14,9 @@ use std::time::Duration;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for any server reply before giving up.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest reply line we accept (guards against a runaway server).
-pub const MAX_LINE: usize = 1 << 20;
+/// Longest reply line we accept (guards against a runaway server). A
+/// `* SEARCH` answer for a million messages is about 7 MiB.
+pub const MAX_LINE: usize = 16 << 20;
 
 /// A connected socket with buffered reads and optional tracing.
 pub struct Conn {

@@ -4,7 +4,8 @@
 //! `draw` (screen from state) and `worker` (IMAP/SMTP on background
 //! threads, IDLE watcher for new mail). This module runs the loop and owns
 //! the terminal: raw mode and the alternate screen are always restored —
-//! on quit, on error, on panic (hook) and on Ctrl-C (a key in raw mode).
+//! on quit, on error, on panic (hook), on Ctrl-C (a key in raw mode) and on
+//! SIGTERM/SIGHUP (a flag the loop checks).
 
 pub mod app;
 pub mod draw;
@@ -182,7 +183,8 @@ fn edit(term: &mut Term, app: &mut App, draft: &Draft) -> anyhow::Result<()> {
 pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
     let account = Account {
         imap: ctx.imap_addr()?,
-        smtp: ctx.smtp_addr()?,
+        // Reading needs no SMTP server; sending says so if none is set.
+        smtp: ctx.smtp_addr().unwrap_or_default(),
         user: ctx.user()?,
         password: ctx.password()?,
         sent: ctx.sent_mailbox(),
@@ -196,6 +198,10 @@ pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
     worker::spawn_worker(account.clone(), client, req_rx, ev_tx.clone());
     worker::spawn_watcher(account, ev_tx, stop.clone());
     let (mut app, initial) = App::new(&ctx.from_header()?, mailbox);
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, signalled.clone())?;
+    }
     let (mut term, _guard) = setup()?;
     let mut pending: Vec<Action> = initial;
     loop {
@@ -214,7 +220,7 @@ pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
             pending.push(a);
             continue;
         }
-        if app.quit {
+        if app.quit || signalled.load(Ordering::Relaxed) {
             break;
         }
         while let Ok(ev) = ev_rx.try_recv() {

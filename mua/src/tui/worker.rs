@@ -177,6 +177,12 @@ impl Worker {
                 ))]
             }
             Request::Send(draft) => {
+                if self.account.smtp.is_empty() {
+                    return Err(crate::error::MuaError::Usage(
+                        "no SMTP server configured (--smtp, MUA_SMTP or smtp = in the config)"
+                            .into(),
+                    ));
+                }
                 let rcpts = draft.recipients()?;
                 let (id, bytes) = draft.build()?;
                 let mut smtp = SmtpClient::connect(&self.account.smtp, false)?;
