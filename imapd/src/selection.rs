@@ -96,6 +96,15 @@ impl Selection {
             }
         } else {
             let n = self.msgs.len() as u32;
+            // `1:*` on an empty mailbox names nothing rather than an error
+            // (clients send it right after SELECT); explicit numbers past
+            // the end are still refused.
+            let star = |r: &crate::command::SeqRange| {
+                r.start == crate::command::SeqNum::Star || r.end == crate::command::SeqNum::Star
+            };
+            if n == 0 && set.0.iter().all(star) {
+                return Ok(out);
+            }
             let ranges = set.merged(n);
             if ranges.iter().any(|&(a, b)| a == 0 || b > n) {
                 return Err("Invalid message sequence number".into());

@@ -167,6 +167,10 @@ fn uid_fetch_includes_uid_and_handles_star_and_changedsince() {
     );
     let r = c.cmd("FETCH 4 FLAGS");
     assert_eq!(Client::status_of(&r), "BAD");
+    c.ok("SELECT Trash");
+    assert_eq!(c.ok("FETCH 1:* FLAGS").len(), 1);
+    assert_eq!(c.ok("UID FETCH 1:* FLAGS").len(), 1);
+    assert_eq!(Client::status_of(&c.cmd("FETCH 1 FLAGS")), "BAD");
 }
 
 #[test]
