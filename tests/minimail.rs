@@ -1,0 +1,243 @@
+//! The `minimail` binary end to end, as a user runs it: `user add/list/
+//! passwd/del` on a fresh store, `up` on ephemeral ports, a message sent over
+//! SMTP and read back over IMAP from the other server in the same process,
+//! SIGTERM ending it cleanly, and the start-up errors of CONTRACT.md.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_minimail");
+
+fn minimail(db: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Start `minimail up` on port 0 and read the ports from its start-up line.
+fn up(db: &Path) -> (Child, String, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--smtp",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(db)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    // "minimail up: smtp on 127.0.0.1:P, imap on 127.0.0.1:Q, store ..."
+    let smtp = line
+        .split("smtp on ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let imap = line
+        .split("imap on ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, smtp, imap)
+}
+
+struct Client {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: &str) -> Client {
+        let w = TcpStream::connect(addr).unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        Client { w, r }
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        l
+    }
+    /// Send a line; read until a line starting with `until`, return all lines.
+    fn say(&mut self, line: &str, until: &str) -> String {
+        self.w.write_all(line.as_bytes()).unwrap();
+        self.w.write_all(b"\r\n").unwrap();
+        self.read_until(until)
+    }
+    fn read_until(&mut self, until: &str) -> String {
+        let mut all = String::new();
+        loop {
+            let l = self.line();
+            assert!(!l.is_empty(), "connection closed; got so far: {all}");
+            all.push_str(&l);
+            if l.starts_with(until) {
+                return all;
+            }
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn user_admin_commands_manage_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let (code, out, _) = minimail(
+        &db,
+        &["user", "add", "Alice@LOCALHOST", "--password-stdin"],
+        "pw1\n",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("alice@localhost") || out.contains("Alice@localhost"),
+        "{out}"
+    );
+    let (code, _, err) = minimail(
+        &db,
+        &["user", "add", "alice@localhost", "--password-stdin"],
+        "x\n",
+    );
+    assert_ne!(code, 0, "duplicate user must fail");
+    assert!(err.contains("exists"), "{err}");
+    let (code, _, err) = minimail(
+        &db,
+        &["user", "add", "not-an-address", "--password-stdin"],
+        "x\n",
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("not an address"), "{err}");
+    minimail(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "pw2\n",
+    );
+    let (code, out, _) = minimail(&db, &["user", "list"], "");
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (code, _, _) = minimail(
+        &db,
+        &["user", "passwd", "bob@localhost", "--password-stdin"],
+        "new\n",
+    );
+    assert_eq!(code, 0);
+    let (code, _, err) = minimail(
+        &db,
+        &["user", "passwd", "carol@localhost", "--password-stdin"],
+        "x\n",
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no such user"), "{err}");
+    let (code, _, _) = minimail(&db, &["user", "del", "bob@localhost"], "");
+    assert_eq!(code, 0);
+    let (_, out, _) = minimail(&db, &["user", "list"], "");
+    assert!(!out.contains("bob@"), "{out}");
+    let (code, _, _) = minimail(&db, &["user", "del", "bob@localhost"], "");
+    assert_ne!(code, 0, "deleting a missing user fails");
+}
+
+#[test]
+fn mail_sent_over_smtp_is_read_over_imap_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    minimail(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "s3cret\n",
+    );
+    let (mut child, smtp, imap) = up(&db);
+
+    let mut s = Client::connect(&smtp);
+    assert!(s.line().starts_with("220 "));
+    s.say("EHLO test.example", "250 ");
+    s.say("MAIL FROM:<alice@example.org>", "250 ");
+    s.say("RCPT TO:<Bob+lists@localhost>", "250 ");
+    s.say("DATA", "354 ");
+    let reply = s.say(
+        "Subject: round trip\r\n\r\nline one\r\n..dot line\r\n.",
+        "250 ",
+    );
+    assert!(reply.starts_with("250 "), "{reply}");
+    s.say("QUIT", "221 ");
+
+    let mut i = Client::connect(&imap);
+    assert!(i.line().starts_with("* OK"));
+    assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
+    let sel = i.say("b SELECT INBOX", "b ");
+    assert!(sel.contains("* 1 EXISTS"), "{sel}");
+    let f = i.say("c FETCH 1 BODY.PEEK[]", "c ");
+    assert!(f.contains("Return-Path: <alice@example.org>"), "{f}");
+    assert!(f.contains("Received: from test.example"), "{f}");
+    assert!(
+        f.contains("Subject: round trip\r\n\r\nline one\r\n.dot line\r\n"),
+        "{f}"
+    );
+    i.say("d LOGOUT", "d ");
+
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn unopenable_store_and_busy_port_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = minimail(&dir.path().join("no/such/dir/m.db"), &["up"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("store"), "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let out = Command::new(BIN)
+        .args(["up", "--imap", "127.0.0.1:0", "--smtp", &port, "--db"])
+        .arg(dir.path().join("m.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&port), "{err}");
+}
