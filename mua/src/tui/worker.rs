@@ -6,7 +6,8 @@
 use super::{Event, Purpose, Request};
 use crate::cmd::list::{Row, ROW_ITEMS};
 use crate::cmd::mailboxes::mailbox_rows;
-use crate::error::Result;
+use crate::error::{MuaError, Result};
+use crate::imap::parse::Untagged;
 use crate::imap::{uid_set, Arg, Client};
 use crate::smtp::SmtpClient;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +74,7 @@ impl Worker {
                 self.client.select(&mailbox, false)?;
                 self.mailbox = mailbox.clone();
                 let criteria = match &query {
-                    Some(q) => crate::query::to_search(q).map_err(crate::error::MuaError::Usage)?,
+                    Some(q) => crate::query::to_search(q).map_err(MuaError::Usage)?,
                     None => vec![Arg::raw("ALL")],
                 };
                 let mut uids = self.client.uid_search(criteria)?;
@@ -164,12 +165,9 @@ impl Worker {
                     .attachments()
                     .into_iter()
                     .find(|a| a.index == index)
-                    .ok_or_else(|| {
-                        crate::error::MuaError::NotFound(format!("no attachment {index}"))
-                    })?;
-                std::fs::write(&path, &att.data).map_err(|e| {
-                    crate::error::MuaError::Usage(format!("cannot write {path}: {e}"))
-                })?;
+                    .ok_or_else(|| MuaError::NotFound(format!("no attachment {index}")))?;
+                std::fs::write(&path, &att.data)
+                    .map_err(|e| MuaError::Usage(format!("cannot write {path}: {e}")))?;
                 vec![Event::Info(format!(
                     "saved {} ({} bytes) to {path}",
                     att.filename,
@@ -178,7 +176,7 @@ impl Worker {
             }
             Request::Send(draft) => {
                 if self.account.smtp.is_empty() {
-                    return Err(crate::error::MuaError::Usage(
+                    return Err(MuaError::Usage(
                         "no SMTP server configured (--smtp, MUA_SMTP or smtp = in the config)"
                             .into(),
                     ));
@@ -203,6 +201,36 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// A fresh session after the old one died (server restart, autologout),
+    /// with the open mailbox selected again.
+    fn reconnect(&mut self) -> Result<()> {
+        self.client = self.account.imap_session()?;
+        if !self.mailbox.is_empty() {
+            self.client.select(&self.mailbox, false)?;
+        }
+        Ok(())
+    }
+
+    /// Handles a request; if the connection broke, reconnects and retries
+    /// once — except for sending, which must never go out twice.
+    fn handle_retrying(&mut self, req: Request) -> Vec<Event> {
+        let as_events =
+            |r: Result<Vec<Event>>| r.unwrap_or_else(|e| vec![Event::Error(e.to_string())]);
+        if matches!(req, Request::Send(_)) {
+            return as_events(self.handle(req));
+        }
+        match self.handle(req.clone()) {
+            Ok(evs) => evs,
+            Err(MuaError::Protocol(why)) => match self.reconnect() {
+                Ok(()) => as_events(self.handle(req)),
+                Err(e) => vec![Event::Error(format!("{why}; reconnecting failed: {e}"))],
+            },
+            Err(e) => vec![Event::Error(e.to_string())],
+        }
+    }
+}
+
 /// Runs the worker on a logged-in session until the request channel closes.
 pub fn spawn_worker(
     account: Account,
@@ -218,11 +246,7 @@ pub fn spawn_worker(
             has_trash: false,
         };
         for req in requests {
-            let out = match w.handle(req) {
-                Ok(evs) => evs,
-                Err(e) => vec![Event::Error(e.to_string())],
-            };
-            for ev in out {
+            for ev in w.handle_retrying(req) {
                 if events.send(ev).is_err() {
                     return;
                 }
@@ -232,43 +256,68 @@ pub fn spawn_worker(
     });
 }
 
+/// One watcher session: log in, EXAMINE INBOX, IDLE until the connection
+/// fails (Err) or `stop` is set (Ok). `count` carries the message count
+/// across reconnections so mail that arrived in between is reported.
+fn watch(
+    account: &Account,
+    events: &Sender<Event>,
+    stop: &AtomicBool,
+    count: &mut Option<u32>,
+) -> Result<()> {
+    let mut c = account.imap_session()?;
+    let sel = c.select("INBOX", true)?;
+    match *count {
+        Some(n) if sel.exists > n => {
+            let _ = events.send(Event::NewMail("INBOX".into()));
+        }
+        None => {
+            let _ = events.send(Event::Info("watching INBOX for new mail".into()));
+        }
+        _ => {}
+    }
+    *count = Some(sel.exists);
+    while !stop.load(Ordering::Relaxed) {
+        // RFC 2177 asks clients to re-issue IDLE at least every 29 minutes;
+        // shorter rounds also notice `stop` sooner.
+        for u in c.idle(Duration::from_secs(30))? {
+            match u {
+                Untagged::Exists(n) => {
+                    if count.is_some_and(|c| n > c)
+                        && events.send(Event::NewMail("INBOX".into())).is_err()
+                    {
+                        return Ok(());
+                    }
+                    *count = Some(n);
+                }
+                Untagged::Expunge(_) => *count = count.map(|c| c.saturating_sub(1)),
+                _ => {}
+            }
+        }
+    }
+    c.logout();
+    Ok(())
+}
+
 /// Watches INBOX with IDLE on its own connection and sends `NewMail` when
-/// the message count grows. Stops when `stop` is set or the UI is gone.
+/// the message count grows; reconnects (every 5 s) when the session drops.
+/// Stops when `stop` is set or the UI is gone.
 pub fn spawn_watcher(account: Account, events: Sender<Event>, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
-        let Ok(mut c) = account.imap_session() else {
-            return;
-        };
-        let Ok(sel) = c.select("INBOX", true) else {
-            return;
-        };
-        let mut count = sel.exists;
-        if events
-            .send(Event::Info("watching INBOX for new mail".into()))
-            .is_err()
-        {
-            return;
-        }
+        let mut count = None;
         while !stop.load(Ordering::Relaxed) {
-            // RFC 2177 asks clients to re-issue IDLE at least every 29 minutes;
-            // shorter rounds also notice `stop` sooner.
-            let Ok(seen) = c.idle(Duration::from_secs(30)) else {
-                let _ = events.send(Event::Info("new-mail watcher disconnected".into()));
-                return;
-            };
-            for u in seen {
-                match u {
-                    crate::imap::parse::Untagged::Exists(n) => {
-                        if n > count && events.send(Event::NewMail("INBOX".into())).is_err() {
-                            return;
-                        }
-                        count = n;
+            match watch(&account, &events, &stop, &mut count) {
+                Ok(()) => return,
+                Err(e) => {
+                    if events
+                        .send(Event::Info(format!("new-mail watcher: {e}; retrying")))
+                        .is_err()
+                    {
+                        return;
                     }
-                    crate::imap::parse::Untagged::Expunge(_) => count = count.saturating_sub(1),
-                    _ => {}
+                    std::thread::sleep(Duration::from_secs(5));
                 }
             }
         }
-        c.logout();
     });
 }
