@@ -303,6 +303,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_in_arbitrary_chunks_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            cut in 1usize..50,
+        ) {
+            let (mut f, mut i) = (framer(), InBuf::new());
+            for chunk in bytes.chunks(cut) {
+                feed(&mut f, &mut i, chunk);
+            }
+            // Whatever state it is in, a fresh command after a reset works.
+            f.reset();
+            let mut i = InBuf::new();
+            proptest::prop_assert_eq!(
+                feed(&mut f, &mut i, b"z NOOP\r\n"),
+                vec![Frame::Command(b"z NOOP".to_vec())]
+            );
+        }
+    }
+
     #[test]
     fn literal_announcement_is_only_recognised_at_line_end() {
         assert_eq!(literal_at_end(b"a {12}"), Some((12, false)));

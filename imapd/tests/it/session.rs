@@ -152,3 +152,42 @@ fn too_many_connections_get_bye() {
     assert!(second.greeting.starts_with("* BYE"), "{}", second.greeting);
     let _ = &mut second;
 }
+
+#[test]
+fn nasty_lines_never_break_the_session() {
+    let s = TestServer::start();
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    let nasty: &[&[u8]] = &[
+        b"\0\0\0",
+        b"\xff\xfe garbage \x80",
+        b"a1 FETCH",
+        b"a1 FETCH 1:* (BODY[1.2.3.4.5.6.7.8.9.10.11.12]<0.1>)",
+        b"a1 SEARCH NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT ALL",
+        b"a1 UID FETCH 4294967295:1 FLAGS",
+        b"a1 UID FETCH 99999999999 FLAGS",
+        b"a1 SELECT \"unterminated",
+        b"a1 LIST \"\" \"&Jjo\"",
+        b"a1 STORE 1:* FLAGS (\\Seen",
+        b"a1 APPEND INBOX {-1}",
+        b"* NOOP",
+        b"a\rb NOOP",
+        b"a1 ID (\"k\" \"v\" \"odd\")",
+        b"a1 ENABLE",
+        b"a1 CREATE \"\"",
+        b"a1 RENAME INBOX INBOX",
+        b"a1 EXAMINE \"&-&-&-\"",
+    ];
+    for line in nasty {
+        c.send(line);
+        c.send(b"\r\n");
+        let r = c.cmd("NOOP");
+        assert!(
+            r.last().unwrap().ends_with("OK NOOP completed"),
+            "after {:?}: {r:?}",
+            String::from_utf8_lossy(line)
+        );
+        assert!(r.iter().all(|l| !l.contains("EXPUNGE")));
+    }
+}
