@@ -228,4 +228,11 @@ mod tests {
             "5 < 6 &unknown; & done"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "(<[a-z/!-]{0,6}( href=\"[^\"]{0,5}\")?>|&[#x0-9a-z]{0,8};?|[^<&]{0,5}|ü|☺){0,30}") {
+            let _ = to_text(&s);
+        }
+    }
 }

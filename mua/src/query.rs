@@ -239,4 +239,13 @@ mod tests {
         assert!(matches!(&args[1], Arg::Str(b) if b == "grüße".as_bytes()));
         assert_eq!(render(&args), "TEXT {7}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "((-|not:)?(from|to|since|larger|subject|x)?:?[a-z0-9ü\"-]{0,6}| or ){0,8}") {
+            if let Ok(args) = to_search(&s) {
+                let _ = render(&args);
+            }
+        }
+    }
 }

@@ -609,4 +609,22 @@ mod tests {
         assert_eq!(literal_len(b"* OK {braces}"), None);
         assert_eq!(literal_len(b"* OK done"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics_on_arbitrary_bytes(buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = parse_response(&buf);
+            let _ = literal_len(&buf);
+        }
+
+        #[test]
+        fn parser_never_panics_on_mangled_responses(cut in 0usize..120, junk in "[ ()\\[\\]{}\"0-9A-Z+*\r\n]{0,12}") {
+            let good = b"* 12 FETCH (UID 40 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: hi\r\n\r ENVELOPE (NIL \"s\" ((\"n\" NIL \"a\" \"b\")) NIL NIL NIL NIL NIL NIL NIL))";
+            let mut buf = good[..cut.min(good.len())].to_vec();
+            buf.extend_from_slice(junk.as_bytes());
+            if let Ok(Response::Untagged(Untagged::Fetch { seq, items })) = parse_response(&buf) {
+                let _ = super::super::fetch::fetch_data(seq, &items);
+            }
+        }
+    }
 }
