@@ -68,12 +68,16 @@ struct UpArgs {
 impl Default for UpArgs {
     fn default() -> Self {
         match Cli::try_parse_from(["minimail", "up"]) {
-            Ok(Cli { cmd: Some(Cmd::Up(a)) }) => a,
+            Ok(Cli {
+                cmd: Some(Cmd::Up(a)),
+            }) => a,
             // The parse of fixed arguments above cannot fail; keep a safe fallback.
             _ => UpArgs {
                 smtp: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
                 imap: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
-                db: DbArg { db: PathBuf::from("./minimail.db") },
+                db: DbArg {
+                    db: PathBuf::from("./minimail.db"),
+                },
                 domains: vec!["localhost".into()],
                 hostname: "localhost".into(),
                 max_message_size: 25 * 1024 * 1024,
@@ -150,27 +154,39 @@ fn up(a: UpArgs) -> Result<()> {
         ..smtpd::Config::default()
     };
     smtp_cfg.net.max_connections = a.max_connections;
-    let mut imap_cfg = imapd::Config { trace: a.trace, ..imapd::Config::default() };
+    let mut imap_cfg = imapd::Config {
+        trace: a.trace,
+        ..imapd::Config::default()
+    };
     imap_cfg.net.max_connections = a.max_connections;
 
     let smtp = smtpd::bind(&a.smtp, smtp_cfg, store.clone())?;
     let imap = imapd::bind(&a.imap, imap_cfg, store.clone())?;
     let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
     netloop::shutdown_on_signals(handles.clone()).context("cannot install signal handlers")?;
-    let list = |v: Vec<SocketAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+    let list = |v: Vec<SocketAddr>| {
+        v.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     eprintln!(
         "minimail up: smtp on {}, imap on {}, store {}",
         list(smtp.local_addrs()),
         list(imap.local_addrs()),
         a.db.db.display()
     );
-    let smtp_thread = std::thread::Builder::new().name("smtpd".into()).spawn(move || smtp.run())?;
+    let smtp_thread = std::thread::Builder::new()
+        .name("smtpd".into())
+        .spawn(move || smtp.run())?;
     let imap_result = imap.run();
     // If one server stops (shutdown or a poll failure), stop the other too.
     for h in &handles {
         h.shutdown();
     }
-    let smtp_result = smtp_thread.join().map_err(|_| anyhow::anyhow!("smtpd thread panicked"))?;
+    let smtp_result = smtp_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("smtpd thread panicked"))?;
     store.shutdown();
     smtp_result.context("smtpd")?;
     imap_result.context("imapd")?;
@@ -181,7 +197,10 @@ fn up(a: UpArgs) -> Result<()> {
 fn read_password(from_stdin: bool) -> Result<String> {
     let pw = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
         let p = rpassword::prompt_password("Password: ").context("cannot read the password")?;
@@ -214,7 +233,11 @@ fn valid_address(address: &str) -> Result<String> {
 
 fn user(cmd: UserCmd) -> Result<()> {
     match cmd {
-        UserCmd::Add { address, db, password_stdin } => {
+        UserCmd::Add {
+            address,
+            db,
+            password_stdin,
+        } => {
             let address = valid_address(&address)?;
             let store = open_store(&db)?;
             if store.read_sync(|r| r.user(&address))?.is_some() {
@@ -244,7 +267,11 @@ fn user(cmd: UserCmd) -> Result<()> {
             store.shutdown();
             println!("deleted {address}");
         }
-        UserCmd::Passwd { address, db, password_stdin } => {
+        UserCmd::Passwd {
+            address,
+            db,
+            password_stdin,
+        } => {
             let store = open_store(&db)?;
             if store.read_sync(|r| r.user(&address))?.is_none() {
                 bail!("no such user: {address}");

@@ -135,7 +135,9 @@ pub trait Session: 'static {
 
     /// The output queue became empty (everything was written to the
     /// socket). Sessions that stream large responses produce the next chunk
-    /// here. Default: nothing.
+    /// here. If this queues nothing and input is buffered, the loop then
+    /// calls [`Session::on_input`] (the session may have held input back
+    /// while streaming). Default: nothing.
     fn on_drained(&mut self, _io: &mut Io<'_, Self::Done>) -> Step {
         Step::Continue
     }

@@ -27,6 +27,10 @@ const SCAN_EVERY: Duration = Duration::from_millis(250);
 /// How long a closing connection may take to drain its goodbye.
 const LINGER: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 64 * 1024;
+/// After the goodbye is sent we half-close and read (discarding) for this
+/// long, so unread client bytes do not make the kernel reset the connection
+/// and destroy the goodbye before the client reads it.
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Limits and timeouts of the loop. Every limit has a sane default.
 #[derive(Debug, Clone)]
@@ -87,6 +91,8 @@ struct Conn<S: Session> {
     eof_told: bool,
     /// Flush the output queue, then close.
     closing: bool,
+    /// Goodbye sent and our side shut down; discarding input until EOF.
+    half_closed: bool,
     /// `on_shutdown` answered Continue: ask again after the next completion.
     shutdown_pending: bool,
     writable_registered: bool,
@@ -107,6 +113,8 @@ pub struct Server<S: Service> {
     done_rx: mpsc::Receiver<(ConnId, <S::Session as Session>::Done)>,
     stop: Arc<AtomicBool>,
     stopping_since: Option<Instant>,
+    /// One read buffer for all connections (the loop is single-threaded).
+    scratch: Vec<u8>,
 }
 
 impl<S: Service> Server<S> {
@@ -146,6 +154,7 @@ impl<S: Service> Server<S> {
             done_rx,
             stop: Arc::new(AtomicBool::new(false)),
             stopping_since: None,
+            scratch: vec![0; READ_CHUNK],
         })
     }
 
@@ -281,6 +290,7 @@ impl<S: Service> Server<S> {
                 eof: false,
                 eof_told: false,
                 closing: false,
+                half_closed: false,
                 shutdown_pending: false,
                 writable_registered: false,
             });
@@ -330,17 +340,20 @@ impl<S: Service> Server<S> {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
+            if c.half_closed {
+                self.drain(key);
+                return;
+            }
             if c.closing {
                 break;
             }
             let before = c.input.len();
             let mut fatal = false;
             while c.may_read && !c.eof && c.input.len() < self.config.max_input {
-                let mut chunk = [0u8; READ_CHUNK];
                 let room = (self.config.max_input - c.input.len()).min(READ_CHUNK);
-                match c.stream.read(&mut chunk[..room]) {
+                match c.stream.read(&mut self.scratch[..room]) {
                     Ok(0) => c.eof = true,
-                    Ok(n) => c.input.extend(&chunk[..n]),
+                    Ok(n) => c.input.extend(&self.scratch[..n]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.may_read = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -412,11 +425,27 @@ impl<S: Service> Server<S> {
             }
             if c.out.is_empty() {
                 if c.closing {
-                    self.remove(key);
+                    if c.eof || c.half_closed {
+                        self.remove(key);
+                    } else {
+                        let _ = c.stream.shutdown(std::net::Shutdown::Write);
+                        c.half_closed = true;
+                        c.deadline = Instant::now() + DRAIN;
+                        self.drain(key);
+                    }
                     return;
                 }
                 if progressed {
                     self.with_session(key, |s, io| s.on_drained(io));
+                    // A session that held input back while streaming may
+                    // take it now (as after a completion).
+                    if self
+                        .conns
+                        .get(key)
+                        .is_some_and(|c| c.out.is_empty() && !c.input.is_empty() && !c.closing)
+                    {
+                        self.with_session(key, |s, io| s.on_input(io));
+                    }
                     if self.conns.get(key).is_some_and(|c| !c.out.is_empty()) {
                         continue;
                     }
@@ -447,6 +476,24 @@ impl<S: Service> Server<S> {
         }
         // The session may have consumed input after a completion while the
         // socket still holds bytes we stopped reading because the buffer was full.
+    }
+
+    /// Read and discard what a half-closed connection still sends; close on
+    /// EOF or error (the deadline scan closes it otherwise).
+    fn drain(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        loop {
+            match c.stream.read(&mut self.scratch) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.remove(key);
     }
 
     fn completions(&mut self) {

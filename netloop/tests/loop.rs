@@ -284,3 +284,28 @@ fn flood_without_reading_replies_keeps_memory_bounded_and_completes() {
     h.shutdown();
     j.join().unwrap();
 }
+
+#[test]
+fn output_still_in_flight_survives_unread_client_bytes_at_close() {
+    // The client sends BIG, QUIT and junk the session never reads, and reads
+    // nothing for a while: when the server closes, its last 4 MiB are still
+    // in kernel buffers. Closing with unread input must not reset the
+    // connection (which would drop them); the client gets everything.
+    let (addr, h, j) = start(Config::default());
+    let (mut s, mut r) = connect(addr);
+    line(&mut r);
+    let mut burst = b"BIG 64\r\nQUIT\r\n".to_vec();
+    burst.extend(std::iter::repeat_n(b'j', 2_000_000));
+    let w = thread::spawn(move || {
+        let _ = s.write_all(&burst);
+    });
+    thread::sleep(Duration::from_millis(300));
+    let mut body = vec![0u8; 64 * 65536];
+    r.read_exact(&mut body).unwrap();
+    assert_eq!(line(&mut r), "\r\n");
+    assert_eq!(line(&mut r), "end\r\n");
+    assert_eq!(line(&mut r), "bye\r\n");
+    w.join().unwrap();
+    h.shutdown();
+    j.join().unwrap();
+}
