@@ -3,6 +3,9 @@
 //! with its own CPU use (and the server's, given `--server-pid`) so a run
 //! says when the load tool itself is the bottleneck.
 
+mod e2e;
+mod idle;
+mod imap;
 mod smtp;
 mod stats;
 
@@ -52,6 +55,143 @@ enum Cmd {
         #[arg(long)]
         reuse: bool,
     },
+    /// IMAP workloads against one mailbox.
+    Imap {
+        #[command(flatten)]
+        target: ImapArgs,
+        #[command(subcommand)]
+        work: ImapWork,
+    },
+    /// SMTP `250` -> visible over IMAP: delivery rate and delay.
+    E2e {
+        #[command(flatten)]
+        target: ImapArgs,
+        /// SMTP server address.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        smtp: String,
+        /// Recipient over SMTP (defaults to --user).
+        #[arg(long)]
+        to: Option<String>,
+        /// Concurrent SMTP sessions.
+        #[arg(long, default_value_t = 16)]
+        sessions: usize,
+        /// Messages in total.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+    },
+    /// N connections in IDLE; time from SMTP `250` to `* n EXISTS` on each.
+    Idle {
+        #[command(flatten)]
+        target: ImapArgs,
+        /// SMTP server address.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        smtp: String,
+        /// Recipient over SMTP (defaults to --user).
+        #[arg(long)]
+        to: Option<String>,
+        /// IMAP connections held in IDLE.
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// Messages delivered, one at a time.
+        #[arg(long, default_value_t = 5)]
+        messages: u64,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct ImapArgs {
+    /// IMAP server address.
+    #[arg(long, default_value = "127.0.0.1:1143")]
+    addr: String,
+    /// Login name.
+    #[arg(long, default_value = "bench@localhost")]
+    user: String,
+    /// Password.
+    #[arg(long, env = "MAILBENCH_PASSWORD", default_value = "bench")]
+    password: String,
+    /// Mailbox to work on.
+    #[arg(long, default_value = "INBOX")]
+    mailbox: String,
+}
+
+impl ImapArgs {
+    fn target(self) -> imap::Target {
+        imap::Target {
+            addr: self.addr,
+            user: self.user,
+            password: self.password,
+            mailbox: self.mailbox,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum ImapWork {
+    /// APPEND N messages, pipelined (LITERAL+ when advertised).
+    Populate {
+        /// Messages to append.
+        count: u64,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 2048)]
+        size: usize,
+        /// APPENDs in flight.
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+    },
+    /// Connect + LOGIN + SELECT, repeated.
+    Select {
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+    },
+    /// FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE), warm.
+    FetchMeta {
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// UID SEARCH TEXT word, warm.
+    Search {
+        #[arg(long, default_value = "kumquat")]
+        word: String,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// STORE 1:* +FLAGS (\Flagged) then -FLAGS.
+    Store {
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// Random UID FETCH n BODY.PEEK[] over many sessions.
+    Body {
+        #[arg(long, default_value_t = 16)]
+        sessions: usize,
+        #[arg(long, default_value_t = 20000)]
+        count: u64,
+    },
+}
+
+impl ImapWork {
+    fn workload(self) -> imap::Workload {
+        use imap::Workload as W;
+        match self {
+            ImapWork::Populate {
+                count,
+                size,
+                window,
+            } => W::Populate {
+                count,
+                size,
+                window,
+            },
+            ImapWork::Select { repeat } => W::Select { repeat },
+            ImapWork::FetchMeta { repeat } => W::FetchMeta { repeat },
+            ImapWork::Search { word, repeat } => W::Search { word, repeat },
+            ImapWork::Store { repeat } => W::Store { repeat },
+            ImapWork::Body { sessions, count } => W::Body { sessions, count },
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -76,7 +216,32 @@ fn main() -> Result<()> {
             from,
             to,
             reuse,
+            acks: None,
         })?,
+        Cmd::Imap { target, work } => imap::run(&target.target(), &work.workload())?,
+        Cmd::E2e {
+            target,
+            smtp,
+            to,
+            sessions,
+            messages,
+            size,
+        } => {
+            let t = target.target();
+            let to = to.unwrap_or_else(|| t.user.clone());
+            e2e::run(&t, &smtp, &to, sessions, messages, size)?
+        }
+        Cmd::Idle {
+            target,
+            smtp,
+            to,
+            connections,
+            messages,
+        } => {
+            let t = target.target();
+            let to = to.unwrap_or_else(|| t.user.clone());
+            idle::run(&t, &smtp, &to, connections, messages, cli.server_pid)?
+        }
     };
     report.client_cpu = stats::cpu_seconds("self").unwrap_or(0.0) - client_before;
     if let (Some(p), Some(b)) = (pid.as_deref(), server_before) {

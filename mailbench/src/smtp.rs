@@ -21,6 +21,8 @@ pub struct SmtpOpts {
     pub from: String,
     pub to: String,
     pub reuse: bool,
+    /// When set, the time of every `250` after DATA is pushed here.
+    pub acks: Option<Arc<Mutex<Vec<Instant>>>>,
 }
 
 struct Conn {
@@ -130,7 +132,14 @@ pub fn run(o: SmtpOpts) -> Result<Report> {
                     Ok(d)
                 })();
                 match res {
-                    Ok(d) => mine.push(d),
+                    Ok(d) => {
+                        if let Some(acks) = &o.acks {
+                            if let Ok(mut a) = acks.lock() {
+                                a.push(Instant::now());
+                            }
+                        }
+                        mine.push(d)
+                    }
                     Err(e) => {
                         conn = None;
                         failed.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,253 @@
+//! A small blocking IMAP client for load generation (RFC 3501 §6 commands
+//! LOGIN, SELECT, CREATE, APPEND, LOGOUT; IDLE RFC 2177; LITERAL+ RFC 7888).
+//! It shares nothing with minimail's servers, so it measures any server.
+
+use super::parse::{self, Kind};
+use anyhow::{bail, Context, Result};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// One IMAP connection.
+pub struct Imap {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+    next_tag: u64,
+    /// Capabilities from the greeting, login or CAPABILITY (upper case).
+    pub caps: Vec<String>,
+    /// Reused response buffer.
+    buf: Vec<u8>,
+}
+
+/// The outcome of a tagged command.
+pub struct Done {
+    /// Whether the server said OK.
+    pub ok: bool,
+    /// The status text after the tag.
+    pub text: String,
+}
+
+impl Imap {
+    /// Connect and read the greeting (which must be `* OK` or `* PREAUTH`).
+    pub fn connect(addr: &str) -> Result<Imap> {
+        let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        s.set_nodelay(true)?;
+        let r = BufReader::with_capacity(64 * 1024, s.try_clone()?);
+        let mut c = Imap {
+            w: s,
+            r,
+            next_tag: 0,
+            caps: Vec::new(),
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        c.read()?;
+        let greeting = c.buf.clone();
+        match parse::classify(&greeting) {
+            Kind::Untagged(t) if t.starts_with(b"OK") || t.starts_with(b"PREAUTH") => {
+                if let Some(caps) = parse::capabilities(t) {
+                    c.caps = caps;
+                }
+            }
+            _ => bail!(
+                "bad greeting: {}",
+                String::from_utf8_lossy(&greeting).trim_end()
+            ),
+        }
+        Ok(c)
+    }
+
+    /// Change the read timeout (default two minutes).
+    pub fn set_timeout(&self, d: Duration) -> Result<()> {
+        self.w.set_read_timeout(Some(d))?;
+        Ok(())
+    }
+
+    /// A fresh tag.
+    pub fn tag(&mut self) -> String {
+        self.next_tag += 1;
+        format!("b{}", self.next_tag)
+    }
+
+    /// Write bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.w.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Read one whole response.
+    pub fn read(&mut self) -> Result<Kind<'_>> {
+        parse::read_response(&mut self.r, &mut self.buf)?;
+        Ok(parse::classify(&self.buf))
+    }
+
+    /// Send `tag cmd` and read responses until its tagged status, handing
+    /// every untagged response (text after `* `) to `each`.
+    pub fn run_with(&mut self, cmd: &str, mut each: impl FnMut(&[u8])) -> Result<Done> {
+        let tag = self.tag();
+        self.send(format!("{tag} {cmd}\r\n").as_bytes())?;
+        loop {
+            match self.read()? {
+                Kind::Untagged(t) => each(t),
+                Kind::Continue => bail!("unexpected continuation after {cmd}"),
+                Kind::Tagged { tag: t, ok, text } => {
+                    if t == tag.as_bytes() {
+                        return Ok(Done {
+                            ok,
+                            text: String::from_utf8_lossy(text).into_owned(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Like [`Imap::run_with`], but an error unless the server says OK.
+    pub fn run(&mut self, cmd: &str, each: impl FnMut(&[u8])) -> Result<()> {
+        let d = self.run_with(cmd, each)?;
+        if !d.ok {
+            let verb = cmd.split(' ').next().unwrap_or(cmd);
+            bail!("{verb} failed: {}", d.text);
+        }
+        Ok(())
+    }
+
+    /// LOGIN, then learn the capabilities (they may change after login).
+    pub fn login(&mut self, user: &str, password: &str) -> Result<()> {
+        let cmd = format!("LOGIN {} {}", parse::quote(user), parse::quote(password));
+        let d = self.run_with(&cmd, |_| {})?;
+        if !d.ok {
+            bail!("LOGIN failed: {}", d.text);
+        }
+        match parse::capabilities(d.text.as_bytes()) {
+            Some(c) => self.caps = c,
+            None => {
+                let mut caps = Vec::new();
+                self.run("CAPABILITY", |t| {
+                    if let Some(c) = parse::capabilities(t) {
+                        caps = c;
+                    }
+                })?;
+                self.caps = caps;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the server advertised `cap` (case-insensitive).
+    pub fn has(&self, cap: &str) -> bool {
+        self.caps.iter().any(|c| c.eq_ignore_ascii_case(cap))
+    }
+
+    /// SELECT (or EXAMINE when `read_only`) a mailbox; the EXISTS count.
+    pub fn select(&mut self, mailbox: &str, read_only: bool) -> Result<u32> {
+        let verb = if read_only { "EXAMINE" } else { "SELECT" };
+        let mut n = 0;
+        self.run(&format!("{verb} {}", parse::quote(mailbox)), |t| {
+            if let Some(e) = parse::exists(t) {
+                n = e;
+            }
+        })?;
+        Ok(n)
+    }
+
+    /// Say LOGOUT and read the answer; errors are ignored (we are leaving).
+    pub fn logout(mut self) {
+        let _ = self.run_with("LOGOUT", |_| {});
+    }
+}
+
+/// Connect, LOGIN and SELECT (or EXAMINE): a session ready for work.
+pub fn open(addr: &str, user: &str, password: &str, mailbox: &str, ro: bool) -> Result<Imap> {
+    let mut c = Imap::connect(addr)?;
+    c.login(user, password)?;
+    c.select(mailbox, ro)?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, Write};
+    use std::net::TcpListener;
+
+    /// A scripted server: answers each tagged command line with the canned
+    /// responses for its verb, rewriting TAG to the client's tag.
+    fn scripted(script: &'static [(&'static str, &'static str)]) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().expect("accept");
+            let mut w = s.try_clone().expect("clone");
+            let mut r = std::io::BufReader::new(s);
+            w.write_all(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] hi\r\n")
+                .expect("greet");
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                let mut parts = line.trim_end().splitn(3, ' ');
+                let tag = parts.next().unwrap_or("").to_string();
+                let verb = parts.next().unwrap_or("").to_ascii_uppercase();
+                for (v, resp) in script {
+                    if *v == verb {
+                        w.write_all(resp.replace("TAG", &tag).as_bytes())
+                            .expect("write");
+                    }
+                }
+                line.clear();
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn login_select_and_capabilities() {
+        let addr = scripted(&[
+            ("LOGIN", "TAG OK [CAPABILITY IMAP4rev1 IDLE MOVE] in\r\n"),
+            (
+                "SELECT",
+                "* FLAGS (\\Seen)\r\n* 42 EXISTS\r\n* 0 RECENT\r\nTAG OK [READ-WRITE] done\r\n",
+            ),
+            ("LOGOUT", "* BYE bye\r\nTAG OK out\r\n"),
+        ]);
+        let mut c = Imap::connect(&addr).expect("connect");
+        assert!(c.has("literal+"));
+        c.login("u@x", "p\"w").expect("login");
+        assert!(c.has("IDLE") && !c.has("LITERAL+"));
+        assert_eq!(c.select("INBOX", false).expect("select"), 42);
+        c.logout();
+    }
+
+    #[test]
+    fn refusal_is_an_error_naming_the_verb() {
+        let addr = scripted(&[
+            ("LOGIN", "TAG NO [AUTHENTICATIONFAILED] wrong\r\n"),
+            ("EXAMINE", "TAG NO no such mailbox\r\n"),
+        ]);
+        let mut c = Imap::connect(&addr).expect("connect");
+        let e = c.login("u", "bad").err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("LOGIN failed: NO [AUTHENTICATIONFAILED] wrong")
+        );
+        let e = c.select("Nope", true).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("EXAMINE failed: NO no such mailbox"));
+    }
+
+    #[test]
+    fn fetch_with_literal_reaches_the_callback_whole() {
+        let addr = scripted(&[(
+            "FETCH",
+            "* 1 FETCH (UID 9 BODY[] {5}\r\nb1 OK) \r\n* 2 FETCH (UID 10)\r\nTAG OK fetched\r\n",
+        )]);
+        let mut c = Imap::connect(&addr).expect("connect");
+        let mut got = Vec::new();
+        c.run("FETCH 1:* (UID BODY.PEEK[])", |t| got.push(t.to_vec()))
+            .expect("fetch");
+        assert_eq!(
+            got.len(),
+            2,
+            "the literal's tagged-looking text is not the end"
+        );
+        assert!(got[0].ends_with(b"b1 OK) "), "{:?}", got[0]);
+    }
+}

@@ -1,0 +1,128 @@
+//! `mailbench imap`: IMAP workloads against any server (RFC 3501; LITERAL+
+//! RFC 7888 for pipelined APPEND). Each workload returns a [`Report`] whose
+//! latencies are its timed operations.
+//!
+//! - `populate N`: APPEND N messages over one pipelined session.
+//! - `select`: connect + LOGIN + SELECT, repeated.
+//! - `fetch-meta`: `FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)`.
+//! - `search`: `UID SEARCH TEXT word`.
+//! - `store`: `STORE 1:* +FLAGS (\Flagged)` then `-FLAGS`.
+//! - `body`: many sessions fetching random `UID FETCH n BODY.PEEK[]`.
+
+pub mod client;
+pub mod parse;
+mod populate;
+mod random;
+mod timed;
+
+use crate::stats::Report;
+use anyhow::Result;
+use std::time::Duration;
+
+/// Where and as whom to run.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: String,
+    pub user: String,
+    pub password: String,
+    pub mailbox: String,
+}
+
+/// One IMAP workload.
+#[derive(Clone, Debug)]
+pub enum Workload {
+    /// APPEND `count` messages of about `size` bytes, `window` in flight.
+    Populate {
+        count: u64,
+        size: usize,
+        window: usize,
+    },
+    /// Connect + LOGIN + SELECT, `repeat` times.
+    Select { repeat: usize },
+    /// The metadata FETCH of every message, after one untimed warm-up.
+    FetchMeta { repeat: usize },
+    /// `UID SEARCH TEXT word`, after one untimed warm-up.
+    Search { word: String, repeat: usize },
+    /// `+FLAGS` then `-FLAGS` on 1:*, `repeat` pairs.
+    Store { repeat: usize },
+    /// `count` random `UID FETCH n BODY.PEEK[]` over `sessions` sessions.
+    Body { sessions: usize, count: u64 },
+}
+
+/// Run one workload.
+pub fn run(t: &Target, w: &Workload) -> Result<Report> {
+    match w {
+        Workload::Populate {
+            count,
+            size,
+            window,
+        } => populate::run(t, *count, *size, *window),
+        Workload::Select { repeat } => timed::select(t, *repeat),
+        Workload::FetchMeta { repeat } => timed::fetch_meta(t, *repeat),
+        Workload::Search { word, repeat } => timed::search(t, word, *repeat),
+        Workload::Store { repeat } => timed::store(t, *repeat),
+        Workload::Body { sessions, count } => random::run(t, *sessions, *count),
+    }
+}
+
+/// A report skeleton for workload `name` on target `t`.
+pub(crate) fn report(
+    t: &Target,
+    name: &str,
+    unit: &str,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+) -> Report {
+    Report {
+        mode: format!("imap {name}"),
+        params: vec![
+            ("addr".into(), t.addr.clone()),
+            ("mailbox".into(), t.mailbox.clone()),
+        ],
+        ok: latencies.len() as u64,
+        failed: 0,
+        elapsed,
+        latencies,
+        extra: vec![],
+        client_cpu: 0.0,
+        server_cpu: None,
+        unit: unit.into(),
+    }
+}
+
+/// A message for APPEND: headers, and 76-character body lines up to `size`;
+/// every 100th message (n % 100 == 7) contains the word "kumquat", which
+/// `search` looks for by default.
+pub fn message(n: u64, size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Sender {s} <sender{s}@example.org>\r\nTo: <bench@localhost>\r\n\
+         Subject: populate message {n}\r\nMessage-ID: <{n}.{p}@mailbench>\r\n\
+         Date: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n",
+        s = n % 97,
+        p = std::process::id()
+    )
+    .into_bytes();
+    if n % 100 == 7 {
+        m.extend_from_slice(b"This one mentions a kumquat, which search looks for.\r\n");
+    }
+    let line = b"The quick brown fox jumps over the lazy dog; pack my box with five dozen j\r\n";
+    while m.len() < size {
+        m.extend_from_slice(line);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_message_in_a_hundred_has_the_search_word() {
+        let hits = (0..1000u64)
+            .filter(|&n| message(n, 1024).windows(7).any(|w| w == b"kumquat"))
+            .count();
+        assert_eq!(hits, 10);
+        let m = message(3, 4096);
+        assert!(m.len() >= 4096 && m.len() < 4096 + 80);
+    }
+}

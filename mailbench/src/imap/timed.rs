@@ -1,0 +1,134 @@
+//! Single timed IMAP commands over a selected mailbox, repeated for
+//! percentiles (RFC 3501 §6.3.1 SELECT, §6.4.5 FETCH, §6.4.4 SEARCH,
+//! §6.4.6 STORE, §6.4.8 UID). The first run of FETCH and SEARCH is an
+//! untimed warm-up reported separately as "cold ms".
+
+use super::client::{self, Imap};
+use super::populate::require_messages;
+use super::Target;
+use crate::stats::Report;
+use anyhow::Result;
+use std::time::{Duration, Instant};
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Connect + greeting + LOGIN + SELECT, `repeat` times (LOGOUT untimed).
+pub fn select(t: &Target, repeat: usize) -> Result<Report> {
+    let n = require_messages(t)?;
+    let mut lat = Vec::with_capacity(repeat);
+    let mut work = Duration::ZERO;
+    for _ in 0..repeat.max(1) {
+        let t0 = Instant::now();
+        let c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, false)?;
+        let d = t0.elapsed();
+        work += d;
+        lat.push(d);
+        c.logout();
+    }
+    let mut r = super::report(t, "select", "select/s", work, lat);
+    r.extra.push(("messages".into(), n.to_string()));
+    Ok(r)
+}
+
+/// Time `cmd` on a session that has the mailbox selected: one untimed
+/// warm-up run, then `repeat` timed runs; the report names the number of
+/// untagged responses of the last run.
+fn repeated(
+    t: &Target,
+    name: &str,
+    cmds: &[String],
+    repeat: usize,
+    read_only: bool,
+) -> Result<Report> {
+    let n = require_messages(t)?;
+    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, read_only)?;
+    let mut untagged = 0usize;
+    let run_all = |c: &mut Imap, untagged: &mut usize| -> Result<Duration> {
+        let t0 = Instant::now();
+        *untagged = 0;
+        for cmd in cmds {
+            c.run(cmd, |_| *untagged += 1)?;
+        }
+        Ok(t0.elapsed())
+    };
+    let cold = run_all(&mut c, &mut untagged)?;
+    let mut lat = Vec::with_capacity(repeat);
+    let mut work = Duration::ZERO;
+    for _ in 0..repeat.max(1) {
+        let d = run_all(&mut c, &mut untagged)?;
+        work += d;
+        lat.push(d);
+    }
+    c.logout();
+    let mut r = super::report(t, name, "cmd/s", work, lat);
+    r.extra.push(("messages".into(), n.to_string()));
+    r.extra.push(("cold ms".into(), ms(cold)));
+    r.extra.push(("untagged".into(), untagged.to_string()));
+    Ok(r)
+}
+
+/// `FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)`, warm.
+pub fn fetch_meta(t: &Target, repeat: usize) -> Result<Report> {
+    let cmd = "FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)".to_string();
+    repeated(t, "fetch-meta", &[cmd], repeat, true)
+}
+
+/// `UID SEARCH TEXT word`, warm; the hit count is reported.
+pub fn search(t: &Target, word: &str, repeat: usize) -> Result<Report> {
+    let n = require_messages(t)?;
+    let cmd = format!("UID SEARCH TEXT {}", super::parse::quote(word));
+    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, true)?;
+    let mut hits = 0usize;
+    let mut once = |c: &mut Imap| -> Result<Duration> {
+        let t0 = Instant::now();
+        c.run(&cmd, |u| {
+            if let Some(v) = super::parse::search_numbers(u) {
+                hits = v.len();
+            }
+        })?;
+        Ok(t0.elapsed())
+    };
+    let cold = once(&mut c)?;
+    let mut lat = Vec::new();
+    let mut work = Duration::ZERO;
+    for _ in 0..repeat.max(1) {
+        let d = once(&mut c)?;
+        work += d;
+        lat.push(d);
+    }
+    c.logout();
+    let mut r = super::report(t, "search", "cmd/s", work, lat);
+    r.params.push(("word".into(), word.into()));
+    r.extra.push(("messages".into(), n.to_string()));
+    r.extra.push(("cold ms".into(), ms(cold)));
+    r.extra.push(("hits".into(), hits.to_string()));
+    Ok(r)
+}
+
+/// `STORE 1:* +FLAGS (\Flagged)` then `STORE 1:* -FLAGS (\Flagged)`: each
+/// command is one latency sample (the warm-up pair is untimed).
+pub fn store(t: &Target, repeat: usize) -> Result<Report> {
+    let add = "STORE 1:* +FLAGS (\\Flagged)".to_string();
+    let del = "STORE 1:* -FLAGS (\\Flagged)".to_string();
+    let n = require_messages(t)?;
+    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, false)?;
+    let mut lat = Vec::new();
+    let mut work = Duration::ZERO;
+    for i in 0..=repeat.max(1) {
+        for cmd in [&add, &del] {
+            let t0 = Instant::now();
+            c.run(cmd, |_| {})?;
+            if i > 0 {
+                let d = t0.elapsed();
+                work += d;
+                lat.push(d);
+            }
+        }
+    }
+    c.logout();
+    let mut r = super::report(t, "store", "cmd/s", work, lat);
+    r.extra.push(("messages".into(), n.to_string()));
+    Ok(r)
+}
