@@ -26,10 +26,15 @@ fn main() {
     files.sort();
     let mut out = String::from("/// Transcripts compiled into the binary: (path under transcripts/, text).\npub static BUILTIN: &[(&str, &str)] = &[\n");
     for (rel, p) in &files {
-        let _ = writeln!(out, "    ({rel:?}, include_str!({:?})),", p.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({rel:?}, include_str!({:?})),",
+            p.display().to_string()
+        );
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("builtin.rs");
+    let dest =
+        Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("builtin.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());
     }

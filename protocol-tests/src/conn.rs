@@ -168,7 +168,12 @@ impl Conn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(())
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 Err(ReadError::Timeout(self.buf.clone()))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
@@ -249,7 +254,10 @@ mod tests {
         let mut c = Conn::connect(&addr, Proto::Imap, Duration::from_secs(2)).unwrap();
         let dl = Instant::now() + Duration::from_secs(2);
         assert_eq!(c.read_line(dl).unwrap(), b"* OK hi");
-        assert_eq!(c.read_line(dl).unwrap(), b"* 1 FETCH (BODY[] {5}\r\na\r\nbc)");
+        assert_eq!(
+            c.read_line(dl).unwrap(),
+            b"* 1 FETCH (BODY[] {5}\r\na\r\nbc)"
+        );
         assert_eq!(c.read_line(dl).unwrap(), b"bare");
         let short = Instant::now() + Duration::from_millis(50);
         assert!(matches!(c.read_line(short), Err(ReadError::Timeout(_))));

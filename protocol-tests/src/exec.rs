@@ -85,7 +85,9 @@ pub fn run_steps(case: &Case, target: &Target, vars: &mut Vars) -> Result<(), Fa
         if let Some(name) = &conn_name {
             if !conns.contains_key(name) {
                 let c = Conn::connect(&addr, case.proto, timeout).map_err(|e| {
-                    fail(format!("cannot connect to {addr} (connection `{name}`): {e}"))
+                    fail(format!(
+                        "cannot connect to {addr} (connection `{name}`): {e}"
+                    ))
                 })?;
                 conns.insert(name.clone(), c);
             }
@@ -97,7 +99,8 @@ pub fn run_steps(case: &Case, target: &Target, vars: &mut Vars) -> Result<(), Fa
                 if *crlf {
                     bytes.extend_from_slice(b"\r\n");
                 }
-                c.send(&bytes).map_err(|e| fail(format!("send failed: {e}")))?;
+                c.send(&bytes)
+                    .map_err(|e| fail(format!("send failed: {e}")))?;
             }
             (StepKind::Expect(e), Some(c)) => {
                 expect(c, e, case.proto, vars, Instant::now() + timeout).map_err(|mut f| {
@@ -176,7 +179,13 @@ fn is_completion(proto: Proto, line: &[u8]) -> bool {
     }
 }
 
-fn expect(c: &mut Conn, e: &Expect, proto: Proto, vars: &mut Vars, deadline: Instant) -> Result<(), Failure> {
+fn expect(
+    c: &mut Conn,
+    e: &Expect,
+    proto: Proto,
+    vars: &mut Vars,
+    deadline: Instant,
+) -> Result<(), Failure> {
     let base = |msg: String, p: &Pattern, got: Vec<String>| Failure {
         line: 0,
         msg,
@@ -203,7 +212,11 @@ fn expect(c: &mut Conn, e: &Expect, proto: Proto, vars: &mut Vars, deadline: Ins
                 apply(vars, caps);
                 Ok(())
             }
-            None => Err(base("line does not match".into(), &e.anchor, vec![show(&line)])),
+            None => Err(base(
+                "line does not match".into(),
+                &e.anchor,
+                vec![show(&line)],
+            )),
         };
     }
     let mut seen = vec![false; e.some.len()];

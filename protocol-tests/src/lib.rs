@@ -10,6 +10,8 @@
 //! deadlines), [`exec`] (one case), [`probe`] (capabilities, IMAP clean-up),
 //! [`suite`] (selection, SKIP rules, run loop), [`report`] (text/TAP/JUnit).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod conn;
 pub mod exec;
 pub mod pattern;

@@ -16,6 +16,9 @@
 use crate::template::{find_close, is_name, VarRef, Vars};
 use regex::bytes::Regex;
 
+/// Variables captured by a successful match: `(name, value)` pairs.
+pub type Captures = Vec<(String, Vec<u8>)>;
+
 /// One piece of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
@@ -116,7 +119,7 @@ impl Pattern {
     ///
     /// # Errors
     /// Undefined variables (a transcript bug, reported as such).
-    pub fn matches(&self, line: &[u8], vars: &Vars) -> Result<Option<Vec<(String, Vec<u8>)>>, String> {
+    pub fn matches(&self, line: &[u8], vars: &Vars) -> Result<Option<Captures>, String> {
         let mut re = String::from("(?i)^");
         let mut names = Vec::new();
         for p in &self.pieces {
@@ -208,7 +211,10 @@ mod tests {
         let mut v = Vars::default();
         v.set("tag", "a1");
         v.set("n", "4");
-        Pattern::parse(p).unwrap().matches(line.as_bytes(), &v).unwrap()
+        Pattern::parse(p)
+            .unwrap()
+            .matches(line.as_bytes(), &v)
+            .unwrap()
     }
 
     #[test]
@@ -235,7 +241,11 @@ mod tests {
         assert!(m("${tag} OK*", "a2 OK").is_none());
         assert!(m("* ${n+1} EXISTS", "* 5 EXISTS").is_some());
         assert!(m("{${len:tag}}", "{2}").is_some());
-        let caps = m(r"* OK [UIDVALIDITY ${uv:=\d+}]*", "* OK [UIDVALIDITY 1234] x").unwrap();
+        let caps = m(
+            r"* OK [UIDVALIDITY ${uv:=\d+}]*",
+            "* OK [UIDVALIDITY 1234] x",
+        )
+        .unwrap();
         assert_eq!(caps, vec![("uv".to_string(), b"1234".to_vec())]);
         assert!(m(r"${=25[01]} *", "251 x").is_some());
         assert!(m(r"${=25[01]} *", "252 x").is_none());

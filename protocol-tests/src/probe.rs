@@ -13,11 +13,17 @@ use std::time::Instant;
 /// Capability keywords, upper-cased (`SIZE`, `PIPELINING`, `LITERAL+`, ...).
 pub type Caps = BTreeSet<String>;
 
-fn read_until(c: &mut Conn, target: &Target, done: impl Fn(&[u8]) -> bool) -> Result<Vec<Vec<u8>>, String> {
+fn read_until(
+    c: &mut Conn,
+    target: &Target,
+    done: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<Vec<u8>>, String> {
     let deadline = Instant::now() + target.timeout;
     let mut lines = Vec::new();
     loop {
-        let l = c.read_line(deadline).map_err(|e: ReadError| e.to_string())?;
+        let l = c
+            .read_line(deadline)
+            .map_err(|e: ReadError| e.to_string())?;
         let end = done(&l);
         lines.push(l);
         if end {
@@ -35,12 +41,14 @@ fn smtp_final(l: &[u8]) -> bool {
 /// # Errors
 /// Connection failures or a non-2xx greeting/EHLO.
 pub fn smtp_caps(target: &Target, addr: &str) -> Result<Caps, String> {
-    let mut c = Conn::connect(addr, Proto::Smtp, target.timeout).map_err(|e| format!("{addr}: {e}"))?;
+    let mut c =
+        Conn::connect(addr, Proto::Smtp, target.timeout).map_err(|e| format!("{addr}: {e}"))?;
     let greet = read_until(&mut c, target, smtp_final)?;
     if !greet.last().is_some_and(|l| l.starts_with(b"220")) {
         return Err("SMTP greeting is not 220".into());
     }
-    c.send(b"EHLO protocol-tests.invalid\r\n").map_err(|e| e.to_string())?;
+    c.send(b"EHLO protocol-tests.invalid\r\n")
+        .map_err(|e| e.to_string())?;
     let lines = read_until(&mut c, target, smtp_final)?;
     let _ = c.send(b"QUIT\r\n");
     let mut caps = Caps::new();
@@ -72,13 +80,17 @@ fn imap_cmd(c: &mut Conn, target: &Target, tag: &str, cmd: &str) -> Result<Vec<V
     let last = lines.last().map(|l| String::from_utf8_lossy(l).to_string());
     match last {
         Some(l) if l[prefix.len()..].to_ascii_uppercase().starts_with("OK") => Ok(lines),
-        Some(l) => Err(format!("`{tag} {}` failed: {l}", cmd.split(' ').next().unwrap_or(""))),
+        Some(l) => Err(format!(
+            "`{tag} {}` failed: {l}",
+            cmd.split(' ').next().unwrap_or("")
+        )),
         None => Err("no response".into()),
     }
 }
 
 fn imap_login(target: &Target, addr: &str) -> Result<Conn, String> {
-    let mut c = Conn::connect(addr, Proto::Imap, target.timeout).map_err(|e| format!("{addr}: {e}"))?;
+    let mut c =
+        Conn::connect(addr, Proto::Imap, target.timeout).map_err(|e| format!("{addr}: {e}"))?;
     read_until(&mut c, target, |_| true)?;
     imap_cmd(
         &mut c,
@@ -103,7 +115,8 @@ pub fn imap_caps(target: &Target, addr: &str) -> Result<Caps, String> {
             }
         }
     };
-    let mut c = Conn::connect(addr, Proto::Imap, target.timeout).map_err(|e| format!("{addr}: {e}"))?;
+    let mut c =
+        Conn::connect(addr, Proto::Imap, target.timeout).map_err(|e| format!("{addr}: {e}"))?;
     read_until(&mut c, target, |_| true)?;
     add(&imap_cmd(&mut c, target, "p0", "CAPABILITY")?);
     drop(c);
@@ -168,7 +181,12 @@ pub fn imap_cleanup(target: &Target, addr: &str, unique: &str) -> Result<(), Str
     let mut errors = Vec::new();
     for (i, (sub, n)) in names.iter().enumerate() {
         let cmd = if *sub { "UNSUBSCRIBE" } else { "DELETE" };
-        if let Err(e) = imap_cmd(&mut c, target, &format!("d{i}"), &format!("{cmd} {}", quote(n))) {
+        if let Err(e) = imap_cmd(
+            &mut c,
+            target,
+            &format!("d{i}"),
+            &format!("{cmd} {}", quote(n)),
+        ) {
             if !*sub {
                 errors.push(e);
             }
@@ -188,10 +206,22 @@ mod tests {
 
     #[test]
     fn list_names() {
-        assert_eq!(list_name(br#"* LIST (\HasNoChildren) "/" "pt1/a b""#).as_deref(), Some("pt1/a b"));
-        assert_eq!(list_name(br#"* LIST () "." INBOX.pt1"#).as_deref(), Some("INBOX.pt1"));
-        assert_eq!(list_name(br#"* LIST (\Noselect) NIL "x\"y""#).as_deref(), Some("x\"y"));
-        assert_eq!(list_name(b"* LIST () \"/\" {3}\r\nabc").as_deref(), Some("abc"));
+        assert_eq!(
+            list_name(br#"* LIST (\HasNoChildren) "/" "pt1/a b""#).as_deref(),
+            Some("pt1/a b")
+        );
+        assert_eq!(
+            list_name(br#"* LIST () "." INBOX.pt1"#).as_deref(),
+            Some("INBOX.pt1")
+        );
+        assert_eq!(
+            list_name(br#"* LIST (\Noselect) NIL "x\"y""#).as_deref(),
+            Some("x\"y")
+        );
+        assert_eq!(
+            list_name(b"* LIST () \"/\" {3}\r\nabc").as_deref(),
+            Some("abc")
+        );
         assert_eq!(list_name(br#"* LIST () "\\" pt"#).as_deref(), Some("pt"));
     }
 }

@@ -57,7 +57,11 @@ impl Summary {
 }
 
 fn rfc(r: &CaseResult) -> String {
-    r.rfc.iter().map(|s| format!("RFC {s}")).collect::<Vec<_>>().join(", ")
+    r.rfc
+        .iter()
+        .map(|s| format!("RFC {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn details(r: &CaseResult, indent: &str) -> String {
@@ -92,7 +96,12 @@ pub fn text_line(r: &CaseResult) -> String {
         Outcome::Known(..) => ("KNOWN", String::new()),
         Outcome::Skip(why) => ("SKIP", format!(" - {why}")),
     };
-    format!("{word:5} {} ({}){extra}\n{}", r.name, rfc(r), details(r, "      "))
+    format!(
+        "{word:5} {} ({}){extra}\n{}",
+        r.name,
+        rfc(r),
+        details(r, "      ")
+    )
 }
 
 /// The whole TAP document.

@@ -135,7 +135,8 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 }
 
 fn has_cap(caps: &probe::Caps, req: &str) -> bool {
-    caps.iter().any(|c| c == req || c.starts_with(&format!("{req}=")))
+    caps.iter()
+        .any(|c| c == req || c.starts_with(&format!("{req}=")))
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -161,15 +162,27 @@ pub fn unique_token() -> String {
 ///
 /// # Errors
 /// The server could not be probed (unreachable, or LOGIN refused).
-pub fn run(cases: &[Case], opts: &Options, mut report: impl FnMut(&CaseResult)) -> Result<Vec<CaseResult>, String> {
+pub fn run(
+    cases: &[Case],
+    opts: &Options,
+    mut report: impl FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>, String> {
     let t = &opts.target;
-    let want = |p: Proto| cases.iter().any(|c| c.proto == p && selected(&c.name, &opts.only));
+    let want = |p: Proto| {
+        cases
+            .iter()
+            .any(|c| c.proto == p && selected(&c.name, &opts.only))
+    };
     let smtp_caps = match &t.smtp {
-        Some(a) if want(Proto::Smtp) => Some(probe::smtp_caps(t, a).map_err(|e| format!("SMTP probe: {e}"))?),
+        Some(a) if want(Proto::Smtp) => {
+            Some(probe::smtp_caps(t, a).map_err(|e| format!("SMTP probe: {e}"))?)
+        }
         _ => None,
     };
     let imap_caps = match &t.imap {
-        Some(a) if want(Proto::Imap) => Some(probe::imap_caps(t, a).map_err(|e| format!("IMAP probe: {e}"))?),
+        Some(a) if want(Proto::Imap) => {
+            Some(probe::imap_caps(t, a).map_err(|e| format!("IMAP probe: {e}"))?)
+        }
         _ => None,
     };
     let mut results = Vec::new();
@@ -180,11 +193,16 @@ pub fn run(cases: &[Case], opts: &Options, mut report: impl FnMut(&CaseResult)) 
             Proto::Imap => imap_caps.as_ref(),
         };
         let outcome = if let Some(caps) = caps {
-            let missing: Vec<&String> = case.requires.iter().filter(|r| !has_cap(caps, r)).collect();
+            let missing: Vec<&String> =
+                case.requires.iter().filter(|r| !has_cap(caps, r)).collect();
             if !missing.is_empty() {
                 Outcome::Skip(format!(
                     "not advertised: {}",
-                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ))
             } else if case.users > 1 && t.user2.is_none() {
                 Outcome::Skip("needs a second account (--user2)".into())
@@ -254,7 +272,13 @@ mod tests {
     #[test]
     fn builtin_transcripts_parse() {
         let cases = builtin().unwrap_or_else(|errs| {
-            panic!("{}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+            panic!(
+                "{}",
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
         });
         assert!(!cases.is_empty());
     }

@@ -10,7 +10,15 @@ use std::collections::BTreeMap;
 
 /// Names the runner defines before a case starts.
 pub const BUILTINS: &[&str] = &[
-    "user", "password", "user2", "password2", "domain", "addr", "addr2", "unique", "CRLF",
+    "user",
+    "password",
+    "user2",
+    "password2",
+    "domain",
+    "addr",
+    "addr2",
+    "unique",
+    "CRLF",
 ];
 
 /// Variable values of one running case (byte strings: literals may be 8-bit).
@@ -310,7 +318,11 @@ pub fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -181,6 +181,9 @@ fn split_step(line: &str) -> Option<(String, String, &str)> {
     Some((kw, conn, rest))
 }
 
+/// Patterns with the transcript line each came from.
+type Lined = Vec<(usize, Pattern)>;
+
 /// Parses one transcript.
 ///
 /// # Errors
@@ -197,7 +200,8 @@ pub fn parse(file: &str, name: &str, proto: Proto, text: &str) -> Result<Case, P
         steps: Vec::new(),
     };
     let mut defined: BTreeSet<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
-    let mut block: Option<(String, Vec<(usize, Pattern)>, Vec<(usize, Pattern)>)> = None;
+    // An open `S~:`/`S!:` block: connection, required and forbidden patterns.
+    let mut block: Option<(String, Lined, Lined)> = None;
     let mut in_header = true;
     for (idx, raw) in text.lines().enumerate() {
         let lno = idx + 1;
@@ -224,9 +228,9 @@ pub fn parse(file: &str, name: &str, proto: Proto, text: &str) -> Result<Case, P
             return Err(err(format!("bad connection name `{conn}`")));
         }
         let colon_arg = |rest: &str| -> Result<String, ParseError> {
-            let r = rest.strip_prefix(':').ok_or_else(|| {
-                err(format!("`{kw}` must be followed by `:` (e.g. `{kw}: ...`)"))
-            })?;
+            let r = rest
+                .strip_prefix(':')
+                .ok_or_else(|| err(format!("`{kw}` must be followed by `:` (e.g. `{kw}: ...`)")))?;
             Ok(r.strip_prefix(' ').unwrap_or(r).to_string())
         };
         let word_arg = |rest: &str| rest.trim().to_string();
