@@ -6,7 +6,8 @@
 //!   a `*` at the very start followed by a space is the IMAP untagged marker
 //!   and matches itself; `\*` is a literal star, `\$` a literal dollar,
 //!   `\\` a backslash; any other backslash is literal (`\Seen`).
-//! - `${name}` matches the current value of a variable, literally;
+//! - `${name}` matches the current value of a variable, literally and
+//!   case-sensitively;
 //!   `${name+N}` its numeric value plus N; `${len:name}` its length.
 //! - `${name:=REGEX}` matches REGEX and stores the text in `name`;
 //!   `${=REGEX}` matches REGEX without storing it.
@@ -14,7 +15,7 @@
 //! No I/O here.
 
 use crate::template::{find_close, is_name, VarRef, Vars};
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 
 /// Variables captured by a successful match: `(name, value)` pairs.
 pub type Captures = Vec<(String, Vec<u8>)>;
@@ -120,6 +121,9 @@ impl Pattern {
     /// # Errors
     /// Undefined variables (a transcript bug, reported as such).
     pub fn matches(&self, line: &[u8], vars: &Vars) -> Result<Option<Captures>, String> {
+        if let Some(fixed) = self.fixed(line, vars)? {
+            return Ok(fixed.then(Vec::new));
+        }
         let mut re = String::from("(?i)^");
         let mut names = Vec::new();
         for p in &self.pieces {
@@ -140,7 +144,12 @@ impl Pattern {
             }
         }
         re.push('$');
-        let re = Regex::new(&re).map_err(|e| format!("pattern `{}`: {e}", self.source))?;
+        // Large limits: a variable may hold a whole message (megabytes).
+        let re = RegexBuilder::new(&re)
+            .size_limit(1 << 30)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .map_err(|e| format!("pattern `{}`: {e}", self.source))?;
         let Some(caps) = re.captures(line) else {
             return Ok(None);
         };
@@ -152,6 +161,49 @@ impl Pattern {
         }
         Ok(Some(out))
     }
+}
+
+impl Pattern {
+    /// Matches a pattern without `*` or captures by direct comparison (no
+    /// regex: variables may hold megabytes). `None` when the pattern needs
+    /// the regex path.
+    fn fixed(&self, line: &[u8], vars: &Vars) -> Result<Option<bool>, String> {
+        let mut rest = line;
+        for p in &self.pieces {
+            let ok = match p {
+                Piece::Wild | Piece::Capture(..) => return Ok(None),
+                Piece::Lit(s) => eat(&mut rest, s.as_bytes(), true),
+                Piece::Var(v) => eat(&mut rest, &v.resolve(vars)?, false),
+                Piece::Len(n) => {
+                    let v = vars
+                        .get(n)
+                        .ok_or_else(|| format!("variable `{n}` is not defined"))?;
+                    eat(&mut rest, v.len().to_string().as_bytes(), false)
+                }
+            };
+            if !ok {
+                return Ok(Some(false));
+            }
+        }
+        Ok(Some(rest.is_empty()))
+    }
+}
+
+/// Consumes `want` from the front of `rest` (ASCII case-insensitively if
+/// asked); `false` when it is not there.
+fn eat(rest: &mut &[u8], want: &[u8], fold: bool) -> bool {
+    let Some(head) = rest.get(..want.len()) else {
+        return false;
+    };
+    let same = if fold {
+        head.eq_ignore_ascii_case(want)
+    } else {
+        head == want
+    };
+    if same {
+        *rest = &rest[want.len()..];
+    }
+    same
 }
 
 fn flush(lit: &mut String, pieces: &mut Vec<Piece>) {
@@ -190,9 +242,13 @@ fn check_regex(re: &str) -> Result<(), String> {
         .map_err(|e| format!("capture regex `{re}`: {e}"))
 }
 
-/// Escapes bytes (possibly not UTF-8) for a bytes regex.
+/// Escapes a variable's value (possibly not UTF-8) for a bytes regex; the
+/// value matches case-sensitively.
 fn escape_bytes(b: &[u8]) -> String {
-    let mut out = String::new();
+    if let Ok(text) = std::str::from_utf8(b) {
+        return format!("(?-i:{})", regex::escape(text));
+    }
+    let mut out = String::from("(?-i:");
     for &c in b {
         if c.is_ascii_alphanumeric() {
             out.push(c as char);
@@ -200,6 +256,7 @@ fn escape_bytes(b: &[u8]) -> String {
             out.push_str(&format!("(?-u:\\x{c:02X})"));
         }
     }
+    out.push(')');
     out
 }
 
@@ -239,6 +296,7 @@ mod tests {
     fn variables_and_captures() {
         assert!(m("${tag} OK*", "a1 OK").is_some());
         assert!(m("${tag} OK*", "a2 OK").is_none());
+        assert!(m("${tag} OK*", "A1 OK").is_none());
         assert!(m("* ${n+1} EXISTS", "* 5 EXISTS").is_some());
         assert!(m("{${len:tag}}", "{2}").is_some());
         let caps = m(
