@@ -1,4 +1,4 @@
-//! Embeds every transcript under `transcripts/{smtp,imap}/` into the binary
+//! Embeds every transcript under `transcripts/{smtp,imap,mixed}/` into the binary
 //! (so `protocol-tests` runs without the source tree), as a generated list of
 //! `(relative path, include_str!)` pairs.
 
@@ -9,7 +9,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("transcripts");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
-    for proto in ["smtp", "imap"] {
+    for proto in ["smtp", "imap", "mixed"] {
         let dir = root.join(proto);
         println!("cargo:rerun-if-changed={}", dir.display());
         let Ok(entries) = std::fs::read_dir(&dir) else {

@@ -55,7 +55,8 @@ inet_protocols = ipv4
 mynetworks = 192.0.2.1/32
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 virtual_mailbox_domains = $DOMAIN
-virtual_mailbox_base = $pf/vmail
+# deliver straight into Dovecot's Maildirs, so mixed/ cases see the mail
+virtual_mailbox_base = $PEERS_DIR/dovecot/mail
 virtual_mailbox_maps = texthash:$pf/etc/vmailbox
 virtual_uid_maps = static:$MAIL_UID
 virtual_gid_maps = static:$MAIL_GID
@@ -74,7 +75,7 @@ EOF
         echo "smtpd_forbid_bare_newline = yes" >>"$pf/etc/main.cf"
         echo "smtpd_forbid_bare_newline_exclusions =" >>"$pf/etc/main.cf"
     fi
-    printf 'alice@%s %s/alice/\nbob@%s %s/bob/\npostmaster@%s %s/postmaster/\n' "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" "$DOMAIN" >"$pf/etc/vmailbox"
+    printf 'alice@%s alice/Maildir/\nbob@%s bob/Maildir/\npostmaster@%s postmaster/Maildir/\n' "$DOMAIN" "$DOMAIN" "$DOMAIN" >"$pf/etc/vmailbox"
     cat >"$pf/etc/master.cf" <<EOF
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
 pickup    unix  n - n 60 1 pickup
@@ -201,12 +202,19 @@ run() {
         bin=${CARGO_TARGET_DIR:-$WORKSPACE/target-ptests}/debug/protocol-tests
     fi
     local rc=0
-    for peer in postfix dovecot; do
+    # postfix: smtp/ cases; dovecot: imap/ cases; both: mixed/ cases
+    # (Postfix delivers into Dovecot's Maildirs).
+    for peer in postfix dovecot both; do
         local args
-        if [ "$peer" = postfix ]; then args=(--smtp "127.0.0.1:$SMTP_PORT" --only smtp/); else args=(--imap "127.0.0.1:$IMAP_PORT" --only imap/); fi
+        case "$peer" in
+            postfix) args=(--smtp "127.0.0.1:$SMTP_PORT" --only smtp/ --known postfix) ;;
+            dovecot) args=(--imap "127.0.0.1:$IMAP_PORT" --only imap/ --known dovecot) ;;
+            both) args=(--smtp "127.0.0.1:$SMTP_PORT" --imap "127.0.0.1:$IMAP_PORT" --only mixed/
+                --known postfix --known dovecot) ;;
+        esac
         "$bin" "${args[@]}" --user "alice@$DOMAIN" --password alice-pw \
             --user2 "bob@$DOMAIN" --password2 bob-pw --domain "$DOMAIN" \
-            --known "$peer" "$@" | tee "$PEERS_DIR/results-$peer.txt" || rc=1
+            "$@" | tee "$PEERS_DIR/results-$peer.txt" || rc=1
     done
     return $rc
 }

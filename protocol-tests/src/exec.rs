@@ -59,11 +59,6 @@ pub struct Failure {
 /// # Errors
 /// The failure of the first step that did not hold.
 pub fn run_steps(case: &Case, target: &Target, vars: &mut Vars) -> Result<(), Failure> {
-    let addr = match case.proto {
-        Proto::Smtp => target.smtp.clone(),
-        Proto::Imap => target.imap.clone(),
-    }
-    .unwrap_or_default();
     let mut conns: HashMap<String, Conn> = HashMap::new();
     let mut timeout = target.timeout;
     for step in &case.steps {
@@ -84,7 +79,13 @@ pub fn run_steps(case: &Case, target: &Target, vars: &mut Vars) -> Result<(), Fa
         };
         if let Some(name) = &conn_name {
             if !conns.contains_key(name) {
-                let c = Conn::connect(&addr, case.proto, timeout).map_err(|e| {
+                let proto = case.proto.of_conn(name);
+                let addr = match proto {
+                    Proto::Imap => target.imap.clone(),
+                    _ => target.smtp.clone(),
+                }
+                .unwrap_or_default();
+                let c = Conn::connect(&addr, proto, timeout).map_err(|e| {
                     fail(format!(
                         "cannot connect to {addr} (connection `{name}`): {e}"
                     ))
@@ -103,7 +104,8 @@ pub fn run_steps(case: &Case, target: &Target, vars: &mut Vars) -> Result<(), Fa
                     .map_err(|e| fail(format!("send failed: {e}")))?;
             }
             (StepKind::Expect(e), Some(c)) => {
-                expect(c, e, case.proto, vars, Instant::now() + timeout).map_err(|mut f| {
+                let proto = case.proto.of_conn(&e.conn);
+                expect(c, e, proto, vars, Instant::now() + timeout).map_err(|mut f| {
                     f.line = step.line;
                     f
                 })?;
@@ -175,7 +177,7 @@ fn is_completion(proto: Proto, line: &[u8]) -> bool {
                 && line[..3].iter().all(u8::is_ascii_digit)
                 && (line.len() == 3 || line[3] == b' ')
         }
-        Proto::Imap => !line.starts_with(b"* "),
+        Proto::Imap | Proto::Mixed => !line.starts_with(b"* "),
     }
 }
 

@@ -59,6 +59,8 @@ fn parse_all(files: impl Iterator<Item = (String, String)>) -> Result<Vec<Case>,
     for (rel, text) in files {
         let proto = if rel.starts_with("smtp/") {
             Proto::Smtp
+        } else if rel.starts_with("mixed/") {
+            Proto::Mixed
         } else {
             Proto::Imap
         };
@@ -89,7 +91,7 @@ pub fn builtin() -> Result<Vec<Case>, Vec<ParseError>> {
 /// Unreadable files and transcripts that do not parse.
 pub fn load_dir(dir: &Path) -> Result<Vec<Case>, Vec<ParseError>> {
     let mut files = Vec::new();
-    for proto in ["smtp", "imap"] {
+    for proto in ["smtp", "imap", "mixed"] {
         let Ok(entries) = std::fs::read_dir(dir.join(proto)) else {
             continue;
         };
@@ -171,7 +173,7 @@ pub fn run(
     let want = |p: Proto| {
         cases
             .iter()
-            .any(|c| c.proto == p && selected(&c.name, &opts.only))
+            .any(|c| (c.proto == p || c.proto == Proto::Mixed) && selected(&c.name, &opts.only))
     };
     let smtp_caps = match &t.smtp {
         Some(a) if want(Proto::Smtp) => {
@@ -188,9 +190,17 @@ pub fn run(
     let mut results = Vec::new();
     for case in cases.iter().filter(|c| selected(&c.name, &opts.only)) {
         let start = Instant::now();
+        let both;
         let caps = match case.proto {
             Proto::Smtp => smtp_caps.as_ref(),
             Proto::Imap => imap_caps.as_ref(),
+            Proto::Mixed => match (&smtp_caps, &imap_caps) {
+                (Some(s), Some(i)) => {
+                    both = s.union(i).cloned().collect::<probe::Caps>();
+                    Some(&both)
+                }
+                _ => None,
+            },
         };
         let outcome = if let Some(caps) = caps {
             let missing: Vec<&String> =
@@ -210,7 +220,10 @@ pub fn run(
                 run_one(case, opts)
             }
         } else {
-            Outcome::Skip(format!("no --{} server given", case.proto))
+            Outcome::Skip(match case.proto {
+                Proto::Mixed => "needs both --smtp and --imap".to_string(),
+                p => format!("no --{p} server given"),
+            })
         };
         let r = CaseResult {
             name: case.name.clone(),
@@ -242,7 +255,7 @@ fn run_one(case: &Case, opts: &Options) -> Outcome {
     vars.set("CRLF", "\r\n");
     let res = run_steps(case, t, &mut vars);
     let mut res = res.map(|_| ());
-    if case.proto == Proto::Imap {
+    if case.proto != Proto::Smtp {
         if let Some(addr) = &t.imap {
             if let Err(e) = probe::imap_cleanup(t, addr, &unique) {
                 if res.is_ok() {

@@ -20,6 +20,20 @@ pub enum Proto {
     Smtp,
     /// IMAP (RFC 3501).
     Imap,
+    /// Both servers (`transcripts/mixed/`): each connection's name starts
+    /// with `smtp` or `imap` and says which server it talks to.
+    Mixed,
+}
+
+impl Proto {
+    /// The wire protocol of connection `conn` in a case of this protocol.
+    pub fn of_conn(self, conn: &str) -> Proto {
+        match self {
+            Proto::Mixed if conn.starts_with("imap") => Proto::Imap,
+            Proto::Mixed => Proto::Smtp,
+            p => p,
+        }
+    }
 }
 
 impl fmt::Display for Proto {
@@ -27,6 +41,7 @@ impl fmt::Display for Proto {
         f.write_str(match self {
             Proto::Smtp => "smtp",
             Proto::Imap => "imap",
+            Proto::Mixed => "mixed",
         })
     }
 }
@@ -226,6 +241,15 @@ pub fn parse(file: &str, name: &str, proto: Proto, text: &str) -> Result<Case, P
         let kw = kw.as_str();
         if !conn.is_empty() && !crate::template::is_name(&conn) {
             return Err(err(format!("bad connection name `{conn}`")));
+        }
+        let takes_conn = !matches!(kw, "LET" | "SLEEP" | "TIMEOUT");
+        if proto == Proto::Mixed
+            && takes_conn
+            && !(conn.starts_with("smtp") || conn.starts_with("imap"))
+        {
+            return Err(err(format!(
+                "in mixed/ cases every connection is named smtp... or imap... (`{kw}[smtp]:`), not `{conn}`"
+            )));
         }
         let colon_arg = |rest: &str| -> Result<String, ParseError> {
             let r = rest
