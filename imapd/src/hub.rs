@@ -19,7 +19,7 @@ use crate::session::Done;
 use mailstore::{MailboxId, Store};
 use netloop::{Completer, ConnId};
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -34,7 +34,6 @@ struct Watch {
 /// The registry of sessions waiting to hear about mailbox changes.
 pub struct Hub {
     watches: Mutex<HashMap<ConnId, Watch>>,
-    local_commits: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -48,13 +47,11 @@ impl Hub {
     pub fn start(store: &Store) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             watches: Mutex::new(HashMap::new()),
-            local_commits: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);
         store.on_commit(move |touched| {
             if let Some(hub) = weak.upgrade() {
-                hub.local_commits.fetch_add(1, Ordering::SeqCst);
                 hub.wake(|m| touched.binary_search(&m).is_ok());
             }
         });
@@ -108,9 +105,12 @@ impl Hub {
 
 fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
     let mut last_version: Option<i64> = None;
-    let mut last_local = 0u64;
+    let mut first = true;
     loop {
-        thread::sleep(POLL_EVERY);
+        // Take the baseline at once, then poll.
+        if !std::mem::take(&mut first) {
+            thread::sleep(POLL_EVERY);
+        }
         let Some(h) = hub.upgrade() else { return };
         if h.stop.load(Ordering::SeqCst) {
             return;
@@ -132,17 +132,15 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
             }
         };
         let Some(h) = hub.upgrade() else { return };
-        let local = h.local_commits.load(Ordering::SeqCst);
-        if let Some(prev) = last_version {
-            // Commits we saw through the listener already woke the right
-            // sessions; anything beyond them came from another process.
-            let foreign = (version - prev).max(0) as u64 > local.saturating_sub(last_local);
-            if foreign {
-                h.wake(|_| true);
-            }
+        // The counter cannot tell our commits from another process's, and
+        // the commit listener may lag the counter, so any change wakes
+        // every watcher. Wake-ups are coalesced per session (at most one
+        // per poll) and a session with nothing new reads an empty change
+        // list, so the cost stays small.
+        if last_version.is_some_and(|prev| prev != version) {
+            h.wake(|_| true);
         }
         last_version = Some(version);
-        last_local = local;
     }
 }
 

@@ -280,7 +280,9 @@ impl ImapSession {
                 .hub
                 .watch(self.conn, sel.mailbox, c.clone(), Arc::clone(&self.pending));
         }
-        self.pending.store(false, Ordering::SeqCst);
+        // Commits between the SELECT's read and this registration woke
+        // nobody: make the next command look.
+        self.pending.store(true, Ordering::SeqCst);
         self.selected = Some(sel);
     }
 

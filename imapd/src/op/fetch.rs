@@ -45,6 +45,25 @@ pub(crate) fn fetch(
     tag: String,
     uid: bool,
     set: SequenceSet,
+    atts: Vec<FetchAtt>,
+    changed_since: Option<u64>,
+) -> Step {
+    if changed_since.is_none() {
+        return start(s, io, tag, uid, set, atts, None);
+    }
+    // CHANGEDSINCE filters on our cached modseqs: bring them up to date
+    // first (no EXPUNGE: this is a FETCH).
+    s.sync(io, false, move |s, io| {
+        start(s, io, tag, uid, set, atts, changed_since)
+    })
+}
+
+fn start(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    uid: bool,
+    set: SequenceSet,
     mut atts: Vec<FetchAtt>,
     changed_since: Option<u64>,
 ) -> Step {

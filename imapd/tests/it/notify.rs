@@ -4,7 +4,6 @@
 //! from in-process deliveries and from another process's commits.
 
 use crate::util::*;
-use std::time::Duration;
 
 #[test]
 fn flag_changes_and_new_mail_reach_other_session_at_noop() {
@@ -104,9 +103,6 @@ fn idle_sees_commits_from_another_process() {
     };
     other
         .write_sync(move |tx| tx.deliver(&msg, &[bob]))
-        .unwrap();
-    a.r.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     idle_until(&mut a, "* 1 EXISTS");
     a.send(b"DONE\r\n");
