@@ -191,3 +191,22 @@ fn nasty_lines_never_break_the_session() {
         assert!(r.iter().all(|l| !l.contains("EXPUNGE")));
     }
 }
+
+#[test]
+fn idle_connection_is_logged_out_after_the_timeout() {
+    let s = TestServer::with(|c| c.autologout = Duration::from_millis(300));
+    let mut c = s.client();
+    assert_eq!(c.line(), "* BYE Autologout; idle for too long");
+}
+
+#[test]
+fn shutdown_says_bye_to_open_sessions() {
+    let s = TestServer::start();
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    c.send(b"i IDLE\r\n");
+    assert_eq!(c.line(), "+ idling");
+    s.shutdown();
+    assert_eq!(c.line(), "* BYE Server shutting down");
+}

@@ -78,6 +78,11 @@ impl TestServer {
         d.entries[0].1
     }
 
+    /// Ask the server to shut down (it finishes in the background).
+    pub fn shutdown(&self) {
+        self.handle.shutdown();
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(self.addr)
     }
