@@ -103,6 +103,18 @@ fn curl_lists_mailboxes_and_fetches_a_message() {
         "{:?}",
         out
     );
+    // Upload (APPEND with a literal) and read it back.
+    let file = s.dir.path().join("up.eml");
+    let msg = simple("uploaded", "via curl");
+    std::fs::write(&file, &msg).unwrap();
+    let out = curl(&["-T", file.to_str().unwrap(), &format!("{base}/Drafts")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = curl(&[&format!("{base}/Drafts;UID=1")]);
+    assert_eq!(out.stdout, msg);
 }
 
 fn mbsync(cfg: &std::path::Path) -> std::process::Output {
