@@ -145,6 +145,7 @@ pub fn run(
         elapsed: last_visible,
         latencies: d.into_iter().flatten().collect(),
         extra: vec![],
+        cpu_wall: Duration::ZERO,
         client_cpu: 0.0,
         server_cpu: None,
         unit: "visible/s".into(),

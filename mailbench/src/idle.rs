@@ -297,6 +297,7 @@ pub fn run(
         elapsed,
         latencies: lat,
         extra: vec![],
+        cpu_wall: Duration::ZERO,
         client_cpu: 0.0,
         server_cpu: None,
         unit: "push/s".into(),

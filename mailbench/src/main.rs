@@ -199,6 +199,7 @@ fn main() -> Result<()> {
     let pid = cli.server_pid.map(|p| p.to_string());
     let server_before = pid.as_deref().and_then(stats::cpu_seconds);
     let client_before = stats::cpu_seconds("self").unwrap_or(0.0);
+    let wall = std::time::Instant::now();
     let mut report = match cli.cmd {
         Cmd::Smtp {
             addr,
@@ -243,6 +244,7 @@ fn main() -> Result<()> {
             idle::run(&t, &smtp, &to, connections, messages, cli.server_pid)?
         }
     };
+    report.cpu_wall = wall.elapsed();
     report.client_cpu = stats::cpu_seconds("self").unwrap_or(0.0) - client_before;
     if let (Some(p), Some(b)) = (pid.as_deref(), server_before) {
         report.server_cpu = stats::cpu_seconds(p).map(|a| a - b);

@@ -185,6 +185,7 @@ pub fn run(o: SmtpOpts) -> Result<Report> {
         elapsed,
         latencies,
         extra: vec![],
+        cpu_wall: Duration::ZERO,
         client_cpu: 0.0,
         server_cpu: None,
         unit: "msg/s".into(),

@@ -19,6 +19,9 @@ pub struct Report {
     pub latencies: Vec<Duration>,
     /// Extra named figures (e.g. a single timed command).
     pub extra: Vec<(String, String)>,
+    /// Wall time over which the CPU figures were taken (the whole command;
+    /// zero means `elapsed`).
+    pub cpu_wall: Duration,
     /// CPU seconds used by this process during the run.
     pub client_cpu: f64,
     /// CPU seconds used by the server process (when `--server-pid` given).
@@ -43,8 +46,13 @@ impl Report {
         let rate = self.ok as f64 / secs;
         let l = &self.latencies;
         let (p50, p90, p99, max) = (pct(l, 0.50), pct(l, 0.90), pct(l, 0.99), pct(l, 1.0));
-        let client_util = self.client_cpu / secs * 100.0;
-        let server_util = self.server_cpu.map(|c| c / secs * 100.0);
+        let cpu_secs = if self.cpu_wall.is_zero() {
+            secs
+        } else {
+            self.cpu_wall.as_secs_f64().max(1e-9)
+        };
+        let client_util = self.client_cpu / cpu_secs * 100.0;
+        let server_util = self.server_cpu.map(|c| c / cpu_secs * 100.0);
         if json {
             let mut obj = serde_json::Map::new();
             obj.insert("mode".into(), self.mode.clone().into());

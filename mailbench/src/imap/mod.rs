@@ -84,6 +84,7 @@ pub(crate) fn report(
         elapsed,
         latencies,
         extra: vec![],
+        cpu_wall: Duration::ZERO,
         client_cpu: 0.0,
         server_cpu: None,
         unit: unit.into(),

@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# compare.sh: minimail side by side with Debian's Postfix and Dovecot, on one
+# machine in one run, driven by the same load tool (mailbench).
+#
+#   bench/compare.sh [--quick] [--scale] [--no-idle] [--keep]
+#
+# Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
+# with apt-get if missing, configures them on loopback ports in a private
+# directory ($BENCH_DIR, default /tmp/minimail-bench) -- nothing in /etc is
+# changed and systemd is not used; the daemons are started directly, as in
+# protocol-tests/scripts/peers.sh -- builds minimail and mailbench (release),
+# and runs:
+#   SMTP  mailbench smtp, 16 sessions, a new connection per message, 1 KiB and
+#         64 KiB, against smtp-sink (the no-storage limit), Postfix (accepting
+#         into its queue, delivering to a Maildir) and minimail; smtp-source
+#         -s 16 -m 5000 -l 1024 against the same three for reference.
+#   E2E   SMTP 250 -> visible over IMAP (IDLE): Postfix+Dovecot vs minimail.
+#   IMAP  APPEND-populated mailboxes of 2,000 and 20,000 messages: APPEND rate,
+#         connect+LOGIN+SELECT, FETCH 1:* metadata, UID SEARCH TEXT, STORE 1:*,
+#         16 sessions of random BODY.PEEK[]: Dovecot vs minimail.
+#   IDLE  10,000 IDLE connections on minimail (200 on Dovecot), push delay
+#         and server RSS.
+# --scale adds minimail alone at 1k/10k/100k messages; --quick shrinks every
+# count (a smoke run); --keep leaves the servers running afterwards.
+# Results: $BENCH_DIR/results.jsonl and the table printed at the end
+# (bench/table.py). Every run starts from empty data directories and stops
+# what it started, also on failure or Ctrl-C.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORKSPACE=$(cd "$HERE/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/tmp/minimail-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$WORKSPACE/target-bench}
+SINK_PORT=${SINK_PORT:-12025}
+POSTFIX_PORT=${POSTFIX_PORT:-12026}
+DOVECOT_PORT=${DOVECOT_PORT:-12143}
+MM_SMTP_PORT=${MM_SMTP_PORT:-12525}
+MM_IMAP_PORT=${MM_IMAP_PORT:-12144}
+DOMAIN=bench.test
+USER_ADDR=bench@$DOMAIN
+LOAD_ADDR=load@$DOMAIN
+PASSWORD=bench-pw
+MAIL_UID=$(id -u nobody)
+MAIL_GID=$(id -g nobody)
+
+QUICK= SCALE= IDLE=1 KEEP=
+for a in "$@"; do
+    case "$a" in
+        --quick) QUICK=1 ;;
+        --scale) SCALE=1 ;;
+        --no-idle) IDLE= ;;
+        --keep) KEEP=1 ;;
+        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--keep]" >&2; exit 2 ;;
+    esac
+done
+if [ -n "$QUICK" ]; then
+    SMTP_N=500 SMTP_BIG_N=200 E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
+else
+    SMTP_N=5000 SMTP_BIG_N=2000 E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
+fi
+RESULTS=$BENCH_DIR/results.jsonl
+MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
+MM=${MM:-$CARGO_TARGET_DIR/release/minimail}
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- lifecycle
+stop_all() {
+    postfix -c "$BENCH_DIR/postfix/etc" stop >/dev/null 2>&1 || true
+    for pidfile in "$BENCH_DIR/dovecot/run/master.pid" "$BENCH_DIR/sink.pid" "$BENCH_DIR/minimail.pid"; do
+        if [ -f "$pidfile" ]; then
+            kill "$(cat "$pidfile")" 2>/dev/null || true
+            rm -f "$pidfile"
+        fi
+    done
+    sleep 0.5
+}
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "compare.sh: nothing listens on port $1; see $BENCH_DIR/*.log" >&2
+    return 1
+}
+
+install_peers() {
+    if ! command -v postfix >/dev/null || ! command -v dovecot >/dev/null ||
+        ! command -v smtp-source >/dev/null; then
+        log "installing postfix and dovecot-imapd (apt-get)"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd
+    fi
+}
+
+build() {
+    log "building minimail and mailbench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$WORKSPACE" && cargo build --release -q -p minimail -p mailbench)
+}
+
+configure() {
+    rm -rf "$BENCH_DIR"
+    mkdir -p "$BENCH_DIR"/{postfix/etc,postfix/spool,postfix/data,vmail,dovecot/run,dovecot/state}
+    chown -R "$MAIL_UID:$MAIL_GID" "$BENCH_DIR/vmail"
+    chown postfix "$BENCH_DIR/postfix/data"
+    local pf=$BENCH_DIR/postfix dc=$BENCH_DIR/dovecot
+    # Postfix: virtual mailboxes in Maildirs that Dovecot reads.
+    cat >"$pf/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $pf/spool
+data_directory = $pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.$DOMAIN
+mydomain = $DOMAIN
+myorigin = $DOMAIN
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_base = $BENCH_DIR/vmail
+virtual_mailbox_maps = texthash:$pf/etc/vmailbox
+virtual_uid_maps = static:$MAIL_UID
+virtual_gid_maps = static:$MAIL_GID
+alias_maps =
+alias_database =
+message_size_limit = 10240000
+maillog_file = $pf/postfix.log
+maillog_file_prefixes = $BENCH_DIR
+biff = no
+default_transport = error:no relaying from the bench instance
+EOF
+    printf '%s bench/Maildir/\n%s load/Maildir/\n' "$USER_ADDR" "$LOAD_ADDR" >"$pf/etc/vmailbox"
+    cat >"$pf/etc/master.cf" <<EOF
+127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+local     unix  - n n - - local
+virtual   unix  - n n - - virtual
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+    # Dovecot: the same Maildirs; INBOX is ~/Maildir, folders below it.
+    printf '%s:{PLAIN}%s:%s:%s::%s\n' "$USER_ADDR" "$PASSWORD" "$MAIL_UID" "$MAIL_GID" "$BENCH_DIR/vmail/bench" >"$dc/users"
+    cat >"$dc/dovecot.conf" <<EOF
+base_dir = $dc/run
+state_dir = $dc/state
+instance_name = minimail-bench
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = $dc/dovecot.log
+first_valid_uid = 1
+default_internal_user = dovecot
+default_login_user = dovenull
+mail_location = maildir:~/Maildir:LAYOUT=fs
+mailbox_idle_check_interval = 1 secs
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dc/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u $dc/users
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DOVECOT_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+  process_limit = 1024
+}
+service imap {
+  process_limit = 1024
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0666
+  }
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+protocol imap {
+  mail_max_userip_connections = 1000
+}
+EOF
+    printf '%s\n' "$PASSWORD" | "$MM" user add "$USER_ADDR" --db "$BENCH_DIR/minimail.db" --password-stdin >/dev/null
+    printf '%s\n' "$PASSWORD" | "$MM" user add "$LOAD_ADDR" --db "$BENCH_DIR/minimail.db" --password-stdin >/dev/null
+}
+
+start_all() {
+    log "starting smtp-sink :$SINK_PORT, Postfix :$POSTFIX_PORT, Dovecot :$DOVECOT_PORT, minimail :$MM_SMTP_PORT/:$MM_IMAP_PORT"
+    smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024 >"$BENCH_DIR/sink.log" 2>&1 &
+    echo $! >"$BENCH_DIR/sink.pid"
+    postfix -c "$BENCH_DIR/postfix/etc" check
+    postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
+    dovecot -c "$BENCH_DIR/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
+    ulimit -n "$(ulimit -Hn)"
+    RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$MM_SMTP_PORT" --imap "127.0.0.1:$MM_IMAP_PORT" \
+        --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" --max-connections 12000 \
+        >"$BENCH_DIR/minimail.log" 2>&1 &
+    echo $! >"$BENCH_DIR/minimail.pid"
+    for p in "$SINK_PORT" "$POSTFIX_PORT" "$DOVECOT_PORT" "$MM_SMTP_PORT" "$MM_IMAP_PORT"; do
+        wait_port "$p"
+    done
+}
+
+postfix_drain() {
+    # Wait until Postfix has delivered everything it accepted.
+    for _ in $(seq 1 600); do
+        if [ -z "$(find "$BENCH_DIR/postfix/spool/"{incoming,active,deferred,maildrop} -type f 2>/dev/null | head -1)" ]; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "compare.sh: Postfix queue did not drain" >&2
+}
+
+# ------------------------------------------------------------------ running
+# record SERVER WORK mailbench-args...: run mailbench --json, append a tagged line.
+record() {
+    local server=$1 work=$2
+    shift 2
+    local out
+    if out=$("$MB" --json "$@" 2>>"$BENCH_DIR/mailbench.err"); then
+        printf '{"server":"%s","work":"%s","r":%s}\n' "$server" "$work" "$out" >>"$RESULTS"
+        printf '  %-22s %-22s %s\n' "$server" "$work" "$out" >&2
+    else
+        printf '{"server":"%s","work":"%s","r":{"error":true}}\n' "$server" "$work" >>"$RESULTS"
+        echo "  $server $work FAILED (see $BENCH_DIR/mailbench.err)" >&2
+    fi
+}
+
+# smtp_source SERVER PORT: wall-clock rate of smtp-source -s 16 -m N -l 1024.
+smtp_source() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    if smtp-source -s 16 -m "$SMTP_N" -l 1024 -f bench@localhost -t "$LOAD_ADDR" "127.0.0.1:$2" \
+        >>"$BENCH_DIR/smtp-source.log" 2>&1; then
+        t1=$(date +%s.%N)
+        awk -v s="$1" -v n="$SMTP_N" -v a="$t0" -v b="$t1" 'BEGIN {
+            printf "{\"server\":\"%s\",\"work\":\"smtp-source 1k\",\"r\":{\"rate\":%.1f,\"seconds\":%.3f}}\n", s, n / (b - a), b - a
+        }' >>"$RESULTS"
+    else
+        printf '{"server":"%s","work":"smtp-source 1k","r":{"error":true}}\n' "$1" >>"$RESULTS"
+    fi
+}
+
+mm_pid() { cat "$BENCH_DIR/minimail.pid"; }
+
+run_smtp() {
+    log "SMTP: mailbench smtp (16 sessions, new connection per message) and smtp-source"
+    local name port
+    for pair in "smtp-sink:$SINK_PORT" "postfix:$POSTFIX_PORT" "minimail:$MM_SMTP_PORT"; do
+        name=${pair%%:*} port=${pair##*:}
+        local pid=()
+        if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+        record "$name" "smtp 1k" "${pid[@]}" smtp --addr "127.0.0.1:$port" --sessions 16 \
+            --messages "$SMTP_N" --size 1024 --to "$LOAD_ADDR"
+        if [ "$name" = postfix ]; then postfix_drain; fi
+        record "$name" "smtp 64k" "${pid[@]}" smtp --addr "127.0.0.1:$port" --sessions 16 \
+            --messages "$SMTP_BIG_N" --size 65536 --to "$LOAD_ADDR"
+        if [ "$name" = postfix ]; then postfix_drain; fi
+        smtp_source "$name" "$port"
+        if [ "$name" = postfix ]; then postfix_drain; fi
+    done
+}
+
+run_e2e() {
+    log "E2E: SMTP 250 -> visible over IMAP IDLE"
+    record "postfix+dovecot" "e2e 1k" e2e --smtp "127.0.0.1:$POSTFIX_PORT" \
+        --addr "127.0.0.1:$DOVECOT_PORT" --user "$USER_ADDR" --password "$PASSWORD" \
+        --messages "$E2E_N" --sessions 16
+    postfix_drain
+    record minimail "e2e 1k" --server-pid "$(mm_pid)" e2e --smtp "127.0.0.1:$MM_SMTP_PORT" \
+        --addr "127.0.0.1:$MM_IMAP_PORT" --user "$USER_ADDR" --password "$PASSWORD" \
+        --messages "$E2E_N" --sessions 16
+}
+
+# imap_suite SERVER PORT N: populate mailbox mN with N messages, then the rest.
+imap_suite() {
+    local name=$1 port=$2 n=$3 pid=()
+    if [ "$name" != dovecot ]; then pid=(--server-pid "$(mm_pid)"); fi
+    local a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "m$n")
+    record "$name" "append $n" "${pid[@]}" imap "${a[@]}" populate "$n"
+    record "$name" "select $n" "${pid[@]}" imap "${a[@]}" select --repeat 20
+    record "$name" "fetch-meta $n" "${pid[@]}" imap "${a[@]}" fetch-meta --repeat 5
+    record "$name" "search $n" "${pid[@]}" imap "${a[@]}" search --repeat 5
+    record "$name" "store $n" "${pid[@]}" imap "${a[@]}" store --repeat 3
+    record "$name" "body $n" "${pid[@]}" imap "${a[@]}" body --sessions 16 --count "$BODY_N"
+}
+
+run_imap() {
+    for n in $SIZES; do
+        log "IMAP: mailbox of $n messages"
+        imap_suite dovecot "$DOVECOT_PORT" "$n"
+        imap_suite minimail "$MM_IMAP_PORT" "$n"
+    done
+    if [ -n "$SCALE" ]; then
+        for n in $SCALE_SIZES; do
+            log "IMAP scaling: minimail, $n messages"
+            imap_suite minimail-scale "$MM_IMAP_PORT" "$n"
+        done
+    fi
+}
+
+dovecot_rss_mib() {
+    ps -e -o rss=,comm= | awk '$2 ~ /^(dovecot|imap|imap-login|auth|config|log|anvil|stats)$/ {s+=$1} END {printf "%.1f", s/1024}'
+}
+
+run_idle() {
+    log "IDLE: $IDLE_N connections on minimail, $IDLE_PEER_N on Dovecot"
+    record minimail "idle" --server-pid "$(mm_pid)" idle --smtp "127.0.0.1:$MM_SMTP_PORT" \
+        --addr "127.0.0.1:$MM_IMAP_PORT" --user "$USER_ADDR" --password "$PASSWORD" \
+        --connections "$IDLE_N" --messages 5
+    local before
+    before=$(dovecot_rss_mib)
+    record dovecot "idle" idle --smtp "127.0.0.1:$POSTFIX_PORT" \
+        --addr "127.0.0.1:$DOVECOT_PORT" --user "$USER_ADDR" --password "$PASSWORD" \
+        --connections "$IDLE_PEER_N" --messages 5 &
+    local job=$!
+    sleep 3
+    printf '{"server":"dovecot","work":"idle rss","r":{"before_mib":%s,"during_mib":%s}}\n' \
+        "$before" "$(dovecot_rss_mib)" >>"$RESULTS"
+    wait "$job" || true
+}
+
+machine() {
+    printf 'machine: %s CPUs (%s), %s MiB RAM, load average %s, %s, %s\n' "$(nproc)" \
+        "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
+        "$(awk '/MemTotal/ {printf "%d", $2/1024}' /proc/meminfo)" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "$(uname -sr)" "$(date -u '+%Y-%m-%d %H:%M UTC')"
+}
+
+main() {
+    install_peers
+    build
+    stop_all
+    configure
+    if [ -z "$KEEP" ]; then trap stop_all EXIT INT TERM; fi
+    start_all
+    : >"$RESULTS"
+    machine | tee "$BENCH_DIR/machine.txt" >&2
+    run_smtp
+    run_e2e
+    run_imap
+    if [ -n "$IDLE" ]; then run_idle; fi
+    printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
+    echo
+    cat "$BENCH_DIR/machine.txt"
+    python3 "$HERE/table.py" "$RESULTS"
+}
+
+# Sourced (for debugging single steps) it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main
+fi
