@@ -171,7 +171,12 @@ impl Framer {
                             return Frame::LiteralTooBig { tag };
                         }
                         self.buf.extend_from_slice(b"\r\n");
-                        self.state = State::Literal(clamp(n));
+                        // `{0}` has no octets: the command goes on at once.
+                        self.state = if n == 0 {
+                            State::Line
+                        } else {
+                            State::Literal(clamp(n))
+                        };
                         if !plus {
                             return Frame::Continue;
                         }
@@ -214,6 +219,23 @@ mod tests {
             }
             out.push(fr);
         }
+    }
+
+    #[test]
+    fn zero_length_literal_continues_the_command() {
+        let (mut f, mut i) = (framer(), InBuf::new());
+        assert_eq!(
+            feed(&mut f, &mut i, b"a LIST \"\" {0}\r\n"),
+            vec![Frame::Continue]
+        );
+        assert_eq!(
+            feed(&mut f, &mut i, b"\r\n"),
+            vec![Frame::Command(b"a LIST \"\" {0}\r\n".to_vec())]
+        );
+        assert_eq!(
+            feed(&mut f, &mut i, b"b LIST \"\" {0+}\r\n\r\n"),
+            vec![Frame::Command(b"b LIST \"\" {0+}\r\n".to_vec())]
+        );
     }
 
     #[test]

@@ -34,6 +34,11 @@ struct Watch {
 /// The registry of sessions waiting to hear about mailbox changes.
 pub struct Hub {
     watches: Mutex<HashMap<ConnId, Watch>>,
+    /// Per mailbox, the highest UID some session has already been told
+    /// about: newer messages are `\Recent` for the next session to see
+    /// them (RFC 3501 §2.3.2). Kept in memory: after a restart every
+    /// message counts as recent once.
+    recent: Mutex<HashMap<MailboxId, mailstore::Uid>>,
     stop: AtomicBool,
 }
 
@@ -47,6 +52,7 @@ impl Hub {
     pub fn start(store: &Store) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             watches: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);
@@ -87,6 +93,21 @@ impl Hub {
                 pending,
             },
         );
+    }
+
+    /// Claim messages up to `up_to` for the calling session: returns the
+    /// previous mark, so UIDs above it are `\Recent` for the caller only.
+    pub fn claim_recent(&self, mailbox: MailboxId, up_to: mailstore::Uid) -> mailstore::Uid {
+        let mut map = lock(&self.recent);
+        let mark = map.entry(mailbox).or_insert(0);
+        let prev = *mark;
+        *mark = prev.max(up_to);
+        prev
+    }
+
+    /// The current mark without claiming (EXAMINE, STATUS).
+    pub fn recent_mark(&self, mailbox: MailboxId) -> mailstore::Uid {
+        lock(&self.recent).get(&mailbox).copied().unwrap_or(0)
     }
 
     /// Forget a session.

@@ -26,6 +26,9 @@ pub enum Value {
     Literal(Vec<u8>),
     /// A parenthesised list, elements separated by SP.
     List(Vec<Value>),
+    /// Values written back to back with no separator (the parts of a
+    /// multipart body: `body-type-mpart = 1*body SP media-subtype`).
+    Concat(Vec<Value>),
 }
 
 impl Value {
@@ -51,6 +54,11 @@ impl Value {
             Value::Literal(s) => {
                 literal_header(s.len() as u64, out);
                 out.extend_from_slice(s);
+            }
+            Value::Concat(items) => {
+                for v in items {
+                    v.encode(out);
+                }
             }
             Value::List(items) => {
                 out.push(b'(');

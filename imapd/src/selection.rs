@@ -124,13 +124,15 @@ impl Selection {
     }
 
     /// Apply changes read from the store; queue EXISTS/RECENT/FETCH now and
-    /// EXPUNGE too if `expunge_ok`.
+    /// EXPUNGE too if `expunge_ok`. Arrivals with a UID above
+    /// `recent_above` get `\Recent`.
     pub fn apply(
         &mut self,
         changes: Changes,
         out: &mut Vec<u8>,
         expunge_ok: bool,
         condstore: bool,
+        recent_above: Uid,
     ) {
         for uid in changes.expunged {
             if self.seq_of(uid).is_some() && self.expunged.binary_search(&uid).is_err() {
@@ -147,7 +149,7 @@ impl Selection {
                         uid: e.uid,
                         flags: e.flags,
                         modseq: e.modseq,
-                        recent: true,
+                        recent: e.uid > recent_above,
                     });
                     arrived += 1;
                 }

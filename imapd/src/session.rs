@@ -255,7 +255,18 @@ impl ImapSession {
                 let condstore = s.condstore;
                 match (res, &mut s.selected) {
                     (Ok(changes), Some(sel)) if sel.mailbox == mailbox => {
-                        sel.apply(changes, &mut s.out, expunge_ok, condstore);
+                        // New arrivals are \Recent here unless another
+                        // session saw them first (§2.3.2).
+                        let known = sel.msgs.last().map_or(0, |m| m.uid);
+                        let newest = changes.changed.iter().map(|e| e.uid).max().unwrap_or(0);
+                        let recent_above = if newest <= known {
+                            newest
+                        } else if sel.read_only {
+                            s.shared.hub.recent_mark(mailbox)
+                        } else {
+                            s.shared.hub.claim_recent(mailbox, newest)
+                        };
+                        sel.apply(changes, &mut s.out, expunge_ok, condstore, recent_above);
                     }
                     (Err(e), _) => log::warn!("imapd conn {}: sync: {e}", s.conn),
                     _ => {}

@@ -86,10 +86,11 @@ fn language(l: &[String]) -> Value {
 pub fn body(p: &MimePart, extended: bool) -> Value {
     let mut v = Vec::new();
     if p.media_type.eq_ignore_ascii_case("multipart") && !p.parts.is_empty() {
-        // body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
-        for child in &p.parts {
-            v.push(body(child, extended));
-        }
+        // body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]:
+        // the bodies follow each other with no space in between.
+        v.push(Value::Concat(
+            p.parts.iter().map(|c| body(c, extended)).collect(),
+        ));
         v.push(Value::str(p.subtype.to_ascii_uppercase()));
         if extended {
             v.push(params(&p.params));

@@ -71,6 +71,14 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
         .map(|f| (*f).to_owned())
         .collect();
     flags.extend(keywords);
+    // EXAMINE must not take \Recent away from others (§6.3.2).
+    let last_uid = entries.last().map_or(0, |e| e.uid);
+    let recent_above = if read_only {
+        s.shared.hub.recent_mark(mb.id)
+    } else {
+        s.shared.hub.claim_recent(mb.id, last_uid)
+    };
+    let recent = entries.iter().filter(|e| e.uid > recent_above).count();
     let first_unseen = entries
         .iter()
         .position(|e| !e.flags.has(SystemFlag::Seen))
@@ -90,7 +98,7 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
     )
     .encode(out);
     untagged(out, &format!("{} EXISTS", entries.len()));
-    untagged(out, "0 RECENT");
+    untagged(out, &format!("{recent} RECENT"));
     if let Some(u) = first_unseen {
         crate::response::StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen")
             .encode(out);
@@ -119,7 +127,7 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
             uid: e.uid,
             flags: e.flags,
             modseq: e.modseq,
-            recent: false,
+            recent: e.uid > recent_above,
         })
         .collect();
     s.enter_selected(Selection {
@@ -338,15 +346,20 @@ pub(crate) fn status(
             let Some(mb) = r.mailbox(uid, &name)? else {
                 return Ok(None);
             };
-            Ok(Some((mb.name.clone(), r.status(mb.id)?)))
+            Ok(Some((mb.name.clone(), mb.id, r.status(mb.id)?)))
         },
         move |s, io, res| match res {
-            Ok(Some((name, st))) => {
+            Ok(Some((name, id, st))) => {
                 let mut vals = Vec::new();
                 for item in &items {
                     let (k, v) = match item {
                         StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
-                        StatusItem::Recent => ("RECENT", 0),
+                        StatusItem::Recent => {
+                            let mark = s.shared.hub.recent_mark(id);
+                            let above =
+                                u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
+                            ("RECENT", above.min(u64::from(st.messages)))
+                        }
                         StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
                         StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
                         StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),

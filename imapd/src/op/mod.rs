@@ -21,6 +21,8 @@ enum Needs {
     Any,
     NotAuthenticated,
     Authenticated,
+    /// Authenticated with no mailbox selected (ENABLE, RFC 5161 §3.1).
+    AuthenticatedOnly,
     Selected,
 }
 
@@ -41,8 +43,8 @@ fn needs(body: &CommandBody) -> Needs {
         | Status { .. }
         | Append { .. }
         | Namespace
-        | Enable(_)
         | Idle => Needs::Authenticated,
+        Enable(_) => Needs::AuthenticatedOnly,
         Check
         | Close
         | Unselect
@@ -61,12 +63,14 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         Needs::Any => true,
         Needs::NotAuthenticated => s.user.is_none(),
         Needs::Authenticated => s.user.is_some(),
+        Needs::AuthenticatedOnly => s.user.is_some() && s.selected.is_none(),
         Needs::Selected => s.selected.is_some(),
     };
     if !ok_state {
         let text = match needs(&cmd.body) {
             Needs::NotAuthenticated => "Already authenticated",
             Needs::Authenticated => "Log in first",
+            Needs::AuthenticatedOnly if s.user.is_some() => "only valid with no mailbox selected",
             _ if s.user.is_none() => "Log in first",
             _ => "No mailbox selected",
         };

@@ -98,6 +98,8 @@ fn envelope_and_bodystructure() {
         r[0].contains(" \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL))"),
         "{r:?}"
     );
+    // body-type-mpart = 1*body SP media-subtype: no space between parts.
+    assert!(r[0].contains("NIL NIL)(\"APPLICATION\""), "{r:?}");
     let r = c.ok("FETCH 1 BODY");
     assert!(
         r[0].starts_with(
@@ -107,7 +109,7 @@ fn envelope_and_bodystructure() {
     );
     let r = c.ok("FETCH 1 FULL");
     assert!(
-        r[0].contains("FLAGS ()")
+        r[0].contains("FLAGS (\\Recent)")
             && r[0].contains("INTERNALDATE")
             && r[0].contains("ENVELOPE")
             && r[0].contains("BODY (")
@@ -123,9 +125,9 @@ fn body_without_peek_sets_seen_and_peek_does_not() {
     let mut c = s.login("bob@localhost");
     c.ok("SELECT INBOX");
     c.ok("FETCH 1 BODY.PEEK[]");
-    assert_eq!(c.ok("FETCH 1 FLAGS")[0], "* 1 FETCH (FLAGS ())");
+    assert_eq!(c.ok("FETCH 1 FLAGS")[0], "* 1 FETCH (FLAGS (\\Recent))");
     let r = c.ok("FETCH 2 BODY[TEXT]");
-    assert!(r[0].contains("FLAGS (\\Seen)"), "{r:?}");
+    assert!(r[0].contains("FLAGS (\\Seen \\Recent)"), "{r:?}");
     assert_eq!(c.ok("SEARCH SEEN")[0], "* SEARCH 2");
     // EXAMINE never sets \Seen.
     c.ok("EXAMINE INBOX");
@@ -146,10 +148,13 @@ fn uid_fetch_includes_uid_and_handles_star_and_changedsince() {
     let r = c.ok("UID FETCH 2:* FLAGS");
     assert_eq!(
         &r[..2],
-        &["* 2 FETCH (UID 2 FLAGS ())", "* 3 FETCH (UID 3 FLAGS ())"]
+        &[
+            "* 2 FETCH (UID 2 FLAGS (\\Recent))",
+            "* 3 FETCH (UID 3 FLAGS (\\Recent))"
+        ]
     );
     let r = c.ok("UID FETCH 10:* FLAGS");
-    assert_eq!(r[0], "* 3 FETCH (UID 3 FLAGS ())");
+    assert_eq!(r[0], "* 3 FETCH (UID 3 FLAGS (\\Recent))");
     let r = c.ok("FETCH 3 MODSEQ");
     let ms: u64 = r[0]
         .split("MODSEQ (")
@@ -162,7 +167,7 @@ fn uid_fetch_includes_uid_and_handles_star_and_changedsince() {
     let r = c.ok(&format!("FETCH 1:* (FLAGS) (CHANGEDSINCE {ms})"));
     assert_eq!(r.len(), 2, "{r:?}");
     assert!(
-        r[0].starts_with("* 2 FETCH (FLAGS (\\Answered) MODSEQ ("),
+        r[0].starts_with("* 2 FETCH (FLAGS (\\Answered \\Recent) MODSEQ ("),
         "{r:?}"
     );
     let r = c.cmd("FETCH 4 FLAGS");

@@ -21,14 +21,14 @@ fn setup(n: usize) -> (TestServer, Client) {
 fn store_reports_flags_and_silent_does_not() {
     let (_s, mut c) = setup(3);
     let r = c.ok("STORE 1:2 +FLAGS (\\Flagged $Work)");
-    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Flagged $Work))");
-    assert_eq!(r[1], "* 2 FETCH (FLAGS (\\Flagged $Work))");
+    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Flagged \\Recent $Work))");
+    assert_eq!(r[1], "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work))");
     let r = c.ok("STORE 1 -FLAGS.SILENT ($Work)");
     assert_eq!(r.len(), 1);
     let r = c.ok("UID STORE 3 FLAGS (\\Seen)");
-    assert_eq!(r[0], "* 3 FETCH (UID 3 FLAGS (\\Seen))");
+    assert_eq!(r[0], "* 3 FETCH (UID 3 FLAGS (\\Seen \\Recent))");
     let r = c.ok("FETCH 1:3 FLAGS");
-    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Flagged))");
+    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Flagged \\Recent))");
     let r = c.cmd("STORE 9 +FLAGS (\\Seen)");
     assert_eq!(Client::status_of(&r), "BAD");
     let r = c.cmd("STORE 1 +FLAGS (\\Bogus)");
@@ -58,7 +58,7 @@ fn conditional_store_reports_modified() {
     assert!(r.last().unwrap().contains("[MODIFIED 1]"), "{r:?}");
     assert!(
         r.iter()
-            .any(|l| l.starts_with("* 2 FETCH (FLAGS (\\Flagged) MODSEQ")),
+            .any(|l| l.starts_with("* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ")),
         "{r:?}"
     );
 }

@@ -18,11 +18,11 @@ fn flag_changes_and_new_mail_reach_other_session_at_noop() {
     s.deliver(bob, &simple("b", "2"));
     let r = a.ok("NOOP");
     assert!(
-        r.contains(&"* 1 FETCH (UID 1 FLAGS (\\Flagged))".to_owned()),
+        r.contains(&"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))".to_owned()),
         "{r:?}"
     );
     assert!(r.contains(&"* 2 EXISTS".to_owned()), "{r:?}");
-    assert!(r.contains(&"* 1 RECENT".to_owned()), "{r:?}");
+    assert!(r.contains(&"* 2 RECENT".to_owned()), "{r:?}");
     // Nothing new: NOOP is quiet.
     assert_eq!(a.ok("NOOP").len(), 1);
 }
@@ -124,4 +124,27 @@ fn idle_reports_a_burst_of_deliveries() {
     idle_until(&mut a, "* 20 EXISTS");
     a.send(b"DONE\r\n");
     a.until("i1");
+}
+
+#[test]
+fn recent_is_given_to_one_session_only() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    s.deliver(bob, &simple("a", "1"));
+    let mut a = s.login("bob@localhost");
+    let mut b = s.login("bob@localhost");
+    assert!(a.ok("EXAMINE INBOX").contains(&"* 1 RECENT".to_owned()));
+    assert!(a.ok("SELECT INBOX").contains(&"* 1 RECENT".to_owned()));
+    assert!(b.ok("SELECT INBOX").contains(&"* 0 RECENT".to_owned()));
+    assert_eq!(a.ok("SEARCH RECENT")[0], "* SEARCH 1");
+    assert_eq!(b.ok("SEARCH RECENT")[0], "* SEARCH");
+    s.deliver(bob, &simple("b", "2"));
+    let r = b.ok("NOOP");
+    assert!(r.contains(&"* 1 RECENT".to_owned()), "{r:?}");
+    let r = a.ok("NOOP");
+    assert!(
+        r.contains(&"* 2 EXISTS".to_owned()) && r.contains(&"* 1 RECENT".to_owned()),
+        "{r:?}"
+    );
+    assert_eq!(b.ok("FETCH 2 FLAGS")[0], "* 2 FETCH (FLAGS (\\Recent))");
 }
