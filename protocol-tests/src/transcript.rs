@@ -447,6 +447,21 @@ mod tests {
     }
 
     #[test]
+    fn mixed_cases_name_their_server_per_connection() {
+        let ok = parse(
+            "m.txt",
+            "mixed/m",
+            Proto::Mixed,
+            "# rfc: 1\nS[smtp]: 220*\nS[imap2]: * OK*\nLET x = 1\n",
+        );
+        let c = ok.unwrap();
+        assert_eq!(c.proto.of_conn("smtp"), Proto::Smtp);
+        assert_eq!(c.proto.of_conn("imap2"), Proto::Imap);
+        let e = parse("m.txt", "mixed/m", Proto::Mixed, "# rfc: 1\nS: 220*\n").unwrap_err();
+        assert!(e.msg.contains("mixed/"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let e = p("# rfc: 1\nS: 220 *\nC: ${nope}\n").unwrap_err();
         assert_eq!(e.line, 3);
