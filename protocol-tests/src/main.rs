@@ -23,11 +23,15 @@ struct Cli {
     #[arg(long)]
     imap: Option<String>,
     /// First account's login name (a full address, or a local part of --domain).
-    #[arg(long)]
-    user: String,
+    #[arg(long, required_unless_present = "list")]
+    user: Option<String>,
     /// First account's password.
-    #[arg(long, env = "PROTOCOL_TESTS_PASSWORD")]
-    password: String,
+    #[arg(
+        long,
+        env = "PROTOCOL_TESTS_PASSWORD",
+        required_unless_present = "list"
+    )]
+    password: Option<String>,
     /// Second account's login name (cases marked `# user: 2` skip without it).
     #[arg(long, requires = "password2")]
     user2: Option<String>,
@@ -78,6 +82,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    let (Some(user), Some(password)) = (cli.user, cli.password) else {
+        eprintln!("give --user and --password");
+        return ExitCode::from(2);
+    };
     if cli.smtp.is_none() && cli.imap.is_none() {
         eprintln!("give --smtp HOST:PORT and/or --imap HOST:PORT");
         return ExitCode::from(2);
@@ -90,8 +98,8 @@ fn main() -> ExitCode {
         target: Target {
             smtp: cli.smtp,
             imap: cli.imap,
-            user: cli.user,
-            password: cli.password,
+            user,
+            password,
             user2: cli.user2.zip(cli.password2),
             domain: cli.domain,
             timeout: Duration::from_secs_f64(cli.timeout),
