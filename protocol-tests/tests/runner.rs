@@ -216,3 +216,52 @@ fn an_unreachable_server_fails_cleanly() {
     let f = run(Proto::Smtp, &addr, "# rfc: 1\nS: 220*\n").unwrap_err();
     assert!(f.msg.contains("cannot connect"), "{}", f.msg);
 }
+
+#[test]
+fn suite_skips_what_is_not_advertised_and_reports_known_differences() {
+    use protocol_tests::report::{junit, tap, Summary};
+    use protocol_tests::suite::{run as run_suite, Options, Outcome};
+    let a = serve(smtp_like);
+    let mk = |name: &str, text: &str| parse("t.txt", name, Proto::Smtp, text).unwrap();
+    let cases = vec![
+        mk("smtp/a-pipelining", "# rfc: 2920 3.1\n# requires: PIPELINING\nS>: 220 *\n"),
+        mk("smtp/b-chunking", "# rfc: 3030 2\n# requires: CHUNKING\nS>: 220 *\n"),
+        mk("smtp/c-user2", "# rfc: 5321 3.3\n# user: 2\nS>: 220 *\n"),
+        mk(
+            "smtp/d-known",
+            "# rfc: 5321 4.1.4\n# differs: fake — answers 503 <odd>\nS>: 220 *\nC: RCPT TO:<a@b>\nS: 250*\n",
+        ),
+        mk("smtp/e-fails", "# rfc: 5321 4.1.4\nS>: 220 *\nC: RCPT TO:<a@b>\nS: 250*\n"),
+    ];
+    let opts = Options {
+        target: Target {
+            smtp: Some(a),
+            imap: None,
+            user: "u@example.org".into(),
+            password: "pw".into(),
+            user2: None,
+            domain: "example.org".into(),
+            timeout: Duration::from_secs(3),
+        },
+        only: Vec::new(),
+        known: vec!["fake".into()],
+    };
+    let results = run_suite(&cases, &opts, |_| {}).unwrap();
+    assert!(matches!(results[0].outcome, Outcome::Pass));
+    assert!(matches!(&results[1].outcome, Outcome::Skip(w) if w.contains("CHUNKING")));
+    assert!(matches!(&results[2].outcome, Outcome::Skip(w) if w.contains("user2")));
+    assert!(matches!(&results[3].outcome, Outcome::Known(_, n) if n.contains("answers 503")));
+    assert!(matches!(results[4].outcome, Outcome::Fail(_)));
+    let sum = Summary::of(&results);
+    assert_eq!((sum.pass, sum.fail, sum.known, sum.skip), (1, 1, 1, 2));
+    let t = tap(&results);
+    assert!(t.starts_with("TAP version 13\n1..5\n"), "{t}");
+    assert!(t.contains("not ok 5 - smtp/e-fails"), "{t}");
+    assert!(t.contains("# SKIP not advertised: CHUNKING"), "{t}");
+    let j = junit(&results);
+    assert!(
+        j.contains("tests=\"5\" failures=\"1\" skipped=\"3\""),
+        "{j}"
+    );
+    assert!(j.contains("&lt;odd&gt;"), "{j}");
+}
