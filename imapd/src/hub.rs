@@ -35,10 +35,11 @@ struct Watch {
 pub struct Hub {
     watches: Mutex<HashMap<ConnId, Watch>>,
     /// Per mailbox, the highest UID some session has already been told
-    /// about: newer messages are `\Recent` for the next session to see
+    /// about, keyed by id *and* UIDVALIDITY (SQLite may reuse the id of a
+    /// deleted mailbox): newer messages are `\Recent` for the next session to see
     /// them (RFC 3501 §2.3.2). Kept in memory: after a restart every
     /// message counts as recent once.
-    recent: Mutex<HashMap<MailboxId, mailstore::Uid>>,
+    recent: Mutex<HashMap<(MailboxId, u32), mailstore::Uid>>,
     stop: AtomicBool,
 }
 
@@ -97,17 +98,25 @@ impl Hub {
 
     /// Claim messages up to `up_to` for the calling session: returns the
     /// previous mark, so UIDs above it are `\Recent` for the caller only.
-    pub fn claim_recent(&self, mailbox: MailboxId, up_to: mailstore::Uid) -> mailstore::Uid {
+    pub fn claim_recent(
+        &self,
+        mailbox: MailboxId,
+        uidvalidity: u32,
+        up_to: mailstore::Uid,
+    ) -> mailstore::Uid {
         let mut map = lock(&self.recent);
-        let mark = map.entry(mailbox).or_insert(0);
+        let mark = map.entry((mailbox, uidvalidity)).or_insert(0);
         let prev = *mark;
         *mark = prev.max(up_to);
         prev
     }
 
     /// The current mark without claiming (EXAMINE, STATUS).
-    pub fn recent_mark(&self, mailbox: MailboxId) -> mailstore::Uid {
-        lock(&self.recent).get(&mailbox).copied().unwrap_or(0)
+    pub fn recent_mark(&self, mailbox: MailboxId, uidvalidity: u32) -> mailstore::Uid {
+        lock(&self.recent)
+            .get(&(mailbox, uidvalidity))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Forget a session.

@@ -262,9 +262,9 @@ impl ImapSession {
                         let recent_above = if newest <= known {
                             newest
                         } else if sel.read_only {
-                            s.shared.hub.recent_mark(mailbox)
+                            s.shared.hub.recent_mark(mailbox, sel.uidvalidity)
                         } else {
-                            s.shared.hub.claim_recent(mailbox, newest)
+                            s.shared.hub.claim_recent(mailbox, sel.uidvalidity, newest)
                         };
                         sel.apply(changes, &mut s.out, expunge_ok, condstore, recent_above);
                     }

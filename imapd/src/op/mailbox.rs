@@ -74,9 +74,9 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
     // EXAMINE must not take \Recent away from others (§6.3.2).
     let last_uid = entries.last().map_or(0, |e| e.uid);
     let recent_above = if read_only {
-        s.shared.hub.recent_mark(mb.id)
+        s.shared.hub.recent_mark(mb.id, mb.uidvalidity)
     } else {
-        s.shared.hub.claim_recent(mb.id, last_uid)
+        s.shared.hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
     };
     let recent = entries.iter().filter(|e| e.uid > recent_above).count();
     let first_unseen = entries
@@ -355,7 +355,7 @@ pub(crate) fn status(
                     let (k, v) = match item {
                         StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
                         StatusItem::Recent => {
-                            let mark = s.shared.hub.recent_mark(id);
+                            let mark = s.shared.hub.recent_mark(id, st.uidvalidity);
                             let above =
                                 u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
                             ("RECENT", above.min(u64::from(st.messages)))
