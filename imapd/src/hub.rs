@@ -7,7 +7,8 @@
 //!   same process, other IMAP sessions), which names the mailboxes touched;
 //! - a watcher thread polling [`mailstore::Reader::data_version`] every
 //!   [`POLL_EVERY`] for commits by another process on the same database
-//!   file; as it cannot tell which mailboxes changed, it wakes everyone.
+//!   file; when the counter moves it reads the watched mailboxes'
+//!   HIGHESTMODSEQ and wakes the sessions that are behind.
 //!
 //! A wake-up is only a hint ([`Done::Changed`]); the session then reads
 //! `changes_since` itself and decides what it may send, and when. Wake-ups
@@ -19,7 +20,7 @@ use crate::session::Done;
 use mailstore::{MailboxId, Store};
 use netloop::{Completer, ConnId};
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -29,6 +30,8 @@ struct Watch {
     mailbox: MailboxId,
     completer: Completer<Done>,
     pending: Arc<AtomicBool>,
+    /// The HIGHESTMODSEQ the session has caught up with.
+    synced: Arc<AtomicU64>,
 }
 
 /// The registry of sessions waiting to hear about mailbox changes.
@@ -85,6 +88,7 @@ impl Hub {
         mailbox: MailboxId,
         completer: Completer<Done>,
         pending: Arc<AtomicBool>,
+        synced: Arc<AtomicU64>,
     ) {
         lock(&self.watches).insert(
             conn,
@@ -92,6 +96,7 @@ impl Hub {
                 mailbox,
                 completer,
                 pending,
+                synced,
             },
         );
     }
@@ -124,9 +129,31 @@ impl Hub {
         lock(&self.watches).remove(&conn);
     }
 
+    /// Mailboxes someone is watching.
+    fn watched(&self) -> Vec<MailboxId> {
+        let mut v: Vec<MailboxId> = lock(&self.watches).values().map(|w| w.mailbox).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Wake sessions behind their mailbox's HIGHESTMODSEQ (or whose
+    /// mailbox is not in `current`, e.g. deleted).
+    fn wake_stale(&self, current: &HashMap<MailboxId, u64>) {
+        self.wake_if(|w| {
+            current
+                .get(&w.mailbox)
+                .is_none_or(|&hms| hms > w.synced.load(Ordering::SeqCst))
+        });
+    }
+
     fn wake(&self, affected: impl Fn(MailboxId) -> bool) {
+        self.wake_if(|w| affected(w.mailbox));
+    }
+
+    fn wake_if(&self, affected: impl Fn(&Watch) -> bool) {
         for w in lock(&self.watches).values() {
-            if affected(w.mailbox) && !w.pending.swap(true, Ordering::SeqCst) {
+            if affected(w) && !w.pending.swap(true, Ordering::SeqCst) {
                 w.completer.complete(Done::Changed);
             }
         }
@@ -145,15 +172,27 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
         if h.stop.load(Ordering::SeqCst) {
             return;
         }
+        let watched = h.watched();
         drop(h);
+        // One read: the commit counter and each watched mailbox's
+        // HIGHESTMODSEQ (every change to a mailbox bumps it).
         let (tx, rx) = mpsc::channel();
         store.read(
-            |r| r.data_version(),
+            move |r| {
+                let version = r.data_version()?;
+                let mut current = HashMap::new();
+                for id in watched {
+                    if let Some(mb) = r.mailbox_by_id(id)? {
+                        current.insert(id, mb.highestmodseq);
+                    }
+                }
+                Ok((version, current))
+            },
             move |v| {
                 let _ = tx.send(v);
             },
         );
-        let version = match rx.recv() {
+        let (version, current) = match rx.recv() {
             Ok(Ok(v)) => v,
             Ok(Err(mailstore::StoreError::Closed)) | Err(_) => return,
             Ok(Err(e)) => {
@@ -162,13 +201,11 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
             }
         };
         let Some(h) = hub.upgrade() else { return };
-        // The counter cannot tell our commits from another process's, and
-        // the commit listener may lag the counter, so any change wakes
-        // every watcher. Wake-ups are coalesced per session (at most one
-        // per poll) and a session with nothing new reads an empty change
-        // list, so the cost stays small.
+        // The counter cannot tell our commits from another process's (the
+        // commit listener already woke sessions for ours), so on any change
+        // wake exactly the sessions that are behind their mailbox.
         if last_version.is_some_and(|prev| prev != version) {
-            h.wake(|_| true);
+            h.wake_stale(&current);
         }
         last_version = Some(version);
     }

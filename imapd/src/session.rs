@@ -29,7 +29,7 @@ use crate::trace::Tracer;
 use crate::Config;
 use mailstore::{Reader, Store, StoreError, Tx, User};
 use netloop::{Io, Line, Step};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What every session of one server shares.
@@ -85,6 +85,9 @@ pub struct ImapSession {
     /// Set by the hub when the selected mailbox may have changed; cleared
     /// when the session reads the changes.
     pub(crate) pending: Arc<AtomicBool>,
+    /// HIGHESTMODSEQ the selected view is in sync with (read by the hub's
+    /// watcher to decide whom to wake).
+    pub(crate) synced: Arc<AtomicU64>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub(crate) condstore: bool,
     /// LOGOUT answered: close once flushed.
@@ -111,6 +114,7 @@ impl ImapSession {
             user: None,
             selected: None,
             pending: Arc::new(AtomicBool::new(false)),
+            synced: Arc::new(AtomicU64::new(0)),
             condstore: false,
             closing: false,
             out: Vec::with_capacity(1024),
@@ -267,6 +271,7 @@ impl ImapSession {
                             s.shared.hub.claim_recent(mailbox, sel.uidvalidity, newest)
                         };
                         sel.apply(changes, &mut s.out, expunge_ok, condstore, recent_above);
+                        s.synced.store(sel.modseq, Ordering::SeqCst);
                     }
                     (Err(e), _) => log::warn!("imapd conn {}: sync: {e}", s.conn),
                     _ => {}
@@ -287,9 +292,14 @@ impl ImapSession {
     /// Enter the Selected state and start hearing about changes.
     pub(crate) fn enter_selected(&mut self, sel: Selection) {
         if let Some(c) = &self.completer {
-            self.shared
-                .hub
-                .watch(self.conn, sel.mailbox, c.clone(), Arc::clone(&self.pending));
+            self.synced.store(sel.modseq, Ordering::SeqCst);
+            self.shared.hub.watch(
+                self.conn,
+                sel.mailbox,
+                c.clone(),
+                Arc::clone(&self.pending),
+                Arc::clone(&self.synced),
+            );
         }
         // Commits between the SELECT's read and this registration woke
         // nobody: make the next command look.

@@ -105,6 +105,27 @@ fn idle_sees_commits_from_another_process() {
         .write_sync(move |tx| tx.deliver(&msg, &[bob]))
         .unwrap();
     idle_until(&mut a, "* 1 EXISTS");
+    // Flag changes and expunges from the other process are pushed too.
+    let inbox = other
+        .read_sync(|r| r.mailbox(bob, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    other
+        .write_sync(move |tx| {
+            let flags = mailstore::Flags::system(mailstore::Flags::FLAGGED);
+            tx.store_flags(inbox, &[1], mailstore::FlagOp::Add, &flags, None)
+        })
+        .unwrap();
+    idle_until(&mut a, "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))");
+    other
+        .write_sync(move |tx| {
+            let flags = mailstore::Flags::system(mailstore::Flags::DELETED);
+            tx.store_flags(inbox, &[1], mailstore::FlagOp::Add, &flags, None)?;
+            tx.expunge(inbox, None)
+        })
+        .unwrap();
+    idle_until(&mut a, "* 1 EXPUNGE");
     a.send(b"DONE\r\n");
     a.until("i1");
     other.shutdown();
