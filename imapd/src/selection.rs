@@ -9,7 +9,7 @@
 //! numbers never shift under a FETCH, STORE or SEARCH.
 
 use crate::command::SequenceSet;
-use crate::response::{flags_value, untagged, Value};
+use crate::response::{flags_value, untagged, Code, Status, StatusLine, Value};
 use mailstore::{Changes, Flags, MailboxId, SystemFlag, Uid};
 
 /// One message as the client knows it.
@@ -42,6 +42,31 @@ pub struct Selection {
     pub modseq: u64,
     /// Expunged in the store, not yet announced (ascending).
     pub expunged: Vec<Uid>,
+    /// Keywords announced in the FLAGS response so far.
+    pub keywords: Vec<String>,
+}
+
+/// The FLAGS response and PERMANENTFLAGS code (§7.2.6, §7.1) for a
+/// mailbox using `keywords`.
+pub fn flags_lines(out: &mut Vec<u8>, keywords: &[String], read_only: bool) {
+    let mut flags: Vec<String> = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
+        .iter()
+        .map(|f| (*f).to_owned())
+        .collect();
+    flags.extend(keywords.iter().cloned());
+    untagged(out, &format!("FLAGS ({})", flags.join(" ")));
+    let perm = if read_only {
+        Vec::new()
+    } else {
+        flags.push("\\*".into());
+        flags
+    };
+    StatusLine::untagged(
+        Status::Ok,
+        Some(Code::PermanentFlags(perm)),
+        "Flags permitted",
+    )
+    .encode(out);
 }
 
 /// Flag atoms of a message (system flags first, then keywords).
@@ -66,6 +91,21 @@ pub fn flag_atoms(f: &Flags, recent: bool) -> Vec<String> {
 }
 
 impl Selection {
+    /// Note the keywords of `flags`; a new one is announced with updated
+    /// FLAGS/PERMANENTFLAGS responses (§7.2.6) before it is used.
+    pub fn learn(&mut self, flags: &Flags, out: &mut Vec<u8>) {
+        let mut new = false;
+        for k in &flags.keywords {
+            if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                self.keywords.push(k.clone());
+                new = true;
+            }
+        }
+        if new {
+            flags_lines(out, &self.keywords, self.read_only);
+        }
+    }
+
     /// Sequence number (1-based) of `uid`, if the client knows it.
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
         self.msgs
@@ -143,6 +183,7 @@ impl Selection {
         let max_uid = self.msgs.last().map_or(0, |m| m.uid);
         let mut arrived = 0;
         for e in changes.changed {
+            self.learn(&e.flags, out);
             if e.uid > max_uid {
                 if self.msgs.last().is_none_or(|m| m.uid < e.uid) {
                     self.msgs.push(Msg {

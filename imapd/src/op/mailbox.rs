@@ -6,7 +6,7 @@
 use super::message::store_flags_from;
 use crate::command::{DateTime, Flag, StatusItem};
 use crate::response::{mailbox_name, untagged, untagged_values, Code, Status, Value};
-use crate::selection::{Msg, Selection};
+use crate::selection::{flags_lines, Msg, Selection};
 use crate::session::{Done, ImapSession};
 use mailstore::{Entry, Mailbox, StoreError, SystemFlag, Tx, UserId};
 use netloop::{Io, Step};
@@ -66,11 +66,6 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
             }
         }
     }
-    let mut flags: Vec<String> = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
-        .iter()
-        .map(|f| (*f).to_owned())
-        .collect();
-    flags.extend(keywords);
     // EXAMINE must not take \Recent away from others (§6.3.2).
     let last_uid = entries.last().map_or(0, |e| e.uid);
     let recent_above = if read_only {
@@ -84,19 +79,7 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
         .position(|e| !e.flags.has(SystemFlag::Seen))
         .map(|p| p as u32 + 1);
     let out = &mut s.out;
-    untagged(out, &format!("FLAGS ({})", flags.join(" ")));
-    let mut perm = flags.clone();
-    perm.push("\\*".into());
-    crate::response::StatusLine::untagged(
-        Status::Ok,
-        Some(Code::PermanentFlags(if read_only {
-            Vec::new()
-        } else {
-            perm
-        })),
-        "Flags permitted",
-    )
-    .encode(out);
+    flags_lines(out, &keywords, read_only);
     untagged(out, &format!("{} EXISTS", entries.len()));
     untagged(out, &format!("{recent} RECENT"));
     if let Some(u) = first_unseen {
@@ -138,6 +121,7 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
         msgs,
         modseq: mb.highestmodseq,
         expunged: Vec::new(),
+        keywords,
     });
 }
 

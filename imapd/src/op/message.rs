@@ -121,6 +121,9 @@ pub(crate) fn store(
                 if failed.binary_search(&u).is_ok() || sel.expunged.binary_search(&u).is_ok() {
                     continue;
                 }
+                if let Some(e) = updated.get(&u) {
+                    sel.learn(&e.flags, &mut s.out);
+                }
                 let Some(m) = sel.msgs.get_mut((seq - 1) as usize) else {
                     continue;
                 };

@@ -21,8 +21,19 @@ fn setup(n: usize) -> (TestServer, Client) {
 fn store_reports_flags_and_silent_does_not() {
     let (_s, mut c) = setup(3);
     let r = c.ok("STORE 1:2 +FLAGS (\\Flagged $Work)");
-    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Flagged \\Recent $Work))");
-    assert_eq!(r[1], "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work))");
+    // A new keyword is announced first (RFC 3501 §7.2.6).
+    assert_eq!(
+        r[0],
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)"
+    );
+    assert!(
+        r[1].starts_with("* OK [PERMANENTFLAGS (") && r[1].contains("$Work \\*)]"),
+        "{r:?}"
+    );
+    assert_eq!(r[2], "* 1 FETCH (FLAGS (\\Flagged \\Recent $Work))");
+    assert_eq!(r[3], "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work))");
+    let r = c.ok("STORE 1 +FLAGS ($Work)");
+    assert_eq!(r.len(), 2, "known keyword: no new FLAGS: {r:?}");
     let r = c.ok("STORE 1 -FLAGS.SILENT ($Work)");
     assert_eq!(r.len(), 1);
     let r = c.ok("UID STORE 3 FLAGS (\\Seen)");
