@@ -75,6 +75,7 @@
 //! No protocol syntax lives here.
 
 mod error;
+mod indexer;
 mod meta;
 mod parse;
 mod password;

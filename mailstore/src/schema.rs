@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Result, StoreError};
@@ -124,7 +125,51 @@ pub(crate) fn connect(path: &Path, create: bool) -> Result<Connection> {
     )
     .map_err(open_err)?;
     conn.set_prepared_statement_cache_capacity(64);
+    conn.create_scalar_function(
+        CONTAINS_FN,
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let hay = ctx.get_raw(0).as_str().unwrap_or("");
+            let needle = ctx.get_raw(1).as_str().unwrap_or("");
+            Ok(fold_contains(hay, needle))
+        },
+    )
+    .map_err(open_err)?;
     Ok(conn)
+}
+
+/// SQL name of the case-folding substring test used for search text not
+/// yet in the FTS index: `mm_fold_contains(haystack, needle)`.
+pub(crate) const CONTAINS_FN: &str = "mm_fold_contains";
+
+/// Fold one character as FTS5's trigram tokenizer does (one-to-one
+/// Unicode lower-casing; characters whose lower case is several
+/// characters stay as they are).
+fn fold_char(c: char) -> char {
+    let mut l = c.to_lowercase();
+    match (l.next(), l.next()) {
+        (Some(one), None) => one,
+        _ => c,
+    }
+}
+
+/// Case-insensitive substring test with the FTS index's folding, so text
+/// that is still waiting for the index matches exactly as indexed text.
+pub(crate) fn fold_contains(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if hay.is_ascii() && needle.is_ascii() {
+        let n = needle.as_bytes();
+        return hay
+            .as_bytes()
+            .windows(n.len())
+            .any(|w| w.eq_ignore_ascii_case(n));
+    }
+    let hay: String = hay.chars().map(fold_char).collect();
+    let needle: String = needle.chars().map(fold_char).collect();
+    hay.contains(&needle)
 }
 
 /// Corrupt/not-a-database errors become [`StoreError::Corrupt`], the rest

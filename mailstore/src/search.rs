@@ -104,25 +104,51 @@ impl Sql {
         if needle.is_empty() {
             self.push("1");
         } else if needle.chars().count() >= 3 {
-            // Trigram index: any substring of >= 3 characters, case-folded.
-            self.push("e.message_id IN (SELECT rowid FROM message_text WHERE message_text MATCH ");
+            // Trigram index: any substring of >= 3 characters, case-folded;
+            // text not indexed yet is scanned with the same folding.
+            self.push("(e.message_id IN (SELECT rowid FROM message_text WHERE message_text MATCH ");
             let q = match scope {
                 TextScope::Body => format!("body : {}", fts_phrase(needle)),
                 TextScope::All => fts_phrase(needle),
             };
             self.param(Value::Text(q));
-            self.push(")");
-        } else {
-            // Trigrams cannot match 1-2 characters: scan the stored text.
-            self.push("EXISTS (SELECT 1 FROM message_text t WHERE t.rowid = e.message_id AND (instr(lower(t.body), lower(");
+            self.push(") OR e.message_id IN (SELECT p.id FROM pending_text p WHERE ");
+            self.push(crate::schema::CONTAINS_FN);
+            self.push("(p.body, ");
             self.param(Value::Text(needle.to_string()));
-            self.push(")) > 0");
+            self.push(")");
             if let TextScope::All = scope {
-                self.push(" OR instr(lower(t.headers), lower(");
+                self.push(" OR ");
+                self.push(crate::schema::CONTAINS_FN);
+                self.push("(p.headers, ");
                 self.param(Value::Text(needle.to_string()));
-                self.push(")) > 0");
+                self.push(")");
             }
             self.push("))");
+        } else {
+            // Trigrams cannot match 1-2 characters: scan the stored text
+            // (indexed or still pending).
+            self.push("(");
+            for (i, (table, key)) in [("message_text", "rowid"), ("pending_text", "id")]
+                .iter()
+                .enumerate()
+            {
+                if i > 0 {
+                    self.push(" OR ");
+                }
+                self.push(&format!(
+                    "EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = e.message_id AND (instr(lower(t.body), lower("
+                ));
+                self.param(Value::Text(needle.to_string()));
+                self.push(")) > 0");
+                if let TextScope::All = scope {
+                    self.push(" OR instr(lower(t.headers), lower(");
+                    self.param(Value::Text(needle.to_string()));
+                    self.push(")) > 0");
+                }
+                self.push("))");
+            }
+            self.push(")");
         }
     }
 

@@ -11,13 +11,14 @@
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use rusqlite::Connection;
 
 use crate::error::{Result, StoreError};
+use crate::indexer;
 use crate::reader::Reader;
 use crate::schema;
 use crate::tx::Tx;
@@ -121,6 +122,32 @@ where
         let Job { f, done } = *self;
         let res = r.snapshot(f);
         done.call(res);
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        self.done.call(Err(err));
+    }
+}
+
+/// CPU work run on a reader thread without touching its connection.
+struct Compute<F, D, T>
+where
+    D: FnOnce(Result<T>),
+{
+    f: F,
+    done: Done<T, D>,
+}
+
+impl<F, D, T> ReadJobT for Compute<F, D, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    D: FnOnce(Result<T>) + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, _r: &Reader) {
+        let Compute { f, done } = *self;
+        let v = f();
+        done.call(Ok(v));
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
@@ -259,6 +286,31 @@ impl Store {
         }
     }
 
+    /// Run CPU-bound work `f` that needs no database (e.g.
+    /// [`crate::PreparedMessage::new`]) on a reader thread, then `done` with
+    /// its value on that thread; `done` may queue a write. Keeps parsing off
+    /// event loops and off the writer, whose time every commit waits for.
+    ///
+    /// After [`Store::shutdown`], `done(Err(Closed))` is called at once; if
+    /// `f` panics, `done(Err(Panicked))`.
+    pub fn compute<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+        done: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        let job: ReadJob = Box::new(Compute {
+            f,
+            done: Done::new(done),
+        });
+        let rejected = match lock(&self.inner.readers).as_ref() {
+            Some(tx) => tx.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(job) = rejected {
+            job.fail(StoreError::Closed);
+        }
+    }
+
     /// Queue `f` for the writer thread; `done` runs on the writer thread
     /// after the batch holding `f` is durably committed (or with the error
     /// that rolled `f` back, or [`StoreError::CommitFailed`]).
@@ -350,7 +402,24 @@ fn reader_loop(reader: Reader, rx: Arc<Mutex<Receiver<ReadJob>>>) {
 }
 
 fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners: Listeners) {
-    while let Ok(first) = rx.recv() {
+    // Search text left pending by an earlier run is indexed when idle.
+    let mut backlog = indexer::backlog(&conn).unwrap_or(1) > 0;
+    loop {
+        let first = if backlog {
+            match rx.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Empty) => {
+                    backlog = index_step(&conn);
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -358,6 +427,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                 Err(_) => break,
             }
         }
+        let jobs = batch.len();
         let touched = run_batch(&mut conn, batch);
         if let Some(mut touched) = touched {
             touched.sort_unstable();
@@ -371,6 +441,36 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                     log::error!("mail store commit listener panicked");
                 }
             }
+            if !touched.is_empty() {
+                backlog = true;
+            }
+        }
+        // Sustained load may never leave the queue empty: past the bound,
+        // index more messages than the batch added, so the backlog shrinks.
+        if backlog && indexer::backlog(&conn).unwrap_or(0) > indexer::MAX_BACKLOG {
+            let mut indexed = 0;
+            while indexed <= jobs {
+                match indexer::index_some(&conn) {
+                    Ok(0) => break,
+                    Ok(n) => indexed += n,
+                    Err(e) => {
+                        log::error!("mail store: search index update failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Index one chunk of pending search text; true if more may remain.
+fn index_step(conn: &Connection) -> bool {
+    match indexer::index_some(conn) {
+        Ok(n) => n > 0,
+        Err(e) => {
+            // The text stays pending (search still finds it); retry later.
+            log::error!("mail store: search index update failed: {e}");
+            false
         }
     }
 }
@@ -432,13 +532,6 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
         }
     }
     let touched = std::mem::take(&mut tx.touched);
-    if broken.is_none() {
-        // One FTS insert for the whole batch. On failure the text stays
-        // pending (the next batch retries); the mail itself is not at risk.
-        if let Err(e) = crate::tx::flush_pending_text(conn) {
-            log::error!("mail store: search index update failed: {e}");
-        }
-    }
     let commit = match broken {
         Some(msg) => Err(msg),
         None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),

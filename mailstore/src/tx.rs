@@ -21,15 +21,6 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
     ("Junk", Some("\\Junk")),
 ];
 
-/// Move the batch's pending search text into the FTS index with one
-/// statement (called by the writer after the jobs, before COMMIT).
-pub(crate) fn flush_pending_text(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "INSERT INTO message_text(rowid, headers, body) SELECT id, headers, body FROM pending_text;
-         DELETE FROM pending_text;",
-    )
-}
-
 /// Write access inside the current batch transaction (writer thread only).
 ///
 /// Every method that changes a mailbox records it, so the commit listeners
