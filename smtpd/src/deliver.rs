@@ -1,16 +1,16 @@
 //! From message content to a durable delivery: feeding DATA and BDAT bytes
 //! to their readers, enforcing the text-line and size limits once the
 //! content has ended (RFC 5321 §4.5.3.1, RFC 1870), prepending the trace
-//! headers (RFC 5321 §4.4) and committing through the store's writer
-//! thread. The `250` of RFC 5321 §4.3.2 (DATA) and RFC 3030 (BDAT LAST) is
-//! sent only from [`SmtpSession::commit_done`], i.e. after the commit is
-//! on disk.
+//! headers (RFC 5321 §4.4), parsing on a store reader thread and
+//! committing through the store's writer thread. The `250` of RFC 5321
+//! §4.3.2 (DATA) and RFC 3030 (BDAT LAST) is sent only from
+//! [`SmtpSession::commit_done`], i.e. after the commit is on disk.
 
 use crate::data::{Content, DataReader};
 use crate::received::{new_message_id, Trace};
 use crate::reply::Reply;
 use crate::session::{CommitInfo, Envelope, SmtpDone, SmtpSession, State, Waiting};
-use mailstore::NewMessage;
+use mailstore::{NewMessage, PreparedMessage};
 use netloop::Io;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -155,13 +155,19 @@ impl SmtpSession {
             started: env.started,
         }));
         let completer = io.completer();
-        self.shared.store.write(
-            move |tx| {
-                tx.deliver(&NewMessage { raw, internal_date }, &users)
-                    .map(|_| ())
-            },
-            move |result| {
-                completer.complete(SmtpDone::Committed(result.map_err(|e| e.to_string())))
+        let store = self.shared.store.clone();
+        // Parse on a store reader thread (not this loop, not the writer),
+        // then queue the insert; the writer only writes rows.
+        self.shared.store.compute(
+            move || PreparedMessage::new(NewMessage { raw, internal_date }),
+            move |prepared| match prepared.and_then(|p| p) {
+                Ok(msg) => store.write(
+                    move |tx| tx.deliver_prepared(&msg, &users).map(|_| ()),
+                    move |result| {
+                        completer.complete(SmtpDone::Committed(result.map_err(|e| e.to_string())))
+                    },
+                ),
+                Err(e) => completer.complete(SmtpDone::Committed(Err(e.to_string()))),
             },
         );
     }
