@@ -3,7 +3,8 @@
 //!
 //! A delivery stores its search text in `pending_text` inside its durable
 //! transaction; the writer thread moves that text into the FTS index later,
-//! in transactions of its own: whenever its job queue is empty, and also
+//! in transactions of its own: once its job queue has been empty for
+//! [`QUIET`], and also
 //! between batches once the backlog exceeds [`MAX_BACKLOG`], so sustained
 //! load cannot grow it without bound. Tokenising is the most expensive part
 //! of a delivery (a 64 KiB body is some 64,000 trigrams), so keeping it out
@@ -16,8 +17,12 @@
 //! and the next delivery's `synchronous = FULL` commit syncs the WAL frames
 //! before it, so a crash can only lose index work, never consistency.
 
+use std::time::Duration;
+
 use rusqlite::Connection;
 
+/// How long the job queue must stay empty before the writer indexes.
+pub(crate) const QUIET: Duration = Duration::from_millis(20);
 /// Pending messages beyond which the writer indexes between batches even
 /// while jobs are waiting.
 pub(crate) const MAX_BACKLOG: i64 = 2048;
@@ -25,7 +30,7 @@ pub(crate) const MAX_BACKLOG: i64 = 2048;
 const CHUNK_ROWS: usize = 256;
 /// Most bytes of text indexed by one transaction (bounds how long a
 /// delivery arriving meanwhile waits).
-const CHUNK_BYTES: i64 = 512 * 1024;
+const CHUNK_BYTES: i64 = 256 * 1024;
 
 /// How many messages wait for the index (an upper bound: ids may have gaps).
 pub(crate) fn backlog(conn: &Connection) -> rusqlite::Result<i64> {

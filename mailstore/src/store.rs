@@ -11,7 +11,7 @@
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
@@ -406,13 +406,14 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
     let mut backlog = indexer::backlog(&conn).unwrap_or(1) > 0;
     loop {
         let first = if backlog {
-            match rx.try_recv() {
+            // Index only once deliveries pause, so a burst is not slowed.
+            match rx.recv_timeout(indexer::QUIET) {
                 Ok(job) => job,
-                Err(TryRecvError::Empty) => {
+                Err(RecvTimeoutError::Timeout) => {
                     backlog = index_step(&conn);
                     continue;
                 }
-                Err(TryRecvError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => return,
             }
         } else {
             match rx.recv() {
