@@ -27,7 +27,7 @@ pub(crate) const QUIET: Duration = Duration::from_millis(20);
 /// while jobs are waiting.
 pub(crate) const MAX_BACKLOG: i64 = 2048;
 /// Most messages indexed by one transaction.
-const CHUNK_ROWS: usize = 256;
+pub(crate) const CHUNK_ROWS: usize = 256;
 /// Most bytes of text indexed by one transaction (bounds how long a
 /// delivery arriving meanwhile waits).
 const CHUNK_BYTES: i64 = 256 * 1024;
@@ -41,11 +41,13 @@ pub(crate) fn backlog(conn: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
-/// Index the oldest pending messages (up to one chunk) in their own
-/// transaction. Returns how many were indexed (0 = nothing pending).
-pub(crate) fn index_some(conn: &Connection) -> rusqlite::Result<usize> {
+/// Index the oldest pending messages (up to one chunk, at most `rows`)
+/// in their own transaction. Returns how many were indexed (0 = nothing
+/// pending).
+pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<usize> {
     conn.execute_batch("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE;")?;
-    let res = index_chunk(conn).and_then(|n| conn.execute_batch("COMMIT").map(|()| n));
+    let res = index_chunk(conn, rows.clamp(1, CHUNK_ROWS))
+        .and_then(|n| conn.execute_batch("COMMIT").map(|()| n));
     if res.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -56,15 +58,15 @@ pub(crate) fn index_some(conn: &Connection) -> rusqlite::Result<usize> {
 }
 
 /// The body of [`index_some`]: choose the chunk, move it into the index.
-fn index_chunk(conn: &Connection) -> rusqlite::Result<usize> {
+fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<usize> {
     let mut upto: Option<i64> = None;
     {
         let mut st = conn.prepare_cached(
             "SELECT id, length(headers) + length(body) FROM pending_text ORDER BY id LIMIT ?1",
         )?;
-        let mut rows = st.query([CHUNK_ROWS as i64])?;
+        let mut found = st.query([rows as i64])?;
         let mut bytes = 0i64;
-        while let Some(row) = rows.next()? {
+        while let Some(row) = found.next()? {
             upto = Some(row.get(0)?);
             bytes += row.get::<_, i64>(1)?;
             if bytes >= CHUNK_BYTES {
@@ -156,14 +158,14 @@ mod tests {
             assert_eq!(search(dir.path(), mb, q.clone()), want, "pending: {q:?}");
         }
         // One chunk is bounded by bytes: the big messages take several.
-        let first = index_some(&conn).unwrap();
+        let first = index_some(&conn, usize::MAX).unwrap();
         assert!(first > 0 && first < 40, "first chunk indexed {first}");
         for (q, want) in queries() {
             assert_eq!(search(dir.path(), mb, q.clone()), want, "partly: {q:?}");
         }
         let mut total = first;
         loop {
-            match index_some(&conn).unwrap() {
+            match index_some(&conn, usize::MAX).unwrap() {
                 0 => break,
                 n => total += n,
             }

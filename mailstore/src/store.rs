@@ -447,11 +447,12 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
             }
         }
         // Sustained load may never leave the queue empty: past the bound,
-        // index more messages than the batch added, so the backlog shrinks.
+        // index twice as many messages as the batch added, so the backlog
+        // shrinks in steps small enough not to stall the next batch long.
         if backlog && indexer::backlog(&conn).unwrap_or(0) > indexer::MAX_BACKLOG {
             let mut indexed = 0;
             while indexed <= jobs {
-                match indexer::index_some(&conn) {
+                match indexer::index_some(&conn, 2 * jobs) {
                     Ok(0) => break,
                     Ok(n) => indexed += n,
                     Err(e) => {
@@ -466,7 +467,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
 
 /// Index one chunk of pending search text; true if more may remain.
 fn index_step(conn: &Connection) -> bool {
-    match indexer::index_some(conn) {
+    match indexer::index_some(conn, indexer::CHUNK_ROWS) {
         Ok(n) => n > 0,
         Err(e) => {
             // The text stays pending (search still finds it); retry later.
