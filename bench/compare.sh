@@ -285,10 +285,11 @@ run_smtp() {
         record "$name" "smtp 1k" "${pid[@]}" smtp --addr "127.0.0.1:$port" --sessions 16 \
             --messages "$SMTP_N" --size 1024 --to "$LOAD_ADDR"
         if [ "$name" = postfix ]; then postfix_drain; fi
+        # smtp-source right after the 1 KiB run, so both see the same store.
+        smtp_source "$name" "$port"
+        if [ "$name" = postfix ]; then postfix_drain; fi
         record "$name" "smtp 64k" "${pid[@]}" smtp --addr "127.0.0.1:$port" --sessions 16 \
             --messages "$SMTP_BIG_N" --size 65536 --to "$LOAD_ADDR"
-        if [ "$name" = postfix ]; then postfix_drain; fi
-        smtp_source "$name" "$port"
         if [ "$name" = postfix ]; then postfix_drain; fi
     done
 }

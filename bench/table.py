@@ -85,9 +85,11 @@ def main():
             higher=False)
         row(f"  16 sessions random BODY.PEEK[]", f"body {n}", "rate", "fetch/s", "dovecot")
         row(f"  BODY.PEEK[] p99", f"body {n}", "p99_ms", "ms", "dovecot", higher=False)
-    row("IDLE: push delay 250 -> EXISTS, p50", "idle", "p50_ms", "ms", "dovecot", higher=False)
-    row("IDLE: push delay, p99", "idle", "p99_ms", "ms", "dovecot", higher=False)
-    row("IDLE: push delay, max", "idle", "max_ms", "ms", "dovecot", higher=False)
+    conns = lambda s: (res.get((s, "idle")) or {}).get("connections", "?")
+    idle = f"IDLE ({conns('minimail')} conns on minimail, {conns('dovecot')} on Dovecot via Postfix)"
+    row(f"{idle}: push delay 250 -> EXISTS, p50", "idle", "p50_ms", "ms", "dovecot", higher=False)
+    row("  push delay, p99", "idle", "p99_ms", "ms", "dovecot", higher=False)
+    row("  push delay, max", "idle", "max_ms", "ms", "dovecot", higher=False)
 
     print("| work | smtp-sink (no storage) | Postfix / Dovecot | minimail | minimail vs peer | minimail vs sink |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -124,7 +126,8 @@ def main():
            if isinstance(r, dict) and r.get("server_cpu_pct") is not None]
     if cpu:
         print("\nCPU (% of one core) during minimail runs, load tool vs server:")
-        print("  " + "; ".join(f"{w}: {c:.0f}/{sv:.0f}" for (s, w, c, sv) in cpu))
+        print("  " + "; ".join(
+            f"{w if s == 'minimail' else s + ' ' + w}: {c:.0f}/{sv:.0f}" for (s, w, c, sv) in cpu))
     failed = [f"{s} {w}" for (s, w), r in res.items() if r.get("error") or r.get("failed")]
     if failed:
         print("\nruns with errors or failed operations: " + ", ".join(failed))
