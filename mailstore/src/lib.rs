@@ -27,9 +27,11 @@
 //! text parts incl. qp/base64 and embedded messages, capped at 2 MiB per
 //! message); needles under 3 characters scan the stored text instead.
 //! `Header` uses a table of decoded header values (ASCII case folding).
-//! Search text is staged in `pending_text` and enters the FTS index once per
-//! write batch (FTS5 flushes at every statement savepoint, so per-message
-//! inserts were ~2.5x slower).
+//! Search text is staged in `pending_text` by the delivery's durable
+//! transaction and enters the FTS index later, in the writer's own
+//! transactions, when deliveries pause or the backlog grows (see
+//! `indexer.rs`); search also scans the pending rows, so results never
+//! depend on indexing progress.
 //!
 //! # Commit notifications
 //! Every committed batch bumps [`Reader::data_version`] by one and calls
@@ -51,6 +53,8 @@
 //! - [`PreparedMessage`] with [`Tx::deliver_prepared`] /
 //!   [`Tx::append_prepared`]: parse on the caller's thread so the writer
 //!   only inserts rows (plain `deliver`/`append` parse on the writer).
+//! - [`Store::compute`] runs CPU work (e.g. [`PreparedMessage::new`]) on a
+//!   reader thread without touching the database.
 //! - Additional helpers: [`Reader::user_by_id`], [`Reader::mailbox_by_id`],
 //!   [`Reader::raw_len`], [`Reader::stored_messages`], [`Store::path`],
 //!   [`Flags`] helpers (`has`, `set`, `apply`, `same_as`, keywords).
