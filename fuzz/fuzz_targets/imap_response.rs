@@ -1,0 +1,180 @@
+//! Fuzz target: the IMAP response serializer round trip (RFC 3501 §7 and §9
+//! `response`, `resp-text`, `resp-text-code`, `string`, `literal`).
+//!
+//! Fuzz bytes build a response [`Value`] tree or a status line; imapd's one
+//! serializer writes it and mua's independent response parser must read
+//! back exactly what was meant (`parse(serialize(x)) == x`). Status lines
+//! must also keep to the grammar: `text = 1*TEXT-CHAR`, no CR/LF inside.
+#![no_main]
+
+use arbitrary::Unstructured;
+use imapd::response::{Code, Status, StatusLine, Value};
+use libfuzzer_sys::fuzz_target;
+use minimail_fuzz::{check_fetch_round_trip, gen_atom, gen_value};
+use mua::imap::parse::{parse_response, RespText, Response, Status as CStatus, Untagged};
+
+fn gen_set(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
+    let n = u.int_in_range(1..=4)?;
+    let mut parts = Vec::new();
+    for _ in 0..n {
+        let a: u32 = u.int_in_range(1..=u32::MAX)?;
+        if u.arbitrary()? {
+            let b: u32 = u.int_in_range(1..=u32::MAX)?;
+            parts.push(format!("{a}:{b}"));
+        } else {
+            parts.push(a.to_string());
+        }
+    }
+    Ok(parts.join(","))
+}
+
+/// A code and its expected text, written from the RFCs' grammar rather
+/// than from imapd's own writer.
+fn gen_code(u: &mut Unstructured<'_>) -> arbitrary::Result<(Code, String)> {
+    Ok(match u.int_in_range(0..=25)? {
+        0 => (Code::Alert, "ALERT".into()),
+        1 => (Code::BadCharset, "BADCHARSET (UTF-8 US-ASCII)".into()),
+        2 => (
+            Code::Capability,
+            format!("CAPABILITY {}", imapd::CAPABILITIES),
+        ),
+        3 => (Code::Parse, "PARSE".into()),
+        4 => {
+            let n = u.int_in_range(0..=4)?;
+            let mut f = Vec::new();
+            for _ in 0..n {
+                f.push(gen_atom(u)?);
+            }
+            let text = format!("PERMANENTFLAGS ({})", f.join(" "));
+            (Code::PermanentFlags(f), text)
+        }
+        5 => (Code::ReadOnly, "READ-ONLY".into()),
+        6 => (Code::ReadWrite, "READ-WRITE".into()),
+        7 => (Code::TryCreate, "TRYCREATE".into()),
+        8 => {
+            let n = u.arbitrary()?;
+            (Code::UidNext(n), format!("UIDNEXT {n}"))
+        }
+        9 => {
+            let n = u.arbitrary()?;
+            (Code::UidValidity(n), format!("UIDVALIDITY {n}"))
+        }
+        10 => {
+            let n = u.arbitrary()?;
+            (Code::Unseen(n), format!("UNSEEN {n}"))
+        }
+        11 => {
+            let n = u.arbitrary()?;
+            (Code::HighestModSeq(n), format!("HIGHESTMODSEQ {n}"))
+        }
+        12 => (Code::NoModSeq, "NOMODSEQ".into()),
+        13 => {
+            let s = gen_set(u)?;
+            let text = format!("MODIFIED {s}");
+            (Code::Modified(s), text)
+        }
+        14 => {
+            let (v, id) = (u.arbitrary()?, u.arbitrary()?);
+            (Code::AppendUid(v, id), format!("APPENDUID {v} {id}"))
+        }
+        15 => {
+            let v = u.arbitrary()?;
+            let (a, b) = (gen_set(u)?, gen_set(u)?);
+            let text = format!("COPYUID {v} {a} {b}");
+            (Code::CopyUid(v, a, b), text)
+        }
+        16 => (Code::Closed, "CLOSED".into()),
+        17 => (Code::Nonexistent, "NONEXISTENT".into()),
+        18 => (Code::AlreadyExists, "ALREADYEXISTS".into()),
+        19 => (Code::AuthenticationFailed, "AUTHENTICATIONFAILED".into()),
+        20 => (Code::Limit, "LIMIT".into()),
+        21 => (Code::ServerBug, "SERVERBUG".into()),
+        22 => (Code::Cannot, "CANNOT".into()),
+        23 => (Code::ClientBug, "CLIENTBUG".into()),
+        24 => (Code::TooBig, "TOOBIG".into()),
+        _ => (Code::ExpungeIssued, "EXPUNGEISSUED".into()),
+    })
+}
+
+fn status_line(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
+    let tagged: bool = u.arbitrary()?;
+    let (status, cstatus, name) = match u.int_in_range(0..=4)? {
+        1 => (Status::No, CStatus::No, "NO"),
+        2 => (Status::Bad, CStatus::Bad, "BAD"),
+        3 if !tagged => (Status::Bye, CStatus::Bye, "BYE"),
+        4 if !tagged => (Status::PreAuth, CStatus::Preauth, "PREAUTH"),
+        _ => (Status::Ok, CStatus::Ok, "OK"),
+    };
+    let code = if u.arbitrary()? {
+        Some(gen_code(u)?)
+    } else {
+        None
+    };
+    let text: String = u.arbitrary()?;
+    let tag = gen_atom(u)?.replace(['\\', '+'], "t");
+    let line = if tagged {
+        StatusLine::tagged(&tag, status, code.as_ref().map(|c| c.0.clone()), &text)
+    } else {
+        StatusLine::untagged(status, code.as_ref().map(|c| c.0.clone()), &text)
+    };
+    let mut wire = Vec::new();
+    line.encode(&mut wire);
+    let body = wire
+        .strip_suffix(b"\r\n")
+        .unwrap_or_else(|| panic!("status line without CRLF: {wire:?}"));
+    assert!(
+        !body.contains(&b'\r') && !body.contains(&b'\n'),
+        "CR or LF inside a status line: {wire:?}"
+    );
+    let parsed = parse_response(body)
+        .unwrap_or_else(|e| panic!("status line does not parse back: {e}: {wire:?}"));
+    let rt = match (&parsed, tagged) {
+        (
+            Response::Tagged {
+                tag: t,
+                status: s,
+                text,
+            },
+            true,
+        ) => {
+            assert_eq!(t, &tag);
+            assert_eq!(*s, cstatus);
+            text.clone()
+        }
+        (Response::Untagged(Untagged::State(s, text)), false) => {
+            assert_eq!(*s, cstatus);
+            text.clone()
+        }
+        other => panic!("status line read back as {other:?}: {wire:?}"),
+    };
+    let want_text: String = text.chars().filter(|c| !c.is_control()).collect();
+    // resp-text: text = 1*TEXT-CHAR, so the text may not be empty.
+    let mut prefix = format!("{} {}", if tagged { tag.as_str() } else { "*" }, name);
+    if let Some((_, c)) = &code {
+        prefix.push_str(&format!(" [{c}]"));
+    }
+    prefix.push(' ');
+    assert!(body.starts_with(prefix.as_bytes()), "{prefix:?} {wire:?}");
+    assert!(body.len() > prefix.len(), "empty resp-text: {wire:?}");
+    let want = RespText {
+        code: code.map(|c| c.1),
+        text: want_text.trim_start_matches(' ').to_string(),
+    };
+    if !want.text.is_empty() {
+        assert_eq!(rt, want, "status line round trip: {wire:?}");
+    }
+    Ok(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let Ok(which) = u.arbitrary::<bool>() else {
+        return;
+    };
+    if which {
+        let _ = status_line(&mut u);
+    } else if let Ok(v) = gen_value(&mut u, 4) {
+        check_fetch_round_trip(&v);
+        let _: Value = v;
+    }
+});

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Run fuzz targets one after another (default: all four, 480 s each).
+# Usage: ./run.sh [seconds] [target...]   Logs go to logs/<target>.log.
+# New corpus entries go to corpus/<target>/ (git-ignored); crashes to
+# artifacts/<target>/. -fork=1 with -ignore_* keeps one worker going after
+# a crash so that one run reports every distinct finding.
+set -u
+cd "$(dirname "$0")"
+secs=${1:-480}
+[ $# -gt 0 ] && shift
+targets=${*:-smtp_command imap_command imap_response mime_structure}
+mkdir -p logs
+for t in $targets; do
+    mkdir -p "corpus/$t" "artifacts/$t"
+    RUSTC_BOOTSTRAP=1 cargo fuzz run -s none --debug-assertions "$t" "corpus/$t" "seeds/$t" -- \
+        -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
+        -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=5 \
+        -artifact_prefix="artifacts/$t/" > "logs/$t.log" 2>&1
+    echo "$t: exit $?"
+done
