@@ -180,6 +180,27 @@ fn edit(term: &mut Term, app: &mut App, draft: &Draft) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// Missing settings, or the terminal cannot be set up.
+/// SIGTERM/SIGHUP ask the loop to stop (it restores the terminal). The
+/// loop may never see the flag: when the terminal goes away (SIGHUP, e.g. a
+/// killed tmux), crossterm's `event::poll` spins on the dead tty without
+/// returning. So if the loop has not stopped within a second, restore what
+/// can be restored and exit from this thread.
+fn watch_signals(flag: Arc<AtomicBool>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                flag.store(true, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_secs(1));
+                restore();
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
+}
+
 pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
     let account = Account {
         imap: ctx.imap_addr()?,
@@ -199,9 +220,7 @@ pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
     worker::spawn_watcher(account, ev_tx, stop.clone());
     let (mut app, initial) = App::new(&ctx.from_header()?, mailbox);
     let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, signalled.clone())?;
-    }
+    watch_signals(signalled.clone())?;
     let (mut term, _guard) = setup()?;
     let mut pending: Vec<Action> = initial;
     loop {
