@@ -160,7 +160,11 @@ fn status_line(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
         code: code.map(|c| c.1),
         text: want_text.trim_start_matches(' ').to_string(),
     };
-    if !want.text.is_empty() {
+    // A text that starts with "[" after a status without a code reads as a
+    // code to any client (RFC 3501 §7.1 resp-text); imapd's texts never
+    // start so, so that case is not compared.
+    let ambiguous = want.code.is_none() && want.text.starts_with('[');
+    if !want.text.is_empty() && !ambiguous {
         assert_eq!(rt, want, "status line round trip: {wire:?}");
     }
     Ok(())

@@ -290,8 +290,10 @@ impl StatusLine {
         }
         s.push(' ');
         // resp-text must not contain CR/LF; other controls are dropped too.
+        // `text = 1*TEXT-CHAR`: if nothing is left, say something.
+        let before = s.len();
         s.extend(self.text.chars().filter(|c| !c.is_control()));
-        if self.text.is_empty() {
+        if s.len() == before {
             s.push_str("done");
         }
         s.push_str("\r\n");
@@ -400,6 +402,20 @@ mod tests {
         out.clear();
         StatusLine::untagged(Status::Ok, Some(Code::UidNext(7)), "Predicted").encode(&mut out);
         assert_eq!(out, b"* OK [UIDNEXT 7] Predicted\r\n");
+    }
+
+    /// Checked by fuzz target `imap_response` (seen while writing its
+    /// resp-text grammar check): a text made only of control
+    /// characters left an empty resp-text (`a1 BAD \r\n`), which the
+    /// grammar (`text = 1*TEXT-CHAR`) forbids.
+    #[test]
+    fn status_text_of_only_controls_is_not_left_empty() {
+        let mut out = Vec::new();
+        StatusLine::tagged("a1", Status::Bad, None, "\r\n\u{1}").encode(&mut out);
+        assert_eq!(out, b"a1 BAD done\r\n");
+        out.clear();
+        StatusLine::untagged(Status::No, Some(Code::Parse), "\t").encode(&mut out);
+        assert_eq!(out, b"* NO [PARSE] done\r\n");
     }
 
     proptest::proptest! {
