@@ -17,4 +17,6 @@ for t in $targets; do
         -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=5 \
         -artifact_prefix="artifacts/$t/" > "logs/$t.log" 2>&1
     echo "$t: exit $?"
+    # mime_structure's stores (see fuzz_targets/mime_structure.rs).
+    rm -rf /dev/shm/minimail-fuzz-* "${TMPDIR:-/tmp}"/minimail-fuzz-*
 done

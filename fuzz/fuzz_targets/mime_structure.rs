@@ -27,10 +27,14 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
+        // libFuzzer ends processes without running destructors, so the
+        // directory is named for run.sh to remove afterwards.
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("minimail-fuzz-");
         let base = if std::path::Path::new("/dev/shm").is_dir() {
-            tempfile::tempdir_in("/dev/shm")
+            builder.tempdir_in("/dev/shm")
         } else {
-            tempfile::tempdir()
+            builder.tempdir()
         };
         let dir = base.expect("temporary directory for the fuzz store");
         let store = Store::open(dir.path().join("store")).expect("open store");
