@@ -264,10 +264,10 @@ impl<'a> Cursor<'a> {
         } else {
             return Err(self.err("literal length not followed by CRLF"));
         }
-        let end = self.pos + n;
-        if end > self.buf.len() {
-            return Err(self.err("literal shorter than announced"));
-        }
+        let end = match self.pos.checked_add(n) {
+            Some(end) if end <= self.buf.len() => end,
+            _ => return Err(self.err("literal shorter than announced")),
+        };
         let data = self.buf[self.pos..end].to_vec();
         self.pos = end;
         Ok(data)
@@ -608,6 +608,8 @@ mod tests {
         assert_eq!(literal_len(b"A APPEND x {5+}"), Some(5));
         assert_eq!(literal_len(b"* OK {braces}"), None);
         assert_eq!(literal_len(b"* OK done"), None);
+        // A hostile length must be an error, not an overflow panic.
+        assert!(parse_response(b"* 1 FETCH (BODY[] {18446744073709551615}\r\nx)").is_err());
     }
 
     proptest::proptest! {
