@@ -174,6 +174,19 @@ impl<S: Service> Server<S> {
         }
     }
 
+    /// What a standalone server binary does once bound: install SIGTERM /
+    /// SIGINT handling, print `NAME: listening on A, B` to stderr (the
+    /// start-up line scripts wait for), then [`Server::run`].
+    ///
+    /// # Errors
+    /// If the signal handlers cannot be installed, or the loop fails.
+    pub fn serve(self, name: &str) -> io::Result<()> {
+        crate::shutdown_on_signals(vec![self.shutdown_handle()])?;
+        let addrs: Vec<String> = self.local_addrs().iter().map(|a| a.to_string()).collect();
+        eprintln!("{name}: listening on {}", addrs.join(", "));
+        self.run()
+    }
+
     /// Serve until shut down. Returns once every connection is closed.
     ///
     /// # Errors

@@ -81,11 +81,7 @@ fn run(cli: Cli) -> Result<()> {
     config.net.max_connections = cli.max_connections;
     config.net.idle_timeout = config.timeouts.command;
     let server = smtpd::bind(&cli.listen, config, store.clone())?;
-    netloop::shutdown_on_signals(vec![server.shutdown_handle()])
-        .context("cannot install signal handlers")?;
-    let addrs: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
-    eprintln!("smtpd: listening on {}", addrs.join(", "));
-    let res = server.run().context("event loop failed");
+    let res = server.serve("smtpd").context("smtpd failed");
     // Finish every queued commit before exiting.
     store.shutdown();
     log::info!("smtpd stopped");
