@@ -54,6 +54,13 @@ impl InBuf {
         Self::default()
     }
 
+    /// Drop every unconsumed byte (and any overlong-line skipping).
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.start = 0;
+        self.skipping = false;
+    }
+
     /// The unconsumed bytes.
     pub fn as_slice(&self) -> &[u8] {
         &self.data[self.start..]

@@ -10,15 +10,26 @@
 //! conversation). The loop calls the session with an [`Io`] giving access to
 //! the bytes received so far and the output queue. The loop never blocks and
 //! never panics on behalf of a connection: no SQLite, no DNS, no sleeping.
+//!
+//! TLS (rustls) is the loop's business too, so that sessions only ever see
+//! plaintext: listeners may be implicit-TLS, and a session switches a plain
+//! connection to TLS with [`Io::start_tls`] (STARTTLS). Abuse limits that
+//! are not about any protocol live here as well: connections in total and
+//! per address, a per-command deadline against clients that trickle bytes
+//! (slow loris), and the failed-login [`Throttle`].
 
 mod buf;
 mod server;
 mod signals;
 pub mod testing;
+mod throttle;
+pub mod tls;
 
 pub use buf::{Ending, InBuf, Line, OutBuf};
-pub use server::{Config, Server, ShutdownHandle};
+pub use server::{Config, Listener, Server, ShutdownHandle};
 pub use signals::shutdown_on_signals;
+pub use throttle::{Throttle, ThrottleConfig};
+pub use tls::TlsConfig;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -38,6 +49,27 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Our address on this connection (tells which listener accepted it).
     pub local: SocketAddr,
+}
+
+impl ConnInfo {
+    /// True when the client connects from the server's own address on this
+    /// connection (as Dovecot decides "local"): such a client may use
+    /// plaintext authentication. 127.0.0.2 talking to a server on
+    /// 127.0.0.1 is not local.
+    pub fn is_local(&self) -> bool {
+        self.peer.ip() == self.local.ip()
+    }
+}
+
+/// Where a connection stands with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsState {
+    /// Plaintext, and the server has no certificate: STARTTLS is unavailable.
+    Unavailable,
+    /// Plaintext; [`Io::start_tls`] may switch it.
+    Available,
+    /// TLS is on (implicit TLS, or after STARTTLS).
+    Active,
 }
 
 /// What the loop should do with a connection after a callback.
@@ -92,6 +124,9 @@ pub struct Io<'a, D> {
     pub(crate) timeout: &'a mut Duration,
     pub(crate) completer: &'a Completer<D>,
     pub(crate) shutting_down: bool,
+    pub(crate) tls: TlsState,
+    pub(crate) start_tls: &'a mut bool,
+    pub(crate) timers: &'a mut Vec<(Duration, D)>,
 }
 
 impl<D: Send + 'static> Io<'_, D> {
@@ -110,6 +145,40 @@ impl<D: Send + 'static> Io<'_, D> {
     /// True once the server has begun shutting down.
     pub fn shutting_down(&self) -> bool {
         self.shutting_down
+    }
+
+    /// Where this connection stands with TLS.
+    pub fn tls(&self) -> TlsState {
+        self.tls
+    }
+
+    /// True if the connection is encrypted (or STARTTLS has been accepted).
+    pub fn is_tls(&self) -> bool {
+        self.tls == TlsState::Active
+    }
+
+    /// Switch this connection to TLS (STARTTLS): the output queued so far
+    /// (the "go ahead" reply) is sent in plaintext, then the TLS handshake
+    /// begins. Every byte the client sent before this call and not yet
+    /// consumed is discarded now, and nothing more is read as plaintext
+    /// (RFC 3207 §4.2, RFC 3501 §6.2.1; the CVE-2011-0411 class), so the
+    /// session must stop handling input for this callback. Returns false
+    /// (and changes nothing) when TLS is unavailable or already on.
+    pub fn start_tls(&mut self) -> bool {
+        if self.tls != TlsState::Available {
+            return false;
+        }
+        *self.start_tls = true;
+        self.input.clear();
+        self.tls = TlsState::Active;
+        true
+    }
+
+    /// Deliver `value` to this session's [`Session::on_done`] after `delay`,
+    /// on the loop thread (e.g. to answer a failed login slowly without
+    /// blocking anything). Pending timers count as work in flight.
+    pub fn complete_after(&mut self, delay: Duration, value: D) {
+        self.timers.push((delay, value));
     }
 }
 

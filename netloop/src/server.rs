@@ -5,13 +5,22 @@
 //! (or until the connection's input buffer is full — then we remember that the
 //! socket may still hold data and resume once the session consumes input).
 //! WRITABLE interest is registered only while output is queued.
+//!
+//! TLS runs here, between the socket and the session's buffers: on a TLS
+//! connection reads go socket → rustls → [`InBuf`] and writes [`OutBuf`] →
+//! rustls → socket, so sessions only ever see plaintext. STARTTLS: the
+//! session's go-ahead is flushed in plaintext, unconsumed input is dropped,
+//! and nothing is read until the handshake starts.
 
 use crate::buf::{InBuf, OutBuf};
-use crate::{Completer, ConnId, ConnInfo, Io, Service, Session, Step};
+use crate::tls::TlsConfig;
+use crate::{Completer, ConnId, ConnInfo, Io, Service, Session, Step, TlsState};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use rustls::ServerConnection;
 use slab::Slab;
-use std::collections::HashMap;
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +47,9 @@ pub struct Config {
     /// Connections open at once; further ones get the service's busy reply.
     pub max_connections: usize,
     /// Connections open at once from one client IP address (0 = no limit
-    /// beyond `max_connections`).
+    /// beyond `max_connections`). Clients connecting from the server's own
+    /// address ([`ConnInfo::is_local`]) are exempt, as Postfix exempts
+    /// `$mynetworks` from its per-client limits.
     pub max_per_ip: usize,
     /// Idle timeout until a session sets its own ([`Io::set_timeout`]).
     pub idle_timeout: Duration,
@@ -47,6 +58,14 @@ pub struct Config {
     pub max_input: usize,
     /// How long shutdown waits for in-flight work before closing everything.
     pub shutdown_grace: Duration,
+    /// How long received bytes may sit unconsumed while the session makes no
+    /// progress (no input consumed, no output written, no completion): a
+    /// client trickling a command one byte at a time (slow loris) is cut
+    /// off after this, however often bytes arrive.
+    pub command_timeout: Duration,
+    /// Certificate and key for implicit-TLS listeners and STARTTLS; `None`
+    /// disables both.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -57,7 +76,44 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             max_input: 256 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(120),
+            tls: None,
         }
+    }
+}
+
+/// One address to listen on.
+#[derive(Debug, Clone, Copy)]
+pub struct Listener {
+    /// Where to listen (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// TLS from the first byte (RFC 8314 implicit TLS: smtps 465, imaps 993).
+    pub implicit_tls: bool,
+}
+
+/// A session value due at a time (from [`Io::complete_after`]).
+struct Timer<D> {
+    at: Instant,
+    seq: u64,
+    id: ConnId,
+    value: D,
+}
+
+impl<D> PartialEq for Timer<D> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<D> Eq for Timer<D> {}
+impl<D> PartialOrd for Timer<D> {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl<D> Ord for Timer<D> {
+    /// Reversed, so that `BinaryHeap` pops the earliest first.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }
 
@@ -78,6 +134,12 @@ impl ShutdownHandle {
 
 struct Conn<S: Session> {
     stream: TcpStream,
+    /// The TLS state machine, once TLS is on.
+    tls: Option<Box<ServerConnection>>,
+    /// STARTTLS accepted: flush the go-ahead, then begin the handshake.
+    tls_pending: bool,
+    /// Since when unconsumed input has sat without the session progressing.
+    stalled_since: Option<Instant>,
     session: S,
     info: ConnInfo,
     input: InBuf,
@@ -101,7 +163,7 @@ struct Conn<S: Session> {
 /// A server: listeners plus the loop that serves them with one [`Service`].
 pub struct Server<S: Service> {
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, bool)>,
     service: S,
     config: Config,
     conns: Slab<Conn<S::Session>>,
@@ -115,6 +177,8 @@ pub struct Server<S: Service> {
     stopping_since: Option<Instant>,
     /// One read buffer for all connections (the loop is single-threaded).
     scratch: Vec<u8>,
+    timers: BinaryHeap<Timer<<S::Session as Session>::Done>>,
+    timer_seq: u64,
 }
 
 impl<S: Service> Server<S> {
@@ -123,9 +187,32 @@ impl<S: Service> Server<S> {
     /// # Errors
     /// Any bind or poll set-up failure, with the address in the message.
     pub fn bind(addrs: &[SocketAddr], service: S, config: Config) -> io::Result<Self> {
+        let plain: Vec<Listener> = addrs
+            .iter()
+            .map(|&addr| Listener {
+                addr,
+                implicit_tls: false,
+            })
+            .collect();
+        Self::bind_listeners(&plain, service, config)
+    }
+
+    /// Bind plain and implicit-TLS listeners (see [`Server::bind`]).
+    ///
+    /// # Errors
+    /// As [`Server::bind`]; also an implicit-TLS listener without
+    /// [`Config::tls`].
+    pub fn bind_listeners(listen: &[Listener], service: S, config: Config) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let mut listeners = Vec::with_capacity(addrs.len());
-        for (i, addr) in addrs.iter().enumerate() {
+        let mut listeners = Vec::with_capacity(listen.len());
+        for (i, spec) in listen.iter().enumerate() {
+            let addr = &spec.addr;
+            if spec.implicit_tls && config.tls.is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("implicit TLS on {addr} needs a certificate and key"),
+                ));
+            }
             if i >= FIRST_CONN - 1 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -136,7 +223,7 @@ impl<S: Service> Server<S> {
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             poll.registry()
                 .register(&mut l, Token(i), Interest::READABLE)?;
-            listeners.push(l);
+            listeners.push((l, spec.implicit_tls));
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (done_tx, done_rx) = mpsc::channel();
@@ -155,6 +242,8 @@ impl<S: Service> Server<S> {
             stop: Arc::new(AtomicBool::new(false)),
             stopping_since: None,
             scratch: vec![0; READ_CHUNK],
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
         })
     }
 
@@ -162,7 +251,7 @@ impl<S: Service> Server<S> {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -197,7 +286,10 @@ impl<S: Service> Server<S> {
         let mut next_scan = Instant::now() + SCAN_EVERY;
         loop {
             let now = Instant::now();
-            let wait = next_scan.saturating_duration_since(now);
+            let mut wait = next_scan.saturating_duration_since(now);
+            if let Some(t) = self.timers.peek() {
+                wait = wait.min(t.at.saturating_duration_since(now));
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -220,6 +312,7 @@ impl<S: Service> Server<S> {
                 }
             }
             self.completions();
+            self.fire_timers();
             if self.stop.load(Ordering::SeqCst) && self.stopping_since.is_none() {
                 self.begin_shutdown();
             }
@@ -248,9 +341,10 @@ impl<S: Service> Server<S> {
 
     fn accept(&mut self, idx: usize) {
         loop {
-            let Some(listener) = self.listeners.get(idx) else {
+            let Some((listener, implicit_tls)) = self.listeners.get(idx) else {
                 return;
             };
+            let implicit_tls = *implicit_tls;
             let (mut stream, peer) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -260,16 +354,31 @@ impl<S: Service> Server<S> {
                     return;
                 }
             };
+            let local = stream.local_addr().unwrap_or(peer);
+            let is_local = local.ip() == peer.ip();
             let per_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
             if self.conns.len() >= self.config.max_connections
-                || (self.config.max_per_ip > 0 && per_ip >= self.config.max_per_ip)
+                || (self.config.max_per_ip > 0 && !is_local && per_ip >= self.config.max_per_ip)
             {
                 log::info!("refusing {peer}: connection limit reached");
-                // Best effort: a fresh socket's send buffer is empty.
-                let _ = stream.write(&self.service.busy_reply());
+                // Best effort: a fresh socket's send buffer is empty. (On an
+                // implicit-TLS listener the client cannot read plaintext; it
+                // sees the connection close, which is all we can offer.)
+                if !implicit_tls {
+                    let _ = stream.write(&self.service.busy_reply());
+                }
                 continue;
             }
-            let local = stream.local_addr().unwrap_or(peer);
+            let tls = match (implicit_tls, &self.config.tls) {
+                (true, Some(cfg)) => match ServerConnection::new(Arc::clone(cfg)) {
+                    Ok(t) => Some(Box::new(t)),
+                    Err(e) => {
+                        log::warn!("TLS set-up for {peer} failed: {e}");
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             let _ = stream.set_nodelay(true);
             let id = self.next_id;
             self.next_id += 1;
@@ -288,6 +397,9 @@ impl<S: Service> Server<S> {
             let timeout = self.config.idle_timeout;
             entry.insert(Conn {
                 stream,
+                tls,
+                tls_pending: false,
+                stalled_since: None,
                 session,
                 info,
                 input: InBuf::new(),
@@ -329,6 +441,15 @@ impl<S: Service> Server<S> {
             return;
         };
         let before = c.timeout;
+        let tls = if c.tls.is_some() || c.tls_pending {
+            TlsState::Active
+        } else if self.config.tls.is_some() {
+            TlsState::Available
+        } else {
+            TlsState::Unavailable
+        };
+        let mut start_tls = false;
+        let mut timers = Vec::new();
         let mut io = Io {
             input: &mut c.input,
             out: &mut c.out,
@@ -336,10 +457,30 @@ impl<S: Service> Server<S> {
             timeout: &mut c.timeout,
             completer: &c.completer,
             shutting_down,
+            tls,
+            start_tls: &mut start_tls,
+            timers: &mut timers,
         };
         let step = f(&mut c.session, &mut io);
         if c.timeout != before && !c.closing {
             c.deadline = Instant::now() + c.timeout;
+        }
+        if start_tls {
+            c.tls_pending = true;
+            c.stalled_since = None;
+        }
+        if !timers.is_empty() {
+            let now = Instant::now();
+            let id = c.info.id;
+            for (delay, value) in timers {
+                self.timer_seq += 1;
+                self.timers.push(Timer {
+                    at: now + delay,
+                    seq: self.timer_seq,
+                    id,
+                    value,
+                });
+            }
         }
         if step == Step::Close && !c.closing {
             c.closing = true;
@@ -357,26 +498,17 @@ impl<S: Service> Server<S> {
                 self.drain(key);
                 return;
             }
-            if c.closing {
+            if c.closing || c.tls_pending {
+                // After STARTTLS nothing is read until the handshake begins.
                 break;
             }
             let before = c.input.len();
-            let mut fatal = false;
-            while c.may_read && !c.eof && c.input.len() < self.config.max_input {
-                let room = (self.config.max_input - c.input.len()).min(READ_CHUNK);
-                match c.stream.read(&mut self.scratch[..room]) {
-                    Ok(0) => c.eof = true,
-                    Ok(n) => c.input.extend(&self.scratch[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.may_read = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        log::debug!("conn {}: read error: {e}", c.info.id);
-                        fatal = true;
-                        break;
-                    }
+            if let Err(e) = fill(c, &mut self.scratch, self.config.max_input) {
+                log::debug!("conn {}: read error: {e}", c.info.id);
+                // A TLS alert may be queued; send it best effort.
+                if let Some(tls) = c.tls.as_mut() {
+                    let _ = tls.write_tls(&mut c.stream);
                 }
-            }
-            if fatal {
                 self.remove(key);
                 return;
             }
@@ -399,6 +531,11 @@ impl<S: Service> Server<S> {
                 return;
             };
             let consumed = c.input.len() < len_before_session;
+            if c.input.is_empty() {
+                c.stalled_since = None;
+            } else if consumed || c.stalled_since.is_none() {
+                c.stalled_since = Some(Instant::now());
+            }
             let can_read_more = c.may_read && !c.eof && c.input.len() < self.config.max_input;
             if c.closing || !can_read_more || !(got || consumed) {
                 break;
@@ -413,34 +550,48 @@ impl<S: Service> Server<S> {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
-            let mut progressed = false;
-            while !c.out.is_empty() {
-                match c.stream.write(c.out.as_slice()) {
-                    Ok(0) => {
-                        self.remove(key);
-                        return;
-                    }
-                    Ok(n) => {
-                        c.out.advance(n);
-                        progressed = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        log::debug!("conn {}: write error: {e}", c.info.id);
-                        self.remove(key);
-                        return;
-                    }
+            let progressed = match write_out(c) {
+                Ok(p) => p,
+                Err(e) => {
+                    log::debug!("conn {}: write error: {e}", c.info.id);
+                    self.remove(key);
+                    return;
                 }
-            }
+            };
             if progressed && !c.closing {
                 c.deadline = Instant::now() + c.timeout;
+                if c.stalled_since.is_some() {
+                    c.stalled_since = Some(Instant::now());
+                }
             }
-            if c.out.is_empty() {
+            if out_empty(c) {
+                if c.tls_pending && !c.closing {
+                    let Some(cfg) = self.config.tls.clone() else {
+                        self.remove(key);
+                        return;
+                    };
+                    match ServerConnection::new(cfg) {
+                        Ok(t) => {
+                            c.tls = Some(Box::new(t));
+                            c.tls_pending = false;
+                            // The client may already have sent its hello.
+                            self.process(key);
+                        }
+                        Err(e) => {
+                            log::warn!("conn {}: TLS set-up failed: {e}", c.info.id);
+                            self.remove(key);
+                        }
+                    }
+                    return;
+                }
                 if c.closing {
                     if c.eof || c.half_closed {
                         self.remove(key);
                     } else {
+                        if let Some(tls) = c.tls.as_mut() {
+                            tls.send_close_notify();
+                            let _ = tls.write_tls(&mut c.stream);
+                        }
                         let _ = c.stream.shutdown(std::net::Shutdown::Write);
                         c.half_closed = true;
                         c.deadline = Instant::now() + DRAIN;
@@ -455,11 +606,11 @@ impl<S: Service> Server<S> {
                     if self
                         .conns
                         .get(key)
-                        .is_some_and(|c| c.out.is_empty() && !c.input.is_empty() && !c.closing)
+                        .is_some_and(|c| out_empty(c) && !c.input.is_empty() && !c.closing)
                     {
                         self.with_session(key, |s, io| s.on_input(io));
                     }
-                    if self.conns.get(key).is_some_and(|c| !c.out.is_empty()) {
+                    if self.conns.get(key).is_some_and(|c| !out_empty(c)) {
                         continue;
                     }
                 }
@@ -469,7 +620,7 @@ impl<S: Service> Server<S> {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let want_write = !c.out.is_empty();
+        let want_write = !out_empty(c);
         if want_write != c.writable_registered {
             let interest = if want_write {
                 Interest::READABLE | Interest::WRITABLE
@@ -511,37 +662,54 @@ impl<S: Service> Server<S> {
 
     fn completions(&mut self) {
         while let Ok((id, done)) = self.done_rx.try_recv() {
-            let Some(&key) = self.by_id.get(&id) else {
-                continue;
-            };
-            self.with_session(key, |s, io| s.on_done(done, io));
-            let Some(c) = self.conns.get_mut(key) else {
-                continue;
-            };
-            c.deadline = Instant::now() + if c.closing { LINGER } else { c.timeout };
-            if c.shutdown_pending && !c.closing {
-                c.shutdown_pending = false;
-                self.with_session(key, |s, io| s.on_shutdown(io));
-                if let Some(c) = self.conns.get_mut(key) {
-                    if !c.closing {
-                        c.shutdown_pending = true;
-                    }
+            self.deliver(id, done);
+        }
+    }
+
+    /// Hand due [`Io::complete_after`] values to their sessions.
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while self.timers.peek().is_some_and(|t| t.at <= now) {
+            if let Some(t) = self.timers.pop() {
+                self.deliver(t.id, t.value);
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: ConnId, done: <S::Session as Session>::Done) {
+        let Some(&key) = self.by_id.get(&id) else {
+            return;
+        };
+        self.with_session(key, |s, io| s.on_done(done, io));
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.deadline = Instant::now() + if c.closing { LINGER } else { c.timeout };
+        if c.stalled_since.is_some() {
+            c.stalled_since = Some(Instant::now());
+        }
+        if c.shutdown_pending && !c.closing {
+            c.shutdown_pending = false;
+            self.with_session(key, |s, io| s.on_shutdown(io));
+            if let Some(c) = self.conns.get_mut(key) {
+                if !c.closing {
+                    c.shutdown_pending = true;
                 }
             }
-            let Some(c) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if !c.input.is_empty() && !c.closing {
-                self.with_session(key, |s, io| s.on_input(io));
-            }
-            self.process(key);
         }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !c.input.is_empty() && !c.closing && !c.tls_pending {
+            self.with_session(key, |s, io| s.on_input(io));
+        }
+        self.process(key);
     }
 
     fn begin_shutdown(&mut self) {
         log::info!("shutting down: no longer accepting connections");
         self.stopping_since = Some(Instant::now());
-        for l in &mut self.listeners {
+        for (l, _) in &mut self.listeners {
             let _ = self.poll.registry().deregister(l);
         }
         self.listeners.clear();
@@ -565,7 +733,12 @@ impl<S: Service> Server<S> {
         let expired: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.deadline <= now)
+            .filter(|(_, c)| {
+                c.deadline <= now
+                    || (!c.closing
+                        && c.stalled_since
+                            .is_some_and(|s| now.duration_since(s) >= self.config.command_timeout))
+            })
             .map(|(k, _)| k)
             .collect();
         for key in expired {
@@ -576,7 +749,7 @@ impl<S: Service> Server<S> {
                 self.remove(key);
                 continue;
             }
-            log::debug!("conn {}: idle timeout", c.info.id);
+            log::debug!("conn {}: idle or command timeout", c.info.id);
             self.with_session(key, |s, io| {
                 s.on_timeout(io);
                 Step::Close
@@ -598,6 +771,117 @@ impl<S: Service> Server<S> {
             if *n == 0 {
                 self.per_ip.remove(&ip);
             }
+        }
+    }
+}
+
+/// True when nothing is waiting to be written: neither session output nor
+/// TLS records.
+fn out_empty<S: Session>(c: &Conn<S>) -> bool {
+    c.out.is_empty() && c.tls.as_ref().is_none_or(|t| !t.wants_write())
+}
+
+/// Read what the socket has into the session's input (through rustls on a
+/// TLS connection), up to `max_input` buffered bytes. Sets `may_read` false
+/// on `WouldBlock` and `eof` on end of stream.
+fn fill<S: Session>(c: &mut Conn<S>, scratch: &mut [u8], max_input: usize) -> io::Result<()> {
+    let Some(tls) = c.tls.as_mut() else {
+        while c.may_read && !c.eof && c.input.len() < max_input {
+            let room = (max_input - c.input.len()).min(scratch.len());
+            match c.stream.read(&mut scratch[..room]) {
+                Ok(0) => c.eof = true,
+                Ok(n) => c.input.extend(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.may_read = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(());
+    };
+    loop {
+        // Plaintext rustls has decrypted already comes first.
+        while !c.eof && c.input.len() < max_input {
+            let room = (max_input - c.input.len()).min(scratch.len());
+            match tls.reader().read(&mut scratch[..room]) {
+                Ok(0) => c.eof = true, // close_notify
+                Ok(n) => c.input.extend(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => c.eof = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if c.eof || !c.may_read || c.input.len() >= max_input {
+            return Ok(());
+        }
+        match tls.read_tls(&mut c.stream) {
+            Ok(0) => {
+                // TCP end of stream: whatever was decrypted is still read above.
+                c.may_read = false;
+                c.eof = true;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.may_read = false;
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        let state = tls
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
+        if c.eof {
+            // Take the last plaintext before reporting the end.
+            let mut left = state.plaintext_bytes_to_read();
+            let cap = scratch.len();
+            while left > 0 {
+                let n = tls.reader().read(&mut scratch[..left.min(cap)])?;
+                if n == 0 {
+                    break;
+                }
+                c.input.extend(&scratch[..n]);
+                left -= n;
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// Write queued output (through rustls on a TLS connection). Returns
+/// whether any bytes reached the socket.
+fn write_out<S: Session>(c: &mut Conn<S>) -> io::Result<bool> {
+    let mut progressed = false;
+    let Some(tls) = c.tls.as_mut() else {
+        while !c.out.is_empty() {
+            match c.stream.write(c.out.as_slice()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    c.out.advance(n);
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(progressed);
+    };
+    loop {
+        if !c.out.is_empty() {
+            // rustls buffers plaintext until the handshake is done, up to
+            // its own limit; whatever it does not take stays in `out`.
+            let n = tls.writer().write(c.out.as_slice())?;
+            c.out.advance(n);
+        }
+        if !tls.wants_write() {
+            return Ok(progressed);
+        }
+        match tls.write_tls(&mut c.stream) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => progressed = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progressed),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! completions. For session state-machine tests in the server crates.
 
 use crate::buf::{InBuf, OutBuf};
-use crate::{Completer, ConnId, ConnInfo, Io, Session, Step};
+use crate::{Completer, ConnId, ConnInfo, Io, Session, Step, TlsState};
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -24,6 +24,12 @@ pub struct Driver<S: Session> {
     _poll: mio::Poll,
     /// The last step a callback returned.
     pub last_step: Step,
+    /// What `Io::tls` reports to the session.
+    pub tls: TlsState,
+    /// Set once the session called `Io::start_tls`.
+    pub started_tls: bool,
+    /// Values the session scheduled with `Io::complete_after`, not yet delivered.
+    pub timers: Vec<(Duration, S::Done)>,
 }
 
 impl<S: Session> Driver<S> {
@@ -56,6 +62,9 @@ impl<S: Session> Driver<S> {
             rx,
             _poll: poll,
             last_step: Step::Continue,
+            tls: TlsState::Unavailable,
+            started_tls: false,
+            timers: Vec::new(),
         }
     }
 
@@ -67,8 +76,14 @@ impl<S: Session> Driver<S> {
             timeout: &mut self.timeout,
             completer: &self.completer,
             shutting_down: false,
+            tls: self.tls,
+            start_tls: &mut self.started_tls,
+            timers: &mut self.timers,
         };
         let step = f(&mut self.session, &mut io);
+        if self.started_tls {
+            self.tls = TlsState::Active;
+        }
         self.last_step = step;
         step
     }
@@ -100,6 +115,16 @@ impl<S: Session> Driver<S> {
         let mut step = self.last_step;
         while let Some(s) = self.wait_done(timeout) {
             step = s;
+        }
+        step
+    }
+
+    /// Deliver every value scheduled with `Io::complete_after` at once
+    /// (the driver does not wait for the delays).
+    pub fn fire_timers(&mut self) -> Step {
+        let mut step = self.last_step;
+        for (_, done) in std::mem::take(&mut self.timers) {
+            step = self.call(|s, io| s.on_done(done, io));
         }
         step
     }

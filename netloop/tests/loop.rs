@@ -114,6 +114,18 @@ fn connect(addr: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
     (s, r)
 }
 
+/// Connect from a chosen loopback source address (127.0.0.2 is not "local"
+/// to a server on 127.0.0.1).
+fn connect_from(addr: SocketAddr, src: [u8; 4]) -> (TcpStream, BufReader<TcpStream>) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::from((src, 0)).into()).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = BufReader::new(s.try_clone().unwrap());
+    (s, r)
+}
+
 fn line(r: &mut BufReader<TcpStream>) -> String {
     let mut l = String::new();
     r.read_line(&mut l).unwrap();
@@ -183,10 +195,17 @@ fn per_address_limit_gets_the_busy_reply() {
         ..Config::default()
     };
     let (addr, h, j) = start(config);
-    let (_s1, mut r1) = connect(addr);
+    let (_s1, mut r1) = connect_from(addr, [127, 0, 0, 2]);
     assert_eq!(line(&mut r1), "hello\r\n");
-    let (_s2, mut r2) = connect(addr);
+    let (_s2, mut r2) = connect_from(addr, [127, 0, 0, 2]);
     assert_eq!(line(&mut r2), "busy\r\n");
+    let (_s3, mut r3) = connect_from(addr, [127, 0, 0, 3]);
+    assert_eq!(line(&mut r3), "hello\r\n", "another address is unaffected");
+    // Clients on the server's own address are exempt (like Postfix's mynetworks).
+    let (_s4, mut r4) = connect(addr);
+    assert_eq!(line(&mut r4), "hello\r\n");
+    let (_s5, mut r5) = connect(addr);
+    assert_eq!(line(&mut r5), "hello\r\n");
     h.shutdown();
     j.join().unwrap();
 }

@@ -1,0 +1,117 @@
+//! TLS set-up (rustls): server configuration from PEM files, and a
+//! self-signed certificate for development (`minimail cert`) and tests.
+//!
+//! The loop itself ([`crate::Server`]) runs the rustls state machine over
+//! the non-blocking socket; this module only builds the configuration.
+//! Implicit TLS (RFC 8314 §3.3, ports 465/993) and STARTTLS (RFC 3207,
+//! RFC 3501 §6.2.1) share the same [`TlsConfig`].
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A server-side TLS configuration, shared by every connection.
+pub type TlsConfig = Arc<rustls::ServerConfig>;
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Build a configuration from a PEM certificate chain and a PEM private key
+/// (PKCS#8, PKCS#1 or SEC1).
+///
+/// # Errors
+/// Unreadable files, no certificate or key in them, or a key that does not
+/// match the certificate — each with the file named.
+pub fn load_pem(cert: &Path, key: &Path) -> io::Result<TlsConfig> {
+    let cert_pem = std::fs::read(cert)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cert.display())))?;
+    let key_pem = std::fs::read(key)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", key.display())))?;
+    from_pem(&cert_pem, &key_pem).map_err(|e| {
+        invalid(format!(
+            "TLS certificate {} / key {}: {e}",
+            cert.display(),
+            key.display()
+        ))
+    })
+}
+
+/// Build a configuration from PEM bytes (see [`load_pem`]).
+///
+/// # Errors
+/// No certificate or key found, or they do not match.
+pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<TlsConfig> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("bad certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid("no certificate found in the PEM data".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| invalid(format!("no usable private key in the PEM data: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// A self-signed certificate and its key, both PEM.
+pub struct SelfSigned {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key (PKCS#8), PEM.
+    pub key_pem: String,
+}
+
+/// Make a self-signed certificate for `names` (DNS names or IP addresses),
+/// for development and tests. Clients must be told to trust it explicitly.
+///
+/// # Errors
+/// A name rcgen cannot encode, or key generation failing.
+pub fn self_signed(names: &[String]) -> io::Result<SelfSigned> {
+    let certified = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| invalid(format!("cannot make a certificate: {e}")))?;
+    Ok(SelfSigned {
+        cert_pem: certified.cert.pem(),
+        key_pem: certified.signing_key.serialize_pem(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_pem_loads_back() {
+        let s = self_signed(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+        assert!(s.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        from_pem(s.cert_pem.as_bytes(), s.key_pem.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn mismatched_or_missing_pem_is_a_clear_error() {
+        let a = self_signed(&["a.example".into()]).unwrap();
+        let b = self_signed(&["b.example".into()]).unwrap();
+        let e = from_pem(a.cert_pem.as_bytes(), b.key_pem.as_bytes())
+            .err()
+            .unwrap();
+        assert!(!e.to_string().is_empty());
+        let e = from_pem(b"nothing here", a.key_pem.as_bytes())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("no certificate"), "{e}");
+        let e = from_pem(a.cert_pem.as_bytes(), b"").err().unwrap();
+        assert!(e.to_string().contains("private key"), "{e}");
+        let e = load_pem(Path::new("/nonexistent/cert.pem"), Path::new("/x"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("/nonexistent/cert.pem"), "{e}");
+    }
+}
