@@ -199,16 +199,24 @@ impl<'a> Cursor<'a> {
         String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned()
     }
 
-    /// `atom`, extended to swallow `[...]` section specs and `<n>` origins.
+    /// `atom` (RFC 3501 §9: any CHAR but SP, CTL, `(`, `)`, `{`, ...),
+    /// leniently also accepting `]` (ASTRING-CHAR, e.g. in mailbox names).
+    /// `[` is an ordinary ATOM-CHAR (`a[b` is a valid flag keyword) except
+    /// right after a fetch attribute that takes a section (`BODY`,
+    /// `BODY.PEEK`, `BINARY`, `BINARY.PEEK`, `BINARY.SIZE`): there the
+    /// `section` up to its `]` joins the atom, and a following `<origin>`
+    /// is read as atom characters, giving e.g. `BODY[HEADER.FIELDS (TO)]<0>`.
     fn atom(&mut self) -> Result<String, ParseError> {
         let start = self.pos;
-        let mut depth = 0usize;
         while let Some(b) = self.peek() {
             match b {
-                b'[' => depth += 1,
-                b']' => depth = depth.saturating_sub(1),
-                b' ' | b'(' | b')' if depth == 0 => break,
-                b'\r' | b'\n' if depth == 0 => break,
+                b' ' | b'(' | b')' | b'\r' | b'\n' => break,
+                b'[' if is_section_att(&self.buf[start..self.pos]) => {
+                    if let Some(end) = section_end(self.buf, self.pos) {
+                        self.pos = end;
+                        continue;
+                    }
+                }
                 _ => {}
             }
             self.pos += 1;
@@ -311,32 +319,107 @@ impl<'a> Cursor<'a> {
         self.skip_spaces();
         let mut code = None;
         if self.peek() == Some(b'[') {
-            let mut depth = 0usize;
-            let start = self.pos + 1;
-            while let Some(b) = self.peek() {
-                self.pos += 1;
-                match b {
-                    b'[' => depth += 1,
-                    b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            code = Some(
-                                String::from_utf8_lossy(&self.buf[start..self.pos - 1])
-                                    .into_owned(),
-                            );
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
+            if let Some(end) = code_end(self.buf, self.pos) {
+                let inner = &self.buf[self.pos + 1..end - 1];
+                code = Some(String::from_utf8_lossy(inner).into_owned());
+                self.pos = end;
+                self.skip_spaces();
             }
-            self.skip_spaces();
         }
         RespText {
             code,
             text: self.rest(),
         }
     }
+}
+
+/// Fetch attribute names that a `section` follows (RFC 3501 §9 `msg-att`,
+/// `fetch-att`; RFC 3516 `section-binary`).
+fn is_section_att(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 5] = [
+        b"BODY",
+        b"BODY.PEEK",
+        b"BINARY",
+        b"BINARY.PEEK",
+        b"BINARY.SIZE",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Where the `section` opened by the `[` at `open` ends (just after its
+/// `]`), or None when the bytes there are not a section (RFC 3501 §9:
+/// `section = "[" [section-spec] "]"`; the only SP in a section-spec comes
+/// after `HEADER.FIELDS [.NOT]` and opens a `header-list` of astrings, in
+/// which `]` is an ordinary ASTRING-CHAR and strings may be quoted or
+/// literals). Scans never pass a `(` or `)` outside the header-list, so a
+/// response full of `BODY[` atoms costs linear time.
+fn section_end(buf: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    loop {
+        match *buf.get(i)? {
+            b']' => return Some(i + 1),
+            b' ' => break,
+            b'(' | b')' | b'"' | b'{' | b'\r' | b'\n' => return None,
+            _ => i += 1,
+        }
+    }
+    let spec = buf[open + 1..i].to_ascii_uppercase();
+    if !(spec.ends_with(b"HEADER.FIELDS") || spec.ends_with(b"HEADER.FIELDS.NOT")) {
+        return None;
+    }
+    i += 1;
+    if buf.get(i) != Some(&b'(') {
+        return None;
+    }
+    i += 1;
+    loop {
+        match *buf.get(i)? {
+            b')' => break,
+            b'"' | b'{' => {
+                let mut c = Cursor { buf, pos: i };
+                if buf[i] == b'"' {
+                    c.quoted().ok()?;
+                } else {
+                    c.literal().ok()?;
+                }
+                i = c.pos;
+            }
+            b'(' | b'\r' | b'\n' => return None,
+            _ => i += 1,
+        }
+    }
+    (buf.get(i + 1) == Some(&b']')).then_some(i + 2)
+}
+
+/// Where the `resp-text-code` opened by the `[` at `open` ends (just after
+/// its `]`). The code ends at the first `]` outside parentheses and quoted
+/// strings (RFC 3501 §9: `]` is resp-specials, so no atom holds it, but
+/// `PERMANENTFLAGS (a[b)` holds `[` and `BADCHARSET` astrings may hold
+/// `]`); when that never comes, at the first `]`; None without any `]`.
+fn code_end(buf: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open + 1;
+    while let Some(&b) = buf.get(i) {
+        match b {
+            b']' if depth == 0 => return Some(i + 1),
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let mut c = Cursor { buf, pos: i };
+                if c.quoted().is_err() {
+                    break;
+                }
+                i = c.pos;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    buf[open + 1..]
+        .iter()
+        .position(|&b| b == b']')
+        .map(|p| open + p + 2)
 }
 
 fn status_of(word: &str) -> Option<Status> {
@@ -458,175 +541,5 @@ pub fn parse_response(buf: &[u8]) -> Result<Response, ParseError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn untagged(s: &[u8]) -> Untagged {
-        match parse_response(s) {
-            Ok(Response::Untagged(u)) => u,
-            other => panic!("not untagged: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn tagged_status_with_code() {
-        let r = parse_response(b"a1 OK [READ-WRITE] SELECT completed").unwrap();
-        assert_eq!(
-            r,
-            Response::Tagged {
-                tag: "a1".into(),
-                status: Status::Ok,
-                text: RespText {
-                    code: Some("READ-WRITE".into()),
-                    text: "SELECT completed".into()
-                }
-            }
-        );
-        let r = parse_response(b"a2 NO [TRYCREATE] no such mailbox").unwrap();
-        assert!(matches!(
-            r,
-            Response::Tagged {
-                status: Status::No,
-                ..
-            }
-        ));
-        assert!(parse_response(b"a3 MAYBE hmm").is_err());
-    }
-
-    #[test]
-    fn continuation_and_greeting() {
-        assert_eq!(
-            parse_response(b"+ Ready for literal").unwrap(),
-            Response::Continue("Ready for literal".into())
-        );
-        assert_eq!(
-            parse_response(b"+").unwrap(),
-            Response::Continue(String::new())
-        );
-        let u = untagged(b"* OK [CAPABILITY IMAP4rev1 IDLE] minimail ready");
-        assert_eq!(
-            u,
-            Untagged::State(
-                Status::Ok,
-                RespText {
-                    code: Some("CAPABILITY IMAP4rev1 IDLE".into()),
-                    text: "minimail ready".into()
-                }
-            )
-        );
-    }
-
-    #[test]
-    fn capability_exists_expunge_search() {
-        assert_eq!(
-            untagged(b"* CAPABILITY IMAP4rev1 literal+ IDLE"),
-            Untagged::Capability(vec!["IMAP4REV1".into(), "LITERAL+".into(), "IDLE".into()])
-        );
-        assert_eq!(untagged(b"* 23 EXISTS"), Untagged::Exists(23));
-        assert_eq!(untagged(b"* 3 EXPUNGE"), Untagged::Expunge(3));
-        assert_eq!(
-            untagged(b"* SEARCH 2 84 882"),
-            Untagged::Search(vec![2, 84, 882])
-        );
-        assert_eq!(untagged(b"* SEARCH"), Untagged::Search(vec![]));
-    }
-
-    #[test]
-    fn list_decodes_modified_utf7_and_nil_delimiter() {
-        assert_eq!(
-            untagged(br#"* LIST (\HasNoChildren) "/" "Entw&APw-rfe""#),
-            Untagged::List {
-                flags: vec!["\\HasNoChildren".into()],
-                delim: Some('/'),
-                name: "Entwürfe".into()
-            }
-        );
-        assert_eq!(
-            untagged(b"* LIST (\\Noselect) NIL {5}\r\nfoo/b"),
-            Untagged::List {
-                flags: vec!["\\Noselect".into()],
-                delim: None,
-                name: "foo/b".into()
-            }
-        );
-        assert_eq!(
-            untagged(b"* LIST () \"/\" INBOX"),
-            Untagged::List {
-                flags: vec![],
-                delim: Some('/'),
-                name: "INBOX".into()
-            }
-        );
-    }
-
-    #[test]
-    fn status_items() {
-        assert_eq!(
-            untagged(br#"* STATUS "Sent" (MESSAGES 231 UNSEEN 4)"#),
-            Untagged::Status {
-                mailbox: "Sent".into(),
-                items: vec![("MESSAGES".into(), 231), ("UNSEEN".into(), 4)]
-            }
-        );
-    }
-
-    #[test]
-    fn fetch_with_literal_and_section_names() {
-        let raw = b"* 12 FETCH (UID 40 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: hi\r\n\r BODY[]<0> \"x\\\"y\")";
-        match untagged(raw) {
-            Untagged::Fetch { seq, items } => {
-                assert_eq!(seq, 12);
-                assert_eq!(items[0], ("UID".into(), Value::Atom("40".into())));
-                assert_eq!(
-                    items[1],
-                    (
-                        "FLAGS".into(),
-                        Value::List(vec![Value::Atom("\\Seen".into())])
-                    )
-                );
-                assert_eq!(items[2].0, "BODY[HEADER.FIELDS (SUBJECT)]");
-                assert_eq!(items[2].1, Value::Bytes(b"Subject: hi\r\n\r".to_vec()));
-                assert_eq!(
-                    items[3],
-                    ("BODY[]<0>".into(), Value::Bytes(b"x\"y".to_vec()))
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn short_literal_is_an_error_not_a_panic() {
-        assert!(parse_response(b"* 1 FETCH (BODY[] {10}\r\nabc)").is_err());
-        assert!(parse_response(b"* 1 FETCH (UID 3").is_err());
-        assert!(parse_response(b"* 1 FETCH (BODY[] \"abc").is_err());
-    }
-
-    #[test]
-    fn literal_announcement_detection() {
-        assert_eq!(literal_len(b"* 1 FETCH (BODY[] {342}"), Some(342));
-        assert_eq!(literal_len(b"A APPEND x {5+}"), Some(5));
-        assert_eq!(literal_len(b"* OK {braces}"), None);
-        assert_eq!(literal_len(b"* OK done"), None);
-        // A hostile length must be an error, not an overflow panic.
-        assert!(parse_response(b"* 1 FETCH (BODY[] {18446744073709551615}\r\nx)").is_err());
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn parser_never_panics_on_arbitrary_bytes(buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
-            let _ = parse_response(&buf);
-            let _ = literal_len(&buf);
-        }
-
-        #[test]
-        fn parser_never_panics_on_mangled_responses(cut in 0usize..120, junk in "[ ()\\[\\]{}\"0-9A-Z+*\r\n]{0,12}") {
-            let good = b"* 12 FETCH (UID 40 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: hi\r\n\r ENVELOPE (NIL \"s\" ((\"n\" NIL \"a\" \"b\")) NIL NIL NIL NIL NIL NIL NIL))";
-            let mut buf = good[..cut.min(good.len())].to_vec();
-            buf.extend_from_slice(junk.as_bytes());
-            if let Ok(Response::Untagged(Untagged::Fetch { seq, items })) = parse_response(&buf) {
-                let _ = super::super::fetch::fetch_data(seq, &items);
-            }
-        }
-    }
-}
+#[path = "parse_tests.rs"]
+mod tests;
