@@ -80,7 +80,7 @@ impl InBuf {
     pub fn consume(&mut self, n: usize) {
         self.start += n.min(self.len());
         if self.start == self.data.len() {
-            self.data.clear();
+            release(&mut self.data);
             self.start = 0;
         } else if self.start > 64 * 1024 && self.start * 2 > self.data.len() {
             self.data.drain(..self.start);
@@ -145,6 +145,19 @@ impl InBuf {
     }
 }
 
+/// Buffers bigger than this are freed once empty, so that a connection that
+/// once moved a large message does not keep the memory while it idles.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// Empty `v`, returning its memory if it grew large.
+fn release(v: &mut Vec<u8>) {
+    if v.capacity() > KEEP_CAPACITY {
+        *v = Vec::new();
+    } else {
+        v.clear();
+    }
+}
+
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
 }
@@ -186,7 +199,7 @@ impl OutBuf {
     pub fn advance(&mut self, n: usize) {
         self.start += n.min(self.len());
         if self.start == self.data.len() {
-            self.data.clear();
+            release(&mut self.data);
             self.start = 0;
         }
     }
@@ -205,6 +218,23 @@ impl std::io::Write for OutBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_buffers_give_their_memory_back_once_empty() {
+        let mut o = OutBuf::new();
+        o.push(&[b'x'; 300_000]);
+        o.advance(299_999);
+        assert!(o.data.capacity() >= 300_000, "kept while bytes remain");
+        o.advance(1);
+        assert_eq!(o.data.capacity(), 0);
+        let mut i = InBuf::new();
+        i.extend(&[b'y'; 100_000]);
+        i.consume(100_000);
+        assert_eq!(i.data.capacity(), 0);
+        i.extend(b"small\r\n");
+        i.consume(7);
+        assert!(i.data.capacity() > 0, "small buffers are reused");
+    }
 
     fn complete(s: &str, e: Ending) -> Line {
         Line::Complete(s.as_bytes().to_vec(), e)
