@@ -60,15 +60,15 @@ pub fn check_fetch_round_trip(value: &S) {
     );
 }
 
-/// `ATOM-CHAR` (any CHAR except atom-specials, RFC 3501 §9) without `[`:
-/// mua's parser reads `[` in an atom as the start of a section spec
-/// (`BODY[...]`) that runs to the next `]`, so `a[b` is not generated
-/// (a mua limitation, recorded in /work/notes/fuzz.md).
+/// `ATOM-CHAR`: any CHAR except atom-specials (RFC 3501 §9). `[` is
+/// included: mua must read `a[b` or `BODY[x` as plain atoms and open a
+/// section only after `BODY`/`BINARY`... when a `]` closes it.
 pub fn is_atom_char(b: u8) -> bool {
-    b > 0x20 && b < 0x7f && !b"(){%*\"\\][".contains(&b)
+    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
 }
 
-/// An atom (optionally a `\`-flag) made from fuzz bytes; never `NIL`.
+/// An atom (optionally a `\`-flag, sometimes after `BODY[` and the
+/// like) made from fuzz bytes; never `NIL`.
 pub fn gen_atom(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
     let raw: Vec<u8> = Arbitrary::arbitrary(u)?;
     let mut s: String = raw
@@ -83,8 +83,27 @@ pub fn gen_atom(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
     if s.eq_ignore_ascii_case("NIL") {
         s.push('x');
     }
-    if u.arbitrary::<bool>()? {
-        s.insert(0, '\\');
+    match u.int_in_range(0..=7)? {
+        0..=3 => {}
+        4..=6 => s.insert(0, '\\'),
+        // Section-taking fetch attribute names before a `[` that no `]`
+        // closes: still one plain atom (the header-list forms end in SP).
+        _ => {
+            const PREFIXES: [&str; 6] = [
+                "BODY[",
+                "body.peek[1.",
+                "BINARY[",
+                "BINARY.SIZE[",
+                "BODY[HEADER.FIELDS",
+                "BODY[2.HEADER.FIELDS.NOT",
+            ];
+            let p = PREFIXES[u.choose_index(PREFIXES.len())?];
+            s = if p.ends_with('S') || p.ends_with('T') {
+                p.to_string()
+            } else {
+                format!("{p}{s}")
+            };
+        }
     }
     Ok(s)
 }
