@@ -106,6 +106,17 @@ impl Framer {
         }
     }
 
+    /// Change the limits from the next command on (e.g. after login:
+    /// unauthenticated clients get smaller literals).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// True when a command has been started but not finished (or a refused
     /// one is being skipped).
     pub fn in_progress(&self) -> bool {

@@ -1,5 +1,5 @@
 //! Cross-session notifications (RFC 3501 §5.2: servers tell clients about
-//! mailbox changes) and the auth-failure delay timer.
+//! mailbox changes).
 //!
 //! Every session with a mailbox selected registers here with its
 //! [`Completer`]. Two sources wake them:
@@ -19,12 +19,11 @@ use crate::limits::POLL_EVERY;
 use crate::session::Done;
 use mailstore::{MailboxId, Store};
 use netloop::{Completer, ConnId};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
 
 struct Watch {
     mailbox: MailboxId,
@@ -208,91 +207,5 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
             h.wake_stale(&current);
         }
         last_version = Some(version);
-    }
-}
-
-type Task = Box<dyn FnOnce() + Send>;
-
-struct Timed {
-    at: Instant,
-    seq: u64,
-    task: Task,
-}
-
-impl PartialEq for Timed {
-    fn eq(&self, o: &Self) -> bool {
-        self.at == o.at && self.seq == o.seq
-    }
-}
-impl Eq for Timed {}
-impl PartialOrd for Timed {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Timed {
-    // Reversed: BinaryHeap is a max-heap, we want the earliest first.
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        o.at.cmp(&self.at).then(o.seq.cmp(&self.seq))
-    }
-}
-
-/// One thread running delayed tasks (the pause before answering a failed
-/// login), so the event loop never sleeps.
-#[derive(Clone)]
-pub struct Delayer {
-    tx: mpsc::Sender<(Instant, Task)>,
-}
-
-impl Delayer {
-    /// Start the timer thread; it ends when every `Delayer` is dropped.
-    pub fn start() -> Delayer {
-        let (tx, rx) = mpsc::channel::<(Instant, Task)>();
-        let spawned = thread::Builder::new()
-            .name("imapd-delay".into())
-            .spawn(move || {
-                let mut heap: BinaryHeap<Timed> = BinaryHeap::new();
-                let mut seq = 0u64;
-                loop {
-                    let now = Instant::now();
-                    while heap.peek().is_some_and(|t| t.at <= now) {
-                        if let Some(t) = heap.pop() {
-                            (t.task)();
-                        }
-                    }
-                    let got = match heap.peek() {
-                        Some(t) => rx.recv_timeout(t.at.saturating_duration_since(now)),
-                        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                    };
-                    match got {
-                        Ok((at, task)) => {
-                            seq += 1;
-                            heap.push(Timed { at, seq, task });
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => {
-                            // Run what is left, then end.
-                            while let Some(t) = heap.pop() {
-                                (t.task)();
-                            }
-                            return;
-                        }
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            log::error!("imapd: cannot start the delay thread: {e}");
-        }
-        Delayer { tx }
-    }
-
-    /// Run `task` after `delay` on the timer thread (at once if the timer
-    /// thread is gone).
-    pub fn after(&self, delay: Duration, task: impl FnOnce() + Send + 'static) {
-        if let Err(mpsc::SendError((_, task))) =
-            self.tx.send((Instant::now() + delay, Box::new(task)))
-        {
-            task();
-        }
     }
 }

@@ -21,13 +21,36 @@ pub mod structure;
 pub mod trace;
 pub mod utf7;
 
-pub use server::{bind, Config, ImapService};
+pub use server::{bind, bind_listeners, Config, ImapService};
 pub use session::ImapSession;
 
-/// The CAPABILITY list we advertise (after login as before: we have no TLS,
-/// so LOGINDISABLED is never set; loopback-only by default).
+/// The capabilities advertised in every state. Before login
+/// [`capabilities`] adds STARTTLS and either the AUTH= mechanisms or
+/// LOGINDISABLED (RFC 3501 §6.1.1, §6.2.1, §6.2.3).
 pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE UNSELECT \
-NAMESPACE ID ENABLE SPECIAL-USE CHILDREN CONDSTORE AUTH=PLAIN";
+NAMESPACE ID ENABLE SPECIAL-USE CHILDREN CONDSTORE";
+
+/// The CAPABILITY list for a connection: `tls` is where it stands with TLS,
+/// `plaintext_ok` whether credentials may be sent on it now (TLS, a local
+/// client, or `allow_plaintext_auth`), `authenticated` whether a user is
+/// logged in. STARTTLS only while TLS is available (never once it is on,
+/// §6.2.1); LOGINDISABLED instead of AUTH= while credentials may not be
+/// sent (§6.2.3); after login neither (they no longer apply).
+pub fn capabilities(tls: netloop::TlsState, plaintext_ok: bool, authenticated: bool) -> String {
+    let mut caps = CAPABILITIES.to_owned();
+    if authenticated {
+        return caps;
+    }
+    if tls == netloop::TlsState::Available {
+        caps.push_str(" STARTTLS");
+    }
+    if plaintext_ok {
+        caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+    } else {
+        caps.push_str(" LOGINDISABLED");
+    }
+    caps
+}
 
 /// Whether `c` may appear in a tag (`ASTRING-CHAR` except `+`).
 pub(crate) fn parse_is_tag_char(c: u8) -> bool {

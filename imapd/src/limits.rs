@@ -10,6 +10,10 @@ pub const MAX_LITERAL: u64 = 64 * 1024 * 1024;
 /// recommends accepting at least 8192 octets; long UID sets need more.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Largest literal before login (credentials only): an unauthenticated
+/// client cannot make the server buffer a large command.
+pub const PREAUTH_MAX_LITERAL: u64 = 8 * 1024;
+
 /// A whole command may exceed its largest literal by this much.
 pub const COMMAND_SLACK: usize = 1024 * 1024;
 
@@ -17,8 +21,25 @@ pub const COMMAND_SLACK: usize = 1024 * 1024;
 /// minutes; IDLE clients re-issue IDLE every 29 minutes.
 pub const AUTOLOGOUT: Duration = Duration::from_secs(31 * 60);
 
-/// Pause before answering a failed LOGIN/AUTHENTICATE (slows guessing).
-pub const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// Connections at once from one client address (local clients exempt):
+/// enough for a few devices behind one NAT, each opening several
+/// connections (Thunderbird uses up to 5 per account).
+pub const MAX_PER_IP: usize = 50;
+
+/// How long a started command may sit incomplete in the input buffer with
+/// no progress (slow loris). Literal octets are consumed as they arrive, so
+/// a slow but steady APPEND is progress and is not cut off.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Mailboxes per user: far above real use, low enough that a script cannot
+/// fill the store with empty mailboxes.
+pub const MAX_MAILBOXES: usize = 1000;
+
+/// Longest mailbox name in octets (Dovecot's default is 255 per level).
+pub const MAX_MAILBOX_NAME: usize = 255;
+
+/// Deepest hierarchy (`a/b/c` is 3 levels).
+pub const MAX_MAILBOX_DEPTH: usize = 16;
 
 /// How often the watcher looks for commits by other processes; bounds the
 /// IDLE push delay for mail delivered by a separate smtpd.

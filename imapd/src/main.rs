@@ -1,13 +1,16 @@
 //! `imapd`: the minimail IMAP server on its own (RFC 3501 + extensions).
 //!
 //! Command line per ../shared/CONTRACT.md: `imapd [--listen ADDR]... [--db
-//! PATH]` plus limits and `--trace`. Once it accepts connections it prints
+//! PATH]` plus implicit-TLS listeners (`--imaps ADDR`, RFC 8314 §3.3), the
+//! certificate for them and STARTTLS (`--tls-cert`, `--tls-key`; RFC 3501
+//! §6.2.1), `--allow-plaintext-auth` (§6.2.3), limits and `--trace`. Once
+//! it accepts connections it prints
 //! one line to stderr naming every listening address; when it cannot bind
 //! or open the store it exits non-zero with a clear message.
 //! SIGTERM/SIGINT: stop accepting, let in-flight commits finish, send
 //! `* BYE` to open sessions, then close the store.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,9 +21,24 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Address to listen on (repeatable).
+    /// Address to listen on (repeatable); STARTTLS is offered there when a
+    /// certificate is given.
     #[arg(long, default_value = "127.0.0.1:1143")]
     listen: Vec<SocketAddr>,
+    /// Address for implicit TLS (IMAPS, port 993 by convention; repeatable).
+    /// Needs --tls-cert and --tls-key.
+    #[arg(long)]
+    imaps: Vec<SocketAddr>,
+    /// TLS certificate chain (PEM) for STARTTLS and --imaps.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept LOGIN/AUTHENTICATE without TLS from non-local clients
+    /// (otherwise LOGINDISABLED until STARTTLS).
+    #[arg(long)]
+    allow_plaintext_auth: bool,
     /// The store file (created if missing).
     #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
     db: PathBuf,
@@ -30,6 +48,20 @@ struct Cli {
     /// Connections open at once; more get `* BYE`.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Connections open at once from one client address (0 = no limit;
+    /// clients on the server's own address are exempt).
+    #[arg(long, default_value_t = imapd::limits::MAX_PER_IP)]
+    max_per_ip: usize,
+    /// Longest command line in bytes (literals excluded).
+    #[arg(long, default_value_t = imapd::limits::MAX_LINE)]
+    max_line: usize,
+    /// Mailboxes one user may have.
+    #[arg(long, default_value_t = imapd::limits::MAX_MAILBOXES)]
+    max_mailboxes: usize,
+    /// Seconds a started command may sit incomplete without progress
+    /// before the connection is closed (slow senders).
+    #[arg(long, default_value_t = imapd::limits::COMMAND_TIMEOUT.as_secs())]
+    command_timeout_secs: u64,
     /// Minutes of inactivity before autologout (RFC 3501 §5.4: >= 30).
     #[arg(long, default_value_t = 31)]
     autologout_minutes: u64,
@@ -54,15 +86,39 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let store = mailstore::Store::open(&cli.db)
         .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(netloop::tls::load_pem(cert, key)?),
+        (None, None) if cli.imaps.is_empty() => None,
+        (None, None) => bail!("--imaps needs --tls-cert and --tls-key"),
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
     let mut config = imapd::Config {
         trace: cli.trace,
         max_literal: cli.max_literal,
-        autologout: Duration::from_secs(cli.autologout_minutes * 60),
+        max_line: cli.max_line,
+        max_mailboxes: cli.max_mailboxes,
+        allow_plaintext_auth: cli.allow_plaintext_auth,
+        autologout: Duration::from_secs(cli.autologout_minutes.saturating_mul(60)),
         ..imapd::Config::default()
     };
     config.net.max_connections = cli.max_connections;
+    config.net.max_per_ip = cli.max_per_ip;
+    config.net.command_timeout = Duration::from_secs(cli.command_timeout_secs);
     config.net.idle_timeout = config.autologout;
-    let server = imapd::bind(&cli.listen, config, store.clone())?;
+    config.net.tls = tls;
+    let listen: Vec<netloop::Listener> = cli
+        .listen
+        .iter()
+        .map(|&addr| netloop::Listener {
+            addr,
+            implicit_tls: false,
+        })
+        .chain(cli.imaps.iter().map(|&addr| netloop::Listener {
+            addr,
+            implicit_tls: true,
+        }))
+        .collect();
+    let server = imapd::bind_listeners(&listen, config, store.clone())?;
     let res = server.serve("imapd").context("imapd failed");
     store.shutdown();
     log::info!("imapd stopped");

@@ -160,8 +160,8 @@ pub enum Code {
     Alert,
     /// `BADCHARSET (UTF-8 US-ASCII)`
     BadCharset,
-    /// `CAPABILITY ...`
-    Capability,
+    /// `CAPABILITY ...` (the list, as [`crate::capabilities`] makes it)
+    Capability(String),
     /// `PARSE`
     Parse,
     /// `PERMANENTFLAGS (...)`
@@ -208,6 +208,10 @@ pub enum Code {
     TooBig,
     /// `EXPUNGEISSUED`
     ExpungeIssued,
+    /// `PRIVACYREQUIRED` (RFC 5530 §3): credentials need TLS here
+    PrivacyRequired,
+    /// `UNAVAILABLE` (RFC 5530 §3): temporarily refused (login throttle)
+    Unavailable,
 }
 
 impl Code {
@@ -215,7 +219,7 @@ impl Code {
         let _ = match self {
             Code::Alert => write!(out, "ALERT"),
             Code::BadCharset => write!(out, "BADCHARSET (UTF-8 US-ASCII)"),
-            Code::Capability => write!(out, "CAPABILITY {}", crate::CAPABILITIES),
+            Code::Capability(caps) => write!(out, "CAPABILITY {caps}"),
             Code::Parse => write!(out, "PARSE"),
             Code::PermanentFlags(f) => write!(out, "PERMANENTFLAGS ({})", f.join(" ")),
             Code::ReadOnly => write!(out, "READ-ONLY"),
@@ -239,6 +243,8 @@ impl Code {
             Code::ClientBug => write!(out, "CLIENTBUG"),
             Code::TooBig => write!(out, "TOOBIG"),
             Code::ExpungeIssued => write!(out, "EXPUNGEISSUED"),
+            Code::PrivacyRequired => write!(out, "PRIVACYREQUIRED"),
+            Code::Unavailable => write!(out, "UNAVAILABLE"),
         };
     }
 }

@@ -1,7 +1,9 @@
-//! Server wiring: [`Config`], the netloop [`ImapService`] and [`bind`].
+//! Server wiring: [`Config`], the netloop [`ImapService`], [`bind`] and
+//! [`bind_listeners`] (plain listeners with STARTTLS, RFC 3501 §6.2.1, and
+//! implicit-TLS ones, RFC 8314 §3.3).
 
 use crate::framer::Limits;
-use crate::hub::{Delayer, Hub};
+use crate::hub::Hub;
 use crate::limits;
 use crate::session::{ImapSession, Shared};
 use mailstore::Store;
@@ -22,9 +24,22 @@ pub struct Config {
     /// Idle time before autologout (RFC 3501 §5.4: at least 30 minutes);
     /// also the IDLE timeout.
     pub autologout: Duration,
-    /// Pause before answering a failed login.
-    pub auth_failure_delay: Duration,
-    /// Event loop settings (connection limits etc.).
+    /// Accept LOGIN / AUTHENTICATE on plaintext connections from
+    /// non-local clients (RFC 3501 §6.2.3 LOGINDISABLED otherwise).
+    pub allow_plaintext_auth: bool,
+    /// Failed-login delays and temporary refusals per client address
+    /// (shared with smtpd under `minimail up`).
+    pub throttle: Arc<netloop::Throttle>,
+    /// Mailboxes one user may have; CREATE/RENAME beyond: `NO [LIMIT]`.
+    pub max_mailboxes: usize,
+    /// Longest mailbox name in octets (as sent, modified UTF-7).
+    pub max_mailbox_name: usize,
+    /// Deepest mailbox hierarchy (levels separated by `/`).
+    pub max_mailbox_depth: usize,
+    /// Event loop settings: connection limits (total, per IP), the
+    /// per-command deadline against slow senders (`command_timeout`),
+    /// buffered input per connection, and TLS (`tls`: the certificate for
+    /// STARTTLS and implicit-TLS listeners; `None` disables both).
     pub net: netloop::Config,
 }
 
@@ -35,9 +50,15 @@ impl Default for Config {
             max_literal: limits::MAX_LITERAL,
             max_line: limits::MAX_LINE,
             autologout: limits::AUTOLOGOUT,
-            auth_failure_delay: limits::AUTH_FAILURE_DELAY,
+            allow_plaintext_auth: false,
+            throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
+            max_mailboxes: limits::MAX_MAILBOXES,
+            max_mailbox_name: limits::MAX_MAILBOX_NAME,
+            max_mailbox_depth: limits::MAX_MAILBOX_DEPTH,
             net: netloop::Config {
                 idle_timeout: limits::AUTOLOGOUT,
+                max_per_ip: limits::MAX_PER_IP,
+                command_timeout: limits::COMMAND_TIMEOUT,
                 ..netloop::Config::default()
             },
         }
@@ -45,13 +66,26 @@ impl Default for Config {
 }
 
 impl Config {
-    pub(crate) fn framer_limits(&self) -> Limits {
+    /// Framer limits for a logged-in session (`authenticated`), or for one
+    /// that has not logged in yet: that only needs literals for
+    /// credentials, so it may not make us buffer a large one.
+    pub(crate) fn framer_limits(&self, authenticated: bool) -> Limits {
+        let max_literal = if authenticated {
+            self.max_literal
+        } else {
+            self.max_literal.min(limits::PREAUTH_MAX_LITERAL)
+        };
+        let slack = if authenticated {
+            limits::COMMAND_SLACK
+        } else {
+            limits::PREAUTH_MAX_LITERAL as usize
+        };
         Limits {
             max_line: self.max_line,
-            max_literal: self.max_literal,
-            max_command: usize::try_from(self.max_literal)
+            max_literal,
+            max_command: usize::try_from(max_literal)
                 .unwrap_or(usize::MAX)
-                .saturating_add(limits::COMMAND_SLACK),
+                .saturating_add(slack),
         }
     }
 }
@@ -66,12 +100,7 @@ impl ImapService {
     pub fn new(config: Config, store: Store) -> Self {
         let hub = Hub::start(&store);
         ImapService {
-            shared: Arc::new(Shared {
-                store,
-                config,
-                hub,
-                delayer: Delayer::start(),
-            }),
+            shared: Arc::new(Shared { store, config, hub }),
         }
     }
 }
@@ -86,7 +115,7 @@ impl netloop::Service for ImapService {
     type Session = ImapSession;
 
     fn open(&mut self, info: &netloop::ConnInfo) -> ImapSession {
-        ImapSession::new(Arc::clone(&self.shared), info.id)
+        ImapSession::new(Arc::clone(&self.shared), info)
     }
 
     fn busy_reply(&self) -> Vec<u8> {
@@ -105,4 +134,19 @@ pub fn bind(
 ) -> io::Result<netloop::Server<ImapService>> {
     let net = config.net.clone();
     netloop::Server::bind(addrs, ImapService::new(config, store), net)
+}
+
+/// Bind the IMAP server on plain and implicit-TLS listeners over `store`
+/// (implicit TLS needs `config.net.tls`); call `.run()` to serve.
+///
+/// # Errors
+/// Bind failures, naming the address; an implicit-TLS listener without a
+/// certificate.
+pub fn bind_listeners(
+    listen: &[netloop::Listener],
+    config: Config,
+    store: Store,
+) -> io::Result<netloop::Server<ImapService>> {
+    let net = config.net.clone();
+    netloop::Server::bind_listeners(listen, ImapService::new(config, store), net)
 }

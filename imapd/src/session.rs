@@ -12,7 +12,7 @@
 //! ```
 //!
 //! How input is read depends on the [`Mode`]: commands through the literal
-//! framer, an AUTHENTICATE response line, the `DONE` that ends IDLE, or
+//! framer, AUTHENTICATE response lines (§6.2.2), the `DONE` that ends IDLE, or
 //! nothing at all while a store job is in flight (`busy`: the bytes stay
 //! buffered, which keeps pipelined commands in order). Store work runs on
 //! store threads; results come back as [`Done::Apply`] closures run on the
@@ -21,7 +21,7 @@
 
 use crate::command::Command;
 use crate::framer::{Frame, Framer};
-use crate::hub::{Delayer, Hub};
+use crate::hub::Hub;
 use crate::parse::{parse_command, SyntaxKind};
 use crate::response::{Code, Status, StatusLine};
 use crate::selection::Selection;
@@ -40,8 +40,6 @@ pub struct Shared {
     pub config: Config,
     /// Change notifications.
     pub hub: Arc<Hub>,
-    /// Timer for the failed-login pause.
-    pub delayer: Delayer,
 }
 
 /// A closure run on the loop thread with the session.
@@ -59,10 +57,12 @@ pub enum Done {
 pub(crate) enum Mode {
     /// Commands, through the framer.
     Command,
-    /// Waiting for the client's AUTHENTICATE PLAIN response line.
-    AuthPlain {
+    /// Waiting for the client's next AUTHENTICATE response line.
+    Auth {
         /// Tag of the AUTHENTICATE command.
         tag: String,
+        /// Which response of which mechanism comes next.
+        step: crate::op::auth::SaslStep,
     },
     /// In IDLE, waiting for `DONE`.
     Idle {
@@ -98,13 +98,16 @@ pub struct ImapSession {
     pub(crate) streaming: Option<crate::op::fetch::FetchJob>,
     pub(crate) tracer: Option<Tracer>,
     pub(crate) conn: netloop::ConnId,
+    /// The client's address (failed-login throttling is per address).
+    pub(crate) peer: std::net::IpAddr,
     pub(crate) completer: Option<netloop::Completer<Done>>,
 }
 
 impl ImapSession {
-    /// A fresh session for connection `conn`.
-    pub fn new(shared: Arc<Shared>, conn: netloop::ConnId) -> Self {
-        let limits = shared.config.framer_limits();
+    /// A fresh session for the connection `info` describes.
+    pub fn new(shared: Arc<Shared>, info: &netloop::ConnInfo) -> Self {
+        let conn = info.id;
+        let limits = shared.config.framer_limits(false);
         let tracer = shared.config.trace.then(|| Tracer::new(conn));
         ImapSession {
             shared,
@@ -121,8 +124,21 @@ impl ImapSession {
             streaming: None,
             tracer,
             conn,
+            peer: info.peer.ip(),
             completer: None,
         }
+    }
+
+    /// May credentials be sent on this connection now? Over TLS, from a
+    /// local client, or when the operator allows plaintext (RFC 3501
+    /// §6.2.3, §11.1).
+    pub(crate) fn plaintext_ok(&self, io: &Io<'_, Done>) -> bool {
+        io.is_tls() || io.info.is_local() || self.shared.config.allow_plaintext_auth
+    }
+
+    /// The CAPABILITY list for this connection in its current state.
+    pub(crate) fn capabilities(&self, io: &Io<'_, Done>) -> String {
+        crate::capabilities(io.tls(), self.plaintext_ok(io), self.user.is_some())
     }
 
     /// Queue a tagged or untagged status line.
@@ -329,8 +345,13 @@ impl ImapSession {
                             t.note("C: <literal too large>");
                         }
                         let text = format!(
-                            "Literal too large (limit {} octets)",
-                            self.shared.config.max_literal
+                            "Literal too large (limit {} octets{})",
+                            self.framer.limits().max_literal,
+                            if self.user.is_none() {
+                                " before login"
+                            } else {
+                                ""
+                            }
                         );
                         self.status(tag.as_deref(), Status::Bad, Some(Code::TooBig), &text);
                     }
@@ -357,8 +378,8 @@ impl ImapSession {
                         }
                     }
                 },
-                Mode::AuthPlain { tag } => {
-                    let tag = tag.clone();
+                Mode::Auth { tag, step } => {
+                    let (tag, step) = (tag.clone(), step.clone());
                     match io.input.take_line(max_line) {
                         Line::Incomplete => break,
                         Line::TooLong => {
@@ -370,7 +391,7 @@ impl ImapSession {
                                 t.note("C: <credentials masked>");
                             }
                             self.mode = Mode::Command;
-                            crate::op::auth::plain_response(self, io, &tag, &line);
+                            crate::op::auth::sasl_response(self, io, tag, step, &line);
                         }
                     }
                 }
@@ -439,10 +460,11 @@ impl netloop::Session for ImapSession {
     fn on_open(&mut self, io: &mut Io<'_, Done>) -> Step {
         self.completer = Some(io.completer());
         io.set_timeout(self.shared.config.autologout);
+        let caps = self.capabilities(io);
         self.status(
             None,
             Status::Ok,
-            Some(Code::Capability),
+            Some(Code::Capability(caps)),
             "minimail IMAP4rev1 server ready",
         );
         self.step(io)

@@ -181,15 +181,91 @@ pub(crate) fn create(
             }
         },
     };
+    if !name_within_limits(s, &tag, &name) {
+        return Step::Continue;
+    }
     let uid = user_id(s);
-    s.write(
+    within_count_limit(s, io, tag, name.clone(), true, move |s, io, tag| {
+        s.write(
+            io,
+            move |tx| {
+                create_parents(tx, uid, &name)?;
+                tx.create_mailbox(uid, &name, special.as_deref())
+            },
+            move |s, io, res| match res {
+                Ok(_) => s.finish(io, &tag, Status::Ok, None, "CREATE completed", true),
+                Err(e) => {
+                    s.store_error(&tag, &e);
+                    Step::Continue
+                }
+            },
+        );
+        Step::Continue
+    })
+}
+
+/// Refuse a new mailbox name that is too long or too deep (`NO [LIMIT]`,
+/// RFC 5530 §3). True if the name is acceptable.
+fn name_within_limits(s: &mut ImapSession, tag: &str, name: &str) -> bool {
+    let cfg = &s.shared.config;
+    let text = if name.len() > cfg.max_mailbox_name {
+        format!(
+            "Mailbox name too long (limit {} octets)",
+            cfg.max_mailbox_name
+        )
+    } else if name.split('/').count() > cfg.max_mailbox_depth {
+        format!(
+            "Mailbox hierarchy too deep (limit {} levels)",
+            cfg.max_mailbox_depth
+        )
+    } else {
+        return true;
+    };
+    s.status(Some(tag), Status::No, Some(Code::Limit), &text);
+    false
+}
+
+/// Run `then` only if creating `name` (when `itself`) and its missing
+/// parents keeps the user within `max_mailboxes`; else `NO [LIMIT]`.
+/// (Checked by a read before the write: concurrent sessions of one user
+/// may overshoot by a few, never without bound.)
+fn within_count_limit(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    name: String,
+    itself: bool,
+    then: impl FnOnce(&mut ImapSession, &mut Io<'_, Done>, String) -> Step + Send + 'static,
+) -> Step {
+    let uid = user_id(s);
+    let max = s.shared.config.max_mailboxes;
+    s.read(
         io,
-        move |tx| {
-            create_parents(tx, uid, &name)?;
-            tx.create_mailbox(uid, &name, special.as_deref())
+        move |r| {
+            let have = r.mailboxes(uid)?;
+            let levels: Vec<&str> = name.split('/').collect();
+            let upto = if itself {
+                levels.len()
+            } else {
+                levels.len() - 1
+            };
+            let missing = (1..=upto)
+                .map(|k| levels[..k].join("/"))
+                .filter(|n| {
+                    !have.iter().any(|m| {
+                        m.name == *n || (m.name == "INBOX" && n.eq_ignore_ascii_case("INBOX"))
+                    })
+                })
+                .count();
+            Ok(have.len().saturating_add(missing) <= max)
         },
         move |s, io, res| match res {
-            Ok(_) => s.finish(io, &tag, Status::Ok, None, "CREATE completed", true),
+            Ok(true) => then(s, io, tag),
+            Ok(false) => {
+                let text = format!("Too many mailboxes (limit {max})");
+                s.status(Some(&tag), Status::No, Some(Code::Limit), &text);
+                Step::Continue
+            }
             Err(e) => {
                 s.store_error(&tag, &e);
                 Step::Continue
@@ -267,22 +343,29 @@ pub(crate) fn rename(
     to: String,
 ) -> Step {
     let to = to.trim_end_matches('/').to_owned();
+    if !name_within_limits(s, &tag, &to) {
+        return Step::Continue;
+    }
     let uid = user_id(s);
-    s.write(
-        io,
-        move |tx| {
-            create_parents(tx, uid, &to)?;
-            tx.rename_mailbox(uid, &from, &to)
-        },
-        move |s, io, res| match res {
-            Ok(()) => s.finish(io, &tag, Status::Ok, None, "RENAME completed", true),
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
-    );
-    Step::Continue
+    // Renaming INBOX creates the new name; any other rename only its parents.
+    let itself = from.eq_ignore_ascii_case("INBOX");
+    within_count_limit(s, io, tag, to.clone(), itself, move |s, io, tag| {
+        s.write(
+            io,
+            move |tx| {
+                create_parents(tx, uid, &to)?;
+                tx.rename_mailbox(uid, &from, &to)
+            },
+            move |s, io, res| match res {
+                Ok(()) => s.finish(io, &tag, Status::Ok, None, "RENAME completed", true),
+                Err(e) => {
+                    s.store_error(&tag, &e);
+                    Step::Continue
+                }
+            },
+        );
+        Step::Continue
+    })
 }
 
 /// `SUBSCRIBE` / `UNSUBSCRIBE` (§6.3.6, §6.3.7)

@@ -1,6 +1,7 @@
 //! Command execution, one module per group of commands (RFC 3501 §6):
 //! `auth` (any state and not-authenticated), `mailbox` (authenticated),
-//! `message` (selected), `fetch` (streamed FETCH), `search`.
+//! `message` (selected), `fetch` (streamed FETCH), `search`, `tls`
+//! (STARTTLS, §6.2.1).
 //! [`dispatch`] checks the state each command needs (§3) and routes it.
 
 pub(crate) mod auth;
@@ -10,6 +11,7 @@ pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod message;
 pub(crate) mod search;
+pub(crate) mod tls;
 
 use crate::command::{Command, CommandBody};
 use crate::response::Status as St;
@@ -93,10 +95,7 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         }
         Logout => auth::logout(s, &tag),
         Id(_) => auth::id(s, io, &tag),
-        StartTls => {
-            s.status(Some(&tag), St::No, None, "STARTTLS is not available");
-            Step::Continue
-        }
+        StartTls => tls::starttls(s, io, &tag),
         Login { user, password } => auth::login(s, io, tag, user, password),
         Authenticate { mechanism, initial } => auth::authenticate(s, io, tag, &mechanism, initial),
         Namespace => auth::namespace(s, io, &tag),

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod bench;
 mod binary;
 mod fetch;
@@ -13,4 +14,5 @@ mod mailbox;
 mod message;
 mod notify;
 mod session;
+mod tls;
 mod util;
