@@ -1,11 +1,14 @@
-//! Typed SMTP commands (RFC 5321 §4.1.1, RFC 3030 BDAT) and the mapping of
-//! a parse failure to the reply RFC 5321 §4.2.4 asks for.
+//! Typed SMTP commands (RFC 5321 §4.1.1, RFC 3030 BDAT, RFC 3207 STARTTLS,
+//! RFC 4954 §4 AUTH) and the mapping of a parse failure to the reply
+//! RFC 5321 §4.2.4 asks for.
 //!
 //! [`Command::parse`] takes one framed line (no CRLF), splits off the
 //! case-insensitive verb and hands the rest to the grammar in `parse.rs`.
 //! ESMTP parameters of MAIL are interpreted here (SIZE of RFC 1870, BODY of
 //! RFC 6152, SMTPUTF8 of RFC 6531); any other parameter is refused with 555
 //! (RFC 5321 §4.1.1.11), as are all RCPT parameters, since we advertise none.
+//! The AUTH parameter of MAIL (RFC 4954 §5) is accepted and its value
+//! ignored: we relay nothing, so the original submitter is never passed on.
 
 use crate::parse::{self, EsmtpParam, ForwardPath, Host, ReversePath};
 use crate::reply::Reply;
@@ -73,6 +76,15 @@ pub enum Command {
     Noop,
     /// `QUIT`
     Quit,
+    /// `STARTTLS` (RFC 3207 §4)
+    StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954 §4)
+    Auth {
+        /// The SASL mechanism name, upper-cased.
+        mechanism: String,
+        /// The initial response as sent (base64, or `=` for empty).
+        initial: Option<String>,
+    },
 }
 
 /// Why a line is not an acceptable command.
@@ -116,9 +128,7 @@ const fn syntax(enhanced: &'static str, usage: &'static str) -> CommandError {
 
 /// Verbs from RFC 5321 and common extensions that we recognise but do not
 /// implement; they get 502 instead of 500.
-const NOT_IMPLEMENTED: &[&str] = &[
-    "TURN", "ETRN", "ATRN", "STARTTLS", "AUTH", "SEND", "SOML", "SAML", "XCLIENT",
-];
+const NOT_IMPLEMENTED: &[&str] = &["TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "XCLIENT"];
 
 impl Command {
     /// Parse one command line (without its line ending).
@@ -170,6 +180,8 @@ impl Command {
             "RSET" => only(Command::Rset, "RSET"),
             "QUIT" => only(Command::Quit, "QUIT"),
             "NOOP" => Ok(Command::Noop),
+            "STARTTLS" => only(Command::StartTls, "STARTTLS (no parameters)"),
+            "AUTH" => auth_args(rest).ok_or(syntax("5.5.4", "AUTH mechanism [initial-response]")),
             "VRFY" => {
                 let (_, s) = parse::string_arg(rest).map_err(|_| syntax("5.5.4", "VRFY string"))?;
                 Ok(Command::Vrfy(s))
@@ -213,6 +225,36 @@ fn helo_name(rest: &[u8]) -> Option<String> {
     String::from_utf8(token.to_vec()).ok()
 }
 
+/// `auth-command = "AUTH" SP sasl-mech [SP initial-response]` with
+/// `sasl-mech = 1*20(UPPER-ALPHA / DIGIT / "-" / "_")` (RFC 4954 §4; the
+/// name is matched case-insensitively) and `initial-response = base64 / "="`.
+/// The response is only checked for being one token here; decoding it is
+/// the SASL exchange's job (a bad one gets 501 5.5.2 there).
+fn auth_args(rest: &[u8]) -> Option<Command> {
+    let rest = rest.strip_prefix(b" ")?.trim_ascii_end();
+    let mut words = rest.split(|&b| b == b' ');
+    let mech = words.next()?;
+    let initial = words.next();
+    if words.next().is_some()
+        || mech.is_empty()
+        || mech.len() > 20
+        || !mech
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    let initial = match initial {
+        Some(w) if w.is_empty() || !w.iter().all(|&b| (33..=126).contains(&b)) => return None,
+        Some(w) => Some(String::from_utf8_lossy(w).into_owned()),
+        None => None,
+    };
+    Some(Command::Auth {
+        mechanism: String::from_utf8_lossy(mech).to_ascii_uppercase(),
+        initial,
+    })
+}
+
 fn mail_params(params: Vec<EsmtpParam>) -> Result<MailParams, CommandError> {
     let mut out = MailParams::default();
     let mut seen: Vec<String> = Vec::new();
@@ -236,6 +278,9 @@ fn mail_params(params: Vec<EsmtpParam>) -> Result<MailParams, CommandError> {
             ("BODY", _) => return Err(syntax("5.5.4", "BODY=7BIT or BODY=8BITMIME")),
             ("SMTPUTF8", None) => out.smtputf8 = true,
             ("SMTPUTF8", Some(_)) => return Err(syntax("5.5.4", "SMTPUTF8 takes no value")),
+            // RFC 4954 §5: accepted (as if `<>`), never passed on.
+            ("AUTH", Some(_)) => {}
+            ("AUTH", None) => return Err(syntax("5.5.4", "AUTH=addr-spec or AUTH=<>")),
             (k, _) => return Err(CommandError::UnknownParameter(k.to_owned())),
         }
     }
@@ -308,13 +353,24 @@ mod tests {
             ("MAIL FROM:<a@b> SIZE=1 SIZE=2", 501),
             ("MAIL FROM:<a@b> SMTPUTF8=yes", 501),
             ("MAIL FROM:<a@b> RET=HDRS", 555),
-            ("MAIL FROM:<a@b> AUTH=<>", 555),
+            ("MAIL FROM:<a@b> AUTH=<>", 0),
+            ("MAIL FROM:<a@b> AUTH", 501),
             ("RCPT TO:<a@b> NOTIFY=NEVER", 555),
             ("RCPT TO:a@b", 501),
             ("BDAT", 501),
             ("BDAT -1", 501),
-            ("STARTTLS", 502),
-            ("AUTH PLAIN", 502),
+            ("STARTTLS", 0),
+            ("starttls ", 0),
+            ("STARTTLS now", 501),
+            ("AUTH PLAIN", 0),
+            ("AUTH plain AGJvYgBwdw==", 0),
+            ("AUTH LOGIN =", 0),
+            ("AUTH", 501),
+            ("AUTH ", 501),
+            ("AUTH PLAIN a b", 501),
+            ("AUTH PL@IN", 501),
+            ("AUTH ABCDEFGHIJKLMNOPQRSTU", 501),
+            ("TURN", 502),
             ("EXPN", 501),
             ("EXPN list", 0),
             ("MAIL FROM:<a@b> SIZE=100 BODY=8bitmime SMTPUTF8", 0),
@@ -354,6 +410,25 @@ mod tests {
                 to: ForwardPath::Postmaster
             })
         );
+    }
+
+    #[test]
+    fn auth_mechanism_is_upper_cased_and_the_response_kept() {
+        assert_eq!(
+            p("auth login dXNlcg=="),
+            Ok(Command::Auth {
+                mechanism: "LOGIN".into(),
+                initial: Some("dXNlcg==".into())
+            })
+        );
+        assert_eq!(
+            p("AUTH CRAM-MD5"),
+            Ok(Command::Auth {
+                mechanism: "CRAM-MD5".into(),
+                initial: None
+            })
+        );
+        assert_eq!(p("STARTTLS"), Ok(Command::StartTls));
     }
 
     #[test]

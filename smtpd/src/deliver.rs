@@ -5,6 +5,11 @@
 //! committing through the store's writer thread. The `250` of RFC 5321
 //! §4.3.2 (DATA) and RFC 3030 (BDAT LAST) is sent only from
 //! [`SmtpSession::commit_done`], i.e. after the commit is on disk.
+//!
+//! Mail from an authenticated session must carry a From header naming
+//! only the user's own addresses (RFC 6409 §6.1, see `sender.rs`); that is
+//! checked on the same reader thread, before anything is committed, and a
+//! refusal is a 550 5.7.1 after the data.
 
 use crate::data::{Content, DataReader};
 use crate::received::{new_message_id, Trace};
@@ -118,11 +123,13 @@ impl SmtpSession {
             Some(h) => (h.name.as_str(), h.extended),
             None => ("unknown", false),
         };
-        let protocol = match (extended, env.params.smtputf8) {
-            (true, true) => "UTF8SMTP",
-            (true, false) => "ESMTP",
-            (false, _) => "SMTP",
-        };
+        let protocol = crate::tls::protocol_name(
+            extended,
+            env.params.smtputf8,
+            io.is_tls(),
+            self.user.is_some(),
+        );
+        let owner = self.user.as_ref().map(|u| u.address.clone());
         let from = env.from.to_string();
         let when = SystemTime::now();
         let trace = Trace {
@@ -156,20 +163,46 @@ impl SmtpSession {
         }));
         let completer = io.completer();
         let store = self.shared.store.clone();
-        // Parse on a store reader thread (not this loop, not the writer),
-        // then queue the insert; the writer only writes rows.
+        // Check the From header and parse on a store reader thread (not
+        // this loop, not the writer), then queue the insert; the writer
+        // only writes rows.
         self.shared.store.compute(
-            move || PreparedMessage::new(NewMessage { raw, internal_date }),
+            move || {
+                if let Some(user) = owner {
+                    if let Err(why) = crate::sender::check_header_from(&raw, &user) {
+                        return Ok(Err(why));
+                    }
+                }
+                PreparedMessage::new(NewMessage { raw, internal_date }).map(Ok)
+            },
             move |prepared| match prepared.and_then(|p| p) {
-                Ok(msg) => store.write(
+                Ok(Ok(msg)) => store.write(
                     move |tx| tx.deliver_prepared(&msg, &users).map(|_| ()),
                     move |result| {
                         completer.complete(SmtpDone::Committed(result.map_err(|e| e.to_string())))
                     },
                 ),
+                Ok(Err(why)) => completer.complete(SmtpDone::Refused(why)),
                 Err(e) => completer.complete(SmtpDone::Committed(Err(e.to_string()))),
             },
         );
+    }
+
+    /// The message was refused before committing (header From).
+    pub(crate) fn commit_refused(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        info: CommitInfo,
+        why: &str,
+    ) {
+        log::info!(
+            "#{} refused message id={} from={}: header From {why} not owned by {}",
+            self.conn,
+            info.id,
+            info.from,
+            self.user.as_ref().map_or("?", |u| u.address.as_str())
+        );
+        self.reply(io, &Reply::header_from_not_owned(why));
     }
 
     /// The commit is durable (or failed): now, and only now, reply.

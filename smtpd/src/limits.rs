@@ -10,8 +10,18 @@
 //! §4.5.3.2.7: wait at least 5 minutes for the next command, and during
 //! DATA the client has 3 minutes per data block (§4.5.3.2.5).
 //!
+//! AUTH (RFC 4954 §4) extends the command-line limit to 12288 octets for
+//! the AUTH command and the SASL responses that follow it.
+//!
+//! Limits enforced by netloop and configured through [`Config::net`]:
+//! connections in total and per client address (`max_connections`,
+//! `max_per_ip`), buffered input per connection (`max_input`), and the
+//! per-command deadline against clients trickling bytes (`command_timeout`,
+//! default 2 minutes, under the 5 minutes of §4.5.3.2.7).
+//!
 //! [`Config`] gathers every setting of the receiver, these included.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
@@ -22,6 +32,18 @@ pub const MAX_TEXT_LINE: usize = 1000;
 
 /// Recipients accepted per message (RFC 5321 §4.5.3.1.8 minimum).
 pub const MAX_RECIPIENTS: usize = 100;
+
+/// Longest AUTH command line or SASL response line, CRLF included
+/// (RFC 4954 §4).
+pub const MAX_AUTH_LINE: usize = 12288;
+
+/// Replies queued for a client that does not read them, past which the
+/// session stops taking commands until they drain (memory per connection
+/// stays bounded under a pipelined flood).
+pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
+/// Default connections from one non-local client address at once.
+pub const MAX_PER_IP: usize = 20;
 
 /// Default message size limit: 25 MiB.
 pub const MAX_MESSAGE_SIZE: usize = 25 * 1024 * 1024;
@@ -76,7 +98,15 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Log every session's dialogue as `C:`/`S:` lines (info level).
     pub trace: bool,
-    /// Event loop settings: connection limits, buffers, shutdown grace.
+    /// Allow AUTH PLAIN/LOGIN on unencrypted connections from non-local
+    /// clients. Without it AUTH is advertised only over TLS or to local
+    /// clients (`netloop::ConnInfo::is_local`), and refused with 538 5.7.11
+    /// otherwise (RFC 4954 §4, §6).
+    pub allow_plaintext_auth: bool,
+    /// Failed-AUTH throttling per client address (share one with imapd).
+    pub throttle: Arc<netloop::Throttle>,
+    /// Event loop settings: connection limits (total and per address),
+    /// buffers, the slow-command deadline, TLS (`net.tls`), shutdown grace.
     pub net: netloop::Config,
 }
 
@@ -91,7 +121,12 @@ impl Default for Config {
             max_text_line: MAX_TEXT_LINE,
             timeouts: Timeouts::default(),
             trace: false,
-            net: netloop::Config::default(),
+            allow_plaintext_auth: false,
+            throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
+            net: netloop::Config {
+                max_per_ip: MAX_PER_IP,
+                ..netloop::Config::default()
+            },
         }
     }
 }
@@ -115,6 +150,15 @@ mod tests {
         assert_eq!(
             Timeouts::all(Duration::from_secs(1)).command,
             Duration::from_secs(1)
+        );
+        let c = Config::default();
+        assert!(!c.allow_plaintext_auth);
+        assert!(c.net.tls.is_none());
+        assert_eq!(c.net.max_per_ip, MAX_PER_IP);
+        assert!(
+            c.net.command_timeout <= t.command,
+            "{:?}",
+            c.net.command_timeout
         );
     }
 }

@@ -1,14 +1,18 @@
 //! `smtpd`: the minimail SMTP receiver on its own (RFC 5321 ESMTP).
 //!
 //! Command line per ../shared/CONTRACT.md: `smtpd [--listen ADDR]... [--db
-//! PATH] [--domain D]... [--hostname NAME]` plus limits and `--trace`. Once
+//! PATH] [--domain D]... [--hostname NAME]` plus limits and `--trace`;
+//! TLS: `--tls-cert PEM --tls-key PEM` enable STARTTLS (RFC 3207) and
+//! `--smtps ADDR` implicit-TLS listeners (RFC 8314 §3.3);
+//! `--allow-plaintext-auth` allows AUTH without TLS from non-local
+//! clients (RFC 4954 §4). Once
 //! it accepts connections it prints one line to stderr naming every
 //! listening address; when it cannot bind or open the store it exits
 //! non-zero with a clear message. SIGTERM/SIGINT: stop accepting, let
 //! in-flight commits finish, send 421 to open sessions, then close the store
 //! so that no acknowledged message is lost.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,9 +23,25 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// Address to listen on (repeatable).
+    /// Address to listen on (repeatable). STARTTLS is offered here when
+    /// --tls-cert/--tls-key are given.
     #[arg(long, default_value = "127.0.0.1:2525")]
     listen: Vec<SocketAddr>,
+    /// Address for implicit TLS, TLS from the first byte (RFC 8314; port
+    /// 465 by convention). Repeatable; needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR")]
+    smtps: Vec<SocketAddr>,
+    /// TLS certificate chain, PEM (for STARTTLS and --smtps).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Offer AUTH PLAIN/LOGIN on unencrypted connections from other hosts
+    /// too (by default only over TLS, or to clients on this host's own
+    /// address).
+    #[arg(long)]
+    allow_plaintext_auth: bool,
     /// The store file (created if missing).
     #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
     db: PathBuf,
@@ -40,6 +60,18 @@ struct Cli {
     /// Connections open at once; more get 421.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Connections open at once from one client address (0: no limit);
+    /// clients on this host's own address are exempt.
+    #[arg(long, default_value_t = smtpd::limits::MAX_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Seconds a client may take to send one command line once it has
+    /// begun (cuts off clients trickling bytes: slow loris).
+    #[arg(long, default_value_t = 120)]
+    stall_timeout: u64,
+    /// Failed AUTH attempts from one address before it is refused for a
+    /// while (454 4.7.0).
+    #[arg(long, default_value_t = 10)]
+    max_auth_failures: u32,
     /// Seconds to wait for the next command (RFC 5321 §4.5.3.2.7).
     #[arg(long, default_value_t = 300)]
     command_timeout: u64,
@@ -64,6 +96,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(netloop::tls::load_pem(cert, key)?),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
+    if tls.is_none() && !cli.smtps.is_empty() {
+        bail!("--smtps needs --tls-cert and --tls-key");
+    }
     let store = mailstore::Store::open(&cli.db)
         .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
     let mut config = smtpd::Config {
@@ -76,11 +116,31 @@ fn run(cli: Cli) -> Result<()> {
             data_block: Duration::from_secs(cli.data_timeout),
         },
         trace: cli.trace,
+        allow_plaintext_auth: cli.allow_plaintext_auth,
+        throttle: netloop::Throttle::new(netloop::ThrottleConfig {
+            max_failures: cli.max_auth_failures,
+            ..netloop::ThrottleConfig::default()
+        }),
         ..smtpd::Config::default()
     };
     config.net.max_connections = cli.max_connections;
+    config.net.max_per_ip = cli.max_connections_per_ip;
+    config.net.command_timeout = Duration::from_secs(cli.stall_timeout);
     config.net.idle_timeout = config.timeouts.command;
-    let server = smtpd::bind(&cli.listen, config, store.clone())?;
+    config.net.tls = tls;
+    let listeners: Vec<netloop::Listener> = cli
+        .listen
+        .iter()
+        .map(|&addr| netloop::Listener {
+            addr,
+            implicit_tls: false,
+        })
+        .chain(cli.smtps.iter().map(|&addr| netloop::Listener {
+            addr,
+            implicit_tls: true,
+        }))
+        .collect();
+    let server = smtpd::bind_listeners(&listeners, config, store.clone())?;
     let res = server.serve("smtpd").context("smtpd failed");
     // Finish every queued commit before exiting.
     store.shutdown();

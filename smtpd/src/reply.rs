@@ -1,5 +1,6 @@
 //! SMTP replies (RFC 5321 §4.2) with enhanced status codes (RFC 2034,
-//! RFC 3463), and the wording of every reply the server sends.
+//! RFC 3463, RFC 5248), and the wording of every reply the server sends,
+//! those of STARTTLS (RFC 3207 §4) and AUTH (RFC 4954 §4, §6) included.
 //!
 //! A [`Reply`] is a code, an optional enhanced code and one or more text
 //! lines; [`Reply::encode`] writes the multiline form of RFC 5321 §4.2.1
@@ -157,7 +158,7 @@ impl Reply {
             Some("2.0.0"),
             vec![
                 "Commands supported:".into(),
-                "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP".into(),
+                "EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP".into(),
                 "A session: EHLO name / MAIL FROM:<you@host> / RCPT TO:<user@domain> /".into(),
                 "DATA, then the message, then a line with a single dot / QUIT".into(),
                 "End of HELP info".into(),
@@ -237,6 +238,135 @@ impl Reply {
     /// `550 5.7.1` not a domain we receive mail for; we are no open relay.
     pub fn relay_denied(addr: &str) -> Reply {
         Reply::new(550, Some("5.7.1"), format!("<{addr}>: relay access denied"))
+    }
+
+    /// `550 5.7.1` an authenticated client wrote to a foreign domain: we
+    /// deliver locally only.
+    pub fn no_outbound_relay(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            Some("5.7.1"),
+            format!("No outbound relay configured: cannot deliver to {domain}"),
+        )
+    }
+
+    /// `550 5.7.1` MAIL FROM (or the header From) is not an address of the
+    /// authenticated user.
+    pub fn sender_not_owned() -> Reply {
+        Reply::new(
+            550,
+            Some("5.7.1"),
+            "Sender address not owned by the authenticated user",
+        )
+    }
+
+    /// `550 5.7.1` the message's From header names someone else (or no one).
+    pub fn header_from_not_owned(why: &str) -> Reply {
+        Reply::new(
+            550,
+            Some("5.7.1"),
+            format!(
+                "{why}: From header not owned by the authenticated user; message not delivered"
+            ),
+        )
+    }
+
+    // --- STARTTLS (RFC 3207 §4) ---
+
+    /// `220 2.0.0 Ready to start TLS`
+    pub fn ready_for_tls() -> Reply {
+        Reply::new(220, Some("2.0.0"), "Ready to start TLS")
+    }
+
+    /// `503 5.5.1` STARTTLS on a connection that is already encrypted.
+    pub fn tls_already_active() -> Reply {
+        Reply::new(503, Some("5.5.1"), "TLS already active")
+    }
+
+    /// `502 5.5.1` STARTTLS with no certificate configured.
+    pub fn tls_unavailable() -> Reply {
+        Reply::new(
+            502,
+            Some("5.5.1"),
+            "STARTTLS not available: no certificate configured",
+        )
+    }
+
+    // --- AUTH (RFC 4954 §4, §6) ---
+
+    /// `334 challenge`: the base64 server challenge (empty for PLAIN).
+    /// No enhanced code: the text is SASL data (RFC 4954 §4).
+    pub fn auth_challenge(base64: &str) -> Reply {
+        Reply::new(334, None, base64)
+    }
+
+    /// `235 2.7.0 Authentication successful`
+    pub fn auth_ok() -> Reply {
+        Reply::new(235, Some("2.7.0"), "Authentication successful")
+    }
+
+    /// `535 5.7.8 Authentication credentials invalid`
+    pub fn auth_failed() -> Reply {
+        Reply::new(535, Some("5.7.8"), "Authentication credentials invalid")
+    }
+
+    /// `454 4.7.0` the client address failed too often; try later.
+    pub fn auth_throttled() -> Reply {
+        Reply::new(
+            454,
+            Some("4.7.0"),
+            "Too many failed authentication attempts, try again later",
+        )
+    }
+
+    /// `454 4.7.0 Temporary authentication failure` (the store failed).
+    pub fn auth_temporary_failure() -> Reply {
+        Reply::new(454, Some("4.7.0"), "Temporary authentication failure")
+    }
+
+    /// `538 5.7.11` plaintext mechanism on an unencrypted, non-local
+    /// connection.
+    pub fn encryption_required() -> Reply {
+        Reply::new(
+            538,
+            Some("5.7.11"),
+            "Encryption required for requested authentication mechanism",
+        )
+    }
+
+    /// `504 5.5.4` a SASL mechanism we do not offer.
+    pub fn unknown_mechanism(mech: &str) -> Reply {
+        Reply::new(
+            504,
+            Some("5.5.4"),
+            format!("Unrecognized authentication type {mech}; use PLAIN or LOGIN"),
+        )
+    }
+
+    /// `501 5.7.0` the client cancelled the exchange with `*`
+    /// (RFC 4954 §6: "Client initiated Authentication Exchange").
+    pub fn auth_cancelled() -> Reply {
+        Reply::new(501, Some("5.7.0"), "Authentication cancelled")
+    }
+
+    /// `501 5.5.2` a SASL response that is not valid base64 (RFC 4954 §6).
+    pub fn auth_bad_base64() -> Reply {
+        Reply::new(501, Some("5.5.2"), "Cannot decode base64 response")
+    }
+
+    /// `500 5.5.6` a SASL response over 12288 octets (RFC 4954 §4, §6).
+    pub fn auth_line_too_long() -> Reply {
+        Reply::new(
+            500,
+            Some("5.5.6"),
+            "Authentication Exchange line is too long",
+        )
+    }
+
+    /// `501 5.5.2` a decoded SASL response that does not follow the
+    /// mechanism's syntax (PLAIN: `authzid NUL authcid NUL passwd`).
+    pub fn auth_malformed(mech: &str) -> Reply {
+        Reply::new(501, Some("5.5.2"), format!("Malformed {mech} response"))
     }
 
     /// `452 4.5.3` too many recipients (RFC 5321 §4.5.3.1.10).
@@ -325,6 +455,21 @@ mod tests {
             .to_string()
             .starts_with("421 4.3.2 "));
         assert!(!Reply::local_error().is_positive());
+        assert_eq!(Reply::auth_challenge("").to_bytes(), b"334 \r\n");
+        assert_eq!(
+            Reply::auth_ok().to_bytes(),
+            b"235 2.7.0 Authentication successful\r\n"
+        );
+        assert_eq!(
+            Reply::ready_for_tls().to_bytes(),
+            b"220 2.0.0 Ready to start TLS\r\n"
+        );
+        assert!(Reply::encryption_required()
+            .to_string()
+            .starts_with("538 5.7.11 "));
+        assert!(Reply::no_outbound_relay("example.org")
+            .to_string()
+            .starts_with("550 5.7.1 No outbound relay configured: cannot deliver to example.org"));
         assert!(Reply::start_data().is_positive());
     }
 }

@@ -1,6 +1,7 @@
 //! The session factory netloop calls on accept, the state every session
-//! shares (configuration and the store handle), and [`bind`], which puts
-//! them on listening sockets.
+//! shares (configuration and the store handle), and [`bind`] /
+//! [`bind_listeners`], which put them on listening sockets (the latter with
+//! implicit-TLS listeners too, RFC 8314 §3.3: port 465 "submissions").
 //!
 //! A connection refused because of the connection limit gets
 //! `421 4.7.0` (RFC 5321 §3.8: 421 when the service is not available).
@@ -67,4 +68,19 @@ pub fn bind(
 ) -> io::Result<netloop::Server<SmtpService>> {
     let net = config.net.clone();
     netloop::Server::bind(addrs, SmtpService::new(config, store), net)
+}
+
+/// Bind the SMTP service on plain and implicit-TLS listeners (see [`bind`]).
+/// Implicit-TLS listeners need `config.net.tls`.
+///
+/// # Errors
+/// When an address cannot be bound, or an implicit-TLS listener is asked
+/// for without a certificate.
+pub fn bind_listeners(
+    listen: &[netloop::Listener],
+    config: Config,
+    store: mailstore::Store,
+) -> io::Result<netloop::Server<SmtpService>> {
+    let net = config.net.clone();
+    netloop::Server::bind_listeners(listen, SmtpService::new(config, store), net)
 }

@@ -4,7 +4,10 @@
 //! shutdown, and the `--trace` dialogue log.
 //!
 //! The per-command rules (RFC 5321 §4.1.4 order, §4.3.2 replies) live in
-//! `transaction.rs`; reading content and committing it in `deliver.rs`.
+//! `transaction.rs`; reading content and committing it in `deliver.rs`;
+//! AUTH and its SASL exchange (RFC 4954) in `auth.rs`; STARTTLS
+//! (RFC 3207) in `tls.rs`. The `--trace` log never shows credentials: the
+//! arguments of AUTH and every SASL response line are masked.
 //!
 //! While a store job is in flight (a RCPT lookup or a commit) the session
 //! leaves input unconsumed; netloop calls again after the completion, so
@@ -32,6 +35,14 @@ pub enum SmtpDone {
     },
     /// A delivery was committed durably (or failed).
     Committed(Result<(), String>),
+    /// The message was refused before committing (its From header is not
+    /// the authenticated user's); the text says why.
+    Refused(String),
+    /// A password check finished: the user, `None` for bad credentials, or
+    /// the store's error.
+    Auth(Result<Option<mailstore::User>, String>),
+    /// The pause before answering a failed AUTH is over.
+    AuthDelayed,
 }
 
 /// The client's EHLO/HELO.
@@ -69,7 +80,8 @@ pub(crate) struct Envelope {
 /// Idle --MAIL--> Envelope --RCPT*--> Envelope --DATA--> Data --.--> Idle (commit)
 ///                    \--BDAT--> Chunk --(not LAST)--> Envelope
 ///                                     \--(LAST)--> Idle (commit)
-/// RSET, EHLO, HELO: any --> Idle
+/// Idle --AUTH--> Sasl --(response lines)--> Idle
+/// RSET, EHLO, HELO, STARTTLS: any --> Idle
 /// ```
 #[derive(Debug)]
 pub(crate) enum State {
@@ -88,6 +100,8 @@ pub(crate) enum State {
         last: bool,
         failure: Option<Reply>,
     },
+    /// In an AUTH exchange: the next line is a SASL response.
+    Sasl(crate::auth::Sasl),
 }
 
 /// Store work in flight; input waits until it is answered.
@@ -97,6 +111,10 @@ pub(crate) enum Waiting {
     Rcpt,
     /// A delivery commit, with what the log line needs.
     Commit(CommitInfo),
+    /// A password check, for the login name given.
+    Auth(String),
+    /// The pause before a 535.
+    AuthDelay,
 }
 
 /// Facts about a message being committed, for the reply and the log.
@@ -116,6 +134,10 @@ pub struct SmtpSession {
     pub(crate) conn: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) helo: Option<Helo>,
+    /// The user this session authenticated as (RFC 4954).
+    pub(crate) user: Option<mailstore::User>,
+    /// STARTTLS was accepted in this callback: handle no more input.
+    pub(crate) tls_restart: bool,
     pub(crate) state: State,
     pub(crate) waiting: Option<Waiting>,
     /// QUIT was answered: ignore further input, close.
@@ -131,6 +153,8 @@ impl SmtpSession {
             conn: info.id,
             peer: info.peer,
             helo: None,
+            user: None,
+            tls_restart: false,
             state: State::Idle,
             waiting: None,
             closing: false,
@@ -150,7 +174,7 @@ impl SmtpSession {
         io.out.push(&buf);
     }
 
-    /// Trace a client line; AUTH payloads are elided.
+    /// Trace a client command line; an AUTH initial response is elided.
     pub(crate) fn trace_client(&self, line: &[u8]) {
         if !self.shared.config.trace {
             return;
@@ -160,14 +184,22 @@ impl SmtpSession {
         let shown = if is_auth {
             let mut words = text.split(' ');
             let verb = words.next().unwrap_or("");
-            match words.next() {
-                Some(mech) => format!("{verb} {mech} <credentials elided>"),
-                None => verb.to_owned(),
+            match (words.next(), words.next()) {
+                (Some(mech), Some(_)) => format!("{verb} {mech} <credentials elided>"),
+                (Some(mech), None) => format!("{verb} {mech}"),
+                _ => verb.to_owned(),
             }
         } else {
             text.into_owned()
         };
         log::info!(target: "smtpd::trace", "#{} C: {}", self.conn, shown);
+    }
+
+    /// Trace a line of the client's that is not shown (a SASL response).
+    pub(crate) fn trace_hidden(&self, what: &str) {
+        if self.shared.config.trace {
+            log::info!(target: "smtpd::trace", "#{} C: <{what}>", self.conn);
+        }
     }
 
     /// Trace that `n` octets of message content arrived.
@@ -189,6 +221,7 @@ impl SmtpSession {
                 last,
                 failure,
             } => self.read_chunk(io, env, left, size, last, failure),
+            State::Sasl(sasl) => self.read_sasl(io, sasl),
             other => {
                 self.state = other;
                 self.read_command(io)
@@ -197,7 +230,14 @@ impl SmtpSession {
     }
 
     fn read_command(&mut self, io: &mut Io<'_, SmtpDone>) -> bool {
-        let max = self.shared.config.max_command_line;
+        // AUTH lines may be longer than other commands (RFC 4954 §4).
+        let head = io.input.as_slice();
+        let is_auth = head.len() >= 5 && head[..5].eq_ignore_ascii_case(b"AUTH ");
+        let max = if is_auth {
+            crate::limits::MAX_AUTH_LINE.max(self.shared.config.max_command_line)
+        } else {
+            self.shared.config.max_command_line
+        };
         match io.input.take_line(max.saturating_sub(2)) {
             Line::Incomplete => false,
             Line::TooLong => {
@@ -241,7 +281,18 @@ impl netloop::Session for SmtpSession {
     }
 
     fn on_input(&mut self, io: &mut Io<'_, SmtpDone>) -> Step {
-        while !self.closing && self.waiting.is_none() {
+        self.tls_restart = false;
+        // After STARTTLS nothing more is read in this callback: the loop
+        // has discarded the rest (RFC 3207 §4.2, pre-handshake injection).
+        // Replies the client does not read are not piled up: past a bound
+        // the rest of the input waits until the output drains (netloop
+        // calls again then), so a flood of pipelined commands costs at most
+        // the input buffer plus this much.
+        while !self.closing
+            && self.waiting.is_none()
+            && !self.tls_restart
+            && io.out.len() < crate::limits::MAX_PENDING_OUTPUT
+        {
             if !self.step(io) {
                 break;
             }
@@ -256,6 +307,15 @@ impl netloop::Session for SmtpSession {
             }
             (SmtpDone::Committed(result), Some(Waiting::Commit(info))) => {
                 self.commit_done(io, info, result)
+            }
+            (SmtpDone::Refused(why), Some(Waiting::Commit(info))) => {
+                self.commit_refused(io, info, &why)
+            }
+            (SmtpDone::Auth(result), Some(Waiting::Auth(login))) => {
+                self.auth_done(io, login, result)
+            }
+            (SmtpDone::AuthDelayed, Some(Waiting::AuthDelay)) => {
+                self.reply(io, &Reply::auth_failed());
             }
             (done, waiting) => {
                 log::error!("#{}: unexpected completion {done:?}", self.conn);

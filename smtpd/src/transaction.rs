@@ -3,6 +3,13 @@
 //! the recipient rules: local domains only (550 5.7.1 otherwise, no open
 //! relay), the recipient limit (452 4.5.3, §4.5.3.1.10), Postmaster
 //! (§4.5.1) and RFC 6531's rule that non-ASCII addresses need SMTPUTF8.
+//! EHLO lists STARTTLS (RFC 3207 §4) only while TLS can be started, and
+//! AUTH (RFC 4954 §3) only where plaintext mechanisms are allowed.
+//!
+//! An authenticated session (RFC 4954) may use only its own addresses as
+//! envelope sender (550 5.7.1 otherwise, see `sender.rs`), and since we
+//! have no outbound delivery, its mail to a foreign domain is refused with
+//! a plain "No outbound relay configured" 550 5.7.1.
 //!
 //! Postmaster: `<Postmaster>` means postmaster of our first domain. Mail to
 //! postmaster@<local domain> goes to a user of that exact address if one
@@ -14,7 +21,7 @@ use crate::data::{BdatBody, DataReader};
 use crate::parse::{ForwardPath, Host, ReversePath};
 use crate::reply::Reply;
 use crate::session::{Envelope, Helo, Recipient, SmtpDone, SmtpSession, State, Waiting};
-use netloop::Io;
+use netloop::{Io, TlsState};
 use std::time::Instant;
 
 impl SmtpSession {
@@ -39,6 +46,8 @@ impl SmtpSession {
                 self.reply(io, &Reply::closing(&self.shared.config.hostname));
                 self.closing = true;
             }
+            Command::StartTls => self.starttls(io),
+            Command::Auth { mechanism, initial } => self.auth(io, mechanism, initial),
         }
     }
 
@@ -48,19 +57,22 @@ impl SmtpSession {
         let cfg = &self.shared.config;
         let first = format!("{} Hello {} [{}]", cfg.hostname, name, self.peer.ip());
         let reply = if extended {
-            Reply::multi(
-                250,
-                None,
-                vec![
-                    first,
-                    "PIPELINING".into(),
-                    format!("SIZE {}", cfg.max_message_size),
-                    "8BITMIME".into(),
-                    "SMTPUTF8".into(),
-                    "CHUNKING".into(),
-                    "ENHANCEDSTATUSCODES".into(),
-                ],
-            )
+            let mut lines = vec![
+                first,
+                "PIPELINING".into(),
+                format!("SIZE {}", cfg.max_message_size),
+                "8BITMIME".into(),
+                "SMTPUTF8".into(),
+                "CHUNKING".into(),
+                "ENHANCEDSTATUSCODES".into(),
+            ];
+            if io.tls() == TlsState::Available {
+                lines.push("STARTTLS".into());
+            }
+            if crate::auth::plaintext_allowed(&self.shared, io) {
+                lines.push("AUTH PLAIN LOGIN".into());
+            }
+            Reply::multi(250, None, lines)
         } else {
             Reply::new(250, None, first)
         };
@@ -75,6 +87,16 @@ impl SmtpSession {
             Reply::bad_sequence("send EHLO or HELO first")
         } else if matches!(self.state, State::Envelope(_)) {
             Reply::bad_sequence("nested MAIL command")
+        } else if self
+            .user
+            .as_ref()
+            .is_some_and(|u| !sender_owned(&u.address, &from))
+        {
+            log::info!(
+                "#{}: refused MAIL FROM:{from}: not the user's address",
+                self.conn
+            );
+            Reply::sender_not_owned()
         } else if params.size.is_some_and(|s| s > max as u64) {
             Reply::too_big(max)
         } else if matches!(&from, ReversePath::Mailbox(m) if !m.is_ascii()) && !params.smtputf8 {
@@ -122,9 +144,18 @@ impl SmtpSession {
                         d.clone(),
                         m.local.eq_ignore_ascii_case("postmaster"),
                     ),
-                    _ => {
+                    host => {
                         log::info!("#{}: refused RCPT <{m}>: not a local domain", self.conn);
-                        self.reply(io, &Reply::relay_denied(&m.to_string()));
+                        let reply = if self.user.is_some() {
+                            let domain = match host {
+                                Host::Domain(d) => d.clone(),
+                                Host::Literal(l) => l.to_string(),
+                            };
+                            Reply::no_outbound_relay(&domain)
+                        } else {
+                            Reply::relay_denied(&m.to_string())
+                        };
+                        self.reply(io, &reply);
                         return;
                     }
                 }
@@ -236,5 +267,16 @@ impl SmtpSession {
             last,
             failure,
         };
+    }
+}
+
+/// True if the authenticated `user` may use `from` as envelope sender.
+fn sender_owned(user: &str, from: &ReversePath) -> bool {
+    match from {
+        ReversePath::Null => true,
+        ReversePath::Mailbox(m) => match &m.host {
+            Host::Domain(d) => crate::sender::owns(user, &m.local, d),
+            Host::Literal(_) => false,
+        },
     }
 }

@@ -1,0 +1,129 @@
+//! Who an authenticated client may send as (RFC 6409 §6.1 sender
+//! validation, RFC 4954 §5; the header From of RFC 5322 §3.6.2).
+//!
+//! A user owns their own address and every `+tag` variant of it
+//! (`bob+lists@example.org` belongs to `bob@example.org`), compared without
+//! regard to case, as the store looks users up. The envelope sender (MAIL
+//! FROM) of an authenticated session must be such an address or the null
+//! path `<>`; the message's From header must name only such addresses
+//! (exactly one From field, as RFC 5322 §3.6 requires; no groups).
+//! Unauthenticated sessions are not checked here: they can only deliver to
+//! local users anyway.
+//!
+//! No protocol replies here; the session turns a refusal into 550 5.7.1.
+
+use mailparse::{MailAddr, MailHeaderMap};
+
+/// True if `user` (a stored user address) owns `local@domain`.
+pub fn owns(user: &str, local: &str, domain: &str) -> bool {
+    let Some((user_local, user_domain)) = user.rsplit_once('@') else {
+        return false;
+    };
+    if !domain.eq_ignore_ascii_case(user_domain) || user_local.is_empty() {
+        return false;
+    }
+    if local.eq_ignore_ascii_case(user_local) {
+        return true;
+    }
+    // `user+tag`: the base must be the user's whole local part.
+    local.len() > user_local.len()
+        && local.is_char_boundary(user_local.len())
+        && local[..user_local.len()].eq_ignore_ascii_case(user_local)
+        && local.as_bytes()[user_local.len()] == b'+'
+}
+
+/// True if `user` owns `addr` (`local@domain`).
+pub fn owns_address(user: &str, addr: &str) -> bool {
+    match addr.trim().rsplit_once('@') {
+        Some((local, domain)) => owns(user, local, domain),
+        None => false,
+    }
+}
+
+/// Check that the From header of `message` names only addresses `user`
+/// owns. `Err` says what is wrong, for the 550 reply.
+///
+/// # Errors
+/// No From field or more than one, an unparseable one, a group, or an
+/// address the user does not own.
+pub fn check_header_from(message: &[u8], user: &str) -> Result<(), String> {
+    let (headers, _) =
+        mailparse::parse_headers(message).map_err(|_| "unreadable header".to_owned())?;
+    let from = match headers.get_all_headers("From").as_slice() {
+        [one] => {
+            mailparse::addrparse_header(one).map_err(|_| "unreadable From header".to_owned())?
+        }
+        [] => return Err("no From header".into()),
+        _ => return Err("more than one From header".into()),
+    };
+    if from.is_empty() {
+        return Err("empty From header".into());
+    }
+    for a in from.iter() {
+        match a {
+            MailAddr::Single(s) if owns_address(user, &s.addr) => {}
+            MailAddr::Single(s) => return Err(format!("<{}>", s.addr)),
+            MailAddr::Group(g) => return Err(format!("group {:?}", g.group_name)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_address_and_tags_are_owned_in_any_case() {
+        let u = "bob@example.org";
+        for (addr, want) in [
+            ("bob@example.org", true),
+            ("BOB@Example.ORG", true),
+            ("bob+lists@example.org", true),
+            ("Bob+x+y@EXAMPLE.org", true),
+            ("bob+@example.org", true),
+            ("bobby@example.org", false),
+            ("bo@example.org", false),
+            ("alice@example.org", false),
+            ("bob@example.net", false),
+            ("bob@sub.example.org", false),
+            ("+bob@example.org", false),
+            ("bob", false),
+            ("", false),
+        ] {
+            assert_eq!(owns_address(u, addr), want, "{addr}");
+        }
+        assert!(!owns_address("not-an-address", "bob@example.org"));
+        assert!(!owns("bob@x", "bÿ", "x"), "multi-byte local part, no panic");
+    }
+
+    #[test]
+    fn header_from_must_name_only_the_users_addresses() {
+        let u = "bob@example.org";
+        let ok = |m: &str| check_header_from(m.as_bytes(), u);
+        assert_eq!(
+            ok("From: Bob <bob@example.org>\r\nSubject: x\r\n\r\nhi\r\n"),
+            Ok(())
+        );
+        assert_eq!(
+            ok("Subject: x\r\nfrom: bob+a@EXAMPLE.org\r\n\r\nhi\r\n"),
+            Ok(())
+        );
+        assert_eq!(
+            ok("From: bob@example.org, bob+b@example.org\r\n\r\n"),
+            Ok(())
+        );
+        assert!(ok("From: Alice <alice@example.org>\r\n\r\n")
+            .unwrap_err()
+            .contains("alice@example.org"));
+        assert!(ok("From: bob@example.org, eve@example.org\r\n\r\n").is_err());
+        assert_eq!(
+            ok("Subject: none\r\n\r\nFrom: bob@example.org\r\n"),
+            Err("no From header".into())
+        );
+        assert!(ok("From: bob@example.org\r\nFrom: bob@example.org\r\n\r\n").is_err());
+        assert!(ok("From: friends: bob@example.org;\r\n\r\n").is_err());
+        assert!(ok("From: \r\n\r\n").is_err());
+        assert!(ok("").is_err());
+    }
+}
