@@ -1,0 +1,202 @@
+//! Limits under abuse, each tried with the offending input over a socket:
+//! connections in total and per address (local clients exempt), command
+//! line length, literal size (RFC 7888 §4 LITERAL+ included, and small
+//! literals before login), mailboxes per user, mailbox name length and
+//! depth (`NO [LIMIT]`, RFC 5530 §3), autologout (RFC 3501 §5.4), a client
+//! trickling a command (slow loris) and a slow but steady APPEND that must
+//! not be cut off.
+
+use crate::util::*;
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+fn remote() -> IpAddr {
+    "127.0.0.2".parse().unwrap()
+}
+
+/// Connect from `from` and return the first line the server sends.
+fn first_line(s: &TestServer, from: IpAddr) -> (std::net::TcpStream, String) {
+    let mut t = connect_from(from, s.addr);
+    let l = raw_line(&mut t);
+    (t, l)
+}
+
+#[test]
+fn per_address_limit_refuses_non_local_clients_only() {
+    let s = TestServer::with(|c| c.net.max_per_ip = 2);
+    let (_a, l) = first_line(&s, remote());
+    assert!(l.starts_with("* OK"), "{l}");
+    let (_b, l) = first_line(&s, remote());
+    assert!(l.starts_with("* OK"), "{l}");
+    let (_c, l) = first_line(&s, remote());
+    assert!(l.starts_with("* BYE"), "{l}");
+    // Local clients (127.0.0.1 to 127.0.0.1) are exempt.
+    let local: IpAddr = "127.0.0.1".parse().unwrap();
+    let conns: Vec<_> = (0..4).map(|_| first_line(&s, local)).collect();
+    for (_, l) in &conns {
+        assert!(l.starts_with("* OK"), "{l}");
+    }
+}
+
+#[test]
+fn total_connection_limit_says_bye() {
+    let s = TestServer::with(|c| c.net.max_connections = 2);
+    let _a = s.client();
+    let _b = s.client();
+    let (_c, l) = first_line(&s, "127.0.0.1".parse().unwrap());
+    assert!(l.starts_with("* BYE"), "{l}");
+}
+
+#[test]
+fn megabyte_without_a_line_end_is_refused_and_session_survives() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    let mut junk = b"a1 NOOP ".to_vec();
+    junk.extend(std::iter::repeat_n(b'x', 1 << 20));
+    junk.extend(b"\r\n");
+    c.send(&junk);
+    let l = c.line();
+    assert!(l.contains("BAD [TOOBIG]"), "{l}");
+    c.ok("NOOP");
+}
+
+#[test]
+fn literals_before_login_are_small() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    c.send(b"a1 LOGIN {100000}\r\n");
+    let l = c.line();
+    assert!(l.starts_with("a1 BAD [TOOBIG]"), "{l}");
+    // LITERAL+: the octets come anyway and are skipped, not buffered.
+    let mut cmd = b"a2 LOGIN {100000+}\r\n".to_vec();
+    cmd.extend(std::iter::repeat_n(b'y', 100_000));
+    cmd.extend(b" x\r\na3 NOOP\r\n");
+    c.send(&cmd);
+    let l = c.line();
+    assert!(l.starts_with("a2 BAD [TOOBIG]"), "{l}");
+    assert!(c.until("a3")[0].starts_with("a3 OK"));
+}
+
+#[test]
+fn huge_literal_plus_after_login_is_refused_and_skipped() {
+    let s = TestServer::with(|c| c.max_literal = 64 * 1024);
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    let mut cmd = b"b1 APPEND INBOX {1000000+}\r\n".to_vec();
+    cmd.extend(std::iter::repeat_n(b'z', 1_000_000));
+    cmd.extend(b"\r\nb2 NOOP\r\n");
+    c.send(&cmd);
+    assert!(c.line().starts_with("b1 BAD [TOOBIG]"));
+    assert!(c.until("b2")[0].starts_with("b2 OK"));
+    let r = c.ok("STATUS INBOX (MESSAGES)");
+    assert!(r[0].contains("MESSAGES 0"), "{r:?}");
+}
+
+#[test]
+fn mailboxes_per_user_are_limited() {
+    let s = TestServer::with(|c| c.max_mailboxes = 8);
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    let have = grep(&c.ok("LIST \"\" *"), "* LIST").len();
+    assert!(have < 8, "{have}");
+    for k in have..8 {
+        c.ok(&format!("CREATE box{k}"));
+    }
+    let r = c.cmd("CREATE one-too-many");
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+    // Parents count too; nothing is created half-way.
+    c.ok("DELETE box7");
+    let r = c.cmd("CREATE p/q");
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+    let r = c.cmd("RENAME box6 x/y/er");
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+    let list = c.ok("LIST \"\" *");
+    assert_eq!(grep(&list, "* LIST").len(), 7, "{list:?}");
+    c.ok("CREATE last");
+}
+
+#[test]
+fn mailbox_name_length_and_depth_are_limited() {
+    let s = TestServer::start();
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    let ok_name = "n".repeat(255);
+    c.ok(&format!("CREATE {ok_name}"));
+    let long = "n".repeat(256);
+    let r = c.cmd(&format!("CREATE {long}"));
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+    let r = c.cmd(&format!("RENAME {ok_name} {long}"));
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+    let deep = vec!["d"; 17].join("/");
+    let r = c.cmd(&format!("CREATE {deep}"));
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+    c.ok(&format!("CREATE {}", vec!["d"; 16].join("/")));
+}
+
+#[test]
+fn autologout_after_idle_time() {
+    let s = TestServer::with(|c| {
+        c.autologout = Duration::from_millis(700);
+        c.net.idle_timeout = c.autologout;
+    });
+    let mut c = s.client();
+    let l = c.line();
+    assert!(l.starts_with("* BYE"), "{l}");
+    assert!(c.closed());
+}
+
+#[test]
+fn slow_loris_trickling_a_command_is_cut_off() {
+    let s = TestServer::with(|c| c.net.command_timeout = Duration::from_secs(1));
+    let mut t = connect_from(remote(), s.addr);
+    let greeting = raw_line(&mut t);
+    assert!(greeting.starts_with("* OK"));
+    t.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // One byte every 200 ms of a command that never ends: far slower
+    // than the 1 s command deadline allows; give up after 60 bytes.
+    let mut cut = false;
+    for b in b"a1 LOGIN ".iter().chain([b'x'; 51].iter()) {
+        if t.write_all(&[*b]).is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match std::io::Read::read(&mut t, &mut buf) {
+            Ok(0) => {
+                cut = true;
+                break;
+            }
+            Ok(_) => {} // the goodbye; EOF follows
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(cut, "a trickling client was never cut off");
+}
+
+#[test]
+fn slow_but_steady_append_is_not_cut_off() {
+    let s = TestServer::with(|c| c.net.command_timeout = Duration::from_secs(1));
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    let mut msg = simple("slow", "");
+    msg.extend(std::iter::repeat_n(b'.', 40_000));
+    msg.extend(b"\r\n");
+    c.send(format!("s1 APPEND INBOX {{{}}}\r\n", msg.len()).as_bytes());
+    assert!(c.line().starts_with("+ "));
+    // 8 chunks, 400 ms apart: 3.2 s in all, over the 1 s command deadline,
+    // but every chunk is progress.
+    for chunk in msg.chunks(msg.len() / 8 + 1) {
+        std::thread::sleep(Duration::from_millis(400));
+        c.send(chunk);
+    }
+    c.send(b"\r\n");
+    let r = c.until("s1");
+    assert!(r.last().unwrap().starts_with("s1 OK [APPENDUID"), "{r:?}");
+}
