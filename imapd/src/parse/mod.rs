@@ -373,4 +373,6 @@ pub(crate) fn sp(i: &[u8]) -> PResult<'_, char> {
 }
 
 #[cfg(test)]
+mod roundtrip_tests;
+#[cfg(test)]
 mod tests;

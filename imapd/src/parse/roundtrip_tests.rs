@@ -1,0 +1,661 @@
+//! Property tests `parse(serialize(x)) == x` for whole IMAP commands: a
+//! test-only serializer writes a [`Command`] in RFC 3501 §9 syntax, using
+//! the freedoms the grammar gives a client (case of names, atom / quoted /
+//! literal / LITERAL+ strings, modified UTF-7 or raw UTF-8 mailbox names,
+//! `date-day-fixed` spellings, macro or list FETCH items), and
+//! `parse_command` must give back the same value.
+//!
+//! Every `CommandBody` variant is generated: CAPABILITY, NOOP, LOGOUT,
+//! STARTTLS, LOGIN, AUTHENTICATE (RFC 4959), SELECT/EXAMINE (CONDSTORE,
+//! RFC 7162), CREATE (USE, RFC 6154), DELETE, RENAME, SUBSCRIBE,
+//! UNSUBSCRIBE, LIST/LSUB (RETURN), STATUS, APPEND (flags, date-time),
+//! CHECK, CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE (RFC 4315), SEARCH
+//! (every key, CHARSET), FETCH (macros, sections, partials, CHANGEDSINCE),
+//! STORE (UNCHANGEDSINCE), COPY, MOVE (RFC 6851), the UID forms, IDLE,
+//! NAMESPACE, ID (RFC 2971) and ENABLE (RFC 5161).
+
+use crate::command::*;
+use proptest::prelude::*;
+
+/// Spelling choices for the serializer, drawn from random bits.
+struct W {
+    out: Vec<u8>,
+    bits: u64,
+}
+
+impl W {
+    fn flip(&mut self) -> bool {
+        // xorshift64
+        self.bits ^= self.bits << 13;
+        self.bits ^= self.bits >> 7;
+        self.bits ^= self.bits << 17;
+        self.bits & 1 == 1
+    }
+
+    fn raw(&mut self, s: &str) -> &mut Self {
+        self.out.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    /// A case-insensitive name in a random mix of cases.
+    fn name(&mut self, s: &str) -> &mut Self {
+        for c in s.chars() {
+            let c = if self.flip() {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_ascii_uppercase()
+            };
+            self.out.extend_from_slice(c.to_string().as_bytes());
+        }
+        self
+    }
+
+    /// `string = quoted / literal` (synchronizing or LITERAL+).
+    fn string(&mut self, s: &[u8]) -> &mut Self {
+        if s.contains(&b'\r') || s.contains(&b'\n') || self.flip() {
+            let plus = if self.flip() { "+" } else { "" };
+            self.raw(&format!("{{{}{plus}}}\r\n", s.len()));
+            self.out.extend_from_slice(s);
+        } else {
+            self.out.push(b'"');
+            for &b in s {
+                if b == b'"' || b == b'\\' {
+                    self.out.push(b'\\');
+                }
+                self.out.push(b);
+            }
+            self.out.push(b'"');
+        }
+        self
+    }
+
+    /// `astring = 1*ASTRING-CHAR / string`
+    fn astring(&mut self, s: &[u8]) -> &mut Self {
+        if !s.is_empty() && s.iter().all(|&b| is_atom_char(b) || b == b']') && self.flip() {
+            self.out.extend_from_slice(s);
+            self
+        } else {
+            self.string(s)
+        }
+    }
+
+    /// A mailbox name: modified UTF-7 (RFC 3501 §5.1.3) or, as some
+    /// clients send, raw UTF-8 with only `&` escaped.
+    fn mailbox(&mut self, name: &str) -> &mut Self {
+        let wire = if self.flip() {
+            utf7(name)
+        } else {
+            name.replace('&', "&-")
+        };
+        self.astring(wire.as_bytes())
+    }
+
+    /// `list-mailbox = 1*list-char / string`
+    fn list_mailbox(&mut self, name: &str) -> &mut Self {
+        let wire = utf7(name);
+        let list_char = |b: u8| is_atom_char(b) || matches!(b, b'%' | b'*' | b']');
+        if !wire.is_empty() && wire.bytes().all(list_char) && self.flip() {
+            self.raw(&wire)
+        } else {
+            self.string(wire.as_bytes())
+        }
+    }
+
+    fn flag(&mut self, f: &str) -> &mut Self {
+        if SYSTEM_FLAGS.contains(&f) {
+            self.raw("\\").name(&f[1..])
+        } else {
+            self.raw(f)
+        }
+    }
+
+    fn flags(&mut self, flags: &[Flag]) -> &mut Self {
+        self.raw("(");
+        for (n, f) in flags.iter().enumerate() {
+            if n > 0 {
+                self.raw(" ");
+            }
+            self.flag(f);
+        }
+        self.raw(")")
+    }
+
+    fn set(&mut self, s: &SequenceSet) -> &mut Self {
+        let n = |x: &SeqNum| match x {
+            SeqNum::Value(v) => v.to_string(),
+            SeqNum::Star => "*".into(),
+        };
+        let text: Vec<String> =
+            s.0.iter()
+                .map(|r| {
+                    if r.start == r.end {
+                        n(&r.start)
+                    } else {
+                        format!("{}:{}", n(&r.start), n(&r.end))
+                    }
+                })
+                .collect();
+        self.raw(&text.join(","))
+    }
+
+    /// `date = date-text / DQUOTE date-text DQUOTE`
+    fn date(&mut self, d: &Date) -> &mut Self {
+        let q = if self.flip() { "\"" } else { "" };
+        let day = if d.day < 10 && self.flip() {
+            format!("0{}", d.day)
+        } else {
+            d.day.to_string()
+        };
+        self.raw(&format!("{q}{day}-"))
+            .name(MONTHS[d.month as usize - 1])
+            .raw(&format!("-{:04}{q}", d.year))
+    }
+
+    /// `date-time` (RFC 3501 §9), from the moment and its zone.
+    fn date_time(&mut self, t: &DateTime) -> &mut Self {
+        let local = t.unix + i64::from(t.offset_minutes) * 60;
+        let (y, m, d) = civil_from_days(local.div_euclid(86_400));
+        let s = local.rem_euclid(86_400);
+        let day = match (d < 10, self.flip()) {
+            (true, true) => format!(" {d}"),
+            _ => format!("{d:02}"),
+        };
+        let sign = match t.offset_minutes {
+            o if o < 0 => "-",
+            0 if self.flip() => "-",
+            _ => "+",
+        };
+        let o = t.offset_minutes.unsigned_abs();
+        self.raw(&format!("\"{day}-"))
+            .name(MONTHS[m as usize - 1])
+            .raw(&format!(
+                "-{y:04} {:02}:{:02}:{:02} {sign}{:02}{:02}\"",
+                s / 3600,
+                s / 60 % 60,
+                s % 60,
+                o / 60,
+                o % 60
+            ))
+    }
+}
+
+const SYSTEM_FLAGS: [&str; 6] = [
+    "\\Answered",
+    "\\Flagged",
+    "\\Deleted",
+    "\\Seen",
+    "\\Draft",
+    "\\Recent",
+];
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `ATOM-CHAR`: any CHAR except atom-specials (RFC 3501 §9).
+fn is_atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
+}
+
+/// Modified UTF-7 (RFC 3501 §5.1.3), written here independently of
+/// `crate::utf7`.
+fn utf7(name: &str) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    fn flush(units: &mut Vec<u16>, out: &mut String) {
+        if units.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_be_bytes()).collect();
+        out.push('&');
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().fold(0u32, |acc, &b| acc << 8 | u32::from(b))
+                << (8 * (3 - chunk.len()));
+            for k in 0..=chunk.len() {
+                out.push(char::from(B64[(n >> (18 - 6 * k) & 63) as usize]));
+            }
+        }
+        out.push('-');
+        units.clear();
+    }
+    let mut out = String::new();
+    let mut units = Vec::new();
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut units, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            units.extend_from_slice(c.encode_utf16(&mut [0; 2]));
+        }
+    }
+    flush(&mut units, &mut out);
+    out
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// What `mailbox` makes of a name: any-case INBOX is `INBOX` (§5.1).
+fn inbox(name: String) -> String {
+    let b = name.as_bytes();
+    if b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"INBOX") && (b.len() == 5 || b[5] == b'/') {
+        format!("INBOX{}", &name[5..])
+    } else {
+        name
+    }
+}
+
+// ---- the serializer ---------------------------------------------------
+
+fn search_key(w: &mut W, k: &SearchKey) {
+    match k {
+        SearchKey::All => w.name("ALL"),
+        SearchKey::New => w.name("NEW"),
+        SearchKey::Old => w.name("OLD"),
+        SearchKey::Recent => w.name("RECENT"),
+        SearchKey::Flag(f) => w.name(&f[1..]),
+        SearchKey::NotFlag(f) => w.name("UN").name(&f[1..]),
+        SearchKey::Keyword(f) => w.name("KEYWORD ").flag(f),
+        SearchKey::Unkeyword(f) => w.name("UNKEYWORD ").flag(f),
+        SearchKey::Header(f, v) => {
+            let short = ["Bcc", "Cc", "From", "Subject", "To"].contains(&f.as_str());
+            if short && w.flip() {
+                w.name(f);
+            } else {
+                w.name("HEADER ").astring(f.as_bytes());
+            }
+            w.raw(" ").astring(v.as_bytes())
+        }
+        SearchKey::Body(s) => w.name("BODY ").astring(s.as_bytes()),
+        SearchKey::Text(s) => w.name("TEXT ").astring(s.as_bytes()),
+        SearchKey::Before(d) => w.name("BEFORE ").date(d),
+        SearchKey::On(d) => w.name("ON ").date(d),
+        SearchKey::Since(d) => w.name("SINCE ").date(d),
+        SearchKey::SentBefore(d) => w.name("SENTBEFORE ").date(d),
+        SearchKey::SentOn(d) => w.name("SENTON ").date(d),
+        SearchKey::SentSince(d) => w.name("SENTSINCE ").date(d),
+        SearchKey::Larger(n) => w.name("LARGER ").raw(&n.to_string()),
+        SearchKey::Smaller(n) => w.name("SMALLER ").raw(&n.to_string()),
+        SearchKey::Uid(s) => w.name("UID ").set(s),
+        SearchKey::Seq(s) => w.set(s),
+        SearchKey::ModSeq(n) => {
+            // With its entry-name and entry-type-req, which are accepted
+            // and ignored. Written always: the bare `MODSEQ n` misparses
+            // when another key follows (`modseq_followed_by_a_key`).
+            w.name("MODSEQ ").string(b"/flags/\\Seen").raw(" ");
+            let kind = if w.flip() { "all " } else { "shared " };
+            w.name(kind);
+            w.raw(&n.to_string())
+        }
+        SearchKey::Not(k) => {
+            w.name("NOT ");
+            search_key(w, k);
+            w
+        }
+        SearchKey::Or(a, b) => {
+            w.name("OR ");
+            search_key(w, a);
+            w.raw(" ");
+            search_key(w, b);
+            w
+        }
+        SearchKey::And(v) => {
+            w.raw("(");
+            search_keys(w, v);
+            w.raw(")")
+        }
+    };
+}
+
+fn search_keys(w: &mut W, v: &[SearchKey]) {
+    for (n, k) in v.iter().enumerate() {
+        if n > 0 {
+            w.raw(" ");
+        }
+        search_key(w, k);
+    }
+}
+
+fn section(w: &mut W, s: &Section) {
+    let part: Vec<String> = s.part.iter().map(u32::to_string).collect();
+    w.raw(&part.join("."));
+    if !part.is_empty() && s.text != SectionText::Full {
+        w.raw(".");
+    }
+    let fields = |w: &mut W, name: &str, f: &[String]| {
+        w.name(name).raw(" (");
+        for (n, f) in f.iter().enumerate() {
+            if n > 0 {
+                w.raw(" ");
+            }
+            w.astring(f.as_bytes());
+        }
+        w.raw(")");
+    };
+    match &s.text {
+        SectionText::Full => {}
+        SectionText::Header => {
+            w.name("HEADER");
+        }
+        SectionText::Text => {
+            w.name("TEXT");
+        }
+        SectionText::Mime => {
+            w.name("MIME");
+        }
+        SectionText::HeaderFields(f) => fields(w, "HEADER.FIELDS", f),
+        SectionText::HeaderFieldsNot(f) => fields(w, "HEADER.FIELDS.NOT", f),
+    }
+}
+
+fn fetch_att(w: &mut W, a: &FetchAtt) {
+    use FetchAtt::*;
+    let name = match a {
+        Envelope => "ENVELOPE",
+        Flags => "FLAGS",
+        InternalDate => "INTERNALDATE",
+        Rfc822 => "RFC822",
+        Rfc822Header => "RFC822.HEADER",
+        Rfc822Size => "RFC822.SIZE",
+        Rfc822Text => "RFC822.TEXT",
+        Body => "BODY",
+        BodyStructure => "BODYSTRUCTURE",
+        Uid => "UID",
+        ModSeq => "MODSEQ",
+        Section {
+            section: s,
+            partial,
+            peek,
+        } => {
+            w.name(if *peek { "BODY.PEEK[" } else { "BODY[" });
+            section(w, s);
+            w.raw("]");
+            if let Some((o, l)) = partial {
+                w.raw(&format!("<{o}.{l}>"));
+            }
+            return;
+        }
+    };
+    w.name(name);
+}
+
+/// FETCH items: a macro when they are one, a lone item, or a list; the
+/// MODSEQ that CHANGEDSINCE implies may be left out.
+fn fetch_atts(w: &mut W, atts: &[FetchAtt], changed_since: bool) {
+    use FetchAtt::*;
+    let mut atts = atts;
+    if let [rest @ .., ModSeq] = atts {
+        if changed_since && !rest.is_empty() && !rest.contains(&ModSeq) && w.flip() {
+            atts = rest;
+        }
+    }
+    let macros: [(&str, &[FetchAtt]); 3] = [
+        ("ALL", &[Flags, InternalDate, Rfc822Size, Envelope]),
+        ("FAST", &[Flags, InternalDate, Rfc822Size]),
+        ("FULL", &[Flags, InternalDate, Rfc822Size, Envelope, Body]),
+    ];
+    if let Some((m, _)) = macros.iter().find(|(_, v)| *v == atts) {
+        if w.flip() {
+            w.name(m);
+            return;
+        }
+    }
+    let alone = atts.len() == 1 && w.flip();
+    if !alone {
+        w.raw("(");
+    }
+    for (n, a) in atts.iter().enumerate() {
+        if n > 0 {
+            w.raw(" ");
+        }
+        fetch_att(w, a);
+    }
+    if !alone {
+        w.raw(")");
+    }
+}
+
+fn uid(w: &mut W, uid: bool) -> &mut W {
+    if uid {
+        w.name("UID ");
+    }
+    w
+}
+
+/// One complete command (literals inline, no final CRLF) that means `c`.
+fn serialize(c: &Command, bits: u64) -> Vec<u8> {
+    use CommandBody::*;
+    let mut w = W {
+        out: Vec::new(),
+        bits: bits | 1,
+    };
+    let w = &mut w;
+    w.raw(&c.tag).raw(" ");
+    match &c.body {
+        Capability | Noop | Logout | StartTls | Check | Close | Unselect | Idle | Namespace => {
+            w.name(c.body.name());
+        }
+        Expunge { uids: None } => {
+            w.name("EXPUNGE");
+        }
+        Expunge { uids: Some(s) } => {
+            w.name("UID EXPUNGE ").set(s);
+        }
+        Login { user, password } => {
+            w.name("LOGIN ")
+                .astring(user.as_bytes())
+                .raw(" ")
+                .astring(password.as_bytes());
+        }
+        Authenticate { mechanism, initial } => {
+            w.name("AUTHENTICATE ").name(mechanism);
+            if let Some(i) = initial {
+                w.raw(" ").raw(i);
+            }
+        }
+        Select { mailbox, condstore } | Examine { mailbox, condstore } => {
+            w.name(c.body.name()).raw(" ").mailbox(mailbox);
+            if *condstore {
+                w.raw(" (").name("CONDSTORE").raw(")");
+            }
+        }
+        Create {
+            mailbox,
+            special_use,
+        } => {
+            w.name("CREATE ").mailbox(mailbox);
+            if let Some(u) = special_use {
+                w.raw(" (").name("USE").raw(" (").flag(u).raw("))");
+            }
+        }
+        Delete(m) | Subscribe(m) | Unsubscribe(m) => {
+            w.name(c.body.name()).raw(" ").mailbox(m);
+        }
+        Rename(a, b) => {
+            w.name("RENAME ").mailbox(a).raw(" ").mailbox(b);
+        }
+        List { reference, pattern } | Lsub { reference, pattern } => {
+            w.name(c.body.name()).raw(" ");
+            let r = utf7(reference);
+            w.astring(r.as_bytes()).raw(" ").list_mailbox(pattern);
+            if w.flip() {
+                w.raw(" ").name("RETURN (SPECIAL-USE)");
+            }
+        }
+        Status { mailbox, items } => {
+            w.name("STATUS ").mailbox(mailbox).raw(" (");
+            for (n, i) in items.iter().enumerate() {
+                if n > 0 {
+                    w.raw(" ");
+                }
+                w.name(&format!("{i:?}"));
+            }
+            w.raw(")");
+        }
+        Append {
+            mailbox,
+            flags,
+            date,
+            message,
+        } => {
+            w.name("APPEND ").mailbox(mailbox);
+            if !flags.is_empty() || w.flip() {
+                w.raw(" ").flags(flags);
+            }
+            if let Some(d) = date {
+                w.raw(" ").date_time(d);
+            }
+            w.raw(" ").string(message);
+        }
+        Search { uid: u, key, .. } => {
+            uid(w, *u).name("SEARCH");
+            if w.flip() {
+                let cs = if w.flip() { "UTF-8" } else { "US-ASCII" };
+                w.raw(" ").name("CHARSET ").astring(cs.as_bytes());
+            }
+            w.raw(" ");
+            match key {
+                SearchKey::And(v) if v.len() > 1 && w.flip() => search_keys(w, v),
+                k => search_key(w, k),
+            }
+        }
+        Fetch {
+            uid: u,
+            set,
+            atts,
+            changed_since,
+        } => {
+            uid(w, *u).name("FETCH ").set(set).raw(" ");
+            fetch_atts(w, atts, changed_since.is_some());
+            if let Some(n) = changed_since {
+                w.raw(" (").name("CHANGEDSINCE").raw(&format!(" {n})"));
+            }
+        }
+        Store {
+            uid: u,
+            set,
+            mode,
+            silent,
+            flags,
+            unchanged_since,
+        } => {
+            uid(w, *u).name("STORE ").set(set).raw(" ");
+            if let Some(n) = unchanged_since {
+                w.raw("(").name("UNCHANGEDSINCE").raw(&format!(" {n}) "));
+            }
+            w.raw(match mode {
+                StoreMode::Replace => "",
+                StoreMode::Add => "+",
+                StoreMode::Remove => "-",
+            })
+            .name(if *silent { "FLAGS.SILENT " } else { "FLAGS " });
+            if flags.is_empty() || w.flip() {
+                w.flags(flags);
+            } else {
+                for (n, f) in flags.iter().enumerate() {
+                    if n > 0 {
+                        w.raw(" ");
+                    }
+                    w.flag(f);
+                }
+            }
+        }
+        Copy {
+            uid: u,
+            set,
+            mailbox,
+        }
+        | Move {
+            uid: u,
+            set,
+            mailbox,
+        } => {
+            uid(w, *u)
+                .name(c.body.name())
+                .raw(" ")
+                .set(set)
+                .raw(" ")
+                .mailbox(mailbox);
+        }
+        Id(params) => {
+            w.name("ID ");
+            if params.is_empty() && w.flip() {
+                w.name("NIL");
+            } else {
+                w.raw("(");
+                for (n, (k, v)) in params.iter().enumerate() {
+                    if n > 0 {
+                        w.raw(" ");
+                    }
+                    w.string(k.as_bytes()).raw(" ");
+                    match v {
+                        Some(v) => w.string(v.as_bytes()),
+                        None => w.name("NIL"),
+                    };
+                }
+                w.raw(")");
+            }
+        }
+        Enable(caps) => {
+            w.name("ENABLE");
+            for cap in caps {
+                w.raw(" ").name(cap);
+            }
+        }
+    }
+    std::mem::take(&mut w.out)
+}
+
+mod strategies;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn commands_round_trip(c in strategies::command(), bits in any::<u64>()) {
+        let wire = serialize(&c, bits);
+        prop_assert_eq!(
+            super::parse_command(&wire),
+            Ok(c),
+            "wire {:?}",
+            String::from_utf8_lossy(&wire)
+        );
+    }
+}
+
+/// RFC 7162 §3.1.5 (`search-modifier`... `MODSEQ [SP entry-name SP
+/// entry-type-req] SP mod-sequence-value`, with `entry-name =
+/// DQUOTE "/flags/" attr-flag DQUOTE`): a bare `MODSEQ n` followed by
+/// another key, as in the RFC's own example. imapd's `search.rs` takes any
+/// `astring SP atom` after MODSEQ as the entry, so `720162338 LARGER` is
+/// read as entry-name and entry-type and the line is refused.
+#[test]
+#[ignore = "imapd parser bug, reported to the lead: MODSEQ entry-name must be a quoted \"/flags/...\""]
+fn modseq_followed_by_a_key() {
+    let c = super::parse_command(b"t SEARCH OR NOT MODSEQ 720162338 LARGER 50000");
+    let key = SearchKey::Or(
+        Box::new(SearchKey::Not(Box::new(SearchKey::ModSeq(720_162_338)))),
+        Box::new(SearchKey::Larger(50_000)),
+    );
+    assert_eq!(
+        c.map(|c| c.body),
+        Ok(CommandBody::Search {
+            uid: false,
+            key,
+            has_modseq: true
+        })
+    );
+}

@@ -1,0 +1,352 @@
+//! proptest strategies for the IMAP command round trips: every
+//! `CommandBody` variant with values the parser can produce (RFC 3501 §9
+//! grammar; names already decoded, INBOX normalised, system flags in
+//! canonical case, FETCH macros expanded, MODSEQ added after CHANGEDSINCE).
+
+use super::{inbox, SYSTEM_FLAGS};
+use crate::command::*;
+use proptest::prelude::*;
+
+fn tag() -> impl Strategy<Value = String> {
+    "[!#$&',-\\[\\]^-z|}~]{1,8}"
+}
+
+/// Text with quotes, backslashes, brackets and non-ASCII characters.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof!["[ -~]{0,12}", "\\PC{0,8}"]
+}
+
+fn mailbox_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("INBOX".to_string()),
+        "(?i:inbox)(/[a-z&]{1,4})?",
+        "[a-zA-Z0-9 &/.\\[\\]\"\\\\-]{1,12}",
+        "\\PC{0,10}",
+    ]
+}
+
+fn pattern() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-zA-Z0-9/%*.\\]-]{0,10}", "\\PC{0,8}"]
+}
+
+fn flag() -> impl Strategy<Value = Flag> {
+    prop_oneof![
+        prop::sample::select(&SYSTEM_FLAGS[..]).prop_map(String::from),
+        "[a-zA-Z0-9$_.\\[&'!#+-]{1,10}",
+        "\\\\[a-zA-Z][a-zA-Z0-9]{0,8}".prop_filter("not a system flag", |f| {
+            !SYSTEM_FLAGS.iter().any(|s| s.eq_ignore_ascii_case(f))
+        }),
+    ]
+}
+
+fn set() -> impl Strategy<Value = SequenceSet> {
+    let num = prop_oneof![
+        4 => (1u32..=u32::MAX).prop_map(SeqNum::Value),
+        1 => Just(SeqNum::Star)
+    ];
+    prop::collection::vec((num.clone(), prop::option::of(num)), 1..4).prop_map(|v| {
+        SequenceSet(
+            v.into_iter()
+                .map(|(start, end)| SeqRange {
+                    start,
+                    end: end.unwrap_or(start),
+                })
+                .collect(),
+        )
+    })
+}
+
+fn date() -> impl Strategy<Value = Date> {
+    (0i32..=9999, 1u32..=12, 1u32..=31).prop_map(|(year, month, day)| {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days = match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        Date {
+            year,
+            month,
+            day: day.min(days),
+        }
+    })
+}
+
+fn date_time() -> impl Strategy<Value = DateTime> {
+    // Local times from 0000-01-01 to 9999-12-31, zones up to ±99:59.
+    (-62_167_219_200i64..253_402_300_800, -5999i32..=5999).prop_map(|(local, off)| DateTime {
+        unix: local - i64::from(off) * 60,
+        offset_minutes: off,
+    })
+}
+
+fn search_key() -> impl Strategy<Value = SearchKey> {
+    let sys = || prop::sample::select(&SYSTEM_FLAGS[..5]).prop_map(String::from);
+    let field = prop_oneof![
+        prop::sample::select(&["Bcc", "Cc", "From", "Subject", "To"][..]).prop_map(String::from),
+        text(),
+    ];
+    let leaf = prop_oneof![
+        Just(SearchKey::All),
+        Just(SearchKey::New),
+        Just(SearchKey::Old),
+        Just(SearchKey::Recent),
+        sys().prop_map(SearchKey::Flag),
+        sys().prop_map(SearchKey::NotFlag),
+        flag().prop_map(SearchKey::Keyword),
+        flag().prop_map(SearchKey::Unkeyword),
+        (field, text()).prop_map(|(f, v)| SearchKey::Header(f, v)),
+        text().prop_map(SearchKey::Body),
+        text().prop_map(SearchKey::Text),
+        date().prop_map(SearchKey::Before),
+        date().prop_map(SearchKey::On),
+        date().prop_map(SearchKey::Since),
+        date().prop_map(SearchKey::SentBefore),
+        date().prop_map(SearchKey::SentOn),
+        date().prop_map(SearchKey::SentSince),
+        any::<u32>().prop_map(SearchKey::Larger),
+        any::<u32>().prop_map(SearchKey::Smaller),
+        set().prop_map(SearchKey::Uid),
+        set().prop_map(SearchKey::Seq),
+        (0u64..1 << 63).prop_map(SearchKey::ModSeq),
+    ];
+    leaf.prop_recursive(3, 16, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|k| SearchKey::Not(Box::new(k))),
+            (inner.clone(), inner.clone())
+                .prop_map(|(a, b)| SearchKey::Or(Box::new(a), Box::new(b))),
+            prop::collection::vec(inner, 1..4).prop_map(SearchKey::And),
+        ]
+    })
+}
+
+fn section() -> impl Strategy<Value = Section> {
+    let names = || prop::collection::vec(text(), 1..4);
+    (
+        prop::collection::vec(1u32..=u32::MAX, 0..4),
+        prop_oneof![
+            Just(SectionText::Full),
+            Just(SectionText::Header),
+            Just(SectionText::Text),
+            Just(SectionText::Mime),
+            names().prop_map(SectionText::HeaderFields),
+            names().prop_map(SectionText::HeaderFieldsNot),
+        ],
+    )
+        .prop_map(|(part, text)| {
+            // MIME only follows a part number.
+            let text = match text {
+                SectionText::Mime if part.is_empty() => SectionText::Header,
+                t => t,
+            };
+            Section { part, text }
+        })
+}
+
+fn fetch_att() -> impl Strategy<Value = FetchAtt> {
+    use FetchAtt::*;
+    prop_oneof![
+        prop::sample::select(vec![
+            Envelope,
+            Flags,
+            InternalDate,
+            Rfc822,
+            Rfc822Header,
+            Rfc822Size,
+            Rfc822Text,
+            Body,
+            BodyStructure,
+            Uid,
+            ModSeq,
+        ]),
+        (
+            section(),
+            prop::option::of((any::<u32>(), 1u32..=u32::MAX)),
+            any::<bool>()
+        )
+            .prop_map(|(section, partial, peek)| Section {
+                section,
+                partial,
+                peek
+            }),
+    ]
+}
+
+fn fetch_atts() -> impl Strategy<Value = Vec<FetchAtt>> {
+    use FetchAtt::*;
+    prop_oneof![
+        Just(vec![Flags, InternalDate, Rfc822Size, Envelope]),
+        Just(vec![Flags, InternalDate, Rfc822Size]),
+        Just(vec![Flags, InternalDate, Rfc822Size, Envelope, Body]),
+        prop::collection::vec(fetch_att(), 1..5),
+    ]
+}
+
+fn mentions_modseq(k: &SearchKey) -> bool {
+    match k {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(a) => mentions_modseq(a),
+        SearchKey::Or(a, b) => mentions_modseq(a) || mentions_modseq(b),
+        SearchKey::And(v) => v.iter().any(mentions_modseq),
+        _ => false,
+    }
+}
+
+fn modseq() -> impl Strategy<Value = Option<u64>> {
+    prop::option::of(0u64..1 << 63)
+}
+
+/// Commands without arguments, and those whose arguments are names.
+fn simple_body() -> impl Strategy<Value = CommandBody> {
+    use CommandBody::*;
+    let mbox = || mailbox_name().prop_map(inbox);
+    prop_oneof![
+        prop::sample::select(vec![
+            Capability,
+            Noop,
+            Logout,
+            StartTls,
+            Check,
+            Close,
+            Unselect,
+            Idle,
+            Namespace,
+            Expunge { uids: None },
+        ]),
+        set().prop_map(|s| Expunge { uids: Some(s) }),
+        (text(), text()).prop_map(|(user, password)| Login { user, password }),
+        ("[A-Z0-9_-]{1,20}", prop::option::of("[A-Za-z0-9+/=]{1,40}"))
+            .prop_map(|(mechanism, initial)| Authenticate { mechanism, initial }),
+        (mbox(), any::<bool>(), any::<bool>()).prop_map(|(mailbox, condstore, rw)| {
+            if rw {
+                Select { mailbox, condstore }
+            } else {
+                Examine { mailbox, condstore }
+            }
+        }),
+        (
+            mbox(),
+            prop::option::of(prop_oneof![
+                prop::sample::select(
+                    &[
+                        "\\All",
+                        "\\Archive",
+                        "\\Drafts",
+                        "\\Junk",
+                        "\\Sent",
+                        "\\Trash"
+                    ][..]
+                )
+                .prop_map(String::from),
+                flag(),
+            ])
+        )
+            .prop_map(|(mailbox, special_use)| Create {
+                mailbox,
+                special_use
+            }),
+        mbox().prop_map(Delete),
+        (mbox(), mbox()).prop_map(|(a, b)| Rename(a, b)),
+        mbox().prop_map(Subscribe),
+        mbox().prop_map(Unsubscribe),
+        (mailbox_name(), pattern(), any::<bool>()).prop_map(|(reference, pattern, l)| {
+            if l {
+                List { reference, pattern }
+            } else {
+                Lsub { reference, pattern }
+            }
+        }),
+        (
+            mbox(),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    StatusItem::Messages,
+                    StatusItem::Recent,
+                    StatusItem::UidNext,
+                    StatusItem::UidValidity,
+                    StatusItem::Unseen,
+                    StatusItem::HighestModSeq,
+                ]),
+                1..7
+            )
+        )
+            .prop_map(|(mailbox, items)| Status { mailbox, items }),
+        prop::collection::vec(("\\PC{0,8}", prop::option::of("\\PC{0,8}")), 0..4).prop_map(Id),
+        prop::collection::vec("[A-Z0-9=+._-]{1,12}", 1..4).prop_map(Enable),
+    ]
+}
+
+/// APPEND, SEARCH, FETCH, STORE, COPY, MOVE.
+fn message_body() -> impl Strategy<Value = CommandBody> {
+    use CommandBody::*;
+    let mbox = || mailbox_name().prop_map(inbox);
+    prop_oneof![
+        (
+            mbox(),
+            prop::collection::vec(flag(), 0..4),
+            prop::option::of(date_time()),
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(mailbox, flags, date, message)| Append {
+                mailbox,
+                flags,
+                date,
+                message
+            }),
+        (any::<bool>(), prop::collection::vec(search_key(), 1..4)).prop_map(|(uid, mut keys)| {
+            let key = if keys.len() == 1 {
+                keys.remove(0)
+            } else {
+                SearchKey::And(keys)
+            };
+            let has_modseq = mentions_modseq(&key);
+            Search {
+                uid,
+                key,
+                has_modseq,
+            }
+        }),
+        (any::<bool>(), set(), fetch_atts(), modseq()).prop_map(
+            |(uid, set, mut atts, changed_since)| {
+                if changed_since.is_some() && !atts.contains(&FetchAtt::ModSeq) {
+                    atts.push(FetchAtt::ModSeq);
+                }
+                Fetch {
+                    uid,
+                    set,
+                    atts,
+                    changed_since,
+                }
+            }
+        ),
+        (
+            any::<bool>(),
+            set(),
+            prop::sample::select(vec![StoreMode::Replace, StoreMode::Add, StoreMode::Remove]),
+            any::<bool>(),
+            prop::collection::vec(flag(), 0..4),
+            modseq()
+        )
+            .prop_map(|(uid, set, mode, silent, flags, unchanged_since)| Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+                unchanged_since
+            }),
+        (any::<bool>(), set(), mbox(), any::<bool>()).prop_map(|(uid, set, mailbox, mv)| {
+            if mv {
+                Move { uid, set, mailbox }
+            } else {
+                Copy { uid, set, mailbox }
+            }
+        }),
+    ]
+}
+
+pub(super) fn command() -> impl Strategy<Value = Command> {
+    (tag(), prop_oneof![1 => simple_body(), 1 => message_body()])
+        .prop_map(|(tag, body)| Command { tag, body })
+}
