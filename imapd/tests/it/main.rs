@@ -9,6 +9,7 @@ mod bench;
 mod binary;
 mod fetch;
 mod interop;
+mod isolation;
 mod limits;
 mod literal;
 mod mailbox;
