@@ -3,7 +3,7 @@
 //! grammar; names already decoded, INBOX normalised, system flags in
 //! canonical case, FETCH macros expanded, MODSEQ added after CHANGEDSINCE).
 
-use super::{inbox, SYSTEM_FLAGS};
+use super::writer::{inbox, SYSTEM_FLAGS};
 use crate::command::*;
 use proptest::prelude::*;
 
