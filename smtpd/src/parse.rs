@@ -558,4 +558,6 @@ pub fn verb(line: In<'_>) -> Option<(String, In<'_>)> {
 }
 
 #[cfg(test)]
+mod roundtrip_tests;
+#[cfg(test)]
 mod tests;
