@@ -6,10 +6,76 @@
 //! each time made glibc keep every freed area in its heaps (its mmap
 //! threshold grows to fit), so a server's memory grew by hundreds of MiB
 //! after a few thousand logins, and each login paid the page faults again.
+//!
+//! Successful verifications are remembered for [`CACHE_TTL`] (like
+//! Dovecot's `auth_cache`): the cache maps a stored PHC string to a keyed
+//! BLAKE2b digest of the password that matched it, under a random key made
+//! at start-up and kept only in memory. A repeated login (clients reconnect
+//! often) then costs one BLAKE2b instead of an argon2 run; a wrong password
+//! still pays the full argon2 price, and a password change (a new PHC
+//! string, new salt) never matches an old entry.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use blake2::{Blake2b512, Digest};
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a successful verification is remembered.
+pub const CACHE_TTL: Duration = Duration::from_secs(15 * 60);
+/// Entries kept at most (the cache is emptied when full).
+const CACHE_MAX: usize = 100_000;
+
+struct AuthCache {
+    key: [u8; 32],
+    entries: Mutex<HashMap<String, ([u8; 64], Instant)>>,
+}
+
+fn cache() -> &'static AuthCache {
+    static CACHE: OnceLock<AuthCache> = OnceLock::new();
+    CACHE.get_or_init(|| AuthCache {
+        key: rand::random(),
+        entries: Mutex::new(HashMap::new()),
+    })
+}
+
+impl AuthCache {
+    fn digest(&self, phc: &str, pw: &str) -> [u8; 64] {
+        let mut h = Blake2b512::new();
+        h.update(self.key);
+        h.update((phc.len() as u64).to_le_bytes());
+        h.update(phc.as_bytes());
+        h.update(pw.as_bytes());
+        h.finalize().into()
+    }
+
+    fn hit(&self, phc: &str, pw: &str) -> bool {
+        let d = self.digest(phc, pw);
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(phc)
+            .is_some_and(|(want, at)| at.elapsed() < CACHE_TTL && ct_eq(want, &d))
+    }
+
+    fn remember(&self, phc: &str, pw: &str) {
+        let d = self.digest(phc, pw);
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(phc.to_owned(), (d, Instant::now()));
+    }
+}
+
+/// Compare in constant time: every byte is looked at whatever differs.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 use crate::error::{Result, StoreError};
 
@@ -37,6 +103,18 @@ thread_local! {
 
 /// Whether `pw` matches the PHC string (false for a malformed string).
 pub fn verify_password(phc: &str, pw: &str) -> bool {
+    let c = cache();
+    if c.hit(phc, pw) {
+        return true;
+    }
+    let ok = verify_argon2(phc, pw);
+    if ok {
+        c.remember(phc, pw);
+    }
+    ok
+}
+
+fn verify_argon2(phc: &str, pw: &str) -> bool {
     let Ok(h) = PasswordHash::new(phc) else {
         return false;
     };
@@ -75,14 +153,7 @@ pub fn verify_password(phc: &str, pw: &str) -> bool {
         }
         ok
     });
-    // Constant-time comparison: every byte is looked at whatever differs.
-    hashed
-        && out.len() == expected.len()
-        && out
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    hashed && ct_eq(&out, expected)
 }
 
 #[cfg(test)]
@@ -123,6 +194,23 @@ mod tests {
             assert!(verify_password(&phc, "secret"), "{phc}");
             assert!(!verify_password(&phc, "secreT"), "{phc}");
         }
+    }
+
+    #[test]
+    fn the_cache_remembers_only_successes_for_that_exact_hash() {
+        let (Ok(a), Ok(b)) = (hash_password("pw1"), hash_password("pw1")) else {
+            panic!("hashing failed");
+        };
+        let c = cache();
+        assert!(!c.hit(&a, "pw1"));
+        assert!(!verify_password(&a, "wrong"));
+        assert!(!c.hit(&a, "wrong"), "failures are never cached");
+        assert!(verify_password(&a, "pw1"));
+        assert!(c.hit(&a, "pw1"));
+        assert!(verify_password(&a, "pw1"), "served from the cache");
+        assert!(!c.hit(&a, "pw2"), "another password misses");
+        assert!(!verify_password(&a, "pw2"));
+        assert!(!c.hit(&b, "pw1"), "a new hash (new salt) starts cold");
     }
 
     #[test]
