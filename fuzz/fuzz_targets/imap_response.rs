@@ -34,10 +34,20 @@ fn gen_code(u: &mut Unstructured<'_>) -> arbitrary::Result<(Code, String)> {
     Ok(match u.int_in_range(0..=25)? {
         0 => (Code::Alert, "ALERT".into()),
         1 => (Code::BadCharset, "BADCHARSET (UTF-8 US-ASCII)".into()),
-        2 => (
-            Code::Capability,
-            format!("CAPABILITY {}", imapd::CAPABILITIES),
-        ),
+        2 => {
+            let caps = if u.arbitrary()? {
+                imapd::CAPABILITIES.to_string()
+            } else {
+                let n = u.int_in_range(1..=4)?;
+                let mut c = Vec::new();
+                for _ in 0..n {
+                    c.push(gen_atom(u)?);
+                }
+                c.join(" ")
+            };
+            let text = format!("CAPABILITY {caps}");
+            (Code::Capability(caps), text)
+        }
         3 => (Code::Parse, "PARSE".into()),
         4 => {
             let n = u.int_in_range(0..=4)?;
