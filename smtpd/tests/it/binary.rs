@@ -3,7 +3,7 @@
 //! cleanly with every acknowledged message on disk; start-up failures
 //! (address in use, unusable store) exit non-zero with a clear message.
 
-use crate::util::{add_users, inbox, Client};
+use crate::util::{add_users, b64, inbox, plain, tls_stream, Client, Wire, PASSWORD};
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -264,6 +264,22 @@ fn trace_logs_the_dialogue_with_the_body_elided() {
     );
     assert!(r.starts_with("250 "), "{r}");
     c.expect("QUIT", "221");
+    // Credentials: AUTH PLAIN with an initial response, and LOGIN's
+    // continuation lines.
+    let mut c = Client::connect(addr);
+    c.expect_reply("220");
+    c.expect("EHLO client.test", "250");
+    c.expect(
+        &format!("AUTH PLAIN {}", plain("bob@localhost", PASSWORD)),
+        "235",
+    );
+    let mut c = Client::connect(addr);
+    c.expect_reply("220");
+    c.expect("EHLO client.test", "250");
+    c.expect("AUTH LOGIN", "334");
+    c.expect(&b64("alice@localhost"), "334");
+    c.expect(&b64(PASSWORD), "235");
+    c.expect("QUIT", "221");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -287,4 +303,120 @@ fn trace_logs_the_dialogue_with_the_body_elided() {
         assert!(log.contains(want), "{want:?} missing from trace:\n{log}");
     }
     assert!(!log.contains("secret"), "the body is not logged:\n{log}");
+    for want in [
+        "C: AUTH PLAIN <credentials elided>",
+        "S: 235 2.7.0 Authentication successful",
+        "C: AUTH LOGIN",
+        "S: 334 VXNlcm5hbWU6",
+        "C: <credentials elided>",
+    ] {
+        assert!(log.contains(want), "{want:?} missing from trace:\n{log}");
+    }
+    for secret in [
+        plain("bob@localhost", PASSWORD),
+        b64("alice@localhost"),
+        b64(PASSWORD),
+    ] {
+        assert!(!log.contains(&secret), "{secret} in the trace:\n{log}");
+    }
+}
+
+#[test]
+fn tls_flags_are_checked_and_serve_starttls_and_smtps() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mail.db");
+    let cert = netloop::tls::self_signed(&["localhost".into()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, &cert.cert_pem).unwrap();
+    std::fs::write(&key_file, &cert.key_pem).unwrap();
+    let fails = |args: &[&std::ffi::OsStr], want: &str| {
+        let out = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    };
+    fails(
+        &["--smtps".as_ref(), "127.0.0.1:0".as_ref()],
+        "--smtps needs --tls-cert",
+    );
+    fails(&["--tls-cert".as_ref(), cert_file.as_os_str()], "--tls-key");
+    fails(
+        &[
+            "--tls-cert".as_ref(),
+            "/nonexistent/cert.pem".as_ref(),
+            "--tls-key".as_ref(),
+            key_file.as_os_str(),
+        ],
+        "/nonexistent/cert.pem",
+    );
+    {
+        let store = mailstore::Store::open(&db).unwrap();
+        add_users(&store);
+        store.shutdown();
+    }
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--smtps", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(&cert_file)
+        .arg("--tls-key")
+        .arg(&key_file)
+        .arg("--db")
+        .arg(&db)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addrs: Vec<SocketAddr> = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("smtpd: listening on ").map(str::to_owned))
+        .expect("announces its addresses")
+        .split(", ")
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    // STARTTLS on --listen.
+    let mut c = Client::connect(addrs[0]);
+    c.expect_reply("220");
+    let r = c.expect("EHLO c", "250");
+    assert!(r.contains("STARTTLS"), "{r}");
+    let mut t = c.starttls(config.clone());
+    t.expect("EHLO c", "250-");
+    t.expect(
+        &format!("AUTH PLAIN {}", plain("bob@localhost", PASSWORD)),
+        "235",
+    );
+    t.expect("QUIT", "221");
+    // Implicit TLS on --smtps.
+    let mut t = Wire::new(tls_stream(config, TcpStream::connect(addrs[1]).unwrap()));
+    t.expect_reply("220 localhost ");
+    t.expect("EHLO c", "250-");
+    t.expect("QUIT", "221");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
 }

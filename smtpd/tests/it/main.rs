@@ -5,10 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
 mod binary;
+mod clients;
 mod content;
 mod interop;
 mod lifecycle;
+mod limits;
 mod replies;
 mod session;
+mod tls;
 mod util;
