@@ -2,14 +2,15 @@
 //!
 //! `minimail up` (also what `cargo run --release` runs) serves SMTP and IMAP
 //! from one process over one store; `minimail user ...` administers accounts
-//! in that store. Command lines follow ../shared/CONTRACT.md.
+//! in that store; `minimail cert` makes a self-signed TLS certificate for
+//! development. Command lines follow ../shared/CONTRACT.md.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mailstore::Store;
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +30,21 @@ enum Cmd {
     /// Administer user accounts.
     #[command(subcommand)]
     User(UserCmd),
+    /// Make a self-signed TLS certificate and key (for development and tests).
+    Cert(CertArgs),
+}
+
+#[derive(Args)]
+struct CertArgs {
+    /// Directory to write cert.pem and key.pem into.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// A DNS name or IP address the certificate is for (repeatable).
+    #[arg(long = "name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+    names: Vec<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Clone)]
@@ -60,6 +76,26 @@ struct UpArgs {
     /// Connections open at once, per server.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Connections open at once from one client address, per server
+    /// (clients on the server's own address are exempt; 0 = no limit).
+    #[arg(long, default_value_t = 64)]
+    max_per_ip: usize,
+    /// Implicit-TLS SMTP (submissions) listen address, e.g. 127.0.0.1:465 (repeatable).
+    #[arg(long)]
+    smtps: Vec<SocketAddr>,
+    /// Implicit-TLS IMAP listen address, e.g. 127.0.0.1:993 (repeatable).
+    #[arg(long)]
+    imaps: Vec<SocketAddr>,
+    /// TLS certificate chain (PEM); enables STARTTLS on both servers.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept passwords over unencrypted connections from non-local clients
+    /// (by default only TLS or local connections may authenticate).
+    #[arg(long)]
+    allow_plaintext_auth: bool,
     /// Log every session's dialogue as C:/S: lines (bodies and credentials elided).
     #[arg(long)]
     trace: bool,
@@ -82,6 +118,12 @@ impl Default for UpArgs {
                 hostname: "localhost".into(),
                 max_message_size: 25 * 1024 * 1024,
                 max_connections: 1024,
+                max_per_ip: 64,
+                smtps: Vec::new(),
+                imaps: Vec::new(),
+                tls_cert: None,
+                tls_key: None,
+                allow_plaintext_auth: false,
                 trace: false,
             },
         }
@@ -133,6 +175,7 @@ fn main() {
         None => up(UpArgs::default()),
         Some(Cmd::Up(a)) => up(a),
         Some(Cmd::User(u)) => user(u),
+        Some(Cmd::Cert(c)) => cert(c),
     };
     if let Err(e) = res {
         eprintln!("minimail: {e:#}");
@@ -144,37 +187,83 @@ fn open_store(db: &DbArg) -> Result<Store> {
     Store::open(&db.db).with_context(|| format!("cannot open the store {}", db.db.display()))
 }
 
+/// Plain listeners followed by implicit-TLS ones.
+fn listeners(plain: &[SocketAddr], tls: &[SocketAddr]) -> Vec<netloop::Listener> {
+    let l = |implicit_tls| move |&addr: &SocketAddr| netloop::Listener { addr, implicit_tls };
+    plain
+        .iter()
+        .map(l(false))
+        .chain(tls.iter().map(l(true)))
+        .collect()
+}
+
 fn up(a: UpArgs) -> Result<()> {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(netloop::tls::load_pem(c, k)?),
+        _ if !a.smtps.is_empty() || !a.imaps.is_empty() => {
+            bail!("--smtps and --imaps need --tls-cert and --tls-key")
+        }
+        _ => None,
+    };
     let store = open_store(&a.db)?;
-    let mut smtp_cfg = smtpd::Config {
+    // One failed-login count per client address across both protocols.
+    let throttle = netloop::Throttle::new(netloop::ThrottleConfig::default());
+    let net = netloop::Config {
+        max_connections: a.max_connections,
+        max_per_ip: a.max_per_ip,
+        tls,
+        ..netloop::Config::default()
+    };
+    let smtp_cfg = smtpd::Config {
         hostname: a.hostname.clone(),
         domains: a.domains.clone(),
         max_message_size: a.max_message_size,
         trace: a.trace,
+        allow_plaintext_auth: a.allow_plaintext_auth,
+        throttle: throttle.clone(),
+        net: netloop::Config {
+            idle_timeout: smtpd::Config::default().net.idle_timeout,
+            ..net.clone()
+        },
         ..smtpd::Config::default()
     };
-    smtp_cfg.net.max_connections = a.max_connections;
-    let mut imap_cfg = imapd::Config {
+    let imap_cfg = imapd::Config {
         trace: a.trace,
+        allow_plaintext_auth: a.allow_plaintext_auth,
+        throttle,
+        net: netloop::Config {
+            idle_timeout: imapd::Config::default().net.idle_timeout,
+            ..net
+        },
         ..imapd::Config::default()
     };
-    imap_cfg.net.max_connections = a.max_connections;
 
-    let smtp = smtpd::bind(&a.smtp, smtp_cfg, store.clone())?;
-    let imap = imapd::bind(&a.imap, imap_cfg, store.clone())?;
+    let smtp = smtpd::bind_listeners(&listeners(&a.smtp, &a.smtps), smtp_cfg, store.clone())?;
+    let imap = imapd::bind_listeners(&listeners(&a.imap, &a.imaps), imap_cfg, store.clone())?;
     let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
     netloop::shutdown_on_signals(handles.clone()).context("cannot install signal handlers")?;
-    let list = |v: Vec<SocketAddr>| {
-        v.iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+    // "smtp on A, imap on B[, smtps on C][, imaps on D], store F": the
+    // listeners come back in the order given, plain ones first.
+    let mut parts = Vec::new();
+    let mut name = |proto: &str, tls_proto: &str, addrs: Vec<SocketAddr>, plain: usize| {
+        let (p, t) = addrs.split_at(plain.min(addrs.len()));
+        let join = |v: &[SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        parts.push(format!("{proto} on {}", join(p).join(", ")));
+        if !t.is_empty() {
+            parts.push(format!("{tls_proto} on {}", join(t).join(", ")));
+        }
     };
+    name("smtp", "smtps", smtp.local_addrs(), a.smtp.len());
+    name("imap", "imaps", imap.local_addrs(), a.imap.len());
     eprintln!(
-        "minimail up: smtp on {}, imap on {}, store {}",
-        list(smtp.local_addrs()),
-        list(imap.local_addrs()),
-        a.db.db.display()
+        "minimail up: {}, store {}{}",
+        parts.join(", "),
+        a.db.db.display(),
+        if a.tls_cert.is_some() {
+            " (TLS on)"
+        } else {
+            ""
+        }
     );
     let smtp_thread = std::thread::Builder::new()
         .name("smtpd".into())
@@ -192,6 +281,42 @@ fn up(a: UpArgs) -> Result<()> {
     imap_result.context("imapd")?;
     eprintln!("minimail: stopped cleanly");
     Ok(())
+}
+
+fn cert(c: CertArgs) -> Result<()> {
+    let cert_path = c.out.join("cert.pem");
+    let key_path = c.out.join("key.pem");
+    for p in [&cert_path, &key_path] {
+        if p.exists() && !c.force {
+            bail!("{} exists (use --force to overwrite)", p.display());
+        }
+    }
+    let made = netloop::tls::self_signed(&c.names)?;
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("cannot create {}", c.out.display()))?;
+    write_file(&cert_path, made.cert_pem.as_bytes(), 0o644)?;
+    write_file(&key_path, made.key_pem.as_bytes(), 0o600)?;
+    println!(
+        "wrote {} and {} (self-signed for {}); use them with --tls-cert and --tls-key",
+        cert_path.display(),
+        key_path.display(),
+        c.names.join(", ")
+    );
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_password(from_stdin: bool) -> Result<String> {

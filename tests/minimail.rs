@@ -237,3 +237,185 @@ fn unopenable_store_and_busy_port_fail_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&port), "{err}");
 }
+
+/// `minimail up` with extra arguments; returns the child and its start-up line.
+fn up_with(db: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--smtp",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(db)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, line)
+}
+
+/// The address after `what on ` in the start-up line.
+fn addr_of(line: &str, what: &str) -> String {
+    line.split(&format!("{what} on "))
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or_else(|| panic!("no {what} in {line}"))
+        .trim()
+        .to_string()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+#[test]
+fn cert_makes_a_self_signed_pair_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tls");
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["cert", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--name", "mail.example", "--name", "127.0.0.1"]);
+    assert!(o.status.success(), "{o:?}");
+    let cert = std::fs::read_to_string(out.join("cert.pem")).unwrap();
+    let key = std::fs::read_to_string(out.join("key.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(key.contains("PRIVATE KEY"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
+    let again = run(&[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(out.join("cert.pem")).unwrap(), cert);
+    assert!(run(&["--force"]).status.success());
+    assert_ne!(std::fs::read_to_string(out.join("cert.pem")).unwrap(), cert);
+}
+
+#[test]
+fn implicit_tls_without_a_certificate_is_a_clear_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = minimail(
+        &dir.path().join("m.db"),
+        &[
+            "up",
+            "--smtp",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--smtps",
+            "127.0.0.1:0",
+        ],
+        "",
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("--tls-cert"), "{err}");
+}
+
+#[test]
+fn curl_sends_over_smtps_and_reads_over_imaps_with_minimail_cert() {
+    if !have("curl") {
+        eprintln!("SKIP: curl not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    minimail(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "s3cret\n",
+    );
+    let o = Command::new(BIN)
+        .args(["cert", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let (mut child, line) = up_with(
+        &db,
+        &[
+            "--smtps",
+            "127.0.0.1:0",
+            "--imaps",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let smtps = addr_of(&line, "smtps");
+    let imaps = addr_of(&line, "imaps");
+    let imap = addr_of(&line, "imap");
+    let msg = dir.path().join("msg.txt");
+    std::fs::write(
+        &msg,
+        "From: bob@localhost\r\nTo: bob@localhost\r\nSubject: over tls\r\n\r\nsecret body\r\n",
+    )
+    .unwrap();
+    let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
+    let send = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .args(["--user", "bob@localhost:s3cret"])
+        .args([
+            "--mail-from",
+            "bob@localhost",
+            "--mail-rcpt",
+            "bob@localhost",
+        ])
+        .arg("--upload-file")
+        .arg(&msg)
+        .arg(format!("smtps://localhost:{}", port(&smtps)))
+        .output()
+        .unwrap();
+    assert!(send.status.success(), "curl smtps: {send:?}");
+    let read = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .args(["--user", "bob@localhost:s3cret"])
+        .arg(format!("imaps://localhost:{}/INBOX;UID=1", port(&imaps)))
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "curl imaps: {read:?}");
+    let body = String::from_utf8_lossy(&read.stdout);
+    assert!(body.contains("Subject: over tls"), "{body}");
+    assert!(body.contains("secret body"), "{body}");
+    // Same store, same message, over STARTTLS on the plain port.
+    let read = Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--cacert"])
+        .arg(&cert)
+        .args(["--user", "bob@localhost:s3cret"])
+        .arg(format!("imap://localhost:{}/INBOX;UID=1", port(&imap)))
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "curl imap STARTTLS: {read:?}");
+    assert!(String::from_utf8_lossy(&read.stdout).contains("secret body"));
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}
