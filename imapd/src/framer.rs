@@ -67,6 +67,8 @@ pub struct Framer {
     limits: Limits,
     buf: Vec<u8>,
     state: State,
+    /// Octets consumed for the command in progress (kept or skipped).
+    taken: u64,
 }
 
 /// A literal announced at the end of a line: size and whether it was `{n+}`.
@@ -103,6 +105,7 @@ impl Framer {
             limits,
             buf: Vec::new(),
             state: State::Line,
+            taken: 0,
         }
     }
 
@@ -117,6 +120,16 @@ impl Framer {
         self.limits
     }
 
+    /// Octets consumed so far for the command in progress (0 between
+    /// commands): the session checks slow senders against it.
+    pub fn taken(&self) -> u64 {
+        if self.in_progress() {
+            self.taken
+        } else {
+            0
+        }
+    }
+
     /// True when a command has been started but not finished (or a refused
     /// one is being skipped).
     pub fn in_progress(&self) -> bool {
@@ -125,6 +138,19 @@ impl Framer {
 
     /// Consume input until something happens; see [`Frame`].
     pub fn poll(&mut self, input: &mut InBuf) -> Frame {
+        let before = input.len();
+        let was_idle = !self.in_progress();
+        let frame = self.poll_inner(input);
+        if was_idle {
+            self.taken = 0;
+        }
+        self.taken = self
+            .taken
+            .saturating_add(before.saturating_sub(input.len()) as u64);
+        frame
+    }
+
+    fn poll_inner(&mut self, input: &mut InBuf) -> Frame {
         loop {
             match self.state {
                 State::Literal(n) => {
@@ -201,6 +227,7 @@ impl Framer {
     pub fn reset(&mut self) {
         self.buf.clear();
         self.state = State::Line;
+        self.taken = 0;
     }
 }
 

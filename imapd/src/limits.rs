@@ -31,6 +31,11 @@ pub const MAX_PER_IP: usize = 50;
 /// a slow but steady APPEND is progress and is not cut off.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Octets per second a command with literals must average once it has
+/// taken longer than [`COMMAND_TIMEOUT`]: 1 KiB/s is far below any real
+/// link, and still cuts off a client trickling a literal byte by byte.
+pub const MIN_UPLOAD_RATE: u64 = 1024;
+
 /// Mailboxes per user: far above real use, low enough that a script cannot
 /// fill the store with empty mailboxes.
 pub const MAX_MAILBOXES: usize = 1000;

@@ -62,6 +62,10 @@ struct Cli {
     /// before the connection is closed (slow senders).
     #[arg(long, default_value_t = imapd::limits::COMMAND_TIMEOUT.as_secs())]
     command_timeout_secs: u64,
+    /// Bytes per second a command with literals must average once it has
+    /// taken longer than --command-timeout-secs.
+    #[arg(long, default_value_t = imapd::limits::MIN_UPLOAD_RATE)]
+    min_upload_rate: u64,
     /// Minutes of inactivity before autologout (RFC 3501 §5.4: >= 30).
     #[arg(long, default_value_t = 31)]
     autologout_minutes: u64,
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> Result<()> {
         max_literal: cli.max_literal,
         max_line: cli.max_line,
         max_mailboxes: cli.max_mailboxes,
+        min_upload_rate: cli.min_upload_rate,
         allow_plaintext_auth: cli.allow_plaintext_auth,
         autologout: Duration::from_secs(cli.autologout_minutes.saturating_mul(60)),
         ..imapd::Config::default()

@@ -31,6 +31,7 @@ use mailstore::{Reader, Store, StoreError, Tx, User};
 use netloop::{Io, Line, Step};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What every session of one server shares.
 pub struct Shared {
@@ -100,6 +101,8 @@ pub struct ImapSession {
     pub(crate) conn: netloop::ConnId,
     /// The client's address (failed-login throttling is per address).
     pub(crate) peer: std::net::IpAddr,
+    /// When the command now being received (literals) began arriving.
+    pub(crate) cmd_started: Option<Instant>,
     pub(crate) completer: Option<netloop::Completer<Done>>,
 }
 
@@ -125,6 +128,7 @@ impl ImapSession {
             tracer,
             conn,
             peer: info.peer.ip(),
+            cmd_started: None,
             completer: None,
         }
     }
@@ -431,7 +435,42 @@ impl ImapSession {
             // Keep output flowing even while pipelined commands pile up.
             self.flush(io);
         }
+        self.check_pace(io);
         self.step(io)
+    }
+
+    /// Slow senders inside a command. netloop cuts off a client whose
+    /// unconsumed bytes sit without progress, but literal octets are
+    /// consumed as they arrive (so a slow, steady APPEND is never cut off),
+    /// which would let a client trickle a literal one byte at a time. So
+    /// while a command is being received: silence ends the connection
+    /// after `net.command_timeout`, and after that grace period the
+    /// command must have averaged `min_upload_rate` octets per second.
+    fn check_pace(&mut self, io: &mut Io<'_, Done>) {
+        let grace = self.shared.config.net.command_timeout;
+        if !matches!(self.mode, Mode::Command) || !self.framer.in_progress() || self.closing {
+            if self.cmd_started.take().is_some() && matches!(self.mode, Mode::Command) {
+                io.set_timeout(self.shared.config.autologout);
+            }
+            return;
+        }
+        let now = Instant::now();
+        let Some(started) = self.cmd_started else {
+            self.cmd_started = Some(now);
+            io.set_timeout(grace);
+            return;
+        };
+        let Some(over) = now.saturating_duration_since(started).checked_sub(grace) else {
+            return;
+        };
+        let need = over.as_secs_f64() * self.shared.config.min_upload_rate as f64;
+        if (self.framer.taken() as f64) < need {
+            if let Some(t) = &mut self.tracer {
+                t.note("-- command arriving too slowly; closing --");
+            }
+            self.status(None, Status::Bye, None, "Command arriving too slowly");
+            self.closing = true;
+        }
     }
 
     /// In IDLE, report pending changes now (RFC 2177). Also re-checked

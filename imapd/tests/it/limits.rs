@@ -147,40 +147,6 @@ fn autologout_after_idle_time() {
 }
 
 #[test]
-fn slow_loris_trickling_a_command_is_cut_off() {
-    let s = TestServer::with(|c| c.net.command_timeout = Duration::from_secs(1));
-    let mut t = connect_from(remote(), s.addr);
-    let greeting = raw_line(&mut t);
-    assert!(greeting.starts_with("* OK"));
-    t.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    // One byte every 200 ms of a command that never ends: far slower
-    // than the 1 s command deadline allows; give up after 60 bytes.
-    let mut cut = false;
-    for b in b"a1 LOGIN ".iter().chain([b'x'; 51].iter()) {
-        if t.write_all(&[*b]).is_err() {
-            cut = true;
-            break;
-        }
-        let mut buf = [0u8; 256];
-        match std::io::Read::read(&mut t, &mut buf) {
-            Ok(0) => {
-                cut = true;
-                break;
-            }
-            Ok(_) => {} // the goodbye; EOF follows
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => {
-                cut = true;
-                break;
-            }
-        }
-    }
-    assert!(cut, "a trickling client was never cut off");
-}
-
-#[test]
 fn slow_but_steady_append_is_not_cut_off() {
     let s = TestServer::with(|c| c.net.command_timeout = Duration::from_secs(1));
     s.add_user("bob@localhost");
@@ -199,4 +165,70 @@ fn slow_but_steady_append_is_not_cut_off() {
     c.send(b"\r\n");
     let r = c.until("s1");
     assert!(r.last().unwrap().starts_with("s1 OK [APPENDUID"), "{r:?}");
+}
+
+/// Send `bytes` one at a time, 200 ms apart; true once the server has
+/// closed the connection (it may say BYE first).
+fn trickle_until_cut(t: &mut std::net::TcpStream, bytes: &[u8]) -> bool {
+    t.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    for b in bytes {
+        if t.write_all(&[*b]).is_err() {
+            return true;
+        }
+        let mut buf = [0u8; 512];
+        loop {
+            match std::io::Read::read(t, &mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue, // `+` or the goodbye; look again
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                Err(_) => return true,
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn trickling_a_literal_byte_by_byte_is_cut_off() {
+    let s = TestServer::with(|c| {
+        c.net.command_timeout = Duration::from_secs(1);
+        c.min_upload_rate = 1000;
+    });
+    s.add_user("bob@localhost");
+    let mut t = connect_from("127.0.0.1".parse().unwrap(), s.addr);
+    raw_line(&mut t);
+    t.write_all(format!("t0 LOGIN bob@localhost \"{PASSWORD}\"\r\n").as_bytes())
+        .unwrap();
+    assert!(raw_line(&mut t).starts_with("t0 OK"));
+    t.write_all(b"t1 APPEND INBOX {100000}\r\n").unwrap();
+    assert!(raw_line(&mut t).starts_with("+ "));
+    // Each byte is consumed (progress for the loop), but 5 bytes a second
+    // is far below the 1000 octets/s the command must average.
+    assert!(trickle_until_cut(&mut t, &[b'x'; 50]));
+}
+
+#[test]
+fn silence_in_the_middle_of_a_literal_ends_the_connection() {
+    let s = TestServer::with(|c| c.net.command_timeout = Duration::from_millis(700));
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    c.send(b"t1 APPEND INBOX {1000}\r\n");
+    assert!(c.line().starts_with("+ "));
+    c.send(b"Subject: half\r\n");
+    // Autologout is 31 minutes; mid-command the deadline is 700 ms.
+    let l = c.line();
+    assert!(l.starts_with("* BYE"), "{l}");
+    assert!(c.closed());
+}
+
+#[test]
+fn slow_loris_trickling_a_command_line_is_cut_off() {
+    let s = TestServer::with(|c| c.net.command_timeout = Duration::from_secs(1));
+    let mut t = connect_from(remote(), s.addr);
+    raw_line(&mut t);
+    let mut bytes = b"a1 LIST \"\" ".to_vec();
+    bytes.extend([b'x'; 50]);
+    assert!(trickle_until_cut(&mut t, &bytes));
 }
