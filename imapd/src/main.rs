@@ -88,14 +88,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let store = mailstore::Store::open(&cli.db)
-        .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
     let tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(cert), Some(key)) => Some(netloop::tls::load_pem(cert, key)?),
         (None, None) if cli.imaps.is_empty() => None,
         (None, None) => bail!("--imaps needs --tls-cert and --tls-key"),
         _ => bail!("--tls-cert and --tls-key go together"),
     };
+    let store = mailstore::Store::open(&cli.db)
+        .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
     let mut config = imapd::Config {
         trace: cli.trace,
         max_literal: cli.max_literal,
