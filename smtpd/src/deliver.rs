@@ -30,6 +30,9 @@ impl SmtpSession {
         let (n, done) = reader.feed(io.input.as_slice());
         io.input.consume(n);
         if !done {
+            if self.content_overdue(io) {
+                return true;
+            }
             self.state = State::Data(env, reader);
             return false;
         }
@@ -62,6 +65,9 @@ impl SmtpSession {
             left -= avail as u64;
         }
         if left > 0 {
+            if self.content_overdue(io) {
+                return true;
+            }
             self.state = State::Chunk {
                 env,
                 left,
@@ -94,6 +100,20 @@ impl SmtpSession {
                 self.reply(io, &reply);
             }
         }
+        true
+    }
+
+    /// True (with a 421 queued and the session closing) when content has
+    /// been arriving for longer than `Timeouts::data_total`: a client
+    /// trickling bytes is cut off; nothing of the message is kept.
+    fn content_overdue(&mut self, io: &mut Io<'_, SmtpDone>) -> bool {
+        let cfg = &self.shared.config;
+        if self.content_since.elapsed() < cfg.timeouts.data_total {
+            return false;
+        }
+        log::info!("#{}: message content too slow, closing", self.conn);
+        self.reply(io, &Reply::timeout(&cfg.hostname));
+        self.closing = true;
         true
     }
 

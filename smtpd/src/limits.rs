@@ -8,7 +8,10 @@
 //!
 //! Timeouts (§4.5.3.2) are written for the client; the server side is
 //! §4.5.3.2.7: wait at least 5 minutes for the next command, and during
-//! DATA the client has 3 minutes per data block (§4.5.3.2.5).
+//! DATA the client has 3 minutes per data block (§4.5.3.2.5). Against a
+//! client that trickles message content a byte at a time (each byte
+//! resetting those timeouts), the content of one DATA or BDAT chunk must
+//! also arrive within a total deadline (10 minutes: 25 MiB at ~350 kbit/s).
 //!
 //! AUTH (RFC 4954 §4) extends the command-line limit to 12288 octets for
 //! the AUTH command and the SASL responses that follow it.
@@ -56,6 +59,9 @@ pub struct Timeouts {
     /// Waiting for the next block of DATA or BDAT chunk bytes
     /// (§4.5.3.2.5): 3 minutes.
     pub data_block: Duration,
+    /// The whole content of one DATA, or one BDAT chunk, must arrive
+    /// within this: 10 minutes.
+    pub data_total: Duration,
 }
 
 impl Default for Timeouts {
@@ -63,16 +69,18 @@ impl Default for Timeouts {
         Timeouts {
             command: Duration::from_secs(5 * 60),
             data_block: Duration::from_secs(3 * 60),
+            data_total: Duration::from_secs(10 * 60),
         }
     }
 }
 
 impl Timeouts {
-    /// Both timeouts set to `d` (handy for tests).
+    /// Every timeout set to `d` (handy for tests).
     pub fn all(d: Duration) -> Timeouts {
         Timeouts {
             command: d,
             data_block: d,
+            data_total: d,
         }
     }
 }
@@ -147,6 +155,7 @@ mod tests {
         let t = Timeouts::default();
         assert_eq!(t.command, Duration::from_secs(300));
         assert_eq!(t.data_block, Duration::from_secs(180));
+        assert!(t.data_total > t.data_block);
         assert_eq!(
             Timeouts::all(Duration::from_secs(1)).command,
             Duration::from_secs(1)

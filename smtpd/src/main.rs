@@ -78,6 +78,10 @@ struct Cli {
     /// Seconds to wait for the next block of message data (§4.5.3.2.5).
     #[arg(long, default_value_t = 180)]
     data_timeout: u64,
+    /// Seconds the whole content of one DATA (or BDAT chunk) may take
+    /// (cuts off clients trickling message bytes).
+    #[arg(long, default_value_t = 600)]
+    data_total_timeout: u64,
     /// Log every session's dialogue as C:/S: lines (message bodies elided).
     #[arg(long)]
     trace: bool,
@@ -114,6 +118,7 @@ fn run(cli: Cli) -> Result<()> {
         timeouts: smtpd::limits::Timeouts {
             command: Duration::from_secs(cli.command_timeout),
             data_block: Duration::from_secs(cli.data_timeout),
+            data_total: Duration::from_secs(cli.data_total_timeout),
         },
         trace: cli.trace,
         allow_plaintext_auth: cli.allow_plaintext_auth,

@@ -138,6 +138,9 @@ pub struct SmtpSession {
     pub(crate) user: Option<mailstore::User>,
     /// STARTTLS was accepted in this callback: handle no more input.
     pub(crate) tls_restart: bool,
+    /// When the current DATA content or BDAT chunk began (its total
+    /// deadline, `Timeouts::data_total`, runs from here).
+    pub(crate) content_since: Instant,
     pub(crate) state: State,
     pub(crate) waiting: Option<Waiting>,
     /// QUIT was answered: ignore further input, close.
@@ -155,6 +158,7 @@ impl SmtpSession {
             helo: None,
             user: None,
             tls_restart: false,
+            content_since: Instant::now(),
             state: State::Idle,
             waiting: None,
             closing: false,

@@ -231,6 +231,7 @@ impl SmtpSession {
                 let reader = DataReader::new(cfg.max_text_line, cfg.max_message_size);
                 self.state = State::Data(env, reader);
                 io.set_timeout(cfg.timeouts.data_block);
+                self.content_since = Instant::now();
                 Reply::start_data()
             }
             other => {
@@ -260,6 +261,7 @@ impl SmtpSession {
             ),
         };
         io.set_timeout(self.shared.config.timeouts.data_block);
+        self.content_since = Instant::now();
         self.state = State::Chunk {
             env,
             left: size,

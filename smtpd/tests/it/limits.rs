@@ -1,7 +1,8 @@
 //! Abuse limits over real sockets, each tried with the offending input:
 //! connections per client address (local clients exempt), a client
 //! trickling a command one byte at a time (slow loris: netloop's
-//! `command_timeout`, 421), a pipelined flood from a client that never
+//! `command_timeout`, 421) or message content likewise (the DATA total
+//! deadline, 421), a pipelined flood from a client that never
 //! reads its replies (memory stays bounded: the server stops reading), and
 //! the AUTH line limit of RFC 4954 §4 (12288 octets; 500 5.5.6 beyond).
 //! The other limits (total connections, idle timeout, command and text
@@ -128,4 +129,45 @@ fn auth_lines_may_be_long_but_not_over_12288_octets() {
     c.expect(&b64(PASSWORD), "235 2.7.0 ");
     // A non-AUTH command line over 512 octets is still refused.
     c.expect(&format!("NOOP {}", "z".repeat(600)), "500 5.5.2 ");
+}
+
+#[test]
+fn message_content_trickled_one_byte_at_a_time_is_cut_off_with_421() {
+    let s = TestServer::with(|c| c.timeouts.data_total = Duration::from_secs(1));
+    let mut c = s.client();
+    c.expect("EHLO slow.example", "250-");
+    c.expect("MAIL FROM:<a@example.org>", "250");
+    c.expect("RCPT TO:<bob@localhost>", "250");
+    c.expect("DATA", "354");
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // Whole lines, one byte at a time: every byte is consumed at once, so
+    // only the total deadline can stop this (300 bytes take 30 s).
+    let mut got = Vec::new();
+    for b in b"slow line\r\n".iter().cycle().take(300) {
+        if c.stream.write_all(&[*b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match c.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("421 4.4.2 "),
+        "cut off with 421, got {text:?}"
+    );
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert!(c.closed());
+    assert!(s.inbox("bob@localhost").is_empty());
 }

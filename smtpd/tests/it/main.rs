@@ -1,7 +1,10 @@
 //! Integration tests of smtpd: session state machine (no sockets), the
 //! RFC 5321 reply paths over real sockets, DATA/BDAT content handling and
-//! limits, third-party clients (Python smtplib, swaks, curl) and a kill -9
-//! crash test of the real binary. One test binary keeps link times down.
+//! limits, AUTH (RFC 4954) and STARTTLS (RFC 3207) / implicit TLS
+//! (RFC 8314) with a rustls client, abuse limits, third-party clients
+//! (Python smtplib, swaks, curl, openssl s_client; plain and TLS) and a
+//! kill -9 crash test of the real binary. One test binary keeps link
+//! times down.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
