@@ -170,7 +170,9 @@ impl SmtpSession {
                 "#{}: AUTH PLAIN as {authc:?} for {authz:?} refused",
                 self.conn
             );
-            self.fail_later(io);
+            if !self.throttled(io, authc) {
+                self.fail_later(io);
+            }
             return;
         }
         self.check_password(io, authc.to_owned(), pass.to_owned());
@@ -191,13 +193,7 @@ impl SmtpSession {
     /// Check the credentials on a store thread, unless the client address
     /// is throttled.
     fn check_password(&mut self, io: &mut Io<'_, SmtpDone>, user: String, pass: String) {
-        if self.shared.config.throttle.is_blocked(self.peer.ip()) {
-            log::info!(
-                "#{}: AUTH as {user:?} refused: too many failures from {}",
-                self.conn,
-                self.peer.ip()
-            );
-            self.reply(io, &Reply::auth_throttled());
+        if self.throttled(io, &user) {
             return;
         }
         self.waiting = Some(Waiting::Auth(user.clone()));
@@ -206,6 +202,21 @@ impl SmtpSession {
             move |r| r.authenticate(&user, &pass),
             move |res| completer.complete(SmtpDone::Auth(res.map_err(|e| e.to_string()))),
         );
+    }
+
+    /// If the client address failed too often, refuse with 454 (without
+    /// looking at the credentials) and return true.
+    fn throttled(&mut self, io: &mut Io<'_, SmtpDone>, user: &str) -> bool {
+        if !self.shared.config.throttle.is_blocked(self.peer.ip()) {
+            return false;
+        }
+        log::info!(
+            "#{}: AUTH as {user:?} refused: too many failures from {}",
+            self.conn,
+            self.peer.ip()
+        );
+        self.reply(io, &Reply::auth_throttled());
+        true
     }
 
     /// Count a failure and answer it after the throttle's delay.

@@ -63,7 +63,7 @@ struct Cli {
     /// Connections open at once from one client address (0: no limit);
     /// clients on this host's own address are exempt.
     #[arg(long, default_value_t = smtpd::limits::MAX_PER_IP)]
-    max_connections_per_ip: usize,
+    max_per_ip: usize,
     /// Seconds a client may take to send one command line once it has
     /// begun (cuts off clients trickling bytes: slow loris).
     #[arg(long, default_value_t = 120)]
@@ -129,7 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         ..smtpd::Config::default()
     };
     config.net.max_connections = cli.max_connections;
-    config.net.max_per_ip = cli.max_connections_per_ip;
+    config.net.max_per_ip = cli.max_per_ip;
     config.net.command_timeout = Duration::from_secs(cli.stall_timeout);
     config.net.idle_timeout = config.timeouts.command;
     config.net.tls = tls;

@@ -183,6 +183,7 @@ impl SmtpSession {
         if !self.shared.config.trace {
             return;
         }
+        let line = line.trim_ascii_start();
         let text = String::from_utf8_lossy(line);
         let is_auth = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"AUTH");
         let shown = if is_auth {
