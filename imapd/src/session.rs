@@ -330,7 +330,16 @@ impl ImapSession {
     /// Handle as much buffered input as the current mode allows.
     fn process_input(&mut self, io: &mut Io<'_, Done>) -> Step {
         let max_line = self.shared.config.max_line;
-        while !self.busy && !self.closing && self.streaming.is_none() {
+        // A client that pipelines commands without reading the answers
+        // must not make us queue output without bound: stop at the high
+        // water mark and go on once the output has drained (netloop calls
+        // on_input again then; meanwhile its input buffer fills and it
+        // stops reading from the socket).
+        while !self.busy
+            && !self.closing
+            && self.streaming.is_none()
+            && io.out.len() < crate::limits::HIGH_WATER
+        {
             match &self.mode {
                 Mode::Command => match self.framer.poll(io.input) {
                     Frame::Incomplete => break,

@@ -232,3 +232,43 @@ fn slow_loris_trickling_a_command_line_is_cut_off() {
     bytes.extend([b'x'; 50]);
     assert!(trickle_until_cut(&mut t, &bytes));
 }
+
+#[test]
+fn output_for_unread_pipelined_commands_stays_bounded() {
+    use netloop::Service as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = mailstore::Store::open(dir.path().join("m.db")).unwrap();
+    let mut svc = imapd::ImapService::new(imapd::Config::default(), store.clone());
+    let info = netloop::ConnInfo {
+        id: 1,
+        peer: "127.0.0.1:40000".parse().unwrap(),
+        local: "127.0.0.1:143".parse().unwrap(),
+    };
+    let mut d = netloop::testing::Driver::new(svc.open(&info));
+    d.open();
+    // 1 MiB of pipelined commands, each answered with ~10 times its size,
+    // from a client that reads nothing.
+    let n = (1 << 20) / 14;
+    let cmds = b"a CAPABILITY\r\n".repeat(n);
+    d.send(&cmds);
+    let queued = d.out.len();
+    assert!(
+        queued < 512 * 1024,
+        "{queued} bytes queued for a client that reads nothing"
+    );
+    assert!(!d.input.is_empty(), "the rest of the input must wait");
+    // As the client reads, the rest is answered, in order, completely.
+    let mut answered = 0;
+    for _ in 0..1000 {
+        let out = d.take_output();
+        answered += out.windows(6).filter(|w| w == b"\na OK ").count();
+        if d.input.is_empty() && out.is_empty() {
+            break;
+        }
+        d.send(b"");
+    }
+    assert_eq!(answered, n);
+    drop(d);
+    drop(svc);
+    store.shutdown();
+}
