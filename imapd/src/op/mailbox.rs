@@ -377,17 +377,49 @@ pub(crate) fn subscribe(
     on: bool,
 ) -> Step {
     let uid = user_id(s);
-    s.write(
+    let probe = name.clone();
+    let write = move |s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String| {
+        s.write(
+            io,
+            move |tx| tx.set_subscribed(uid, &name, on),
+            move |s, io, res| match res {
+                Ok(()) => {
+                    let text = if on {
+                        "SUBSCRIBE completed"
+                    } else {
+                        "UNSUBSCRIBE completed"
+                    };
+                    s.finish(io, &tag, Status::Ok, None, text, true)
+                }
+                Err(e) => {
+                    s.store_error(&tag, &e);
+                    Step::Continue
+                }
+            },
+        );
+        Step::Continue
+    };
+    if !on {
+        return write(s, io, tag);
+    }
+    // Subscriptions may name mailboxes that do not exist (§6.3.6), so they
+    // get the same bounds as mailboxes: name, depth and count.
+    if !name_within_limits(s, &tag, &probe) {
+        return Step::Continue;
+    }
+    let max = s.shared.config.max_mailboxes;
+    s.read(
         io,
-        move |tx| tx.set_subscribed(uid, &name, on),
+        move |r| {
+            let subs = r.subscriptions(uid)?;
+            Ok(subs.len() < max || subs.iter().any(|n| *n == probe))
+        },
         move |s, io, res| match res {
-            Ok(()) => {
-                let text = if on {
-                    "SUBSCRIBE completed"
-                } else {
-                    "UNSUBSCRIBE completed"
-                };
-                s.finish(io, &tag, Status::Ok, None, text, true)
+            Ok(true) => write(s, io, tag),
+            Ok(false) => {
+                let text = format!("Too many subscriptions (limit {max})");
+                s.status(Some(&tag), Status::No, Some(Code::Limit), &text);
+                Step::Continue
             }
             Err(e) => {
                 s.store_error(&tag, &e);

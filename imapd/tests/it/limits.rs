@@ -272,3 +272,23 @@ fn output_for_unread_pipelined_commands_stays_bounded() {
     drop(svc);
     store.shutdown();
 }
+
+#[test]
+fn subscriptions_are_bounded_like_mailboxes() {
+    let s = TestServer::with(|c| c.max_mailboxes = 8);
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    let have = grep(&c.ok("LSUB \"\" *"), "* LSUB").len();
+    assert!(have < 8, "{have}");
+    for k in have..8 {
+        c.ok(&format!("SUBSCRIBE ghost{k}"));
+    }
+    let r = c.cmd("SUBSCRIBE one-more");
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+    // Re-subscribing an existing one is fine; unsubscribing frees a slot.
+    c.ok("SUBSCRIBE ghost7");
+    c.ok("UNSUBSCRIBE ghost7");
+    c.ok("SUBSCRIBE one-more");
+    let r = c.cmd(&format!("SUBSCRIBE {}", "n".repeat(256)));
+    assert!(r[0].contains("NO [LIMIT]"), "{r:?}");
+}
