@@ -412,7 +412,7 @@ pub(crate) fn subscribe(
         io,
         move |r| {
             let subs = r.subscriptions(uid)?;
-            Ok(subs.len() < max || subs.iter().any(|n| *n == probe))
+            Ok(subs.len() < max || subs.contains(&probe))
         },
         move |s, io, res| match res {
             Ok(true) => write(s, io, tag),
