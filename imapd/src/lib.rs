@@ -1,6 +1,9 @@
 //! imapd: minimail's IMAP4rev1 server (RFC 3501) with the extensions real
 //! clients expect (IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE,
-//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, SASL-IR).
+//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, SASL-IR), STARTTLS (§6.2.1)
+//! and implicit TLS (RFC 8314) through netloop, AUTHENTICATE PLAIN and
+//! LOGIN, and LOGINDISABLED for plaintext credentials from non-local
+//! clients (§6.2.3).
 //!
 //! Bytes flow one way: netloop reads -> [`framer`] assembles one command
 //! (literals included) -> [`parse`] makes a typed [`command::Command`] ->
