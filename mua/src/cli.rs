@@ -5,7 +5,9 @@ use crate::cmd;
 use crate::config::{self, FileConfig};
 use crate::error::{MuaError, Result, EXIT_CODES_HELP};
 use crate::imap::Client;
+use crate::net::Options;
 use crate::smtp::SmtpClient;
+use crate::tls::{TlsMode, Trust};
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -13,7 +15,8 @@ use std::path::PathBuf;
 /// mua: a terminal mail client for any SMTP/IMAP server.
 ///
 /// Settings come from flags, else the environment (MUA_SMTP, MUA_IMAP,
-/// MUA_USER, MUA_PASSWORD), else $XDG_CONFIG_HOME/mua/config.toml.
+/// MUA_USER, MUA_PASSWORD, MUA_TLS, MUA_CAFILE), else
+/// $XDG_CONFIG_HOME/mua/config.toml.
 /// The password comes from MUA_PASSWORD, else the first line of stdin with
 /// --password-stdin, else a no-echo prompt.
 #[derive(Debug, Parser)]
@@ -42,6 +45,14 @@ pub struct Global {
     /// Read the password from the first line of standard input.
     #[arg(long, global = true)]
     pub password_stdin: bool,
+    /// When to use TLS: auto (STARTTLS if offered and the server is not on
+    /// loopback), starttls (required), implicit (ports 465/993), none.
+    #[arg(long, env = "MUA_TLS", global = true, value_enum, value_name = "MODE")]
+    pub tls: Option<TlsMode>,
+    /// Also trust the certificates in this PEM file (e.g. a self-signed
+    /// server's, from `minimail cert`), besides the system's roots.
+    #[arg(long, env = "MUA_CAFILE", global = true, value_name = "PEM")]
+    pub cafile: Option<PathBuf>,
     /// Print the SMTP/IMAP dialogue to stderr (credentials masked).
     #[arg(long, global = true)]
     pub trace: bool,
@@ -82,6 +93,7 @@ pub struct Ctx {
     /// The config file.
     pub file: FileConfig,
     password: Option<String>,
+    net: Option<Options>,
 }
 
 impl Ctx {
@@ -95,6 +107,7 @@ impl Ctx {
             global,
             file,
             password: None,
+            net: None,
         })
     }
 
@@ -150,6 +163,30 @@ impl Ctx {
         self.setting(&self.global.smtp, &self.file.smtp, "smtp", "MUA_SMTP")
     }
 
+    /// How to connect: `--tls`/`MUA_TLS`/`tls`, `--cafile`/`MUA_CAFILE`/
+    /// `cafile`, and `--trace`. The cafile is read once per run.
+    ///
+    /// # Errors
+    /// `Usage` for an unreadable cafile.
+    pub fn net_options(&mut self) -> Result<Options> {
+        if let Some(o) = &self.net {
+            return Ok(o.clone());
+        }
+        let cafile = match (&self.global.cafile, &self.file.cafile) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(p)) => Some(config::expand_home(p)),
+            (None, None) => None,
+        };
+        let o = Options {
+            trace: self.global.trace,
+            tls: self.global.tls.or(self.file.tls).unwrap_or_default(),
+            trust: Trust::new(cafile.as_deref())?,
+            ..Options::default()
+        };
+        self.net = Some(o.clone());
+        Ok(o)
+    }
+
     /// The mailbox for sent copies.
     pub fn sent_mailbox(&self) -> String {
         self.file.sent.clone().unwrap_or_else(|| "Sent".into())
@@ -193,7 +230,8 @@ impl Ctx {
         let addr = self.imap_addr()?;
         let user = self.user()?;
         let pass = self.password()?;
-        let mut c = Client::connect(&addr, self.global.trace)?;
+        let net = self.net_options()?;
+        let mut c = Client::connect(&addr, &net)?;
         c.login(&user, &pass)?;
         Ok(c)
     }
@@ -206,7 +244,8 @@ impl Ctx {
         let addr = self.smtp_addr()?;
         let user = self.user()?;
         let pass = self.password()?;
-        let mut c = SmtpClient::connect(&addr, self.global.trace)?;
+        let net = self.net_options()?;
+        let mut c = SmtpClient::connect(&addr, &net)?;
         if c.extension("AUTH").is_some() {
             c.auth(&user, &pass)?;
         }

@@ -1,5 +1,5 @@
 //! Account settings: flags, else environment (MUA_SMTP, MUA_IMAP, MUA_USER,
-//! MUA_PASSWORD), else `$XDG_CONFIG_HOME/mua/config.toml`
+//! MUA_PASSWORD, MUA_TLS, MUA_CAFILE), else `$XDG_CONFIG_HOME/mua/config.toml`
 //! (`~/.config/mua/config.toml` when XDG_CONFIG_HOME is unset).
 //!
 //! ```toml
@@ -8,10 +8,13 @@
 //! user = "alice@localhost"
 //! name = "Alice Example"    # display name for From (optional)
 //! sent = "Sent"             # mailbox for sent copies (optional)
+//! tls = "auto"              # auto | starttls | implicit | none (RFC 3207, RFC 8314)
+//! cafile = "~/server.pem"   # extra trusted certificates, PEM (optional)
 //! ```
 
 use crate::error::{MuaError, Result};
-use std::path::PathBuf;
+use crate::tls::TlsMode;
+use std::path::{Path, PathBuf};
 
 /// The config file's contents; every key optional.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -27,6 +30,18 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// Mailbox that receives copies of sent mail (default "Sent").
     pub sent: Option<String>,
+    /// When to use TLS.
+    pub tls: Option<TlsMode>,
+    /// PEM file of extra trusted certificates.
+    pub cafile: Option<PathBuf>,
+}
+
+/// Expands a leading `~/` to `$HOME/` (config files are written by hand).
+pub fn expand_home(p: &Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
 }
 
 /// Where the config file lives by default.
@@ -74,5 +89,9 @@ mod tests {
         assert_eq!(c.user.as_deref(), Some("a@b"));
         assert!(c.imap.is_none());
         assert!(parse("smpt = \"typo\"").is_err());
+        let c = parse("tls = \"implicit\"\ncafile = \"/etc/ca.pem\"\n").unwrap();
+        assert_eq!(c.tls, Some(TlsMode::Implicit));
+        assert_eq!(c.cafile, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(parse("tls = \"always\"").is_err());
     }
 }

@@ -12,7 +12,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_OTHER: u8 = 1;
 /// Exit status for bad command-line usage or missing account settings.
 pub const EXIT_USAGE: u8 = 2;
-/// Exit status when the SMTP or IMAP server cannot be reached.
+/// Exit status when the SMTP or IMAP server cannot be reached, or TLS with
+/// it cannot be set up.
 pub const EXIT_CONNECT: u8 = 3;
 /// Exit status when the server refuses the credentials.
 pub const EXIT_AUTH: u8 = 4;
@@ -27,7 +28,9 @@ Exit codes:
   0  success
   1  other error (local I/O, protocol violation by the server)
   2  usage error (bad arguments, missing account settings)
-  3  cannot connect to the SMTP/IMAP server (refused, unreachable, timed out)
+  3  cannot connect to the SMTP/IMAP server (refused, unreachable, timed out),
+     or cannot secure the connection (untrusted certificate: see --cafile;
+     --tls starttls but the server does not offer STARTTLS)
   4  authentication refused
   5  no such mailbox, UID or attachment
   6  message or command refused by the server (its reply is printed)";
@@ -46,6 +49,9 @@ pub enum MuaError {
         /// What the OS said.
         reason: io::Error,
     },
+    /// TLS could not be set up: handshake, certificate or STARTTLS refused.
+    #[error("cannot secure the connection: {0}")]
+    Tls(String),
     /// The server refused the credentials (SMTP 535, IMAP LOGIN NO).
     #[error("authentication refused: {0}")]
     Auth(String),
@@ -65,7 +71,7 @@ impl MuaError {
     pub fn exit_code(&self) -> u8 {
         match self {
             MuaError::Usage(_) => EXIT_USAGE,
-            MuaError::Connect { .. } => EXIT_CONNECT,
+            MuaError::Connect { .. } | MuaError::Tls(_) => EXIT_CONNECT,
             MuaError::Auth(_) => EXIT_AUTH,
             MuaError::NotFound(_) => EXIT_NOT_FOUND,
             MuaError::Refused(_) => EXIT_REFUSED,

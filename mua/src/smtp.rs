@@ -2,10 +2,11 @@
 //!
 //! Covers the greeting, EHLO (HELO fallback), AUTH PLAIN / LOGIN when offered
 //! (RFC 4954, RFC 4616), MAIL/RCPT/DATA with dot-stuffing (§4.5.2), QUIT, and
-//! multiline reply parsing (§4.2.1). Credentials never appear in `--trace`.
+//! multiline reply parsing (§4.2.1), and STARTTLS (RFC 3207 §4: EHLO again
+//! over TLS). Credentials never appear in `--trace`.
 
 use crate::error::{MuaError, Result};
-use crate::net::Conn;
+use crate::net::{Conn, Options};
 use base64::Engine;
 
 /// One SMTP reply: the three-digit code and its text lines (RFC 5321 §4.2).
@@ -81,12 +82,15 @@ pub struct SmtpClient {
 }
 
 impl SmtpClient {
-    /// Connects, reads the greeting and says EHLO (HELO if EHLO is refused).
+    /// Connects, reads the greeting and says EHLO (HELO if EHLO is refused);
+    /// secures the session with STARTTLS when `opts.tls` asks for it
+    /// (RFC 3207 §4), then says EHLO again and keeps only the new keywords.
     ///
     /// # Errors
-    /// `Connect` if unreachable, `Refused` if the greeting is not 220.
-    pub fn connect(addr: &str, trace: bool) -> Result<SmtpClient> {
-        let conn = Conn::connect(addr, trace)?;
+    /// `Connect` if unreachable, `Tls` if TLS cannot be set up, `Refused`
+    /// if the greeting is not 220.
+    pub fn connect(addr: &str, opts: &Options) -> Result<SmtpClient> {
+        let conn = Conn::connect(addr, opts)?;
         let mut c = SmtpClient {
             conn,
             extensions: Vec::new(),
@@ -95,17 +99,41 @@ impl SmtpClient {
         if greeting.code != 220 {
             return Err(MuaError::Refused(greeting.text()));
         }
+        c.hello()?;
+        if c.conn.want_starttls(c.extension("STARTTLS").is_some())? {
+            let r = c.command("STARTTLS", None)?;
+            if r.code != 220 {
+                return Err(MuaError::Tls(format!(
+                    "{addr} refused STARTTLS: {}",
+                    r.text()
+                )));
+            }
+            c.conn.start_tls()?;
+            // §4.2: everything learnt before TLS is forgotten.
+            c.extensions.clear();
+            c.hello()?;
+        }
+        Ok(c)
+    }
+
+    /// EHLO, or HELO if the server refuses EHLO; records the keywords.
+    fn hello(&mut self) -> Result<()> {
         let me = "mua.localhost";
-        let r = c.command(&format!("EHLO {me}"), None)?;
+        let r = self.command(&format!("EHLO {me}"), None)?;
         if r.is_positive() {
-            c.extensions = r.lines.iter().skip(1).map(|l| l.to_uppercase()).collect();
+            self.extensions = r.lines.iter().skip(1).map(|l| l.to_uppercase()).collect();
         } else {
-            let r = c.command(&format!("HELO {me}"), None)?;
+            let r = self.command(&format!("HELO {me}"), None)?;
             if !r.is_positive() {
                 return Err(MuaError::Refused(r.text()));
             }
         }
-        Ok(c)
+        Ok(())
+    }
+
+    /// True once the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.conn.is_tls()
     }
 
     /// The parameters of an EHLO keyword, if advertised.
@@ -322,7 +350,7 @@ mod tests {
             "DATA" => "354 go\r\n".into(),
             _ => "250 ok\r\n".into(),
         });
-        let mut c = SmtpClient::connect(&addr, false).unwrap();
+        let mut c = SmtpClient::connect(&addr, &Options::default()).unwrap();
         assert_eq!(c.extension("SIZE"), Some("1000"));
         c.auth("a@x", "pw").unwrap();
         c.send("a@x", &["b@x".into()], b"Subject: s\n\n.hidden\n")
@@ -348,7 +376,7 @@ mod tests {
                 "250 ok\r\n".into()
             }
         });
-        let mut c = SmtpClient::connect(&addr, false).unwrap();
+        let mut c = SmtpClient::connect(&addr, &Options::default()).unwrap();
         // No AUTH advertised (HELO only): nothing to do.
         c.auth("a@x", "pw").unwrap();
         let err = c.send("a@x", &["nobody@x".into()], b"x\r\n").unwrap_err();
@@ -373,7 +401,7 @@ mod tests {
                 "221 bye\r\n".into()
             }
         });
-        let mut c = SmtpClient::connect(&addr, false).unwrap();
+        let mut c = SmtpClient::connect(&addr, &Options::default()).unwrap();
         assert!(matches!(c.auth("a@x", "pw"), Err(MuaError::Auth(_))));
         c.quit();
         h.join().unwrap();

@@ -3,13 +3,13 @@
 //! Sends tagged commands with strings as quoted or literal (synchronising
 //! `{n}` waiting for `+`, §7.5; or `{n+}` when LITERAL+ is advertised,
 //! RFC 7888), collects untagged data until the tagged completion (§7.1),
-//! and does LOGIN (§6.2.3, password masked in traces). The typed mailbox
-//! and message commands are in `commands.rs`.
+//! does STARTTLS (§6.2.1) and LOGIN (§6.2.3, password masked in traces).
+//! The typed mailbox and message commands are in `commands.rs`.
 
 use super::parse::{literal_len, parse_response, RespText, Response, Status, Untagged};
 use super::utf7;
 use crate::error::{MuaError, Result};
-use crate::net::Conn;
+use crate::net::{Conn, Options};
 
 /// Largest literal we accept from a server (a message bigger is refused).
 pub const MAX_LITERAL: usize = 512 << 20;
@@ -100,20 +100,24 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and reads the greeting; learns the capabilities.
+    /// Connects and reads the greeting; learns the capabilities. Secures the
+    /// session with STARTTLS when `opts.tls` asks for it (RFC 3501 §6.2.1),
+    /// then asks CAPABILITY again: capabilities from before TLS are dropped.
     ///
     /// # Errors
-    /// `Connect` if unreachable; `Refused` on a BYE greeting.
-    pub fn connect(addr: &str, trace: bool) -> Result<Client> {
-        let conn = Conn::connect(addr, trace)?;
+    /// `Connect` if unreachable; `Tls` if TLS cannot be set up; `Refused`
+    /// on a BYE greeting.
+    pub fn connect(addr: &str, opts: &Options) -> Result<Client> {
+        let conn = Conn::connect(addr, opts)?;
         let mut c = Client {
             conn,
             next_tag: 1,
             caps: Vec::new(),
         };
-        match c.read_response()? {
-            Response::Untagged(Untagged::State(Status::Ok | Status::Preauth, text)) => {
+        let preauth = match c.read_response()? {
+            Response::Untagged(Untagged::State(status @ (Status::Ok | Status::Preauth), text)) => {
                 c.caps_from_code(&text);
+                status == Status::Preauth
             }
             Response::Untagged(Untagged::State(_, text)) => {
                 return Err(MuaError::Refused(text.to_string()))
@@ -121,11 +125,30 @@ impl Client {
             other => {
                 return Err(MuaError::Protocol(format!("unexpected greeting {other:?}")));
             }
-        }
+        };
         if c.caps.is_empty() {
             c.refresh_caps()?;
         }
+        // STARTTLS is only valid before authentication (§6.2.1).
+        let offered = c.has("STARTTLS") && !preauth;
+        if c.conn.want_starttls(offered)? {
+            let done = c.run(vec![Arg::raw("STARTTLS")], None)?;
+            if done.status != Status::Ok {
+                return Err(MuaError::Tls(format!(
+                    "{addr} refused STARTTLS: {:?} {}",
+                    done.status, done.text
+                )));
+            }
+            c.conn.start_tls()?;
+            c.caps.clear();
+            c.refresh_caps()?;
+        }
         Ok(c)
+    }
+
+    /// True once the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.conn.is_tls()
     }
 
     fn caps_from_code(&mut self, text: &RespText) -> bool {
@@ -303,6 +326,14 @@ impl Client {
     /// # Errors
     /// `Auth` when refused.
     pub fn login(&mut self, user: &str, password: &str) -> Result<()> {
+        if self.has("LOGINDISABLED") {
+            // §6.2.3: the server will refuse it; don't send the password.
+            return Err(MuaError::Auth(format!(
+                "{} refuses LOGIN on this connection (LOGINDISABLED): it wants TLS \
+                 first; use --tls starttls or --tls implicit",
+                self.conn.addr()
+            )));
+        }
         let shown = format!("LOGIN {} ****", quote(user.as_bytes()).unwrap_or_default());
         let done = self.run(
             vec![Arg::raw("LOGIN"), Arg::str(user), Arg::str(password)],

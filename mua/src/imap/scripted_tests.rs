@@ -68,7 +68,7 @@ fn synchronising_literals_wait_for_continuation() {
             format!("{tag} OK done\r\n")
         }
     });
-    let mut c = Client::connect(&addr, false).unwrap();
+    let mut c = Client::connect(&addr, &crate::net::Options::default()).unwrap();
     c.login("jürgen@x", "pa\"ss").unwrap();
     c.append("Entwürfe", &["\\Seen"], b"Subject: x\r\n\r\nhi\r\n")
         .unwrap();
@@ -84,7 +84,7 @@ fn synchronising_literals_wait_for_continuation() {
 #[test]
 fn move_falls_back_to_copy_store_expunge() {
     let (addr, h) = serve("IMAP4rev1 LITERAL+", |tag, _| format!("{tag} OK done\r\n"));
-    let mut c = Client::connect(&addr, false).unwrap();
+    let mut c = Client::connect(&addr, &crate::net::Options::default()).unwrap();
     c.uid_move("4:5", "Archive").unwrap();
     c.logout();
     let seen = h.join().unwrap();
@@ -111,7 +111,7 @@ fn move_uses_move_and_refusals_map_to_errors() {
             format!("{tag} OK done\r\n")
         }
     });
-    let mut c = Client::connect(&addr, false).unwrap();
+    let mut c = Client::connect(&addr, &crate::net::Options::default()).unwrap();
     assert!(matches!(c.login("a", "b"), Err(MuaError::Auth(_))));
     let sel = c.select("INBOX", false).unwrap();
     assert_eq!(
@@ -146,7 +146,7 @@ fn fetch_literals_and_interleaved_untagged_data() {
             format!("{tag} OK done\r\n")
         }
     });
-    let mut c = Client::connect(&addr, false).unwrap();
+    let mut c = Client::connect(&addr, &crate::net::Options::default()).unwrap();
     let data = c.uid_fetch("7", "(UID BODY.PEEK[])").unwrap();
     assert_eq!(
         data.len(),
@@ -171,7 +171,7 @@ fn bye_greeting_is_refused() {
         s.write_all(b"* BYE too busy\r\n").unwrap();
     });
     assert!(matches!(
-        Client::connect(&addr, false),
+        Client::connect(&addr, &crate::net::Options::default()),
         Err(MuaError::Refused(_))
     ));
     h.join().unwrap();

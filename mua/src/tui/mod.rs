@@ -15,6 +15,7 @@ pub mod worker;
 
 use crate::cli::Ctx;
 use crate::compose::Draft;
+use crate::net::Options;
 use app::{Action, App};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyEventKind};
 use ratatui::crossterm::execute;
@@ -209,6 +210,10 @@ pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
         user: ctx.user()?,
         password: ctx.password()?,
         sent: ctx.sent_mailbox(),
+        net: Options {
+            trace: false,
+            ..ctx.net_options()?
+        },
     };
     // Log in before taking over the screen, so a bad account fails with
     // its exit code; the worker then uses this session.

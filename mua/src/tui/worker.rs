@@ -9,6 +9,7 @@ use crate::cmd::mailboxes::mailbox_rows;
 use crate::error::{MuaError, Result};
 use crate::imap::parse::Untagged;
 use crate::imap::{uid_set, Arg, Client};
+use crate::net::Options;
 use crate::smtp::SmtpClient;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -28,11 +29,13 @@ pub struct Account {
     pub password: String,
     /// Sent mailbox.
     pub sent: String,
+    /// TLS mode and trust (trace off: the screen is the terminal).
+    pub net: Options,
 }
 
 impl Account {
     fn imap_session(&self) -> Result<Client> {
-        let mut c = Client::connect(&self.imap, false)?;
+        let mut c = Client::connect(&self.imap, &self.net)?;
         c.login(&self.user, &self.password)?;
         Ok(c)
     }
@@ -183,7 +186,7 @@ impl Worker {
                 }
                 let rcpts = draft.recipients()?;
                 let (id, bytes) = draft.build()?;
-                let mut smtp = SmtpClient::connect(&self.account.smtp, false)?;
+                let mut smtp = SmtpClient::connect(&self.account.smtp, &self.account.net)?;
                 smtp.auth(&self.account.user, &self.account.password)?;
                 smtp.send(
                     &self.account.user,

@@ -127,8 +127,9 @@ fn tui_lists_threads_reads_and_sees_new_mail_live() {
         user: "bob@localhost".into(),
         password: PASSWORD.into(),
         sent: "Sent".into(),
+        net: mua::net::Options::default(),
     };
-    let mut client = mua::imap::Client::connect(&account.imap, false).unwrap();
+    let mut client = mua::imap::Client::connect(&account.imap, &account.net).unwrap();
     client.login(&account.user, &account.password).unwrap();
     let (req_tx, req_rx) = mpsc::channel();
     let (ev_tx, ev_rx) = mpsc::channel();
