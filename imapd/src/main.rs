@@ -61,9 +61,9 @@ struct Cli {
     /// Seconds a started command may sit incomplete without progress
     /// before the connection is closed (slow senders).
     #[arg(long, default_value_t = imapd::limits::COMMAND_TIMEOUT.as_secs())]
-    command_timeout_secs: u64,
+    stall_timeout: u64,
     /// Bytes per second a command with literals must average once it has
-    /// taken longer than --command-timeout-secs.
+    /// taken longer than --stall-timeout.
     #[arg(long, default_value_t = imapd::limits::MIN_UPLOAD_RATE)]
     min_upload_rate: u64,
     /// Minutes of inactivity before autologout (RFC 3501 §5.4: >= 30).
@@ -108,7 +108,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     config.net.max_connections = cli.max_connections;
     config.net.max_per_ip = cli.max_per_ip;
-    config.net.command_timeout = Duration::from_secs(cli.command_timeout_secs);
+    config.net.command_timeout = Duration::from_secs(cli.stall_timeout);
     config.net.idle_timeout = config.autologout;
     config.net.tls = tls;
     let listen: Vec<netloop::Listener> = cli
