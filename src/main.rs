@@ -78,8 +78,9 @@ struct UpArgs {
     max_connections: usize,
     /// Connections open at once from one client address, per server
     /// (clients on the server's own address are exempt; 0 = no limit).
-    #[arg(long, default_value_t = 64)]
-    max_per_ip: usize,
+    /// Default: SMTP 20, IMAP 50.
+    #[arg(long)]
+    max_per_ip: Option<usize>,
     /// Implicit-TLS SMTP (submissions) listen address, e.g. 127.0.0.1:465 (repeatable).
     #[arg(long)]
     smtps: Vec<SocketAddr>,
@@ -118,7 +119,7 @@ impl Default for UpArgs {
                 hostname: "localhost".into(),
                 max_message_size: 25 * 1024 * 1024,
                 max_connections: 1024,
-                max_per_ip: 64,
+                max_per_ip: None,
                 smtps: Vec::new(),
                 imaps: Vec::new(),
                 tls_cert: None,
@@ -208,11 +209,13 @@ fn up(a: UpArgs) -> Result<()> {
     let store = open_store(&a.db)?;
     // One failed-login count per client address across both protocols.
     let throttle = netloop::Throttle::new(netloop::ThrottleConfig::default());
-    let net = netloop::Config {
+    // Each server keeps its own defaults (timeouts, per-address limit)
+    // unless the command line says otherwise.
+    let net = |defaults: netloop::Config| netloop::Config {
         max_connections: a.max_connections,
-        max_per_ip: a.max_per_ip,
-        tls,
-        ..netloop::Config::default()
+        max_per_ip: a.max_per_ip.unwrap_or(defaults.max_per_ip),
+        tls: tls.clone(),
+        ..defaults
     };
     let smtp_cfg = smtpd::Config {
         hostname: a.hostname.clone(),
@@ -221,20 +224,14 @@ fn up(a: UpArgs) -> Result<()> {
         trace: a.trace,
         allow_plaintext_auth: a.allow_plaintext_auth,
         throttle: throttle.clone(),
-        net: netloop::Config {
-            idle_timeout: smtpd::Config::default().net.idle_timeout,
-            ..net.clone()
-        },
+        net: net(smtpd::Config::default().net),
         ..smtpd::Config::default()
     };
     let imap_cfg = imapd::Config {
         trace: a.trace,
         allow_plaintext_auth: a.allow_plaintext_auth,
         throttle,
-        net: netloop::Config {
-            idle_timeout: imapd::Config::default().net.idle_timeout,
-            ..net
-        },
+        net: net(imapd::Config::default().net),
         ..imapd::Config::default()
     };
 
