@@ -3,9 +3,11 @@
 //! that hostile input cannot exhaust the stack.
 
 use super::{
-    astring, astring_text, atom, date, flag, mod_sequence_value, number, sequence_set, sp, PResult,
+    astring, astring_text, atom, date, flag, mod_sequence_value, number, quoted, sequence_set, sp,
+    PResult,
 };
 use crate::command::{CommandBody, SearchKey};
+use nom::branch::alt;
 use nom::bytes::complete::{tag_no_case, take_while1};
 use nom::character::complete::char;
 use nom::combinator::{all_consuming, map, opt};
@@ -140,9 +142,21 @@ pub(crate) fn search_key(i: &[u8], depth: usize) -> PResult<'_, SearchKey> {
             |(a, b)| SearchKey::Or(Box::new(a), Box::new(b)),
         )
         .parse(rest),
-        // MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-value
+        // MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-value;
+        // entry-name is a quoted "/flags/..." and entry-type-req one of
+        // three words (RFC 7162 §7), so `MODSEQ 5 LARGER 10` is a MODSEQ
+        // key followed by a LARGER key, not an entry.
         b"MODSEQ" => {
-            let entry = (sp, astring, sp, atom);
+            let entry = (
+                sp,
+                quoted,
+                sp,
+                alt((
+                    tag_no_case("priv"),
+                    tag_no_case("shared"),
+                    tag_no_case("all"),
+                )),
+            );
             map(
                 preceded((opt(entry), sp), mod_sequence_value),
                 SearchKey::ModSeq,
