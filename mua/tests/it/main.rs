@@ -6,5 +6,6 @@
 
 mod errors;
 mod roundtrip;
+mod tls;
 mod tui;
 mod util;

@@ -13,6 +13,11 @@ pub const PASSWORD: &str = "s3cret-Pw-9";
 pub struct Servers {
     pub smtp: SocketAddr,
     pub imap: SocketAddr,
+    /// Implicit-TLS listeners (`start_tls` only).
+    pub smtps: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    /// The servers' self-signed certificate, PEM (`start_tls` only).
+    pub cafile: std::path::PathBuf,
     handles: Vec<netloop::ShutdownHandle>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
     pub dir: tempfile::TempDir,
@@ -29,6 +34,22 @@ pub struct Output {
 impl Servers {
     /// Starts smtpd and imapd with users alice@localhost and bob@localhost.
     pub fn start() -> Servers {
+        Servers::start_with(None)
+    }
+
+    /// As `start`, with a self-signed certificate for 127.0.0.1 and
+    /// localhost: STARTTLS on `smtp`/`imap`, implicit TLS on `smtps`/`imaps`.
+    pub fn start_tls() -> Servers {
+        Servers::start_tls_for(&["localhost", "127.0.0.1"])
+    }
+
+    /// As `start_tls`, with a certificate for `names`.
+    pub fn start_tls_for(names: &[&str]) -> Servers {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        Servers::start_with(Some(netloop::tls::self_signed(&names).unwrap()))
+    }
+
+    fn start_with(cert: Option<netloop::tls::SelfSigned>) -> Servers {
         let dir = tempfile::tempdir().unwrap();
         let store = mailstore::Store::open(dir.path().join("mail.db")).unwrap();
         for user in ["alice@localhost", "bob@localhost"] {
@@ -36,27 +57,54 @@ impl Servers {
                 .write_sync(move |tx| tx.create_user(user, &mailstore::hash_password(PASSWORD)?))
                 .unwrap();
         }
+        let cafile = dir.path().join("ca.pem");
+        let mut net = netloop::Config::default();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let smtp = smtpd::bind(
-            &[any],
+        let mut listen = vec![netloop::Listener {
+            addr: any,
+            implicit_tls: false,
+        }];
+        if let Some(c) = &cert {
+            std::fs::write(&cafile, &c.cert_pem).unwrap();
+            net.tls =
+                Some(netloop::tls::from_pem(c.cert_pem.as_bytes(), c.key_pem.as_bytes()).unwrap());
+            listen.push(netloop::Listener {
+                addr: any,
+                implicit_tls: true,
+            });
+        }
+        let smtp = smtpd::bind_listeners(
+            &listen,
             smtpd::Config {
                 domains: vec!["localhost".into()],
+                net: net.clone(),
                 ..Default::default()
             },
             store.clone(),
         )
         .unwrap();
-        let imap = imapd::bind(&[any], imapd::Config::default(), store.clone()).unwrap();
-        let smtp_addr = smtp.local_addrs()[0];
-        let imap_addr = imap.local_addrs()[0];
+        let imap = imapd::bind_listeners(
+            &listen,
+            imapd::Config {
+                net,
+                ..Default::default()
+            },
+            store.clone(),
+        )
+        .unwrap();
+        let smtp_addrs = smtp.local_addrs();
+        let imap_addrs = imap.local_addrs();
         let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
         let threads = vec![
             std::thread::spawn(move || smtp.run()),
             std::thread::spawn(move || imap.run()),
         ];
         Servers {
-            smtp: smtp_addr,
-            imap: imap_addr,
+            smtp: smtp_addrs[0],
+            imap: imap_addrs[0],
+            smtps: smtp_addrs.get(1).copied(),
+            imaps: imap_addrs.get(1).copied(),
+            cafile,
             handles,
             threads,
             dir,
