@@ -3,7 +3,7 @@
 //! that hostile input cannot exhaust the stack.
 
 use super::{
-    astring, astring_text, atom, date, flag, mod_sequence_value, number, quoted, sequence_set, sp,
+    astring, astring_text, date, flag, mod_sequence_value, number, quoted, sequence_set, sp,
     PResult,
 };
 use crate::command::{CommandBody, SearchKey};
