@@ -45,8 +45,7 @@ pub struct Global {
     /// Read the password from the first line of standard input.
     #[arg(long, global = true)]
     pub password_stdin: bool,
-    /// When to use TLS: auto (STARTTLS if offered and the server is not on
-    /// loopback), starttls (required), implicit (ports 465/993), none.
+    /// When to use TLS (default: auto).
     #[arg(long, env = "MUA_TLS", global = true, value_enum, value_name = "MODE")]
     pub tls: Option<TlsMode>,
     /// Also trust the certificates in this PEM file (e.g. a self-signed

@@ -24,4 +24,6 @@ pub mod net;
 pub mod query;
 pub mod smtp;
 pub mod tls;
+#[cfg(test)]
+mod tls_tests;
 pub mod tui;
