@@ -34,12 +34,19 @@ fn start() -> Minimail {
             .unwrap();
     }
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let smtp_cfg = smtpd::Config {
+    // With a certificate, as a real deployment has: STARTTLS is advertised
+    // (the runner only checks how it is offered and refused; it speaks TCP).
+    let cert = netloop::tls::self_signed(&["localhost".into()]).unwrap();
+    let tls = netloop::tls::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
+    let mut smtp_cfg = smtpd::Config {
         domains: vec!["localhost".into()],
         ..Default::default()
     };
+    smtp_cfg.net.tls = Some(tls.clone());
+    let mut imap_cfg = imapd::Config::default();
+    imap_cfg.net.tls = Some(tls);
     let smtp = smtpd::bind(&[any], smtp_cfg, store.clone()).unwrap();
-    let imap = imapd::bind(&[any], imapd::Config::default(), store.clone()).unwrap();
+    let imap = imapd::bind(&[any], imap_cfg, store.clone()).unwrap();
     let smtp_addr = smtp.local_addrs()[0];
     let imap_addr = imap.local_addrs()[0];
     let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
