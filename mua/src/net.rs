@@ -178,8 +178,10 @@ impl Conn {
             .map_err(|e| MuaError::Tls(format!("cannot start TLS with {}: {e}", self.addr)))?;
         let mut sock = self.sock.try_clone()?;
         while tls.is_handshaking() {
-            tls.complete_io(&mut sock)
-                .map_err(|e| self.opts.trust.handshake_error(&self.addr, &e))?;
+            tls.complete_io(&mut sock).map_err(|e| {
+                let implicit = self.opts.tls == TlsMode::Implicit;
+                self.opts.trust.handshake_error(&self.addr, &e, implicit)
+            })?;
         }
         if self.opts.trace {
             let version = match tls.protocol_version() {

@@ -179,8 +179,9 @@ impl Trust {
         Ok(Arc::new(config))
     }
 
-    /// Turns a failed handshake into a message that says what to do.
-    pub fn handshake_error(&self, server: &str, err: &std::io::Error) -> MuaError {
+    /// Turns a failed handshake into a message that says what to do;
+    /// `implicit` says TLS was tried from the first byte.
+    pub fn handshake_error(&self, server: &str, err: &std::io::Error, implicit: bool) -> MuaError {
         let rustls_err = err
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -196,6 +197,17 @@ impl Trust {
                          or cafile = \"...\" in the config file)"
                     .into(),
             },
+            Some(rustls::Error::InvalidMessage(_)) if implicit => format!(
+                "; the server did not answer in TLS: is {server} a plaintext port? \
+                 --tls implicit is for TLS ports (465, 993); use --tls starttls or auto"
+            ),
+            None if matches!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+            {
+                "; the server did not answer the TLS handshake in time".into()
+            }
             _ => String::new(),
         };
         MuaError::Tls(format!("TLS handshake with {server} failed: {err}{hint}"))

@@ -105,6 +105,14 @@ fn implicit_tls_send_list_read() {
     let (list, read) = list_and_read(&s, &tls);
     assert!(list.stdout.contains("Implicit hello"), "{}", list.stdout);
     assert!(read.stdout.contains("over TLS"), "{}", read.stdout);
+    // Implicit TLS against a plaintext port: a clear exit 3, no LOGIN.
+    let out = run(
+        s.mua("bob@localhost")
+            .args(["--tls", "implicit", "--cafile", &ca, "list"]),
+        None,
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("plaintext port"), "{}", out.stderr);
 }
 
 #[test]
