@@ -74,6 +74,21 @@ fn starttls_send_list_read_with_cafile() {
         list.stderr
     );
     assert!(read.stdout.contains("over TLS"), "{}", read.stdout);
+    // A DNS name is checked against the certificate's DNS SAN.
+    let by_name = format!("localhost:{}", s.imap.port());
+    let out = run(
+        s.mua("bob@localhost")
+            .args(["--imap", &by_name])
+            .args(tls)
+            .arg("mailboxes"),
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("established with localhost]"),
+        "{}",
+        out.stderr
+    );
     // After TLS the server no longer offers STARTTLS nor LOGINDISABLED.
     let after = &list.stderr[list.stderr.find("established").unwrap()..];
     let caps = after
