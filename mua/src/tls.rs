@@ -119,6 +119,8 @@ pub struct Trust {
     cafile: Option<PathBuf>,
     extra: Arc<Vec<CertificateDer<'static>>>,
     config: Arc<OnceLock<std::result::Result<Arc<rustls::ClientConfig>, String>>>,
+    /// How many system roots were usable (known once `config` is built).
+    system_roots: Arc<OnceLock<usize>>,
 }
 
 impl Trust {
@@ -135,6 +137,7 @@ impl Trust {
             cafile: cafile.map(Path::to_path_buf),
             extra: Arc::new(extra),
             config: Arc::default(),
+            system_roots: Arc::default(),
         })
     }
 
@@ -159,17 +162,16 @@ impl Trust {
         // Unreadable system certificates are skipped, as curl does: the
         // store is often partly broken, and --cafile still works.
         let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
+        let (system, _) = roots.add_parsable_certificates(native.certs);
+        // Only read after `config` is set; a race would merely skip a hint.
+        let _ = self.system_roots.set(system);
         for cert in self.extra.iter() {
             roots
                 .add(cert.clone())
                 .map_err(|e| format!("cannot trust a certificate of --cafile: {e}"))?;
         }
-        if roots.is_empty() {
-            return Err("no trusted certificates: the system has no CA store \
-                        (install ca-certificates) and no --cafile was given"
-                .into());
-        }
+        // An empty store is no error here: the handshake then fails with
+        // the usual advice (--cafile), which `handshake_error` completes.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -186,6 +188,20 @@ impl Trust {
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>());
         let hint = match rustls_err {
+            Some(rustls::Error::InvalidCertificate(_)) if self.system_roots.get() == Some(&0) => {
+                match self.cafile() {
+                    Some(p) => format!(
+                        "; the certificate is not signed by --cafile {} (the system has \
+                         no CA certificates: install ca-certificates), or does not name \
+                         this host",
+                        p.display()
+                    ),
+                    None => "; the system has no CA certificates (install \
+                             ca-certificates), and no --cafile PEM (or MUA_CAFILE, or \
+                             cafile = \"...\" in the config file) was given"
+                        .into(),
+                }
+            }
             Some(rustls::Error::InvalidCertificate(_)) => match self.cafile() {
                 Some(p) => format!(
                     "; the certificate is not signed by the system roots nor by --cafile {}, \

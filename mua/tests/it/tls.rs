@@ -234,6 +234,19 @@ fn untrusted_certificate_exits_3_and_names_cafile() {
         "no login without TLS: {}",
         out.stderr
     );
+    // With no system CA store at all the advice says so too.
+    let out = run(
+        s.mua("bob@localhost")
+            .env("SSL_CERT_FILE", s.dir.path().join("no-such-store.pem"))
+            .args(["--tls", "starttls", "list"]),
+        None,
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no CA certificates") && out.stderr.contains("--cafile"),
+        "{}",
+        out.stderr
+    );
     let imaps = s.imaps.unwrap().to_string();
     let out = run(
         s.mua("bob@localhost")
