@@ -1,5 +1,6 @@
 //! Drive a [`Session`] without sockets: feed bytes, collect output, answer
-//! completions. For session state-machine tests in the server crates.
+//! completions. For session state-machine tests in the server crates. Also
+//! a rustls client configuration for tests that talk TLS to a server.
 
 use crate::buf::{InBuf, OutBuf};
 use crate::{Completer, ConnId, ConnInfo, Io, Session, Step, TlsState};
@@ -153,4 +154,29 @@ impl<S: Session> Driver<S> {
     pub fn current_timeout(&self) -> Duration {
         self.timeout
     }
+}
+
+/// A rustls client configuration that trusts exactly the certificates in
+/// `cert_pem` (e.g. from [`crate::tls::self_signed`]): for tests that talk
+/// TLS to a server.
+///
+/// # Panics
+/// If the PEM holds no usable certificate (tests only).
+#[allow(clippy::expect_used)]
+pub fn tls_client_config(cert_pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
+        roots
+            .add(cert.expect("certificate PEM"))
+            .expect("trusted certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }

@@ -11,11 +11,9 @@ use netloop::tls::{from_pem, self_signed};
 use netloop::{
     Config, ConnInfo, Io, Line, Listener, Server, Service, Session, ShutdownHandle, Step,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -131,26 +129,13 @@ fn start(mut config: Config) -> Fixture {
     }
 }
 
-fn client_config(cert_pem: &str) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
 type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 fn wrap(f: &Fixture, tcp: TcpStream) -> BufReader<Tls> {
     let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(client_config(&f.cert_pem), name).unwrap();
+    let conn =
+        rustls::ClientConnection::new(netloop::testing::tls_client_config(&f.cert_pem), name)
+            .unwrap();
     BufReader::new(rustls::StreamOwned::new(conn, tcp))
 }
 

@@ -222,18 +222,7 @@ pub fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
 
 /// A rustls client configuration trusting only the test certificate.
 pub fn tls_client_config() -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(test_cert().cert_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+    netloop::testing::tls_client_config(&test_cert().cert_pem)
 }
 
 /// Wrap a connected socket in a TLS client session for `127.0.0.1`.
@@ -242,8 +231,6 @@ pub fn tls_stream(tcp: TcpStream) -> rustls::StreamOwned<rustls::ClientConnectio
     let conn = rustls::ClientConnection::new(tls_client_config(), name).unwrap();
     rustls::StreamOwned::new(conn, tcp)
 }
-
-use rustls::pki_types::pem::PemObject as _;
 
 /// Read one line from a raw socket byte by byte (so nothing after it is
 /// buffered: the TLS handshake may follow).

@@ -5,8 +5,6 @@
 //! address), [`Wire`] over any stream, TLS (rustls) included.
 
 use mailstore::Store;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use smtpd::Config;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -171,18 +169,7 @@ impl TestServer {
 
     /// A rustls client configuration trusting the test certificate.
     pub fn tls_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
+        netloop::testing::tls_client_config(&self.ca_pem)
     }
 
     /// A TLS client on the implicit-TLS listener, greeting read.
