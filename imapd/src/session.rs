@@ -19,7 +19,7 @@
 //! loop thread. All output goes through `self.out` and is flushed (and
 //! traced) at the end of each callback. No SQL, no sleeping here.
 
-use crate::command::Command;
+use crate::command::{Command, CommandBody};
 use crate::framer::{Frame, Framer};
 use crate::hub::Hub;
 use crate::parse::{parse_command, SyntaxKind};
@@ -103,6 +103,14 @@ pub struct ImapSession {
     pub(crate) peer: std::net::IpAddr,
     /// When the command now being received (literals) began arriving.
     pub(crate) cmd_started: Option<Instant>,
+    /// APPENDs handed to the writer and not yet answered (see op/append.rs).
+    pub(crate) appends_in_flight: usize,
+    /// A command that arrived while APPENDs were in flight: it runs once
+    /// they have all been answered, so answers stay in order.
+    pub(crate) deferred: Option<Command>,
+    /// The mailbox a run of APPENDs targets (name, id, UIDVALIDITY),
+    /// looked up once.
+    pub(crate) append_target: Option<(String, mailstore::MailboxId, u32)>,
     pub(crate) completer: Option<netloop::Completer<Done>>,
 }
 
@@ -117,6 +125,9 @@ impl ImapSession {
             framer: Framer::new(limits),
             mode: Mode::Command,
             busy: false,
+            appends_in_flight: 0,
+            deferred: None,
+            append_target: None,
             user: None,
             selected: None,
             pending: Arc::new(AtomicBool::new(false)),
@@ -335,8 +346,18 @@ impl ImapSession {
         // water mark and go on once the output has drained (netloop calls
         // on_input again then; meanwhile its input buffer fills and it
         // stops reading from the socket).
+        if !self.busy && self.appends_in_flight == 0 && !self.closing {
+            if let Some(cmd) = self.deferred.take() {
+                let step = self.execute(cmd, io);
+                if step == Step::Close {
+                    self.flush(io);
+                    return Step::Close;
+                }
+            }
+        }
         while !self.busy
             && !self.closing
+            && self.deferred.is_none()
             && self.streaming.is_none()
             && io.out.len() < crate::limits::HIGH_WATER
         {
@@ -375,6 +396,22 @@ impl ImapSession {
                         }
                         match parsed {
                             Ok(cmd) => {
+                                // Only an APPEND to the mailbox the APPENDs in
+                                // flight target may join them (op/append.rs).
+                                let joins = match &cmd.body {
+                                    CommandBody::Append { mailbox, .. } => self
+                                        .append_target
+                                        .as_ref()
+                                        .is_some_and(|(name, _, _)| name == mailbox),
+                                    _ => {
+                                        self.append_target = None;
+                                        false
+                                    }
+                                };
+                                if self.appends_in_flight > 0 && !joins {
+                                    self.deferred = Some(cmd);
+                                    break;
+                                }
                                 let step = self.execute(cmd, io);
                                 if step == Step::Close {
                                     self.flush(io);
@@ -531,6 +568,11 @@ impl netloop::Session for ImapSession {
                 if step == Step::Close || self.closing {
                     return Step::Close;
                 }
+                if self.deferred.is_some() {
+                    // The loop calls on_input only while input is buffered;
+                    // the deferred command may be the last one sent.
+                    return self.process_input(io);
+                }
                 self.idle_push(io)
             }
             // The hub set `pending` before sending this.
@@ -558,7 +600,7 @@ impl netloop::Session for ImapSession {
     }
 
     fn on_shutdown(&mut self, io: &mut Io<'_, Done>) -> Step {
-        if self.busy {
+        if self.busy || self.appends_in_flight > 0 {
             return Step::Continue;
         }
         if self.streaming.is_some() {

@@ -3,15 +3,14 @@
 //! DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS and APPEND (APPENDUID,
 //! RFC 4315). LIST/LSUB live in `list.rs`.
 
-use super::message::store_flags_from;
-use crate::command::{DateTime, Flag, StatusItem};
+use crate::command::{Flag, StatusItem};
 use crate::response::{mailbox_name, untagged, untagged_values, Code, Status, Value};
 use crate::selection::{flags_lines, Msg, Selection};
 use crate::session::{Done, ImapSession};
 use mailstore::{Entry, Mailbox, StoreError, SystemFlag, Tx, UserId};
 use netloop::{Io, Step};
 
-fn user_id(s: &ImapSession) -> UserId {
+pub(crate) fn user_id(s: &ImapSession) -> UserId {
     s.user.as_ref().map_or(0, |u| u.id)
 }
 
@@ -479,70 +478,6 @@ pub(crate) fn status(
                     Some(&tag),
                     Status::No,
                     Some(Code::Nonexistent),
-                    "No such mailbox",
-                );
-                Step::Continue
-            }
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
-    );
-    Step::Continue
-}
-
-/// `APPEND` (§6.3.11, APPENDUID RFC 4315 §3)
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn append(
-    s: &mut ImapSession,
-    io: &mut Io<'_, Done>,
-    tag: String,
-    name: String,
-    flags: Vec<Flag>,
-    date: Option<DateTime>,
-    message: Vec<u8>,
-) -> Step {
-    let flags = match store_flags_from(&flags) {
-        Ok(f) => f,
-        Err(why) => {
-            s.status(Some(&tag), Status::Bad, None, &why);
-            return Step::Continue;
-        }
-    };
-    let when = date.map_or_else(now_unix, |d| d.unix);
-    let uid = user_id(s);
-    s.read(
-        io,
-        move |r| r.mailbox(uid, &name),
-        move |s, io, res| match res {
-            Ok(Some(mb)) => {
-                let id = mb.id;
-                s.write(
-                    io,
-                    move |tx| tx.append(id, &message, &flags, when),
-                    move |s, io, res| match res {
-                        Ok(a) => s.finish(
-                            io,
-                            &tag,
-                            Status::Ok,
-                            Some(Code::AppendUid(a.uidvalidity, a.uid)),
-                            "APPEND completed",
-                            true,
-                        ),
-                        Err(e) => {
-                            s.store_error(&tag, &e);
-                            Step::Continue
-                        }
-                    },
-                );
-                Step::Continue
-            }
-            Ok(None) => {
-                s.status(
-                    Some(&tag),
-                    Status::No,
-                    Some(Code::TryCreate),
                     "No such mailbox",
                 );
                 Step::Continue

@@ -4,6 +4,7 @@
 //! (STARTTLS, §6.2.1).
 //! [`dispatch`] checks the state each command needs (§3) and routes it.
 
+pub(crate) mod append;
 pub(crate) mod auth;
 pub(crate) mod fetch;
 pub(crate) mod fetch_encode;
@@ -118,7 +119,7 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
             flags,
             date,
             message,
-        } => mailbox::append(s, io, tag, mailbox, flags, date, message),
+        } => append::append(s, io, tag, mailbox, flags, date, message),
         Idle => message::idle(s, io, tag),
         Close => message::close(s, io, tag, true),
         Unselect => message::close(s, io, tag, false),

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod append;
 mod auth;
 mod bench;
 mod binary;
