@@ -182,6 +182,41 @@ mod tests {
     }
 
     #[test]
+    fn pending_text_of_other_mailboxes_is_not_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, inbox) = pending_store(dir.path(), 3);
+        // A second user whose pending mail also says "über": a SEARCH in
+        // the first user's INBOX sees only its own three messages, and the
+        // second user's INBOX only its own one, before and after indexing.
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut tx = Tx::new(&conn);
+        let other = tx.create_user("b@x", "hash").unwrap();
+        let msg = NewMessage {
+            raw: b"Subject: other\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\xc3\x9cBER for b only\r\n".to_vec(),
+            internal_date: 1_700_000_000,
+        };
+        tx.deliver(&msg, &[other]).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        let other_inbox: MailboxId = conn
+            .query_row(
+                "SELECT id FROM mailboxes WHERE user_id = ?1 AND name = 'INBOX'",
+                [other],
+                |r| r.get(0),
+            )
+            .unwrap();
+        for stage in ["pending", "indexed"] {
+            let q = Query::Body("über".into());
+            assert_eq!(
+                search(dir.path(), inbox, q.clone()),
+                vec![1, 2, 3],
+                "{stage}"
+            );
+            assert_eq!(search(dir.path(), other_inbox, q), vec![1], "{stage}");
+            while index_some(&conn, usize::MAX).unwrap() > 0 {}
+        }
+    }
+
+    #[test]
     fn fold_contains_matches_unicode_case_insensitively() {
         assert!(schema::fold_contains("Grüße aus KÖLN", "köln"));
         assert!(schema::fold_contains("abc", "ABC"));
