@@ -112,19 +112,33 @@ impl Sql {
                 TextScope::All => fts_phrase(needle),
             };
             self.param(Value::Text(q));
-            self.push(") OR e.message_id IN (SELECT p.id FROM pending_text p WHERE ");
+            // Text still waiting for the index: only this mailbox's (?1 is
+            // the mailbox). The backlog may hold much other mail (a burst
+            // of 64 KiB messages over SMTP) that a SEARCH here must not
+            // scan. The plan walks the (small) pending table and probes
+            // the covering index entries_message(message_id, mailbox_id);
+            // CROSS JOIN keeps that order, and `CASE WHEN x.uid > 0` (always
+            // true: UIDs start at 1) ties the folding to x, so SQLite folds
+            // the text only after the probe matched instead of for every
+            // pending row. (A condition on x.mailbox_id would not do: SQLite
+            // propagates `x.mailbox_id = ?1` into it and hoists the call.)
+            self.push(
+                ") OR e.message_id IN (SELECT p.id FROM pending_text p \
+                 CROSS JOIN entries x ON x.message_id = p.id \
+                 WHERE x.mailbox_id = ?1 AND (",
+            );
             self.push(crate::schema::CONTAINS_FN);
-            self.push("(p.body, ");
+            self.push("(CASE WHEN x.uid > 0 THEN p.body END, ");
             self.param(Value::Text(needle.to_string()));
             self.push(")");
             if let TextScope::All = scope {
                 self.push(" OR ");
                 self.push(crate::schema::CONTAINS_FN);
-                self.push("(p.headers, ");
+                self.push("(CASE WHEN x.uid > 0 THEN p.headers END, ");
                 self.param(Value::Text(needle.to_string()));
                 self.push(")");
             }
-            self.push("))");
+            self.push(")))");
         } else {
             // Trigrams cannot match 1-2 characters: scan the stored text
             // (indexed or still pending).
