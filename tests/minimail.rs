@@ -31,46 +31,11 @@ fn minimail(db: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
     )
 }
 
-/// Start `minimail up` on port 0 and read the ports from its start-up line.
+/// Start `minimail up` on port 0 and read the ports from its start-up line
+/// ("minimail up: smtp on 127.0.0.1:P, imap on 127.0.0.1:Q, store ...").
 fn up(db: &Path) -> (Child, String, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--smtp",
-            "127.0.0.1:0",
-            "--imap",
-            "127.0.0.1:0",
-            "--db",
-        ])
-        .arg(db)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    // "minimail up: smtp on 127.0.0.1:P, imap on 127.0.0.1:Q, store ..."
-    let smtp = line
-        .split("smtp on ")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
-    let imap = line
-        .split("imap on ")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
+    let (child, line) = up_with(db, &[]);
+    let (smtp, imap) = (addr_of(&line, "smtp"), addr_of(&line, "imap"));
     (child, smtp, imap)
 }
 
