@@ -40,13 +40,22 @@ fn a_command_trickled_one_byte_at_a_time_is_cut_off_with_421() {
     });
     let mut c = s.client();
     c.expect("EHLO slow.example", "250-");
+    // Each byte arrives well within the idle timeout (5 min), but the
+    // command never completes. 300 bytes take 30 s: far beyond the limit.
+    trickle_until_421(
+        &mut c,
+        "NOOP ".bytes().chain(std::iter::repeat(b'z')).take(300),
+    );
+}
+
+/// Send `bytes` one at a time, 100 ms apart, until the server answers;
+/// that answer must be a 421 and the connection must then close.
+fn trickle_until_421(c: &mut Client, bytes: impl Iterator<Item = u8>) {
     c.stream
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    // Each byte arrives well within the idle timeout (5 min), but the
-    // command never completes. 300 bytes take 30 s: far beyond the limit.
     let mut got = Vec::new();
-    for b in "NOOP ".bytes().chain(std::iter::repeat(b'z')).take(300) {
+    for b in bytes {
         if c.stream.write_all(&[b]).is_err() {
             break;
         }
@@ -139,35 +148,8 @@ fn message_content_trickled_one_byte_at_a_time_is_cut_off_with_421() {
     c.expect("MAIL FROM:<a@example.org>", "250");
     c.expect("RCPT TO:<bob@localhost>", "250");
     c.expect("DATA", "354");
-    c.stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
     // Whole lines, one byte at a time: every byte is consumed at once, so
     // only the total deadline can stop this (300 bytes take 30 s).
-    let mut got = Vec::new();
-    for b in b"slow line\r\n".iter().cycle().take(300) {
-        if c.stream.write_all(&[*b]).is_err() {
-            break;
-        }
-        let mut buf = [0u8; 512];
-        match c.stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                got.extend_from_slice(&buf[..n]);
-                break;
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&got);
-    assert!(
-        text.starts_with("421 4.4.2 "),
-        "cut off with 421, got {text:?}"
-    );
-    c.stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    assert!(c.closed());
+    trickle_until_421(&mut c, b"slow line\r\n".iter().copied().cycle().take(300));
     assert!(s.inbox("bob@localhost").is_empty());
 }
