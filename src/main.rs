@@ -199,13 +199,12 @@ fn listeners(plain: &[SocketAddr], tls: &[SocketAddr]) -> Vec<netloop::Listener>
 }
 
 fn up(a: UpArgs) -> Result<()> {
-    let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(c), Some(k)) => Some(netloop::tls::load_pem(c, k)?),
-        _ if !a.smtps.is_empty() || !a.imaps.is_empty() => {
-            bail!("--smtps and --imaps need --tls-cert and --tls-key")
-        }
-        _ => None,
-    };
+    let tls = netloop::tls::from_flags(
+        a.tls_cert.as_deref(),
+        a.tls_key.as_deref(),
+        !a.smtps.is_empty() || !a.imaps.is_empty(),
+        "--smtps/--imaps",
+    )?;
     let store = open_store(&a.db)?;
     // One failed-login count per client address across both protocols.
     let throttle = netloop::Throttle::new(netloop::ThrottleConfig::default());

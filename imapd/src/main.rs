@@ -10,7 +10,7 @@
 //! SIGTERM/SIGINT: stop accepting, let in-flight commits finish, send
 //! `* BYE` to open sessions, then close the store.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,12 +88,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let tls = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => Some(netloop::tls::load_pem(cert, key)?),
-        (None, None) if cli.imaps.is_empty() => None,
-        (None, None) => bail!("--imaps needs --tls-cert and --tls-key"),
-        _ => bail!("--tls-cert and --tls-key go together"),
-    };
+    let tls = netloop::tls::from_flags(
+        cli.tls_cert.as_deref(),
+        cli.tls_key.as_deref(),
+        !cli.imaps.is_empty(),
+        "--imaps",
+    )?;
     let store = mailstore::Store::open(&cli.db)
         .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
     let mut config = imapd::Config {

@@ -39,6 +39,30 @@ pub fn load_pem(cert: &Path, key: &Path) -> io::Result<TlsConfig> {
     })
 }
 
+/// The TLS configuration a server's command line asks for, as every
+/// minimail binary takes it: `--tls-cert` and `--tls-key` together or not
+/// at all, and implicit-TLS listeners (`listeners`, e.g. `"--smtps"`, when
+/// `implicit` is true) only with them.
+///
+/// # Errors
+/// Only one of the two files, implicit TLS without them, or [`load_pem`]'s.
+pub fn from_flags(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    implicit: bool,
+    listeners: &str,
+) -> io::Result<Option<TlsConfig>> {
+    let usage = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+    match (cert, key) {
+        (Some(cert), Some(key)) => load_pem(cert, key).map(Some),
+        (None, None) if implicit => {
+            Err(usage(format!("{listeners} needs --tls-cert and --tls-key")))
+        }
+        (None, None) => Ok(None),
+        _ => Err(usage("--tls-cert and --tls-key go together".into())),
+    }
+}
+
 /// Build a configuration from PEM bytes (see [`load_pem`]).
 ///
 /// # Errors
@@ -109,6 +133,12 @@ mod tests {
         assert!(e.to_string().contains("no certificate"), "{e}");
         let e = from_pem(a.cert_pem.as_bytes(), b"").err().unwrap();
         assert!(e.to_string().contains("private key"), "{e}");
+        let c = Path::new("/nonexistent/cert.pem");
+        let e = from_flags(Some(c), None, false, "--x").err().unwrap();
+        assert!(e.to_string().contains("go together"), "{e}");
+        let e = from_flags(None, None, true, "--smtps").err().unwrap();
+        assert!(e.to_string().contains("--smtps needs --tls-cert"), "{e}");
+        assert!(from_flags(None, None, false, "--smtps").unwrap().is_none());
         let e = load_pem(Path::new("/nonexistent/cert.pem"), Path::new("/x"))
             .err()
             .unwrap();

@@ -12,7 +12,7 @@
 //! in-flight commits finish, send 421 to open sessions, then close the store
 //! so that no acknowledged message is lost.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -100,14 +100,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let tls = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => Some(netloop::tls::load_pem(cert, key)?),
-        (None, None) => None,
-        _ => bail!("--tls-cert and --tls-key go together"),
-    };
-    if tls.is_none() && !cli.smtps.is_empty() {
-        bail!("--smtps needs --tls-cert and --tls-key");
-    }
+    let tls = netloop::tls::from_flags(
+        cli.tls_cert.as_deref(),
+        cli.tls_key.as_deref(),
+        !cli.smtps.is_empty(),
+        "--smtps",
+    )?;
     let store = mailstore::Store::open(&cli.db)
         .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
     let mut config = smtpd::Config {
