@@ -17,6 +17,7 @@
 
 use crate::limits::POLL_EVERY;
 use crate::session::Done;
+use crate::views::Views;
 use mailstore::{MailboxId, Store};
 use netloop::{Completer, ConnId};
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ pub struct Hub {
     /// them (RFC 3501 §2.3.2). Kept in memory: after a restart every
     /// message counts as recent once.
     recent: Mutex<HashMap<(MailboxId, u32), mailstore::Uid>>,
+    /// Sequence-number maps shared between sessions (`views.rs`).
+    pub views: Views,
     stop: AtomicBool,
 }
 
@@ -56,6 +59,7 @@ impl Hub {
         let hub = Arc::new(Hub {
             watches: Mutex::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
+            views: Views::new(),
             stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);

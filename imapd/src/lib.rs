@@ -16,6 +16,7 @@ pub mod hub;
 pub mod limits;
 mod op;
 pub mod parse;
+pub mod recent;
 pub mod response;
 pub mod selection;
 mod server;
@@ -23,6 +24,7 @@ pub mod session;
 pub mod structure;
 pub mod trace;
 pub mod utf7;
+pub mod views;
 
 pub use server::{bind, bind_listeners, Config, ImapService};
 pub use session::ImapSession;

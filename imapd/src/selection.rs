@@ -1,29 +1,28 @@
 //! The Selected state's view of a mailbox (RFC 3501 §2.3.1): the message
-//! sequence number -> UID map *as the client knows it*, cached flags, and
-//! the changes not yet reported.
+//! sequence number -> UID map *as the client knows it*, this session's
+//! `\Recent` messages (§2.3.2), and the changes not yet reported.
 //!
 //! Rules kept here (RFC 3501 §5.2, §7.4.1): new messages are announced with
-//! EXISTS (and RECENT) whenever we sync; flag changes by others with an
-//! untagged FETCH; expunges are remembered and only announced (EXPUNGE,
-//! renumbering the map) when the current command allows it, so sequence
-//! numbers never shift under a FETCH, STORE or SEARCH.
+//! EXISTS (and RECENT) whenever we sync; flag changes with an untagged
+//! FETCH (RFC 7162 §3.2: with MODSEQ under CONDSTORE); expunges are
+//! remembered and only announced (EXPUNGE, renumbering the map) when the
+//! current command allows it, so sequence numbers never shift under a
+//! FETCH, STORE or SEARCH.
+//!
+//! Memory: no flags or modseqs are cached per message. The map is an
+//! immutable `Arc<[Uid]>` shared by every session in sync with the same
+//! state of the mailbox (`views.rs`), `\Recent` is a few UID ranges
+//! (`recent.rs`), and what the session itself already showed the client is
+//! a small uid -> modseq map that every sync prunes. So an IDLE session
+//! costs the same whether its mailbox holds ten messages or ten thousand.
 
 use crate::command::SequenceSet;
+use crate::recent::RecentSet;
 use crate::response::{flags_value, untagged, Code, Status, StatusLine, Value};
+use crate::views::Views;
 use mailstore::{Changes, Flags, MailboxId, SystemFlag, Uid};
-
-/// One message as the client knows it.
-#[derive(Debug, Clone)]
-pub struct Msg {
-    /// Its UID.
-    pub uid: Uid,
-    /// Flags last reported to the client.
-    pub flags: Flags,
-    /// Its modseq as last seen.
-    pub modseq: u64,
-    /// `\Recent` for this session (arrived while selected).
-    pub recent: bool,
-}
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The selected mailbox.
 #[derive(Debug)]
@@ -36,14 +35,22 @@ pub struct Selection {
     pub uidvalidity: u32,
     /// EXAMINE, or a mailbox we may not change.
     pub read_only: bool,
-    /// Messages in sequence order (ascending UID).
-    pub msgs: Vec<Msg>,
+    /// UIDs in sequence order (ascending): the client's view. Never
+    /// changed in place; shared with other sessions through `views.rs`.
+    uids: Arc<[Uid]>,
     /// HIGHESTMODSEQ we are in sync with.
     pub modseq: u64,
     /// Expunged in the store, not yet announced (ascending).
     pub expunged: Vec<Uid>,
     /// Keywords announced in the FLAGS response so far.
     pub keywords: Vec<String>,
+    /// `\Recent` for this session.
+    recent: RecentSet,
+    /// Flag changes this session already showed the client (FETCH, STORE
+    /// replies, or a silent STORE of its own), uid -> modseq, for changes
+    /// newer than `modseq`: a sync does not repeat them. Pruned at every
+    /// sync, so it stays tiny.
+    reported: HashMap<Uid, u64>,
 }
 
 /// The FLAGS response and PERMANENTFLAGS code (§7.2.6, §7.1) for a
@@ -91,6 +98,34 @@ pub fn flag_atoms(f: &Flags, recent: bool) -> Vec<String> {
 }
 
 impl Selection {
+    /// The selection of `uids` (the mailbox's UIDs at HIGHESTMODSEQ
+    /// `modseq`, ascending). UIDs above `recent_above` are `\Recent` here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        mailbox: MailboxId,
+        name: String,
+        uidvalidity: u32,
+        read_only: bool,
+        uids: Arc<[Uid]>,
+        modseq: u64,
+        keywords: Vec<String>,
+        recent_above: Uid,
+    ) -> Selection {
+        let last = uids.last().copied().unwrap_or(0);
+        Selection {
+            mailbox,
+            name,
+            uidvalidity,
+            read_only,
+            uids,
+            modseq,
+            expunged: Vec::new(),
+            keywords,
+            recent: RecentSet::above(recent_above, last),
+            reported: HashMap::new(),
+        }
+    }
+
     /// Note the keywords of `flags`; a new one is announced with updated
     /// FLAGS/PERMANENTFLAGS responses (§7.2.6) before it is used.
     pub fn learn(&mut self, flags: &Flags, out: &mut Vec<u8>) {
@@ -106,17 +141,79 @@ impl Selection {
         }
     }
 
-    /// Sequence number (1-based) of `uid`, if the client knows it.
-    pub fn seq_of(&self, uid: Uid) -> Option<u32> {
-        self.msgs
-            .binary_search_by_key(&uid, |m| m.uid)
-            .ok()
-            .map(|i| i as u32 + 1)
+    /// Number of messages the client knows (the highest sequence number).
+    pub fn len(&self) -> u32 {
+        self.uids.len() as u32
     }
 
-    /// The message with sequence number `seq`.
-    pub fn msg(&self, seq: u32) -> Option<&Msg> {
-        self.msgs.get((seq as usize).checked_sub(1)?)
+    /// No messages?
+    pub fn is_empty(&self) -> bool {
+        self.uids.is_empty()
+    }
+
+    /// The UIDs the client knows, in sequence order.
+    pub fn uids(&self) -> &[Uid] {
+        &self.uids
+    }
+
+    /// The highest UID the client knows (0 if none).
+    pub fn last_uid(&self) -> Uid {
+        self.uids.last().copied().unwrap_or(0)
+    }
+
+    /// Sequence number (1-based) of `uid`, if the client knows it.
+    pub fn seq_of(&self, uid: Uid) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    /// The UID with sequence number `seq`.
+    pub fn uid(&self, seq: u32) -> Option<Uid> {
+        self.uids.get((seq as usize).checked_sub(1)?).copied()
+    }
+
+    /// Is `uid` `\Recent` for this session?
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        self.recent.contains(uid)
+    }
+
+    /// Number of messages with `\Recent` for this session.
+    pub fn recent_count(&self) -> usize {
+        self.recent.count(&self.uids)
+    }
+
+    /// UID ranges holding this session's `\Recent` messages (they may
+    /// also span UIDs the client does not know).
+    pub fn recent_ranges(&self) -> &[(Uid, Uid)] {
+        self.recent.ranges()
+    }
+
+    /// Is a held-back expunge still in the map (so it is not the store's
+    /// UID set, and may not be shared)?
+    pub fn holds_expunges(&self) -> bool {
+        !self.expunged.is_empty()
+    }
+
+    /// Does this selection use the very same map as `other`?
+    pub fn shares_map_with(&self, other: &Selection) -> bool {
+        Arc::ptr_eq(&self.uids, &other.uids)
+    }
+
+    /// Share the map with other sessions in sync with the same modseq
+    /// (`views.rs`); only while it is exactly the store's UID set.
+    pub fn share(&mut self, views: &Views) {
+        if self.expunged.is_empty() {
+            views.intern(self.mailbox, self.uidvalidity, self.modseq, &mut self.uids);
+        }
+    }
+
+    /// The client has been shown `uid`'s flags as of `modseq` (FETCH
+    /// FLAGS, a STORE reply, or a .SILENT STORE of its own): the next sync
+    /// need not report that change again.
+    pub fn reported(&mut self, uid: Uid, modseq: u64) {
+        if modseq > self.modseq {
+            let m = self.reported.entry(uid).or_insert(modseq);
+            *m = (*m).max(modseq);
+        }
     }
 
     /// Resolve a set to `(seq, uid)` pairs in ascending order. With `uid`,
@@ -125,17 +222,16 @@ impl Selection {
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, String> {
         let mut out = Vec::new();
         if uid {
-            let max = self.msgs.last().map_or(0, |m| m.uid);
             // Merged ranges are sorted and disjoint: one binary search each.
-            for (a, b) in set.merged(max) {
-                let mut i = self.msgs.partition_point(|m| m.uid < a);
-                while let Some(m) = self.msgs.get(i).filter(|m| m.uid <= b) {
-                    out.push((i as u32 + 1, m.uid));
+            for (a, b) in set.merged(self.last_uid()) {
+                let mut i = self.uids.partition_point(|&u| u < a);
+                while let Some(&u) = self.uids.get(i).filter(|&&u| u <= b) {
+                    out.push((i as u32 + 1, u));
                     i += 1;
                 }
             }
         } else {
-            let n = self.msgs.len() as u32;
+            let n = self.len();
             // `1:*` on an empty mailbox names nothing rather than an error
             // (clients send it right after SELECT); explicit numbers past
             // the end are still refused.
@@ -151,21 +247,20 @@ impl Selection {
             }
             for (a, b) in ranges {
                 for seq in a..=b {
-                    out.push((seq, self.msgs[(seq - 1) as usize].uid));
+                    out.push((seq, self.uids[(seq - 1) as usize]));
                 }
             }
         }
         Ok(out)
     }
 
-    /// Number of messages with `\Recent` for this session.
-    pub fn recent_count(&self) -> usize {
-        self.msgs.iter().filter(|m| m.recent).count()
-    }
-
     /// Apply changes read from the store; queue EXISTS/RECENT/FETCH now and
     /// EXPUNGE too if `expunge_ok`. Arrivals with a UID above
     /// `recent_above` get `\Recent`.
+    ///
+    /// Every flag change of a known message is reported (with MODSEQ
+    /// under CONDSTORE, RFC 7162 §3.2) unless this session already showed
+    /// the client that very change (`reported`).
     pub fn apply(
         &mut self,
         changes: Changes,
@@ -175,58 +270,59 @@ impl Selection {
         recent_above: Uid,
     ) {
         for uid in changes.expunged {
-            if self.seq_of(uid).is_some() && self.expunged.binary_search(&uid).is_err() {
-                let at = self.expunged.partition_point(|&u| u < uid);
-                self.expunged.insert(at, uid);
+            if self.seq_of(uid).is_some() {
+                if let Err(at) = self.expunged.binary_search(&uid) {
+                    self.expunged.insert(at, uid);
+                }
             }
         }
-        let max_uid = self.msgs.last().map_or(0, |m| m.uid);
-        let mut arrived = 0;
+        let max_uid = self.last_uid();
+        let mut arrived: Vec<Uid> = Vec::new();
         for e in changes.changed {
             self.learn(&e.flags, out);
             if e.uid > max_uid {
-                if self.msgs.last().is_none_or(|m| m.uid < e.uid) {
-                    self.msgs.push(Msg {
-                        uid: e.uid,
-                        flags: e.flags,
-                        modseq: e.modseq,
-                        recent: e.uid > recent_above,
-                    });
-                    arrived += 1;
+                if arrived.last().is_none_or(|&u| u < e.uid) {
+                    arrived.push(e.uid);
                 }
                 continue;
             }
             let Some(seq) = self.seq_of(e.uid) else {
                 continue;
             };
-            if self.expunged.binary_search(&e.uid).is_ok() {
+            if self.expunged.binary_search(&e.uid).is_ok()
+                || self.reported.get(&e.uid).is_some_and(|&m| m >= e.modseq)
+            {
                 continue;
             }
-            let m = &mut self.msgs[(seq - 1) as usize];
-            let changed = !m.flags.same_as(&e.flags);
-            let modseq_moved = m.modseq != e.modseq;
-            m.flags = e.flags;
-            m.modseq = e.modseq;
-            if changed || (condstore && modseq_moved) {
-                let mut items = vec![
-                    Value::Atom("UID".into()),
-                    Value::Num(u64::from(m.uid)),
-                    Value::Atom("FLAGS".into()),
-                    flags_value(&flag_atoms(&m.flags, m.recent)),
-                ];
-                if condstore {
-                    items.push(Value::Atom("MODSEQ".into()));
-                    items.push(Value::List(vec![Value::Num(m.modseq)]));
-                }
-                fetch_line(out, seq, &items);
+            let mut items = vec![
+                Value::Atom("UID".into()),
+                Value::Num(u64::from(e.uid)),
+                Value::Atom("FLAGS".into()),
+                flags_value(&flag_atoms(&e.flags, self.recent.contains(e.uid))),
+            ];
+            if condstore {
+                items.push(Value::Atom("MODSEQ".into()));
+                items.push(Value::List(vec![Value::Num(e.modseq)]));
             }
+            fetch_line(out, seq, &items);
         }
         self.modseq = self.modseq.max(changes.highestmodseq);
+        let modseq = self.modseq;
+        self.reported.retain(|_, m| *m > modseq);
+        if self.reported.is_empty() {
+            self.reported = HashMap::new();
+        }
         if expunge_ok {
             self.flush_expunges(out);
         }
-        if arrived > 0 {
-            untagged(out, &format!("{} EXISTS", self.msgs.len()));
+        if let Some(&last) = arrived.last() {
+            let mut uids = Vec::with_capacity(self.uids.len() + arrived.len());
+            uids.extend_from_slice(&self.uids);
+            uids.extend_from_slice(&arrived);
+            self.uids = Arc::from(uids);
+            let lo = max_uid.max(recent_above).saturating_add(1);
+            self.recent.claim(lo, last, &self.uids);
+            untagged(out, &format!("{} EXISTS", self.uids.len()));
             untagged(out, &format!("{} RECENT", self.recent_count()));
         }
     }
@@ -234,20 +330,40 @@ impl Selection {
     /// Announce remembered expunges (highest sequence number first, so
     /// each number is valid when sent) and drop them from the map.
     pub fn flush_expunges(&mut self, out: &mut Vec<u8>) {
-        for uid in std::mem::take(&mut self.expunged).into_iter().rev() {
-            self.remove(uid, out);
+        if self.expunged.is_empty() {
+            return;
         }
+        let gone = std::mem::take(&mut self.expunged);
+        self.remove(&gone, out);
     }
 
-    /// Remove `uid` from the map now, announcing `* n EXPUNGE`.
-    pub fn remove(&mut self, uid: Uid, out: &mut Vec<u8>) {
-        if let Some(seq) = self.seq_of(uid) {
-            self.msgs.remove((seq - 1) as usize);
-            untagged(out, &format!("{seq} EXPUNGE"));
+    /// Remove `gone` from the map now, announcing `* n EXPUNGE` for each
+    /// the client knows (highest first, §7.4.1), in one rebuild of the map.
+    pub fn remove(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
+        let mut gone: Vec<Uid> = gone
+            .iter()
+            .copied()
+            .filter(|&u| self.seq_of(u).is_some())
+            .collect();
+        if gone.is_empty() {
+            return;
         }
-        if let Ok(i) = self.expunged.binary_search(&uid) {
-            self.expunged.remove(i);
+        gone.sort_unstable();
+        gone.dedup();
+        for &uid in gone.iter().rev() {
+            if let Some(seq) = self.seq_of(uid) {
+                untagged(out, &format!("{seq} EXPUNGE"));
+            }
         }
+        let kept: Vec<Uid> = self
+            .uids
+            .iter()
+            .copied()
+            .filter(|u| gone.binary_search(u).is_err())
+            .collect();
+        self.uids = Arc::from(kept);
+        self.expunged.retain(|u| gone.binary_search(u).is_err());
+        self.recent.prune(&self.uids);
     }
 }
 
@@ -256,4 +372,129 @@ pub fn fetch_line(out: &mut Vec<u8>, seq: u32, items: &[Value]) {
     out.extend_from_slice(format!("* {seq} FETCH ").as_bytes());
     Value::List(items.to_vec()).encode(out);
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailstore::Entry;
+
+    fn sel(uids: &[Uid], modseq: u64, recent_above: Uid) -> Selection {
+        Selection::new(
+            1,
+            "INBOX".into(),
+            7,
+            false,
+            Arc::from(uids.to_vec()),
+            modseq,
+            Vec::new(),
+            recent_above,
+        )
+    }
+
+    fn entry(uid: Uid, system: u8, modseq: u64) -> Entry {
+        Entry {
+            uid,
+            flags: Flags::system(system),
+            modseq,
+        }
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn sessions_applying_the_same_arrival_end_with_one_map() {
+        let views = Views::new();
+        let mut a = sel(&[1, 2, 3], 10, 3);
+        let mut b = sel(&[1, 2, 3], 10, 3);
+        a.share(&views);
+        b.share(&views);
+        assert!(a.shares_map_with(&b));
+        let changes = Changes {
+            changed: vec![entry(4, 0, 11)],
+            expunged: Vec::new(),
+            highestmodseq: 11,
+        };
+        let mut out = Vec::new();
+        a.apply(changes.clone(), &mut out, true, false, 3);
+        assert_eq!(text(&out), "* 4 EXISTS\r\n* 1 RECENT\r\n");
+        let mut out = Vec::new();
+        b.apply(changes, &mut out, true, false, 4);
+        assert_eq!(text(&out), "* 4 EXISTS\r\n* 0 RECENT\r\n");
+        assert!(!a.shares_map_with(&b));
+        a.share(&views);
+        b.share(&views);
+        assert!(a.shares_map_with(&b));
+        assert_eq!(a.uids(), &[1, 2, 3, 4]);
+        assert!(a.is_recent(4) && !b.is_recent(4));
+    }
+
+    #[test]
+    fn a_map_holding_back_an_expunge_is_not_shared() {
+        let views = Views::new();
+        let mut a = sel(&[1, 2, 3], 10, 3);
+        let mut b = sel(&[1, 2, 3], 10, 3);
+        let changes = Changes {
+            changed: Vec::new(),
+            expunged: vec![2],
+            highestmodseq: 11,
+        };
+        let mut out = Vec::new();
+        a.apply(changes.clone(), &mut out, false, false, 3);
+        assert!(out.is_empty() && a.holds_expunges() && a.seq_of(3) == Some(3));
+        a.share(&views);
+        b.apply(changes, &mut out, true, false, 3);
+        assert_eq!(text(&out), "* 2 EXPUNGE\r\n");
+        b.share(&views);
+        assert!(!a.shares_map_with(&b));
+        out.clear();
+        a.flush_expunges(&mut out);
+        assert_eq!(text(&out), "* 2 EXPUNGE\r\n");
+        a.share(&views);
+        assert!(a.shares_map_with(&b));
+        assert_eq!(b.uids(), &[1, 3]);
+    }
+
+    #[test]
+    fn flag_changes_are_reported_unless_the_session_showed_them() {
+        let mut a = sel(&[1, 2, 3], 10, 3);
+        a.reported(2, 11);
+        a.reported(3, 9); // not newer than the view: nothing to remember
+        let changes = Changes {
+            changed: vec![entry(1, Flags::SEEN, 11), entry(2, Flags::FLAGGED, 11)],
+            expunged: Vec::new(),
+            highestmodseq: 11,
+        };
+        let mut out = Vec::new();
+        a.apply(changes, &mut out, true, true, 3);
+        assert_eq!(
+            text(&out),
+            "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (11))\r\n"
+        );
+        // Pruned once the view has caught up.
+        assert!(a.reported.is_empty());
+        // A later change to the same message is reported again.
+        let changes = Changes {
+            changed: vec![entry(2, 0, 12)],
+            expunged: Vec::new(),
+            highestmodseq: 12,
+        };
+        out.clear();
+        a.apply(changes, &mut out, true, false, 3);
+        assert_eq!(text(&out), "* 2 FETCH (UID 2 FLAGS ())\r\n");
+    }
+
+    #[test]
+    fn remove_announces_highest_first_in_one_rebuild() {
+        let mut a = sel(&[1, 2, 3, 4, 5], 10, 0);
+        a.expunged = vec![4];
+        let mut out = Vec::new();
+        a.remove(&[2, 4, 9, 2], &mut out);
+        assert_eq!(text(&out), "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+        assert_eq!(a.uids(), &[1, 3, 5]);
+        assert!(!a.holds_expunges());
+        assert_eq!(a.recent_count(), 3);
+    }
 }

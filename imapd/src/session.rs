@@ -277,8 +277,9 @@ impl ImapSession {
             return then(self, io);
         };
         if !self.pending.swap(false, Ordering::SeqCst) {
-            if expunge_ok {
+            if expunge_ok && sel.holds_expunges() {
                 sel.flush_expunges(&mut self.out);
+                sel.share(&self.shared.hub.views);
             }
             return then(self, io);
         }
@@ -292,7 +293,7 @@ impl ImapSession {
                     (Ok(changes), Some(sel)) if sel.mailbox == mailbox => {
                         // New arrivals are \Recent here unless another
                         // session saw them first (§2.3.2).
-                        let known = sel.msgs.last().map_or(0, |m| m.uid);
+                        let known = sel.last_uid();
                         let newest = changes.changed.iter().map(|e| e.uid).max().unwrap_or(0);
                         let recent_above = if newest <= known {
                             newest
@@ -302,6 +303,9 @@ impl ImapSession {
                             s.shared.hub.claim_recent(mailbox, sel.uidvalidity, newest)
                         };
                         sel.apply(changes, &mut s.out, expunge_ok, condstore, recent_above);
+                        // In step with the store again: share the map with
+                        // the other sessions at this modseq (views.rs).
+                        sel.share(&s.shared.hub.views);
                         s.synced.store(sel.modseq, Ordering::SeqCst);
                     }
                     (Err(e), _) => log::warn!("imapd conn {}: sync: {e}", s.conn),

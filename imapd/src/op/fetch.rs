@@ -14,7 +14,7 @@ use crate::command::{FetchAtt, SequenceSet};
 use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
 use crate::response::Status;
 use crate::session::{Done, ImapSession};
-use mailstore::{FlagOp, Flags, MailboxId, SystemFlag, Uid};
+use mailstore::{FlagOp, Flags, MailboxId, Query, SystemFlag, Uid};
 use netloop::{Io, Step};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -51,8 +51,8 @@ pub(crate) fn fetch(
     if changed_since.is_none() {
         return start(s, io, tag, uid, set, atts, None);
     }
-    // CHANGEDSINCE filters on our cached modseqs: bring them up to date
-    // first (no EXPUNGE: this is a FETCH).
+    // Report pending changes first, as before any FETCH response (no
+    // EXPUNGE: this is a FETCH); the filter itself asks the store.
     s.sync(io, false, move |s, io| {
         start(s, io, tag, uid, set, atts, changed_since)
     })
@@ -82,32 +82,15 @@ fn start(
     }
     let items: Vec<Item> = pairs
         .into_iter()
-        .filter_map(|(seq, u)| {
-            let m = sel.msg(seq)?;
-            if changed_since.is_some_and(|c| m.modseq <= c) {
-                return None;
-            }
-            Some(Item {
-                seq,
-                uid: u,
-                recent: m.recent,
-                add_flags: false,
-            })
+        .map(|(seq, u)| Item {
+            seq,
+            uid: u,
+            recent: sel.is_recent(u),
+            add_flags: false,
         })
         .collect();
-    let unseen: Vec<Uid> = if !sel.read_only && atts.iter().any(sets_seen) {
-        items
-            .iter()
-            .filter(|it| {
-                sel.msg(it.seq)
-                    .is_some_and(|m| !m.flags.has(SystemFlag::Seen))
-            })
-            .map(|it| it.uid)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut job = FetchJob {
+    let want_seen = !sel.read_only && atts.iter().any(sets_seen);
+    let job = FetchJob {
         tag,
         mailbox: sel.mailbox,
         atts: Arc::new(atts),
@@ -115,6 +98,62 @@ fn start(
         next: 0,
         segs: VecDeque::new(),
     };
+    if changed_since.is_none() && !want_seen {
+        s.streaming = Some(job);
+        return next_batch(s, io);
+    }
+    // The session caches no flags or modseqs: ask the store which of the
+    // messages changed since CHANGEDSINCE (RFC 7162 §3.1.4) and which lack
+    // \Seen, so that only those are written (one write, none at all when
+    // every message is already seen).
+    let mailbox = job.mailbox;
+    let uids: Vec<Uid> = job.items.iter().map(|it| it.uid).collect();
+    s.read(
+        io,
+        move |r| {
+            let changed: Option<HashSet<Uid>> = match changed_since {
+                Some(c) => Some(
+                    r.changes_since(mailbox, c)?
+                        .changed
+                        .into_iter()
+                        .map(|e| e.uid)
+                        .collect(),
+                ),
+                None => None,
+            };
+            let unseen = if want_seen && !uids.is_empty() {
+                let q = Query::And(vec![
+                    Query::Uids(super::search::uid_runs(uids.iter().copied())),
+                    Query::Flag(SystemFlag::Seen, false),
+                ]);
+                r.search(mailbox, &q)?
+            } else {
+                Vec::new()
+            };
+            Ok((changed, unseen))
+        },
+        move |s, io, res| {
+            let mut job = job;
+            let (changed, mut unseen) = match res {
+                Ok(v) => v,
+                Err(e) => {
+                    s.store_error(&job.tag, &e);
+                    return Step::Continue;
+                }
+            };
+            if let Some(changed) = changed {
+                job.items.retain(|it| changed.contains(&it.uid));
+                unseen.retain(|u| changed.contains(u));
+            }
+            set_seen(s, io, job, unseen)
+        },
+    );
+    Step::Continue
+}
+
+/// Set `\Seen` on `unseen` (a non-PEEK body FETCH, §6.4.5), then stream
+/// `job`, adding FLAGS for the messages that changed.
+fn set_seen(s: &mut ImapSession, io: &mut Io<'_, Done>, job: FetchJob, unseen: Vec<Uid>) -> Step {
     if unseen.is_empty() {
         s.streaming = Some(job);
         return next_batch(s, io);
@@ -132,18 +171,13 @@ fn start(
             )
         },
         move |s, io, res| {
+            let mut job = job;
             match res {
                 Ok(outcome) => {
+                    // The FETCH responses carry the new flags (FLAGS is
+                    // added where not asked for), so the client hears of
+                    // the change there and the next sync stays quiet.
                     let changed: HashSet<Uid> = outcome.updated.iter().map(|e| e.uid).collect();
-                    if let Some(sel) = &mut s.selected {
-                        for e in outcome.updated {
-                            if let Some(seq) = sel.seq_of(e.uid) {
-                                let m = &mut sel.msgs[(seq - 1) as usize];
-                                m.flags = e.flags;
-                                m.modseq = e.modseq;
-                            }
-                        }
-                    }
                     let has_flags = job.atts.contains(&FetchAtt::Flags);
                     for it in &mut job.items {
                         it.add_flags = !has_flags && changed.contains(&it.uid);
@@ -239,12 +273,8 @@ fn read_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) {
             // The client now knows these flags: no need to repeat them as
             // unsolicited FETCH responses at the next sync.
             if let Some(sel) = &mut s.selected {
-                for (uid, flags, modseq) in enc.seen {
-                    if let Some(seq) = sel.seq_of(uid) {
-                        let m = &mut sel.msgs[(seq - 1) as usize];
-                        m.flags = flags;
-                        m.modseq = m.modseq.max(modseq);
-                    }
+                for (uid, modseq) in enc.seen {
+                    sel.reported(uid, modseq);
                 }
             }
             next_batch(s, io)

@@ -8,7 +8,7 @@ use crate::command::{FetchAtt, SectionText};
 use crate::response::{flags_value, literal_header, Value};
 use crate::selection::flag_atoms;
 use crate::structure::{body, envelope, find_part};
-use mailstore::{Flags, MailboxId, MessageMeta, MimePart, Reader, Uid};
+use mailstore::{MailboxId, MessageMeta, MimePart, Reader, Uid};
 use std::collections::VecDeque;
 
 use crate::limits::{FETCH_BATCH_BYTES as BATCH_BYTES, STREAM_MIN};
@@ -46,8 +46,8 @@ enum Part {
     Raw(u64, u64),
 }
 
-/// Flags (with modseq) the client was just sent, per UID.
-type SeenFlags = Vec<(Uid, Flags, u64)>;
+/// (UID, modseq) of the flags the client was just sent.
+type SeenFlags = Vec<(Uid, u64)>;
 
 /// The result of encoding one batch.
 pub(crate) struct Encoded {
@@ -55,7 +55,7 @@ pub(crate) struct Encoded {
     pub(crate) segs: VecDeque<Seg>,
     /// Items of the batch handled (a prefix).
     pub(crate) handled: usize,
-    /// Flags sent, for the session's cache.
+    /// Flags sent, so the session's next sync does not repeat them.
     pub(crate) seen: SeenFlags,
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn encode_batch(
         }
         out.extend_from_slice(b")\r\n");
         if sends_flags || item.add_flags {
-            enc.seen.push((meta.uid, meta.flags.clone(), meta.modseq));
+            enc.seen.push((meta.uid, meta.modseq));
         }
     }
     if !out.is_empty() {

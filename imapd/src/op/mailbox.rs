@@ -4,11 +4,13 @@
 //! RFC 4315). LIST/LSUB live in `list.rs`.
 
 use crate::command::{Flag, StatusItem};
+use crate::hub::Hub;
 use crate::response::{mailbox_name, untagged, untagged_values, Code, Status, Value};
-use crate::selection::{flags_lines, Msg, Selection};
+use crate::selection::{flags_lines, Selection};
 use crate::session::{Done, ImapSession};
-use mailstore::{Entry, Mailbox, StoreError, SystemFlag, Tx, UserId};
+use mailstore::{Entry, Mailbox, StoreError, SystemFlag, Tx, Uid, UserId};
 use netloop::{Io, Step};
+use std::sync::Arc;
 
 pub(crate) fn user_id(s: &ImapSession) -> UserId {
     s.user.as_ref().map_or(0, |u| u.id)
@@ -29,18 +31,22 @@ pub(crate) fn select(
         s.condstore = true;
     }
     let uid = user_id(s);
+    let hub = std::sync::Arc::clone(&s.shared.hub);
     s.read(
         io,
         move |r| {
             let Some(mb) = r.mailbox(uid, &name)? else {
                 return Ok(None);
             };
+            // Boil the entries down here, on the store thread: the session
+            // keeps only the UID map, shared with the other sessions that
+            // see the mailbox at this modseq (views.rs).
             let entries = r.entries(mb.id)?;
-            Ok(Some((mb, entries)))
+            Ok(Some(Opened::new(mb, entries, &hub)))
         },
         move |s, io, res| {
             match res {
-                Ok(Some((mb, entries))) => selected(s, &tag, mb, entries, read_only),
+                Ok(Some(opened)) => selected(s, &tag, opened, read_only),
                 Ok(None) => s.status(
                     Some(&tag),
                     Status::No,
@@ -56,31 +62,73 @@ pub(crate) fn select(
     Step::Continue
 }
 
-fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, read_only: bool) {
-    let mut keywords: Vec<String> = Vec::new();
-    for e in &entries {
-        for k in &e.flags.keywords {
-            if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                keywords.push(k.clone());
+/// What SELECT needs from a mailbox's entries.
+struct Opened {
+    mb: Mailbox,
+    /// UIDs ascending, shared where possible.
+    uids: Arc<[Uid]>,
+    /// Keywords in use (§7.2.6 FLAGS).
+    keywords: Vec<String>,
+    /// Sequence number of the first message without `\Seen`.
+    first_unseen: Option<u32>,
+}
+
+impl Opened {
+    fn new(mb: Mailbox, entries: Vec<Entry>, hub: &Hub) -> Opened {
+        let mut keywords: Vec<String> = Vec::new();
+        for e in &entries {
+            for k in &e.flags.keywords {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k.clone());
+                }
             }
         }
+        let first_unseen = entries
+            .iter()
+            .position(|e| !e.flags.has(SystemFlag::Seen))
+            .map(|p| p as u32 + 1);
+        let mut uids: Arc<[Uid]> = entries.iter().map(|e| e.uid).collect();
+        // The entries were read in the same snapshot as the mailbox row:
+        // exactly its UIDs at this HIGHESTMODSEQ.
+        hub.views
+            .intern(mb.id, mb.uidvalidity, mb.highestmodseq, &mut uids);
+        Opened {
+            mb,
+            uids,
+            keywords,
+            first_unseen,
+        }
     }
+}
+
+fn selected(s: &mut ImapSession, tag: &str, opened: Opened, read_only: bool) {
+    let Opened {
+        mb,
+        uids,
+        keywords,
+        first_unseen,
+    } = opened;
     // EXAMINE must not take \Recent away from others (§6.3.2).
-    let last_uid = entries.last().map_or(0, |e| e.uid);
+    let last_uid = uids.last().copied().unwrap_or(0);
     let recent_above = if read_only {
         s.shared.hub.recent_mark(mb.id, mb.uidvalidity)
     } else {
         s.shared.hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
     };
-    let recent = entries.iter().filter(|e| e.uid > recent_above).count();
-    let first_unseen = entries
-        .iter()
-        .position(|e| !e.flags.has(SystemFlag::Seen))
-        .map(|p| p as u32 + 1);
+    let sel = Selection::new(
+        mb.id,
+        mb.name,
+        mb.uidvalidity,
+        read_only,
+        uids,
+        mb.highestmodseq,
+        keywords,
+        recent_above,
+    );
     let out = &mut s.out;
-    flags_lines(out, &keywords, read_only);
-    untagged(out, &format!("{} EXISTS", entries.len()));
-    untagged(out, &format!("{recent} RECENT"));
+    flags_lines(out, &sel.keywords, read_only);
+    untagged(out, &format!("{} EXISTS", sel.len()));
+    untagged(out, &format!("{} RECENT", sel.recent_count()));
     if let Some(u) = first_unseen {
         crate::response::StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen")
             .encode(out);
@@ -103,25 +151,7 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, entries: Vec<Entry>, re
         Some(code),
         &format!("{verb} completed"),
     );
-    let msgs = entries
-        .into_iter()
-        .map(|e| Msg {
-            uid: e.uid,
-            flags: e.flags,
-            modseq: e.modseq,
-            recent: e.uid > recent_above,
-        })
-        .collect();
-    s.enter_selected(Selection {
-        mailbox: mb.id,
-        name: mb.name,
-        uidvalidity: mb.uidvalidity,
-        read_only,
-        msgs,
-        modseq: mb.highestmodseq,
-        expunged: Vec::new(),
-        keywords,
-    });
+    s.enter_selected(sel);
 }
 
 /// Create the missing superiors of `name` (§6.3.3: SHOULD), ignoring ones

@@ -7,9 +7,8 @@ use crate::command::{Flag, SequenceSet, StoreMode};
 use crate::response::{compact_set, continuation, flags_value, Code, Status, StatusLine, Value};
 use crate::selection::{fetch_line, flag_atoms};
 use crate::session::{Done, ImapSession, Mode};
-use mailstore::{FlagOp, Flags, SystemFlag, Uid};
+use mailstore::{Entry, FlagOp, Flags, MailboxId, Reader, SystemFlag, Uid};
 use netloop::{Io, Step};
-use std::collections::HashMap;
 
 /// Convert flags from the wire to the store's form. `\Recent` cannot be
 /// set by clients (§2.3.2) and unknown `\` flags are refused.
@@ -110,66 +109,155 @@ pub(crate) fn store(
                     return Step::Continue;
                 }
             };
-            let condstore = s.condstore;
-            let updated: HashMap<Uid, _> =
-                outcome.updated.into_iter().map(|e| (e.uid, e)).collect();
-            let failed: Vec<Uid> = outcome.failed_modified;
-            let Some(sel) = &mut s.selected else {
+            let Some(sel) = &s.selected else {
                 return Step::Continue;
             };
-            for (seq, u) in pairs {
-                if failed.binary_search(&u).is_ok() || sel.expunged.binary_search(&u).is_ok() {
-                    continue;
-                }
-                if let Some(e) = updated.get(&u) {
-                    sel.learn(&e.flags, &mut s.out);
-                }
-                let Some(m) = sel.msgs.get_mut((seq - 1) as usize) else {
-                    continue;
-                };
-                let was_updated = match updated.get(&u) {
-                    Some(e) => {
-                        m.flags = e.flags.clone();
-                        m.modseq = e.modseq;
-                        true
-                    }
-                    None => false,
-                };
-                // RFC 7162 §3.1.3: with UNCHANGEDSINCE, changed messages are
-                // reported (with MODSEQ) even under .SILENT.
-                if silent && !(was_updated && unchanged_since.is_some()) {
-                    continue;
-                }
-                let mut items = Vec::new();
-                if uid {
-                    items.push(Value::Atom("UID".into()));
-                    items.push(Value::Num(u64::from(u)));
-                }
-                items.push(Value::Atom("FLAGS".into()));
-                items.push(flags_value(&flag_atoms(&m.flags, m.recent)));
-                if condstore {
-                    items.push(Value::Atom("MODSEQ".into()));
-                    items.push(Value::List(vec![Value::Num(m.modseq)]));
-                }
-                fetch_line(&mut s.out, seq, &items);
+            let reply = StoreReply {
+                tag,
+                uid,
+                silent,
+                unchanged_since,
+                pairs,
+                updated: outcome.updated,
+                failed: outcome.failed_modified,
+            };
+            // Messages this STORE did not change still get a FETCH with
+            // their flags (§6.4.6), which the session does not cache: read
+            // them (after the commit, so they are current).
+            let unchanged: Vec<Uid> = if silent {
+                Vec::new()
+            } else {
+                reply
+                    .pairs
+                    .iter()
+                    .map(|p| p.1)
+                    .filter(|u| {
+                        reply.failed.binary_search(u).is_err()
+                            && sel.expunged.binary_search(u).is_err()
+                            && reply.updated.binary_search_by_key(u, |e| e.uid).is_err()
+                    })
+                    .collect()
+            };
+            if unchanged.is_empty() {
+                return store_reply(s, io, reply, &[]);
             }
-            let code = if failed.is_empty() {
-                None
-            } else if uid {
-                Some(Code::Modified(compact_set(&failed)))
-            } else {
-                let seqs: Vec<u32> = failed.iter().filter_map(|u| sel.seq_of(*u)).collect();
-                Some(Code::Modified(compact_set(&seqs)))
-            };
-            let text = if code.is_some() {
-                "Conditional STORE failed for some"
-            } else {
-                "STORE completed"
-            };
-            s.finish(io, &tag, Status::Ok, code, text, false)
+            s.read(
+                io,
+                move |r| current_flags(r, mailbox, &unchanged),
+                move |s, io, res| {
+                    let current = res.unwrap_or_else(|e| {
+                        log::warn!("imapd conn {}: STORE reply flags: {e}", s.conn);
+                        Vec::new()
+                    });
+                    store_reply(s, io, reply, &current)
+                },
+            );
+            Step::Continue
         },
     );
     Step::Continue
+}
+
+/// A STORE whose write is done, waiting for its replies.
+struct StoreReply {
+    tag: String,
+    uid: bool,
+    silent: bool,
+    unchanged_since: Option<u64>,
+    pairs: Vec<(u32, Uid)>,
+    /// Entries the STORE changed (uid ascending).
+    updated: Vec<Entry>,
+    /// Refused by UNCHANGEDSINCE (ascending).
+    failed: Vec<Uid>,
+}
+
+/// Current flags of `uids` (ascending); missing ones are skipped. A few
+/// are looked up one by one, many by one scan of the mailbox.
+fn current_flags(r: &Reader, mailbox: MailboxId, uids: &[Uid]) -> mailstore::Result<Vec<Entry>> {
+    if uids.len() <= FEW_UIDS {
+        return Ok(r
+            .messages(mailbox, uids)?
+            .into_iter()
+            .map(|m| Entry {
+                uid: m.uid,
+                flags: m.flags,
+                modseq: m.modseq,
+            })
+            .collect());
+    }
+    Ok(r.entries(mailbox)?
+        .into_iter()
+        .filter(|e| uids.binary_search(&e.uid).is_ok())
+        .collect())
+}
+
+/// Up to this many UIDs, [`current_flags`] reads just those messages.
+const FEW_UIDS: usize = 64;
+
+/// The untagged FETCH replies of a STORE (§6.4.6, RFC 7162 §3.1.3), then
+/// its tagged line. `current` holds the flags of messages it did not change.
+fn store_reply(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    r: StoreReply,
+    current: &[Entry],
+) -> Step {
+    let condstore = s.condstore;
+    let Some(sel) = &mut s.selected else {
+        return Step::Continue;
+    };
+    for &(seq, u) in &r.pairs {
+        if r.failed.binary_search(&u).is_ok() || sel.expunged.binary_search(&u).is_ok() {
+            continue;
+        }
+        let (entry, was_updated) = match r.updated.binary_search_by_key(&u, |e| e.uid) {
+            Ok(i) => (Some(&r.updated[i]), true),
+            Err(_) => (
+                current
+                    .binary_search_by_key(&u, |e| e.uid)
+                    .ok()
+                    .map(|i| &current[i]),
+                false,
+            ),
+        };
+        let Some(e) = entry else {
+            continue;
+        };
+        sel.learn(&e.flags, &mut s.out);
+        // RFC 7162 §3.1.3: with UNCHANGEDSINCE, changed messages are
+        // reported (with MODSEQ) even under .SILENT. A silent change is
+        // the client's own: the next sync does not report it either.
+        sel.reported(u, e.modseq);
+        if r.silent && !(was_updated && r.unchanged_since.is_some()) {
+            continue;
+        }
+        let mut items = Vec::new();
+        if r.uid {
+            items.push(Value::Atom("UID".into()));
+            items.push(Value::Num(u64::from(u)));
+        }
+        items.push(Value::Atom("FLAGS".into()));
+        items.push(flags_value(&flag_atoms(&e.flags, sel.is_recent(u))));
+        if condstore {
+            items.push(Value::Atom("MODSEQ".into()));
+            items.push(Value::List(vec![Value::Num(e.modseq)]));
+        }
+        fetch_line(&mut s.out, seq, &items);
+    }
+    let code = if r.failed.is_empty() {
+        None
+    } else if r.uid {
+        Some(Code::Modified(compact_set(&r.failed)))
+    } else {
+        let seqs: Vec<u32> = r.failed.iter().filter_map(|u| sel.seq_of(*u)).collect();
+        Some(Code::Modified(compact_set(&seqs)))
+    };
+    let text = if code.is_some() {
+        "Conditional STORE failed for some"
+    } else {
+        "STORE completed"
+    };
+    s.finish(io, &r.tag, Status::Ok, code, text, false)
 }
 
 /// `COPY` / `MOVE` and their UID forms (§6.4.7, RFC 6851 §3)
@@ -242,9 +330,8 @@ pub(crate) fn copy(
                         StatusLine::untagged(Status::Ok, code, "Moved").encode(&mut s.out);
                     }
                     if let Some(sel) = &mut s.selected {
-                        for (src_uid, _) in outcome.map.iter().rev() {
-                            sel.remove(*src_uid, &mut s.out);
-                        }
+                        let moved: Vec<Uid> = outcome.map.iter().map(|m| m.0).collect();
+                        sel.remove(&moved, &mut s.out);
                     }
                     s.finish(
                         io,
@@ -286,9 +373,7 @@ pub(crate) fn expunge(
         move |s, io, res| match res {
             Ok(gone) => {
                 if let Some(sel) = &mut s.selected {
-                    for u in gone.iter().rev() {
-                        sel.remove(*u, &mut s.out);
-                    }
+                    sel.remove(&gone, &mut s.out);
                 }
                 s.finish(io, &tag, Status::Ok, None, "EXPUNGE completed", true)
             }

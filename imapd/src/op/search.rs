@@ -28,7 +28,7 @@ fn system_flag(name: &str) -> Option<SystemFlag> {
 }
 
 /// Contiguous UID runs of the given (ascending) UIDs.
-fn uid_runs(uids: impl Iterator<Item = Uid>) -> Vec<(Uid, Uid)> {
+pub(crate) fn uid_runs(uids: impl Iterator<Item = Uid>) -> Vec<(Uid, Uid)> {
     let mut runs: Vec<(Uid, Uid)> = Vec::new();
     for u in uids {
         match runs.last_mut() {
@@ -53,9 +53,9 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
         },
         SearchKey::Keyword(k) => Query::Keyword(k.clone(), true),
         SearchKey::Unkeyword(k) => Query::Keyword(k.clone(), false),
-        SearchKey::Recent => Query::Uids(uid_runs(
-            sel.msgs.iter().filter(|m| m.recent).map(|m| m.uid),
-        )),
+        // The session's \Recent ranges; UIDs in them it does not know
+        // are dropped from the result like any other unknown UID.
+        SearchKey::Recent => Query::Uids(sel.recent_ranges().to_vec()),
         SearchKey::New => Query::And(vec![
             to_query(&SearchKey::Recent, sel),
             Query::Flag(SystemFlag::Seen, false),
@@ -78,12 +78,12 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
         }
         SearchKey::Seq(set) => {
             // Out-of-range numbers simply match nothing in SEARCH.
-            let n = sel.msgs.len() as u32;
+            let n = sel.len();
             let uids = set
                 .merged(n)
                 .into_iter()
                 .flat_map(|(a, b)| a.max(1)..=b.min(n))
-                .filter_map(|seq| sel.msg(seq).map(|m| m.uid));
+                .filter_map(|seq| sel.uid(seq));
             Query::Uids(uid_runs(uids))
         }
         SearchKey::ModSeq(m) => Query::ModSeq(*m),
@@ -112,9 +112,23 @@ pub(crate) fn search(
     let mailbox = sel.mailbox;
     s.read(
         io,
-        move |r| r.search(mailbox, &query),
+        move |r| {
+            let found = r.search(mailbox, &query)?;
+            // RFC 7162 §3.1.5 wants the highest modseq of the messages
+            // returned; the session caches none, so read them.
+            let modseqs: Vec<(Uid, u64)> = if has_modseq && !found.is_empty() {
+                r.entries(mailbox)?
+                    .into_iter()
+                    .filter(|e| found.binary_search(&e.uid).is_ok())
+                    .map(|e| (e.uid, e.modseq))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok((found, modseqs))
+        },
         move |s, io, res| {
-            let found: Vec<Uid> = match res {
+            let (found, modseqs): (Vec<Uid>, Vec<(Uid, u64)>) = match res {
                 Ok(v) => v,
                 Err(e) => {
                     s.store_error(&tag, &e);
@@ -128,8 +142,8 @@ pub(crate) fn search(
             let mut max_modseq = 0;
             for u in found {
                 let Some(seq) = sel.seq_of(u) else { continue };
-                if let Some(m) = sel.msg(seq) {
-                    max_modseq = max_modseq.max(m.modseq);
+                if let Ok(i) = modseqs.binary_search_by_key(&u, |m| m.0) {
+                    max_modseq = max_modseq.max(modseqs[i].1);
                 }
                 let n = if uid { u } else { seq };
                 let _ = write!(line, " {n}");

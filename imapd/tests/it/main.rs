@@ -17,6 +17,7 @@ mod mailbox;
 mod message;
 mod notify;
 mod session;
+mod shared;
 mod tls;
 mod tls_interop;
 mod util;
