@@ -4,11 +4,16 @@
 //! A delivery stores its search text in `pending_text` inside its durable
 //! transaction; the writer thread moves that text into the FTS index later,
 //! in transactions of its own: once its job queue has been empty for
-//! [`QUIET`], and also
-//! between batches once the backlog exceeds [`MAX_BACKLOG`], so sustained
-//! load cannot grow it without bound. Tokenising is the most expensive part
-//! of a delivery (a 64 KiB body is some 64,000 trigrams), so keeping it out
-//! of the group commit shortens the time every `250` waits.
+//! [`QUIET`] (then chunk after chunk while it stays empty), and also
+//! between batches once the backlog's [`cost`] exceeds [`MAX_BACKLOG`], so
+//! sustained load cannot grow it without bound. Tokenising is the most
+//! expensive part of a delivery (a 64 KiB body is some 64,000 trigrams), so
+//! keeping it out of the group commit shortens the time every `250` waits.
+//!
+//! The backlog is bounded by cost rather than by messages: a burst of large
+//! messages followed by small ones must not make every small delivery wait
+//! for a large message's indexing (past the bound, a batch indexes about
+//! twice the cost it added, not twice its message count).
 //!
 //! Search stays exact meanwhile: [`crate::Query`] also scans the pending
 //! rows (see `search.rs`), and an index transaction moves rows atomically
@@ -23,28 +28,45 @@ use rusqlite::Connection;
 
 /// How long the job queue must stay empty before the writer indexes.
 pub(crate) const QUIET: Duration = Duration::from_millis(20);
-/// Pending messages beyond which the writer indexes between batches even
-/// while jobs are waiting.
-pub(crate) const MAX_BACKLOG: i64 = 2048;
+/// Backlog [`cost`] beyond which the writer indexes between batches even
+/// while jobs are waiting: 256 MiB of text, or 16,384 small messages
+/// (what SEARCH must scan unindexed stays a fraction of a second).
+pub(crate) const MAX_BACKLOG: i64 = 256 << 20;
 /// Most messages indexed by one transaction.
 pub(crate) const CHUNK_ROWS: usize = 256;
 /// Most bytes of text indexed by one transaction (bounds how long a
 /// delivery arriving meanwhile waits).
 const CHUNK_BYTES: i64 = 256 * 1024;
+/// Every pending message costs at least this much: per-row work (and a
+/// SEARCH's per-row scan) dominates for small messages.
+const MIN_COST: i64 = 16 * 1024;
 
-/// How many messages wait for the index (an upper bound: ids may have gaps).
+/// The backlog cost of one message with `text_len` bytes of search text.
+pub(crate) fn cost(text_len: usize) -> i64 {
+    i64::try_from(text_len).unwrap_or(i64::MAX).max(MIN_COST)
+}
+
+/// The cost of everything waiting for the index (one scan, at start-up).
 pub(crate) fn backlog(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
-        "SELECT coalesce(max(id) - min(id) + 1, 0) FROM pending_text",
-        [],
+        "SELECT coalesce(sum(max(octet_length(headers) + octet_length(body), ?1)), 0) FROM pending_text",
+        [MIN_COST],
         |r| r.get(0),
     )
 }
 
+/// What one index transaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Indexed {
+    /// Messages moved into the index (0 = nothing was pending).
+    pub rows: usize,
+    /// Their [`cost`].
+    pub cost: i64,
+}
+
 /// Index the oldest pending messages (up to one chunk, at most `rows`)
-/// in their own transaction. Returns how many were indexed (0 = nothing
-/// pending).
-pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<usize> {
+/// in their own transaction.
+pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<Indexed> {
     conn.execute_batch("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE;")?;
     let res = index_chunk(conn, rows.clamp(1, CHUNK_ROWS))
         .and_then(|n| conn.execute_batch("COMMIT").map(|()| n));
@@ -58,24 +80,27 @@ pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<usi
 }
 
 /// The body of [`index_some`]: choose the chunk, move it into the index.
-fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<usize> {
+fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<Indexed> {
     let mut upto: Option<i64> = None;
+    let mut cost_sum = 0i64;
     {
         let mut st = conn.prepare_cached(
-            "SELECT id, length(headers) + length(body) FROM pending_text ORDER BY id LIMIT ?1",
+            "SELECT id, octet_length(headers) + octet_length(body) FROM pending_text ORDER BY id LIMIT ?1",
         )?;
         let mut found = st.query([rows as i64])?;
         let mut bytes = 0i64;
         while let Some(row) = found.next()? {
             upto = Some(row.get(0)?);
-            bytes += row.get::<_, i64>(1)?;
+            let len: i64 = row.get(1)?;
+            bytes += len;
+            cost_sum += len.max(MIN_COST);
             if bytes >= CHUNK_BYTES {
                 break;
             }
         }
     }
     let Some(upto) = upto else {
-        return Ok(0);
+        return Ok(Indexed::default());
     };
     let n = conn
         .prepare_cached(
@@ -85,7 +110,10 @@ fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<usize> {
         .execute([upto])?;
     conn.prepare_cached("DELETE FROM pending_text WHERE id <= ?1")?
         .execute([upto])?;
-    Ok(n)
+    Ok(Indexed {
+        rows: n,
+        cost: cost_sum,
+    })
 }
 
 #[cfg(test)]
@@ -126,7 +154,10 @@ mod tests {
             };
             tx.deliver(&msg, &[user]).unwrap();
         }
+        let added = tx.pending_cost;
         conn.execute_batch("COMMIT").unwrap();
+        // What the writer adds up per batch is what a scan finds.
+        assert_eq!(backlog(&conn).unwrap(), added);
         (conn, inbox)
     }
 
@@ -153,24 +184,37 @@ mod tests {
     fn search_is_the_same_before_during_and_after_indexing() {
         let dir = tempfile::tempdir().unwrap();
         let (conn, mb) = pending_store(dir.path(), 40);
-        assert_eq!(backlog(&conn).unwrap(), 40);
+        let before = backlog(&conn).unwrap();
+        // 40 messages, each costing at least MIN_COST, the big ones more.
+        assert!(before > 40 * MIN_COST, "backlog cost {before}");
         for (q, want) in queries() {
             assert_eq!(search(dir.path(), mb, q.clone()), want, "pending: {q:?}");
         }
         // One chunk is bounded by bytes: the big messages take several.
         let first = index_some(&conn, usize::MAX).unwrap();
-        assert!(first > 0 && first < 40, "first chunk indexed {first}");
+        assert!(
+            first.rows > 0 && first.rows < 40,
+            "first chunk indexed {first:?}"
+        );
+        assert_eq!(backlog(&conn).unwrap(), before - first.cost);
         for (q, want) in queries() {
             assert_eq!(search(dir.path(), mb, q.clone()), want, "partly: {q:?}");
         }
-        let mut total = first;
+        let (mut rows, mut cost) = (first.rows, first.cost);
         loop {
             match index_some(&conn, usize::MAX).unwrap() {
-                0 => break,
-                n => total += n,
+                Indexed { rows: 0, cost: c } => {
+                    assert_eq!(c, 0);
+                    break;
+                }
+                n => {
+                    rows += n.rows;
+                    cost += n.cost;
+                }
             }
         }
-        assert_eq!(total, 40);
+        assert_eq!(rows, 40);
+        assert_eq!(cost, before, "the costs indexed add up to the backlog");
         assert_eq!(backlog(&conn).unwrap(), 0);
         let sync: i64 = conn
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
@@ -212,7 +256,7 @@ mod tests {
                 "{stage}"
             );
             assert_eq!(search(dir.path(), other_inbox, q), vec![1], "{stage}");
-            while index_some(&conn, usize::MAX).unwrap() > 0 {}
+            while index_some(&conn, usize::MAX).unwrap().rows > 0 {}
         }
     }
 

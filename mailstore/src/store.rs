@@ -11,7 +11,7 @@
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
@@ -402,15 +402,38 @@ fn reader_loop(reader: Reader, rx: Arc<Mutex<Receiver<ReadJob>>>) {
 }
 
 fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners: Listeners) {
-    // Search text left pending by an earlier run is indexed when idle.
-    let mut backlog = indexer::backlog(&conn).unwrap_or(1) > 0;
+    // Search text left pending by an earlier run is indexed when idle. The
+    // backlog's cost is counted here from then on (no query per batch).
+    let mut backlog = indexer::backlog(&conn).unwrap_or(1);
+    let mut next: Option<Box<dyn WriteJob>> = None;
     loop {
-        let first = if backlog {
-            // Index only once deliveries pause, so a burst is not slowed.
+        let first = if let Some(job) = next.take() {
+            job
+        } else if backlog > 0 {
+            // Index only once deliveries pause, so a burst is not slowed;
+            // then chunk after chunk for as long as no job arrives.
             match rx.recv_timeout(indexer::QUIET) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    backlog = index_step(&conn);
+                    loop {
+                        match index_step(&conn) {
+                            Some(n) if n.rows > 0 => backlog = (backlog - n.cost).max(1),
+                            // Nothing pending, or indexing failed (logged;
+                            // retried once another batch leaves text).
+                            _ => backlog = 0,
+                        }
+                        if backlog == 0 {
+                            break;
+                        }
+                        match rx.try_recv() {
+                            Ok(job) => {
+                                next = Some(job);
+                                break;
+                            }
+                            Err(TryRecvError::Empty) => {}
+                            Err(TryRecvError::Disconnected) => return,
+                        }
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -428,51 +451,51 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                 Err(_) => break,
             }
         }
-        let jobs = batch.len();
-        let touched = run_batch(&mut conn, batch);
-        if let Some(mut touched) = touched {
-            touched.sort_unstable();
-            touched.dedup();
-            // Called for every committed batch, even one that touched no
-            // mailbox, so listeners can count commits (each bumps
-            // `Reader::data_version` by exactly one).
-            let ls: Vec<Listener> = lock(&listeners).clone();
-            for l in ls {
-                if catch_unwind(AssertUnwindSafe(|| l(&touched))).is_err() {
-                    log::error!("mail store commit listener panicked");
-                }
-            }
-            if !touched.is_empty() {
-                backlog = true;
+        let Some((mut touched, added)) = run_batch(&mut conn, batch) else {
+            continue;
+        };
+        touched.sort_unstable();
+        touched.dedup();
+        // Called for every committed batch, even one that touched no
+        // mailbox, so listeners can count commits (each bumps
+        // `Reader::data_version` by exactly one).
+        let ls: Vec<Listener> = lock(&listeners).clone();
+        for l in ls {
+            if catch_unwind(AssertUnwindSafe(|| l(&touched))).is_err() {
+                log::error!("mail store commit listener panicked");
             }
         }
+        backlog += added;
         // Sustained load may never leave the queue empty: past the bound,
-        // index twice as many messages as the batch added, so the backlog
+        // index about twice the cost the batch added, so the backlog
         // shrinks in steps small enough not to stall the next batch long.
-        if backlog && indexer::backlog(&conn).unwrap_or(0) > indexer::MAX_BACKLOG {
+        if backlog > indexer::MAX_BACKLOG {
             let mut indexed = 0;
-            while indexed <= jobs {
-                match indexer::index_some(&conn, 2 * jobs) {
-                    Ok(0) => break,
-                    Ok(n) => indexed += n,
-                    Err(e) => {
-                        log::error!("mail store: search index update failed: {e}");
+            while indexed < 2 * added.max(1) {
+                match index_step(&conn) {
+                    Some(n) if n.rows > 0 => {
+                        indexed += n.cost;
+                        backlog = (backlog - n.cost).max(1);
+                    }
+                    Some(_) => {
+                        backlog = 0;
                         break;
                     }
+                    None => break,
                 }
             }
         }
     }
 }
 
-/// Index one chunk of pending search text; true if more may remain.
-fn index_step(conn: &Connection) -> bool {
+/// Index one chunk of pending search text; `None` if that failed (the
+/// text stays pending, search still finds it, and it is retried later).
+fn index_step(conn: &Connection) -> Option<indexer::Indexed> {
     match indexer::index_some(conn, indexer::CHUNK_ROWS) {
-        Ok(n) => n > 0,
+        Ok(n) => Some(n),
         Err(e) => {
-            // The text stays pending (search still finds it); retry later.
             log::error!("mail store: search index update failed: {e}");
-            false
+            None
         }
     }
 }
@@ -484,8 +507,12 @@ fn guarded(f: impl FnOnce()) {
     }
 }
 
-/// Run one group-commit batch; returns the touched mailboxes if committed.
-fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec<MailboxId>> {
+/// Run one group-commit batch; if it committed, returns the touched
+/// mailboxes and the index cost of the search text it left pending.
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Box<dyn WriteJob>>,
+) -> Option<(Vec<MailboxId>, i64)> {
     let begin = conn.execute_batch(
         "BEGIN IMMEDIATE; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter';",
     );
@@ -512,6 +539,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
             continue;
         }
         let mark = tx.touched.len();
+        let cost_mark = tx.pending_cost;
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
         let ok = match outcome {
             Ok((ok, finish)) => {
@@ -527,6 +555,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
             "RELEASE job"
         } else {
             tx.touched.truncate(mark);
+            tx.pending_cost = cost_mark;
             "ROLLBACK TO job; RELEASE job"
         };
         if let Err(e) = tx.conn().execute_batch(end) {
@@ -534,6 +563,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
         }
     }
     let touched = std::mem::take(&mut tx.touched);
+    let added = tx.pending_cost;
     let commit = match broken {
         Some(msg) => Err(msg),
         None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
@@ -543,7 +573,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec
             for f in finishes {
                 guarded(|| f(None));
             }
-            Some(touched)
+            Some((touched, added))
         }
         Err(msg) => {
             log::error!("mail store: batch commit failed: {msg}");

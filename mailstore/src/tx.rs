@@ -28,6 +28,9 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
 pub struct Tx<'c> {
     conn: &'c Connection,
     pub(crate) touched: Vec<MailboxId>,
+    /// Index cost (see [`crate::indexer::cost`]) of the search text this
+    /// transaction left pending.
+    pub(crate) pending_cost: i64,
 }
 
 pub(crate) fn now() -> i64 {
@@ -77,6 +80,7 @@ impl<'c> Tx<'c> {
         Tx {
             conn,
             touched: Vec::new(),
+            pending_cost: 0,
         }
     }
 
@@ -95,9 +99,20 @@ impl<'c> Tx<'c> {
         if address.is_empty() || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(StoreError::Invalid(format!("bad address {address:?}")));
         }
+        // Ids are never reused (a deleted user's id is not handed to the
+        // next one): caches keyed by address, like smtpd's RCPT cache, may
+        // then hold a stale id but never another user's.
+        self.conn
+            .execute_batch("INSERT OR IGNORE INTO meta(key, value) VALUES ('last_user_id', 0)")?;
+        let id: i64 = self.conn.query_row(
+            "UPDATE meta SET value = max(value, (SELECT coalesce(max(id), 0) FROM users)) + 1
+             WHERE key = 'last_user_id' RETURNING value",
+            [],
+            |r| r.get(0),
+        )?;
         let inserted = self.conn.execute(
-            "INSERT INTO users(address, password_hash, created) VALUES (?1, ?2, ?3)",
-            params![address, password_hash, now()],
+            "INSERT INTO users(id, address, password_hash, created) VALUES (?1, ?2, ?3, ?4)",
+            params![id, address, password_hash, now()],
         );
         match inserted {
             Err(e) if is_unique_violation(&e) => {
@@ -105,7 +120,7 @@ impl<'c> Tx<'c> {
             }
             other => other?,
         };
-        let user = self.conn.last_insert_rowid();
+        let user = id;
         for (name, special) in DEFAULT_MAILBOXES {
             self.create_mailbox(user, name, *special)?;
             self.set_subscribed(user, name, true)?;

@@ -210,6 +210,7 @@ impl Tx<'_> {
         }
         conn.prepare_cached("INSERT INTO pending_text(id, headers, body) VALUES (?1, ?2, ?3)")?
             .execute(params![id, meta.header_text, meta.body_text])?;
+        self.pending_cost += crate::indexer::cost(meta.header_text.len() + meta.body_text.len());
         Ok(id)
     }
 

@@ -21,6 +21,7 @@ mod deliver;
 pub mod limits;
 pub mod parse;
 pub mod received;
+mod recipients;
 pub mod reply;
 pub mod sender;
 pub mod service;

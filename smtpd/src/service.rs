@@ -21,6 +21,8 @@ pub struct Shared {
     pub config: Config,
     /// The mailbox store.
     pub store: mailstore::Store,
+    /// Recent RCPT lookups.
+    pub(crate) recipients: crate::recipients::RecipientCache,
 }
 
 /// The SMTP [`netloop::Service`]: creates one [`SmtpSession`] per connection.
@@ -33,7 +35,11 @@ impl SmtpService {
     /// A service delivering into `store`.
     pub fn new(config: Config, store: mailstore::Store) -> SmtpService {
         SmtpService {
-            shared: Arc::new(Shared { config, store }),
+            shared: Arc::new(Shared {
+                config,
+                store,
+                recipients: Default::default(),
+            }),
         }
     }
 

@@ -161,6 +161,10 @@ impl SmtpSession {
                 }
             }
         };
+        if let Some(user) = self.shared.recipients.get(&addr, Instant::now()) {
+            self.rcpt_done(io, addr, Ok(Some(user)));
+            return;
+        }
         self.waiting = Some(Waiting::Rcpt);
         let completer = io.completer();
         let lookup = addr.clone();
@@ -199,6 +203,7 @@ impl SmtpSession {
     ) {
         let reply = match (result, &mut self.state) {
             (Ok(Some(user)), State::Envelope(env)) => {
+                self.shared.recipients.put(&addr, user, Instant::now());
                 env.rcpts.push(Recipient { addr, user });
                 Reply::recipient_ok()
             }

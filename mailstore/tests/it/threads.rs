@@ -297,3 +297,60 @@ fn store_is_clone_send_sync() {
     let h = std::thread::spawn(move || moved.read_sync(|r| r.users()).map(|u| u.len()));
     assert_eq!(h.join().unwrap().unwrap(), 0);
 }
+
+/// Rows of `pending_text` (search text not yet moved into the index),
+/// read straight from the file.
+fn pending_rows(path: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("SELECT count(*) FROM pending_text", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn idle_writer_indexes_the_whole_backlog_and_search_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s = Store::open(&path).unwrap();
+    let a = user(&s, "a@x");
+    // One batch of 700 messages (3 index chunks of at most 256 rows), the
+    // search text left pending by the delivering transaction.
+    let every: Vec<Vec<u8>> = (0..700)
+        .map(|i| simple(&format!("m{i}"), &format!("word{i} kumquat{}", i % 7)))
+        .collect();
+    s.write_sync(move |w| {
+        for raw in every {
+            w.deliver(
+                &NewMessage {
+                    raw,
+                    internal_date: 1,
+                },
+                &[a],
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let inbox = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let search = |s: &Store| {
+        s.read_sync(move |r| r.search(inbox, &mailstore::Query::Body("kumquat3".into())))
+            .unwrap()
+    };
+    let before = search(&s);
+    assert_eq!(before.len(), 100);
+    // Nothing else arrives: the writer indexes chunk after chunk until
+    // nothing is pending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while pending_rows(&path) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backlog of {} rows not indexed while idle",
+            pending_rows(&path)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(search(&s), before);
+}

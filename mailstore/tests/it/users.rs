@@ -69,6 +69,22 @@ fn delete_user_removes_mail_and_unknown_is_not_found() {
 }
 
 #[test]
+fn a_deleted_users_id_is_never_given_to_another() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let b = user(&s, "b@x");
+    s.write_sync(|tx| tx.delete_user("b@x")).unwrap();
+    // b had the highest id: plain rowid allocation would hand it out again.
+    let c = user(&s, "c@x");
+    assert!(c > b && b > a, "ids a={a} b={b} c={c}");
+    let err = s.write_sync(|tx| tx.create_user("c@x", "h")).unwrap_err();
+    assert!(matches!(err, StoreError::Exists(_)));
+    s.write_sync(|tx| tx.delete_user("c@x")).unwrap();
+    let d = user(&s, "d@x");
+    assert!(d > c, "ids c={c} d={d}");
+}
+
+#[test]
 fn passwords_hash_verify_and_authenticate() {
     let (_d, s) = store();
     let phc = hash_password("s3cret").unwrap();

@@ -210,5 +210,7 @@ fn store_failures_give_451_and_nothing_is_acknowledged() {
     t.store.shutdown();
     t.expect("x\r\n.\r\n", "451 4.3.0 ");
     t.expect("MAIL FROM:<a@b.example>\r\n", "250");
-    t.expect("RCPT TO:<bob@localhost>\r\n", "451 4.3.0 ");
+    // (bob@ was just resolved and may be answered from the RCPT cache;
+    // a recipient not looked up before needs the store.)
+    t.expect("RCPT TO:<postmaster@localhost>\r\n", "451 4.3.0 ");
 }
