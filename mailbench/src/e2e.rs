@@ -108,6 +108,7 @@ pub fn run(
         from: "bench@localhost".into(),
         to: to.into(),
         reuse: false,
+        pipeline: false,
         acks: Some(Arc::clone(&acks)),
     })?;
     let smtp_secs = start.elapsed().as_secs_f64();

@@ -236,6 +236,7 @@ pub fn run(
                         from: "bench@localhost".into(),
                         to: to.clone(),
                         reuse: false,
+                        pipeline: false,
                         acks: Some(Arc::clone(&acks)),
                     })?;
                     let until = Instant::now() + Duration::from_secs(10);

@@ -54,6 +54,10 @@ enum Cmd {
         /// a new connection per message, like smtp-source).
         #[arg(long)]
         reuse: bool,
+        /// Send MAIL, RCPT and DATA in one write (RFC 2920 PIPELINING), as
+        /// Postfix's SMTP client does.
+        #[arg(long)]
+        pipeline: bool,
     },
     /// IMAP workloads against one mailbox.
     Imap {
@@ -209,6 +213,7 @@ fn main() -> Result<()> {
             from,
             to,
             reuse,
+            pipeline,
         } => smtp::run(smtp::SmtpOpts {
             addr,
             sessions,
@@ -217,6 +222,7 @@ fn main() -> Result<()> {
             from,
             to,
             reuse,
+            pipeline,
             acks: None,
         })?,
         Cmd::Imap { target, work } => imap::run(&target.target(), &work.workload())?,

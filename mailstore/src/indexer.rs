@@ -41,6 +41,16 @@ const CHUNK_BYTES: i64 = 256 * 1024;
 /// SEARCH's per-row scan) dominates for small messages.
 const MIN_COST: i64 = 16 * 1024;
 
+/// SQL for the search text of the pending row `p`: stored in `p.body`, or
+/// (`p.body_at` set) the tail of the raw message from that byte offset.
+pub(crate) const PENDING_BODY: &str = "(CASE WHEN p.body_at IS NULL THEN p.body \
+     ELSE CAST(substr((SELECT raw FROM message_raw WHERE id = p.id), p.body_at + 1) AS TEXT) END)";
+
+/// SQL for the bytes of search text of the pending row `p`.
+const PENDING_LEN: &str = "(octet_length(p.headers) + CASE WHEN p.body_at IS NULL \
+     THEN octet_length(p.body) \
+     ELSE (SELECT octet_length(raw) FROM message_raw WHERE id = p.id) - p.body_at END)";
+
 /// The backlog cost of one message with `text_len` bytes of search text.
 pub(crate) fn cost(text_len: usize) -> i64 {
     i64::try_from(text_len).unwrap_or(i64::MAX).max(MIN_COST)
@@ -49,7 +59,7 @@ pub(crate) fn cost(text_len: usize) -> i64 {
 /// The cost of everything waiting for the index (one scan, at start-up).
 pub(crate) fn backlog(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
-        "SELECT coalesce(sum(max(octet_length(headers) + octet_length(body), ?1)), 0) FROM pending_text",
+        &format!("SELECT coalesce(sum(max({PENDING_LEN}, ?1)), 0) FROM pending_text p"),
         [MIN_COST],
         |r| r.get(0),
     )
@@ -84,9 +94,9 @@ fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<Indexed> {
     let mut upto: Option<i64> = None;
     let mut cost_sum = 0i64;
     {
-        let mut st = conn.prepare_cached(
-            "SELECT id, octet_length(headers) + octet_length(body) FROM pending_text ORDER BY id LIMIT ?1",
-        )?;
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT p.id, {PENDING_LEN} FROM pending_text p ORDER BY p.id LIMIT ?1"
+        ))?;
         let mut found = st.query([rows as i64])?;
         let mut bytes = 0i64;
         while let Some(row) = found.next()? {
@@ -103,10 +113,10 @@ fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<Indexed> {
         return Ok(Indexed::default());
     };
     let n = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO message_text(rowid, headers, body)
-             SELECT id, headers, body FROM pending_text WHERE id <= ?1",
-        )?
+             SELECT p.id, p.headers, {PENDING_BODY} FROM pending_text p WHERE p.id <= ?1"
+        ))?
         .execute([upto])?;
     conn.prepare_cached("DELETE FROM pending_text WHERE id <= ?1")?
         .execute([upto])?;
@@ -158,6 +168,16 @@ mod tests {
         conn.execute_batch("COMMIT").unwrap();
         // What the writer adds up per batch is what a scan finds.
         assert_eq!(backlog(&conn).unwrap(), added);
+        // Plain text bodies are not stored twice: the pending rows point
+        // into message_raw.
+        let by_ref: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pending_text WHERE body_at IS NOT NULL AND body = ''",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(by_ref, n as i64);
         (conn, inbox)
     }
 

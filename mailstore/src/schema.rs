@@ -100,6 +100,14 @@ CREATE TABLE pending_text(
     body TEXT NOT NULL
 );
 "#,
+    // v3: a body whose search text is the raw message's tail byte for byte
+    // (plain text, most mail; the parser's part-ending newline aside) is not
+    // written twice: `body` is '' and
+    // `body_at` the offset in message_raw.raw where that text starts
+    // (see indexer::PENDING_BODY).
+    r#"
+ALTER TABLE pending_text ADD COLUMN body_at INTEGER;
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

@@ -128,7 +128,9 @@ impl Sql {
                  WHERE x.mailbox_id = ?1 AND (",
             );
             self.push(crate::schema::CONTAINS_FN);
-            self.push("(CASE WHEN x.uid > 0 THEN p.body END, ");
+            self.push("(CASE WHEN x.uid > 0 THEN ");
+            self.push(crate::indexer::PENDING_BODY);
+            self.push(" END, ");
             self.param(Value::Text(needle.to_string()));
             self.push(")");
             if let TextScope::All = scope {
@@ -143,20 +145,23 @@ impl Sql {
             // Trigrams cannot match 1-2 characters: scan the stored text
             // (indexed or still pending).
             self.push("(");
-            for (i, (table, key)) in [("message_text", "rowid"), ("pending_text", "id")]
-                .iter()
-                .enumerate()
+            for (i, (table, key, body)) in [
+                ("message_text", "rowid", "p.body"),
+                ("pending_text", "id", crate::indexer::PENDING_BODY),
+            ]
+            .iter()
+            .enumerate()
             {
                 if i > 0 {
                     self.push(" OR ");
                 }
                 self.push(&format!(
-                    "EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = e.message_id AND (instr(lower(t.body), lower("
+                    "EXISTS (SELECT 1 FROM {table} p WHERE p.{key} = e.message_id AND (instr(lower({body}), lower("
                 ));
                 self.param(Value::Text(needle.to_string()));
                 self.push(")) > 0");
                 if let TextScope::All = scope {
-                    self.push(" OR instr(lower(t.headers), lower(");
+                    self.push(" OR instr(lower(p.headers), lower(");
                     self.param(Value::Text(needle.to_string()));
                     self.push(")) > 0");
                 }

@@ -208,9 +208,21 @@ impl Tx<'_> {
                 st.execute(params![id, name, value])?;
             }
         }
-        conn.prepare_cached("INSERT INTO pending_text(id, headers, body) VALUES (?1, ?2, ?3)")?
-            .execute(params![id, meta.header_text, meta.body_text])?;
-        self.pending_cost += crate::indexer::cost(meta.header_text.len() + meta.body_text.len());
+        // Plain-text mail: the search text is the raw message's tail, byte
+        // for byte (but for the newline the parser ends each part's text
+        // with); point at it instead of writing it twice.
+        let text = &meta.body_text;
+        let body = text.strip_suffix('\n').unwrap_or(text).as_bytes();
+        let (body, body_at, body_len) = if !body.is_empty() && raw.ends_with(body) {
+            ("", Some((raw.len() - body.len()) as i64), body.len())
+        } else {
+            (text.as_str(), None, text.len())
+        };
+        conn.prepare_cached(
+            "INSERT INTO pending_text(id, headers, body, body_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![id, meta.header_text, body, body_at])?;
+        self.pending_cost += crate::indexer::cost(meta.header_text.len() + body_len);
         Ok(id)
     }
 

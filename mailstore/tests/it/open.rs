@@ -85,6 +85,90 @@ fn old_schema_is_migrated_and_newer_schema_refused() {
 }
 
 #[test]
+fn version_2_pending_text_is_still_searched_and_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s = Store::open(&path).unwrap();
+    let a = crate::util::user(&s, "a@x");
+    s.shutdown();
+    drop(s);
+    {
+        // A version-2 file with a message whose search text still waits,
+        // stored inline (v2 had no body_at).
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let raw = crate::util::simple("old", "kumquat from version two");
+        c.execute_batch("BEGIN").unwrap();
+        c.execute(
+            "INSERT INTO messages(size, internal_date, sent_date, envelope, structure)
+             VALUES (?1, 1, NULL, '{}', '{}')",
+            [raw.len() as i64],
+        )
+        .unwrap();
+        let id = c.last_insert_rowid();
+        c.execute(
+            "INSERT INTO message_raw(id, raw) VALUES (?1, ?2)",
+            rusqlite::params![id, raw],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO pending_text(id, headers, body) VALUES (?1, 'Subject: old', 'kumquat from version two')",
+            [id],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO entries(mailbox_id, uid, message_id, modseq)
+             SELECT id, 1, ?1, 1 FROM mailboxes WHERE user_id = ?2 AND name = 'INBOX'",
+            rusqlite::params![id, a],
+        )
+        .unwrap();
+        c.execute_batch(
+            "UPDATE mailboxes SET uidnext = 2, highestmodseq = 1 WHERE name = 'INBOX';
+             ALTER TABLE pending_text DROP COLUMN body_at; PRAGMA user_version = 2; COMMIT;",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    crate::util::deliver(
+        &s,
+        crate::util::simple("new", "kumquat from version three"),
+        &[a],
+    );
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let search = |s: &Store, word: &'static str| {
+        s.read_sync(move |r| r.search(mb, &mailstore::Query::Body(word.into())))
+            .unwrap()
+    };
+    // Whether or not the idle writer has indexed them yet.
+    assert_eq!(search(&s, "kumquat"), [1, 2]);
+    assert_eq!(search(&s, "two"), [1]);
+    assert_eq!(search(&s, "three"), [2]);
+    s.shutdown();
+    drop(s);
+    // Reopened and given time to index everything: the same answers.
+    let s = Store::open(&path).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM pending_text", [], |r| r.get(0))
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not indexed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(search(&s, "kumquat"), [1, 2]);
+    assert_eq!(search(&s, "two"), [1]);
+    assert_eq!(search(&s, "three"), [2]);
+    assert_eq!(search(&s, "ku"), [1, 2], "short needles scan the text");
+}
+
+#[test]
 fn file_is_in_wal_mode_at_current_schema_version() {
     let (dir, s) = crate::util::store();
     s.shutdown();
@@ -96,7 +180,7 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
     let fts: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 'message_text' AND sql LIKE '%trigram%'",
