@@ -11,7 +11,8 @@
 # protocol-tests/scripts/peers.sh -- builds minimail and mailbench (release),
 # and runs:
 #   SMTP  mailbench smtp, 16 sessions, a new connection per message, 1 KiB and
-#         64 KiB, against smtp-sink (the no-storage limit), Postfix (accepting
+#         64 KiB (and 1 KiB over one pipelining connection per session),
+#         against smtp-sink (the no-storage limit), Postfix (accepting
 #         into its queue, delivering to a Maildir) and minimail; smtp-source
 #         -s 16 -m 5000 -l 1024 against the same three for reference.
 #   E2E   SMTP 250 -> visible over IMAP (IDLE): Postfix+Dovecot vs minimail.
@@ -290,6 +291,11 @@ run_smtp() {
         if [ "$name" = postfix ]; then postfix_drain; fi
         record "$name" "smtp 64k" "${pid[@]}" smtp --addr "127.0.0.1:$port" --sessions 16 \
             --messages "$SMTP_BIG_N" --size 65536 --to "$LOAD_ADDR"
+        if [ "$name" = postfix ]; then postfix_drain; fi
+        # As an MTA delivers a queue: one connection per session, MAIL, RCPT
+        # and DATA pipelined (RFC 2920).
+        record "$name" "smtp 1k pipelined" "${pid[@]}" smtp --addr "127.0.0.1:$port" \
+            --sessions 16 --messages "$SMTP_N" --size 1024 --to "$LOAD_ADDR" --reuse --pipeline
         if [ "$name" = postfix ]; then postfix_drain; fi
     done
 }

@@ -66,6 +66,8 @@ def main():
             "postfix", "smtp-sink")
         row(f"  p99 end-of-data to 250, {name}", w, "p99_ms", "ms", "postfix",
             "smtp-sink", higher=False)
+    row("SMTP accepted, 1 KiB, 16 sessions, one connection each, PIPELINING",
+        "smtp 1k pipelined", "rate", "msg/s", "postfix", "smtp-sink")
     row("SMTP accepted, 1 KiB (smtp-source -s 16 -m N -l 1024)", "smtp-source 1k", "rate",
         "msg/s", "postfix", "smtp-sink")
     row("SMTP 250 -> visible over IMAP IDLE, 1 KiB", "e2e 1k", "rate", "msg/s",

@@ -287,5 +287,21 @@ mod tests {
         assert!(!schema::fold_contains("ab", "abc"));
         assert!(schema::fold_contains("x", ""));
         assert!(!schema::fold_contains("Koln", "köln"));
+        assert!(schema::fold_contains("xxKumQUAT", "kumquat"));
+        assert!(schema::fold_contains("kumquat", "KUMQUAT"));
+        assert!(!schema::fold_contains("kumqua", "kumquat"));
+        assert!(!schema::fold_contains("k", "kk"));
+    }
+
+    proptest::proptest! {
+        /// The memchr-based ASCII path agrees with a naive window scan.
+        #[test]
+        fn ascii_fold_contains_agrees_with_naive(hay in "[a-dA-D .]{0,40}", needle in "[a-dA-D]{1,4}") {
+            let naive = hay
+                .as_bytes()
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
+            proptest::prop_assert_eq!(schema::fold_contains(&hay, &needle), naive);
+        }
     }
 }

@@ -169,15 +169,27 @@ pub(crate) fn fold_contains(hay: &str, needle: &str) -> bool {
         return true;
     }
     if hay.is_ascii() && needle.is_ascii() {
-        let n = needle.as_bytes();
-        return hay
-            .as_bytes()
-            .windows(n.len())
-            .any(|w| w.eq_ignore_ascii_case(n));
+        return ascii_contains_ignore_case(hay.as_bytes(), needle.as_bytes());
     }
     let hay: String = hay.chars().map(fold_char).collect();
     let needle: String = needle.chars().map(fold_char).collect();
     hay.contains(&needle)
+}
+
+/// ASCII case-insensitive substring test: candidates are found with a
+/// vectorised search for the needle's first byte in either case (memchr),
+/// so text without them is skipped at memory speed.
+fn ascii_contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let last_start = match hay.len().checked_sub(needle.len()) {
+        Some(n) => n,
+        None => return false,
+    };
+    memchr::memchr2_iter(lo, up, &hay[..=last_start])
+        .any(|i| hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest))
 }
 
 /// Corrupt/not-a-database errors become [`StoreError::Corrupt`], the rest
