@@ -14,6 +14,9 @@
 //! `changes_since` itself and decides what it may send, and when. Wake-ups
 //! are coalesced with a per-session flag so a burst of commits costs one
 //! message per session.
+//!
+//! The hub also holds what sessions share about a mailbox: the `\Recent`
+//! marks and the registry of sequence-number maps (`views.rs`).
 
 use crate::limits::POLL_EVERY;
 use crate::session::Done;

@@ -19,7 +19,7 @@
 use crate::command::SequenceSet;
 use crate::recent::RecentSet;
 use crate::response::{flags_value, untagged, Code, Status, StatusLine, Value};
-use crate::views::Views;
+use crate::views::{build, Views};
 use mailstore::{Changes, Flags, MailboxId, SystemFlag, Uid};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -268,6 +268,7 @@ impl Selection {
         expunge_ok: bool,
         condstore: bool,
         recent_above: Uid,
+        views: &Views,
     ) {
         for uid in changes.expunged {
             if self.seq_of(uid).is_some() {
@@ -312,14 +313,32 @@ impl Selection {
         if self.reported.is_empty() {
             self.reported = HashMap::new();
         }
-        if expunge_ok {
-            self.flush_expunges(out);
+        let removed = if expunge_ok {
+            std::mem::take(&mut self.expunged)
+        } else {
+            Vec::new()
+        };
+        self.announce_expunges(&removed, out);
+        if !removed.is_empty() || !arrived.is_empty() {
+            self.uids = if self.expunged.is_empty() {
+                // Exactly the store's UIDs at `modseq`: the sessions that
+                // make this same change share the result (views.rs).
+                views.derive(
+                    self.mailbox,
+                    self.uidvalidity,
+                    self.modseq,
+                    &self.uids,
+                    &removed,
+                    &arrived,
+                )
+            } else {
+                build(&self.uids, &removed, &arrived)
+            };
+        }
+        if !removed.is_empty() {
+            self.recent.prune(&self.uids);
         }
         if let Some(&last) = arrived.last() {
-            let mut uids = Vec::with_capacity(self.uids.len() + arrived.len());
-            uids.extend_from_slice(&self.uids);
-            uids.extend_from_slice(&arrived);
-            self.uids = Arc::from(uids);
             let lo = max_uid.max(recent_above).saturating_add(1);
             self.recent.claim(lo, last, &self.uids);
             untagged(out, &format!("{} EXISTS", self.uids.len()));
@@ -350,20 +369,21 @@ impl Selection {
         }
         gone.sort_unstable();
         gone.dedup();
+        self.announce_expunges(&gone, out);
+        self.uids = build(&self.uids, &gone, &[]);
+        self.expunged.retain(|u| gone.binary_search(u).is_err());
+        self.recent.prune(&self.uids);
+    }
+
+    /// `* n EXPUNGE` for each of `gone` (ascending, all known), highest
+    /// first so that every number is valid when sent; the map is not
+    /// changed yet.
+    fn announce_expunges(&self, gone: &[Uid], out: &mut Vec<u8>) {
         for &uid in gone.iter().rev() {
             if let Some(seq) = self.seq_of(uid) {
                 untagged(out, &format!("{seq} EXPUNGE"));
             }
         }
-        let kept: Vec<Uid> = self
-            .uids
-            .iter()
-            .copied()
-            .filter(|u| gone.binary_search(u).is_err())
-            .collect();
-        self.uids = Arc::from(kept);
-        self.expunged.retain(|u| gone.binary_search(u).is_err());
-        self.recent.prune(&self.uids);
     }
 }
 
@@ -418,14 +438,13 @@ mod tests {
             highestmodseq: 11,
         };
         let mut out = Vec::new();
-        a.apply(changes.clone(), &mut out, true, false, 3);
+        a.apply(changes.clone(), &mut out, true, false, 3, &views);
         assert_eq!(text(&out), "* 4 EXISTS\r\n* 1 RECENT\r\n");
         let mut out = Vec::new();
-        b.apply(changes, &mut out, true, false, 4);
+        b.apply(changes, &mut out, true, false, 4, &views);
         assert_eq!(text(&out), "* 4 EXISTS\r\n* 0 RECENT\r\n");
-        assert!(!a.shares_map_with(&b));
-        a.share(&views);
-        b.share(&views);
+        // The second made the same change to the same map: it got the
+        // first one's result.
         assert!(a.shares_map_with(&b));
         assert_eq!(a.uids(), &[1, 2, 3, 4]);
         assert!(a.is_recent(4) && !b.is_recent(4));
@@ -442,10 +461,10 @@ mod tests {
             highestmodseq: 11,
         };
         let mut out = Vec::new();
-        a.apply(changes.clone(), &mut out, false, false, 3);
+        a.apply(changes.clone(), &mut out, false, false, 3, &views);
         assert!(out.is_empty() && a.holds_expunges() && a.seq_of(3) == Some(3));
         a.share(&views);
-        b.apply(changes, &mut out, true, false, 3);
+        b.apply(changes, &mut out, true, false, 3, &views);
         assert_eq!(text(&out), "* 2 EXPUNGE\r\n");
         b.share(&views);
         assert!(!a.shares_map_with(&b));
@@ -459,6 +478,7 @@ mod tests {
 
     #[test]
     fn flag_changes_are_reported_unless_the_session_showed_them() {
+        let views = Views::new();
         let mut a = sel(&[1, 2, 3], 10, 3);
         a.reported(2, 11);
         a.reported(3, 9); // not newer than the view: nothing to remember
@@ -468,7 +488,7 @@ mod tests {
             highestmodseq: 11,
         };
         let mut out = Vec::new();
-        a.apply(changes, &mut out, true, true, 3);
+        a.apply(changes, &mut out, true, true, 3, &views);
         assert_eq!(
             text(&out),
             "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (11))\r\n"
@@ -482,7 +502,7 @@ mod tests {
             highestmodseq: 12,
         };
         out.clear();
-        a.apply(changes, &mut out, true, false, 3);
+        a.apply(changes, &mut out, true, false, 3, &views);
         assert_eq!(text(&out), "* 2 FETCH (UID 2 FLAGS ())\r\n");
     }
 

@@ -33,6 +33,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Largest output buffer a session keeps between callbacks.
+const OUT_KEEP: usize = 4096;
+
 /// What every session of one server shares.
 pub struct Shared {
     /// The mailbox store.
@@ -134,7 +137,7 @@ impl ImapSession {
             synced: Arc::new(AtomicU64::new(0)),
             condstore: false,
             closing: false,
-            out: Vec::with_capacity(1024),
+            out: Vec::new(),
             streaming: None,
             tracer,
             conn,
@@ -183,6 +186,11 @@ impl ImapSession {
         }
         io.out.push(&self.out);
         self.out.clear();
+        // Keep no output buffer while idling (ten thousand IDLE clients
+        // would hold 10 MB of them), and no large one after a big reply.
+        if self.out.capacity() > OUT_KEEP || matches!(self.mode, Mode::Idle { .. }) {
+            self.out = Vec::new();
+        }
     }
 
     fn step(&mut self, io: &mut Io<'_, Done>) -> Step {
@@ -302,7 +310,15 @@ impl ImapSession {
                         } else {
                             s.shared.hub.claim_recent(mailbox, sel.uidvalidity, newest)
                         };
-                        sel.apply(changes, &mut s.out, expunge_ok, condstore, recent_above);
+                        let views = &s.shared.hub.views;
+                        sel.apply(
+                            changes,
+                            &mut s.out,
+                            expunge_ok,
+                            condstore,
+                            recent_above,
+                            views,
+                        );
                         // In step with the store again: share the map with
                         // the other sessions at this modseq (views.rs).
                         sel.share(&s.shared.hub.views);
@@ -319,8 +335,12 @@ impl ImapSession {
 
     /// Leave the Selected state (CLOSE, UNSELECT, failed SELECT).
     pub(crate) fn deselect(&mut self) {
-        if self.selected.take().is_some() {
+        if let Some(sel) = self.selected.take() {
+            let mailbox = sel.mailbox;
+            drop(sel);
             self.shared.hub.unwatch(self.conn);
+            // Our map may have been the last user of a shared one.
+            self.shared.hub.views.release(mailbox);
         }
     }
 
@@ -623,6 +643,7 @@ impl netloop::Session for ImapSession {
 
 impl Drop for ImapSession {
     fn drop(&mut self) {
+        self.deselect();
         self.shared.hub.unwatch(self.conn);
     }
 }
