@@ -209,7 +209,7 @@ impl Selection {
     /// The client has been shown `uid`'s flags as of `modseq` (FETCH
     /// FLAGS, a STORE reply, or a .SILENT STORE of its own): the next sync
     /// need not report that change again.
-    pub fn reported(&mut self, uid: Uid, modseq: u64) {
+    pub fn note_reported(&mut self, uid: Uid, modseq: u64) {
         if modseq > self.modseq {
             let m = self.reported.entry(uid).or_insert(modseq);
             *m = (*m).max(modseq);
@@ -480,8 +480,8 @@ mod tests {
     fn flag_changes_are_reported_unless_the_session_showed_them() {
         let views = Views::new();
         let mut a = sel(&[1, 2, 3], 10, 3);
-        a.reported(2, 11);
-        a.reported(3, 9); // not newer than the view: nothing to remember
+        a.note_reported(2, 11);
+        a.note_reported(3, 9); // not newer than the view: nothing to remember
         let changes = Changes {
             changed: vec![entry(1, Flags::SEEN, 11), entry(2, Flags::FLAGGED, 11)],
             expunged: Vec::new(),

@@ -274,7 +274,7 @@ fn read_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) {
             // unsolicited FETCH responses at the next sync.
             if let Some(sel) = &mut s.selected {
                 for (uid, modseq) in enc.seen {
-                    sel.reported(uid, modseq);
+                    sel.note_reported(uid, modseq);
                 }
             }
             next_batch(s, io)

@@ -172,7 +172,8 @@ struct StoreReply {
 }
 
 /// Current flags of `uids` (ascending); missing ones are skipped. A few
-/// are looked up one by one, many by one scan of the mailbox.
+/// are read by UID (with their metadata), many by one scan of the
+/// mailbox's entries.
 fn current_flags(r: &Reader, mailbox: MailboxId, uids: &[Uid]) -> mailstore::Result<Vec<Entry>> {
     if uids.len() <= FEW_UIDS {
         return Ok(r
@@ -227,7 +228,7 @@ fn store_reply(
         // RFC 7162 §3.1.3: with UNCHANGEDSINCE, changed messages are
         // reported (with MODSEQ) even under .SILENT. A silent change is
         // the client's own: the next sync does not report it either.
-        sel.reported(u, e.modseq);
+        sel.note_reported(u, e.modseq);
         if r.silent && !(was_updated && r.unchanged_since.is_some()) {
             continue;
         }
