@@ -244,6 +244,30 @@ postfix_drain() {
     echo "compare.sh: Postfix queue did not drain" >&2
 }
 
+# mm_settle: wait (at most 60 s) until minimail has finished its background
+# work -- the search indexing it defers after a burst -- i.e. until its CPU
+# use stays under 5% of a core for half a second. The counterpart of
+# postfix_drain: each server starts a workload with its earlier one done.
+mm_settle() {
+    local pid ticks prev now quiet=0
+    pid=$(mm_pid)
+    ticks=$(getconf CLK_TCK)
+    prev=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
+    for _ in $(seq 1 600); do
+        sleep 0.1
+        now=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
+        # Under 5% of a core over 0.1 s = under 0.005 s of CPU.
+        if [ $(( (now - prev) * 1000 / ticks )) -lt 5 ]; then
+            quiet=$((quiet + 1))
+            if [ "$quiet" -ge 5 ]; then return 0; fi
+        else
+            quiet=0
+        fi
+        prev=$now
+    done
+    echo "compare.sh: minimail did not settle" >&2
+}
+
 # ------------------------------------------------------------------ running
 # record SERVER WORK mailbench-args...: run mailbench --json, append a tagged line.
 record() {
@@ -276,6 +300,14 @@ smtp_source() {
 
 mm_pid() { cat "$BENCH_DIR/minimail.pid"; }
 
+# settle SERVER: let the server finish what the last workload left behind.
+settle() {
+    case "$1" in
+        postfix) postfix_drain ;;
+        minimail*) mm_settle ;;
+    esac
+}
+
 run_smtp() {
     log "SMTP: mailbench smtp (16 sessions, new connection per message) and smtp-source"
     local name port
@@ -285,18 +317,18 @@ run_smtp() {
         if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
         record "$name" "smtp 1k" "${pid[@]}" smtp --addr "127.0.0.1:$port" --sessions 16 \
             --messages "$SMTP_N" --size 1024 --to "$LOAD_ADDR"
-        if [ "$name" = postfix ]; then postfix_drain; fi
+        settle "$name"
         # smtp-source right after the 1 KiB run, so both see the same store.
         smtp_source "$name" "$port"
-        if [ "$name" = postfix ]; then postfix_drain; fi
+        settle "$name"
         record "$name" "smtp 64k" "${pid[@]}" smtp --addr "127.0.0.1:$port" --sessions 16 \
             --messages "$SMTP_BIG_N" --size 65536 --to "$LOAD_ADDR"
-        if [ "$name" = postfix ]; then postfix_drain; fi
+        settle "$name"
         # As an MTA delivers a queue: one connection per session, MAIL, RCPT
         # and DATA pipelined (RFC 2920).
         record "$name" "smtp 1k pipelined" "${pid[@]}" smtp --addr "127.0.0.1:$port" \
             --sessions 16 --messages "$SMTP_N" --size 1024 --to "$LOAD_ADDR" --reuse --pipeline
-        if [ "$name" = postfix ]; then postfix_drain; fi
+        settle "$name"
     done
 }
 
@@ -317,6 +349,10 @@ imap_suite() {
     if [ "$name" != dovecot ]; then pid=(--server-pid "$(mm_pid)"); fi
     local a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "m$n")
     record "$name" "append $n" "${pid[@]}" imap "${a[@]}" populate "$n"
+    # The first search right after the burst (minimail: the text not yet
+    # indexed is scanned), then the warm figures once the server is idle.
+    record "$name" "search-burst $n" "${pid[@]}" imap "${a[@]}" search --repeat 1
+    settle "$name"
     record "$name" "select $n" "${pid[@]}" imap "${a[@]}" select --repeat 20
     record "$name" "fetch-meta $n" "${pid[@]}" imap "${a[@]}" fetch-meta --repeat 5
     record "$name" "search $n" "${pid[@]}" imap "${a[@]}" search --repeat 5

@@ -83,6 +83,8 @@ def main():
             "ms", "dovecot", higher=False)
         row(f"  UID SEARCH TEXT word, warm, p50", f"search {n}", "p50_ms", "ms", "dovecot",
             higher=False)
+        row(f"  UID SEARCH TEXT word, first, right after the APPENDs", f"search-burst {n}",
+            "p50_ms", "ms", "dovecot", higher=False)
         row(f"  STORE 1:* +/-FLAGS (\\Flagged), p50", f"store {n}", "p50_ms", "ms", "dovecot",
             higher=False)
         row(f"  16 sessions random BODY.PEEK[]", f"body {n}", "rate", "fetch/s", "dovecot")

@@ -403,13 +403,13 @@ fn reader_loop(reader: Reader, rx: Arc<Mutex<Receiver<ReadJob>>>) {
 
 fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners: Listeners) {
     // Search text left pending by an earlier run is indexed when idle. The
-    // backlog's cost is counted here from then on (no query per batch).
-    let mut backlog = indexer::backlog(&conn).unwrap_or(1);
+    // backlog is counted here from then on (no query per batch).
+    let mut backlog = indexer::backlog(&conn).unwrap_or(indexer::Backlog { rows: 1, cost: 1 });
     let mut next: Option<Box<dyn WriteJob>> = None;
     loop {
         let first = if let Some(job) = next.take() {
             job
-        } else if backlog > 0 {
+        } else if backlog.rows > 0 {
             // Index only once deliveries pause, so a burst is not slowed;
             // then chunk after chunk for as long as no job arrives.
             match rx.recv_timeout(indexer::QUIET) {
@@ -417,12 +417,12 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                 Err(RecvTimeoutError::Timeout) => {
                     loop {
                         match index_step(&conn) {
-                            Some(n) if n.rows > 0 => backlog = (backlog - n.cost).max(1),
+                            Some(n) if n.rows > 0 => backlog.sub(n),
                             // Nothing pending, or indexing failed (logged;
                             // retried once another batch leaves text).
-                            _ => backlog = 0,
+                            _ => backlog = indexer::Backlog::default(),
                         }
-                        if backlog == 0 {
+                        if backlog.rows == 0 {
                             break;
                         }
                         match rx.try_recv() {
@@ -465,20 +465,21 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                 log::error!("mail store commit listener panicked");
             }
         }
-        backlog += added;
-        // Sustained load may never leave the queue empty: past the bound,
-        // index about twice the cost the batch added, so the backlog
-        // shrinks in steps small enough not to stall the next batch long.
-        if backlog > indexer::MAX_BACKLOG {
+        backlog.add(added);
+        // Sustained load may never leave the queue empty: past a bound,
+        // index about twice what the batch added (by cost: a 64 KiB message
+        // waiting costs more than a small one), so the backlog shrinks in
+        // steps small enough not to stall the next batch long.
+        if backlog.over_bound() {
             let mut indexed = 0;
-            while indexed < 2 * added.max(1) {
+            while indexed < 2 * added.cost.max(1) {
                 match index_step(&conn) {
                     Some(n) if n.rows > 0 => {
                         indexed += n.cost;
-                        backlog = (backlog - n.cost).max(1);
+                        backlog.sub(n);
                     }
                     Some(_) => {
-                        backlog = 0;
+                        backlog = indexer::Backlog::default();
                         break;
                     }
                     None => break,
@@ -508,11 +509,11 @@ fn guarded(f: impl FnOnce()) {
 }
 
 /// Run one group-commit batch; if it committed, returns the touched
-/// mailboxes and the index cost of the search text it left pending.
+/// mailboxes and the search text it left for the index.
 fn run_batch(
     conn: &mut Connection,
     batch: Vec<Box<dyn WriteJob>>,
-) -> Option<(Vec<MailboxId>, i64)> {
+) -> Option<(Vec<MailboxId>, indexer::Backlog)> {
     let begin = conn.execute_batch(
         "BEGIN IMMEDIATE; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter';",
     );
@@ -539,7 +540,7 @@ fn run_batch(
             continue;
         }
         let mark = tx.touched.len();
-        let cost_mark = tx.pending_cost;
+        let pending_mark = tx.pending;
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
         let ok = match outcome {
             Ok((ok, finish)) => {
@@ -555,7 +556,7 @@ fn run_batch(
             "RELEASE job"
         } else {
             tx.touched.truncate(mark);
-            tx.pending_cost = cost_mark;
+            tx.pending = pending_mark;
             "ROLLBACK TO job; RELEASE job"
         };
         if let Err(e) = tx.conn().execute_batch(end) {
@@ -563,7 +564,7 @@ fn run_batch(
         }
     }
     let touched = std::mem::take(&mut tx.touched);
-    let added = tx.pending_cost;
+    let added = tx.pending;
     let commit = match broken {
         Some(msg) => Err(msg),
         None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
@@ -583,5 +584,52 @@ fn run_batch(
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::types::NewMessage;
+
+    /// Under load that never lets the queue empty, the writer still
+    /// indexes between batches, so the text waiting for the index (which a
+    /// SEARCH must scan) stays bounded.
+    #[test]
+    fn sustained_load_keeps_the_index_backlog_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().join("m.db")).unwrap();
+        let user = s.write_sync(|tx| tx.create_user("a@x", "h")).unwrap();
+        let n = 2 * indexer::MAX_ROWS as u64;
+        for i in 0..n {
+            let raw = format!("Subject: m{i}\r\n\r\nbody {i} kumquat\r\n").into_bytes();
+            s.write(
+                move |tx| {
+                    tx.deliver(
+                        &NewMessage {
+                            raw,
+                            internal_date: 1,
+                        },
+                        &[user],
+                    )
+                    .map(|_| ())
+                },
+                |r| r.unwrap(),
+            );
+        }
+        // Queued behind all of them: what is still pending at that point.
+        let pending: i64 = s
+            .write_sync(|tx| {
+                Ok(tx
+                    .conn()
+                    .query_row("SELECT count(*) FROM pending_text", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert!(
+            pending <= indexer::MAX_ROWS + 2 * MAX_BATCH as i64,
+            "{pending} of {n} messages wait for the index"
+        );
+        assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), n);
     }
 }

@@ -28,9 +28,8 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
 pub struct Tx<'c> {
     conn: &'c Connection,
     pub(crate) touched: Vec<MailboxId>,
-    /// Index cost (see [`crate::indexer::cost`]) of the search text this
-    /// transaction left pending.
-    pub(crate) pending_cost: i64,
+    /// The search text this transaction left for the index.
+    pub(crate) pending: crate::indexer::Backlog,
 }
 
 pub(crate) fn now() -> i64 {
@@ -80,7 +79,7 @@ impl<'c> Tx<'c> {
         Tx {
             conn,
             touched: Vec::new(),
-            pending_cost: 0,
+            pending: Default::default(),
         }
     }
 

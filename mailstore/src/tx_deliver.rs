@@ -222,7 +222,7 @@ impl Tx<'_> {
             "INSERT INTO pending_text(id, headers, body, body_at) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![id, meta.header_text, body, body_at])?;
-        self.pending_cost += crate::indexer::cost(meta.header_text.len() + body_len);
+        self.pending.add_message(meta.header_text.len() + body_len);
         Ok(id)
     }
 
