@@ -371,7 +371,6 @@ mod tests {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod bench {
-    use super::*;
     use crate::reader::Reader;
     use crate::schema;
     use crate::search::Query;
