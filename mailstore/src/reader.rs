@@ -24,9 +24,12 @@ impl std::fmt::Debug for Reader {
 
 impl Reader {
     /// Wrap a connection; it is made read-only (`query_only`) so a reader
-    /// can never write behind the writer thread's back.
+    /// can never write behind the writer thread's back. Its page cache is
+    /// kept smaller than the writer's: every reader has its own, the
+    /// kernel's page cache holds the file anyway, and a long-running server
+    /// should not keep tens of MiB per thread after one big FETCH.
     pub(crate) fn new(conn: Connection) -> Result<Reader> {
-        conn.execute_batch("PRAGMA query_only = 1")?;
+        conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8192;")?;
         Ok(Reader { conn })
     }
 
