@@ -6,6 +6,7 @@
 mod e2e;
 mod idle;
 mod imap;
+mod maildir;
 mod smtp;
 mod stats;
 
@@ -58,6 +59,20 @@ enum Cmd {
         /// Postfix's SMTP client does.
         #[arg(long)]
         pipeline: bool,
+    },
+    /// Write the messages `imap populate` would APPEND as a Maildir folder
+    /// (for Maildir servers such as Dovecot: a 100,000-message mailbox
+    /// without 100,000 APPENDs).
+    Maildir {
+        /// The folder (its cur/, new/ and tmp/ are created).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Messages to write.
+        #[arg(long)]
+        count: u64,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 2048)]
+        size: usize,
     },
     /// IMAP workloads against one mailbox.
     Imap {
@@ -205,6 +220,15 @@ fn main() -> Result<()> {
     let client_before = stats::cpu_seconds("self").unwrap_or(0.0);
     let wall = std::time::Instant::now();
     let mut report = match cli.cmd {
+        Cmd::Maildir { dir, count, size } => {
+            let n = maildir::write(&dir, count, size)?;
+            println!(
+                "mailbench maildir: {n} messages in {} ({:.1} s)",
+                dir.display(),
+                wall.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
         Cmd::Smtp {
             addr,
             sessions,

@@ -95,7 +95,7 @@ mod tx_flags;
 mod types;
 
 pub use error::{Result, StoreError};
-pub use meta::{Address, Envelope, MessageMeta, MimePart};
+pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
 pub use password::{hash_password, verify_password};
 pub use reader::Reader;
 pub use search::Query;

@@ -95,6 +95,24 @@ pub struct MimePart {
     pub embedded: Option<Box<(Envelope, MimePart)>>,
 }
 
+/// Which of the decoded parts of [`MessageMeta`] a read should fill in
+/// (see [`crate::Reader::messages_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaParts {
+    /// [`MessageMeta::envelope`].
+    pub envelope: bool,
+    /// [`MessageMeta::structure`].
+    pub structure: bool,
+}
+
+impl MetaParts {
+    /// Both.
+    pub const ALL: MetaParts = MetaParts {
+        envelope: true,
+        structure: true,
+    };
+}
+
 /// Everything about one mailbox entry except the raw bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageMeta {

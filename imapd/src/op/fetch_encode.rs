@@ -8,7 +8,7 @@ use crate::command::{FetchAtt, SectionText};
 use crate::response::{flags_value, literal_header, Value};
 use crate::selection::flag_atoms;
 use crate::structure::{body, envelope, find_part};
-use mailstore::{MailboxId, MessageMeta, MimePart, Reader, Uid};
+use mailstore::{MailboxId, MessageMeta, MetaParts, MimePart, Reader, Uid};
 use std::collections::VecDeque;
 
 use crate::limits::{FETCH_BATCH_BYTES as BATCH_BYTES, STREAM_MIN};
@@ -59,6 +59,26 @@ pub(crate) struct Encoded {
     pub(crate) seen: SeenFlags,
 }
 
+/// Which stored metadata `atts` need decoded: the envelope only for
+/// ENVELOPE; the MIME structure for BODY/BODYSTRUCTURE and every item that
+/// sends part of the message (its header/body offsets).
+fn parts_needed(atts: &[FetchAtt]) -> MetaParts {
+    MetaParts {
+        envelope: atts.contains(&FetchAtt::Envelope),
+        structure: atts.iter().any(|a| {
+            !matches!(
+                a,
+                FetchAtt::Envelope
+                    | FetchAtt::Flags
+                    | FetchAtt::InternalDate
+                    | FetchAtt::Rfc822Size
+                    | FetchAtt::Uid
+                    | FetchAtt::ModSeq
+            )
+        }),
+    }
+}
+
 /// Read and encode FETCH responses for (a prefix of) `batch`.
 pub(crate) fn encode_batch(
     r: &Reader,
@@ -68,7 +88,7 @@ pub(crate) fn encode_batch(
 ) -> mailstore::Result<Encoded> {
     let sends_flags = atts.contains(&FetchAtt::Flags);
     let uids: Vec<Uid> = batch.iter().map(|i| i.uid).collect();
-    let metas = r.messages(mailbox, &uids)?;
+    let metas = r.messages_with(mailbox, &uids, parts_needed(atts))?;
     let mut enc = Encoded {
         segs: VecDeque::new(),
         handled: 0,

@@ -177,7 +177,14 @@ struct StoreReply {
 fn current_flags(r: &Reader, mailbox: MailboxId, uids: &[Uid]) -> mailstore::Result<Vec<Entry>> {
     if uids.len() <= FEW_UIDS {
         return Ok(r
-            .messages(mailbox, uids)?
+            .messages_with(
+                mailbox,
+                uids,
+                mailstore::MetaParts {
+                    envelope: false,
+                    structure: false,
+                },
+            )?
             .into_iter()
             .map(|m| Entry {
                 uid: m.uid,

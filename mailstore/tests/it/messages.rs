@@ -120,3 +120,34 @@ fn prepared_messages_store_the_same_metadata() {
         .unwrap();
     assert_eq!(hits, [1, 2, 3]);
 }
+
+#[test]
+fn messages_with_decodes_only_the_parts_asked_for() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let d = deliver(&s, simple("parts", "some body"), &[a]);
+    let mb = d.entries[0].0;
+    let all = s.read_sync(move |r| r.messages(mb, &[1])).unwrap();
+    assert_eq!(all[0].envelope.subject.as_deref(), Some("parts"));
+    assert!(!all[0].structure.media_type.is_empty());
+    for (envelope, structure) in [(true, false), (false, true), (false, false)] {
+        let parts = mailstore::MetaParts {
+            envelope,
+            structure,
+        };
+        let got = s
+            .read_sync(move |r| r.messages_with(mb, &[1], parts))
+            .unwrap();
+        let m = &got[0];
+        assert_eq!(
+            (m.uid, m.size, m.modseq),
+            (all[0].uid, all[0].size, all[0].modseq)
+        );
+        assert_eq!(m.flags, all[0].flags);
+        assert_eq!(m.envelope == all[0].envelope, envelope, "{parts:?}");
+        assert_eq!(m.structure == all[0].structure, structure, "{parts:?}");
+        if !envelope {
+            assert_eq!(m.envelope, mailstore::Envelope::default());
+        }
+    }
+}
