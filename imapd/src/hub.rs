@@ -48,6 +48,8 @@ pub struct Hub {
     recent: Mutex<HashMap<(MailboxId, u32), mailstore::Uid>>,
     /// Sequence-number maps shared between sessions (`views.rs`).
     pub views: Views,
+    /// SELECT's answers per mailbox state (`select_cache.rs`).
+    pub selects: crate::select_cache::SelectCache,
     stop: AtomicBool,
 }
 
@@ -63,6 +65,7 @@ impl Hub {
             watches: Mutex::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
             views: Views::new(),
+            selects: Default::default(),
             stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);

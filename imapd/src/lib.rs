@@ -18,6 +18,7 @@ mod op;
 pub mod parse;
 pub mod recent;
 pub mod response;
+pub mod select_cache;
 pub mod selection;
 mod server;
 pub mod session;

@@ -38,11 +38,36 @@ pub(crate) fn select(
             let Some(mb) = r.mailbox(uid, &name)? else {
                 return Ok(None);
             };
+            // The same state selected before: nothing to read
+            // (select_cache.rs). The mailbox row and the entries are read
+            // in one snapshot (Store::read runs each job in one).
+            if let Some(c) = hub.selects.get(mb.id, mb.uidvalidity, mb.highestmodseq) {
+                let mut uids = c.uids;
+                hub.views
+                    .intern(mb.id, mb.uidvalidity, mb.highestmodseq, &mut uids);
+                return Ok(Some(Opened {
+                    mb,
+                    uids,
+                    keywords: c.keywords,
+                    first_unseen: c.first_unseen,
+                }));
+            }
             // Boil the entries down here, on the store thread: the session
             // keeps only the UID map, shared with the other sessions that
             // see the mailbox at this modseq (views.rs).
             let entries = r.entries(mb.id)?;
-            Ok(Some(Opened::new(mb, entries, &hub)))
+            let opened = Opened::new(mb, entries, &hub);
+            hub.selects.put(
+                opened.mb.id,
+                crate::select_cache::Opened {
+                    uidvalidity: opened.mb.uidvalidity,
+                    modseq: opened.mb.highestmodseq,
+                    uids: Arc::clone(&opened.uids),
+                    keywords: opened.keywords.clone(),
+                    first_unseen: opened.first_unseen,
+                },
+            );
+            Ok(Some(opened))
         },
         move |s, io, res| {
             match res {

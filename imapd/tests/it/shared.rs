@@ -248,3 +248,57 @@ fn body_fetch_sets_seen_once_and_reports_it_once() {
     assert_eq!(fetches(&r).len(), 2, "{r:?}");
     assert!(fetches(&b.ok("NOOP")).is_empty());
 }
+
+/// SELECT's answers are remembered per mailbox state (select_cache.rs):
+/// selecting again after any change (flags, keywords, arrival, expunge, in
+/// this session or another) must answer for the new state.
+#[test]
+fn select_again_after_each_kind_of_change_answers_for_the_new_state() {
+    let (s, bob, mut a, mut b) = two_sessions(3);
+    let line = |r: &[String], p: &str| -> String {
+        r.iter()
+            .find(|l| l.contains(p))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {p:?} in {r:?}"))
+    };
+    let r = a.ok("SELECT INBOX");
+    assert_eq!(line(&r, "EXISTS"), "* 3 EXISTS");
+    assert!(line(&r, "UNSEEN").contains("[UNSEEN 1]"), "{r:?}");
+    // The same state: the same answers.
+    let again = a.ok("SELECT INBOX");
+    assert_eq!(line(&again, "EXISTS"), "* 3 EXISTS");
+    assert!(line(&again, "UNSEEN").contains("[UNSEEN 1]"));
+
+    // Flags changed by the other session.
+    b.ok("STORE 1 +FLAGS (\\Seen)");
+    let r = a.ok("SELECT INBOX");
+    assert!(line(&r, "UNSEEN").contains("[UNSEEN 2]"), "{r:?}");
+    // A new keyword shows in FLAGS.
+    b.ok("STORE 3 +FLAGS (Kumquat)");
+    let r = a.ok("SELECT INBOX");
+    assert!(line(&r, "* FLAGS").contains("Kumquat"), "{r:?}");
+    // An arrival.
+    s.deliver(bob, &simple("m3", "x"));
+    let r = a.ok("SELECT INBOX");
+    assert_eq!(line(&r, "EXISTS"), "* 4 EXISTS");
+    // An expunge: the map renumbers.
+    b.ok("STORE 2 +FLAGS (\\Deleted)");
+    b.ok("EXPUNGE");
+    let r = a.ok("SELECT INBOX");
+    assert_eq!(line(&r, "EXISTS"), "* 3 EXISTS");
+    let r = a.ok("FETCH 1:* (UID)");
+    let uids: Vec<&String> = fetches(&r);
+    assert_eq!(
+        uids,
+        [
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 3)",
+            "* 3 FETCH (UID 4)"
+        ],
+        "{r:?}"
+    );
+    // Everything seen: no UNSEEN code at all.
+    b.ok("STORE 1:* +FLAGS (\\Seen)");
+    let r = a.ok("SELECT INBOX");
+    assert!(!r.iter().any(|l| l.contains("UNSEEN")), "{r:?}");
+}
