@@ -97,7 +97,7 @@ mod types;
 pub use error::{Result, StoreError};
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
 pub use password::{hash_password, verify_password};
-pub use reader::Reader;
+pub use reader::{MailboxSummary, Reader};
 pub use search::Query;
 pub use store::{Store, MAX_BATCH, READERS};
 pub use tx::{Tx, DEFAULT_MAILBOXES};

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::Result;
 use crate::password::verify_password;
 use crate::query;
-use crate::types::{Entry, Flags, Mailbox, MailboxId, Status, User, UserId};
+use crate::types::{Entry, Flags, Mailbox, MailboxId, Status, Uid, User, UserId};
 
 /// Read access; every job sees one consistent snapshot.
 pub struct Reader {
@@ -20,6 +20,17 @@ impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Reader")
     }
+}
+
+/// See [`Reader::mailbox_summary`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxSummary {
+    /// UIDs ascending (sequence number = index + 1).
+    pub uids: Vec<Uid>,
+    /// Sequence number of the first message without `\Seen`.
+    pub first_unseen: Option<u32>,
+    /// Keywords in use.
+    pub keywords: Vec<String>,
 }
 
 impl Reader {
@@ -178,6 +189,35 @@ impl Reader {
     /// Only database errors (an unknown mailbox has no entries).
     pub fn entries(&self, mailbox: MailboxId) -> Result<Vec<Entry>> {
         query::entries(&self.conn, mailbox)
+    }
+
+    /// What opening a mailbox needs from its entries, in one pass and
+    /// without building an [`Entry`] per message: the UIDs ascending, the
+    /// 1-based position of the first entry without `\Seen`, and the
+    /// keywords in use (first spelling seen, compared case-insensitively).
+    ///
+    /// # Errors
+    /// Only database errors (an unknown mailbox has no entries).
+    pub fn mailbox_summary(&self, mailbox: MailboxId) -> Result<MailboxSummary> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT uid, flags, keywords FROM entries WHERE mailbox_id = ?1 ORDER BY uid",
+        )?;
+        let mut rows = st.query([mailbox])?;
+        let mut out = MailboxSummary::default();
+        while let Some(r) = rows.next()? {
+            out.uids.push(r.get::<_, i64>(0)? as Uid);
+            if out.first_unseen.is_none() && r.get::<_, i64>(1)? & i64::from(Flags::SEEN) == 0 {
+                out.first_unseen = Some(out.uids.len() as u32);
+            }
+            let kw = r.get_ref(2)?;
+            let kw = kw.as_str().unwrap_or("");
+            for k in kw.split(' ').filter(|k| !k.is_empty()) {
+                if !out.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    out.keywords.push(k.to_owned());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Number of stored messages (each counted once however many mailboxes

@@ -8,7 +8,7 @@ use crate::hub::Hub;
 use crate::response::{mailbox_name, untagged, untagged_values, Code, Status, Value};
 use crate::selection::{flags_lines, Selection};
 use crate::session::{Done, ImapSession};
-use mailstore::{Entry, Mailbox, StoreError, SystemFlag, Tx, Uid, UserId};
+use mailstore::{Mailbox, StoreError, Tx, Uid, UserId};
 use netloop::{Io, Step};
 use std::sync::Arc;
 
@@ -55,8 +55,8 @@ pub(crate) fn select(
             // Boil the entries down here, on the store thread: the session
             // keeps only the UID map, shared with the other sessions that
             // see the mailbox at this modseq (views.rs).
-            let entries = r.entries(mb.id)?;
-            let opened = Opened::new(mb, entries, &hub);
+            let summary = r.mailbox_summary(mb.id)?;
+            let opened = Opened::new(mb, summary, &hub);
             hub.selects.put(
                 opened.mb.id,
                 crate::select_cache::Opened {
@@ -99,24 +99,13 @@ struct Opened {
 }
 
 impl Opened {
-    fn new(mb: Mailbox, entries: Vec<Entry>, hub: &Hub) -> Opened {
-        let mut keywords: Vec<String> = Vec::new();
-        for e in &entries {
-            for k in &e.flags.keywords {
-                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    keywords.push(k.clone());
-                }
-            }
-        }
-        let first_unseen = entries
-            .iter()
-            .position(|e| !e.flags.has(SystemFlag::Seen))
-            .map(|p| p as u32 + 1);
-        let mut uids: Arc<[Uid]> = entries.iter().map(|e| e.uid).collect();
+    fn new(mb: Mailbox, summary: mailstore::MailboxSummary, hub: &Hub) -> Opened {
+        let mut uids: Arc<[Uid]> = summary.uids.into();
         // The entries were read in the same snapshot as the mailbox row:
         // exactly its UIDs at this HIGHESTMODSEQ.
         hub.views
             .intern(mb.id, mb.uidvalidity, mb.highestmodseq, &mut uids);
+        let (keywords, first_unseen) = (summary.keywords, summary.first_unseen);
         Opened {
             mb,
             uids,

@@ -198,3 +198,35 @@ fn copy_keeps_flags_and_move_removes_source() {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
 }
+
+#[test]
+fn mailbox_summary_agrees_with_the_entries() {
+    let (_d, s) = store();
+    let (_, mb) = inbox_with(&s, 4);
+    let empty = s.read_sync(move |r| r.mailbox_summary(mb)).unwrap();
+    assert_eq!(empty.uids, [1, 2, 3, 4]);
+    assert_eq!(empty.first_unseen, Some(1));
+    assert!(empty.keywords.is_empty());
+    s.write_sync(move |tx| tx.store_flags(mb, &[1, 2], FlagOp::Add, &kw(Flags::SEEN, &[]), None))
+        .unwrap();
+    s.write_sync(move |tx| tx.store_flags(mb, &[2], FlagOp::Add, &kw(0, &["$Work", "b"]), None))
+        .unwrap();
+    s.write_sync(move |tx| tx.store_flags(mb, &[4], FlagOp::Add, &kw(0, &["$work", "c"]), None))
+        .unwrap();
+    s.write_sync(move |tx| tx.store_flags(mb, &[3], FlagOp::Add, &kw(Flags::DELETED, &[]), None))
+        .unwrap();
+    s.write_sync(move |tx| tx.expunge(mb, None)).unwrap();
+    let sum = s.read_sync(move |r| r.mailbox_summary(mb)).unwrap();
+    let entries = s.read_sync(move |r| r.entries(mb)).unwrap();
+    assert_eq!(sum.uids, entries.iter().map(|e| e.uid).collect::<Vec<_>>());
+    assert_eq!(sum.uids, [1, 2, 4]);
+    // Sequence number 3 (UID 4) is the first without \Seen.
+    assert_eq!(sum.first_unseen, Some(3));
+    assert_eq!(sum.keywords.len(), 3, "{:?}", sum.keywords);
+    for k in ["$work", "b", "c"] {
+        assert!(
+            sum.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)),
+            "{k}"
+        );
+    }
+}
