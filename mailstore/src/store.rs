@@ -416,14 +416,15 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     loop {
+                        // Until the table says nothing is pending (the
+                        // count is an estimate), or indexing failed (logged;
+                        // retried once another batch leaves text).
                         match index_step(&conn) {
                             Some(n) if n.rows > 0 => backlog.sub(n),
-                            // Nothing pending, or indexing failed (logged;
-                            // retried once another batch leaves text).
-                            _ => backlog = indexer::Backlog::default(),
-                        }
-                        if backlog.rows == 0 {
-                            break;
+                            _ => {
+                                backlog = indexer::Backlog::default();
+                                break;
+                            }
                         }
                         match rx.try_recv() {
                             Ok(job) => {
