@@ -162,7 +162,7 @@ impl SmtpSession {
             }
         };
         if let Some(user) = self.shared.recipients.get(&addr, Instant::now()) {
-            self.rcpt_done(io, addr, Ok(Some(user)));
+            self.accept_rcpt(io, addr, user);
             return;
         }
         self.waiting = Some(Waiting::Rcpt);
@@ -194,6 +194,18 @@ impl SmtpSession {
         );
     }
 
+    /// RCPT resolved to `user`: add the recipient, 250.
+    fn accept_rcpt(&mut self, io: &mut Io<'_, SmtpDone>, addr: String, user: mailstore::UserId) {
+        let reply = match &mut self.state {
+            State::Envelope(env) => {
+                env.rcpts.push(Recipient { addr, user });
+                Reply::recipient_ok()
+            }
+            _ => Reply::bad_sequence("transaction ended"),
+        };
+        self.reply(io, &reply);
+    }
+
     /// The answer to a RCPT lookup.
     pub(crate) fn rcpt_done(
         &mut self,
@@ -201,18 +213,19 @@ impl SmtpSession {
         addr: String,
         result: Result<Option<mailstore::UserId>, String>,
     ) {
-        let reply = match (result, &mut self.state) {
-            (Ok(Some(user)), State::Envelope(env)) => {
+        let reply = match result {
+            Ok(Some(user)) => {
+                // Only a store answer starts an entry's time to live (a hit
+                // must not extend it, or a deleted user would stay cached).
                 self.shared.recipients.put(&addr, user, Instant::now());
-                env.rcpts.push(Recipient { addr, user });
-                Reply::recipient_ok()
+                self.accept_rcpt(io, addr, user);
+                return;
             }
-            (Ok(Some(_)), _) => Reply::bad_sequence("transaction ended"),
-            (Ok(None), _) => {
+            Ok(None) => {
                 log::info!("#{}: refused RCPT <{addr}>: no such user", self.conn);
                 Reply::unknown_user(&addr)
             }
-            (Err(e), _) => {
+            Err(e) => {
                 log::error!("#{}: recipient lookup for <{addr}> failed: {e}", self.conn);
                 Reply::local_error()
             }

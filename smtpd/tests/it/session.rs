@@ -214,3 +214,28 @@ fn store_failures_give_451_and_nothing_is_acknowledged() {
     // a recipient not looked up before needs the store.)
     t.expect("RCPT TO:<postmaster@localhost>\r\n", "451 4.3.0 ");
 }
+
+/// RCPT answers are cached for a short time (recipients.rs); a hit must not
+/// extend an entry's life, or a deleted user would be accepted for as long
+/// as mail to them keeps coming.
+#[test]
+fn a_deleted_user_is_refused_once_the_cached_lookup_expires_despite_traffic() {
+    let mut t = open();
+    t.expect("EHLO c\r\n", "250-");
+    t.expect("MAIL FROM:<a@b.example>\r\n", "250");
+    t.expect("RCPT TO:<bob@localhost>\r\n", "250 2.1.5");
+    let looked_up = std::time::Instant::now();
+    t.store
+        .write_sync(|tx| tx.delete_user("bob@localhost"))
+        .unwrap();
+    // Keep asking (cache hits) until well past the TTL.
+    let ttl = std::time::Duration::from_secs(2);
+    let mut last = String::new();
+    while looked_up.elapsed() < ttl + std::time::Duration::from_millis(500) {
+        t.expect("RSET\r\n", "250");
+        t.expect("MAIL FROM:<a@b.example>\r\n", "250");
+        last = t.say("RCPT TO:<bob@localhost>\r\n");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(last.starts_with("550 5.1.1"), "still accepted: {last:?}");
+}
