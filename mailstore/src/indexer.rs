@@ -5,15 +5,16 @@
 //! transaction; the writer thread moves that text into the FTS index later,
 //! in transactions of its own: once its job queue has been empty for
 //! [`QUIET`] (then chunk after chunk while it stays empty), and also
-//! between batches once the backlog's [`cost`] exceeds [`MAX_BACKLOG`], so
-//! sustained load cannot grow it without bound. Tokenising is the most
-//! expensive part of a delivery (a 64 KiB body is some 64,000 trigrams), so
-//! keeping it out of the group commit shortens the time every `250` waits.
+//! between batches once the [`Backlog`] is past a bound ([`MAX_ROWS`]
+//! messages or [`MAX_COST`] of text), so sustained load cannot grow it
+//! without bound. Tokenising is the most expensive part of a delivery (a
+//! 64 KiB body is some 64,000 trigrams), so keeping it out of the group
+//! commit shortens the time every `250` waits.
 //!
-//! The backlog is bounded by cost rather than by messages: a burst of large
-//! messages followed by small ones must not make every small delivery wait
-//! for a large message's indexing (past the bound, a batch indexes about
-//! twice the cost it added, not twice its message count).
+//! Past a bound, a batch indexes about twice the text [`cost`] it added,
+//! not twice its message count: a burst of large messages followed by
+//! small ones must not make every small delivery wait for a large
+//! message's indexing.
 //!
 //! Search stays exact meanwhile: [`crate::Query`] also scans the pending
 //! rows (see `search.rs`), and an index transaction moves rows atomically
@@ -57,7 +58,7 @@ const PENDING_LEN: &str = "(octet_length(p.headers) + CASE WHEN p.body_at IS NUL
      ELSE (SELECT octet_length(raw) FROM message_raw WHERE id = p.id) - p.body_at END)";
 
 /// The backlog cost of one message with `text_len` bytes of search text.
-pub(crate) fn cost(text_len: usize) -> i64 {
+fn cost(text_len: usize) -> i64 {
     i64::try_from(text_len).unwrap_or(i64::MAX).max(MIN_COST)
 }
 
@@ -111,12 +112,10 @@ impl Backlog {
     }
 }
 
-/// What one index transaction did.
-pub(crate) type Indexed = Backlog;
-
 /// Index the oldest pending messages (up to one chunk, at most `rows`)
-/// in their own transaction.
-pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<Indexed> {
+/// in their own transaction; returns what it moved (no rows: nothing was
+/// pending).
+pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<Backlog> {
     conn.execute_batch("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE;")?;
     let res = index_chunk(conn, rows.clamp(1, CHUNK_ROWS))
         .and_then(|n| conn.execute_batch("COMMIT").map(|()| n));
@@ -130,7 +129,7 @@ pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<Ind
 }
 
 /// The body of [`index_some`]: choose the chunk, move it into the index.
-fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<Indexed> {
+fn index_chunk(conn: &Connection, rows: usize) -> rusqlite::Result<Backlog> {
     let mut upto: Option<i64> = None;
     let mut cost_sum = 0i64;
     {

@@ -492,7 +492,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
 
 /// Index one chunk of pending search text; `None` if that failed (the
 /// text stays pending, search still finds it, and it is retried later).
-fn index_step(conn: &Connection) -> Option<indexer::Indexed> {
+fn index_step(conn: &Connection) -> Option<indexer::Backlog> {
     match indexer::index_some(conn, indexer::CHUNK_ROWS) {
         Ok(n) => Some(n),
         Err(e) => {

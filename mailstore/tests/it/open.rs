@@ -48,14 +48,21 @@ fn directory_as_path_gives_clear_error() {
     assert!(err.to_string().contains(&dir.path().display().to_string()));
 }
 
-#[test]
-fn old_schema_is_migrated_and_newer_schema_refused() {
+/// A store file `m.db` in a new directory with user a@x, closed again so
+/// a test can rewrite it to look like an older version.
+fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.db");
-    let s = Store::open(&path).unwrap();
+    let s = Store::open(dir.path().join("m.db")).unwrap();
     let a = crate::util::user(&s, "a@x");
     s.shutdown();
     drop(s);
+    (dir, a)
+}
+
+#[test]
+fn old_schema_is_migrated_and_newer_schema_refused() {
+    let (dir, a) = closed_store_with_user();
+    let path = dir.path().join("m.db");
     {
         // Make it look like a version-1 file.
         let c = rusqlite::Connection::open(&path).unwrap();
@@ -86,12 +93,8 @@ fn old_schema_is_migrated_and_newer_schema_refused() {
 
 #[test]
 fn version_2_pending_text_is_still_searched_and_indexed() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, a) = closed_store_with_user();
     let path = dir.path().join("m.db");
-    let s = Store::open(&path).unwrap();
-    let a = crate::util::user(&s, "a@x");
-    s.shutdown();
-    drop(s);
     {
         // A version-2 file with a message whose search text still waits,
         // stored inline (v2 had no body_at).
