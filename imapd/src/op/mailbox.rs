@@ -4,13 +4,12 @@
 //! RFC 4315). LIST/LSUB live in `list.rs`.
 
 use crate::command::{Flag, StatusItem};
-use crate::hub::Hub;
 use crate::response::{mailbox_name, untagged, untagged_values, Code, Status, Value};
+use crate::select_cache::Opened;
 use crate::selection::{flags_lines, Selection};
 use crate::session::{Done, ImapSession};
-use mailstore::{Mailbox, StoreError, Tx, Uid, UserId};
+use mailstore::{Mailbox, StoreError, Tx, UserId};
 use netloop::{Io, Step};
-use std::sync::Arc;
 
 pub(crate) fn user_id(s: &ImapSession) -> UserId {
     s.user.as_ref().map_or(0, |u| u.id)
@@ -41,37 +40,31 @@ pub(crate) fn select(
             // The same state selected before: nothing to read
             // (select_cache.rs). The mailbox row and the entries are read
             // in one snapshot (Store::read runs each job in one).
-            if let Some(c) = hub.selects.get(mb.id, mb.uidvalidity, mb.highestmodseq) {
-                let mut uids = c.uids;
-                hub.views
-                    .intern(mb.id, mb.uidvalidity, mb.highestmodseq, &mut uids);
-                return Ok(Some(Opened {
-                    mb,
-                    uids,
-                    keywords: c.keywords,
-                    first_unseen: c.first_unseen,
-                }));
-            }
-            // Boil the entries down here, on the store thread: the session
-            // keeps only the UID map, shared with the other sessions that
-            // see the mailbox at this modseq (views.rs).
-            let summary = r.mailbox_summary(mb.id)?;
-            let opened = Opened::new(mb, summary, &hub);
-            hub.selects.put(
-                opened.mb.id,
-                crate::select_cache::Opened {
-                    uidvalidity: opened.mb.uidvalidity,
-                    modseq: opened.mb.highestmodseq,
-                    uids: Arc::clone(&opened.uids),
-                    keywords: opened.keywords.clone(),
-                    first_unseen: opened.first_unseen,
-                },
-            );
-            Ok(Some(opened))
+            let (uidvalidity, modseq) = (mb.uidvalidity, mb.highestmodseq);
+            let mut opened = match hub.selects.get(mb.id, uidvalidity, modseq) {
+                Some(cached) => cached,
+                None => {
+                    // Boil the entries down here, on the store thread.
+                    let summary = r.mailbox_summary(mb.id)?;
+                    Opened {
+                        uidvalidity,
+                        modseq,
+                        uids: summary.uids.into(),
+                        keywords: summary.keywords,
+                        first_unseen: summary.first_unseen,
+                    }
+                }
+            };
+            // The session keeps only the UID map, shared with the other
+            // sessions that see the mailbox at this modseq (views.rs).
+            hub.views
+                .intern(mb.id, uidvalidity, modseq, &mut opened.uids);
+            hub.selects.put(mb.id, opened.clone());
+            Ok(Some((mb, opened)))
         },
         move |s, io, res| {
             match res {
-                Ok(Some(opened)) => selected(s, &tag, opened, read_only),
+                Ok(Some((mb, opened))) => selected(s, &tag, mb, opened, read_only),
                 Ok(None) => s.status(
                     Some(&tag),
                     Status::No,
@@ -87,40 +80,12 @@ pub(crate) fn select(
     Step::Continue
 }
 
-/// What SELECT needs from a mailbox's entries.
-struct Opened {
-    mb: Mailbox,
-    /// UIDs ascending, shared where possible.
-    uids: Arc<[Uid]>,
-    /// Keywords in use (§7.2.6 FLAGS).
-    keywords: Vec<String>,
-    /// Sequence number of the first message without `\Seen`.
-    first_unseen: Option<u32>,
-}
-
-impl Opened {
-    fn new(mb: Mailbox, summary: mailstore::MailboxSummary, hub: &Hub) -> Opened {
-        let mut uids: Arc<[Uid]> = summary.uids.into();
-        // The entries were read in the same snapshot as the mailbox row:
-        // exactly its UIDs at this HIGHESTMODSEQ.
-        hub.views
-            .intern(mb.id, mb.uidvalidity, mb.highestmodseq, &mut uids);
-        let (keywords, first_unseen) = (summary.keywords, summary.first_unseen);
-        Opened {
-            mb,
-            uids,
-            keywords,
-            first_unseen,
-        }
-    }
-}
-
-fn selected(s: &mut ImapSession, tag: &str, opened: Opened, read_only: bool) {
+fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_only: bool) {
     let Opened {
-        mb,
         uids,
         keywords,
         first_unseen,
+        ..
     } = opened;
     // EXAMINE must not take \Recent away from others (§6.3.2).
     let last_uid = uids.last().copied().unwrap_or(0);
