@@ -72,16 +72,16 @@
 //! - `deliver` is all-or-nothing: an unknown recipient id fails the job
 //!   with [`StoreError::NotFound`] (nothing stored); no recipients is
 //!   [`StoreError::Invalid`]; a recipient without INBOX gets one re-created.
-//! - Pathological MIME (over 256 `multipart/` mentions) is stored with the
-//!   header parsed but the body described as one text part, because
-//!   mailparse recurses without a depth limit.
+//! - MIME parsing (`mime`) is linear in the message's size and bounded in
+//!   depth, parts and header fields; a message beyond a bound is stored
+//!   byte-exact with its structure cut (the rest described as one part).
 //!
 //! No protocol syntax lives here.
 
 mod error;
 mod indexer;
 mod meta;
-mod parse;
+mod mime;
 mod password;
 mod query;
 mod reader;

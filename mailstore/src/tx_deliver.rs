@@ -7,7 +7,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use crate::error::{Result, StoreError};
-use crate::parse::parse_message;
+use crate::mime::parse_message;
 use crate::query;
 use crate::tx::{encode_keywords, Tx};
 use crate::types::{Appended, Delivered, Flags, MailboxId, MessageId, NewMessage, Uid, UserId};
