@@ -4,6 +4,11 @@
 //! mio is edge-triggered: after a readable event we read until `WouldBlock`
 //! (or until the connection's input buffer is full — then we remember that the
 //! socket may still hold data and resume once the session consumes input).
+//! A session holds input back while its unread output is large (output
+//! back-pressure), so the input buffer fills and reading stops; no readiness
+//! event will come for bytes already waiting, so once the output drains and
+//! the session has taken input, the loop reads again by itself on its next
+//! turn ([`Server::run`]'s `read_again` queue).
 //! WRITABLE interest is registered only while output is queued.
 //!
 //! TLS runs here, between the socket and the session's buffers: on a TLS
@@ -149,6 +154,8 @@ struct Conn<S: Session> {
     completer: Completer<S::Done>,
     /// The socket may hold more bytes (edge-triggered readiness not drained).
     may_read: bool,
+    /// Queued in [`Server::read_again`]: read on the next turn of the loop.
+    read_queued: bool,
     eof: bool,
     eof_told: bool,
     /// Flush the output queue, then close.
@@ -179,6 +186,10 @@ pub struct Server<S: Service> {
     scratch: Vec<u8>,
     timers: BinaryHeap<Timer<<S::Session as Session>::Done>>,
     timer_seq: u64,
+    /// Connections that stopped reading with bytes possibly left in the
+    /// socket and now have room again: read on the next turn of the loop
+    /// (edge-triggered readiness will not report those bytes again).
+    read_again: Vec<ConnId>,
 }
 
 impl<S: Service> Server<S> {
@@ -244,6 +255,7 @@ impl<S: Service> Server<S> {
             scratch: vec![0; READ_CHUNK],
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            read_again: Vec::new(),
         })
     }
 
@@ -290,6 +302,9 @@ impl<S: Service> Server<S> {
             if let Some(t) = self.timers.peek() {
                 wait = wait.min(t.at.saturating_duration_since(now));
             }
+            if !self.read_again.is_empty() {
+                wait = Duration::ZERO;
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -313,6 +328,7 @@ impl<S: Service> Server<S> {
             }
             self.completions();
             self.fire_timers();
+            self.read_queued_again();
             if self.stop.load(Ordering::SeqCst) && self.stopping_since.is_none() {
                 self.begin_shutdown();
             }
@@ -412,6 +428,7 @@ impl<S: Service> Server<S> {
                     waker: Arc::clone(&self.waker),
                 },
                 may_read: true,
+                read_queued: false,
                 eof: false,
                 eof_told: false,
                 closing: false,
@@ -638,8 +655,32 @@ impl<S: Service> Server<S> {
             }
             c.writable_registered = want_write;
         }
-        // The session may have consumed input after a completion while the
-        // socket still holds bytes we stopped reading because the buffer was full.
+        // Reading stopped when the input buffer filled (the session holding
+        // input back while its output was unread); the output has drained
+        // and the session took input, but the socket may still hold bytes
+        // and, being edge-triggered, will not report them again. Read on the
+        // next turn of the loop: not recursively here, so a client that
+        // floods and reads fast neither deepens the stack nor starves others.
+        // (While output is still queued, the WRITABLE event that reports its
+        // progress runs `process`, which reads.)
+        if !want_write && !c.read_queued && wants_read(c, self.config.max_input) {
+            c.read_queued = true;
+            self.read_again.push(c.info.id);
+        }
+    }
+
+    /// Read from the connections queued by [`Server::flush`] (once each;
+    /// those that queue themselves again wait for the next turn).
+    fn read_queued_again(&mut self) {
+        for id in std::mem::take(&mut self.read_again) {
+            let Some(&key) = self.by_id.get(&id) else {
+                continue;
+            };
+            if let Some(c) = self.conns.get_mut(key) {
+                c.read_queued = false;
+            }
+            self.process(key);
+        }
     }
 
     /// Read and discard what a half-closed connection still sends; close on
@@ -773,6 +814,20 @@ impl<S: Service> Server<S> {
             }
         }
     }
+}
+
+/// True when the connection stopped reading while the socket (or, on TLS,
+/// rustls) may still hold bytes, and there is room for them now. `may_read`
+/// stays true only when reading stopped on a full input buffer: otherwise
+/// it ended at `WouldBlock`, and on TLS only after rustls had handed over
+/// all the plaintext it held.
+fn wants_read<S: Session>(c: &Conn<S>, max_input: usize) -> bool {
+    c.may_read
+        && !c.eof
+        && !c.closing
+        && !c.tls_pending
+        && !c.half_closed
+        && c.input.len() < max_input
 }
 
 /// True when nothing is waiting to be written: neither session output nor

@@ -16,6 +16,7 @@ mod literal;
 mod mailbox;
 mod message;
 mod notify;
+mod pipelining_flood;
 mod session;
 mod shared;
 mod tls;

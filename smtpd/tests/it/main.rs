@@ -15,6 +15,7 @@ mod content;
 mod interop;
 mod lifecycle;
 mod limits;
+mod pipelining_flood;
 mod replies;
 mod session;
 mod tls;
