@@ -2,7 +2,8 @@
 //!
 //! `minimail up` (also what `cargo run --release` runs) serves SMTP and IMAP
 //! from one process over one store; `minimail user ...` administers accounts
-//! in that store; `minimail cert` makes a self-signed TLS certificate for
+//! in that store; `minimail store check` runs SQLite's integrity check over
+//! it; `minimail cert` makes a self-signed TLS certificate for
 //! development. Command lines follow ../shared/CONTRACT.md.
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +33,22 @@ enum Cmd {
     User(UserCmd),
     /// Make a self-signed TLS certificate and key (for development and tests).
     Cert(CertArgs),
+    /// Look after the store file.
+    #[command(subcommand)]
+    Store(StoreCmd),
+}
+
+#[derive(Subcommand)]
+enum StoreCmd {
+    /// Run SQLite's full integrity check (PRAGMA integrity_check) over the
+    /// store and print what it finds; exit status 0 if the file is sound,
+    /// 1 if it is damaged, 2 if it could not be checked. Safe while a
+    /// server runs (it reads one snapshot).
+    Check {
+        /// The store file to check (never created).
+        #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
+        db: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -100,6 +117,11 @@ struct UpArgs {
     /// Log every session's dialogue as C:/S: lines (bodies and credentials elided).
     #[arg(long)]
     trace: bool,
+    /// Serve the store even if the start-up integrity check finds it
+    /// damaged (not advised; also MINIMAIL_ALLOW_CORRUPT_STORE=1). Damage
+    /// met while serving still makes the store refuse writes.
+    #[arg(long)]
+    allow_corrupt_store: bool,
 }
 
 impl Default for UpArgs {
@@ -126,6 +148,7 @@ impl Default for UpArgs {
                 tls_key: None,
                 allow_plaintext_auth: false,
                 trace: false,
+                allow_corrupt_store: false,
             },
         }
     }
@@ -177,6 +200,7 @@ fn main() {
         Some(Cmd::Up(a)) => up(a),
         Some(Cmd::User(u)) => user(u),
         Some(Cmd::Cert(c)) => cert(c),
+        Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
     };
     if let Err(e) = res {
         eprintln!("minimail: {e:#}");
@@ -185,7 +209,49 @@ fn main() {
 }
 
 fn open_store(db: &DbArg) -> Result<Store> {
-    Store::open(&db.db).with_context(|| format!("cannot open the store {}", db.db.display()))
+    open_store_with(db, &mailstore::OpenOptions::from_env())
+}
+
+fn open_store_with(db: &DbArg, options: &mailstore::OpenOptions) -> Result<Store> {
+    Store::open_with(&db.db, options)
+        .with_context(|| format!("cannot open the store {}", db.db.display()))
+}
+
+/// `minimail store check`: the exit status (0 sound, 1 damaged, 2 not
+/// checked).
+fn store_check(db: &Path) -> i32 {
+    let p = db.display();
+    let found = match mailstore::check_file(db, mailstore::Check::Full, None) {
+        Ok(found) => found,
+        Err(mailstore::StoreError::Corrupt(why)) => mailstore::Integrity {
+            problems: vec![why],
+            complete: true,
+        },
+        Err(e) => {
+            eprintln!("minimail store check: cannot check {p}: {e}");
+            return 2;
+        }
+    };
+    if found.ok() {
+        println!("{p}: ok (PRAGMA integrity_check found no problem)");
+        return 0;
+    }
+    for problem in &found.problems {
+        println!("{problem}");
+    }
+    eprintln!(
+        "minimail store check: {p} is DAMAGED ({} problem{} listed above; SQLite lists at \
+         most 100).\n\
+         To salvage it: stop every program using it, copy it with its -wal and -shm files \
+         somewhere safe, then copy what SQLite can still read into a new file:\n  \
+         sqlite3 {p} .recover | sqlite3 recovered.db\n\
+         set recovered.db's `PRAGMA user_version` to {p}'s, rebuild its search index, run \
+         `minimail store check --db recovered.db` and move it into place. The README \
+         (\"Damage and a full disk\") has the steps.",
+        found.problems.len(),
+        if found.problems.len() == 1 { "" } else { "s" }
+    );
+    1
 }
 
 /// Plain listeners followed by implicit-TLS ones.
@@ -205,7 +271,9 @@ fn up(a: UpArgs) -> Result<()> {
         !a.smtps.is_empty() || !a.imaps.is_empty(),
         "--smtps/--imaps",
     )?;
-    let store = open_store(&a.db)?;
+    let mut options = mailstore::OpenOptions::from_env();
+    options.allow_corrupt |= a.allow_corrupt_store;
+    let store = open_store_with(&a.db, &options)?;
     // One failed-login count per client address across both protocols.
     let throttle = netloop::Throttle::new(netloop::ThrottleConfig::default());
     // Each server keeps its own defaults (timeouts, per-address limit)

@@ -384,3 +384,246 @@ fn curl_sends_over_smtps_and_reads_over_imaps_with_minimail_cert() {
     sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
+
+/// `minimail up` on ephemeral ports with extra arguments and environment;
+/// returns the child, its start-up line and the log lines before it.
+fn up_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Child, String, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--smtp",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(db)
+        .args(extra)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut before = String::new();
+    let line = loop {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "exited before it was up: {before}");
+        if line.starts_with("minimail up: ") {
+            break line;
+        }
+        before.push_str(&line);
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, line, before)
+}
+
+/// A message of about `kib` KiB whose body lines hold `marker`.
+fn big_message(kib: usize, marker: &str) -> String {
+    let line = marker.repeat(64 / marker.len() + 1);
+    let mut m = String::from("Subject: big\r\n\r\n");
+    while m.len() < kib * 1024 {
+        m.push_str(&line);
+        m.push_str("\r\n");
+    }
+    m
+}
+
+/// EHLO, MAIL, RCPT bob@localhost, DATA with `msg`: the final reply.
+fn send_over_smtp(addr: &str, msg: &str) -> String {
+    let mut s = Client::connect(addr);
+    assert!(s.line().starts_with("220 "));
+    s.say("EHLO test.example", "250 ");
+    s.say("MAIL FROM:<alice@example.org>", "250 ");
+    s.say("RCPT TO:<bob@localhost>", "250 ");
+    s.say("DATA", "354 ");
+    let reply = s.say(&format!("{msg}."), "");
+    s.say("QUIT", "221 ");
+    reply
+}
+
+/// IMAP APPEND of `msg` to INBOX (LITERAL+): the tagged reply.
+fn append_over_imap(i: &mut Client, tag: &str, msg: &str) -> String {
+    i.w.write_all(format!("{tag} APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes())
+        .unwrap();
+    i.w.write_all(msg.as_bytes()).unwrap();
+    i.say("", &format!("{tag} "))
+}
+
+/// Write garbage over every page (but the header page) of the closed
+/// store file at `db` that holds `marker`; returns how many.
+fn wreck_pages_holding(db: &Path, marker: &[u8]) -> usize {
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the WAL was checkpointed into the file"
+    );
+    let mut bytes = std::fs::read(db).unwrap();
+    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65536,
+        n => usize::from(n),
+    };
+    let mut wrecked = 0;
+    for page in bytes.chunks_mut(page_size).skip(1) {
+        if page.windows(marker.len()).any(|w| w == marker) {
+            for (i, b) in page.iter_mut().enumerate() {
+                *b = (i * 7919 % 251) as u8;
+            }
+            wrecked += 1;
+        }
+    }
+    std::fs::write(db, &bytes).unwrap();
+    wrecked
+}
+
+#[test]
+fn store_check_finds_broken_pages_and_up_refuses_them_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    minimail(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "s3cret\n",
+    );
+    let (code, out, err) = minimail(&db, &["store", "check"], "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(": ok"), "{out}");
+    let (code, _, err) = minimail(&dir.path().join("none.db"), &["store", "check"], "");
+    assert_eq!(code, 2, "a missing file cannot be checked: {err}");
+    assert!(!dir.path().join("none.db").exists(), "and is not created");
+
+    let (mut child, line, _) = up_env(&db, &[], &[]);
+    let reply = send_over_smtp(&addr_of(&line, "smtp"), &big_message(24, "broken-page-"));
+    assert!(reply.starts_with("250 "), "{reply}");
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    let n = wreck_pages_holding(&db, b"broken-page-broken-page-");
+    assert!(n >= 2, "{n} pages wrecked");
+
+    // The full check says so, with the way out.
+    let (code, out, err) = minimail(&db, &["store", "check"], "");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.trim().is_empty(), "the problems are listed");
+    assert!(err.contains("DAMAGED") && err.contains(".recover"), "{err}");
+    // The server does not start on it...
+    let (code, _, err) = minimail(
+        &db,
+        &["up", "--smtp", "127.0.0.1:0", "--imap", "127.0.0.1:0"],
+        "",
+    );
+    assert_eq!(code, 1, "{err}");
+    for part in [
+        db.to_str().unwrap(),
+        "damaged",
+        "minimail store check",
+        "--allow-corrupt-store",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    // ...unless told to; then the damage it meets stops all changes.
+    let (mut child, line, before) = up_env(&db, &["--allow-corrupt-store"], &[]);
+    assert!(before.contains("MAIL STORE DAMAGED"), "{before}");
+    let mut i = Client::connect(&addr_of(&line, "imap"));
+    assert!(i.line().starts_with("* OK"));
+    assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
+    let sel = i.say("b SELECT INBOX", "b ");
+    assert!(sel.contains("* 1 EXISTS"), "{sel}");
+    let f = i.say("c FETCH 1 BODY.PEEK[]", "c ");
+    assert!(f.contains("c NO [UNAVAILABLE]"), "{f}");
+    let reply = send_over_smtp(&addr_of(&line, "smtp"), "Subject: later\r\n\r\nhi\r\n");
+    assert!(reply.starts_with("451 4.3.0 "), "{reply}");
+    assert!(reply.contains("damaged"), "{reply}");
+    let a = append_over_imap(&mut i, "d", "Subject: x\r\n\r\ny\r\n");
+    assert!(a.contains("d NO [UNAVAILABLE]"), "{a}");
+    let st = i.say("e STATUS INBOX (MESSAGES)", "e ");
+    assert!(st.contains("MESSAGES 1") && st.contains("e OK"), "{st}");
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_full_store_answers_452_4_3_1_over_smtp_and_overquota_to_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    minimail(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "s3cret\n",
+    );
+    // A page limit below the file's size: no growth, as on a full disk.
+    let (mut child, line, _) = up_env(&db, &[], &[("MINIMAIL_MAX_PAGES", "1")]);
+    let reply = send_over_smtp(&addr_of(&line, "smtp"), &big_message(300, "full"));
+    assert!(reply.starts_with("452 4.3.1 "), "{reply}");
+    let mut i = Client::connect(&addr_of(&line, "imap"));
+    assert!(i.line().starts_with("* OK"));
+    assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
+    let a = append_over_imap(&mut i, "b", &big_message(300, "full"));
+    assert!(a.contains("b NO [OVERQUOTA] Not enough disk space"), "{a}");
+    let sel = i.say("c SELECT INBOX", "c ");
+    assert!(sel.contains("* 0 EXISTS") && sel.contains("c OK"), "{sel}");
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Unmounts on drop.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_real_full_file_system_answers_452_4_3_1_and_overquota() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = dir.path().join("fs");
+    std::fs::create_dir(&fs).unwrap();
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&fs)
+        .stderr(Stdio::piped())
+        .output();
+    match mount {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            eprintln!(
+                "skipped: cannot mount a 2 MiB tmpfs (needs root): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("skipped: cannot run mount: {e}");
+            return;
+        }
+    }
+    let _mounted = Mounted(fs.clone());
+    let db = fs.join("m.db");
+    minimail(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "s3cret\n",
+    );
+    let (mut child, line, _) = up_env(&db, &[], &[]);
+    let smtp = addr_of(&line, "smtp");
+    let reply = send_over_smtp(&smtp, "Subject: small\r\n\r\nfits\r\n");
+    assert!(reply.starts_with("250 "), "{reply}");
+    let reply = send_over_smtp(&smtp, &big_message(3 * 1024, "enospc"));
+    assert!(reply.starts_with("452 4.3.1 "), "{reply}");
+    let mut i = Client::connect(&addr_of(&line, "imap"));
+    assert!(i.line().starts_with("* OK"));
+    assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
+    let a = append_over_imap(&mut i, "b", &big_message(3 * 1024, "enospc"));
+    assert!(a.contains("b NO [OVERQUOTA] Not enough disk space"), "{a}");
+    // What was stored before is served as before.
+    let sel = i.say("c SELECT INBOX", "c ");
+    assert!(sel.contains("* 1 EXISTS"), "{sel}");
+    let f = i.say("d FETCH 1 BODY.PEEK[TEXT]", "d ");
+    assert!(f.contains("fits") && f.contains("d OK"), "{f}");
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}

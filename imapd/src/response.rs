@@ -210,8 +210,12 @@ pub enum Code {
     ExpungeIssued,
     /// `PRIVACYREQUIRED` (RFC 5530 §3): credentials need TLS here
     PrivacyRequired,
-    /// `UNAVAILABLE` (RFC 5530 §3): temporarily refused (login throttle)
+    /// `UNAVAILABLE` (RFC 5530 §3): temporarily refused (login throttle,
+    /// a damaged store that refuses changes)
     Unavailable,
+    /// `OVERQUOTA` (RFC 5530 §3): no room for what the command adds (here:
+    /// the disk is full)
+    OverQuota,
 }
 
 impl Code {
@@ -245,6 +249,7 @@ impl Code {
             Code::ExpungeIssued => write!(out, "EXPUNGEISSUED"),
             Code::PrivacyRequired => write!(out, "PRIVACYREQUIRED"),
             Code::Unavailable => write!(out, "UNAVAILABLE"),
+            Code::OverQuota => write!(out, "OVERQUOTA"),
         };
     }
 }

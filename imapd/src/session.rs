@@ -236,12 +236,26 @@ impl ImapSession {
         });
     }
 
-    /// Answer a store error as a tagged NO with the right response code.
+    /// Answer a store error as a tagged NO with the right response code
+    /// (RFC 5530 §3): a full disk is `OVERQUOTA` (no room for what the
+    /// command adds; Dovecot answers ENOSPC so too), a damaged store that
+    /// refuses changes `UNAVAILABLE` (a subsystem is down; try later).
     pub(crate) fn store_error(&mut self, tag: &str, e: &StoreError) {
         let (code, text) = match e {
             StoreError::NotFound(what) => (Code::Nonexistent, format!("No such {what}")),
             StoreError::Exists(what) => (Code::AlreadyExists, format!("{what} already exists")),
             StoreError::Invalid(why) => (Code::Cannot, why.clone()),
+            StoreError::Full(_) => {
+                log::error!("imapd conn {}: {e}", self.conn);
+                (Code::OverQuota, "Not enough disk space".to_owned())
+            }
+            StoreError::Damaged(_) => {
+                log::error!("imapd conn {}: {e}", self.conn);
+                (
+                    Code::Unavailable,
+                    "Mail store damaged; changes are refused until it is repaired".to_owned(),
+                )
+            }
             other => {
                 log::error!("imapd conn {}: store failure: {other}", self.conn);
                 (

@@ -17,12 +17,25 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The file is not a usable minimail database (not SQLite, damaged, or
-    /// written by a newer schema). The message names the path and the cause.
+    /// written by a newer schema), found when opening it (the start-up
+    /// `PRAGMA quick_check` included), or stored metadata that does not
+    /// decode. The message names the path and the cause.
     #[error("corrupt mail store: {0}")]
     Corrupt(String),
+    /// SQLite reported damage (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) while
+    /// the store was serving, or the store refused a write because it had
+    /// seen such damage before: from the first one on, every write fails
+    /// with this (see [`crate::Store::damaged`]); reads go on.
+    #[error("mail store damaged: {0}")]
+    Damaged(String),
+    /// No room for the change (`SQLITE_FULL`: the disk or file system is
+    /// full, or the database reached its page limit); nothing of it was
+    /// stored. Transient: the same write may succeed once space is freed.
+    #[error("mail store full: {0}")]
+    Full(String),
     /// Any other SQLite failure.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// A user, mailbox or message that the operation needs does not exist.
     #[error("not found: {0}")]
     NotFound(String),
@@ -45,6 +58,40 @@ pub enum StoreError {
     /// Password hashing failed (argon2 parameter or encoding error).
     #[error("password hashing failed: {0}")]
     Password(String),
+}
+
+/// SQLite's errors by what they mean for the store: damage and a full disk
+/// get variants of their own, so callers can say what happened.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        match fault(&e) {
+            Fault::Damaged => StoreError::Damaged(e.to_string()),
+            Fault::Full => StoreError::Full(e.to_string()),
+            Fault::Other => StoreError::Sqlite(e),
+        }
+    }
+}
+
+/// What a SQLite error says about the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// `SQLITE_CORRUPT` (any extended code) or `SQLITE_NOTADB`.
+    Damaged,
+    /// `SQLITE_FULL`: the disk, or the page limit (`max_page_count`).
+    Full,
+    /// Anything else.
+    Other,
+}
+
+/// Classify a SQLite error (SQLite itself reports a write that failed with
+/// `ENOSPC` as `SQLITE_FULL`).
+pub(crate) fn fault(e: &rusqlite::Error) -> Fault {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => Fault::Damaged,
+        Some(ErrorCode::DiskFull) => Fault::Full,
+        _ => Fault::Other,
+    }
 }
 
 /// Result alias used throughout the crate.

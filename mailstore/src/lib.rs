@@ -33,6 +33,17 @@
 //! `indexer.rs`); search also scans the pending rows, so results never
 //! depend on indexing progress.
 //!
+//! # Damage and a full disk
+//! [`Store::open`] runs `PRAGMA quick_check` for at most
+//! [`STARTUP_CHECK_TIME`] and refuses a damaged file with
+//! [`StoreError::Corrupt`] (unless [`OpenOptions::allow_corrupt`] or
+//! `MINIMAIL_ALLOW_CORRUPT_STORE=1`); [`check_file`] runs
+//! `quick_check`/`integrity_check` on demand. Damage SQLite reports while
+//! serving degrades the store: every later write fails with
+//! [`StoreError::Damaged`], reads go on ([`Store::damaged`]). `SQLITE_FULL`
+//! (disk full, or [`OpenOptions::max_pages`] / `MINIMAIL_MAX_PAGES` for
+//! tests) fails the write with [`StoreError::Full`]; nothing is stored.
+//!
 //! # Commit notifications
 //! Every committed batch bumps [`Reader::data_version`] by one and calls
 //! each [`Store::on_commit`] listener once (with the touched mailboxes,
@@ -49,7 +60,8 @@
 //!   `PRAGMA data_version`, whose value is per connection and so useless
 //!   across a pool of reader connections. Compare successive values: a
 //!   change means someone committed.
-//! - [`StoreError`] has extra variants `CommitFailed`, `Panicked`, `Password`.
+//! - [`StoreError`] has extra variants `CommitFailed`, `Panicked`,
+//!   `Password`, `Damaged`, `Full`.
 //! - [`PreparedMessage`] with [`Tx::deliver_prepared`] /
 //!   [`Tx::append_prepared`]: parse on the caller's thread so the writer
 //!   only inserts rows (plain `deliver`/`append` parse on the writer).
@@ -99,7 +111,9 @@ pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
 pub use password::{hash_password, verify_password};
 pub use reader::{MailboxSummary, Reader};
 pub use search::Query;
-pub use store::{Store, MAX_BATCH, READERS};
+pub use store::{
+    check_file, Check, Integrity, OpenOptions, Store, MAX_BATCH, READERS, STARTUP_CHECK_TIME,
+};
 pub use tx::{Tx, DEFAULT_MAILBOXES};
 pub use tx_deliver::PreparedMessage;
 pub use types::{

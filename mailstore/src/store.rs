@@ -7,17 +7,26 @@
 //! `COMMIT` (one fsync with synchronous=FULL), and only then calls each
 //! job's `done`, then the [`Store::on_commit`] listeners. No SQL outside
 //! this crate; no protocol knowledge here.
+//!
+//! Integrity: opening for service runs a time-bounded `PRAGMA quick_check`
+//! ([`OpenOptions::check_time`]) and refuses a damaged file
+//! ([`StoreError::Corrupt`]) unless told otherwise; [`check_file`] runs
+//! either check on demand. Damage SQLite reports while serving
+//! (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, on the writer or a reader) puts the
+//! store in a degraded state: every later write fails with
+//! [`StoreError::Damaged`] (logged loudly once), reads go on.
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 
-use crate::error::{Result, StoreError};
+use crate::error::{fault, Fault, Result, StoreError};
 use crate::indexer;
 use crate::reader::Reader;
 use crate::schema;
@@ -31,7 +40,7 @@ pub const READERS: usize = 3;
 
 type Listener = Arc<dyn Fn(&[MailboxId]) + Send + Sync>;
 type Listeners = Arc<Mutex<Vec<Listener>>>;
-type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+type Finish = Box<dyn FnOnce(Option<&BatchFailure>) + Send>;
 type ReadJob = Box<dyn ReadJobT>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,11 +76,101 @@ impl<T, D: FnOnce(Result<T>)> Drop for Done<T, D> {
     }
 }
 
+/// Why a whole batch failed (it could not start, or not commit).
+struct BatchFailure {
+    fault: Fault,
+    msg: String,
+}
+
+impl BatchFailure {
+    fn new(e: &rusqlite::Error) -> BatchFailure {
+        BatchFailure {
+            fault: fault(e),
+            msg: e.to_string(),
+        }
+    }
+
+    /// A job's own error, for when it takes the batch down with it.
+    fn of(e: &StoreError) -> BatchFailure {
+        let fault = match e {
+            StoreError::Damaged(_) => Fault::Damaged,
+            StoreError::Full(_) => Fault::Full,
+            _ => Fault::Other,
+        };
+        BatchFailure {
+            fault,
+            msg: e.to_string(),
+        }
+    }
+
+    /// What each job of the batch is told.
+    fn error(&self) -> StoreError {
+        let msg = self.msg.clone();
+        match self.fault {
+            Fault::Damaged => StoreError::Damaged(msg),
+            Fault::Full => StoreError::Full(msg),
+            Fault::Other => StoreError::CommitFailed(msg),
+        }
+    }
+}
+
+/// The store's degraded state: set by the first damage SQLite reports,
+/// never cleared while the process runs.
+struct Health {
+    path: PathBuf,
+    damaged: OnceLock<String>,
+}
+
+impl Health {
+    fn new(path: &Path) -> Arc<Health> {
+        Arc::new(Health {
+            path: path.to_path_buf(),
+            damaged: OnceLock::new(),
+        })
+    }
+
+    /// Note what an operation failed with: damage degrades the store.
+    fn saw(&self, e: &StoreError) {
+        if let StoreError::Damaged(why) = e {
+            self.mark(why);
+        }
+    }
+
+    fn mark(&self, why: &str) {
+        if self.damaged.set(why.to_string()).is_ok() {
+            log::error!(
+                "MAIL STORE DAMAGED: {}: {why}. From now on every write (deliveries, \
+                 APPEND, flag changes) is refused with a temporary error, so no mail is \
+                 acknowledged that the store may not give back; reads go on. Stop the \
+                 servers and run `minimail store check --db {}`",
+                self.path.display(),
+                self.path.display()
+            );
+        }
+    }
+
+    fn is_damaged(&self) -> bool {
+        self.damaged.get().is_some()
+    }
+
+    /// What a write is told once the store is degraded.
+    fn refusal(&self) -> Option<BatchFailure> {
+        self.damaged.get().map(|why| BatchFailure {
+            fault: Fault::Damaged,
+            msg: format!(
+                "{}: writes refused since SQLite reported damage ({why})",
+                self.path.display()
+            ),
+        })
+    }
+}
+
 /// A type-erased write job.
 trait WriteJob: Send {
-    /// Run inside the caller's savepoint; returns success and the deferred
-    /// completion (called after COMMIT with the commit error, if any).
-    fn run(self: Box<Self>, tx: &mut Tx) -> (bool, Finish);
+    /// Run inside the caller's savepoint; returns what the job failed with
+    /// (if it did) and the deferred completion (called after COMMIT with
+    /// the batch's failure, if any).
+    fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish);
     /// Complete without running (the batch could not start).
     fn fail(self: Box<Self>, err: StoreError);
 }
@@ -90,15 +189,18 @@ where
     D: FnOnce(Result<T>) + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Box<Self>, tx: &mut Tx) -> (bool, Finish) {
+    fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish) {
         let Job { f, done } = *self;
         let result = f(tx);
-        let ok = result.is_ok();
-        let finish: Finish = Box::new(move |commit_err: Option<&str>| match commit_err {
-            None => done.call(result),
-            Some(e) => done.call(Err(StoreError::CommitFailed(e.to_string()))),
+        let failed = result.as_ref().err().map(|e| {
+            health.saw(e);
+            BatchFailure::of(e)
         });
-        (ok, finish)
+        let finish: Finish = Box::new(move |failure: Option<&BatchFailure>| match failure {
+            None => done.call(result),
+            Some(f) => done.call(Err(f.error())),
+        });
+        (failed, finish)
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
@@ -108,7 +210,7 @@ where
 
 /// A type-erased read job.
 trait ReadJobT: Send {
-    fn run(self: Box<Self>, r: &Reader);
+    fn run(self: Box<Self>, r: &Reader, health: &Health);
     fn fail(self: Box<Self>, err: StoreError);
 }
 
@@ -118,9 +220,12 @@ where
     D: FnOnce(Result<T>) + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Box<Self>, r: &Reader) {
+    fn run(self: Box<Self>, r: &Reader, health: &Health) {
         let Job { f, done } = *self;
         let res = r.snapshot(f);
+        if let Err(e) = &res {
+            health.saw(e);
+        }
         done.call(res);
     }
 
@@ -144,7 +249,7 @@ where
     D: FnOnce(Result<T>) + Send + 'static,
     T: Send + 'static,
 {
-    fn run(self: Box<Self>, _r: &Reader) {
+    fn run(self: Box<Self>, _r: &Reader, _health: &Health) {
         let Compute { f, done } = *self;
         let v = f();
         done.call(Ok(v));
@@ -162,6 +267,7 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     listeners: Listeners,
     sync_reader: Mutex<Option<Reader>>,
+    health: Arc<Health>,
 }
 
 impl Inner {
@@ -204,15 +310,259 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long the start-up `PRAGMA quick_check` may run by default; a
+/// larger store is checked only partly (logged) and served.
+pub const STARTUP_CHECK_TIME: Duration = Duration::from_secs(3);
+
+/// How [`Store::open_with`] opens a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Time limit of the start-up `PRAGMA quick_check`; `None` skips it.
+    /// A check cut short by the limit is logged and counts as passed.
+    pub check_time: Option<Duration>,
+    /// Serve a file the start-up check finds damaged (logged as an error)
+    /// instead of refusing it with [`StoreError::Corrupt`].
+    pub allow_corrupt: bool,
+    /// Most pages the database file may have (`PRAGMA max_page_count` on
+    /// the writer; a value below the current size means "no growth").
+    /// Past it writes fail with [`StoreError::Full`] as on a full disk: a
+    /// deterministic full disk for tests.
+    pub max_pages: Option<u64>,
+}
+
+impl Default for OpenOptions {
+    /// Check for [`STARTUP_CHECK_TIME`], refuse damage, no page limit.
+    fn default() -> OpenOptions {
+        OpenOptions {
+            check_time: Some(STARTUP_CHECK_TIME),
+            allow_corrupt: false,
+            max_pages: None,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// The defaults, changed by the environment (what [`Store::open`]
+    /// uses, so every program honours them): `MINIMAIL_ALLOW_CORRUPT_STORE`
+    /// set to anything but empty or `0` sets `allow_corrupt`;
+    /// `MINIMAIL_MAX_PAGES=N` sets `max_pages` (for tests: a full disk).
+    pub fn from_env() -> OpenOptions {
+        let mut o = OpenOptions::default();
+        if let Some(v) = std::env::var_os("MINIMAIL_ALLOW_CORRUPT_STORE") {
+            o.allow_corrupt = !v.is_empty() && v != "0";
+        }
+        if let Some(v) = std::env::var_os("MINIMAIL_MAX_PAGES") {
+            match v.to_str().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(n) => o.max_pages = Some(n),
+                None => log::warn!("MINIMAIL_MAX_PAGES={v:?} is not a number; ignored"),
+            }
+        }
+        o
+    }
+}
+
+/// Which SQLite check [`check_file`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `PRAGMA quick_check`: every page and record, no index content
+    /// comparison (O(N)); at most 20 problems are listed.
+    Quick,
+    /// `PRAGMA integrity_check`: also checks that indexes match their
+    /// tables (O(N log N)); at most 100 problems are listed.
+    Full,
+}
+
+/// What [`check_file`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Integrity {
+    /// SQLite's description of each problem; empty if none was found.
+    pub problems: Vec<String>,
+    /// False if the time limit stopped the check before the end (what was
+    /// read until then is in `problems`).
+    pub complete: bool,
+}
+
+impl Integrity {
+    /// No problem found (in the part checked, see `complete`).
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Run SQLite's own check over the store file at `path` (which must exist;
+/// a server may be using it: the check reads one snapshot), stopping after
+/// `time_limit` if given.
+///
+/// # Errors
+/// [`StoreError::Open`] when the file cannot be opened,
+/// [`StoreError::Corrupt`] when it is not a database at all, other SQLite
+/// failures.
+pub fn check_file(
+    path: impl AsRef<Path>,
+    kind: Check,
+    time_limit: Option<Duration>,
+) -> Result<Integrity> {
+    let path = path.as_ref();
+    let conn = schema::connect(path, false)?;
+    let sql = match kind {
+        Check::Quick => "PRAGMA quick_check(20)",
+        Check::Full => "PRAGMA integrity_check",
+    };
+    let watchdog = match time_limit {
+        Some(limit) => Some(Watchdog::start(&conn, limit)?),
+        None => None,
+    };
+    let mut found = Integrity {
+        problems: Vec::new(),
+        complete: true,
+    };
+    let res = check_rows(&conn, sql, &mut found.problems);
+    let fired = watchdog.is_some_and(Watchdog::stop);
+    match res {
+        Ok(()) => {}
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) && fired => {
+            found.complete = false;
+        }
+        // The check itself tripped over the damage.
+        Err(e) if fault(&e) == Fault::Damaged => found.problems.push(e.to_string()),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(found)
+}
+
+/// Collect the problems the check reports, one a line (a row may hold
+/// several lines), without `ok` and the `*** in database main ***` heading.
+fn check_rows(conn: &Connection, sql: &str, out: &mut Vec<String>) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let text: String = row.get(0)?;
+        for line in text.lines().map(str::trim) {
+            if !line.is_empty() && line != "ok" && !line.starts_with("*** in database") {
+                out.push(line.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Interrupts a connection's statements once a time limit has passed,
+/// until stopped; after [`Watchdog::stop`] it interrupts nothing more.
+struct Watchdog {
+    stop: Sender<()>,
+    thread: JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(conn: &Connection, limit: Duration) -> Result<Watchdog> {
+        let handle = conn.get_interrupt_handle();
+        let (stop, rx) = channel::<()>();
+        let thread = thread::Builder::new()
+            .name("mailstore-check-timer".into())
+            .spawn(move || {
+                if !matches!(rx.recv_timeout(limit), Err(RecvTimeoutError::Timeout)) {
+                    return false;
+                }
+                // Again and again: an interrupt while no statement runs
+                // (between two steps) is forgotten.
+                loop {
+                    handle.interrupt();
+                    if !matches!(
+                        rx.recv_timeout(Duration::from_millis(10)),
+                        Err(RecvTimeoutError::Timeout)
+                    ) {
+                        return true;
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Invalid(format!("cannot start the check timer: {e}")))?;
+        Ok(Watchdog { stop, thread })
+    }
+
+    /// Stop; true if the limit had passed.
+    fn stop(self) -> bool {
+        drop(self.stop);
+        self.thread.join().unwrap_or(true)
+    }
+}
+
+/// The start-up check of [`Store::open_with`].
+fn startup_check(path: &Path, limit: Duration, allow_corrupt: bool) -> Result<()> {
+    let started = Instant::now();
+    let found = check_file(path, Check::Quick, Some(limit))?;
+    let shown = |n: usize| {
+        let mut s = found
+            .problems
+            .iter()
+            .take(n)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if found.problems.len() > n {
+            s.push_str(&format!("; and {} more", found.problems.len() - n));
+        }
+        s
+    };
+    if !found.complete {
+        log::warn!(
+            "{}: the start-up integrity check (PRAGMA quick_check) was cut short after {:.1} s \
+             and found no damage in the part it read; run `minimail store check --db {}` \
+             for a full check",
+            path.display(),
+            limit.as_secs_f64(),
+            path.display()
+        );
+    } else {
+        log::debug!(
+            "{}: quick_check done in {} ms",
+            path.display(),
+            started.elapsed().as_millis()
+        );
+    }
+    if found.ok() {
+        return Ok(());
+    }
+    if allow_corrupt {
+        log::error!(
+            "MAIL STORE DAMAGED: {}: SQLite's quick_check reports: {}. Serving it anyway, as \
+             asked (--allow-corrupt-store / MINIMAIL_ALLOW_CORRUPT_STORE)",
+            path.display(),
+            shown(20)
+        );
+        return Ok(());
+    }
+    let p = path.display();
+    Err(StoreError::Corrupt(format!(
+        "{p} is damaged; SQLite's quick_check reports: {}. It is not served: mail accepted \
+         now might never be readable. Stop every program using it, copy it (with its -wal \
+         and -shm files) somewhere safe, run `minimail store check --db {p}` for the full \
+         report, and recover what SQLite can still read into a new file (`sqlite3 {p} \
+         .recover | sqlite3 recovered.db`; see the README). To serve the damaged file \
+         anyway, pass --allow-corrupt-store to `minimail up` or set \
+         MINIMAIL_ALLOW_CORRUPT_STORE=1",
+        shown(3)
+    )))
+}
+
 impl Store {
-    /// Open (creating and migrating as needed) the store at `path`, and start
-    /// the writer and reader threads.
+    /// Open (creating and migrating as needed) the store at `path` for
+    /// service with [`OpenOptions::from_env`], and start the writer and
+    /// reader threads.
     ///
     /// # Errors
     /// [`StoreError::Open`] when the file cannot be opened or written (the
     /// message names the path and SQLite's reason), [`StoreError::Corrupt`]
-    /// when it is not a minimail database.
+    /// when it is not a minimail database or the start-up check finds it
+    /// damaged (the message says how to check and recover it).
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, &OpenOptions::from_env())
+    }
+
+    /// [`Store::open`] with explicit options.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let mut wconn = schema::connect(&path, true)?;
         if wconn.is_readonly("main").unwrap_or(false) {
@@ -224,7 +574,25 @@ impl Store {
                 ),
             });
         }
+        // Before migrating: a damaged file is not written to.
+        if let Some(limit) = options.check_time {
+            startup_check(&path, limit, options.allow_corrupt)?;
+        }
         schema::migrate(&mut wconn, &path)?;
+        if let Some(n) = options.max_pages {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            let now: i64 = wconn
+                .query_row(&format!("PRAGMA max_page_count = {n}"), [], |r| r.get(0))
+                .map_err(|source| StoreError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+            log::warn!(
+                "{}: limited to {now} pages (max_pages / MINIMAIL_MAX_PAGES)",
+                path.display()
+            );
+        }
+        let health = Health::new(&path);
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(Reader::new(schema::connect(&path, false)?)?);
@@ -234,16 +602,18 @@ impl Store {
 
         let (wtx, wrx) = channel::<Box<dyn WriteJob>>();
         let l = listeners.clone();
+        let h = health.clone();
         threads.push(spawn("mailstore-writer", move || {
-            writer_loop(wconn, wrx, l)
+            writer_loop(wconn, wrx, l, h)
         })?);
 
         let (rtx, rrx) = channel::<ReadJob>();
         let rrx = Arc::new(Mutex::new(rrx));
         for (i, reader) in readers.into_iter().enumerate() {
             let rrx = rrx.clone();
+            let h = health.clone();
             threads.push(spawn(&format!("mailstore-reader-{i}"), move || {
-                reader_loop(reader, rrx)
+                reader_loop(reader, rrx, h)
             })?);
         }
         Ok(Store {
@@ -254,6 +624,7 @@ impl Store {
                 threads: Mutex::new(threads),
                 listeners,
                 sync_reader: Mutex::new(None),
+                health,
             }),
         })
     }
@@ -261,6 +632,12 @@ impl Store {
     /// The database file path.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The first damage SQLite reported while this store served, if any:
+    /// since then every write fails with [`StoreError::Damaged`].
+    pub fn damaged(&self) -> Option<String> {
+        self.inner.health.damaged.get().cloned()
     }
 
     /// Run `f` on a reader thread (own connection, one read snapshot), then
@@ -346,6 +723,9 @@ impl Store {
             None => Reader::new(schema::connect(&self.inner.path, false)?)?,
         };
         let res = reader.snapshot(f);
+        if let Err(e) = &res {
+            self.inner.health.saw(e);
+        }
         *lock(&self.inner.sync_reader) = Some(reader);
         res
     }
@@ -386,14 +766,14 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| StoreError::Invalid(format!("cannot start thread {name}: {e}")))
 }
 
-fn reader_loop(reader: Reader, rx: Arc<Mutex<Receiver<ReadJob>>>) {
+fn reader_loop(reader: Reader, rx: Arc<Mutex<Receiver<ReadJob>>>, health: Arc<Health>) {
     loop {
         let job = match lock(&rx).recv() {
             Ok(job) => job,
             Err(_) => return,
         };
         // A panicking job or `done` must not kill the reader thread.
-        if catch_unwind(AssertUnwindSafe(|| job.run(&reader))).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| job.run(&reader, &health))).is_err() {
             log::error!("mail store read job panicked");
             // Leave no transaction open behind the panic.
             let _ = reader.conn().execute_batch("ROLLBACK");
@@ -401,7 +781,12 @@ fn reader_loop(reader: Reader, rx: Arc<Mutex<Receiver<ReadJob>>>) {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners: Listeners) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: Receiver<Box<dyn WriteJob>>,
+    listeners: Listeners,
+    health: Arc<Health>,
+) {
     // Search text left pending by an earlier run is indexed when idle. The
     // backlog is counted here from then on (no query per batch).
     let mut backlog = indexer::backlog(&conn).unwrap_or(indexer::Backlog { rows: 1, cost: 1 });
@@ -419,7 +804,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                         // Until the table says nothing is pending (the
                         // count is an estimate), or indexing failed (logged;
                         // retried once another batch leaves text).
-                        match index_step(&conn) {
+                        match index_step(&conn, &health) {
                             Some(n) if n.rows > 0 => backlog.sub(n),
                             _ => {
                                 backlog = indexer::Backlog::default();
@@ -452,7 +837,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
                 Err(_) => break,
             }
         }
-        let Some((mut touched, added)) = run_batch(&mut conn, batch) else {
+        let Some((mut touched, added)) = run_batch(&mut conn, batch, &health) else {
             continue;
         };
         touched.sort_unstable();
@@ -474,7 +859,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
         if backlog.over_bound() {
             let mut indexed = 0;
             while indexed < 2 * added.cost.max(1) {
-                match index_step(&conn) {
+                match index_step(&conn, &health) {
                     Some(n) if n.rows > 0 => {
                         indexed += n.cost;
                         backlog.sub(n);
@@ -491,12 +876,19 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Box<dyn WriteJob>>, listeners:
 }
 
 /// Index one chunk of pending search text; `None` if that failed (the
-/// text stays pending, search still finds it, and it is retried later).
-fn index_step(conn: &Connection) -> Option<indexer::Backlog> {
+/// text stays pending, search still finds it, and it is retried later) or
+/// the store is degraded (no writes at all).
+fn index_step(conn: &Connection, health: &Health) -> Option<indexer::Backlog> {
+    if health.is_damaged() {
+        return None;
+    }
     match indexer::index_some(conn, indexer::CHUNK_ROWS) {
         Ok(n) => Some(n),
         Err(e) => {
             log::error!("mail store: search index update failed: {e}");
+            if fault(&e) == Fault::Damaged {
+                health.mark(&e.to_string());
+            }
             None
         }
     }
@@ -510,50 +902,65 @@ fn guarded(f: impl FnOnce()) {
 }
 
 /// Run one group-commit batch; if it committed, returns the touched
-/// mailboxes and the search text it left for the index.
+/// mailboxes and the search text it left for the index. A degraded store
+/// fails every job at once.
 fn run_batch(
     conn: &mut Connection,
     batch: Vec<Box<dyn WriteJob>>,
+    health: &Health,
 ) -> Option<(Vec<MailboxId>, indexer::Backlog)> {
+    if let Some(refusal) = health.refusal() {
+        for job in batch {
+            guarded(|| job.fail(refusal.error()));
+        }
+        return None;
+    }
     let begin = conn.execute_batch(
         "BEGIN IMMEDIATE; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter';",
     );
     if let Err(e) = begin {
         log::error!("mail store: cannot start write batch: {e}");
         let _ = conn.execute_batch("ROLLBACK");
-        let msg = e.to_string();
+        let failure = BatchFailure::new(&e);
+        if failure.fault == Fault::Damaged {
+            health.mark(&failure.msg);
+        }
         for job in batch {
-            guarded(|| job.fail(StoreError::CommitFailed(msg.clone())));
+            guarded(|| job.fail(failure.error()));
         }
         return None;
     }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-    let mut broken: Option<String> = None;
+    let mut broken: Option<BatchFailure> = None;
     let mut tx = Tx::new(conn);
     for job in batch {
-        if let Some(msg) = &broken {
-            guarded(|| job.fail(StoreError::CommitFailed(msg.clone())));
+        if let Some(failure) = &broken {
+            guarded(|| job.fail(failure.error()));
             continue;
         }
         if let Err(e) = tx.conn().execute_batch("SAVEPOINT job") {
-            broken = Some(e.to_string());
-            guarded(|| job.fail(StoreError::CommitFailed(e.to_string())));
+            let failure = BatchFailure::new(&e);
+            guarded(|| job.fail(failure.error()));
+            broken = Some(failure);
             continue;
         }
         let mark = tx.touched.len();
         let pending_mark = tx.pending;
-        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
-        let ok = match outcome {
-            Ok((ok, finish)) => {
+        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
+        let failed = match outcome {
+            Ok((failed, finish)) => {
                 finishes.push(finish);
-                ok
+                failed
             }
             Err(_) => {
                 log::error!("mail store write job panicked; rolled back");
-                false
+                Some(BatchFailure {
+                    fault: Fault::Other,
+                    msg: "a job panicked".into(),
+                })
             }
         };
-        let end = if ok {
+        let end = if failed.is_none() {
             "RELEASE job"
         } else {
             tx.touched.truncate(mark);
@@ -561,14 +968,26 @@ fn run_batch(
             "ROLLBACK TO job; RELEASE job"
         };
         if let Err(e) = tx.conn().execute_batch(end) {
-            broken = Some(e.to_string());
+            // SQLite may roll the whole transaction back after SQLITE_FULL
+            // (or damage): then the job's error says why the batch is lost.
+            broken = Some(match failed {
+                Some(f) if f.fault != Fault::Other => f,
+                _ => BatchFailure::new(&e),
+            });
+        }
+        // Damage seen by this job (or any thread meanwhile): nothing of
+        // the batch is committed, every job of it is refused.
+        if broken.is_none() {
+            broken = health.refusal();
         }
     }
     let touched = std::mem::take(&mut tx.touched);
     let added = tx.pending;
     let commit = match broken {
-        Some(msg) => Err(msg),
-        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        Some(failure) => Err(failure),
+        None => conn
+            .execute_batch("COMMIT")
+            .map_err(|e| BatchFailure::new(&e)),
     };
     match commit {
         Ok(()) => {
@@ -577,11 +996,16 @@ fn run_batch(
             }
             Some((touched, added))
         }
-        Err(msg) => {
-            log::error!("mail store: batch commit failed: {msg}");
+        Err(failure) => {
+            log::error!("mail store: batch commit failed: {}", failure.msg);
             let _ = conn.execute_batch("ROLLBACK");
+            if failure.fault == Fault::Damaged {
+                health.mark(&failure.msg);
+            }
+            // A degraded store refuses even the jobs that ran.
+            let failure = health.refusal().unwrap_or(failure);
             for f in finishes {
-                guarded(|| f(Some(&msg)));
+                guarded(|| f(Some(&failure)));
             }
             None
         }

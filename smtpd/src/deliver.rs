@@ -10,17 +10,47 @@
 //! only the user's own addresses (RFC 6409 §6.1, see `sender.rs`); that is
 //! checked on the same reader thread, before anything is committed, and a
 //! refusal is a 550 5.7.1 after the data.
+//!
+//! A failed commit is a temporary error that says what happened: a full
+//! disk `452 4.3.1` (RFC 3463 X.3.1), a damaged store `451 4.3.0` with
+//! that said, anything else `451 4.3.0` local error.
 
 use crate::data::{Content, DataReader};
 use crate::received::{new_message_id, Trace};
 use crate::reply::Reply;
 use crate::session::{CommitInfo, Envelope, SmtpDone, SmtpSession, State, Waiting};
-use mailstore::{NewMessage, PreparedMessage};
+use mailstore::{NewMessage, PreparedMessage, StoreError};
 use netloop::Io;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Messages up to this size are parsed on the loop thread (see `commit`).
 const PARSE_INLINE_MAX: usize = 64 * 1024;
+
+/// `SmtpDone::Committed` carries the failure as text (for the log), so the
+/// one thing the reply depends on, the kind of store error, travels as a
+/// tag in front of it: see [`failure_text`] and [`failure_reply`].
+const FULL_TAG: &str = "[storage full] ";
+const DAMAGED_TAG: &str = "[store damaged] ";
+
+/// The text a failed commit is reported with (tagged by kind).
+fn failure_text(e: &StoreError) -> String {
+    match e {
+        StoreError::Full(_) => format!("{FULL_TAG}{e}"),
+        StoreError::Damaged(_) => format!("{DAMAGED_TAG}{e}"),
+        _ => e.to_string(),
+    }
+}
+
+/// The reply to a failed commit reported by [`failure_text`].
+fn failure_reply(text: &str) -> Reply {
+    if text.starts_with(FULL_TAG) {
+        Reply::insufficient_storage()
+    } else if text.starts_with(DAMAGED_TAG) {
+        Reply::store_damaged()
+    } else {
+        Reply::local_error()
+    }
+}
 
 impl SmtpSession {
     /// Feed buffered DATA bytes; true once the terminator was read.
@@ -204,11 +234,12 @@ impl SmtpSession {
                 Ok(Ok(msg)) => store.write(
                     move |tx| tx.deliver_prepared(&msg, &users).map(|_| ()),
                     move |result| {
-                        completer.complete(SmtpDone::Committed(result.map_err(|e| e.to_string())))
+                        completer
+                            .complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))
                     },
                 ),
                 Ok(Err(why)) => completer.complete(SmtpDone::Refused(why)),
-                Err(e) => completer.complete(SmtpDone::Committed(Err(e.to_string()))),
+                Err(e) => completer.complete(SmtpDone::Committed(Err(failure_text(&e)))),
             };
         if size <= PARSE_INLINE_MAX {
             queue(prepare());
@@ -262,7 +293,7 @@ impl SmtpSession {
             }
             Err(e) => {
                 log::error!("#{}: delivery of {} failed: {e}", self.conn, info.id);
-                self.reply(io, &Reply::local_error());
+                self.reply(io, &failure_reply(&e));
             }
         }
     }

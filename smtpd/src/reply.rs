@@ -392,6 +392,31 @@ impl Reply {
         )
     }
 
+    /// `452 4.3.1` no room to store the message: the disk (or the store's
+    /// page limit) is full. RFC 5321 §4.2.3 "452 Requested action not
+    /// taken: insufficient system storage"; RFC 3463 X.3.1 "Mail system
+    /// full", a persistent transient error: the sender keeps the message
+    /// and retries later.
+    pub fn insufficient_storage() -> Reply {
+        Reply::new(
+            452,
+            Some("4.3.1"),
+            "Insufficient system storage; message not delivered, try again later",
+        )
+    }
+
+    /// `451 4.3.0` the mail store is damaged and refuses every write, so
+    /// nothing is acknowledged that it might not give back; the sender
+    /// keeps the message and retries (RFC 5321 §4.2.3 451 "local error in
+    /// processing"; RFC 3463 X.3.0 "Other or undefined mail system status").
+    pub fn store_damaged() -> Reply {
+        Reply::new(
+            451,
+            Some("4.3.0"),
+            "Requested action aborted: mail store damaged, message not delivered; try again later",
+        )
+    }
+
     /// `451 4.3.0` the store failed; try again later.
     pub fn local_error() -> Reply {
         Reply::new(

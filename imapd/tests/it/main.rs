@@ -19,6 +19,7 @@ mod notify;
 mod pipelining_flood;
 mod session;
 mod shared;
+mod store_faults;
 mod tls;
 mod tls_interop;
 mod util;

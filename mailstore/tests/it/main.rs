@@ -5,6 +5,7 @@ mod util;
 
 mod bench;
 mod flags;
+mod integrity;
 mod mailboxes;
 mod messages;
 mod mime;

@@ -18,5 +18,6 @@ mod limits;
 mod pipelining_flood;
 mod replies;
 mod session;
+mod store_faults;
 mod tls;
 mod util;

@@ -1,0 +1,149 @@
+//! Store faults as a client sees them (RFC 5530 §3 response codes): a full
+//! disk answers APPEND with `NO [OVERQUOTA] Not enough disk space` and the
+//! mailbox stays readable; a damaged store answers what touches the damage,
+//! and every change, with `NO [UNAVAILABLE]`, while reads that avoid it go
+//! on.
+
+use crate::util::*;
+use mailstore::{NewMessage, OpenOptions, Store, StoreError};
+use std::path::{Path, PathBuf};
+
+/// A closed store with bob@localhost and `messages` in his INBOX (UIDs 1,
+/// 2, ...).
+fn closed_store(messages: &[Vec<u8>]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mail.db");
+    let store = Store::open(&path).unwrap();
+    let hash = mailstore::hash_password(PASSWORD).unwrap();
+    let bob = store
+        .write_sync(move |tx| tx.create_user("bob@localhost", &hash))
+        .unwrap();
+    for raw in messages {
+        let msg = NewMessage {
+            raw: raw.clone(),
+            internal_date: 1_700_000_000,
+        };
+        store
+            .write_sync(move |tx| tx.deliver(&msg, &[bob]))
+            .unwrap();
+    }
+    store.shutdown();
+    drop(store);
+    (dir, path)
+}
+
+/// A message of about `kib` KiB whose body lines hold `marker`.
+fn big_message(kib: usize, marker: &str) -> Vec<u8> {
+    let line = marker.repeat(64 / marker.len() + 1);
+    let mut m = simple("big", "");
+    while m.len() < kib * 1024 {
+        m.extend_from_slice(line.as_bytes());
+        m.extend_from_slice(b"\r\n");
+    }
+    m
+}
+
+/// Write garbage over every page (but the header page) of the closed
+/// store file at `path` that holds `marker`; returns how many.
+fn wreck_pages_holding(path: &Path, marker: &[u8]) -> usize {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the WAL was checkpointed into the file"
+    );
+    let mut bytes = std::fs::read(path).unwrap();
+    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65536,
+        n => usize::from(n),
+    };
+    let mut wrecked = 0;
+    for page in bytes.chunks_mut(page_size).skip(1) {
+        if page.windows(marker.len()).any(|w| w == marker) {
+            for (i, b) in page.iter_mut().enumerate() {
+                *b = (i * 7919 % 251) as u8;
+            }
+            wrecked += 1;
+        }
+    }
+    std::fs::write(path, &bytes).unwrap();
+    wrecked
+}
+
+fn append(c: &mut Client, tag: &str, msg: &[u8]) -> Vec<String> {
+    let mut cmd = format!("{tag} APPEND INBOX {{{}+}}\r\n", msg.len()).into_bytes();
+    cmd.extend_from_slice(msg);
+    cmd.extend_from_slice(b"\r\n");
+    c.send(&cmd);
+    c.until(tag)
+}
+
+#[test]
+fn a_full_disk_answers_append_with_overquota_and_reads_go_on() {
+    let (dir, path) = closed_store(&[simple("first", "kept")]);
+    // No growth at all: what needs a new page fails as on a full disk.
+    let store = Store::open_with(
+        &path,
+        &OpenOptions {
+            max_pages: Some(1),
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let s = TestServer::over(dir, store, |_| {});
+    let mut c = s.login("bob@localhost");
+    let r = append(&mut c, "x1", &big_message(300, "overquota-"));
+    assert_eq!(
+        r.last().unwrap(),
+        "x1 NO [OVERQUOTA] Not enough disk space",
+        "{r:?}"
+    );
+    let r = c.ok("SELECT INBOX");
+    assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
+    let r = c.ok("FETCH 1 BODY.PEEK[TEXT]");
+    assert!(r.iter().any(|l| l.contains("kept")), "{r:?}");
+    // Changes that fit in the pages there are go through.
+    c.ok("STORE 1 +FLAGS (\\Flagged)");
+    assert_eq!(s.store.damaged(), None, "a full disk is no damage");
+}
+
+#[test]
+fn a_damaged_store_answers_unavailable_and_refuses_changes() {
+    let marker = "broken-page-";
+    let (dir, path) = closed_store(&[big_message(24, marker), simple("small", "intact")]);
+    let n = wreck_pages_holding(&path, marker.repeat(2).as_bytes());
+    assert!(n >= 2, "{n} pages wrecked");
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let store = Store::open_with(
+        &path,
+        &OpenOptions {
+            allow_corrupt: true,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let s = TestServer::over(dir, store, |_| {});
+    let mut c = s.login("bob@localhost");
+    let r = c.ok("SELECT INBOX");
+    assert!(r.iter().any(|l| l == "* 2 EXISTS"), "{r:?}");
+    let r = c.cmd("FETCH 1 BODY.PEEK[]");
+    let last = r.last().unwrap();
+    assert!(last.contains(" NO [UNAVAILABLE] "), "{r:?}");
+    assert!(s.store.damaged().is_some());
+    // Every change is refused from now on...
+    let r = append(&mut c, "x2", &simple("new", "not kept"));
+    assert!(
+        r.last()
+            .unwrap()
+            .starts_with("x2 NO [UNAVAILABLE] Mail store damaged"),
+        "{r:?}"
+    );
+    let r = c.cmd("STORE 2 +FLAGS (\\Seen)");
+    assert!(r.last().unwrap().contains(" NO [UNAVAILABLE] "), "{r:?}");
+    // ...while reads that avoid the damage go on.
+    let r = c.ok("FETCH 1:* (UID FLAGS)");
+    assert_eq!(grep(&r, "* ").len(), 2, "{r:?}");
+    assert!(!r.iter().any(|l| l.contains("\\Seen")), "{r:?}");
+    let r = c.ok("STATUS INBOX (MESSAGES)");
+    assert!(r.iter().any(|l| l.contains("MESSAGES 2")), "{r:?}");
+}
