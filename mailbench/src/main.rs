@@ -4,6 +4,7 @@
 //! says when the load tool itself is the bottleneck.
 
 mod e2e;
+mod hostile;
 mod idle;
 mod imap;
 mod maildir;
@@ -118,6 +119,35 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         messages: u64,
     },
+    /// Cost versus size of hostile messages (issue 12): parse time and
+    /// peak RSS of mailstore's parse on delivery, each case in a fresh
+    /// child process; optionally each message delivered over SMTP too.
+    Hostile {
+        /// Shapes to measure (default: all); repeat or separate by commas.
+        #[arg(long = "shape", value_delimiter = ',', value_parser = hostile::parse_shape)]
+        shapes: Vec<::hostile::Shape>,
+        /// Message sizes (bytes, or with KiB/MiB).
+        #[arg(long, value_delimiter = ',', value_parser = hostile::parse_size,
+              default_value = hostile::DEFAULT_SIZES)]
+        sizes: Vec<usize>,
+        /// Also deliver every message to this SMTP server and report the
+        /// time from end of DATA to the reply, and the reply.
+        #[arg(long)]
+        smtp: Option<String>,
+        /// Envelope sender for --smtp.
+        #[arg(long, default_value = "bench@localhost")]
+        from: String,
+        /// Recipient for --smtp (must exist on the server).
+        #[arg(long, default_value = "bench@localhost")]
+        to: String,
+    },
+    /// One case of `hostile`, measured in this process (run by `hostile`).
+    #[command(hide = true)]
+    HostileOne {
+        shape: String,
+        #[arg(value_parser = hostile::parse_size)]
+        size: usize,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -229,6 +259,23 @@ fn main() -> Result<()> {
             );
             return Ok(());
         }
+        Cmd::Hostile {
+            shapes,
+            sizes,
+            smtp,
+            from,
+            to,
+        } => {
+            return hostile::run(hostile::Opts {
+                shapes,
+                sizes,
+                smtp,
+                from,
+                to,
+                json: cli.json,
+            })
+        }
+        Cmd::HostileOne { shape, size } => return hostile::one(&shape, size),
         Cmd::Smtp {
             addr,
             sessions,
