@@ -65,5 +65,35 @@ pub const CHUNK: u64 = 256 * 1024;
 /// Output queued beyond this makes a streamed FETCH wait for the socket.
 pub const HIGH_WATER: usize = 256 * 1024;
 
-/// Deepest nesting of NOT/OR/parentheses accepted in SEARCH.
+/// Deepest nesting of NOT, OR and parentheses accepted in SEARCH; deeper
+/// is `NO [LIMIT]` (RFC 5530). A chain of ORs (`OR a OR b OR c d`, or
+/// `OR OR a b c`) counts as one level however long it is: it is parsed
+/// without recursion and rebalanced, so it costs neither stack nor depth.
 pub const MAX_SEARCH_DEPTH: usize = 32;
+
+/// Most search keys (`FROM x`, `UID set`, `SEEN`, ... each count one;
+/// NOT, OR and parentheses count nothing) in one SEARCH; more is
+/// `NO [LIMIT]`. Bounds the parsed tree's memory (a 64 MiB command of
+/// literals could otherwise hold tens of millions of keys) and the work of
+/// one search, which is keys × messages (mailstore evaluates a search of
+/// many keys in one pass per key over the mailbox: 10,000 header keys over
+/// 2,000 messages take under 0.1 s in a release build). Ten times the
+/// 1,000 of a long "any of these senders" search, or of UID sets sent one
+/// per key.
+pub const MAX_SEARCH_KEYS: usize = 10_000;
+
+/// Most TEXT and BODY keys (counted in [`MAX_SEARCH_KEYS`] too) in one
+/// SEARCH; more is `NO [LIMIT]`. Each may read the text of every message
+/// of the mailbox (a needle of one or two characters cannot use the
+/// trigram index; text not indexed yet is always read), so their cost is
+/// keys × all the mailbox's text, not keys × messages.
+pub const MAX_SEARCH_TEXT_KEYS: usize = 64;
+
+/// Longest LIST/LSUB reference and longest pattern, each in octets of
+/// UTF-8 (after modified UTF-7 decoding); longer is `NO [LIMIT]` before
+/// any matching. A mailbox name is at most [`MAX_MAILBOX_NAME`] octets, so
+/// a pattern that can match anything real is far shorter; 1,024 leaves room
+/// for wildcards and a configured longer name limit. A pattern may come as
+/// a literal of up to `--max-literal` octets, hence a bound of its own. A
+/// wire form over four times this is refused before it is decoded.
+pub const MAX_LIST_PATTERN: usize = 1024;

@@ -460,6 +460,7 @@ impl ImapSession {
                                 let (status, code) = match e.kind {
                                     SyntaxKind::Bad => (Status::Bad, None),
                                     SyntaxKind::BadCharset => (Status::No, Some(Code::BadCharset)),
+                                    SyntaxKind::Limit => (Status::No, Some(Code::Limit)),
                                 };
                                 self.status(e.tag.as_deref(), status, code, &e.reason);
                             }

@@ -88,9 +88,44 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
         }
         SearchKey::ModSeq(m) => Query::ModSeq(*m),
         SearchKey::Not(k) => Query::Not(Box::new(to_query(k, sel))),
-        SearchKey::Or(a, b) => Query::Or(Box::new(to_query(a, sel)), Box::new(to_query(b, sel))),
-        SearchKey::And(v) => Query::And(v.iter().map(|k| to_query(k, sel)).collect()),
+        // A chain of ORs (however the parser shaped it) is one `Any`, and
+        // nested parentheses one `And`, so the query nests only as deep as
+        // NOT/OR/AND alternate (at most MAX_SEARCH_DEPTH).
+        SearchKey::Or(..) => Query::Any(
+            flatten(key, |k| match k {
+                SearchKey::Or(a, b) => Some(vec![&**a, &**b]),
+                _ => None,
+            })
+            .map(|k| to_query(k, sel))
+            .collect(),
+        ),
+        SearchKey::And(_) => Query::And(
+            flatten(key, |k| match k {
+                SearchKey::And(v) => Some(v.iter().collect()),
+                _ => None,
+            })
+            .map(|k| to_query(k, sel))
+            .collect(),
+        ),
     }
+}
+
+/// The operands of the associative operator at `key`, left to right:
+/// `split` gives the children of a node of that operator (`None` for an
+/// operand), and nested nodes of the same operator are opened in a loop.
+fn flatten<'k>(
+    key: &'k SearchKey,
+    split: impl Fn(&'k SearchKey) -> Option<Vec<&'k SearchKey>>,
+) -> impl Iterator<Item = &'k SearchKey> {
+    let mut out = Vec::new();
+    let mut stack = vec![key];
+    while let Some(k) = stack.pop() {
+        match split(k) {
+            Some(children) => stack.extend(children.into_iter().rev()),
+            None => out.push(k),
+        }
+    }
+    out.into_iter()
 }
 
 /// `SEARCH` / `UID SEARCH`

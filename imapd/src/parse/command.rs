@@ -5,8 +5,8 @@
 use super::fetch::fetch_args;
 use super::search::search_args;
 use super::{
-    astring, astring_text, atom, date_time, flag, flag_list, imap_tag, list_mailbox, mailbox,
-    mod_sequence_value, nil, nstring, sequence_set, sp, string, PResult,
+    astring, astring_text, atom, date_time, flag, flag_list, imap_tag, mailbox, mod_sequence_value,
+    nil, nstring, sequence_set, sp, string, PResult,
 };
 use crate::command::{Command, CommandBody, StatusItem, StoreMode};
 use nom::branch::alt;
@@ -24,6 +24,10 @@ pub enum SyntaxKind {
     Bad,
     /// SEARCH with an unsupported charset: `NO [BADCHARSET ...]`.
     BadCharset,
+    /// Well-formed, but over an implementation limit (a SEARCH nested too
+    /// deeply or with too many keys, a LIST pattern too long):
+    /// `NO [LIMIT]` (RFC 5530 §3).
+    Limit,
 }
 
 /// A command that could not be parsed. Carries the tag when one was read,
@@ -88,6 +92,15 @@ pub fn parse_command(input: &[u8]) -> Result<Command, SyntaxError> {
     match arguments(&name, uid, rest) {
         Some(Ok((_, body))) => Ok(Command { tag, body }),
         Some(Err(e)) => {
+            if let nom::Err::Failure(f) = &e {
+                if let Some(reason) = over_limit(&name, f.code) {
+                    return Err(SyntaxError {
+                        tag: Some(tag),
+                        reason,
+                        kind: SyntaxKind::Limit,
+                    });
+                }
+            }
             let at = match &e {
                 nom::Err::Error(e) | nom::Err::Failure(e) => e.input,
                 nom::Err::Incomplete(_) => rest,
@@ -106,6 +119,32 @@ pub fn parse_command(input: &[u8]) -> Result<Command, SyntaxError> {
         None => Err(bad(Some(&tag), format!("unknown command {name}"))),
     }
 }
+
+/// The text of a refusal for an implementation limit, if `code` (of a nom
+/// `Failure`) is one for the command `name`.
+fn over_limit(name: &str, code: nom::error::ErrorKind) -> Option<String> {
+    use crate::limits::{
+        MAX_LIST_PATTERN, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS, MAX_SEARCH_TEXT_KEYS,
+    };
+    match name {
+        "SEARCH" if code == super::search::TOO_DEEP => Some(format!(
+            "SEARCH criteria nested too deeply (limit {MAX_SEARCH_DEPTH} levels of NOT, OR and parentheses)"
+        )),
+        "SEARCH" if code == super::search::TOO_MANY => Some(format!(
+            "Too many SEARCH keys (limit {MAX_SEARCH_KEYS})"
+        )),
+        "SEARCH" if code == super::search::TOO_MANY_TEXT => Some(format!(
+            "Too many TEXT and BODY keys in one SEARCH (limit {MAX_SEARCH_TEXT_KEYS})"
+        )),
+        "LIST" | "LSUB" if code == LIST_TOO_LONG => Some(format!(
+            "{name} reference or pattern too long (limit {MAX_LIST_PATTERN} octets each)"
+        )),
+        _ => None,
+    }
+}
+
+/// The nom error kind of a LIST reference or pattern over the limit.
+const LIST_TOO_LONG: nom::error::ErrorKind = nom::error::ErrorKind::TooLarge;
 
 fn command_name(i: &[u8]) -> PResult<'_, String> {
     map(
@@ -231,7 +270,10 @@ fn one_mailbox(i: &[u8], f: fn(String) -> CommandBody) -> PResult<'_, CommandBod
     all_consuming(map(preceded(sp, mailbox), f)).parse(i)
 }
 
-/// `list = "LIST" SP mailbox SP list-mailbox` (same shape for LSUB)
+/// `list = "LIST" SP mailbox SP list-mailbox` (same shape for LSUB).
+/// The reference and the pattern may each be at most
+/// [`crate::limits::MAX_LIST_PATTERN`] octets of UTF-8 (a `Failure` that
+/// `parse_command` answers `NO [LIMIT]`), so matching stays cheap.
 fn list(is_list: bool, i: &[u8]) -> PResult<'_, CommandBody> {
     // RETURN (SPECIAL-USE) is tolerated (RFC 6154 §2 with LIST-EXTENDED);
     // our LIST always returns special-use attributes anyway.
@@ -261,7 +303,40 @@ fn list(is_list: bool, i: &[u8]) -> PResult<'_, CommandBody> {
 /// The LIST reference is a `mailbox`, but must not have INBOX normalised
 /// differently from the pattern it is joined to, so decode it plainly.
 fn mailbox_reference(i: &[u8]) -> PResult<'_, String> {
-    nom::combinator::map_res(astring, |raw| crate::utf7::decode(&raw)).parse(i)
+    let (rest, raw) = astring(i)?;
+    bounded_list_name(i, rest, &raw)
+}
+
+/// `list-mailbox = 1*list-char / string`, decoded from modified UTF-7.
+fn list_mailbox(i: &[u8]) -> PResult<'_, String> {
+    let (rest, raw) = alt((
+        map(take_while1(super::is_list_char), |s: &[u8]| s.to_vec()),
+        string,
+    ))
+    .parse(i)?;
+    bounded_list_name(i, rest, &raw)
+}
+
+/// Decode a LIST reference or pattern read from `i` (`raw`, ending at
+/// `rest`), refusing one over the limit: a wire form over four times the
+/// limit undecoded (modified UTF-7 of real text is at most 2.5 times its
+/// UTF-8), else by its decoded length.
+fn bounded_list_name<'a>(i: &'a [u8], rest: &'a [u8], raw: &[u8]) -> PResult<'a, String> {
+    let max = crate::limits::MAX_LIST_PATTERN;
+    let too_long = || nom::Err::Failure(nom::error::Error::new(i, LIST_TOO_LONG));
+    if raw.len() > max.saturating_mul(4) {
+        return Err(too_long());
+    }
+    let Ok(name) = crate::utf7::decode(raw) else {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::MapRes,
+        )));
+    };
+    if name.len() > max {
+        return Err(too_long());
+    }
+    Ok((rest, name))
 }
 
 /// `status = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"`

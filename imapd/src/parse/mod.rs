@@ -39,7 +39,7 @@ pub(crate) fn is_astring_char(c: u8) -> bool {
 }
 
 /// `list-char = ATOM-CHAR / list-wildcards / resp-specials`
-fn is_list_char(c: u8) -> bool {
+pub(crate) fn is_list_char(c: u8) -> bool {
     is_atom_char(c) || matches!(c, b'%' | b'*' | b']')
 }
 
@@ -161,18 +161,6 @@ pub(crate) fn mailbox(i: &[u8]) -> PResult<'_, String> {
     map_res(astring, |raw| {
         crate::utf7::decode(&raw).map(normalise_inbox)
     })
-    .parse(i)
-}
-
-/// `list-mailbox = 1*list-char / string`, decoded from modified UTF-7.
-pub(crate) fn list_mailbox(i: &[u8]) -> PResult<'_, String> {
-    map_res(
-        alt((
-            map(take_while1(is_list_char), |s: &[u8]| s.to_vec()),
-            string,
-        )),
-        |raw| crate::utf7::decode(&raw),
-    )
     .parse(i)
 }
 

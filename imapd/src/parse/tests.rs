@@ -480,3 +480,177 @@ proptest! {
         let _ = parse_command(&bytes);
     }
 }
+
+// ---- hostile SEARCH and LIST arguments (issue 12 items 3 and 6) -------
+
+fn search_key_of(line: &str) -> SearchKey {
+    match ok(line) {
+        CommandBody::Search { key, .. } => key,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn key_depth(k: &SearchKey) -> usize {
+    match k {
+        SearchKey::Not(a) => 1 + key_depth(a),
+        SearchKey::Or(a, b) => 1 + key_depth(a).max(key_depth(b)),
+        SearchKey::And(v) => 1 + v.iter().map(key_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn or_operands(k: &SearchKey, out: &mut Vec<SearchKey>) {
+    match k {
+        SearchKey::Or(a, b) => {
+            or_operands(a, out);
+            or_operands(b, out);
+        }
+        other => out.push(other.clone()),
+    }
+}
+
+#[test]
+fn or_chains_keep_their_shape_when_short_and_are_balanced_when_long() {
+    let n = |i: u32| SearchKey::Larger(i);
+    let or = |a, b| SearchKey::Or(Box::new(a), Box::new(b));
+    assert_eq!(
+        search_key_of("t SEARCH OR LARGER 1 OR LARGER 2 LARGER 3"),
+        or(n(1), or(n(2), n(3)))
+    );
+    assert_eq!(
+        search_key_of("t SEARCH OR OR LARGER 1 LARGER 2 LARGER 3"),
+        or(or(n(1), n(2)), n(3))
+    );
+    assert_eq!(
+        search_key_of("t SEARCH or OR larger 1 or LARGER 2 LARGER 3 LARGER 4"),
+        or(or(n(1), or(n(2), n(3))), n(4))
+    );
+    // 10,000 operands, right-nested, left-nested and mixed: the same
+    // operands in the same order, in a tree of depth ⌈log2 10,000⌉.
+    let count = 10_000u32;
+    let right: String = (1..count)
+        .map(|i| format!("OR LARGER {i} "))
+        .collect::<String>()
+        + &format!("LARGER {count}");
+    let left = "OR ".repeat(count as usize - 1)
+        + &(1..=count)
+            .map(|i| format!("LARGER {i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+    // Mixed: a lopsided tree (splits at a third), written in prefix form.
+    fn prefix(lo: u32, hi: u32, out: &mut String) {
+        if lo == hi {
+            out.push_str(&format!("LARGER {lo}"));
+            return;
+        }
+        let mid = lo + (hi - lo) / 3;
+        out.push_str("OR ");
+        prefix(lo, mid, out);
+        out.push(' ');
+        prefix(mid + 1, hi, out);
+    }
+    let mut mixed = String::new();
+    prefix(1, count, &mut mixed);
+    for (what, chain) in [("right", right), ("left", left), ("mixed", mixed)] {
+        let key = search_key_of(&format!("t SEARCH {chain}"));
+        assert!(key_depth(&key) <= 14, "{what}: depth {}", key_depth(&key));
+        let mut got = Vec::new();
+        or_operands(&key, &mut got);
+        assert!(got == (1..=count).map(n).collect::<Vec<_>>(), "{what}");
+    }
+    // Syntax errors inside a chain are still syntax errors.
+    assert_eq!(bad(b"t SEARCH OR LARGER 1").kind, SyntaxKind::Bad);
+    assert_eq!(
+        bad(b"t SEARCH OR OR LARGER 1 LARGER 2").kind,
+        SyntaxKind::Bad
+    );
+    assert_eq!(bad(b"t SEARCH OR  LARGER 1 LARGER 2").kind, SyntaxKind::Bad);
+    assert_eq!(bad(b"t SEARCH ORX LARGER 1 LARGER 2").kind, SyntaxKind::Bad);
+}
+
+#[test]
+fn search_over_the_limits_is_no_limit_and_never_deep() {
+    use crate::limits::{MAX_SEARCH_DEPTH as D, MAX_SEARCH_KEYS, MAX_SEARCH_TEXT_KEYS};
+    let at = |s: String| search_key_of(&s);
+    let limit = |s: String| {
+        let e = bad(s.as_bytes());
+        assert_eq!(e.kind, SyntaxKind::Limit, "{e:?}");
+        assert_eq!(e.tag.as_deref(), Some("t"));
+        e.reason
+    };
+    // Depth: NOT, parentheses, and alternation with OR; a chain is a level.
+    at(format!("t SEARCH {}ALL", "NOT ".repeat(D)));
+    at(format!("t SEARCH {}ALL{}", "(".repeat(D), ")".repeat(D)));
+    // (An OR's operands are one level down, a parenthesis' items another.)
+    at(format!(
+        "t SEARCH {}ALL{}",
+        "OR ALL (".repeat(D / 2),
+        ")".repeat(D / 2)
+    ));
+    for deep in [
+        format!("t SEARCH {}ALL", "NOT ".repeat(D + 1)),
+        format!("t SEARCH {}ALL{}", "(".repeat(D + 1), ")".repeat(D + 1)),
+        format!(
+            "t SEARCH {}ALL{}",
+            "OR ALL (".repeat(D / 2 + 1),
+            ")".repeat(D / 2 + 1)
+        ),
+        format!("t SEARCH {}ALL", "(".repeat(1_000_000)),
+        format!("t SEARCH {}ALL", "NOT ".repeat(1_000_000)),
+        format!("t SEARCH {}ALL", "OR ALL NOT ".repeat(1_000_000)),
+    ] {
+        let reason = limit(deep);
+        assert!(reason.contains("nested too deeply"), "{reason}");
+    }
+    // Keys.
+    at(format!("t SEARCH{}", " SEEN".repeat(MAX_SEARCH_KEYS)));
+    at(format!(
+        "t SEARCH {}ALL",
+        "NOT SEEN ".repeat(MAX_SEARCH_KEYS - 1)
+    ));
+    let reason = limit(format!("t SEARCH{}", " SEEN".repeat(MAX_SEARCH_KEYS + 1)));
+    assert!(reason.contains("Too many SEARCH keys"), "{reason}");
+    limit(format!("t SEARCH {}1", "OR 1 ".repeat(MAX_SEARCH_KEYS)));
+    limit(format!("t SEARCH ({})", vec!["1"; 1_000_000].join(" ")));
+    // TEXT and BODY keys.
+    at(format!(
+        "t SEARCH{}",
+        " TEXT x".repeat(MAX_SEARCH_TEXT_KEYS)
+    ));
+    let reason = limit(format!(
+        "t SEARCH{} BODY x",
+        " TEXT x".repeat(MAX_SEARCH_TEXT_KEYS)
+    ));
+    assert!(reason.contains("TEXT and BODY"), "{reason}");
+}
+
+#[test]
+fn list_reference_and_pattern_are_bounded() {
+    use crate::limits::MAX_LIST_PATTERN as M;
+    let list = |r: &str, p: &str| parse_command(format!("t LIST {r} {p}").as_bytes());
+    let limited = |r: Result<Command, SyntaxError>| match r {
+        Err(e) => {
+            assert_eq!(e.kind, SyntaxKind::Limit, "{e:?}");
+            assert!(e.reason.contains(&M.to_string()), "{e:?}");
+        }
+        Ok(c) => panic!("{c:?}"),
+    };
+    assert!(list("\"\"", &"*".repeat(M)).is_ok());
+    assert!(list(&"r".repeat(M), "%").is_ok());
+    limited(list("\"\"", &"*".repeat(M + 1)));
+    limited(list(&"r".repeat(M + 1), "%"));
+    limited(parse_command(
+        format!("t LSUB \"\" \"{}\"", "%".repeat(M + 1)).as_bytes(),
+    ));
+    limited(parse_command(
+        format!("t LIST \"\" {{{}}}\r\n{}", 10 * M, "*".repeat(10 * M)).as_bytes(),
+    ));
+    // By decoded octets: 512 "é" are 1,024 octets (2,053 on the wire).
+    let e = |n: usize| crate::utf7::encode(&"é".repeat(n));
+    assert!(list("\"\"", &format!("\"{}\"", e(512))).is_ok());
+    limited(list("\"\"", &format!("\"{}\"", e(513))));
+    // Wire forms over four times the bound are refused undecoded, valid
+    // or not; shorter invalid ones are syntax errors as before.
+    limited(list("\"\"", &"&".repeat(4 * M + 1)));
+    assert_eq!(bad(b"t LIST \"\" &Jjo").kind, SyntaxKind::Bad);
+}

@@ -9,6 +9,8 @@ mod auth;
 mod bench;
 mod binary;
 mod fetch;
+mod hostile_list;
+mod hostile_search;
 mod interop;
 mod isolation;
 mod limits;
