@@ -82,6 +82,9 @@ for f in glob.glob(T + "/*/*.txt"):
     i = txt.find(b"DATA\r\n")
     if i >= 0:
         save("mime_structure", txt[i + 6:].split(b"\r\n.\r\n")[0])
-# imap_response inputs are interpreted by `arbitrary`; random seeds do.
+# imap_response and mime_tree inputs are interpreted by `arbitrary`;
+# random seeds do.
 for i in range(8):
     save("imap_response", hashlib.sha256(bytes([i])).digest() * (i + 1))
+for i in range(8):
+    save("mime_tree", hashlib.sha256(bytes([100 + i])).digest() * (i * 4 + 1))

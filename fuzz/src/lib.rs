@@ -2,7 +2,12 @@
 //! a server [`imapd::response::Value`] (RFC 3501 §4 data formats, §9
 //! `string`/`nstring`/`literal`, `body-type-mpart`), generators of valid
 //! response values for the serializer round trip, and a parse-back check
-//! through mua's independent IMAP response parser.
+//! through mua's independent IMAP response parser; the MIME targets'
+//! store round trip and checks ([`mime`]) and structure-aware message
+//! trees ([`mime_tree`]).
+
+pub mod mime;
+pub mod mime_tree;
 
 use arbitrary::{Arbitrary, Unstructured};
 use imapd::response::Value as S;
