@@ -104,7 +104,11 @@ pub fn message(shape: Shape, size: usize) -> Vec<u8> {
             m.push_str("\r\nleaf\r\n");
         }
         Shape::FlatParts | Shape::Digest => {
-            let sub = if shape == Shape::Digest { "digest" } else { "mixed" };
+            let sub = if shape == Shape::Digest {
+                "digest"
+            } else {
+                "mixed"
+            };
             m.push_str(&format!(
                 "Subject: many parts\r\nContent-Type: multipart/{sub}; boundary=x\r\n\r\n"
             ));
@@ -152,11 +156,11 @@ pub fn message(shape: Shape, size: usize) -> Vec<u8> {
             m.push_str("Subject: many addresses\r\nCc: ");
             let mut i = 0u64;
             while m.len() < size {
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     m.push_str(&format!("g{i}: "));
                 }
                 m.push_str(&format!("\"N (x)\" <u{i} (c)@ (c) example.org>"));
-                m.push_str(if i % 10 == 9 { ";, " } else { ", " });
+                m.push_str(if i % 10 == 9 { ";,\r\n " } else { ",\r\n " });
                 i += 1;
             }
             m.push_str("last@example.org\r\n\r\nbody\r\n");
@@ -212,7 +216,11 @@ mod tests {
         for shape in Shape::ALL {
             for size in [1024, 100_000] {
                 let m = message(shape, size);
-                assert!(m.len() >= size && m.len() < size + 512, "{shape:?} {}", m.len());
+                assert!(
+                    m.len() >= size && m.len() < size + 512,
+                    "{shape:?} {}",
+                    m.len()
+                );
                 assert_eq!(Shape::from_name(shape.name()), Some(shape));
             }
         }

@@ -39,18 +39,19 @@ fn addresses(list: &[Address]) -> Value {
     if list.is_empty() {
         return Value::Nil;
     }
-    Value::List(
+    // `"(" 1*address ")"`: no space between addresses (RFC 3501 §9).
+    Value::List(vec![Value::Concat(
         list.iter()
             .map(|a| {
                 Value::List(vec![
                     Value::nstr(a.name.as_deref()),
-                    Value::Nil,
+                    Value::nstr(a.adl.as_deref()),
                     Value::nstr(a.local.as_deref()),
                     Value::nstr(a.host.as_deref()),
                 ])
             })
             .collect(),
-    )
+    )])
 }
 
 /// `body-fld-param = "(" string SP string *(SP string SP string) ")" / nil`

@@ -16,6 +16,9 @@ use crate::types::{Flags, MessageId, Uid};
 pub struct Address {
     /// Display name (raw, encoded-words kept as sent).
     pub name: Option<String>,
+    /// Obsolete source route (RFC 5322 §4.4 `obs-route`), e.g. `@a,@b`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adl: Option<String>,
     /// Local part (or group name for a group start marker).
     pub local: Option<String>,
     /// Domain.

@@ -85,7 +85,7 @@ fn envelope_and_bodystructure() {
         r[0],
         "* 1 FETCH (ENVELOPE (\"Mon, 13 Nov 2023 10:00:00 +0000\" \"Multi part\" \
 ((\"Alice\" NIL \"alice\" \"example.org\")) ((\"Alice\" NIL \"alice\" \"example.org\")) \
-((\"Alice\" NIL \"alice\" \"example.org\")) ((NIL NIL \"bob\" \"localhost\") \
+((\"Alice\" NIL \"alice\" \"example.org\")) ((NIL NIL \"bob\" \"localhost\")\
 (\"Carol C\" NIL \"carol\" \"localhost\")) NIL NIL NIL \"<m1@example.org>\"))"
     );
     let r = c.ok("FETCH 1 BODYSTRUCTURE");

@@ -47,6 +47,14 @@ fn big_message(kib: usize, marker: &str) -> Vec<u8> {
 /// store file at `path` that holds `marker`; returns how many.
 fn wreck_pages_holding(path: &Path, marker: &[u8]) -> usize {
     let wal = PathBuf::from(format!("{}-wal", path.display()));
+    // The last connection to close checkpoints the WAL into the file;
+    // reader threads close theirs just after shutdown returns.
+    let waited = std::time::Instant::now();
+    while std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
+        && waited.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(
         std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
         "the WAL was checkpointed into the file"

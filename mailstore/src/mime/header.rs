@@ -303,7 +303,7 @@ pub(crate) fn base64(data: &[u8]) -> Option<Vec<u8>> {
     if clean.len() % 4 == 1 {
         clean.pop();
     }
-    while clean.len() % 4 != 0 {
+    while !clean.len().is_multiple_of(4) {
         clean.push(b'=');
     }
     data_encoding::BASE64_MIME_PERMISSIVE.decode(&clean).ok()

@@ -129,6 +129,7 @@ fn envelope_keeps_raw_values_and_marks_groups() {
         e.from,
         [Address {
             name: Some("Alice".into()),
+            adl: None,
             local: Some("alice".into()),
             host: Some("example.org".into())
         }]
