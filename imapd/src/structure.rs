@@ -146,24 +146,31 @@ pub fn body(p: &MimePart, extended: bool) -> Value {
 
 /// Find the part named by a section path (`[1, 2]` = part 1.2).
 ///
-/// RFC 3501 §6.4.5: a non-multipart message has a part 1 (itself); the
-/// parts of an embedded message/rfc822 are addressed through it.
+/// RFC 3501 §6.4.5: the parts of a message (the top level, or the message
+/// inside a message/rfc822 part) are its multipart's children, or, if it is
+/// not multipart, one part 1: its body (for a message/rfc822 body, the
+/// whole encapsulated message). A further number after a message/rfc822
+/// part addresses the parts of the message inside it.
 pub fn find_part<'a>(root: &'a MimePart, path: &[u32]) -> Option<&'a MimePart> {
     let mut cur = root;
+    // `cur` is a message whose parts the next number selects.
+    let mut message_level = true;
     for &n in path {
         let idx = (n as usize).checked_sub(1)?;
-        // Step into an embedded message's body first.
-        let container: &MimePart = match cur.embedded.as_deref() {
-            Some((_, inner)) => inner,
-            None => cur,
-        };
-        if container.media_type.eq_ignore_ascii_case("multipart") && !container.parts.is_empty() {
-            cur = container.parts.get(idx)?;
-        } else if idx == 0 {
-            cur = container;
-        } else {
+        let is_multipart =
+            |p: &MimePart| p.media_type.eq_ignore_ascii_case("multipart") && !p.parts.is_empty();
+        if !message_level && !is_multipart(cur) {
+            // Below a leaf, only an encapsulated message has parts.
+            cur = &cur.embedded.as_deref()?.1;
+        }
+        if is_multipart(cur) {
+            cur = cur.parts.get(idx)?;
+        } else if idx != 0 {
             return None;
         }
+        // A multipart child, or part 1 of a non-multipart message: the
+        // next number (if any) must go through an encapsulated message.
+        message_level = false;
     }
     Some(cur)
 }

@@ -232,3 +232,36 @@ fn huge_message_is_streamed_in_chunks_byte_exact() {
     let r = c.ok("FETCH 1 (RFC822.SIZE RFC822.HEADER)");
     assert!(r[0].contains(&format!("RFC822.SIZE {}", msg.len())));
 }
+
+/// RFC 3501 §6.4.5 on a message whose body is message/rfc822 (a forward
+/// as the whole message): part 1 is the encapsulated message, 1.HEADER and
+/// 1.TEXT its header and body, 1.1 its (single) part; nested multiparts
+/// number their children directly.
+#[test]
+fn sections_of_encapsulated_messages() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    let inner = "From: sub@domain.org\r\nSubject: submsg\r\n\r\nHello world\r\n";
+    s.deliver(
+        bob,
+        format!("From: user@domain.org\r\nContent-Type: message/rfc822\r\n\r\n{inner}").as_bytes(),
+    );
+    s.deliver(
+        bob,
+        b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\
+Content-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\none\r\n--i\r\n\r\ntwo\r\n--i--\r\n\
+--o--\r\n",
+    );
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1 BODY.PEEK[1]").join("");
+    assert!(r.contains(&format!("{{{}}}", inner.len())), "{r}");
+    let r = c.ok("FETCH 1 BODY.PEEK[1.1]").join("");
+    assert!(r.contains("Hello world") && !r.contains("submsg"), "{r}");
+    let r = c.ok("FETCH 1 BODY.PEEK[1.HEADER]").join("");
+    assert!(r.contains("Subject: submsg") && !r.contains("Hello"), "{r}");
+    let r = c.ok("FETCH 1 BODY.PEEK[1.TEXT]").join("");
+    assert!(r.contains("Hello world") && !r.contains("submsg"), "{r}");
+    let r = c.ok("FETCH 2 BODY.PEEK[1.2]").join("");
+    assert!(r.contains("two") && !r.contains("one"), "{r}");
+}
