@@ -77,7 +77,13 @@ pub(crate) fn parse_message(raw: &[u8]) -> Parsed {
             header_text.push_str(&value);
             header_text.push('\n');
         }
-        p.headers.push((name.to_ascii_lowercase(), value));
+        let lower = name.to_ascii_lowercase();
+        let value = if ADDRESS_FIELDS.contains(&lower.as_str()) {
+            with_addresses(value, f.value)
+        } else {
+            value
+        };
+        p.headers.push((lower, value));
     }
     p.header_text = truncate(header_text);
     p.sent_date = head
@@ -100,6 +106,39 @@ pub(crate) fn parse_message(raw: &[u8]) -> Parsed {
         );
     }
     p
+}
+
+/// Fields whose indexed value also carries their addresses, normalised.
+const ADDRESS_FIELDS: [&str; 6] = ["from", "sender", "reply-to", "to", "cc", "bcc"];
+
+/// `value` followed by a tab and the field's addresses as
+/// `name <local@domain>, ...` with comments and folding removed, so that
+/// SEARCH FROM/TO/CC/BCC match an address however it was written
+/// (`<user (c)@ (c) domain.org>` matches `user@domain.org`).
+fn with_addresses(mut value: String, raw: &[u8]) -> String {
+    let list = addresses(&header::raw_value(raw, MAX_VALUE));
+    let mut norm = String::new();
+    for a in list.iter().filter(|a| a.host.is_some()) {
+        if !norm.is_empty() {
+            norm.push_str(", ");
+        }
+        if let Some(n) = &a.name {
+            norm.push_str(&header::decode_words(n));
+            norm.push(' ');
+        }
+        norm.push('<');
+        norm.push_str(a.local.as_deref().unwrap_or(""));
+        if let Some(h) = a.host.as_deref().filter(|h| !h.is_empty()) {
+            norm.push('@');
+            norm.push_str(h);
+        }
+        norm.push('>');
+    }
+    if !norm.is_empty() {
+        value.push('\t');
+        value.push_str(&norm);
+    }
+    value
 }
 
 /// The content type a part has when it names none (RFC 2046 §5.1.5).

@@ -276,3 +276,13 @@ proptest! {
         check(&p.structure, 0, raw.len() as u64)?;
     }
 }
+
+#[test]
+fn address_fields_are_indexed_with_their_addresses_normalised() {
+    let p =
+        parse_message(b"From: <user-from (comment)@ (comment) domain.org>\r\nSubject: s\r\n\r\nx");
+    let (_, v) = p.headers.iter().find(|(k, _)| k == "from").unwrap();
+    assert!(v.contains("user-from@domain.org"), "{v}");
+    let (_, v) = p.headers.iter().find(|(k, _)| k == "subject").unwrap();
+    assert_eq!(v, "s");
+}
