@@ -215,6 +215,10 @@ pub(crate) fn create(
 /// Refuse a new mailbox name that is too long or too deep (`NO [LIMIT]`,
 /// RFC 5530 §3). True if the name is acceptable.
 fn name_within_limits(s: &mut ImapSession, tag: &str, name: &str) -> bool {
+    if let Some(why) = unusable_name(name) {
+        s.status(Some(tag), Status::No, Some(Code::Cannot), why);
+        return false;
+    }
     let cfg = &s.shared.config;
     let text = if name.len() > cfg.max_mailbox_name {
         format!(
@@ -231,6 +235,27 @@ fn name_within_limits(s: &mut ImapSession, tag: &str, name: &str) -> bool {
     };
     s.status(Some(tag), Status::No, Some(Code::Limit), &text);
     false
+}
+
+/// Why a new mailbox may not be called `name`, if it may not: not valid
+/// modified UTF-7, an empty, `.` or `..` hierarchy level, or a leading `/`
+/// or `~` (names that confuse tools mapping them to paths; Dovecot refuses
+/// them too).
+fn unusable_name(name: &str) -> Option<&'static str> {
+    if name.contains(crate::parse::INVALID_UTF7) {
+        Some("Mailbox name is not valid modified UTF-7")
+    } else if name.starts_with('/') || name.starts_with('~') {
+        Some("Mailbox name may not start with / or ~")
+    } else if name
+        .split('/')
+        .any(|l| l.is_empty() || l == "." || l == "..")
+    {
+        Some("Mailbox name has an empty, . or .. level")
+    } else if name.chars().any(char::is_control) {
+        Some("Mailbox name has a control character")
+    } else {
+        None
+    }
 }
 
 /// Run `then` only if creating `name` (when `itself`) and its missing

@@ -327,11 +327,10 @@ fn bounded_list_name<'a>(i: &'a [u8], rest: &'a [u8], raw: &[u8]) -> PResult<'a,
     if raw.len() > max.saturating_mul(4) {
         return Err(too_long());
     }
-    let Ok(name) = crate::utf7::decode(raw) else {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            i,
-            nom::error::ErrorKind::MapRes,
-        )));
+    let name = match crate::utf7::decode(raw) {
+        Ok(name) => name,
+        // Not valid modified UTF-7: a pattern that matches no mailbox.
+        Err(_) => format!("{}{}", super::INVALID_UTF7, String::from_utf8_lossy(raw)),
     };
     if name.len() > max {
         return Err(too_long());

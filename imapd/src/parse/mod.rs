@@ -157,12 +157,22 @@ pub(crate) fn astring_text(i: &[u8]) -> PResult<'_, String> {
 
 /// `mailbox = "INBOX" / astring`, decoded from modified UTF-7; any case of
 /// INBOX becomes `INBOX` (§5.1).
+///
+/// A name that is not valid modified UTF-7 (`a&b`) is still a well-formed
+/// astring: it becomes [`INVALID_UTF7`] followed by its bytes, a name no
+/// mailbox can have, so SELECT answers NO (no such mailbox), LIST matches
+/// nothing, and CREATE/RENAME refuse it (RFC 3501 §5.1.3; as Dovecot).
 pub(crate) fn mailbox(i: &[u8]) -> PResult<'_, String> {
-    map_res(astring, |raw| {
-        crate::utf7::decode(&raw).map(normalise_inbox)
+    map(astring, |raw| match crate::utf7::decode(&raw) {
+        Ok(name) => normalise_inbox(name),
+        Err(_) => format!("{INVALID_UTF7}{}", String::from_utf8_lossy(&raw)),
     })
     .parse(i)
 }
+
+/// First character of a mailbox name that was not valid modified UTF-7
+/// (a noncharacter; modified UTF-7 that decodes to it is refused too).
+pub const INVALID_UTF7: char = '\u{FFFF}';
 
 /// Spell `INBOX` (any case, also as the first hierarchy level) canonically.
 pub fn normalise_inbox(name: String) -> String {

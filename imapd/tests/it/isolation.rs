@@ -306,7 +306,10 @@ fn alice_sees_none_of_bobs_changes_either() {
     let s = setup();
     let mut b = s.login(BOB);
     b.ok("CREATE Secret");
-    b.ok("CREATE ../x");
+    // Path-like names are refused outright (and could never reach
+    // another user's mailboxes anyway: names are per user, not paths).
+    let r = b.cmd("CREATE ../x");
+    assert!(r.last().unwrap().contains("NO [CANNOT]"), "{r:?}");
     let mut a = s.login(ALICE);
     let r = a.ok("LIST \"\" *");
     assert!(!r.iter().any(|l| l.contains("../x")), "{r:?}");

@@ -150,3 +150,22 @@ fn status_and_append_with_appenduid() {
         "{r:?}"
     );
 }
+
+/// Names that are not valid modified UTF-7 are astrings like any other:
+/// SELECT answers NO, LIST matches nothing; CREATE refuses them, and
+/// names with empty, `.` or `..` levels or a leading `/` or `~`.
+#[test]
+fn invalid_and_path_like_names() {
+    let s = TestServer::start();
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    let r = c.cmd("SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}");
+    assert!(r.last().unwrap().contains(" NO "), "{r:?}");
+    let r = c.ok("LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*");
+    assert_eq!(r.len(), 1, "{r:?}");
+    for bad in ["a&b", "/abs", "~home", "a//b", "a/./b", "..", "a/.."] {
+        let r = c.cmd(&format!("CREATE \"{bad}\""));
+        assert!(r.last().unwrap().contains("NO [CANNOT]"), "{bad}: {r:?}");
+    }
+    c.ok("CREATE \"a.b/c..d\"");
+}
