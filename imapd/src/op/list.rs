@@ -294,23 +294,43 @@ fn list_lines(s: &mut ImapSession, pattern: &str, boxes: &[Mailbox]) {
     }
 }
 
+/// LSUB lines: the subscribed names that match, `\Noselect` where no such
+/// mailbox exists; and, for `%` (RFC 3501 §6.3.9), an unsubscribed parent
+/// of a subscribed name that matches where the name itself does not, with
+/// `\Noselect` (`foo/bar` subscribed, `foo` not: `LSUB "" %` returns `foo`).
 fn lsub_lines(s: &mut ImapSession, pattern: &str, boxes: &[Mailbox], subs: &[String]) {
     let matcher = Matcher::new(pattern);
     let names: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
-    for name in subs {
-        if !matcher.matches(name) {
-            continue;
-        }
-        let attrs = if names.contains(name.as_str()) {
-            Vec::new()
-        } else {
+    let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
+    let mut sent: BTreeSet<&str> = BTreeSet::new();
+    let line = |s: &mut ImapSession, name: &str, noselect: bool| {
+        let attrs = if noselect {
             vec![Value::Atom("\\Noselect".into())]
+        } else {
+            Vec::new()
         };
         untagged_values(
             &mut s.out,
             "LSUB",
             &[Value::List(attrs), Value::str("/"), mailbox_name(name)],
         );
+    };
+    for name in subs {
+        if matcher.matches(name) {
+            if sent.insert(name) {
+                line(s, name, !names.contains(name.as_str()));
+            }
+            continue;
+        }
+        if !pattern.contains('%') {
+            continue;
+        }
+        for (i, _) in name.match_indices('/') {
+            let parent = &name[..i];
+            if !subscribed.contains(parent) && matcher.matches(parent) && sent.insert(parent) {
+                line(s, parent, true);
+            }
+        }
     }
 }
 

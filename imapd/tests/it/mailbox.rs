@@ -169,3 +169,24 @@ fn invalid_and_path_like_names() {
     }
     c.ok("CREATE \"a.b/c..d\"");
 }
+
+/// RFC 3501 §6.3.9: `foo/bar` subscribed but `foo` not: LSUB with `%`
+/// returns `foo` flagged \Noselect.
+#[test]
+fn lsub_percent_returns_unsubscribed_parent_as_noselect() {
+    let s = TestServer::start();
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    c.ok("CREATE foo/bar");
+    c.ok("SUBSCRIBE foo/bar");
+    let r = c.ok("LSUB \"\" %");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* LSUB (\\Noselect) \"/\" foo")),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.contains("foo/bar")), "{r:?}");
+    let r = c.ok("LSUB \"\" *");
+    assert!(r.iter().any(|l| l.contains("foo/bar")), "{r:?}");
+    assert!(!r.iter().any(|l| l.ends_with(" \"foo\"")), "{r:?}");
+}
