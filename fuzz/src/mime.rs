@@ -63,44 +63,51 @@ pub fn check_grammar(v: &Value) {
 /// Byte ranges inside the message, nesting bounded, and every part
 /// reachable by its section path through imapd's `find_part`. `path` is
 /// the section number of `part` (empty for the whole message). RFC 3501
-/// §6.4.5: the parts of a multipart are path.1, path.2, ...; the parts of
-/// an embedded message are those of its body: path.1, path.2, ... when
-/// that body is a multipart, else the body itself is path.1 (so a
-/// message/rfc822 inside a message/rfc822 is path.1, and its own body
-/// path.1.1).
+/// §6.4.5: the parts of a message (the top level, or the message inside a
+/// message/rfc822 part) are its multipart's children path.1, path.2, ...,
+/// or, when it is not multipart, its body as path.1 (for the top level,
+/// the top-level part itself). Below a message/rfc822 part, numbers
+/// address the parts of the encapsulated message; below a multipart, its
+/// children. `message` says `part` is a message whose parts come next.
 pub fn walk(root: &MimePart, part: &MimePart, path: &mut Vec<u32>, len: u64, depth: usize) {
+    walk_at(root, part, path, len, depth, true);
+}
+
+fn walk_at(
+    root: &MimePart,
+    part: &MimePart,
+    path: &mut Vec<u32>,
+    len: u64,
+    depth: usize,
+    message: bool,
+) {
     assert!(depth < 200, "structure nested too deep");
-    assert!(
-        part.header_range.0 <= part.header_range.1 && part.header_range.1 <= len,
-        "header range {:?} outside a {len}-octet message",
-        part.header_range
-    );
-    assert!(
-        part.body_range.0 <= part.body_range.1 && part.body_range.1 <= len,
-        "body range {:?} outside a {len}-octet message",
-        part.body_range
-    );
+    walk_ranges(part, len);
     let is_multi =
         |p: &MimePart| p.media_type.eq_ignore_ascii_case("multipart") && !p.parts.is_empty();
-    let children: Vec<&MimePart> = match part.embedded.as_deref() {
-        Some((_, inner)) if is_multi(inner) => {
-            // The body's own ranges, then its parts as ours.
-            walk_ranges(inner, len);
-            inner.parts.iter().collect()
-        }
-        Some((_, inner)) => vec![inner],
-        None if is_multi(part) => part.parts.iter().collect(),
-        None => Vec::new(),
-    };
-    for (i, child) in children.into_iter().enumerate() {
-        path.push(i as u32 + 1);
+    let check = |path: &[u32], want: &MimePart| {
         let found = find_part(root, path);
         assert!(
-            found.is_some_and(|p| std::ptr::eq(p, child)),
+            found.is_some_and(|p| std::ptr::eq(p, want)),
             "part {path:?} does not lead to its part"
         );
-        walk(root, child, path, len, depth + 1);
+    };
+    if is_multi(part) {
+        for (i, child) in part.parts.iter().enumerate() {
+            path.push(i as u32 + 1);
+            check(path, child);
+            walk_at(root, child, path, len, depth + 1, false);
+            path.pop();
+        }
+    } else if message {
+        // Part 1 of a non-multipart message is its body: this part.
+        path.push(1);
+        check(path, part);
+        walk_at(root, part, path, len, depth + 1, false);
         path.pop();
+    } else if let Some((_, inner)) = part.embedded.as_deref() {
+        // The encapsulated message's parts, numbered below this one.
+        walk_at(root, inner, path, len, depth + 1, true);
     }
 }
 
