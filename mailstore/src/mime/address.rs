@@ -166,11 +166,16 @@ fn mailbox(name: Option<String>, adl: Option<String>, local: String, host: Strin
     }
 }
 
+/// The last comment after the address's last word (`user@domain (Real
+/// Name)`); comments inside the address name nothing.
 fn last_comment(toks: &[Tok]) -> Option<String> {
-    toks.iter().rev().find_map(|t| match t {
-        Tok::Comment(c) if !c.trim().is_empty() => Some(c.trim().to_owned()),
-        _ => None,
-    })
+    toks.iter()
+        .rev()
+        .take_while(|t| matches!(t, Tok::Comment(_)))
+        .find_map(|t| match t {
+            Tok::Comment(c) if !c.trim().is_empty() => Some(c.trim().to_owned()),
+            _ => None,
+        })
 }
 
 /// Parse an address list (at most [`MAX_VALUE`] bytes of it); groups
@@ -310,6 +315,10 @@ mod tests {
 
     #[test]
     fn comments_and_folding_inside_addresses_are_removed() {
+        assert_eq!(
+            addresses("other (c)@ (c) d4.org"),
+            vec![a(None, None, "other", "d4.org")]
+        );
         assert_eq!(
             addresses("<user (c)@ (c) domain.org>"),
             vec![a(None, None, "user", "domain.org")]
