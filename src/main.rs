@@ -4,7 +4,7 @@
 //! from one process over one store; `minimail user ...` administers accounts
 //! in that store; `minimail store check` runs SQLite's integrity check over
 //! it; `minimail cert` makes a self-signed TLS certificate for
-//! development. Command lines follow ../shared/CONTRACT.md.
+//! development. Command lines are those of the README ("Binaries").
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};

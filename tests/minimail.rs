@@ -1,7 +1,7 @@
 //! The `minimail` binary end to end, as a user runs it: `user add/list/
 //! passwd/del` on a fresh store, `up` on ephemeral ports, a message sent over
 //! SMTP and read back over IMAP from the other server in the same process,
-//! SIGTERM ending it cleanly, and the start-up errors of CONTRACT.md.
+//! SIGTERM ending it cleanly, and the start-up errors the README promises.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,6 @@
 //! `imapd`: the minimail IMAP server on its own (RFC 3501 + extensions).
 //!
-//! Command line per ../shared/CONTRACT.md: `imapd [--listen ADDR]... [--db
+//! Command line (README, "Binaries"): `imapd [--listen ADDR]... [--db
 //! PATH]` plus implicit-TLS listeners (`--imaps ADDR`, RFC 8314 §3.3), the
 //! certificate for them and STARTTLS (`--tls-cert`, `--tls-key`; RFC 3501
 //! §6.2.1), `--allow-plaintext-auth` (§6.2.3), limits and `--trace`. Once

@@ -1,6 +1,6 @@
 //! `smtpd`: the minimail SMTP receiver on its own (RFC 5321 ESMTP).
 //!
-//! Command line per ../shared/CONTRACT.md: `smtpd [--listen ADDR]... [--db
+//! Command line (README, "Binaries"): `smtpd [--listen ADDR]... [--db
 //! PATH] [--domain D]... [--hostname NAME]` plus limits and `--trace`;
 //! TLS: `--tls-cert PEM --tls-key PEM` enable STARTTLS (RFC 3207) and
 //! `--smtps ADDR` implicit-TLS listeners (RFC 8314 §3.3);
