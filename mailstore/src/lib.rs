@@ -90,6 +90,7 @@
 //!
 //! No protocol syntax lives here.
 
+pub mod date;
 mod error;
 mod indexer;
 mod meta;

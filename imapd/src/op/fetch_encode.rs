@@ -347,25 +347,12 @@ pub fn filter_header(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
 
 /// INTERNALDATE as `dd-Mon-yyyy hh:mm:ss +0000`.
 pub fn internal_date(unix: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
-    // civil_from_days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = mailstore::date::civil_from_days(unix.div_euclid(86_400));
     format!(
         "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         d,
-        MONTHS[(m - 1) as usize],
+        mailstore::date::MONTHS[(m - 1) as usize],
         y,
         secs / 3600,
         secs % 3600 / 60,
@@ -396,7 +383,7 @@ mod tests {
         assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
         assert_eq!(internal_date(1_700_000_000), "14-Nov-2023 22:13:20 +0000");
         assert_eq!(
-            internal_date(crate::parse::days_from_civil(2024, 2, 29) * 86_400 + 3661),
+            internal_date(mailstore::date::days_from_civil(2024, 2, 29) * 86_400 + 3661),
             "29-Feb-2024 01:01:01 +0000"
         );
     }

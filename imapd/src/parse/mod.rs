@@ -315,16 +315,7 @@ pub(crate) fn date(i: &[u8]) -> PResult<'_, Date> {
     alt((date_text, delimited(char('"'), date_text, char('"')))).parse(i)
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date.
-pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub use mailstore::date::days_from_civil;
 
 /// ```text
 /// date-time = DQUOTE date-day-fixed "-" date-month "-" date-year
