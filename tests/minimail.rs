@@ -453,44 +453,6 @@ fn append_over_imap(i: &mut Client, tag: &str, msg: &str) -> String {
     i.say("", &format!("{tag} "))
 }
 
-/// Write garbage over every page (but the header page) of the closed
-/// store file at `db` that holds `marker`; returns how many.
-fn wreck_pages_holding(db: &Path, marker: &[u8]) -> usize {
-    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
-    // The last connection to close checkpoints the WAL into the file,
-    // unless it is a read-only reader's (they close just after shutdown
-    // returns, in any order): checkpoint it ourselves until it is empty.
-    let waited = std::time::Instant::now();
-    while std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
-        && waited.elapsed() < std::time::Duration::from_secs(20)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        if let Ok(conn) = rusqlite::Connection::open(db) {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        }
-    }
-    assert!(
-        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
-        "the WAL was checkpointed into the file"
-    );
-    let mut bytes = std::fs::read(db).unwrap();
-    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
-        1 => 65536,
-        n => usize::from(n),
-    };
-    let mut wrecked = 0;
-    for page in bytes.chunks_mut(page_size).skip(1) {
-        if page.windows(marker.len()).any(|w| w == marker) {
-            for (i, b) in page.iter_mut().enumerate() {
-                *b = (i * 7919 % 251) as u8;
-            }
-            wrecked += 1;
-        }
-    }
-    std::fs::write(db, &bytes).unwrap();
-    wrecked
-}
-
 #[test]
 fn store_check_finds_broken_pages_and_up_refuses_them_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
@@ -512,7 +474,7 @@ fn store_check_finds_broken_pages_and_up_refuses_them_unless_allowed() {
     assert!(reply.starts_with("250 "), "{reply}");
     sigterm(&child);
     assert!(child.wait().unwrap().success());
-    let n = wreck_pages_holding(&db, b"broken-page-broken-page-");
+    let n = testkit::wreck_pages_holding(&db, b"broken-page-broken-page-");
     assert!(n >= 2, "{n} pages wrecked");
 
     // The full check says so, with the way out.

@@ -6,7 +6,7 @@
 
 use crate::util::*;
 use mailstore::{NewMessage, OpenOptions, Store, StoreError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A closed store with bob@localhost and `messages` in his INBOX (UIDs 1,
 /// 2, ...).
@@ -41,44 +41,6 @@ fn big_message(kib: usize, marker: &str) -> Vec<u8> {
         m.extend_from_slice(b"\r\n");
     }
     m
-}
-
-/// Write garbage over every page (but the header page) of the closed
-/// store file at `path` that holds `marker`; returns how many.
-fn wreck_pages_holding(path: &Path, marker: &[u8]) -> usize {
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    // The last connection to close checkpoints the WAL into the file,
-    // unless it is a read-only reader's (they close just after shutdown
-    // returns, in any order): checkpoint it ourselves until it is empty.
-    let waited = std::time::Instant::now();
-    while std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0)
-        && waited.elapsed() < std::time::Duration::from_secs(20)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        if let Ok(conn) = rusqlite::Connection::open(path) {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        }
-    }
-    assert!(
-        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
-        "the WAL was checkpointed into the file"
-    );
-    let mut bytes = std::fs::read(path).unwrap();
-    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
-        1 => 65536,
-        n => usize::from(n),
-    };
-    let mut wrecked = 0;
-    for page in bytes.chunks_mut(page_size).skip(1) {
-        if page.windows(marker.len()).any(|w| w == marker) {
-            for (i, b) in page.iter_mut().enumerate() {
-                *b = (i * 7919 % 251) as u8;
-            }
-            wrecked += 1;
-        }
-    }
-    std::fs::write(path, &bytes).unwrap();
-    wrecked
 }
 
 fn append(c: &mut Client, tag: &str, msg: &[u8]) -> Vec<String> {
@@ -122,7 +84,7 @@ fn a_full_disk_answers_append_with_overquota_and_reads_go_on() {
 fn a_damaged_store_answers_unavailable_and_refuses_changes() {
     let marker = "broken-page-";
     let (dir, path) = closed_store(&[big_message(24, marker), simple("small", "intact")]);
-    let n = wreck_pages_holding(&path, marker.repeat(2).as_bytes());
+    let n = testkit::wreck_pages_holding(&path, marker.repeat(2).as_bytes());
     assert!(n >= 2, "{n} pages wrecked");
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
