@@ -47,30 +47,11 @@ impl Server {
         for user in ["victim@localhost", "other@localhost"] {
             add_user(&db, user);
         }
-        let mut child = Command::new(BIN)
-            .args([
-                "up",
-                "--smtp",
-                "127.0.0.1:0",
-                "--imap",
-                "127.0.0.1:0",
-                "--db",
-            ])
-            .arg(&db)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = err.read_to_string(&mut sink);
-        });
+        let (child, line, _) = testkit::minimail_up(BIN, &db, &[], &[]);
         Server {
             child,
-            smtp: addr_of(&line, "smtp"),
-            imap: addr_of(&line, "imap"),
+            smtp: testkit::addr_of(&line, "smtp"),
+            imap: testkit::addr_of(&line, "imap"),
             _dir: dir,
         }
     }
@@ -93,15 +74,6 @@ fn add_user(db: &Path, user: &str) {
         .unwrap();
     c.stdin.take().unwrap().write_all(b"pw\n").unwrap();
     assert!(c.wait().unwrap().success());
-}
-
-fn addr_of(line: &str, what: &str) -> String {
-    line.split(&format!("{what} on "))
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or_else(|| panic!("no {what} in {line}"))
-        .trim()
-        .to_string()
 }
 
 struct Conn {

@@ -3,7 +3,7 @@
 //! SMTP and read back over IMAP from the other server in the same process,
 //! SIGTERM ending it cleanly, and the start-up errors the README promises.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -205,38 +205,13 @@ fn unopenable_store_and_busy_port_fail_with_a_clear_message() {
 
 /// `minimail up` with extra arguments; returns the child and its start-up line.
 fn up_with(db: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--smtp",
-            "127.0.0.1:0",
-            "--imap",
-            "127.0.0.1:0",
-            "--db",
-        ])
-        .arg(db)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
+    let (child, line, _) = up_env(db, extra, &[]);
     (child, line)
 }
 
 /// The address after `what on ` in the start-up line.
 fn addr_of(line: &str, what: &str) -> String {
-    line.split(&format!("{what} on "))
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or_else(|| panic!("no {what} in {line}"))
-        .trim()
-        .to_string()
+    testkit::addr_of(line, what)
 }
 
 fn have(tool: &str) -> bool {
@@ -388,37 +363,7 @@ fn curl_sends_over_smtps_and_reads_over_imaps_with_minimail_cert() {
 /// `minimail up` on ephemeral ports with extra arguments and environment;
 /// returns the child, its start-up line and the log lines before it.
 fn up_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Child, String, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "up",
-            "--smtp",
-            "127.0.0.1:0",
-            "--imap",
-            "127.0.0.1:0",
-            "--db",
-        ])
-        .arg(db)
-        .args(extra)
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut before = String::new();
-    let line = loop {
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        assert!(!line.is_empty(), "exited before it was up: {before}");
-        if line.starts_with("minimail up: ") {
-            break line;
-        }
-        before.push_str(&line);
-    };
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
-    });
-    (child, line, before)
+    testkit::minimail_up(BIN, db, extra, env)
 }
 
 /// A message of about `kib` KiB whose body lines hold `marker`.

@@ -49,3 +49,58 @@ pub fn wreck_pages_holding(path: &Path, marker: &[u8]) -> usize {
     std::fs::write(path, &bytes).unwrap();
     wrecked
 }
+
+/// Start `bin up` (the `minimail` binary) on ephemeral ports over the store
+/// `db`, with `extra` arguments and `env` variables; returns the child, its
+/// start-up line (`minimail up: smtp on A, imap on B, ...`) and the log
+/// lines before it. Panics if it exits first. Later stderr is drained.
+pub fn minimail_up(
+    bin: &str,
+    db: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin)
+        .args([
+            "up",
+            "--smtp",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(db)
+        .args(extra)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut before = String::new();
+    let line = loop {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "exited before it was up: {before}");
+        if line.starts_with("minimail up: ") {
+            break line;
+        }
+        before.push_str(&line);
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, line, before)
+}
+
+/// The address after `what on ` in a start-up line (`smtp`, `imap`).
+pub fn addr_of(line: &str, what: &str) -> String {
+    line.split(&format!("{what} on "))
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or_else(|| panic!("no {what} in {line}"))
+        .trim()
+        .to_string()
+}
