@@ -42,8 +42,7 @@ pub enum Line {
 /// Bytes received and not yet consumed.
 #[derive(Debug, Default)]
 pub struct InBuf {
-    data: Vec<u8>,
-    start: usize,
+    data: ByteQueue,
     /// Discarding the tail of an overlong line until the next LF.
     skipping: bool,
 }
@@ -57,48 +56,41 @@ impl InBuf {
     /// Drop every unconsumed byte (and any overlong-line skipping).
     pub fn clear(&mut self) {
         self.data.clear();
-        self.start = 0;
         self.skipping = false;
     }
 
     /// The unconsumed bytes.
     pub fn as_slice(&self) -> &[u8] {
-        &self.data[self.start..]
+        self.data.as_slice()
     }
 
     /// Number of unconsumed bytes.
     pub fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.data.len()
     }
 
     /// True when nothing is buffered.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.data.is_empty()
     }
 
     /// Mark the first `n` unconsumed bytes as consumed (clamped to `len`).
     pub fn consume(&mut self, n: usize) {
-        self.start += n.min(self.len());
-        if self.start == self.data.len() {
-            release(&mut self.data);
-            self.start = 0;
-        } else if self.start > 64 * 1024 && self.start * 2 > self.data.len() {
-            self.data.drain(..self.start);
-            self.start = 0;
-        }
+        self.data.advance(n);
+        self.data.compact();
     }
 
     /// Take and return up to `n` bytes.
     pub fn take(&mut self, n: usize) -> Vec<u8> {
         let n = n.min(self.len());
-        let v = self.data[self.start..self.start + n].to_vec();
+        let v = self.as_slice()[..n].to_vec();
         self.consume(n);
         v
     }
 
     /// Append received bytes (used by the loop and by tests).
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.data.extend_from_slice(bytes);
+        self.data.push(bytes);
     }
 
     /// Frame one line of at most `max` bytes (ending excluded). See the
@@ -149,6 +141,62 @@ impl InBuf {
 /// once moved a large message does not keep the memory while it idles.
 const KEEP_CAPACITY: usize = 16 * 1024;
 
+/// A consumed prefix longer than this (and longer than what is left) is
+/// moved out by [`ByteQueue::compact`].
+const COMPACT_AFTER: usize = 64 * 1024;
+
+/// The storage under [`InBuf`] and [`OutBuf`]: bytes appended at the back
+/// and consumed from the front, the consumed prefix skipped by an offset.
+#[derive(Debug, Default)]
+struct ByteQueue {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl ByteQueue {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// Drop everything, keeping the allocation.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.start = 0;
+    }
+
+    /// Consume the first `n` bytes (clamped to `len`); once all are
+    /// consumed, start over, giving a large allocation back.
+    fn advance(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.bytes.len() {
+            release(&mut self.bytes);
+            self.start = 0;
+        }
+    }
+
+    /// Move out a long consumed prefix that outweighs what is left, so that
+    /// a buffer consumed slowly while it keeps filling does not grow without
+    /// bound.
+    fn compact(&mut self) {
+        if self.start > COMPACT_AFTER && self.start * 2 > self.bytes.len() {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
 /// Empty `v`, returning its memory if it grew large.
 fn release(v: &mut Vec<u8>) {
     if v.capacity() > KEEP_CAPACITY {
@@ -165,8 +213,7 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 /// Bytes queued for sending.
 #[derive(Debug, Default)]
 pub struct OutBuf {
-    data: Vec<u8>,
-    start: usize,
+    data: ByteQueue,
 }
 
 impl OutBuf {
@@ -177,31 +224,27 @@ impl OutBuf {
 
     /// Queue bytes for sending.
     pub fn push(&mut self, bytes: &[u8]) {
-        self.data.extend_from_slice(bytes);
+        self.data.push(bytes);
     }
 
     /// The bytes not yet written.
     pub fn as_slice(&self) -> &[u8] {
-        &self.data[self.start..]
+        self.data.as_slice()
     }
 
     /// Number of bytes not yet written.
     pub fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.data.len()
     }
 
     /// True when everything has been written.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.data.is_empty()
     }
 
     /// Mark `n` bytes as written.
     pub fn advance(&mut self, n: usize) {
-        self.start += n.min(self.len());
-        if self.start == self.data.len() {
-            release(&mut self.data);
-            self.start = 0;
-        }
+        self.data.advance(n);
     }
 }
 
@@ -224,16 +267,19 @@ mod tests {
         let mut o = OutBuf::new();
         o.push(&[b'x'; 300_000]);
         o.advance(299_999);
-        assert!(o.data.capacity() >= 300_000, "kept while bytes remain");
+        assert!(
+            o.data.bytes.capacity() >= 300_000,
+            "kept while bytes remain"
+        );
         o.advance(1);
-        assert_eq!(o.data.capacity(), 0);
+        assert_eq!(o.data.bytes.capacity(), 0);
         let mut i = InBuf::new();
         i.extend(&[b'y'; 100_000]);
         i.consume(100_000);
-        assert_eq!(i.data.capacity(), 0);
+        assert_eq!(i.data.bytes.capacity(), 0);
         i.extend(b"small\r\n");
         i.consume(7);
-        assert!(i.data.capacity() > 0, "small buffers are reused");
+        assert!(i.data.bytes.capacity() > 0, "small buffers are reused");
     }
 
     fn complete(s: &str, e: Ending) -> Line {
