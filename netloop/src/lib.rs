@@ -17,6 +17,29 @@
 //! are not about any protocol live here as well: connections in total and
 //! per address, a per-command deadline against clients that trickle bytes
 //! (slow loris), and the failed-login [`Throttle`].
+//!
+//! # Module map
+//!
+//! - `lib.rs` (here): the protocol-facing API — [`Service`], [`Session`],
+//!   [`Io`], [`Completer`], [`ConnInfo`], [`Step`], [`TlsState`].
+//! - `buf.rs`: [`InBuf`] (with line framing, [`InBuf::take_line`]) and
+//!   [`OutBuf`].
+//! - `server.rs`: [`Server`] and its [`Config`] / [`Listener`]: binding,
+//!   [`Server::run`] (polling and dispatching events) and the call into a
+//!   session callback. Its parts live in `server/`:
+//!   - `server/accept.rs`: accepting, the total and per-IP connection
+//!     limits, removing a connection;
+//!   - `server/conn.rs`: one connection — reading and writing its buffers,
+//!     the TLS pump, STARTTLS, read-again after back-pressure, the closing
+//!     drain;
+//!   - `server/timers.rs`: idle and per-command deadlines,
+//!     [`Io::complete_after`] timers, delivering completions;
+//!   - `server/shutdown.rs`: [`ShutdownHandle`] and graceful shutdown.
+//! - `signals.rs`: [`shutdown_on_signals`] (SIGTERM / SIGINT).
+//! - `throttle.rs`: the failed-login [`Throttle`].
+//! - `tls.rs`: [`TlsConfig`] from PEM files, self-signed certificates.
+//! - `testing.rs`: a socket-less driver for session tests, and a TLS
+//!   client configuration for tests.
 
 mod buf;
 mod server;
