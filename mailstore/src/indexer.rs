@@ -17,7 +17,7 @@
 //! message's indexing.
 //!
 //! Search stays exact meanwhile: [`crate::Query`] also scans the pending
-//! rows (see `search.rs`), and an index transaction moves rows atomically
+//! rows (see `search/sql.rs`), and an index transaction moves rows atomically
 //! (insert into the index and delete from `pending_text` commit together).
 //! Index transactions run with `synchronous = NORMAL`: they change no mail,
 //! and the next delivery's `synchronous = FULL` commit syncs the WAL frames

@@ -88,17 +88,41 @@
 //!   depth, parts and header fields; a message beyond a bound is stored
 //!   byte-exact with its structure cut (the rest described as one part).
 //!
+//! # Files
+//! - `store.rs`: the [`Store`] handle, [`OpenOptions`], opening for
+//!   service, `read`/`compute`/`write`, listeners, shutdown;
+//! - `jobs.rs`: the type-erased read and write jobs and their `done`;
+//! - `writer.rs`: the writer thread's group commit and its indexing
+//!   between batches; `readers.rs`: the reader-thread pool;
+//! - `health.rs`: the degraded state after damage; `check.rs`:
+//!   [`check_file`] and the start-up check;
+//! - `schema.rs`: connections, schema, migrations; `query.rs`: row
+//!   lookups shared by both sides;
+//! - `reader.rs`, `reader_msgs.rs`: [`Reader`] (reads);
+//!   `tx.rs`, `tx_deliver.rs`, `tx_flags.rs`: [`Tx`] (writes);
+//! - `search/`: [`Query`]; `mod.rs` picks `sql.rs` (one statement) or
+//!   `eval.rs` (Rust evaluation of large queries);
+//! - `indexer.rs`: moving pending search text into the FTS index;
+//! - `mime/`: the bounded MIME/header/address parser; `meta.rs`: the
+//!   metadata it yields; `types.rs`: plain domain types; `error.rs`:
+//!   [`StoreError`]; `password.rs`: argon2id; `date.rs`: calendar
+//!   arithmetic.
+//!
 //! No protocol syntax lives here.
 
+mod check;
 pub mod date;
 mod error;
+mod health;
 mod indexer;
+mod jobs;
 mod meta;
 mod mime;
 mod password;
 mod query;
 mod reader;
 mod reader_msgs;
+mod readers;
 mod schema;
 mod search;
 mod store;
@@ -106,18 +130,20 @@ mod tx;
 mod tx_deliver;
 mod tx_flags;
 mod types;
+mod writer;
 
+pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
 pub use error::{Result, StoreError};
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
 pub use password::{hash_password, verify_password};
 pub use reader::{MailboxSummary, Reader};
+pub use readers::READERS;
 pub use search::Query;
-pub use store::{
-    check_file, Check, Integrity, OpenOptions, Store, MAX_BATCH, READERS, STARTUP_CHECK_TIME,
-};
+pub use store::{OpenOptions, Store};
 pub use tx::{Tx, DEFAULT_MAILBOXES};
 pub use tx_deliver::PreparedMessage;
 pub use types::{
     Appended, Changes, CopyOutcome, Delivered, Entry, FlagOp, Flags, Mailbox, MailboxId, MessageId,
     NewMessage, Status, StoreOutcome, SystemFlag, Uid, User, UserId,
 };
+pub use writer::MAX_BATCH;

@@ -2,7 +2,7 @@
 //! or the blocking one). This file: users, recipients, authentication,
 //! mailboxes, subscriptions, STATUS counts (RFC 3501 §6.3.10), entries.
 //! Message metadata, raw bytes and changes live in `reader_msgs.rs`,
-//! SEARCH in `search.rs`.
+//! SEARCH in `search/`.
 
 use rusqlite::Connection;
 

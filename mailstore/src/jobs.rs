@@ -1,0 +1,182 @@
+//! The jobs the store's threads run, type-erased so one channel carries
+//! them all: [`WriteJob`] (run by the writer inside a batch's savepoint,
+//! completed after COMMIT), [`ReadJobT`] (run by a reader thread in one
+//! read snapshot), the [`Done`] callback every job completes exactly once
+//! (with [`StoreError::Panicked`] if the job panicked), and
+//! [`BatchFailure`], what a write job is told when its whole batch fails.
+
+use std::marker::PhantomData;
+
+use crate::error::{fault, Fault, Result, StoreError};
+use crate::health::Health;
+use crate::reader::Reader;
+use crate::tx::Tx;
+
+/// A write job's completion, called after COMMIT with the batch's
+/// failure, if any.
+pub(crate) type Finish = Box<dyn FnOnce(Option<&BatchFailure>) + Send>;
+/// A queued read job.
+pub(crate) type ReadJob = Box<dyn ReadJobT>;
+
+/// A completion callback that is called exactly once: with the result, or,
+/// if dropped uncalled (the job panicked), with [`StoreError::Panicked`].
+pub(crate) struct Done<T, D: FnOnce(Result<T>)> {
+    done: Option<D>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, D: FnOnce(Result<T>)> Done<T, D> {
+    pub(crate) fn new(done: D) -> Self {
+        Done {
+            done: Some(done),
+            _t: PhantomData,
+        }
+    }
+    pub(crate) fn call(mut self, r: Result<T>) {
+        if let Some(d) = self.done.take() {
+            d(r);
+        }
+    }
+}
+
+impl<T, D: FnOnce(Result<T>)> Drop for Done<T, D> {
+    fn drop(&mut self) {
+        if let Some(d) = self.done.take() {
+            d(Err(StoreError::Panicked));
+        }
+    }
+}
+
+/// Why a whole batch failed (it could not start, or not commit).
+pub(crate) struct BatchFailure {
+    pub(crate) fault: Fault,
+    pub(crate) msg: String,
+}
+
+impl BatchFailure {
+    pub(crate) fn new(e: &rusqlite::Error) -> BatchFailure {
+        BatchFailure {
+            fault: fault(e),
+            msg: e.to_string(),
+        }
+    }
+
+    /// A job's own error, for when it takes the batch down with it.
+    pub(crate) fn of(e: &StoreError) -> BatchFailure {
+        let fault = match e {
+            StoreError::Damaged(_) => Fault::Damaged,
+            StoreError::Full(_) => Fault::Full,
+            _ => Fault::Other,
+        };
+        BatchFailure {
+            fault,
+            msg: e.to_string(),
+        }
+    }
+
+    /// What each job of the batch is told.
+    pub(crate) fn error(&self) -> StoreError {
+        let msg = self.msg.clone();
+        match self.fault {
+            Fault::Damaged => StoreError::Damaged(msg),
+            Fault::Full => StoreError::Full(msg),
+            Fault::Other => StoreError::CommitFailed(msg),
+        }
+    }
+}
+
+/// A type-erased write job.
+pub(crate) trait WriteJob: Send {
+    /// Run inside the caller's savepoint; returns what the job failed with
+    /// (if it did) and the deferred completion (called after COMMIT with
+    /// the batch's failure, if any).
+    fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish);
+    /// Complete without running (the batch could not start).
+    fn fail(self: Box<Self>, err: StoreError);
+}
+
+/// A job: the work `f` and its completion `done`.
+pub(crate) struct Job<F, D, T>
+where
+    D: FnOnce(Result<T>),
+{
+    pub(crate) f: F,
+    pub(crate) done: Done<T, D>,
+}
+
+impl<F, D, T> WriteJob for Job<F, D, T>
+where
+    F: FnOnce(&mut Tx) -> Result<T> + Send + 'static,
+    D: FnOnce(Result<T>) + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish) {
+        let Job { f, done } = *self;
+        let result = f(tx);
+        let failed = result.as_ref().err().map(|e| {
+            health.saw(e);
+            BatchFailure::of(e)
+        });
+        let finish: Finish = Box::new(move |failure: Option<&BatchFailure>| match failure {
+            None => done.call(result),
+            Some(f) => done.call(Err(f.error())),
+        });
+        (failed, finish)
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        self.done.call(Err(err));
+    }
+}
+
+/// A type-erased read job.
+pub(crate) trait ReadJobT: Send {
+    fn run(self: Box<Self>, r: &Reader, health: &Health);
+    fn fail(self: Box<Self>, err: StoreError);
+}
+
+impl<F, D, T> ReadJobT for Job<F, D, T>
+where
+    F: FnOnce(&Reader) -> Result<T> + Send + 'static,
+    D: FnOnce(Result<T>) + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, r: &Reader, health: &Health) {
+        let Job { f, done } = *self;
+        let res = r.snapshot(f);
+        if let Err(e) = &res {
+            health.saw(e);
+        }
+        done.call(res);
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        self.done.call(Err(err));
+    }
+}
+
+/// CPU work run on a reader thread without touching its connection.
+pub(crate) struct Compute<F, D, T>
+where
+    D: FnOnce(Result<T>),
+{
+    pub(crate) f: F,
+    pub(crate) done: Done<T, D>,
+}
+
+impl<F, D, T> ReadJobT for Compute<F, D, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    D: FnOnce(Result<T>) + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, _r: &Reader, _health: &Health) {
+        let Compute { f, done } = *self;
+        let v = f();
+        done.call(Ok(v));
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        self.done.call(Err(err));
+    }
+}

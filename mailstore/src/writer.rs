@@ -1,0 +1,328 @@
+//! The writer thread and its group commit. Every session sends write jobs
+//! over one channel; the writer takes all queued jobs (up to
+//! [`MAX_BATCH`]), runs `BEGIN IMMEDIATE`, each job in its own `SAVEPOINT`
+//! (a failing or panicking job rolls back alone), `COMMIT` (one fsync with
+//! synchronous=FULL), and only then calls each job's `done`, then the
+//! [`Store::on_commit`] listeners. Between batches (when deliveries pause,
+//! or a little after each batch once the backlog passes a bound) it moves
+//! pending search text into the full-text index (see `indexer.rs`).
+//!
+//! [`Store::on_commit`]: crate::Store::on_commit
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+
+use crate::error::{fault, Fault, Result};
+use crate::health::Health;
+use crate::indexer;
+use crate::jobs::{BatchFailure, Finish, WriteJob};
+use crate::store::{lock, spawn};
+use crate::tx::Tx;
+use crate::types::MailboxId;
+
+/// Most jobs committed by one transaction.
+pub const MAX_BATCH: usize = 256;
+
+pub(crate) type Listener = Arc<dyn Fn(&[MailboxId]) + Send + Sync>;
+/// The [`Store::on_commit`](crate::Store::on_commit) listeners, called
+/// by the writer after each committed batch.
+pub(crate) type Listeners = Arc<Mutex<Vec<Listener>>>;
+
+/// Start the writer thread on the write connection `conn`; its handle goes
+/// to `threads`. Returns the sender of its job queue (dropping every sender
+/// lets the writer finish the queue and exit).
+pub(crate) fn start(
+    conn: Connection,
+    listeners: Listeners,
+    health: Arc<Health>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Sender<Box<dyn WriteJob>>> {
+    let (wtx, wrx) = channel::<Box<dyn WriteJob>>();
+    threads.push(spawn("mailstore-writer", move || {
+        writer_loop(conn, wrx, listeners, health)
+    })?);
+    Ok(wtx)
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: Receiver<Box<dyn WriteJob>>,
+    listeners: Listeners,
+    health: Arc<Health>,
+) {
+    // Search text left pending by an earlier run is indexed when idle. The
+    // backlog is counted here from then on (no query per batch).
+    let mut backlog = indexer::backlog(&conn).unwrap_or(indexer::Backlog { rows: 1, cost: 1 });
+    let mut next: Option<Box<dyn WriteJob>> = None;
+    loop {
+        let first = if let Some(job) = next.take() {
+            job
+        } else if backlog.rows > 0 {
+            // Index only once deliveries pause, so a burst is not slowed;
+            // then chunk after chunk for as long as no job arrives.
+            match rx.recv_timeout(indexer::QUIET) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    loop {
+                        // Until the table says nothing is pending (the
+                        // count is an estimate), or indexing failed (logged;
+                        // retried once another batch leaves text).
+                        match index_step(&conn, &health) {
+                            Some(n) if n.rows > 0 => backlog.sub(n),
+                            _ => {
+                                backlog = indexer::Backlog::default();
+                                break;
+                            }
+                        }
+                        match rx.try_recv() {
+                            Ok(job) => {
+                                next = Some(job);
+                                break;
+                            }
+                            Err(TryRecvError::Empty) => {}
+                            Err(TryRecvError::Disconnected) => return,
+                        }
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some((mut touched, added)) = run_batch(&mut conn, batch, &health) else {
+            continue;
+        };
+        touched.sort_unstable();
+        touched.dedup();
+        // Called for every committed batch, even one that touched no
+        // mailbox, so listeners can count commits (each bumps
+        // `Reader::data_version` by exactly one).
+        let ls: Vec<Listener> = lock(&listeners).clone();
+        for l in ls {
+            if catch_unwind(AssertUnwindSafe(|| l(&touched))).is_err() {
+                log::error!("mail store commit listener panicked");
+            }
+        }
+        backlog.add(added);
+        // Sustained load may never leave the queue empty: past a bound,
+        // index about twice what the batch added (by cost: a 64 KiB message
+        // waiting costs more than a small one), so the backlog shrinks in
+        // steps small enough not to stall the next batch long.
+        if backlog.over_bound() {
+            let mut indexed = 0;
+            while indexed < 2 * added.cost.max(1) {
+                match index_step(&conn, &health) {
+                    Some(n) if n.rows > 0 => {
+                        indexed += n.cost;
+                        backlog.sub(n);
+                    }
+                    Some(_) => {
+                        backlog = indexer::Backlog::default();
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+}
+
+/// Index one chunk of pending search text; `None` if that failed (the
+/// text stays pending, search still finds it, and it is retried later) or
+/// the store is degraded (no writes at all).
+fn index_step(conn: &Connection, health: &Health) -> Option<indexer::Backlog> {
+    if health.is_damaged() {
+        return None;
+    }
+    match indexer::index_some(conn, indexer::CHUNK_ROWS) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            log::error!("mail store: search index update failed: {e}");
+            if fault(&e) == Fault::Damaged {
+                health.mark(&e.to_string());
+            }
+            None
+        }
+    }
+}
+
+/// Call a user callback; a panicking one must not kill the writer thread.
+fn guarded(f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        log::error!("mail store completion callback panicked");
+    }
+}
+
+/// Run one group-commit batch; if it committed, returns the touched
+/// mailboxes and the search text it left for the index. A degraded store
+/// fails every job at once.
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Box<dyn WriteJob>>,
+    health: &Health,
+) -> Option<(Vec<MailboxId>, indexer::Backlog)> {
+    if let Some(refusal) = health.refusal() {
+        for job in batch {
+            guarded(|| job.fail(refusal.error()));
+        }
+        return None;
+    }
+    let begin = conn.execute_batch(
+        "BEGIN IMMEDIATE; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter';",
+    );
+    if let Err(e) = begin {
+        log::error!("mail store: cannot start write batch: {e}");
+        let _ = conn.execute_batch("ROLLBACK");
+        let failure = BatchFailure::new(&e);
+        if failure.fault == Fault::Damaged {
+            health.mark(&failure.msg);
+        }
+        for job in batch {
+            guarded(|| job.fail(failure.error()));
+        }
+        return None;
+    }
+    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    let mut broken: Option<BatchFailure> = None;
+    let mut tx = Tx::new(conn);
+    for job in batch {
+        if let Some(failure) = &broken {
+            guarded(|| job.fail(failure.error()));
+            continue;
+        }
+        if let Err(e) = tx.conn().execute_batch("SAVEPOINT job") {
+            let failure = BatchFailure::new(&e);
+            guarded(|| job.fail(failure.error()));
+            broken = Some(failure);
+            continue;
+        }
+        let mark = tx.touched.len();
+        let pending_mark = tx.pending;
+        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
+        let failed = match outcome {
+            Ok((failed, finish)) => {
+                finishes.push(finish);
+                failed
+            }
+            Err(_) => {
+                log::error!("mail store write job panicked; rolled back");
+                Some(BatchFailure {
+                    fault: Fault::Other,
+                    msg: "a job panicked".into(),
+                })
+            }
+        };
+        let end = if failed.is_none() {
+            "RELEASE job"
+        } else {
+            tx.touched.truncate(mark);
+            tx.pending = pending_mark;
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = tx.conn().execute_batch(end) {
+            // SQLite may roll the whole transaction back after SQLITE_FULL
+            // (or damage): then the job's error says why the batch is lost.
+            broken = Some(match failed {
+                Some(f) if f.fault != Fault::Other => f,
+                _ => BatchFailure::new(&e),
+            });
+        }
+        // Damage seen by this job (or any thread meanwhile): nothing of
+        // the batch is committed, every job of it is refused.
+        if broken.is_none() {
+            broken = health.refusal();
+        }
+    }
+    let touched = std::mem::take(&mut tx.touched);
+    let added = tx.pending;
+    let commit = match broken {
+        Some(failure) => Err(failure),
+        None => conn
+            .execute_batch("COMMIT")
+            .map_err(|e| BatchFailure::new(&e)),
+    };
+    match commit {
+        Ok(()) => {
+            for f in finishes {
+                guarded(|| f(None));
+            }
+            Some((touched, added))
+        }
+        Err(failure) => {
+            log::error!("mail store: batch commit failed: {}", failure.msg);
+            let _ = conn.execute_batch("ROLLBACK");
+            if failure.fault == Fault::Damaged {
+                health.mark(&failure.msg);
+            }
+            // A degraded store refuses even the jobs that ran.
+            let failure = health.refusal().unwrap_or(failure);
+            for f in finishes {
+                guarded(|| f(Some(&failure)));
+            }
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::types::NewMessage;
+    use crate::Store;
+
+    /// Under load that never lets the queue empty, the writer still
+    /// indexes between batches, so the text waiting for the index (which a
+    /// SEARCH must scan) stays bounded.
+    #[test]
+    fn sustained_load_keeps_the_index_backlog_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().join("m.db")).unwrap();
+        let user = s.write_sync(|tx| tx.create_user("a@x", "h")).unwrap();
+        let n = 2 * indexer::MAX_ROWS as u64;
+        for i in 0..n {
+            let raw = format!("Subject: m{i}\r\n\r\nbody {i} kumquat\r\n").into_bytes();
+            s.write(
+                move |tx| {
+                    tx.deliver(
+                        &NewMessage {
+                            raw,
+                            internal_date: 1,
+                        },
+                        &[user],
+                    )
+                    .map(|_| ())
+                },
+                |r| r.unwrap(),
+            );
+        }
+        // Queued behind all of them: what is still pending at that point.
+        let pending: i64 = s
+            .write_sync(|tx| {
+                Ok(tx
+                    .conn()
+                    .query_row("SELECT count(*) FROM pending_text", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert!(
+            pending <= indexer::MAX_ROWS + 2 * MAX_BATCH as i64,
+            "{pending} of {n} messages wait for the index"
+        );
+        assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), n);
+    }
+}
