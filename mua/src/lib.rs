@@ -6,7 +6,9 @@
 //! RFC 3501 §6.2.1, RFC 8314). Message building is `compose`
 //! (mail-builder), reading is `message` (mailparse) and `html`; `query`
 //! maps the search language to IMAP SEARCH keys; `tui/` is the ratatui
-//! client. mua shares no code with the servers.
+//! client. `model/` holds the message and mailbox rows both `cmd/` and
+//! `tui/` show (and the IMAP queries that fill them), below both. mua
+//! shares no code with the servers.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -20,6 +22,7 @@ pub mod error;
 pub mod html;
 pub mod imap;
 pub mod message;
+pub mod model;
 pub mod net;
 pub mod query;
 pub mod smtp;

@@ -15,6 +15,7 @@
 //! ```
 //! Terms side by side must all match (AND). An empty query matches all.
 
+use crate::imap::args::{literal_header, Wire};
 use crate::imap::Arg;
 
 /// The query-language summary shown by `mua search --help`.
@@ -169,12 +170,9 @@ fn paren(mut keys: Vec<Arg>) -> Vec<Arg> {
 pub fn render(args: &[Arg]) -> String {
     let mut s = String::new();
     for a in args {
-        let piece = match a {
-            Arg::Raw(r) => r.clone(),
-            Arg::Str(b) | Arg::Literal(b) => {
-                crate::imap::client::quote(b).unwrap_or_else(|| format!("{{{}}}", b.len()))
-            }
-            Arg::Mailbox(m) => m.clone(),
+        let piece = match a.clone().into_wire() {
+            Wire::Inline(s) => s,
+            Wire::Literal(b) => literal_header(b.len(), false),
         };
         if !s.is_empty() && !s.ends_with('(') && piece != ")" {
             s.push(' ');

@@ -2,7 +2,7 @@
 //! (RFC 3501 §6.3.8, §6.3.10).
 
 use crate::cli::Ctx;
-use crate::imap::Client;
+use crate::model::mailbox_rows;
 use clap::Args;
 use unicode_width::UnicodeWidthStr;
 
@@ -12,37 +12,6 @@ pub struct MailboxesCmd {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
-}
-
-/// One mailbox with its counts.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MailboxRow {
-    /// Decoded name.
-    pub name: String,
-    /// Messages in it.
-    pub total: u64,
-    /// Messages without \Seen.
-    pub unseen: u64,
-}
-
-/// Every selectable mailbox with counts, INBOX first, then by name.
-///
-/// # Errors
-/// IMAP failures.
-pub fn mailbox_rows(c: &mut Client) -> crate::error::Result<Vec<MailboxRow>> {
-    let mut boxes = c.list()?;
-    boxes.retain(|b| b.selectable());
-    boxes.sort_by_key(|b| (!b.name.eq_ignore_ascii_case("INBOX"), b.name.clone()));
-    let mut rows = Vec::new();
-    for b in boxes {
-        let (total, unseen) = c.status(&b.name)?;
-        rows.push(MailboxRow {
-            name: b.name,
-            total,
-            unseen,
-        });
-    }
-    Ok(rows)
 }
 
 impl MailboxesCmd {

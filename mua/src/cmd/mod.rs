@@ -1,6 +1,6 @@
-//! One module per subcommand, plus helpers they share: listing rows
-//! (aligned text or JSON), UID existence checks and the send-and-file path
-//! used by both `mua send` and the TUI.
+//! One module per subcommand, plus helpers they share: writing output, UID
+//! existence checks and the send-and-file path of `mua send`. The rows they
+//! list (shared with the TUI) are in `crate::model`.
 
 pub mod delete;
 pub mod flag;

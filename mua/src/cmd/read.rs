@@ -2,9 +2,8 @@
 //! decoded, or print the exact stored bytes with `--raw`.
 
 use crate::cli::Ctx;
-use crate::error::MuaError;
-use crate::imap::Client;
 use crate::message::Message;
+use crate::model::fetch_message;
 use clap::Args;
 
 /// Show one message.
@@ -21,18 +20,6 @@ pub struct ReadCmd {
     /// Do not mark the message \Seen.
     #[arg(long)]
     pub peek: bool,
-}
-
-/// Fetches the full bytes of one message (without setting \Seen).
-///
-/// # Errors
-/// `NotFound` if the UID does not exist.
-pub fn fetch_message(c: &mut Client, mailbox: &str, uid: u32) -> crate::error::Result<Vec<u8>> {
-    c.uid_fetch(&uid.to_string(), "(UID BODY.PEEK[])")?
-        .into_iter()
-        .find(|d| d.uid == Some(uid))
-        .and_then(|d| d.body)
-        .ok_or_else(|| MuaError::NotFound(format!("no message with UID {uid} in {mailbox}")))
 }
 
 impl ReadCmd {

@@ -33,7 +33,7 @@ impl SaveCmd {
     pub fn run(self, ctx: &mut Ctx) -> anyhow::Result<()> {
         let mut c = ctx.imap()?;
         c.select(&self.mailbox, true)?;
-        let bytes = super::read::fetch_message(&mut c, &self.mailbox, self.uid)?;
+        let bytes = crate::model::fetch_message(&mut c, &self.mailbox, self.uid)?;
         c.logout();
         let msg = Message::parse(&bytes)?;
         let atts = msg.attachments();

@@ -35,7 +35,7 @@ impl SearchCmd {
         let mut c = ctx.imap()?;
         c.select(&self.mailbox, true)?;
         let uids = c.uid_search(criteria)?;
-        let rows = super::list::fetch_rows(&mut c, uids, self.limit)?;
+        let rows = crate::model::fetch_rows(&mut c, uids, self.limit)?;
         c.logout();
         super::list::print_rows(&rows, self.json)
     }

@@ -1,84 +1,19 @@
 //! Blocking IMAP4rev1 client (RFC 3501) over one TCP connection.
 //!
-//! Sends tagged commands with strings as quoted or literal (synchronising
-//! `{n}` waiting for `+`, §7.5; or `{n+}` when LITERAL+ is advertised,
-//! RFC 7888), collects untagged data until the tagged completion (§7.1),
+//! Sends tagged commands with strings as quoted or literal (`args.rs`
+//! decides which; a synchronising `{n}` waits for `+`, §7.5; `{n+}` when
+//! LITERAL+ is advertised, RFC 7888), collects untagged data until the tagged completion (§7.1),
 //! does STARTTLS (§6.2.1) and LOGIN (§6.2.3, password masked in traces).
 //! The typed mailbox and message commands are in `commands.rs`.
 
-use super::parse::{literal_len, parse_response, RespText, Response, Status, Untagged};
-use super::utf7;
+use super::args::{literal_header, quote, Arg, Wire};
+use super::parse::{literal_len, parse_response};
+use super::response::{RespText, Response, Status, Untagged};
 use crate::error::{MuaError, Result};
 use crate::net::{Conn, Options};
 
 /// Largest literal we accept from a server (a message bigger is refused).
 pub const MAX_LITERAL: usize = 512 << 20;
-
-/// One argument of a command.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    /// Sent verbatim (atoms, sequence sets, parenthesised item lists).
-    Raw(String),
-    /// A string: quoted when safe, else a literal.
-    Str(Vec<u8>),
-    /// A mailbox name: modified-UTF-7 encoded, then as `Str`.
-    Mailbox(String),
-    /// Always a literal (message data).
-    Literal(Vec<u8>),
-}
-
-impl Arg {
-    /// Shorthand for `Arg::Raw`.
-    pub fn raw(s: impl Into<String>) -> Arg {
-        Arg::Raw(s.into())
-    }
-    /// Shorthand for `Arg::Str`.
-    pub fn str(s: impl AsRef<[u8]>) -> Arg {
-        Arg::Str(s.as_ref().to_vec())
-    }
-}
-
-/// How a string is put on the wire: `Some(quoted)` or `None` for a literal.
-pub fn quote(s: &[u8]) -> Option<String> {
-    if s.len() > 1000
-        || s.iter()
-            .any(|&b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x80)
-    {
-        return None;
-    }
-    let mut q = String::with_capacity(s.len() + 2);
-    q.push('"');
-    for &b in s {
-        if b == b'"' || b == b'\\' {
-            q.push('\\');
-        }
-        q.push(b as char);
-    }
-    q.push('"');
-    Some(q)
-}
-
-/// Formats UIDs as a compact sequence set, e.g. `1:3,7`.
-pub fn uid_set(uids: &[u32]) -> String {
-    let mut v = uids.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let start = v[i];
-        while i + 1 < v.len() && v[i + 1] == v[i] + 1 {
-            i += 1;
-        }
-        if v[i] == start {
-            out.push(start.to_string());
-        } else {
-            out.push(format!("{start}:{}", v[i]));
-        }
-        i += 1;
-    }
-    out.join(",")
-}
 
 /// The completion of one command.
 #[derive(Debug)]
@@ -222,37 +157,16 @@ impl Client {
             if !matches!(&arg, Arg::Raw(s) if s.starts_with(')')) {
                 line.push(b' ');
             }
-            let (lit, bytes) = match arg {
-                Arg::Raw(s) => {
+            let bytes = match arg.into_wire() {
+                Wire::Inline(s) => {
                     line.extend_from_slice(s.as_bytes());
                     continue;
                 }
-                Arg::Str(b) => match quote(&b) {
-                    Some(q) => {
-                        line.extend_from_slice(q.as_bytes());
-                        continue;
-                    }
-                    None => (true, b),
-                },
-                Arg::Mailbox(m) => {
-                    let enc = utf7::encode(&m);
-                    match quote(enc.as_bytes()) {
-                        Some(q) => {
-                            line.extend_from_slice(q.as_bytes());
-                            continue;
-                        }
-                        None => (true, enc.into_bytes()),
-                    }
-                }
-                Arg::Literal(b) => (true, b),
+                Wire::Literal(b) => b,
             };
-            debug_assert!(lit);
-            if literal_plus {
-                line.extend_from_slice(format!("{{{}+}}", bytes.len()).as_bytes());
-                self.conn.send_line(&line, shown.take().as_deref())?;
-            } else {
-                line.extend_from_slice(format!("{{{}}}", bytes.len()).as_bytes());
-                self.conn.send_line(&line, shown.take().as_deref())?;
+            line.extend_from_slice(literal_header(bytes.len(), literal_plus).as_bytes());
+            self.conn.send_line(&line, shown.take().as_deref())?;
+            if !literal_plus {
                 // §7.5: wait for the continuation before sending the octets.
                 loop {
                     match self.read_response()? {
@@ -359,26 +273,5 @@ impl Client {
     /// LOGOUT, ignoring failures (the work is done).
     pub fn logout(mut self) {
         let _ = self.run(vec![Arg::raw("LOGOUT")], None);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strings_are_quoted_or_sent_as_literals() {
-        assert_eq!(quote(b"INBOX").as_deref(), Some("\"INBOX\""));
-        assert_eq!(quote(br#"a"b\c"#).as_deref(), Some(r#""a\"b\\c""#));
-        assert_eq!(quote(b""), Some("\"\"".into()));
-        assert_eq!(quote("Grüße".as_bytes()), None);
-        assert_eq!(quote(b"two\r\nlines"), None);
-    }
-
-    #[test]
-    fn uid_sets_are_compacted() {
-        assert_eq!(uid_set(&[3, 1, 2, 7, 9, 8, 12]), "1:3,7:9,12");
-        assert_eq!(uid_set(&[5]), "5");
-        assert_eq!(uid_set(&[5, 5]), "5");
     }
 }

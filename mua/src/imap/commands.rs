@@ -3,9 +3,10 @@
 //! with its COPY + \\Deleted + EXPUNGE fallback, UID EXPUNGE (RFC 4315),
 //! APPEND, CREATE, NOOP and IDLE (RFC 2177).
 
-use super::client::{Arg, Client, Done};
+use super::args::Arg;
+use super::client::{Client, Done};
 use super::fetch::{fetch_data, FetchData};
-use super::parse::{RespText, Response, Status, Untagged};
+use super::response::{RespText, Response, Status, Untagged};
 use crate::error::{MuaError, Result};
 use std::time::Duration;
 

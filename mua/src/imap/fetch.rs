@@ -4,7 +4,7 @@
 //! Interprets the generic `Value` trees produced by `parse.rs`. Header words
 //! in ENVELOPE strings are decoded from RFC 2047 encoded words.
 
-use super::parse::Value;
+use super::response::Value;
 
 /// An address from an ENVELOPE (`addr-name addr-adl addr-mailbox addr-host`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

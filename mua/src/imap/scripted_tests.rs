@@ -2,7 +2,8 @@
 //! servers we test with never take (no LITERAL+, no MOVE, no UIDPLUS,
 //! untagged data between commands, refusals).
 
-use super::client::{Arg, Client};
+use super::args::Arg;
+use super::client::Client;
 use crate::error::MuaError;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

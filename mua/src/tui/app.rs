@@ -7,9 +7,9 @@
 use super::thread::{self, Node};
 use super::worker::Item;
 use super::{Event, Purpose, Request};
-use crate::cmd::mailboxes::MailboxRow;
 use crate::compose::{self, Draft};
 use crate::message::{human_size, Message};
+use crate::model::MailboxRow;
 use std::collections::{HashMap, HashSet};
 
 /// Which pane has the focus.

@@ -3,7 +3,7 @@
 //! Drawing only reads state, except recording how many list rows fit.
 
 use super::app::{App, Mode, Pane, PromptKind};
-use crate::cmd::list::fit;
+use crate::model::fit;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};

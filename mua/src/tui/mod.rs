@@ -103,7 +103,7 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// Mailboxes with counts.
-    Mailboxes(Vec<crate::cmd::mailboxes::MailboxRow>),
+    Mailboxes(Vec<crate::model::MailboxRow>),
     /// The UIDs of a selected mailbox (newest first).
     Uids {
         /// Mailbox name.
@@ -177,10 +177,6 @@ fn edit(term: &mut Term, app: &mut App, draft: &Draft) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the interactive client.
-///
-/// # Errors
-/// Missing settings, or the terminal cannot be set up.
 /// SIGTERM/SIGHUP ask the loop to stop (it restores the terminal). The
 /// loop may never see the flag: when the terminal goes away (SIGHUP, e.g. a
 /// killed tmux), crossterm's `event::poll` spins on the dead tty without
@@ -202,6 +198,10 @@ fn watch_signals(flag: Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the interactive client.
+///
+/// # Errors
+/// Missing settings, or the terminal cannot be set up.
 pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
     let account = Account {
         imap: ctx.imap_addr()?,

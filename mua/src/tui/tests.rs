@@ -4,8 +4,7 @@
 use super::app::{Action, App, Mode, Pane};
 use super::worker::Item;
 use super::{draw, Event, Purpose, Request};
-use crate::cmd::list::Row;
-use crate::cmd::mailboxes::MailboxRow;
+use crate::model::{MailboxRow, Row};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;

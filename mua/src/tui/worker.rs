@@ -4,11 +4,10 @@
 //! (RFC 2177) on INBOX and reports new mail.
 
 use super::{Event, Purpose, Request};
-use crate::cmd::list::{Row, ROW_ITEMS};
-use crate::cmd::mailboxes::mailbox_rows;
 use crate::error::{MuaError, Result};
-use crate::imap::parse::Untagged;
+use crate::imap::response::Untagged;
 use crate::imap::{uid_set, Arg, Client};
+use crate::model::{fetch_message, mailbox_rows, Row, ROW_ITEMS};
 use crate::net::Options;
 use crate::smtp::SmtpClient;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,7 +120,7 @@ impl Worker {
                 vec![Event::Rows(items)]
             }
             Request::Message { uid, purpose } => {
-                let bytes = crate::cmd::read::fetch_message(&mut self.client, &self.mailbox, uid)?;
+                let bytes = fetch_message(&mut self.client, &self.mailbox, uid)?;
                 if purpose == Purpose::Read {
                     self.client
                         .uid_store(&uid.to_string(), "+FLAGS", &["\\Seen"])?;
@@ -162,7 +161,7 @@ impl Worker {
                 ]
             }
             Request::Save { uid, index, path } => {
-                let bytes = crate::cmd::read::fetch_message(&mut self.client, &self.mailbox, uid)?;
+                let bytes = fetch_message(&mut self.client, &self.mailbox, uid)?;
                 let msg = crate::message::Message::parse(&bytes)?;
                 let att = msg
                     .attachments()
