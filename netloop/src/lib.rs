@@ -19,6 +19,7 @@
 //! (slow loris), and the failed-login [`Throttle`].
 
 mod buf;
+pub mod cli;
 mod server;
 mod signals;
 pub mod testing;
