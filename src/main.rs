@@ -9,6 +9,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use mailstore::Store;
+use netloop::cli::{listeners, ConnArgs, DbArg, TlsArgs};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the SMTP receiver and the IMAP server over one store.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Administer user accounts.
     #[command(subcommand)]
     User(UserCmd),
@@ -64,14 +65,14 @@ struct CertArgs {
     force: bool,
 }
 
-#[derive(Args, Clone)]
-struct DbArg {
-    /// The store file (created if missing).
-    #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
-    db: PathBuf,
-}
-
+// `--db`, `--tls-cert`, `--tls-key`, `--allow-plaintext-auth` and
+// `--max-connections` are declared in `netloop::cli` (shared with the
+// `smtpd` and `imapd` binaries); the `mut_arg`s below word their help for
+// `minimail up` where it differs from the wording there.
 #[derive(Args)]
+#[command(mut_arg("tls_cert", |a| a.help("TLS certificate chain (PEM); enables STARTTLS on both servers")))]
+#[command(mut_arg("tls_key", |a| a.help("TLS private key (PEM)")))]
+#[command(mut_arg("max_connections", |a| a.help("Connections open at once, per server")))]
 struct UpArgs {
     /// SMTP listen address.
     #[arg(long, default_value = "127.0.0.1:2525")]
@@ -90,9 +91,8 @@ struct UpArgs {
     /// Largest message accepted over SMTP, in bytes (advertised as SIZE).
     #[arg(long, default_value_t = 25 * 1024 * 1024)]
     max_message_size: usize,
-    /// Connections open at once, per server.
-    #[arg(long, default_value_t = 1024)]
-    max_connections: usize,
+    #[command(flatten)]
+    conn: ConnArgs,
     /// Connections open at once from one client address, per server
     /// (clients on the server's own address are exempt; 0 = no limit).
     /// Default: SMTP 20, IMAP 50.
@@ -104,16 +104,8 @@ struct UpArgs {
     /// Implicit-TLS IMAP listen address, e.g. 127.0.0.1:993 (repeatable).
     #[arg(long)]
     imaps: Vec<SocketAddr>,
-    /// TLS certificate chain (PEM); enables STARTTLS on both servers.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Accept passwords over unencrypted connections from non-local clients
-    /// (by default only TLS or local connections may authenticate).
-    #[arg(long)]
-    allow_plaintext_auth: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Log every session's dialogue as C:/S: lines (bodies and credentials elided).
     #[arg(long)]
     trace: bool,
@@ -129,7 +121,7 @@ impl Default for UpArgs {
         match Cli::try_parse_from(["minimail", "up"]) {
             Ok(Cli {
                 cmd: Some(Cmd::Up(a)),
-            }) => a,
+            }) => *a,
             // The parse of fixed arguments above cannot fail; keep a safe fallback.
             _ => UpArgs {
                 smtp: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
@@ -140,13 +132,17 @@ impl Default for UpArgs {
                 domains: vec!["localhost".into()],
                 hostname: "localhost".into(),
                 max_message_size: 25 * 1024 * 1024,
-                max_connections: 1024,
+                conn: ConnArgs {
+                    max_connections: 1024,
+                },
                 max_per_ip: None,
                 smtps: Vec::new(),
                 imaps: Vec::new(),
-                tls_cert: None,
-                tls_key: None,
-                allow_plaintext_auth: false,
+                tls: TlsArgs {
+                    tls_cert: None,
+                    tls_key: None,
+                    allow_plaintext_auth: false,
+                },
                 trace: false,
                 allow_corrupt_store: false,
             },
@@ -197,7 +193,7 @@ fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         None => up(UpArgs::default()),
-        Some(Cmd::Up(a)) => up(a),
+        Some(Cmd::Up(a)) => up(*a),
         Some(Cmd::User(u)) => user(u),
         Some(Cmd::Cert(c)) => cert(c),
         Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
@@ -254,20 +250,8 @@ fn store_check(db: &Path) -> i32 {
     1
 }
 
-/// Plain listeners followed by implicit-TLS ones.
-fn listeners(plain: &[SocketAddr], tls: &[SocketAddr]) -> Vec<netloop::Listener> {
-    let l = |implicit_tls| move |&addr: &SocketAddr| netloop::Listener { addr, implicit_tls };
-    plain
-        .iter()
-        .map(l(false))
-        .chain(tls.iter().map(l(true)))
-        .collect()
-}
-
 fn up(a: UpArgs) -> Result<()> {
-    let tls = netloop::tls::from_flags(
-        a.tls_cert.as_deref(),
-        a.tls_key.as_deref(),
+    let tls = a.tls.config(
         !a.smtps.is_empty() || !a.imaps.is_empty(),
         "--smtps/--imaps",
     )?;
@@ -279,7 +263,7 @@ fn up(a: UpArgs) -> Result<()> {
     // Each server keeps its own defaults (timeouts, per-address limit)
     // unless the command line says otherwise.
     let net = |defaults: netloop::Config| netloop::Config {
-        max_connections: a.max_connections,
+        max_connections: a.conn.max_connections,
         max_per_ip: a.max_per_ip.unwrap_or(defaults.max_per_ip),
         tls: tls.clone(),
         ..defaults
@@ -289,14 +273,14 @@ fn up(a: UpArgs) -> Result<()> {
         domains: a.domains.clone(),
         max_message_size: a.max_message_size,
         trace: a.trace,
-        allow_plaintext_auth: a.allow_plaintext_auth,
+        allow_plaintext_auth: a.tls.allow_plaintext_auth,
         throttle: throttle.clone(),
         net: net(smtpd::Config::default().net),
         ..smtpd::Config::default()
     };
     let imap_cfg = imapd::Config {
         trace: a.trace,
-        allow_plaintext_auth: a.allow_plaintext_auth,
+        allow_plaintext_auth: a.tls.allow_plaintext_auth,
         throttle,
         net: net(imapd::Config::default().net),
         ..imapd::Config::default()
@@ -323,7 +307,7 @@ fn up(a: UpArgs) -> Result<()> {
         "minimail up: {}, store {}{}",
         parts.join(", "),
         a.db.db.display(),
-        if a.tls_cert.is_some() {
+        if a.tls.tls_cert.is_some() {
             " (TLS on)"
         } else {
             ""
@@ -473,4 +457,17 @@ fn user(cmd: UserCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// The flag definitions are consistent, and every help re-wording
+    /// above names a flag that exists.
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -12,14 +12,23 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use netloop::cli::{ConnArgs, DbArg, TlsArgs};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// `--tls-cert`, `--tls-key`, `--allow-plaintext-auth`, `--db` and
+// `--max-connections` are declared in `netloop::cli`; the `mut_arg`s below
+// word their help for IMAP where it differs from the wording there (a
+// comment, because a doc comment here would become the `--help` text).
 /// The minimail IMAP server: serves the mailbox store to IMAP clients.
 #[derive(Parser, Debug)]
 #[command(version)]
+#[command(mut_arg("tls_cert", |a| a.help("TLS certificate chain (PEM) for STARTTLS and --imaps")))]
+#[command(mut_arg("allow_plaintext_auth", |a| a.help(
+    "Accept LOGIN/AUTHENTICATE without TLS from non-local clients \
+     (otherwise LOGINDISABLED until STARTTLS)")))]
+#[command(mut_arg("max_connections", |a| a.help("Connections open at once; more get `* BYE`")))]
 struct Cli {
     /// Address to listen on (repeatable); STARTTLS is offered there when a
     /// certificate is given.
@@ -29,25 +38,15 @@ struct Cli {
     /// Needs --tls-cert and --tls-key.
     #[arg(long)]
     imaps: Vec<SocketAddr>,
-    /// TLS certificate chain (PEM) for STARTTLS and --imaps.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM) matching --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Accept LOGIN/AUTHENTICATE without TLS from non-local clients
-    /// (otherwise LOGINDISABLED until STARTTLS).
-    #[arg(long)]
-    allow_plaintext_auth: bool,
-    /// The store file (created if missing).
-    #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
-    db: PathBuf,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    db: DbArg,
     /// Largest literal (e.g. APPENDed message) accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_literal: u64,
-    /// Connections open at once; more get `* BYE`.
-    #[arg(long, default_value_t = 1024)]
-    max_connections: usize,
+    #[command(flatten)]
+    conn: ConnArgs,
     /// Connections open at once from one client address (0 = no limit;
     /// clients on the server's own address are exempt).
     #[arg(long, default_value_t = imapd::limits::MAX_PER_IP)]
@@ -78,54 +77,45 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("imapd: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    netloop::cli::exit_code("imapd", run(cli))
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let tls = netloop::tls::from_flags(
-        cli.tls_cert.as_deref(),
-        cli.tls_key.as_deref(),
-        !cli.imaps.is_empty(),
-        "--imaps",
-    )?;
-    let store = mailstore::Store::open(&cli.db)
-        .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
+    let tls = cli.tls.config(!cli.imaps.is_empty(), "--imaps")?;
+    let store = mailstore::Store::open(&cli.db.db)
+        .with_context(|| format!("cannot open the store {}", cli.db.db.display()))?;
     let mut config = imapd::Config {
         trace: cli.trace,
         max_literal: cli.max_literal,
         max_line: cli.max_line,
         max_mailboxes: cli.max_mailboxes,
         min_upload_rate: cli.min_upload_rate,
-        allow_plaintext_auth: cli.allow_plaintext_auth,
+        allow_plaintext_auth: cli.tls.allow_plaintext_auth,
         autologout: Duration::from_secs(cli.autologout_minutes.saturating_mul(60)),
         ..imapd::Config::default()
     };
-    config.net.max_connections = cli.max_connections;
+    config.net.max_connections = cli.conn.max_connections;
     config.net.max_per_ip = cli.max_per_ip;
     config.net.command_timeout = Duration::from_secs(cli.stall_timeout);
     config.net.idle_timeout = config.autologout;
     config.net.tls = tls;
-    let listen: Vec<netloop::Listener> = cli
-        .listen
-        .iter()
-        .map(|&addr| netloop::Listener {
-            addr,
-            implicit_tls: false,
-        })
-        .chain(cli.imaps.iter().map(|&addr| netloop::Listener {
-            addr,
-            implicit_tls: true,
-        }))
-        .collect();
+    let listen = netloop::cli::listeners(&cli.listen, &cli.imaps);
     let server = imapd::bind_listeners(&listen, config, store.clone())?;
     let res = server.serve("imapd").context("imapd failed");
     store.shutdown();
     log::info!("imapd stopped");
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// The flag definitions are consistent, and every help re-wording
+    /// above names a flag that exists.
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

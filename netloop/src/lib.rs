@@ -42,6 +42,7 @@
 //!   client configuration for tests.
 
 mod buf;
+pub mod cli;
 mod server;
 mod signals;
 pub mod testing;

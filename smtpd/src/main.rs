@@ -14,14 +14,28 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use netloop::cli::{ConnArgs, DbArg, TlsArgs};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// `--tls-cert`, `--tls-key`, `--allow-plaintext-auth`, `--db` and
+// `--max-connections` are declared in `netloop::cli`; the `mut_arg`s below
+// word their help for SMTP where it differs from the wording there (a
+// comment, because a doc comment here would become the `--help` text).
 /// The minimail SMTP receiver: accepts mail for local users and stores it.
 #[derive(Parser, Debug)]
 #[command(version)]
+#[command(mut_arg("tls_cert", |a| a
+    .value_name("PEM")
+    .help("TLS certificate chain, PEM (for STARTTLS and --smtps)")))]
+#[command(mut_arg("tls_key", |a| a
+    .value_name("PEM")
+    .help("TLS private key, PEM (PKCS#8, PKCS#1 or SEC1)")))]
+#[command(mut_arg("allow_plaintext_auth", |a| a.help(
+    "Offer AUTH PLAIN/LOGIN on unencrypted connections from other hosts too \
+     (by default only over TLS, or to clients on this host's own address)")))]
+#[command(mut_arg("max_connections", |a| a.help("Connections open at once; more get 421")))]
 struct Cli {
     /// Address to listen on (repeatable). STARTTLS is offered here when
     /// --tls-cert/--tls-key are given.
@@ -31,20 +45,10 @@ struct Cli {
     /// 465 by convention). Repeatable; needs --tls-cert and --tls-key.
     #[arg(long, value_name = "ADDR")]
     smtps: Vec<SocketAddr>,
-    /// TLS certificate chain, PEM (for STARTTLS and --smtps).
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key, PEM (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Offer AUTH PLAIN/LOGIN on unencrypted connections from other hosts
-    /// too (by default only over TLS, or to clients on this host's own
-    /// address).
-    #[arg(long)]
-    allow_plaintext_auth: bool,
-    /// The store file (created if missing).
-    #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
-    db: PathBuf,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    db: DbArg,
     /// A domain we accept mail for (repeatable); all others are refused.
     #[arg(long = "domain", default_value = "localhost")]
     domains: Vec<String>,
@@ -57,9 +61,8 @@ struct Cli {
     /// Recipients accepted per message.
     #[arg(long, default_value_t = smtpd::limits::MAX_RECIPIENTS)]
     max_recipients: usize,
-    /// Connections open at once; more get 421.
-    #[arg(long, default_value_t = 1024)]
-    max_connections: usize,
+    #[command(flatten)]
+    conn: ConnArgs,
     /// Connections open at once from one client address (0: no limit);
     /// clients on this host's own address are exempt.
     #[arg(long, default_value_t = smtpd::limits::MAX_PER_IP)]
@@ -90,24 +93,13 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("smtpd: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    netloop::cli::exit_code("smtpd", run(cli))
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let tls = netloop::tls::from_flags(
-        cli.tls_cert.as_deref(),
-        cli.tls_key.as_deref(),
-        !cli.smtps.is_empty(),
-        "--smtps",
-    )?;
-    let store = mailstore::Store::open(&cli.db)
-        .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
+    let tls = cli.tls.config(!cli.smtps.is_empty(), "--smtps")?;
+    let store = mailstore::Store::open(&cli.db.db)
+        .with_context(|| format!("cannot open the store {}", cli.db.db.display()))?;
     let mut config = smtpd::Config {
         hostname: cli.hostname,
         domains: cli.domains,
@@ -119,34 +111,36 @@ fn run(cli: Cli) -> Result<()> {
             data_total: Duration::from_secs(cli.data_total_timeout),
         },
         trace: cli.trace,
-        allow_plaintext_auth: cli.allow_plaintext_auth,
+        allow_plaintext_auth: cli.tls.allow_plaintext_auth,
         throttle: netloop::Throttle::new(netloop::ThrottleConfig {
             max_failures: cli.max_auth_failures,
             ..netloop::ThrottleConfig::default()
         }),
         ..smtpd::Config::default()
     };
-    config.net.max_connections = cli.max_connections;
+    config.net.max_connections = cli.conn.max_connections;
     config.net.max_per_ip = cli.max_per_ip;
     config.net.command_timeout = Duration::from_secs(cli.stall_timeout);
     config.net.idle_timeout = config.timeouts.command;
     config.net.tls = tls;
-    let listeners: Vec<netloop::Listener> = cli
-        .listen
-        .iter()
-        .map(|&addr| netloop::Listener {
-            addr,
-            implicit_tls: false,
-        })
-        .chain(cli.smtps.iter().map(|&addr| netloop::Listener {
-            addr,
-            implicit_tls: true,
-        }))
-        .collect();
+    let listeners = netloop::cli::listeners(&cli.listen, &cli.smtps);
     let server = smtpd::bind_listeners(&listeners, config, store.clone())?;
     let res = server.serve("smtpd").context("smtpd failed");
     // Finish every queued commit before exiting.
     store.shutdown();
     log::info!("smtpd stopped");
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// The flag definitions are consistent, and every help re-wording
+    /// above names a flag that exists.
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,6 +1,10 @@
 //! Known-answer tables and property tests for the RFC 5321 §4.1.2 grammar
-//! in `parse.rs`, including RFC 6531 UTF-8 addresses and RFC 3030 BDAT.
+//! in `parse/` (addresses, ESMTP parameters, command arguments), including
+//! RFC 6531 UTF-8 addresses and RFC 3030 BDAT.
 use super::*;
+use nom::combinator::all_consuming;
+use nom::Parser;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn mb(local: &str, domain: &str) -> Mailbox {
     Mailbox {
