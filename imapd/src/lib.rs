@@ -11,21 +11,19 @@
 //! [`response`] values -> one serializer -> netloop writes.
 
 pub mod command;
+mod conn;
 pub mod framer;
-pub mod hub;
+mod input;
 pub mod limits;
 mod op;
 pub mod parse;
-pub mod recent;
 pub mod response;
-pub mod select_cache;
-pub mod selection;
 mod server;
 pub mod session;
 pub mod structure;
 pub mod trace;
 pub mod utf7;
-pub mod views;
+pub mod view;
 
 pub use server::{bind, bind_listeners, Config, ImapService};
 pub use session::ImapSession;

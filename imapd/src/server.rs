@@ -3,9 +3,9 @@
 //! implicit-TLS ones, RFC 8314 §3.3).
 
 use crate::framer::Limits;
-use crate::hub::Hub;
 use crate::limits;
 use crate::session::{ImapSession, Shared};
+use crate::view::hub::Hub;
 use mailstore::Store;
 use std::io;
 use std::net::SocketAddr;

@@ -17,12 +17,13 @@
 //! Small messages are parsed on the loop thread (tens of microseconds),
 //! larger ones by the writer.
 
-use super::mailbox::{now_unix, user_id};
 use super::message::store_flags_from;
 use crate::command::{DateTime, Flag};
 use crate::response::{Code, Status};
-use crate::session::{Done, ImapSession};
-use mailstore::{Appended, Flags, MailboxId, NewMessage, PreparedMessage, StoreError};
+use crate::session::{or_no, AppendTarget, Busy, Done, ImapSession};
+use mailstore::{
+    Appended, Flags, Mailbox, MailboxId, NewMessage, PreparedMessage, StoreError, User,
+};
 use netloop::{Io, Step};
 use std::sync::atomic::Ordering;
 
@@ -40,6 +41,7 @@ enum Upload {
 pub(crate) fn append(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
+    user: &User,
     tag: String,
     name: String,
     flags: Vec<Flag>,
@@ -49,7 +51,7 @@ pub(crate) fn append(
     let flags = match store_flags_from(&flags) {
         Ok(f) => f,
         Err(why) => {
-            s.status(Some(&tag), Status::Bad, None, &why);
+            s.cx.status(Some(&tag), Status::Bad, None, &why);
             return Step::Continue;
         }
     };
@@ -62,42 +64,55 @@ pub(crate) fn append(
         match PreparedMessage::new(raw) {
             Ok(p) => Upload::Prepared(p),
             Err(e) => {
-                s.store_error(&tag, &e);
+                s.cx.store_error(&tag, &e);
                 return Step::Continue;
             }
         }
     } else {
         Upload::Raw(message, when)
     };
-    if let Some((target, id, validity)) = &s.append_target {
-        if *target == name {
-            let (id, validity) = (*id, *validity);
+    if let Some(t) = &s.cx.append_target {
+        if t.name == name {
+            let (id, validity) = (t.id, t.uidvalidity);
             start(s, io, tag, (id, validity), upload, flags);
             return Step::Continue;
         }
     }
-    let uid = user_id(s);
+    let uid = user.id;
     let lookup = name.clone();
-    s.read(
+    s.cx.read(
         io,
         move |r| r.mailbox(uid, &lookup),
-        move |s, io, res| {
-            match res {
-                Ok(Some(mb)) => {
-                    s.append_target = Some((name, mb.id, mb.uidvalidity));
-                    start(s, io, tag, (mb.id, mb.uidvalidity), upload, flags);
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession, io: &mut Io<'_, Done>, found: Option<Mailbox>| {
+                match found {
+                    Some(mb) => {
+                        s.cx.append_target = Some(AppendTarget {
+                            name,
+                            id: mb.id,
+                            uidvalidity: mb.uidvalidity,
+                        });
+                        start(s, io, tag, (mb.id, mb.uidvalidity), upload, flags);
+                    }
+                    None => no_such_mailbox(s, &tag),
                 }
-                Ok(None) => no_such_mailbox(s, &tag),
-                Err(e) => s.store_error(&tag, &e),
-            }
-            Step::Continue
-        },
+                Step::Continue
+            },
+        ),
     );
     Step::Continue
 }
 
+/// Seconds since the epoch, now.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn no_such_mailbox(s: &mut ImapSession, tag: &str) {
-    s.status(
+    s.cx.status(
         Some(tag),
         Status::No,
         Some(Code::TryCreate),
@@ -114,11 +129,14 @@ fn start(
     upload: Upload,
     flags: Flags,
 ) {
-    s.appends_in_flight += 1;
+    s.cx.busy = match s.cx.busy {
+        Busy::Appending(n) => Busy::Appending(n + 1),
+        _ => Busy::Appending(1),
+    };
     // Our own commit changes what the client must hear about.
-    s.pending.store(true, Ordering::SeqCst);
+    s.cx.pending.store(true, Ordering::SeqCst);
     let c = io.completer();
-    s.shared.store.write(
+    s.cx.shared.store.write(
         move |tx| {
             let a = match &upload {
                 Upload::Prepared(p) => tx.append_prepared(mailbox, p, &flags)?,
@@ -145,21 +163,30 @@ fn appended(
     tag: &str,
     r: mailstore::Result<Appended>,
 ) -> Step {
-    s.appends_in_flight = s.appends_in_flight.saturating_sub(1);
+    let last = match s.cx.busy {
+        Busy::Appending(n) if n > 1 => {
+            s.cx.busy = Busy::Appending(n - 1);
+            false
+        }
+        _ => {
+            s.cx.busy = Busy::Ready;
+            true
+        }
+    };
     match r {
         Ok(a) => {
             let code = Some(Code::AppendUid(a.uidvalidity, a.uid));
-            if s.appends_in_flight == 0 {
+            if last {
                 return s.finish(io, tag, Status::Ok, code, "APPEND completed", true);
             }
-            s.status(Some(tag), Status::Ok, code, "APPEND completed");
+            s.cx.status(Some(tag), Status::Ok, code, "APPEND completed");
         }
         Err(StoreError::NotFound(_)) => {
             // Deleted meanwhile by another session: look it up again next time.
-            s.append_target = None;
+            s.cx.append_target = None;
             no_such_mailbox(s, tag);
         }
-        Err(e) => s.store_error(tag, &e),
+        Err(e) => s.cx.store_error(tag, &e),
     }
     Step::Continue
 }

@@ -1,8 +1,6 @@
-//! Commands valid in any state and in the not-authenticated state:
-//! CAPABILITY (RFC 3501 §6.1.1), LOGOUT, ID (RFC 2971), NAMESPACE
-//! (RFC 2342), ENABLE (RFC 5161), LOGIN (§6.2.3) and AUTHENTICATE (§6.2.2)
+//! Authentication: LOGIN (RFC 3501 §6.2.3) and AUTHENTICATE (§6.2.2)
 //! with PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login), both with
-//! SASL-IR (RFC 4959).
+//! SASL-IR (RFC 4959). STARTTLS is `tls.rs`.
 //!
 //! Credentials are refused with `NO [PRIVACYREQUIRED]` (RFC 5530 §3) on a
 //! plaintext connection from a non-local client unless the operator allows
@@ -11,71 +9,11 @@
 //! its password being checked, and each failure is answered after the
 //! throttle's delay ([`Io::complete_after`]; nothing sleeps).
 
-use crate::response::{untagged, untagged_values, Code, Status, Value};
-use crate::session::{Apply, Done, ImapSession, Mode};
+use crate::response::{Code, Status};
+use crate::session::{Apply, Busy, Conn, Done, ImapSession, Mode, State};
 use base64::Engine as _;
 use mailstore::User;
 use netloop::{Io, Step};
-
-/// `CAPABILITY` (§6.1.1)
-pub(crate) fn capability(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: &str) -> Step {
-    let caps = s.capabilities(io);
-    untagged(&mut s.out, &format!("CAPABILITY {caps}"));
-    s.finish(io, tag, Status::Ok, None, "CAPABILITY completed", true)
-}
-
-/// `LOGOUT` (§6.1.3)
-pub(crate) fn logout(s: &mut ImapSession, tag: &str) -> Step {
-    s.status(None, Status::Bye, None, "minimail logging out");
-    s.status(Some(tag), Status::Ok, None, "LOGOUT completed");
-    s.deselect();
-    s.closing = true;
-    Step::Close
-}
-
-/// `ID` (RFC 2971 §3.1): we say who we are; the client's list is ignored.
-pub(crate) fn id(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: &str) -> Step {
-    untagged_values(
-        &mut s.out,
-        "ID",
-        &[Value::List(vec![
-            Value::str("name"),
-            Value::str("minimail"),
-            Value::str("version"),
-            Value::str(env!("CARGO_PKG_VERSION")),
-        ])],
-    );
-    s.finish(io, tag, Status::Ok, None, "ID completed", true)
-}
-
-/// `NAMESPACE` (RFC 2342 §5): one personal namespace, `/` delimiter.
-pub(crate) fn namespace(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: &str) -> Step {
-    untagged(&mut s.out, "NAMESPACE ((\"\" \"/\")) NIL NIL");
-    s.finish(io, tag, Status::Ok, None, "NAMESPACE completed", true)
-}
-
-/// `ENABLE` (RFC 5161 §3.1): CONDSTORE is the only one we know.
-pub(crate) fn enable(
-    s: &mut ImapSession,
-    io: &mut Io<'_, Done>,
-    tag: &str,
-    caps: &[String],
-) -> Step {
-    let mut enabled = Vec::new();
-    for c in caps {
-        if c == "CONDSTORE" && !enabled.contains(&"CONDSTORE") {
-            s.condstore = true;
-            enabled.push("CONDSTORE");
-        }
-    }
-    let mut line = "ENABLED".to_owned();
-    for e in enabled {
-        line.push(' ');
-        line.push_str(e);
-    }
-    untagged(&mut s.out, &line);
-    s.finish(io, tag, Status::Ok, None, "ENABLE completed", true)
-}
 
 /// Which AUTHENTICATE response the session waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +32,7 @@ const PASSWORD_PROMPT: &str = "UGFzc3dvcmQ6";
 
 /// Refuse credentials on this connection unless they may be sent here.
 /// True if refused (the tagged NO is queued).
-fn privacy_refused(s: &mut ImapSession, io: &Io<'_, Done>, tag: &str) -> bool {
+fn privacy_refused(s: &mut Conn, io: &Io<'_, Done>, tag: &str) -> bool {
     if s.plaintext_ok(io) {
         return false;
     }
@@ -109,7 +47,7 @@ fn privacy_refused(s: &mut ImapSession, io: &Io<'_, Done>, tag: &str) -> bool {
 
 /// `LOGIN` (§6.2.3)
 pub(crate) fn login(
-    s: &mut ImapSession,
+    s: &mut Conn,
     io: &mut Io<'_, Done>,
     tag: String,
     user: String,
@@ -124,7 +62,7 @@ pub(crate) fn login(
 /// `AUTHENTICATE` (§6.2.2): PLAIN or LOGIN, with or without an initial
 /// response (RFC 4959).
 pub(crate) fn authenticate(
-    s: &mut ImapSession,
+    s: &mut Conn,
     io: &mut Io<'_, Done>,
     tag: String,
     mechanism: &str,
@@ -164,7 +102,7 @@ pub(crate) fn authenticate(
 /// One client response to AUTHENTICATE (base64, `=` for empty, `*` to
 /// cancel, §6.2.2 and RFC 4959 §3).
 pub(crate) fn sasl_response(
-    s: &mut ImapSession,
+    s: &mut Conn,
     io: &mut Io<'_, Done>,
     tag: String,
     step: SaslStep,
@@ -206,7 +144,7 @@ pub(crate) fn sasl_response(
 }
 
 /// The decoded PLAIN message: `authzid NUL authcid NUL passwd`.
-fn plain(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, raw: &[u8]) {
+fn plain(s: &mut Conn, io: &mut Io<'_, Done>, tag: String, raw: &[u8]) {
     let fields: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
     let [authz, authc, pass] = fields.as_slice() else {
         s.status(Some(&tag), Status::Bad, None, "Malformed PLAIN response");
@@ -230,7 +168,7 @@ fn plain(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, raw: &[u8]) {
 /// without a check; a failure is counted and answered after the
 /// throttle's delay; a success clears the address's record.
 fn check_password(
-    s: &mut ImapSession,
+    s: &mut Conn,
     io: &mut Io<'_, Done>,
     tag: String,
     user: String,
@@ -256,7 +194,7 @@ fn check_password(
                 Ok(None) => {
                     let delay = throttle.record_failure(ip);
                     // Stay busy (pipelined commands wait) until the answer.
-                    s.busy = true;
+                    s.cx.busy = Busy::Store;
                     let apply: Apply = Box::new(move |s, io| login_done(s, io, &tag, res));
                     io.complete_after(delay, Done::Apply(apply));
                     return Step::Continue;
@@ -276,24 +214,24 @@ fn login_done(
 ) -> Step {
     match res {
         Ok(Some(user)) => {
-            s.user = Some(user);
-            let limits = s.shared.config.framer_limits(true);
-            s.framer.set_limits(limits);
+            s.state = State::Authenticated { user };
+            let limits = s.cx.shared.config.framer_limits(true);
+            s.cx.framer.set_limits(limits);
             let caps = s.capabilities(io);
-            s.status(
+            s.cx.status(
                 Some(tag),
                 Status::Ok,
                 Some(Code::Capability(caps)),
                 "Logged in",
             );
         }
-        Ok(None) => s.status(
+        Ok(None) => s.cx.status(
             Some(tag),
             Status::No,
             Some(Code::AuthenticationFailed),
             "Invalid credentials",
         ),
-        Err(e) => s.store_error(tag, &e),
+        Err(e) => s.cx.store_error(tag, &e),
     }
     Step::Continue
 }

@@ -13,7 +13,8 @@ use super::fetch_encode::{encode_batch, Item, Seg};
 use crate::command::{FetchAtt, SequenceSet};
 use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
 use crate::response::Status;
-use crate::session::{Done, ImapSession};
+use crate::session::{in_selected, Busy, Conn, Done};
+use crate::view::selection::Selection;
 use mailstore::{FlagOp, Flags, MailboxId, Query, SystemFlag, Uid};
 use netloop::{Io, Step};
 use std::collections::{HashSet, VecDeque};
@@ -39,9 +40,11 @@ fn sets_seen(a: &FetchAtt) -> bool {
 }
 
 /// `FETCH` / `UID FETCH`
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch(
-    s: &mut ImapSession,
+    cx: &mut Conn,
     io: &mut Io<'_, Done>,
+    sel: &mut Selection,
     tag: String,
     uid: bool,
     set: SequenceSet,
@@ -49,32 +52,32 @@ pub(crate) fn fetch(
     changed_since: Option<u64>,
 ) -> Step {
     if changed_since.is_none() {
-        return start(s, io, tag, uid, set, atts, None);
+        return start(cx, io, sel, tag, uid, set, atts, None);
     }
     // Report pending changes first, as before any FETCH response (no
     // EXPUNGE: this is a FETCH); the filter itself asks the store.
-    s.sync(io, false, move |s, io| {
-        start(s, io, tag, uid, set, atts, changed_since)
+    cx.sync(io, Some(sel), false, move |cx, sel, io| match sel {
+        Some(sel) => start(cx, io, sel, tag, uid, set, atts, changed_since),
+        None => Step::Continue,
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start(
-    s: &mut ImapSession,
+    cx: &mut Conn,
     io: &mut Io<'_, Done>,
+    sel: &mut Selection,
     tag: String,
     uid: bool,
     set: SequenceSet,
     mut atts: Vec<FetchAtt>,
     changed_since: Option<u64>,
 ) -> Step {
-    let Some(pairs) = super::message::resolve(s, &tag, &set, uid) else {
-        return Step::Continue;
-    };
-    let Some(sel) = &s.selected else {
+    let Some(pairs) = super::message::resolve(cx, sel, &tag, &set, uid) else {
         return Step::Continue;
     };
     if atts.contains(&FetchAtt::ModSeq) {
-        s.condstore = true;
+        cx.condstore = true;
     }
     // UID FETCH always reports UIDs (§6.4.8); put it first.
     if uid && !atts.contains(&FetchAtt::Uid) {
@@ -99,8 +102,7 @@ fn start(
         segs: VecDeque::new(),
     };
     if changed_since.is_none() && !want_seen {
-        s.streaming = Some(job);
-        return next_batch(s, io);
+        return stream(cx, io, sel, job);
     }
     // The session caches no flags or modseqs: ask the store which of the
     // messages changed since CHANGEDSINCE (RFC 7162 §3.1.4) and which lack
@@ -108,7 +110,7 @@ fn start(
     // every message is already seen).
     let mailbox = job.mailbox;
     let uids: Vec<Uid> = job.items.iter().map(|it| it.uid).collect();
-    s.read(
+    cx.read(
         io,
         move |r| {
             let changed: Option<HashSet<Uid>> = match changed_since {
@@ -132,12 +134,12 @@ fn start(
             };
             Ok((changed, unseen))
         },
-        move |s, io, res| {
+        in_selected(move |cx, sel, io, res| {
             let mut job = job;
-            let (changed, mut unseen) = match res {
+            let (changed, mut unseen): (Option<HashSet<Uid>>, Vec<Uid>) = match res {
                 Ok(v) => v,
                 Err(e) => {
-                    s.store_error(&job.tag, &e);
+                    cx.store_error(&job.tag, &e);
                     return Step::Continue;
                 }
             };
@@ -145,21 +147,26 @@ fn start(
                 job.items.retain(|it| changed.contains(&it.uid));
                 unseen.retain(|u| changed.contains(u));
             }
-            set_seen(s, io, job, unseen)
-        },
+            set_seen(cx, io, sel, job, unseen)
+        }),
     );
     Step::Continue
 }
 
 /// Set `\Seen` on `unseen` (a non-PEEK body FETCH, §6.4.5), then stream
 /// `job`, adding FLAGS for the messages that changed.
-fn set_seen(s: &mut ImapSession, io: &mut Io<'_, Done>, job: FetchJob, unseen: Vec<Uid>) -> Step {
+fn set_seen(
+    cx: &mut Conn,
+    io: &mut Io<'_, Done>,
+    sel: &mut Selection,
+    job: FetchJob,
+    unseen: Vec<Uid>,
+) -> Step {
     if unseen.is_empty() {
-        s.streaming = Some(job);
-        return next_batch(s, io);
+        return stream(cx, io, sel, job);
     }
     let mailbox = job.mailbox;
-    s.write(
+    cx.write(
         io,
         move |tx| {
             tx.store_flags(
@@ -170,41 +177,51 @@ fn set_seen(s: &mut ImapSession, io: &mut Io<'_, Done>, job: FetchJob, unseen: V
                 None,
             )
         },
-        move |s, io, res| {
-            let mut job = job;
-            match res {
-                Ok(outcome) => {
-                    // The FETCH responses carry the new flags (FLAGS is
-                    // added where not asked for), so the client hears of
-                    // the change there and the next sync stays quiet.
-                    let changed: HashSet<Uid> = outcome.updated.iter().map(|e| e.uid).collect();
-                    let has_flags = job.atts.contains(&FetchAtt::Flags);
-                    for it in &mut job.items {
-                        it.add_flags = !has_flags && changed.contains(&it.uid);
+        in_selected(
+            move |cx, sel, io, res: mailstore::Result<mailstore::StoreOutcome>| {
+                let mut job = job;
+                match res {
+                    Ok(outcome) => {
+                        // The FETCH responses carry the new flags (FLAGS is
+                        // added where not asked for), so the client hears of
+                        // the change there and the next sync stays quiet.
+                        let changed: HashSet<Uid> = outcome.updated.iter().map(|e| e.uid).collect();
+                        let has_flags = job.atts.contains(&FetchAtt::Flags);
+                        for it in &mut job.items {
+                            it.add_flags = !has_flags && changed.contains(&it.uid);
+                        }
                     }
+                    Err(e) => log::warn!("imapd conn {}: setting \\Seen: {e}", cx.id),
                 }
-                Err(e) => log::warn!("imapd conn {}: setting \\Seen: {e}", s.conn),
-            }
-            s.streaming = Some(job);
-            next_batch(s, io)
-        },
+                stream(cx, io, sel, job)
+            },
+        ),
     );
     Step::Continue
+}
+
+/// Start streaming `job`'s responses.
+fn stream(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selection, job: FetchJob) -> Step {
+    cx.busy = Busy::Streaming {
+        job: Box::new(job),
+        reading: false,
+    };
+    next_batch(cx, io, sel)
 }
 
 /// Move the FETCH forward: queue encoded segments until enough output is
 /// waiting (then `on_drained` calls again), read the next chunk of a
 /// large body or the next batch of messages, or finish the command.
-pub(crate) fn next_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) -> Step {
+pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selection) -> Step {
     loop {
-        let Some(job) = &mut s.streaming else {
+        let Busy::Streaming { job, .. } = &mut cx.busy else {
             return Step::Continue;
         };
-        if io.out.len() + s.out.len() >= HIGH_WATER {
+        if io.out.len() + cx.out.len() >= HIGH_WATER {
             return Step::Continue;
         }
         match job.segs.pop_front() {
-            Some(Seg::Bytes(b)) => s.out.extend_from_slice(&b),
+            Some(Seg::Bytes(b)) => cx.out.extend_from_slice(&b),
             Some(Seg::Raw { uid, off, len }) => {
                 let n = len.min(CHUNK);
                 if len > n {
@@ -215,30 +232,38 @@ pub(crate) fn next_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) -> Step {
                     });
                 }
                 let mailbox = job.mailbox;
-                s.read(
+                cx.read(
                     io,
                     move |r| r.raw_range(mailbox, uid, off, n),
-                    move |s, io, res| {
+                    in_selected(move |cx, sel, io, res: mailstore::Result<Vec<u8>>| {
                         let mut bytes = res.unwrap_or_else(|e| {
-                            log::warn!("imapd conn {}: body chunk of UID {uid}: {e}", s.conn);
+                            log::warn!("imapd conn {}: body chunk of UID {uid}: {e}", cx.id);
                             Vec::new()
                         });
                         // The literal's length is already on the wire: keep
                         // the stream in step whatever happened.
                         bytes.resize(n as usize, b' ');
-                        s.out.extend_from_slice(&bytes);
-                        next_batch(s, io)
-                    },
+                        cx.out.extend_from_slice(&bytes);
+                        next_batch(cx, io, sel)
+                    }),
                 );
                 return Step::Continue;
             }
             None => {
                 if job.next >= job.items.len() {
                     let tag = job.tag.clone();
-                    s.streaming = None;
-                    return s.finish(io, &tag, Status::Ok, None, "FETCH completed", false);
+                    cx.busy = Busy::Ready;
+                    return cx.finish(
+                        io,
+                        Some(sel),
+                        &tag,
+                        Status::Ok,
+                        None,
+                        "FETCH completed",
+                        false,
+                    );
                 }
-                read_batch(s, io);
+                read_batch(cx, io);
                 return Step::Continue;
             }
         }
@@ -246,38 +271,42 @@ pub(crate) fn next_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) -> Step {
 }
 
 /// Read and encode the next batch of messages on a store thread.
-fn read_batch(s: &mut ImapSession, io: &mut Io<'_, Done>) {
-    let Some(job) = &mut s.streaming else {
+fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
+    let Busy::Streaming { job, .. } = &mut cx.busy else {
         return;
     };
     let end = (job.next + BATCH_MESSAGES).min(job.items.len());
     let batch: Vec<Item> = job.items[job.next..end].to_vec();
     let atts = Arc::clone(&job.atts);
     let mailbox = job.mailbox;
-    s.read(
+    cx.read(
         io,
         move |r| encode_batch(r, mailbox, &batch, &atts),
-        move |s, io, res| {
-            let enc = match res {
-                Ok(v) => v,
-                Err(e) => {
-                    let tag = s.streaming.take().map(|j| j.tag).unwrap_or_default();
-                    s.store_error(&tag, &e);
-                    return Step::Continue;
+        in_selected(
+            move |cx, sel, io, res: mailstore::Result<super::fetch_encode::Encoded>| {
+                let enc = match res {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let busy = std::mem::replace(&mut cx.busy, Busy::Ready);
+                        let tag = match busy {
+                            Busy::Streaming { job, .. } => job.tag,
+                            _ => String::new(),
+                        };
+                        cx.store_error(&tag, &e);
+                        return Step::Continue;
+                    }
+                };
+                if let Busy::Streaming { job, .. } = &mut cx.busy {
+                    job.next += enc.handled.max(1);
+                    job.segs = enc.segs;
                 }
-            };
-            if let Some(job) = &mut s.streaming {
-                job.next += enc.handled.max(1);
-                job.segs = enc.segs;
-            }
-            // The client now knows these flags: no need to repeat them as
-            // unsolicited FETCH responses at the next sync.
-            if let Some(sel) = &mut s.selected {
+                // The client now knows these flags: no need to repeat them as
+                // unsolicited FETCH responses at the next sync.
                 for (uid, modseq) in enc.seen {
                     sel.note_reported(uid, modseq);
                 }
-            }
-            next_batch(s, io)
-        },
+                next_batch(cx, io, sel)
+            },
+        ),
     );
 }

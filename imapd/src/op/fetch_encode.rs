@@ -5,9 +5,9 @@
 //! become [`Seg::Raw`] ranges that the pump in `fetch.rs` reads in chunks.
 
 use crate::command::{FetchAtt, SectionText};
-use crate::response::{flags_value, literal_header, Value};
-use crate::selection::flag_atoms;
+use crate::response::{fetch_close, fetch_open, flags_value, literal_header, Value};
 use crate::structure::{body, envelope, find_part};
+use crate::view::selection::flag_atoms;
 use mailstore::{MailboxId, MessageMeta, MetaParts, MimePart, Reader, Uid};
 use std::collections::VecDeque;
 
@@ -117,7 +117,7 @@ pub(crate) fn encode_batch(
             parts.push(Part::V(Value::Atom("FLAGS".into())));
             parts.push(Part::V(flags_value(&flag_atoms(&meta.flags, item.recent))));
         }
-        out.extend_from_slice(format!("* {} FETCH (", item.seq).as_bytes());
+        fetch_open(&mut out, item.seq);
         for (k, p) in parts.into_iter().enumerate() {
             if k > 0 {
                 out.push(b' ');
@@ -135,7 +135,7 @@ pub(crate) fn encode_batch(
                 }
             }
         }
-        out.extend_from_slice(b")\r\n");
+        fetch_close(&mut out);
         if sends_flags || item.add_flags {
             enc.seen.push((meta.uid, meta.modseq));
         }

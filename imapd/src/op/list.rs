@@ -3,9 +3,9 @@
 //! Names go out in modified UTF-7 with the `/` delimiter.
 
 use crate::limits;
-use crate::response::{mailbox_name, untagged_values, Code, Status, Value};
-use crate::session::{Done, ImapSession};
-use mailstore::Mailbox;
+use crate::response::{Code, Data, Status};
+use crate::session::{or_no, Done, ImapSession};
+use mailstore::{Mailbox, User};
 use netloop::{Io, Step};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -159,9 +159,11 @@ pub(crate) fn too_long(what: &str, s: &str) -> Option<String> {
 }
 
 /// `LIST` / `LSUB`
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn list(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
+    user: &User,
     tag: String,
     reference: String,
     pattern: String,
@@ -172,20 +174,17 @@ pub(crate) fn list(
     if let Some(text) = too_long(&format!("{verb} reference"), &reference)
         .or_else(|| too_long(&format!("{verb} pattern"), &pattern))
     {
-        s.status(Some(&tag), Status::No, Some(Code::Limit), &text);
+        s.cx.status(Some(&tag), Status::No, Some(Code::Limit), &text);
         return Step::Continue;
     }
     if pattern.is_empty() {
         // §6.3.8: the delimiter and root of the reference.
-        untagged_values(
-            &mut s.out,
-            verb,
-            &[
-                Value::List(vec![Value::Atom("\\Noselect".into())]),
-                Value::str("/"),
-                Value::str(""),
-            ],
-        );
+        Data::List {
+            lsub,
+            attrs: &["\\Noselect".to_owned()],
+            name: "",
+        }
+        .encode(&mut s.cx.out);
         return s.finish(
             io,
             &tag,
@@ -202,8 +201,8 @@ pub(crate) fn list(
     } else {
         format!("{reference}/{pattern}")
     };
-    let uid = s.user.as_ref().map_or(0, |u| u.id);
-    s.read(
+    let uid = user.id;
+    s.cx.read(
         io,
         move |r| {
             Ok((
@@ -215,12 +214,15 @@ pub(crate) fn list(
                 },
             ))
         },
-        move |s, io, res| match res {
-            Ok((boxes, subs)) => {
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession,
+                  io: &mut Io<'_, Done>,
+                  (boxes, subs): (Vec<Mailbox>, Vec<String>)| {
                 if lsub {
-                    lsub_lines(s, &full, &boxes, &subs);
+                    lsub_lines(&mut s.cx.out, &full, &boxes, &subs);
                 } else {
-                    list_lines(s, &full, &boxes);
+                    list_lines(&mut s.cx.out, &full, &boxes);
                 }
                 s.finish(
                     io,
@@ -230,12 +232,8 @@ pub(crate) fn list(
                     &format!("{verb} completed"),
                     true,
                 )
-            }
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
+            },
+        ),
     );
     Step::Continue
 }
@@ -247,7 +245,7 @@ fn has_children(name: &str, all: &BTreeSet<String>) -> bool {
         .is_some_and(|n| n.starts_with(&prefix))
 }
 
-fn list_lines(s: &mut ImapSession, pattern: &str, boxes: &[Mailbox]) {
+fn list_lines(out: &mut Vec<u8>, pattern: &str, boxes: &[Mailbox]) {
     let matcher = Matcher::new(pattern);
     let names: BTreeSet<String> = boxes.iter().map(|b| b.name.clone()).collect();
     // Candidates: real mailboxes, plus missing superiors (\Noselect) when
@@ -282,15 +280,12 @@ fn list_lines(s: &mut ImapSession, pattern: &str, boxes: &[Mailbox]) {
         if let Some(su) = mb.and_then(|m| m.special_use.clone()) {
             attrs.push(su);
         }
-        untagged_values(
-            &mut s.out,
-            "LIST",
-            &[
-                Value::List(attrs.into_iter().map(Value::Atom).collect()),
-                Value::str("/"),
-                mailbox_name(&name),
-            ],
-        );
+        Data::List {
+            lsub: false,
+            attrs: &attrs,
+            name: &name,
+        }
+        .encode(out);
     }
 }
 
@@ -298,27 +293,28 @@ fn list_lines(s: &mut ImapSession, pattern: &str, boxes: &[Mailbox]) {
 /// mailbox exists; and, for `%` (RFC 3501 §6.3.9), an unsubscribed parent
 /// of a subscribed name that matches where the name itself does not, with
 /// `\Noselect` (`foo/bar` subscribed, `foo` not: `LSUB "" %` returns `foo`).
-fn lsub_lines(s: &mut ImapSession, pattern: &str, boxes: &[Mailbox], subs: &[String]) {
+fn lsub_lines(out: &mut Vec<u8>, pattern: &str, boxes: &[Mailbox], subs: &[String]) {
     let matcher = Matcher::new(pattern);
     let names: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
     let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
     let mut sent: BTreeSet<&str> = BTreeSet::new();
-    let line = |s: &mut ImapSession, name: &str, noselect: bool| {
+    let line = |out: &mut Vec<u8>, name: &str, noselect: bool| {
         let attrs = if noselect {
-            vec![Value::Atom("\\Noselect".into())]
+            vec!["\\Noselect".to_owned()]
         } else {
             Vec::new()
         };
-        untagged_values(
-            &mut s.out,
-            "LSUB",
-            &[Value::List(attrs), Value::str("/"), mailbox_name(name)],
-        );
+        Data::List {
+            lsub: true,
+            attrs: &attrs,
+            name,
+        }
+        .encode(out);
     };
     for name in subs {
         if matcher.matches(name) {
             if sent.insert(name) {
-                line(s, name, !names.contains(name.as_str()));
+                line(out, name, !names.contains(name.as_str()));
             }
             continue;
         }
@@ -328,7 +324,7 @@ fn lsub_lines(s: &mut ImapSession, pattern: &str, boxes: &[Mailbox], subs: &[Str
         for (i, _) in name.match_indices('/') {
             let parent = &name[..i];
             if !subscribed.contains(parent) && matcher.matches(parent) && sent.insert(parent) {
-                line(s, parent, true);
+                line(out, parent, true);
             }
         }
     }

@@ -1,137 +1,13 @@
-//! Authenticated-state mailbox commands (RFC 3501 §6.3): SELECT, EXAMINE
-//! (with CONDSTORE, RFC 7162 §3.1.8), CREATE (with USE, RFC 6154 §3),
-//! DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS and APPEND (APPENDUID,
-//! RFC 4315). LIST/LSUB live in `list.rs`.
+//! Managing a user's mailboxes (RFC 3501 §6.3): CREATE (with USE, RFC 6154
+//! §3), DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE, with the bounds on
+//! mailbox names, depth and count. SELECT/EXAMINE/STATUS are `select.rs`,
+//! LIST/LSUB `list.rs`, APPEND `append.rs`.
 
-use crate::command::{Flag, StatusItem};
-use crate::response::{mailbox_name, untagged, untagged_values, Code, Status, Value};
-use crate::select_cache::Opened;
-use crate::selection::{flags_lines, Selection};
-use crate::session::{Done, ImapSession};
-use mailstore::{Mailbox, StoreError, Tx, UserId};
+use crate::command::Flag;
+use crate::response::{Code, Status};
+use crate::session::{or_no, Done, ImapSession, State};
+use mailstore::{Mailbox, StoreError, Tx, User, UserId};
 use netloop::{Io, Step};
-
-pub(crate) fn user_id(s: &ImapSession) -> UserId {
-    s.user.as_ref().map_or(0, |u| u.id)
-}
-
-/// `SELECT` / `EXAMINE` (§6.3.1, §6.3.2)
-pub(crate) fn select(
-    s: &mut ImapSession,
-    io: &mut Io<'_, Done>,
-    tag: String,
-    name: String,
-    read_only: bool,
-    condstore: bool,
-) -> Step {
-    // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1).
-    s.deselect();
-    if condstore {
-        s.condstore = true;
-    }
-    let uid = user_id(s);
-    let hub = std::sync::Arc::clone(&s.shared.hub);
-    s.read(
-        io,
-        move |r| {
-            let Some(mb) = r.mailbox(uid, &name)? else {
-                return Ok(None);
-            };
-            // The same state selected before: nothing to read
-            // (select_cache.rs). The mailbox row and the entries are read
-            // in one snapshot (Store::read runs each job in one).
-            let (uidvalidity, modseq) = (mb.uidvalidity, mb.highestmodseq);
-            let mut opened = match hub.selects.get(mb.id, uidvalidity, modseq) {
-                Some(cached) => cached,
-                None => {
-                    // Boil the entries down here, on the store thread.
-                    let summary = r.mailbox_summary(mb.id)?;
-                    Opened {
-                        uidvalidity,
-                        modseq,
-                        uids: summary.uids.into(),
-                        keywords: summary.keywords,
-                        first_unseen: summary.first_unseen,
-                    }
-                }
-            };
-            // The session keeps only the UID map, shared with the other
-            // sessions that see the mailbox at this modseq (views.rs).
-            hub.views
-                .intern(mb.id, uidvalidity, modseq, &mut opened.uids);
-            hub.selects.put(mb.id, opened.clone());
-            Ok(Some((mb, opened)))
-        },
-        move |s, io, res| {
-            match res {
-                Ok(Some((mb, opened))) => selected(s, &tag, mb, opened, read_only),
-                Ok(None) => s.status(
-                    Some(&tag),
-                    Status::No,
-                    Some(Code::Nonexistent),
-                    "No such mailbox",
-                ),
-                Err(e) => s.store_error(&tag, &e),
-            }
-            let _ = io;
-            Step::Continue
-        },
-    );
-    Step::Continue
-}
-
-fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_only: bool) {
-    let Opened {
-        uids,
-        keywords,
-        first_unseen,
-        ..
-    } = opened;
-    // EXAMINE must not take \Recent away from others (§6.3.2).
-    let last_uid = uids.last().copied().unwrap_or(0);
-    let recent_above = if read_only {
-        s.shared.hub.recent_mark(mb.id, mb.uidvalidity)
-    } else {
-        s.shared.hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
-    };
-    let sel = Selection::new(
-        mb.id,
-        mb.name,
-        mb.uidvalidity,
-        read_only,
-        uids,
-        mb.highestmodseq,
-        keywords,
-        recent_above,
-    );
-    let out = &mut s.out;
-    flags_lines(out, &sel.keywords, read_only);
-    untagged(out, &format!("{} EXISTS", sel.len()));
-    untagged(out, &format!("{} RECENT", sel.recent_count()));
-    if let Some(u) = first_unseen {
-        crate::response::StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen")
-            .encode(out);
-    }
-    for (code, text) in [
-        (Code::UidValidity(mb.uidvalidity), "UIDs valid"),
-        (Code::UidNext(mb.uidnext), "Predicted next UID"),
-        (Code::HighestModSeq(mb.highestmodseq), "Highest"),
-    ] {
-        crate::response::StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
-    }
-    let (code, verb) = if read_only {
-        (Code::ReadOnly, "EXAMINE")
-    } else {
-        (Code::ReadWrite, "SELECT")
-    };
-    s.status(
-        Some(tag),
-        Status::Ok,
-        Some(code),
-        &format!("{verb} completed"),
-    );
-    s.enter_selected(sel);
-}
 
 /// Create the missing superiors of `name` (§6.3.3: SHOULD), ignoring ones
 /// that exist.
@@ -160,13 +36,14 @@ const SPECIAL_USES: [&str; 7] = [
 pub(crate) fn create(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
+    user: &User,
     tag: String,
     name: String,
     special_use: Option<Flag>,
 ) -> Step {
     let name = name.trim_end_matches('/').to_owned();
     if name == "INBOX" {
-        s.status(
+        s.cx.status(
             Some(&tag),
             Status::No,
             Some(Code::AlreadyExists),
@@ -179,7 +56,7 @@ pub(crate) fn create(
         Some(u) => match SPECIAL_USES.iter().find(|k| k.eq_ignore_ascii_case(&u)) {
             Some(k) => Some((*k).to_owned()),
             None => {
-                s.status(
+                s.cx.status(
                     Some(&tag),
                     Status::No,
                     Some(Code::Cannot),
@@ -192,21 +69,20 @@ pub(crate) fn create(
     if !name_within_limits(s, &tag, &name) {
         return Step::Continue;
     }
-    let uid = user_id(s);
-    within_count_limit(s, io, tag, name.clone(), true, move |s, io, tag| {
-        s.write(
+    let uid = user.id;
+    within_count_limit(s, io, uid, tag, name.clone(), true, move |s, io, tag| {
+        s.cx.write(
             io,
             move |tx| {
                 create_parents(tx, uid, &name)?;
                 tx.create_mailbox(uid, &name, special.as_deref())
             },
-            move |s, io, res| match res {
-                Ok(_) => s.finish(io, &tag, Status::Ok, None, "CREATE completed", true),
-                Err(e) => {
-                    s.store_error(&tag, &e);
-                    Step::Continue
-                }
-            },
+            or_no(
+                &tag.clone(),
+                move |s: &mut ImapSession, io: &mut Io<'_, Done>, _| {
+                    s.finish(io, &tag, Status::Ok, None, "CREATE completed", true)
+                },
+            ),
         );
         Step::Continue
     })
@@ -216,10 +92,10 @@ pub(crate) fn create(
 /// RFC 5530 §3). True if the name is acceptable.
 fn name_within_limits(s: &mut ImapSession, tag: &str, name: &str) -> bool {
     if let Some(why) = unusable_name(name) {
-        s.status(Some(tag), Status::No, Some(Code::Cannot), why);
+        s.cx.status(Some(tag), Status::No, Some(Code::Cannot), why);
         return false;
     }
-    let cfg = &s.shared.config;
+    let cfg = &s.cx.shared.config;
     let text = if name.len() > cfg.max_mailbox_name {
         format!(
             "Mailbox name too long (limit {} octets)",
@@ -233,7 +109,7 @@ fn name_within_limits(s: &mut ImapSession, tag: &str, name: &str) -> bool {
     } else {
         return true;
     };
-    s.status(Some(tag), Status::No, Some(Code::Limit), &text);
+    s.cx.status(Some(tag), Status::No, Some(Code::Limit), &text);
     false
 }
 
@@ -265,14 +141,14 @@ fn unusable_name(name: &str) -> Option<&'static str> {
 fn within_count_limit(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
+    uid: UserId,
     tag: String,
     name: String,
     itself: bool,
     then: impl FnOnce(&mut ImapSession, &mut Io<'_, Done>, String) -> Step + Send + 'static,
 ) -> Step {
-    let uid = user_id(s);
-    let max = s.shared.config.max_mailboxes;
-    s.read(
+    let max = s.cx.shared.config.max_mailboxes;
+    s.cx.read(
         io,
         move |r| {
             let have = r.mailboxes(uid)?;
@@ -292,18 +168,17 @@ fn within_count_limit(
                 .count();
             Ok(have.len().saturating_add(missing) <= max)
         },
-        move |s, io, res| match res {
-            Ok(true) => then(s, io, tag),
-            Ok(false) => {
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession, io: &mut Io<'_, Done>, ok: bool| {
+                if ok {
+                    return then(s, io, tag);
+                }
                 let text = format!("Too many mailboxes (limit {max})");
-                s.status(Some(&tag), Status::No, Some(Code::Limit), &text);
+                s.cx.status(Some(&tag), Status::No, Some(Code::Limit), &text);
                 Step::Continue
-            }
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
+            },
+        ),
     );
     Step::Continue
 }
@@ -312,11 +187,12 @@ fn within_count_limit(
 pub(crate) fn delete(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
+    user: &User,
     tag: String,
     name: String,
 ) -> Step {
     if name == "INBOX" {
-        s.status(
+        s.cx.status(
             Some(&tag),
             Status::No,
             Some(Code::Cannot),
@@ -324,45 +200,40 @@ pub(crate) fn delete(
         );
         return Step::Continue;
     }
-    let uid = user_id(s);
-    s.read(
+    let uid = user.id;
+    s.cx.read(
         io,
         move |r| r.mailbox(uid, &name),
-        move |s, io, res| match res {
-            Ok(Some(mb)) => {
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession, io: &mut Io<'_, Done>, found: Option<Mailbox>| {
+                let Some(mb) = found else {
+                    s.cx.status(
+                        Some(&tag),
+                        Status::No,
+                        Some(Code::Nonexistent),
+                        "No such mailbox",
+                    );
+                    return Step::Continue;
+                };
                 let id = mb.id;
-                s.write(
+                s.cx.write(
                     io,
                     move |tx| tx.delete_mailbox(id),
-                    move |s, io, res| match res {
-                        Ok(()) => {
-                            if s.selected.as_ref().is_some_and(|sel| sel.mailbox == id) {
+                    or_no(
+                        &tag.clone(),
+                        move |s: &mut ImapSession, io: &mut Io<'_, Done>, ()| {
+                            if matches!(&s.state, State::Selected { sel, .. } if sel.mailbox == id)
+                            {
                                 s.deselect();
                             }
                             s.finish(io, &tag, Status::Ok, None, "DELETE completed", true)
-                        }
-                        Err(e) => {
-                            s.store_error(&tag, &e);
-                            Step::Continue
-                        }
-                    },
+                        },
+                    ),
                 );
                 Step::Continue
-            }
-            Ok(None) => {
-                s.status(
-                    Some(&tag),
-                    Status::No,
-                    Some(Code::Nonexistent),
-                    "No such mailbox",
-                );
-                Step::Continue
-            }
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
+            },
+        ),
     );
     Step::Continue
 }
@@ -371,6 +242,7 @@ pub(crate) fn delete(
 pub(crate) fn rename(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
+    user: &User,
     tag: String,
     from: String,
     to: String,
@@ -379,23 +251,22 @@ pub(crate) fn rename(
     if !name_within_limits(s, &tag, &to) {
         return Step::Continue;
     }
-    let uid = user_id(s);
+    let uid = user.id;
     // Renaming INBOX creates the new name; any other rename only its parents.
     let itself = from.eq_ignore_ascii_case("INBOX");
-    within_count_limit(s, io, tag, to.clone(), itself, move |s, io, tag| {
-        s.write(
+    within_count_limit(s, io, uid, tag, to.clone(), itself, move |s, io, tag| {
+        s.cx.write(
             io,
             move |tx| {
                 create_parents(tx, uid, &to)?;
                 tx.rename_mailbox(uid, &from, &to)
             },
-            move |s, io, res| match res {
-                Ok(()) => s.finish(io, &tag, Status::Ok, None, "RENAME completed", true),
-                Err(e) => {
-                    s.store_error(&tag, &e);
-                    Step::Continue
-                }
-            },
+            or_no(
+                &tag.clone(),
+                move |s: &mut ImapSession, io: &mut Io<'_, Done>, ()| {
+                    s.finish(io, &tag, Status::Ok, None, "RENAME completed", true)
+                },
+            ),
         );
         Step::Continue
     })
@@ -405,30 +276,28 @@ pub(crate) fn rename(
 pub(crate) fn subscribe(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
+    user: &User,
     tag: String,
     name: String,
     on: bool,
 ) -> Step {
-    let uid = user_id(s);
+    let uid = user.id;
     let probe = name.clone();
     let write = move |s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String| {
-        s.write(
+        s.cx.write(
             io,
             move |tx| tx.set_subscribed(uid, &name, on),
-            move |s, io, res| match res {
-                Ok(()) => {
+            or_no(
+                &tag.clone(),
+                move |s: &mut ImapSession, io: &mut Io<'_, Done>, ()| {
                     let text = if on {
                         "SUBSCRIBE completed"
                     } else {
                         "UNSUBSCRIBE completed"
                     };
                     s.finish(io, &tag, Status::Ok, None, text, true)
-                }
-                Err(e) => {
-                    s.store_error(&tag, &e);
-                    Step::Continue
-                }
-            },
+                },
+            ),
         );
         Step::Continue
     };
@@ -440,94 +309,24 @@ pub(crate) fn subscribe(
     if !name_within_limits(s, &tag, &probe) {
         return Step::Continue;
     }
-    let max = s.shared.config.max_mailboxes;
-    s.read(
+    let max = s.cx.shared.config.max_mailboxes;
+    s.cx.read(
         io,
         move |r| {
             let subs = r.subscriptions(uid)?;
             Ok(subs.len() < max || subs.contains(&probe))
         },
-        move |s, io, res| match res {
-            Ok(true) => write(s, io, tag),
-            Ok(false) => {
-                let text = format!("Too many subscriptions (limit {max})");
-                s.status(Some(&tag), Status::No, Some(Code::Limit), &text);
-                Step::Continue
-            }
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
-    );
-    Step::Continue
-}
-
-/// `STATUS` (§6.3.10)
-pub(crate) fn status(
-    s: &mut ImapSession,
-    io: &mut Io<'_, Done>,
-    tag: String,
-    name: String,
-    items: Vec<StatusItem>,
-) -> Step {
-    let uid = user_id(s);
-    s.read(
-        io,
-        move |r| {
-            let Some(mb) = r.mailbox(uid, &name)? else {
-                return Ok(None);
-            };
-            Ok(Some((mb.name.clone(), mb.id, r.status(mb.id)?)))
-        },
-        move |s, io, res| match res {
-            Ok(Some((name, id, st))) => {
-                let mut vals = Vec::new();
-                for item in &items {
-                    let (k, v) = match item {
-                        StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
-                        StatusItem::Recent => {
-                            let mark = s.shared.hub.recent_mark(id, st.uidvalidity);
-                            let above =
-                                u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
-                            ("RECENT", above.min(u64::from(st.messages)))
-                        }
-                        StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
-                        StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
-                        StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),
-                        StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
-                    };
-                    vals.push(Value::Atom(k.into()));
-                    vals.push(Value::Num(v));
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession, io: &mut Io<'_, Done>, ok: bool| {
+                if ok {
+                    return write(s, io, tag);
                 }
-                untagged_values(
-                    &mut s.out,
-                    "STATUS",
-                    &[mailbox_name(&name), Value::List(vals)],
-                );
-                s.finish(io, &tag, Status::Ok, None, "STATUS completed", true)
-            }
-            Ok(None) => {
-                s.status(
-                    Some(&tag),
-                    Status::No,
-                    Some(Code::Nonexistent),
-                    "No such mailbox",
-                );
+                let text = format!("Too many subscriptions (limit {max})");
+                s.cx.status(Some(&tag), Status::No, Some(Code::Limit), &text);
                 Step::Continue
-            }
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
+            },
+        ),
     );
     Step::Continue
-}
-
-/// Seconds since the epoch, now.
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -4,10 +4,14 @@
 //! (RFC 3691), and IDLE (RFC 2177). FETCH and SEARCH have their own files.
 
 use crate::command::{Flag, SequenceSet, StoreMode};
-use crate::response::{compact_set, continuation, flags_value, Code, Status, StatusLine, Value};
-use crate::selection::{fetch_line, flag_atoms};
-use crate::session::{Done, ImapSession, Mode};
-use mailstore::{Entry, FlagOp, Flags, MailboxId, Reader, SystemFlag, Uid};
+use crate::response::{
+    compact_set, continuation, flags_value, Code, Data, Status, StatusLine, Value,
+};
+use crate::session::{in_selected, or_no, Conn, Done, ImapSession, Mode};
+use crate::view::selection::{flag_atoms, Selection};
+use mailstore::{
+    CopyOutcome, Entry, FlagOp, Flags, MailboxId, Reader, StoreOutcome, SystemFlag, Uid, User,
+};
 use netloop::{Io, Step};
 
 /// Convert flags from the wire to the store's form. `\Recent` cannot be
@@ -32,9 +36,9 @@ pub(crate) fn store_flags_from(flags: &[Flag]) -> Result<Flags, String> {
     Ok(out)
 }
 
-fn read_only_refusal(s: &mut ImapSession, tag: &str) -> bool {
-    if s.selected.as_ref().is_some_and(|sel| sel.read_only) {
-        s.status(
+fn read_only_refusal(cx: &mut Conn, sel: &Selection, tag: &str) -> bool {
+    if sel.read_only {
+        cx.status(
             Some(tag),
             Status::No,
             Some(Code::Cannot),
@@ -47,16 +51,16 @@ fn read_only_refusal(s: &mut ImapSession, tag: &str) -> bool {
 
 /// Resolve a set against the selection, answering BAD on failure.
 pub(crate) fn resolve(
-    s: &mut ImapSession,
+    cx: &mut Conn,
+    sel: &Selection,
     tag: &str,
     set: &SequenceSet,
     uid: bool,
 ) -> Option<Vec<(u32, Uid)>> {
-    let sel = s.selected.as_ref()?;
     match sel.resolve(set, uid) {
         Ok(v) => Some(v),
         Err(why) => {
-            s.status(Some(tag), Status::Bad, None, &why);
+            cx.status(Some(tag), Status::Bad, None, &why);
             None
         }
     }
@@ -65,8 +69,9 @@ pub(crate) fn resolve(
 /// `STORE` / `UID STORE` (§6.4.6)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn store(
-    s: &mut ImapSession,
+    cx: &mut Conn,
     io: &mut Io<'_, Done>,
+    sel: &mut Selection,
     tag: String,
     uid: bool,
     set: SequenceSet,
@@ -75,85 +80,78 @@ pub(crate) fn store(
     flags: Vec<Flag>,
     unchanged_since: Option<u64>,
 ) -> Step {
-    if read_only_refusal(s, &tag) {
+    if read_only_refusal(cx, sel, &tag) {
         return Step::Continue;
     }
     let flags = match store_flags_from(&flags) {
         Ok(f) => f,
         Err(why) => {
-            s.status(Some(&tag), Status::Bad, None, &why);
+            cx.status(Some(&tag), Status::Bad, None, &why);
             return Step::Continue;
         }
     };
-    let Some(pairs) = resolve(s, &tag, &set, uid) else {
+    let Some(pairs) = resolve(cx, sel, &tag, &set, uid) else {
         return Step::Continue;
     };
     if unchanged_since.is_some() {
-        s.condstore = true;
+        cx.condstore = true;
     }
     let op = match mode {
         StoreMode::Add => FlagOp::Add,
         StoreMode::Remove => FlagOp::Remove,
         StoreMode::Replace => FlagOp::Replace,
     };
-    let mailbox = s.selected.as_ref().map_or(0, |sel| sel.mailbox);
+    let mailbox = sel.mailbox;
     let uids: Vec<Uid> = pairs.iter().map(|p| p.1).collect();
-    s.write(
+    cx.write(
         io,
         move |tx| tx.store_flags(mailbox, &uids, op, &flags, unchanged_since),
-        move |s, io, res| {
-            let outcome = match res {
-                Ok(o) => o,
-                Err(e) => {
-                    s.store_error(&tag, &e);
-                    return Step::Continue;
+        or_no(
+            &tag.clone(),
+            in_selected(move |cx, sel, io, outcome: StoreOutcome| {
+                let reply = StoreReply {
+                    tag,
+                    uid,
+                    silent,
+                    unchanged_since,
+                    pairs,
+                    updated: outcome.updated,
+                    failed: outcome.failed_modified,
+                };
+                // Messages this STORE did not change still get a FETCH with
+                // their flags (§6.4.6), which the session does not cache: read
+                // them (after the commit, so they are current).
+                let unchanged: Vec<Uid> = if silent {
+                    Vec::new()
+                } else {
+                    reply
+                        .pairs
+                        .iter()
+                        .map(|p| p.1)
+                        .filter(|u| {
+                            reply.failed.binary_search(u).is_err()
+                                && sel.expunged.binary_search(u).is_err()
+                                && reply.updated.binary_search_by_key(u, |e| e.uid).is_err()
+                        })
+                        .collect()
+                };
+                if unchanged.is_empty() {
+                    return store_reply(cx, io, sel, reply, &[]);
                 }
-            };
-            let Some(sel) = &s.selected else {
-                return Step::Continue;
-            };
-            let reply = StoreReply {
-                tag,
-                uid,
-                silent,
-                unchanged_since,
-                pairs,
-                updated: outcome.updated,
-                failed: outcome.failed_modified,
-            };
-            // Messages this STORE did not change still get a FETCH with
-            // their flags (§6.4.6), which the session does not cache: read
-            // them (after the commit, so they are current).
-            let unchanged: Vec<Uid> = if silent {
-                Vec::new()
-            } else {
-                reply
-                    .pairs
-                    .iter()
-                    .map(|p| p.1)
-                    .filter(|u| {
-                        reply.failed.binary_search(u).is_err()
-                            && sel.expunged.binary_search(u).is_err()
-                            && reply.updated.binary_search_by_key(u, |e| e.uid).is_err()
-                    })
-                    .collect()
-            };
-            if unchanged.is_empty() {
-                return store_reply(s, io, reply, &[]);
-            }
-            s.read(
-                io,
-                move |r| current_flags(r, mailbox, &unchanged),
-                move |s, io, res| {
-                    let current = res.unwrap_or_else(|e| {
-                        log::warn!("imapd conn {}: STORE reply flags: {e}", s.conn);
-                        Vec::new()
-                    });
-                    store_reply(s, io, reply, &current)
-                },
-            );
-            Step::Continue
-        },
+                cx.read(
+                    io,
+                    move |r| current_flags(r, mailbox, &unchanged),
+                    in_selected(move |cx, sel, io, res: mailstore::Result<Vec<Entry>>| {
+                        let current = res.unwrap_or_else(|e| {
+                            log::warn!("imapd conn {}: STORE reply flags: {e}", cx.id);
+                            Vec::new()
+                        });
+                        store_reply(cx, io, sel, reply, &current)
+                    }),
+                );
+                Step::Continue
+            }),
+        ),
     );
     Step::Continue
 }
@@ -205,15 +203,13 @@ const FEW_UIDS: usize = 64;
 /// The untagged FETCH replies of a STORE (§6.4.6, RFC 7162 §3.1.3), then
 /// its tagged line. `current` holds the flags of messages it did not change.
 fn store_reply(
-    s: &mut ImapSession,
+    cx: &mut Conn,
     io: &mut Io<'_, Done>,
+    sel: &mut Selection,
     r: StoreReply,
     current: &[Entry],
 ) -> Step {
-    let condstore = s.condstore;
-    let Some(sel) = &mut s.selected else {
-        return Step::Continue;
-    };
+    let condstore = cx.condstore;
     for &(seq, u) in &r.pairs {
         if r.failed.binary_search(&u).is_ok() || sel.expunged.binary_search(&u).is_ok() {
             continue;
@@ -231,7 +227,7 @@ fn store_reply(
         let Some(e) = entry else {
             continue;
         };
-        sel.learn(&e.flags, &mut s.out);
+        sel.learn(&e.flags, &mut cx.out);
         // RFC 7162 §3.1.3: with UNCHANGEDSINCE, changed messages are
         // reported (with MODSEQ) even under .SILENT. A silent change is
         // the client's own: the next sync does not report it either.
@@ -250,7 +246,7 @@ fn store_reply(
             items.push(Value::Atom("MODSEQ".into()));
             items.push(Value::List(vec![Value::Num(e.modseq)]));
         }
-        fetch_line(&mut s.out, seq, &items);
+        Data::Fetch { seq, items: &items }.encode(&mut cx.out);
     }
     let code = if r.failed.is_empty() {
         None
@@ -265,131 +261,138 @@ fn store_reply(
     } else {
         "STORE completed"
     };
-    s.finish(io, &r.tag, Status::Ok, code, text, false)
+    cx.finish(io, Some(sel), &r.tag, Status::Ok, code, text, false)
 }
 
 /// `COPY` / `MOVE` and their UID forms (§6.4.7, RFC 6851 §3)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn copy(
-    s: &mut ImapSession,
+    cx: &mut Conn,
     io: &mut Io<'_, Done>,
+    user: &User,
+    sel: &mut Selection,
     tag: String,
     uid: bool,
     set: SequenceSet,
     dest: String,
     is_move: bool,
 ) -> Step {
-    if is_move && read_only_refusal(s, &tag) {
+    if is_move && read_only_refusal(cx, sel, &tag) {
         return Step::Continue;
     }
-    let Some(pairs) = resolve(s, &tag, &set, uid) else {
+    let Some(pairs) = resolve(cx, sel, &tag, &set, uid) else {
         return Step::Continue;
     };
-    let src = s.selected.as_ref().map_or(0, |sel| sel.mailbox);
-    let user = s.user.as_ref().map_or(0, |u| u.id);
+    let src = sel.mailbox;
+    let user = user.id;
     let uids: Vec<Uid> = pairs.iter().map(|p| p.1).collect();
     let verb = if is_move { "MOVE" } else { "COPY" };
-    s.read(
+    let tag2 = tag.clone();
+    cx.read(
         io,
         move |r| r.mailbox(user, &dest),
-        move |s, io, res| {
-            let dst = match res {
-                Ok(Some(mb)) => mb.id,
-                Ok(None) => {
-                    s.status(
+        or_no(
+            &tag2,
+            in_selected(move |cx, _sel, io, found: Option<mailstore::Mailbox>| {
+                let Some(dst) = found.map(|mb| mb.id) else {
+                    cx.status(
                         Some(&tag),
                         Status::No,
                         Some(Code::TryCreate),
                         "No such mailbox",
                     );
                     return Step::Continue;
-                }
-                Err(e) => {
-                    s.store_error(&tag, &e);
-                    return Step::Continue;
-                }
-            };
-            s.write(
-                io,
-                move |tx| {
-                    if is_move {
-                        tx.move_messages(src, &uids, dst)
-                    } else {
-                        tx.copy(src, &uids, dst)
-                    }
-                },
-                move |s, io, res| {
-                    let outcome = match res {
-                        Ok(o) => o,
-                        Err(e) => {
-                            s.store_error(&tag, &e);
-                            return Step::Continue;
+                };
+                let tag2 = tag.clone();
+                cx.write(
+                    io,
+                    move |tx| {
+                        if is_move {
+                            tx.move_messages(src, &uids, dst)
+                        } else {
+                            tx.copy(src, &uids, dst)
                         }
-                    };
-                    let code = (!outcome.map.is_empty()).then(|| {
-                        let a: Vec<Uid> = outcome.map.iter().map(|m| m.0).collect();
-                        let b: Vec<Uid> = outcome.map.iter().map(|m| m.1).collect();
-                        Code::CopyUid(outcome.uidvalidity, compact_set(&a), compact_set(&b))
-                    });
-                    if !is_move {
-                        return s.finish(io, &tag, Status::Ok, code, "COPY completed", true);
-                    }
-                    if code.is_some() {
-                        StatusLine::untagged(Status::Ok, code, "Moved").encode(&mut s.out);
-                    }
-                    if let Some(sel) = &mut s.selected {
-                        let moved: Vec<Uid> = outcome.map.iter().map(|m| m.0).collect();
-                        sel.remove(&moved, &mut s.out);
-                    }
-                    s.finish(
-                        io,
-                        &tag,
-                        Status::Ok,
-                        None,
-                        &format!("{verb} completed"),
-                        true,
-                    )
-                },
-            );
-            Step::Continue
-        },
+                    },
+                    or_no(
+                        &tag2,
+                        in_selected(move |cx, sel, io, outcome: CopyOutcome| {
+                            let code = (!outcome.map.is_empty()).then(|| {
+                                let a: Vec<Uid> = outcome.map.iter().map(|m| m.0).collect();
+                                let b: Vec<Uid> = outcome.map.iter().map(|m| m.1).collect();
+                                Code::CopyUid(outcome.uidvalidity, compact_set(&a), compact_set(&b))
+                            });
+                            if !is_move {
+                                return cx.finish(
+                                    io,
+                                    Some(sel),
+                                    &tag,
+                                    Status::Ok,
+                                    code,
+                                    "COPY completed",
+                                    true,
+                                );
+                            }
+                            if code.is_some() {
+                                StatusLine::untagged(Status::Ok, code, "Moved").encode(&mut cx.out);
+                            }
+                            let moved: Vec<Uid> = outcome.map.iter().map(|m| m.0).collect();
+                            sel.remove(&moved, &mut cx.out);
+                            cx.finish(
+                                io,
+                                Some(sel),
+                                &tag,
+                                Status::Ok,
+                                None,
+                                &format!("{verb} completed"),
+                                true,
+                            )
+                        }),
+                    ),
+                );
+                Step::Continue
+            }),
+        ),
     );
     Step::Continue
 }
 
 /// `EXPUNGE` / `UID EXPUNGE` (§6.4.3, RFC 4315 §2.1)
 pub(crate) fn expunge(
-    s: &mut ImapSession,
+    cx: &mut Conn,
     io: &mut Io<'_, Done>,
+    sel: &mut Selection,
     tag: String,
     uids: Option<SequenceSet>,
 ) -> Step {
-    if read_only_refusal(s, &tag) {
+    if read_only_refusal(cx, sel, &tag) {
         return Step::Continue;
     }
     let only: Option<Vec<Uid>> = match &uids {
         None => None,
-        Some(set) => match resolve(s, &tag, set, true) {
+        Some(set) => match resolve(cx, sel, &tag, set, true) {
             Some(p) => Some(p.into_iter().map(|x| x.1).collect()),
             None => return Step::Continue,
         },
     };
-    let mailbox = s.selected.as_ref().map_or(0, |sel| sel.mailbox);
-    s.write(
+    let mailbox = sel.mailbox;
+    cx.write(
         io,
         move |tx| tx.expunge(mailbox, only.as_deref()),
-        move |s, io, res| match res {
-            Ok(gone) => {
-                if let Some(sel) = &mut s.selected {
-                    sel.remove(&gone, &mut s.out);
-                }
-                s.finish(io, &tag, Status::Ok, None, "EXPUNGE completed", true)
-            }
-            Err(e) => {
-                s.store_error(&tag, &e);
-                Step::Continue
-            }
-        },
+        or_no(
+            &tag.clone(),
+            in_selected(move |cx, sel, io, gone: Vec<Uid>| {
+                sel.remove(&gone, &mut cx.out);
+                cx.finish(
+                    io,
+                    Some(sel),
+                    &tag,
+                    Status::Ok,
+                    None,
+                    "EXPUNGE completed",
+                    true,
+                )
+            }),
+        ),
     );
     Step::Continue
 }
@@ -401,38 +404,38 @@ pub(crate) fn close(
     tag: String,
     expunge: bool,
 ) -> Step {
-    let Some(sel) = &s.selected else {
+    let Some(sel) = s.state.selection() else {
         return Step::Continue;
     };
+    let (mailbox, read_only) = (sel.mailbox, sel.read_only);
     let verb = if expunge { "CLOSE" } else { "UNSELECT" };
-    if !expunge || sel.read_only {
-        s.deselect();
-        s.status(Some(&tag), Status::Ok, None, &format!("{verb} completed"));
+    s.deselect();
+    if !expunge || read_only {
+        s.cx.status(Some(&tag), Status::Ok, None, &format!("{verb} completed"));
         return Step::Continue;
     }
-    let mailbox = sel.mailbox;
-    s.deselect();
-    s.write(
+    s.cx.write(
         io,
         move |tx| tx.expunge(mailbox, None),
-        move |s, _io, res| {
-            match res {
-                Ok(_) => s.status(Some(&tag), Status::Ok, None, "CLOSE completed"),
-                Err(e) => s.store_error(&tag, &e),
-            }
-            Step::Continue
-        },
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession, _io: &mut Io<'_, Done>, _gone: Vec<Uid>| {
+                s.cx.status(Some(&tag), Status::Ok, None, "CLOSE completed");
+                Step::Continue
+            },
+        ),
     );
     Step::Continue
 }
 
 /// `IDLE` (RFC 2177): report what is pending, then push changes until DONE.
 pub(crate) fn idle(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String) -> Step {
-    s.pending.store(true, std::sync::atomic::Ordering::SeqCst);
-    io.set_timeout(s.shared.config.autologout);
-    s.sync(io, true, move |s, _io| {
-        continuation(&mut s.out, "idling");
-        s.mode = Mode::Idle { tag };
+    s.cx.pending
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    io.set_timeout(s.cx.shared.config.autologout);
+    s.sync(io, true, move |cx, _, _io| {
+        continuation(&mut cx.out, "idling");
+        cx.mode = Mode::Idle { tag };
         Step::Continue
     })
 }

@@ -1,9 +1,18 @@
 //! Command execution, one module per group of commands (RFC 3501 §6):
-//! `auth` (any state and not-authenticated), `mailbox` (authenticated),
-//! `message` (selected), `fetch` (streamed FETCH), `search`, `tls`
-//! (STARTTLS, §6.2.1).
-//! [`dispatch`] checks the state each command needs (§3) and routes it.
+//! `any` (valid in every state), `auth` (LOGIN, AUTHENTICATE), `tls`
+//! (STARTTLS, §6.2.1), `select` (SELECT, EXAMINE, STATUS), `mailbox`
+//! (CREATE, DELETE, RENAME, SUBSCRIBE),
+//! `list` (LIST, LSUB), `append`, `message` (selected: STORE, COPY, MOVE,
+//! EXPUNGE, CLOSE; and IDLE), `fetch` + `fetch_encode` (streamed FETCH),
+//! `search`.
+//!
+//! [`dispatch`] checks the state each command needs (§3) once, and hands
+//! the command what that state guarantees: an authenticated command gets
+//! the [`User`], a selected-state command the connection half of the
+//! session and the mailbox view (`&mut Selection`) apart, so no command
+//! looks at the state again.
 
+pub(crate) mod any;
 pub(crate) mod append;
 pub(crate) mod auth;
 pub(crate) mod fetch;
@@ -12,14 +21,17 @@ pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod message;
 pub(crate) mod search;
+pub(crate) mod select;
 pub(crate) mod tls;
 
 use crate::command::{Command, CommandBody};
 use crate::response::Status as St;
-use crate::session::{Done, ImapSession};
+use crate::session::{Done, ImapSession, State};
+use mailstore::User;
 use netloop::{Io, Step};
 
 /// Which state a command needs.
+#[derive(Clone, Copy)]
 enum Needs {
     Any,
     NotAuthenticated,
@@ -60,81 +72,132 @@ fn needs(body: &CommandBody) -> Needs {
     }
 }
 
+/// Why `state` does not allow a command that `needs` it (None: allowed).
+fn refusal(needs: Needs, state: &State) -> Option<&'static str> {
+    use State as S;
+    match (needs, state) {
+        (Needs::Any, _)
+        | (Needs::NotAuthenticated, S::NotAuthenticated)
+        | (Needs::Authenticated, S::Authenticated { .. } | S::Selected { .. })
+        | (Needs::AuthenticatedOnly, S::Authenticated { .. })
+        | (Needs::Selected, S::Selected { .. }) => None,
+        (Needs::NotAuthenticated, _) => Some("Already authenticated"),
+        (Needs::AuthenticatedOnly, S::Selected { .. }) => {
+            Some("only valid with no mailbox selected")
+        }
+        (_, S::NotAuthenticated | S::Logout) => Some("Log in first"),
+        (_, S::Authenticated { .. }) => Some("No mailbox selected"),
+    }
+}
+
 /// Execute one parsed command.
 pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>) -> Step {
-    let ok_state = match needs(&cmd.body) {
-        Needs::Any => true,
-        Needs::NotAuthenticated => s.user.is_none(),
-        Needs::Authenticated => s.user.is_some(),
-        Needs::AuthenticatedOnly => s.user.is_some() && s.selected.is_none(),
-        Needs::Selected => s.selected.is_some(),
-    };
-    if !ok_state {
-        let text = match needs(&cmd.body) {
-            Needs::NotAuthenticated => "Already authenticated",
-            Needs::Authenticated => "Log in first",
-            Needs::AuthenticatedOnly if s.user.is_some() => "only valid with no mailbox selected",
-            _ if s.user.is_none() => "Log in first",
-            _ => "No mailbox selected",
-        };
-        let text = format!("{} not allowed now: {text}", cmd.body.name());
-        s.status(Some(&cmd.tag), St::Bad, None, &text);
+    if let Some(why) = refusal(needs(&cmd.body), &s.state) {
+        let text = format!("{} not allowed now: {why}", cmd.body.name());
+        s.cx.status(Some(&cmd.tag), St::Bad, None, &text);
         return Step::Continue;
     }
     let tag = cmd.tag;
     use CommandBody::*;
     match cmd.body {
-        Capability => auth::capability(s, io, &tag),
+        Capability => any::capability(s, io, &tag),
         // NOOP and CHECK always look for changes (clients poll with them).
-        Noop => {
-            s.pending.store(true, std::sync::atomic::Ordering::SeqCst);
-            s.finish(io, &tag, St::Ok, None, "NOOP completed", true)
-        }
-        Check => {
-            s.pending.store(true, std::sync::atomic::Ordering::SeqCst);
-            s.finish(io, &tag, St::Ok, None, "CHECK completed", true)
-        }
-        Logout => auth::logout(s, &tag),
-        Id(_) => auth::id(s, io, &tag),
+        Noop => any::poll(s, io, &tag, "NOOP completed"),
+        Check => any::poll(s, io, &tag, "CHECK completed"),
+        Logout => any::logout(s, &tag),
+        Id(_) => any::id(s, io, &tag),
         StartTls => tls::starttls(s, io, &tag),
-        Login { user, password } => auth::login(s, io, tag, user, password),
-        Authenticate { mechanism, initial } => auth::authenticate(s, io, tag, &mechanism, initial),
-        Namespace => auth::namespace(s, io, &tag),
-        Enable(caps) => auth::enable(s, io, &tag, &caps),
-        Select { mailbox, condstore } => mailbox::select(s, io, tag, mailbox, false, condstore),
-        Examine { mailbox, condstore } => mailbox::select(s, io, tag, mailbox, true, condstore),
+        Login { user, password } => auth::login(&mut s.cx, io, tag, user, password),
+        Authenticate { mechanism, initial } => {
+            auth::authenticate(&mut s.cx, io, tag, &mechanism, initial)
+        }
+        Close => message::close(s, io, tag, true),
+        Unselect => message::close(s, io, tag, false),
+        Idle => message::idle(s, io, tag),
+        body @ (Expunge { .. }
+        | Search { .. }
+        | Fetch { .. }
+        | Store { .. }
+        | Copy { .. }
+        | Move { .. }) => selected(s, io, tag, body),
+        body => {
+            let Some(user) = s.state.user().cloned() else {
+                return Step::Continue;
+            };
+            authenticated(s, io, tag, &user, body)
+        }
+    }
+}
+
+/// The commands of the Authenticated state (also valid when Selected).
+fn authenticated(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    user: &User,
+    body: CommandBody,
+) -> Step {
+    use CommandBody::*;
+    match body {
+        Namespace => any::namespace(s, io, &tag),
+        Enable(caps) => any::enable(s, io, &tag, &caps),
+        Select { mailbox, condstore } => {
+            select::select(s, io, user, tag, mailbox, false, condstore)
+        }
+        Examine { mailbox, condstore } => {
+            select::select(s, io, user, tag, mailbox, true, condstore)
+        }
         Create {
             mailbox,
             special_use,
-        } => mailbox::create(s, io, tag, mailbox, special_use),
-        Delete(name) => mailbox::delete(s, io, tag, name),
-        Rename(from, to) => mailbox::rename(s, io, tag, from, to),
-        Subscribe(name) => mailbox::subscribe(s, io, tag, name, true),
-        Unsubscribe(name) => mailbox::subscribe(s, io, tag, name, false),
-        List { reference, pattern } => list::list(s, io, tag, reference, pattern, false),
-        Lsub { reference, pattern } => list::list(s, io, tag, reference, pattern, true),
-        Status { mailbox, items } => mailbox::status(s, io, tag, mailbox, items),
+        } => mailbox::create(s, io, user, tag, mailbox, special_use),
+        Delete(name) => mailbox::delete(s, io, user, tag, name),
+        Rename(from, to) => mailbox::rename(s, io, user, tag, from, to),
+        Subscribe(name) => mailbox::subscribe(s, io, user, tag, name, true),
+        Unsubscribe(name) => mailbox::subscribe(s, io, user, tag, name, false),
+        List { reference, pattern } => list::list(s, io, user, tag, reference, pattern, false),
+        Lsub { reference, pattern } => list::list(s, io, user, tag, reference, pattern, true),
+        Status { mailbox, items } => select::status(s, io, user, tag, mailbox, items),
         Append {
             mailbox,
             flags,
             date,
             message,
-        } => append::append(s, io, tag, mailbox, flags, date, message),
-        Idle => message::idle(s, io, tag),
-        Close => message::close(s, io, tag, true),
-        Unselect => message::close(s, io, tag, false),
-        Expunge { uids } => message::expunge(s, io, tag, uids),
+        } => append::append(s, io, user, tag, mailbox, flags, date, message),
+        other => {
+            // Routed by `dispatch`; nothing else reaches here.
+            s.cx.status(
+                Some(&tag),
+                St::Bad,
+                None,
+                &format!("{} not allowed now", other.name()),
+            );
+            Step::Continue
+        }
+    }
+}
+
+/// The commands of the Selected state: each gets the connection half of
+/// the session and the mailbox view.
+fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: CommandBody) -> Step {
+    let ImapSession { cx, state } = s;
+    let State::Selected { user, sel } = state else {
+        return Step::Continue;
+    };
+    use CommandBody::*;
+    match body {
+        Expunge { uids } => message::expunge(cx, io, sel, tag, uids),
         Search {
             uid,
             key,
             has_modseq,
-        } => search::search(s, io, tag, uid, key, has_modseq),
+        } => search::search(cx, io, sel, tag, uid, key, has_modseq),
         Fetch {
             uid,
             set,
             atts,
             changed_since,
-        } => fetch::fetch(s, io, tag, uid, set, atts, changed_since),
+        } => fetch::fetch(cx, io, sel, tag, uid, set, atts, changed_since),
         Store {
             uid,
             set,
@@ -142,8 +205,33 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
             silent,
             flags,
             unchanged_since,
-        } => message::store(s, io, tag, uid, set, mode, silent, flags, unchanged_since),
-        Copy { uid, set, mailbox } => message::copy(s, io, tag, uid, set, mailbox, false),
-        Move { uid, set, mailbox } => message::copy(s, io, tag, uid, set, mailbox, true),
+        } => message::store(
+            cx,
+            io,
+            sel,
+            tag,
+            uid,
+            set,
+            mode,
+            silent,
+            flags,
+            unchanged_since,
+        ),
+        Copy { uid, set, mailbox } => {
+            message::copy(cx, io, user, sel, tag, uid, set, mailbox, false)
+        }
+        Move { uid, set, mailbox } => {
+            message::copy(cx, io, user, sel, tag, uid, set, mailbox, true)
+        }
+        other => {
+            // Routed by `dispatch`; nothing else reaches here.
+            cx.status(
+                Some(&tag),
+                St::Bad,
+                None,
+                &format!("{} not allowed now", other.name()),
+            );
+            Step::Continue
+        }
     }
 }

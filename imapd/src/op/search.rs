@@ -5,12 +5,11 @@
 
 use crate::command::{Date, SearchKey};
 use crate::parse::days_from_civil;
-use crate::response::Status;
-use crate::selection::Selection;
-use crate::session::{Done, ImapSession};
+use crate::response::{Data, Status};
+use crate::session::{in_selected, or_no, Conn, Done};
+use crate::view::selection::Selection;
 use mailstore::{Query, SystemFlag, Uid};
 use netloop::{Io, Step};
-use std::fmt::Write as _;
 
 fn day(d: Date) -> i64 {
     days_from_civil(d.year, d.month, d.day) * 86_400
@@ -129,23 +128,22 @@ fn flatten<'k>(
 }
 
 /// `SEARCH` / `UID SEARCH`
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn search(
-    s: &mut ImapSession,
+    cx: &mut Conn,
     io: &mut Io<'_, Done>,
+    sel: &mut Selection,
     tag: String,
     uid: bool,
     key: SearchKey,
     has_modseq: bool,
 ) -> Step {
-    let Some(sel) = &s.selected else {
-        return Step::Continue;
-    };
     if has_modseq {
-        s.condstore = true;
+        cx.condstore = true;
     }
     let query = to_query(&key, sel);
     let mailbox = sel.mailbox;
-    s.read(
+    cx.read(
         io,
         move |r| {
             let found = r.search(mailbox, &query)?;
@@ -162,34 +160,37 @@ pub(crate) fn search(
             };
             Ok((found, modseqs))
         },
-        move |s, io, res| {
-            let (found, modseqs): (Vec<Uid>, Vec<(Uid, u64)>) = match res {
-                Ok(v) => v,
-                Err(e) => {
-                    s.store_error(&tag, &e);
-                    return Step::Continue;
-                }
-            };
-            let Some(sel) = &s.selected else {
-                return Step::Continue;
-            };
-            let mut line = String::from("* SEARCH");
-            let mut max_modseq = 0;
-            for u in found {
-                let Some(seq) = sel.seq_of(u) else { continue };
-                if let Ok(i) = modseqs.binary_search_by_key(&u, |m| m.0) {
-                    max_modseq = max_modseq.max(modseqs[i].1);
-                }
-                let n = if uid { u } else { seq };
-                let _ = write!(line, " {n}");
-            }
-            if has_modseq && max_modseq > 0 {
-                let _ = write!(line, " (MODSEQ {max_modseq})");
-            }
-            line.push_str("\r\n");
-            s.out.extend_from_slice(line.as_bytes());
-            s.finish(io, &tag, Status::Ok, None, "SEARCH completed", false)
-        },
+        or_no(
+            &tag.clone(),
+            in_selected(
+                move |cx, sel, io, (found, modseqs): (Vec<Uid>, Vec<(Uid, u64)>)| {
+                    let mut nums = Vec::with_capacity(found.len());
+                    let mut max_modseq = 0;
+                    for u in found {
+                        let Some(seq) = sel.seq_of(u) else { continue };
+                        if let Ok(i) = modseqs.binary_search_by_key(&u, |m| m.0) {
+                            max_modseq = max_modseq.max(modseqs[i].1);
+                        }
+                        nums.push(if uid { u } else { seq });
+                    }
+                    let modseq = (has_modseq && max_modseq > 0).then_some(max_modseq);
+                    Data::Search {
+                        nums: &nums,
+                        modseq,
+                    }
+                    .encode(&mut cx.out);
+                    cx.finish(
+                        io,
+                        Some(sel),
+                        &tag,
+                        Status::Ok,
+                        None,
+                        "SEARCH completed",
+                        false,
+                    )
+                },
+            ),
+        ),
     );
     Step::Continue
 }

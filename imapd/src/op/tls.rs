@@ -21,28 +21,28 @@ use netloop::{Io, Step, TlsState};
 pub(crate) fn starttls(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: &str) -> Step {
     match io.tls() {
         TlsState::Active => {
-            s.status(Some(tag), Status::Bad, None, "TLS is already active");
+            s.cx.status(Some(tag), Status::Bad, None, "TLS is already active");
             return Step::Continue;
         }
         TlsState::Unavailable => {
-            s.status(Some(tag), Status::Bad, None, "STARTTLS is not available");
+            s.cx.status(Some(tag), Status::Bad, None, "STARTTLS is not available");
             return Step::Continue;
         }
         TlsState::Available => {}
     }
-    s.status(Some(tag), Status::Ok, None, "Begin TLS negotiation now");
+    s.cx.status(Some(tag), Status::Ok, None, "Begin TLS negotiation now");
     // The go-ahead must be queued before the switch: it goes out in
     // plaintext, the handshake follows.
-    s.flush(io);
-    s.framer.reset();
-    s.mode = Mode::Command;
+    s.cx.flush(io);
+    s.cx.framer.reset();
+    s.cx.mode = Mode::Command;
     if !io.start_tls() {
         // Cannot happen after the check above; fail closed if it does.
-        log::error!("imapd conn {}: STARTTLS refused by the loop", s.conn);
-        s.closing = true;
+        log::error!("imapd conn {}: STARTTLS refused by the loop", s.cx.id);
+        s.logout();
         return Step::Close;
     }
-    if let Some(t) = &mut s.tracer {
+    if let Some(t) = &mut s.cx.tracer {
         t.note("-- TLS handshake; earlier unread input discarded --");
     }
     Step::Continue

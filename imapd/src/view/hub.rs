@@ -1,8 +1,8 @@
 //! Cross-session notifications (RFC 3501 §5.2: servers tell clients about
 //! mailbox changes).
 //!
-//! Every session with a mailbox selected registers here with its
-//! [`Completer`]. Two sources wake them:
+//! Every session with a mailbox selected registers here with a
+//! [`Wake`] callback. Two sources wake them:
 //! - the store's commit listener (in-process writes: SMTP delivery in the
 //!   same process, other IMAP sessions), which names the mailboxes touched;
 //! - a watcher thread polling [`mailstore::Reader::data_version`] every
@@ -10,7 +10,8 @@
 //!   file; when the counter moves it reads the watched mailboxes'
 //!   HIGHESTMODSEQ and wakes the sessions that are behind.
 //!
-//! A wake-up is only a hint ([`Done::Changed`]); the session then reads
+//! A wake-up is only a hint (the session's callback sends itself a
+//! `Changed` completion); the session then reads
 //! `changes_since` itself and decides what it may send, and when. Wake-ups
 //! are coalesced with a per-session flag so a burst of commits costs one
 //! message per session.
@@ -19,19 +20,22 @@
 //! marks and the registry of sequence-number maps (`views.rs`).
 
 use crate::limits::POLL_EVERY;
-use crate::session::Done;
-use crate::views::Views;
+use crate::view::views::Views;
 use mailstore::{MailboxId, Store};
-use netloop::{Completer, ConnId};
+use netloop::ConnId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
+/// How the hub wakes one session: called from the store's commit listener
+/// or the watcher thread, so it only queues a message to the session's loop.
+pub type Wake = Box<dyn Fn() + Send>;
+
 struct Watch {
     mailbox: MailboxId,
-    completer: Completer<Done>,
+    wake: Wake,
     pending: Arc<AtomicBool>,
     /// The HIGHESTMODSEQ the session has caught up with.
     synced: Arc<AtomicU64>,
@@ -49,7 +53,7 @@ pub struct Hub {
     /// Sequence-number maps shared between sessions (`views.rs`).
     pub views: Views,
     /// SELECT's answers per mailbox state (`select_cache.rs`).
-    pub selects: crate::select_cache::SelectCache,
+    pub selects: crate::view::select_cache::SelectCache,
     stop: AtomicBool,
 }
 
@@ -95,7 +99,7 @@ impl Hub {
         &self,
         conn: ConnId,
         mailbox: MailboxId,
-        completer: Completer<Done>,
+        wake: Wake,
         pending: Arc<AtomicBool>,
         synced: Arc<AtomicU64>,
     ) {
@@ -103,7 +107,7 @@ impl Hub {
             conn,
             Watch {
                 mailbox,
-                completer,
+                wake,
                 pending,
                 synced,
             },
@@ -163,7 +167,7 @@ impl Hub {
     fn wake_if(&self, affected: impl Fn(&Watch) -> bool) {
         for w in lock(&self.watches).values() {
             if affected(w) && !w.pending.swap(true, Ordering::SeqCst) {
-                w.completer.complete(Done::Changed);
+                (w.wake)();
             }
         }
     }

@@ -17,9 +17,9 @@
 //! costs the same whether its mailbox holds ten messages or ten thousand.
 
 use crate::command::SequenceSet;
-use crate::recent::RecentSet;
-use crate::response::{flags_value, untagged, Code, Status, StatusLine, Value};
-use crate::views::{build, Views};
+use crate::response::{flags_value, Code, Data, Status, StatusLine, Value};
+use crate::view::recent::RecentSet;
+use crate::view::views::{build, Views};
 use mailstore::{Changes, Flags, MailboxId, SystemFlag, Uid};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub fn flags_lines(out: &mut Vec<u8>, keywords: &[String], read_only: bool) {
         .map(|f| (*f).to_owned())
         .collect();
     flags.extend(keywords.iter().cloned());
-    untagged(out, &format!("FLAGS ({})", flags.join(" ")));
+    Data::Flags(&flags).encode(out);
     let perm = if read_only {
         Vec::new()
     } else {
@@ -177,8 +177,8 @@ impl Selection {
     }
 
     /// Number of messages with `\Recent` for this session.
-    pub fn recent_count(&self) -> usize {
-        self.recent.count(&self.uids)
+    pub fn recent_count(&self) -> u32 {
+        self.recent.count(&self.uids) as u32
     }
 
     /// UID ranges holding this session's `\Recent` messages (they may
@@ -305,7 +305,7 @@ impl Selection {
                 items.push(Value::Atom("MODSEQ".into()));
                 items.push(Value::List(vec![Value::Num(e.modseq)]));
             }
-            fetch_line(out, seq, &items);
+            Data::Fetch { seq, items: &items }.encode(out);
         }
         self.modseq = self.modseq.max(changes.highestmodseq);
         let modseq = self.modseq;
@@ -341,8 +341,8 @@ impl Selection {
         if let Some(&last) = arrived.last() {
             let lo = max_uid.max(recent_above).saturating_add(1);
             self.recent.claim(lo, last, &self.uids);
-            untagged(out, &format!("{} EXISTS", self.uids.len()));
-            untagged(out, &format!("{} RECENT", self.recent_count()));
+            Data::Exists(self.len()).encode(out);
+            Data::Recent(self.recent_count()).encode(out);
         }
     }
 
@@ -381,140 +381,8 @@ impl Selection {
     fn announce_expunges(&self, gone: &[Uid], out: &mut Vec<u8>) {
         for &uid in gone.iter().rev() {
             if let Some(seq) = self.seq_of(uid) {
-                untagged(out, &format!("{seq} EXPUNGE"));
+                Data::Expunge(seq).encode(out);
             }
         }
-    }
-}
-
-/// `* seq FETCH (items)`
-pub fn fetch_line(out: &mut Vec<u8>, seq: u32, items: &[Value]) {
-    out.extend_from_slice(format!("* {seq} FETCH ").as_bytes());
-    Value::List(items.to_vec()).encode(out);
-    out.extend_from_slice(b"\r\n");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mailstore::Entry;
-
-    fn sel(uids: &[Uid], modseq: u64, recent_above: Uid) -> Selection {
-        Selection::new(
-            1,
-            "INBOX".into(),
-            7,
-            false,
-            Arc::from(uids.to_vec()),
-            modseq,
-            Vec::new(),
-            recent_above,
-        )
-    }
-
-    fn entry(uid: Uid, system: u8, modseq: u64) -> Entry {
-        Entry {
-            uid,
-            flags: Flags::system(system),
-            modseq,
-        }
-    }
-
-    fn text(out: &[u8]) -> String {
-        String::from_utf8_lossy(out).into_owned()
-    }
-
-    #[test]
-    fn sessions_applying_the_same_arrival_end_with_one_map() {
-        let views = Views::new();
-        let mut a = sel(&[1, 2, 3], 10, 3);
-        let mut b = sel(&[1, 2, 3], 10, 3);
-        a.share(&views);
-        b.share(&views);
-        assert!(a.shares_map_with(&b));
-        let changes = Changes {
-            changed: vec![entry(4, 0, 11)],
-            expunged: Vec::new(),
-            highestmodseq: 11,
-        };
-        let mut out = Vec::new();
-        a.apply(changes.clone(), &mut out, true, false, 3, &views);
-        assert_eq!(text(&out), "* 4 EXISTS\r\n* 1 RECENT\r\n");
-        let mut out = Vec::new();
-        b.apply(changes, &mut out, true, false, 4, &views);
-        assert_eq!(text(&out), "* 4 EXISTS\r\n* 0 RECENT\r\n");
-        // The second made the same change to the same map: it got the
-        // first one's result.
-        assert!(a.shares_map_with(&b));
-        assert_eq!(a.uids(), &[1, 2, 3, 4]);
-        assert!(a.is_recent(4) && !b.is_recent(4));
-    }
-
-    #[test]
-    fn a_map_holding_back_an_expunge_is_not_shared() {
-        let views = Views::new();
-        let mut a = sel(&[1, 2, 3], 10, 3);
-        let mut b = sel(&[1, 2, 3], 10, 3);
-        let changes = Changes {
-            changed: Vec::new(),
-            expunged: vec![2],
-            highestmodseq: 11,
-        };
-        let mut out = Vec::new();
-        a.apply(changes.clone(), &mut out, false, false, 3, &views);
-        assert!(out.is_empty() && a.holds_expunges() && a.seq_of(3) == Some(3));
-        a.share(&views);
-        b.apply(changes, &mut out, true, false, 3, &views);
-        assert_eq!(text(&out), "* 2 EXPUNGE\r\n");
-        b.share(&views);
-        assert!(!a.shares_map_with(&b));
-        out.clear();
-        a.flush_expunges(&mut out);
-        assert_eq!(text(&out), "* 2 EXPUNGE\r\n");
-        a.share(&views);
-        assert!(a.shares_map_with(&b));
-        assert_eq!(b.uids(), &[1, 3]);
-    }
-
-    #[test]
-    fn flag_changes_are_reported_unless_the_session_showed_them() {
-        let views = Views::new();
-        let mut a = sel(&[1, 2, 3], 10, 3);
-        a.note_reported(2, 11);
-        a.note_reported(3, 9); // not newer than the view: nothing to remember
-        let changes = Changes {
-            changed: vec![entry(1, Flags::SEEN, 11), entry(2, Flags::FLAGGED, 11)],
-            expunged: Vec::new(),
-            highestmodseq: 11,
-        };
-        let mut out = Vec::new();
-        a.apply(changes, &mut out, true, true, 3, &views);
-        assert_eq!(
-            text(&out),
-            "* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (11))\r\n"
-        );
-        // Pruned once the view has caught up.
-        assert!(a.reported.is_empty());
-        // A later change to the same message is reported again.
-        let changes = Changes {
-            changed: vec![entry(2, 0, 12)],
-            expunged: Vec::new(),
-            highestmodseq: 12,
-        };
-        out.clear();
-        a.apply(changes, &mut out, true, false, 3, &views);
-        assert_eq!(text(&out), "* 2 FETCH (UID 2 FLAGS ())\r\n");
-    }
-
-    #[test]
-    fn remove_announces_highest_first_in_one_rebuild() {
-        let mut a = sel(&[1, 2, 3, 4, 5], 10, 0);
-        a.expunged = vec![4];
-        let mut out = Vec::new();
-        a.remove(&[2, 4, 9, 2], &mut out);
-        assert_eq!(text(&out), "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
-        assert_eq!(a.uids(), &[1, 3, 5]);
-        assert!(!a.holds_expunges());
-        assert_eq!(a.recent_count(), 3);
     }
 }

@@ -4,9 +4,13 @@
 //! Every string the server sends goes through [`Value::encode`], which picks
 //! NIL, a quoted string or a literal: a literal whenever the bytes contain
 //! CR, LF, NUL or 8-bit octets, or are long, so no client ever sees a broken
-//! quoted string. Status lines are built by [`Status`] + [`Code`].
+//! quoted string. Status lines are built by [`Status`] + [`Code`]
+//! ([`StatusLine`]); untagged data by [`Data`] (`data.rs`).
 
 use std::fmt::Write as _;
+
+mod data;
+pub use data::{fetch_close, fetch_open, Data, DELIMITER};
 
 /// Longest string we send quoted; longer ones become literals.
 const MAX_QUOTED: usize = 1024;
@@ -60,18 +64,21 @@ impl Value {
                     v.encode(out);
                 }
             }
-            Value::List(items) => {
-                out.push(b'(');
-                for (k, v) in items.iter().enumerate() {
-                    if k > 0 {
-                        out.push(b' ');
-                    }
-                    v.encode(out);
-                }
-                out.push(b')');
-            }
+            Value::List(items) => encode_list(items, out),
         }
     }
+}
+
+/// `(a b c)`: values in parentheses, separated by SP.
+pub(crate) fn encode_list(items: &[Value], out: &mut Vec<u8>) {
+    out.push(b'(');
+    for (k, v) in items.iter().enumerate() {
+        if k > 0 {
+            out.push(b' ');
+        }
+        v.encode(out);
+    }
+    out.push(b')');
 }
 
 struct Buf<'a>(&'a mut Vec<u8>);
@@ -310,24 +317,6 @@ impl StatusLine {
         s.push_str("\r\n");
         out.extend_from_slice(s.as_bytes());
     }
-}
-
-/// An untagged data line: `* ` + `text` + CRLF (text without CRLF).
-pub fn untagged(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(b"* ");
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// `* name ` followed by values separated by SP, then CRLF.
-pub fn untagged_values(out: &mut Vec<u8>, head: &str, values: &[Value]) {
-    out.extend_from_slice(b"* ");
-    out.extend_from_slice(head.as_bytes());
-    for v in values {
-        out.push(b' ');
-        v.encode(out);
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// A continuation request: `+ text`.

@@ -1,0 +1,194 @@
+//! Opening a mailbox and asking about one: SELECT and EXAMINE (RFC 3501
+//! §6.3.1, §6.3.2; CONDSTORE, RFC 7162 §3.1.8) and STATUS (§6.3.10).
+//! SELECT hands the mailbox view to the session (`view/`); its answers per
+//! mailbox state come from `view/select_cache.rs` when they can.
+
+use crate::command::StatusItem;
+use crate::response::{Code, Data, Status, StatusLine};
+use crate::session::{or_no, Done, ImapSession};
+use crate::view::select_cache::Opened;
+use crate::view::selection::{flags_lines, Selection};
+use mailstore::{Mailbox, User};
+use netloop::{Io, Step};
+
+/// `SELECT` / `EXAMINE` (§6.3.1, §6.3.2)
+pub(crate) fn select(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    user: &User,
+    tag: String,
+    name: String,
+    read_only: bool,
+    condstore: bool,
+) -> Step {
+    // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1).
+    s.deselect();
+    if condstore {
+        s.cx.condstore = true;
+    }
+    let uid = user.id;
+    let hub = std::sync::Arc::clone(&s.cx.shared.hub);
+    s.cx.read(
+        io,
+        move |r| {
+            let Some(mb) = r.mailbox(uid, &name)? else {
+                return Ok(None);
+            };
+            // The same state selected before: nothing to read
+            // (select_cache.rs). The mailbox row and the entries are read
+            // in one snapshot (Store::read runs each job in one).
+            let (uidvalidity, modseq) = (mb.uidvalidity, mb.highestmodseq);
+            let mut opened = match hub.selects.get(mb.id, uidvalidity, modseq) {
+                Some(cached) => cached,
+                None => {
+                    // Boil the entries down here, on the store thread.
+                    let summary = r.mailbox_summary(mb.id)?;
+                    Opened {
+                        uidvalidity,
+                        modseq,
+                        uids: summary.uids.into(),
+                        keywords: summary.keywords,
+                        first_unseen: summary.first_unseen,
+                    }
+                }
+            };
+            // The session keeps only the UID map, shared with the other
+            // sessions that see the mailbox at this modseq (views.rs).
+            hub.views
+                .intern(mb.id, uidvalidity, modseq, &mut opened.uids);
+            hub.selects.put(mb.id, opened.clone());
+            Ok(Some((mb, opened)))
+        },
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession, _io: &mut Io<'_, Done>, found: Option<(Mailbox, Opened)>| {
+                match found {
+                    Some((mb, opened)) => selected(s, &tag, mb, opened, read_only),
+                    None => s.cx.status(
+                        Some(&tag),
+                        Status::No,
+                        Some(Code::Nonexistent),
+                        "No such mailbox",
+                    ),
+                }
+                Step::Continue
+            },
+        ),
+    );
+    Step::Continue
+}
+
+/// SELECT's untagged answers and tagged OK; the session enters the
+/// Selected state.
+fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_only: bool) {
+    let Opened {
+        uids,
+        keywords,
+        first_unseen,
+        ..
+    } = opened;
+    // EXAMINE must not take \Recent away from others (§6.3.2).
+    let last_uid = uids.last().copied().unwrap_or(0);
+    let hub = &s.cx.shared.hub;
+    let recent_above = if read_only {
+        hub.recent_mark(mb.id, mb.uidvalidity)
+    } else {
+        hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
+    };
+    let sel = Selection::new(
+        mb.id,
+        mb.name,
+        mb.uidvalidity,
+        read_only,
+        uids,
+        mb.highestmodseq,
+        keywords,
+        recent_above,
+    );
+    let out = &mut s.cx.out;
+    flags_lines(out, &sel.keywords, read_only);
+    Data::Exists(sel.len()).encode(out);
+    Data::Recent(sel.recent_count()).encode(out);
+    if let Some(u) = first_unseen {
+        StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen").encode(out);
+    }
+    for (code, text) in [
+        (Code::UidValidity(mb.uidvalidity), "UIDs valid"),
+        (Code::UidNext(mb.uidnext), "Predicted next UID"),
+        (Code::HighestModSeq(mb.highestmodseq), "Highest"),
+    ] {
+        StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
+    }
+    let (code, verb) = if read_only {
+        (Code::ReadOnly, "EXAMINE")
+    } else {
+        (Code::ReadWrite, "SELECT")
+    };
+    s.cx.status(
+        Some(tag),
+        Status::Ok,
+        Some(code),
+        &format!("{verb} completed"),
+    );
+    s.enter_selected(sel);
+}
+
+/// `STATUS` (§6.3.10)
+pub(crate) fn status(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    user: &User,
+    tag: String,
+    name: String,
+    items: Vec<StatusItem>,
+) -> Step {
+    let uid = user.id;
+    s.cx.read(
+        io,
+        move |r| {
+            let Some(mb) = r.mailbox(uid, &name)? else {
+                return Ok(None);
+            };
+            Ok(Some((mb.name.clone(), mb.id, r.status(mb.id)?)))
+        },
+        or_no(
+            &tag.clone(),
+            move |s: &mut ImapSession,
+                  io: &mut Io<'_, Done>,
+                  found: Option<(String, mailstore::MailboxId, mailstore::Status)>| {
+                let Some((name, id, st)) = found else {
+                    s.cx.status(
+                        Some(&tag),
+                        Status::No,
+                        Some(Code::Nonexistent),
+                        "No such mailbox",
+                    );
+                    return Step::Continue;
+                };
+                let mut vals = Vec::with_capacity(items.len());
+                for item in &items {
+                    vals.push(match item {
+                        StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
+                        StatusItem::Recent => {
+                            let mark = s.cx.shared.hub.recent_mark(id, st.uidvalidity);
+                            let above =
+                                u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
+                            ("RECENT", above.min(u64::from(st.messages)))
+                        }
+                        StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
+                        StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
+                        StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),
+                        StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
+                    });
+                }
+                Data::Status {
+                    name: &name,
+                    items: &vals,
+                }
+                .encode(&mut s.cx.out);
+                s.finish(io, &tag, Status::Ok, None, "STATUS completed", true)
+            },
+        ),
+    );
+    Step::Continue
+}

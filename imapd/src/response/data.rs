@@ -1,0 +1,258 @@
+//! Untagged data responses (RFC 3501 §7.2–§7.4, and the extensions' own:
+//! ENABLED, ID, NAMESPACE) as one type, written by one serializer. Status
+//! responses (`* OK [CODE] text`, tagged lines) are [`super::StatusLine`];
+//! values inside these ([`Value`]) pick NIL, quoted or literal themselves.
+//!
+//! The streamed FETCH writes a response's items in pieces as they are read
+//! (a body may be a byte range read later); it opens and closes each
+//! response with [`fetch_open`] and [`fetch_close`].
+
+use super::{mailbox_name, Buf, Value};
+use std::fmt::Write as _;
+
+/// The mailbox hierarchy delimiter (one personal namespace, RFC 2342).
+pub const DELIMITER: &str = "/";
+
+/// One untagged data response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// `CAPABILITY caps` (§7.2.1).
+    Capability(&'a str),
+    /// `ENABLED cap ...` (RFC 5161 §3.2).
+    Enabled(&'a [&'a str]),
+    /// `NAMESPACE`: one personal namespace with the `/` delimiter, no
+    /// others (RFC 2342 §5).
+    Namespace,
+    /// `ID (field value ...)` (RFC 2971 §3.2).
+    Id(&'a [(&'a str, &'a str)]),
+    /// `FLAGS (flag ...)` (§7.2.6).
+    Flags(&'a [String]),
+    /// `n EXISTS` (§7.3.1).
+    Exists(u32),
+    /// `n RECENT` (§7.3.2).
+    Recent(u32),
+    /// `n EXPUNGE` (§7.4.1).
+    Expunge(u32),
+    /// `n FETCH (items)` (§7.4.2), the items already as values.
+    Fetch {
+        /// Message sequence number.
+        seq: u32,
+        /// Item names and values, alternating.
+        items: &'a [Value],
+    },
+    /// `SEARCH n ...` (§7.2.5), with `(MODSEQ m)` under CONDSTORE
+    /// (RFC 7162 §3.1.5).
+    Search {
+        /// Sequence numbers or UIDs.
+        nums: &'a [u32],
+        /// The highest modseq of the messages found, when asked for.
+        modseq: Option<u64>,
+    },
+    /// `LIST (attrs) "/" name` or `LSUB ...` (§7.2.2, §7.2.3); the name in
+    /// UTF-8, sent as modified UTF-7.
+    List {
+        /// LSUB rather than LIST.
+        lsub: bool,
+        /// Name attributes (`\Noselect`, `\HasChildren`, `\Sent`, ...).
+        attrs: &'a [String],
+        /// The mailbox name.
+        name: &'a str,
+    },
+    /// `STATUS name (item n ...)` (§7.2.4).
+    Status {
+        /// The mailbox name (UTF-8).
+        name: &'a str,
+        /// Item names and numbers.
+        items: &'a [(&'a str, u64)],
+    },
+}
+
+fn atoms(list: &[impl AsRef<str>]) -> Value {
+    Value::List(
+        list.iter()
+            .map(|a| Value::Atom(a.as_ref().to_owned()))
+            .collect(),
+    )
+}
+
+impl Data<'_> {
+    /// Serialize onto `out`: `* ...` CRLF.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"* ");
+        let values = |out: &mut Vec<u8>, head: &str, vals: &[Value]| {
+            out.extend_from_slice(head.as_bytes());
+            for v in vals {
+                out.push(b' ');
+                v.encode(out);
+            }
+        };
+        match self {
+            Data::Capability(caps) => {
+                out.extend_from_slice(b"CAPABILITY ");
+                out.extend_from_slice(caps.as_bytes());
+            }
+            Data::Enabled(caps) => {
+                out.extend_from_slice(b"ENABLED");
+                for c in *caps {
+                    out.push(b' ');
+                    out.extend_from_slice(c.as_bytes());
+                }
+            }
+            Data::Namespace => {
+                out.extend_from_slice(b"NAMESPACE ((\"\" \"");
+                out.extend_from_slice(DELIMITER.as_bytes());
+                out.extend_from_slice(b"\")) NIL NIL");
+            }
+            Data::Id(fields) => {
+                let list = fields
+                    .iter()
+                    .flat_map(|(k, v)| [Value::str(*k), Value::str(*v)])
+                    .collect();
+                values(out, "ID", &[Value::List(list)]);
+            }
+            Data::Flags(flags) => values(out, "FLAGS", &[atoms(flags)]),
+            Data::Exists(n) => {
+                let _ = write!(Buf(out), "{n} EXISTS");
+            }
+            Data::Recent(n) => {
+                let _ = write!(Buf(out), "{n} RECENT");
+            }
+            Data::Expunge(n) => {
+                let _ = write!(Buf(out), "{n} EXPUNGE");
+            }
+            Data::Fetch { seq, items } => {
+                let _ = write!(Buf(out), "{seq} FETCH ");
+                super::encode_list(items, out);
+            }
+            Data::Search { nums, modseq } => {
+                out.extend_from_slice(b"SEARCH");
+                for n in *nums {
+                    let _ = write!(Buf(out), " {n}");
+                }
+                if let Some(m) = modseq {
+                    let _ = write!(Buf(out), " (MODSEQ {m})");
+                }
+            }
+            Data::List { lsub, attrs, name } => values(
+                out,
+                if *lsub { "LSUB" } else { "LIST" },
+                &[atoms(attrs), Value::str(DELIMITER), mailbox_name(name)],
+            ),
+            Data::Status { name, items } => {
+                let list = items
+                    .iter()
+                    .flat_map(|(k, n)| [Value::Atom((*k).to_owned()), Value::Num(*n)])
+                    .collect();
+                values(out, "STATUS", &[mailbox_name(name), Value::List(list)]);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The start of a streamed FETCH response: `* seq FETCH (`.
+pub fn fetch_open(out: &mut Vec<u8>, seq: u32) {
+    let _ = write!(Buf(out), "* {seq} FETCH (");
+}
+
+/// The end of a streamed FETCH response: `)` CRLF.
+pub fn fetch_close(out: &mut Vec<u8>) {
+    out.extend_from_slice(b")\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(d: &Data<'_>) -> String {
+        let mut out = Vec::new();
+        d.encode(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn every_kind_of_data_reads_as_the_rfc_grammar_says() {
+        let flags = ["\\Seen".to_owned(), "$Junk".to_owned()];
+        let attrs = ["\\HasNoChildren".to_owned()];
+        let uid9 = [Value::Atom("UID".into()), Value::Num(9)];
+        let cases: Vec<(Data<'_>, &str)> = vec![
+            (
+                Data::Capability("IMAP4rev1 IDLE"),
+                "* CAPABILITY IMAP4rev1 IDLE\r\n",
+            ),
+            (Data::Enabled(&["CONDSTORE"]), "* ENABLED CONDSTORE\r\n"),
+            (Data::Enabled(&[]), "* ENABLED\r\n"),
+            (Data::Namespace, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n"),
+            (
+                Data::Id(&[("name", "minimail")]),
+                "* ID (\"name\" \"minimail\")\r\n",
+            ),
+            (Data::Flags(&flags), "* FLAGS (\\Seen $Junk)\r\n"),
+            (Data::Exists(3), "* 3 EXISTS\r\n"),
+            (Data::Recent(0), "* 0 RECENT\r\n"),
+            (Data::Expunge(7), "* 7 EXPUNGE\r\n"),
+            (
+                Data::Fetch {
+                    seq: 2,
+                    items: &uid9,
+                },
+                "* 2 FETCH (UID 9)\r\n",
+            ),
+            (
+                Data::Search {
+                    nums: &[],
+                    modseq: None,
+                },
+                "* SEARCH\r\n",
+            ),
+            (
+                Data::Search {
+                    nums: &[1, 4],
+                    modseq: Some(12),
+                },
+                "* SEARCH 1 4 (MODSEQ 12)\r\n",
+            ),
+            (
+                Data::List {
+                    lsub: false,
+                    attrs: &attrs,
+                    name: "Entw\u{fc}rfe",
+                },
+                "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"\r\n",
+            ),
+            (
+                Data::List {
+                    lsub: true,
+                    attrs: &[],
+                    name: "",
+                },
+                "* LSUB () \"/\" \"\"\r\n",
+            ),
+            (
+                Data::Status {
+                    name: "INBOX",
+                    items: &[("MESSAGES", 2), ("UIDNEXT", 5)],
+                },
+                "* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 5)\r\n",
+            ),
+        ];
+        for (data, want) in cases {
+            assert_eq!(enc(&data), want, "{data:?}");
+        }
+    }
+
+    #[test]
+    fn streamed_fetch_pieces_match_the_whole_response() {
+        let mut streamed = Vec::new();
+        fetch_open(&mut streamed, 5);
+        Value::Atom("UID".into()).encode(&mut streamed);
+        streamed.push(b' ');
+        Value::Num(8).encode(&mut streamed);
+        fetch_close(&mut streamed);
+        let whole = enc(&Data::Fetch {
+            seq: 5,
+            items: &[Value::Atom("UID".into()), Value::Num(8)],
+        });
+        assert_eq!(String::from_utf8_lossy(&streamed), whole);
+    }
+}
