@@ -1,16 +1,18 @@
 //! Fuzz target: the IMAP response serializer round trip (RFC 3501 §7 and §9
 //! `response`, `resp-text`, `resp-text-code`, `string`, `literal`).
 //!
-//! Fuzz bytes build a response [`Value`] tree or a status line; imapd's one
-//! serializer writes it and mua's independent response parser must read
-//! back exactly what was meant (`parse(serialize(x)) == x`). Status lines
-//! must also keep to the grammar: `text = 1*TEXT-CHAR`, no CR/LF inside.
+//! Fuzz bytes build a response [`Value`] tree, a status line or an untagged
+//! data response ([`Data`]: EXISTS, EXPUNGE, FETCH, SEARCH, LIST, STATUS,
+//! FLAGS, ...); imapd's one serializer writes it and mua's independent
+//! response parser must read back exactly what was meant
+//! (`parse(serialize(x)) == x`). Status lines must also keep to the
+//! grammar: `text = 1*TEXT-CHAR`, no CR/LF inside.
 #![no_main]
 
 use arbitrary::Unstructured;
-use imapd::response::{Code, Status, StatusLine, Value};
+use imapd::response::{Code, Data, Status, StatusLine, Value};
 use libfuzzer_sys::fuzz_target;
-use minimail_fuzz::{check_fetch_round_trip, gen_atom, gen_value};
+use minimail_fuzz::{check_fetch_round_trip, expected, gen_atom, gen_value};
 use mua::imap::parse::{parse_response, RespText, Response, Status as CStatus, Untagged};
 
 fn gen_set(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
@@ -180,13 +182,102 @@ fn status_line(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     Ok(())
 }
 
+fn atoms(u: &mut Unstructured<'_>, max: u32) -> arbitrary::Result<Vec<String>> {
+    let n = u.int_in_range(0..=max)?;
+    (0..n).map(|_| gen_atom(u)).collect()
+}
+
+/// One untagged data response, and what mua must read back.
+fn data_response(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
+    let mut wire = Vec::new();
+    let want = match u.int_in_range(0..=7)? {
+        0 => {
+            let n = u.arbitrary()?;
+            Data::Exists(n).encode(&mut wire);
+            Untagged::Exists(n)
+        }
+        1 => {
+            let n = u.arbitrary()?;
+            Data::Recent(n).encode(&mut wire);
+            Untagged::Recent(n)
+        }
+        2 => {
+            let n = u.arbitrary()?;
+            Data::Expunge(n).encode(&mut wire);
+            Untagged::Expunge(n)
+        }
+        3 => {
+            let flags = atoms(u, 6)?;
+            Data::Flags(&flags).encode(&mut wire);
+            Untagged::Flags(flags)
+        }
+        4 => {
+            let nums: Vec<u32> = u.arbitrary()?;
+            let modseq = if u.arbitrary()? { Some(u.arbitrary()?) } else { None };
+            Data::Search { nums: &nums, modseq }.encode(&mut wire);
+            Untagged::Search(nums)
+        }
+        5 => {
+            let seq = u.arbitrary()?;
+            let n = u.int_in_range(1..=4)?;
+            let mut items = Vec::new();
+            let mut want = Vec::new();
+            for _ in 0..n {
+                let name = gen_atom(u)?.to_ascii_uppercase().replace(['[', '<'], "X");
+                let v = gen_value(u, 3)?;
+                want.push((name.clone(), expected(&v)));
+                items.push(Value::Atom(name));
+                items.push(v);
+            }
+            Data::Fetch { seq, items: &items }.encode(&mut wire);
+            Untagged::Fetch { seq, items: want }
+        }
+        6 => {
+            let attrs = atoms(u, 3)?;
+            let name: String = u.arbitrary()?;
+            let lsub = u.arbitrary()?;
+            Data::List { lsub, attrs: &attrs, name: &name }.encode(&mut wire);
+            Untagged::List { flags: attrs, delim: Some('/'), name }
+        }
+        _ => {
+            let name: String = u.arbitrary()?;
+            let n = u.int_in_range(0..=6)?;
+            let mut items = Vec::new();
+            for _ in 0..n {
+                let k = ["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"]
+                    [u.int_in_range(0..=5)?];
+                items.push((k, u.arbitrary::<u64>()?));
+            }
+            Data::Status { name: &name, items: &items }.encode(&mut wire);
+            Untagged::Status {
+                mailbox: name,
+                items: items.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+            }
+        }
+    };
+    let body = wire
+        .strip_suffix(b"\r\n")
+        .unwrap_or_else(|| panic!("data response without CRLF: {wire:?}"));
+    let parsed = parse_response(body)
+        .unwrap_or_else(|e| panic!("data response does not parse back: {e}: {wire:?}"));
+    assert_eq!(
+        parsed,
+        Response::Untagged(want),
+        "data round trip: {:?}",
+        String::from_utf8_lossy(&wire)
+    );
+    Ok(())
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(which) = u.arbitrary::<bool>() else {
+    let Ok(which) = u.int_in_range::<u8>(0..=2) else {
         return;
     };
-    if which {
+    if which == 0 {
         let _ = status_line(&mut u);
+    } else if which == 1 {
+        let _ = data_response(&mut u);
     } else if let Ok(v) = gen_value(&mut u, 4) {
         check_fetch_round_trip(&v);
         let _: Value = v;
