@@ -60,10 +60,55 @@ fn params(p: &[(String, String)]) -> Value {
         return Value::Nil;
     }
     Value::List(
-        p.iter()
-            .flat_map(|(k, v)| [Value::str(k.to_ascii_uppercase()), Value::str(v.clone())])
+        merge_continuations(p)
+            .into_iter()
+            .flat_map(|(k, v)| [Value::str(k.to_ascii_uppercase()), Value::str(v)])
             .collect(),
     )
+}
+
+/// RFC 2231 §3 continuations (`name*0*=utf-8''a; name*1*=%C3%A9`) joined
+/// into one parameter where the first section stood: `name*` with the
+/// sections' values in section order when any section is extended (the
+/// charset and percent-encoding stay for the client to decode, §4), else
+/// plain `name`. Dovecot answers so too; clients then see one file name,
+/// not its pieces. Other parameters pass through unchanged.
+fn merge_continuations(p: &[(String, String)]) -> Vec<(String, String)> {
+    /// `name*N` or `name*N*`: (name, N, extended).
+    fn section(key: &str) -> Option<(&str, u32, bool)> {
+        let (key, extended) = match key.strip_suffix('*') {
+            Some(k) => (k, true),
+            None => (key, false),
+        };
+        let (name, n) = key.rsplit_once('*')?;
+        if name.is_empty() || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((name, n.parse().ok()?, extended))
+    }
+    let mut out: Vec<(String, String)> = Vec::with_capacity(p.len());
+    // Per merged name: its index in `out` and its sections (n, value, extended).
+    let mut merged: Vec<(String, usize, Vec<(u32, &str, bool)>)> = Vec::new();
+    for (k, v) in p {
+        let Some((name, n, ext)) = section(k) else {
+            out.push((k.clone(), v.clone()));
+            continue;
+        };
+        match merged.iter_mut().find(|m| m.0.eq_ignore_ascii_case(name)) {
+            Some(m) => m.2.push((n, v, ext)),
+            None => {
+                merged.push((name.to_owned(), out.len(), vec![(n, v, ext)]));
+                out.push((String::new(), String::new()));
+            }
+        }
+    }
+    for (name, at, mut sections) in merged {
+        sections.sort_by_key(|s| s.0);
+        let extended = sections.first().is_some_and(|s| s.2);
+        let value: String = sections.iter().map(|s| s.1).collect();
+        out[at] = (if extended { format!("{name}*") } else { name }, value);
+    }
+    out
 }
 
 /// `body-fld-dsp = "(" string SP body-fld-param ")" / nil`
@@ -173,4 +218,35 @@ pub fn find_part<'a>(root: &'a MimePart, path: &[u32]) -> Option<&'a MimePart> {
         message_level = false;
     }
     Some(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc2231_continuations_become_one_parameter() {
+        let p = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect()
+        };
+        let got = super::merge_continuations(&p(&[
+            ("charset", "us-ascii"),
+            ("name*1*", "%C3%A9.txt"),
+            ("name*0*", "utf-8''caf"),
+            ("title*0", "a "),
+            ("title*1", "b"),
+            ("filename*", "utf-8''x"),
+            ("x*y", "z"),
+        ]));
+        assert_eq!(
+            got,
+            p(&[
+                ("charset", "us-ascii"),
+                ("name*", "utf-8''caf%C3%A9.txt"),
+                ("title", "a b"),
+                ("filename*", "utf-8''x"),
+                ("x*y", "z"),
+            ])
+        );
+    }
 }

@@ -300,6 +300,9 @@ fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
                     job.next += enc.handled.max(1);
                     job.segs = enc.segs;
                 }
+                // A keyword another session just created is announced before
+                // the first FETCH that shows it (§7.2.6).
+                sel.learn_keywords(&enc.keywords, &mut cx.out);
                 // The client now knows these flags: no need to repeat them as
                 // unsolicited FETCH responses at the next sync.
                 for (uid, modseq) in enc.seen {

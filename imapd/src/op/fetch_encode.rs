@@ -57,6 +57,10 @@ pub(crate) struct Encoded {
     pub(crate) handled: usize,
     /// Flags sent, so the session's next sync does not repeat them.
     pub(crate) seen: SeenFlags,
+    /// Keywords the batch's FLAGS show (each once): the session announces
+    /// any it has not yet in a `* FLAGS` response before the batch goes out
+    /// (RFC 3501 §7.2.6).
+    pub(crate) keywords: Vec<String>,
 }
 
 /// Which stored metadata `atts` need decoded: the envelope only for
@@ -93,6 +97,7 @@ pub(crate) fn encode_batch(
         segs: VecDeque::new(),
         handled: 0,
         seen: Vec::new(),
+        keywords: Vec::new(),
     };
     let mut out = Vec::new();
     let mut budget = 0u64;
@@ -138,6 +143,11 @@ pub(crate) fn encode_batch(
         fetch_close(&mut out);
         if sends_flags || item.add_flags {
             enc.seen.push((meta.uid, meta.modseq));
+            for k in &meta.flags.keywords {
+                if !enc.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    enc.keywords.push(k.clone());
+                }
+            }
         }
     }
     if !out.is_empty() {

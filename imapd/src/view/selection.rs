@@ -129,8 +129,13 @@ impl Selection {
     /// Note the keywords of `flags`; a new one is announced with updated
     /// FLAGS/PERMANENTFLAGS responses (§7.2.6) before it is used.
     pub fn learn(&mut self, flags: &Flags, out: &mut Vec<u8>) {
+        self.learn_keywords(&flags.keywords, out);
+    }
+
+    /// [`Selection::learn`] for a list of keywords.
+    pub fn learn_keywords(&mut self, keywords: &[String], out: &mut Vec<u8>) {
         let mut new = false;
-        for k in &flags.keywords {
+        for k in keywords {
             if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                 self.keywords.push(k.clone());
                 new = true;
