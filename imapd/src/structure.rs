@@ -87,8 +87,10 @@ fn merge_continuations(p: &[(String, String)]) -> Vec<(String, String)> {
         Some((name, n.parse().ok()?, extended))
     }
     let mut out: Vec<(String, String)> = Vec::with_capacity(p.len());
-    // Per merged name: its index in `out` and its sections (n, value, extended).
-    let mut merged: Vec<(String, usize, Vec<(u32, &str, bool)>)> = Vec::new();
+    /// A continued parameter: its name, its place in `out`, and its
+    /// sections (n, value, extended).
+    type Continued<'a> = (String, usize, Vec<(u32, &'a str, bool)>);
+    let mut merged: Vec<Continued<'_>> = Vec::new();
     for (k, v) in p {
         let Some((name, n, ext)) = section(k) else {
             out.push((k.clone(), v.clone()));
