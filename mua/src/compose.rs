@@ -158,7 +158,13 @@ impl Draft {
         let id = new_message_id(&sender.1);
         let mut b = MessageBuilder::new()
             .from(to_address(&from[..1]))
-            .subject(self.subject.clone())
+            // Only the words that need it are encoded (words.rs).
+            .header(
+                "Subject",
+                mail_builder::headers::raw::Raw::new(crate::words::encode_unstructured(
+                    &self.subject,
+                )),
+            )
             .message_id(MessageId::new(id.clone()))
             .text_body(self.body.clone());
         let to = parse_addresses(&self.to)?;
@@ -474,6 +480,8 @@ mod tests {
         assert!(bytes[..head_end].is_ascii(), "headers must be 7-bit");
         let text = String::from_utf8_lossy(&bytes[..head_end]);
         assert!(text.contains("=?utf-8?"), "{text}");
+        // Only the words that need it are encoded: "aus" stays greppable.
+        assert!(text.contains("?= aus =?"), "{text}");
         let m = mailparse::parse_mail(&bytes).unwrap();
         let subject = m
             .headers

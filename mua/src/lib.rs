@@ -30,3 +30,4 @@ pub mod tls;
 #[cfg(test)]
 mod tls_tests;
 pub mod tui;
+pub mod words;
