@@ -7,7 +7,7 @@
 //! shows both that the process never aborts and that every other user
 //! keeps being served within a bound while the attack runs.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -364,26 +364,18 @@ fn pipelined_flood_is_answered_in_full() {
     let n = 1024 * 1024 / 6;
     let mut s = Conn::open(&server.smtp, Duration::from_secs(60)).unwrap();
     assert_eq!(s.reply().unwrap().0, 220);
-    let mut w = s.w.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        let batch = b"NOOP\r\n".repeat(n);
-        w.write_all(&batch).unwrap();
-    });
+    let writer = s.send_in_background(b"NOOP\r\n".repeat(n)).unwrap();
     for k in 0..n {
         let (code, text) = s
             .reply()
             .unwrap_or_else(|e| panic!("reply {k} of {n}: {e}"));
         assert_eq!(code, 250, "{text}");
     }
-    writer.join().unwrap();
+    writer.join().unwrap().unwrap();
 
     let mut i = imap_login(&server.imap);
     let n = 1024 * 1024 / 9;
-    let mut w = i.w.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        let batch = b"n NOOP\r\n".repeat(n);
-        w.write_all(&batch).unwrap();
-    });
+    let writer = i.send_in_background(b"n NOOP\r\n".repeat(n)).unwrap();
     let mut ok = 0;
     while ok < n {
         let l = i
@@ -393,5 +385,5 @@ fn pipelined_flood_is_answered_in_full() {
             ok += 1;
         }
     }
-    writer.join().unwrap();
+    writer.join().unwrap().unwrap();
 }

@@ -5,6 +5,7 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A TCP connection read line by line.
@@ -39,6 +40,14 @@ impl Conn {
     /// Send raw bytes.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.w.write_all(bytes)
+    }
+
+    /// Write `bytes` from another thread, so that the caller can read
+    /// the answers meanwhile (a pipelined flood cannot then deadlock on
+    /// full socket buffers); join the thread for the outcome.
+    pub fn send_in_background(&self, bytes: Vec<u8>) -> io::Result<JoinHandle<io::Result<()>>> {
+        let mut w = self.w.try_clone()?;
+        Ok(std::thread::spawn(move || w.write_all(&bytes)))
     }
 
     /// Lines until one starts with `until` (included), or an error that

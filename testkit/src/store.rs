@@ -3,7 +3,7 @@
 //! options, and the damage helpers of the store-fault tests (garbage over
 //! the pages that hold a marker, after checkpointing the WAL).
 
-use mailstore::{NewMessage, Store, Uid, UserId};
+use mailstore::{NewMessage, OpenOptions, Store, StoreError, Uid, UserId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -84,6 +84,36 @@ pub fn big_message(head: &str, kib: usize, marker: &str) -> Vec<u8> {
         m.extend_from_slice(b"\r\n");
     }
     m
+}
+
+/// Open the store file at `path` so that it may not grow at all: whatever
+/// needs a new page fails exactly as on a full disk (SQLite answers
+/// SQLITE_FULL either way).
+pub fn open_full(path: &Path) -> Store {
+    Store::open_with(
+        path,
+        &OpenOptions {
+            max_pages: Some(1),
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Open the damaged store file at `path` as a server told to serve it
+/// anyway does (`allow_corrupt`), after asserting that a plain open
+/// refuses it as corrupt.
+pub fn open_damaged(path: &Path) -> Store {
+    let err = Store::open(path).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    Store::open_with(
+        path,
+        &OpenOptions {
+            allow_corrupt: true,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 /// Make sure everything of the closed SQLite store at `path` is in the main

@@ -38,6 +38,13 @@ impl TestCert {
     pub fn write_cert(&self, path: &Path) {
         std::fs::write(path, &self.cert_pem).unwrap();
     }
+
+    /// Write the certificate and its key (PEM) to `cert` and `key`, for a
+    /// server binary given `--tls-cert` and `--tls-key`.
+    pub fn write_pair(&self, cert: &Path, key: &Path) {
+        self.write_cert(cert);
+        std::fs::write(key, &self.key_pem).unwrap();
+    }
 }
 
 /// The test certificate for `localhost` and `127.0.0.1`, made once per

@@ -69,10 +69,9 @@ fn binary_exits_non_zero_when_it_cannot_bind() {
 fn binary_serves_imaps_and_starttls_with_a_pem_pair() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
-    let pair = netloop::tls::self_signed(&["127.0.0.1".into()]).unwrap();
+    let pair = testkit::tls::TestCert::new(&["127.0.0.1"]);
     let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&cert, &pair.cert_pem).unwrap();
-    std::fs::write(&key, &pair.key_pem).unwrap();
+    pair.write_pair(&cert, &key);
     let mut child = Command::new(env!("CARGO_BIN_EXE_imapd"))
         .args(["--listen", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--db"])
         .arg(&db)

@@ -5,7 +5,6 @@
 //! on.
 
 use crate::util::*;
-use mailstore::{OpenOptions, Store, StoreError};
 use std::path::PathBuf;
 
 /// A closed store with bob@localhost and `messages` in his INBOX (UIDs 1,
@@ -31,14 +30,7 @@ fn append(c: &mut Client, tag: &str, msg: &[u8]) -> Vec<String> {
 fn a_full_disk_answers_append_with_overquota_and_reads_go_on() {
     let (dir, path) = closed_store(&[simple("first", "kept")]);
     // No growth at all: what needs a new page fails as on a full disk.
-    let store = Store::open_with(
-        &path,
-        &OpenOptions {
-            max_pages: Some(1),
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let store = testkit::store::open_full(&path);
     let s = TestServer::over(dir, store, |_| {});
     let mut c = s.login("bob@localhost");
     let r = append(&mut c, "x1", &big_message(300, "overquota-"));
@@ -62,16 +54,7 @@ fn a_damaged_store_answers_unavailable_and_refuses_changes() {
     let (dir, path) = closed_store(&[big_message(24, marker), simple("small", "intact")]);
     let n = testkit::store::wreck_pages_holding(&path, marker.repeat(2).as_bytes());
     assert!(n >= 2, "{n} pages wrecked");
-    let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    let store = Store::open_with(
-        &path,
-        &OpenOptions {
-            allow_corrupt: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let store = testkit::store::open_damaged(&path);
     let s = TestServer::over(dir, store, |_| {});
     let mut c = s.login("bob@localhost");
     let r = c.ok("SELECT INBOX");

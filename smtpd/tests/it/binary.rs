@@ -281,10 +281,9 @@ fn trace_logs_the_dialogue_with_the_body_elided() {
 fn tls_flags_are_checked_and_serve_starttls_and_smtps() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mail.db");
-    let cert = netloop::tls::self_signed(&["localhost".into()]).unwrap();
+    let cert = testkit::tls::TestCert::new(&["localhost"]);
     let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, &cert.cert_pem).unwrap();
-    std::fs::write(&key_file, &cert.key_pem).unwrap();
+    cert.write_pair(&cert_file, &key_file);
     let fails = |args: &[&std::ffi::OsStr], want: &str| {
         let out = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0"])

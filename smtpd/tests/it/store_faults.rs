@@ -5,7 +5,7 @@
 //! once it is known to be damaged.
 
 use crate::util::*;
-use mailstore::{OpenOptions, Store, StoreError};
+use mailstore::StoreError;
 use std::path::PathBuf;
 use tempfile::TempDir;
 
@@ -29,14 +29,7 @@ fn a_full_disk_answers_452_4_3_1_after_data_and_bdat_and_the_server_goes_on() {
     let (_dir, path) = closed_store(&[]);
     // The file may not grow at all: any delivery needing a page is refused
     // exactly as on a full disk (SQLite answers SQLITE_FULL either way).
-    let store = Store::open_with(
-        &path,
-        &OpenOptions {
-            max_pages: Some(1),
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let store = testkit::store::open_full(&path);
     let server = TestServer::over(store);
     let big = big_message(300, "full-disk-");
     let mut c = server.client();
@@ -69,18 +62,9 @@ fn a_damaged_store_answers_451_4_3_0_and_takes_no_more_mail() {
     let (_dir, path) = closed_store(&[big_message(24, marker)]);
     let n = testkit::store::wreck_pages_holding(&path, marker.repeat(2).as_bytes());
     assert!(n >= 2, "{n} pages wrecked");
-    // Refused at start-up...
-    let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    // ...unless allowed; then the first damage met degrades it.
-    let store = Store::open_with(
-        &path,
-        &OpenOptions {
-            allow_corrupt: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    // Refused at start-up unless allowed; then the first damage met
+    // degrades it.
+    let store = testkit::store::open_damaged(&path);
     let server = TestServer::over(store);
     let read = server.store.read_sync(|r| {
         let bob = r.user("bob@localhost")?.expect("bob");
