@@ -7,15 +7,15 @@
 //! shows both that the process never aborts and that every other user
 //! keeps being served within a bound while the attack runs.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hostile::Shape;
+use testkit::lines::Conn;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minimail");
 /// Size of each hostile message (the curves up to 25 MiB are
@@ -47,11 +47,11 @@ impl Server {
         for user in ["victim@localhost", "other@localhost"] {
             add_user(&db, user);
         }
-        let (child, line, _) = testkit::minimail_up(BIN, &db, &[], &[]);
+        let (child, line, _) = testkit::server::minimail_up(BIN, &db, &[], &[]);
         Server {
             child,
-            smtp: testkit::addr_of(&line, "smtp"),
-            imap: testkit::addr_of(&line, "imap"),
+            smtp: testkit::server::addr_of(&line, "smtp"),
+            imap: testkit::server::addr_of(&line, "imap"),
             _dir: dir,
         }
     }
@@ -65,62 +65,13 @@ impl Server {
 }
 
 fn add_user(db: &Path, user: &str) {
-    let mut c = Command::new(BIN)
-        .args(["user", "add", user, "--password-stdin", "--db"])
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(b"pw\n").unwrap();
-    assert!(c.wait().unwrap().success());
-}
-
-struct Conn {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Conn {
-    fn open(addr: &str, timeout: Duration) -> std::io::Result<Conn> {
-        let w = TcpStream::connect(addr)?;
-        w.set_read_timeout(Some(timeout))?;
-        let r = BufReader::new(w.try_clone()?);
-        Ok(Conn { w, r })
-    }
-    fn line(&mut self) -> std::io::Result<String> {
-        let mut l = String::new();
-        if self.r.read_line(&mut l)? == 0 {
-            return Err(std::io::Error::other("connection closed"));
-        }
-        Ok(l)
-    }
-    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.w.write_all(bytes)
-    }
-    /// Lines until one starts with `until` (included), or an error.
-    fn until(&mut self, until: &str) -> std::io::Result<String> {
-        let mut all = String::new();
-        loop {
-            let l = self.line()?;
-            all.push_str(&l);
-            if l.starts_with(until) {
-                return Ok(all);
-            }
-        }
-    }
-    /// SMTP reply (all its lines); the last line's code.
-    fn reply(&mut self) -> std::io::Result<(u16, String)> {
-        let mut all = String::new();
-        loop {
-            let l = self.line()?;
-            all.push_str(&l);
-            if l.as_bytes().get(3) != Some(&b'-') {
-                let code = l.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-                return Ok((code, all));
-            }
-        }
-    }
+    let out = testkit::process::run(
+        Command::new(BIN)
+            .args(["user", "add", user, "--password-stdin", "--db"])
+            .arg(db),
+        b"pw\n",
+    );
+    assert!(out.status.success());
 }
 
 /// One probe: a fresh SMTP session up to RCPT (a store lookup) and a fresh
@@ -413,26 +364,18 @@ fn pipelined_flood_is_answered_in_full() {
     let n = 1024 * 1024 / 6;
     let mut s = Conn::open(&server.smtp, Duration::from_secs(60)).unwrap();
     assert_eq!(s.reply().unwrap().0, 220);
-    let mut w = s.w.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        let batch = b"NOOP\r\n".repeat(n);
-        w.write_all(&batch).unwrap();
-    });
+    let writer = s.send_in_background(b"NOOP\r\n".repeat(n)).unwrap();
     for k in 0..n {
         let (code, text) = s
             .reply()
             .unwrap_or_else(|e| panic!("reply {k} of {n}: {e}"));
         assert_eq!(code, 250, "{text}");
     }
-    writer.join().unwrap();
+    writer.join().unwrap().unwrap();
 
     let mut i = imap_login(&server.imap);
     let n = 1024 * 1024 / 9;
-    let mut w = i.w.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        let batch = b"n NOOP\r\n".repeat(n);
-        w.write_all(&batch).unwrap();
-    });
+    let writer = i.send_in_background(b"n NOOP\r\n".repeat(n)).unwrap();
     let mut ok = 0;
     while ok < n {
         let l = i
@@ -442,5 +385,5 @@ fn pipelined_flood_is_answered_in_full() {
             ok += 1;
         }
     }
-    writer.join().unwrap();
+    writer.join().unwrap().unwrap();
 }

@@ -3,27 +3,21 @@
 //! SMTP and read back over IMAP from the other server in the same process,
 //! SIGTERM ending it cleanly, and the start-up errors the README promises.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use testkit::lines::Conn;
+use testkit::process::have;
+use testkit::server::{addr_of, sigterm};
 
 const BIN: &str = env!("CARGO_BIN_EXE_minimail");
 
 fn minimail(db: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // The child may exit (e.g. on a bad address) before reading its stdin.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
+    let out = testkit::process::run(
+        Command::new(BIN).args(args).arg("--db").arg(db),
+        stdin.as_bytes(),
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -34,54 +28,14 @@ fn minimail(db: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
 /// Start `minimail up` on port 0 and read the ports from its start-up line
 /// ("minimail up: smtp on 127.0.0.1:P, imap on 127.0.0.1:Q, store ...").
 fn up(db: &Path) -> (Child, String, String) {
-    let (child, line) = up_with(db, &[]);
+    let (child, line, _) = up_env(db, &[], &[]);
     let (smtp, imap) = (addr_of(&line, "smtp"), addr_of(&line, "imap"));
     (child, smtp, imap)
 }
 
-struct Client {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: &str) -> Client {
-        let w = TcpStream::connect(addr).unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let r = BufReader::new(w.try_clone().unwrap());
-        Client { w, r }
-    }
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        l
-    }
-    /// Send a line; read until a line starting with `until`, return all lines.
-    fn say(&mut self, line: &str, until: &str) -> String {
-        self.w.write_all(line.as_bytes()).unwrap();
-        self.w.write_all(b"\r\n").unwrap();
-        self.read_until(until)
-    }
-    fn read_until(&mut self, until: &str) -> String {
-        let mut all = String::new();
-        loop {
-            let l = self.line();
-            assert!(!l.is_empty(), "connection closed; got so far: {all}");
-            all.push_str(&l);
-            if l.starts_with(until) {
-                return all;
-            }
-        }
-    }
-}
-
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+/// A line connection to `addr` that waits up to 20 s for each read.
+fn connect(addr: &str) -> Conn {
+    Conn::open(addr, Duration::from_secs(20)).unwrap()
 }
 
 #[test]
@@ -152,8 +106,8 @@ fn mail_sent_over_smtp_is_read_over_imap_and_sigterm_stops_cleanly() {
     );
     let (mut child, smtp, imap) = up(&db);
 
-    let mut s = Client::connect(&smtp);
-    assert!(s.line().starts_with("220 "));
+    let mut s = connect(&smtp);
+    assert!(s.line().unwrap().starts_with("220 "));
     s.say("EHLO test.example", "250 ");
     s.say("MAIL FROM:<alice@example.org>", "250 ");
     s.say("RCPT TO:<Bob+lists@localhost>", "250 ");
@@ -165,8 +119,8 @@ fn mail_sent_over_smtp_is_read_over_imap_and_sigterm_stops_cleanly() {
     assert!(reply.starts_with("250 "), "{reply}");
     s.say("QUIT", "221 ");
 
-    let mut i = Client::connect(&imap);
-    assert!(i.line().starts_with("* OK"));
+    let mut i = connect(&imap);
+    assert!(i.line().unwrap().starts_with("* OK"));
     assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
     let sel = i.say("b SELECT INBOX", "b ");
     assert!(sel.contains("* 1 EXISTS"), "{sel}");
@@ -201,26 +155,6 @@ fn unopenable_store_and_busy_port_fail_with_a_clear_message() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&port), "{err}");
-}
-
-/// `minimail up` with extra arguments; returns the child and its start-up line.
-fn up_with(db: &Path, extra: &[&str]) -> (Child, String) {
-    let (child, line, _) = up_env(db, extra, &[]);
-    (child, line)
-}
-
-/// The address after `what on ` in the start-up line.
-fn addr_of(line: &str, what: &str) -> String {
-    testkit::addr_of(line, what)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
 }
 
 #[test]
@@ -277,8 +211,7 @@ fn implicit_tls_without_a_certificate_is_a_clear_start_up_error() {
 
 #[test]
 fn curl_sends_over_smtps_and_reads_over_imaps_with_minimail_cert() {
-    if !have("curl") {
-        eprintln!("SKIP: curl not installed (.ci/run installs it)");
+    if !have("curl", "--version") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -296,7 +229,7 @@ fn curl_sends_over_smtps_and_reads_over_imaps_with_minimail_cert() {
     assert!(o.status.success(), "{o:?}");
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
-    let (mut child, line) = up_with(
+    let (mut child, line, _) = up_env(
         &db,
         &[
             "--smtps",
@@ -308,6 +241,7 @@ fn curl_sends_over_smtps_and_reads_over_imaps_with_minimail_cert() {
             "--tls-key",
             key.to_str().unwrap(),
         ],
+        &[],
     );
     let smtps = addr_of(&line, "smtps");
     let imaps = addr_of(&line, "imaps");
@@ -363,38 +297,33 @@ fn curl_sends_over_smtps_and_reads_over_imaps_with_minimail_cert() {
 /// `minimail up` on ephemeral ports with extra arguments and environment;
 /// returns the child, its start-up line and the log lines before it.
 fn up_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Child, String, String) {
-    testkit::minimail_up(BIN, db, extra, env)
+    testkit::server::minimail_up(BIN, db, extra, env)
 }
 
 /// A message of about `kib` KiB whose body lines hold `marker`.
-fn big_message(kib: usize, marker: &str) -> String {
-    let line = marker.repeat(64 / marker.len() + 1);
-    let mut m = String::from("Subject: big\r\n\r\n");
-    while m.len() < kib * 1024 {
-        m.push_str(&line);
-        m.push_str("\r\n");
-    }
-    m
+fn big_message(kib: usize, marker: &str) -> Vec<u8> {
+    testkit::store::big_message("Subject: big\r\n\r\n", kib, marker)
 }
 
 /// EHLO, MAIL, RCPT bob@localhost, DATA with `msg`: the final reply.
-fn send_over_smtp(addr: &str, msg: &str) -> String {
-    let mut s = Client::connect(addr);
-    assert!(s.line().starts_with("220 "));
+fn send_over_smtp(addr: &str, msg: &[u8]) -> String {
+    let mut s = connect(addr);
+    assert!(s.line().unwrap().starts_with("220 "));
     s.say("EHLO test.example", "250 ");
     s.say("MAIL FROM:<alice@example.org>", "250 ");
     s.say("RCPT TO:<bob@localhost>", "250 ");
     s.say("DATA", "354 ");
-    let reply = s.say(&format!("{msg}."), "");
+    s.send(msg).unwrap();
+    let reply = s.say(".", "");
     s.say("QUIT", "221 ");
     reply
 }
 
 /// IMAP APPEND of `msg` to INBOX (LITERAL+): the tagged reply.
-fn append_over_imap(i: &mut Client, tag: &str, msg: &str) -> String {
-    i.w.write_all(format!("{tag} APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes())
+fn append_over_imap(i: &mut Conn, tag: &str, msg: &[u8]) -> String {
+    i.send(format!("{tag} APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes())
         .unwrap();
-    i.w.write_all(msg.as_bytes()).unwrap();
+    i.send(msg).unwrap();
     i.say("", &format!("{tag} "))
 }
 
@@ -419,7 +348,7 @@ fn store_check_finds_broken_pages_and_up_refuses_them_unless_allowed() {
     assert!(reply.starts_with("250 "), "{reply}");
     sigterm(&child);
     assert!(child.wait().unwrap().success());
-    let n = testkit::wreck_pages_holding(&db, b"broken-page-broken-page-");
+    let n = testkit::store::wreck_pages_holding(&db, b"broken-page-broken-page-");
     assert!(n >= 2, "{n} pages wrecked");
 
     // The full check says so, with the way out.
@@ -445,17 +374,17 @@ fn store_check_finds_broken_pages_and_up_refuses_them_unless_allowed() {
     // ...unless told to; then the damage it meets stops all changes.
     let (mut child, line, before) = up_env(&db, &["--allow-corrupt-store"], &[]);
     assert!(before.contains("MAIL STORE DAMAGED"), "{before}");
-    let mut i = Client::connect(&addr_of(&line, "imap"));
-    assert!(i.line().starts_with("* OK"));
+    let mut i = connect(&addr_of(&line, "imap"));
+    assert!(i.line().unwrap().starts_with("* OK"));
     assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
     let sel = i.say("b SELECT INBOX", "b ");
     assert!(sel.contains("* 1 EXISTS"), "{sel}");
     let f = i.say("c FETCH 1 BODY.PEEK[]", "c ");
     assert!(f.contains("c NO [UNAVAILABLE]"), "{f}");
-    let reply = send_over_smtp(&addr_of(&line, "smtp"), "Subject: later\r\n\r\nhi\r\n");
+    let reply = send_over_smtp(&addr_of(&line, "smtp"), b"Subject: later\r\n\r\nhi\r\n");
     assert!(reply.starts_with("451 4.3.0 "), "{reply}");
     assert!(reply.contains("damaged"), "{reply}");
-    let a = append_over_imap(&mut i, "d", "Subject: x\r\n\r\ny\r\n");
+    let a = append_over_imap(&mut i, "d", b"Subject: x\r\n\r\ny\r\n");
     assert!(a.contains("d NO [UNAVAILABLE]"), "{a}");
     let st = i.say("e STATUS INBOX (MESSAGES)", "e ");
     assert!(st.contains("MESSAGES 1") && st.contains("e OK"), "{st}");
@@ -476,8 +405,8 @@ fn a_full_store_answers_452_4_3_1_over_smtp_and_overquota_to_append() {
     let (mut child, line, _) = up_env(&db, &[], &[("MINIMAIL_MAX_PAGES", "1")]);
     let reply = send_over_smtp(&addr_of(&line, "smtp"), &big_message(300, "full"));
     assert!(reply.starts_with("452 4.3.1 "), "{reply}");
-    let mut i = Client::connect(&addr_of(&line, "imap"));
-    assert!(i.line().starts_with("* OK"));
+    let mut i = connect(&addr_of(&line, "imap"));
+    assert!(i.line().unwrap().starts_with("* OK"));
     assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
     let a = append_over_imap(&mut i, "b", &big_message(300, "full"));
     assert!(a.contains("b NO [OVERQUOTA] Not enough disk space"), "{a}");
@@ -529,12 +458,12 @@ fn a_real_full_file_system_answers_452_4_3_1_and_overquota() {
     );
     let (mut child, line, _) = up_env(&db, &[], &[]);
     let smtp = addr_of(&line, "smtp");
-    let reply = send_over_smtp(&smtp, "Subject: small\r\n\r\nfits\r\n");
+    let reply = send_over_smtp(&smtp, b"Subject: small\r\n\r\nfits\r\n");
     assert!(reply.starts_with("250 "), "{reply}");
     let reply = send_over_smtp(&smtp, &big_message(3 * 1024, "enospc"));
     assert!(reply.starts_with("452 4.3.1 "), "{reply}");
-    let mut i = Client::connect(&addr_of(&line, "imap"));
-    assert!(i.line().starts_with("* OK"));
+    let mut i = connect(&addr_of(&line, "imap"));
+    assert!(i.line().unwrap().starts_with("* OK"));
     assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
     let a = append_over_imap(&mut i, "b", &big_message(3 * 1024, "enospc"));
     assert!(a.contains("b NO [OVERQUOTA] Not enough disk space"), "{a}");

@@ -12,32 +12,26 @@ use protocol_tests::exec::Target;
 use protocol_tests::report::{self, Summary};
 use protocol_tests::suite::{self, Options, Outcome};
 use std::net::SocketAddr;
-use std::thread::JoinHandle;
 use std::time::Duration;
+use testkit::server::{loopback, Running};
 
 struct Minimail {
+    /// First, so that the servers stop before their directory goes.
+    running: Running,
     smtp: SocketAddr,
     imap: SocketAddr,
-    handles: Vec<netloop::ShutdownHandle>,
-    threads: Vec<JoinHandle<std::io::Result<()>>>,
     store: mailstore::Store,
     _dir: tempfile::TempDir,
 }
 
 fn start() -> Minimail {
-    let dir = tempfile::tempdir().unwrap();
-    let store = mailstore::Store::open(dir.path().join("minimail.db")).unwrap();
+    let (dir, store) = testkit::store::temp_store();
     for (user, pw) in [("alice@localhost", "alice-pw"), ("bob@localhost", "bob-pw")] {
-        let hash = mailstore::hash_password(pw).unwrap();
-        store
-            .write_sync(move |tx| tx.create_user(user, &hash))
-            .unwrap();
+        testkit::store::add_user(&store, user, pw);
     }
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     // With a certificate, as a real deployment has: STARTTLS is advertised
     // (the runner only checks how it is offered and refused; it speaks TCP).
-    let cert = netloop::tls::self_signed(&["localhost".into()]).unwrap();
-    let tls = netloop::tls::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
+    let tls = testkit::tls::TestCert::new(&["localhost"]).tls;
     let mut smtp_cfg = smtpd::Config {
         domains: vec!["localhost".into()],
         ..Default::default()
@@ -45,33 +39,23 @@ fn start() -> Minimail {
     smtp_cfg.net.tls = Some(tls.clone());
     let mut imap_cfg = imapd::Config::default();
     imap_cfg.net.tls = Some(tls);
-    let smtp = smtpd::bind(&[any], smtp_cfg, store.clone()).unwrap();
-    let imap = imapd::bind(&[any], imap_cfg, store.clone()).unwrap();
-    let smtp_addr = smtp.local_addrs()[0];
-    let imap_addr = imap.local_addrs()[0];
-    let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
-    let threads = vec![
-        std::thread::spawn(move || smtp.run()),
-        std::thread::spawn(move || imap.run()),
-    ];
+    let smtp = smtpd::bind(&[loopback()], smtp_cfg, store.clone()).unwrap();
+    let imap = imapd::bind(&[loopback()], imap_cfg, store.clone()).unwrap();
+    let mut running = Running::new();
+    let smtp = running.spawn(smtp)[0];
+    let imap = running.spawn(imap)[0];
     Minimail {
-        smtp: smtp_addr,
-        imap: imap_addr,
-        handles,
-        threads,
+        running,
+        smtp,
+        imap,
         store,
         _dir: dir,
     }
 }
 
 impl Minimail {
-    fn stop(self) {
-        for h in &self.handles {
-            h.shutdown();
-        }
-        for t in self.threads {
-            t.join().unwrap().unwrap();
-        }
+    fn stop(mut self) {
+        self.running.stop();
         self.store.shutdown();
     }
 }

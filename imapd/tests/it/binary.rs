@@ -12,10 +12,7 @@ fn binary_serves_traces_and_stops_on_sigterm() {
     let db = dir.path().join("m.db");
     {
         let store = mailstore::Store::open(&db).unwrap();
-        let hash = mailstore::hash_password(PASSWORD).unwrap();
-        store
-            .write_sync(move |tx| tx.create_user("bob@localhost", &hash))
-            .unwrap();
+        testkit::store::add_user(&store, "bob@localhost", PASSWORD);
         store.shutdown();
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_imapd"))
@@ -37,12 +34,7 @@ fn binary_serves_traces_and_stops_on_sigterm() {
     assert!(r[0].contains("OK"));
     c.ok("SELECT INBOX");
     c.ok("LOGOUT");
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    testkit::server::sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let mut log = String::new();
@@ -77,10 +69,9 @@ fn binary_exits_non_zero_when_it_cannot_bind() {
 fn binary_serves_imaps_and_starttls_with_a_pem_pair() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
-    let pair = netloop::tls::self_signed(&["127.0.0.1".into()]).unwrap();
+    let pair = testkit::tls::TestCert::new(&["127.0.0.1"]);
     let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&cert, &pair.cert_pem).unwrap();
-    std::fs::write(&key, &pair.key_pem).unwrap();
+    pair.write_pair(&cert, &key);
     let mut child = Command::new(env!("CARGO_BIN_EXE_imapd"))
         .args(["--listen", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--db"])
         .arg(&db)
@@ -104,24 +95,9 @@ fn binary_serves_imaps_and_starttls_with_a_pem_pair() {
     let c = Client::connect(addrs[0]);
     assert!(c.greeting.contains(" STARTTLS"), "{}", c.greeting);
     // Trust this binary's own certificate.
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject as _;
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let tcp = std::net::TcpStream::connect(addrs[1]).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut c = Client::from_stream(rustls::StreamOwned::new(conn, tcp));
+    let config = netloop::testing::tls_client_config(&pair.cert_pem);
+    let tcp = testkit::net::connect(addrs[1]);
+    let mut c = Client::from_stream(testkit::tls::client_stream(config, "127.0.0.1", tcp));
     assert!(c.greeting.starts_with("* OK [CAPABILITY"), "{}", c.greeting);
     c.ok("LOGOUT");
     let _ = Command::new("kill")

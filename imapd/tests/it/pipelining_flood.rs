@@ -12,10 +12,9 @@
 //! every run rather than depending on kernel buffer sizes and timing.
 
 use crate::util::TestServer;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::thread;
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
+use testkit::lines::Conn;
 
 /// How long to wait for the next response line before failing.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -47,14 +46,11 @@ fn a_megabyte_of_pipelined_noops_written_before_reading_gets_every_response() {
 /// LOGOUT) from another thread, check the responses until the server
 /// closes, and return how many NOOPs were answered.
 fn pipeline(s: &TestServer, batch: Vec<u8>, n: usize, label: &str) -> usize {
-    let stream = TcpStream::connect(s.addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut r = BufReader::new(stream.try_clone().unwrap());
-    let mut greeting = String::new();
-    r.read_line(&mut greeting).unwrap();
+    let mut c = Conn::open(s.addr, PATIENCE).unwrap();
+    let greeting = c.line().unwrap();
     assert!(greeting.starts_with("* OK"), "{greeting}");
-    let mut w = stream;
-    let writer = thread::spawn(move || w.write_all(&batch));
+    let writer = c.send_in_background(batch).unwrap();
+    let r = &mut c.r;
 
     let mut next = 1usize;
     let (mut bye, mut logged_out) = (false, false);

@@ -5,42 +5,17 @@
 //! on.
 
 use crate::util::*;
-use mailstore::{NewMessage, OpenOptions, Store, StoreError};
 use std::path::PathBuf;
 
 /// A closed store with bob@localhost and `messages` in his INBOX (UIDs 1,
 /// 2, ...).
 fn closed_store(messages: &[Vec<u8>]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mail.db");
-    let store = Store::open(&path).unwrap();
-    let hash = mailstore::hash_password(PASSWORD).unwrap();
-    let bob = store
-        .write_sync(move |tx| tx.create_user("bob@localhost", &hash))
-        .unwrap();
-    for raw in messages {
-        let msg = NewMessage {
-            raw: raw.clone(),
-            internal_date: 1_700_000_000,
-        };
-        store
-            .write_sync(move |tx| tx.deliver(&msg, &[bob]))
-            .unwrap();
-    }
-    store.shutdown();
-    drop(store);
-    (dir, path)
+    testkit::store::closed_store(&["bob@localhost"], PASSWORD, messages)
 }
 
 /// A message of about `kib` KiB whose body lines hold `marker`.
 fn big_message(kib: usize, marker: &str) -> Vec<u8> {
-    let line = marker.repeat(64 / marker.len() + 1);
-    let mut m = simple("big", "");
-    while m.len() < kib * 1024 {
-        m.extend_from_slice(line.as_bytes());
-        m.extend_from_slice(b"\r\n");
-    }
-    m
+    testkit::store::big_message(&String::from_utf8_lossy(&simple("big", "")), kib, marker)
 }
 
 fn append(c: &mut Client, tag: &str, msg: &[u8]) -> Vec<String> {
@@ -55,14 +30,7 @@ fn append(c: &mut Client, tag: &str, msg: &[u8]) -> Vec<String> {
 fn a_full_disk_answers_append_with_overquota_and_reads_go_on() {
     let (dir, path) = closed_store(&[simple("first", "kept")]);
     // No growth at all: what needs a new page fails as on a full disk.
-    let store = Store::open_with(
-        &path,
-        &OpenOptions {
-            max_pages: Some(1),
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let store = testkit::store::open_full(&path);
     let s = TestServer::over(dir, store, |_| {});
     let mut c = s.login("bob@localhost");
     let r = append(&mut c, "x1", &big_message(300, "overquota-"));
@@ -84,18 +52,9 @@ fn a_full_disk_answers_append_with_overquota_and_reads_go_on() {
 fn a_damaged_store_answers_unavailable_and_refuses_changes() {
     let marker = "broken-page-";
     let (dir, path) = closed_store(&[big_message(24, marker), simple("small", "intact")]);
-    let n = testkit::wreck_pages_holding(&path, marker.repeat(2).as_bytes());
+    let n = testkit::store::wreck_pages_holding(&path, marker.repeat(2).as_bytes());
     assert!(n >= 2, "{n} pages wrecked");
-    let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    let store = Store::open_with(
-        &path,
-        &OpenOptions {
-            allow_corrupt: true,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let store = testkit::store::open_damaged(&path);
     let s = TestServer::over(dir, store, |_| {});
     let mut c = s.login("bob@localhost");
     let r = c.ok("SELECT INBOX");

@@ -9,19 +9,7 @@ use crate::util::*;
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        eprintln!("SKIP: {tool} is not installed");
-    }
-    ok
-}
+use testkit::process::have;
 
 /// Run `cmd` with `input` on stdin; killed after 30 s so no test hangs.
 fn run(cmd: &mut Command, input: &[u8]) -> Output {

@@ -1,16 +1,19 @@
-//! Test harness: a temporary store with users, SMTP and IMAP servers on
-//! ephemeral loopback ports, and a runner for the `mua` binary.
+//! Test harness: smtpd and imapd on ephemeral loopback ports over one
+//! temporary store with users (started and stopped by `testkit`), and a
+//! runner for the `mua` binary.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::Command;
+use testkit::server::{listeners, Running};
+use testkit::tls::TestCert;
 
 /// Password of every test user (distinctive, so traces can be searched).
 pub const PASSWORD: &str = "s3cret-Pw-9";
 
 /// Both servers over one temporary store.
 pub struct Servers {
+    /// First, so that the servers stop before their directory goes.
+    _running: Running,
     pub smtp: SocketAddr,
     pub imap: SocketAddr,
     /// Implicit-TLS listeners (`start_tls` only).
@@ -18,8 +21,6 @@ pub struct Servers {
     pub imaps: Option<SocketAddr>,
     /// The servers' self-signed certificate, PEM (`start_tls` only).
     pub cafile: std::path::PathBuf,
-    handles: Vec<netloop::ShutdownHandle>,
-    threads: Vec<JoinHandle<std::io::Result<()>>>,
     pub dir: tempfile::TempDir,
 }
 
@@ -45,34 +46,21 @@ impl Servers {
 
     /// As `start_tls`, with a certificate for `names`.
     pub fn start_tls_for(names: &[&str]) -> Servers {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        Servers::start_with(Some(netloop::tls::self_signed(&names).unwrap()))
+        Servers::start_with(Some(TestCert::new(names)))
     }
 
-    fn start_with(cert: Option<netloop::tls::SelfSigned>) -> Servers {
-        let dir = tempfile::tempdir().unwrap();
-        let store = mailstore::Store::open(dir.path().join("mail.db")).unwrap();
+    fn start_with(cert: Option<TestCert>) -> Servers {
+        let (dir, store) = testkit::store::temp_store();
         for user in ["alice@localhost", "bob@localhost"] {
-            store
-                .write_sync(move |tx| tx.create_user(user, &mailstore::hash_password(PASSWORD)?))
-                .unwrap();
+            testkit::store::add_user(&store, user, PASSWORD);
         }
         let cafile = dir.path().join("ca.pem");
         let mut net = netloop::Config::default();
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut listen = vec![netloop::Listener {
-            addr: any,
-            implicit_tls: false,
-        }];
         if let Some(c) = &cert {
-            std::fs::write(&cafile, &c.cert_pem).unwrap();
-            net.tls =
-                Some(netloop::tls::from_pem(c.cert_pem.as_bytes(), c.key_pem.as_bytes()).unwrap());
-            listen.push(netloop::Listener {
-                addr: any,
-                implicit_tls: true,
-            });
+            c.write_cert(&cafile);
+            net.tls = Some(c.tls.clone());
         }
+        let listen = listeners(cert.is_some());
         let smtp = smtpd::bind_listeners(
             &listen,
             smtpd::Config {
@@ -92,21 +80,16 @@ impl Servers {
             store.clone(),
         )
         .unwrap();
-        let smtp_addrs = smtp.local_addrs();
-        let imap_addrs = imap.local_addrs();
-        let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
-        let threads = vec![
-            std::thread::spawn(move || smtp.run()),
-            std::thread::spawn(move || imap.run()),
-        ];
+        let mut running = Running::new();
+        let smtp_addrs = running.spawn(smtp);
+        let imap_addrs = running.spawn(imap);
         Servers {
+            _running: running,
             smtp: smtp_addrs[0],
             imap: imap_addrs[0],
             smtps: smtp_addrs.get(1).copied(),
             imaps: imap_addrs.get(1).copied(),
             cafile,
-            handles,
-            threads,
             dir,
         }
     }
@@ -149,29 +132,9 @@ impl Servers {
     }
 }
 
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for h in &self.handles {
-            h.shutdown();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Runs a prepared command, feeding `stdin` (or nothing).
 pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(data) = stdin {
-        pipe.write_all(data).unwrap();
-    }
-    drop(pipe);
-    let out = child.wait_with_output().unwrap();
+    let out = testkit::process::run(cmd, stdin.unwrap_or_default());
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

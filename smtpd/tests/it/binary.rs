@@ -3,15 +3,16 @@
 //! cleanly with every acknowledged message on disk; start-up failures
 //! (address in use, unusable store) exit non-zero with a clear message.
 
-use crate::util::{add_users, b64, inbox, plain, tls_stream, Client, Wire, PASSWORD};
+use crate::util::{add_users, b64, inbox, plain, tls_stream, Client, PASSWORD};
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::lines::Conn;
 
 const BIN: &str = env!("CARGO_BIN_EXE_smtpd");
 
@@ -61,51 +62,14 @@ fn message_ids(raws: &[Vec<u8>]) -> HashMap<String, usize> {
     counts
 }
 
-/// A fallible SMTP exchange for the load senders, which must survive the
-/// server vanishing (resets are expected, panics are not).
-struct Conn {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> io::Result<Conn> {
-        let w = TcpStream::connect(addr)?;
-        w.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let r = BufReader::new(w.try_clone()?);
-        let mut c = Conn { w, r };
-        c.expect("", "220")?;
-        Ok(c)
-    }
-
-    /// Send `data` (if any), read one reply, require its code prefix.
-    fn expect(&mut self, data: &str, code: &str) -> io::Result<()> {
-        if !data.is_empty() {
-            self.w.write_all(data.as_bytes())?;
-        }
-        loop {
-            let mut line = String::new();
-            if self.r.read_line(&mut line)? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            if line.as_bytes().get(3) == Some(&b'-') {
-                continue;
-            }
-            return if line.starts_with(code) {
-                Ok(())
-            } else {
-                Err(io::Error::other(line))
-            };
-        }
-    }
-}
-
 /// One sender: messages on one connection until the server goes away.
 fn sender(addr: SocketAddr, n: usize, acked: Arc<Mutex<Vec<String>>>, total: Arc<AtomicUsize>) {
-    let Ok(mut c) = Conn::open(addr) else {
+    // Fallible throughout: the senders must survive the server vanishing
+    // (resets are expected, panics are not).
+    let Ok(mut c) = Conn::open(addr, Duration::from_secs(10)) else {
         return;
     };
-    if c.expect("EHLO load.test\r\n", "250").is_err() {
+    if c.expect("", "220").is_err() || c.expect("EHLO load.test\r\n", "250").is_err() {
         return;
     }
     for i in 0.. {
@@ -170,11 +134,7 @@ fn kill_9_under_load_loses_no_acknowledged_message_and_duplicates_none() {
     assert!(r.starts_with("250 "), "{r}");
     c.expect("QUIT", "221");
     // SIGTERM: a clean exit.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    testkit::server::sigterm(&child);
     let exit = child.wait().unwrap();
     assert!(exit.success(), "smtpd exits 0 on SIGTERM: {exit}");
 
@@ -280,11 +240,7 @@ fn trace_logs_the_dialogue_with_the_body_elided() {
     c.expect(&b64("alice@localhost"), "334");
     c.expect(&b64(PASSWORD), "235");
     c.expect("QUIT", "221");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    testkit::server::sigterm(&child);
     let log: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(child.wait().unwrap().success());
     let log = log.join("\n");
@@ -325,10 +281,9 @@ fn trace_logs_the_dialogue_with_the_body_elided() {
 fn tls_flags_are_checked_and_serve_starttls_and_smtps() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mail.db");
-    let cert = netloop::tls::self_signed(&["localhost".into()]).unwrap();
+    let cert = testkit::tls::TestCert::new(&["localhost"]);
     let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_file, &cert.cert_pem).unwrap();
-    std::fs::write(&key_file, &cert.key_pem).unwrap();
+    cert.write_pair(&cert_file, &key_file);
     let fails = |args: &[&std::ffi::OsStr], want: &str| {
         let out = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0"])
@@ -382,20 +337,7 @@ fn tls_flags_are_checked_and_serve_starttls_and_smtps() {
         .collect();
     assert_eq!(addrs.len(), 2, "{addrs:?}");
     std::thread::spawn(move || lines.for_each(drop));
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
+    let config = netloop::testing::tls_client_config(&cert.cert_pem);
     // STARTTLS on --listen.
     let mut c = Client::connect(addrs[0]);
     c.expect_reply("220");
@@ -409,14 +351,10 @@ fn tls_flags_are_checked_and_serve_starttls_and_smtps() {
     );
     t.expect("QUIT", "221");
     // Implicit TLS on --smtps.
-    let mut t = Wire::new(tls_stream(config, TcpStream::connect(addrs[1]).unwrap()));
+    let mut t = Client::new(tls_stream(config, TcpStream::connect(addrs[1]).unwrap()));
     t.expect_reply("220 localhost ");
     t.expect("EHLO c", "250-");
     t.expect("QUIT", "221");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    testkit::server::sigterm(&child);
     assert!(child.wait().unwrap().success());
 }

@@ -9,44 +9,12 @@
 //! libnet-ssleay-perl libio-socket-ssl-perl).
 
 use crate::util::{strip_trace, TestServer, PASSWORD};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-/// True if `tool` can be run; otherwise print why the test is skipped.
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        eprintln!("SKIPPED: {tool} is not installed (apt-get install -y {tool})");
-    }
-    ok
-}
+use std::process::{Command, Output};
+use testkit::process::have;
 
 /// Run `cmd` with `input` on stdin; fail with its output unless it succeeds.
 fn run(cmd: &mut Command, input: &[u8], tool: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    // A client may exit before reading all of it.
-    let _ = stdin.write_all(input);
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{tool} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    testkit::process::succeeded(testkit::process::run(cmd, input), tool)
 }
 
 fn find(msgs: &[Vec<u8>], needle: &str) -> String {
@@ -58,7 +26,7 @@ fn find(msgs: &[Vec<u8>], needle: &str) -> String {
 
 #[test]
 fn openssl_s_client_starttls_and_implicit_tls_authenticate() {
-    if !have("openssl") {
+    if !have("openssl", "--version") {
         return;
     }
     let s = TestServer::with_tls(|_| {});
@@ -91,7 +59,7 @@ DATA\nFrom: bob@localhost\nSubject: via s_client\n\nhello\n.\nQUIT\n"
 
 #[test]
 fn curl_ssl_reqd_over_starttls_and_smtps() {
-    if !have("curl") {
+    if !have("curl", "--version") {
         return;
     }
     let s = TestServer::with_tls(|_| {});
@@ -207,7 +175,7 @@ print("ok")
 
 #[test]
 fn python_smtplib_starttls_and_smtp_ssl_with_a_ca_context() {
-    if !have("python3") {
+    if !have("python3", "--version") {
         return;
     }
     let s = TestServer::with_tls(|_| {});
@@ -232,7 +200,7 @@ fn python_smtplib_starttls_and_smtp_ssl_with_a_ca_context() {
 
 #[test]
 fn swaks_tls_with_auth_plain_and_login() {
-    if !have("swaks") {
+    if !have("swaks", "--version") {
         return;
     }
     let s = TestServer::with_tls(|_| {});

@@ -9,14 +9,7 @@ fn run(cmd: &mut Command, tool: &str) -> Output {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("cannot run {tool} ({e}); install it: apt-get install -y {tool}")
     });
-    assert!(
-        out.status.success(),
-        "{tool} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    testkit::process::succeeded(out, tool)
 }
 
 fn find<'a>(msgs: &'a [Vec<u8>], needle: &str) -> &'a [u8] {

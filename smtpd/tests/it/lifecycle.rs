@@ -40,7 +40,7 @@ fn client_half_close_after_data_still_gets_its_replies() {
     c.send(
         b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n",
     );
-    c.stream.shutdown(Shutdown::Write).unwrap();
+    c.stream().shutdown(Shutdown::Write).unwrap();
     for p in ["250-", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "221"] {
         c.expect_reply(p);
     }

@@ -18,7 +18,7 @@ fn per_address_limit_applies_to_non_local_clients_only() {
     let s = TestServer::with(|c| c.net.max_per_ip = 2);
     let mut a = s.client_from("127.0.0.2");
     let mut b = s.client_from("127.0.0.2");
-    let mut third = Client::connect_from(s.addr, "127.0.0.2");
+    let mut third = Client::connect_from("127.0.0.2".parse().unwrap(), s.addr);
     third.expect_reply("421 4.7.0 ");
     assert!(third.closed());
     // Another address is unaffected, and local clients are exempt.
@@ -51,16 +51,16 @@ fn a_command_trickled_one_byte_at_a_time_is_cut_off_with_421() {
 /// Send `bytes` one at a time, 100 ms apart, until the server answers;
 /// that answer must be a 421 and the connection must then close.
 fn trickle_until_421(c: &mut Client, bytes: impl Iterator<Item = u8>) {
-    c.stream
+    c.stream()
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let mut got = Vec::new();
     for b in bytes {
-        if c.stream.write_all(&[b]).is_err() {
+        if c.stream().write_all(&[b]).is_err() {
             break;
         }
         let mut buf = [0u8; 512];
-        match c.stream.read(&mut buf) {
+        match c.stream().read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 got.extend_from_slice(&buf[..n]);
@@ -75,7 +75,7 @@ fn trickle_until_421(c: &mut Client, bytes: impl Iterator<Item = u8>) {
         text.starts_with("421 4.4.2 "),
         "cut off with 421, got {text:?}"
     );
-    c.stream
+    c.stream()
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     assert!(c.closed());
@@ -86,7 +86,7 @@ fn a_pipelined_flood_without_reading_replies_is_held_back() {
     let s = TestServer::start();
     let mut c = s.client();
     c.expect("EHLO flood.example", "250-");
-    c.stream
+    c.stream()
         .set_write_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     // Write NOOPs and read nothing. The server must stop reading once its
@@ -100,7 +100,7 @@ fn a_pipelined_flood_without_reading_replies_is_held_back() {
         if sent >= cap {
             break false;
         }
-        match c.stream.write(&chunk) {
+        match c.stream().write(&chunk) {
             Ok(n) => sent += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 break true

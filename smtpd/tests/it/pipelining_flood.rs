@@ -12,10 +12,10 @@
 //! every run rather than depending on kernel buffer sizes and timing.
 
 use crate::util::TestServer;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::thread;
 use std::time::{Duration, Instant};
+use testkit::lines::Conn;
 
 /// How long to wait for the next reply line before failing.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -55,15 +55,11 @@ fn codes_until_close(r: &mut BufReader<TcpStream>, label: &str) -> Vec<u16> {
 /// Connect, read the greeting, write `batch` from another thread, and
 /// return the codes of every reply that follows, in order.
 fn pipeline(s: &TestServer, batch: Vec<u8>, label: &str) -> Vec<u16> {
-    let stream = TcpStream::connect(s.addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut r = BufReader::new(stream.try_clone().unwrap());
-    let mut greeting = String::new();
-    r.read_line(&mut greeting).unwrap();
+    let mut c = Conn::open(s.addr, PATIENCE).unwrap();
+    let greeting = c.line().unwrap();
     assert!(greeting.starts_with("220 "), "{greeting}");
-    let mut w = stream;
-    let writer = thread::spawn(move || w.write_all(&batch));
-    let codes = codes_until_close(&mut r, label);
+    let writer = c.send_in_background(batch).unwrap();
+    let codes = codes_until_close(&mut c.r, label);
     writer.join().unwrap().unwrap();
     codes
 }

@@ -1,0 +1,152 @@
+//! Starting and stopping servers for tests: [`Running`] runs in-process
+//! servers (smtpd, imapd, anything built on `netloop`) on their own
+//! threads and stops them when dropped; [`minimail_up`] starts the
+//! `minimail` binary as a child process and reads its ports from its
+//! start-up line; [`sigterm`] ends such a child the way an operator does.
+
+use netloop::{Listener, Server, Service, ShutdownHandle};
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Child;
+use std::thread::JoinHandle;
+
+/// `127.0.0.1:0`: a loopback address with a port the kernel picks.
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Listeners on [`loopback`]: a plain one, and with `implicit_tls` a
+/// second one that speaks TLS from the first byte.
+pub fn listeners(implicit_tls: bool) -> Vec<Listener> {
+    let mut v = vec![Listener {
+        addr: loopback(),
+        implicit_tls: false,
+    }];
+    if implicit_tls {
+        v.push(Listener {
+            addr: loopback(),
+            implicit_tls: true,
+        });
+    }
+    v
+}
+
+/// Servers running on their own threads. Dropping it asks each to shut
+/// down and waits for its loop to end (errors ignored); [`Running::stop`]
+/// does the same but insists that every loop ended cleanly.
+#[derive(Default)]
+pub struct Running {
+    handles: Vec<ShutdownHandle>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl Running {
+    /// Nothing running yet.
+    pub fn new() -> Running {
+        Running::default()
+    }
+
+    /// Run `server` on a thread of its own; the addresses it listens on,
+    /// in the order of its listeners.
+    pub fn spawn<S: Service>(&mut self, server: Server<S>) -> Vec<SocketAddr>
+    where
+        Server<S>: Send,
+    {
+        let addrs = server.local_addrs();
+        self.handles.push(server.shutdown_handle());
+        self.threads.push(std::thread::spawn(move || server.run()));
+        addrs
+    }
+
+    /// Ask every server to shut down without waiting (each finishes in
+    /// the background, saying goodbye to its open sessions).
+    pub fn shutdown(&self) {
+        for h in &self.handles {
+            h.shutdown();
+        }
+    }
+
+    /// Ask every server to shut down and wait for its loop to end.
+    /// Panics if a loop failed.
+    pub fn stop(&mut self) {
+        self.shutdown();
+        for t in self.threads.drain(..) {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Start `bin up` (the `minimail` binary) on ephemeral ports over the store
+/// `db`, with `extra` arguments and `env` variables; returns the child, its
+/// start-up line (`minimail up: smtp on A, imap on B, ...`) and the log
+/// lines before it. Panics if it exits first. Later stderr is drained.
+pub fn minimail_up(
+    bin: &str,
+    db: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin)
+        .args([
+            "up",
+            "--smtp",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(db)
+        .args(extra)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut before = String::new();
+    let line = loop {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "exited before it was up: {before}");
+        if line.starts_with("minimail up: ") {
+            break line;
+        }
+        before.push_str(&line);
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, line, before)
+}
+
+/// The address after `what on ` in a start-up line (`smtp`, `imap`).
+pub fn addr_of(line: &str, what: &str) -> String {
+    line.split(&format!("{what} on "))
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or_else(|| panic!("no {what} in {line}"))
+        .trim()
+        .to_string()
+}
+
+/// Send SIGTERM to `child` (with `kill -TERM`); panics if that fails.
+pub fn sigterm(child: &Child) {
+    let ok = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
