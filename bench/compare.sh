@@ -18,7 +18,9 @@
 #   E2E   SMTP 250 -> visible over IMAP (IDLE): Postfix+Dovecot vs minimail.
 #   IMAP  APPEND-populated mailboxes of 2,000 and 20,000 messages: APPEND rate,
 #         connect+LOGIN+SELECT, FETCH 1:* metadata, UID SEARCH TEXT, STORE 1:*,
-#         16 sessions of random BODY.PEEK[]: Dovecot vs minimail.
+#         16 sessions of random BODY.PEEK[], UID SORT (REVERSE ARRIVAL) and
+#         (SUBJECT), UID THREAD REFERENCES, a QRESYNC SELECT after 100 flag
+#         changes and 10 expunges: Dovecot vs minimail.
 #   IDLE  10,000 IDLE connections on minimail (200 on Dovecot), push delay
 #         and server RSS.
 # --scale adds minimail alone at 1k/10k/100k messages, and Dovecot at 100k
@@ -367,6 +369,12 @@ imap_measure() {
     record "$name" "search $n" "${pid[@]}" imap "${a[@]}" search --repeat 5
     record "$name" "store $n" "${pid[@]}" imap "${a[@]}" store --repeat 3
     record "$name" "body $n" "${pid[@]}" imap "${a[@]}" body --sessions 16 --count "$BODY_N"
+    # Server-side SORT and THREAD (RFC 5256), then a QRESYNC SELECT after 100
+    # flag changes and 10 expunges (RFC 7162; destructive, so last).
+    record "$name" "sort-arrival $n" "${pid[@]}" imap "${a[@]}" sort --criteria "REVERSE ARRIVAL"
+    record "$name" "sort-subject $n" "${pid[@]}" imap "${a[@]}" sort --criteria SUBJECT
+    record "$name" "thread $n" "${pid[@]}" imap "${a[@]}" thread --algorithm REFERENCES
+    record "$name" "qresync $n" "${pid[@]}" imap "${a[@]}" qresync --changes 100 --expunges 10
 }
 
 run_imap() {

@@ -99,6 +99,16 @@ def main():
             higher=False)
         row(f"  16 sessions random BODY.PEEK[]", f"body {n}", "rate", "fetch/s", "dovecot")
         row(f"  BODY.PEEK[] p99", f"body {n}", "p99_ms", "ms", "dovecot", higher=False)
+        row(f"  UID SORT (REVERSE ARRIVAL), p50", f"sort-arrival {n}", "p50_ms", "ms", "dovecot",
+            higher=False)
+        row(f"  UID SORT (SUBJECT), p50", f"sort-subject {n}", "p50_ms", "ms", "dovecot",
+            higher=False)
+        row(f"  UID THREAD REFERENCES, p50", f"thread {n}", "p50_ms", "ms", "dovecot",
+            higher=False)
+        row(f"  SELECT (QRESYNC) after 100 changes + 10 expunges, p50", f"qresync {n}", "p50_ms",
+            "ms", "dovecot", higher=False)
+        row(f"  SELECT (QRESYNC) bytes sent", f"qresync {n}", "bytes", "B", "dovecot",
+            higher=False)
     row = row_
     conns = lambda s: (res.get((s, "idle")) or {}).get("connections", "?")
     if ("minimail", "idle") in res or ("dovecot", "idle") in res:

@@ -219,6 +219,31 @@ enum ImapWork {
         #[arg(long, default_value_t = 20000)]
         count: u64,
     },
+    /// UID SORT (criteria) UTF-8 ALL (RFC 5256), warm.
+    Sort {
+        #[arg(long, default_value = "REVERSE ARRIVAL")]
+        criteria: String,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// UID THREAD algorithm UTF-8 ALL (RFC 5256), warm.
+    Thread {
+        #[arg(long, default_value = "REFERENCES")]
+        algorithm: String,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// A fresh connection's SELECT (QRESYNC (uidvalidity modseq)) after
+    /// another session's flag changes and expunges (RFC 7162 §3.2.5).
+    /// Destructive: the expunged messages go.
+    Qresync {
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+        #[arg(long, default_value_t = 10)]
+        expunges: usize,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
 }
 
 impl ImapWork {
@@ -239,6 +264,17 @@ impl ImapWork {
             ImapWork::Search { word, repeat } => W::Search { word, repeat },
             ImapWork::Store { repeat } => W::Store { repeat },
             ImapWork::Body { sessions, count } => W::Body { sessions, count },
+            ImapWork::Sort { criteria, repeat } => W::Sort { criteria, repeat },
+            ImapWork::Thread { algorithm, repeat } => W::Thread { algorithm, repeat },
+            ImapWork::Qresync {
+                changes,
+                expunges,
+                repeat,
+            } => W::Qresync {
+                changes,
+                expunges,
+                repeat,
+            },
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - `body`: many sessions fetching random `UID FETCH n BODY.PEEK[]`.
 
 pub mod client;
+mod ext;
 pub mod parse;
 mod populate;
 mod random;
@@ -47,6 +48,17 @@ pub enum Workload {
     Store { repeat: usize },
     /// `count` random `UID FETCH n BODY.PEEK[]` over `sessions` sessions.
     Body { sessions: usize, count: u64 },
+    /// `UID SORT (criteria) UTF-8 ALL`, after one untimed warm-up.
+    Sort { criteria: String, repeat: usize },
+    /// `UID THREAD algorithm UTF-8 ALL`, after one untimed warm-up.
+    Thread { algorithm: String, repeat: usize },
+    /// A QRESYNC SELECT after `changes` flag changes and `expunges`
+    /// expunges by another session.
+    Qresync {
+        changes: usize,
+        expunges: usize,
+        repeat: usize,
+    },
 }
 
 /// Run one workload.
@@ -62,6 +74,13 @@ pub fn run(t: &Target, w: &Workload) -> Result<Report> {
         Workload::Search { word, repeat } => timed::search(t, word, *repeat),
         Workload::Store { repeat } => timed::store(t, *repeat),
         Workload::Body { sessions, count } => random::run(t, *sessions, *count),
+        Workload::Sort { criteria, repeat } => ext::sort(t, criteria, *repeat),
+        Workload::Thread { algorithm, repeat } => ext::thread(t, algorithm, *repeat),
+        Workload::Qresync {
+            changes,
+            expunges,
+            repeat,
+        } => ext::qresync(t, *changes, *expunges, *repeat),
     }
 }
 
@@ -93,14 +112,37 @@ pub(crate) fn report(
 
 /// A message for APPEND: headers, and 76-character body lines up to `size`;
 /// every 100th message (n % 100 == 7) contains the word "kumquat", which
-/// `search` looks for by default.
+/// `search` looks for by default. Messages come in threads of five (a topic
+/// and four replies with In-Reply-To/References, `Re:` subjects) and their
+/// Date fields are spread over four weeks out of arrival order, so SORT and
+/// THREAD have real work to do.
 pub fn message(n: u64, size: usize) -> Vec<u8> {
+    let p = std::process::id();
+    let (topic, pos) = (n / 5, n % 5);
+    let (subject, refs) = if pos == 0 {
+        (format!("populate topic {topic}"), String::new())
+    } else {
+        let chain: Vec<String> = (topic * 5..n)
+            .map(|k| format!("<{k}.{p}@mailbench>"))
+            .collect();
+        (
+            format!("Re: populate topic {topic}"),
+            format!(
+                "In-Reply-To: <{}.{p}@mailbench>\r\nReferences: {}\r\n",
+                n - 1,
+                chain.join(" ")
+            ),
+        )
+    };
+    let minutes = n.wrapping_mul(7919) % (28 * 1440);
     let mut m = format!(
         "From: Sender {s} <sender{s}@example.org>\r\nTo: <bench@localhost>\r\n\
-         Subject: populate message {n}\r\nMessage-ID: <{n}.{p}@mailbench>\r\n\
-         Date: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n",
+         Subject: {subject}\r\nMessage-ID: <{n}.{p}@mailbench>\r\n{refs}\
+         Date: {d} Jan 2026 {h:02}:{mi:02}:00 +0000\r\n\r\n",
         s = n % 97,
-        p = std::process::id()
+        d = 1 + minutes / 1440,
+        h = minutes / 60 % 24,
+        mi = minutes % 60,
     )
     .into_bytes();
     if n % 100 == 7 {

@@ -1,0 +1,172 @@
+//! Workloads for the extensions clients lean on for big mailboxes:
+//! server-side `UID SORT` and `UID THREAD` (RFC 5256) and a QRESYNC
+//! re-SELECT after changes (RFC 7162 §3.2.5). Each is timed like the other
+//! single-command workloads (one untimed warm-up, then `repeat` samples);
+//! the QRESYNC one also reports the bytes the server sent for the SELECT.
+
+use super::client::{self, Imap};
+use super::parse::{self, quote};
+use super::populate::require_messages;
+use super::Target;
+use crate::stats::Report;
+use anyhow::{bail, Result};
+use std::time::{Duration, Instant};
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Time one command (after a warm-up) `repeat` times on a session that
+/// has the mailbox selected, counting the untagged bytes of the last run.
+fn timed(t: &Target, name: &str, cmd: &str, need: &str, repeat: usize) -> Result<Report> {
+    let n = require_messages(t)?;
+    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, true)?;
+    if !c.has(need) {
+        bail!("the server does not advertise {need}");
+    }
+    let mut bytes = 0usize;
+    let once = |c: &mut Imap, bytes: &mut usize| -> Result<Duration> {
+        *bytes = 0;
+        let t0 = Instant::now();
+        c.run(cmd, |u| *bytes += u.len())?;
+        Ok(t0.elapsed())
+    };
+    let cold = once(&mut c, &mut bytes)?;
+    let mut lat = Vec::with_capacity(repeat);
+    let mut work = Duration::ZERO;
+    for _ in 0..repeat.max(1) {
+        let d = once(&mut c, &mut bytes)?;
+        work += d;
+        lat.push(d);
+    }
+    c.logout();
+    let mut r = super::report(t, name, "cmd/s", work, lat);
+    r.params.push(("command".into(), cmd.into()));
+    r.extra.push(("messages".into(), n.to_string()));
+    r.extra.push(("cold ms".into(), ms(cold)));
+    r.extra.push(("bytes".into(), bytes.to_string()));
+    Ok(r)
+}
+
+/// `UID SORT (criteria) UTF-8 ALL`.
+pub fn sort(t: &Target, criteria: &str, repeat: usize) -> Result<Report> {
+    let cmd = format!("UID SORT ({criteria}) UTF-8 ALL");
+    timed(t, "sort", &cmd, "SORT", repeat)
+}
+
+/// `UID THREAD algorithm UTF-8 ALL`.
+pub fn thread(t: &Target, algorithm: &str, repeat: usize) -> Result<Report> {
+    let cmd = format!("UID THREAD {algorithm} UTF-8 ALL");
+    timed(t, "thread", &cmd, &format!("THREAD={algorithm}"), repeat)
+}
+
+/// The number after `[NAME ` in an untagged response, if any.
+fn code_number(untagged: &[u8], name: &str) -> Option<u64> {
+    let s = String::from_utf8_lossy(untagged);
+    let at = s.find(&format!("[{name} "))? + name.len() + 2;
+    s[at..].split(']').next()?.trim().parse().ok()
+}
+
+/// Log in, `ENABLE QRESYNC`, and SELECT with `qresync` parameters (or
+/// plainly); the UIDVALIDITY, HIGHESTMODSEQ and untagged bytes seen.
+fn qresync_select(t: &Target, qresync: Option<(u64, u64)>) -> Result<(Imap, u64, u64, usize)> {
+    let mut c = Imap::connect(&t.addr)?;
+    c.login(&t.user, &t.password)?;
+    if !c.has("QRESYNC") {
+        bail!("the server does not advertise QRESYNC");
+    }
+    c.run("ENABLE QRESYNC", |_| {})?;
+    let mut cmd = format!("SELECT {}", quote(&t.mailbox));
+    if let Some((uv, m)) = qresync {
+        cmd.push_str(&format!(" (QRESYNC ({uv} {m}))"));
+    }
+    let (mut uv, mut modseq, mut bytes) = (0, 0, 0);
+    c.run(&cmd, |u| {
+        bytes += u.len();
+        uv = code_number(u, "UIDVALIDITY").unwrap_or(uv);
+        modseq = code_number(u, "HIGHESTMODSEQ").unwrap_or(modseq);
+    })?;
+    Ok((c, uv, modseq, bytes))
+}
+
+/// A client that was away: note the mailbox state, make `changes` flag
+/// changes and `expunges` expunges from another session, then time a fresh
+/// connection's `SELECT ... (QRESYNC (uidvalidity modseq))` (LOGIN and
+/// ENABLE untimed) `repeat` times. Destructive: `expunges` messages go.
+pub fn qresync(t: &Target, changes: usize, expunges: usize, repeat: usize) -> Result<Report> {
+    let n = require_messages(t)?;
+    let (c, uv, modseq, full_bytes) = qresync_select(t, None)?;
+    c.logout();
+    // The other session's changes, spread over the mailbox.
+    let mut w = client::open(&t.addr, &t.user, &t.password, &t.mailbox, false)?;
+    let mut uids = Vec::new();
+    w.run("UID SEARCH ALL", |u| {
+        if let Some(v) = parse::search_numbers(u) {
+            uids = v;
+        }
+    })?;
+    if uids.len() < changes + expunges {
+        bail!(
+            "the mailbox has {} messages; need {}",
+            uids.len(),
+            changes + expunges
+        );
+    }
+    let step = uids.len() / (changes + expunges).max(1);
+    let picked: Vec<u32> = (0..changes + expunges).map(|k| uids[k * step]).collect();
+    let (flagged, gone) = picked.split_at(changes);
+    for u in flagged {
+        w.run(
+            &format!("UID STORE {u} +FLAGS.SILENT ($MailbenchSeen)"),
+            |_| {},
+        )?;
+    }
+    if !gone.is_empty() {
+        let set: Vec<String> = gone.iter().map(u32::to_string).collect();
+        let set = set.join(",");
+        w.run(
+            &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+            |_| {},
+        )?;
+        w.run(&format!("UID EXPUNGE {set}"), |_| {})?;
+    }
+    w.logout();
+    let mut lat = Vec::with_capacity(repeat);
+    let mut work = Duration::ZERO;
+    let mut bytes = 0;
+    for k in 0..=repeat.max(1) {
+        let t0 = Instant::now();
+        let (c, _, _, b) = qresync_select(t, Some((uv, modseq)))?;
+        let d = t0.elapsed();
+        c.logout();
+        bytes = b;
+        if k > 0 {
+            work += d;
+            lat.push(d);
+        }
+    }
+    let mut r = super::report(t, "qresync", "select/s", work, lat);
+    r.params.push(("changes".into(), changes.to_string()));
+    r.params.push(("expunges".into(), expunges.to_string()));
+    r.extra.push(("messages".into(), n.to_string()));
+    r.extra.push(("bytes".into(), bytes.to_string()));
+    r.extra
+        .push(("full select bytes".into(), full_bytes.to_string()));
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn response_codes_are_read() {
+        assert_eq!(
+            super::code_number(b"OK [UIDVALIDITY 1234] UIDs valid\r\n", "UIDVALIDITY"),
+            Some(1234)
+        );
+        assert_eq!(
+            super::code_number(b"OK [HIGHESTMODSEQ 99] Highest\r\n", "HIGHESTMODSEQ"),
+            Some(99)
+        );
+        assert_eq!(super::code_number(b"3 EXISTS\r\n", "UIDVALIDITY"), None);
+    }
+}
