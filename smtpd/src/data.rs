@@ -10,7 +10,8 @@
 //! exactly as received, CR and LF included.
 //!
 //! Limits are checked while reading, never by buffering: text lines over
-//! the limit (RFC 5321 §4.5.3.1.6, 1000 octets including CRLF) and messages
+//! the limit (`limits::MAX_TEXT_LINE`, above RFC 5321 §4.5.3.1.6's 1000
+//! octets including CRLF, as Postfix and Dovecot accept) and messages
 //! over the size limit are flagged, the body stops growing once it is too
 //! big, and reading continues to the terminator so the session stays in step.
 

@@ -199,7 +199,12 @@ impl SmtpSession {
             when,
         };
         let mut raw = trace.headers();
+        let trace_len = raw.len();
         raw.extend_from_slice(&body);
+        // Submission (RFC 6409 §8.2, §8.3): mail from an authenticated user
+        // gets a Date and a Message-ID if it has none.
+        let date = crate::received::rfc5322_date(when);
+        let message_id = format!("<{id}@{}>", cfg.hostname);
         let size = body.len();
         drop(body);
         let users: Vec<mailstore::UserId> = env.rcpts.iter().map(|r| r.user).collect();
@@ -222,9 +227,15 @@ impl SmtpSession {
         // a hand-off to another thread and back; larger ones on a store
         // reader thread so the loop never stalls on a big parse.
         let prepare = move || {
+            let mut raw = raw;
             if let Some(user) = owner {
                 if let Err(why) = crate::sender::check_header_from(&raw, &user) {
                     return Ok(Err(why));
+                }
+                let (at, add) =
+                    crate::sender::missing_submission_fields(&raw[trace_len..], &date, &message_id);
+                if !add.is_empty() {
+                    raw.splice(trace_len + at..trace_len + at, add);
                 }
             }
             PreparedMessage::new(NewMessage { raw, internal_date }).map(Ok)

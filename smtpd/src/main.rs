@@ -58,6 +58,10 @@ struct Cli {
     /// Largest message accepted, in bytes (advertised as SIZE).
     #[arg(long, default_value_t = smtpd::limits::MAX_MESSAGE_SIZE)]
     max_message_size: usize,
+    /// Longest text line accepted in a message, CRLF included (RFC 5321
+    /// asks for at least 1000; longer lines are stored unchanged).
+    #[arg(long, default_value_t = smtpd::limits::MAX_TEXT_LINE)]
+    max_text_line: usize,
     /// Recipients accepted per message.
     #[arg(long, default_value_t = smtpd::limits::MAX_RECIPIENTS)]
     max_recipients: usize,
@@ -104,6 +108,7 @@ fn run(cli: Cli) -> Result<()> {
         hostname: cli.hostname,
         domains: cli.domains,
         max_message_size: cli.max_message_size,
+        max_text_line: cli.max_text_line,
         max_recipients: cli.max_recipients,
         timeouts: smtpd::limits::Timeouts {
             command: Duration::from_secs(cli.command_timeout),

@@ -77,9 +77,71 @@ pub fn check_header_from(message: &[u8], user: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The fields a submission server adds to a message from an authenticated
+/// user that lacks them (RFC 6409 §8.2 Date, §8.3 Message-ID), so clients
+/// show a date instead of "???" and threads hold together: `date` and
+/// `message_id` (with brackets) are used only for missing fields. Returns
+/// where to insert them (the end of the header block, before the empty
+/// line) and the bytes; empty when both are there or the header cannot be
+/// read.
+pub fn missing_submission_fields(message: &[u8], date: &str, message_id: &str) -> (usize, Vec<u8>) {
+    let Ok((headers, body_at)) = mailparse::parse_headers(message) else {
+        return (0, Vec::new());
+    };
+    let head = &message[..body_at.min(message.len())];
+    let (at, mut add) = if head.ends_with(b"\r\n\r\n") {
+        (head.len() - 2, String::new())
+    } else if head.ends_with(b"\n\n") {
+        (head.len() - 1, String::new())
+    } else if head.ends_with(b"\n") {
+        (head.len(), String::new())
+    } else {
+        // A header without a final line break: end its last line first.
+        (head.len(), "\r\n".to_owned())
+    };
+    let before = add.len();
+    if headers.get_first_header("Date").is_none() {
+        add.push_str(&format!("Date: {date}\r\n"));
+    }
+    if headers.get_first_header("Message-ID").is_none() {
+        add.push_str(&format!("Message-ID: {message_id}\r\n"));
+    }
+    if add.len() == before {
+        return (at, Vec::new());
+    }
+    (at, add.into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submission_adds_only_the_missing_date_and_message_id() {
+        let d = "Thu, 01 Jan 2026 00:00:00 +0000";
+        let id = "<x@h>";
+        let add = |m: &[u8]| {
+            let (at, add) = missing_submission_fields(m, d, id);
+            let mut out = m.to_vec();
+            out.splice(at..at, add);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            add(b"From: a@b\r\nSubject: s\r\n\r\nbody\r\n"),
+            format!("From: a@b\r\nSubject: s\r\nDate: {d}\r\nMessage-ID: {id}\r\n\r\nbody\r\n")
+        );
+        assert_eq!(
+            add(b"From: a@b\r\ndate: x\r\n\r\nb\r\n"),
+            format!("From: a@b\r\ndate: x\r\nMessage-ID: {id}\r\n\r\nb\r\n")
+        );
+        let whole = "From: a@b\r\nMessage-Id: <m@x>\r\nDate: x\r\n\r\n";
+        assert_eq!(add(whole.as_bytes()), whole);
+        // Header only, without a final line break.
+        assert_eq!(
+            add(b"From: a@b\r\nDate: x\r\nSubject: s"),
+            format!("From: a@b\r\nDate: x\r\nSubject: s\r\nMessage-ID: {id}\r\n")
+        );
+    }
 
     #[test]
     fn own_address_and_tags_are_owned_in_any_case() {

@@ -303,6 +303,28 @@ fn authenticated_senders_use_only_their_own_addresses() {
     assert_eq!(msgs.len(), 1);
     let m = String::from_utf8_lossy(&msgs[0]);
     assert!(m.contains(" with ESMTPA id "), "{m}");
+    // Submission (RFC 6409 §8.2, §8.3): the missing Date and Message-ID
+    // are added, once each.
+    assert_eq!(m.matches("\r\nDate: ").count(), 1, "{m}");
+    assert_eq!(m.matches("\r\nMessage-ID: <").count(), 1, "{m}");
+    assert!(m.contains("@localhost>\r\n"), "{m}");
+    // A message that has both keeps its own.
+    t.expect("MAIL FROM:<bob@localhost>", "250 ");
+    t.expect("RCPT TO:<alice@localhost>", "250 ");
+    t.expect("DATA", "354");
+    let r = t.say(
+        "From: bob@localhost\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\
+         Message-Id: <own@x>\r\n\r\nmine\r\n.\r\n",
+    );
+    assert!(r.starts_with("250 2.0.0 "), "{r}");
+    let msgs = inbox(&t.store, "alice@localhost");
+    let m = String::from_utf8_lossy(&msgs[1]);
+    assert_eq!(m.matches("\r\nDate: ").count(), 1, "{m}");
+    assert!(
+        m.contains("\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n"),
+        "{m}"
+    );
+    assert!(!m.contains("Message-ID: <"), "{m}");
 }
 
 #[test]
@@ -318,6 +340,9 @@ fn unauthenticated_sessions_are_unchanged() {
     assert!(r.starts_with("250 2.0.0 "), "{r}");
     let m = inbox(&t.store, "bob@localhost");
     assert!(String::from_utf8_lossy(&m[0]).contains(" with ESMTP id "));
+    // Relayed mail is not touched: no Date or Message-ID added.
+    assert!(!String::from_utf8_lossy(&m[0]).contains("\r\nDate: "));
+    assert!(!String::from_utf8_lossy(&m[0]).contains("Message-ID:"));
     t.expect("QUIT", "221 ");
     assert_eq!(t.d.last_step, Step::Close);
 }

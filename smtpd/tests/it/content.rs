@@ -81,8 +81,27 @@ fn dot_stuffed_lines_are_unstuffed() {
 }
 
 #[test]
-fn overlong_text_line_is_refused_after_the_data_and_session_resyncs() {
+fn text_lines_longer_than_1000_octets_are_stored_unchanged() {
+    // A cron job's output through `msmtp -t`: Postfix takes it, so do we.
     let s = TestServer::start();
+    let mut c = s.client();
+    begin(&mut c, "bob@localhost");
+    c.expect("DATA", "354");
+    let line = "c".repeat(1500);
+    let long = "d".repeat(200_000);
+    c.send(format!("Subject: cron\r\n\r\n{line}\r\n{long}\r\n.\r\n").as_bytes());
+    c.expect_reply("250 2.0.0");
+    let m = s.inbox("bob@localhost").remove(0);
+    assert_eq!(
+        strip_trace(&m),
+        format!("Subject: cron\r\n\r\n{line}\r\n{long}\r\n").as_bytes()
+    );
+}
+
+#[test]
+fn overlong_text_line_is_refused_after_the_data_and_session_resyncs() {
+    // The bound exists (--max-text-line); here RFC 5321's 1000 octets.
+    let s = TestServer::with(|c| c.max_text_line = 1000);
     let mut c = s.client();
     begin(&mut c, "bob@localhost");
     c.expect("DATA", "354");
