@@ -5,12 +5,22 @@
 //! the non-blocking socket; this module only builds the configuration.
 //! Implicit TLS (RFC 8314 §3.3, ports 465/993) and STARTTLS (RFC 3207,
 //! RFC 3501 §6.2.1) share the same [`TlsConfig`].
+//!
+//! The certificate sits in a slot the configuration reads at every
+//! handshake, so it can be replaced while the servers run: [`reload_all`]
+//! (SIGHUP, see `signals.rs`; what certbot's `--deploy-hook 'kill -HUP'`
+//! expects) re-reads every certificate loaded from files with
+//! [`load_pem`]. Connections already open keep the certificate they
+//! started with; a new file that does not load is refused with the reason
+//! and the old certificate stays.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// A server-side TLS configuration, shared by every connection.
 pub type TlsConfig = Arc<rustls::ServerConfig>;
@@ -26,17 +36,70 @@ fn invalid(msg: String) -> io::Error {
 /// Unreadable files, no certificate or key in them, or a key that does not
 /// match the certificate — each with the file named.
 pub fn load_pem(cert: &Path, key: &Path) -> io::Result<TlsConfig> {
+    let certified = read_pair(cert, key)?;
+    let slot = Arc::new(CertSlot(RwLock::new(Arc::new(certified))));
+    let config = config_with(Arc::clone(&slot) as Arc<dyn ResolvesServerCert>)?;
+    FROM_FILES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(FromFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            slot,
+        });
+    Ok(config)
+}
+
+/// Read and check a certificate chain and key from PEM files.
+fn read_pair(cert: &Path, key: &Path) -> io::Result<CertifiedKey> {
     let cert_pem = std::fs::read(cert)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cert.display())))?;
     let key_pem = std::fs::read(key)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", key.display())))?;
-    from_pem(&cert_pem, &key_pem).map_err(|e| {
+    certified_key(&cert_pem, &key_pem).map_err(|e| {
         invalid(format!(
             "TLS certificate {} / key {}: {e}",
             cert.display(),
             key.display()
         ))
     })
+}
+
+/// The certificate a configuration presents, replaceable while it runs.
+#[derive(Debug)]
+struct CertSlot(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.0.read().unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
+}
+
+/// A certificate loaded from files, and where it is presented.
+struct FromFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    slot: Arc<CertSlot>,
+}
+
+/// Every certificate [`load_pem`] loaded in this process.
+static FROM_FILES: Mutex<Vec<FromFiles>> = Mutex::new(Vec::new());
+
+/// Re-read every certificate loaded from files and present the new ones
+/// to new connections. A pair that fails to load keeps its old certificate.
+/// Returns, per pair, the certificate file and the error if it failed.
+pub fn reload_all() -> Vec<(PathBuf, io::Result<()>)> {
+    let all = FROM_FILES.lock().unwrap_or_else(PoisonError::into_inner);
+    all.iter()
+        .map(|f| {
+            let r = read_pair(&f.cert, &f.key).map(|new| {
+                *f.slot.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
+            });
+            (f.cert.clone(), r)
+        })
+        .collect()
 }
 
 /// The TLS configuration a server's command line asks for, as every
@@ -68,6 +131,12 @@ pub fn from_flags(
 /// # Errors
 /// No certificate or key found, or they do not match.
 pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<TlsConfig> {
+    let certified = certified_key(cert_pem, key_pem)?;
+    config_with(Arc::new(CertSlot(RwLock::new(Arc::new(certified)))))
+}
+
+/// A certificate chain and its key from PEM bytes, checked to match.
+fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<CertifiedKey> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| invalid(format!("bad certificate PEM: {e}")))?;
@@ -76,13 +145,19 @@ pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<TlsConfig> {
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|e| invalid(format!("no usable private key in the PEM data: {e}")))?;
+    CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// The server configuration every listener uses, presenting what
+/// `resolver` chooses.
+fn config_with(resolver: Arc<dyn ResolvesServerCert>) -> io::Result<TlsConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| invalid(e.to_string()))?;
+        .with_cert_resolver(resolver);
     Ok(Arc::new(config))
 }
 
