@@ -110,6 +110,12 @@ struct UpArgs {
     imaps: Vec<SocketAddr>,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Offer no TLS at all. Without this and without --tls-cert, a
+    /// self-signed certificate is made beside the store on first start
+    /// (STORE.cert.pem, STORE.key.pem), as Debian's Postfix and Dovecot ship
+    /// a snakeoil pair, and STARTTLS is offered.
+    #[arg(long, conflicts_with = "tls_cert")]
+    no_tls: bool,
     /// Log every session's dialogue as C:/S: lines (bodies and credentials elided).
     #[arg(long)]
     trace: bool,
@@ -148,6 +154,7 @@ impl Default for UpArgs {
                     tls_key: None,
                     allow_plaintext_auth: false,
                 },
+                no_tls: false,
                 trace: false,
                 allow_corrupt_store: false,
             },
@@ -256,13 +263,25 @@ fn store_check(db: &Path) -> i32 {
 }
 
 fn up(a: UpArgs) -> Result<()> {
-    let tls = a.tls.config(
-        !a.smtps.is_empty() || !a.imaps.is_empty(),
-        "--smtps/--imaps",
-    )?;
     let mut options = mailstore::OpenOptions::from_env();
     options.allow_corrupt |= a.allow_corrupt_store;
     let store = open_store_with(&a.db, &options)?;
+    // TLS by default: the operator's pair, else (unless --no-tls) one made
+    // beside the store on first start.
+    let mut snakeoil = None;
+    let tls = match a.tls.config(false, "")? {
+        Some(t) => Some(t),
+        None if a.no_tls => None,
+        None => {
+            let (cert, key) = snakeoil_pair(&a.db.db, &a.hostname)?;
+            let t = netloop::tls::load_pem(&cert, &key)?;
+            snakeoil = Some(cert);
+            Some(t)
+        }
+    };
+    if tls.is_none() && (!a.smtps.is_empty() || !a.imaps.is_empty()) {
+        bail!("--smtps/--imaps need TLS: drop --no-tls, or give --tls-cert and --tls-key");
+    }
     // One failed-login count per client address across both protocols.
     let throttle = netloop::Throttle::new(netloop::ThrottleConfig::default());
     // Each server keeps its own defaults (timeouts, per-address limit)
@@ -313,10 +332,10 @@ fn up(a: UpArgs) -> Result<()> {
         "minimail up: {}, store {}{}",
         parts.join(", "),
         a.db.db.display(),
-        if a.tls.tls_cert.is_some() {
-            " (TLS on)"
-        } else {
-            ""
+        match (&snakeoil, &tls) {
+            (Some(cert), _) => format!(" (TLS on, self-signed {})", cert.display()),
+            (None, Some(_)) => " (TLS on)".to_owned(),
+            (None, None) => String::new(),
         }
     );
     let smtp_thread = std::thread::Builder::new()
@@ -335,6 +354,37 @@ fn up(a: UpArgs) -> Result<()> {
     imap_result.context("imapd")?;
     eprintln!("minimail: stopped cleanly");
     Ok(())
+}
+
+/// The self-signed pair beside the store (`STORE.cert.pem`,
+/// `STORE.key.pem`), made on first use for `hostname`, `localhost` and
+/// 127.0.0.1; later starts reuse it, so clients that accepted it once keep
+/// trusting it.
+fn snakeoil_pair(db: &Path, hostname: &str) -> Result<(PathBuf, PathBuf)> {
+    let with = |ext: &str| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let (cert, key) = (with(".cert.pem"), with(".key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let mut names = vec![hostname.to_owned()];
+    for n in ["localhost", "127.0.0.1"] {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_owned());
+        }
+    }
+    let made = netloop::tls::self_signed(&names)?;
+    write_file(&key, made.key_pem.as_bytes(), 0o600)?;
+    write_file(&cert, made.cert_pem.as_bytes(), 0o644)?;
+    log::info!(
+        "made a self-signed TLS certificate for {}: {} (give --tls-cert/--tls-key for a real one)",
+        names.join(", "),
+        cert.display()
+    );
+    Ok((cert, key))
 }
 
 fn cert(c: CertArgs) -> Result<()> {

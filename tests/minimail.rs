@@ -3,6 +3,7 @@
 //! SMTP and read back over IMAP from the other server in the same process,
 //! SIGTERM ending it cleanly, and the start-up errors the README promises.
 
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -190,7 +191,7 @@ fn cert_makes_a_self_signed_pair_and_refuses_to_overwrite() {
 }
 
 #[test]
-fn implicit_tls_without_a_certificate_is_a_clear_start_up_error() {
+fn implicit_tls_without_any_tls_is_a_clear_start_up_error() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = minimail(
         &dir.path().join("m.db"),
@@ -202,11 +203,79 @@ fn implicit_tls_without_a_certificate_is_a_clear_start_up_error() {
             "127.0.0.1:0",
             "--smtps",
             "127.0.0.1:0",
+            "--no-tls",
         ],
         "",
     );
     assert_ne!(code, 0);
-    assert!(err.contains("--tls-cert"), "{err}");
+    assert!(
+        err.contains("--tls-cert") && err.contains("--no-tls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_is_on_by_default_with_a_self_signed_pair_beside_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let (mut child, line, _) = up_env(&db, &["--imaps", "127.0.0.1:0"], &[]);
+    let cert = dir.path().join("m.db.cert.pem");
+    assert!(
+        line.contains(&format!("(TLS on, self-signed {})", cert.display())),
+        "{line}"
+    );
+    let key = dir.path().join("m.db.key.pem");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key must not be readable by others");
+    }
+    // STARTTLS is offered on the plain port, and implicit TLS works with a
+    // client told to trust the made certificate.
+    let smtp = addr_of(&line, "smtp");
+    let mut s = std::net::TcpStream::connect(&smtp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    s.write_all(b"EHLO c.example\r\n").unwrap();
+    let mut ehlo = String::new();
+    loop {
+        l.clear();
+        r.read_line(&mut l).unwrap();
+        ehlo.push_str(&l);
+        if !l.starts_with("250-") {
+            break;
+        }
+    }
+    assert!(
+        ehlo.contains("250-STARTTLS") || ehlo.contains("250 STARTTLS"),
+        "{ehlo}"
+    );
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let tcp = std::net::TcpStream::connect(addr_of(&line, "imaps")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = std::io::BufReader::new(testkit::tls::client_stream(
+        netloop::testing::tls_client_config(&pem),
+        "localhost",
+        tcp,
+    ));
+    l.clear();
+    tls.read_line(&mut l).unwrap();
+    assert!(l.starts_with("* OK"), "{l}");
+    sigterm(&child);
+    child.wait().unwrap();
+    // The next start reuses the pair (clients that accepted it keep it).
+    let (mut child, line, _) = up_env(&db, &[], &[]);
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), pem);
+    assert!(line.contains("self-signed"), "{line}");
+    sigterm(&child);
+    child.wait().unwrap();
+    // --no-tls: none at all.
+    let (mut child, line, _) = up_env(&db, &["--no-tls"], &[]);
+    assert!(!line.contains("TLS on"), "{line}");
+    sigterm(&child);
+    child.wait().unwrap();
 }
 
 #[test]
