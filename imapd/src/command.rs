@@ -2,7 +2,8 @@
 //!
 //! Covers the command grammar of RFC 3501 §6 plus the extensions we
 //! advertise (IDLE 2177, UIDPLUS 4315, MOVE 6851, UNSELECT 3691, NAMESPACE
-//! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154). Values here
+//! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154, SORT and
+//! THREAD 5256, SORT=DISPLAY 5957). Values here
 //! are already validated: mailbox names are decoded from modified UTF-7 and
 //! `INBOX` is normalised, so executors never re-check syntax.
 
@@ -247,6 +248,48 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
 }
 
+/// One SORT key (RFC 5256 §3 `sort-key`, RFC 5957 §3 DISPLAYFROM and
+/// DISPLAYTO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// `ARRIVAL`: INTERNALDATE.
+    Arrival,
+    /// `CC`: addr-mailbox of the first Cc address.
+    Cc,
+    /// `DATE`: sent date (RFC 5256 §2.2).
+    Date,
+    /// `FROM`: addr-mailbox of the first From address.
+    From,
+    /// `SIZE`: RFC822.SIZE.
+    Size,
+    /// `SUBJECT`: base subject (RFC 5256 §2.1).
+    Subject,
+    /// `TO`: addr-mailbox of the first To address.
+    To,
+    /// `DISPLAYFROM` (RFC 5957).
+    DisplayFrom,
+    /// `DISPLAYTO` (RFC 5957).
+    DisplayTo,
+}
+
+/// A `sort-criterion`: a key, optionally reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    /// The key.
+    pub key: SortKey,
+    /// `REVERSE`
+    pub reverse: bool,
+}
+
+/// A THREAD algorithm (RFC 5256 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    /// `ORDEREDSUBJECT`
+    OrderedSubject,
+    /// `REFERENCES`
+    References,
+}
+
 /// What a command asks for, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
@@ -353,6 +396,26 @@ pub enum CommandBody {
         /// `RETURN`-less CONDSTORE: a MODSEQ key was present.
         has_modseq: bool,
     },
+    /// `SORT` / `UID SORT` (RFC 5256 §3)
+    Sort {
+        /// UID variant.
+        uid: bool,
+        /// The sort criteria, most significant first.
+        criteria: Vec<SortCriterion>,
+        /// The search criteria (an implicit AND).
+        key: SearchKey,
+        /// A MODSEQ key was present (RFC 7162 §3.1.5).
+        has_modseq: bool,
+    },
+    /// `THREAD` / `UID THREAD` (RFC 5256 §3)
+    Thread {
+        /// UID variant.
+        uid: bool,
+        /// The algorithm.
+        algorithm: ThreadAlgorithm,
+        /// The search criteria (an implicit AND).
+        key: SearchKey,
+    },
     /// `FETCH` / `UID FETCH`
     Fetch {
         /// UID variant.
@@ -433,6 +496,8 @@ impl CommandBody {
             CommandBody::Unselect => "UNSELECT",
             CommandBody::Expunge { .. } => "EXPUNGE",
             CommandBody::Search { .. } => "SEARCH",
+            CommandBody::Sort { .. } => "SORT",
+            CommandBody::Thread { .. } => "THREAD",
             CommandBody::Fetch { .. } => "FETCH",
             CommandBody::Store { .. } => "STORE",
             CommandBody::Copy { .. } => "COPY",
