@@ -224,7 +224,9 @@ mod tests {
             addresses: true,
             thread: true,
         };
-        let f = s.read_sync(move |r| r.message_fields(mb, &[1, 3, 9], all)).unwrap();
+        let f = s
+            .read_sync(move |r| r.message_fields(mb, &[1, 3, 9], all))
+            .unwrap();
         assert_eq!(f.len(), 2);
         let m = &f[0];
         assert_eq!(m.uid, 1);
@@ -234,7 +236,10 @@ mod tests {
         assert_eq!(m.subject.as_deref(), Some("Re: caf\u{e9}"));
         let from = m.from.as_ref().unwrap();
         assert_eq!(from.name.as_deref(), Some("J\u{f6}rg"));
-        assert_eq!((from.local.as_deref(), from.host.as_deref()), (Some("j"), Some("x.org")));
+        assert_eq!(
+            (from.local.as_deref(), from.host.as_deref()),
+            (Some("j"), Some("x.org"))
+        );
         let to = m.to.as_ref().unwrap();
         assert!(to.group);
         assert_eq!(to.name.as_deref(), Some("team"));

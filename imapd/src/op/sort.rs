@@ -85,14 +85,24 @@ pub(crate) fn sort(
         },
         or_no(
             &tag.clone(),
-            in_selected(move |cx, sel, io, (nums, modseq): (Vec<u32>, Option<u64>)| {
-                Data::Sort {
-                    nums: &nums,
-                    modseq,
-                }
-                .encode(&mut cx.out);
-                cx.finish(io, Some(sel), &tag, Status::Ok, None, "SORT completed", false)
-            }),
+            in_selected(
+                move |cx, sel, io, (nums, modseq): (Vec<u32>, Option<u64>)| {
+                    Data::Sort {
+                        nums: &nums,
+                        modseq,
+                    }
+                    .encode(&mut cx.out);
+                    cx.finish(
+                        io,
+                        Some(sel),
+                        &tag,
+                        Status::Ok,
+                        None,
+                        "SORT completed",
+                        false,
+                    )
+                },
+            ),
         ),
     );
     Step::Continue
@@ -138,7 +148,15 @@ pub(crate) fn thread(
             &tag.clone(),
             in_selected(move |cx, sel, io, threads: Threads| {
                 Data::Thread(&threads).encode(&mut cx.out);
-                cx.finish(io, Some(sel), &tag, Status::Ok, None, "THREAD completed", false)
+                cx.finish(
+                    io,
+                    Some(sel),
+                    &tag,
+                    Status::Ok,
+                    None,
+                    "THREAD completed",
+                    false,
+                )
             }),
         ),
     );

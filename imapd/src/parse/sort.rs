@@ -235,7 +235,10 @@ mod tests {
     #[test]
     fn bad_arguments() {
         assert_eq!(kind("a SORT (DATE) KOI8-R ALL"), SyntaxKind::BadCharset);
-        assert_eq!(kind("a THREAD REFERENCES x-unknown ALL"), SyntaxKind::BadCharset);
+        assert_eq!(
+            kind("a THREAD REFERENCES x-unknown ALL"),
+            SyntaxKind::BadCharset
+        );
         for line in [
             "a SORT (DATE) ALL",
             "a SORT (DATE) UTF-8",

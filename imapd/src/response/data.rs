@@ -256,10 +256,7 @@ mod tests {
                 },
                 "* SORT 5 2 9 (MODSEQ 7)\r\n",
             ),
-            (
-                Data::Thread(&no_threads),
-                "* THREAD\r\n",
-            ),
+            (Data::Thread(&no_threads), "* THREAD\r\n"),
             (Data::Thread(&threads), "* THREAD (3 5)(1)\r\n"),
             (
                 Data::List {

@@ -157,7 +157,12 @@ mod tests {
             sent_date,
             ..MessageFields::default()
         };
-        let msgs = [m(10, 5, None), m(20, 1, Some(9)), m(10, 3, Some(2)), m(30, 9, None)];
+        let msgs = [
+            m(10, 5, None),
+            m(20, 1, Some(9)),
+            m(10, 3, Some(2)),
+            m(30, 9, None),
+        ];
         assert_eq!(sort(&msgs, &[crit(SortKey::Date, false)]), [2, 0, 1, 3]);
         assert_eq!(sort(&msgs, &[crit(SortKey::Arrival, true)]), [3, 0, 2, 1]);
         assert_eq!(
@@ -167,6 +172,9 @@ mod tests {
             ),
             [0, 2, 1, 3]
         );
-        assert_eq!(fields_for(&[crit(SortKey::Size, false)]), FieldSet::default());
+        assert_eq!(
+            fields_for(&[crit(SortKey::Size, false)]),
+            FieldSet::default()
+        );
     }
 }

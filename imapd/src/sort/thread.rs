@@ -181,7 +181,9 @@ impl Tree {
             }
             key[n as usize] = match self.nodes[n as usize].msg {
                 Some(m) => msgs[m as usize].key,
-                None => kids.first().map_or((i64::MAX, u32::MAX), |&k| key[k as usize]),
+                None => kids
+                    .first()
+                    .map_or((i64::MAX, u32::MAX), |&k| key[k as usize]),
             };
             self.nodes[n as usize].children = kids;
         }
@@ -403,4 +405,185 @@ fn to_threads(tree: &Tree, root: u32) -> Threads {
         stack.extend(node.children.iter().rev());
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::Data;
+
+    /// A message: Message-ID, References, In-Reply-To, Subject, sent date.
+    fn m(id: &str, refs: &str, irt: &str, subject: &str, date: i64) -> MessageFields {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        MessageFields {
+            message_id: some(id),
+            references: some(refs),
+            in_reply_to: some(irt),
+            subject: some(subject),
+            sent_date: Some(date),
+            ..MessageFields::default()
+        }
+    }
+
+    /// The THREAD response for `msgs`, numbered 1.. in order.
+    fn show(t: Threads) -> String {
+        let mut t = t;
+        for n in &mut t.nodes {
+            n.num = n.num.map(|i| i + 1);
+        }
+        let mut out = Vec::new();
+        Data::Thread(&t).encode(&mut out);
+        String::from_utf8_lossy(&out).trim_end().to_owned()
+    }
+
+    fn refs(msgs: &[MessageFields]) -> String {
+        show(references(msgs))
+    }
+
+    /// Step 1.B breaks an old link even when the new one would loop; the
+    /// parent comes from In-Reply-To without References; dummies at the
+    /// top with one child are replaced by it, with several they stay.
+    #[test]
+    fn step_one_links_and_dummies() {
+        let msgs = [
+            m("<a@b>", "", "", "", 30),
+            m("<b@b>", "<a@b> <c@b>", "", "", 10),
+            m("<c@b>", "<b@b>", "", "", 20),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (3 2)(1)");
+        let msgs = [
+            m("<1@b>", "", "", "", 50),
+            m("<2@b>", "", "<1@b>", "", 10),
+            m("<3@b>", "", "<1@b>", "", 10),
+            m("<4@b>", "", "<2@b>", "", 10),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (1 (2 4)(3))");
+        let msgs = [
+            m("<3@b>", "", "<1@b>", "", 1),
+            m("<4@b>", "", "<2@b>", "", 2),
+            m("<5@b>", "", "<2@b>", "", 3),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (1)((2)(3))");
+        let msgs = [m("", "<a@b>", "", "", 1), m("", "<a@b>", "", "", 2)];
+        assert_eq!(refs(&msgs), "* THREAD ((1)(2))");
+    }
+
+    /// A duplicate Message-ID gets an ID of its own: the first keeps it.
+    #[test]
+    fn duplicate_ids() {
+        let msgs = [
+            m("<a@b>", "", "", "", 1),
+            m("<b@b>", "<a@b>", "", "", 1),
+            m("<c@b>", "<b@b>", "", "", 1),
+            m("<b@b>", "<a@b>", "", "", 1),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (1 (2 3)(4))");
+        let msgs = [m("<a@b>", "", "", "", 1), m("<a@b>", "", "", "", 1)];
+        assert_eq!(refs(&msgs), "* THREAD (1)(2)");
+        // Quoting does not make IDs differ (RFC 5256 §3).
+        let msgs = [
+            m("<\"x\"@b>", "", "", "", 1),
+            m("<y@b>", "", "<x@b>", "", 2),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (1 2)");
+    }
+
+    /// Step 5: a reply joins the non-reply of its subject; two
+    /// non-replies get a dummy parent; a thread without subject is left.
+    #[test]
+    fn subject_merging() {
+        let msgs = [
+            m("<a@b>", "", "", "foo", 1),
+            m("<a@b>", "", "", "Re: foo", 2),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (1 2)");
+        let msgs = [
+            m("<a@b>", "", "", "foo", 1),
+            m("<b@b>", "<c@b>", "", "Re: foo", 2),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (1 2)");
+        let msgs = [
+            m("", "", "", "foo", 2),
+            m("", "", "", "FOO", 1),
+            m("", "", "", "bar", 3),
+            m("", "", "", "", 4),
+            m("", "", "", "", 5),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD ((2)(1))(3)(4)(5)");
+        // A dummy thread takes the others of its subject as children.
+        let msgs = [
+            m("", "<x@y>", "", "Re: s", 1),
+            m("", "<x@y>", "", "Re: s", 2),
+            m("", "", "", "s", 3),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD ((1)(2)(3))");
+    }
+
+    #[test]
+    fn ordered_subject_groups_by_base_subject_then_date() {
+        let msgs = [
+            m("", "", "", "a", 10),
+            m("", "", "", "b", 9),
+            m("", "", "", "a", 8),
+            m("", "", "", "b", 7),
+            m("", "", "", "Re: a", 30),
+            m("", "", "", "", 1),
+        ];
+        assert_eq!(show(ordered_subject(&msgs)), "* THREAD (6)(4 2)(3 (1)(5))");
+    }
+
+    /// References that point at each other, or at the message itself,
+    /// make no loop: the later message keeps the earlier as its child.
+    #[test]
+    fn loops_are_never_made() {
+        let msgs = [
+            m("<a@b>", "<b@b>", "", "", 1),
+            m("<b@b>", "<a@b>", "", "", 2),
+            m("<c@b>", "<c@b>", "", "", 3),
+            m("<d@b>", "<e@b> <d@b> <e@b>", "", "", 4),
+        ];
+        assert_eq!(refs(&msgs), "* THREAD (2 1)(3)(4)");
+    }
+
+    /// A reply chain as long as a big mailbox needs no recursion, in
+    /// either order; the loop checks stay within their budget.
+    #[test]
+    fn a_chain_of_a_hundred_thousand() {
+        let n = 100_000;
+        let chain: Vec<MessageFields> = (0..n)
+            .map(|i| {
+                let parent = if i == 0 {
+                    String::new()
+                } else {
+                    format!("<{}@x>", i - 1)
+                };
+                m(&format!("<{i}@x>"), &parent, "", "s", i)
+            })
+            .collect();
+        let s = refs(&chain);
+        assert!(s.starts_with("* THREAD (1 2 3 "), "{}", &s[..40]);
+        assert!(s.ends_with(" 99999 100000)"));
+        let mut reversed = chain;
+        reversed.reverse();
+        let s = refs(&reversed);
+        assert!(s.starts_with("* THREAD (100000 99999 "), "{}", &s[..40]);
+    }
+
+    #[test]
+    fn loop_checks_past_the_budget_refuse_the_link() {
+        let mut tree = Tree {
+            nodes: Vec::new(),
+            budget: 2,
+        };
+        let [a, b, c, d, e] = [(); 5].map(|_| tree.add(None));
+        tree.link(a, b);
+        tree.link(b, c);
+        tree.link(d, e);
+        // d has a child, so putting it under c walks c, b, a: over budget.
+        assert!(tree.would_loop(c, d));
+        assert_eq!(tree.budget, 0);
+        // e has none: no walk needed, so no refusal.
+        assert!(!tree.would_loop(a, e));
+        assert!(tree.would_loop(e, e));
+    }
 }
