@@ -117,8 +117,8 @@ pub(crate) fn utc_date(value: &str) -> Option<i64> {
 
 impl Reader {
     /// The fields in `want` of every message of `mailbox` whose UID is in
-    /// `uids` (ascending), uid ascending, in one scan of the mailbox;
-    /// UIDs not in the mailbox are skipped.
+    /// `uids` (ascending), uid ascending, in one query (a range scan, or
+    /// lookups when `uids` is sparse); UIDs not in the mailbox are skipped.
     ///
     /// # Errors
     /// Database errors; [`StoreError::Corrupt`] if a stored envelope does
@@ -133,16 +133,31 @@ impl Reader {
             return Ok(Vec::new());
         };
         let envelope = want.sent_date || want.subject || want.addresses || want.thread;
-        let mut st = self.conn().prepare_cached(
-            "SELECT e.uid, m.size, m.internal_date,
-                    CASE WHEN ?4 THEN m.envelope END,
-                    CASE WHEN ?5 THEN (SELECT h.value FROM message_headers h
+        // A dense set is read with one range scan; a sparse one (under a
+        // quarter of its range) by looking up each UID.
+        let dense = (uids.len() as u64).saturating_mul(4) > u64::from(hi.saturating_sub(lo));
+        // Parameters: ?1 mailbox, ?2 whether to read the envelope, ?3 the
+        // references; then the UIDs (?4-?5 a range, or ?4 a list).
+        let select = "SELECT e.uid, m.size, m.internal_date,
+                    CASE WHEN ?2 THEN m.envelope END,
+                    CASE WHEN ?3 THEN (SELECT h.value FROM message_headers h
                          WHERE h.message_id = m.id AND h.name = 'references' LIMIT 1) END
              FROM entries e JOIN messages m ON m.id = e.message_id
-             WHERE e.mailbox_id = ?1 AND e.uid BETWEEN ?2 AND ?3
-             ORDER BY e.uid",
-        )?;
-        let mut rows = st.query(params![mailbox, lo, hi, envelope, want.thread])?;
+             WHERE e.mailbox_id = ?1 AND ";
+        let mut st;
+        let mut rows = if dense {
+            st = self
+                .conn()
+                .prepare_cached(&format!("{select}e.uid BETWEEN ?4 AND ?5 ORDER BY e.uid"))?;
+            st.query(params![mailbox, envelope, want.thread, lo, hi])?
+        } else {
+            let list = serde_json::to_string(uids)
+                .map_err(|e| StoreError::Invalid(format!("uid list: {e}")))?;
+            st = self.conn().prepare_cached(&format!(
+                "{select}e.uid IN (SELECT value FROM json_each(?4)) ORDER BY e.uid"
+            ))?;
+            st.query(params![mailbox, envelope, want.thread, list])?
+        };
         let mut out = Vec::with_capacity(uids.len());
         let mut next = 0usize;
         while let Some(r) = rows.next()? {
@@ -251,6 +266,11 @@ mod tests {
         assert_eq!(m.sent_date, None);
         assert_eq!(m.subject, None);
         assert_eq!(m.cc.as_ref().unwrap().local.as_deref(), Some("c"));
+        // A sparse set is looked up UID by UID, with the same result.
+        let sparse = s
+            .read_sync(move |r| r.message_fields(mb, &[3, 40], all))
+            .unwrap();
+        assert_eq!(sparse, f[1..]);
         // Size and dates alone need no envelope.
         let f = s
             .read_sync(move |r| r.message_fields(mb, &[2], FieldSet::default()))

@@ -9,8 +9,23 @@
 //! included (the session's sequence map is shared with the job; sequence
 //! numbers do not shift while a command runs).
 //!
-//! Measured on 100,000 messages (release build, the imapd/tests/it/sort.rs
-//! timing test): see the figures in that test's doc comment.
+//! Cost on 100,000 messages (release build, `imapd/tests/it/sort.rs`
+//! `bench_sort_and_thread_a_hundred_thousand`, 2-core VM, time from
+//! command to tagged OK as the client sees it, warm reader): UID SORT by
+//! ARRIVAL or SIZE 0.12-0.16 s, by DATE, SUBJECT, FROM or DISPLAYFROM
+//! 0.19-0.20 s, THREAD=ORDEREDSUBJECT 0.20 s, THREAD=REFERENCES 0.39 s
+//! (0.98 s the first time on a reader whose page cache has not yet held
+//! the header rows References comes from). Of that, reading the fields is
+//! most (0.17 s; 0.29 s with References); the algorithms take 16 ms
+//! (ORDEREDSUBJECT) and 85 ms (REFERENCES).
+//!
+//! Where RFC 5256/5957 leave room, Dovecot was compared: same results
+//! except that Dovecot compares with Unicode case folding (`É` sorts as
+//! `E`; here, as the RFC's default `i;ascii-casemap`, after ASCII),
+//! gives an address without a local part (`<>`) the mailbox
+//! `MISSING_MAILBOX`, and takes no display name from a comment
+//! (`user@host (Name)`), which our stored envelope does (as Dovecot's
+//! ENVELOPE does).
 
 use super::search::to_query;
 use crate::command::{SearchKey, SortCriterion, ThreadAlgorithm};

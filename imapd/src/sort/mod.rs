@@ -5,9 +5,9 @@
 //! §2.1) and `msgid` (normalized Message IDs). `op/sort.rs` runs them on a
 //! store reader thread.
 //!
-//! Cost, measured (release build, one core) on 100,000 messages: see
-//! `op/sort.rs`; everything here is O(n log n) in the messages searched
-//! and linear in the bytes of their subjects and reference fields.
+//! Everything here is O(n log n) in the messages searched and linear in
+//! the bytes of their subjects and reference fields; the figures for
+//! 100,000 messages are in `op/sort.rs`.
 
 pub mod msgid;
 pub mod order;
