@@ -569,6 +569,25 @@ mod tests {
         assert!(s.starts_with("* THREAD (100000 99999 "), "{}", &s[..40]);
     }
 
+    /// Only the last MAX_REFERENCES IDs of a References field are used;
+    /// without valid ones, the first valid In-Reply-To ID is the parent.
+    #[test]
+    fn references_are_bounded_and_in_reply_to_is_the_fallback() {
+        let ids: Vec<String> = (0..MAX_REFERENCES + 500)
+            .map(|i| format!("<{i}@x>"))
+            .collect();
+        let f = m("<me@x>", &ids.join(" "), "<other@x>", "", 1);
+        let refs = references_of(&f);
+        assert_eq!(refs.len(), MAX_REFERENCES);
+        assert_eq!(refs[0], "500@x");
+        assert_eq!(
+            refs[MAX_REFERENCES - 1],
+            format!("{}@x", MAX_REFERENCES + 499)
+        );
+        let f = m("<me@x>", "junk <no-at>", "bad <p@x> <q@x>", "", 1);
+        assert_eq!(references_of(&f), ["p@x"]);
+    }
+
     #[test]
     fn loop_checks_past_the_budget_refuse_the_link() {
         let mut tree = Tree {
