@@ -24,9 +24,7 @@ use nom::multi::{many1, separated_list1};
 use nom::sequence::{delimited, preceded, terminated};
 use nom::Parser;
 
-/// Most sort criteria in one SORT: there are nine keys, and repeating one
-/// changes nothing, so this is far above any real use.
-pub const MAX_SORT_CRITERIA: usize = 32;
+pub use crate::limits::MAX_SORT_CRITERIA;
 
 /// The nom error kind of a SORT with more than [`MAX_SORT_CRITERIA`].
 pub(super) const TOO_MANY_CRITERIA: nom::error::ErrorKind = nom::error::ErrorKind::Many1Count;

@@ -22,12 +22,9 @@ use crate::response::Threads;
 use mailstore::MessageFields;
 use std::collections::HashMap;
 
-/// IDs of one References field used (the last ones: the closest
-/// ancestors). Real fields hold tens.
-pub const MAX_REFERENCES: usize = 1000;
-
-/// Steps of loop-check walks per THREAD command.
-pub const LOOP_CHECK_BUDGET: u64 = 20_000_000;
+pub use crate::limits::{
+    MAX_THREAD_REFERENCES as MAX_REFERENCES, THREAD_LOOP_CHECK_BUDGET as LOOP_CHECK_BUDGET,
+};
 
 const NONE: u32 = u32::MAX;
 
