@@ -2,9 +2,13 @@
 //!
 //! Covers the command grammar of RFC 3501 §6 plus the extensions we
 //! advertise (IDLE 2177, UIDPLUS 4315, MOVE 6851, UNSELECT 3691, NAMESPACE
-//! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154). Values here
+//! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154, SORT and
+//! THREAD 5256, SORT=DISPLAY 5957). Values here
 //! are already validated: mailbox names are decoded from modified UTF-7 and
 //! `INBOX` is normalised, so executors never re-check syntax.
+
+mod sort;
+pub use sort::{SortCriterion, SortKey, ThreadAlgorithm};
 
 /// One complete command: its tag and what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +357,26 @@ pub enum CommandBody {
         /// `RETURN`-less CONDSTORE: a MODSEQ key was present.
         has_modseq: bool,
     },
+    /// `SORT` / `UID SORT` (RFC 5256 §3)
+    Sort {
+        /// UID variant.
+        uid: bool,
+        /// The sort criteria, most significant first.
+        criteria: Vec<SortCriterion>,
+        /// The search criteria (an implicit AND).
+        key: SearchKey,
+        /// A MODSEQ key was present (RFC 7162 §3.1.5).
+        has_modseq: bool,
+    },
+    /// `THREAD` / `UID THREAD` (RFC 5256 §3)
+    Thread {
+        /// UID variant.
+        uid: bool,
+        /// The algorithm.
+        algorithm: ThreadAlgorithm,
+        /// The search criteria (an implicit AND).
+        key: SearchKey,
+    },
     /// `FETCH` / `UID FETCH`
     Fetch {
         /// UID variant.
@@ -433,6 +457,8 @@ impl CommandBody {
             CommandBody::Unselect => "UNSELECT",
             CommandBody::Expunge { .. } => "EXPUNGE",
             CommandBody::Search { .. } => "SEARCH",
+            CommandBody::Sort { .. } => "SORT",
+            CommandBody::Thread { .. } => "THREAD",
             CommandBody::Fetch { .. } => "FETCH",
             CommandBody::Store { .. } => "STORE",
             CommandBody::Copy { .. } => "COPY",

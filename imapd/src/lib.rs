@@ -1,6 +1,7 @@
 //! imapd: minimail's IMAP4rev1 server (RFC 3501) with the extensions real
 //! clients expect (IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE,
-//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, SASL-IR), STARTTLS (§6.2.1)
+//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, SASL-IR, SORT, SORT=DISPLAY,
+//! THREAD=ORDEREDSUBJECT, THREAD=REFERENCES), STARTTLS (§6.2.1)
 //! and implicit TLS (RFC 8314) through netloop, AUTHENTICATE PLAIN and
 //! LOGIN, and LOGINDISABLED for plaintext credentials from non-local
 //! clients (§6.2.3).
@@ -20,6 +21,7 @@ pub mod parse;
 pub mod response;
 mod server;
 pub mod session;
+pub mod sort;
 pub mod structure;
 pub mod trace;
 pub mod utf7;
@@ -32,7 +34,8 @@ pub use session::ImapSession;
 /// [`capabilities`] adds STARTTLS and either the AUTH= mechanisms or
 /// LOGINDISABLED (RFC 3501 §6.1.1, §6.2.1, §6.2.3).
 pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE UNSELECT \
-NAMESPACE ID ENABLE SPECIAL-USE CHILDREN CONDSTORE";
+NAMESPACE ID ENABLE SPECIAL-USE CHILDREN CONDSTORE SORT SORT=DISPLAY \
+THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 /// The CAPABILITY list for a connection: `tls` is where it stands with TLS,
 /// `plaintext_ok` whether credentials may be sent on it now (TLS, a local

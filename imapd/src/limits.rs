@@ -97,3 +97,20 @@ pub const MAX_SEARCH_TEXT_KEYS: usize = 64;
 /// a literal of up to `--max-literal` octets, hence a bound of its own. A
 /// wire form over four times this is refused before it is decoded.
 pub const MAX_LIST_PATTERN: usize = 1024;
+
+/// Most sort criteria in one SORT (RFC 5256 §3); more is `NO [LIMIT]`.
+/// There are nine keys and repeating one changes nothing, so this is far
+/// above any real use, and it bounds the keys kept per message.
+pub const MAX_SORT_CRITERIA: usize = 32;
+
+/// IDs of one References field that THREAD=REFERENCES uses: the last ones
+/// (the closest ancestors, what a client that trims the field keeps).
+/// Real fields hold tens; a 64 KiB field could hold thousands.
+pub const MAX_THREAD_REFERENCES: usize = 1000;
+
+/// Steps of the loop checks (RFC 5256 §3 step 1) one THREAD may take
+/// (about 50 ms); past it a link that would need a check is not made, as
+/// if it made a loop. Checks are needed only when a message that already
+/// has replies is linked, so real mailboxes of 100,000 messages use a tiny
+/// part of it; a hostile one gets flatter threads, not a slow server.
+pub const THREAD_LOOP_CHECK_BUDGET: u64 = 20_000_000;

@@ -98,7 +98,8 @@
 //!   [`check_file`] and the start-up check;
 //! - `schema.rs`: connections, schema, migrations; `query.rs`: row
 //!   lookups shared by both sides;
-//! - `reader.rs`, `reader_msgs.rs`: [`Reader`] (reads);
+//! - `reader.rs`, `reader_msgs.rs`, `reader_sort.rs` (what sorting and
+//!   threading read): [`Reader`] (reads);
 //!   `tx.rs`, `tx_deliver.rs`, `tx_flags.rs`: [`Tx`] (writes);
 //! - `search/`: [`Query`]; `mod.rs` picks `sql.rs` (one statement) or
 //!   `eval.rs` (Rust evaluation of large queries);
@@ -122,6 +123,7 @@ mod password;
 mod query;
 mod reader;
 mod reader_msgs;
+mod reader_sort;
 mod readers;
 mod schema;
 mod search;
@@ -137,6 +139,7 @@ pub use error::{Result, StoreError};
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
 pub use password::{hash_password, verify_password};
 pub use reader::{MailboxSummary, Reader};
+pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
 pub use search::Query;
 pub use store::{OpenOptions, Store};

@@ -4,7 +4,7 @@
 //! (CREATE, DELETE, RENAME, SUBSCRIBE),
 //! `list` (LIST, LSUB), `append`, `message` (selected: STORE, COPY, MOVE,
 //! EXPUNGE, CLOSE; and IDLE), `fetch` + `fetch_encode` (streamed FETCH),
-//! `search`.
+//! `search`, `sort` (SORT, THREAD).
 //!
 //! [`dispatch`] checks the state each command needs (§3) once, and hands
 //! the command what that state guarantees: an authenticated command gets
@@ -22,6 +22,7 @@ pub(crate) mod mailbox;
 pub(crate) mod message;
 pub(crate) mod search;
 pub(crate) mod select;
+pub(crate) mod sort;
 pub(crate) mod tls;
 
 use crate::command::{Command, CommandBody};
@@ -65,6 +66,8 @@ fn needs(body: &CommandBody) -> Needs {
         | Unselect
         | Expunge { .. }
         | Search { .. }
+        | Sort { .. }
+        | Thread { .. }
         | Fetch { .. }
         | Store { .. }
         | Copy { .. }
@@ -116,6 +119,8 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         Idle => message::idle(s, io, tag),
         body @ (Expunge { .. }
         | Search { .. }
+        | Sort { .. }
+        | Thread { .. }
         | Fetch { .. }
         | Store { .. }
         | Copy { .. }
@@ -192,6 +197,17 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
             key,
             has_modseq,
         } => search::search(cx, io, sel, tag, uid, key, has_modseq),
+        Sort {
+            uid,
+            criteria,
+            key,
+            has_modseq,
+        } => sort::sort(cx, io, sel, tag, uid, criteria, key, has_modseq),
+        Thread {
+            uid,
+            algorithm,
+            key,
+        } => sort::thread(cx, io, sel, tag, uid, algorithm, key),
         Fetch {
             uid,
             set,

@@ -75,13 +75,17 @@ pub fn parse_command(input: &[u8]) -> Result<Command, SyntaxError> {
     if uid
         && !matches!(
             name.as_str(),
-            "FETCH" | "SEARCH" | "STORE" | "COPY" | "MOVE" | "EXPUNGE"
+            "FETCH" | "SEARCH" | "STORE" | "COPY" | "MOVE" | "EXPUNGE" | "SORT" | "THREAD"
         )
     {
         return Err(bad(Some(&tag), format!("UID {name} is not a UID command")));
     }
-    if name == "SEARCH" {
-        if let Some(cs) = super::search::unsupported_charset(rest) {
+    if matches!(name.as_str(), "SEARCH" | "SORT" | "THREAD") {
+        let cs = match name.as_str() {
+            "SEARCH" => super::search::unsupported_charset(rest),
+            other => super::sort::unsupported_charset(other, rest),
+        };
+        if let Some(cs) = cs {
             return Err(SyntaxError {
                 tag: Some(tag),
                 reason: format!("charset {cs} is not supported"),
@@ -127,13 +131,16 @@ fn over_limit(name: &str, code: nom::error::ErrorKind) -> Option<String> {
         MAX_LIST_PATTERN, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS, MAX_SEARCH_TEXT_KEYS,
     };
     match name {
-        "SEARCH" if code == super::search::TOO_DEEP => Some(format!(
+        "SORT" if code == super::sort::TOO_MANY_CRITERIA => Some(format!(
+            "Too many SORT criteria (limit {})", super::sort::MAX_SORT_CRITERIA
+        )),
+        "SEARCH" | "SORT" | "THREAD" if code == super::search::TOO_DEEP => Some(format!(
             "SEARCH criteria nested too deeply (limit {MAX_SEARCH_DEPTH} levels of NOT, OR and parentheses)"
         )),
-        "SEARCH" if code == super::search::TOO_MANY => Some(format!(
+        "SEARCH" | "SORT" | "THREAD" if code == super::search::TOO_MANY => Some(format!(
             "Too many SEARCH keys (limit {MAX_SEARCH_KEYS})"
         )),
-        "SEARCH" if code == super::search::TOO_MANY_TEXT => Some(format!(
+        "SEARCH" | "SORT" | "THREAD" if code == super::search::TOO_MANY_TEXT => Some(format!(
             "Too many TEXT and BODY keys in one SEARCH (limit {MAX_SEARCH_TEXT_KEYS})"
         )),
         "LIST" | "LSUB" if code == LIST_TOO_LONG => Some(format!(
@@ -190,6 +197,8 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
         "STATUS" => status(i),
         "APPEND" => append(i),
         "SEARCH" => search_args(uid, i),
+        "SORT" => super::sort::sort_args(uid, i),
+        "THREAD" => super::sort::thread_args(uid, i),
         "FETCH" => fetch_args(uid, i),
         "STORE" => store(uid, i),
         "COPY" | "MOVE" => copy(name == "MOVE", uid, i),

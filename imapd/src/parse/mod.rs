@@ -10,6 +10,7 @@
 mod command;
 mod fetch;
 mod search;
+mod sort;
 
 pub use command::{parse_command, SyntaxError, SyntaxKind};
 

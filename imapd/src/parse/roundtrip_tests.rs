@@ -11,7 +11,8 @@
 //! UNSUBSCRIBE, LIST/LSUB (RETURN), STATUS, APPEND (flags, date-time),
 //! CHECK, CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE (RFC 4315), SEARCH
 //! (every key, CHARSET), FETCH (macros, sections, partials, CHANGEDSINCE),
-//! STORE (UNCHANGEDSINCE), COPY, MOVE (RFC 6851), the UID forms, IDLE,
+//! STORE (UNCHANGEDSINCE), COPY, MOVE (RFC 6851), SORT and THREAD
+//! (RFC 5256, RFC 5957), the UID forms, IDLE,
 //! NAMESPACE, ID (RFC 2971) and ENABLE (RFC 5161).
 
 use crate::command::*;
@@ -201,6 +202,16 @@ fn uid(w: &mut W, uid: bool) -> &mut W {
     w
 }
 
+/// SORT's and THREAD's `search-criteria`: a charset, then the keys.
+fn sort_search_criteria(w: &mut W, key: &SearchKey) {
+    let cs = if w.flip() { "UTF-8" } else { "US-ASCII" };
+    w.astring(cs.as_bytes()).raw(" ");
+    match key {
+        SearchKey::And(v) if v.len() > 1 && w.flip() => search_keys(w, v),
+        k => search_key(w, k),
+    }
+}
+
 /// One complete command (literals inline, no final CRLF) that means `c`.
 fn serialize(c: &Command, bits: u64) -> Vec<u8> {
     use CommandBody::*;
@@ -297,6 +308,34 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
                 SearchKey::And(v) if v.len() > 1 && w.flip() => search_keys(w, v),
                 k => search_key(w, k),
             }
+        }
+        Sort {
+            uid: u,
+            criteria,
+            key,
+            ..
+        } => {
+            uid(w, *u).name("SORT (");
+            for (n, c) in criteria.iter().enumerate() {
+                if n > 0 {
+                    w.raw(" ");
+                }
+                if c.reverse {
+                    w.name("REVERSE ");
+                }
+                w.name(&format!("{:?}", c.key));
+            }
+            w.raw(") ");
+            sort_search_criteria(w, key);
+        }
+        Thread {
+            uid: u,
+            algorithm,
+            key,
+        } => {
+            uid(w, *u).name("THREAD ");
+            w.name(&format!("{algorithm:?}")).raw(" ");
+            sort_search_criteria(w, key);
         }
         Fetch {
             uid: u,

@@ -84,7 +84,7 @@ pub(super) fn search_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
     parsed
 }
 
-fn mentions_modseq(k: &SearchKey) -> bool {
+pub(crate) fn mentions_modseq(k: &SearchKey) -> bool {
     match k {
         SearchKey::ModSeq(_) => true,
         SearchKey::Not(a) => mentions_modseq(a),

@@ -1,7 +1,8 @@
 //! Untagged data responses (RFC 3501 §7.2–§7.4, and the extensions' own:
-//! ENABLED, ID, NAMESPACE) as one type, written by one serializer. Status
-//! responses (`* OK [CODE] text`, tagged lines) are [`super::StatusLine`];
-//! values inside these ([`Value`]) pick NIL, quoted or literal themselves.
+//! ENABLED, ID, NAMESPACE, SORT and THREAD) as one type, written by one
+//! serializer. Status responses (`* OK [CODE] text`, tagged lines) are
+//! [`super::StatusLine`]; values inside these ([`Value`]) pick NIL, quoted
+//! or literal themselves.
 //!
 //! The streamed FETCH writes a response's items in pieces as they are read
 //! (a body may be a byte range read later); it opens and closes each
@@ -48,6 +49,16 @@ pub enum Data<'a> {
         /// The highest modseq of the messages found, when asked for.
         modseq: Option<u64>,
     },
+    /// `SORT n ...` (RFC 5256 §4), with `(MODSEQ m)` under CONDSTORE
+    /// (RFC 7162 §3.1.5).
+    Sort {
+        /// Sequence numbers or UIDs, in sorted order.
+        nums: &'a [u32],
+        /// The highest modseq of the messages found, when asked for.
+        modseq: Option<u64>,
+    },
+    /// `THREAD (..)(..)` (RFC 5256 §4).
+    Thread(&'a super::Threads),
     /// `LIST (attrs) "/" name` or `LSUB ...` (§7.2.2, §7.2.3); the name in
     /// UTF-8, sent as modified UTF-7.
     List {
@@ -133,6 +144,19 @@ impl Data<'_> {
                     let _ = write!(Buf(out), " (MODSEQ {m})");
                 }
             }
+            Data::Sort { nums, modseq } => {
+                out.extend_from_slice(b"SORT");
+                for n in *nums {
+                    let _ = write!(Buf(out), " {n}");
+                }
+                if let Some(m) = modseq {
+                    let _ = write!(Buf(out), " (MODSEQ {m})");
+                }
+            }
+            Data::Thread(threads) => {
+                out.extend_from_slice(b"THREAD");
+                threads.encode(out);
+            }
             Data::List { lsub, attrs, name } => values(
                 out,
                 if *lsub { "LSUB" } else { "LIST" },
@@ -175,6 +199,12 @@ mod tests {
         let flags = ["\\Seen".to_owned(), "$Junk".to_owned()];
         let attrs = ["\\HasNoChildren".to_owned()];
         let uid9 = [Value::Atom("UID".into()), Value::Num(9)];
+        let mut threads = super::super::Threads::default();
+        let a = threads.push(Some(3));
+        let b = threads.push(Some(5));
+        threads.nodes[a].children.push(b);
+        threads.roots = vec![a, threads.push(Some(1))];
+        let no_threads = super::super::Threads::default();
         let cases: Vec<(Data<'_>, &str)> = vec![
             (
                 Data::Capability("IMAP4rev1 IDLE"),
@@ -212,6 +242,22 @@ mod tests {
                 },
                 "* SEARCH 1 4 (MODSEQ 12)\r\n",
             ),
+            (
+                Data::Sort {
+                    nums: &[],
+                    modseq: None,
+                },
+                "* SORT\r\n",
+            ),
+            (
+                Data::Sort {
+                    nums: &[5, 2, 9],
+                    modseq: Some(7),
+                },
+                "* SORT 5 2 9 (MODSEQ 7)\r\n",
+            ),
+            (Data::Thread(&no_threads), "* THREAD\r\n"),
+            (Data::Thread(&threads), "* THREAD (3 5)(1)\r\n"),
             (
                 Data::List {
                     lsub: false,

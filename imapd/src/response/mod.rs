@@ -10,7 +10,9 @@
 use std::fmt::Write as _;
 
 mod data;
+mod thread;
 pub use data::{fetch_close, fetch_open, Data, DELIMITER};
+pub use thread::{ThreadNode, Threads};
 
 /// Longest string we send quoted; longer ones become literals.
 const MAX_QUOTED: usize = 1024;

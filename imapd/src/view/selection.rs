@@ -161,6 +161,12 @@ impl Selection {
         &self.uids
     }
 
+    /// The UIDs the client knows, shared: for work on another thread
+    /// (sequence numbers do not shift while a command runs).
+    pub fn uid_map(&self) -> Arc<[Uid]> {
+        Arc::clone(&self.uids)
+    }
+
     /// The highest UID the client knows (0 if none).
     pub fn last_uid(&self) -> Uid {
         self.uids.last().copied().unwrap_or(0)

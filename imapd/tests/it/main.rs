@@ -21,6 +21,7 @@ mod notify;
 mod pipelining_flood;
 mod session;
 mod shared;
+mod sort;
 mod store_faults;
 mod tls;
 mod tls_interop;

@@ -347,6 +347,64 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
 }
 
 pub(super) fn command() -> impl Strategy<Value = Command> {
-    (tag(), prop_oneof![1 => simple_body(), 1 => message_body()])
+    (
+        tag(),
+        prop_oneof![1 => simple_body(), 1 => message_body(), 1 => sort_body()],
+    )
         .prop_map(|(tag, body)| Command { tag, body })
+}
+
+/// SORT and THREAD (RFC 5256 §3, RFC 5957).
+fn sort_body() -> impl Strategy<Value = CommandBody> {
+    use CommandBody::*;
+    let key = prop::sample::select(vec![
+        SortKey::Arrival,
+        SortKey::Cc,
+        SortKey::Date,
+        SortKey::From,
+        SortKey::Size,
+        SortKey::Subject,
+        SortKey::To,
+        SortKey::DisplayFrom,
+        SortKey::DisplayTo,
+    ]);
+    let criterion = (key, any::<bool>()).prop_map(|(key, reverse)| SortCriterion { key, reverse });
+    let keys = || {
+        prop::collection::vec(search_key(), 1..4).prop_map(|mut keys| {
+            if keys.len() == 1 {
+                keys.remove(0)
+            } else {
+                SearchKey::And(keys)
+            }
+        })
+    };
+    prop_oneof![
+        (
+            any::<bool>(),
+            prop::collection::vec(criterion, 1..5),
+            keys()
+        )
+            .prop_map(|(uid, criteria, key)| {
+                let has_modseq = mentions_modseq(&key);
+                Sort {
+                    uid,
+                    criteria,
+                    key,
+                    has_modseq,
+                }
+            }),
+        (
+            any::<bool>(),
+            prop::sample::select(vec![
+                ThreadAlgorithm::OrderedSubject,
+                ThreadAlgorithm::References
+            ]),
+            keys()
+        )
+            .prop_map(|(uid, algorithm, key)| Thread {
+                uid,
+                algorithm,
+                key
+            }),
+    ]
 }
