@@ -48,6 +48,8 @@ pub enum Data<'a> {
         /// The highest modseq of the messages found, when asked for.
         modseq: Option<u64>,
     },
+    /// `ESEARCH ...` (RFC 4731, RFC 5267; `esearch.rs`).
+    ESearch(super::ESearch<'a>),
     /// `LIST (attrs) "/" name` or `LSUB ...` (§7.2.2, §7.2.3); the name in
     /// UTF-8, sent as modified UTF-7.
     List {
@@ -133,6 +135,7 @@ impl Data<'_> {
                     let _ = write!(Buf(out), " (MODSEQ {m})");
                 }
             }
+            Data::ESearch(e) => e.encode(out),
             Data::List { lsub, attrs, name } => values(
                 out,
                 if *lsub { "LSUB" } else { "LIST" },
