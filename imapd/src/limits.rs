@@ -97,3 +97,10 @@ pub const MAX_SEARCH_TEXT_KEYS: usize = 64;
 /// a literal of up to `--max-literal` octets, hence a bound of its own. A
 /// wire form over four times this is refused before it is decoded.
 pub const MAX_LIST_PATTERN: usize = 1024;
+
+/// Live `SEARCH RETURN (UPDATE)` contexts per session (RFC 5267 §4.3.1:
+/// at least one; Dovecot allows 10). Each re-runs its search on every
+/// change to the mailbox and remembers its result (one UID per matching
+/// message); one more is answered `* NO [NOUPDATE "tag"]` and served
+/// without updates.
+pub const MAX_UPDATE_CONTEXTS: usize = 10;

@@ -4,7 +4,7 @@
 //! (CREATE, DELETE, RENAME, SUBSCRIBE),
 //! `list` (LIST, LSUB), `append`, `message` (selected: STORE, COPY, MOVE,
 //! EXPUNGE, CLOSE; and IDLE), `fetch` + `fetch_encode` (streamed FETCH),
-//! `search`.
+//! `search`, `esearch` (SEARCH RETURN, CANCELUPDATE).
 //!
 //! [`dispatch`] checks the state each command needs (§3) once, and hands
 //! the command what that state guarantees: an authenticated command gets
@@ -15,6 +15,7 @@
 pub(crate) mod any;
 pub(crate) mod append;
 pub(crate) mod auth;
+pub(crate) mod esearch;
 pub(crate) mod fetch;
 pub(crate) mod fetch_encode;
 pub(crate) mod list;
@@ -68,7 +69,8 @@ fn needs(body: &CommandBody) -> Needs {
         | Fetch { .. }
         | Store { .. }
         | Copy { .. }
-        | Move { .. } => Needs::Selected,
+        | Move { .. }
+        | CancelUpdate(_) => Needs::Selected,
     }
 }
 
@@ -115,6 +117,7 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         Unselect => message::close(s, io, tag, false),
         Idle => message::idle(s, io, tag),
         body @ (Expunge { .. }
+        | CancelUpdate(_)
         | Search { .. }
         | Fetch { .. }
         | Store { .. }
@@ -189,9 +192,17 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
         Expunge { uids } => message::expunge(cx, io, sel, tag, uids),
         Search {
             uid,
+            ret: None,
             key,
             has_modseq,
         } => search::search(cx, io, sel, tag, uid, key, has_modseq),
+        Search {
+            uid,
+            ret: Some(ret),
+            key,
+            has_modseq,
+        } => esearch::esearch(cx, io, sel, tag, uid, ret, key, has_modseq),
+        CancelUpdate(tags) => esearch::cancelupdate(cx, io, sel, tag, tags),
         Fetch {
             uid,
             set,
