@@ -44,7 +44,7 @@ fn set() -> impl Strategy<Value = SequenceSet> {
         4 => (1u32..=u32::MAX).prop_map(SeqNum::Value),
         1 => Just(SeqNum::Star)
     ];
-    prop::collection::vec((num.clone(), prop::option::of(num)), 1..4).prop_map(|v| {
+    let ranges = prop::collection::vec((num.clone(), prop::option::of(num)), 1..4).prop_map(|v| {
         SequenceSet(
             v.into_iter()
                 .map(|(start, end)| SeqRange {
@@ -53,7 +53,9 @@ fn set() -> impl Strategy<Value = SequenceSet> {
                 })
                 .collect(),
         )
-    })
+    });
+    // `$`, the saved search result (RFC 5182), now and then.
+    prop_oneof![9 => ranges, 1 => Just(SequenceSet::saved())]
 }
 
 fn date() -> impl Strategy<Value = Date> {
