@@ -80,6 +80,45 @@ impl SequenceSet {
     pub fn contains(&self, n: u32, max: u32) -> bool {
         self.resolve(max).iter().any(|&(a, b)| a <= n && n <= b)
     }
+
+    /// `$`, the saved search result (RFC 5182 §2.1, `seq-last-command`).
+    /// Written as a set with no ranges, which the grammar never yields
+    /// otherwise; the selection substitutes the saved messages
+    /// (`Selection::resolve`), and anything that does not names nothing.
+    pub fn saved() -> SequenceSet {
+        SequenceSet(Vec::new())
+    }
+
+    /// Is this `$` (see [`SequenceSet::saved`])?
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `RETURN (...)` of an extended SEARCH (RFC 4466 §2.6, ESEARCH RFC 4731
+/// §3.1, SEARCHRES RFC 5182 §2, CONTEXT=SEARCH RFC 5267 §4). `RETURN ()`
+/// is read as `ALL` (RFC 4731 §3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    /// `MIN`: the lowest number found.
+    pub min: bool,
+    /// `MAX`: the highest number found.
+    pub max: bool,
+    /// `ALL`: every number found, as a sequence set.
+    pub all: bool,
+    /// `COUNT`: how many were found.
+    pub count: bool,
+    /// `SAVE`: remember the result as `$` (RFC 5182).
+    pub save: bool,
+    /// `CONTEXT`: a hint that the criteria will be reused (RFC 5267 §4.2;
+    /// accepted, nothing to do).
+    pub context: bool,
+    /// `UPDATE`: report later changes of the result as ADDTO/REMOVEFROM
+    /// (RFC 5267 §4.3).
+    pub update: bool,
+    /// `PARTIAL a:b`: results `a` to `b` (1-based, `a <= b`) of the whole
+    /// result list (RFC 5267 §4.4).
+    pub partial: Option<(u32, u32)>,
 }
 
 /// A calendar date (RFC 3501 `date`), as used by SEARCH.
@@ -352,6 +391,8 @@ pub enum CommandBody {
     Search {
         /// UID variant.
         uid: bool,
+        /// `RETURN (...)`: answer with ESEARCH (RFC 4731) instead of SEARCH.
+        ret: Option<SearchReturn>,
         /// The criteria (an implicit AND).
         key: SearchKey,
         /// `RETURN`-less CONDSTORE: a MODSEQ key was present.
@@ -429,6 +470,8 @@ pub enum CommandBody {
     Id(Vec<(String, Option<String>)>),
     /// `ENABLE caps`
     Enable(Vec<String>),
+    /// `CANCELUPDATE "tag" ...` (RFC 5267 §4.3.5)
+    CancelUpdate(Vec<String>),
 }
 
 impl CommandBody {
@@ -467,6 +510,7 @@ impl CommandBody {
             CommandBody::Namespace => "NAMESPACE",
             CommandBody::Id(_) => "ID",
             CommandBody::Enable(_) => "ENABLE",
+            CommandBody::CancelUpdate(_) => "CANCELUPDATE",
         }
     }
 }

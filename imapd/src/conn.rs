@@ -96,6 +96,20 @@ impl Conn {
         crate::capabilities(io.tls(), self.plaintext_ok(io), authenticated)
     }
 
+    /// A CONDSTORE-enabling command ran (RFC 7162 §3.1: FETCH MODSEQ or
+    /// CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE): MODSEQ goes
+    /// with every untagged FETCH from now on, and the first one while a
+    /// mailbox is selected announces its `HIGHESTMODSEQ` in an untagged OK
+    /// (RFC 4551 §3.2 example 5: "sent ... because this was the first
+    /// CONDSTORE enabling command"; Dovecot does so, imaptest expects it).
+    pub(crate) fn enable_condstore(&mut self, sel: &Selection) {
+        if !self.condstore {
+            self.condstore = true;
+            let code = Code::HighestModSeq(sel.modseq);
+            self.status(None, Status::Ok, Some(code), "Highest");
+        }
+    }
+
     /// Queue a tagged or untagged status line.
     pub(crate) fn status(
         &mut self,

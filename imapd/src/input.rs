@@ -97,6 +97,13 @@ impl ImapSession {
                                 }
                             }
                             Err(e) => {
+                                // A SEARCH ... SAVE refused with NO empties
+                                // `$` (RFC 5182 §2.1); a BAD leaves it.
+                                if e.kind != SyntaxKind::Bad && crate::parse::search_saves(&bytes) {
+                                    if let Some(sel) = self.state.selection_mut() {
+                                        sel.search.forget_saved();
+                                    }
+                                }
                                 let (status, code) = match e.kind {
                                     SyntaxKind::Bad => (Status::Bad, None),
                                     SyntaxKind::BadCharset => (Status::No, Some(Code::BadCharset)),

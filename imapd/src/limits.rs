@@ -114,3 +114,10 @@ pub const MAX_THREAD_REFERENCES: usize = 1000;
 /// has replies is linked, so real mailboxes of 100,000 messages use a tiny
 /// part of it; a hostile one gets flatter threads, not a slow server.
 pub const THREAD_LOOP_CHECK_BUDGET: u64 = 20_000_000;
+
+/// Live `SEARCH RETURN (UPDATE)` contexts per session (RFC 5267 §4.3.1:
+/// at least one; Dovecot allows 10). Each re-runs its search on every
+/// change to the mailbox and remembers its result (one UID per matching
+/// message); one more is answered `* NO [NOUPDATE "tag"]` and served
+/// without updates.
+pub const MAX_UPDATE_CONTEXTS: usize = 10;

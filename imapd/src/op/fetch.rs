@@ -77,7 +77,7 @@ fn start(
         return Step::Continue;
     };
     if atts.contains(&FetchAtt::ModSeq) {
-        cx.condstore = true;
+        cx.enable_condstore(sel);
     }
     // UID FETCH always reports UIDs (§6.4.8); put it first.
     if uid && !atts.contains(&FetchAtt::Uid) {

@@ -94,7 +94,7 @@ pub(crate) fn store(
         return Step::Continue;
     };
     if unchanged_since.is_some() {
-        cx.condstore = true;
+        cx.enable_condstore(sel);
     }
     let op = match mode {
         StoreMode::Add => FlagOp::Add,

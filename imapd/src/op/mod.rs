@@ -4,7 +4,8 @@
 //! (CREATE, DELETE, RENAME, SUBSCRIBE),
 //! `list` (LIST, LSUB), `append`, `message` (selected: STORE, COPY, MOVE,
 //! EXPUNGE, CLOSE; and IDLE), `fetch` + `fetch_encode` (streamed FETCH),
-//! `search`, `sort` (SORT, THREAD).
+//! `search`, `esearch` (SEARCH RETURN, CANCELUPDATE), `sort` (SORT,
+//! THREAD).
 //!
 //! [`dispatch`] checks the state each command needs (§3) once, and hands
 //! the command what that state guarantees: an authenticated command gets
@@ -15,6 +16,7 @@
 pub(crate) mod any;
 pub(crate) mod append;
 pub(crate) mod auth;
+pub(crate) mod esearch;
 pub(crate) mod fetch;
 pub(crate) mod fetch_encode;
 pub(crate) mod list;
@@ -71,7 +73,8 @@ fn needs(body: &CommandBody) -> Needs {
         | Fetch { .. }
         | Store { .. }
         | Copy { .. }
-        | Move { .. } => Needs::Selected,
+        | Move { .. }
+        | CancelUpdate(_) => Needs::Selected,
     }
 }
 
@@ -118,6 +121,7 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         Unselect => message::close(s, io, tag, false),
         Idle => message::idle(s, io, tag),
         body @ (Expunge { .. }
+        | CancelUpdate(_)
         | Search { .. }
         | Sort { .. }
         | Thread { .. }
@@ -194,6 +198,7 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
         Expunge { uids } => message::expunge(cx, io, sel, tag, uids),
         Search {
             uid,
+            ret: None,
             key,
             has_modseq,
         } => search::search(cx, io, sel, tag, uid, key, has_modseq),
@@ -208,6 +213,13 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
             algorithm,
             key,
         } => sort::thread(cx, io, sel, tag, uid, algorithm, key),
+        Search {
+            uid,
+            ret: Some(ret),
+            key,
+            has_modseq,
+        } => esearch::esearch(cx, io, sel, tag, uid, ret, key, has_modseq),
+        CancelUpdate(tags) => esearch::cancelupdate(cx, io, sel, tag, tags),
         Fetch {
             uid,
             set,

@@ -75,6 +75,8 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
             let pairs = sel.resolve(set, true).unwrap_or_default();
             Query::Uids(uid_runs(pairs.into_iter().map(|p| p.1)))
         }
+        // `$` (RFC 5182 §2.1) names the same messages as a UID set.
+        SearchKey::Seq(set) if set.is_saved() => to_query(&SearchKey::Uid(set.clone()), sel),
         SearchKey::Seq(set) => {
             // Out-of-range numbers simply match nothing in SEARCH.
             let n = sel.len();
@@ -139,7 +141,7 @@ pub(crate) fn search(
     has_modseq: bool,
 ) -> Step {
     if has_modseq {
-        cx.condstore = true;
+        cx.enable_condstore(sel);
     }
     let query = to_query(&key, sel);
     let mailbox = sel.mailbox;

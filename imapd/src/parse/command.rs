@@ -203,6 +203,7 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
         "STORE" => store(uid, i),
         "COPY" | "MOVE" => copy(name == "MOVE", uid, i),
         "ID" => id(i),
+        "CANCELUPDATE" => super::esearch::cancelupdate(i),
         "ENABLE" => all_consuming(map(
             nom::multi::many1(preceded(sp, atom)),
             |caps: Vec<&[u8]>| {

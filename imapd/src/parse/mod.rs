@@ -8,11 +8,13 @@
 //! build the commands on top. Parsing never touches the store.
 
 mod command;
+mod esearch;
 mod fetch;
 mod search;
 mod sort;
 
 pub use command::{parse_command, SyntaxError, SyntaxKind};
+pub use esearch::search_saves;
 
 use crate::command::{Date, DateTime, Flag, SeqNum, SeqRange, SequenceSet};
 use nom::branch::alt;
@@ -219,8 +221,14 @@ pub(crate) fn flag_list(i: &[u8]) -> PResult<'_, Vec<Flag>> {
 /// seq-number = nz-number / "*"
 /// seq-range = seq-number ":" seq-number
 /// sequence-set = (seq-number / seq-range) *("," sequence-set)
+/// sequence-set =/ seq-last-command   ; RFC 5182 §4
+/// seq-last-command = "$"
 /// ```
+/// `$` stands alone (as Dovecot reads it too): `$,1:3` is refused.
 pub(crate) fn sequence_set(i: &[u8]) -> PResult<'_, SequenceSet> {
+    if let Some(rest) = i.strip_prefix(b"$") {
+        return Ok((rest, SequenceSet::saved()));
+    }
     fn seq_number(i: &[u8]) -> PResult<'_, SeqNum> {
         alt((
             map(nz_number, SeqNum::Value),

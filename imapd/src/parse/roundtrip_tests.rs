@@ -297,8 +297,13 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
             }
             w.raw(" ").string(message);
         }
-        Search { uid: u, key, .. } => {
+        Search {
+            uid: u, ret, key, ..
+        } => {
             uid(w, *u).name("SEARCH");
+            if let Some(r) = ret {
+                search_return(w, r);
+            }
             if w.flip() {
                 let cs = if w.flip() { "UTF-8" } else { "US-ASCII" };
                 w.raw(" ").name("CHARSET ").astring(cs.as_bytes());
@@ -420,8 +425,46 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
                 w.raw(" ").name(cap);
             }
         }
+        CancelUpdate(tags) => {
+            w.name("CANCELUPDATE");
+            for t in tags {
+                w.raw(" ").string(t.as_bytes());
+            }
+        }
     }
     std::mem::take(&mut w.out)
+}
+
+/// ` RETURN (...)`; a lone ALL may be written `()` (RFC 4731 §3.1).
+fn search_return(w: &mut W, r: &crate::command::SearchReturn) {
+    let mut opts: Vec<String> = Vec::new();
+    for (on, name) in [
+        (r.min, "MIN"),
+        (r.max, "MAX"),
+        (r.count, "COUNT"),
+        (r.save, "SAVE"),
+        (r.context, "CONTEXT"),
+        (r.update, "UPDATE"),
+    ] {
+        if on {
+            opts.push(name.to_owned());
+        }
+    }
+    if let Some((a, b)) = r.partial {
+        let (a, b) = if w.flip() { (b, a) } else { (a, b) };
+        opts.push(format!("PARTIAL {a}:{b}"));
+    }
+    if r.all && !(opts.iter().all(|o| o == "CONTEXT") && w.flip()) {
+        opts.push("ALL".to_owned());
+    }
+    w.raw(" ").name("RETURN").raw(" (");
+    for (n, o) in opts.iter().enumerate() {
+        if n > 0 {
+            w.raw(" ");
+        }
+        w.name(o);
+    }
+    w.raw(")");
 }
 
 proptest! {
@@ -455,6 +498,7 @@ fn modseq_followed_by_a_key() {
         c.map(|c| c.body),
         Ok(CommandBody::Search {
             uid: false,
+            ret: None,
             key,
             has_modseq: true
         })

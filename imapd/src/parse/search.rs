@@ -11,6 +11,7 @@
 //! deeper than [`FAITHFUL_OR_DEPTH`] it is rebuilt as a balanced tree of
 //! the same operands (OR is associative), so the tree stays shallow.
 
+use super::esearch::search_return_opts;
 use super::{
     astring, astring_text, date, flag, mod_sequence_value, number, quoted, sequence_set, sp,
     PResult,
@@ -48,6 +49,7 @@ pub(crate) struct Counts {
 
 /// If the arguments name a CHARSET other than UTF-8 / US-ASCII, return it.
 pub(super) fn unsupported_charset(i: &[u8]) -> Option<String> {
+    let (i, _) = opt(preceded(sp, search_return_opts)).parse(i).ok()?;
     let (_, cs) = preceded((sp, tag_no_case("CHARSET"), sp), astring)
         .parse(i)
         .ok()?;
@@ -59,8 +61,10 @@ pub(super) fn unsupported_charset(i: &[u8]) -> Option<String> {
     }
 }
 
-/// `search = "SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key)`
+/// `search = "SEARCH" [search-return-opts] [SP "CHARSET" SP astring]
+/// 1*(SP search-key)` (RFC 3501 §9, RFC 4466 §7 for the RETURN options)
 pub(super) fn search_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
+    let (i, ret) = opt(preceded(sp, search_return_opts)).parse(i)?;
     let charset = preceded((sp, tag_no_case("CHARSET"), sp), astring);
     let (rest, _) = opt(charset).parse(i)?;
     let counted = Counts::default();
@@ -75,6 +79,7 @@ pub(super) fn search_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
             };
             CommandBody::Search {
                 uid,
+                ret,
                 key,
                 has_modseq,
             }
@@ -211,7 +216,10 @@ fn simple_key<'a>(i: &'a [u8], depth: usize, keys: &Counts) -> PResult<'a, Searc
             Ok(())
         }
     };
-    if i.first().is_some_and(|c| c.is_ascii_digit() || *c == b'*') {
+    // A sequence set, or `$` (RFC 5182 §2.1: the saved result).
+    if i.first()
+        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'*' | b'$'))
+    {
         count()?;
         return map(sequence_set, SearchKey::Seq).parse(i);
     }

@@ -457,7 +457,7 @@ proptest! {
         let line = format!("t SEARCH {}", wire_key(&key, lit));
         let parsed = parse_command(line.as_bytes());
         prop_assert_eq!(parsed.map(|c| c.body), Ok(CommandBody::Search {
-            uid: false, key, has_modseq: false
+            uid: false, ret: None, key, has_modseq: false
         }));
     }
 

@@ -59,6 +59,8 @@ pub enum Data<'a> {
     },
     /// `THREAD (..)(..)` (RFC 5256 §4).
     Thread(&'a super::Threads),
+    /// `ESEARCH ...` (RFC 4731, RFC 5267; `esearch.rs`).
+    ESearch(super::ESearch<'a>),
     /// `LIST (attrs) "/" name` or `LSUB ...` (§7.2.2, §7.2.3); the name in
     /// UTF-8, sent as modified UTF-7.
     List {
@@ -157,6 +159,7 @@ impl Data<'_> {
                 out.extend_from_slice(b"THREAD");
                 threads.encode(out);
             }
+            Data::ESearch(e) => e.encode(out),
             Data::List { lsub, attrs, name } => values(
                 out,
                 if *lsub { "LSUB" } else { "LIST" },

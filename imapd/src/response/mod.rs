@@ -13,6 +13,8 @@ mod data;
 mod thread;
 pub use data::{fetch_close, fetch_open, Data, DELIMITER};
 pub use thread::{ThreadNode, Threads};
+mod esearch;
+pub use esearch::{ESearch, ReturnData};
 
 /// Longest string we send quoted; longer ones become literals.
 const MAX_QUOTED: usize = 1024;
@@ -225,6 +227,9 @@ pub enum Code {
     /// `OVERQUOTA` (RFC 5530 §3): no room for what the command adds (here:
     /// the disk is full)
     OverQuota,
+    /// `NOUPDATE "tag"` (RFC 5267 §4.3.1): the search of that tag gets no
+    /// updates
+    NoUpdate(String),
 }
 
 impl Code {
@@ -259,6 +264,7 @@ impl Code {
             Code::PrivacyRequired => write!(out, "PRIVACYREQUIRED"),
             Code::Unavailable => write!(out, "UNAVAILABLE"),
             Code::OverQuota => write!(out, "OVERQUOTA"),
+            Code::NoUpdate(tag) => write!(out, "NOUPDATE {}", quote(tag)),
         };
     }
 }

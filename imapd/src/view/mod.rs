@@ -22,10 +22,13 @@
 //! - [`recent`]: a session's `\Recent` messages as a few UID ranges.
 //! - [`select_cache`]: SELECT's answers per mailbox state, so re-selecting a
 //!   big mailbox does not read every entry again.
+//! - [`contexts`]: the saved search result `$` (RFC 5182) and the live
+//!   SEARCH UPDATE contexts (RFC 5267), which follow the view's changes.
 //!
 //! Nothing here parses protocol syntax or runs SQL: store reads go through
 //! the session's store-job helpers, responses through [`crate::response`].
 
+pub mod contexts;
 pub mod hub;
 pub mod recent;
 pub mod select_cache;

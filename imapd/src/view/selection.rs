@@ -18,6 +18,7 @@
 
 use crate::command::SequenceSet;
 use crate::response::{flags_value, Code, Data, Status, StatusLine, Value};
+use crate::view::contexts::SearchState;
 use crate::view::recent::RecentSet;
 use crate::view::views::{build, Views};
 use mailstore::{Changes, Flags, MailboxId, SystemFlag, Uid};
@@ -51,6 +52,9 @@ pub struct Selection {
     /// newer than `modseq`: a sync does not repeat them. Pruned at every
     /// sync, so it stays tiny.
     reported: HashMap<Uid, u64>,
+    /// The saved search result `$` and the SEARCH UPDATE contexts
+    /// (`contexts.rs`).
+    pub search: SearchState,
 }
 
 /// The FLAGS response and PERMANENTFLAGS code (§7.2.6, §7.1) for a
@@ -123,6 +127,7 @@ impl Selection {
             keywords,
             recent: RecentSet::above(recent_above, last),
             reported: HashMap::new(),
+            search: SearchState::default(),
         }
     }
 
@@ -230,11 +235,18 @@ impl Selection {
     /// Resolve a set to `(seq, uid)` pairs in ascending order. With `uid`,
     /// the set holds UIDs (`*` = highest UID); otherwise sequence numbers.
     /// Numbers that match nothing are skipped, as RFC 3501 allows for UIDs.
+    /// `$` names the saved result's messages still in the view, whether
+    /// the command is a UID one or not (RFC 5182 §2.1).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<(u32, Uid)>, String> {
         let mut out = Vec::new();
-        if uid {
+        let saved = set.is_saved().then(|| self.search.saved());
+        if uid || saved.is_some() {
+            let ranges = match saved {
+                Some(runs) => runs.to_vec(),
+                None => set.merged(self.last_uid()),
+            };
             // Merged ranges are sorted and disjoint: one binary search each.
-            for (a, b) in set.merged(self.last_uid()) {
+            for (a, b) in ranges {
                 let mut i = self.uids.partition_point(|&u| u < a);
                 while let Some(&u) = self.uids.get(i).filter(|&&u| u <= b) {
                     out.push((i as u32 + 1, u));
@@ -357,6 +369,15 @@ impl Selection {
         }
     }
 
+    /// After [`Selection::apply`]: tell the search contexts what `found`
+    /// (evaluated with the changes applied) says (`contexts.rs`).
+    pub fn contexts_changed(&mut self, found: crate::view::contexts::Matches, out: &mut Vec<u8>) {
+        let (uids, expunged) = (&self.uids, &self.expunged);
+        let seq = |u: Uid| uids.binary_search(&u).ok().map(|i| i as u32 + 1);
+        let known = |u: Uid| seq(u).is_some() && expunged.binary_search(&u).is_err();
+        self.search.changed(found, known, seq, out);
+    }
+
     /// Announce remembered expunges (highest sequence number first, so
     /// each number is valid when sent) and drop them from the map.
     pub fn flush_expunges(&mut self, out: &mut Vec<u8>) {
@@ -388,8 +409,12 @@ impl Selection {
 
     /// `* n EXPUNGE` for each of `gone` (ascending, all known), highest
     /// first so that every number is valid when sent; the map is not
-    /// changed yet.
-    fn announce_expunges(&self, gone: &[Uid], out: &mut Vec<u8>) {
+    /// changed yet. Search contexts hear of it first (REMOVEFROM must
+    /// come before the EXPUNGE, RFC 5267 §4.3.4).
+    fn announce_expunges(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
+        let uids = &self.uids;
+        let seq = |u: Uid| uids.binary_search(&u).ok().map(|i| i as u32 + 1);
+        self.search.expunged(gone, seq, out);
         for &uid in gone.iter().rev() {
             if let Some(seq) = self.seq_of(uid) {
                 Data::Expunge(seq).encode(out);

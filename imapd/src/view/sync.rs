@@ -47,13 +47,25 @@ impl Conn {
             return then(self, Some(sel), io);
         }
         let (mailbox, since) = (sel.mailbox, sel.modseq);
+        // Search UPDATE contexts re-evaluate the changed messages in the
+        // same read (view/contexts.rs).
+        let probe = sel.search.probe();
         self.read(
             io,
-            move |r| r.changes_since(mailbox, since),
+            move |r| {
+                let changes = r.changes_since(mailbox, since)?;
+                let found = match &probe {
+                    Some(p) => p.evaluate(r, mailbox, &changes)?,
+                    None => Default::default(),
+                };
+                Ok((changes, found))
+            },
             move |s, io, res| {
                 let cx = &mut s.cx;
                 match (res, &mut s.state) {
-                    (Ok(changes), State::Selected { sel, .. }) if sel.mailbox == mailbox => {
+                    (Ok((changes, found)), State::Selected { sel, .. })
+                        if sel.mailbox == mailbox =>
+                    {
                         // New arrivals are \Recent here unless another
                         // session saw them first (§2.3.2).
                         let hub = &cx.shared.hub;
@@ -74,6 +86,7 @@ impl Conn {
                             recent_above,
                             &hub.views,
                         );
+                        sel.contexts_changed(found, &mut cx.out);
                         // In step with the store again: share the map with
                         // the other sessions at this modseq (views.rs).
                         sel.share(&hub.views);

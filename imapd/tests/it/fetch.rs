@@ -156,7 +156,8 @@ fn uid_fetch_includes_uid_and_handles_star_and_changedsince() {
     let r = c.ok("UID FETCH 10:* FLAGS");
     assert_eq!(r[0], "* 3 FETCH (UID 3 FLAGS (\\Recent))");
     let r = c.ok("FETCH 3 MODSEQ");
-    let ms: u64 = r[0]
+    // (After `* OK [HIGHESTMODSEQ]`: the first CONDSTORE-enabling command.)
+    let ms: u64 = grep(&r, "* 3 FETCH")[0]
         .split("MODSEQ (")
         .nth(1)
         .unwrap()

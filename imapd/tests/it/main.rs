@@ -8,6 +8,7 @@ mod append;
 mod auth;
 mod bench;
 mod binary;
+mod esearch;
 mod fetch;
 mod hostile_list;
 mod hostile_search;

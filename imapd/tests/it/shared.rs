@@ -203,7 +203,7 @@ fn unsolicited_fetch_has_modseq_under_condstore() {
     let r = b.ok("STORE 2 +FLAGS (\\Flagged)");
     assert_eq!(fetches(&r), ["* 2 FETCH (FLAGS (\\Flagged))"]);
     let r = b.ok("FETCH 2 MODSEQ");
-    let m = modseq_of(&r[0]);
+    let m = modseq_of(fetches(&r)[0]);
     let r = a.ok("NOOP");
     assert_eq!(
         fetches(&r),

@@ -44,7 +44,7 @@ fn set() -> impl Strategy<Value = SequenceSet> {
         4 => (1u32..=u32::MAX).prop_map(SeqNum::Value),
         1 => Just(SeqNum::Star)
     ];
-    prop::collection::vec((num.clone(), prop::option::of(num)), 1..4).prop_map(|v| {
+    let ranges = prop::collection::vec((num.clone(), prop::option::of(num)), 1..4).prop_map(|v| {
         SequenceSet(
             v.into_iter()
                 .map(|(start, end)| SeqRange {
@@ -53,7 +53,9 @@ fn set() -> impl Strategy<Value = SequenceSet> {
                 })
                 .collect(),
         )
-    })
+    });
+    // `$`, the saved search result (RFC 5182), now and then.
+    prop_oneof![9 => ranges, 1 => Just(SequenceSet::saved())]
 }
 
 fn date() -> impl Strategy<Value = Date> {
@@ -274,7 +276,32 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
             .prop_map(|(mailbox, items)| Status { mailbox, items }),
         prop::collection::vec(("\\PC{0,8}", prop::option::of("\\PC{0,8}")), 0..4).prop_map(Id),
         prop::collection::vec("[A-Z0-9=+._-]{1,12}", 1..4).prop_map(Enable),
+        prop::collection::vec("[!-~]{1,12}", 1..4).prop_map(CancelUpdate),
     ]
+}
+
+/// `RETURN (...)` options as the parser leaves them: `all` when nothing
+/// but CONTEXT is asked, never ALL with PARTIAL.
+fn search_return() -> impl Strategy<Value = Option<crate::command::SearchReturn>> {
+    let partial = prop::option::of((1u32..50, 1u32..50).prop_map(|(a, b)| (a.min(b), a.max(b))));
+    prop::option::of(
+        (prop::collection::vec(any::<bool>(), 7), partial).prop_map(|(b, partial)| {
+            let mut r = crate::command::SearchReturn {
+                min: b[0],
+                max: b[1],
+                all: b[2] && partial.is_none(),
+                count: b[3],
+                save: b[4],
+                context: b[5],
+                update: b[6],
+                partial,
+            };
+            if !(r.min || r.max || r.count || r.save || r.update || r.partial.is_some()) {
+                r.all = true;
+            }
+            r
+        }),
+    )
 }
 
 /// APPEND, SEARCH, FETCH, STORE, COPY, MOVE.
@@ -294,19 +321,25 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
                 date,
                 message
             }),
-        (any::<bool>(), prop::collection::vec(search_key(), 1..4)).prop_map(|(uid, mut keys)| {
-            let key = if keys.len() == 1 {
-                keys.remove(0)
-            } else {
-                SearchKey::And(keys)
-            };
-            let has_modseq = mentions_modseq(&key);
-            Search {
-                uid,
-                key,
-                has_modseq,
-            }
-        }),
+        (
+            any::<bool>(),
+            search_return(),
+            prop::collection::vec(search_key(), 1..4)
+        )
+            .prop_map(|(uid, ret, mut keys)| {
+                let key = if keys.len() == 1 {
+                    keys.remove(0)
+                } else {
+                    SearchKey::And(keys)
+                };
+                let has_modseq = mentions_modseq(&key);
+                Search {
+                    uid,
+                    ret,
+                    key,
+                    has_modseq,
+                }
+            }),
         (any::<bool>(), set(), fetch_atts(), modseq()).prop_map(
             |(uid, set, mut atts, changed_since)| {
                 if changed_since.is_some() && !atts.contains(&FetchAtt::ModSeq) {

@@ -109,6 +109,9 @@ impl W {
     }
 
     pub(super) fn set(&mut self, s: &SequenceSet) -> &mut Self {
+        if s.is_saved() {
+            return self.raw("$");
+        }
         let n = |x: &SeqNum| match x {
             SeqNum::Value(v) => v.to_string(),
             SeqNum::Star => "*".into(),
