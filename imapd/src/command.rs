@@ -6,6 +6,11 @@
 //! are already validated: mailbox names are decoded from modified UTF-7 and
 //! `INBOX` is normalised, so executors never re-check syntax.
 
+mod listext;
+mod notify;
+pub use listext::{ListExtended, ListReturn, ListSelect};
+pub use notify::{EventGroup, Events, MailboxFilter, NotifySet, SelectedEvents};
+
 /// One complete command: its tag and what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -405,6 +410,11 @@ pub enum CommandBody {
     Id(Vec<(String, Option<String>)>),
     /// `ENABLE caps`
     Enable(Vec<String>),
+    /// `LIST` with selection options, several patterns or return options
+    /// (RFC 5258, RFC 5819, RFC 6154).
+    ListExtended(Box<ListExtended>),
+    /// `NOTIFY SET ...` or `NOTIFY NONE` (`None`) (RFC 5465 §3).
+    Notify(Option<Box<NotifySet>>),
 }
 
 impl CommandBody {
@@ -441,6 +451,8 @@ impl CommandBody {
             CommandBody::Namespace => "NAMESPACE",
             CommandBody::Id(_) => "ID",
             CommandBody::Enable(_) => "ENABLE",
+            CommandBody::ListExtended(_) => "LIST",
+            CommandBody::Notify(_) => "NOTIFY",
         }
     }
 }

@@ -97,3 +97,12 @@ pub const MAX_SEARCH_TEXT_KEYS: usize = 64;
 /// a literal of up to `--max-literal` octets, hence a bound of its own. A
 /// wire form over four times this is refused before it is decoded.
 pub const MAX_LIST_PATTERN: usize = 1024;
+
+/// Most patterns in one extended LIST (`LIST "" (p1 p2 ...)`, RFC 5258
+/// §3); more is `NO [LIMIT]`. Each costs one match per mailbox name.
+pub const MAX_LIST_PATTERNS: usize = 100;
+
+/// Most mailbox names (and event groups) in one NOTIFY SET (RFC 5465 §3);
+/// more is `NO [LIMIT]`. Dovecot stops at 100 names too. The mailboxes
+/// a session watches are bounded anyway by [`MAX_MAILBOXES`].
+pub const MAX_NOTIFY_NAMES: usize = 100;

@@ -9,6 +9,8 @@
 
 mod command;
 mod fetch;
+mod list_ext;
+mod notify;
 mod search;
 
 pub use command::{parse_command, SyntaxError, SyntaxKind};
