@@ -106,3 +106,10 @@ pub const MAX_LIST_PATTERNS: usize = 100;
 /// more is `NO [LIMIT]`. Dovecot stops at 100 names too. The mailboxes
 /// a session watches are bounded anyway by [`MAX_MAILBOXES`].
 pub const MAX_NOTIFY_NAMES: usize = 100;
+
+/// Most mailboxes plus subscribed names a NOTIFY session follows (RFC 5465
+/// §5.8): the session keeps a snapshot of each; past this it sends
+/// `* OK [NOTIFICATIONOVERFLOW]` and stops notifying. Four times
+/// [`MAX_MAILBOXES`] leaves room for subscriptions to names that do not
+/// exist.
+pub const MAX_NOTIFY_TRACKED: usize = 4 * MAX_MAILBOXES;

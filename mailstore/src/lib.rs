@@ -146,4 +146,5 @@ pub use types::{
     Appended, Changes, CopyOutcome, Delivered, Entry, FlagOp, Flags, Mailbox, MailboxId, MessageId,
     NewMessage, Status, StoreOutcome, SystemFlag, Uid, User, UserId,
 };
+pub use writer::Committed;
 pub use writer::MAX_BATCH;

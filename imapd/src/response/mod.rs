@@ -223,6 +223,10 @@ pub enum Code {
     /// `OVERQUOTA` (RFC 5530 §3): no room for what the command adds (here:
     /// the disk is full)
     OverQuota,
+    /// `BADEVENT (event ...)` (RFC 5465 §3.2): the events we support
+    BadEvent(Vec<&'static str>),
+    /// `NOTIFICATIONOVERFLOW` (RFC 5465 §5.8)
+    NotificationOverflow,
 }
 
 impl Code {
@@ -257,6 +261,8 @@ impl Code {
             Code::PrivacyRequired => write!(out, "PRIVACYREQUIRED"),
             Code::Unavailable => write!(out, "UNAVAILABLE"),
             Code::OverQuota => write!(out, "OVERQUOTA"),
+            Code::BadEvent(ev) => write!(out, "BADEVENT ({})", ev.join(" ")),
+            Code::NotificationOverflow => write!(out, "NOTIFICATIONOVERFLOW"),
         };
     }
 }

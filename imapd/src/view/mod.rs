@@ -27,6 +27,7 @@
 //! the session's store-job helpers, responses through [`crate::response`].
 
 pub mod hub;
+pub(crate) mod notify;
 pub mod recent;
 pub mod select_cache;
 pub mod selection;
