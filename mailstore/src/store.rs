@@ -342,6 +342,19 @@ impl Store {
         lock(&self.inner.listeners.list).push(Arc::new(listener));
     }
 
+    /// The commit counter values ([`crate::Reader::data_version`]) of this
+    /// process's batches up to `version`, removed from the record: the
+    /// rest of the counter's moves up to `version` are other processes'
+    /// commits. Values are recorded before each commit becomes visible, so
+    /// nothing of ours that a reader has seen is missing; recorded only
+    /// once an [`Store::on_commit_detail`] listener is registered (the last
+    /// 4,096 are kept). For one consumer.
+    pub fn take_own_commits(&self, version: i64) -> Vec<i64> {
+        let mut own = lock(&self.inner.listeners.own);
+        let n = own.iter().take_while(|&&v| v <= version).count();
+        own.drain(..n).collect()
+    }
+
     /// Stop taking jobs, finish every queued job (all `done`s are called),
     /// join the threads. Idempotent; also done when the last handle drops.
     pub fn shutdown(&self) {

@@ -67,7 +67,15 @@ pub(crate) struct ListenerSet {
     pub(crate) list: Mutex<Vec<Listener>>,
     /// A listener wants [`Committed::owners`].
     pub(crate) want_owners: std::sync::atomic::AtomicBool,
+    /// The commit counter values of this process's batches, recorded
+    /// before each COMMIT (so before anyone can see the commit), for
+    /// [`crate::Store::take_own_commits`]; at most [`MAX_OWN`] kept.
+    pub(crate) own: Mutex<std::collections::VecDeque<i64>>,
 }
+
+/// Most own commit counter values kept for a consumer that does not take
+/// them (only the oldest are dropped).
+const MAX_OWN: usize = 4096;
 
 /// Shared between the store handle and the writer thread.
 pub(crate) type Listeners = Arc<ListenerSet>;
@@ -144,7 +152,9 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let Some((mut touched, mut lists, added)) = run_batch(&mut conn, batch, &health) else {
+        let Some((mut touched, mut lists, added)) =
+            run_batch(&mut conn, batch, &health, &listeners)
+        else {
             continue;
         };
         touched.sort_unstable();
@@ -229,6 +239,7 @@ fn run_batch(
     conn: &mut Connection,
     batch: Vec<Box<dyn WriteJob>>,
     health: &Health,
+    listeners: &ListenerSet,
 ) -> Option<(Vec<MailboxId>, Vec<UserId>, indexer::Backlog)> {
     if let Some(refusal) = health.refusal() {
         for job in batch {
@@ -307,12 +318,37 @@ fn run_batch(
     let touched = std::mem::take(&mut tx.touched);
     let lists = std::mem::take(&mut tx.lists);
     let added = tx.pending;
+    // Record this batch's commit counter before the commit is visible.
+    let recorded = if broken.is_none()
+        && listeners
+            .want_owners
+            .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        conn.query_row(
+            "SELECT value FROM meta WHERE key = 'commit_counter'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .ok()
+        .inspect(|&v| {
+            let mut own = lock(&listeners.own);
+            own.push_back(v);
+            if own.len() > MAX_OWN {
+                own.pop_front();
+            }
+        })
+    } else {
+        None
+    };
     let commit = match broken {
         Some(failure) => Err(failure),
         None => conn
             .execute_batch("COMMIT")
             .map_err(|e| BatchFailure::new(&e)),
     };
+    if let (Err(_), Some(v)) = (&commit, recorded) {
+        lock(&listeners.own).retain(|&x| x != v);
+    }
     match commit {
         Ok(()) => {
             for f in finishes {

@@ -8,7 +8,9 @@
 //! - a watcher thread polling [`mailstore::Reader::data_version`] every
 //!   [`POLL_EVERY`] for commits by another process on the same database
 //!   file; when the counter moves it reads the watched mailboxes'
-//!   HIGHESTMODSEQ and wakes the sessions that are behind.
+//!   HIGHESTMODSEQ and wakes the sessions that are behind; NOTIFY
+//!   sessions are told to look at everything when the counter moved by
+//!   more than this process's own commits (the store records those).
 //!
 //! A wake-up is only a hint (the session's callback sends itself a
 //! `Changed` completion); the session then reads
@@ -162,9 +164,6 @@ pub struct Hub {
     pub views: Views,
     /// SELECT's answers per mailbox state (`select_cache.rs`).
     pub selects: crate::view::select_cache::SelectCache,
-    /// Commits of this process seen by the listener (so the watcher can
-    /// tell another process's commits from ours).
-    own_commits: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -181,7 +180,6 @@ impl Hub {
             recent: Mutex::new(HashMap::new()),
             views: Views::new(),
             selects: Default::default(),
-            own_commits: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);
@@ -293,7 +291,6 @@ impl Hub {
     /// mailbox selected, and mark the changes for the NOTIFY sessions of
     /// the users concerned.
     fn committed(&self, c: &Committed) {
-        self.own_commits.fetch_add(1, Ordering::SeqCst);
         let reg = lock(&self.reg);
         for id in &c.mailboxes {
             for conn in reg.by_mailbox.get(id).into_iter().flatten() {
@@ -358,7 +355,7 @@ impl Hub {
 }
 
 fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
-    let mut last_version: Option<(i64, u64)> = None;
+    let mut last_version: Option<i64> = None;
     let mut first = true;
     loop {
         // Take the baseline at once, then poll.
@@ -370,9 +367,6 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
             return;
         }
         let watched = h.watched();
-        // Our commits counted before the read: any excess of the counter's
-        // change over them is another process's.
-        let own = h.own_commits.load(Ordering::SeqCst);
         drop(h);
         // One read: the commit counter and each watched mailbox's
         // HIGHESTMODSEQ (every change to a mailbox bumps it).
@@ -404,16 +398,20 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
         // The counter cannot tell our commits from another process's (the
         // commit listener already woke sessions for ours), so on any change
         // wake exactly the sessions that are behind their mailbox.
-        if let Some((prev, prev_own)) = last_version {
+        // The counter moves by one per commit, ours included; the store
+        // recorded ours before they became visible, so the rest of the
+        // move is exactly another process's commits.
+        let ours = store.take_own_commits(version);
+        if let Some(prev) = last_version {
             if prev != version {
                 h.wake_stale(&current);
-                // data_version moves by one per commit (ours included).
-                let commits = u64::try_from(version.wrapping_sub(prev)).unwrap_or(u64::MAX);
-                if commits > own.wrapping_sub(prev_own) {
+                let own = ours.iter().filter(|&&v| v > prev).count();
+                let moved = usize::try_from(version.saturating_sub(prev)).unwrap_or(usize::MAX);
+                if moved > own {
                     h.wake_all_notify();
                 }
             }
         }
-        last_version = Some((version, own));
+        last_version = Some(version);
     }
 }

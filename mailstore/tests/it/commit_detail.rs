@@ -73,3 +73,25 @@ fn detail_names_owners_and_list_changes() {
         .iter()
         .all(|c| c.lists.is_empty() && c.mailboxes.is_empty()));
 }
+
+#[test]
+fn own_commits_are_recorded_for_telling_other_processes_apart() {
+    let (d, s) = store();
+    let a = user(&s, "a@x");
+    s.on_commit_detail(|_| {});
+    // A second handle on the file stands in for another process.
+    let other = mailstore::Store::open(d.path().join("mail.db")).unwrap();
+    let v0 = s.read_sync(|r| r.data_version()).unwrap();
+    s.take_own_commits(v0);
+    deliver(&s, simple("ours", "x"), &[a]);
+    other
+        .write_sync(move |w| w.create_mailbox(a, "theirs", None))
+        .unwrap();
+    deliver(&s, simple("ours again", "x"), &[a]);
+    let v = s.read_sync(|r| r.data_version()).unwrap();
+    assert_eq!(v - v0, 3);
+    let ours = s.take_own_commits(v);
+    // Two of the three moves are ours; the other process's is not listed.
+    assert_eq!(ours, [v0 + 1, v0 + 3]);
+    assert!(s.take_own_commits(v).is_empty());
+}
