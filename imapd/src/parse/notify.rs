@@ -18,9 +18,12 @@
 //!
 //! The events' parentheses may be left out, as in the RFC's own examples
 //! (§3.1, §6). An unknown event (`event-ext`) parses, and the command answers
-//! `NO [BADEVENT ...]` (§3). For the selected mailbox, MessageNew and
-//! MessageExpunge come together and FlagChange needs them (§5.1); breaking
-//! that is `BAD`. At most [`crate::limits::MAX_NOTIFY_NAMES`] mailbox
+//! `NO [BADEVENT ...]` (§3.1). For the selected mailbox, MessageNew and
+//! MessageExpunge come together, FlagChange needs them and mailbox events
+//! have no place (§5, §6.1); fetch attributes belong to the selected
+//! mailbox only: breaking that is `BAD`. For other mailboxes a lone
+//! MessageNew, MessageExpunge or FlagChange is accepted, as Dovecot does
+//! (imaptest's notify script relies on it). At most [`crate::limits::MAX_NOTIFY_NAMES`] mailbox
 //! names and groups (`NO [LIMIT]` beyond).
 
 use super::fetch::fetch_att;
@@ -127,16 +130,32 @@ fn group(i: &[u8]) -> PResult<'_, Group> {
             MailboxFilter::Mailboxes,
         ),
     ));
-    let other = map((filter, preceded(sp, events)), |(filter, (events, _))| {
-        Group::Other(EventGroup { filter, events })
-    });
-    let (rest, g) = delimited(char('('), alt((selected, other)), char(')')).parse(i)?;
+    let other = map(
+        (filter, preceded(sp, events)),
+        |(filter, (events, fetch))| {
+            (
+                Group::Other(EventGroup { filter, events }),
+                fetch.is_empty(),
+            )
+        },
+    );
+    let selected = map(selected, |g| (g, true));
+    let (rest, (g, no_fetch)) = delimited(char('('), alt((selected, other)), char(')')).parse(i)?;
+    let verify = || nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify));
+    // §5: fetch attributes only for the selected mailbox.
+    if !no_fetch {
+        return Err(verify());
+    }
     if let Group::Selected(s) = &g {
         // §5.1: MessageNew and MessageExpunge together; FlagChange (and
-        // AnnotationChange) only with them.
+        // AnnotationChange) only with them. §6.1: only message events.
         let e = &s.events;
         if e.message_new != e.message_expunge
             || ((e.flag_change || e.annotation_change) && !e.message_new)
+            || e.mailbox_name
+            || e.subscription_change
+            || e.mailbox_metadata_change
+            || e.server_metadata_change
         {
             return Err(nom::Err::Error(nom::error::Error::new(
                 i,
@@ -267,6 +286,8 @@ mod tests {
             "a NOTIFY SET (selected (MessageNew))",
             "a NOTIFY SET (selected (FlagChange))",
             "a NOTIFY SET (selected NONE) (selected-delayed NONE)",
+            "a NOTIFY SET (selected (MessageNew MessageExpunge MailboxName))",
+            "a NOTIFY SET (personal (MessageNew (UID) MessageExpunge))",
             "a NOTIFY NONE extra",
         ] {
             assert_eq!(refused(line), SyntaxKind::Bad, "{line}");
