@@ -63,9 +63,9 @@ fn add_user(db: &Path) {
 }
 
 fn up(db: &Path) -> (Child, String, String) {
-    let (child, line, _) = testkit::minimail_up(BIN, db, &[], &[]);
-    let smtp = testkit::addr_of(&line, "smtp");
-    let imap = testkit::addr_of(&line, "imap");
+    let (child, line, _) = testkit::server::minimail_up(BIN, db, &[], &[]);
+    let smtp = testkit::server::addr_of(&line, "smtp");
+    let imap = testkit::server::addr_of(&line, "imap");
     (child, smtp, imap)
 }
 
