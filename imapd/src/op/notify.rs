@@ -26,7 +26,7 @@ use super::fetch_encode::{encode_batch, Item, Seg};
 use crate::command::{FetchAtt, NotifySet};
 use crate::limits::FETCH_BATCH_MESSAGES;
 use crate::response::{Code, Status};
-use crate::session::{Conn, Done, ImapSession};
+use crate::session::{Busy, Conn, Done, ImapSession};
 use crate::view::hub::DirtySet;
 use crate::view::notify::{wants_status, Notify, Reading};
 use crate::view::selection::Selection;
@@ -115,8 +115,10 @@ impl Conn {
         sel: Option<&mut Selection>,
         then: impl AfterSync,
     ) -> Step {
+        // Only between commands' own store work: a report waits while
+        // APPENDs are in flight or a FETCH streams (idle_push looks again).
         let dirty = match &self.notify {
-            Some(n) if !n.overflowed => n.dirty.take(),
+            Some(n) if !n.overflowed && matches!(self.busy, Busy::Ready) => n.dirty.take(),
             _ => return then(self, sel, io),
         };
         if dirty.is_empty() {
