@@ -9,6 +9,10 @@
 
 mod sort;
 pub use sort::{SortCriterion, SortKey, ThreadAlgorithm};
+mod listext;
+mod notify;
+pub use listext::{ListExtended, ListReturn, ListSelect};
+pub use notify::{EventGroup, Events, MailboxFilter, NotifySet, SelectedEvents};
 
 /// One complete command: its tag and what it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -472,6 +476,11 @@ pub enum CommandBody {
     Enable(Vec<String>),
     /// `CANCELUPDATE "tag" ...` (RFC 5267 §4.3.5)
     CancelUpdate(Vec<String>),
+    /// `LIST` with selection options, several patterns or return options
+    /// (RFC 5258, RFC 5819, RFC 6154).
+    ListExtended(Box<ListExtended>),
+    /// `NOTIFY SET ...` or `NOTIFY NONE` (`None`) (RFC 5465 §3).
+    Notify(Option<Box<NotifySet>>),
 }
 
 impl CommandBody {
@@ -511,6 +520,8 @@ impl CommandBody {
             CommandBody::Id(_) => "ID",
             CommandBody::Enable(_) => "ENABLE",
             CommandBody::CancelUpdate(_) => "CANCELUPDATE",
+            CommandBody::ListExtended(_) => "LIST",
+            CommandBody::Notify(_) => "NOTIFY",
         }
     }
 }

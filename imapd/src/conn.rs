@@ -37,6 +37,8 @@ pub(crate) struct Conn {
     pub(crate) synced: Arc<AtomicU64>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub(crate) condstore: bool,
+    /// NOTIFY in effect (RFC 5465; `op/notify.rs`).
+    pub(crate) notify: Option<Box<crate::view::notify::Notify>>,
     /// Output produced during the current callback.
     pub(crate) out: Vec<u8>,
     pub(crate) tracer: Option<Tracer>,
@@ -239,10 +241,13 @@ impl Conn {
     ) -> Step {
         let tag = tag.to_owned();
         let text = text.to_owned();
-        self.sync(io, sel, expunge_ok, move |cx, _, io| {
-            cx.status(Some(&tag), status, code, &text);
-            cx.flush(io);
-            Step::Continue
+        self.sync(io, sel, expunge_ok, move |cx, sel, io| {
+            // NOTIFY's events before the tagged line (RFC 5465 §4).
+            cx.notify_report(io, sel, move |cx, _, io| {
+                cx.status(Some(&tag), status, code, &text);
+                cx.flush(io);
+                Step::Continue
+            })
         })
     }
 }

@@ -216,16 +216,47 @@ impl ImapSession {
     /// after every store result, because a wake-up that arrives while a
     /// sync is in flight is otherwise only remembered in `pending`.
     pub(crate) fn idle_push(&mut self, io: &mut Io<'_, Done>) -> Step {
-        if !matches!(self.cx.busy, Busy::Ready)
-            || !matches!(self.cx.mode, Mode::Idle { .. })
-            || !self.cx.pending.load(Ordering::SeqCst)
-        {
+        if !matches!(self.cx.busy, Busy::Ready) || matches!(self.state, State::Logout) {
             return Step::Continue;
         }
-        let step = self.sync(io, true, |cx, _, io| {
-            cx.flush(io);
-            Step::Continue
-        });
+        let pending = self.cx.pending.load(Ordering::SeqCst);
+        // NOTIFY (RFC 5465 §4): events for other mailboxes go out at once,
+        // in IDLE or between commands; with a `selected` group, so do the
+        // selected mailbox's (EXPUNGE only with plain `selected`).
+        let (notify_dirty, selected_now, delayed) = match &self.cx.notify {
+            Some(n) if !n.overflowed => {
+                let sel = n.set.selected.as_ref();
+                (
+                    n.dirty.is_dirty(),
+                    sel.is_some_and(|s| s.events.message_new) && pending,
+                    sel.is_none_or(|s| s.delayed),
+                )
+            }
+            _ => (false, false, true),
+        };
+        let step = match self.cx.mode {
+            Mode::Idle { .. } if pending || notify_dirty => self.sync(io, true, |cx, sel, io| {
+                cx.notify_report(io, sel, |cx, _, io| {
+                    cx.flush(io);
+                    Step::Continue
+                })
+            }),
+            Mode::Command if notify_dirty || selected_now => {
+                let expunge_ok = !delayed;
+                let sel = if selected_now {
+                    self.state.selection_mut()
+                } else {
+                    None
+                };
+                self.cx.sync(io, sel, expunge_ok, |cx, sel, io| {
+                    cx.notify_report(io, sel, |cx, _, io| {
+                        cx.flush(io);
+                        Step::Continue
+                    })
+                })
+            }
+            _ => Step::Continue,
+        };
         self.cx.flush(io);
         step
     }

@@ -121,3 +121,19 @@ pub const THREAD_LOOP_CHECK_BUDGET: u64 = 20_000_000;
 /// message); one more is answered `* NO [NOUPDATE "tag"]` and served
 /// without updates.
 pub const MAX_UPDATE_CONTEXTS: usize = 10;
+
+/// Most patterns in one extended LIST (`LIST "" (p1 p2 ...)`, RFC 5258
+/// §3); more is `NO [LIMIT]`. Each costs one match per mailbox name.
+pub const MAX_LIST_PATTERNS: usize = 100;
+
+/// Most mailbox names (and event groups) in one NOTIFY SET (RFC 5465 §3);
+/// more is `NO [LIMIT]`. Dovecot stops at 100 names too. The mailboxes
+/// a session watches are bounded anyway by [`MAX_MAILBOXES`].
+pub const MAX_NOTIFY_NAMES: usize = 100;
+
+/// Most mailboxes plus subscribed names a NOTIFY session follows (RFC 5465
+/// §5.8): the session keeps a snapshot of each; past this it sends
+/// `* OK [NOTIFICATIONOVERFLOW]` and stops notifying. Four times
+/// [`MAX_MAILBOXES`] leaves room for subscriptions to names that do not
+/// exist.
+pub const MAX_NOTIFY_TRACKED: usize = 4 * MAX_MAILBOXES;

@@ -182,6 +182,7 @@ impl ImapSession {
                 pending: Arc::new(AtomicBool::new(false)),
                 synced: Arc::new(AtomicU64::new(0)),
                 condstore: false,
+                notify: None,
                 out: Vec::new(),
                 tracer,
                 id: info.id,
@@ -318,5 +319,6 @@ impl Drop for ImapSession {
     fn drop(&mut self) {
         self.deselect();
         self.cx.shared.hub.unwatch(self.cx.id);
+        self.cx.shared.hub.unwatch_notify(self.cx.id);
     }
 }

@@ -149,4 +149,5 @@ pub use types::{
     Appended, Changes, CopyOutcome, Delivered, Entry, FlagOp, Flags, Mailbox, MailboxId, MessageId,
     NewMessage, Status, StoreOutcome, SystemFlag, Uid, User, UserId,
 };
+pub use writer::Committed;
 pub use writer::MAX_BATCH;

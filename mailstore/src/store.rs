@@ -30,7 +30,7 @@ use crate::readers::{self, READERS};
 use crate::schema;
 use crate::tx::Tx;
 use crate::types::MailboxId;
-use crate::writer::{self, Listeners};
+use crate::writer::{self, Committed, Listeners};
 
 /// Lock a mutex, going on past a panic of another holder.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,7 +187,7 @@ impl Store {
         for _ in 0..READERS {
             readers.push(Reader::new(schema::connect(&path, false)?)?);
         }
-        let listeners: Listeners = Arc::new(Mutex::new(Vec::new()));
+        let listeners: Listeners = Arc::default();
         let mut threads = Vec::new();
 
         let wtx = writer::start(wconn, listeners.clone(), health.clone(), &mut threads)?;
@@ -325,7 +325,34 @@ impl Store {
     /// [`Reader::data_version`] by exactly one, so a listener can tell its
     /// own process's commits from another process's.
     pub fn on_commit(&self, listener: impl Fn(&[MailboxId]) + Send + Sync + 'static) {
-        lock(&self.inner.listeners).push(Arc::new(listener));
+        lock(&self.inner.listeners.list)
+            .push(Arc::new(move |c: &Committed| listener(&c.mailboxes)));
+    }
+
+    /// [`Store::on_commit`] with more detail ([`Committed`]): the owner of
+    /// each changed mailbox (one primary-key lookup per changed mailbox
+    /// after each batch, made only once such a listener is registered) and
+    /// the users whose mailbox list or subscriptions changed. For
+    /// notifications that follow a user's mailboxes (IMAP NOTIFY).
+    pub fn on_commit_detail(&self, listener: impl Fn(&Committed) + Send + Sync + 'static) {
+        self.inner
+            .listeners
+            .want_owners
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        lock(&self.inner.listeners.list).push(Arc::new(listener));
+    }
+
+    /// The commit counter values ([`crate::Reader::data_version`]) of this
+    /// process's batches up to `version`, removed from the record: the
+    /// rest of the counter's moves up to `version` are other processes'
+    /// commits. Values are recorded before each commit becomes visible, so
+    /// nothing of ours that a reader has seen is missing; recorded only
+    /// once an [`Store::on_commit_detail`] listener is registered (the last
+    /// 4,096 are kept). For one consumer.
+    pub fn take_own_commits(&self, version: i64) -> Vec<i64> {
+        let mut own = lock(&self.inner.listeners.own);
+        let n = own.iter().take_while(|&&v| v <= version).count();
+        own.drain(..n).collect()
     }
 
     /// Stop taking jobs, finish every queued job (all `done`s are called),

@@ -28,6 +28,9 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
 pub struct Tx<'c> {
     conn: &'c Connection,
     pub(crate) touched: Vec<MailboxId>,
+    /// Users whose mailbox list or subscriptions changed (create, delete,
+    /// rename, subscribe), for [`crate::Committed::lists`].
+    pub(crate) lists: Vec<UserId>,
     /// The search text this transaction left for the index.
     pub(crate) pending: crate::indexer::Backlog,
 }
@@ -79,6 +82,7 @@ impl<'c> Tx<'c> {
         Tx {
             conn,
             touched: Vec::new(),
+            lists: Vec::new(),
             pending: Default::default(),
         }
     }
@@ -144,6 +148,7 @@ impl<'c> Tx<'c> {
         }
         self.conn
             .execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+        self.lists.push(user.id);
         Ok(())
     }
 
@@ -196,6 +201,7 @@ impl<'c> Tx<'c> {
         };
         let id = self.conn.last_insert_rowid();
         self.touched.push(id);
+        self.lists.push(user);
         Ok(id)
     }
 
@@ -213,6 +219,7 @@ impl<'c> Tx<'c> {
         self.conn
             .execute("DELETE FROM mailboxes WHERE id = ?1", [id])?;
         self.touched.push(id);
+        self.lists.push(mb.user_id);
         Ok(())
     }
 
@@ -288,6 +295,7 @@ impl<'c> Tx<'c> {
             params![user, old, new],
         )?;
         self.touched.extend(affected);
+        self.lists.push(user);
         Ok(())
     }
 
@@ -312,6 +320,7 @@ impl<'c> Tx<'c> {
         if let Some(mb) = query::mailbox(self.conn, user, &name)? {
             self.touched.push(mb.id);
         }
+        self.lists.push(user);
         Ok(())
     }
 }

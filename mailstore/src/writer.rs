@@ -22,15 +22,63 @@ use crate::indexer;
 use crate::jobs::{BatchFailure, Finish, WriteJob};
 use crate::store::{lock, spawn};
 use crate::tx::Tx;
-use crate::types::MailboxId;
+use crate::types::{MailboxId, UserId};
 
 /// Most jobs committed by one transaction.
 pub const MAX_BATCH: usize = 256;
 
-pub(crate) type Listener = Arc<dyn Fn(&[MailboxId]) + Send + Sync>;
+pub(crate) type Listener = Arc<dyn Fn(&Committed) + Send + Sync>;
+
+/// What one committed batch changed, as [`Store::on_commit_detail`]
+/// listeners see it.
+///
+/// [`Store::on_commit_detail`]: crate::Store::on_commit_detail
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The mailboxes changed (sorted, distinct; possibly none), deleted
+    /// ones included: what [`crate::Store::on_commit`] listeners get.
+    pub mailboxes: Vec<MailboxId>,
+    /// The owner of each of `mailboxes` that still exists (sorted by
+    /// mailbox), looked up after the commit only when an
+    /// `on_commit_detail` listener asked for it.
+    pub owners: Vec<(MailboxId, UserId)>,
+    /// Users whose mailbox list or subscriptions changed (created,
+    /// deleted, renamed mailboxes; subscriptions), sorted and distinct.
+    pub lists: Vec<UserId>,
+}
+
+/// The owners of `ids` that still exist (one primary-key lookup each).
+fn owners(conn: &Connection, ids: &[MailboxId]) -> Vec<(MailboxId, UserId)> {
+    let mut out = Vec::with_capacity(ids.len());
+    let Ok(mut st) = conn.prepare_cached("SELECT user_id FROM mailboxes WHERE id = ?1") else {
+        return out;
+    };
+    for &id in ids {
+        if let Ok(user) = st.query_row([id], |r| r.get::<_, UserId>(0)) {
+            out.push((id, user));
+        }
+    }
+    out
+}
 /// The [`Store::on_commit`](crate::Store::on_commit) listeners, called
 /// by the writer after each committed batch.
-pub(crate) type Listeners = Arc<Mutex<Vec<Listener>>>;
+#[derive(Default)]
+pub(crate) struct ListenerSet {
+    pub(crate) list: Mutex<Vec<Listener>>,
+    /// A listener wants [`Committed::owners`].
+    pub(crate) want_owners: std::sync::atomic::AtomicBool,
+    /// The commit counter values of this process's batches, recorded
+    /// before each COMMIT (so before anyone can see the commit), for
+    /// [`crate::Store::take_own_commits`]; at most [`MAX_OWN`] kept.
+    pub(crate) own: Mutex<std::collections::VecDeque<i64>>,
+}
+
+/// Most own commit counter values kept for a consumer that does not take
+/// them (only the oldest are dropped).
+const MAX_OWN: usize = 4096;
+
+/// Shared between the store handle and the writer thread.
+pub(crate) type Listeners = Arc<ListenerSet>;
 
 /// Start the writer thread on the write connection `conn`; its handle goes
 /// to `threads`. Returns the sender of its job queue (dropping every sender
@@ -104,17 +152,33 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let Some((mut touched, added)) = run_batch(&mut conn, batch, &health) else {
+        let Some((mut touched, mut lists, added)) =
+            run_batch(&mut conn, batch, &health, &listeners)
+        else {
             continue;
         };
         touched.sort_unstable();
         touched.dedup();
+        lists.sort_unstable();
+        lists.dedup();
+        let committed = Committed {
+            owners: if listeners
+                .want_owners
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                owners(&conn, &touched)
+            } else {
+                Vec::new()
+            },
+            mailboxes: touched,
+            lists,
+        };
         // Called for every committed batch, even one that touched no
         // mailbox, so listeners can count commits (each bumps
         // `Reader::data_version` by exactly one).
-        let ls: Vec<Listener> = lock(&listeners).clone();
+        let ls: Vec<Listener> = lock(&listeners.list).clone();
         for l in ls {
-            if catch_unwind(AssertUnwindSafe(|| l(&touched))).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| l(&committed))).is_err() {
                 log::error!("mail store commit listener panicked");
             }
         }
@@ -175,7 +239,8 @@ fn run_batch(
     conn: &mut Connection,
     batch: Vec<Box<dyn WriteJob>>,
     health: &Health,
-) -> Option<(Vec<MailboxId>, indexer::Backlog)> {
+    listeners: &ListenerSet,
+) -> Option<(Vec<MailboxId>, Vec<UserId>, indexer::Backlog)> {
     if let Some(refusal) = health.refusal() {
         for job in batch {
             guarded(|| job.fail(refusal.error()));
@@ -212,6 +277,7 @@ fn run_batch(
             continue;
         }
         let mark = tx.touched.len();
+        let lists_mark = tx.lists.len();
         let pending_mark = tx.pending;
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
         let failed = match outcome {
@@ -231,6 +297,7 @@ fn run_batch(
             "RELEASE job"
         } else {
             tx.touched.truncate(mark);
+            tx.lists.truncate(lists_mark);
             tx.pending = pending_mark;
             "ROLLBACK TO job; RELEASE job"
         };
@@ -249,19 +316,45 @@ fn run_batch(
         }
     }
     let touched = std::mem::take(&mut tx.touched);
+    let lists = std::mem::take(&mut tx.lists);
     let added = tx.pending;
+    // Record this batch's commit counter before the commit is visible.
+    let recorded = if broken.is_none()
+        && listeners
+            .want_owners
+            .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        conn.query_row(
+            "SELECT value FROM meta WHERE key = 'commit_counter'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .ok()
+        .inspect(|&v| {
+            let mut own = lock(&listeners.own);
+            own.push_back(v);
+            if own.len() > MAX_OWN {
+                own.pop_front();
+            }
+        })
+    } else {
+        None
+    };
     let commit = match broken {
         Some(failure) => Err(failure),
         None => conn
             .execute_batch("COMMIT")
             .map_err(|e| BatchFailure::new(&e)),
     };
+    if let (Err(_), Some(v)) = (&commit, recorded) {
+        lock(&listeners.own).retain(|&x| x != v);
+    }
     match commit {
         Ok(()) => {
             for f in finishes {
                 guarded(|| f(None));
             }
-            Some((touched, added))
+            Some((touched, lists, added))
         }
         Err(failure) => {
             log::error!("mail store: batch commit failed: {}", failure.msg);

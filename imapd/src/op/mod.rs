@@ -20,8 +20,10 @@ pub(crate) mod esearch;
 pub(crate) mod fetch;
 pub(crate) mod fetch_encode;
 pub(crate) mod list;
+pub(crate) mod list_ext;
 pub(crate) mod mailbox;
 pub(crate) mod message;
+pub(crate) mod notify;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod sort;
@@ -61,6 +63,8 @@ fn needs(body: &CommandBody) -> Needs {
         | Status { .. }
         | Append { .. }
         | Namespace
+        | ListExtended(_)
+        | Notify(_)
         | Idle => Needs::Authenticated,
         Enable(_) => Needs::AuthenticatedOnly,
         Check
@@ -167,6 +171,8 @@ fn authenticated(
         List { reference, pattern } => list::list(s, io, user, tag, reference, pattern, false),
         Lsub { reference, pattern } => list::list(s, io, user, tag, reference, pattern, true),
         Status { mailbox, items } => select::status(s, io, user, tag, mailbox, items),
+        ListExtended(args) => list_ext::list(s, io, user, tag, *args),
+        Notify(set) => notify::notify(s, io, user, tag, set),
         Append {
             mailbox,
             flags,

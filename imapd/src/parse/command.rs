@@ -146,6 +146,14 @@ fn over_limit(name: &str, code: nom::error::ErrorKind) -> Option<String> {
         "LIST" | "LSUB" if code == LIST_TOO_LONG => Some(format!(
             "{name} reference or pattern too long (limit {MAX_LIST_PATTERN} octets each)"
         )),
+        "LIST" if code == super::list_ext::TOO_MANY_PATTERNS => Some(format!(
+            "Too many LIST patterns (limit {})",
+            crate::limits::MAX_LIST_PATTERNS
+        )),
+        "NOTIFY" if code == super::notify::TOO_MANY => Some(format!(
+            "Too many mailboxes or event groups in NOTIFY (limit {})",
+            crate::limits::MAX_NOTIFY_NAMES
+        )),
         _ => None,
     }
 }
@@ -193,7 +201,9 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
             |(a, b)| CommandBody::Rename(a, b),
         ))
         .parse(i),
-        "LIST" | "LSUB" => list(name == "LIST", i),
+        "LIST" => super::list_ext::list(i),
+        "LSUB" => list(false, i),
+        "NOTIFY" => super::notify::notify(i),
         "STATUS" => status(i),
         "APPEND" => append(i),
         "SEARCH" => search_args(uid, i),
@@ -312,13 +322,13 @@ fn list(is_list: bool, i: &[u8]) -> PResult<'_, CommandBody> {
 
 /// The LIST reference is a `mailbox`, but must not have INBOX normalised
 /// differently from the pattern it is joined to, so decode it plainly.
-fn mailbox_reference(i: &[u8]) -> PResult<'_, String> {
+pub(super) fn mailbox_reference(i: &[u8]) -> PResult<'_, String> {
     let (rest, raw) = astring(i)?;
     bounded_list_name(i, rest, &raw)
 }
 
 /// `list-mailbox = 1*list-char / string`, decoded from modified UTF-7.
-fn list_mailbox(i: &[u8]) -> PResult<'_, String> {
+pub(super) fn list_mailbox(i: &[u8]) -> PResult<'_, String> {
     let (rest, raw) = alt((
         map(take_while1(super::is_list_char), |s: &[u8]| s.to_vec()),
         string,

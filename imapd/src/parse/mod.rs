@@ -10,6 +10,8 @@
 mod command;
 mod esearch;
 mod fetch;
+mod list_ext;
+mod notify;
 mod search;
 mod sort;
 

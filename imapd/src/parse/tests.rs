@@ -92,13 +92,10 @@ fn list_and_status_and_create() {
             pattern: "%".into()
         }
     );
-    assert_eq!(
+    assert!(matches!(
         ok("a LIST \"\" \"*\" RETURN (SPECIAL-USE)"),
-        CommandBody::List {
-            reference: "".into(),
-            pattern: "*".into()
-        }
-    );
+        CommandBody::ListExtended(l) if l.ret.special_use && l.patterns == ["*"]
+    ));
     assert_eq!(
         ok("a LSUB ~/Mail/ foo/*"),
         CommandBody::Lsub {

@@ -71,6 +71,20 @@ pub enum Data<'a> {
         /// The mailbox name.
         name: &'a str,
     },
+    /// `LIST (attrs) "/" name (extended items)` (RFC 5258 §3.5, §6
+    /// `mbox-list-extended`): `("CHILDINFO" ("SUBSCRIBED"))` for a parent
+    /// of subscribed names (RECURSIVEMATCH), `("OLDNAME" ("old"))` for a
+    /// renamed mailbox (RFC 5465 §5.4).
+    ListExt {
+        /// Name attributes.
+        attrs: &'a [String],
+        /// The mailbox name.
+        name: &'a str,
+        /// `CHILDINFO ("SUBSCRIBED")`.
+        childinfo: bool,
+        /// `OLDNAME (old)`.
+        oldname: Option<&'a str>,
+    },
     /// `STATUS name (item n ...)` (§7.2.4).
     Status {
         /// The mailbox name (UTF-8).
@@ -165,6 +179,27 @@ impl Data<'_> {
                 if *lsub { "LSUB" } else { "LIST" },
                 &[atoms(attrs), Value::str(DELIMITER), mailbox_name(name)],
             ),
+            Data::ListExt {
+                attrs,
+                name,
+                childinfo,
+                oldname,
+            } => {
+                let mut vals = vec![atoms(attrs), Value::str(DELIMITER), mailbox_name(name)];
+                let mut ext = Vec::new();
+                if *childinfo {
+                    ext.push(Value::str("CHILDINFO"));
+                    ext.push(Value::List(vec![Value::str("SUBSCRIBED")]));
+                }
+                if let Some(old) = oldname {
+                    ext.push(Value::str("OLDNAME"));
+                    ext.push(Value::List(vec![mailbox_name(old)]));
+                }
+                if !ext.is_empty() {
+                    vals.push(Value::List(ext));
+                }
+                values(out, "LIST", &vals);
+            }
             Data::Status { name, items } => {
                 let list = items
                     .iter()
@@ -276,6 +311,15 @@ mod tests {
                     name: "",
                 },
                 "* LSUB () \"/\" \"\"\r\n",
+            ),
+            (
+                Data::ListExt {
+                    attrs: &attrs,
+                    name: "a",
+                    childinfo: true,
+                    oldname: Some("b"),
+                },
+                "* LIST (\\HasNoChildren) \"/\" \"a\" (\"CHILDINFO\" (\"SUBSCRIBED\") \"OLDNAME\" (\"b\"))\r\n",
             ),
             (
                 Data::Status {

@@ -230,6 +230,10 @@ pub enum Code {
     /// `NOUPDATE "tag"` (RFC 5267 §4.3.1): the search of that tag gets no
     /// updates
     NoUpdate(String),
+    /// `BADEVENT (event ...)` (RFC 5465 §3.2): the events we support
+    BadEvent(Vec<&'static str>),
+    /// `NOTIFICATIONOVERFLOW` (RFC 5465 §5.8)
+    NotificationOverflow,
 }
 
 impl Code {
@@ -265,6 +269,8 @@ impl Code {
             Code::Unavailable => write!(out, "UNAVAILABLE"),
             Code::OverQuota => write!(out, "OVERQUOTA"),
             Code::NoUpdate(tag) => write!(out, "NOUPDATE {}", quote(tag)),
+            Code::BadEvent(ev) => write!(out, "BADEVENT ({})", ev.join(" ")),
+            Code::NotificationOverflow => write!(out, "NOTIFICATIONOVERFLOW"),
         };
     }
 }

@@ -8,7 +8,9 @@
 //! - a watcher thread polling [`mailstore::Reader::data_version`] every
 //!   [`POLL_EVERY`] for commits by another process on the same database
 //!   file; when the counter moves it reads the watched mailboxes'
-//!   HIGHESTMODSEQ and wakes the sessions that are behind.
+//!   HIGHESTMODSEQ and wakes the sessions that are behind; NOTIFY
+//!   sessions are told to look at everything when the counter moved by
+//!   more than this process's own commits (the store records those).
 //!
 //! A wake-up is only a hint (the session's callback sends itself a
 //! `Changed` completion); the session then reads
@@ -16,14 +18,25 @@
 //! are coalesced with a per-session flag so a burst of commits costs one
 //! message per session.
 //!
+//! Sessions that used NOTIFY (RFC 5465) also register the user whose
+//! mailboxes they follow ([`Hub::watch_notify`]): a commit that changes one
+//! of that user's mailboxes, or their mailbox list or subscriptions, marks
+//! it in the session's [`Dirty`] set and wakes it once; the session then
+//! reads what changed for the mailboxes it follows. The registrations are
+//! indexed by mailbox (selected sessions) and by user (NOTIFY), so a
+//! commit costs work in proportion to the sessions watching what it
+//! touched, never to all sessions. A session's dirty set is bounded
+//! ([`MAX_DIRTY`]; past it, "everything") and so is what it follows (one
+//! user's mailboxes, at most `MAX_MAILBOXES`).
+//!
 //! The hub also holds what sessions share about a mailbox: the `\Recent`
 //! marks and the registry of sequence-number maps (`views.rs`).
 
 use crate::limits::POLL_EVERY;
 use crate::view::views::Views;
-use mailstore::{MailboxId, Store};
+use mailstore::{Committed, MailboxId, Store, UserId};
 use netloop::ConnId;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,6 +46,10 @@ use std::thread;
 /// or the watcher thread, so it only queues a message to the session's loop.
 pub type Wake = Box<dyn Fn() + Send>;
 
+/// Most mailboxes a NOTIFY session's dirty set names; beyond, it says
+/// "everything" ([`DirtySet::all`]).
+pub const MAX_DIRTY: usize = 256;
+
 struct Watch {
     mailbox: MailboxId,
     wake: Wake,
@@ -41,9 +58,102 @@ struct Watch {
     synced: Arc<AtomicU64>,
 }
 
+/// What changed for a NOTIFY session since it last looked.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DirtySet {
+    /// Mailboxes (of the followed user) whose contents changed.
+    pub mailboxes: BTreeSet<MailboxId>,
+    /// The user's mailbox list or subscriptions changed.
+    pub lists: bool,
+    /// Anything may have changed (too many mailboxes, or another process
+    /// committed): look at everything.
+    pub all: bool,
+}
+
+impl DirtySet {
+    /// Nothing to look at.
+    pub fn is_empty(&self) -> bool {
+        self.mailboxes.is_empty() && !self.lists && !self.all
+    }
+}
+
+/// A NOTIFY session's [`DirtySet`], shared between the hub and the session.
+#[derive(Debug, Default)]
+pub struct Dirty(Mutex<DirtySet>);
+
+impl Dirty {
+    /// Change the set; true if it was empty before (the session needs a
+    /// wake-up; otherwise one is already on its way).
+    fn mark(&self, f: impl FnOnce(&mut DirtySet)) -> bool {
+        let mut d = lock(&self.0);
+        let was_empty = d.is_empty();
+        f(&mut d);
+        if d.mailboxes.len() > MAX_DIRTY {
+            d.mailboxes.clear();
+            d.all = true;
+        }
+        was_empty && !d.is_empty()
+    }
+
+    /// Take what changed, leaving the set empty.
+    pub fn take(&self) -> DirtySet {
+        std::mem::take(&mut lock(&self.0))
+    }
+
+    /// Is there anything to look at?
+    pub fn is_dirty(&self) -> bool {
+        !lock(&self.0).is_empty()
+    }
+
+    /// Mark everything (a fresh NOTIFY, or a lost baseline).
+    pub fn mark_all(&self) {
+        self.mark(|d| d.all = true);
+    }
+}
+
+struct NotifyWatch {
+    user: UserId,
+    wake: Wake,
+    dirty: Arc<Dirty>,
+}
+
+/// Who waits for what, with the indexes a commit is routed through.
+#[derive(Default)]
+struct Registry {
+    /// Sessions with a mailbox selected.
+    watches: HashMap<ConnId, Watch>,
+    /// The same, by mailbox.
+    by_mailbox: HashMap<MailboxId, Vec<ConnId>>,
+    /// NOTIFY sessions.
+    notify: HashMap<ConnId, NotifyWatch>,
+    /// The same, by the user they follow.
+    by_user: HashMap<UserId, Vec<ConnId>>,
+}
+
+fn unindex<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<ConnId>>, key: K, conn: ConnId) {
+    if let Some(v) = map.get_mut(&key) {
+        v.retain(|c| *c != conn);
+        if v.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+impl Registry {
+    fn wake_notify(&self, user: UserId, f: impl Fn(&mut DirtySet)) {
+        for conn in self.by_user.get(&user).into_iter().flatten() {
+            if let Some(n) = self.notify.get(conn) {
+                if n.dirty.mark(&f) {
+                    (n.wake)();
+                }
+            }
+        }
+    }
+}
+
 /// The registry of sessions waiting to hear about mailbox changes.
 pub struct Hub {
-    watches: Mutex<HashMap<ConnId, Watch>>,
+    reg: Mutex<Registry>,
     /// Per mailbox, the highest UID some session has already been told
     /// about, keyed by id *and* UIDVALIDITY (SQLite may reuse the id of a
     /// deleted mailbox): newer messages are `\Recent` for the next session to see
@@ -66,16 +176,16 @@ impl Hub {
     /// cross-process watcher thread (stopped by [`Hub::stop`]).
     pub fn start(store: &Store) -> Arc<Hub> {
         let hub = Arc::new(Hub {
-            watches: Mutex::new(HashMap::new()),
+            reg: Mutex::new(Registry::default()),
             recent: Mutex::new(HashMap::new()),
             views: Views::new(),
             selects: Default::default(),
             stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);
-        store.on_commit(move |touched| {
+        store.on_commit_detail(move |c| {
             if let Some(hub) = weak.upgrade() {
-                hub.wake(|m| touched.binary_search(&m).is_ok());
+                hub.committed(c);
             }
         });
         let weak = Arc::downgrade(&hub);
@@ -103,7 +213,8 @@ impl Hub {
         pending: Arc<AtomicBool>,
         synced: Arc<AtomicU64>,
     ) {
-        lock(&self.watches).insert(
+        let mut reg = lock(&self.reg);
+        let old = reg.watches.insert(
             conn,
             Watch {
                 mailbox,
@@ -112,6 +223,30 @@ impl Hub {
                 synced,
             },
         );
+        if let Some(old) = old {
+            unindex(&mut reg.by_mailbox, old.mailbox, conn);
+        }
+        reg.by_mailbox.entry(mailbox).or_default().push(conn);
+    }
+
+    /// Register (or replace) a NOTIFY session's interest in `user`'s
+    /// mailboxes (RFC 5465): changes are marked in `dirty`, and `wake` is
+    /// called when it was empty.
+    pub fn watch_notify(&self, conn: ConnId, user: UserId, wake: Wake, dirty: Arc<Dirty>) {
+        let mut reg = lock(&self.reg);
+        let old = reg.notify.insert(conn, NotifyWatch { user, wake, dirty });
+        if let Some(old) = old {
+            unindex(&mut reg.by_user, old.user, conn);
+        }
+        reg.by_user.entry(user).or_default().push(conn);
+    }
+
+    /// Forget a session's NOTIFY interest (NOTIFY NONE, end of session).
+    pub fn unwatch_notify(&self, conn: ConnId) {
+        let mut reg = lock(&self.reg);
+        if let Some(old) = reg.notify.remove(&conn) {
+            unindex(&mut reg.by_user, old.user, conn);
+        }
     }
 
     /// Claim messages up to `up_to` for the calling session: returns the
@@ -137,39 +272,85 @@ impl Hub {
             .unwrap_or(0)
     }
 
-    /// Forget a session.
+    /// Forget a session's selected mailbox.
     pub fn unwatch(&self, conn: ConnId) {
-        lock(&self.watches).remove(&conn);
+        let mut reg = lock(&self.reg);
+        if let Some(old) = reg.watches.remove(&conn) {
+            unindex(&mut reg.by_mailbox, old.mailbox, conn);
+        }
     }
 
-    /// Mailboxes someone is watching.
+    /// Mailboxes someone has selected.
     fn watched(&self) -> Vec<MailboxId> {
-        let mut v: Vec<MailboxId> = lock(&self.watches).values().map(|w| w.mailbox).collect();
+        let mut v: Vec<MailboxId> = lock(&self.reg).by_mailbox.keys().copied().collect();
         v.sort_unstable();
-        v.dedup();
         v
+    }
+
+    /// A batch committed by this process: wake the sessions with a changed
+    /// mailbox selected, and mark the changes for the NOTIFY sessions of
+    /// the users concerned.
+    fn committed(&self, c: &Committed) {
+        let reg = lock(&self.reg);
+        for id in &c.mailboxes {
+            for conn in reg.by_mailbox.get(id).into_iter().flatten() {
+                if let Some(w) = reg.watches.get(conn) {
+                    if !w.pending.swap(true, Ordering::SeqCst) {
+                        (w.wake)();
+                    }
+                }
+            }
+        }
+        if reg.by_user.is_empty() {
+            return;
+        }
+        // Each NOTIFY session gets all of the commit's changes at once (it
+        // may take its set between two marks otherwise).
+        let mut per_user: HashMap<UserId, (Vec<MailboxId>, bool)> = HashMap::new();
+        for &(id, user) in &c.owners {
+            if reg.by_user.contains_key(&user) {
+                per_user.entry(user).or_default().0.push(id);
+            }
+        }
+        for &user in &c.lists {
+            if reg.by_user.contains_key(&user) {
+                per_user.entry(user).or_default().1 = true;
+            }
+        }
+        for (user, (ids, lists)) in per_user {
+            reg.wake_notify(user, |d| {
+                d.mailboxes.extend(ids.iter().copied());
+                d.lists |= lists;
+            });
+        }
     }
 
     /// Wake sessions behind their mailbox's HIGHESTMODSEQ (or whose
     /// mailbox is not in `current`, e.g. deleted).
     fn wake_stale(&self, current: &HashMap<MailboxId, u64>) {
-        self.wake_if(|w| {
-            current
+        for w in lock(&self.reg).watches.values() {
+            let behind = current
                 .get(&w.mailbox)
-                .is_none_or(|&hms| hms > w.synced.load(Ordering::SeqCst))
-        });
-    }
-
-    fn wake(&self, affected: impl Fn(MailboxId) -> bool) {
-        self.wake_if(|w| affected(w.mailbox));
-    }
-
-    fn wake_if(&self, affected: impl Fn(&Watch) -> bool) {
-        for w in lock(&self.watches).values() {
-            if affected(w) && !w.pending.swap(true, Ordering::SeqCst) {
+                .is_none_or(|&hms| hms > w.synced.load(Ordering::SeqCst));
+            if behind && !w.pending.swap(true, Ordering::SeqCst) {
                 (w.wake)();
             }
         }
+    }
+
+    /// Another process committed: every NOTIFY session looks at everything
+    /// (we cannot tell what changed without reading it).
+    fn wake_all_notify(&self) {
+        for n in lock(&self.reg).notify.values() {
+            if n.dirty.mark(|d| d.all = true) {
+                (n.wake)();
+            }
+        }
+    }
+
+    /// Registered NOTIFY sessions (tests, diagnostics).
+    pub fn notify_sessions(&self) -> usize {
+        lock(&self.reg).notify.len()
     }
 }
 
@@ -217,8 +398,19 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
         // The counter cannot tell our commits from another process's (the
         // commit listener already woke sessions for ours), so on any change
         // wake exactly the sessions that are behind their mailbox.
-        if last_version.is_some_and(|prev| prev != version) {
-            h.wake_stale(&current);
+        // The counter moves by one per commit, ours included; the store
+        // recorded ours before they became visible, so the rest of the
+        // move is exactly another process's commits.
+        let ours = store.take_own_commits(version);
+        if let Some(prev) = last_version {
+            if prev != version {
+                h.wake_stale(&current);
+                let own = ours.iter().filter(|&&v| v > prev).count();
+                let moved = usize::try_from(version.saturating_sub(prev)).unwrap_or(usize::MAX);
+                if moved > own {
+                    h.wake_all_notify();
+                }
+            }
         }
         last_version = Some(version);
     }

@@ -30,6 +30,7 @@
 
 pub mod contexts;
 pub mod hub;
+pub(crate) mod notify;
 pub mod recent;
 pub mod select_cache;
 pub mod selection;

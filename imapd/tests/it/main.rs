@@ -19,6 +19,7 @@ mod literal;
 mod mailbox;
 mod message;
 mod notify;
+mod notify5465;
 mod pipelining_flood;
 mod session;
 mod shared;

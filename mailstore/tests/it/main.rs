@@ -4,6 +4,7 @@
 mod util;
 
 mod bench;
+mod commit_detail;
 mod flags;
 mod integrity;
 mod mailboxes;
