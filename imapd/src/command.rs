@@ -190,6 +190,18 @@ pub enum FetchAtt {
         /// `.PEEK`: do not set \Seen.
         peek: bool,
     },
+    /// `BINARY[part]<partial>` or `BINARY.PEEK[...]` (RFC 3516 §4.2): the
+    /// part with its content transfer encoding undone.
+    Binary {
+        /// Part path; empty for the whole message.
+        part: Vec<u32>,
+        /// `<offset.length>` if given (in decoded octets).
+        partial: Option<(u32, u32)>,
+        /// `.PEEK`: do not set \Seen.
+        peek: bool,
+    },
+    /// `BINARY.SIZE[part]` (RFC 3516 §4.2): the decoded size.
+    BinarySize(Vec<u32>),
 }
 
 /// RFC 3501 §6.4.4 search keys, with dates and sets already typed.
@@ -245,6 +257,36 @@ pub enum SearchKey {
     Or(Box<SearchKey>, Box<SearchKey>),
     /// A parenthesised list or the implicit AND of the top level.
     And(Vec<SearchKey>),
+}
+
+/// One message of a MULTIAPPEND (RFC 3502 §6 `append-message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Initial flags.
+    pub flags: Vec<Flag>,
+    /// Internal date, if given.
+    pub date: Option<DateTime>,
+    /// The message: a literal (or `literal8`, RFC 3516 §4.4) or CATENATE.
+    pub data: AppendData,
+}
+
+/// `append-data` (RFC 3502, RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendData {
+    /// The message bytes.
+    Literal(Vec<u8>),
+    /// `CATENATE (cat-part ...)`: the message built from these parts.
+    Catenate(Vec<CatPart>),
+}
+
+/// `cat-part = text-literal / url` (RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// `TEXT literal`
+    Text(Vec<u8>),
+    /// `URL astring`: an IMAP URL (RFC 5092), checked when executed
+    /// (an unusable one is `NO [BADURL]`, not BAD).
+    Url(String),
 }
 
 /// What a command asks for, one variant per command.
@@ -332,6 +374,14 @@ pub enum CommandBody {
         date: Option<DateTime>,
         /// The message bytes.
         message: Vec<u8>,
+    },
+    /// `APPEND` with several messages (MULTIAPPEND, RFC 3502) or with
+    /// CATENATE (RFC 4469): all or none are appended.
+    AppendMulti {
+        /// Target mailbox.
+        mailbox: String,
+        /// The messages, in order.
+        messages: Vec<AppendMessage>,
     },
     /// `CHECK`
     Check,
@@ -427,7 +477,7 @@ impl CommandBody {
             CommandBody::List { .. } => "LIST",
             CommandBody::Lsub { .. } => "LSUB",
             CommandBody::Status { .. } => "STATUS",
-            CommandBody::Append { .. } => "APPEND",
+            CommandBody::Append { .. } | CommandBody::AppendMulti { .. } => "APPEND",
             CommandBody::Check => "CHECK",
             CommandBody::Close => "CLOSE",
             CommandBody::Unselect => "UNSELECT",

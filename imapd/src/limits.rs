@@ -97,3 +97,11 @@ pub const MAX_SEARCH_TEXT_KEYS: usize = 64;
 /// a literal of up to `--max-literal` octets, hence a bound of its own. A
 /// wire form over four times this is refused before it is decoded.
 pub const MAX_LIST_PATTERN: usize = 1024;
+
+/// Most messages in one MULTIAPPEND (RFC 3502), and most CATENATE parts
+/// (RFC 4469) in one message; more is `NO [LIMIT]`. All of them arrive in
+/// one command, already bounded in octets (`max_literal` + [`COMMAND_SLACK`]);
+/// this bounds the count of messages one transaction inserts and of URLs
+/// one command resolves. Far above what a client uploads at once (a mail
+/// migration tool appends hundreds).
+pub const MAX_MULTIAPPEND: usize = 1000;

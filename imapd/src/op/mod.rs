@@ -16,13 +16,16 @@ pub(crate) mod any;
 pub(crate) mod append;
 pub(crate) mod auth;
 pub(crate) mod fetch;
+pub(crate) mod fetch_binary;
 pub(crate) mod fetch_encode;
 pub(crate) mod list;
 pub(crate) mod mailbox;
 pub(crate) mod message;
+pub(crate) mod multiappend;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod tls;
+pub(crate) mod urlpart;
 
 use crate::command::{Command, CommandBody};
 use crate::response::Status as St;
@@ -57,6 +60,7 @@ fn needs(body: &CommandBody) -> Needs {
         | Lsub { .. }
         | Status { .. }
         | Append { .. }
+        | AppendMulti { .. }
         | Namespace
         | Idle => Needs::Authenticated,
         Enable(_) => Needs::AuthenticatedOnly,
@@ -164,6 +168,9 @@ fn authenticated(
             date,
             message,
         } => append::append(s, io, user, tag, mailbox, flags, date, message),
+        AppendMulti { mailbox, messages } => {
+            multiappend::append_multi(s, io, user, tag, mailbox, messages)
+        }
         other => {
             // Routed by `dispatch`; nothing else reaches here.
             s.cx.status(

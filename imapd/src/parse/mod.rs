@@ -7,8 +7,11 @@
 //! numbers, flags, dates, sequence sets); `command`, `fetch` and `search`
 //! build the commands on top. Parsing never touches the store.
 
+mod append;
+mod binary;
 mod command;
 mod fetch;
+pub mod imapurl;
 mod search;
 
 pub use command::{parse_command, SyntaxError, SyntaxKind};

@@ -127,6 +127,21 @@ fn section(w: &mut W, s: &Section) {
     }
 }
 
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A `literal` or (RFC 3516) `literal8`, synchronizing or LITERAL+.
+fn any_literal(w: &mut W, s: &[u8]) {
+    let eight = if w.flip() { "~" } else { "" };
+    let plus = if w.flip() { "+" } else { "" };
+    w.raw(&format!("{eight}{{{}{plus}}}\r\n", s.len()));
+    w.out.extend_from_slice(s);
+}
+
 fn fetch_att(w: &mut W, a: &FetchAtt) {
     use FetchAtt::*;
     let name = match a {
@@ -152,6 +167,22 @@ fn fetch_att(w: &mut W, a: &FetchAtt) {
             if let Some((o, l)) = partial {
                 w.raw(&format!("<{o}.{l}>"));
             }
+            return;
+        }
+        Binary {
+            part,
+            partial,
+            peek,
+        } => {
+            w.name(if *peek { "BINARY.PEEK[" } else { "BINARY[" });
+            w.raw(&dotted(part)).raw("]");
+            if let Some((o, l)) = partial {
+                w.raw(&format!("<{o}.{l}>"));
+            }
+            return;
+        }
+        BinarySize(part) => {
+            w.name("BINARY.SIZE[").raw(&dotted(part)).raw("]");
             return;
         }
     };
@@ -285,6 +316,40 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
                 w.raw(" ").date_time(d);
             }
             w.raw(" ").string(message);
+        }
+        AppendMulti { mailbox, messages } => {
+            use crate::command::{AppendData, CatPart};
+            w.name("APPEND ").mailbox(mailbox);
+            for m in messages {
+                if !m.flags.is_empty() || w.flip() {
+                    w.raw(" ").flags(&m.flags);
+                }
+                if let Some(d) = &m.date {
+                    w.raw(" ").date_time(d);
+                }
+                w.raw(" ");
+                match &m.data {
+                    AppendData::Literal(b) => any_literal(w, b),
+                    AppendData::Catenate(parts) => {
+                        w.name("CATENATE").raw(" (");
+                        for (k, p) in parts.iter().enumerate() {
+                            if k > 0 {
+                                w.raw(" ");
+                            }
+                            match p {
+                                CatPart::Text(t) => {
+                                    w.name("TEXT").raw(" ");
+                                    any_literal(w, t);
+                                }
+                                CatPart::Url(u) => {
+                                    w.name("URL").raw(" ").astring(u.as_bytes());
+                                }
+                            }
+                        }
+                        w.raw(")");
+                    }
+                }
+            }
         }
         Search { uid: u, key, .. } => {
             uid(w, *u).name("SEARCH");

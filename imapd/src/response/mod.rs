@@ -223,6 +223,12 @@ pub enum Code {
     /// `OVERQUOTA` (RFC 5530 §3): no room for what the command adds (here:
     /// the disk is full)
     OverQuota,
+    /// `UNKNOWN-CTE` (RFC 3516 §4.2): BINARY met an encoding we cannot undo
+    UnknownCte,
+    /// `BADURL url` (RFC 4469 §6): a CATENATE URL that cannot be used
+    BadUrl(String),
+    /// `APPENDUID validity uid-set` (RFC 4315 §3, for MULTIAPPEND)
+    AppendUids(u32, String),
 }
 
 impl Code {
@@ -257,6 +263,10 @@ impl Code {
             Code::PrivacyRequired => write!(out, "PRIVACYREQUIRED"),
             Code::Unavailable => write!(out, "UNAVAILABLE"),
             Code::OverQuota => write!(out, "OVERQUOTA"),
+            Code::UnknownCte => write!(out, "UNKNOWN-CTE"),
+            // url-resp-text: any TEXT-CHAR but "]" (RFC 4469 §6).
+            Code::BadUrl(u) => write!(out, "BADURL {}", u.replace(']', "%5D")),
+            Code::AppendUids(v, set) => write!(out, "APPENDUID {v} {set}"),
         };
     }
 }

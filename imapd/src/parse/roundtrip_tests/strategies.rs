@@ -170,7 +170,37 @@ fn fetch_att() -> impl Strategy<Value = FetchAtt> {
                 partial,
                 peek
             }),
+        (
+            prop::collection::vec(1u32..=u32::MAX, 0..4),
+            prop::option::of((any::<u32>(), 1u32..=u32::MAX)),
+            any::<bool>()
+        )
+            .prop_map(|(part, partial, peek)| Binary {
+                part,
+                partial,
+                peek
+            }),
+        prop::collection::vec(1u32..=u32::MAX, 0..4).prop_map(BinarySize),
     ]
+}
+
+/// One message of a MULTIAPPEND: a literal or CATENATE parts (RFC 3502, 4469).
+fn append_message() -> impl Strategy<Value = crate::command::AppendMessage> {
+    use crate::command::{AppendData, AppendMessage, CatPart};
+    let part = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..32).prop_map(CatPart::Text),
+        "[ -~]{1,40}".prop_map(CatPart::Url),
+    ];
+    let data = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(AppendData::Literal),
+        prop::collection::vec(part, 1..4).prop_map(AppendData::Catenate),
+    ];
+    (
+        prop::collection::vec(flag(), 0..3),
+        prop::option::of(date_time()),
+        data,
+    )
+        .prop_map(|(flags, date, data)| AppendMessage { flags, date, data })
 }
 
 fn fetch_atts() -> impl Strategy<Value = Vec<FetchAtt>> {
@@ -294,6 +324,8 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
                 date,
                 message
             }),
+        (mbox(), prop::collection::vec(append_message(), 2..4))
+            .prop_map(|(mailbox, messages)| AppendMulti { mailbox, messages }),
         (any::<bool>(), prop::collection::vec(search_key(), 1..4)).prop_map(|(uid, mut keys)| {
             let key = if keys.len() == 1 {
                 keys.remove(0)
