@@ -289,6 +289,21 @@ pub enum CatPart {
     Url(String),
 }
 
+/// One URL of URLFETCH (RFC 4467 §7, with RFC 5524's parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlFetchItem {
+    /// The URL, as given (checked when executed).
+    pub url: String,
+    /// RFC 5524 form `(url args)`: the answer is a parenthesised list.
+    pub extended: bool,
+    /// `BODYPARTSTRUCTURE`
+    pub structure: bool,
+    /// `BINARY`: the data decoded (RFC 5524 §3).
+    pub binary: bool,
+    /// `BODY` (or the plain form): the data as stored.
+    pub body: bool,
+}
+
 /// What a command asks for, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
@@ -383,6 +398,17 @@ pub enum CommandBody {
         /// The messages, in order.
         messages: Vec<AppendMessage>,
     },
+    /// `GENURLAUTH (url-rump mechanism)...` (RFC 4467 §7.1)
+    GenUrlAuth(Vec<(String, String)>),
+    /// `RESETKEY [mailbox [mechanism...]]` (RFC 4467 §7.2)
+    ResetKey {
+        /// Only this mailbox's key; all the user's when `None`.
+        mailbox: Option<String>,
+        /// Mechanisms named (upper-cased).
+        mechanisms: Vec<String>,
+    },
+    /// `URLFETCH url...` (RFC 4467 §7.3, RFC 5524)
+    UrlFetch(Vec<UrlFetchItem>),
     /// `CHECK`
     Check,
     /// `CLOSE`
@@ -478,6 +504,9 @@ impl CommandBody {
             CommandBody::Lsub { .. } => "LSUB",
             CommandBody::Status { .. } => "STATUS",
             CommandBody::Append { .. } | CommandBody::AppendMulti { .. } => "APPEND",
+            CommandBody::GenUrlAuth(_) => "GENURLAUTH",
+            CommandBody::ResetKey { .. } => "RESETKEY",
+            CommandBody::UrlFetch(_) => "URLFETCH",
             CommandBody::Check => "CHECK",
             CommandBody::Close => "CLOSE",
             CommandBody::Unselect => "UNSELECT",

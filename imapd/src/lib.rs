@@ -33,7 +33,7 @@ pub use session::ImapSession;
 /// [`capabilities`] adds STARTTLS and either the AUTH= mechanisms or
 /// LOGINDISABLED (RFC 3501 §6.1.1, §6.2.1, §6.2.3).
 pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE UNSELECT \
-NAMESPACE ID ENABLE SPECIAL-USE CHILDREN CONDSTORE BINARY MULTIAPPEND CATENATE";
+NAMESPACE ID ENABLE SPECIAL-USE CHILDREN CONDSTORE BINARY MULTIAPPEND CATENATE URLAUTH URLAUTH=BINARY";
 
 /// The CAPABILITY list for a connection: `tls` is where it stands with TLS,
 /// `plaintext_ok` whether credentials may be sent on it now (TLS, a local

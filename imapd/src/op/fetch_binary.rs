@@ -56,27 +56,47 @@ pub(crate) fn pieces(
     meta: &MessageMeta,
     path: &[u32],
 ) -> mailstore::Result<Result<Option<Vec<Piece>>, UnknownCte>> {
+    if path.is_empty() {
+        let root = &meta.structure;
+        return build(r, mailbox, meta.uid, |b| {
+            b.header(root)?;
+            b.body(root)?;
+            // Anything after the root body (there should be nothing).
+            b.raw(ordered(root.body_range).1, meta.size);
+            Ok(())
+        })
+        .map(|p| p.map(Some));
+    }
+    match find_part(&meta.structure, path) {
+        Some(part) => body_pieces(r, mailbox, meta.uid, part).map(|p| p.map(Some)),
+        None => Ok(Ok(None)),
+    }
+}
+
+/// The pieces of the body of `part` (of message `uid`).
+pub(crate) fn body_pieces(
+    r: &Reader,
+    mailbox: MailboxId,
+    uid: Uid,
+    part: &MimePart,
+) -> mailstore::Result<Result<Vec<Piece>, UnknownCte>> {
+    build(r, mailbox, uid, |b| b.body(part))
+}
+
+fn build(
+    r: &Reader,
+    mailbox: MailboxId,
+    uid: Uid,
+    f: impl FnOnce(&mut Builder<'_>) -> Result<(), Fail>,
+) -> mailstore::Result<Result<Vec<Piece>, UnknownCte>> {
     let mut b = Builder {
         r,
         mailbox,
-        uid: meta.uid,
+        uid,
         out: Vec::new(),
     };
-    let res = if path.is_empty() {
-        let root = &meta.structure;
-        b.header(root).and_then(|()| b.body(root)).map(|()| {
-            // Anything after the root body (there should be nothing).
-            let end = ordered(root.body_range).1;
-            b.raw(end, meta.size);
-        })
-    } else {
-        match find_part(&meta.structure, path) {
-            Some(part) => b.body(part),
-            None => return Ok(Ok(None)),
-        }
-    };
-    match res {
-        Ok(()) => Ok(Ok(Some(b.out))),
+    match f(&mut b) {
+        Ok(()) => Ok(Ok(b.out)),
         Err(Fail::Store(e)) => Err(e),
         Err(Fail::Cte(c)) => Ok(Err(c)),
     }
@@ -213,7 +233,7 @@ fn cte_field(header: &[u8]) -> Option<(usize, usize)> {
 #[derive(Debug, Clone)]
 pub(crate) struct BinaryStream {
     pub(crate) uid: Uid,
-    pieces: VecDeque<Piece>,
+    pub(crate) pieces: VecDeque<Piece>,
     dec: Option<Decoder>,
     pos: u64,
     start: u64,
@@ -226,7 +246,7 @@ pub(crate) struct BinaryStream {
 }
 
 impl BinaryStream {
-    fn new(uid: Uid, pieces: Vec<Piece>, start: u64, end: u64) -> Self {
+    pub(crate) fn new(uid: Uid, pieces: Vec<Piece>, start: u64, end: u64) -> Self {
         BinaryStream {
             uid,
             pieces: pieces.into(),
@@ -253,7 +273,7 @@ impl BinaryStream {
 
     /// Produce decoded octets, reading at most about `budget` raw octets,
     /// and hand each decoded run to `f` with its position.
-    fn run(
+    pub(crate) fn run(
         &mut self,
         r: &Reader,
         mailbox: MailboxId,

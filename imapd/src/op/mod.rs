@@ -25,6 +25,8 @@ pub(crate) mod multiappend;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod tls;
+pub(crate) mod urlauth;
+pub(crate) mod urlfetch_binary;
 pub(crate) mod urlpart;
 
 use crate::command::{Command, CommandBody};
@@ -61,6 +63,9 @@ fn needs(body: &CommandBody) -> Needs {
         | Status { .. }
         | Append { .. }
         | AppendMulti { .. }
+        | GenUrlAuth(_)
+        | ResetKey { .. }
+        | UrlFetch(_)
         | Namespace
         | Idle => Needs::Authenticated,
         Enable(_) => Needs::AuthenticatedOnly,
@@ -171,6 +176,12 @@ fn authenticated(
         AppendMulti { mailbox, messages } => {
             multiappend::append_multi(s, io, user, tag, mailbox, messages)
         }
+        GenUrlAuth(items) => urlauth::genurlauth(s, io, user, tag, items),
+        ResetKey {
+            mailbox,
+            mechanisms,
+        } => urlauth::resetkey(s, io, user, tag, mailbox, mechanisms),
+        UrlFetch(items) => urlauth::urlfetch(s, io, user, tag, items),
         other => {
             // Routed by `dispatch`; nothing else reaches here.
             s.cx.status(

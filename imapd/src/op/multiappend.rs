@@ -7,13 +7,14 @@
 //!
 //! Answers: no target mailbox `NO [TRYCREATE]` (checked first, RFC 3502
 //! §6.3.11 / RFC 4469 §5); a URL that is not a valid IMAP URL of the
-//! user's own messages, or names nothing, `NO [BADURL url]` (RFC 4469 §6);
+//! user's own messages (or a URLAUTH-authorized one the user may use,
+//! RFC 4469 §3), or names nothing, `NO [BADURL url]` (RFC 4469 §6);
 //! a message over `--max-literal`, or messages together over it plus
 //! [`crate::limits::COMMAND_SLACK`], `NO [TOOBIG]` (RFC 4469 §6 and RFC
 //! 7889 §3); more than [`MAX_MULTIAPPEND`] messages or parts `NO [LIMIT]`.
 
 use super::message::store_flags_from;
-use super::urlpart::{names_account, section_data, url_message, UrlData};
+use super::urlpart::{now_unix, section_data, url_message, UrlData};
 use crate::command::{AppendData, AppendMessage, CatPart};
 use crate::limits::{COMMAND_SLACK, MAX_MULTIAPPEND};
 use crate::parse::imapurl::parse_url;
@@ -73,7 +74,7 @@ pub(crate) fn append_multi(
     }
     let max_one = s.cx.shared.config.max_literal;
     let max_all = max_one.saturating_add(COMMAND_SLACK as u64);
-    let (owner, login) = (user.id, user.address.clone());
+    let (owner, me, now) = (user.id, user.clone(), now_unix());
     let t = tag.clone();
     s.cx.read(
         io,
@@ -95,12 +96,10 @@ pub(crate) fn append_multi(
                             match p {
                                 CatPart::Text(t) => raw.extend_from_slice(&t),
                                 CatPart::Url(u) => {
-                                    let Some(url) = parse_url(&u).filter(|url| {
-                                        url.auth.is_none() && names_account(url, &login)
-                                    }) else {
+                                    let Some(url) = parse_url(&u) else {
                                         return Ok(Built::BadUrl(u));
                                     };
-                                    let Some((id, meta)) = url_message(r, owner, &url)? else {
+                                    let Some((id, meta)) = url_message(r, &url, &me, now)? else {
                                         return Ok(Built::BadUrl(u));
                                     };
                                     match section_data(r, id, &meta, &url, room)? {
@@ -194,11 +193,4 @@ fn insert(
             }
         },
     );
-}
-
-/// Seconds since the epoch, now.
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

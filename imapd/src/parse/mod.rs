@@ -13,6 +13,7 @@ mod command;
 mod fetch;
 pub mod imapurl;
 mod search;
+mod urlauth;
 
 pub use command::{parse_command, SyntaxError, SyntaxKind};
 

@@ -317,6 +317,45 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
             }
             w.raw(" ").string(message);
         }
+        GenUrlAuth(items) => {
+            w.name("GENURLAUTH");
+            for (url, mech) in items {
+                w.raw(" ").astring(url.as_bytes()).raw(" ").raw(mech);
+            }
+        }
+        ResetKey {
+            mailbox,
+            mechanisms,
+        } => {
+            w.name("RESETKEY");
+            if let Some(m) = mailbox {
+                w.raw(" ").mailbox(m);
+                for mech in mechanisms {
+                    w.raw(" ").raw(mech);
+                }
+            }
+        }
+        UrlFetch(items) => {
+            w.name("URLFETCH");
+            for i in items {
+                w.raw(" ");
+                if !i.extended {
+                    w.astring(i.url.as_bytes());
+                    continue;
+                }
+                w.raw("(").astring(i.url.as_bytes());
+                if i.structure {
+                    w.raw(" ").name("BODYPARTSTRUCTURE");
+                }
+                if i.binary {
+                    w.raw(" ").name("BINARY");
+                }
+                if i.body && (i.structure || w.flip()) {
+                    w.raw(" ").name("BODY");
+                }
+                w.raw(")");
+            }
+        }
         AppendMulti { mailbox, messages } => {
             use crate::command::{AppendData, CatPart};
             w.name("APPEND ").mailbox(mailbox);

@@ -6,6 +6,7 @@ mod util;
 mod bench;
 mod flags;
 mod integrity;
+mod keys;
 mod mailboxes;
 mod messages;
 mod mime;

@@ -378,7 +378,49 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
     ]
 }
 
+/// GENURLAUTH, RESETKEY, URLFETCH (RFC 4467 §9, RFC 5524 §4).
+fn urlauth_body() -> impl Strategy<Value = CommandBody> {
+    use crate::command::UrlFetchItem;
+    let url = || "[ -~]{0,30}";
+    let mech = || "[A-Z0-9.-]{1,10}";
+    let item = prop_oneof![
+        url().prop_map(|url| UrlFetchItem {
+            url,
+            extended: false,
+            structure: false,
+            binary: false,
+            body: true,
+        }),
+        (url(), any::<bool>(), 0u8..3).prop_map(|(url, structure, mode)| UrlFetchItem {
+            url,
+            extended: true,
+            structure,
+            binary: mode == 1,
+            body: mode == 2 || (mode == 0 && !structure),
+        }),
+    ];
+    prop_oneof![
+        prop::collection::vec((url(), mech()), 1..3).prop_map(CommandBody::GenUrlAuth),
+        (
+            prop::option::of(mailbox_name().prop_map(inbox)),
+            prop::collection::vec(mech(), 0..3)
+        )
+            .prop_map(|(mailbox, mechanisms)| CommandBody::ResetKey {
+                mechanisms: if mailbox.is_some() {
+                    mechanisms
+                } else {
+                    Vec::new()
+                },
+                mailbox,
+            }),
+        prop::collection::vec(item, 1..4).prop_map(CommandBody::UrlFetch),
+    ]
+}
+
 pub(super) fn command() -> impl Strategy<Value = Command> {
-    (tag(), prop_oneof![1 => simple_body(), 1 => message_body()])
+    (
+        tag(),
+        prop_oneof![2 => simple_body(), 2 => message_body(), 1 => urlauth_body()],
+    )
         .prop_map(|(tag, body)| Command { tag, body })
 }
