@@ -2,7 +2,8 @@
 //!
 //! Covers the command grammar of RFC 3501 §6 plus the extensions we
 //! advertise (IDLE 2177, UIDPLUS 4315, MOVE 6851, UNSELECT 3691, NAMESPACE
-//! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154). Values here
+//! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154, BINARY 3516,
+//! MULTIAPPEND 3502, CATENATE 4469, URLAUTH 4467 and 5524). Values here
 //! are already validated: mailbox names are decoded from modified UTF-7 and
 //! `INBOX` is normalised, so executors never re-check syntax.
 
@@ -259,50 +260,8 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
 }
 
-/// One message of a MULTIAPPEND (RFC 3502 §6 `append-message`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppendMessage {
-    /// Initial flags.
-    pub flags: Vec<Flag>,
-    /// Internal date, if given.
-    pub date: Option<DateTime>,
-    /// The message: a literal (or `literal8`, RFC 3516 §4.4) or CATENATE.
-    pub data: AppendData,
-}
-
-/// `append-data` (RFC 3502, RFC 4469 §5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppendData {
-    /// The message bytes.
-    Literal(Vec<u8>),
-    /// `CATENATE (cat-part ...)`: the message built from these parts.
-    Catenate(Vec<CatPart>),
-}
-
-/// `cat-part = text-literal / url` (RFC 4469 §5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CatPart {
-    /// `TEXT literal`
-    Text(Vec<u8>),
-    /// `URL astring`: an IMAP URL (RFC 5092), checked when executed
-    /// (an unusable one is `NO [BADURL]`, not BAD).
-    Url(String),
-}
-
-/// One URL of URLFETCH (RFC 4467 §7, with RFC 5524's parameters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlFetchItem {
-    /// The URL, as given (checked when executed).
-    pub url: String,
-    /// RFC 5524 form `(url args)`: the answer is a parenthesised list.
-    pub extended: bool,
-    /// `BODYPARTSTRUCTURE`
-    pub structure: bool,
-    /// `BINARY`: the data decoded (RFC 5524 §3).
-    pub binary: bool,
-    /// `BODY` (or the plain form): the data as stored.
-    pub body: bool,
-}
+mod ext;
+pub use ext::{AppendData, AppendMessage, CatPart, UrlFetchItem};
 
 /// What a command asks for, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]

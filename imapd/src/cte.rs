@@ -80,6 +80,11 @@ impl Decoder {
         }
     }
 
+    /// Octets carried between pieces (bounded: see the module docs).
+    pub fn carried(&self) -> usize {
+        self.carry.len()
+    }
+
     /// Decode the next piece of the body onto `out`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         match self.cte {

@@ -1,6 +1,7 @@
 //! imapd: minimail's IMAP4rev1 server (RFC 3501) with the extensions real
 //! clients expect (IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE,
-//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, SASL-IR), STARTTLS (§6.2.1)
+//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, SASL-IR, BINARY, MULTIAPPEND,
+//! CATENATE, URLAUTH, URLAUTH=BINARY), STARTTLS (§6.2.1)
 //! and implicit TLS (RFC 8314) through netloop, AUTHENTICATE PLAIN and
 //! LOGIN, and LOGINDISABLED for plaintext credentials from non-local
 //! clients (§6.2.3).

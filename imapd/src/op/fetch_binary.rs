@@ -508,6 +508,72 @@ mod tests {
         assert_eq!(cte_field(b"X: y\r\n\r\n"), None);
     }
 
+    /// The bound: a streamed BINARY value is produced one chunk at a time,
+    /// each from at most one CHUNK of raw octets, and between chunks the
+    /// stream holds only its remaining piece list and the decoder's carry.
+    #[test]
+    fn a_large_part_is_decoded_one_chunk_at_a_time() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = mailstore::Store::open(dir.path().join("m.db")).unwrap();
+        let data: Vec<u8> = (0..6u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+        let mut raw = b"Subject: big\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+        for line in b64.as_bytes().chunks(76) {
+            raw.extend_from_slice(line);
+            raw.extend_from_slice(b"\r\n");
+        }
+        let (mb, uid) = store
+            .write_sync(move |tx| {
+                let u = tx.create_user("a@x", "$argon2id$dummy")?;
+                let mb = tx.create_mailbox(u, "Big", None)?;
+                let a = tx.append(mb, &raw, &mailstore::Flags::empty(), 0)?;
+                Ok((mb, a.uid))
+            })
+            .unwrap();
+        let chunks = store
+            .read_sync(move |r| {
+                let parts = mailstore::MetaParts {
+                    envelope: false,
+                    structure: true,
+                };
+                let meta = r.messages_with(mb, &[uid], parts)?.remove(0);
+                let att = FetchAtt::Binary {
+                    part: vec![1],
+                    partial: None,
+                    peek: true,
+                };
+                let Ok((BinaryValue::Stream(head, mut s), inline)) = encode(r, mb, &meta, &att)?
+                else {
+                    panic!("not streamed")
+                };
+                assert_eq!(inline, 0);
+                assert_eq!(
+                    head,
+                    format!("BINARY[1] ~{{{}}}\r\n", data.len()).into_bytes()
+                );
+                let mut at = 0;
+                let mut n = 0;
+                loop {
+                    let c = s.next_chunk(r, mb)?;
+                    if c.is_empty() {
+                        break;
+                    }
+                    assert!(c.len() as u64 <= CHUNK, "chunk of {}", c.len());
+                    assert!(s.pieces.len() <= 1 && s.dec.as_ref().map_or(0, Decoder::carried) < 4);
+                    assert!(c == data[at..at + c.len()], "at {at}");
+                    at += c.len();
+                    n += 1;
+                }
+                assert_eq!((at, s.remaining()), (data.len(), 0));
+                Ok(n)
+            })
+            .unwrap();
+        assert!(chunks >= 24, "{chunks} chunks");
+    }
+
     #[test]
     fn window_clips() {
         assert_eq!(window(10, b"abcdef", 12, 14), b"cd");

@@ -22,17 +22,20 @@ fn keys_are_made_once_reset_and_dropped_with_the_mailbox() {
     assert_eq!(first.len(), mailstore::MAILBOX_KEY_LEN);
     assert_eq!(key(k1), first, "kept");
     assert_ne!(key(k2), first, "one per mailbox");
-    let b_key = key(kb);
-    assert_ne!(b_key, first);
+    let b_first = key(kb);
+    assert_ne!(b_first, first);
     assert_eq!(
         s.read_sync(move |r| r.mailbox_key(k1)).unwrap(),
         Some(first.clone())
     );
-    // b's K1 is another mailbox; a resets one, then all.
+    // b resets b's own K1, not a's; a resets one, then all.
     assert!(s
         .write_sync(move |tx| tx.reset_mailbox_keys(b, Some("K1")))
         .unwrap());
     assert_eq!(key(k1), first);
+    assert_eq!(s.read_sync(move |r| r.mailbox_key(kb)).unwrap(), None);
+    let b_key = key(kb);
+    assert_ne!(b_key, b_first);
     assert!(!s
         .write_sync(move |tx| tx.reset_mailbox_keys(b, Some("K2")))
         .unwrap());
