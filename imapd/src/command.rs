@@ -3,7 +3,8 @@
 //! Covers the command grammar of RFC 3501 §6 plus the extensions we
 //! advertise (IDLE 2177, UIDPLUS 4315, MOVE 6851, UNSELECT 3691, NAMESPACE
 //! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154, SORT and
-//! THREAD 5256, SORT=DISPLAY 5957). Values here
+//! THREAD 5256, SORT=DISPLAY 5957, BINARY 3516, MULTIAPPEND 3502, CATENATE
+//! 4469, URLAUTH 4467 and 5524). Values here
 //! are already validated: mailbox names are decoded from modified UTF-7 and
 //! `INBOX` is normalised, so executors never re-check syntax.
 
@@ -237,6 +238,18 @@ pub enum FetchAtt {
         /// `.PEEK`: do not set \Seen.
         peek: bool,
     },
+    /// `BINARY[part]<partial>` or `BINARY.PEEK[...]` (RFC 3516 §4.2): the
+    /// part with its content transfer encoding undone.
+    Binary {
+        /// Part path; empty for the whole message.
+        part: Vec<u32>,
+        /// `<offset.length>` if given (in decoded octets).
+        partial: Option<(u32, u32)>,
+        /// `.PEEK`: do not set \Seen.
+        peek: bool,
+    },
+    /// `BINARY.SIZE[part]` (RFC 3516 §4.2): the decoded size.
+    BinarySize(Vec<u32>),
 }
 
 /// RFC 3501 §6.4.4 search keys, with dates and sets already typed.
@@ -293,6 +306,9 @@ pub enum SearchKey {
     /// A parenthesised list or the implicit AND of the top level.
     And(Vec<SearchKey>),
 }
+
+mod ext;
+pub use ext::{AppendData, AppendMessage, CatPart, UrlFetchItem};
 
 /// What a command asks for, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,6 +396,25 @@ pub enum CommandBody {
         /// The message bytes.
         message: Vec<u8>,
     },
+    /// `APPEND` with several messages (MULTIAPPEND, RFC 3502) or with
+    /// CATENATE (RFC 4469): all or none are appended.
+    AppendMulti {
+        /// Target mailbox.
+        mailbox: String,
+        /// The messages, in order.
+        messages: Vec<AppendMessage>,
+    },
+    /// `GENURLAUTH (url-rump mechanism)...` (RFC 4467 §7.1)
+    GenUrlAuth(Vec<(String, String)>),
+    /// `RESETKEY [mailbox [mechanism...]]` (RFC 4467 §7.2)
+    ResetKey {
+        /// Only this mailbox's key; all the user's when `None`.
+        mailbox: Option<String>,
+        /// Mechanisms named (upper-cased).
+        mechanisms: Vec<String>,
+    },
+    /// `URLFETCH url...` (RFC 4467 §7.3, RFC 5524)
+    UrlFetch(Vec<UrlFetchItem>),
     /// `CHECK`
     Check,
     /// `CLOSE`
@@ -503,7 +538,10 @@ impl CommandBody {
             CommandBody::List { .. } => "LIST",
             CommandBody::Lsub { .. } => "LSUB",
             CommandBody::Status { .. } => "STATUS",
-            CommandBody::Append { .. } => "APPEND",
+            CommandBody::Append { .. } | CommandBody::AppendMulti { .. } => "APPEND",
+            CommandBody::GenUrlAuth(_) => "GENURLAUTH",
+            CommandBody::ResetKey { .. } => "RESETKEY",
+            CommandBody::UrlFetch(_) => "URLFETCH",
             CommandBody::Check => "CHECK",
             CommandBody::Close => "CLOSE",
             CommandBody::Unselect => "UNSELECT",

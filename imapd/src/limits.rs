@@ -137,3 +137,11 @@ pub const MAX_NOTIFY_NAMES: usize = 100;
 /// [`MAX_MAILBOXES`] leaves room for subscriptions to names that do not
 /// exist.
 pub const MAX_NOTIFY_TRACKED: usize = 4 * MAX_MAILBOXES;
+
+/// Most messages in one MULTIAPPEND (RFC 3502), and most CATENATE parts
+/// (RFC 4469) in one message; more is `NO [LIMIT]`. All of them arrive in
+/// one command, already bounded in octets (`max_literal` + [`COMMAND_SLACK`]);
+/// this bounds the count of messages one transaction inserts and of URLs
+/// one command resolves. Far above what a client uploads at once (a mail
+/// migration tool appends hundreds).
+pub const MAX_MULTIAPPEND: usize = 1000;

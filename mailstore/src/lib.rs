@@ -117,6 +117,7 @@ mod error;
 mod health;
 mod indexer;
 mod jobs;
+mod keys;
 mod meta;
 mod mime;
 mod password;
@@ -136,6 +137,7 @@ mod writer;
 
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
 pub use error::{Result, StoreError};
+pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
 pub use password::{hash_password, verify_password};
 pub use reader::{MailboxSummary, Reader};

@@ -108,6 +108,15 @@ CREATE TABLE pending_text(
     r#"
 ALTER TABLE pending_text ADD COLUMN body_at INTEGER;
 "#,
+    // v4: a secret per mailbox that authorizes URLs to its messages
+    // (imapd's URLAUTH, RFC 4467 §3: "mailbox access keys"); made when
+    // first needed, gone with its mailbox, replaced by a reset.
+    r#"
+CREATE TABLE IF NOT EXISTS mailbox_keys(
+    mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+    key BLOB NOT NULL
+);
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

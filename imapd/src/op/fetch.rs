@@ -29,13 +29,18 @@ pub(crate) struct FetchJob {
     next: usize,
     /// Encoded output of the current batch not yet queued.
     segs: VecDeque<Seg>,
+    /// Set when a BINARY item met an encoding we cannot undo.
+    unknown_cte: Option<String>,
 }
 
 /// Whether fetching `a` implicitly sets `\Seen` (§6.4.5).
 fn sets_seen(a: &FetchAtt) -> bool {
     matches!(
         a,
-        FetchAtt::Rfc822 | FetchAtt::Rfc822Text | FetchAtt::Section { peek: false, .. }
+        FetchAtt::Rfc822
+            | FetchAtt::Rfc822Text
+            | FetchAtt::Section { peek: false, .. }
+            | FetchAtt::Binary { peek: false, .. }
     )
 }
 
@@ -100,6 +105,7 @@ fn start(
         items,
         next: 0,
         segs: VecDeque::new(),
+        unknown_cte: None,
     };
     if changed_since.is_none() && !want_seen {
         return stream(cx, io, sel, job);
@@ -243,13 +249,33 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                         // The literal's length is already on the wire: keep
                         // the stream in step whatever happened.
                         bytes.resize(n as usize, b' ');
+                        super::fetch_encode::no_nul(&mut bytes);
                         cx.out.extend_from_slice(&bytes);
                         next_batch(cx, io, sel)
                     }),
                 );
                 return Step::Continue;
             }
+            Some(Seg::Binary(stream)) => {
+                let mailbox = job.mailbox;
+                binary_chunk(cx, io, mailbox, stream);
+                return Step::Continue;
+            }
             None => {
+                if let Some(cte) = job.unknown_cte.take() {
+                    let tag = job.tag.clone();
+                    cx.busy = Busy::Ready;
+                    let text = format!("Cannot decode content transfer encoding {cte:?}");
+                    return cx.finish(
+                        io,
+                        Some(sel),
+                        &tag,
+                        Status::No,
+                        Some(crate::response::Code::UnknownCte),
+                        &text,
+                        false,
+                    );
+                }
                 if job.next >= job.items.len() {
                     let tag = job.tag.clone();
                     cx.busy = Busy::Ready;
@@ -268,6 +294,53 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
             }
         }
     }
+}
+
+/// Send the next chunk of a streamed BINARY value (`fetch_binary.rs`),
+/// decoded on a store thread; a failed read sends spaces for the rest, as
+/// the literal's length is already on the wire.
+fn binary_chunk(
+    cx: &mut Conn,
+    io: &mut Io<'_, Done>,
+    mailbox: MailboxId,
+    stream: Box<super::fetch_binary::BinaryStream>,
+) {
+    let mut spare = stream.clone();
+    spare.fail();
+    cx.read(
+        io,
+        move |r| {
+            let mut s = stream;
+            let chunk = s.next_chunk(r, mailbox);
+            Ok((s, chunk))
+        },
+        in_selected(move |cx, sel, io, res| {
+            type Chunk = (
+                Box<super::fetch_binary::BinaryStream>,
+                mailstore::Result<Vec<u8>>,
+            );
+            let res: mailstore::Result<Chunk> = res;
+            let (s, bytes) = match res {
+                Ok((s, Ok(bytes))) => (s, bytes),
+                Ok((mut s, Err(e))) => {
+                    log::warn!("imapd conn {}: BINARY of UID {}: {e}", cx.id, s.uid);
+                    s.fail();
+                    (s, Vec::new())
+                }
+                Err(e) => {
+                    log::warn!("imapd conn {}: BINARY: {e}", cx.id);
+                    (spare, Vec::new())
+                }
+            };
+            cx.out.extend_from_slice(&bytes);
+            if s.remaining() > 0 {
+                if let Busy::Streaming { job, .. } = &mut cx.busy {
+                    job.segs.push_front(Seg::Binary(s));
+                }
+            }
+            next_batch(cx, io, sel)
+        }),
+    );
 }
 
 /// Read and encode the next batch of messages on a store thread.
@@ -297,8 +370,13 @@ fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
                     }
                 };
                 if let Busy::Streaming { job, .. } = &mut cx.busy {
-                    job.next += enc.handled.max(1);
+                    job.next += if enc.unknown_cte.is_some() {
+                        enc.handled
+                    } else {
+                        enc.handled.max(1)
+                    };
                     job.segs = enc.segs;
+                    job.unknown_cte = enc.unknown_cte;
                 }
                 // A keyword another session just created is announced before
                 // the first FETCH that shows it (§7.2.6).

@@ -38,12 +38,19 @@ pub(crate) enum Seg {
         /// Octets to send.
         len: u64,
     },
+    /// A BINARY value still to produce (its literal header is already in
+    /// the preceding `Bytes`).
+    Binary(Box<super::fetch_binary::BinaryStream>),
 }
 
 /// A data item's value: encoded now, or a byte range to stream.
 enum Part {
     V(Value),
     Raw(u64, u64),
+    /// Octets already encoded (a BINARY item, maybe a `literal8`).
+    Ready(Vec<u8>),
+    /// A BINARY item's name and literal header, then its stream.
+    Stream(Vec<u8>, Box<super::fetch_binary::BinaryStream>),
 }
 
 /// (UID, modseq) of the flags the client was just sent.
@@ -61,6 +68,10 @@ pub(crate) struct Encoded {
     /// any it has not yet in a `* FLAGS` response before the batch goes out
     /// (RFC 3501 §7.2.6).
     pub(crate) keywords: Vec<String>,
+    /// A BINARY item met an encoding we cannot undo (its name): the batch
+    /// stops before that message and the FETCH fails with
+    /// `NO [UNKNOWN-CTE]` (RFC 3516 §4.2).
+    pub(crate) unknown_cte: Option<String>,
 }
 
 /// Which stored metadata `atts` need decoded: the envelope only for
@@ -98,6 +109,7 @@ pub(crate) fn encode_batch(
         handled: 0,
         seen: Vec::new(),
         keywords: Vec::new(),
+        unknown_cte: None,
     };
     let mut out = Vec::new();
     let mut budget = 0u64;
@@ -106,18 +118,38 @@ pub(crate) fn encode_batch(
         if budget >= BATCH_BYTES && enc.handled > 0 {
             break;
         }
-        enc.handled += 1;
         // Metas come back uid-ascending like the batch; skip expunged ones.
         while metas.peek().is_some_and(|m| m.uid < item.uid) {
             metas.next();
         }
         let Some(meta) = metas.next_if(|m| m.uid == item.uid) else {
+            enc.handled += 1;
             continue;
         };
         let mut parts = Vec::with_capacity(atts.len() * 2);
         for a in atts {
+            if let FetchAtt::Binary { .. } | FetchAtt::BinarySize(_) = a {
+                match super::fetch_binary::encode(r, mailbox, &meta, a)? {
+                    Ok((super::fetch_binary::BinaryValue::Ready(b), n)) => {
+                        parts.push(Part::Ready(b));
+                        budget += n;
+                    }
+                    Ok((super::fetch_binary::BinaryValue::Stream(h, s), _)) => {
+                        parts.push(Part::Stream(h, Box::new(s)));
+                    }
+                    Err(cte) => {
+                        enc.unknown_cte = Some(cte.0);
+                        break;
+                    }
+                }
+                continue;
+            }
             budget += encode_att(r, mailbox, &meta, item, a, &mut parts)?;
         }
+        if enc.unknown_cte.is_some() {
+            break;
+        }
+        enc.handled += 1;
         if item.add_flags {
             parts.push(Part::V(Value::Atom("FLAGS".into())));
             parts.push(Part::V(flags_value(&flag_atoms(&meta.flags, item.recent))));
@@ -129,6 +161,12 @@ pub(crate) fn encode_batch(
             }
             match p {
                 Part::V(v) => v.encode(&mut out),
+                Part::Ready(b) => out.extend_from_slice(&b),
+                Part::Stream(h, s) => {
+                    out.extend_from_slice(&h);
+                    enc.segs.push_back(Seg::Bytes(std::mem::take(&mut out)));
+                    enc.segs.push_back(Seg::Binary(s));
+                }
                 Part::Raw(off, len) => {
                     literal_header(len, &mut out);
                     enc.segs.push_back(Seg::Bytes(std::mem::take(&mut out)));
@@ -167,11 +205,12 @@ fn body_part(
     if len >= STREAM_MIN {
         return Ok((Part::Raw(off, len), 0));
     }
-    let bytes = if len == 0 {
+    let mut bytes = if len == 0 {
         Vec::new()
     } else {
         r.raw_range(mailbox, uid, off, len)?
     };
+    no_nul(&mut bytes);
     let n = bytes.len() as u64;
     Ok((Part::V(Value::Literal(bytes)), n))
 }
@@ -211,6 +250,8 @@ fn encode_att(
             parts.push(p);
             return Ok(n);
         }
+        // Encoded by `fetch_binary` in `encode_batch`.
+        FetchAtt::Binary { .. } | FetchAtt::BinarySize(_) => return Ok(0),
         FetchAtt::Section {
             section,
             partial,
@@ -226,7 +267,8 @@ fn encode_att(
                 Some(Range::Empty) => (Part::V(Value::Literal(Vec::new())), 0),
                 Some(Range::Fields(a, b, names, keep)) => {
                     let header = r.raw_range(mailbox, meta.uid, a, b - a)?;
-                    let data = slice_partial(filter_header(&header, names, keep), *partial);
+                    let mut data = slice_partial(filter_header(&header, names, keep), *partial);
+                    no_nul(&mut data);
                     let n = data.len() as u64;
                     (Part::V(Value::Literal(data)), n)
                 }
@@ -250,8 +292,17 @@ fn encode_att(
     Ok(0)
 }
 
+/// A `literal` may not hold NUL (RFC 3501 §9 `CHAR8`): in BODY data a NUL
+/// (only a message APPENDed as `literal8`, RFC 3516 §4.4, can hold one) is
+/// sent as 0x80, as Dovecot does; BINARY sends it as is, in a `literal8`.
+pub(crate) fn no_nul(data: &mut [u8]) {
+    for b in data.iter_mut().filter(|b| **b == 0) {
+        *b = 0x80;
+    }
+}
+
 /// Where a section's data comes from.
-enum Range<'a> {
+pub(crate) enum Range<'a> {
     /// This byte range of the raw message.
     Bytes(u64, u64),
     /// Header fields filtered from this header range (names, keep?).
@@ -261,7 +312,11 @@ enum Range<'a> {
 }
 
 /// Locate a body section (§6.4.5); `None` if the part does not exist.
-fn section_range<'a>(meta: &MessageMeta, path: &[u32], text: &'a SectionText) -> Option<Range<'a>> {
+pub(crate) fn section_range<'a>(
+    meta: &MessageMeta,
+    path: &[u32],
+    text: &'a SectionText,
+) -> Option<Range<'a>> {
     let root = &meta.structure;
     let part = if path.is_empty() {
         root

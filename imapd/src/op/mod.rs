@@ -18,16 +18,21 @@ pub(crate) mod append;
 pub(crate) mod auth;
 pub(crate) mod esearch;
 pub(crate) mod fetch;
+pub(crate) mod fetch_binary;
 pub(crate) mod fetch_encode;
 pub(crate) mod list;
 pub(crate) mod list_ext;
 pub(crate) mod mailbox;
 pub(crate) mod message;
+pub(crate) mod multiappend;
 pub(crate) mod notify;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod sort;
 pub(crate) mod tls;
+pub(crate) mod urlauth;
+pub(crate) mod urlfetch_binary;
+pub(crate) mod urlpart;
 
 use crate::command::{Command, CommandBody};
 use crate::response::Status as St;
@@ -62,6 +67,10 @@ fn needs(body: &CommandBody) -> Needs {
         | Lsub { .. }
         | Status { .. }
         | Append { .. }
+        | AppendMulti { .. }
+        | GenUrlAuth(_)
+        | ResetKey { .. }
+        | UrlFetch(_)
         | Namespace
         | ListExtended(_)
         | Notify(_)
@@ -179,6 +188,15 @@ fn authenticated(
             date,
             message,
         } => append::append(s, io, user, tag, mailbox, flags, date, message),
+        AppendMulti { mailbox, messages } => {
+            multiappend::append_multi(s, io, user, tag, mailbox, messages)
+        }
+        GenUrlAuth(items) => urlauth::genurlauth(s, io, user, tag, items),
+        ResetKey {
+            mailbox,
+            mechanisms,
+        } => urlauth::resetkey(s, io, user, tag, mailbox, mechanisms),
+        UrlFetch(items) => urlauth::urlfetch(s, io, user, tag, items),
         other => {
             // Routed by `dispatch`; nothing else reaches here.
             s.cx.status(

@@ -293,6 +293,16 @@ impl Conn {
                             chunk.resize(len as usize, b' ');
                             bytes.extend_from_slice(&chunk);
                         }
+                        // A BINARY value: decode it all here (a failed read
+                        // turns the rest into spaces: its length is sent).
+                        Seg::Binary(mut stream) => {
+                            while stream.remaining() > 0 {
+                                match stream.next_chunk(r, mailbox) {
+                                    Ok(c) if !c.is_empty() => bytes.extend_from_slice(&c),
+                                    _ => stream.fail(),
+                                }
+                            }
+                        }
                     }
                 }
                 let last = items.get(enc.handled.max(1) - 1).map_or(up_to, |it| it.uid);

@@ -60,7 +60,7 @@ mod tests {
             c.contains(" STARTTLS") && c.contains(" LOGINDISABLED"),
             "{c}"
         );
-        assert!(!c.contains("AUTH="), "{c}");
+        assert!(!c.contains(" AUTH="), "{c}");
         let c = caps(TlsState::Active, true, false);
         assert!(
             !c.contains("STARTTLS") && !c.contains("LOGINDISABLED"),
@@ -74,6 +74,6 @@ mod tests {
             c.starts_with("IMAP4rev1 ") && !c.contains("STARTTLS"),
             "{c}"
         );
-        assert!(!c.contains("AUTH=") && !c.contains("LOGINDISABLED"), "{c}");
+        assert!(!c.contains(" AUTH=") && !c.contains("LOGINDISABLED"), "{c}");
     }
 }

@@ -5,8 +5,8 @@
 use super::fetch::fetch_args;
 use super::search::search_args;
 use super::{
-    astring, astring_text, atom, date_time, flag, flag_list, imap_tag, mailbox, mod_sequence_value,
-    nil, nstring, sequence_set, sp, string, PResult,
+    astring, astring_text, atom, flag, flag_list, imap_tag, mailbox, mod_sequence_value, nil,
+    nstring, sequence_set, sp, string, PResult,
 };
 use crate::command::{Command, CommandBody, StatusItem, StoreMode};
 use nom::branch::alt;
@@ -205,7 +205,10 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
         "LSUB" => list(false, i),
         "NOTIFY" => super::notify::notify(i),
         "STATUS" => status(i),
-        "APPEND" => append(i),
+        "APPEND" => super::append::append_args(i),
+        "GENURLAUTH" => super::urlauth::genurlauth(i),
+        "RESETKEY" => super::urlauth::resetkey(i),
+        "URLFETCH" => super::urlauth::urlfetch(i),
         "SEARCH" => search_args(uid, i),
         "SORT" => super::sort::sort_args(uid, i),
         "THREAD" => super::sort::thread_args(uid, i),
@@ -377,25 +380,6 @@ fn status(i: &[u8]) -> PResult<'_, CommandBody> {
             ),
         ),
         |(mailbox, items)| CommandBody::Status { mailbox, items },
-    ))
-    .parse(i)
-}
-
-/// `append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal`
-fn append(i: &[u8]) -> PResult<'_, CommandBody> {
-    all_consuming(map(
-        (
-            preceded(sp, mailbox),
-            opt(preceded(sp, flag_list)),
-            opt(preceded(sp, date_time)),
-            preceded(sp, string),
-        ),
-        |(mailbox, flags, date, message)| CommandBody::Append {
-            mailbox,
-            flags: flags.unwrap_or_default(),
-            date,
-            message,
-        },
     ))
     .parse(i)
 }

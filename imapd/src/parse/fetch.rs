@@ -84,6 +84,9 @@ pub(crate) fn fetch_att(i: &[u8]) -> PResult<'_, FetchAtt> {
         b"UID" => Some(FetchAtt::Uid),
         b"MODSEQ" => Some(FetchAtt::ModSeq),
         b"BODY" | b"BODY.PEEK" => None,
+        b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" => {
+            return super::binary::binary_att(&upper, rest)
+        }
         _ => {
             return Err(nom::Err::Error(nom::error::Error::new(
                 i,

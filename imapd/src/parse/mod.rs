@@ -7,13 +7,17 @@
 //! numbers, flags, dates, sequence sets); `command`, `fetch` and `search`
 //! build the commands on top. Parsing never touches the store.
 
+mod append;
+mod binary;
 mod command;
 mod esearch;
 mod fetch;
+pub mod imapurl;
 mod list_ext;
 mod notify;
 mod search;
 mod sort;
+mod urlauth;
 
 pub use command::{parse_command, SyntaxError, SyntaxKind};
 pub use esearch::search_saves;

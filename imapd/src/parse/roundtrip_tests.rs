@@ -128,6 +128,21 @@ fn section(w: &mut W, s: &Section) {
     }
 }
 
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A `literal` or (RFC 3516) `literal8`, synchronizing or LITERAL+.
+fn any_literal(w: &mut W, s: &[u8]) {
+    let eight = if w.flip() { "~" } else { "" };
+    let plus = if w.flip() { "+" } else { "" };
+    w.raw(&format!("{eight}{{{}{plus}}}\r\n", s.len()));
+    w.out.extend_from_slice(s);
+}
+
 fn fetch_att(w: &mut W, a: &FetchAtt) {
     use FetchAtt::*;
     let name = match a {
@@ -153,6 +168,22 @@ fn fetch_att(w: &mut W, a: &FetchAtt) {
             if let Some((o, l)) = partial {
                 w.raw(&format!("<{o}.{l}>"));
             }
+            return;
+        }
+        Binary {
+            part,
+            partial,
+            peek,
+        } => {
+            w.name(if *peek { "BINARY.PEEK[" } else { "BINARY[" });
+            w.raw(&dotted(part)).raw("]");
+            if let Some((o, l)) = partial {
+                w.raw(&format!("<{o}.{l}>"));
+            }
+            return;
+        }
+        BinarySize(part) => {
+            w.name("BINARY.SIZE[").raw(&dotted(part)).raw("]");
             return;
         }
     };
@@ -297,6 +328,79 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
                 w.raw(" ").date_time(d);
             }
             w.raw(" ").string(message);
+        }
+        GenUrlAuth(items) => {
+            w.name("GENURLAUTH");
+            for (url, mech) in items {
+                w.raw(" ").astring(url.as_bytes()).raw(" ").raw(mech);
+            }
+        }
+        ResetKey {
+            mailbox,
+            mechanisms,
+        } => {
+            w.name("RESETKEY");
+            if let Some(m) = mailbox {
+                w.raw(" ").mailbox(m);
+                for mech in mechanisms {
+                    w.raw(" ").raw(mech);
+                }
+            }
+        }
+        UrlFetch(items) => {
+            w.name("URLFETCH");
+            for i in items {
+                w.raw(" ");
+                if !i.extended {
+                    w.astring(i.url.as_bytes());
+                    continue;
+                }
+                w.raw("(").astring(i.url.as_bytes());
+                if i.structure {
+                    w.raw(" ").name("BODYPARTSTRUCTURE");
+                }
+                if i.binary {
+                    w.raw(" ").name("BINARY");
+                }
+                if i.body && (i.structure || w.flip()) {
+                    w.raw(" ").name("BODY");
+                }
+                w.raw(")");
+            }
+        }
+        AppendMulti { mailbox, messages } => {
+            use crate::command::{AppendData, CatPart};
+            w.name("APPEND ").mailbox(mailbox);
+            for m in messages {
+                if !m.flags.is_empty() || w.flip() {
+                    w.raw(" ").flags(&m.flags);
+                }
+                if let Some(d) = &m.date {
+                    w.raw(" ").date_time(d);
+                }
+                w.raw(" ");
+                match &m.data {
+                    AppendData::Literal(b) => any_literal(w, b),
+                    AppendData::Catenate(parts) => {
+                        w.name("CATENATE").raw(" (");
+                        for (k, p) in parts.iter().enumerate() {
+                            if k > 0 {
+                                w.raw(" ");
+                            }
+                            match p {
+                                CatPart::Text(t) => {
+                                    w.name("TEXT").raw(" ");
+                                    any_literal(w, t);
+                                }
+                                CatPart::Url(u) => {
+                                    w.name("URL").raw(" ").astring(u.as_bytes());
+                                }
+                            }
+                        }
+                        w.raw(")");
+                    }
+                }
+            }
         }
         Search {
             uid: u, ret, key, ..

@@ -234,6 +234,12 @@ pub enum Code {
     BadEvent(Vec<&'static str>),
     /// `NOTIFICATIONOVERFLOW` (RFC 5465 §5.8)
     NotificationOverflow,
+    /// `UNKNOWN-CTE` (RFC 3516 §4.2): BINARY met an encoding we cannot undo
+    UnknownCte,
+    /// `BADURL url` (RFC 4469 §6): a CATENATE URL that cannot be used
+    BadUrl(String),
+    /// `APPENDUID validity uid-set` (RFC 4315 §3, for MULTIAPPEND)
+    AppendUids(u32, String),
 }
 
 impl Code {
@@ -271,6 +277,10 @@ impl Code {
             Code::NoUpdate(tag) => write!(out, "NOUPDATE {}", quote(tag)),
             Code::BadEvent(ev) => write!(out, "BADEVENT ({})", ev.join(" ")),
             Code::NotificationOverflow => write!(out, "NOTIFICATIONOVERFLOW"),
+            Code::UnknownCte => write!(out, "UNKNOWN-CTE"),
+            // url-resp-text: any TEXT-CHAR but "]" (RFC 4469 §6).
+            Code::BadUrl(u) => write!(out, "BADURL {}", u.replace(']', "%5D")),
+            Code::AppendUids(v, set) => write!(out, "APPENDUID {v} {set}"),
         };
     }
 }

@@ -7,6 +7,7 @@ mod bench;
 mod commit_detail;
 mod flags;
 mod integrity;
+mod keys;
 mod mailboxes;
 mod messages;
 mod mime;

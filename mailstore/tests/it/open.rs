@@ -183,7 +183,7 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4);
     let fts: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 'message_text' AND sql LIKE '%trigram%'",

@@ -172,7 +172,37 @@ fn fetch_att() -> impl Strategy<Value = FetchAtt> {
                 partial,
                 peek
             }),
+        (
+            prop::collection::vec(1u32..=u32::MAX, 0..4),
+            prop::option::of((any::<u32>(), 1u32..=u32::MAX)),
+            any::<bool>()
+        )
+            .prop_map(|(part, partial, peek)| Binary {
+                part,
+                partial,
+                peek
+            }),
+        prop::collection::vec(1u32..=u32::MAX, 0..4).prop_map(BinarySize),
     ]
+}
+
+/// One message of a MULTIAPPEND: a literal or CATENATE parts (RFC 3502, 4469).
+fn append_message() -> impl Strategy<Value = crate::command::AppendMessage> {
+    use crate::command::{AppendData, AppendMessage, CatPart};
+    let part = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..32).prop_map(CatPart::Text),
+        "[ -~]{1,40}".prop_map(CatPart::Url),
+    ];
+    let data = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(AppendData::Literal),
+        prop::collection::vec(part, 1..4).prop_map(AppendData::Catenate),
+    ];
+    (
+        prop::collection::vec(flag(), 0..3),
+        prop::option::of(date_time()),
+        data,
+    )
+        .prop_map(|(flags, date, data)| AppendMessage { flags, date, data })
 }
 
 fn fetch_atts() -> impl Strategy<Value = Vec<FetchAtt>> {
@@ -321,6 +351,8 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
                 date,
                 message
             }),
+        (mbox(), prop::collection::vec(append_message(), 2..4))
+            .prop_map(|(mailbox, messages)| AppendMulti { mailbox, messages }),
         (
             any::<bool>(),
             search_return(),
@@ -379,10 +411,49 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
     ]
 }
 
+/// GENURLAUTH, RESETKEY, URLFETCH (RFC 4467 §9, RFC 5524 §4).
+fn urlauth_body() -> impl Strategy<Value = CommandBody> {
+    use crate::command::UrlFetchItem;
+    let url = || "[ -~]{0,30}";
+    let mech = || "[A-Z0-9.-]{1,10}";
+    let item = prop_oneof![
+        url().prop_map(|url| UrlFetchItem {
+            url,
+            extended: false,
+            structure: false,
+            binary: false,
+            body: true,
+        }),
+        (url(), any::<bool>(), 0u8..3).prop_map(|(url, structure, mode)| UrlFetchItem {
+            url,
+            extended: true,
+            structure,
+            binary: mode == 1,
+            body: mode == 2 || (mode == 0 && !structure),
+        }),
+    ];
+    prop_oneof![
+        prop::collection::vec((url(), mech()), 1..3).prop_map(CommandBody::GenUrlAuth),
+        (
+            prop::option::of(mailbox_name().prop_map(inbox)),
+            prop::collection::vec(mech(), 0..3)
+        )
+            .prop_map(|(mailbox, mechanisms)| CommandBody::ResetKey {
+                mechanisms: if mailbox.is_some() {
+                    mechanisms
+                } else {
+                    Vec::new()
+                },
+                mailbox,
+            }),
+        prop::collection::vec(item, 1..4).prop_map(CommandBody::UrlFetch),
+    ]
+}
+
 pub(super) fn command() -> impl Strategy<Value = Command> {
     (
         tag(),
-        prop_oneof![1 => simple_body(), 1 => message_body(), 1 => sort_body()],
+        prop_oneof![2 => simple_body(), 2 => message_body(), 1 => sort_body(), 1 => urlauth_body()],
     )
         .prop_map(|(tag, body)| Command { tag, body })
 }
