@@ -13,4 +13,5 @@ mod mime;
 mod open;
 mod search;
 mod threads;
+mod tombstones;
 mod users;
