@@ -1,6 +1,6 @@
 //! imapd: minimail's IMAP4rev1 server (RFC 3501) with the extensions real
 //! clients expect (IDLE, UIDPLUS, MOVE, UNSELECT, NAMESPACE, ID, ENABLE,
-//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, SASL-IR, SORT, SORT=DISPLAY,
+//! LITERAL+, SPECIAL-USE, CHILDREN, CONDSTORE, QRESYNC, SASL-IR, SORT, SORT=DISPLAY,
 //! THREAD=ORDEREDSUBJECT, THREAD=REFERENCES), STARTTLS (§6.2.1)
 //! and implicit TLS (RFC 8314) through netloop, AUTHENTICATE PLAIN and
 //! LOGIN, and LOGINDISABLED for plaintext credentials from non-local
@@ -36,7 +36,7 @@ pub use session::ImapSession;
 pub const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE UNSELECT \
 NAMESPACE ID ENABLE SPECIAL-USE CHILDREN CONDSTORE SORT SORT=DISPLAY \
 THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESEARCH SEARCHRES CONTEXT=SEARCH LIST-EXTENDED \
-LIST-STATUS NOTIFY";
+LIST-STATUS NOTIFY QRESYNC";
 
 /// The CAPABILITY list for a connection: `tls` is where it stands with TLS,
 /// `plaintext_ok` whether credentials may be sent on it now (TLS, a local

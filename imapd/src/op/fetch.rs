@@ -1,4 +1,5 @@
-//! FETCH and UID FETCH (RFC 3501 §6.4.5; CONDSTORE RFC 7162 §3.1.4),
+//! FETCH and UID FETCH (RFC 3501 §6.4.5; CONDSTORE RFC 7162 §3.1.4, QRESYNC
+//! VANISHED §3.2.6 with `qresync.rs`),
 //! streamed: messages are fetched in batches bounded by count and bytes,
 //! each batch is read *and encoded* on a store thread (`fetch_encode.rs`),
 //! large bodies are left as byte ranges and read in chunks, and more is
@@ -50,14 +51,25 @@ pub(crate) fn fetch(
     set: SequenceSet,
     atts: Vec<FetchAtt>,
     changed_since: Option<u64>,
+    vanished: bool,
 ) -> Step {
+    if vanished && !cx.qresync {
+        // RFC 7162 §3.2.6 (the parser checked UID and CHANGEDSINCE).
+        cx.status(
+            Some(&tag),
+            Status::Bad,
+            None,
+            "VANISHED without ENABLE QRESYNC",
+        );
+        return Step::Continue;
+    }
     if changed_since.is_none() {
-        return start(cx, io, sel, tag, uid, set, atts, None);
+        return start(cx, io, sel, tag, uid, set, atts, None, false);
     }
     // Report pending changes first, as before any FETCH response (no
     // EXPUNGE: this is a FETCH); the filter itself asks the store.
     cx.sync(io, Some(sel), false, move |cx, sel, io| match sel {
-        Some(sel) => start(cx, io, sel, tag, uid, set, atts, changed_since),
+        Some(sel) => start(cx, io, sel, tag, uid, set, atts, changed_since, vanished),
         None => Step::Continue,
     })
 }
@@ -72,10 +84,13 @@ fn start(
     set: SequenceSet,
     mut atts: Vec<FetchAtt>,
     changed_since: Option<u64>,
+    vanished: bool,
 ) -> Step {
     let Some(pairs) = super::message::resolve(cx, sel, &tag, &set, uid) else {
         return Step::Continue;
     };
+    // UID FETCH (VANISHED) asks about every UID of the set, known or not.
+    let vanished_within = vanished.then(|| set.merged(sel.last_uid()));
     if atts.contains(&FetchAtt::ModSeq) {
         cx.enable_condstore(sel);
     }
@@ -113,14 +128,15 @@ fn start(
     cx.read(
         io,
         move |r| {
+            let mut vanished: Option<super::qresync::Ranges> = None;
             let changed: Option<HashSet<Uid>> = match changed_since {
-                Some(c) => Some(
-                    r.changes_since(mailbox, c)?
-                        .changed
-                        .into_iter()
-                        .map(|e| e.uid)
-                        .collect(),
-                ),
+                Some(c) => {
+                    let changes = r.changes_since(mailbox, c)?;
+                    if let Some(within) = &vanished_within {
+                        vanished = Some(super::qresync::vanished_in(r, mailbox, &changes, within)?);
+                    }
+                    Some(changes.changed.into_iter().map(|e| e.uid).collect())
+                }
                 None => None,
             };
             let unseen = if want_seen && !uids.is_empty() {
@@ -132,17 +148,29 @@ fn start(
             } else {
                 Vec::new()
             };
-            Ok((changed, unseen))
+            Ok((changed, unseen, vanished))
         },
         in_selected(move |cx, sel, io, res| {
             let mut job = job;
-            let (changed, mut unseen): (Option<HashSet<Uid>>, Vec<Uid>) = match res {
+            let (changed, mut unseen, vanished): (
+                Option<HashSet<Uid>>,
+                Vec<Uid>,
+                Option<super::qresync::Ranges>,
+            ) = match res {
                 Ok(v) => v,
                 Err(e) => {
                     cx.store_error(&job.tag, &e);
                     return Step::Continue;
                 }
             };
+            if let Some(ranges) = vanished {
+                // Before the FETCH responses (RFC 7162 §3.2.6).
+                crate::response::Data::Vanished {
+                    earlier: true,
+                    ranges: ranges.as_slice(),
+                }
+                .encode(&mut cx.out);
+            }
             if let Some(changed) = changed {
                 job.items.retain(|it| changed.contains(&it.uid));
                 unseen.retain(|u| changed.contains(u));

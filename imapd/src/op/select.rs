@@ -1,17 +1,25 @@
 //! Opening a mailbox and asking about one: SELECT and EXAMINE (RFC 3501
-//! §6.3.1, §6.3.2; CONDSTORE, RFC 7162 §3.1.8) and STATUS (§6.3.10).
+//! §6.3.1, §6.3.2; CONDSTORE, RFC 7162 §3.1.8; QRESYNC §3.2.5 with
+//! `op/qresync.rs`, and `[CLOSED]` §3.2.11) and STATUS (§6.3.10).
+//!
+//! The store always keeps modseqs, so SELECT always answers
+//! `[HIGHESTMODSEQ n]` and never `[NOMODSEQ]` (RFC 7162 §3.1.2.2): every
+//! mailbox can be resynchronised.
 //! SELECT hands the mailbox view to the session (`view/`); its answers per
 //! mailbox state come from `view/select_cache.rs` when they can.
 
-use crate::command::StatusItem;
+use crate::command::{QresyncParams, StatusItem};
+use crate::op::qresync::{resync, Resync};
+use crate::response::{flags_value, Value};
 use crate::response::{Code, Data, Status, StatusLine};
 use crate::session::{or_no, Done, ImapSession};
 use crate::view::select_cache::Opened;
-use crate::view::selection::{flags_lines, Selection};
+use crate::view::selection::{flag_atoms, flags_lines, Selection};
 use mailstore::{Mailbox, User};
 use netloop::{Io, Step};
 
 /// `SELECT` / `EXAMINE` (§6.3.1, §6.3.2)
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn select(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
@@ -20,8 +28,28 @@ pub(crate) fn select(
     name: String,
     read_only: bool,
     condstore: bool,
+    qresync: Option<QresyncParams>,
 ) -> Step {
-    // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1).
+    if qresync.is_some() && !s.cx.qresync {
+        // RFC 7162 §3.2.5; the current mailbox stays selected.
+        s.cx.status(
+            Some(&tag),
+            Status::Bad,
+            None,
+            "QRESYNC parameter without ENABLE QRESYNC",
+        );
+        return Step::Continue;
+    }
+    // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1);
+    // [CLOSED] marks where its responses end (RFC 7162 §3.2.11).
+    if s.state.selection().is_some() {
+        s.cx.status(
+            None,
+            Status::Ok,
+            Some(Code::Closed),
+            "Previous mailbox closed",
+        );
+    }
     s.deselect();
     if condstore {
         s.cx.condstore = true;
@@ -57,13 +85,19 @@ pub(crate) fn select(
             hub.views
                 .intern(mb.id, uidvalidity, modseq, &mut opened.uids);
             hub.selects.put(mb.id, opened.clone());
-            Ok(Some((mb, opened)))
+            let resynced = match &qresync {
+                Some(p) => resync(r, mb.id, uidvalidity, mb.uidnext, &opened.uids, p)?,
+                None => None,
+            };
+            Ok(Some((mb, opened, resynced)))
         },
         or_no(
             &tag.clone(),
-            move |s: &mut ImapSession, _io: &mut Io<'_, Done>, found: Option<(Mailbox, Opened)>| {
+            move |s: &mut ImapSession, _io: &mut Io<'_, Done>, found: Option<Found>| {
                 match found {
-                    Some((mb, opened)) => selected(s, &tag, mb, opened, read_only),
+                    Some((mb, opened, resynced)) => {
+                        selected(s, &tag, mb, opened, read_only, resynced)
+                    }
                     None => s.cx.status(
                         Some(&tag),
                         Status::No,
@@ -78,9 +112,20 @@ pub(crate) fn select(
     Step::Continue
 }
 
+/// What SELECT's store read found: the mailbox, its view, what a QRESYNC
+/// client missed.
+type Found = (Mailbox, Opened, Option<Resync>);
+
 /// SELECT's untagged answers and tagged OK; the session enters the
 /// Selected state.
-fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_only: bool) {
+fn selected(
+    s: &mut ImapSession,
+    tag: &str,
+    mb: Mailbox,
+    opened: Opened,
+    read_only: bool,
+    resynced: Option<Resync>,
+) {
     let Opened {
         uids,
         keywords,
@@ -95,7 +140,7 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_on
     } else {
         hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
     };
-    let sel = Selection::new(
+    let mut sel = Selection::new(
         mb.id,
         mb.name,
         mb.uidvalidity,
@@ -119,6 +164,10 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_on
     ] {
         StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
     }
+    sel.vanished = s.cx.qresync;
+    if let Some(r) = resynced {
+        report_resync(out, &sel, r);
+    }
     let (code, verb) = if read_only {
         (Code::ReadOnly, "EXAMINE")
     } else {
@@ -131,6 +180,30 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_on
         &format!("{verb} completed"),
     );
     s.enter_selected(sel);
+}
+
+/// What a QRESYNC client missed (RFC 7162 §3.2.5.1): `VANISHED (EARLIER)`
+/// first, then `FETCH (UID FLAGS MODSEQ)` of each changed message.
+fn report_resync(out: &mut Vec<u8>, sel: &Selection, r: Resync) {
+    Data::Vanished {
+        earlier: true,
+        ranges: &r.vanished,
+    }
+    .encode(out);
+    for e in r.changed {
+        let Some(seq) = sel.seq_of(e.uid) else {
+            continue;
+        };
+        let items = [
+            Value::Atom("UID".into()),
+            Value::Num(u64::from(e.uid)),
+            Value::Atom("FLAGS".into()),
+            flags_value(&flag_atoms(&e.flags, sel.is_recent(e.uid))),
+            Value::Atom("MODSEQ".into()),
+            Value::List(vec![Value::Num(e.modseq)]),
+        ];
+        Data::Fetch { seq, items: &items }.encode(out);
+    }
 }
 
 /// `STATUS` (§6.3.10)

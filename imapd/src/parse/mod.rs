@@ -13,6 +13,7 @@ mod fetch;
 mod list_ext;
 mod notify;
 mod search;
+mod select;
 mod sort;
 
 pub use command::{parse_command, SyntaxError, SyntaxKind};
