@@ -392,7 +392,7 @@ mod tests {
             ranges: &many,
         }
         .encode(&mut out);
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(out).expect("ASCII");
         let lines: Vec<&str> = text.split_terminator("\r\n").collect();
         assert_eq!(lines.len(), 3, "500 + 500 + 1 ranges");
         assert!(lines

@@ -21,6 +21,7 @@ mod message;
 mod notify;
 mod notify5465;
 mod pipelining_flood;
+mod qresync;
 mod session;
 mod shared;
 mod sort;
