@@ -13,7 +13,7 @@
 use super::fetch_encode::{encode_batch, Item, Seg};
 use crate::command::{FetchAtt, SequenceSet};
 use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
-use crate::response::Status;
+use crate::response::{Code, Status};
 use crate::session::{in_selected, Busy, Conn, Done};
 use crate::view::selection::Selection;
 use mailstore::{FlagOp, Flags, MailboxId, Query, SystemFlag, Uid};
@@ -30,6 +30,9 @@ pub(crate) struct FetchJob {
     next: usize,
     /// Encoded output of the current batch not yet queued.
     segs: VecDeque<Seg>,
+    /// The tagged OK's code and text (FETCH's, or SELECT's when it streams
+    /// QRESYNC's changed messages).
+    done: (Option<Code>, String),
 }
 
 /// Whether fetching `a` implicitly sets `\Seen` (§6.4.5).
@@ -115,6 +118,7 @@ fn start(
         items,
         next: 0,
         segs: VecDeque::new(),
+        done: (None, "FETCH completed".into()),
     };
     if changed_since.is_none() && !want_seen {
         return stream(cx, io, sel, job);
@@ -179,6 +183,40 @@ fn start(
         }),
     );
     Step::Continue
+}
+
+/// Stream `FETCH (UID FLAGS MODSEQ)` of `uids` (known to `sel`, ascending),
+/// then the tagged OK with `done`: SELECT (QRESYNC) reporting changed
+/// messages (RFC 7162 §3.2.5.1), however many, in bounded batches.
+pub(crate) fn stream_changed(
+    cx: &mut Conn,
+    io: &mut Io<'_, Done>,
+    sel: &mut Selection,
+    tag: String,
+    uids: &[Uid],
+    done: (Option<Code>, String),
+) -> Step {
+    let items = uids
+        .iter()
+        .filter_map(|&u| {
+            Some(Item {
+                seq: sel.seq_of(u)?,
+                uid: u,
+                recent: sel.is_recent(u),
+                add_flags: false,
+            })
+        })
+        .collect();
+    let job = FetchJob {
+        tag,
+        mailbox: sel.mailbox,
+        atts: Arc::new(vec![FetchAtt::Uid, FetchAtt::Flags, FetchAtt::ModSeq]),
+        items,
+        next: 0,
+        segs: VecDeque::new(),
+        done,
+    };
+    stream(cx, io, sel, job)
 }
 
 /// Set `\Seen` on `unseen` (a non-PEEK body FETCH, §6.4.5), then stream
@@ -280,16 +318,9 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
             None => {
                 if job.next >= job.items.len() {
                     let tag = job.tag.clone();
+                    let (code, text) = std::mem::take(&mut job.done);
                     cx.busy = Busy::Ready;
-                    return cx.finish(
-                        io,
-                        Some(sel),
-                        &tag,
-                        Status::Ok,
-                        None,
-                        "FETCH completed",
-                        false,
-                    );
+                    return cx.finish(io, Some(sel), &tag, Status::Ok, code, &text, false);
                 }
                 read_batch(cx, io);
                 return Step::Continue;

@@ -24,7 +24,7 @@ use crate::command::{QresyncParams, SequenceSet};
 use crate::response::{Code, Status};
 use crate::session::{Conn, Done};
 use crate::view::selection::Selection;
-use mailstore::{Changes, Entry, Reader, Uid};
+use mailstore::{Changes, Reader, Uid};
 use netloop::{Io, Step};
 
 /// Sorted, disjoint, inclusive UID ranges.
@@ -147,8 +147,9 @@ pub(crate) fn seq_match_upto(seqs: &SequenceSet, uids_set: &SequenceSet, uids: &
 pub(crate) struct Resync {
     /// `VANISHED (EARLIER)` ranges.
     pub(crate) vanished: Ranges,
-    /// Known messages changed since the client's modseq (UID ascending).
-    pub(crate) changed: Vec<Entry>,
+    /// UIDs of known messages changed since the client's modseq
+    /// (ascending); their FETCH responses are streamed (`op/fetch.rs`).
+    pub(crate) changed: Vec<Uid>,
 }
 
 /// Work out [`Resync`] on a store thread, in the SELECT's snapshot:
@@ -183,6 +184,7 @@ pub(crate) fn resync(
         .changed
         .into_iter()
         .filter(|e| contains(&within, e.uid))
+        .map(|e| e.uid)
         .collect();
     Ok(Some(Resync { vanished, changed }))
 }

@@ -10,11 +10,10 @@
 
 use crate::command::{QresyncParams, StatusItem};
 use crate::op::qresync::{resync, Resync};
-use crate::response::{flags_value, Value};
 use crate::response::{Code, Data, Status, StatusLine};
-use crate::session::{or_no, Done, ImapSession};
+use crate::session::{or_no, Done, ImapSession, State};
 use crate::view::select_cache::Opened;
-use crate::view::selection::{flag_atoms, flags_lines, Selection};
+use crate::view::selection::{flags_lines, Selection};
 use mailstore::{Mailbox, User};
 use netloop::{Io, Step};
 
@@ -93,10 +92,10 @@ pub(crate) fn select(
         },
         or_no(
             &tag.clone(),
-            move |s: &mut ImapSession, _io: &mut Io<'_, Done>, found: Option<Found>| {
+            move |s: &mut ImapSession, io: &mut Io<'_, Done>, found: Option<Found>| {
                 match found {
                     Some((mb, opened, resynced)) => {
-                        selected(s, &tag, mb, opened, read_only, resynced)
+                        return selected(s, io, tag, mb, opened, read_only, resynced)
                     }
                     None => s.cx.status(
                         Some(&tag),
@@ -120,12 +119,13 @@ type Found = (Mailbox, Opened, Option<Resync>);
 /// Selected state.
 fn selected(
     s: &mut ImapSession,
-    tag: &str,
+    io: &mut Io<'_, Done>,
+    tag: String,
     mb: Mailbox,
     opened: Opened,
     read_only: bool,
     resynced: Option<Resync>,
-) {
+) -> Step {
     let Opened {
         uids,
         keywords,
@@ -165,44 +165,39 @@ fn selected(
         StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
     }
     sel.vanished = s.cx.qresync;
-    if let Some(r) = resynced {
-        report_resync(out, &sel, r);
-    }
+    // What a QRESYNC client missed (RFC 7162 §3.2.5.1): VANISHED (EARLIER)
+    // first, then a FETCH (UID FLAGS MODSEQ) per changed message.
+    let changed = match resynced {
+        Some(r) => {
+            Data::Vanished {
+                earlier: true,
+                ranges: &r.vanished,
+            }
+            .encode(out);
+            r.changed
+        }
+        None => Vec::new(),
+    };
     let (code, verb) = if read_only {
         (Code::ReadOnly, "EXAMINE")
     } else {
         (Code::ReadWrite, "SELECT")
     };
-    s.cx.status(
-        Some(tag),
-        Status::Ok,
-        Some(code),
-        &format!("{verb} completed"),
-    );
-    s.enter_selected(sel);
-}
-
-/// What a QRESYNC client missed (RFC 7162 §3.2.5.1): `VANISHED (EARLIER)`
-/// first, then `FETCH (UID FLAGS MODSEQ)` of each changed message.
-fn report_resync(out: &mut Vec<u8>, sel: &Selection, r: Resync) {
-    Data::Vanished {
-        earlier: true,
-        ranges: &r.vanished,
+    let text = format!("{verb} completed");
+    if changed.is_empty() {
+        s.cx.status(Some(&tag), Status::Ok, Some(code), &text);
+        s.enter_selected(sel);
+        return Step::Continue;
     }
-    .encode(out);
-    for e in r.changed {
-        let Some(seq) = sel.seq_of(e.uid) else {
-            continue;
-        };
-        let items = [
-            Value::Atom("UID".into()),
-            Value::Num(u64::from(e.uid)),
-            Value::Atom("FLAGS".into()),
-            flags_value(&flag_atoms(&e.flags, sel.is_recent(e.uid))),
-            Value::Atom("MODSEQ".into()),
-            Value::List(vec![Value::Num(e.modseq)]),
-        ];
-        Data::Fetch { seq, items: &items }.encode(out);
+    // However many changed, their FETCH responses go out in bounded
+    // batches, and the tagged OK after them.
+    s.enter_selected(sel);
+    let ImapSession { cx, state } = s;
+    match state {
+        State::Selected { sel, .. } => {
+            crate::op::fetch::stream_changed(cx, io, sel, tag, &changed, (Some(code), text))
+        }
+        _ => Step::Continue,
     }
 }
 

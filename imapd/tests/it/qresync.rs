@@ -261,3 +261,37 @@ fn vanished_lines_stay_bounded() {
     let r = c.ok("FETCH 1:* (UID)");
     assert_eq!(r.len(), 1201);
 }
+
+#[test]
+fn resync_from_modseq_0_streams_every_message_then_the_tagged_ok() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    fill(&s, bob, 3000);
+    let mut c = s.login("bob@localhost");
+    c.ok("ENABLE QRESYNC");
+    let first = c.ok("EXAMINE INBOX");
+    let uv = code(&first, "UIDVALIDITY");
+    c.ok("UNSELECT");
+    // Everything changed since 0: one FETCH per message, in order, in
+    // bounded batches, and the tagged OK last with EXAMINE's code.
+    let r = c.ok(&format!("EXAMINE INBOX (QRESYNC ({uv} 0))"));
+    let fetches: Vec<&String> = r.iter().filter(|l| l.contains(" FETCH (UID ")).collect();
+    assert_eq!(fetches.len(), 3000);
+    assert!(
+        fetches[2999].starts_with("* 3000 FETCH (UID 3000 FLAGS (")
+            && fetches[2999].contains(") MODSEQ ("),
+        "{}",
+        fetches[2999]
+    );
+    assert!(
+        r.last()
+            .unwrap()
+            .contains("OK [READ-ONLY] EXAMINE completed"),
+        "{:?}",
+        r.last()
+    );
+    assert!(grep(&r, "* VANISHED").is_empty());
+    // The session is selected and usable afterwards.
+    let r = c.ok("FETCH 3000 (UID)");
+    assert_eq!(r[0], "* 3000 FETCH (UID 3000)");
+}
