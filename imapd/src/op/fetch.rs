@@ -97,8 +97,9 @@ fn start(
     if atts.contains(&FetchAtt::ModSeq) {
         cx.enable_condstore(sel);
     }
-    // UID FETCH always reports UIDs (§6.4.8); put it first.
-    if uid && !atts.contains(&FetchAtt::Uid) {
+    // UID FETCH always reports UIDs (§6.4.8), and under QRESYNC every
+    // FETCH does (RFC 7162 §3.2.4); put it first.
+    if (uid || cx.qresync) && !atts.contains(&FetchAtt::Uid) {
         atts.insert(0, FetchAtt::Uid);
     }
     let items: Vec<Item> = pairs
@@ -253,6 +254,15 @@ fn set_seen(
                         // the change there and the next sync stays quiet.
                         let changed: HashSet<Uid> = outcome.updated.iter().map(|e| e.uid).collect();
                         let has_flags = job.atts.contains(&FetchAtt::Flags);
+                        // A FETCH that sets \Seen reports the new MODSEQ
+                        // once CONDSTORE is on (RFC 7162 §3.2.4; the UID
+                        // is there under QRESYNC already).
+                        if cx.condstore
+                            && !changed.is_empty()
+                            && !job.atts.contains(&FetchAtt::ModSeq)
+                        {
+                            Arc::make_mut(&mut job.atts).push(FetchAtt::ModSeq);
+                        }
                         for it in &mut job.items {
                             it.add_flags = !has_flags && changed.contains(&it.uid);
                         }
@@ -366,6 +376,14 @@ fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
                 // unsolicited FETCH responses at the next sync.
                 for (uid, modseq) in enc.seen {
                     sel.note_reported(uid, modseq);
+                }
+                // A MODSEQ newer than the view: the sync that ends the
+                // FETCH must read what else changed up to it (an expunge
+                // it must hold back, and then lower HIGHESTMODSEQ for,
+                // RFC 7162 §3.2), even if the hub's wake-up is still on
+                // its way.
+                if enc.max_modseq > sel.modseq {
+                    cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 next_batch(cx, io, sel)
             },

@@ -61,6 +61,8 @@ pub(crate) struct Encoded {
     /// any it has not yet in a `* FLAGS` response before the batch goes out
     /// (RFC 3501 §7.2.6).
     pub(crate) keywords: Vec<String>,
+    /// The highest MODSEQ sent (0 if none).
+    pub(crate) max_modseq: u64,
 }
 
 /// Which stored metadata `atts` need decoded: the envelope only for
@@ -98,6 +100,7 @@ pub(crate) fn encode_batch(
         handled: 0,
         seen: Vec::new(),
         keywords: Vec::new(),
+        max_modseq: 0,
     };
     let mut out = Vec::new();
     let mut budget = 0u64;
@@ -148,6 +151,9 @@ pub(crate) fn encode_batch(
                     enc.keywords.push(k.clone());
                 }
             }
+        }
+        if atts.contains(&FetchAtt::ModSeq) {
+            enc.max_modseq = enc.max_modseq.max(meta.modseq);
         }
     }
     if !out.is_empty() {

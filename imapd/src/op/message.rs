@@ -237,7 +237,9 @@ fn store_reply(
             continue;
         }
         let mut items = Vec::new();
-        if r.uid {
+        // Under QRESYNC, STORE's FETCH responses carry the UID (RFC 7162
+        // §3.2.4; as Dovecot, not for CONDSTORE alone), as in UID STORE.
+        if r.uid || cx.qresync {
             items.push(Value::Atom("UID".into()));
             items.push(Value::Num(u64::from(u)));
         }
