@@ -33,6 +33,11 @@ pub(crate) struct FetchJob {
     /// The tagged OK's code and text (FETCH's, or SELECT's when it streams
     /// QRESYNC's changed messages).
     done: (Option<Code>, String),
+    /// SELECT (QRESYNC): end without a sync (nothing but the mailbox as
+    /// selected may be reported inside SELECT: clients count EXISTS there).
+    in_select: bool,
+    /// The highest MODSEQ shown so far.
+    max_modseq: u64,
 }
 
 /// Whether fetching `a` implicitly sets `\Seen` (§6.4.5).
@@ -120,6 +125,8 @@ fn start(
         next: 0,
         segs: VecDeque::new(),
         done: (None, "FETCH completed".into()),
+        in_select: false,
+        max_modseq: 0,
     };
     if changed_since.is_none() && !want_seen {
         return stream(cx, io, sel, job);
@@ -216,6 +223,8 @@ pub(crate) fn stream_changed(
         next: 0,
         segs: VecDeque::new(),
         done,
+        in_select: true,
+        max_modseq: 0,
     };
     stream(cx, io, sel, job)
 }
@@ -329,8 +338,27 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                 if job.next >= job.items.len() {
                     let tag = job.tag.clone();
                     let (code, text) = std::mem::take(&mut job.done);
+                    let (in_select, shown) = (job.in_select, job.max_modseq);
                     cx.busy = Busy::Ready;
-                    return cx.finish(io, Some(sel), &tag, Status::Ok, code, &text, false);
+                    if !in_select {
+                        return cx.finish(io, Some(sel), &tag, Status::Ok, code, &text, false);
+                    }
+                    // SELECT (QRESYNC): the view stays at the snapshot the
+                    // SELECT reported. A MODSEQ newer than that (a change
+                    // while streaming) must not become the client's resync
+                    // point: say HIGHESTMODSEQ again (RFC 7162 §3.2); the
+                    // next command reports what else changed.
+                    if shown > sel.modseq {
+                        cx.status(
+                            None,
+                            Status::Ok,
+                            Some(Code::HighestModSeq(sel.modseq)),
+                            "Highest",
+                        );
+                    }
+                    cx.status(Some(&tag), Status::Ok, code, &text);
+                    cx.flush(io);
+                    return Step::Continue;
                 }
                 read_batch(cx, io);
                 return Step::Continue;
@@ -368,6 +396,7 @@ fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
                 if let Busy::Streaming { job, .. } = &mut cx.busy {
                     job.next += enc.handled.max(1);
                     job.segs = enc.segs;
+                    job.max_modseq = job.max_modseq.max(enc.max_modseq);
                 }
                 // A keyword another session just created is announced before
                 // the first FETCH that shows it (§7.2.6).

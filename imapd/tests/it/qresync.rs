@@ -273,8 +273,26 @@ fn resync_from_modseq_0_streams_every_message_then_the_tagged_ok() {
     let uv = code(&first, "UIDVALIDITY");
     c.ok("UNSELECT");
     // Everything changed since 0: one FETCH per message, in order, in
-    // bounded batches, and the tagged OK last with EXAMINE's code.
+    // bounded batches, and the tagged OK last with EXAMINE's code. Mail
+    // arriving meanwhile is not reported inside the EXAMINE (clients count
+    // its EXISTS), only by the next command.
+    let store = s.store.clone();
+    let arrivals = std::thread::spawn(move || {
+        for i in 0..100 {
+            let msg = mailstore::NewMessage {
+                raw: format!("Subject: late{i}\r\n\r\nx\r\n").into_bytes(),
+                internal_date: 1_700_000_000,
+            };
+            store
+                .write_sync(move |tx| tx.deliver(&msg, &[bob]))
+                .unwrap();
+        }
+    });
     let r = c.ok(&format!("EXAMINE INBOX (QRESYNC ({uv} 0))"));
+    arrivals.join().unwrap();
+    let exists = grep(&r, "* ");
+    let exists: Vec<_> = exists.iter().filter(|l| l.ends_with(" EXISTS")).collect();
+    assert_eq!(exists.len(), 1, "{exists:?}");
     let fetches: Vec<&String> = r.iter().filter(|l| l.contains(" FETCH (UID ")).collect();
     assert_eq!(fetches.len(), 3000);
     assert!(
@@ -291,7 +309,10 @@ fn resync_from_modseq_0_streams_every_message_then_the_tagged_ok() {
         r.last()
     );
     assert!(grep(&r, "* VANISHED").is_empty());
-    // The session is selected and usable afterwards.
-    let r = c.ok("FETCH 3000 (UID)");
+    // The session is selected and usable afterwards; the next command
+    // reports the arrivals.
+    let mut r = c.ok("FETCH 3000 (UID)");
     assert_eq!(r[0], "* 3000 FETCH (UID 3000)");
+    r.extend(c.ok("NOOP"));
+    assert!(r.contains(&"* 3100 EXISTS".to_owned()), "{r:?}");
 }
