@@ -2,9 +2,9 @@
 //!
 //! Covers the command grammar of RFC 3501 §6 plus the extensions we
 //! advertise (IDLE 2177, UIDPLUS 4315, MOVE 6851, UNSELECT 3691, NAMESPACE
-//! 2342, ID 2971, ENABLE 5161, CONDSTORE 7162, SPECIAL-USE 6154, SORT and
-//! THREAD 5256, SORT=DISPLAY 5957, BINARY 3516, MULTIAPPEND 3502, CATENATE
-//! 4469, URLAUTH 4467 and 5524). Values here
+//! 2342, ID 2971, ENABLE 5161, CONDSTORE and QRESYNC 7162, SPECIAL-USE 6154,
+//! SORT and THREAD 5256, SORT=DISPLAY 5957, BINARY 3516, MULTIAPPEND 3502,
+//! CATENATE 4469, URLAUTH 4467 and 5524). Values here
 //! are already validated: mailbox names are decoded from modified UTF-7 and
 //! `INBOX` is normalised, so executors never re-check syntax.
 
@@ -310,6 +310,23 @@ pub enum SearchKey {
 mod ext;
 pub use ext::{AppendData, AppendMessage, CatPart, UrlFetchItem};
 
+/// The `QRESYNC` SELECT/EXAMINE parameter (RFC 7162 §3.2.5): what the
+/// client remembers of the mailbox. Sets are checked by the parser: no
+/// `*` in the UID sets, and the two sets of `seq_match` name equally many
+/// numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    /// The UIDVALIDITY the client's cache belongs to.
+    pub uidvalidity: u32,
+    /// The HIGHESTMODSEQ the client last saw.
+    pub modseq: u64,
+    /// `known-uids`: the UIDs the client knows (default: all below UIDNEXT).
+    pub known_uids: Option<SequenceSet>,
+    /// `seq-match-data`: message numbers and the UIDs the client believes
+    /// they have (RFC 7162 §3.2.5.2).
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
 /// What a command asks for, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
@@ -335,19 +352,23 @@ pub enum CommandBody {
         /// The initial response, still base64 (`=` means empty).
         initial: Option<String>,
     },
-    /// `SELECT mailbox [(CONDSTORE)]`
+    /// `SELECT mailbox [(CONDSTORE QRESYNC (...))]`
     Select {
         /// Mailbox to open read-write.
         mailbox: String,
         /// `(CONDSTORE)` parameter given.
         condstore: bool,
+        /// `QRESYNC (...)` parameter given (RFC 7162 §3.2.5).
+        qresync: Option<QresyncParams>,
     },
-    /// `EXAMINE mailbox [(CONDSTORE)]`
+    /// `EXAMINE mailbox [(CONDSTORE QRESYNC (...))]`
     Examine {
         /// Mailbox to open read-only.
         mailbox: String,
         /// `(CONDSTORE)` parameter given.
         condstore: bool,
+        /// `QRESYNC (...)` parameter given (RFC 7162 §3.2.5).
+        qresync: Option<QresyncParams>,
     },
     /// `CREATE mailbox [(USE (\Attr))]`
     Create {
@@ -467,6 +488,9 @@ pub enum CommandBody {
         atts: Vec<FetchAtt>,
         /// CONDSTORE `(CHANGEDSINCE n)`.
         changed_since: Option<u64>,
+        /// QRESYNC `VANISHED` modifier (RFC 7162 §3.2.6; UID FETCH with
+        /// CHANGEDSINCE only, checked by the parser).
+        vanished: bool,
     },
     /// `STORE` / `UID STORE`
     Store {

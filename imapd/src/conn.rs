@@ -39,6 +39,9 @@ pub(crate) struct Conn {
     pub(crate) condstore: bool,
     /// NOTIFY in effect (RFC 5465; `op/notify.rs`).
     pub(crate) notify: Option<Box<crate::view::notify::Notify>>,
+    /// QRESYNC enabled (RFC 7162 §3.2.3; implies `condstore`): VANISHED
+    /// instead of EXPUNGE, SELECT's QRESYNC parameter allowed.
+    pub(crate) qresync: bool,
     /// Output produced during the current callback.
     pub(crate) out: Vec<u8>,
     pub(crate) tracer: Option<Tracer>,

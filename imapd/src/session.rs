@@ -183,6 +183,7 @@ impl ImapSession {
                 synced: Arc::new(AtomicU64::new(0)),
                 condstore: false,
                 notify: None,
+                qresync: false,
                 out: Vec::new(),
                 tracer,
                 id: info.id,

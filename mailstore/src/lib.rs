@@ -10,7 +10,9 @@
 //!   metadata parsed once at delivery ([`Envelope`], [`MimePart`] tree with
 //!   byte offsets into the raw message);
 //! - entries (mailbox, uid) -> message with flags and modseq, plus expunge
-//!   tombstones for [`Reader::changes_since`];
+//!   tombstones for [`Reader::changes_since`], bounded per mailbox
+//!   (`tombstones.rs`: past the bound the oldest are forgotten and
+//!   [`Changes::expunged_complete`] says so);
 //! - an FTS5 trigram index over decoded headers and text for substring
 //!   SEARCH. A message whose last entry goes is deleted with its index rows.
 //!
@@ -103,6 +105,7 @@
 //!   `tx.rs`, `tx_deliver.rs`, `tx_flags.rs`: [`Tx`] (writes);
 //! - `search/`: [`Query`]; `mod.rs` picks `sql.rs` (one statement) or
 //!   `eval.rs` (Rust evaluation of large queries);
+//! - `tombstones.rs`: the bound on expunge tombstones, UID lists;
 //! - `indexer.rs`: moving pending search text into the FTS index;
 //! - `mime/`: the bounded MIME/header/address parser; `meta.rs`: the
 //!   metadata it yields; `types.rs`: plain domain types; `error.rs`:
@@ -129,6 +132,7 @@ mod readers;
 mod schema;
 mod search;
 mod store;
+mod tombstones;
 mod tx;
 mod tx_deliver;
 mod tx_flags;
@@ -145,6 +149,7 @@ pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
 pub use search::Query;
 pub use store::{OpenOptions, Store};
+pub use tombstones::DEFAULT_MAX_TOMBSTONES;
 pub use tx::{Tx, DEFAULT_MAILBOXES};
 pub use tx_deliver::PreparedMessage;
 pub use types::{

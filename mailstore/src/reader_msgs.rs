@@ -134,7 +134,8 @@ impl Reader {
         Ok(n as u64)
     }
 
-    /// Entries new or changed after `modseq` and UIDs expunged after it.
+    /// Entries new or changed after `modseq` and UIDs expunged after it
+    /// (all of them if `expunged_complete`; see `tombstones.rs`).
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown mailbox.
@@ -158,9 +159,11 @@ impl Reader {
             rows.map(|r| r.map(|u| u as Uid))
                 .collect::<rusqlite::Result<Vec<_>>>()?
         };
+        let floor = self.tombstone_floor(mailbox)?;
         Ok(Changes {
             changed,
             expunged,
+            expunged_complete: modseq >= floor,
             highestmodseq: mb.highestmodseq,
         })
     }

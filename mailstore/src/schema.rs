@@ -117,6 +117,17 @@ CREATE TABLE IF NOT EXISTS mailbox_keys(
     key BLOB NOT NULL
 );
 "#,
+    // v5: expunge tombstones are bounded per mailbox (RFC 7162 §3.2.5.2 and
+    // §3.2.6 let a server that forgot old expunges answer with a superset).
+    // `tombstones` counts a mailbox's rows in `expunged`; `tombstone_floor`
+    // is the highest modseq whose tombstones may have been dropped (0: none
+    // ever were); `meta.max_tombstones` is the bound (see tx_flags.rs).
+    r#"
+ALTER TABLE mailboxes ADD COLUMN tombstones INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN tombstone_floor INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET tombstones = (SELECT count(*) FROM expunged e WHERE e.mailbox_id = mailboxes.id);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('max_tombstones', 50000);
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

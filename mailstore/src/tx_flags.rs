@@ -128,6 +128,7 @@ impl Tx<'_> {
                 tomb.execute(params![mailbox, uid, modseq as i64])?;
             }
         }
+        self.count_tombstones(mailbox, ids.len())?;
         Ok(ids)
     }
 

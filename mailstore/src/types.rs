@@ -276,6 +276,11 @@ pub struct Changes {
     pub changed: Vec<Entry>,
     /// UIDs expunged with modseq greater than asked, ascending.
     pub expunged: Vec<Uid>,
+    /// Whether `expunged` is all of them: false when the store has since
+    /// forgotten some expunges after the modseq asked (its tombstones are
+    /// bounded; see [`crate::Reader::tombstone_floor`]). Then compare UID
+    /// sets to find what is gone.
+    pub expunged_complete: bool,
     /// The mailbox's current HIGHESTMODSEQ.
     pub highestmodseq: u64,
 }

@@ -41,7 +41,9 @@ pub(crate) fn namespace(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: &str) -
     s.finish(io, tag, Status::Ok, None, "NAMESPACE completed", true)
 }
 
-/// `ENABLE` (RFC 5161 §3.1): CONDSTORE is the only one we know.
+/// `ENABLE` (RFC 5161 §3.1): CONDSTORE and QRESYNC (RFC 7162 §3.2.3,
+/// which implies CONDSTORE; only what was asked for is listed as ENABLED,
+/// as Dovecot does).
 pub(crate) fn enable(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
@@ -53,6 +55,11 @@ pub(crate) fn enable(
         if c == "CONDSTORE" && !enabled.contains(&"CONDSTORE") {
             s.cx.condstore = true;
             enabled.push("CONDSTORE");
+        }
+        if c == "QRESYNC" && !enabled.contains(&"QRESYNC") {
+            s.cx.condstore = true;
+            s.cx.qresync = true;
+            enabled.push("QRESYNC");
         }
     }
     Data::Enabled(&enabled).encode(&mut s.cx.out);

@@ -1,4 +1,5 @@
-//! FETCH and UID FETCH (RFC 3501 §6.4.5; CONDSTORE RFC 7162 §3.1.4),
+//! FETCH and UID FETCH (RFC 3501 §6.4.5; CONDSTORE RFC 7162 §3.1.4, QRESYNC
+//! VANISHED §3.2.6 with `qresync.rs`),
 //! streamed: messages are fetched in batches bounded by count and bytes,
 //! each batch is read *and encoded* on a store thread (`fetch_encode.rs`),
 //! large bodies are left as byte ranges and read in chunks, and more is
@@ -12,7 +13,7 @@
 use super::fetch_encode::{encode_batch, Item, Seg};
 use crate::command::{FetchAtt, SequenceSet};
 use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
-use crate::response::Status;
+use crate::response::{Code, Status};
 use crate::session::{in_selected, Busy, Conn, Done};
 use crate::view::selection::Selection;
 use mailstore::{FlagOp, Flags, MailboxId, Query, SystemFlag, Uid};
@@ -31,6 +32,14 @@ pub(crate) struct FetchJob {
     segs: VecDeque<Seg>,
     /// Set when a BINARY item met an encoding we cannot undo.
     unknown_cte: Option<String>,
+    /// The tagged OK's code and text (FETCH's, or SELECT's when it streams
+    /// QRESYNC's changed messages).
+    done: (Option<Code>, String),
+    /// SELECT (QRESYNC): end without a sync (nothing but the mailbox as
+    /// selected may be reported inside SELECT: clients count EXISTS there).
+    in_select: bool,
+    /// The highest MODSEQ shown so far.
+    max_modseq: u64,
 }
 
 /// Whether fetching `a` implicitly sets `\Seen` (§6.4.5).
@@ -55,14 +64,25 @@ pub(crate) fn fetch(
     set: SequenceSet,
     atts: Vec<FetchAtt>,
     changed_since: Option<u64>,
+    vanished: bool,
 ) -> Step {
+    if vanished && !cx.qresync {
+        // RFC 7162 §3.2.6 (the parser checked UID and CHANGEDSINCE).
+        cx.status(
+            Some(&tag),
+            Status::Bad,
+            None,
+            "VANISHED without ENABLE QRESYNC",
+        );
+        return Step::Continue;
+    }
     if changed_since.is_none() {
-        return start(cx, io, sel, tag, uid, set, atts, None);
+        return start(cx, io, sel, tag, uid, set, atts, None, false);
     }
     // Report pending changes first, as before any FETCH response (no
     // EXPUNGE: this is a FETCH); the filter itself asks the store.
     cx.sync(io, Some(sel), false, move |cx, sel, io| match sel {
-        Some(sel) => start(cx, io, sel, tag, uid, set, atts, changed_since),
+        Some(sel) => start(cx, io, sel, tag, uid, set, atts, changed_since, vanished),
         None => Step::Continue,
     })
 }
@@ -77,15 +97,19 @@ fn start(
     set: SequenceSet,
     mut atts: Vec<FetchAtt>,
     changed_since: Option<u64>,
+    vanished: bool,
 ) -> Step {
     let Some(pairs) = super::message::resolve(cx, sel, &tag, &set, uid) else {
         return Step::Continue;
     };
+    // UID FETCH (VANISHED) asks about every UID of the set, known or not.
+    let vanished_within = vanished.then(|| set.merged(sel.last_uid()));
     if atts.contains(&FetchAtt::ModSeq) {
         cx.enable_condstore(sel);
     }
-    // UID FETCH always reports UIDs (§6.4.8); put it first.
-    if uid && !atts.contains(&FetchAtt::Uid) {
+    // UID FETCH always reports UIDs (§6.4.8), and under QRESYNC every
+    // FETCH does (RFC 7162 §3.2.4); put it first.
+    if (uid || cx.qresync) && !atts.contains(&FetchAtt::Uid) {
         atts.insert(0, FetchAtt::Uid);
     }
     let items: Vec<Item> = pairs
@@ -106,6 +130,9 @@ fn start(
         next: 0,
         segs: VecDeque::new(),
         unknown_cte: None,
+        done: (None, "FETCH completed".into()),
+        in_select: false,
+        max_modseq: 0,
     };
     if changed_since.is_none() && !want_seen {
         return stream(cx, io, sel, job);
@@ -119,14 +146,15 @@ fn start(
     cx.read(
         io,
         move |r| {
+            let mut vanished: Option<super::qresync::Ranges> = None;
             let changed: Option<HashSet<Uid>> = match changed_since {
-                Some(c) => Some(
-                    r.changes_since(mailbox, c)?
-                        .changed
-                        .into_iter()
-                        .map(|e| e.uid)
-                        .collect(),
-                ),
+                Some(c) => {
+                    let changes = r.changes_since(mailbox, c)?;
+                    if let Some(within) = &vanished_within {
+                        vanished = Some(super::qresync::vanished_in(r, mailbox, &changes, within)?);
+                    }
+                    Some(changes.changed.into_iter().map(|e| e.uid).collect())
+                }
                 None => None,
             };
             let unseen = if want_seen && !uids.is_empty() {
@@ -138,17 +166,29 @@ fn start(
             } else {
                 Vec::new()
             };
-            Ok((changed, unseen))
+            Ok((changed, unseen, vanished))
         },
         in_selected(move |cx, sel, io, res| {
             let mut job = job;
-            let (changed, mut unseen): (Option<HashSet<Uid>>, Vec<Uid>) = match res {
+            let (changed, mut unseen, vanished): (
+                Option<HashSet<Uid>>,
+                Vec<Uid>,
+                Option<super::qresync::Ranges>,
+            ) = match res {
                 Ok(v) => v,
                 Err(e) => {
                     cx.store_error(&job.tag, &e);
                     return Step::Continue;
                 }
             };
+            if let Some(ranges) = vanished {
+                // Before the FETCH responses (RFC 7162 §3.2.6).
+                crate::response::Data::Vanished {
+                    earlier: true,
+                    ranges: ranges.as_slice(),
+                }
+                .encode(&mut cx.out);
+            }
             if let Some(changed) = changed {
                 job.items.retain(|it| changed.contains(&it.uid));
                 unseen.retain(|u| changed.contains(u));
@@ -157,6 +197,43 @@ fn start(
         }),
     );
     Step::Continue
+}
+
+/// Stream `FETCH (UID FLAGS MODSEQ)` of `uids` (known to `sel`, ascending),
+/// then the tagged OK with `done`: SELECT (QRESYNC) reporting changed
+/// messages (RFC 7162 §3.2.5.1), however many, in bounded batches.
+pub(crate) fn stream_changed(
+    cx: &mut Conn,
+    io: &mut Io<'_, Done>,
+    sel: &mut Selection,
+    tag: String,
+    uids: &[Uid],
+    done: (Option<Code>, String),
+) -> Step {
+    let items = uids
+        .iter()
+        .filter_map(|&u| {
+            Some(Item {
+                seq: sel.seq_of(u)?,
+                uid: u,
+                recent: sel.is_recent(u),
+                add_flags: false,
+            })
+        })
+        .collect();
+    let job = FetchJob {
+        tag,
+        mailbox: sel.mailbox,
+        atts: Arc::new(vec![FetchAtt::Uid, FetchAtt::Flags, FetchAtt::ModSeq]),
+        items,
+        next: 0,
+        segs: VecDeque::new(),
+        unknown_cte: None,
+        done,
+        in_select: true,
+        max_modseq: 0,
+    };
+    stream(cx, io, sel, job)
 }
 
 /// Set `\Seen` on `unseen` (a non-PEEK body FETCH, §6.4.5), then stream
@@ -193,6 +270,15 @@ fn set_seen(
                         // the change there and the next sync stays quiet.
                         let changed: HashSet<Uid> = outcome.updated.iter().map(|e| e.uid).collect();
                         let has_flags = job.atts.contains(&FetchAtt::Flags);
+                        // A FETCH that sets \Seen reports the new MODSEQ
+                        // once CONDSTORE is on (RFC 7162 §3.2.4; the UID
+                        // is there under QRESYNC already).
+                        if cx.condstore
+                            && !changed.is_empty()
+                            && !job.atts.contains(&FetchAtt::ModSeq)
+                        {
+                            Arc::make_mut(&mut job.atts).push(FetchAtt::ModSeq);
+                        }
                         for it in &mut job.items {
                             it.add_flags = !has_flags && changed.contains(&it.uid);
                         }
@@ -278,16 +364,28 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                 }
                 if job.next >= job.items.len() {
                     let tag = job.tag.clone();
+                    let (code, text) = std::mem::take(&mut job.done);
+                    let (in_select, shown) = (job.in_select, job.max_modseq);
                     cx.busy = Busy::Ready;
-                    return cx.finish(
-                        io,
-                        Some(sel),
-                        &tag,
-                        Status::Ok,
-                        None,
-                        "FETCH completed",
-                        false,
-                    );
+                    if !in_select {
+                        return cx.finish(io, Some(sel), &tag, Status::Ok, code, &text, false);
+                    }
+                    // SELECT (QRESYNC): the view stays at the snapshot the
+                    // SELECT reported. A MODSEQ newer than that (a change
+                    // while streaming) must not become the client's resync
+                    // point: say HIGHESTMODSEQ again (RFC 7162 §3.2); the
+                    // next command reports what else changed.
+                    if shown > sel.modseq {
+                        cx.status(
+                            None,
+                            Status::Ok,
+                            Some(Code::HighestModSeq(sel.modseq)),
+                            "Highest",
+                        );
+                    }
+                    cx.status(Some(&tag), Status::Ok, code, &text);
+                    cx.flush(io);
+                    return Step::Continue;
                 }
                 read_batch(cx, io);
                 return Step::Continue;
@@ -377,6 +475,7 @@ fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
                     };
                     job.segs = enc.segs;
                     job.unknown_cte = enc.unknown_cte;
+                    job.max_modseq = job.max_modseq.max(enc.max_modseq);
                 }
                 // A keyword another session just created is announced before
                 // the first FETCH that shows it (§7.2.6).
@@ -385,6 +484,14 @@ fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
                 // unsolicited FETCH responses at the next sync.
                 for (uid, modseq) in enc.seen {
                     sel.note_reported(uid, modseq);
+                }
+                // A MODSEQ newer than the view: the sync that ends the
+                // FETCH must read what else changed up to it (an expunge
+                // it must hold back, and then lower HIGHESTMODSEQ for,
+                // RFC 7162 §3.2), even if the hub's wake-up is still on
+                // its way.
+                if enc.max_modseq > sel.modseq {
+                    cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 next_batch(cx, io, sel)
             },

@@ -72,6 +72,8 @@ pub(crate) struct Encoded {
     /// stops before that message and the FETCH fails with
     /// `NO [UNKNOWN-CTE]` (RFC 3516 §4.2).
     pub(crate) unknown_cte: Option<String>,
+    /// The highest MODSEQ sent (0 if none).
+    pub(crate) max_modseq: u64,
 }
 
 /// Which stored metadata `atts` need decoded: the envelope only for
@@ -110,6 +112,7 @@ pub(crate) fn encode_batch(
         seen: Vec::new(),
         keywords: Vec::new(),
         unknown_cte: None,
+        max_modseq: 0,
     };
     let mut out = Vec::new();
     let mut budget = 0u64;
@@ -186,6 +189,9 @@ pub(crate) fn encode_batch(
                     enc.keywords.push(k.clone());
                 }
             }
+        }
+        if atts.contains(&FetchAtt::ModSeq) {
+            enc.max_modseq = enc.max_modseq.max(meta.modseq);
         }
     }
     if !out.is_empty() {

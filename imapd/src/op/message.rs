@@ -2,6 +2,7 @@
 //! §6.4): STORE (with UNCHANGEDSINCE, RFC 7162 §3.1.3), COPY and MOVE (with
 //! COPYUID, RFC 4315 / RFC 6851), EXPUNGE and UID EXPUNGE, CLOSE, UNSELECT
 //! (RFC 3691), and IDLE (RFC 2177). FETCH and SEARCH have their own files.
+//! Under QRESYNC, EXPUNGE and MOVE end with `[HIGHESTMODSEQ]` (`qresync.rs`).
 
 use crate::command::{Flag, SequenceSet, StoreMode};
 use crate::response::{
@@ -236,7 +237,9 @@ fn store_reply(
             continue;
         }
         let mut items = Vec::new();
-        if r.uid {
+        // Under QRESYNC, STORE's FETCH responses carry the UID (RFC 7162
+        // §3.2.4; as Dovecot, not for CONDSTORE alone), as in UID STORE.
+        if r.uid || cx.qresync {
             items.push(Value::Atom("UID".into()));
             items.push(Value::Num(u64::from(u)));
         }
@@ -337,14 +340,13 @@ pub(crate) fn copy(
                             }
                             let moved: Vec<Uid> = outcome.map.iter().map(|m| m.0).collect();
                             sel.remove(&moved, &mut cx.out);
-                            cx.finish(
+                            super::qresync::finish_expunge(
+                                cx,
                                 io,
-                                Some(sel),
-                                &tag,
-                                Status::Ok,
-                                None,
-                                &format!("{verb} completed"),
-                                true,
+                                sel,
+                                tag,
+                                format!("{verb} completed"),
+                                !moved.is_empty(),
                             )
                         }),
                     ),
@@ -382,14 +384,14 @@ pub(crate) fn expunge(
             &tag.clone(),
             in_selected(move |cx, sel, io, gone: Vec<Uid>| {
                 sel.remove(&gone, &mut cx.out);
-                cx.finish(
+                let removed = !gone.is_empty();
+                super::qresync::finish_expunge(
+                    cx,
                     io,
-                    Some(sel),
-                    &tag,
-                    Status::Ok,
-                    None,
-                    "EXPUNGE completed",
-                    true,
+                    sel,
+                    tag,
+                    "EXPUNGE completed".into(),
+                    removed,
                 )
             }),
         ),

@@ -26,6 +26,7 @@ pub(crate) mod mailbox;
 pub(crate) mod message;
 pub(crate) mod multiappend;
 pub(crate) mod notify;
+pub(crate) mod qresync;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod sort;
@@ -163,12 +164,16 @@ fn authenticated(
     match body {
         Namespace => any::namespace(s, io, &tag),
         Enable(caps) => any::enable(s, io, &tag, &caps),
-        Select { mailbox, condstore } => {
-            select::select(s, io, user, tag, mailbox, false, condstore)
-        }
-        Examine { mailbox, condstore } => {
-            select::select(s, io, user, tag, mailbox, true, condstore)
-        }
+        Select {
+            mailbox,
+            condstore,
+            qresync,
+        } => select::select(s, io, user, tag, mailbox, false, condstore, qresync),
+        Examine {
+            mailbox,
+            condstore,
+            qresync,
+        } => select::select(s, io, user, tag, mailbox, true, condstore, qresync),
         Create {
             mailbox,
             special_use,
@@ -249,7 +254,8 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
             set,
             atts,
             changed_since,
-        } => fetch::fetch(cx, io, sel, tag, uid, set, atts, changed_since),
+            vanished,
+        } => fetch::fetch(cx, io, sel, tag, uid, set, atts, changed_since, vanished),
         Store {
             uid,
             set,

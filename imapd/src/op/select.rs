@@ -1,17 +1,24 @@
 //! Opening a mailbox and asking about one: SELECT and EXAMINE (RFC 3501
-//! §6.3.1, §6.3.2; CONDSTORE, RFC 7162 §3.1.8) and STATUS (§6.3.10).
+//! §6.3.1, §6.3.2; CONDSTORE, RFC 7162 §3.1.8; QRESYNC §3.2.5 with
+//! `op/qresync.rs`, and `[CLOSED]` §3.2.11) and STATUS (§6.3.10).
+//!
+//! The store always keeps modseqs, so SELECT always answers
+//! `[HIGHESTMODSEQ n]` and never `[NOMODSEQ]` (RFC 7162 §3.1.2.2): every
+//! mailbox can be resynchronised.
 //! SELECT hands the mailbox view to the session (`view/`); its answers per
 //! mailbox state come from `view/select_cache.rs` when they can.
 
-use crate::command::StatusItem;
+use crate::command::{QresyncParams, StatusItem};
+use crate::op::qresync::{resync, Resync};
 use crate::response::{Code, Data, Status, StatusLine};
-use crate::session::{or_no, Done, ImapSession};
+use crate::session::{or_no, Done, ImapSession, State};
 use crate::view::select_cache::Opened;
 use crate::view::selection::{flags_lines, Selection};
 use mailstore::{Mailbox, User};
 use netloop::{Io, Step};
 
 /// `SELECT` / `EXAMINE` (§6.3.1, §6.3.2)
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn select(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
@@ -20,8 +27,28 @@ pub(crate) fn select(
     name: String,
     read_only: bool,
     condstore: bool,
+    qresync: Option<QresyncParams>,
 ) -> Step {
-    // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1).
+    if qresync.is_some() && !s.cx.qresync {
+        // RFC 7162 §3.2.5; the current mailbox stays selected.
+        s.cx.status(
+            Some(&tag),
+            Status::Bad,
+            None,
+            "QRESYNC parameter without ENABLE QRESYNC",
+        );
+        return Step::Continue;
+    }
+    // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1);
+    // [CLOSED] marks where its responses end (RFC 7162 §3.2.11).
+    if s.state.selection().is_some() {
+        s.cx.status(
+            None,
+            Status::Ok,
+            Some(Code::Closed),
+            "Previous mailbox closed",
+        );
+    }
     s.deselect();
     if condstore {
         s.cx.condstore = true;
@@ -57,13 +84,19 @@ pub(crate) fn select(
             hub.views
                 .intern(mb.id, uidvalidity, modseq, &mut opened.uids);
             hub.selects.put(mb.id, opened.clone());
-            Ok(Some((mb, opened)))
+            let resynced = match &qresync {
+                Some(p) => resync(r, mb.id, uidvalidity, mb.uidnext, &opened.uids, p)?,
+                None => None,
+            };
+            Ok(Some((mb, opened, resynced)))
         },
         or_no(
             &tag.clone(),
-            move |s: &mut ImapSession, _io: &mut Io<'_, Done>, found: Option<(Mailbox, Opened)>| {
+            move |s: &mut ImapSession, io: &mut Io<'_, Done>, found: Option<Found>| {
                 match found {
-                    Some((mb, opened)) => selected(s, &tag, mb, opened, read_only),
+                    Some((mb, opened, resynced)) => {
+                        return selected(s, io, tag, mb, opened, read_only, resynced)
+                    }
                     None => s.cx.status(
                         Some(&tag),
                         Status::No,
@@ -78,9 +111,21 @@ pub(crate) fn select(
     Step::Continue
 }
 
+/// What SELECT's store read found: the mailbox, its view, what a QRESYNC
+/// client missed.
+type Found = (Mailbox, Opened, Option<Resync>);
+
 /// SELECT's untagged answers and tagged OK; the session enters the
 /// Selected state.
-fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_only: bool) {
+fn selected(
+    s: &mut ImapSession,
+    io: &mut Io<'_, Done>,
+    tag: String,
+    mb: Mailbox,
+    opened: Opened,
+    read_only: bool,
+    resynced: Option<Resync>,
+) -> Step {
     let Opened {
         uids,
         keywords,
@@ -95,7 +140,7 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_on
     } else {
         hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
     };
-    let sel = Selection::new(
+    let mut sel = Selection::new(
         mb.id,
         mb.name,
         mb.uidvalidity,
@@ -119,18 +164,41 @@ fn selected(s: &mut ImapSession, tag: &str, mb: Mailbox, opened: Opened, read_on
     ] {
         StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
     }
+    sel.vanished = s.cx.qresync;
+    // What a QRESYNC client missed (RFC 7162 §3.2.5.1): VANISHED (EARLIER)
+    // first, then a FETCH (UID FLAGS MODSEQ) per changed message.
+    let changed = match resynced {
+        Some(r) => {
+            Data::Vanished {
+                earlier: true,
+                ranges: &r.vanished,
+            }
+            .encode(out);
+            r.changed
+        }
+        None => Vec::new(),
+    };
     let (code, verb) = if read_only {
         (Code::ReadOnly, "EXAMINE")
     } else {
         (Code::ReadWrite, "SELECT")
     };
-    s.cx.status(
-        Some(tag),
-        Status::Ok,
-        Some(code),
-        &format!("{verb} completed"),
-    );
+    let text = format!("{verb} completed");
+    if changed.is_empty() {
+        s.cx.status(Some(&tag), Status::Ok, Some(code), &text);
+        s.enter_selected(sel);
+        return Step::Continue;
+    }
+    // However many changed, their FETCH responses go out in bounded
+    // batches, and the tagged OK after them.
     s.enter_selected(sel);
+    let ImapSession { cx, state } = s;
+    match state {
+        State::Selected { sel, .. } => {
+            crate::op::fetch::stream_changed(cx, io, sel, tag, &changed, (Some(code), text))
+        }
+        _ => Step::Continue,
+    }
 }
 
 /// `STATUS` (§6.3.10)

@@ -191,7 +191,7 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
         "EXPUNGE" => no_args(CommandBody::Expunge { uids: None }),
         "LOGIN" => login(i),
         "AUTHENTICATE" => authenticate(i),
-        "SELECT" | "EXAMINE" => select(name == "SELECT", i),
+        "SELECT" | "EXAMINE" => super::select::select(name == "SELECT", i),
         "CREATE" => create(i),
         "DELETE" => one_mailbox(i, CommandBody::Delete),
         "SUBSCRIBE" => one_mailbox(i, CommandBody::Subscribe),
@@ -250,23 +250,6 @@ fn authenticate(i: &[u8]) -> PResult<'_, CommandBody> {
         |(mech, init): (&[u8], Option<&[u8]>)| CommandBody::Authenticate {
             mechanism: String::from_utf8_lossy(mech).to_ascii_uppercase(),
             initial: init.map(|b| String::from_utf8_lossy(b).into_owned()),
-        },
-    ))
-    .parse(i)
-}
-
-/// `select = "SELECT" SP mailbox [SP "(" "CONDSTORE" ")"]` (RFC 7162 §3.1.8)
-fn select(rw: bool, i: &[u8]) -> PResult<'_, CommandBody> {
-    let params = delimited(char('('), tag_no_case("CONDSTORE"), char(')'));
-    all_consuming(map(
-        (preceded(sp, mailbox), opt(preceded(sp, params))),
-        move |(mailbox, cs)| {
-            let condstore = cs.is_some();
-            if rw {
-                CommandBody::Select { mailbox, condstore }
-            } else {
-                CommandBody::Examine { mailbox, condstore }
-            }
         },
     ))
     .parse(i)

@@ -1,6 +1,6 @@
 //! FETCH arguments (RFC 3501 §6.4.5 and §9 `fetch`, `fetch-att`, `section`),
 //! with the ALL/FAST/FULL macros expanded and the CONDSTORE CHANGEDSINCE
-//! modifier (RFC 7162 §3.1.4.1).
+//! and QRESYNC VANISHED modifiers (RFC 7162 §3.1.4.1, §3.2.6).
 
 use super::{astring_text, mod_sequence_value, number, nz_number, sequence_set, sp, PResult};
 use crate::command::{CommandBody, FetchAtt, Section, SectionText};
@@ -15,13 +15,27 @@ use nom::Parser;
 /// ```text
 /// fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" /
 ///         fetch-att / "(" fetch-att *(SP fetch-att) ")")
-///         [SP "(" "CHANGEDSINCE" SP mod-sequence-value ")"]
+///         [SP "(" fetch-modifier *(SP fetch-modifier) ")"]
+/// fetch-modifier = "CHANGEDSINCE" SP mod-sequence-value / "VANISHED"
 /// ```
+/// (RFC 7162 §3.1.4.1, §3.2.6): each modifier at most once, and VANISHED
+/// only in UID FETCH together with CHANGEDSINCE (else BAD).
 pub(super) fn fetch_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
-    let modifier = delimited(
-        (char('('), tag_no_case("CHANGEDSINCE"), sp),
-        mod_sequence_value,
-        char(')'),
+    // None: VANISHED; Some(n): CHANGEDSINCE n.
+    let one = alt((
+        map(
+            preceded((tag_no_case("CHANGEDSINCE"), sp), mod_sequence_value),
+            Some,
+        ),
+        map(tag_no_case("VANISHED"), |_| None),
+    ));
+    let modifiers = nom::combinator::verify(
+        delimited(char('('), separated_list1(sp, one), char(')')),
+        move |m: &Vec<Option<u64>>| {
+            let since = m.iter().filter(|x| x.is_some()).count();
+            let vanished = m.len() - since;
+            since <= 1 && vanished <= 1 && (vanished == 0 || (uid && since == 1))
+        },
     );
     let atts = alt((
         delimited(char('('), separated_list1(sp, fetch_att), char(')')),
@@ -31,9 +45,12 @@ pub(super) fn fetch_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
         (
             preceded(sp, sequence_set),
             preceded(sp, atts),
-            opt(preceded(sp, modifier)),
+            opt(preceded(sp, modifiers)),
         ),
-        move |(set, mut atts, changed_since)| {
+        move |(set, mut atts, modifiers)| {
+            let modifiers = modifiers.unwrap_or_default();
+            let changed_since = modifiers.iter().find_map(|m| *m);
+            let vanished = modifiers.iter().any(Option::is_none);
             if changed_since.is_some() && !atts.contains(&FetchAtt::ModSeq) {
                 atts.push(FetchAtt::ModSeq);
             }
@@ -42,6 +59,7 @@ pub(super) fn fetch_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
                 set,
                 atts,
                 changed_since,
+                vanished,
             }
         },
     ))

@@ -16,6 +16,7 @@ pub mod imapurl;
 mod list_ext;
 mod notify;
 mod search;
+mod select;
 mod sort;
 mod urlauth;
 

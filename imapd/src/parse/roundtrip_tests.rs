@@ -25,6 +25,16 @@ use writer::{utf7, W};
 
 // ---- the serializer ---------------------------------------------------
 
+/// A sequence set as text (QRESYNC parameters are built as one string).
+fn set_text(s: &SequenceSet) -> String {
+    let mut w = W {
+        out: Vec::new(),
+        bits: 1,
+    };
+    w.set(s);
+    String::from_utf8_lossy(&w.out).into_owned()
+}
+
 fn search_key(w: &mut W, k: &SearchKey) {
     match k {
         SearchKey::All => w.name("ALL"),
@@ -274,10 +284,38 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
                 w.raw(" ").raw(i);
             }
         }
-        Select { mailbox, condstore } | Examine { mailbox, condstore } => {
+        Select {
+            mailbox,
+            condstore,
+            qresync,
+        }
+        | Examine {
+            mailbox,
+            condstore,
+            qresync,
+        } => {
             w.name(c.body.name()).raw(" ").mailbox(mailbox);
+            let mut params = Vec::new();
             if *condstore {
-                w.raw(" (").name("CONDSTORE").raw(")");
+                params.push("CONDSTORE".to_owned());
+            }
+            if let Some(q) = qresync {
+                let mut p = format!("QRESYNC ({} {}", q.uidvalidity, q.modseq);
+                if let Some(k) = &q.known_uids {
+                    p.push(' ');
+                    p.push_str(&set_text(k));
+                }
+                if let Some((s, u)) = &q.seq_match {
+                    p.push_str(&format!(" ({} {})", set_text(s), set_text(u)));
+                }
+                p.push(')');
+                params.push(p);
+            }
+            if w.flip() {
+                params.reverse();
+            }
+            if !params.is_empty() {
+                w.raw(" (").raw(&params.join(" ")).raw(")");
             }
         }
         Create {
@@ -452,11 +490,22 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
             set,
             atts,
             changed_since,
+            vanished,
         } => {
             uid(w, *u).name("FETCH ").set(set).raw(" ");
             fetch_atts(w, atts, changed_since.is_some());
             if let Some(n) = changed_since {
-                w.raw(" (").name("CHANGEDSINCE").raw(&format!(" {n})"));
+                w.raw(" (");
+                if *vanished && w.flip() {
+                    w.name("VANISHED").raw(" ");
+                    w.name("CHANGEDSINCE").raw(&format!(" {n})"));
+                } else {
+                    w.name("CHANGEDSINCE").raw(&format!(" {n}"));
+                    if *vanished {
+                        w.raw(" ").name("VANISHED");
+                    }
+                    w.raw(")");
+                }
             }
         }
         Store {

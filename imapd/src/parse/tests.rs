@@ -55,14 +55,16 @@ fn mailbox_names_decode_utf7_and_normalise_inbox() {
         ok("a SELECT inbox"),
         CommandBody::Select {
             mailbox: "INBOX".into(),
-            condstore: false
+            condstore: false,
+            qresync: None,
         }
     );
     assert_eq!(
         ok("a EXAMINE \"Entw&APw-rfe\" (CONDSTORE)"),
         CommandBody::Examine {
             mailbox: "Entwürfe".into(),
-            condstore: true
+            condstore: true,
+            qresync: None,
         }
     );
     assert_eq!(
@@ -78,7 +80,8 @@ fn mailbox_names_decode_utf7_and_normalise_inbox() {
         ok("a SELECT &U,BTFw"),
         CommandBody::Select {
             mailbox: format!("{}&U,BTFw", crate::parse::INVALID_UTF7),
-            condstore: false
+            condstore: false,
+            qresync: None,
         }
     );
 }
@@ -660,4 +663,86 @@ fn list_reference_and_pattern_are_bounded() {
         ok("t LIST \"\" &Jjo"),
         CommandBody::List { pattern, .. } if pattern.starts_with(crate::parse::INVALID_UTF7)
     ));
+}
+
+#[test]
+fn select_qresync_parameter() {
+    // RFC 7162 §3.2.5 and the ABNF of §7.
+    let q = |line: &str| match ok(line) {
+        CommandBody::Select { qresync, .. } | CommandBody::Examine { qresync, .. } => qresync,
+        other => panic!("{other:?}"),
+    };
+    let p = q("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))")
+        .expect("params");
+    assert_eq!(p.uidvalidity, 67890007);
+    assert_eq!(p.modseq, 20050715194045000);
+    assert_eq!(p.known_uids, Some(set("41,43:211,214:541")));
+    assert_eq!(p.seq_match, None);
+    let p = q("a EXAMINE INBOX (QRESYNC (1 0 1:10 (1:3,5 2:4,9)))").expect("params");
+    assert_eq!(p.modseq, 0);
+    assert_eq!(p.seq_match, Some((set("1:3,5"), set("2:4,9"))));
+    let p = q("a select x (condstore qresync (5 6))").expect("params");
+    assert_eq!((p.known_uids, p.seq_match), (None, None));
+    assert!(matches!(
+        ok("a SELECT x (QRESYNC (5 6) CONDSTORE)"),
+        CommandBody::Select {
+            condstore: true,
+            qresync: Some(_),
+            ..
+        }
+    ));
+    // Huge ranges are counted, not enumerated.
+    assert!(q("a SELECT x (QRESYNC (5 6 1:4294967295 (1:4294967295 1:4294967295)))").is_some());
+    for line in [
+        "a SELECT x (QRESYNC (0 6))", // uidvalidity is nz-number
+        "a SELECT x (QRESYNC (5))",   // modseq missing
+        "a SELECT x (QRESYNC (5 9223372036854775808))", // past 63 bits
+        "a SELECT x (QRESYNC (5 6 1:*))", // no * in known-uids
+        "a SELECT x (QRESYNC (5 6 1:9 (1:3 1:*)))", // nor in known-uid-set
+        "a SELECT x (QRESYNC (5 6 1:9 (1:3 1:2)))", // counts differ
+        "a SELECT x (QRESYNC (5 6 1:9 (1:3)))",
+        "a SELECT x (QRESYNC (5 6) QRESYNC (5 6))",
+        "a SELECT x (CONDSTORE CONDSTORE)",
+        "a SELECT x (QRESYNC 5 6)",
+        "a SELECT x ()",
+        "a SELECT x (FOO)",
+    ] {
+        bad(line.as_bytes());
+    }
+}
+
+#[test]
+fn fetch_vanished_modifier() {
+    // RFC 7162 §3.2.6: UID FETCH, with CHANGEDSINCE, in either order.
+    for line in [
+        "a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
+        "a UID FETCH 300:500 (FLAGS) (vanished changedsince 12345)",
+    ] {
+        match ok(line) {
+            CommandBody::Fetch {
+                uid: true,
+                changed_since: Some(12345),
+                vanished: true,
+                atts,
+                ..
+            } => assert!(atts.contains(&FetchAtt::ModSeq)),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        ok("a UID FETCH 1:* FLAGS (CHANGEDSINCE 1)"),
+        CommandBody::Fetch {
+            vanished: false,
+            ..
+        }
+    ));
+    for line in [
+        "a FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)", // not UID FETCH
+        "a UID FETCH 1:* (FLAGS) (VANISHED)",            // no CHANGEDSINCE
+        "a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED VANISHED)",
+        "a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 CHANGEDSINCE 2)",
+        "a UID FETCH 1:* (FLAGS) ()",
+    ] {
+        bad(line.as_bytes());
+    }
 }

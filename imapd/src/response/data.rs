@@ -34,6 +34,16 @@ pub enum Data<'a> {
     Recent(u32),
     /// `n EXPUNGE` (§7.4.1).
     Expunge(u32),
+    /// `VANISHED [(EARLIER)] uids` (RFC 7162 §3.2.10): sorted, disjoint
+    /// UID ranges. Long sets are split over several responses of at most
+    /// [`VANISHED_RANGES`] ranges each, so no line grows without bound.
+    Vanished {
+        /// `(EARLIER)`: about messages the client may not have had in its
+        /// view (SELECT QRESYNC, UID FETCH VANISHED); no renumbering.
+        earlier: bool,
+        /// The UIDs as inclusive ranges.
+        ranges: &'a [(u32, u32)],
+    },
     /// `n FETCH (items)` (§7.4.2), the items already as values.
     Fetch {
         /// Message sequence number.
@@ -102,9 +112,32 @@ fn atoms(list: &[impl AsRef<str>]) -> Value {
     )
 }
 
+/// Most UID ranges in one VANISHED response (a line of at most about
+/// 11 KB; RFC 7162 §4 asks clients to take 8 KB lines and more).
+pub const VANISHED_RANGES: usize = 500;
+
 impl Data<'_> {
     /// Serialize onto `out`: `* ...` CRLF.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        if let Data::Vanished { earlier, ranges } = self {
+            for chunk in ranges.chunks(VANISHED_RANGES) {
+                out.extend_from_slice(if *earlier {
+                    b"* VANISHED (EARLIER) "
+                } else {
+                    b"* VANISHED "
+                });
+                for (k, &(a, b)) in chunk.iter().enumerate() {
+                    let sep = if k > 0 { "," } else { "" };
+                    let _ = if a == b {
+                        write!(Buf(out), "{sep}{a}")
+                    } else {
+                        write!(Buf(out), "{sep}{a}:{b}")
+                    };
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            return;
+        }
         out.extend_from_slice(b"* ");
         let values = |out: &mut Vec<u8>, head: &str, vals: &[Value]| {
             out.extend_from_slice(head.as_bytes());
@@ -207,6 +240,8 @@ impl Data<'_> {
                     .collect();
                 values(out, "STATUS", &[mailbox_name(name), Value::List(list)]);
             }
+            // Written above, line by line.
+            Data::Vanished { .. } => {}
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -332,6 +367,38 @@ mod tests {
         for (data, want) in cases {
             assert_eq!(enc(&data), want, "{data:?}");
         }
+    }
+
+    #[test]
+    fn vanished_is_split_into_bounded_lines() {
+        let mut out = Vec::new();
+        Data::Vanished {
+            earlier: true,
+            ranges: &[(1, 1), (3, 5)],
+        }
+        .encode(&mut out);
+        assert_eq!(out, b"* VANISHED (EARLIER) 1,3:5\r\n");
+        out.clear();
+        Data::Vanished {
+            earlier: false,
+            ranges: &[],
+        }
+        .encode(&mut out);
+        assert!(out.is_empty(), "nothing vanished: no response");
+        let many: Vec<(u32, u32)> = (0..1001u32).map(|k| (2 * k + 1, 2 * k + 1)).collect();
+        out.clear();
+        Data::Vanished {
+            earlier: false,
+            ranges: &many,
+        }
+        .encode(&mut out);
+        let text = String::from_utf8(out).expect("ASCII");
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        assert_eq!(lines.len(), 3, "500 + 500 + 1 ranges");
+        assert!(lines
+            .iter()
+            .all(|l| l.starts_with("* VANISHED ") && l.len() < 12_000));
+        assert!(lines[2].ends_with(" 2001"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Rules kept here (RFC 3501 §5.2, §7.4.1): new messages are announced with
 //! EXISTS (and RECENT) whenever we sync; flag changes with an untagged
 //! FETCH (RFC 7162 §3.2: with MODSEQ under CONDSTORE); expunges are
-//! remembered and only announced (EXPUNGE, renumbering the map) when the
+//! remembered and only announced (EXPUNGE, or VANISHED under QRESYNC,
+//! RFC 7162 §3.2.10; renumbering the map) when the
 //! current command allows it, so sequence numbers never shift under a
 //! FETCH, STORE or SEARCH.
 //!
@@ -47,6 +48,14 @@ pub struct Selection {
     pub keywords: Vec<String>,
     /// `\Recent` for this session.
     recent: RecentSet,
+    /// QRESYNC is enabled (RFC 7162 §3.2.10): expunges are announced as
+    /// `VANISHED uids`, not `n EXPUNGE`.
+    pub vanished: bool,
+    /// While expunges are held back (`expunged` not empty): the modseq the
+    /// view had before the first of them, a HIGHESTMODSEQ the client may
+    /// safely resume from (RFC 7162 §3.2: sent lower than the delayed
+    /// expunges' modseq when newer MODSEQs are shown).
+    held_since: Option<u64>,
     /// Flag changes this session already showed the client (FETCH, STORE
     /// replies, or a silent STORE of its own), uid -> modseq, for changes
     /// newer than `modseq`: a sync does not repeat them. Pruned at every
@@ -126,6 +135,8 @@ impl Selection {
             expunged: Vec::new(),
             keywords,
             recent: RecentSet::above(recent_above, last),
+            vanished: false,
+            held_since: None,
             reported: HashMap::new(),
             search: SearchState::default(),
         }
@@ -201,6 +212,12 @@ impl Selection {
     /// also span UIDs the client does not know).
     pub fn recent_ranges(&self) -> &[(Uid, Uid)] {
         self.recent.ranges()
+    }
+
+    /// While expunges are held back: a HIGHESTMODSEQ below all of them
+    /// (see `held_since`).
+    pub fn held_since(&self) -> Option<u64> {
+        self.held_since.filter(|_| !self.expunged.is_empty())
     }
 
     /// Is a held-back expunge still in the map (so it is not the store's
@@ -293,6 +310,9 @@ impl Selection {
         recent_above: Uid,
         views: &Views,
     ) {
+        if self.expunged.is_empty() {
+            self.held_since = Some(self.modseq);
+        }
         for uid in changes.expunged {
             if self.seq_of(uid).is_some() {
                 if let Err(at) = self.expunged.binary_search(&uid) {
@@ -410,11 +430,22 @@ impl Selection {
     /// `* n EXPUNGE` for each of `gone` (ascending, all known), highest
     /// first so that every number is valid when sent; the map is not
     /// changed yet. Search contexts hear of it first (REMOVEFROM must
-    /// come before the EXPUNGE, RFC 5267 §4.3.4).
+    /// come before the EXPUNGE, RFC 5267 §4.3.4). Under QRESYNC one
+    /// `* VANISHED uids` instead (RFC 7162 §3.2.10: only UIDs the client
+    /// knows, no EARLIER).
     fn announce_expunges(&mut self, gone: &[Uid], out: &mut Vec<u8>) {
         let uids = &self.uids;
         let seq = |u: Uid| uids.binary_search(&u).ok().map(|i| i as u32 + 1);
         self.search.expunged(gone, seq, out);
+        if self.vanished {
+            let ranges = crate::op::qresync::ranges(gone.iter().copied());
+            Data::Vanished {
+                earlier: false,
+                ranges: &ranges,
+            }
+            .encode(out);
+            return;
+        }
         for &uid in gone.iter().rev() {
             if let Some(seq) = self.seq_of(uid) {
                 Data::Expunge(seq).encode(out);

@@ -7,6 +7,8 @@
 //! session's own writes), turns the changes into the untagged responses
 //! the current command allows (`Selection::apply`), shares the resulting
 //! map (`views.rs`) and tells the hub how far the session has caught up.
+//! When the store no longer remembers expunges that old (its tombstones
+//! are bounded), the view's UIDs are compared with the mailbox's instead.
 
 use crate::session::{Conn, Done, ImapSession, State};
 use crate::view::selection::Selection;
@@ -44,16 +46,29 @@ impl Conn {
                 sel.flush_expunges(&mut self.out);
                 sel.share(&self.shared.hub.views);
             }
+            self.held_modseq(sel);
             return then(self, Some(sel), io);
         }
         let (mailbox, since) = (sel.mailbox, sel.modseq);
         // Search UPDATE contexts re-evaluate the changed messages in the
         // same read (view/contexts.rs).
         let probe = sel.search.probe();
+        let known = sel.uid_map();
         self.read(
             io,
             move |r| {
-                let changes = r.changes_since(mailbox, since)?;
+                let mut changes = r.changes_since(mailbox, since)?;
+                if !changes.expunged_complete {
+                    // The store forgot expunges this old (its tombstones
+                    // are bounded): whatever the view holds and the
+                    // mailbox does not is gone.
+                    let present = r.uids(mailbox)?;
+                    changes.expunged = known
+                        .iter()
+                        .copied()
+                        .filter(|u| present.binary_search(u).is_err())
+                        .collect();
+                }
                 let found = match &probe {
                     Some(p) => p.evaluate(r, mailbox, &changes)?,
                     None => Default::default(),
@@ -91,6 +106,7 @@ impl Conn {
                         // the other sessions at this modseq (views.rs).
                         sel.share(&hub.views);
                         cx.synced.store(sel.modseq, Ordering::SeqCst);
+                        cx.held_modseq(sel);
                     }
                     (Err(e), _) => log::warn!("imapd conn {}: sync: {e}", cx.id),
                     _ => {}
@@ -99,6 +115,25 @@ impl Conn {
             },
         );
         Step::Continue
+    }
+}
+
+impl Conn {
+    /// While expunges are held back (during FETCH, STORE, SEARCH) a
+    /// CONDSTORE client may have been shown MODSEQs newer than they are:
+    /// tell it a HIGHESTMODSEQ below them, so that a client resuming from
+    /// it after a lost connection still learns of the expunges (RFC 7162
+    /// §3.2, "the server MUST send the HIGHESTMODSEQ response code with a
+    /// lower value than the EXPUNGE's mod-sequence").
+    fn held_modseq(&mut self, sel: &Selection) {
+        if let Some(m) = sel.held_since().filter(|_| self.condstore) {
+            crate::response::StatusLine::untagged(
+                crate::response::Status::Ok,
+                Some(crate::response::Code::HighestModSeq(m)),
+                "Expunges pending",
+            )
+            .encode(&mut self.out);
+        }
     }
 }
 

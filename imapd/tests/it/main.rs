@@ -23,6 +23,7 @@ mod multiappend;
 mod notify;
 mod notify5465;
 mod pipelining_flood;
+mod qresync;
 mod session;
 mod shared;
 mod sort;

@@ -14,4 +14,5 @@ mod mime;
 mod open;
 mod search;
 mod threads;
+mod tombstones;
 mod users;

@@ -59,6 +59,73 @@ fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
     (dir, a)
 }
 
+/// What migrations v4 (URLAUTH mailbox keys) and v5 (bounded expunge
+/// tombstones) added, undone to make a file look older.
+const UNDO_V4: &str = "DROP TABLE mailbox_keys;
+    ALTER TABLE mailboxes DROP COLUMN tombstones;
+    ALTER TABLE mailboxes DROP COLUMN tombstone_floor;
+    DELETE FROM meta WHERE key = 'max_tombstones';";
+
+#[test]
+fn version_3_tombstones_are_counted_by_the_migration() {
+    let (dir, a) = closed_store_with_user();
+    let path = dir.path().join("m.db");
+    let mb = {
+        let s = Store::open(&path).unwrap();
+        for i in 0..6 {
+            crate::util::deliver(&s, crate::util::simple(&format!("m{i}"), "x"), &[a]);
+        }
+        let mb = s
+            .read_sync(move |r| r.mailbox(a, "INBOX"))
+            .unwrap()
+            .unwrap()
+            .id;
+        for uid in [1, 2] {
+            s.write_sync(move |tx| {
+                tx.store_flags(
+                    mb,
+                    &[uid],
+                    mailstore::FlagOp::Add,
+                    &mailstore::Flags::system(mailstore::Flags::DELETED),
+                    None,
+                )?;
+                tx.expunge(mb, None)
+            })
+            .unwrap();
+        }
+        s.shutdown();
+        mb
+    };
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("{UNDO_V4} PRAGMA user_version = 3;"))
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.read_sync(move |r| r.tombstones(mb)).unwrap(), 2);
+    s.write_sync(|tx| tx.set_max_tombstones(3)).unwrap();
+    let expunge = |uid: u32| {
+        s.write_sync(move |tx| {
+            tx.store_flags(
+                mb,
+                &[uid],
+                mailstore::FlagOp::Add,
+                &mailstore::Flags::system(mailstore::Flags::DELETED),
+                None,
+            )?;
+            tx.expunge(mb, None)
+        })
+        .unwrap();
+    };
+    // The two old tombstones were counted: the third keeps within the
+    // bound, the fourth goes past it and the oldest are dropped.
+    expunge(3);
+    assert_eq!(s.read_sync(move |r| r.tombstone_floor(mb)).unwrap(), 0);
+    expunge(4);
+    assert!(s.read_sync(move |r| r.tombstone_floor(mb)).unwrap() > 0);
+    assert!(s.read_sync(move |r| r.tombstones(mb)).unwrap() <= 3);
+}
+
 #[test]
 fn old_schema_is_migrated_and_newer_schema_refused() {
     let (dir, a) = closed_store_with_user();
@@ -66,8 +133,10 @@ fn old_schema_is_migrated_and_newer_schema_refused() {
     {
         // Make it look like a version-1 file.
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE pending_text; PRAGMA user_version = 1;")
-            .unwrap();
+        c.execute_batch(&format!(
+            "DROP TABLE pending_text; {UNDO_V4} PRAGMA user_version = 1;"
+        ))
+        .unwrap();
     }
     let s = Store::open(&path).unwrap();
     crate::util::deliver(&s, crate::util::simple("after", "migrated text"), &[a]);
@@ -124,10 +193,10 @@ fn version_2_pending_text_is_still_searched_and_indexed() {
             rusqlite::params![id, a],
         )
         .unwrap();
-        c.execute_batch(
+        c.execute_batch(&format!(
             "UPDATE mailboxes SET uidnext = 2, highestmodseq = 1 WHERE name = 'INBOX';
-             ALTER TABLE pending_text DROP COLUMN body_at; PRAGMA user_version = 2; COMMIT;",
-        )
+             ALTER TABLE pending_text DROP COLUMN body_at; {UNDO_V4} PRAGMA user_version = 2; COMMIT;",
+        ))
         .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -183,7 +252,7 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
     let fts: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 'message_text' AND sql LIKE '%trigram%'",

@@ -58,6 +58,47 @@ fn set() -> impl Strategy<Value = SequenceSet> {
     prop_oneof![9 => ranges, 1 => Just(SequenceSet::saved())]
 }
 
+/// A UID or message-number set without `*` (QRESYNC's sets).
+fn plain_set() -> impl Strategy<Value = SequenceSet> {
+    prop::collection::vec((1u32..=u32::MAX, 0u32..4), 1..4).prop_map(|v| {
+        SequenceSet(
+            v.into_iter()
+                .map(|(a, n)| SeqRange {
+                    start: SeqNum::Value(a),
+                    end: SeqNum::Value(a.saturating_add(n)),
+                })
+                .collect(),
+        )
+    })
+}
+
+/// The QRESYNC SELECT parameter (RFC 7162 §3.2.5); seq-match-data pairs
+/// two ranges of the same length.
+fn qresync() -> impl Strategy<Value = Option<QresyncParams>> {
+    let range = |a: u32, n: u32| {
+        SequenceSet(vec![SeqRange {
+            start: SeqNum::Value(a),
+            end: SeqNum::Value(a + n),
+        }])
+    };
+    prop::option::of((
+        1u32..=u32::MAX,
+        0u64..1 << 63,
+        prop::option::of(plain_set()),
+        prop::option::of((1u32..1_000_000, 1u32..1_000_000, 0u32..50)),
+    ))
+    .prop_map(move |q| {
+        q.map(|(uidvalidity, modseq, known_uids, m)| QresyncParams {
+            uidvalidity,
+            modseq,
+            seq_match: m
+                .filter(|_| known_uids.is_some())
+                .map(|(s, u, n)| (range(s, n), range(u, n))),
+            known_uids,
+        })
+    })
+}
+
 fn date() -> impl Strategy<Value = Date> {
     (0i32..=9999, 1u32..=12, 1u32..=31).prop_map(|(year, month, day)| {
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -250,13 +291,23 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
         (text(), text()).prop_map(|(user, password)| Login { user, password }),
         ("[A-Z0-9_-]{1,20}", prop::option::of("[A-Za-z0-9+/=]{1,40}"))
             .prop_map(|(mechanism, initial)| Authenticate { mechanism, initial }),
-        (mbox(), any::<bool>(), any::<bool>()).prop_map(|(mailbox, condstore, rw)| {
-            if rw {
-                Select { mailbox, condstore }
-            } else {
-                Examine { mailbox, condstore }
+        (mbox(), any::<bool>(), any::<bool>(), qresync()).prop_map(
+            |(mailbox, condstore, rw, qresync)| {
+                if rw {
+                    Select {
+                        mailbox,
+                        condstore,
+                        qresync,
+                    }
+                } else {
+                    Examine {
+                        mailbox,
+                        condstore,
+                        qresync,
+                    }
+                }
             }
-        }),
+        ),
         (
             mbox(),
             prop::option::of(prop_oneof![
@@ -372,8 +423,8 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
                     has_modseq,
                 }
             }),
-        (any::<bool>(), set(), fetch_atts(), modseq()).prop_map(
-            |(uid, set, mut atts, changed_since)| {
+        (any::<bool>(), set(), fetch_atts(), modseq(), any::<bool>()).prop_map(
+            |(uid, set, mut atts, changed_since, vanished)| {
                 if changed_since.is_some() && !atts.contains(&FetchAtt::ModSeq) {
                     atts.push(FetchAtt::ModSeq);
                 }
@@ -382,6 +433,8 @@ fn message_body() -> impl Strategy<Value = CommandBody> {
                     set,
                     atts,
                     changed_since,
+                    // RFC 7162 §3.2.6: UID FETCH with CHANGEDSINCE only.
+                    vanished: vanished && uid && changed_since.is_some(),
                 }
             }
         ),
