@@ -88,12 +88,19 @@ fn append_data(i: &[u8]) -> PResult<'_, AppendData> {
     .parse(i)
 }
 
+/// One or more spaces. Between the messages of a MULTIAPPEND, Python's
+/// imapclient sends two (`{117+}\r\n<msg>  {160+}`); Dovecot takes it, so
+/// do we (and only there: elsewhere the grammar's single SP holds).
+fn spaces(i: &[u8]) -> PResult<'_, ()> {
+    map(nom::bytes::complete::take_while1(|c| c == b' '), |_| ()).parse(i)
+}
+
 fn append_message(i: &[u8]) -> PResult<'_, AppendMessage> {
     map(
         (
-            opt(preceded(sp, flag_list)),
+            opt(preceded(spaces, flag_list)),
             opt(preceded(sp, date_time)),
-            preceded(sp, append_data),
+            preceded(spaces, append_data),
         ),
         |(flags, date, data)| AppendMessage {
             flags: flags.unwrap_or_default(),
@@ -159,6 +166,15 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn multiappend_takes_imapclients_double_space_between_messages() {
+        let b = body(b"a APPEND INBOX {2+}\r\nab  {2+}\r\ncd");
+        assert!(
+            matches!(&b, CommandBody::AppendMulti { messages, .. } if messages.len() == 2),
+            "{b:?}"
+        );
     }
 
     #[test]

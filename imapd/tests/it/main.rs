@@ -14,6 +14,7 @@ mod fetch;
 mod hostile_list;
 mod hostile_search;
 mod interop;
+mod interop_imapclient;
 mod isolation;
 mod limits;
 mod literal;
