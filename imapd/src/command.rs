@@ -24,108 +24,6 @@ pub struct Command {
     pub body: CommandBody,
 }
 
-/// A sequence-set element bound: a number or `*` (the largest in use).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SeqNum {
-    /// A message sequence number or UID.
-    Value(u32),
-    /// `*`: the largest number in use.
-    Star,
-}
-
-/// One `a:b` (or single `a`) range of a sequence set; bounds may be reversed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SeqRange {
-    /// First bound as written.
-    pub start: SeqNum,
-    /// Second bound as written (equal to `start` for a single number).
-    pub end: SeqNum,
-}
-
-/// RFC 3501 `sequence-set`: a comma-separated list of ranges.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SequenceSet(pub Vec<SeqRange>);
-
-impl SequenceSet {
-    /// Resolve against `max` (the value `*` stands for) into inclusive
-    /// `(low, high)` ranges. With `max == 0`, `*` resolves to 0.
-    pub fn resolve(&self, max: u32) -> Vec<(u32, u32)> {
-        self.0
-            .iter()
-            .map(|r| {
-                let a = match r.start {
-                    SeqNum::Value(v) => v,
-                    SeqNum::Star => max,
-                };
-                let b = match r.end {
-                    SeqNum::Value(v) => v,
-                    SeqNum::Star => max,
-                };
-                (a.min(b), a.max(b))
-            })
-            .collect()
-    }
-
-    /// Like [`SequenceSet::resolve`], but sorted and with overlapping or
-    /// adjacent ranges merged, so callers can walk them in one pass.
-    pub fn merged(&self, max: u32) -> Vec<(u32, u32)> {
-        let mut r = self.resolve(max);
-        r.sort_unstable();
-        let mut out: Vec<(u32, u32)> = Vec::with_capacity(r.len());
-        for (a, b) in r {
-            match out.last_mut() {
-                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-                _ => out.push((a, b)),
-            }
-        }
-        out
-    }
-
-    /// True if `n` lies in the set (with `*` meaning `max`).
-    pub fn contains(&self, n: u32, max: u32) -> bool {
-        self.resolve(max).iter().any(|&(a, b)| a <= n && n <= b)
-    }
-
-    /// `$`, the saved search result (RFC 5182 §2.1, `seq-last-command`).
-    /// Written as a set with no ranges, which the grammar never yields
-    /// otherwise; the selection substitutes the saved messages
-    /// (`Selection::resolve`), and anything that does not names nothing.
-    pub fn saved() -> SequenceSet {
-        SequenceSet(Vec::new())
-    }
-
-    /// Is this `$` (see [`SequenceSet::saved`])?
-    pub fn is_saved(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// `RETURN (...)` of an extended SEARCH (RFC 4466 §2.6, ESEARCH RFC 4731
-/// §3.1, SEARCHRES RFC 5182 §2, CONTEXT=SEARCH RFC 5267 §4). `RETURN ()`
-/// is read as `ALL` (RFC 4731 §3.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SearchReturn {
-    /// `MIN`: the lowest number found.
-    pub min: bool,
-    /// `MAX`: the highest number found.
-    pub max: bool,
-    /// `ALL`: every number found, as a sequence set.
-    pub all: bool,
-    /// `COUNT`: how many were found.
-    pub count: bool,
-    /// `SAVE`: remember the result as `$` (RFC 5182).
-    pub save: bool,
-    /// `CONTEXT`: a hint that the criteria will be reused (RFC 5267 §4.2;
-    /// accepted, nothing to do).
-    pub context: bool,
-    /// `UPDATE`: report later changes of the result as ADDTO/REMOVEFROM
-    /// (RFC 5267 §4.3).
-    pub update: bool,
-    /// `PARTIAL a:b`: results `a` to `b` (1-based, `a <= b`) of the whole
-    /// result list (RFC 5267 §4.4).
-    pub partial: Option<(u32, u32)>,
-}
-
 /// A calendar date (RFC 3501 `date`), as used by SEARCH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Date {
@@ -252,80 +150,12 @@ pub enum FetchAtt {
     BinarySize(Vec<u32>),
 }
 
-/// RFC 3501 §6.4.4 search keys, with dates and sets already typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SearchKey {
-    /// `ALL`
-    All,
-    /// A system flag that must be set (ANSWERED, DELETED, ...).
-    Flag(Flag),
-    /// A system flag that must not be set (UNANSWERED, ...).
-    NotFlag(Flag),
-    /// `KEYWORD k`
-    Keyword(Flag),
-    /// `UNKEYWORD k`
-    Unkeyword(Flag),
-    /// `NEW` = RECENT UNSEEN
-    New,
-    /// `OLD` = NOT RECENT
-    Old,
-    /// `RECENT`
-    Recent,
-    /// `BCC/CC/FROM/SUBJECT/TO x` and `HEADER name x`: field, substring.
-    Header(String, String),
-    /// `BODY x`
-    Body(String),
-    /// `TEXT x`
-    Text(String),
-    /// `BEFORE d`
-    Before(Date),
-    /// `ON d`
-    On(Date),
-    /// `SINCE d`
-    Since(Date),
-    /// `SENTBEFORE d`
-    SentBefore(Date),
-    /// `SENTON d`
-    SentOn(Date),
-    /// `SENTSINCE d`
-    SentSince(Date),
-    /// `LARGER n`
-    Larger(u32),
-    /// `SMALLER n`
-    Smaller(u32),
-    /// `UID set`
-    Uid(SequenceSet),
-    /// A bare sequence set (message numbers).
-    Seq(SequenceSet),
-    /// `MODSEQ n` (RFC 7162; entry-name clauses are accepted and ignored)
-    ModSeq(u64),
-    /// `NOT key`
-    Not(Box<SearchKey>),
-    /// `OR a b`
-    Or(Box<SearchKey>, Box<SearchKey>),
-    /// A parenthesised list or the implicit AND of the top level.
-    And(Vec<SearchKey>),
-}
-
 mod ext;
-pub use ext::{AppendData, AppendMessage, CatPart, UrlFetchItem};
-
-/// The `QRESYNC` SELECT/EXAMINE parameter (RFC 7162 §3.2.5): what the
-/// client remembers of the mailbox. Sets are checked by the parser: no
-/// `*` in the UID sets, and the two sets of `seq_match` name equally many
-/// numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QresyncParams {
-    /// The UIDVALIDITY the client's cache belongs to.
-    pub uidvalidity: u32,
-    /// The HIGHESTMODSEQ the client last saw.
-    pub modseq: u64,
-    /// `known-uids`: the UIDs the client knows (default: all below UIDNEXT).
-    pub known_uids: Option<SequenceSet>,
-    /// `seq-match-data`: message numbers and the UIDs the client believes
-    /// they have (RFC 7162 §3.2.5.2).
-    pub seq_match: Option<(SequenceSet, SequenceSet)>,
-}
+pub use ext::{AppendData, AppendMessage, CatPart, QresyncParams, UrlFetchItem};
+mod search;
+pub use search::{SearchKey, SearchReturn};
+mod set;
+pub use set::{SeqNum, SeqRange, SequenceSet};
 
 /// What a command asks for, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]

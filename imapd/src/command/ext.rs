@@ -1,7 +1,8 @@
-//! Argument types of MULTIAPPEND (RFC 3502), CATENATE (RFC 4469) and
-//! URLFETCH (RFC 4467, RFC 5524), kept apart from `command.rs`.
+//! Argument types of MULTIAPPEND (RFC 3502), CATENATE (RFC 4469),
+//! URLFETCH (RFC 4467, RFC 5524) and SELECT's QRESYNC parameter (RFC
+//! 7162), kept apart from `command.rs`.
 
-use super::{DateTime, Flag};
+use super::{DateTime, Flag, SequenceSet};
 
 /// One message of a MULTIAPPEND (RFC 3502 §6 `append-message`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,4 +47,21 @@ pub struct UrlFetchItem {
     pub binary: bool,
     /// `BODY` (or the plain form): the data as stored.
     pub body: bool,
+}
+
+/// The `QRESYNC` SELECT/EXAMINE parameter (RFC 7162 §3.2.5): what the
+/// client remembers of the mailbox. Sets are checked by the parser: no
+/// `*` in the UID sets, and the two sets of `seq_match` name equally many
+/// numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    /// The UIDVALIDITY the client's cache belongs to.
+    pub uidvalidity: u32,
+    /// The HIGHESTMODSEQ the client last saw.
+    pub modseq: u64,
+    /// `known-uids`: the UIDs the client knows (default: all below UIDNEXT).
+    pub known_uids: Option<SequenceSet>,
+    /// `seq-match-data`: message numbers and the UIDs the client believes
+    /// they have (RFC 7162 §3.2.5.2).
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
