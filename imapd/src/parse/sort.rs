@@ -14,6 +14,7 @@
 //! The search keys are SEARCH's own, with its bounds; the number of sort
 //! criteria is bounded too ([`MAX_SORT_CRITERIA`]).
 
+use super::esearch::search_return_opts;
 use super::search::{mentions_modseq, search_key, Counts};
 use super::{astring, atom, sp, PResult};
 use crate::command::{CommandBody, SearchKey, SortCriterion, SortKey, ThreadAlgorithm};
@@ -108,7 +109,10 @@ fn search_criteria(i: &[u8]) -> PResult<'_, SearchKey> {
 /// says what is wrong).
 pub(super) fn unsupported_charset(name: &str, i: &[u8]) -> Option<String> {
     let rest = match name {
-        "SORT" => preceded(sp, sort_criteria).parse(i).ok()?.0,
+        "SORT" => {
+            let i = opt(preceded(sp, search_return_opts)).parse(i).ok()?.0;
+            preceded(sp, sort_criteria).parse(i).ok()?.0
+        }
         "THREAD" => preceded(sp, atom).parse(i).ok()?.0,
         _ => return None,
     };
@@ -127,7 +131,8 @@ pub(super) fn unsupported_charset(name: &str, i: &[u8]) -> Option<String> {
 
 /// The arguments of `SORT` (after the command name).
 pub(super) fn sort_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
-    let (rest, (criteria, _, key)) = all_consuming((
+    let (rest, (ret, criteria, _, key)) = all_consuming((
+        opt(preceded(sp, search_return_opts)),
         preceded(sp, sort_criteria),
         preceded(sp, astring),
         search_criteria,
@@ -138,6 +143,7 @@ pub(super) fn sort_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
         rest,
         CommandBody::Sort {
             uid,
+            ret,
             criteria,
             key,
             has_modseq,
@@ -184,6 +190,7 @@ mod tests {
             body("a UID SORT (REVERSE arrival Subject displayFROM) utf-8 UNSEEN 1:5"),
             CommandBody::Sort {
                 uid: true,
+                ret: None,
                 criteria: vec![
                     c(SortKey::Arrival, true),
                     c(SortKey::Subject, false),
@@ -200,6 +207,7 @@ mod tests {
             body("a SORT (SIZE) \"US-ASCII\" MODSEQ 4"),
             CommandBody::Sort {
                 uid: false,
+                ret: None,
                 criteria: vec![c(SortKey::Size, false)],
                 key: SearchKey::ModSeq(4),
                 has_modseq: true,

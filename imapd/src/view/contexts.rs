@@ -18,10 +18,24 @@
 //!   context's query on just the messages that changed ([`Probe`]), and
 //!   [`SearchState::changed`] compares with the remembered result.
 //!
-//! Like Dovecot, updates use context position 0 (allowed for SEARCH,
-//! §4.3.3–§4.3.4) with the set in mailbox order, REMOVEFROM before ADDTO
-//! in one ESEARCH response per context.
+//! Like Dovecot, updates of SEARCH contexts use context position 0
+//! (allowed for SEARCH, §4.3.3–§4.3.4) with the set in mailbox order,
+//! REMOVEFROM before ADDTO in one ESEARCH response per context.
+//!
+//! A SORT context (CONTEXT=SORT, §4) also keeps its result in sort order,
+//! and its updates carry real 1-based positions in that order, to be
+//! applied one after the other as §4.3.3's example `ADDTO (1 2733 1
+//! 2731:2732)` is: REMOVEFROM pairs from the last position to the first
+//! (each a run of neighbours, at its position before the removal), ADDTO
+//! pairs from the first to the last (each a run of neighbours, at its
+//! position after the insertion). Sort keys never change (RFC 5256 keys
+//! are immutable message data; ties fall to mailbox order), so the
+//! messages that stay keep their relative order and only additions need
+//! the sort: the sync's store read sorts the union of the result and the
+//! new matches ([`Probe::evaluate`]). Dovecot sends position 0 for SORT
+//! contexts too; real positions are what §4.3.3 describes for them.
 
+use crate::command::SortCriterion;
 use crate::limits::MAX_UPDATE_CONTEXTS;
 use crate::response::{Data, ESearch, ReturnData};
 use mailstore::{Changes, MailboxId, Query, Reader, Uid};
@@ -44,6 +58,8 @@ struct Context {
     /// Identity across a store read (a context cancelled and re-created
     /// meanwhile is a different one).
     id: u64,
+    /// A SORT context: its criteria and `result` in sort order.
+    sort: Option<(Arc<[SortCriterion]>, Vec<Uid>)>,
 }
 
 /// The saved result and the UPDATE contexts of one selection.
@@ -59,7 +75,16 @@ pub struct SearchState {
 
 /// The queries of the live contexts, to evaluate on a store thread.
 #[derive(Debug, Clone, Default)]
-pub struct Probe(Vec<(u64, Arc<Query>)>);
+pub struct Probe(Vec<ProbeItem>);
+
+/// One context's share of a [`Probe`].
+#[derive(Debug, Clone)]
+struct ProbeItem {
+    id: u64,
+    query: Arc<Query>,
+    /// A SORT context: its criteria and current result (UIDs ascending).
+    sort: Option<(Arc<[SortCriterion]>, Vec<Uid>)>,
+}
 
 /// What a [`Probe`] found: the UIDs evaluated (ascending) and, per
 /// context, which of them match.
@@ -67,6 +92,8 @@ pub struct Probe(Vec<(u64, Arc<Query>)>);
 pub struct Matches {
     touched: Vec<Uid>,
     per_context: Vec<(u64, Vec<Uid>)>,
+    /// SORT contexts: the old result and the new matches, in sort order.
+    sorted: Vec<(u64, Vec<Uid>)>,
 }
 
 impl Probe {
@@ -87,13 +114,31 @@ impl Probe {
         let touched: Vec<Uid> = changes.changed.iter().map(|e| e.uid).collect();
         let runs = crate::op::search::uid_runs(touched.iter().copied());
         let mut per_context = Vec::with_capacity(self.0.len());
-        for (id, q) in &self.0 {
-            let q = Query::And(vec![Query::Uids(runs.clone()), (**q).clone()]);
-            per_context.push((*id, r.search(mailbox, &q)?));
+        let mut sorted = Vec::new();
+        for item in &self.0 {
+            let q = Query::And(vec![Query::Uids(runs.clone()), (*item.query).clone()]);
+            let matching = r.search(mailbox, &q)?;
+            if let Some((criteria, result)) = &item.sort {
+                if !matching.is_empty() {
+                    let mut all = result.clone();
+                    all.extend(&matching);
+                    all.sort_unstable();
+                    all.dedup();
+                    let fields =
+                        r.message_fields(mailbox, &all, crate::sort::order::fields_for(criteria))?;
+                    let order: Vec<Uid> = crate::sort::order::sort(&fields, criteria)
+                        .into_iter()
+                        .filter_map(|i| fields.get(i).map(|f| f.uid))
+                        .collect();
+                    sorted.push((item.id, order));
+                }
+            }
+            per_context.push((item.id, matching));
         }
         Ok(Matches {
             touched,
             per_context,
+            sorted,
         })
     }
 }
@@ -153,7 +198,30 @@ impl SearchState {
             query,
             result,
             id: self.next_id,
+            sort: None,
         });
+        true
+    }
+
+    /// Start updates for the SORT command `tag` (CONTEXT=SORT, RFC 5267
+    /// §4): as [`add_context`](Self::add_context), with `order` the
+    /// result in sort order.
+    pub fn add_sort_context(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        query: Arc<Query>,
+        criteria: Arc<[SortCriterion]>,
+        order: Vec<Uid>,
+    ) -> bool {
+        let mut result = order.clone();
+        result.sort_unstable();
+        if !self.add_context(tag, uid, query, result) {
+            return false;
+        }
+        if let Some(c) = self.contexts.last_mut() {
+            c.sort = Some((criteria, order));
+        }
         true
     }
 
@@ -171,7 +239,14 @@ impl SearchState {
             Probe(
                 self.contexts
                     .iter()
-                    .map(|c| (c.id, Arc::clone(&c.query)))
+                    .map(|c| ProbeItem {
+                        id: c.id,
+                        query: Arc::clone(&c.query),
+                        sort: c
+                            .sort
+                            .as_ref()
+                            .map(|(k, _)| (Arc::clone(k), c.result.clone())),
+                    })
                     .collect(),
             )
         })
@@ -204,6 +279,12 @@ impl SearchState {
                 continue;
             }
             c.result.retain(|u| gone.binary_search(u).is_err());
+            if let Some((_, order)) = &mut c.sort {
+                let pairs = removals(order, |u| gone.binary_search(&u).is_ok(), c.uid, &seq);
+                order.retain(|u| gone.binary_search(u).is_err());
+                send_pairs(out, &c.tag, c.uid, pairs, Vec::new());
+                continue;
+            }
             let nums = numbers(&removed, c.uid, &seq);
             send(out, &c.tag, c.uid, nums, Vec::new());
         }
@@ -221,6 +302,7 @@ impl SearchState {
         seq: impl Fn(Uid) -> Option<u32>,
         out: &mut Vec<u8>,
     ) {
+        let mut sorted = found.sorted;
         for (id, matching) in found.per_context {
             let Some(c) = self.contexts.iter_mut().find(|c| c.id == id) else {
                 continue;
@@ -245,6 +327,21 @@ impl SearchState {
             if added.is_empty() && removed.is_empty() {
                 continue;
             }
+            added.sort_unstable();
+            removed.sort_unstable();
+            if let Some((_, order)) = &mut c.sort {
+                let new_order = sorted
+                    .iter_mut()
+                    .find(|s| s.0 == id)
+                    .map(|s| std::mem::take(&mut s.1))
+                    .unwrap_or_default();
+                let gone = |u: Uid| removed.binary_search(&u).is_ok();
+                let rm = removals(order, gone, c.uid, &seq);
+                order.retain(|&u| !gone(u));
+                let add = insertions(order, &new_order, &added, c.uid, &seq);
+                send_pairs(out, &c.tag, c.uid, rm, add);
+                continue;
+            }
             let removed = numbers(&removed, c.uid, &seq);
             let added = numbers(&added, c.uid, &seq);
             send(out, &c.tag, c.uid, removed, added);
@@ -259,6 +356,121 @@ fn numbers(uids: &[Uid], uid: bool, seq: &impl Fn(Uid) -> Option<u32>) -> Vec<u3
     } else {
         uids.iter().filter_map(|&u| seq(u)).collect()
     }
+}
+
+/// A position in a list as the protocol counts it (1-based).
+fn position(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
+}
+
+/// REMOVEFROM pairs for the messages of `order` that are `gone`: runs of
+/// neighbours at their 1-based position, last run first (so that each
+/// position is still right when the client removes the runs in turn).
+fn removals(
+    order: &[Uid],
+    gone: impl Fn(Uid) -> bool,
+    uid: bool,
+    seq: &impl Fn(Uid) -> Option<u32>,
+) -> Vec<(u32, Vec<u32>)> {
+    let mut pairs: Vec<(u32, Vec<u32>)> = Vec::new();
+    let mut prev: Option<usize> = None;
+    for (i, &u) in order.iter().enumerate() {
+        if !gone(u) {
+            continue;
+        }
+        let n = numbers(&[u], uid, seq);
+        match (prev, pairs.last_mut()) {
+            (Some(p), Some(last)) if p + 1 == i => last.1.extend(n),
+            _ => pairs.push((position(i), n)),
+        }
+        prev = Some(i);
+    }
+    pairs.reverse();
+    pairs
+}
+
+/// Insert `added` (ascending UIDs) into `order` (which holds what stays,
+/// in sort order) where `sorted` (the store's sort of stayers and new
+/// matches) puts them, and return the ADDTO pairs: runs of neighbours at
+/// their 1-based position after insertion, first run first. A stayer
+/// missing from `sorted` (expunged in the store, not yet announced)
+/// keeps its place after its old predecessor.
+fn insertions(
+    order: &mut Vec<Uid>,
+    sorted: &[Uid],
+    added: &[Uid],
+    uid: bool,
+    seq: &impl Fn(Uid) -> Option<u32>,
+) -> Vec<(u32, Vec<u32>)> {
+    let is_added = |u: &Uid| added.binary_search(u).is_ok();
+    let mut stays: Vec<Uid> = order.clone();
+    stays.sort_unstable();
+    let mut next: Vec<Uid> = sorted
+        .iter()
+        .copied()
+        .filter(|u| is_added(u) || stays.binary_search(u).is_ok())
+        .collect();
+    // Additions the store could not sort go last; stayers it did not
+    // return go back after their predecessor.
+    let mut placed: Vec<Uid> = next.clone();
+    placed.sort_unstable();
+    for &u in added {
+        if placed.binary_search(&u).is_err() {
+            next.push(u);
+        }
+    }
+    for (i, &u) in order.iter().enumerate() {
+        if placed.binary_search(&u).is_ok() {
+            continue;
+        }
+        let at = match i.checked_sub(1).and_then(|p| order.get(p)) {
+            Some(before) => next.iter().position(|x| x == before).map_or(0, |p| p + 1),
+            None => 0,
+        };
+        next.insert(at, u);
+    }
+    let mut pairs: Vec<(u32, Vec<u32>)> = Vec::new();
+    let mut prev: Option<usize> = None;
+    for (i, u) in next.iter().enumerate() {
+        if !is_added(u) {
+            continue;
+        }
+        let n = numbers(&[*u], uid, seq);
+        match (prev, pairs.last_mut()) {
+            (Some(p), Some(last)) if p + 1 == i => last.1.extend(n),
+            _ => pairs.push((position(i), n)),
+        }
+        prev = Some(i);
+    }
+    *order = next;
+    pairs
+}
+
+/// `* ESEARCH (TAG "t") [UID] REMOVEFROM (pos set ...) ADDTO (pos set
+/// ...)` of a SORT context.
+fn send_pairs(
+    out: &mut Vec<u8>,
+    tag: &str,
+    uid: bool,
+    removed: Vec<(u32, Vec<u32>)>,
+    added: Vec<(u32, Vec<u32>)>,
+) {
+    let mut data = Vec::new();
+    if !removed.is_empty() {
+        data.push(ReturnData::RemoveFrom(removed));
+    }
+    if !added.is_empty() {
+        data.push(ReturnData::AddTo(added));
+    }
+    if data.is_empty() {
+        return;
+    }
+    Data::ESearch(ESearch {
+        tag: Some(tag),
+        uid,
+        data,
+    })
+    .encode(out);
 }
 
 /// `* ESEARCH (TAG "t") [UID] REMOVEFROM (0 set) ADDTO (0 set)`.
@@ -320,6 +532,7 @@ mod tests {
         let found = Matches {
             touched: vec![2, 3, 4, 5],
             per_context: vec![(id, vec![3, 5])],
+            sorted: Vec::new(),
         };
         let mut out = Vec::new();
         // 5 is expunged (not known): it does not join.
