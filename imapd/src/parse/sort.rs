@@ -215,6 +215,45 @@ mod tests {
         );
     }
 
+    /// RFC 5267 §3: `SORT RETURN (...)` (ESORT) with the search-return
+    /// options of RFC 4731 and §4's PARTIAL/UPDATE; a bad option is BAD,
+    /// an unknown charset still `NO [BADCHARSET]`.
+    #[test]
+    fn sort_return_options() {
+        let CommandBody::Sort { ret, criteria, .. } =
+            body("a UID SORT RETURN (MIN max COUNT PARTIAL 4:2 UPDATE) (REVERSE DATE) UTF-8 ALL")
+        else {
+            panic!("not a SORT");
+        };
+        let r = ret.unwrap();
+        assert!(r.min && r.max && r.count && r.update && !r.all);
+        assert_eq!(r.partial, Some((2, 4)));
+        assert_eq!(criteria.len(), 1);
+        let CommandBody::Sort { ret, .. } = body("a SORT RETURN () (ARRIVAL) US-ASCII ALL") else {
+            panic!("not a SORT");
+        };
+        assert!(ret.unwrap().all);
+        let CommandBody::Sort { ret, .. } = body("a SORT (ARRIVAL) US-ASCII ALL") else {
+            panic!("not a SORT");
+        };
+        assert_eq!(ret, None);
+        assert_eq!(
+            kind("a SORT RETURN (MIN) (DATE) KOI8-R ALL"),
+            SyntaxKind::BadCharset
+        );
+        for line in [
+            "a SORT RETURN (PARTIAL 1) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (PARTIAL 1:*) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (PARTIAL *:1) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (ALL PARTIAL 1:2) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (FOO) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (MIN) US-ASCII ALL",
+            "a SORT RETURN (ARRIVAL) US-ASCII ALL",
+        ] {
+            assert_eq!(kind(line), SyntaxKind::Bad, "{line}");
+        }
+    }
+
     #[test]
     fn thread_algorithms() {
         assert_eq!(

@@ -35,6 +35,7 @@
 //! new matches ([`Probe::evaluate`]). Dovecot sends position 0 for SORT
 //! contexts too; real positions are what §4.3.3 describes for them.
 
+use super::sort_context::{insertions, removals, send_pairs};
 use crate::command::SortCriterion;
 use crate::limits::MAX_UPDATE_CONTEXTS;
 use crate::response::{Data, ESearch, ReturnData};
@@ -350,127 +351,12 @@ impl SearchState {
 }
 
 /// `uids` as the context reports them: UIDs, or message numbers.
-fn numbers(uids: &[Uid], uid: bool, seq: &impl Fn(Uid) -> Option<u32>) -> Vec<u32> {
+pub(super) fn numbers(uids: &[Uid], uid: bool, seq: &impl Fn(Uid) -> Option<u32>) -> Vec<u32> {
     if uid {
         uids.to_vec()
     } else {
         uids.iter().filter_map(|&u| seq(u)).collect()
     }
-}
-
-/// A position in a list as the protocol counts it (1-based).
-fn position(index: usize) -> u32 {
-    u32::try_from(index + 1).unwrap_or(u32::MAX)
-}
-
-/// REMOVEFROM pairs for the messages of `order` that are `gone`: runs of
-/// neighbours at their 1-based position, last run first (so that each
-/// position is still right when the client removes the runs in turn).
-fn removals(
-    order: &[Uid],
-    gone: impl Fn(Uid) -> bool,
-    uid: bool,
-    seq: &impl Fn(Uid) -> Option<u32>,
-) -> Vec<(u32, Vec<u32>)> {
-    let mut pairs: Vec<(u32, Vec<u32>)> = Vec::new();
-    let mut prev: Option<usize> = None;
-    for (i, &u) in order.iter().enumerate() {
-        if !gone(u) {
-            continue;
-        }
-        let n = numbers(&[u], uid, seq);
-        match (prev, pairs.last_mut()) {
-            (Some(p), Some(last)) if p + 1 == i => last.1.extend(n),
-            _ => pairs.push((position(i), n)),
-        }
-        prev = Some(i);
-    }
-    pairs.reverse();
-    pairs
-}
-
-/// Insert `added` (ascending UIDs) into `order` (which holds what stays,
-/// in sort order) where `sorted` (the store's sort of stayers and new
-/// matches) puts them, and return the ADDTO pairs: runs of neighbours at
-/// their 1-based position after insertion, first run first. A stayer
-/// missing from `sorted` (expunged in the store, not yet announced)
-/// keeps its place after its old predecessor.
-fn insertions(
-    order: &mut Vec<Uid>,
-    sorted: &[Uid],
-    added: &[Uid],
-    uid: bool,
-    seq: &impl Fn(Uid) -> Option<u32>,
-) -> Vec<(u32, Vec<u32>)> {
-    let is_added = |u: &Uid| added.binary_search(u).is_ok();
-    let mut stays: Vec<Uid> = order.clone();
-    stays.sort_unstable();
-    let mut next: Vec<Uid> = sorted
-        .iter()
-        .copied()
-        .filter(|u| is_added(u) || stays.binary_search(u).is_ok())
-        .collect();
-    // Additions the store could not sort go last; stayers it did not
-    // return go back after their predecessor.
-    let mut placed: Vec<Uid> = next.clone();
-    placed.sort_unstable();
-    for &u in added {
-        if placed.binary_search(&u).is_err() {
-            next.push(u);
-        }
-    }
-    for (i, &u) in order.iter().enumerate() {
-        if placed.binary_search(&u).is_ok() {
-            continue;
-        }
-        let at = match i.checked_sub(1).and_then(|p| order.get(p)) {
-            Some(before) => next.iter().position(|x| x == before).map_or(0, |p| p + 1),
-            None => 0,
-        };
-        next.insert(at, u);
-    }
-    let mut pairs: Vec<(u32, Vec<u32>)> = Vec::new();
-    let mut prev: Option<usize> = None;
-    for (i, u) in next.iter().enumerate() {
-        if !is_added(u) {
-            continue;
-        }
-        let n = numbers(&[*u], uid, seq);
-        match (prev, pairs.last_mut()) {
-            (Some(p), Some(last)) if p + 1 == i => last.1.extend(n),
-            _ => pairs.push((position(i), n)),
-        }
-        prev = Some(i);
-    }
-    *order = next;
-    pairs
-}
-
-/// `* ESEARCH (TAG "t") [UID] REMOVEFROM (pos set ...) ADDTO (pos set
-/// ...)` of a SORT context.
-fn send_pairs(
-    out: &mut Vec<u8>,
-    tag: &str,
-    uid: bool,
-    removed: Vec<(u32, Vec<u32>)>,
-    added: Vec<(u32, Vec<u32>)>,
-) {
-    let mut data = Vec::new();
-    if !removed.is_empty() {
-        data.push(ReturnData::RemoveFrom(removed));
-    }
-    if !added.is_empty() {
-        data.push(ReturnData::AddTo(added));
-    }
-    if data.is_empty() {
-        return;
-    }
-    Data::ESearch(ESearch {
-        tag: Some(tag),
-        uid,
-        data,
-    })
-    .encode(out);
 }
 
 /// `* ESEARCH (TAG "t") [UID] REMOVEFROM (0 set) ADDTO (0 set)`.
@@ -542,6 +428,44 @@ mod tests {
             "* ESEARCH (TAG \"C\") UID REMOVEFROM (0 2) ADDTO (0 3)\r\n"
         );
         assert_eq!(s.contexts[0].result, vec![1, 3]);
+    }
+
+    /// RFC 5267 §4.3.3/§4.3.4 for a SORT context: positions in sort
+    /// order, applied in turn (ADDTO first to last, REMOVEFROM last to
+    /// first), REMOVEFROM before ADDTO.
+    #[test]
+    fn sort_contexts_report_positions_in_sort_order() {
+        let mut s = SearchState::default();
+        let crit: Arc<[SortCriterion]> = Arc::from(Vec::new());
+        // Sort order 7, 2, 9, 4 (UIDs).
+        assert!(s.add_sort_context("S", true, Arc::new(Query::All), crit, vec![7, 2, 9, 4]));
+        let id = s.contexts[0].id;
+        // 9 leaves; 5 and 6 join, sorted (by the store) between 7 and 2,
+        // and 1 at the end.
+        let found = Matches {
+            touched: vec![1, 5, 6, 9],
+            per_context: vec![(id, vec![1, 5, 6])],
+            sorted: vec![(id, vec![7, 5, 6, 2, 9, 4, 1])],
+        };
+        let mut out = Vec::new();
+        s.changed(found, |_| true, Some, &mut out);
+        assert_eq!(
+            text(&out),
+            "* ESEARCH (TAG \"S\") UID REMOVEFROM (3 9) ADDTO (2 5:6 6 1)\r\n"
+        );
+        let order = s.contexts[0].sort.as_ref().map(|x| x.1.clone());
+        assert_eq!(order, Some(vec![7, 5, 6, 2, 4, 1]));
+        assert_eq!(s.contexts[0].result, vec![1, 2, 4, 5, 6, 7]);
+        // Expunges: runs of neighbours, last first, with sequence numbers.
+        let mut out = Vec::new();
+        let seq = |u: Uid| Some(u * 10);
+        s.expunged(&[1, 5, 6, 7], seq, &mut out);
+        assert_eq!(
+            text(&out),
+            "* ESEARCH (TAG \"S\") UID REMOVEFROM (6 1 1 7,5:6)\r\n"
+        );
+        let order = s.contexts[0].sort.as_ref().map(|x| x.1.clone());
+        assert_eq!(order, Some(vec![2, 4]));
     }
 
     #[test]
