@@ -24,7 +24,7 @@
 //!   big mailbox does not read every entry again.
 //! - [`contexts`]: the saved search result `$` (RFC 5182) and the live
 //!   SEARCH UPDATE contexts (RFC 5267), which follow the view's changes.
-//!   SORT contexts keep sort order; [`sort_context`] gives their update
+//!   SORT contexts keep sort order; `sort_context` gives their update
 //!   positions (CONTEXT=SORT).
 //!
 //! Nothing here parses protocol syntax or runs SQL: store reads go through
