@@ -292,6 +292,9 @@ pub enum CommandBody {
     Sort {
         /// UID variant.
         uid: bool,
+        /// `RETURN (...)`: answer with ESEARCH (ESORT, RFC 5267 §3;
+        /// PARTIAL and UPDATE: CONTEXT=SORT, §4).
+        ret: Option<SearchReturn>,
         /// The sort criteria, most significant first.
         criteria: Vec<SortCriterion>,
         /// The search criteria (an implicit AND).

@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// and MAX and the PARTIAL range, those asked for; all of them when none
 /// is (SAVE or UPDATE alone). As Dovecot does, PARTIAL without ALL or
 /// COUNT saves just its range.
-fn returned(ret: &SearchReturn, n: usize) -> Vec<usize> {
+pub(super) fn returned(ret: &SearchReturn, n: usize) -> Vec<usize> {
     if n == 0 {
         return Vec::new();
     }
@@ -57,7 +57,7 @@ fn partial_range(ret: &SearchReturn, n: usize) -> Option<std::ops::Range<usize>>
 /// The ESEARCH return data for `ids` (the result list: UIDs or message
 /// numbers, ascending), in Dovecot's order: MIN MAX ALL PARTIAL COUNT
 /// MODSEQ.
-fn return_data(ret: &SearchReturn, ids: &[u32], modseq: Option<u64>) -> Vec<ReturnData> {
+pub(super) fn return_data(ret: &SearchReturn, ids: &[u32], modseq: Option<u64>) -> Vec<ReturnData> {
     let mut data = Vec::new();
     if let (true, Some(&m)) = (ret.min, ids.first()) {
         data.push(ReturnData::Min(m));

@@ -17,6 +17,7 @@ pub(crate) mod any;
 pub(crate) mod append;
 pub(crate) mod auth;
 pub(crate) mod esearch;
+pub(crate) mod esort;
 pub(crate) mod fetch;
 pub(crate) mod fetch_binary;
 pub(crate) mod fetch_encode;
@@ -233,10 +234,18 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
         } => search::search(cx, io, sel, tag, uid, key, has_modseq),
         Sort {
             uid,
+            ret: None,
             criteria,
             key,
             has_modseq,
         } => sort::sort(cx, io, sel, tag, uid, criteria, key, has_modseq),
+        Sort {
+            uid,
+            ret: Some(ret),
+            criteria,
+            key,
+            has_modseq,
+        } => esort::esort(cx, io, sel, tag, uid, ret, (criteria, key), has_modseq),
         Thread {
             uid,
             algorithm,

@@ -113,13 +113,14 @@ pub(crate) fn search_return_opts(i: &[u8]) -> PResult<'_, SearchReturn> {
     Ok((rest, r))
 }
 
-/// The RETURN options of `input` (a whole command) if it is a SEARCH or
-/// UID SEARCH whose options ask to SAVE: when such a command is refused
+/// Whether `input` (a whole command) is a SEARCH, UID SEARCH, SORT or
+/// UID SORT (ESORT, RFC 5267 §3) whose RETURN options ask to SAVE: when such a command is refused
 /// with NO before it runs (`BADCHARSET`, `LIMIT`), `$` must become empty
 /// (RFC 5182 §2.1, RFC 9051 §6.4.4.1 example 5).
 pub fn search_saves(input: &[u8]) -> bool {
     let uid = opt((tag_no_case("UID"), sp));
-    let head = (imap_tag, sp, uid, tag_no_case("SEARCH"), sp);
+    let name = nom::branch::alt((tag_no_case("SEARCH"), tag_no_case("SORT")));
+    let head = (imap_tag, sp, uid, name, sp);
     preceded(head, search_return_opts)
         .parse(input)
         .is_ok_and(|(_, r)| r.save)
@@ -203,6 +204,7 @@ mod tests {
         assert!(!search_saves(b"a SEARCH RETURN (MIN) ALL"));
         assert!(!search_saves(b"a SEARCH CHARSET X ALL"));
         assert!(!search_saves(b"a FETCH 1 FLAGS"));
+        assert!(search_saves(b"a UID SORT RETURN (SAVE) (DATE) X-CS ALL"));
     }
 
     #[test]

@@ -459,11 +459,16 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
         }
         Sort {
             uid: u,
+            ret,
             criteria,
             key,
             ..
         } => {
-            uid(w, *u).name("SORT (");
+            uid(w, *u).name("SORT");
+            if let Some(r) = ret {
+                search_return(w, r);
+            }
+            w.raw(" (");
             for (n, c) in criteria.iter().enumerate() {
                 if n > 0 {
                     w.raw(" ");

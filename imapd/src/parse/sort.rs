@@ -14,6 +14,7 @@
 //! The search keys are SEARCH's own, with its bounds; the number of sort
 //! criteria is bounded too ([`MAX_SORT_CRITERIA`]).
 
+use super::esearch::search_return_opts;
 use super::search::{mentions_modseq, search_key, Counts};
 use super::{astring, atom, sp, PResult};
 use crate::command::{CommandBody, SearchKey, SortCriterion, SortKey, ThreadAlgorithm};
@@ -108,7 +109,10 @@ fn search_criteria(i: &[u8]) -> PResult<'_, SearchKey> {
 /// says what is wrong).
 pub(super) fn unsupported_charset(name: &str, i: &[u8]) -> Option<String> {
     let rest = match name {
-        "SORT" => preceded(sp, sort_criteria).parse(i).ok()?.0,
+        "SORT" => {
+            let i = opt(preceded(sp, search_return_opts)).parse(i).ok()?.0;
+            preceded(sp, sort_criteria).parse(i).ok()?.0
+        }
         "THREAD" => preceded(sp, atom).parse(i).ok()?.0,
         _ => return None,
     };
@@ -127,7 +131,8 @@ pub(super) fn unsupported_charset(name: &str, i: &[u8]) -> Option<String> {
 
 /// The arguments of `SORT` (after the command name).
 pub(super) fn sort_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
-    let (rest, (criteria, _, key)) = all_consuming((
+    let (rest, (ret, criteria, _, key)) = all_consuming((
+        opt(preceded(sp, search_return_opts)),
         preceded(sp, sort_criteria),
         preceded(sp, astring),
         search_criteria,
@@ -138,6 +143,7 @@ pub(super) fn sort_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
         rest,
         CommandBody::Sort {
             uid,
+            ret,
             criteria,
             key,
             has_modseq,
@@ -184,6 +190,7 @@ mod tests {
             body("a UID SORT (REVERSE arrival Subject displayFROM) utf-8 UNSEEN 1:5"),
             CommandBody::Sort {
                 uid: true,
+                ret: None,
                 criteria: vec![
                     c(SortKey::Arrival, true),
                     c(SortKey::Subject, false),
@@ -200,11 +207,51 @@ mod tests {
             body("a SORT (SIZE) \"US-ASCII\" MODSEQ 4"),
             CommandBody::Sort {
                 uid: false,
+                ret: None,
                 criteria: vec![c(SortKey::Size, false)],
                 key: SearchKey::ModSeq(4),
                 has_modseq: true,
             }
         );
+    }
+
+    /// RFC 5267 §3: `SORT RETURN (...)` (ESORT) with the search-return
+    /// options of RFC 4731 and §4's PARTIAL/UPDATE; a bad option is BAD,
+    /// an unknown charset still `NO [BADCHARSET]`.
+    #[test]
+    fn sort_return_options() {
+        let CommandBody::Sort { ret, criteria, .. } =
+            body("a UID SORT RETURN (MIN max COUNT PARTIAL 4:2 UPDATE) (REVERSE DATE) UTF-8 ALL")
+        else {
+            panic!("not a SORT");
+        };
+        let r = ret.unwrap();
+        assert!(r.min && r.max && r.count && r.update && !r.all);
+        assert_eq!(r.partial, Some((2, 4)));
+        assert_eq!(criteria.len(), 1);
+        let CommandBody::Sort { ret, .. } = body("a SORT RETURN () (ARRIVAL) US-ASCII ALL") else {
+            panic!("not a SORT");
+        };
+        assert!(ret.unwrap().all);
+        let CommandBody::Sort { ret, .. } = body("a SORT (ARRIVAL) US-ASCII ALL") else {
+            panic!("not a SORT");
+        };
+        assert_eq!(ret, None);
+        assert_eq!(
+            kind("a SORT RETURN (MIN) (DATE) KOI8-R ALL"),
+            SyntaxKind::BadCharset
+        );
+        for line in [
+            "a SORT RETURN (PARTIAL 1) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (PARTIAL 1:*) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (PARTIAL *:1) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (ALL PARTIAL 1:2) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (FOO) (ARRIVAL) US-ASCII ALL",
+            "a SORT RETURN (MIN) US-ASCII ALL",
+            "a SORT RETURN (ARRIVAL) US-ASCII ALL",
+        ] {
+            assert_eq!(kind(line), SyntaxKind::Bad, "{line}");
+        }
     }
 
     #[test]

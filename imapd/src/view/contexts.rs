@@ -18,10 +18,25 @@
 //!   context's query on just the messages that changed ([`Probe`]), and
 //!   [`SearchState::changed`] compares with the remembered result.
 //!
-//! Like Dovecot, updates use context position 0 (allowed for SEARCH,
-//! §4.3.3–§4.3.4) with the set in mailbox order, REMOVEFROM before ADDTO
-//! in one ESEARCH response per context.
+//! Like Dovecot, updates of SEARCH contexts use context position 0
+//! (allowed for SEARCH, §4.3.3–§4.3.4) with the set in mailbox order,
+//! REMOVEFROM before ADDTO in one ESEARCH response per context.
+//!
+//! A SORT context (CONTEXT=SORT, §4) also keeps its result in sort order,
+//! and its updates carry real 1-based positions in that order, to be
+//! applied one after the other as §4.3.3's example `ADDTO (1 2733 1
+//! 2731:2732)` is: REMOVEFROM pairs from the last position to the first
+//! (each a run of neighbours, at its position before the removal), ADDTO
+//! pairs from the first to the last (each a run of neighbours, at its
+//! position after the insertion). Sort keys never change (RFC 5256 keys
+//! are immutable message data; ties fall to mailbox order), so the
+//! messages that stay keep their relative order and only additions need
+//! the sort: the sync's store read sorts the union of the result and the
+//! new matches ([`Probe::evaluate`]). Dovecot sends position 0 for SORT
+//! contexts too; real positions are what §4.3.3 describes for them.
 
+use super::sort_context::{insertions, removals, send_pairs};
+use crate::command::SortCriterion;
 use crate::limits::MAX_UPDATE_CONTEXTS;
 use crate::response::{Data, ESearch, ReturnData};
 use mailstore::{Changes, MailboxId, Query, Reader, Uid};
@@ -44,6 +59,8 @@ struct Context {
     /// Identity across a store read (a context cancelled and re-created
     /// meanwhile is a different one).
     id: u64,
+    /// A SORT context: its criteria and `result` in sort order.
+    sort: Option<(Arc<[SortCriterion]>, Vec<Uid>)>,
 }
 
 /// The saved result and the UPDATE contexts of one selection.
@@ -59,7 +76,16 @@ pub struct SearchState {
 
 /// The queries of the live contexts, to evaluate on a store thread.
 #[derive(Debug, Clone, Default)]
-pub struct Probe(Vec<(u64, Arc<Query>)>);
+pub struct Probe(Vec<ProbeItem>);
+
+/// One context's share of a [`Probe`].
+#[derive(Debug, Clone)]
+struct ProbeItem {
+    id: u64,
+    query: Arc<Query>,
+    /// A SORT context: its criteria and current result (UIDs ascending).
+    sort: Option<(Arc<[SortCriterion]>, Vec<Uid>)>,
+}
 
 /// What a [`Probe`] found: the UIDs evaluated (ascending) and, per
 /// context, which of them match.
@@ -67,6 +93,8 @@ pub struct Probe(Vec<(u64, Arc<Query>)>);
 pub struct Matches {
     touched: Vec<Uid>,
     per_context: Vec<(u64, Vec<Uid>)>,
+    /// SORT contexts: the old result and the new matches, in sort order.
+    sorted: Vec<(u64, Vec<Uid>)>,
 }
 
 impl Probe {
@@ -87,13 +115,31 @@ impl Probe {
         let touched: Vec<Uid> = changes.changed.iter().map(|e| e.uid).collect();
         let runs = crate::op::search::uid_runs(touched.iter().copied());
         let mut per_context = Vec::with_capacity(self.0.len());
-        for (id, q) in &self.0 {
-            let q = Query::And(vec![Query::Uids(runs.clone()), (**q).clone()]);
-            per_context.push((*id, r.search(mailbox, &q)?));
+        let mut sorted = Vec::new();
+        for item in &self.0 {
+            let q = Query::And(vec![Query::Uids(runs.clone()), (*item.query).clone()]);
+            let matching = r.search(mailbox, &q)?;
+            if let Some((criteria, result)) = &item.sort {
+                if !matching.is_empty() {
+                    let mut all = result.clone();
+                    all.extend(&matching);
+                    all.sort_unstable();
+                    all.dedup();
+                    let fields =
+                        r.message_fields(mailbox, &all, crate::sort::order::fields_for(criteria))?;
+                    let order: Vec<Uid> = crate::sort::order::sort(&fields, criteria)
+                        .into_iter()
+                        .filter_map(|i| fields.get(i).map(|f| f.uid))
+                        .collect();
+                    sorted.push((item.id, order));
+                }
+            }
+            per_context.push((item.id, matching));
         }
         Ok(Matches {
             touched,
             per_context,
+            sorted,
         })
     }
 }
@@ -153,7 +199,30 @@ impl SearchState {
             query,
             result,
             id: self.next_id,
+            sort: None,
         });
+        true
+    }
+
+    /// Start updates for the SORT command `tag` (CONTEXT=SORT, RFC 5267
+    /// §4): as [`add_context`](Self::add_context), with `order` the
+    /// result in sort order.
+    pub fn add_sort_context(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        query: Arc<Query>,
+        criteria: Arc<[SortCriterion]>,
+        order: Vec<Uid>,
+    ) -> bool {
+        let mut result = order.clone();
+        result.sort_unstable();
+        if !self.add_context(tag, uid, query, result) {
+            return false;
+        }
+        if let Some(c) = self.contexts.last_mut() {
+            c.sort = Some((criteria, order));
+        }
         true
     }
 
@@ -171,7 +240,14 @@ impl SearchState {
             Probe(
                 self.contexts
                     .iter()
-                    .map(|c| (c.id, Arc::clone(&c.query)))
+                    .map(|c| ProbeItem {
+                        id: c.id,
+                        query: Arc::clone(&c.query),
+                        sort: c
+                            .sort
+                            .as_ref()
+                            .map(|(k, _)| (Arc::clone(k), c.result.clone())),
+                    })
                     .collect(),
             )
         })
@@ -204,6 +280,12 @@ impl SearchState {
                 continue;
             }
             c.result.retain(|u| gone.binary_search(u).is_err());
+            if let Some((_, order)) = &mut c.sort {
+                let pairs = removals(order, |u| gone.binary_search(&u).is_ok(), c.uid, &seq);
+                order.retain(|u| gone.binary_search(u).is_err());
+                send_pairs(out, &c.tag, c.uid, pairs, Vec::new());
+                continue;
+            }
             let nums = numbers(&removed, c.uid, &seq);
             send(out, &c.tag, c.uid, nums, Vec::new());
         }
@@ -221,6 +303,7 @@ impl SearchState {
         seq: impl Fn(Uid) -> Option<u32>,
         out: &mut Vec<u8>,
     ) {
+        let mut sorted = found.sorted;
         for (id, matching) in found.per_context {
             let Some(c) = self.contexts.iter_mut().find(|c| c.id == id) else {
                 continue;
@@ -245,6 +328,21 @@ impl SearchState {
             if added.is_empty() && removed.is_empty() {
                 continue;
             }
+            added.sort_unstable();
+            removed.sort_unstable();
+            if let Some((_, order)) = &mut c.sort {
+                let new_order = sorted
+                    .iter_mut()
+                    .find(|s| s.0 == id)
+                    .map(|s| std::mem::take(&mut s.1))
+                    .unwrap_or_default();
+                let gone = |u: Uid| removed.binary_search(&u).is_ok();
+                let rm = removals(order, gone, c.uid, &seq);
+                order.retain(|&u| !gone(u));
+                let add = insertions(order, &new_order, &added, c.uid, &seq);
+                send_pairs(out, &c.tag, c.uid, rm, add);
+                continue;
+            }
             let removed = numbers(&removed, c.uid, &seq);
             let added = numbers(&added, c.uid, &seq);
             send(out, &c.tag, c.uid, removed, added);
@@ -253,7 +351,7 @@ impl SearchState {
 }
 
 /// `uids` as the context reports them: UIDs, or message numbers.
-fn numbers(uids: &[Uid], uid: bool, seq: &impl Fn(Uid) -> Option<u32>) -> Vec<u32> {
+pub(super) fn numbers(uids: &[Uid], uid: bool, seq: &impl Fn(Uid) -> Option<u32>) -> Vec<u32> {
     if uid {
         uids.to_vec()
     } else {
@@ -320,6 +418,7 @@ mod tests {
         let found = Matches {
             touched: vec![2, 3, 4, 5],
             per_context: vec![(id, vec![3, 5])],
+            sorted: Vec::new(),
         };
         let mut out = Vec::new();
         // 5 is expunged (not known): it does not join.
@@ -329,6 +428,44 @@ mod tests {
             "* ESEARCH (TAG \"C\") UID REMOVEFROM (0 2) ADDTO (0 3)\r\n"
         );
         assert_eq!(s.contexts[0].result, vec![1, 3]);
+    }
+
+    /// RFC 5267 §4.3.3/§4.3.4 for a SORT context: positions in sort
+    /// order, applied in turn (ADDTO first to last, REMOVEFROM last to
+    /// first), REMOVEFROM before ADDTO.
+    #[test]
+    fn sort_contexts_report_positions_in_sort_order() {
+        let mut s = SearchState::default();
+        let crit: Arc<[SortCriterion]> = Arc::from(Vec::new());
+        // Sort order 7, 2, 9, 4 (UIDs).
+        assert!(s.add_sort_context("S", true, Arc::new(Query::All), crit, vec![7, 2, 9, 4]));
+        let id = s.contexts[0].id;
+        // 9 leaves; 5 and 6 join, sorted (by the store) between 7 and 2,
+        // and 1 at the end.
+        let found = Matches {
+            touched: vec![1, 5, 6, 9],
+            per_context: vec![(id, vec![1, 5, 6])],
+            sorted: vec![(id, vec![7, 5, 6, 2, 9, 4, 1])],
+        };
+        let mut out = Vec::new();
+        s.changed(found, |_| true, Some, &mut out);
+        assert_eq!(
+            text(&out),
+            "* ESEARCH (TAG \"S\") UID REMOVEFROM (3 9) ADDTO (2 5:6 6 1)\r\n"
+        );
+        let order = s.contexts[0].sort.as_ref().map(|x| x.1.clone());
+        assert_eq!(order, Some(vec![7, 5, 6, 2, 4, 1]));
+        assert_eq!(s.contexts[0].result, vec![1, 2, 4, 5, 6, 7]);
+        // Expunges: runs of neighbours, last first, with sequence numbers.
+        let mut out = Vec::new();
+        let seq = |u: Uid| Some(u * 10);
+        s.expunged(&[1, 5, 6, 7], seq, &mut out);
+        assert_eq!(
+            text(&out),
+            "* ESEARCH (TAG \"S\") UID REMOVEFROM (6 1 1 7,5:6)\r\n"
+        );
+        let order = s.contexts[0].sort.as_ref().map(|x| x.1.clone());
+        assert_eq!(order, Some(vec![2, 4]));
     }
 
     #[test]

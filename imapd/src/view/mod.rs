@@ -24,6 +24,8 @@
 //!   big mailbox does not read every entry again.
 //! - [`contexts`]: the saved search result `$` (RFC 5182) and the live
 //!   SEARCH UPDATE contexts (RFC 5267), which follow the view's changes.
+//!   SORT contexts keep sort order; `sort_context` gives their update
+//!   positions (CONTEXT=SORT).
 //!
 //! Nothing here parses protocol syntax or runs SQL: store reads go through
 //! the session's store-job helpers, responses through [`crate::response`].
@@ -34,5 +36,6 @@ pub(crate) mod notify;
 pub mod recent;
 pub mod select_cache;
 pub mod selection;
+mod sort_context;
 pub(crate) mod sync;
 pub mod views;

@@ -10,6 +10,7 @@ mod bench;
 mod binary;
 mod binary_fetch;
 mod esearch;
+mod esort;
 mod fetch;
 mod hostile_list;
 mod hostile_search;

@@ -538,13 +538,15 @@ fn sort_body() -> impl Strategy<Value = CommandBody> {
     prop_oneof![
         (
             any::<bool>(),
+            search_return(),
             prop::collection::vec(criterion, 1..5),
             keys()
         )
-            .prop_map(|(uid, criteria, key)| {
+            .prop_map(|(uid, ret, criteria, key)| {
                 let has_modseq = mentions_modseq(&key);
                 Sort {
                     uid,
+                    ret,
                     criteria,
                     key,
                     has_modseq,
