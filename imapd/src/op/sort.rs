@@ -33,6 +33,7 @@ use crate::response::{Data, Status, Threads};
 use crate::session::{in_selected, or_no, Conn, Done};
 use crate::sort::{order, thread};
 use crate::view::selection::Selection;
+use crate::view::sort_cache::{Answer, SortCache};
 use mailstore::{FieldSet, MailboxId, MessageFields, Reader, Uid};
 use netloop::{Io, Step};
 use std::sync::Arc;
@@ -49,6 +50,33 @@ fn found_fields(
     let mut found = r.search(mailbox, query)?;
     found.retain(|u| known.binary_search(u).is_ok());
     r.message_fields(mailbox, &found, want)
+}
+
+/// Where this question's answer may be remembered: the session's view is
+/// exactly the mailbox's state `(uidvalidity, modseq)` (no held-back
+/// expunges), which the job checks against the store.
+struct Cacheable {
+    cache: Arc<crate::view::hub::Hub>,
+    state: (u32, u64),
+    question: String,
+}
+
+impl Cacheable {
+    fn new(cx: &Conn, sel: &Selection, question: String) -> Option<Cacheable> {
+        (!sel.holds_expunges()).then(|| Cacheable {
+            cache: Arc::clone(&cx.shared.hub),
+            state: (sel.uidvalidity, sel.modseq),
+            question,
+        })
+    }
+
+    /// The cache, if the store is still at the view's state.
+    fn usable(&self, r: &Reader, mailbox: MailboxId) -> mailstore::Result<Option<&SortCache>> {
+        let now = r
+            .mailbox_by_id(mailbox)?
+            .map(|m| (m.uidvalidity, m.highestmodseq));
+        Ok((now == Some(self.state)).then_some(&self.cache.sorts))
+    }
 }
 
 /// A message's number in the answer: its UID, or its sequence number.
@@ -77,9 +105,23 @@ pub(crate) fn sort(
     let query = to_query(&key, sel);
     let mailbox = sel.mailbox;
     let known: Arc<[Uid]> = sel.uid_map();
+    let cacheable = Cacheable::new(
+        cx,
+        sel,
+        format!("SORT {uid} {has_modseq} {criteria:?} {query:?}"),
+    );
     cx.read(
         io,
         move |r| {
+            let cache = match &cacheable {
+                Some(c) => c.usable(r, mailbox)?.map(|s| (s, c)),
+                None => None,
+            };
+            if let Some((store, c)) = cache {
+                if let Some(Answer::Sort(a)) = store.get(mailbox, c.state, &c.question) {
+                    return Ok(a.as_ref().clone());
+                }
+            }
             let fields = found_fields(r, mailbox, &query, &known, order::fields_for(&criteria))?;
             let nums: Vec<u32> = order::sort(&fields, &criteria)
                 .into_iter()
@@ -95,6 +137,10 @@ pub(crate) fn sort(
                     .map(|e| e.modseq)
                     .max();
                 modseq = max.filter(|m| *m > 0);
+            }
+            if let Some((store, c)) = cache {
+                let answer = Answer::Sort(Arc::new((nums.clone(), modseq)));
+                store.put(mailbox, c.state, c.question.clone(), answer);
             }
             Ok((nums, modseq))
         },
@@ -136,9 +182,19 @@ pub(crate) fn thread(
     let query = to_query(&key, sel);
     let mailbox = sel.mailbox;
     let known: Arc<[Uid]> = sel.uid_map();
+    let cacheable = Cacheable::new(cx, sel, format!("THREAD {uid} {algorithm:?} {query:?}"));
     cx.read(
         io,
         move |r| {
+            let cache = match &cacheable {
+                Some(c) => c.usable(r, mailbox)?.map(|s| (s, c)),
+                None => None,
+            };
+            if let Some((store, c)) = cache {
+                if let Some(Answer::Thread(t)) = store.get(mailbox, c.state, &c.question) {
+                    return Ok(t);
+                }
+            }
             let want = FieldSet {
                 sent_date: true,
                 subject: true,
@@ -157,11 +213,20 @@ pub(crate) fn thread(
                     .and_then(|i| fields.get(i as usize))
                     .and_then(|f| number(&known, f.uid, uid));
             }
+            let threads = Arc::new(threads);
+            if let Some((store, c)) = cache {
+                store.put(
+                    mailbox,
+                    c.state,
+                    c.question.clone(),
+                    Answer::Thread(Arc::clone(&threads)),
+                );
+            }
             Ok(threads)
         },
         or_no(
             &tag.clone(),
-            in_selected(move |cx, sel, io, threads: Threads| {
+            in_selected(move |cx, sel, io, threads: Arc<Threads>| {
                 Data::Thread(&threads).encode(&mut cx.out);
                 cx.finish(
                     io,

@@ -164,6 +164,8 @@ pub struct Hub {
     pub views: Views,
     /// SELECT's answers per mailbox state (`select_cache.rs`).
     pub selects: crate::view::select_cache::SelectCache,
+    /// SORT and THREAD answers per mailbox state (`sort_cache.rs`).
+    pub sorts: crate::view::sort_cache::SortCache,
     stop: AtomicBool,
 }
 
@@ -180,6 +182,7 @@ impl Hub {
             recent: Mutex::new(HashMap::new()),
             views: Views::new(),
             selects: Default::default(),
+            sorts: Default::default(),
             stop: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&hub);

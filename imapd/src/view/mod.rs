@@ -21,7 +21,8 @@
 //!   mailbox state share one immutable sequence-number map.
 //! - [`recent`]: a session's `\Recent` messages as a few UID ranges.
 //! - [`select_cache`]: SELECT's answers per mailbox state, so re-selecting a
-//!   big mailbox does not read every entry again.
+//!   big mailbox does not read every entry again; [`sort_cache`] likewise
+//!   SORT's and THREAD's.
 //! - [`contexts`]: the saved search result `$` (RFC 5182) and the live
 //!   SEARCH UPDATE contexts (RFC 5267), which follow the view's changes.
 //!   SORT contexts keep sort order; `sort_context` gives their update
@@ -36,6 +37,7 @@ pub(crate) mod notify;
 pub mod recent;
 pub mod select_cache;
 pub mod selection;
+pub mod sort_cache;
 mod sort_context;
 pub(crate) mod sync;
 pub mod views;

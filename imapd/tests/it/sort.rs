@@ -183,3 +183,44 @@ fn bench_sort_and_thread_a_hundred_thousand() {
         );
     }
 }
+
+/// Answers are remembered per mailbox state (`view/sort_cache.rs`): the
+/// same question of an unchanged mailbox gets the same answer, and any
+/// change — an arrival, a flag, an expunge, in this session or another —
+/// makes the next answer fresh, for sessions in the same state too.
+#[test]
+fn remembered_answers_follow_every_change() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    for (i, subject) in ["c", "a", "b"].iter().enumerate() {
+        s.deliver(bob, &msg(i, "", subject));
+    }
+    let mut a = s.login("bob@localhost");
+    a.ok("SELECT INBOX");
+    let mut b = s.login("bob@localhost");
+    b.ok("SELECT INBOX");
+    assert_eq!(sorted(&a.ok("UID SORT (SUBJECT) UTF-8 ALL")), [2, 3, 1]);
+    // Asked again, here and by another session in the same state.
+    assert_eq!(sorted(&a.ok("UID SORT (SUBJECT) UTF-8 ALL")), [2, 3, 1]);
+    assert_eq!(sorted(&b.ok("UID SORT (SUBJECT) UTF-8 ALL")), [2, 3, 1]);
+    assert_eq!(sorted(&b.ok("SORT (SUBJECT) UTF-8 ALL")), [2, 3, 1]);
+    // An arrival.
+    s.deliver(bob, &msg(9, "", "0 first"));
+    a.ok("NOOP");
+    assert_eq!(sorted(&a.ok("UID SORT (SUBJECT) UTF-8 ALL")), [4, 2, 3, 1]);
+    // A flag: the same criteria over FLAGGED, before and after.
+    assert!(sorted(&a.ok("UID SORT (SUBJECT) UTF-8 FLAGGED")).is_empty());
+    b.ok("NOOP");
+    b.ok("UID STORE 3 +FLAGS (\\Flagged)");
+    a.ok("NOOP");
+    assert_eq!(sorted(&a.ok("UID SORT (SUBJECT) UTF-8 FLAGGED")), [3]);
+    // An expunge by the other session.
+    b.ok("UID STORE 2 +FLAGS.SILENT (\\Deleted)");
+    b.ok("EXPUNGE");
+    a.ok("NOOP");
+    assert_eq!(sorted(&a.ok("UID SORT (SUBJECT) UTF-8 ALL")), [4, 3, 1]);
+    assert_eq!(sorted(&a.ok("SORT (SUBJECT) UTF-8 ALL")), [3, 2, 1]);
+    let t = thread_line(&a.ok("UID THREAD ORDEREDSUBJECT UTF-8 ALL"));
+    assert_eq!(t, thread_line(&a.ok("UID THREAD ORDEREDSUBJECT UTF-8 ALL")));
+    assert!(!t.contains('2'), "{t}");
+}
