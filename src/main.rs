@@ -14,6 +14,7 @@ use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod sendmail;
 mod tls;
 use tls::{cert, snakeoil_pair, CertArgs};
 
@@ -40,6 +41,15 @@ enum Cmd {
     /// Look after the store file.
     #[command(subcommand)]
     Store(StoreCmd),
+    /// sendmail(1): deliver the message on standard input to local users
+    /// (`minimail sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]`; also
+    /// run as `sendmail` through a symlink). See src/sendmail.rs.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail's own options and the recipients.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +199,16 @@ enum UserCmd {
 }
 
 fn main() {
+    // Invoked as `sendmail` (a symlink): sendmail's command line, not ours.
+    let argv: Vec<String> = std::env::args().collect();
+    let invoked = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if invoked == "sendmail" {
+        std::process::exit(sendmail::run(&argv[1..]));
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_target(false)
         .init();
@@ -199,6 +219,7 @@ fn main() {
         Some(Cmd::User(u)) => user(u),
         Some(Cmd::Cert(c)) => cert(c),
         Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
+        Some(Cmd::Sendmail { args }) => std::process::exit(sendmail::run(&args)),
     };
     if let Err(e) = res {
         eprintln!("minimail: {e:#}");

@@ -1,0 +1,163 @@
+//! `minimail sendmail`, and the binary run as `sendmail` through a symlink,
+//! as cron, mailx, PHP's mail() and `git send-email --sendmail-cmd` use it:
+//! the message reaches the local users' INBOX (read back over IMAP from a
+//! running `minimail up` on the same store), `-t` reads and removes Bcc,
+//! missing From/Date/Message-ID are added, and the exit codes follow
+//! sysexits(3).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use testkit::imap::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_minimail");
+
+fn run(bin: &Path, db: &Path, args: &[&str], input: &str) -> (i32, String) {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("MINIMAIL_DB", db)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn add_user(db: &Path, addr: &str) {
+    let (code, err) = run(
+        Path::new(BIN),
+        db,
+        &["user", "add", addr, "--password-stdin"],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+/// The messages in `user`'s INBOX, over IMAP.
+fn inbox(imap: &str, user: &str) -> Vec<String> {
+    let mut c = Client::connect(imap.parse().unwrap());
+    c.login(user, "pw");
+    let r = c.ok("SELECT INBOX");
+    let n: usize = r
+        .iter()
+        .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (1..=n)
+        .map(|k| {
+            c.send(format!("f{k} FETCH {k} BODY.PEEK[]\r\n").as_bytes());
+            let body = c.read_literal_after("BODY[]");
+            c.until(&format!("f{k}"));
+            String::from_utf8_lossy(&body).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn sendmail_delivers_locally_with_the_command_lines_programs_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    for u in ["bob@localhost", "carol@localhost", "dave@localhost"] {
+        add_user(&db, u);
+    }
+    let (mut up, line, _) = testkit::server::minimail_up(BIN, &db, &[], &[]);
+    let imap = testkit::server::addr_of(&line, "imap");
+
+    // git send-email --sendmail-cmd: -i -f SENDER -- RCPT...
+    let msg = "From: Alice <alice@localhost>\nSubject: patch\nMessage-Id: <p1@x>\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\n.\nline after a dot\n";
+    let (code, err) = run(
+        Path::new(BIN),
+        &db,
+        &[
+            "sendmail",
+            "-i",
+            "-f",
+            "alice@localhost",
+            "--",
+            "bob@localhost",
+        ],
+        msg,
+    );
+    assert_eq!(code, 0, "{err}");
+    let got = inbox(&imap, "bob@localhost");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("Return-Path: <alice@localhost>\r\n"),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("\r\nSubject: patch\r\n"), "{}", got[0]);
+    assert!(
+        got[0].ends_with("\r\n\r\n.\r\nline after a dot\r\n"),
+        "{}",
+        got[0]
+    );
+    assert_eq!(
+        got[0].matches("Message-Id: <p1@x>").count(),
+        1,
+        "{}",
+        got[0]
+    );
+
+    // Run as `sendmail` (a symlink), cron style: -FName -i -B8BITMIME -oem,
+    // a bare user name; From, Date and Message-ID are added.
+    let link = dir.path().join("sendmail");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let (code, err) = run(
+        &link,
+        &db,
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "carol"],
+        "Subject: Cron <root@host> backup\n\nall done\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let got = inbox(&imap, "carol@localhost");
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert!(m.contains("\r\nFrom: \"CronDaemon\" <"), "{m}");
+    assert!(
+        m.contains("\r\nDate: ") && m.contains("\r\nMessage-ID: <"),
+        "{m}"
+    );
+
+    // -t: recipients from To/Cc/Bcc; Bcc removed; without -i a lone dot ends.
+    let (code, err) = run(
+        &link,
+        &db,
+        &["-t"],
+        "To: bob@localhost\nBcc: dave@localhost\nSubject: t\n\nhi\n.\nnot sent\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let dave = inbox(&imap, "dave@localhost");
+    assert_eq!(dave.len(), 1);
+    assert!(
+        !dave[0].contains("Bcc:") && !dave[0].contains("not sent"),
+        "{}",
+        dave[0]
+    );
+    assert_eq!(inbox(&imap, "bob@localhost").len(), 2);
+
+    // sysexits: unknown local user 67, another host 69, no recipient 65,
+    // bad option 64; nothing delivered.
+    let (code, err) = run(&link, &db, &["nobody@localhost"], "x\n");
+    assert_eq!(code, 67, "{err}");
+    assert!(err.contains("no such user"), "{err}");
+    let (code, err) = run(&link, &db, &["someone@example.org"], "x\n");
+    assert_eq!(code, 69, "{err}");
+    let (code, _) = run(&link, &db, &[], "x\n");
+    assert_eq!(code, 65);
+    let (code, _) = run(&link, &db, &["-Z"], "x\n");
+    assert_eq!(code, 64);
+    assert_eq!(inbox(&imap, "bob@localhost").len(), 2);
+    testkit::server::sigterm(&up);
+    up.wait().unwrap();
+}
