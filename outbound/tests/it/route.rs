@@ -283,3 +283,11 @@ fn resolver_is_shared_between_threads() {
         assert_eq!(thread.join().expect("thread"), Ok(2));
     }
 }
+
+#[test]
+fn system_configuration_loads() {
+    // /etc/resolv.conf as the machine has it; nothing is looked up.
+    if std::path::Path::new("/etc/resolv.conf").exists() {
+        Resolver::new(None).expect("resolver from /etc/resolv.conf");
+    }
+}
