@@ -14,6 +14,7 @@ use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod queue;
 mod sendmail;
 mod tls;
 use tls::{cert, snakeoil_pair, CertArgs};
@@ -41,6 +42,9 @@ enum Cmd {
     /// Look after the store file.
     #[command(subcommand)]
     Store(StoreCmd),
+    /// The outbound queue: list, show, retry, delete.
+    #[command(subcommand)]
+    Queue(queue::QueueCmd),
     /// sendmail(1): deliver the message on standard input to local users
     /// (`minimail sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]`; also
     /// run as `sendmail` through a symlink). See src/sendmail.rs.
@@ -80,6 +84,10 @@ struct UpArgs {
     /// IMAP listen address.
     #[arg(long, default_value = "127.0.0.1:1143")]
     imap: Vec<SocketAddr>,
+    /// Submission listen address (RFC 6409: AUTH required; mail to other
+    /// domains is queued and delivered). Give port 0 for any free port.
+    #[arg(long, default_value = "127.0.0.1:5870")]
+    submission: Vec<SocketAddr>,
     #[command(flatten)]
     db: DbArg,
     /// A domain we accept mail for (repeatable).
@@ -102,7 +110,7 @@ struct UpArgs {
     /// Default: SMTP 20, IMAP 50.
     #[arg(long)]
     max_per_ip: Option<usize>,
-    /// Implicit-TLS SMTP (submissions) listen address, e.g. 127.0.0.1:465 (repeatable).
+    /// Implicit-TLS submission listen address (RFC 8314), AUTH required, e.g. 127.0.0.1:465 (repeatable).
     #[arg(long)]
     smtps: Vec<SocketAddr>,
     /// Implicit-TLS IMAP listen address, e.g. 127.0.0.1:993 (repeatable).
@@ -116,6 +124,12 @@ struct UpArgs {
     /// a snakeoil pair, and STARTTLS is offered.
     #[arg(long, conflicts_with = "tls_cert")]
     no_tls: bool,
+    /// Accept no mail for other domains (no queue, no delivery engine):
+    /// authenticated mail to them gets 550 5.7.1.
+    #[arg(long)]
+    no_outbound: bool,
+    #[command(flatten)]
+    outbound: queue::OutboundArgs,
     /// Log every session's dialogue as C:/S: lines (bodies and credentials elided).
     #[arg(long)]
     trace: bool,
@@ -128,36 +142,14 @@ struct UpArgs {
 
 impl Default for UpArgs {
     fn default() -> Self {
-        match Cli::try_parse_from(["minimail", "up"]) {
-            Ok(Cli {
-                cmd: Some(Cmd::Up(a)),
-            }) => *a,
-            // The parse of fixed arguments above cannot fail; keep a safe fallback.
-            _ => UpArgs {
-                smtp: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
-                imap: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
-                db: DbArg {
-                    db: PathBuf::from("./minimail.db"),
-                },
-                domains: vec!["localhost".into()],
-                hostname: "localhost".into(),
-                max_message_size: 25 * 1024 * 1024,
-                max_text_line: smtpd::limits::MAX_TEXT_LINE,
-                conn: ConnArgs {
-                    max_connections: 1024,
-                },
-                max_per_ip: None,
-                smtps: Vec::new(),
-                imaps: Vec::new(),
-                tls: TlsArgs {
-                    tls_cert: None,
-                    tls_key: None,
-                    allow_plaintext_auth: false,
-                },
-                no_tls: false,
-                trace: false,
-                allow_corrupt_store: false,
-            },
+        // The parse of these fixed arguments cannot fail (a test parses
+        // them); parse_from would print clap's message and exit if it did.
+        match Cli::parse_from(["minimail", "up"]).cmd {
+            Some(Cmd::Up(a)) => *a,
+            _ => {
+                eprintln!("minimail: internal error: `up` did not parse");
+                std::process::exit(70)
+            }
         }
     }
 }
@@ -219,6 +211,7 @@ fn main() {
         Some(Cmd::User(u)) => user(u),
         Some(Cmd::Cert(c)) => cert(c),
         Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
+        Some(Cmd::Queue(q)) => queue::run(q),
         Some(Cmd::Sendmail { args }) => std::process::exit(sendmail::run(&args)),
     };
     if let Err(e) = res {
@@ -311,6 +304,7 @@ fn up(a: UpArgs) -> Result<()> {
         trace: a.trace,
         allow_plaintext_auth: a.tls.allow_plaintext_auth,
         throttle: throttle.clone(),
+        outbound: !a.no_outbound,
         net: net(smtpd::Config::default().net),
         ..smtpd::Config::default()
     };
@@ -322,9 +316,22 @@ fn up(a: UpArgs) -> Result<()> {
         ..imapd::Config::default()
     };
 
-    let smtp = smtpd::bind_listeners(&listeners(&a.smtp, &a.smtps), smtp_cfg, store.clone())?;
+    let submission_cfg = smtpd::Config {
+        submission: true,
+        ..smtp_cfg.clone()
+    };
+    let smtp = smtpd::bind_listeners(&listeners(&a.smtp, &[]), smtp_cfg, store.clone())?;
+    let submission = smtpd::bind_listeners(
+        &listeners(&a.submission, &a.smtps),
+        submission_cfg,
+        store.clone(),
+    )?;
     let imap = imapd::bind_listeners(&listeners(&a.imap, &a.imaps), imap_cfg, store.clone())?;
-    let handles = vec![smtp.shutdown_handle(), imap.shutdown_handle()];
+    let handles = vec![
+        smtp.shutdown_handle(),
+        submission.shutdown_handle(),
+        imap.shutdown_handle(),
+    ];
     netloop::shutdown_on_signals(handles.clone()).context("cannot install signal handlers")?;
     // "smtp on A, imap on B[, smtps on C][, imaps on D], store F": the
     // listeners come back in the order given, plain ones first.
@@ -338,6 +345,12 @@ fn up(a: UpArgs) -> Result<()> {
         }
     };
     name("smtp", "smtps", smtp.local_addrs(), a.smtp.len());
+    name(
+        "submission",
+        "smtps",
+        submission.local_addrs(),
+        a.submission.len(),
+    );
     name("imap", "imaps", imap.local_addrs(), a.imap.len());
     eprintln!(
         "minimail up: {}, store {}{}",
@@ -349,9 +362,21 @@ fn up(a: UpArgs) -> Result<()> {
             (None, None) => String::new(),
         }
     );
+    let engine = if a.no_outbound {
+        None
+    } else {
+        let cfg = a.outbound.config(&a.hostname, &a.domains)?;
+        Some(
+            outbound::Engine::start(store.clone(), cfg)
+                .context("cannot start outbound delivery")?,
+        )
+    };
     let smtp_thread = std::thread::Builder::new()
         .name("smtpd".into())
         .spawn(move || smtp.run())?;
+    let submission_thread = std::thread::Builder::new()
+        .name("submission".into())
+        .spawn(move || submission.run())?;
     let imap_result = imap.run();
     // If one server stops (shutdown or a poll failure), stop the other too.
     for h in &handles {
@@ -360,7 +385,14 @@ fn up(a: UpArgs) -> Result<()> {
     let smtp_result = smtp_thread
         .join()
         .map_err(|_| anyhow::anyhow!("smtpd thread panicked"))?;
+    let submission_result = submission_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("submission thread panicked"))?;
+    if let Some(e) = engine {
+        e.shutdown();
+    }
     store.shutdown();
+    submission_result.context("submission")?;
     smtp_result.context("smtpd")?;
     imap_result.context("imapd")?;
     eprintln!("minimail: stopped cleanly");

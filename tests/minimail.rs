@@ -149,7 +149,8 @@ fn unopenable_store_and_busy_port_fail_with_a_clear_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     let out = Command::new(BIN)
-        .args(["up", "--imap", "127.0.0.1:0", "--smtp", &port, "--db"])
+        .args(["up", "--imap", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
+        .args(["--smtp", &port, "--db"])
         .arg(dir.path().join("m.db"))
         .output()
         .unwrap();
@@ -200,6 +201,8 @@ fn implicit_tls_without_any_tls_is_a_clear_start_up_error() {
             "--smtp",
             "127.0.0.1:0",
             "--imap",
+            "127.0.0.1:0",
+            "--submission",
             "127.0.0.1:0",
             "--smtps",
             "127.0.0.1:0",

@@ -128,6 +128,34 @@ ALTER TABLE mailboxes ADD COLUMN tombstone_floor INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET tombstones = (SELECT count(*) FROM expunged e WHERE e.mailbox_id = mailboxes.id);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('max_tombstones', 50000);
 "#,
+    // v6: the outbound queue (see outq.rs): one row per message accepted
+    // for another host, one per recipient still to deliver. A recipient row
+    // is deleted once delivered or failed; the message goes with its last.
+    r#"
+CREATE TABLE IF NOT EXISTS outq_msg(
+    id INTEGER PRIMARY KEY,
+    qid TEXT NOT NULL UNIQUE,
+    sender TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    ret TEXT,
+    envid TEXT
+);
+CREATE TABLE IF NOT EXISTS outq_rcpt(
+    id INTEGER PRIMARY KEY,
+    msg_id INTEGER NOT NULL REFERENCES outq_msg(id) ON DELETE CASCADE,
+    addr TEXT NOT NULL,
+    domain TEXT NOT NULL COLLATE NOCASE,
+    notify TEXT,
+    orcpt TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try INTEGER NOT NULL,
+    last_error TEXT,
+    warned INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outq_rcpt_due ON outq_rcpt(next_try);
+CREATE INDEX IF NOT EXISTS outq_rcpt_msg ON outq_rcpt(msg_id);
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

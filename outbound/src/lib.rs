@@ -1,9 +1,14 @@
 //! Outbound mail delivery, client side: [`route`] finds where a domain's
 //! mail goes (MX, RFC 5321 §5.1) and [`client`] speaks SMTP to it. Both
-//! block; the delivery engine runs them on its own worker threads.
+//! block; the delivery engine ([`engine`]) runs them on its own worker
+//! threads over the store's outbound queue and reports failures to
+//! senders with [`dsn`] (RFC 3464).
 
 pub mod client;
+pub mod dsn;
+pub mod engine;
 pub mod route;
 
 pub use client::{ClientConfig, Envelope, Failure, Rcpt, RcptResult, Reply, Session, TlsMode};
+pub use engine::{Config, Engine, Relay};
 pub use route::{Resolver, RouteError, Target};

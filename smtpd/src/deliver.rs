@@ -207,7 +207,23 @@ impl SmtpSession {
         let message_id = format!("<{id}@{}>", cfg.hostname);
         let size = body.len();
         drop(body);
-        let users: Vec<mailstore::UserId> = env.rcpts.iter().map(|r| r.user).collect();
+        let users: Vec<mailstore::UserId> = env.rcpts.iter().filter_map(|r| r.user).collect();
+        let remote: Vec<mailstore::OutRcpt> = env
+            .rcpts
+            .iter()
+            .filter(|r| r.user.is_none())
+            .map(|r| mailstore::OutRcpt {
+                addr: r.addr.clone(),
+                notify: None,
+                orcpt: None,
+            })
+            .collect();
+        let qid = id.clone();
+        // The queue keeps the bare path ("" for the null sender).
+        let sender = match &env.from {
+            crate::parse::ReversePath::Null => String::new(),
+            crate::parse::ReversePath::Mailbox(m) => m.to_string(),
+        };
         let internal_date = when
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -243,7 +259,22 @@ impl SmtpSession {
         let queue =
             move |prepared: mailstore::Result<Result<PreparedMessage, String>>| match prepared {
                 Ok(Ok(msg)) => store.write(
-                    move |tx| tx.deliver_prepared(&msg, &users).map(|_| ()),
+                    move |tx| {
+                        if !users.is_empty() {
+                            tx.deliver_prepared(&msg, &users)?;
+                        }
+                        if !remote.is_empty() {
+                            tx.enqueue(&mailstore::OutMessage {
+                                qid,
+                                sender,
+                                raw: msg.raw().to_vec(),
+                                ret: None,
+                                envid: None,
+                                rcpts: remote,
+                            })?;
+                        }
+                        Ok(())
+                    },
                     move |result| {
                         completer
                             .complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))

@@ -118,6 +118,13 @@ pub struct Config {
     pub allow_plaintext_auth: bool,
     /// Failed-AUTH throttling per client address (share one with imapd).
     pub throttle: Arc<netloop::Throttle>,
+    /// Accept mail from authenticated users to other domains into the
+    /// store's outbound queue (a delivery engine sends it on). Off: such
+    /// recipients get 550 5.7.1 "No outbound relay configured".
+    pub outbound: bool,
+    /// A submission server (RFC 6409 §4.3): MAIL needs AUTH first
+    /// (530 5.7.0, RFC 4954 §6).
+    pub submission: bool,
     /// Event loop settings: connection limits (total and per address),
     /// buffers, the slow-command deadline, TLS (`net.tls`), shutdown grace.
     pub net: netloop::Config,
@@ -134,6 +141,8 @@ impl Default for Config {
             max_text_line: MAX_TEXT_LINE,
             timeouts: Timeouts::default(),
             trace: false,
+            outbound: false,
+            submission: false,
             allow_plaintext_auth: false,
             throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
             net: netloop::Config {

@@ -240,6 +240,11 @@ impl Reply {
         Reply::new(550, Some("5.7.1"), format!("<{addr}>: relay access denied"))
     }
 
+    /// `530 5.7.0` MAIL on a submission port before AUTH (RFC 4954 §6).
+    pub fn auth_required() -> Reply {
+        Reply::new(530, Some("5.7.0"), "Authentication required")
+    }
+
     /// `550 5.7.1` an authenticated client wrote to a foreign domain: we
     /// deliver locally only.
     pub fn no_outbound_relay(domain: &str) -> Reply {

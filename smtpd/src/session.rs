@@ -59,8 +59,8 @@ pub(crate) struct Helo {
 pub(crate) struct Recipient {
     /// As given in RCPT TO (canonical form).
     pub(crate) addr: String,
-    /// Who gets it.
-    pub(crate) user: mailstore::UserId,
+    /// Who gets it: a local user, or None for another host (outbound queue).
+    pub(crate) user: Option<mailstore::UserId>,
 }
 
 /// One mail transaction (RFC 5321 §3.3), from MAIL on.

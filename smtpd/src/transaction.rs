@@ -7,9 +7,10 @@
 //! AUTH (RFC 4954 §3) only where plaintext mechanisms are allowed.
 //!
 //! An authenticated session (RFC 4954) may use only its own addresses as
-//! envelope sender (550 5.7.1 otherwise, see `sender.rs`), and since we
-//! have no outbound delivery, its mail to a foreign domain is refused with
-//! a plain "No outbound relay configured" 550 5.7.1.
+//! envelope sender (550 5.7.1 otherwise, see `sender.rs`); its mail to a
+//! foreign domain goes to the outbound queue when `Config::outbound` is on,
+//! else is refused with a plain "No outbound relay configured" 550 5.7.1.
+//! A submission server (`Config::submission`) wants AUTH before MAIL.
 //!
 //! Postmaster: `<Postmaster>` means postmaster of our first domain. Mail to
 //! postmaster@<local domain> goes to a user of that exact address if one
@@ -85,6 +86,8 @@ impl SmtpSession {
         let max = self.shared.config.max_message_size;
         let reply = if self.helo.is_none() {
             Reply::bad_sequence("send EHLO or HELO first")
+        } else if self.shared.config.submission && self.user.is_none() {
+            Reply::auth_required()
         } else if matches!(self.state, State::Envelope(_)) {
             Reply::bad_sequence("nested MAIL command")
         } else if self
@@ -144,6 +147,20 @@ impl SmtpSession {
                         d.clone(),
                         m.local.eq_ignore_ascii_case("postmaster"),
                     ),
+                    _ if self.user.is_some() && cfg.outbound => {
+                        // Authenticated submission to another domain
+                        // (RFC 6409 §1): queued for the delivery engine.
+                        let addr = m.to_string();
+                        let reply = match &mut self.state {
+                            State::Envelope(env) => {
+                                env.rcpts.push(Recipient { addr, user: None });
+                                Reply::recipient_ok()
+                            }
+                            _ => Reply::bad_sequence("transaction ended"),
+                        };
+                        self.reply(io, &reply);
+                        return;
+                    }
                     host => {
                         log::info!("#{}: refused RCPT <{m}>: not a local domain", self.conn);
                         let reply = if self.user.is_some() {
@@ -198,7 +215,10 @@ impl SmtpSession {
     fn accept_rcpt(&mut self, io: &mut Io<'_, SmtpDone>, addr: String, user: mailstore::UserId) {
         let reply = match &mut self.state {
             State::Envelope(env) => {
-                env.rcpts.push(Recipient { addr, user });
+                env.rcpts.push(Recipient {
+                    addr,
+                    user: Some(user),
+                });
                 Reply::recipient_ok()
             }
             _ => Reply::bad_sequence("transaction ended"),

@@ -18,6 +18,7 @@
 //! a timeout, so no test can hang on a server that stays silent.
 #![allow(clippy::unwrap_used)]
 
+pub mod dns;
 pub mod imap;
 pub mod lines;
 pub mod net;

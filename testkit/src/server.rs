@@ -105,6 +105,8 @@ pub fn minimail_up(
             "127.0.0.1:0",
             "--imap",
             "127.0.0.1:0",
+            "--submission",
+            "127.0.0.1:0",
             "--db",
         ])
         .arg(db)

@@ -1,26 +1,12 @@
 //! MX routing against a real DNS server: Debian's dnsmasq on a loopback
 //! port, started per test binary with the zone given on its command line.
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
 use outbound::route::{Resolver, RouteError};
 
-const DNSMASQ: &str = "/usr/sbin/dnsmasq";
-
-/// A dnsmasq of our own, killed (by its pid) when the test ends.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use testkit::dns::Dnsmasq as Server;
 
 fn free_port() -> u16 {
     // The port of a TCP listener just closed; dnsmasq binds UDP and TCP.
@@ -57,66 +43,32 @@ fn servfail_upstream() -> u16 {
 fn start_dnsmasq() -> Server {
     let servfail = servfail_upstream();
     let dead = dead_port();
-    for _attempt in 0..5 {
-        let port = free_port();
-        let args = [
-            "--no-daemon".to_string(),
-            "--conf-file=/dev/null".to_string(),
-            "--no-resolv".to_string(),
-            "--no-hosts".to_string(),
-            "--pid-file".to_string(),
-            format!("--port={port}"),
-            "--listen-address=127.0.0.1".to_string(),
-            "--bind-interfaces".to_string(),
-            // Names under test. that are not given below do not exist.
-            "--local=/test/".to_string(),
-            // a.test: two MX hosts, preferences 10 and 20.
-            "--mx-host=a.test,mx1.a.test,10".to_string(),
-            "--mx-host=a.test,mx2.a.test,20".to_string(),
-            "--host-record=mx1.a.test,127.0.0.2".to_string(),
-            "--host-record=mx2.a.test,127.0.0.3,::3".to_string(),
-            // nomx.test: no MX, an address: implicit MX.
-            "--host-record=nomx.test,127.0.0.4".to_string(),
-            // null.test: RFC 7505 null MX (type 15: preference 0, root name).
-            "--dns-rr=null.test,15,000000".to_string(),
-            "--host-record=null.test,127.0.0.9".to_string(),
-            // empty.test exists (a TXT record) but has neither MX nor address.
-            "--txt-record=empty.test,nothing here".to_string(),
-            // dangling.test: its only MX host does not exist.
-            "--mx-host=dangling.test,nowhere.test,10".to_string(),
-            // partial.test: one MX host missing, one fine.
-            "--mx-host=partial.test,gone.test,5".to_string(),
-            "--mx-host=partial.test,mx1.a.test,10".to_string(),
-            // eq.test: two MX hosts of equal preference.
-            "--mx-host=eq.test,mx1.a.test,10".to_string(),
-            "--mx-host=eq.test,mx2.a.test,10".to_string(),
-            // fail.test is forwarded to a server that answers SERVFAIL;
-            // slow.test to a port where nobody answers.
-            format!("--server=/fail.test/127.0.0.1#{servfail}"),
-            format!("--server=/slow.test/127.0.0.1#{dead}"),
-        ];
-        let mut child = Command::new(DNSMASQ)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dnsmasq (Debian package dnsmasq-base)");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        // Ready once its TCP socket accepts; gone if the port was taken.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Server { child, addr };
-            }
-            if let Ok(Some(_status)) = child.try_wait() {
-                break; // lost the port race; try another
-            }
-            assert!(Instant::now() < deadline, "dnsmasq did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    panic!("could not start dnsmasq on a free port");
+    Server::start(&[
+        // a.test: two MX hosts, preferences 10 and 20.
+        "--mx-host=a.test,mx1.a.test,10".to_string(),
+        "--mx-host=a.test,mx2.a.test,20".to_string(),
+        "--host-record=mx1.a.test,127.0.0.2".to_string(),
+        "--host-record=mx2.a.test,127.0.0.3,::3".to_string(),
+        // nomx.test: no MX, an address: implicit MX.
+        "--host-record=nomx.test,127.0.0.4".to_string(),
+        // null.test: RFC 7505 null MX (type 15: preference 0, root name).
+        "--dns-rr=null.test,15,000000".to_string(),
+        "--host-record=null.test,127.0.0.9".to_string(),
+        // empty.test exists (a TXT record) but has neither MX nor address.
+        "--txt-record=empty.test,nothing here".to_string(),
+        // dangling.test: its only MX host does not exist.
+        "--mx-host=dangling.test,nowhere.test,10".to_string(),
+        // partial.test: one MX host missing, one fine.
+        "--mx-host=partial.test,gone.test,5".to_string(),
+        "--mx-host=partial.test,mx1.a.test,10".to_string(),
+        // eq.test: two MX hosts of equal preference.
+        "--mx-host=eq.test,mx1.a.test,10".to_string(),
+        "--mx-host=eq.test,mx2.a.test,10".to_string(),
+        // fail.test is forwarded to a server that answers SERVFAIL;
+        // slow.test to a port where nobody answers.
+        format!("--server=/fail.test/127.0.0.1#{servfail}"),
+        format!("--server=/slow.test/127.0.0.1#{dead}"),
+    ])
 }
 
 /// A fresh dnsmasq and a resolver asking it; keep the server alive.

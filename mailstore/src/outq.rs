@@ -1,0 +1,358 @@
+//! The outbound queue: mail accepted for other hosts (RFC 5321 §4.1.1.4:
+//! once we said 250 the message is ours to deliver or bounce), kept in the
+//! same file and committed in the same transaction as local deliveries, so
+//! it survives restarts and kill -9.
+//!
+//! A message row holds the envelope sender and the bytes; each recipient
+//! row still to deliver holds its attempt count, when to try next and the
+//! last error. Delivered and failed recipients are deleted (the delivery
+//! engine logs them); a message goes with its last recipient.
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::error::{Result, StoreError};
+use crate::reader::Reader;
+use crate::tx::Tx;
+
+/// A message to queue for delivery elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutMessage {
+    /// Queue id (shown in logs and by `minimail queue`), unique.
+    pub qid: String,
+    /// Envelope sender (RFC 5321 reverse-path); empty for the null sender.
+    pub sender: String,
+    /// The message as it goes out (trace headers included).
+    pub raw: Vec<u8>,
+    /// RFC 3461 RET (FULL or HDRS).
+    pub ret: Option<String>,
+    /// RFC 3461 ENVID.
+    pub envid: Option<String>,
+    /// Recipients.
+    pub rcpts: Vec<OutRcpt>,
+}
+
+/// One recipient of an [`OutMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRcpt {
+    /// The address (local@domain).
+    pub addr: String,
+    /// RFC 3461 NOTIFY as given (e.g. "FAILURE,DELAY" or "NEVER").
+    pub notify: Option<String>,
+    /// RFC 3461 ORCPT as given (addr-type;xtext).
+    pub orcpt: Option<String>,
+}
+
+/// A queued recipient, as the delivery engine and `minimail queue` see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// Recipient row id.
+    pub id: i64,
+    /// Message row id.
+    pub msg_id: i64,
+    /// The message's queue id.
+    pub qid: String,
+    /// Envelope sender ("" = null sender).
+    pub sender: String,
+    /// Recipient address.
+    pub addr: String,
+    /// Its domain (lower case).
+    pub domain: String,
+    /// RFC 3461 NOTIFY.
+    pub notify: Option<String>,
+    /// RFC 3461 ORCPT.
+    pub orcpt: Option<String>,
+    /// RFC 3461 RET.
+    pub ret: Option<String>,
+    /// RFC 3461 ENVID.
+    pub envid: Option<String>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the message was queued (Unix seconds).
+    pub created: i64,
+    /// When to try next (Unix seconds).
+    pub next_try: i64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// A delay warning was sent.
+    pub warned: bool,
+    /// The message's size in octets.
+    pub size: u64,
+}
+
+const QUEUED_COLUMNS: &str = "r.id, r.msg_id, m.qid, m.sender, r.addr, r.domain, r.notify, \
+     r.orcpt, m.ret, m.envid, r.attempts, m.created, r.next_try, r.last_error, r.warned, \
+     length(m.raw)";
+
+fn queued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
+    Ok(Queued {
+        id: r.get(0)?,
+        msg_id: r.get(1)?,
+        qid: r.get(2)?,
+        sender: r.get(3)?,
+        addr: r.get(4)?,
+        domain: r.get(5)?,
+        notify: r.get(6)?,
+        orcpt: r.get(7)?,
+        ret: r.get(8)?,
+        envid: r.get(9)?,
+        attempts: r.get::<_, i64>(10)?.clamp(0, i64::from(u32::MAX)) as u32,
+        created: r.get(11)?,
+        next_try: r.get(12)?,
+        last_error: r.get(13)?,
+        warned: r.get::<_, i64>(14)? != 0,
+        size: r.get::<_, i64>(15)?.max(0) as u64,
+    })
+}
+
+/// The domain of an address, lower case ("" when it has none).
+pub fn domain_of(addr: &str) -> String {
+    addr.rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+impl Tx<'_> {
+    /// Queue `msg` for its recipients, due now.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] without recipients; [`StoreError::Exists`]
+    /// for a queue id in use.
+    pub fn enqueue(&mut self, msg: &OutMessage) -> Result<i64> {
+        if msg.rcpts.is_empty() {
+            return Err(StoreError::Invalid("no recipients".into()));
+        }
+        let now = crate::tx::now();
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO outq_msg(qid, sender, raw, created, ret, envid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![msg.qid, msg.sender, msg.raw, now, msg.ret, msg.envid],
+        )
+        .map_err(|e| {
+            if crate::query::is_unique_violation(&e) {
+                StoreError::Exists(format!("queue id {}", msg.qid))
+            } else {
+                e.into()
+            }
+        })?;
+        let id = conn.last_insert_rowid();
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO outq_rcpt(msg_id, addr, domain, notify, orcpt, next_try) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in &msg.rcpts {
+            stmt.execute(params![
+                id,
+                r.addr,
+                domain_of(&r.addr),
+                r.notify,
+                r.orcpt,
+                now
+            ])?;
+        }
+        Ok(id)
+    }
+
+    /// A recipient is finished (delivered, or failed and reported): drop
+    /// it, and its message once no recipient is left. Unknown ids are
+    /// ignored (`minimail queue delete` may have removed them meanwhile).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_finish(&mut self, rcpt_id: i64) -> Result<()> {
+        let conn = self.conn();
+        let msg: Option<i64> = conn
+            .query_row(
+                "DELETE FROM outq_rcpt WHERE id = ?1 RETURNING msg_id",
+                [rcpt_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(msg) = msg {
+            conn.execute(
+                "DELETE FROM outq_msg WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM outq_rcpt WHERE msg_id = ?1)",
+                [msg],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A recipient failed temporarily: count the attempt, remember why,
+    /// try again at `next_try`.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_defer(&mut self, rcpt_id: i64, next_try: i64, error: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE outq_rcpt SET attempts = attempts + 1, next_try = ?2, last_error = ?3 WHERE id = ?1",
+            params![rcpt_id, next_try, error],
+        )?;
+        Ok(())
+    }
+
+    /// Mark that a delay warning went out for a recipient.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_warned(&mut self, rcpt_id: i64) -> Result<()> {
+        self.conn()
+            .execute("UPDATE outq_rcpt SET warned = 1 WHERE id = ?1", [rcpt_id])?;
+        Ok(())
+    }
+
+    /// Make queued recipients due now: those of message `qid`, or all.
+    /// Returns how many.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_retry(&mut self, qid: Option<&str>) -> Result<usize> {
+        let now = crate::tx::now();
+        let n = match qid {
+            Some(q) => self.conn().execute(
+                "UPDATE outq_rcpt SET next_try = ?2 WHERE msg_id = (SELECT id FROM outq_msg WHERE qid = ?1)",
+                params![q, now],
+            )?,
+            None => self
+                .conn()
+                .execute("UPDATE outq_rcpt SET next_try = ?1", [now])?,
+        };
+        Ok(n)
+    }
+
+    /// Delete message `qid` from the queue without delivering it. Returns
+    /// whether it was there.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_delete(&mut self, qid: &str) -> Result<bool> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM outq_msg WHERE qid = ?1", [qid])?;
+        Ok(n > 0)
+    }
+}
+
+impl Reader {
+    /// Up to `limit` recipients due at `now`, oldest due first.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<Queued>> {
+        let sql = format!(
+            "SELECT {QUEUED_COLUMNS} FROM outq_rcpt r JOIN outq_msg m ON m.id = r.msg_id \
+             WHERE r.next_try <= ?1 ORDER BY r.next_try, r.id LIMIT ?2"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![now, limit as i64], queued_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every queued recipient, by message then recipient.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_list(&self) -> Result<Vec<Queued>> {
+        let sql = format!(
+            "SELECT {QUEUED_COLUMNS} FROM outq_rcpt r JOIN outq_msg m ON m.id = r.msg_id \
+             ORDER BY m.id, r.id"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map([], queued_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The earliest `next_try` in the queue.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_next_due(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT min(next_try) FROM outq_rcpt", [], |r| r.get(0))?)
+    }
+
+    /// The bytes of queued message `msg_id`.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_raw(&self, msg_id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT raw FROM outq_msg WHERE id = ?1", [msg_id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The bytes of queued message `qid`.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_raw_by_qid(&self, qid: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT raw FROM outq_msg WHERE qid = ?1", [qid], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    fn msg(qid: &str, rcpts: &[&str]) -> OutMessage {
+        OutMessage {
+            qid: qid.into(),
+            sender: "a@a.test".into(),
+            raw: b"Subject: x\r\n\r\nhi\r\n".to_vec(),
+            ret: None,
+            envid: None,
+            rcpts: rcpts
+                .iter()
+                .map(|a| OutRcpt {
+                    addr: (*a).into(),
+                    notify: None,
+                    orcpt: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn queue_lifecycle() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let store = Store::open(dir.path().join("q.db"))?;
+        let m = msg("Q1", &["x@B.test", "y@c.test"]);
+        store.write_sync(move |tx| tx.enqueue(&m))?;
+        let due = store.read_sync(|r| r.queue_due(crate::tx::now() + 1, 10))?;
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[0].domain, "b.test");
+        assert_eq!(due[0].size, 18);
+        let (a, b) = (due[0].id, due[1].id);
+        let later = crate::tx::now() + 3600;
+        store.write_sync(move |tx| tx.queue_defer(a, later, "451 try later"))?;
+        let due = store.read_sync(|r| r.queue_due(crate::tx::now() + 1, 10))?;
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            store.read_sync(|r| r.queue_next_due())?.map(|t| t > 0),
+            Some(true)
+        );
+        store.write_sync(move |tx| tx.queue_finish(b))?;
+        let all = store.read_sync(|r| r.queue_list())?;
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].attempts, 1);
+        assert_eq!(all[0].last_error.as_deref(), Some("451 try later"));
+        assert_eq!(store.write_sync(|tx| tx.queue_retry(Some("Q1")))?, 1);
+        store.write_sync(move |tx| tx.queue_finish(a))?;
+        assert!(store.read_sync(|r| r.queue_list())?.is_empty());
+        assert_eq!(store.read_sync(|r| r.queue_raw_by_qid("Q1"))?, None);
+        let m = msg("Q2", &["x@b.test"]);
+        store.write_sync(move |tx| tx.enqueue(&m))?;
+        assert!(store.write_sync(|tx| tx.queue_delete("Q2"))?);
+        assert!(store.read_sync(|r| r.queue_list())?.is_empty());
+        let m = msg("Q3", &[]);
+        assert!(store.write_sync(move |tx| tx.enqueue(&m)).is_err());
+        Ok(())
+    }
+}

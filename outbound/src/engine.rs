@@ -1,0 +1,708 @@
+//! The delivery engine: takes due recipients from the store's outbound
+//! queue, routes them by domain (RFC 5321 §5.1 MX, or a relay host),
+//! delivers over SMTP on worker threads of its own (never on a server's
+//! event loop), and records each recipient's outcome in the store:
+//!
+//! - 2xx: done (a log line, the row is dropped);
+//! - 5xx, null MX, no such domain, a loop back to ourselves: failed for
+//!   good; a bounce (RFC 3464, see `dsn.rs`) goes to the sender unless the
+//!   sender is the null path `<>` (RFC 5321 §4.5.5: never a DSN for a DSN)
+//!   or NOTIFY said otherwise (RFC 3461 §4.1);
+//! - 4xx, timeouts, refused connections, DNS SERVFAIL: tried again after a
+//!   growing delay (`retry_min` doubling up to `retry_max`), until the
+//!   message has been queued for `lifetime` (Postfix's
+//!   `maximal_queue_lifetime`, 5 days); then it fails as above.
+//!
+//! One scheduler thread wakes on every store commit (new mail) or once a
+//! second, and hands a destination's due recipients (up to `batch`
+//! messages) to a worker thread; at most `max_connections` workers run at
+//! once and at most `per_destination` per domain, and a worker carries
+//! all its messages over one connection (RFC 5321 §4.1.1.4 allows many
+//! transactions per session). Recipients in flight are remembered so no
+//! two workers send the same one; a kill -9 mid-delivery leaves them
+//! queued, so they are sent again after the restart (the duplicates RFC
+//! 5321 §6.1 allows, never a loss).
+
+use crate::client::{ClientConfig, Envelope, Failure, Rcpt, RcptResult, Session, TlsMode};
+use crate::dsn;
+use crate::route::{Resolver, RouteError, Target};
+use mailstore::{OutMessage, OutRcpt, Queued, Store};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A smarthost all mail goes through (e.g. a provider's submission port
+/// when port 25 is blocked).
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// Host name (also the name its certificate is checked against).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// AUTH user and password.
+    pub auth: Option<(String, String)>,
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our host name: EHLO, Reporting-MTA, loop detection.
+    pub hostname: String,
+    /// Our mail domains (an MX host named like one of them, or like our
+    /// host name, is a loop).
+    pub domains: Vec<String>,
+    /// Port to reach MX hosts on (25; tests use another).
+    pub mx_port: u16,
+    /// Resolver to ask instead of /etc/resolv.conf.
+    pub dns: Option<SocketAddr>,
+    /// Send everything through this host instead of MX routing.
+    pub relay: Option<Relay>,
+    /// TLS towards MX hosts (and the relay).
+    pub tls: TlsMode,
+    /// Extra trusted CA certificates (PEM) for verified TLS.
+    pub extra_ca: Option<std::path::PathBuf>,
+    /// Give up on a message queued this long.
+    pub lifetime: Duration,
+    /// First retry delay; doubles per attempt.
+    pub retry_min: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Worker connections at once, in total.
+    pub max_connections: usize,
+    /// Worker connections at once to one destination domain.
+    pub per_destination: usize,
+    /// Messages one worker carries over one connection.
+    pub batch: usize,
+    /// Timeout for connecting.
+    pub connect_timeout: Duration,
+    /// Timeout for each reply.
+    pub command_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "localhost".into(),
+            domains: Vec::new(),
+            mx_port: 25,
+            dns: None,
+            relay: None,
+            tls: TlsMode::Opportunistic,
+            extra_ca: None,
+            lifetime: Duration::from_secs(5 * 24 * 3600),
+            retry_min: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            max_connections: 20,
+            per_destination: 4,
+            batch: 100,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The running engine; [`Engine::shutdown`] stops it.
+pub struct Engine {
+    stop: Arc<AtomicBool>,
+    wake: SyncSender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Engine")
+    }
+}
+
+impl Engine {
+    /// Start delivering from `store`'s queue.
+    ///
+    /// # Errors
+    /// When the resolver cannot be set up or the thread not started.
+    pub fn start(store: Store, config: Config) -> anyhow::Result<Engine> {
+        let resolver = Arc::new(Resolver::new(config.dns)?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = mpsc::sync_channel(1);
+        let on_commit = wake.clone();
+        store.on_commit(move |_| {
+            // Full means a wake-up is already pending.
+            let _ = on_commit.try_send(());
+        });
+        let s = Scheduler {
+            store,
+            config: Arc::new(config),
+            resolver,
+            stop: Arc::clone(&stop),
+            woken,
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+            active: HashMap::new(),
+            total: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("outbound".into())
+            .spawn(move || s.run())?;
+        Ok(Engine {
+            stop,
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Look at the queue now (e.g. after `minimail queue retry`).
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Stop taking work and wait for the scheduler; workers finish the
+    /// message they are sending (what they have not recorded stays queued).
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.try_send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Scheduler {
+    store: Store,
+    config: Arc<Config>,
+    resolver: Arc<Resolver>,
+    stop: Arc<AtomicBool>,
+    woken: Receiver<()>,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    active: HashMap<String, usize>,
+    total: usize,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Scheduler {
+    fn run(mut self) {
+        let (done_tx, done_rx) = mpsc::channel::<(String, Vec<i64>)>();
+        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        while !self.stop.load(Ordering::SeqCst) {
+            while let Ok((domain, ids)) = done_rx.try_recv() {
+                self.finished(&domain, &ids);
+            }
+            workers.retain(|w| !w.is_finished());
+            self.dispatch(&done_tx, &mut workers);
+            match self.woken.recv_timeout(Duration::from_secs(1)) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+
+    fn finished(&mut self, domain: &str, ids: &[i64]) {
+        if let Some(n) = self.active.get_mut(domain) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.active.remove(domain);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+        let mut f = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            f.remove(id);
+        }
+    }
+
+    /// Start workers for due recipients, within the limits.
+    fn dispatch(&mut self, done: &Sender<(String, Vec<i64>)>, workers: &mut Vec<JoinHandle<()>>) {
+        if self.total >= self.config.max_connections {
+            return;
+        }
+        let limit = (self.config.batch * self.config.max_connections).max(1000);
+        let due = match self.store.read_sync(|r| r.queue_due(unix_now(), limit)) {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("outbound: cannot read the queue: {e}");
+                return;
+            }
+        };
+        let mut by_domain: Vec<(String, Vec<Queued>)> = Vec::new();
+        {
+            let f = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for q in due {
+                if f.contains(&q.id) {
+                    continue;
+                }
+                match by_domain.iter_mut().find(|(d, _)| *d == q.domain) {
+                    Some((_, v)) => v.push(q),
+                    None => by_domain.push((q.domain.clone(), vec![q])),
+                }
+            }
+        }
+        for (domain, rcpts) in by_domain {
+            let mut rcpts = rcpts;
+            while !rcpts.is_empty() {
+                if self.total >= self.config.max_connections {
+                    return;
+                }
+                let active = self.active.get(&domain).copied().unwrap_or(0);
+                if active >= self.config.per_destination {
+                    break;
+                }
+                // Up to `batch` messages for this worker.
+                let mut msgs: Vec<i64> = Vec::new();
+                let mut take = 0;
+                for q in &rcpts {
+                    if !msgs.contains(&q.msg_id) {
+                        if msgs.len() >= self.config.batch {
+                            break;
+                        }
+                        msgs.push(q.msg_id);
+                    }
+                    take += 1;
+                }
+                let job: Vec<Queued> = rcpts.drain(..take).collect();
+                let ids: Vec<i64> = job.iter().map(|q| q.id).collect();
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(ids.iter().copied());
+                *self.active.entry(domain.clone()).or_insert(0) += 1;
+                self.total += 1;
+                let worker = Worker {
+                    store: self.store.clone(),
+                    config: Arc::clone(&self.config),
+                    resolver: Arc::clone(&self.resolver),
+                };
+                let done = done.clone();
+                let d = domain.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("outbound-worker".into())
+                    .spawn(move || {
+                        worker.deliver(&d, job);
+                        let _ = done.send((d, ids));
+                    });
+                match spawned {
+                    Ok(h) => workers.push(h),
+                    Err(e) => {
+                        log::error!("outbound: cannot start a worker: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The outcome of one recipient.
+enum Outcome {
+    Sent(String),
+    Retry(String),
+    Fail(String),
+}
+
+struct Worker {
+    store: Store,
+    config: Arc<Config>,
+    resolver: Arc<Resolver>,
+}
+
+/// Messages of a job, each with its recipients, in queue order.
+fn by_message(job: Vec<Queued>) -> Vec<Vec<Queued>> {
+    let mut out: Vec<Vec<Queued>> = Vec::new();
+    for q in job {
+        match out.iter_mut().find(|v| v[0].msg_id == q.msg_id) {
+            Some(v) => v.push(q),
+            None => out.push(vec![q]),
+        }
+    }
+    out
+}
+
+impl Worker {
+    fn client_config(&self) -> ClientConfig {
+        let c = &self.config;
+        ClientConfig {
+            helo: c.hostname.clone(),
+            tls: c.tls,
+            extra_ca: c.extra_ca.clone(),
+            auth: c.relay.as_ref().and_then(|r| r.auth.clone()),
+            connect_timeout: c.connect_timeout,
+            command_timeout: c.command_timeout,
+            data_timeout: c.command_timeout * 2,
+        }
+    }
+
+    fn is_us(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        host.eq_ignore_ascii_case(&self.config.hostname)
+    }
+
+    /// Where mail for `domain` goes: the relay, or its MX hosts.
+    fn targets(&self, domain: &str) -> Result<Vec<Target>, RouteError> {
+        if let Some(r) = &self.config.relay {
+            let addrs: Vec<IpAddr> = (r.host.as_str(), r.port)
+                .to_socket_addrs()
+                .map_err(|e| RouteError::Temporary(format!("relay host {}: {e}", r.host)))?
+                .map(|a| a.ip())
+                .collect();
+            return Ok(vec![Target {
+                host: r.host.clone(),
+                preference: 0,
+                addrs,
+            }]);
+        }
+        self.resolver.route(domain)
+    }
+
+    fn port(&self) -> u16 {
+        self.config
+            .relay
+            .as_ref()
+            .map_or(self.config.mx_port, |r| r.port)
+    }
+
+    /// Connect to the first target that answers.
+    fn connect(&self, targets: &[Target]) -> Result<(Session, String), Outcome> {
+        let cfg = self.client_config();
+        let mut last = String::from("no address to connect to");
+        for t in targets {
+            if self.config.relay.is_none() && self.is_us(&t.host) {
+                return Err(Outcome::Fail(format!(
+                    "5.4.6 mail for this domain loops back to myself (MX {})",
+                    t.host
+                )));
+            }
+            for ip in &t.addrs {
+                let addr = SocketAddr::new(*ip, self.port());
+                match Session::connect(addr, &t.host, &cfg) {
+                    Ok(s) => {
+                        if self.config.relay.is_none() && self.is_us(s.remote_greeting_host()) {
+                            s.quit();
+                            return Err(Outcome::Fail(format!(
+                                "5.4.6 mail for this domain loops back to myself ({} greets as {})",
+                                t.host, self.config.hostname
+                            )));
+                        }
+                        return Ok((s, format!("{}[{}]:{}", t.host, ip, addr.port())));
+                    }
+                    Err(Failure::Permanent(e)) => {
+                        last = format!("{}[{ip}]: {e}", t.host);
+                        // A 5xx greeting: try the next host, as for 4xx.
+                    }
+                    Err(Failure::Temporary(e)) => last = format!("{}[{ip}]: {e}", t.host),
+                }
+            }
+        }
+        Err(Outcome::Retry(last))
+    }
+
+    fn deliver(&self, domain: &str, job: Vec<Queued>) {
+        let started = Instant::now();
+        let msgs = by_message(job);
+        let targets = match self.targets(domain) {
+            Ok(t) => t,
+            Err(e) => {
+                let outcome = if e.is_permanent() {
+                    Outcome::Fail(format!("5.1.2 {domain}: {e}"))
+                } else {
+                    Outcome::Retry(format!("4.4.3 {domain}: {e}"))
+                };
+                for m in &msgs {
+                    self.record(m, |_| clone_outcome(&outcome), "none", started);
+                }
+                return;
+            }
+        };
+        let (mut session, relay) = match self.connect(&targets) {
+            Ok(s) => s,
+            Err(outcome) => {
+                for m in &msgs {
+                    self.record(m, |_| clone_outcome(&outcome), "none", started);
+                }
+                return;
+            }
+        };
+        let mut broken: Option<String> = None;
+        for m in &msgs {
+            if let Some(why) = &broken {
+                let o = Outcome::Retry(why.clone());
+                self.record(m, |_| clone_outcome(&o), &relay, started);
+                continue;
+            }
+            let msg_id = m[0].msg_id;
+            let raw = match self.store.read_sync(|r| r.queue_raw(msg_id)) {
+                Ok(Some(raw)) => raw,
+                Ok(None) => continue, // deleted meanwhile
+                Err(e) => {
+                    log::error!("outbound: cannot read queued message {}: {e}", m[0].qid);
+                    continue;
+                }
+            };
+            let rcpts: Vec<Rcpt<'_>> = m
+                .iter()
+                .map(|q| Rcpt {
+                    addr: &q.addr,
+                    notify: q.notify.as_deref(),
+                    orcpt: q.orcpt.as_deref(),
+                })
+                .collect();
+            let env = Envelope {
+                from: &m[0].sender,
+                rcpts: &rcpts,
+                body: &raw,
+                ret: m[0].ret.as_deref(),
+                envid: m[0].envid.as_deref(),
+            };
+            match session.send(&env) {
+                Ok(results) => {
+                    let results: Vec<Outcome> = results
+                        .into_iter()
+                        .map(|r| match r {
+                            RcptResult::Delivered(reply) => Outcome::Sent(reply.to_string()),
+                            RcptResult::Temporary(reply) => Outcome::Retry(reply.to_string()),
+                            RcptResult::Permanent(reply) => Outcome::Fail(reply.to_string()),
+                        })
+                        .collect();
+                    self.record(
+                        m,
+                        |i| {
+                            results.get(i).map_or_else(
+                                || Outcome::Retry("no reply for this recipient".into()),
+                                clone_outcome,
+                            )
+                        },
+                        &relay,
+                        started,
+                    );
+                }
+                Err(Failure::Temporary(why)) | Err(Failure::Permanent(why)) => {
+                    let o = Outcome::Retry(why.clone());
+                    self.record(m, |_| clone_outcome(&o), &relay, started);
+                    broken = Some(why);
+                }
+            }
+            if broken.is_none() && !session.reusable() {
+                broken = Some("connection closed by the remote host".into());
+            }
+        }
+        if broken.is_none() {
+            session.quit();
+        }
+    }
+
+    /// Write the outcomes of one message's recipients (one transaction),
+    /// log each, and queue or store the reports they call for.
+    fn record(
+        &self,
+        rcpts: &[Queued],
+        outcome: impl Fn(usize) -> Outcome,
+        relay: &str,
+        started: Instant,
+    ) {
+        let now = unix_now();
+        let cfg = &self.config;
+        let mut failed: Vec<dsn::Failed> = Vec::new();
+        let mut finish: Vec<i64> = Vec::new();
+        let mut defer: Vec<(i64, i64, String)> = Vec::new();
+        for (i, q) in rcpts.iter().enumerate() {
+            let age = now.saturating_sub(q.created);
+            let (status, text) = match outcome(i) {
+                Outcome::Sent(t) => {
+                    finish.push(q.id);
+                    ("sent", t)
+                }
+                Outcome::Fail(t) => {
+                    finish.push(q.id);
+                    failed.push(failure(q, &t, relay, None));
+                    ("bounced", t)
+                }
+                Outcome::Retry(t) if age >= cfg.lifetime.as_secs() as i64 => {
+                    finish.push(q.id);
+                    let t = format!("gave up after {} attempts: {t}", q.attempts + 1);
+                    failed.push(failure(q, &t, relay, Some("5.4.7")));
+                    ("expired", t)
+                }
+                Outcome::Retry(t) => {
+                    let delay = backoff(cfg, q.attempts + 1);
+                    defer.push((q.id, now + delay.as_secs() as i64, t.clone()));
+                    ("deferred", t)
+                }
+            };
+            log::info!(
+                "outbound: id={} to=<{}> relay={relay} status={status} attempt={} delay={}s elapsed={}ms ({})",
+                q.qid,
+                q.addr,
+                q.attempts + 1,
+                age,
+                started.elapsed().as_millis(),
+                text.trim_end()
+            );
+        }
+        let report = self.report(rcpts, &failed).map(|r| {
+            let user = self
+                .store
+                .read_sync(|rd| rd.resolve_recipient(&r.to))
+                .ok()
+                .flatten()
+                .map(|u| u.id);
+            (r, user)
+        });
+        let result = self.store.write_sync(move |tx| {
+            for id in finish {
+                tx.queue_finish(id)?;
+            }
+            for (id, next, why) in defer {
+                tx.queue_defer(id, next, &why)?;
+            }
+            if let Some((r, user)) = report {
+                deliver_report(tx, r, user)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            log::error!(
+                "outbound: cannot record results for {}: {e} (it stays queued)",
+                rcpts.first().map_or("?", |q| q.qid.as_str())
+            );
+        }
+    }
+
+    /// The bounce for `failed` recipients, if the sender gets one.
+    fn report(&self, rcpts: &[Queued], failed: &[dsn::Failed]) -> Option<ReportMail> {
+        let first = rcpts.first()?;
+        // Never a report about a report (RFC 5321 §4.5.5), nor to
+        // recipients who asked for none (RFC 3461 §4.1 NOTIFY).
+        let wanted: Vec<dsn::Failed> = failed
+            .iter()
+            .filter(|f| {
+                rcpts.iter().find(|q| q.addr == f.addr).is_none_or(|q| {
+                    q.notify
+                        .as_deref()
+                        .is_none_or(|n| n.to_ascii_uppercase().contains("FAILURE"))
+                })
+            })
+            .cloned()
+            .collect();
+        if first.sender.is_empty() || wanted.is_empty() {
+            return None;
+        }
+        let original = match self.store.read_sync(|r| r.queue_raw(first.msg_id)) {
+            Ok(Some(raw)) => raw,
+            _ => Vec::new(),
+        };
+        let raw = dsn::build(&dsn::Report {
+            hostname: &self.config.hostname,
+            to: &first.sender,
+            qid: &first.qid,
+            envid: first.envid.as_deref(),
+            arrival: first.created,
+            action: dsn::Action::Failed,
+            rcpts: &wanted,
+            original: &original,
+            headers_only: first
+                .ret
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case("HDRS")),
+        });
+        Some(ReportMail {
+            to: first.sender.clone(),
+            qid: format!("{}.B", first.qid),
+            raw,
+        })
+    }
+}
+
+struct ReportMail {
+    to: String,
+    qid: String,
+    raw: Vec<u8>,
+}
+
+/// A report goes into the sender's INBOX when the sender is one of our
+/// users, else into the queue from the null sender.
+fn deliver_report(
+    tx: &mut mailstore::Tx<'_>,
+    r: ReportMail,
+    user: Option<mailstore::UserId>,
+) -> mailstore::Result<()> {
+    match user {
+        Some(id) => {
+            let msg = mailstore::NewMessage {
+                raw: r.raw,
+                internal_date: unix_now(),
+            };
+            tx.deliver(&msg, &[id])?;
+        }
+        None => {
+            tx.enqueue(&OutMessage {
+                qid: r.qid,
+                sender: String::new(),
+                raw: r.raw,
+                ret: None,
+                envid: None,
+                rcpts: vec![OutRcpt {
+                    addr: r.to,
+                    notify: None,
+                    orcpt: None,
+                }],
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn failure(q: &Queued, text: &str, relay: &str, status: Option<&str>) -> dsn::Failed {
+    dsn::Failed {
+        addr: q.addr.clone(),
+        orcpt: q.orcpt.clone(),
+        status: status.map_or_else(|| dsn::status_of(text, true), str::to_owned),
+        remote: (relay != "none").then(|| relay.split('[').next().unwrap_or(relay).to_owned()),
+        diagnostic: text.to_owned(),
+    }
+}
+
+fn clone_outcome(o: &Outcome) -> Outcome {
+    match o {
+        Outcome::Sent(t) => Outcome::Sent(t.clone()),
+        Outcome::Retry(t) => Outcome::Retry(t.clone()),
+        Outcome::Fail(t) => Outcome::Fail(t.clone()),
+    }
+}
+
+/// The delay before attempt `attempt + 1`: `retry_min` doubled per
+/// attempt, at most `retry_max`.
+pub fn backoff(cfg: &Config, attempt: u32) -> Duration {
+    let shift = attempt.saturating_sub(1).min(20);
+    cfg.retry_min
+        .saturating_mul(1u32 << shift)
+        .min(cfg.retry_max)
+        .max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cfg = Config::default();
+        assert_eq!(backoff(&cfg, 1), Duration::from_secs(60));
+        assert_eq!(backoff(&cfg, 2), Duration::from_secs(120));
+        assert_eq!(backoff(&cfg, 4), Duration::from_secs(480));
+        assert_eq!(backoff(&cfg, 30), Duration::from_secs(3600));
+    }
+}
