@@ -38,9 +38,12 @@ struct Cli {
     /// Second account's password.
     #[arg(long, env = "PROTOCOL_TESTS_PASSWORD2")]
     password2: Option<String>,
-    /// Mail domain of the accounts.
-    #[arg(long, default_value = "localhost")]
-    domain: String,
+    /// Mail domain of the accounts (`postmaster@DOMAIN`, local-part
+    /// logins). Default: the domain of --user when it is a full address,
+    /// else `localhost` (never the greeting's host name, which need not
+    /// be a mail domain).
+    #[arg(long)]
+    domain: Option<String>,
     /// Run only cases whose name contains this (or matches it, with `*`).
     #[arg(long)]
     only: Vec<String>,
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         eprintln!("--timeout must be in (0, 600] seconds");
         return ExitCode::from(2);
     }
+    let domain = account_domain(cli.domain, &user);
     let opts = Options {
         target: Target {
             smtp: cli.smtp,
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
             user,
             password,
             user2: cli.user2.zip(cli.password2),
-            domain: cli.domain,
+            domain,
             timeout: Duration::from_secs_f64(cli.timeout),
         },
         only: cli.only,
@@ -130,5 +134,33 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The accounts' mail domain: `--domain` if given, else the part of
+/// `--user` after its last `@`, else `localhost`.
+fn account_domain(given: Option<String>, user: &str) -> String {
+    if let Some(d) = given {
+        return d;
+    }
+    match user.rsplit_once('@') {
+        Some((_, d)) if !d.is_empty() => d.to_string(),
+        _ => "localhost".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_domain;
+
+    #[test]
+    fn domain_comes_from_the_user_unless_given() {
+        assert_eq!(account_domain(None, "alice@b.test"), "b.test");
+        assert_eq!(account_domain(None, "alice"), "localhost");
+        assert_eq!(account_domain(None, "alice@"), "localhost");
+        assert_eq!(
+            account_domain(Some("x.test".into()), "alice@b.test"),
+            "x.test"
+        );
     }
 }

@@ -112,3 +112,47 @@ fn minimail_passes_every_case() {
     );
     assert!(sum.pass > 0, "no case ran");
 }
+
+/// The command line takes the mail domain from `--user` when `--domain` is
+/// not given: against a server whose host name (`mx.elsewhere.test`, in its
+/// greeting) is not one of its mail domains (`b.test`), the postmaster case
+/// asks for `postmaster@b.test` and passes; told a domain the server does
+/// not serve, the same case fails (so the case really checks the domain).
+#[test]
+fn postmaster_domain_comes_from_the_user_not_the_greeting() {
+    let (dir, store) = testkit::store::temp_store();
+    testkit::store::add_user(&store, "alice@b.test", "alice-pw");
+    let cfg = smtpd::Config {
+        hostname: "mx.elsewhere.test".into(),
+        domains: vec!["b.test".into()],
+        ..Default::default()
+    };
+    let smtp = smtpd::bind(&[loopback()], cfg, store.clone()).unwrap();
+    let mut running = Running::new();
+    let smtp = running.spawn(smtp)[0];
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_protocol-tests"))
+            .args(["--smtp", &smtp.to_string(), "--user", "alice@b.test"])
+            .args(["--password", "alice-pw", "--only", "postmaster-at-domain"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("PASS  smtp/5321-4.5.1-postmaster-at-domain"),
+        "{text}"
+    );
+    let out = run(&["--domain", "elsewhere.test"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("FAIL  smtp/5321-4.5.1-postmaster-at-domain"),
+        "{text}"
+    );
+    running.stop();
+    store.shutdown();
+    drop(dir);
+}
