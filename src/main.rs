@@ -130,7 +130,8 @@ struct UpArgs {
     no_outbound: bool,
     #[command(flatten)]
     outbound: queue::OutboundArgs,
-    /// Log every session's dialogue as C:/S: lines (bodies and credentials elided).
+    /// Log every session's dialogue as C:/S: lines (bodies and credentials
+    /// elided), the outbound queue's deliveries included.
     #[arg(long)]
     trace: bool,
     /// Serve the store even if the start-up integrity check finds it
@@ -365,7 +366,8 @@ fn up(a: UpArgs) -> Result<()> {
     let engine = if a.no_outbound {
         None
     } else {
-        let cfg = a.outbound.config(&a.hostname, &a.domains)?;
+        let mut cfg = a.outbound.config(&a.hostname, &a.domains)?;
+        cfg.trace = a.trace;
         Some(
             outbound::Engine::start(store.clone(), cfg)
                 .context("cannot start outbound delivery")?,

@@ -45,6 +45,8 @@ struct Host {
     child: Child,
     submission: String,
     imap: String,
+    /// What the host logged after start-up (it runs with `--trace`).
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Host {
@@ -56,10 +58,11 @@ impl Drop for Host {
 
 fn host(dir: &Path, ip: &str, domain: &str, port: u16, dns: SocketAddr) -> Host {
     let db = dir.join(format!("{domain}.db"));
-    let (child, line, _) = testkit::server::minimail_up(
+    let (child, line, _, log) = testkit::server::minimail_up_logged(
         BIN,
         &db,
         &[
+            "--trace",
             "--smtp",
             &format!("{ip}:{port}"),
             "--submission",
@@ -86,6 +89,7 @@ fn host(dir: &Path, ip: &str, domain: &str, port: u16, dns: SocketAddr) -> Host 
         submission: addr_on(&line, "submission", ip),
         // Read from 127.0.0.1 (a local client may log in without TLS).
         imap: addr_on(&line, "imap", "127.0.0.1"),
+        log,
     }
 }
 
@@ -203,6 +207,30 @@ fn two_hosts_exchange_mail_by_mx_and_bounce_what_cannot_be_delivered() {
     assert!(got[0].contains("Subject: hello b"), "{}", got[0]);
     assert!(got[0].contains("hello from alice@a.test"), "{}", got[0]);
     assert!(got[0].contains("by mx.b.test"), "{}", got[0]);
+    // `--trace` shows the queue's side of that delivery: a's dialogue with
+    // b's MX, the content counted, not shown.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.log.lock().unwrap().contains("status=sent") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = a.log.lock().unwrap().clone();
+    let peer = format!("mx.b.test[127.0.0.3]:{port}");
+    for want in [
+        format!("{peer} S: 220 "),
+        format!("{peer} C: EHLO mx.a.test"),
+        format!("{peer} C: STARTTLS"),
+        format!("{peer} C: MAIL FROM:<alice@a.test>"),
+        format!("{peer} C: RCPT TO:<bob@b.test>"),
+        format!("{peer} S: 250 2.0.0 OK"),
+    ] {
+        assert!(log.contains(&want), "no {want:?} in a's trace:\n{log}");
+    }
+    assert!(log.contains("bytes of message data>"), "{log}");
+    assert!(
+        log.contains(&format!("to=<bob@b.test> relay={peer} status=sent")),
+        "no delivery log line:\n{log}"
+    );
+    assert!(!log.contains("hello from alice"), "content traced:\n{log}");
     submit(&b.submission, "bob@b.test", "alice@a.test", "re: hello b");
     let got = wait_for(&a.imap, "alice@a.test", 1);
     assert!(got[0].contains("Subject: re: hello b"), "{}", got[0]);

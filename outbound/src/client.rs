@@ -73,6 +73,10 @@ pub struct ClientConfig {
     pub command_timeout: Duration,
     /// The reply to the final dot (default 600 s).
     pub data_timeout: Duration,
+    /// Log the dialogue (`--trace`) at info level under the target
+    /// `outbound::trace`: commands and replies, credentials and message
+    /// content elided.
+    pub trace: bool,
 }
 
 impl ClientConfig {
@@ -86,6 +90,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            trace: false,
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Timeout for each reply.
     pub command_timeout: Duration,
+    /// Log each delivery's SMTP dialogue (`--trace`).
+    pub trace: bool,
 }
 
 impl Default for Config {
@@ -101,6 +103,7 @@ impl Default for Config {
             batch: 100,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
+            trace: false,
         }
     }
 }
@@ -343,6 +346,7 @@ impl Worker {
             connect_timeout: c.connect_timeout,
             command_timeout: c.command_timeout,
             data_timeout: c.command_timeout * 2,
+            trace: c.trace,
         }
     }
 

@@ -96,7 +96,24 @@ pub fn minimail_up(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> (Child, String, String) {
-    use std::io::{BufRead, BufReader, Read};
+    let (child, line, before, _) = minimail_up_logged(bin, db, extra, env);
+    (child, line, before)
+}
+
+/// [`minimail_up`], also keeping everything the server logs after its
+/// start-up line (a reader thread appends each stderr line).
+pub fn minimail_up_logged(
+    bin: &str,
+    db: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    Child,
+    String,
+    String,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(bin)
         .args([
@@ -126,11 +143,19 @@ pub fn minimail_up(
         }
         before.push_str(&line);
     };
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = err.read_to_string(&mut sink);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = log.clone();
+    std::thread::spawn(move || loop {
+        let mut line = String::new();
+        match err.read_line(&mut line) {
+            Ok(n) if n > 0 => kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_str(&line),
+            _ => break,
+        }
     });
-    (child, line, before)
+    (child, line, before, log)
 }
 
 /// The address after `what on ` in a start-up line (`smtp`, `imap`).

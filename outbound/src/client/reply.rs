@@ -118,6 +118,9 @@ impl Session {
                     line.pop();
                 }
                 self.inpos += at + 1;
+                if self.trace.is_some() {
+                    log::info!(target: "outbound::trace", "{} S: {}", self.peer, String::from_utf8_lossy(&line));
+                }
                 return Ok(line);
             }
             if pending.len() >= MAX_LINE {

@@ -75,6 +75,19 @@ pub struct Session {
     pub(super) command_timeout: Duration,
     pub(super) data_timeout: Duration,
     pub(super) broken: bool,
+    /// `Some` when the dialogue is traced: what the next writes carry.
+    pub(super) trace: Option<Traced>,
+}
+
+/// What the client is writing, for the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Traced {
+    /// Command lines, shown (AUTH's initial response elided).
+    Commands,
+    /// SASL responses, never shown.
+    Secret,
+    /// Message content, counted.
+    Content,
 }
 
 impl fmt::Debug for Session {
@@ -132,6 +145,7 @@ impl Session {
             command_timeout: cfg.command_timeout,
             data_timeout: cfg.data_timeout,
             broken: false,
+            trace: cfg.trace.then_some(Traced::Commands),
         };
 
         let greeting = session
@@ -298,6 +312,7 @@ impl Session {
                 self.peer
             )));
         }
+        let traced = self.trace;
         let result = if self.ext.auth_plain {
             let token = base64(format!("\0{user}\0{password}").as_bytes());
             self.command(
@@ -307,6 +322,7 @@ impl Session {
         } else if self.ext.auth_login {
             self.expect_334(b"AUTH LOGIN\r\n")
                 .and_then(|()| {
+                    self.trace = traced.map(|_| Traced::Secret);
                     self.expect_334(format!("{}\r\n", base64(user.as_bytes())).as_bytes())
                 })
                 .and_then(|()| {
@@ -322,6 +338,7 @@ impl Session {
                 self.peer
             )));
         };
+        self.trace = traced;
         match result {
             Ok(_) => Ok(()),
             Err(Error::Refused(reply)) => {
@@ -402,6 +419,7 @@ impl Session {
     /// A command whose outcome does not matter (QUIT on the way out).
     pub(super) fn command_quietly(&mut self, line: &[u8]) {
         let timeout = QUIT_TIMEOUT.min(self.command_timeout);
+        self.trace_out(line);
         let sent = set_timeouts(self.stream.tcp(), timeout)
             .and_then(|()| self.stream.write_all(line))
             .and_then(|()| self.stream.flush());
@@ -411,7 +429,36 @@ impl Session {
         self.broken = true;
     }
 
+    /// Trace what is about to be written (see [`Traced`]).
+    pub(super) fn trace_out(&self, bytes: &[u8]) {
+        let Some(mode) = self.trace else { return };
+        match mode {
+            Traced::Content => {
+                log::info!(target: "outbound::trace", "{} C: <{} bytes of message data>", self.peer, bytes.len());
+            }
+            Traced::Secret => {
+                log::info!(target: "outbound::trace", "{} C: <credentials elided>", self.peer);
+            }
+            Traced::Commands => {
+                for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let text = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+                    let shown = match text.split_once(' ') {
+                        Some((verb, rest)) if verb.eq_ignore_ascii_case("AUTH") => {
+                            match rest.split_once(' ') {
+                                Some((mech, _)) => format!("{verb} {mech} <credentials elided>"),
+                                None => text.to_string(),
+                            }
+                        }
+                        _ => text.to_string(),
+                    };
+                    log::info!(target: "outbound::trace", "{} C: {shown}", self.peer);
+                }
+            }
+        }
+    }
+
     pub(super) fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.trace_out(bytes);
         let result = set_timeouts(self.stream.tcp(), self.command_timeout)
             .and_then(|()| self.stream.write_all(bytes))
             .and_then(|()| self.stream.flush());

@@ -229,8 +229,17 @@ impl Session {
         }
     }
 
-    /// The message, dot-stuffed, with CRLF line ends, then the final dot.
+    /// The message, dot-stuffed, with CRLF line ends, then the final dot
+    /// (traced as a byte count, never as content).
     pub(super) fn write_body(&mut self, body: &[u8]) -> Result<(), Error> {
+        let traced = self.trace;
+        self.trace = traced.map(|_| super::session::Traced::Content);
+        let result = self.write_stuffed(body);
+        self.trace = traced;
+        result
+    }
+
+    fn write_stuffed(&mut self, body: &[u8]) -> Result<(), Error> {
         let mut out = Vec::with_capacity(WRITE_CHUNK + 8);
         let mut line_start = true;
         let mut i = 0;
