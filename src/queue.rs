@@ -61,6 +61,11 @@ pub struct OutboundArgs {
     /// Seconds to wait for a remote host's reply (RFC 5321 §4.5.3.2: 5 minutes).
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub outbound_timeout: u64,
+    /// Send the sender a delay warning (RFC 3464 "delayed", once per
+    /// recipient) when mail is still queued after this many seconds (4
+    /// hours); 0 turns warnings off.
+    #[arg(long, default_value_t = 4 * 3600, value_name = "SECS")]
+    pub delay_warning: u64,
 }
 
 impl OutboundArgs {
@@ -110,6 +115,7 @@ impl OutboundArgs {
             max_connections: self.outbound_connections.max(1),
             per_destination: self.per_destination.max(1),
             command_timeout: Duration::from_secs(self.outbound_timeout.max(1)),
+            delay_warning: Duration::from_secs(self.delay_warning),
             ..outbound::Config::default()
         })
     }

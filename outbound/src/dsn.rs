@@ -29,6 +29,20 @@ pub enum Action {
     Failed,
     /// Still trying (a delay warning: "delayed").
     Delayed,
+    /// Handed to a host that does not offer DSN, for a recipient who asked
+    /// for NOTIFY=SUCCESS (RFC 3461 §5.2.2: "relayed").
+    Relayed,
+}
+
+impl Action {
+    /// The RFC 3464 §2.3.3 action value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Relayed => "relayed",
+        }
+    }
 }
 
 /// Everything a report is made of.
@@ -98,12 +112,19 @@ pub fn rfc5322_date(unix: i64) -> String {
     )
 }
 
-/// The header of a message: up to and including the empty line.
+/// The header of a message: up to and including the empty line (CRLF,
+/// or a bare LF as some submitting clients send).
 fn header_of(raw: &[u8]) -> &[u8] {
-    match memchr::memmem::find(raw, b"\r\n\r\n") {
-        Some(i) => &raw[..i + 4],
-        None => raw,
+    let mut start = 0;
+    while start < raw.len() {
+        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |i| start + i + 1);
+        let line = &raw[start..end];
+        if line == b"\n" || line == b"\r\n" {
+            return &raw[..end];
+        }
+        start = end;
     }
+    raw
 }
 
 /// The report as a message, ready to store or send.
@@ -125,6 +146,12 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
              This is only a warning: delivery will be tried again, and you will\r\n\
              hear again only if it fails for good.",
         ),
+        Action::Relayed => (
+            "Successful Mail Delivery Report",
+            "Your message was handed on to the recipients' mail system, as you\r\n\
+             asked (NOTIFY=SUCCESS). That system does not report delivery, so\r\n\
+             this is the last notice you will get about it.",
+        ),
     };
     let mut m = String::new();
     let _ = write!(
@@ -133,7 +160,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
          To: <{to}>\r\n\
          Subject: {subject}\r\n\
          Date: {date}\r\n\
-         Message-ID: <{qid}.dsn@{host}>\r\n\
+         Message-ID: <{qid}.{action}.{now}.dsn@{host}>\r\n\
          Auto-Submitted: auto-replied\r\n\
          MIME-Version: 1.0\r\n\
          Content-Type: multipart/report; report-type=delivery-status;\r\n\
@@ -152,6 +179,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         to = r.to,
         date = rfc5322_date(now),
         qid = r.qid,
+        action = r.action.as_str(),
     );
     for f in r.rcpts {
         let _ = write!(m, "<{}>: {}\r\n", f.addr, f.diagnostic);
@@ -179,10 +207,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             m,
             "Final-Recipient: rfc822; {}\r\nAction: {}\r\nStatus: {}\r\n",
             f.addr,
-            match r.action {
-                Action::Failed => "failed",
-                Action::Delayed => "delayed",
-            },
+            r.action.as_str(),
             f.status
         );
         if let Some(remote) = &f.remote {
@@ -274,5 +299,16 @@ mod tests {
             let third = parsed.subparts[2].get_body_raw().expect("body");
             assert_eq!(third.ends_with(b"body\r\n"), !headers_only);
         }
+    }
+
+    #[test]
+    fn the_header_ends_at_the_first_empty_line_whatever_the_line_ends() {
+        assert_eq!(
+            header_of(b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\n"),
+            b"A: 1\r\nB: 2\r\n\r\n"
+        );
+        assert_eq!(header_of(b"A: 1\r\nB: 2\n\nbody\n"), b"A: 1\r\nB: 2\n\n");
+        assert_eq!(header_of(b"\r\nbody"), b"\r\n");
+        assert_eq!(header_of(b"A: 1\r\n"), b"A: 1\r\n");
     }
 }

@@ -83,6 +83,9 @@ pub struct Config {
     pub command_timeout: Duration,
     /// Log each delivery's SMTP dialogue (`--trace`).
     pub trace: bool,
+    /// Warn the sender (a "delayed" DSN, once per recipient) when a
+    /// recipient is still queued this long after arrival; zero: never.
+    pub delay_warning: Duration,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             trace: false,
+            delay_warning: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -481,7 +485,8 @@ impl Worker {
                             RcptResult::Permanent(reply) => Outcome::Fail(reply.to_string()),
                         })
                         .collect();
-                    self.record(
+                    let remote_dsn = session.offers_dsn();
+                    self.record_with(
                         m,
                         |i| {
                             results.get(i).map_or_else(
@@ -491,6 +496,7 @@ impl Worker {
                         },
                         &relay,
                         started,
+                        remote_dsn,
                     );
                 }
                 Err(Failure::Temporary(why)) | Err(Failure::Permanent(why)) => {
@@ -508,8 +514,7 @@ impl Worker {
         }
     }
 
-    /// Write the outcomes of one message's recipients (one transaction),
-    /// log each, and queue or store the reports they call for.
+    /// [`Worker::record_with`] for outcomes no remote DSN support bears on.
     fn record(
         &self,
         rcpts: &[Queued],
@@ -517,16 +522,42 @@ impl Worker {
         relay: &str,
         started: Instant,
     ) {
+        self.record_with(rcpts, outcome, relay, started, true);
+    }
+
+    /// Write the outcomes of one message's recipients (one transaction),
+    /// log each, and queue or store the reports they call for: a bounce
+    /// for failures, a delay warning for recipients queued longer than
+    /// `delay_warning` (once each), and a "relayed" notice for recipients
+    /// who asked for NOTIFY=SUCCESS when the receiving host (`remote_dsn`
+    /// false) does not offer DSN to pass the request on (RFC 3461 §5.2.2).
+    fn record_with(
+        &self,
+        rcpts: &[Queued],
+        outcome: impl Fn(usize) -> Outcome,
+        relay: &str,
+        started: Instant,
+        remote_dsn: bool,
+    ) {
         let now = unix_now();
         let cfg = &self.config;
         let mut failed: Vec<dsn::Failed> = Vec::new();
+        let mut delayed: Vec<dsn::Failed> = Vec::new();
+        let mut relayed: Vec<dsn::Failed> = Vec::new();
         let mut finish: Vec<i64> = Vec::new();
         let mut defer: Vec<(i64, i64, String)> = Vec::new();
+        let mut warned: Vec<i64> = Vec::new();
+        let warn_after = cfg.delay_warning.as_secs() as i64;
         for (i, q) in rcpts.iter().enumerate() {
             let age = now.saturating_sub(q.created);
             let (status, text) = match outcome(i) {
                 Outcome::Sent(t) => {
                     finish.push(q.id);
+                    if !remote_dsn && wants(q, "SUCCESS", false) {
+                        let mut f = failure(q, &t, relay, Some("2.0.0"));
+                        f.status = dsn::status_of(&t, false).replace("4.0.0", "2.0.0");
+                        relayed.push(f);
+                    }
                     ("sent", t)
                 }
                 Outcome::Fail(t) => {
@@ -543,6 +574,16 @@ impl Worker {
                 Outcome::Retry(t) => {
                     let delay = backoff(cfg, q.attempts + 1);
                     defer.push((q.id, now + delay.as_secs() as i64, t.clone()));
+                    if warn_after > 0 && age >= warn_after && !q.warned {
+                        // Marked even when NOTIFY leaves DELAY out: the
+                        // question is settled for this recipient.
+                        warned.push(q.id);
+                        if wants(q, "DELAY", true) {
+                            let mut f = failure(q, &t, relay, None);
+                            f.status = dsn::status_of(&t, false);
+                            delayed.push(f);
+                        }
+                    }
                     ("deferred", t)
                 }
             };
@@ -556,7 +597,14 @@ impl Worker {
                 text.trim_end()
             );
         }
-        let report = self.report(rcpts, &failed).map(|r| {
+        let reports: Vec<(ReportMail, Option<mailstore::UserId>)> = [
+            (dsn::Action::Failed, failed),
+            (dsn::Action::Delayed, delayed),
+            (dsn::Action::Relayed, relayed),
+        ]
+        .into_iter()
+        .filter_map(|(action, list)| self.report(rcpts, action, &list))
+        .map(|r| {
             let user = self
                 .store
                 .read_sync(|rd| rd.resolve_recipient(&r.to))
@@ -564,7 +612,8 @@ impl Worker {
                 .flatten()
                 .map(|u| u.id);
             (r, user)
-        });
+        })
+        .collect();
         let result = self.store.write_sync(move |tx| {
             for id in finish {
                 tx.queue_finish(id)?;
@@ -572,7 +621,10 @@ impl Worker {
             for (id, next, why) in defer {
                 tx.queue_defer(id, next, &why)?;
             }
-            if let Some((r, user)) = report {
+            for id in warned {
+                tx.queue_warned(id)?;
+            }
+            for (r, user) in reports {
                 deliver_report(tx, r, user)?;
             }
             Ok(())
@@ -585,19 +637,24 @@ impl Worker {
         }
     }
 
-    /// The bounce for `failed` recipients, if the sender gets one.
-    fn report(&self, rcpts: &[Queued], failed: &[dsn::Failed]) -> Option<ReportMail> {
+    /// The report of `action` for `listed` recipients, if the sender gets
+    /// one.
+    fn report(
+        &self,
+        rcpts: &[Queued],
+        action: dsn::Action,
+        listed: &[dsn::Failed],
+    ) -> Option<ReportMail> {
         let first = rcpts.first()?;
         // Never a report about a report (RFC 5321 §4.5.5), nor to
         // recipients who asked for none (RFC 3461 §4.1 NOTIFY).
-        let wanted: Vec<dsn::Failed> = failed
+        let wanted: Vec<dsn::Failed> = listed
             .iter()
             .filter(|f| {
-                rcpts.iter().find(|q| q.addr == f.addr).is_none_or(|q| {
-                    q.notify
-                        .as_deref()
-                        .is_none_or(|n| n.to_ascii_uppercase().contains("FAILURE"))
-                })
+                rcpts
+                    .iter()
+                    .find(|q| q.addr == f.addr)
+                    .is_none_or(|q| action != dsn::Action::Failed || wants(q, "FAILURE", true))
             })
             .cloned()
             .collect();
@@ -614,17 +671,31 @@ impl Worker {
             qid: &first.qid,
             envid: first.envid.as_deref(),
             arrival: first.created,
-            action: dsn::Action::Failed,
+            action,
             rcpts: &wanted,
             original: &original,
-            headers_only: first
-                .ret
-                .as_deref()
-                .is_some_and(|r| r.eq_ignore_ascii_case("HDRS")),
+            // RET applies to failures; other notices carry the header
+            // only (RFC 3461 §4.3).
+            headers_only: action != dsn::Action::Failed
+                || first
+                    .ret
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case("HDRS")),
         });
+        let suffix = match action {
+            dsn::Action::Failed => "B",
+            dsn::Action::Delayed => "D",
+            dsn::Action::Relayed => "S",
+        };
+        // Unique in the queue: each recipient row gets at most one report
+        // of each kind.
+        let row = rcpts
+            .iter()
+            .find(|q| wanted.first().is_some_and(|f| f.addr == q.addr))
+            .map_or(first.id, |q| q.id);
         Some(ReportMail {
             to: first.sender.clone(),
-            qid: format!("{}.B", first.qid),
+            qid: format!("{}.{suffix}{row}", first.qid),
             raw,
         })
     }
@@ -667,6 +738,16 @@ fn deliver_report(
         }
     }
     Ok(())
+}
+
+/// Whether recipient `q` asked for notices of `kind` (RFC 3461 §4.1):
+/// its NOTIFY names it; without NOTIFY, `default` (failures and delays
+/// are reported, successes not).
+fn wants(q: &Queued, kind: &str, default: bool) -> bool {
+    match q.notify.as_deref() {
+        Some(n) => n.split(',').any(|w| w.trim().eq_ignore_ascii_case(kind)),
+        None => default,
+    }
 }
 
 fn failure(q: &Queued, text: &str, relay: &str, status: Option<&str>) -> dsn::Failed {

@@ -5,8 +5,9 @@
 //! [`Command::parse`] takes one framed line (no CRLF), splits off the
 //! case-insensitive verb and hands the rest to the grammar in `parse.rs`.
 //! ESMTP parameters of MAIL are interpreted here (SIZE of RFC 1870, BODY of
-//! RFC 6152, SMTPUTF8 of RFC 6531); any other parameter is refused with 555
-//! (RFC 5321 §4.1.1.11), as are all RCPT parameters, since we advertise none.
+//! RFC 6152, SMTPUTF8 of RFC 6531, RET and ENVID of RFC 3461), as are those
+//! of RCPT (NOTIFY and ORCPT of RFC 3461); any other parameter is refused
+//! with 555 (RFC 5321 §4.1.1.11).
 //! The AUTH parameter of MAIL (RFC 4954 §5) is accepted and its value
 //! ignored: we relay nothing, so the original submitter is never passed on.
 
@@ -34,7 +35,45 @@ pub struct MailParams {
     pub body: Body,
     /// `SMTPUTF8` was given (RFC 6531).
     pub smtputf8: bool,
+    /// `RET=FULL|HDRS` (RFC 3461 §4.3): what a DSN returns of the message.
+    pub ret: Option<Ret>,
+    /// `ENVID=xtext` (RFC 3461 §4.4), decoded.
+    pub envid: Option<String>,
 }
+
+/// The RET parameter of MAIL (RFC 3461 §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ret {
+    /// Return the whole message in a failure DSN.
+    Full,
+    /// Return its headers only.
+    Hdrs,
+}
+
+impl Ret {
+    /// The keyword, as the queue stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Hdrs => "HDRS",
+        }
+    }
+}
+
+/// The parameters of RCPT TO we support (RFC 3461 §4.1, §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RcptParams {
+    /// `NOTIFY=`: `NEVER`, or a comma list of `SUCCESS`, `FAILURE`,
+    /// `DELAY`, upper-cased.
+    pub notify: Option<String>,
+    /// `ORCPT=addr-type;xtext`, decoded: e.g. `rfc822;bob@example.org`.
+    pub orcpt: Option<String>,
+}
+
+/// RFC 3461 §4.4: an ENVID is at most 100 characters (before decoding).
+pub const MAX_ENVID: usize = 100;
+/// RFC 3461 §4.2: an ORCPT is at most 500 characters.
+pub const MAX_ORCPT: usize = 500;
 
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +89,12 @@ pub enum Command {
         /// Its parameters.
         params: MailParams,
     },
-    /// `RCPT TO:<path>`
+    /// `RCPT TO:<path> params`
     Rcpt {
         /// The forward path.
         to: ForwardPath,
+        /// Its DSN parameters.
+        params: RcptParams,
     },
     /// `DATA`
     Data,
@@ -164,12 +205,12 @@ impl Command {
                 })
             }
             "RCPT" => {
-                let (_, (to, params)) =
-                    parse::rcpt_args(rest).map_err(|_| syntax("5.1.3", "RCPT TO:<address>"))?;
-                if let Some(p) = params.first() {
-                    return Err(CommandError::UnknownParameter(p.keyword.clone()));
-                }
-                Ok(Command::Rcpt { to })
+                let (_, (to, params)) = parse::rcpt_args(rest)
+                    .map_err(|_| syntax("5.1.3", "RCPT TO:<address> [parameters]"))?;
+                Ok(Command::Rcpt {
+                    to,
+                    params: rcpt_params(params)?,
+                })
             }
             "DATA" => only(Command::Data, "DATA"),
             "BDAT" => {
@@ -281,10 +322,107 @@ fn mail_params(params: Vec<EsmtpParam>) -> Result<MailParams, CommandError> {
             // RFC 4954 §5: accepted (as if `<>`), never passed on.
             ("AUTH", Some(_)) => {}
             ("AUTH", None) => return Err(syntax("5.5.4", "AUTH=addr-spec or AUTH=<>")),
+            ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") => out.ret = Some(Ret::Full),
+            ("RET", Some(v)) if v.eq_ignore_ascii_case("HDRS") => out.ret = Some(Ret::Hdrs),
+            ("RET", _) => return Err(syntax("5.5.4", "RET=FULL or RET=HDRS")),
+            ("ENVID", Some(v)) if v.len() <= MAX_ENVID => {
+                out.envid = Some(xtext(v).ok_or(syntax("5.5.4", "ENVID=xtext"))?);
+            }
+            ("ENVID", Some(_)) => {
+                return Err(syntax("5.5.4", "ENVID=xtext of at most 100 characters"))
+            }
+            ("ENVID", None) => return Err(syntax("5.5.4", "ENVID=xtext")),
             (k, _) => return Err(CommandError::UnknownParameter(k.to_owned())),
         }
     }
     Ok(out)
+}
+
+const NOTIFY_USAGE: &str = "NOTIFY=NEVER or NOTIFY=SUCCESS,FAILURE,DELAY (any of the three)";
+const ORCPT_USAGE: &str = "ORCPT=addr-type;xtext of at most 500 characters";
+
+/// RCPT parameters (RFC 3461 §4.1, §4.2), each at most once.
+fn rcpt_params(params: Vec<EsmtpParam>) -> Result<RcptParams, CommandError> {
+    let mut out = RcptParams::default();
+    let mut seen: Vec<String> = Vec::new();
+    for p in params {
+        if seen.contains(&p.keyword) {
+            return Err(syntax("5.5.4", "each RCPT parameter at most once"));
+        }
+        seen.push(p.keyword.clone());
+        match (p.keyword.as_str(), p.value.as_deref()) {
+            ("NOTIFY", Some(v)) => {
+                out.notify = Some(notify(v).ok_or(syntax("5.5.4", NOTIFY_USAGE))?)
+            }
+            ("NOTIFY", None) => return Err(syntax("5.5.4", NOTIFY_USAGE)),
+            ("ORCPT", Some(v)) => out.orcpt = Some(orcpt(v).ok_or(syntax("5.5.4", ORCPT_USAGE))?),
+            ("ORCPT", None) => return Err(syntax("5.5.4", ORCPT_USAGE)),
+            (k, _) => return Err(CommandError::UnknownParameter(k.to_owned())),
+        }
+    }
+    Ok(out)
+}
+
+/// `NOTIFY=` value: `NEVER` alone, or SUCCESS / FAILURE / DELAY each at
+/// most once, comma separated, any case (RFC 3461 §4.1). Upper-cased.
+fn notify(v: &str) -> Option<String> {
+    let v = v.to_ascii_uppercase();
+    if v == "NEVER" {
+        return Some(v);
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for word in v.split(',') {
+        if !matches!(word, "SUCCESS" | "FAILURE" | "DELAY") || seen.contains(&word) {
+            return None;
+        }
+        seen.push(word);
+    }
+    Some(v)
+}
+
+/// `ORCPT=addr-type ";" xtext` (RFC 3461 §4.2); addr-type is an atom
+/// (here: letters, digits, `-`). Decoded; the type is kept as given.
+fn orcpt(v: &str) -> Option<String> {
+    if v.len() > MAX_ORCPT {
+        return None;
+    }
+    let (kind, addr) = v.split_once(';')?;
+    if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return None;
+    }
+    let addr = xtext(addr)?;
+    if addr.is_empty() {
+        return None;
+    }
+    Some(format!("{kind};{addr}"))
+}
+
+/// Decode RFC 3461 §4 xtext: `+` and two hex digits stand for one octet,
+/// any other character from `!` to `~` but `+` and `=` for itself. The
+/// result must be printable US-ASCII (space allowed), so nothing decoded
+/// can break a header line of a DSN.
+pub fn xtext(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = match b[i] {
+            b'+' => {
+                let hex = b.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                i += 2;
+                u8::from_str_radix(hex, 16).ok()?
+            }
+            b'=' => return None,
+            c => c,
+        };
+        if !(0x20..=0x7e).contains(&c) {
+            return None;
+        }
+        out.push(char::from(c));
+        i += 1;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -352,10 +490,26 @@ mod tests {
             ("MAIL FROM:<a@b> BODY=BINARYMIME", 501),
             ("MAIL FROM:<a@b> SIZE=1 SIZE=2", 501),
             ("MAIL FROM:<a@b> SMTPUTF8=yes", 501),
-            ("MAIL FROM:<a@b> RET=HDRS", 555),
+            ("MAIL FROM:<a@b> RET=HDRS", 0),
+            ("MAIL FROM:<a@b> RET=hdrs ENVID=QQ314159", 0),
+            ("MAIL FROM:<a@b> RET=ALL", 501),
+            ("MAIL FROM:<a@b> RET", 501),
+            ("MAIL FROM:<a@b> RET=FULL RET=HDRS", 501),
+            ("MAIL FROM:<a@b> ENVID=a+0Db", 501),
+            ("MAIL FROM:<a@b> ENVID=a+2", 501),
+            ("MAIL FROM:<a@b> XYZZY=1", 555),
             ("MAIL FROM:<a@b> AUTH=<>", 0),
             ("MAIL FROM:<a@b> AUTH", 501),
-            ("RCPT TO:<a@b> NOTIFY=NEVER", 555),
+            ("RCPT TO:<a@b> NOTIFY=NEVER", 0),
+            ("RCPT TO:<a@b> NOTIFY=success,DELAY ORCPT=rfc822;a@b", 0),
+            ("RCPT TO:<a@b> NOTIFY=NEVER,SUCCESS", 501),
+            ("RCPT TO:<a@b> NOTIFY=FAILURE,FAILURE", 501),
+            ("RCPT TO:<a@b> NOTIFY=", 501),
+            ("RCPT TO:<a@b> NOTIFY", 501),
+            ("RCPT TO:<a@b> ORCPT=a@b", 501),
+            ("RCPT TO:<a@b> ORCPT=rfc822;", 501),
+            ("RCPT TO:<a@b> NOTIFY=NEVER NOTIFY=NEVER", 501),
+            ("RCPT TO:<a@b> XYZZY", 555),
             ("RCPT TO:a@b", 501),
             ("BDAT", 501),
             ("BDAT -1", 501),
@@ -393,7 +547,8 @@ mod tests {
                 params: MailParams {
                     size: Some(1000),
                     body: Body::EightBitMime,
-                    smtputf8: true
+                    smtputf8: true,
+                    ..MailParams::default()
                 }
             }
         );
@@ -407,9 +562,32 @@ mod tests {
         assert_eq!(
             p("RCPT TO:<postmaster>"),
             Ok(Command::Rcpt {
-                to: ForwardPath::Postmaster
+                to: ForwardPath::Postmaster,
+                params: RcptParams::default()
             })
         );
+    }
+
+    #[test]
+    fn dsn_params_are_decoded() {
+        let Ok(Command::Mail { params, .. }) =
+            p("MAIL FROM:<a@b.c> RET=hdrs ENVID=QQ+2B314+3D159+20x")
+        else {
+            panic!("MAIL with RET/ENVID refused");
+        };
+        assert_eq!(params.ret, Some(Ret::Hdrs));
+        assert_eq!(params.envid.as_deref(), Some("QQ+314=159 x"));
+        let Ok(Command::Rcpt { params, .. }) =
+            p("RCPT TO:<x@y.z> notify=failure,Delay ORCPT=rfc822;x+2Btag@y.z")
+        else {
+            panic!("RCPT with NOTIFY/ORCPT refused");
+        };
+        assert_eq!(params.notify.as_deref(), Some("FAILURE,DELAY"));
+        assert_eq!(params.orcpt.as_deref(), Some("rfc822;x+tag@y.z"));
+        let long = format!("MAIL FROM:<a@b.c> ENVID={}", "x".repeat(101));
+        assert_eq!(code(&long), 501);
+        let long = format!("RCPT TO:<a@b.c> ORCPT=rfc822;{}", "x".repeat(500));
+        assert_eq!(code(&long), 501);
     }
 
     #[test]

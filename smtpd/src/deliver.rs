@@ -214,11 +214,13 @@ impl SmtpSession {
             .filter(|r| r.user.is_none())
             .map(|r| mailstore::OutRcpt {
                 addr: r.addr.clone(),
-                notify: None,
-                orcpt: None,
+                notify: r.dsn.notify.clone(),
+                orcpt: r.dsn.orcpt.clone(),
             })
             .collect();
         let qid = id.clone();
+        let ret = env.params.ret.map(|r| r.as_str().to_owned());
+        let envid = env.params.envid.clone();
         // The queue keeps the bare path ("" for the null sender).
         let sender = match &env.from {
             crate::parse::ReversePath::Null => String::new(),
@@ -268,8 +270,8 @@ impl SmtpSession {
                                 qid,
                                 sender,
                                 raw: msg.raw().to_vec(),
-                                ret: None,
-                                envid: None,
+                                ret,
+                                envid,
                                 rcpts: remote,
                             })?;
                         }

@@ -13,7 +13,7 @@
 //! leaves input unconsumed; netloop calls again after the completion, so
 //! pipelined commands (RFC 2920) are answered strictly in order.
 
-use crate::command::{Command, MailParams};
+use crate::command::{Command, MailParams, RcptParams};
 use crate::data::{BdatBody, DataReader};
 use crate::parse::ReversePath;
 use crate::reply::Reply;
@@ -61,6 +61,8 @@ pub(crate) struct Recipient {
     pub(crate) addr: String,
     /// Who gets it: a local user, or None for another host (outbound queue).
     pub(crate) user: Option<mailstore::UserId>,
+    /// Its DSN parameters (RFC 3461), passed on with the message.
+    pub(crate) dsn: RcptParams,
 }
 
 /// One mail transaction (RFC 5321 §3.3), from MAIL on.
@@ -107,8 +109,8 @@ pub(crate) enum State {
 /// Store work in flight; input waits until it is answered.
 #[derive(Debug)]
 pub(crate) enum Waiting {
-    /// A RCPT lookup.
-    Rcpt,
+    /// A RCPT lookup, with the command's parameters.
+    Rcpt(RcptParams),
     /// A delivery commit, with what the log line needs.
     Commit(CommitInfo),
     /// A password check, for the login name given.
@@ -307,8 +309,8 @@ impl netloop::Session for SmtpSession {
 
     fn on_done(&mut self, done: SmtpDone, io: &mut Io<'_, SmtpDone>) -> Step {
         match (done, self.waiting.take()) {
-            (SmtpDone::Rcpt { addr, result }, Some(Waiting::Rcpt)) => {
-                self.rcpt_done(io, addr, result)
+            (SmtpDone::Rcpt { addr, result }, Some(Waiting::Rcpt(params))) => {
+                self.rcpt_done(io, addr, params, result)
             }
             (SmtpDone::Committed(result), Some(Waiting::Commit(info))) => {
                 self.commit_done(io, info, result)

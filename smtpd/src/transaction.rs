@@ -17,7 +17,7 @@
 //! exists, else to the first user (by address) of that domain; only when
 //! the domain has no user at all is it refused with 550 5.1.1.
 
-use crate::command::{Command, MailParams};
+use crate::command::{Command, MailParams, RcptParams};
 use crate::data::{BdatBody, DataReader};
 use crate::parse::{ForwardPath, Host, ReversePath};
 use crate::reply::Reply;
@@ -32,7 +32,7 @@ impl SmtpSession {
             Command::Ehlo(name) => self.helo(io, name, true),
             Command::Helo(name) => self.helo(io, name, false),
             Command::Mail { from, params } => self.mail(io, from, params),
-            Command::Rcpt { to } => self.rcpt(io, to),
+            Command::Rcpt { to, params } => self.rcpt(io, to, params),
             Command::Data => self.data(io),
             Command::Bdat { size, last } => self.bdat(io, size, last),
             Command::Rset => {
@@ -66,6 +66,7 @@ impl SmtpSession {
                 "SMTPUTF8".into(),
                 "CHUNKING".into(),
                 "ENHANCEDSTATUSCODES".into(),
+                "DSN".into(),
             ];
             if io.tls() == TlsState::Available {
                 lines.push("STARTTLS".into());
@@ -118,7 +119,7 @@ impl SmtpSession {
     }
 
     /// RCPT TO (§4.1.1.3): checks here, the user lookup on a reader thread.
-    fn rcpt(&mut self, io: &mut Io<'_, SmtpDone>, to: ForwardPath) {
+    fn rcpt(&mut self, io: &mut Io<'_, SmtpDone>, to: ForwardPath, dsn: RcptParams) {
         let cfg = &self.shared.config;
         let State::Envelope(env) = &self.state else {
             self.reply(io, &Reply::bad_sequence("need MAIL before RCPT"));
@@ -153,7 +154,11 @@ impl SmtpSession {
                         let addr = m.to_string();
                         let reply = match &mut self.state {
                             State::Envelope(env) => {
-                                env.rcpts.push(Recipient { addr, user: None });
+                                env.rcpts.push(Recipient {
+                                    addr,
+                                    user: None,
+                                    dsn,
+                                });
                                 Reply::recipient_ok()
                             }
                             _ => Reply::bad_sequence("transaction ended"),
@@ -179,10 +184,10 @@ impl SmtpSession {
             }
         };
         if let Some(user) = self.shared.recipients.get(&addr, Instant::now()) {
-            self.accept_rcpt(io, addr, user);
+            self.accept_rcpt(io, addr, user, dsn);
             return;
         }
-        self.waiting = Some(Waiting::Rcpt);
+        self.waiting = Some(Waiting::Rcpt(dsn));
         let completer = io.completer();
         let lookup = addr.clone();
         self.shared.store.read(
@@ -212,12 +217,19 @@ impl SmtpSession {
     }
 
     /// RCPT resolved to `user`: add the recipient, 250.
-    fn accept_rcpt(&mut self, io: &mut Io<'_, SmtpDone>, addr: String, user: mailstore::UserId) {
+    fn accept_rcpt(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        addr: String,
+        user: mailstore::UserId,
+        dsn: RcptParams,
+    ) {
         let reply = match &mut self.state {
             State::Envelope(env) => {
                 env.rcpts.push(Recipient {
                     addr,
                     user: Some(user),
+                    dsn,
                 });
                 Reply::recipient_ok()
             }
@@ -231,6 +243,7 @@ impl SmtpSession {
         &mut self,
         io: &mut Io<'_, SmtpDone>,
         addr: String,
+        dsn: RcptParams,
         result: Result<Option<mailstore::UserId>, String>,
     ) {
         let reply = match result {
@@ -238,7 +251,7 @@ impl SmtpSession {
                 // Only a store answer starts an entry's time to live (a hit
                 // must not extend it, or a deleted user would stay cached).
                 self.shared.recipients.put(&addr, user, Instant::now());
-                self.accept_rcpt(io, addr, user);
+                self.accept_rcpt(io, addr, user, dsn);
                 return;
             }
             Ok(None) => {

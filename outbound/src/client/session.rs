@@ -381,6 +381,12 @@ impl Session {
         &self.ehlo_line
     }
 
+    /// Whether the server offers DSN (RFC 3461): then NOTIFY went with each
+    /// RCPT and success notices are its job, not ours (§5.2.2).
+    pub fn offers_dsn(&self) -> bool {
+        self.ext.dsn
+    }
+
     /// Say QUIT and close, ignoring errors.
     pub fn quit(mut self) {
         if !self.broken {

@@ -11,7 +11,7 @@
 //! `<Postmaster>`), DATA, BDAT (RFC 3030), RSET, VRFY, EXPN, HELP, NOOP,
 //! QUIT, STARTTLS (RFC 3207) and AUTH (RFC 4954 §4).
 
-use crate::command::{Body, Command, CommandError, MailParams};
+use crate::command::{Body, Command, CommandError, MailParams, RcptParams, Ret};
 use crate::parse::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath};
 use proptest::prelude::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -152,12 +152,27 @@ fn command() -> impl Strategy<Value = Command> {
             Just(Body::EightBitMime)
         ],
         any::<bool>(),
+        prop::option::of(prop_oneof![Just(Ret::Full), Just(Ret::Hdrs)]),
+        // ENVID: printable ASCII; 30 characters stay under 100 encoded.
+        prop::option::of("[ -~]{1,30}"),
     )
-        .prop_map(|(size, body, smtputf8)| MailParams {
+        .prop_map(|(size, body, smtputf8, ret, envid)| MailParams {
             size,
             body,
             smtputf8,
+            ret,
+            envid,
         });
+    let rcpt_params = (
+        prop::option::of(prop_oneof![
+            Just("NEVER".to_string()),
+            Just("SUCCESS".to_string()),
+            Just("FAILURE,DELAY".to_string()),
+            Just("DELAY,SUCCESS,FAILURE".to_string()),
+        ]),
+        prop::option::of("[ -~]{1,60}".prop_map(|a| format!("rfc822;{a}"))),
+    )
+        .prop_map(|(notify, orcpt)| RcptParams { notify, orcpt });
     prop_oneof![
         helo_name().prop_map(Command::Ehlo),
         helo_name().prop_map(Command::Helo),
@@ -169,11 +184,14 @@ fn command() -> impl Strategy<Value = Command> {
             mail_params
         )
             .prop_map(|(from, params)| Command::Mail { from, params }),
-        prop_oneof![
-            1 => Just(ForwardPath::Postmaster),
-            4 => mailbox().prop_map(ForwardPath::Mailbox),
-        ]
-        .prop_map(|to| Command::Rcpt { to }),
+        (
+            prop_oneof![
+                1 => Just(ForwardPath::Postmaster),
+                4 => mailbox().prop_map(ForwardPath::Mailbox),
+            ],
+            rcpt_params
+        )
+            .prop_map(|(to, params)| Command::Rcpt { to, params }),
         Just(Command::Data),
         (any::<u64>(), any::<bool>()).prop_map(|(size, last)| Command::Bdat { size, last }),
         Just(Command::Rset),
@@ -271,6 +289,19 @@ fn wire_path(m: &Mailbox, st: &mut Style) -> String {
     )
 }
 
+/// RFC 3461 §4 xtext, written out here rather than taken from a crate.
+fn wire_xtext(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+                char::from(b).to_string()
+            } else {
+                format!("+{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn wire_mail_params(p: &MailParams, st: &mut Style) -> String {
     let mut params = Vec::new();
     if let Some(n) = p.size {
@@ -288,6 +319,16 @@ fn wire_mail_params(p: &MailParams, st: &mut Style) -> String {
     }
     if p.smtputf8 {
         params.push(st.case("SMTPUTF8"));
+    }
+    if let Some(r) = p.ret {
+        let r = match r {
+            Ret::Full => "RET=FULL",
+            Ret::Hdrs => "RET=HDRS",
+        };
+        params.push(st.case(r));
+    }
+    if let Some(e) = &p.envid {
+        params.push(format!("{}={}", st.case("ENVID"), wire_xtext(e)));
     }
     if st.flip() {
         // Accepted and ignored (RFC 4954 §5).
@@ -316,13 +357,25 @@ fn serialize(c: &Command, st: &mut Style) -> String {
             let (v, f, b) = (verb(st, "MAIL"), st.case("FROM:"), st.blanks());
             format!("{v} {f}{b}{path}{}", wire_mail_params(params, st))
         }
-        Command::Rcpt { to } => {
+        Command::Rcpt { to, params } => {
             let path = match to {
                 ForwardPath::Postmaster => format!("<{}>", st.case("Postmaster")),
                 ForwardPath::Mailbox(m) => wire_path(m, st),
             };
             let (v, t, b) = (verb(st, "RCPT"), st.case("TO:"), st.blanks());
-            format!("{v} {t}{b}{path}")
+            let mut line = format!("{v} {t}{b}{path}");
+            if let Some(n) = &params.notify {
+                line.push_str(&format!(" {}={}", st.case("NOTIFY"), st.case(n)));
+            }
+            if let Some(o) = &params.orcpt {
+                let (kind, addr) = o.split_once(';').unwrap_or(("rfc822", o));
+                line.push_str(&format!(
+                    " {}={kind};{}",
+                    st.case("ORCPT"),
+                    wire_xtext(addr)
+                ));
+            }
+            line
         }
         Command::Data => verb(st, "DATA"),
         Command::Bdat { size, last } => {

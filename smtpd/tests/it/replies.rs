@@ -100,7 +100,8 @@ fn syntax_and_parameter_errors() {
     c.expect("VRFY <bob@localhost>", "252 ");
     c.expect("EHLO c", "250");
     c.expect("MAIL FROM:bob@localhost", "501 5.1.7 ");
-    c.expect("MAIL FROM:<a@b> RET=FULL", "555 5.5.4 ");
+    c.expect("MAIL FROM:<a@b> XFOO=1", "555 5.5.4 ");
+    c.expect("MAIL FROM:<a@b> RET=ALL", "501 5.5.4 ");
     c.expect("MAIL FROM:<a@b> SIZE=abc", "501 5.5.4 ");
     c.expect("MAIL FROM:<a@b> SIZE=999999999999", "552 5.3.4 ");
     c.expect("MAIL FROM:<jösé@b.example>", "553 5.6.7 ");
@@ -108,7 +109,8 @@ fn syntax_and_parameter_errors() {
         "MAIL FROM:<jösé@b.example> SMTPUTF8 BODY=8BITMIME",
         "250 2.1.0",
     );
-    c.expect("RCPT TO:<bob@localhost> NOTIFY=NEVER", "555 5.5.4 ");
+    c.expect("RCPT TO:<bob@localhost> XFOO", "555 5.5.4 ");
+    c.expect("RCPT TO:<bob@localhost> NOTIFY=NEVER,DELAY", "501 5.5.4 ");
     c.expect("RCPT TO:bob@localhost", "501 5.1.3 ");
     c.expect("RCPT TO:<bob@localhost>", "250 2.1.5");
     c.expect("DATA extra", "501 5.5.4 ");
