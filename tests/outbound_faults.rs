@@ -20,10 +20,13 @@
 //!   again; NXDOMAIN: reported at once.
 //! - the remote hanging up right after accepting the first of several
 //!   messages on one connection: each arrives once.
+//! - outcomes that cannot be recorded: a report that does not fit on a
+//!   full disk, a store refusing every write; what was delivered is not
+//!   sent again.
 
 mod outbound_sender;
 
-use outbound_sender::{final_recipients, mx, queued_attempts, reserve_on, Sender};
+use outbound_sender::{final_recipients, mx, queued_attempts, reserve_on, Sender, ALICE};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -378,4 +381,126 @@ fn remote_closing_after_the_first_of_several_messages_gets_each_once() {
     assert_eq!(got[0].conn, 1);
     assert!(got[1..].iter().all(|d| d.conn == 2), "{got:?}");
     assert_eq!(a.inbox().len(), 0, "no report");
+}
+
+#[test]
+fn a_report_that_cannot_be_stored_does_not_resend_what_was_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, mut r) = reserve_on(&["127.0.0.18"]);
+    let dns = Dnsmasq::start(&mx("b.test", "127.0.0.18"));
+    let down = r.remove(0);
+    let mut a = Sender::start(dir.path(), dns.addr, port, &[]);
+    let body: String = (0..2000)
+        .map(|i| format!("line {i:06} {}\r\n", "y".repeat(60)))
+        .collect();
+    a.submit(&["bob@b.test", "carol@b.test"], "full", &body);
+    a.wait_queue("refused once", WAIT, |l| {
+        queued_attempts(l, "carol@b.test").is_some_and(|n| n >= 1)
+    });
+    // The store may not grow any more (a full disk): carol's report,
+    // bigger than the message it carries, cannot be stored.
+    a.stop();
+    a.restart_with_env(&[("MINIMAIL_MAX_PAGES", "1")]);
+    let b = down.listen(Script::new("mx.b.test").rule(
+        Rule::reply(Stage::Rcpt, "550 5.1.1 <carol@b.test>: no such user").matching("carol@"),
+    ));
+    // carol is refused again and again while the report cannot be stored...
+    let deadline = std::time::Instant::now() + WAIT;
+    while b.count("RCPT TO:<carol@b.test>") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "carol tried {} times; log:\n{}",
+            b.count("RCPT TO:<carol@b.test>"),
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...but bob, who has the message, does not get it again.
+    assert_eq!(
+        b.delivered(),
+        1,
+        "bob got it {} times; log:\n{}",
+        b.delivered(),
+        a.log_text()
+    );
+    // Room again: carol is reported, bob still has one copy.
+    a.stop();
+    a.restart();
+    let dsn = a.wait_inbox(1, WAIT).remove(0);
+    assert_eq!(final_recipients(&dsn), ["carol@b.test"], "{dsn}");
+    a.wait_queue_empty(WAIT);
+    assert_eq!(b.delivered(), 1);
+    assert_eq!(b.deliveries()[0].rcpts, ["bob@b.test"]);
+}
+
+#[test]
+fn a_store_refusing_every_write_does_not_resend_what_was_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, mut r) = reserve_on(&["127.0.0.19", "127.0.0.20"]);
+    let mut dns_records = mx("b.test", "127.0.0.19").to_vec();
+    dns_records.extend(mx("c.test", "127.0.0.20"));
+    let dns = Dnsmasq::start(&dns_records);
+    let (b_down, c_down) = (r.remove(0), r.remove(0));
+    // Retries an hour apart: only `minimail queue retry` makes mail due.
+    let flags = [
+        "--retry-min",
+        "3600",
+        "--retry-max",
+        "3600",
+        "--outbound-timeout",
+        "3",
+    ];
+    let mut a = Sender::start(dir.path(), dns.addr, port, &flags);
+    // A local message whose pages will be wrecked, and one message each
+    // for b.test and c.test, both refused once (their MX are down).
+    a.submit(&["alice@a.test"], "local", "WRECK-THIS-PAGE\r\n");
+    a.submit(&["bob@b.test"], "to-b", "hello\r\n");
+    a.submit(&["dan@c.test"], "to-c", "hello\r\n");
+    a.wait_queue("both refused once", WAIT, |l| {
+        queued_attempts(l, "bob@b.test") == Some(1) && queued_attempts(l, "dan@c.test") == Some(1)
+    });
+    a.stop();
+    let wrecked = testkit::store::wreck_pages_holding(&a.db, b"WRECK-THIS-PAGE");
+    assert!(wrecked > 0);
+    let allow = [("MINIMAIL_ALLOW_CORRUPT_STORE", "1")];
+    a.restart_with_env(&allow);
+    // Reading the wrecked message makes the store refuse every write.
+    let mut imap = testkit::imap::Client::connect(a.imap);
+    imap.login(ALICE, "pw");
+    imap.send(b"s SELECT INBOX\r\nf FETCH 1 BODY.PEEK[]\r\n");
+    imap.until("s");
+    imap.until("f");
+    a.wait_log("MAIL STORE DAMAGED", WAIT);
+
+    // b.test takes its message, but it cannot be marked sent; c.test's MX
+    // never greets, so its attempt ends after --outbound-timeout, seconds
+    // after b.test's, with scheduler rounds in between.
+    let b = b_down.listen(Script::new("mx.b.test"));
+    let c =
+        c_down.listen(Script::new("mx.c.test").rule(Rule::new(Stage::Connect, Action::Silence)));
+    a.queue(&["retry"], &allow);
+    b.wait_for(1, WAIT);
+    a.wait_log("cannot record results for", WAIT);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !a
+        .attempts("dan@c.test")
+        .iter()
+        .any(|l| l.contains("greeting: no complete reply"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", a.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.connections(), 1);
+    assert_eq!(
+        b.delivered(),
+        1,
+        "bob's message went out again; log:\n{}",
+        a.log_text()
+    );
+    // After a restart it goes out again (the store still says queued): the
+    // duplicate RFC 5321 §6.1 allows, once.
+    a.stop();
+    a.restart_with_env(&allow);
+    a.queue(&["retry"], &allow);
+    b.wait_for(2, WAIT);
 }
