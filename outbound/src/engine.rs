@@ -299,7 +299,10 @@ impl Scheduler {
                 let spawned = std::thread::Builder::new()
                     .name("outbound-worker".into())
                     .spawn(move || {
-                        worker.deliver(&d, job);
+                        // What could not be recorded stays in flight: not
+                        // sent again by this process (see `record`).
+                        let held = worker.deliver(&d, job);
+                        let ids = ids.into_iter().filter(|id| !held.contains(id)).collect();
                         let _ = done.send((d, ids));
                     });
                 match spawned {
@@ -418,8 +421,11 @@ impl Worker {
         Err(Outcome::Retry(last))
     }
 
-    fn deliver(&self, domain: &str, job: Vec<Queued>) {
+    /// Deliver `job`; returns the recipients whose outcome could not be
+    /// recorded (see [`Worker::record`]).
+    fn deliver(&self, domain: &str, job: Vec<Queued>) -> Vec<i64> {
         let started = Instant::now();
+        let mut held = Vec::new();
         let msgs = by_message(job);
         let targets = match self.targets(domain) {
             Ok(t) => t,
@@ -430,25 +436,25 @@ impl Worker {
                     Outcome::Retry(format!("4.4.3 {domain}: {e}"))
                 };
                 for m in &msgs {
-                    self.record(m, |_| clone_outcome(&outcome), "none", started);
+                    held.extend(self.record(m, |_| clone_outcome(&outcome), "none", started));
                 }
-                return;
+                return held;
             }
         };
         let (mut session, relay) = match self.connect(&targets) {
             Ok(s) => s,
             Err(outcome) => {
                 for m in &msgs {
-                    self.record(m, |_| clone_outcome(&outcome), "none", started);
+                    held.extend(self.record(m, |_| clone_outcome(&outcome), "none", started));
                 }
-                return;
+                return held;
             }
         };
         let mut broken: Option<String> = None;
         for m in &msgs {
             if let Some(why) = &broken {
                 let o = Outcome::Retry(why.clone());
-                self.record(m, |_| clone_outcome(&o), &relay, started);
+                held.extend(self.record(m, |_| clone_outcome(&o), &relay, started));
                 continue;
             }
             let msg_id = m[0].msg_id;
@@ -486,7 +492,7 @@ impl Worker {
                         })
                         .collect();
                     let remote_dsn = session.offers_dsn();
-                    self.record_with(
+                    held.extend(self.record_with(
                         m,
                         |i| {
                             results.get(i).map_or_else(
@@ -497,11 +503,11 @@ impl Worker {
                         &relay,
                         started,
                         remote_dsn,
-                    );
+                    ));
                 }
                 Err(Failure::Temporary(why)) | Err(Failure::Permanent(why)) => {
                     let o = Outcome::Retry(why.clone());
-                    self.record(m, |_| clone_outcome(&o), &relay, started);
+                    held.extend(self.record(m, |_| clone_outcome(&o), &relay, started));
                     broken = Some(why);
                 }
             }
@@ -512,6 +518,7 @@ impl Worker {
         if broken.is_none() {
             session.quit();
         }
+        held
     }
 
     /// [`Worker::record_with`] for outcomes no remote DSN support bears on.
@@ -521,8 +528,8 @@ impl Worker {
         outcome: impl Fn(usize) -> Outcome,
         relay: &str,
         started: Instant,
-    ) {
-        self.record_with(rcpts, outcome, relay, started, true);
+    ) -> Vec<i64> {
+        self.record_with(rcpts, outcome, relay, started, true)
     }
 
     /// Write the outcomes of one message's recipients (one transaction),
@@ -531,6 +538,14 @@ impl Worker {
     /// `delay_warning` (once each), and a "relayed" notice for recipients
     /// who asked for NOTIFY=SUCCESS when the receiving host (`remote_dsn`
     /// false) does not offer DSN to pass the request on (RFC 3461 §5.2.2).
+    ///
+    /// If that transaction fails (a report that does not fit on a full
+    /// disk), the delivered recipients are still marked done on their own
+    /// and the others deferred, their reports to be made on a later try:
+    /// left due, the delivered ones would be sent again at once, and again
+    /// (issue 15). Returns the recipients not even that could record
+    /// (a store refusing every write): this process must not try them
+    /// again; a restart will.
     fn record_with(
         &self,
         rcpts: &[Queued],
@@ -538,7 +553,7 @@ impl Worker {
         relay: &str,
         started: Instant,
         remote_dsn: bool,
-    ) {
+    ) -> Vec<i64> {
         let now = unix_now();
         let cfg = &self.config;
         let mut failed: Vec<dsn::Failed> = Vec::new();
@@ -548,11 +563,16 @@ impl Worker {
         let mut defer: Vec<(i64, i64, String)> = Vec::new();
         let mut warned: Vec<i64> = Vec::new();
         let warn_after = cfg.delay_warning.as_secs() as i64;
+        // The fallback: delivered recipients, and everyone else deferred.
+        let mut sent: Vec<i64> = Vec::new();
+        let mut later: Vec<(i64, i64, String)> = Vec::new();
         for (i, q) in rcpts.iter().enumerate() {
+            let retry_at = now + backoff(cfg, q.attempts + 1).as_secs() as i64;
             let age = now.saturating_sub(q.created);
             let (status, text) = match outcome(i) {
                 Outcome::Sent(t) => {
                     finish.push(q.id);
+                    sent.push(q.id);
                     if !remote_dsn && wants(q, "SUCCESS", false) {
                         let mut f = failure(q, &t, relay, Some("2.0.0"));
                         f.status = dsn::status_of(&t, false).replace("4.0.0", "2.0.0");
@@ -563,17 +583,19 @@ impl Worker {
                 Outcome::Fail(t) => {
                     finish.push(q.id);
                     failed.push(failure(q, &t, relay, None));
+                    later.push((q.id, retry_at, t.clone()));
                     ("bounced", t)
                 }
                 Outcome::Retry(t) if age >= cfg.lifetime.as_secs() as i64 => {
                     finish.push(q.id);
                     let t = format!("gave up after {} attempts: {t}", q.attempts + 1);
                     failed.push(failure(q, &t, relay, Some("5.4.7")));
+                    later.push((q.id, retry_at, t.clone()));
                     ("expired", t)
                 }
                 Outcome::Retry(t) => {
-                    let delay = backoff(cfg, q.attempts + 1);
-                    defer.push((q.id, now + delay.as_secs() as i64, t.clone()));
+                    defer.push((q.id, retry_at, t.clone()));
+                    later.push((q.id, retry_at, t.clone()));
                     if warn_after > 0 && age >= warn_after && !q.warned {
                         // Marked even when NOTIFY leaves DELAY out: the
                         // question is settled for this recipient.
@@ -629,11 +651,32 @@ impl Worker {
             }
             Ok(())
         });
-        if let Err(e) = result {
-            log::error!(
-                "outbound: cannot record results for {}: {e} (it stays queued)",
-                rcpts.first().map_or("?", |q| q.qid.as_str())
-            );
+        let Err(e) = result else {
+            return Vec::new();
+        };
+        let qid = rcpts.first().map_or("?", |q| q.qid.as_str());
+        let fallback = self.store.write_sync(move |tx| {
+            for id in sent {
+                tx.queue_finish(id)?;
+            }
+            for (id, next, why) in later {
+                tx.queue_defer(id, next, &why)?;
+            }
+            Ok(())
+        });
+        match fallback {
+            Ok(()) => {
+                log::error!(
+                    "outbound: cannot record results for {qid}: {e} (delivered recipients marked done, the others tried again later)"
+                );
+                Vec::new()
+            }
+            Err(e2) => {
+                log::error!(
+                    "outbound: cannot record results for {qid}: {e}; {e2} (it stays queued, not tried again before a restart)"
+                );
+                rcpts.iter().map(|q| q.id).collect()
+            }
         }
     }
 

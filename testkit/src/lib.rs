@@ -13,6 +13,9 @@
 //!   [`lines`]: a fallible one for tests that must survive a server
 //!   going away.
 //! - [`process`]: running third-party tools and binaries.
+//! - [`scripted`]: a scripted remote SMTP server (replies, silences and
+//!   dropped connections on cue) that records what it accepts, for the
+//!   outbound delivery fault tests.
 //!
 //! Every helper panics on failure (it is test code): every socket read has
 //! a timeout, so no test can hang on a server that stays silent.
@@ -23,6 +26,7 @@ pub mod imap;
 pub mod lines;
 pub mod net;
 pub mod process;
+pub mod scripted;
 pub mod server;
 pub mod smtp;
 pub mod store;
