@@ -37,6 +37,10 @@ pub struct OutboundArgs {
     /// File whose first line is `user:password` for AUTH at the relay host.
     #[arg(long, value_name = "FILE", requires = "relay_host")]
     pub relay_auth_file: Option<PathBuf>,
+    /// Per-domain routes, one per line: `DOMAIN|.DOMAIN|*  [host]:port|host:port|mx|error:TEXT
+    /// [tls=none|may|required] [auth=FILE]` (like Postfix's transport map; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub transport_map: Option<PathBuf>,
     /// TLS towards other hosts.
     #[arg(long, value_enum, default_value = "opportunistic")]
     pub outbound_tls: OutboundTls,
@@ -97,7 +101,12 @@ impl OutboundArgs {
                 })
             }
         };
+        let transport = match &self.transport_map {
+            None => outbound::TransportMap::default(),
+            Some(f) => outbound::TransportMap::load(f).map_err(anyhow::Error::msg)?,
+        };
         Ok(outbound::Config {
+            transport,
             hostname: hostname.to_owned(),
             domains: domains.to_vec(),
             mx_port: self.mx_port,

@@ -26,6 +26,7 @@
 use crate::client::{ClientConfig, Envelope, Failure, Rcpt, RcptResult, Session, TlsMode};
 use crate::dsn;
 use crate::route::{Resolver, RouteError, Target};
+use crate::transport::{NextHop, TransportMap};
 use mailstore::{OutMessage, OutRcpt, Queued, Store};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -59,8 +60,11 @@ pub struct Config {
     pub mx_port: u16,
     /// Resolver to ask instead of /etc/resolv.conf.
     pub dns: Option<SocketAddr>,
-    /// Send everything through this host instead of MX routing.
+    /// Send everything through this host instead of MX routing (a
+    /// transport map line wins over it for its domains).
     pub relay: Option<Relay>,
+    /// Per-domain routes.
+    pub transport: TransportMap,
     /// TLS towards MX hosts (and the relay).
     pub tls: TlsMode,
     /// Extra trusted CA certificates (PEM) for verified TLS.
@@ -96,6 +100,7 @@ impl Default for Config {
             mx_port: 25,
             dns: None,
             relay: None,
+            transport: TransportMap::default(),
             tls: TlsMode::Opportunistic,
             extra_ca: None,
             lifetime: Duration::from_secs(5 * 24 * 3600),
@@ -330,6 +335,20 @@ struct Worker {
     resolver: Arc<Resolver>,
 }
 
+/// How one destination is reached.
+struct Plan {
+    /// Hosts to try, in order.
+    targets: Vec<Target>,
+    /// Port on each.
+    port: u16,
+    /// STARTTLS policy.
+    tls: TlsMode,
+    /// AUTH credentials.
+    auth: Option<(String, String)>,
+    /// An MX naming us is a loop (not for hosts the operator chose).
+    check_loop: bool,
+}
+
 /// Messages of a job, each with its recipients, in queue order.
 fn by_message(job: Vec<Queued>) -> Vec<Vec<Queued>> {
     let mut out: Vec<Vec<Queued>> = Vec::new();
@@ -343,13 +362,13 @@ fn by_message(job: Vec<Queued>) -> Vec<Vec<Queued>> {
 }
 
 impl Worker {
-    fn client_config(&self) -> ClientConfig {
+    fn client_config(&self, plan: &Plan) -> ClientConfig {
         let c = &self.config;
         ClientConfig {
             helo: c.hostname.clone(),
-            tls: c.tls,
+            tls: plan.tls,
             extra_ca: c.extra_ca.clone(),
-            auth: c.relay.as_ref().and_then(|r| r.auth.clone()),
+            auth: plan.auth.clone(),
             connect_timeout: c.connect_timeout,
             command_timeout: c.command_timeout,
             data_timeout: c.command_timeout * 2,
@@ -362,46 +381,83 @@ impl Worker {
         host.eq_ignore_ascii_case(&self.config.hostname)
     }
 
-    /// Where mail for `domain` goes: the relay, or its MX hosts.
-    fn targets(&self, domain: &str) -> Result<Vec<Target>, RouteError> {
-        if let Some(r) = &self.config.relay {
+    /// How mail for `domain` goes: its transport map line, else the relay,
+    /// else its MX hosts. `Err` is the outcome for every recipient when
+    /// there is nowhere to go (now, or ever).
+    fn plan(&self, domain: &str) -> Result<Plan, Outcome> {
+        let cfg = &self.config;
+        let routed = |r: Result<Vec<Target>, RouteError>, name: &str| {
+            r.map_err(|e| {
+                if e.is_permanent() {
+                    Outcome::Fail(format!("5.1.2 {name}: {e}"))
+                } else {
+                    Outcome::Retry(format!("4.4.3 {name}: {e}"))
+                }
+            })
+        };
+        if let Some(route) = cfg.transport.lookup(domain) {
+            let tls = route.tls.unwrap_or(cfg.tls);
+            let (targets, port, check_loop) = match &route.next {
+                NextHop::Error(text) => return Err(Outcome::Fail(text.clone())),
+                NextHop::Mx => (routed(self.resolver.route(domain), domain)?, None, true),
+                NextHop::MxOf { domain: d, port } => {
+                    (routed(self.resolver.route(d), d)?, *port, true)
+                }
+                NextHop::Host { host, port } => {
+                    (routed(self.resolver.host(host), host)?, *port, false)
+                }
+            };
+            return Ok(Plan {
+                targets,
+                port: port.unwrap_or(cfg.mx_port),
+                tls,
+                auth: route.auth.clone(),
+                check_loop,
+            });
+        }
+        if let Some(r) = &cfg.relay {
             let addrs: Vec<IpAddr> = (r.host.as_str(), r.port)
                 .to_socket_addrs()
-                .map_err(|e| RouteError::Temporary(format!("relay host {}: {e}", r.host)))?
+                .map_err(|e| Outcome::Retry(format!("4.4.3 relay host {}: {e}", r.host)))?
                 .map(|a| a.ip())
                 .collect();
-            return Ok(vec![Target {
-                host: r.host.clone(),
-                preference: 0,
-                addrs,
-            }]);
+            return Ok(Plan {
+                targets: vec![Target {
+                    host: r.host.clone(),
+                    preference: 0,
+                    addrs,
+                }],
+                port: r.port,
+                tls: cfg.tls,
+                auth: r.auth.clone(),
+                check_loop: false,
+            });
         }
-        self.resolver.route(domain)
-    }
-
-    fn port(&self) -> u16 {
-        self.config
-            .relay
-            .as_ref()
-            .map_or(self.config.mx_port, |r| r.port)
+        Ok(Plan {
+            targets: routed(self.resolver.route(domain), domain)?,
+            port: cfg.mx_port,
+            tls: cfg.tls,
+            auth: None,
+            check_loop: true,
+        })
     }
 
     /// Connect to the first target that answers.
-    fn connect(&self, targets: &[Target]) -> Result<(Session, String), Outcome> {
-        let cfg = self.client_config();
+    fn connect(&self, plan: &Plan) -> Result<(Session, String), Outcome> {
+        let cfg = self.client_config(plan);
         let mut last = String::from("no address to connect to");
-        for t in targets {
-            if self.config.relay.is_none() && self.is_us(&t.host) {
+        for t in &plan.targets {
+            if plan.check_loop && self.is_us(&t.host) {
                 return Err(Outcome::Fail(format!(
                     "5.4.6 mail for this domain loops back to myself (MX {})",
                     t.host
                 )));
             }
             for ip in &t.addrs {
-                let addr = SocketAddr::new(*ip, self.port());
+                let addr = SocketAddr::new(*ip, plan.port);
                 match Session::connect(addr, &t.host, &cfg) {
                     Ok(s) => {
-                        if self.config.relay.is_none() && self.is_us(s.remote_greeting_host()) {
+                        if plan.check_loop && self.is_us(s.remote_greeting_host()) {
                             s.quit();
                             return Err(Outcome::Fail(format!(
                                 "5.4.6 mail for this domain loops back to myself ({} greets as {})",
@@ -410,11 +466,12 @@ impl Worker {
                         }
                         return Ok((s, format!("{}[{}]:{}", t.host, ip, addr.port())));
                     }
+                    // The client's errors name the peer already.
                     Err(Failure::Permanent(e)) => {
-                        last = format!("{}[{ip}]: {e}", t.host);
+                        last = e;
                         // A 5xx greeting: try the next host, as for 4xx.
                     }
-                    Err(Failure::Temporary(e)) => last = format!("{}[{ip}]: {e}", t.host),
+                    Err(Failure::Temporary(e)) => last = e,
                 }
             }
         }
@@ -427,21 +484,16 @@ impl Worker {
         let started = Instant::now();
         let mut held = Vec::new();
         let msgs = by_message(job);
-        let targets = match self.targets(domain) {
-            Ok(t) => t,
-            Err(e) => {
-                let outcome = if e.is_permanent() {
-                    Outcome::Fail(format!("5.1.2 {domain}: {e}"))
-                } else {
-                    Outcome::Retry(format!("4.4.3 {domain}: {e}"))
-                };
+        let plan = match self.plan(domain) {
+            Ok(p) => p,
+            Err(outcome) => {
                 for m in &msgs {
                     held.extend(self.record(m, |_| clone_outcome(&outcome), "none", started));
                 }
                 return held;
             }
         };
-        let (mut session, relay) = match self.connect(&targets) {
+        let (mut session, relay) = match self.connect(&plan) {
             Ok(s) => s,
             Err(outcome) => {
                 for m in &msgs {

@@ -175,6 +175,39 @@ impl Resolver {
         }
     }
 
+    /// A host named by the operator (a transport map's `[host]`, no MX
+    /// lookup): an IP address as is, else its A/AAAA records.
+    pub fn host(&self, host: &str) -> Result<Vec<Target>, RouteError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![Target {
+                host: host.to_owned(),
+                preference: 0,
+                addrs: vec![ip],
+            }]);
+        }
+        let name = fqdn(host)?;
+        let limit = self.route_timeout;
+        let found = self
+            .runtime
+            .block_on(async { tokio::time::timeout(limit, self.addresses(name)).await });
+        match found {
+            Ok(Ok(addrs)) if !addrs.is_empty() => Ok(vec![Target {
+                host: host.trim_end_matches('.').to_owned(),
+                preference: 0,
+                addrs,
+            }]),
+            Ok(Ok(_)) => Err(RouteError::NoSuchDomain),
+            Ok(Err(e)) if e.is_nx_domain() || e.is_no_records_found() => {
+                Err(RouteError::NoSuchDomain)
+            }
+            Ok(Err(e)) => Err(temporary(host, "A/AAAA", &e)),
+            Err(_) => Err(RouteError::Temporary(format!(
+                "DNS lookups for {host} took longer than {:.1} s",
+                limit.as_secs_f32()
+            ))),
+        }
+    }
+
     async fn lookup_targets(&self, domain: &str, name: Name) -> Result<Vec<Target>, RouteError> {
         let mut mxs: Vec<(u16, Name)> = match self.dns.lookup(name.clone(), RecordType::MX).await {
             Ok(lookup) => lookup
