@@ -5,7 +5,9 @@
 //! Original-Envelope-Id and Original-Recipient fields; nothing for
 //! NOTIFY=NEVER; one delay warning (RFC 3464 "delayed") for mail still
 //! queued after `--delay-warning`, and none for a recipient whose NOTIFY
-//! leaves DELAY out. Routing by MX from a real dnsmasq on loopback.
+//! leaves DELAY out; a "delivered" notice for a local recipient with
+//! NOTIFY=SUCCESS, into the INBOX of a local sender and queued from `<>`
+//! for a sender elsewhere. Routing by MX from a real dnsmasq on loopback.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -104,13 +106,15 @@ fn queue_list(db: &Path) -> String {
 fn dsn_parameters_shape_the_reports_the_sender_gets() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
-    let out = testkit::process::run(
-        Command::new(BIN)
-            .args(["user", "add", "alice@localhost", "--password-stdin", "--db"])
-            .arg(&db),
-        b"pw\n",
-    );
-    assert!(out.status.success(), "{out:?}");
+    for user in ["alice@localhost", "bob@localhost"] {
+        let out = testkit::process::run(
+            Command::new(BIN)
+                .args(["user", "add", user, "--password-stdin", "--db"])
+                .arg(&db),
+            b"pw\n",
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
     // down.test's MX is an address where nothing listens on the MX port.
     let port = {
         let l = TcpListener::bind("127.0.0.5:0").unwrap();
@@ -121,7 +125,7 @@ fn dsn_parameters_shape_the_reports_the_sender_gets() {
         "--mx-host=down.test,mx.down.test,10".into(),
         "--host-record=mx.down.test,127.0.0.5".into(),
     ]);
-    let (mut up, line, _) = testkit::server::minimail_up(
+    let (mut up, line, _, log) = testkit::server::minimail_up_logged(
         BIN,
         &db,
         &[
@@ -206,6 +210,53 @@ fn dsn_parameters_shape_the_reports_the_sender_gets() {
         "{listed}"
     );
     assert!(!listed.contains("null.test"), "{listed}");
+
+    // A local recipient with NOTIFY=SUCCESS: alice hears it was delivered.
+    submit(
+        &sub,
+        "bob@localhost",
+        "for bob",
+        &["ENVID=env-D"],
+        &["NOTIFY=SUCCESS"],
+    );
+    let got = wait_for(imap, 3);
+    let notice = &got[2];
+    assert!(notice.contains("Action: delivered"), "{notice}");
+    assert!(
+        notice.contains("Final-Recipient: rfc822; bob@localhost"),
+        "{notice}"
+    );
+    assert!(notice.contains("Original-Envelope-Id: env-D"), "{notice}");
+    assert!(notice.contains("Subject: for bob"), "{notice}");
+    assert!(!notice.contains("body of for bob"), "{notice}");
+
+    // The same asked by another MTA on port 25: the notice goes back from
+    // the null sender through the queue (far.test does not exist, so it is
+    // dropped there, a report about a report being never sent).
+    let smtp: SocketAddr = testkit::server::addr_of(&line, "smtp").parse().unwrap();
+    let mut c = testkit::smtp::Client::connect(smtp);
+    c.expect_reply("220");
+    c.expect("EHLO mx.far.test", "250");
+    c.expect("MAIL FROM:<carol@far.test>", "250");
+    c.expect("RCPT TO:<bob@localhost> NOTIFY=SUCCESS,FAILURE", "250");
+    c.expect("DATA", "354");
+    c.send(b"Subject: from far\r\n\r\nhi\r\n.\r\n");
+    c.expect_reply("250");
+    c.expect("QUIT", "221");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = log.lock().unwrap().clone();
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.contains("outbound: id=") && l.contains("to=<carol@far.test>"))
+        {
+            assert!(l.contains(".L to=<carol@far.test>"), "{l}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no notice to carol:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(inbox(imap).len(), 3);
 
     testkit::server::sigterm(&up);
     up.wait().unwrap();

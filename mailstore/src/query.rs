@@ -24,6 +24,20 @@ fn user_row(r: &Row) -> rusqlite::Result<User> {
 }
 
 /// User by address, ASCII case-insensitive.
+/// [`crate::Reader::resolve_recipient`], on any connection.
+pub(crate) fn resolve_recipient(conn: &Connection, address: &str) -> Result<Option<User>> {
+    if let Some(u) = user(conn, address)? {
+        return Ok(Some(u));
+    }
+    let Some((local, domain)) = address.trim().rsplit_once('@') else {
+        return Ok(None);
+    };
+    match local.split_once('+') {
+        Some((base, _tag)) if !base.is_empty() => user(conn, &format!("{base}@{domain}")),
+        _ => Ok(None),
+    }
+}
+
 pub(crate) fn user(conn: &Connection, address: &str) -> Result<Option<User>> {
     Ok(conn
         .prepare_cached("SELECT id, address FROM users WHERE address = ?1")?

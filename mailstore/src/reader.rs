@@ -84,16 +84,7 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn resolve_recipient(&self, address: &str) -> Result<Option<User>> {
-        if let Some(u) = self.user(address)? {
-            return Ok(Some(u));
-        }
-        let Some((local, domain)) = address.trim().rsplit_once('@') else {
-            return Ok(None);
-        };
-        match local.split_once('+') {
-            Some((base, _tag)) if !base.is_empty() => self.user(&format!("{base}@{domain}")),
-            _ => Ok(None),
-        }
+        query::resolve_recipient(&self.conn, address)
     }
 
     /// All users, by address.

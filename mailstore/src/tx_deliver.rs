@@ -74,6 +74,14 @@ impl PreparedMessage {
 }
 
 impl Tx<'_> {
+    /// [`crate::Reader::resolve_recipient`] inside this transaction.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn resolve_recipient(&self, address: &str) -> Result<Option<crate::User>> {
+        crate::query::resolve_recipient(self.conn(), address)
+    }
+
     /// Store `msg` once and give each distinct recipient an entry in their
     /// INBOX (re-created if missing). Unparseable mail is stored anyway.
     ///

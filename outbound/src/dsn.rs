@@ -32,6 +32,9 @@ pub enum Action {
     /// Handed to a host that does not offer DSN, for a recipient who asked
     /// for NOTIFY=SUCCESS (RFC 3461 §5.2.2: "relayed").
     Relayed,
+    /// Delivered into a local mailbox, for NOTIFY=SUCCESS (RFC 3461 §6.2.1:
+    /// "delivered").
+    Delivered,
 }
 
 impl Action {
@@ -41,6 +44,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
             Action::Relayed => "relayed",
+            Action::Delivered => "delivered",
         }
     }
 }
@@ -151,6 +155,11 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             "Your message was handed on to the recipients' mail system, as you\r\n\
              asked (NOTIFY=SUCCESS). That system does not report delivery, so\r\n\
              this is the last notice you will get about it.",
+        ),
+        Action::Delivered => (
+            "Successful Mail Delivery Report",
+            "Your message was delivered to the mailboxes of the recipients\r\n\
+             below, as you asked (NOTIFY=SUCCESS).",
         ),
     };
     let mut m = String::new();

@@ -781,6 +781,7 @@ impl Worker {
             dsn::Action::Failed => "B",
             dsn::Action::Delayed => "D",
             dsn::Action::Relayed => "S",
+            dsn::Action::Delivered => "L",
         };
         // Unique in the queue: each recipient row gets at most one report
         // of each kind.

@@ -218,6 +218,22 @@ impl SmtpSession {
                 orcpt: r.dsn.orcpt.clone(),
             })
             .collect();
+        // Local recipients who asked for NOTIFY=SUCCESS (RFC 3461 §6.2.1):
+        // a "delivered" notice, committed with the delivery itself.
+        let delivered: Vec<outbound::dsn::Failed> = env
+            .rcpts
+            .iter()
+            .filter(|r| r.user.is_some() && wants_success(r.dsn.notify.as_deref()))
+            .map(|r| outbound::dsn::Failed {
+                addr: r.addr.clone(),
+                orcpt: r.dsn.orcpt.clone(),
+                status: "2.0.0".into(),
+                remote: None,
+                diagnostic: "250 2.0.0 delivered to mailbox".into(),
+            })
+            .collect();
+        let hostname = cfg.hostname.clone();
+        let outbound_on = cfg.outbound;
         let qid = id.clone();
         let ret = env.params.ret.map(|r| r.as_str().to_owned());
         let envid = env.params.envid.clone();
@@ -264,6 +280,20 @@ impl SmtpSession {
                     move |tx| {
                         if !users.is_empty() {
                             tx.deliver_prepared(&msg, &users)?;
+                        }
+                        if !delivered.is_empty() && !sender.is_empty() {
+                            success_notice(
+                                tx,
+                                &SuccessNotice {
+                                    hostname: &hostname,
+                                    qid: &qid,
+                                    sender: &sender,
+                                    envid: envid.as_deref(),
+                                    rcpts: &delivered,
+                                    original: msg.raw(),
+                                    outbound: outbound_on,
+                                },
+                            )?;
                         }
                         if !remote.is_empty() {
                             tx.enqueue(&mailstore::OutMessage {
@@ -341,4 +371,71 @@ impl SmtpSession {
             }
         }
     }
+}
+
+/// True when a NOTIFY value asks for success notices.
+fn wants_success(notify: Option<&str>) -> bool {
+    notify.is_some_and(|n| n.split(',').any(|w| w.eq_ignore_ascii_case("SUCCESS")))
+}
+
+/// What a "delivered" notice is made of.
+struct SuccessNotice<'a> {
+    hostname: &'a str,
+    qid: &'a str,
+    sender: &'a str,
+    envid: Option<&'a str>,
+    rcpts: &'a [outbound::dsn::Failed],
+    original: &'a [u8],
+    outbound: bool,
+}
+
+/// Deliver (to a local sender) or queue (from `<>`, for a sender
+/// elsewhere) the RFC 3464 "delivered" notice, with the original's header
+/// only (RFC 3461 §4.3: RET is for failures). Without outbound delivery,
+/// a notice for a remote sender is left out (logged).
+fn success_notice(tx: &mut mailstore::Tx<'_>, n: &SuccessNotice<'_>) -> mailstore::Result<()> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let raw = outbound::dsn::build(&outbound::dsn::Report {
+        hostname: n.hostname,
+        to: n.sender,
+        qid: n.qid,
+        envid: n.envid,
+        arrival: now,
+        action: outbound::dsn::Action::Delivered,
+        rcpts: n.rcpts,
+        original: n.original,
+        headers_only: true,
+    });
+    if let Some(user) = tx.resolve_recipient(n.sender)? {
+        tx.deliver(
+            &NewMessage {
+                raw,
+                internal_date: now,
+            },
+            &[user.id],
+        )?;
+    } else if n.outbound {
+        tx.enqueue(&mailstore::OutMessage {
+            qid: format!("{}.L", n.qid),
+            sender: String::new(),
+            raw,
+            ret: None,
+            envid: None,
+            rcpts: vec![mailstore::OutRcpt {
+                addr: n.sender.to_owned(),
+                notify: None,
+                orcpt: None,
+            }],
+        })?;
+    } else {
+        log::info!(
+            "{}: no success notice for <{}>: outbound delivery is off",
+            n.qid,
+            n.sender
+        );
+    }
+    Ok(())
 }
