@@ -6,7 +6,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("transcripts");
+    // Read at run time, not baked in with env!(): a build script binary
+    // reused from a target directory copied from another checkout (a git
+    // worktree seeded with `cp -r target`) would otherwise embed that
+    // checkout's transcripts.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let root = Path::new(&manifest).join("transcripts");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     for proto in ["smtp", "imap", "mixed"] {
