@@ -48,7 +48,8 @@ pub struct DateTime {
 /// Stored as written, except that system flags get canonical case.
 pub type Flag = String;
 
-/// STATUS data items (RFC 3501 §6.3.10, RFC 7162 HIGHESTMODSEQ).
+/// STATUS data items (RFC 3501 §6.3.10, RFC 7162 HIGHESTMODSEQ, RFC 8438
+/// SIZE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusItem {
     /// `MESSAGES`
@@ -63,6 +64,8 @@ pub enum StatusItem {
     Unseen,
     /// `HIGHESTMODSEQ`
     HighestModSeq,
+    /// `SIZE`: total octets of the mailbox's messages (RFC 8438 §3).
+    Size,
 }
 
 /// How STORE changes flags (RFC 3501 §6.4.6).

@@ -174,6 +174,24 @@ impl Reader {
         })
     }
 
+    /// Total size in octets of the mailbox's messages (RFC 8438 STATUS
+    /// SIZE): each entry counts its message's full size, so a message
+    /// stored once but held by two mailboxes counts in both. Read only
+    /// when asked for: it visits every message row of the mailbox.
+    ///
+    /// # Errors
+    /// Only database errors (an unknown mailbox is empty).
+    pub fn mailbox_size(&self, mailbox: MailboxId) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(m.size), 0) FROM entries e
+                 JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1",
+            )?
+            .query_row([mailbox], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
     /// All entries (uid, flags, modseq) by uid; one indexed range scan.
     ///
     /// # Errors

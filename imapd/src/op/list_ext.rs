@@ -8,11 +8,11 @@
 //! function of the user's mailboxes and subscriptions; the read job also
 //! reads the STATUS of each listed mailbox when RETURN (STATUS) asks.
 
-use crate::command::{ListExtended, ListSelect, StatusItem};
+use crate::command::{ListExtended, ListSelect};
 use crate::op::list::{too_long, Matcher};
+use crate::op::status_items;
 use crate::response::{Code, Data, Status};
 use crate::session::{or_no, Done, ImapSession};
-use crate::view::hub::Hub;
 use mailstore::{Mailbox, MailboxId, User};
 use netloop::{Io, Step};
 use std::collections::{BTreeMap, BTreeSet};
@@ -154,31 +154,6 @@ pub(crate) fn lines(
         .collect()
 }
 
-/// The STATUS items asked for, as a STATUS response carries them (the
-/// same values as the STATUS command, §6.3.10).
-pub(crate) fn status_values(
-    hub: &Hub,
-    id: MailboxId,
-    st: &mailstore::Status,
-    items: &[StatusItem],
-) -> Vec<(&'static str, u64)> {
-    items
-        .iter()
-        .map(|item| match item {
-            StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
-            StatusItem::Recent => {
-                let mark = hub.recent_mark(id, st.uidvalidity);
-                let above = u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
-                ("RECENT", above.min(u64::from(st.messages)))
-            }
-            StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
-            StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
-            StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),
-            StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
-        })
-        .collect()
-}
-
 /// `LIST` with the extended syntax.
 pub(crate) fn list(
     s: &mut ImapSession,
@@ -211,7 +186,7 @@ pub(crate) fn list(
     }
     let full: Vec<String> = patterns.iter().map(|p| join(&reference, p)).collect();
     let uid = user.id;
-    let want_status = ret.status.is_some();
+    let want_status = ret.status.clone();
     let subscribed_attr = ret.subscribed;
     s.cx.read(
         io,
@@ -220,10 +195,10 @@ pub(crate) fn list(
             let subs = r.subscriptions(uid)?;
             let lines = lines(&select, subscribed_attr, &full, &boxes, &subs);
             let mut statuses = Vec::new();
-            if want_status {
+            if let Some(items) = &want_status {
                 for l in &lines {
                     if let Some(id) = l.mailbox {
-                        statuses.push(Some((id, r.status(id)?)));
+                        statuses.push(Some((id, status_items::read(r, id, items)?)));
                     } else {
                         statuses.push(None);
                     }
@@ -235,7 +210,10 @@ pub(crate) fn list(
             &tag.clone(),
             move |s: &mut ImapSession,
                   io: &mut Io<'_, Done>,
-                  (lines, statuses): (Vec<Line>, Vec<Option<(MailboxId, mailstore::Status)>>)| {
+                  (lines, statuses): (
+                Vec<Line>,
+                Vec<Option<(MailboxId, status_items::Counts)>>,
+            )| {
                 let hub = std::sync::Arc::clone(&s.cx.shared.hub);
                 for (i, l) in lines.iter().enumerate() {
                     Data::ListExt {
@@ -247,7 +225,7 @@ pub(crate) fn list(
                     .encode(&mut s.cx.out);
                     // RFC 5819 §2: the STATUS right after its LIST.
                     if let (Some(items), Some(Some((id, st)))) = (&ret.status, statuses.get(i)) {
-                        let vals = status_values(&hub, *id, st, items);
+                        let vals = status_items::values(&hub, *id, st, items);
                         Data::Status {
                             name: &l.name,
                             items: &vals,

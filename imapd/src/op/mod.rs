@@ -31,6 +31,7 @@ pub(crate) mod qresync;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod sort;
+pub(crate) mod status_items;
 pub(crate) mod tls;
 pub(crate) mod urlauth;
 pub(crate) mod urlfetch_binary;

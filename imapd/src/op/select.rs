@@ -1,6 +1,7 @@
 //! Opening a mailbox and asking about one: SELECT and EXAMINE (RFC 3501
 //! §6.3.1, §6.3.2; CONDSTORE, RFC 7162 §3.1.8; QRESYNC §3.2.5 with
-//! `op/qresync.rs`, and `[CLOSED]` §3.2.11) and STATUS (§6.3.10).
+//! `op/qresync.rs`, and `[CLOSED]` §3.2.11) and STATUS (§6.3.10, with
+//! `op/status_items.rs`).
 //!
 //! The store always keeps modseqs, so SELECT always answers
 //! `[HIGHESTMODSEQ n]` and never `[NOMODSEQ]` (RFC 7162 §3.1.2.2): every
@@ -10,6 +11,7 @@
 
 use crate::command::{QresyncParams, StatusItem};
 use crate::op::qresync::{resync, Resync};
+use crate::op::status_items;
 use crate::response::{Code, Data, Status, StatusLine};
 use crate::session::{or_no, Done, ImapSession, State};
 use crate::view::select_cache::Opened;
@@ -201,7 +203,8 @@ fn selected(
     }
 }
 
-/// `STATUS` (§6.3.10)
+/// `STATUS` (§6.3.10; SIZE, RFC 8438): the items' values come from
+/// `status_items.rs`, shared with LIST-STATUS.
 pub(crate) fn status(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
@@ -211,20 +214,22 @@ pub(crate) fn status(
     items: Vec<StatusItem>,
 ) -> Step {
     let uid = user.id;
+    let wanted = items.clone();
     s.cx.read(
         io,
         move |r| {
             let Some(mb) = r.mailbox(uid, &name)? else {
                 return Ok(None);
             };
-            Ok(Some((mb.name.clone(), mb.id, r.status(mb.id)?)))
+            let counts = status_items::read(r, mb.id, &wanted)?;
+            Ok(Some((mb.name.clone(), mb.id, counts)))
         },
         or_no(
             &tag.clone(),
             move |s: &mut ImapSession,
                   io: &mut Io<'_, Done>,
-                  found: Option<(String, mailstore::MailboxId, mailstore::Status)>| {
-                let Some((name, id, st)) = found else {
+                  found: Option<(String, mailstore::MailboxId, status_items::Counts)>| {
+                let Some((name, id, counts)) = found else {
                     s.cx.status(
                         Some(&tag),
                         Status::No,
@@ -233,22 +238,7 @@ pub(crate) fn status(
                     );
                     return Step::Continue;
                 };
-                let mut vals = Vec::with_capacity(items.len());
-                for item in &items {
-                    vals.push(match item {
-                        StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
-                        StatusItem::Recent => {
-                            let mark = s.cx.shared.hub.recent_mark(id, st.uidvalidity);
-                            let above =
-                                u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
-                            ("RECENT", above.min(u64::from(st.messages)))
-                        }
-                        StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
-                        StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
-                        StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),
-                        StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
-                    });
-                }
+                let vals = status_items::values(&s.cx.shared.hub, id, &counts, &items);
                 Data::Status {
                     name: &name,
                     items: &vals,

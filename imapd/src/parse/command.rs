@@ -8,7 +8,7 @@ use super::{
     astring, astring_text, atom, flag, flag_list, imap_tag, mailbox, mod_sequence_value, nil,
     nstring, sequence_set, sp, string, PResult,
 };
-use crate::command::{Command, CommandBody, StatusItem, StoreMode};
+use crate::command::{Command, CommandBody, StoreMode};
 use nom::branch::alt;
 use nom::bytes::complete::{tag_no_case, take_while1};
 use nom::character::complete::char;
@@ -346,14 +346,7 @@ fn bounded_list_name<'a>(i: &'a [u8], rest: &'a [u8], raw: &[u8]) -> PResult<'a,
 
 /// `status = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"`
 fn status(i: &[u8]) -> PResult<'_, CommandBody> {
-    let att = alt((
-        value(StatusItem::Messages, tag_no_case("MESSAGES")),
-        value(StatusItem::Recent, tag_no_case("RECENT")),
-        value(StatusItem::UidNext, tag_no_case("UIDNEXT")),
-        value(StatusItem::UidValidity, tag_no_case("UIDVALIDITY")),
-        value(StatusItem::Unseen, tag_no_case("UNSEEN")),
-        value(StatusItem::HighestModSeq, tag_no_case("HIGHESTMODSEQ")),
-    ));
+    let att = super::list_ext::status_att;
     all_consuming(map(
         (
             preceded(sp, mailbox),

@@ -75,7 +75,8 @@ fn select_opts(i: &[u8]) -> PResult<'_, ListSelect> {
     Ok((rest, sel))
 }
 
-/// `status-att` (RFC 3501 §9, RFC 7162 HIGHESTMODSEQ).
+/// `status-att` (RFC 3501 §9, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE), for
+/// STATUS and LIST's RETURN (STATUS (...)) alike.
 pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
     alt((
         value(StatusItem::Messages, tag_no_case("MESSAGES")),
@@ -84,6 +85,7 @@ pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
         value(StatusItem::UidValidity, tag_no_case("UIDVALIDITY")),
         value(StatusItem::Unseen, tag_no_case("UNSEEN")),
         value(StatusItem::HighestModSeq, tag_no_case("HIGHESTMODSEQ")),
+        value(StatusItem::Size, tag_no_case("SIZE")),
     ))
     .parse(i)
 }

@@ -107,13 +107,14 @@ fn list_and_status_and_create() {
         }
     );
     assert_eq!(
-        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq)"),
+        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq Size)"),
         CommandBody::Status {
             mailbox: "blurdybloop".into(),
             items: vec![
                 StatusItem::UidNext,
                 StatusItem::Messages,
-                StatusItem::HighestModSeq
+                StatusItem::HighestModSeq,
+                StatusItem::Size
             ]
         }
     );

@@ -29,6 +29,7 @@ mod qresync;
 mod session;
 mod shared;
 mod sort;
+mod status_size;
 mod store_faults;
 mod tls;
 mod tls_interop;

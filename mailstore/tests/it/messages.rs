@@ -151,3 +151,46 @@ fn messages_with_decodes_only_the_parts_asked_for() {
         }
     }
 }
+
+/// RFC 8438 STATUS SIZE: the sum of the sizes of a mailbox's messages;
+/// a copy counts in each mailbox that holds it, an expunged one no more.
+#[test]
+fn mailbox_size_sums_the_messages_it_holds() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let inbox = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let size = |mb| s.read_sync(move |r| r.mailbox_size(mb)).unwrap();
+    assert_eq!(size(inbox), 0);
+    let (m1, m2) = (simple("one", "x"), simple("two", "a longer body"));
+    let total = (m1.len() + m2.len()) as u64;
+    deliver(&s, m1, &[a]);
+    deliver(&s, m2, &[a]);
+    assert_eq!(size(inbox), total);
+    let other = s
+        .write_sync(move |tx| {
+            let mb = tx.create_mailbox(a, "Other", None)?;
+            tx.copy(inbox, &[2], mb)?;
+            Ok(mb)
+        })
+        .unwrap();
+    let two = size(other);
+    assert!(two > 0 && two < total);
+    assert_eq!(size(inbox), total, "a copy counts in both");
+    s.write_sync(move |tx| {
+        tx.store_flags(
+            inbox,
+            &[2],
+            mailstore::FlagOp::Add,
+            &Flags::system(Flags::DELETED),
+            None,
+        )?;
+        tx.expunge(inbox, None)
+    })
+    .unwrap();
+    assert_eq!(size(inbox), total - two);
+    assert_eq!(size(other), two);
+}

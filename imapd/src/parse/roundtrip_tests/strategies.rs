@@ -350,8 +350,9 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
                     StatusItem::UidValidity,
                     StatusItem::Unseen,
                     StatusItem::HighestModSeq,
+                    StatusItem::Size,
                 ]),
-                1..7
+                1..8
             )
         )
             .prop_map(|(mailbox, items)| Status { mailbox, items }),

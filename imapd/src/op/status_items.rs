@@ -1,0 +1,60 @@
+//! The values of STATUS data items (RFC 3501 §6.3.10; HIGHESTMODSEQ, RFC
+//! 7162 §3.1.6; SIZE, RFC 8438 §3), shared by the STATUS command
+//! (`select.rs`) and LIST's `RETURN (STATUS (...))` (RFC 5819,
+//! `list_ext.rs`), so both answer alike.
+//!
+//! [`read`] runs on a store thread and reads only what the items need
+//! (the counters always; the sum of the message sizes only for SIZE);
+//! [`values`] turns that into the response's name/number pairs on the
+//! loop thread, where `\Recent` (session state kept by the hub) is known.
+
+use crate::command::StatusItem;
+use crate::view::hub::Hub;
+use mailstore::{MailboxId, Reader};
+
+/// What the store says about one mailbox, for its STATUS items.
+#[derive(Debug, Clone)]
+pub(crate) struct Counts {
+    /// Message counts and the UID/modseq counters.
+    pub(crate) st: mailstore::Status,
+    /// Total octets of the messages, when SIZE was asked for.
+    pub(crate) size: Option<u64>,
+}
+
+/// Read what `items` need to know about mailbox `id` (on a store thread).
+pub(crate) fn read(r: &Reader, id: MailboxId, items: &[StatusItem]) -> mailstore::Result<Counts> {
+    let st = r.status(id)?;
+    let size = match items.contains(&StatusItem::Size) {
+        true => Some(r.mailbox_size(id)?),
+        false => None,
+    };
+    Ok(Counts { st, size })
+}
+
+/// The items asked for, in the order asked, as a STATUS response carries
+/// them.
+pub(crate) fn values(
+    hub: &Hub,
+    id: MailboxId,
+    c: &Counts,
+    items: &[StatusItem],
+) -> Vec<(&'static str, u64)> {
+    let st = &c.st;
+    items
+        .iter()
+        .map(|item| match item {
+            StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
+            StatusItem::Recent => {
+                let mark = hub.recent_mark(id, st.uidvalidity);
+                let above = u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
+                ("RECENT", above.min(u64::from(st.messages)))
+            }
+            StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
+            StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
+            StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),
+            StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
+            // `read` fills it in whenever SIZE is among the items.
+            StatusItem::Size => ("SIZE", c.size.unwrap_or(0)),
+        })
+        .collect()
+}
