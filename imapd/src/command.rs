@@ -49,7 +49,7 @@ pub struct DateTime {
 pub type Flag = String;
 
 /// STATUS data items (RFC 3501 §6.3.10, RFC 7162 HIGHESTMODSEQ, RFC 8438
-/// SIZE).
+/// SIZE, RFC 7889 APPENDLIMIT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusItem {
     /// `MESSAGES`
@@ -66,6 +66,9 @@ pub enum StatusItem {
     HighestModSeq,
     /// `SIZE`: total octets of the mailbox's messages (RFC 8438 §3).
     Size,
+    /// `APPENDLIMIT`: the largest message APPEND accepts into the
+    /// mailbox (RFC 7889 §2).
+    AppendLimit,
 }
 
 /// How STORE changes flags (RFC 3501 §6.4.6).

@@ -96,9 +96,13 @@ impl Conn {
         io.is_tls() || io.info.is_local() || self.shared.config.allow_plaintext_auth
     }
 
-    /// The CAPABILITY list for this connection in state `state`.
+    /// The CAPABILITY list for this connection in state `state`, with
+    /// `APPENDLIMIT=N` (RFC 7889 §2): the largest message APPEND accepts,
+    /// the same for every mailbox (`--max-literal`).
     pub(crate) fn capabilities(&self, io: &Io<'_, Done>, authenticated: bool) -> String {
-        crate::capabilities(io.tls(), self.plaintext_ok(io), authenticated)
+        let mut caps = crate::capabilities(io.tls(), self.plaintext_ok(io), authenticated);
+        caps.push_str(&format!(" APPENDLIMIT={}", self.shared.config.max_literal));
+        caps
     }
 
     /// A CONDSTORE-enabling command ran (RFC 7162 §3.1: FETCH MODSEQ or

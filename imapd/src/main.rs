@@ -42,7 +42,8 @@ struct Cli {
     tls: TlsArgs,
     #[command(flatten)]
     db: DbArg,
-    /// Largest literal (e.g. APPENDed message) accepted, in bytes.
+    /// Largest literal (e.g. APPENDed message) accepted, in bytes;
+    /// advertised as APPENDLIMIT=N (RFC 7889).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_literal: u64,
     #[command(flatten)]

@@ -214,7 +214,7 @@ pub(crate) fn list(
                 Vec<Line>,
                 Vec<Option<(MailboxId, status_items::Counts)>>,
             )| {
-                let hub = std::sync::Arc::clone(&s.cx.shared.hub);
+                let shared = std::sync::Arc::clone(&s.cx.shared);
                 for (i, l) in lines.iter().enumerate() {
                     Data::ListExt {
                         attrs: &l.attrs,
@@ -225,7 +225,7 @@ pub(crate) fn list(
                     .encode(&mut s.cx.out);
                     // RFC 5819 §2: the STATUS right after its LIST.
                     if let (Some(items), Some(Some((id, st)))) = (&ret.status, statuses.get(i)) {
-                        let vals = status_items::values(&hub, *id, st, items);
+                        let vals = status_items::values(&shared, *id, st, items);
                         Data::Status {
                             name: &l.name,
                             items: &vals,

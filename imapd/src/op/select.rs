@@ -238,7 +238,7 @@ pub(crate) fn status(
                     );
                     return Step::Continue;
                 };
-                let vals = status_items::values(&s.cx.shared.hub, id, &counts, &items);
+                let vals = status_items::values(&s.cx.shared, id, &counts, &items);
                 Data::Status {
                     name: &name,
                     items: &vals,

@@ -1,5 +1,5 @@
 //! The values of STATUS data items (RFC 3501 §6.3.10; HIGHESTMODSEQ, RFC
-//! 7162 §3.1.6; SIZE, RFC 8438 §3), shared by the STATUS command
+//! 7162 §3.1.6; SIZE, RFC 8438 §3; APPENDLIMIT, RFC 7889 §2), shared by the STATUS command
 //! (`select.rs`) and LIST's `RETURN (STATUS (...))` (RFC 5819,
 //! `list_ext.rs`), so both answer alike.
 //!
@@ -9,7 +9,7 @@
 //! loop thread, where `\Recent` (session state kept by the hub) is known.
 
 use crate::command::StatusItem;
-use crate::view::hub::Hub;
+use crate::session::Shared;
 use mailstore::{MailboxId, Reader};
 
 /// What the store says about one mailbox, for its STATUS items.
@@ -32,9 +32,10 @@ pub(crate) fn read(r: &Reader, id: MailboxId, items: &[StatusItem]) -> mailstore
 }
 
 /// The items asked for, in the order asked, as a STATUS response carries
-/// them.
+/// them. APPENDLIMIT is the server's one limit (`--max-literal`, also
+/// advertised as `APPENDLIMIT=N`): every mailbox takes the same.
 pub(crate) fn values(
-    hub: &Hub,
+    shared: &Shared,
     id: MailboxId,
     c: &Counts,
     items: &[StatusItem],
@@ -45,7 +46,7 @@ pub(crate) fn values(
         .map(|item| match item {
             StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
             StatusItem::Recent => {
-                let mark = hub.recent_mark(id, st.uidvalidity);
+                let mark = shared.hub.recent_mark(id, st.uidvalidity);
                 let above = u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
                 ("RECENT", above.min(u64::from(st.messages)))
             }
@@ -55,6 +56,7 @@ pub(crate) fn values(
             StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
             // `read` fills it in whenever SIZE is among the items.
             StatusItem::Size => ("SIZE", c.size.unwrap_or(0)),
+            StatusItem::AppendLimit => ("APPENDLIMIT", shared.config.max_literal),
         })
         .collect()
 }

@@ -75,8 +75,8 @@ fn select_opts(i: &[u8]) -> PResult<'_, ListSelect> {
     Ok((rest, sel))
 }
 
-/// `status-att` (RFC 3501 §9, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE), for
-/// STATUS and LIST's RETURN (STATUS (...)) alike.
+/// `status-att` (RFC 3501 §9, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE,
+/// RFC 7889 APPENDLIMIT), for STATUS and LIST's RETURN (STATUS (...)) alike.
 pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
     alt((
         value(StatusItem::Messages, tag_no_case("MESSAGES")),
@@ -86,6 +86,7 @@ pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
         value(StatusItem::Unseen, tag_no_case("UNSEEN")),
         value(StatusItem::HighestModSeq, tag_no_case("HIGHESTMODSEQ")),
         value(StatusItem::Size, tag_no_case("SIZE")),
+        value(StatusItem::AppendLimit, tag_no_case("APPENDLIMIT")),
     ))
     .parse(i)
 }

@@ -107,14 +107,15 @@ fn list_and_status_and_create() {
         }
     );
     assert_eq!(
-        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq Size)"),
+        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq Size appendlimit)"),
         CommandBody::Status {
             mailbox: "blurdybloop".into(),
             items: vec![
                 StatusItem::UidNext,
                 StatusItem::Messages,
                 StatusItem::HighestModSeq,
-                StatusItem::Size
+                StatusItem::Size,
+                StatusItem::AppendLimit
             ]
         }
     );

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod append;
+mod appendlimit;
 mod auth;
 mod bench;
 mod binary;

@@ -351,8 +351,9 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
                     StatusItem::Unseen,
                     StatusItem::HighestModSeq,
                     StatusItem::Size,
+                    StatusItem::AppendLimit,
                 ]),
-                1..8
+                1..9
             )
         )
             .prop_map(|(mailbox, items)| Status { mailbox, items }),
