@@ -1,4 +1,5 @@
-//! SEARCH's arguments: the search keys (RFC 3501 §6.4.4) with dates and
+//! SEARCH's arguments: the search keys (RFC 3501 §6.4.4; WITHIN, RFC 5032)
+//! with dates and
 //! sets already typed, and the RETURN options of an extended SEARCH
 //! (RFC 4466, RFC 4731, RFC 5182, RFC 5267).
 
@@ -77,6 +78,12 @@ pub enum SearchKey {
     Seq(SequenceSet),
     /// `MODSEQ n` (RFC 7162; entry-name clauses are accepted and ignored)
     ModSeq(u64),
+    /// `OLDER n` (WITHIN, RFC 5032 §2): INTERNALDATE at least `n` seconds
+    /// before now (`n` > 0).
+    Older(u32),
+    /// `YOUNGER n` (WITHIN, RFC 5032 §2): INTERNALDATE at most `n` seconds
+    /// before now (`n` > 0).
+    Younger(u32),
     /// `NOT key`
     Not(Box<SearchKey>),
     /// `OR a b`

@@ -1,7 +1,8 @@
 //! SEARCH and UID SEARCH (RFC 3501 §6.4.4, §7.2.5; CONDSTORE MODSEQ
-//! RFC 7162 §3.1.5): typed search keys become mailstore's protocol-neutral
-//! [`Query`], with message numbers and `\Recent` (session state) resolved
-//! here. Results are limited to messages the client knows.
+//! RFC 7162 §3.1.5; WITHIN RFC 5032): typed search keys become mailstore's
+//! protocol-neutral [`Query`], with message numbers and `\Recent` (session
+//! state) resolved here, and WITHIN's intervals made moments from the
+//! server's clock now. Results are limited to messages the client knows.
 
 use crate::command::{Date, SearchKey};
 use crate::parse::days_from_civil;
@@ -24,6 +25,13 @@ fn system_flag(name: &str) -> Option<SystemFlag> {
         "\\Draft" => SystemFlag::Draft,
         _ => return None,
     })
+}
+
+/// The server's time now, in seconds since the Unix epoch.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Contiguous UID runs of the given (ascending) UIDs.
@@ -88,6 +96,12 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
             Query::Uids(uid_runs(uids))
         }
         SearchKey::ModSeq(m) => Query::ModSeq(*m),
+        // RFC 5032 §2: the interval back from the server's time now; both
+        // ends inclusive, as Dovecot does (OLDER n and YOUNGER n both
+        // match a message exactly n seconds old). A context kept for
+        // UPDATE (RFC 5267) keeps the moment of its SEARCH.
+        SearchKey::Older(n) => Query::Before(now_unix() - i64::from(*n) + 1),
+        SearchKey::Younger(n) => Query::Since(now_unix() - i64::from(*n)),
         SearchKey::Not(k) => Query::Not(Box::new(to_query(k, sel))),
         // A chain of ORs (however the parser shaped it) is one `Any`, and
         // nested parentheses one `And`, so the query nests only as deep as

@@ -64,6 +64,8 @@ fn search_key(w: &mut W, k: &SearchKey) {
         SearchKey::SentSince(d) => w.name("SENTSINCE ").date(d),
         SearchKey::Larger(n) => w.name("LARGER ").raw(&n.to_string()),
         SearchKey::Smaller(n) => w.name("SMALLER ").raw(&n.to_string()),
+        SearchKey::Older(n) => w.name("OLDER ").raw(&n.to_string()),
+        SearchKey::Younger(n) => w.name("YOUNGER ").raw(&n.to_string()),
         SearchKey::Uid(s) => w.name("UID ").set(s),
         SearchKey::Seq(s) => w.set(s),
         SearchKey::ModSeq(n) => {

@@ -1,5 +1,6 @@
 //! SEARCH arguments (RFC 3501 §6.4.4 and §9 `search`, `search-key`), plus
-//! the CONDSTORE `MODSEQ` key (RFC 7162 §3.1.5).
+//! the CONDSTORE `MODSEQ` key (RFC 7162 §3.1.5) and WITHIN's `OLDER` and
+//! `YOUNGER` (RFC 5032 §3: `("OLDER" / "YOUNGER") SP nz-number`).
 //!
 //! Hostile input is bounded: nesting of NOT, OR and parentheses is capped
 //! ([`MAX_SEARCH_DEPTH`]) so that it cannot exhaust the stack, and so are
@@ -13,8 +14,8 @@
 
 use super::esearch::search_return_opts;
 use super::{
-    astring, astring_text, date, flag, mod_sequence_value, number, quoted, sequence_set, sp,
-    PResult,
+    astring, astring_text, date, flag, mod_sequence_value, number, nz_number, quoted, sequence_set,
+    sp, PResult,
 };
 use crate::command::{CommandBody, SearchKey};
 use nom::branch::alt;
@@ -279,6 +280,8 @@ fn simple_key<'a>(i: &'a [u8], depth: usize, keys: &Counts) -> PResult<'a, Searc
         b"LARGER" => map(preceded(sp, number), SearchKey::Larger).parse(rest),
         b"SMALLER" => map(preceded(sp, number), SearchKey::Smaller).parse(rest),
         b"UID" => map(preceded(sp, sequence_set), SearchKey::Uid).parse(rest),
+        b"OLDER" => map(preceded(sp, nz_number), SearchKey::Older).parse(rest),
+        b"YOUNGER" => map(preceded(sp, nz_number), SearchKey::Younger).parse(rest),
         b"NOT" => map(preceded(sp, |i| search_key(i, depth + 1, keys)), |k| {
             SearchKey::Not(Box::new(k))
         })

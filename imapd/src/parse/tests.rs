@@ -297,6 +297,18 @@ fn search_keys_nest_and_charset_is_checked() {
             SearchKey::ModSeq(7),
         ])
     );
+    // WITHIN (RFC 5032 §3): an nz-number of seconds.
+    assert_eq!(
+        s("a SEARCH younger 259200 OLDER 4294967295"),
+        SearchKey::And(vec![
+            SearchKey::Younger(259_200),
+            SearchKey::Older(u32::MAX),
+        ])
+    );
+    bad(b"a SEARCH YOUNGER 0");
+    bad(b"a SEARCH OLDER 4294967296");
+    bad(b"a SEARCH OLDER -5");
+    bad(b"a SEARCH YOUNGER");
     assert_eq!(
         bad(b"a SEARCH CHARSET KOI8-R ALL").kind,
         SyntaxKind::BadCharset

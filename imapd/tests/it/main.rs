@@ -36,3 +36,4 @@ mod tls;
 mod tls_interop;
 mod urlauth;
 mod util;
+mod within;

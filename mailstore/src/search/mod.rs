@@ -27,7 +27,9 @@ use eval::Eval;
 ///
 /// Date criteria take the unix timestamp of the start of the day (in the
 /// time zone the caller chose) and have day granularity:
-/// `Before(d)`: date < d; `On(d)`: d <= date < d + 86400; `Since(d)`: date >= d.
+/// `Before(d)`: date < d; `On(d)`: d <= date < d + 86400; `Since(d)`: date >= d
+/// (`Before` and `Since` compare to the second, so they also take any
+/// moment: imapd's WITHIN, RFC 5032, passes "now minus an interval").
 /// `Before`/`On`/`Since` use INTERNALDATE. `SentBefore`/`SentOn`/`SentSince`
 /// use the `Date:` header read as the sender's wall-clock time (its zone
 /// disregarded, as RFC 3501 says); a message without a parseable `Date:`

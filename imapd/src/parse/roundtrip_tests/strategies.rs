@@ -153,6 +153,8 @@ fn search_key() -> impl Strategy<Value = SearchKey> {
         set().prop_map(SearchKey::Uid),
         set().prop_map(SearchKey::Seq),
         (0u64..1 << 63).prop_map(SearchKey::ModSeq),
+        (1u32..).prop_map(SearchKey::Older),
+        (1u32..).prop_map(SearchKey::Younger),
     ];
     leaf.prop_recursive(3, 16, 3, |inner| {
         prop_oneof![
