@@ -154,6 +154,9 @@ pub enum FetchAtt {
     },
     /// `BINARY.SIZE[part]` (RFC 3516 §4.2): the decoded size.
     BinarySize(Vec<u32>),
+    /// `SAVEDATE` (RFC 8514 §4.2): when the message was saved in this
+    /// mailbox, NIL where that is not known.
+    SaveDate,
 }
 
 mod ext;

@@ -129,6 +129,9 @@ pub struct MessageMeta {
     pub size: u64,
     /// INTERNALDATE, unix seconds.
     pub internal_date: i64,
+    /// When this entry was saved in its mailbox (RFC 8514 save date),
+    /// unix seconds; `None` for entries saved before the store kept it.
+    pub save_date: Option<i64>,
     /// Parsed envelope.
     pub envelope: Envelope,
     /// MIME structure with offsets.

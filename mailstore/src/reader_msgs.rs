@@ -44,7 +44,7 @@ impl Reader {
         let list = serde_json::to_string(uids).map_err(json_err)?;
         let mut st = self.conn().prepare_cached(
             "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
-                    m.envelope, m.structure, m.id
+                    m.envelope, m.structure, m.id, e.saved
              FROM entries e JOIN messages m ON m.id = e.message_id
              WHERE e.mailbox_id = ?1 AND e.uid IN (SELECT value FROM json_each(?2))
              ORDER BY e.uid",
@@ -72,6 +72,7 @@ impl Reader {
                 modseq: entry.modseq,
                 size: r.get::<_, i64>(4)? as u64,
                 internal_date: r.get(5)?,
+                save_date: r.get(9)?,
                 envelope,
                 structure,
                 message_id: r.get(8)?,

@@ -156,6 +156,13 @@ CREATE TABLE IF NOT EXISTS outq_rcpt(
 CREATE INDEX IF NOT EXISTS outq_rcpt_due ON outq_rcpt(next_try);
 CREATE INDEX IF NOT EXISTS outq_rcpt_msg ON outq_rcpt(msg_id);
 "#,
+    // v7: when each entry was saved in its mailbox (unix seconds; IMAP's
+    // SAVEDATE, RFC 8514): set by delivery, APPEND, COPY and MOVE. NULL for
+    // entries saved before v7: not known (FETCH SAVEDATE gives NIL, the
+    // SAVED* search keys use the internal date).
+    r#"
+ALTER TABLE entries ADD COLUMN saved INTEGER;
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

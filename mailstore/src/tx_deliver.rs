@@ -234,7 +234,8 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    /// Give `message` the next UID in `mailbox` at a new modseq.
+    /// Give `message` the next UID in `mailbox` at a new modseq, saved
+    /// (RFC 8514 save date) now.
     pub(crate) fn add_entry(
         &mut self,
         mailbox: MailboxId,
@@ -258,8 +259,8 @@ impl Tx<'_> {
         }
         self.conn()
             .prepare_cached(
-                "INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq, saved)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 mailbox,
@@ -267,7 +268,8 @@ impl Tx<'_> {
                 message,
                 flags.system & Flags::ALL_SYSTEM,
                 keywords,
-                modseq
+                modseq,
+                crate::tx::now()
             ])?;
         self.touched.push(mailbox);
         Ok(uid as Uid)

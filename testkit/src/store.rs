@@ -159,3 +159,10 @@ pub fn wreck_pages_holding(path: &Path, marker: &[u8]) -> usize {
     std::fs::write(path, &bytes).unwrap();
     wrecked
 }
+
+/// Run `sql` on the closed store file at `path` (to make a file look as
+/// an older program left it, e.g. entries without a save date).
+pub fn run_sql(path: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(sql).unwrap();
+}

@@ -1,5 +1,5 @@
-//! SEARCH's arguments: the search keys (RFC 3501 §6.4.4; WITHIN, RFC 5032)
-//! with dates and
+//! SEARCH's arguments: the search keys (RFC 3501 §6.4.4; WITHIN, RFC 5032;
+//! SAVEDATE, RFC 8514) with dates and
 //! sets already typed, and the RETURN options of an extended SEARCH
 //! (RFC 4466, RFC 4731, RFC 5182, RFC 5267).
 
@@ -84,6 +84,14 @@ pub enum SearchKey {
     /// `YOUNGER n` (WITHIN, RFC 5032 §2): INTERNALDATE at most `n` seconds
     /// before now (`n` > 0).
     Younger(u32),
+    /// `SAVEDBEFORE d` (SAVEDATE, RFC 8514 §4.3)
+    SavedBefore(Date),
+    /// `SAVEDON d`
+    SavedOn(Date),
+    /// `SAVEDSINCE d`
+    SavedSince(Date),
+    /// `SAVEDATESUPPORTED`: every message if the mailbox keeps save dates.
+    SaveDateSupported,
     /// `NOT key`
     Not(Box<SearchKey>),
     /// `OR a b`

@@ -91,6 +91,7 @@ fn parts_needed(atts: &[FetchAtt]) -> MetaParts {
                     | FetchAtt::Rfc822Size
                     | FetchAtt::Uid
                     | FetchAtt::ModSeq
+                    | FetchAtt::SaveDate
             )
         }),
     }
@@ -241,6 +242,12 @@ fn encode_att(
             Value::str(internal_date(meta.internal_date)),
         ),
         FetchAtt::Rfc822Size => ("RFC822.SIZE".into(), Value::Num(meta.size)),
+        // RFC 8514 §4.2: NIL for an entry saved before the store kept it.
+        FetchAtt::SaveDate => (
+            "SAVEDATE".into(),
+            meta.save_date
+                .map_or(Value::Nil, |t| Value::str(internal_date(t))),
+        ),
         FetchAtt::ModSeq => ("MODSEQ".into(), Value::List(vec![Value::Num(meta.modseq)])),
         FetchAtt::Envelope => ("ENVELOPE".into(), envelope(&meta.envelope)),
         FetchAtt::Body => ("BODY".into(), body(&meta.structure, false)),

@@ -258,6 +258,7 @@ impl Conn {
                     | FetchAtt::BodyStructure
                     | FetchAtt::Uid
                     | FetchAtt::ModSeq
+                    | FetchAtt::SaveDate
             )
         });
         let batch = if content { 1 } else { FETCH_BATCH_MESSAGES };

@@ -77,6 +77,11 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
         SearchKey::SentBefore(d) => Query::SentBefore(day(*d)),
         SearchKey::SentOn(d) => Query::SentOn(day(*d)),
         SearchKey::SentSince(d) => Query::SentSince(day(*d)),
+        SearchKey::SavedBefore(d) => Query::SavedBefore(day(*d)),
+        SearchKey::SavedOn(d) => Query::SavedOn(day(*d)),
+        SearchKey::SavedSince(d) => Query::SavedSince(day(*d)),
+        // RFC 8514 §4.3: the store keeps save dates in every mailbox.
+        SearchKey::SaveDateSupported => Query::All,
         SearchKey::Larger(n) => Query::Larger(u64::from(*n)),
         SearchKey::Smaller(n) => Query::Smaller(u64::from(*n)),
         SearchKey::Uid(set) => {

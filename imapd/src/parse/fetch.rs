@@ -83,7 +83,7 @@ fn fetch_macro_or_att(i: &[u8]) -> PResult<'_, Vec<FetchAtt>> {
 /// ```text
 /// fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" /
 ///             "RFC822" [".HEADER" / ".SIZE" / ".TEXT"] /
-///             "BODY" ["STRUCTURE"] / "UID" / "MODSEQ" /
+///             "BODY" ["STRUCTURE"] / "UID" / "MODSEQ" / "SAVEDATE" /
 ///             "BODY" section ["<" number "." nz-number ">"] /
 ///             "BODY.PEEK" section ["<" number "." nz-number ">"]
 /// ```
@@ -101,6 +101,7 @@ pub(crate) fn fetch_att(i: &[u8]) -> PResult<'_, FetchAtt> {
         b"BODYSTRUCTURE" => Some(FetchAtt::BodyStructure),
         b"UID" => Some(FetchAtt::Uid),
         b"MODSEQ" => Some(FetchAtt::ModSeq),
+        b"SAVEDATE" => Some(FetchAtt::SaveDate),
         b"BODY" | b"BODY.PEEK" => None,
         b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" => {
             return super::binary::binary_att(&upper, rest)

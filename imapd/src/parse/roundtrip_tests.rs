@@ -66,6 +66,10 @@ fn search_key(w: &mut W, k: &SearchKey) {
         SearchKey::Smaller(n) => w.name("SMALLER ").raw(&n.to_string()),
         SearchKey::Older(n) => w.name("OLDER ").raw(&n.to_string()),
         SearchKey::Younger(n) => w.name("YOUNGER ").raw(&n.to_string()),
+        SearchKey::SavedBefore(d) => w.name("SAVEDBEFORE ").date(d),
+        SearchKey::SavedOn(d) => w.name("SAVEDON ").date(d),
+        SearchKey::SavedSince(d) => w.name("SAVEDSINCE ").date(d),
+        SearchKey::SaveDateSupported => w.name("SAVEDATESUPPORTED"),
         SearchKey::Uid(s) => w.name("UID ").set(s),
         SearchKey::Seq(s) => w.set(s),
         SearchKey::ModSeq(n) => {
@@ -169,6 +173,7 @@ fn fetch_att(w: &mut W, a: &FetchAtt) {
         BodyStructure => "BODYSTRUCTURE",
         Uid => "UID",
         ModSeq => "MODSEQ",
+        SaveDate => "SAVEDATE",
         Section {
             section: s,
             partial,

@@ -1,6 +1,8 @@
 //! SEARCH arguments (RFC 3501 §6.4.4 and §9 `search`, `search-key`), plus
 //! the CONDSTORE `MODSEQ` key (RFC 7162 §3.1.5) and WITHIN's `OLDER` and
-//! `YOUNGER` (RFC 5032 §3: `("OLDER" / "YOUNGER") SP nz-number`).
+//! `YOUNGER` (RFC 5032 §3: `("OLDER" / "YOUNGER") SP nz-number`) and
+//! SAVEDATE's `SAVEDBEFORE`/`SAVEDON`/`SAVEDSINCE date` and
+//! `SAVEDATESUPPORTED` (RFC 8514 §5).
 //!
 //! Hostile input is bounded: nesting of NOT, OR and parentheses is capped
 //! ([`MAX_SEARCH_DEPTH`]) so that it cannot exhaust the stack, and so are
@@ -281,6 +283,10 @@ fn simple_key<'a>(i: &'a [u8], depth: usize, keys: &Counts) -> PResult<'a, Searc
         b"SMALLER" => map(preceded(sp, number), SearchKey::Smaller).parse(rest),
         b"UID" => map(preceded(sp, sequence_set), SearchKey::Uid).parse(rest),
         b"OLDER" => map(preceded(sp, nz_number), SearchKey::Older).parse(rest),
+        b"SAVEDBEFORE" => map(preceded(sp, date), SearchKey::SavedBefore).parse(rest),
+        b"SAVEDON" => map(preceded(sp, date), SearchKey::SavedOn).parse(rest),
+        b"SAVEDSINCE" => map(preceded(sp, date), SearchKey::SavedSince).parse(rest),
+        b"SAVEDATESUPPORTED" => Ok((rest, SearchKey::SaveDateSupported)),
         b"YOUNGER" => map(preceded(sp, nz_number), SearchKey::Younger).parse(rest),
         b"NOT" => map(preceded(sp, |i| search_key(i, depth + 1, keys)), |k| {
             SearchKey::Not(Box::new(k))

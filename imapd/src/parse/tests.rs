@@ -305,6 +305,20 @@ fn search_keys_nest_and_charset_is_checked() {
             SearchKey::Older(u32::MAX),
         ])
     );
+    // SAVEDATE (RFC 8514 §5).
+    assert_eq!(
+        s("a SEARCH SAVEDSINCE 1-Feb-1994 savedatesupported"),
+        SearchKey::And(vec![
+            SearchKey::SavedSince(Date {
+                year: 1994,
+                month: 2,
+                day: 1
+            }),
+            SearchKey::SaveDateSupported,
+        ])
+    );
+    bad(b"a SEARCH SAVEDON");
+    bad(b"a SEARCH SAVEDBEFORE 31-Foo-2020");
     bad(b"a SEARCH YOUNGER 0");
     bad(b"a SEARCH OLDER 4294967296");
     bad(b"a SEARCH OLDER -5");

@@ -27,6 +27,7 @@ mod notify;
 mod notify5465;
 mod pipelining_flood;
 mod qresync;
+mod savedate;
 mod session;
 mod shared;
 mod sort;

@@ -25,6 +25,8 @@ struct Row {
     size: i64,
     internal_date: i64,
     sent_date: i64,
+    /// The save date, or the internal date where it is not known.
+    saved_date: i64,
 }
 
 /// A set of rows (by index into [`Eval::rows`]).
@@ -110,7 +112,7 @@ impl<'r> Eval<'r> {
     pub(super) fn new(reader: &'r Reader, mailbox: MailboxId) -> Result<Eval<'r>> {
         let mut st = reader.conn().prepare_cached(
             "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date, \
-             coalesce(m.sent_date, m.internal_date) \
+             coalesce(m.sent_date, m.internal_date), coalesce(e.saved, m.internal_date) \
              FROM entries e JOIN messages m ON m.id = e.message_id \
              WHERE e.mailbox_id = ?1 ORDER BY e.uid",
         )?;
@@ -124,6 +126,7 @@ impl<'r> Eval<'r> {
                     size: r.get(4)?,
                     internal_date: r.get(5)?,
                     sent_date: r.get(6)?,
+                    saved_date: r.get(7)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<Row>>>()?;
@@ -228,6 +231,12 @@ impl<'r> Eval<'r> {
             Query::SentOn(d) => {
                 let end = d.saturating_add(DAY);
                 self.matching(|r| r.sent_date >= *d && r.sent_date < end)
+            }
+            Query::SavedBefore(d) => self.matching(|r| r.saved_date < *d),
+            Query::SavedSince(d) => self.matching(|r| r.saved_date >= *d),
+            Query::SavedOn(d) => {
+                let end = d.saturating_add(DAY);
+                self.matching(|r| r.saved_date >= *d && r.saved_date < end)
             }
             Query::ModSeq(v) => {
                 let v = v.min(&(i64::MAX as u64)).to_owned() as i64;

@@ -33,7 +33,9 @@ use eval::Eval;
 /// `Before`/`On`/`Since` use INTERNALDATE. `SentBefore`/`SentOn`/`SentSince`
 /// use the `Date:` header read as the sender's wall-clock time (its zone
 /// disregarded, as RFC 3501 says); a message without a parseable `Date:`
-/// uses its INTERNALDATE.
+/// uses its INTERNALDATE. `SavedBefore`/`SavedOn`/`SavedSince` use the
+/// entry's save date, or its INTERNALDATE for an entry saved before the
+/// store kept save dates (RFC 8514 §4.3 falls back so).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
     /// Every message.
@@ -66,6 +68,13 @@ pub enum Query {
     SentOn(i64),
     /// `Date:` on or after the day.
     SentSince(i64),
+    /// Save date (RFC 8514; the internal date where it is not known)
+    /// before the day.
+    SavedBefore(i64),
+    /// Save date within the day.
+    SavedOn(i64),
+    /// Save date on or after the day.
+    SavedSince(i64),
     /// Entry modseq >= the value (RFC 7162 §3.1.5).
     ModSeq(u64),
     /// Negation.
@@ -251,6 +260,9 @@ mod tests {
             (1_698_000_000i64..1_700_000_000).prop_map(Query::SentSince),
             (1_698_000_000i64..1_700_000_000).prop_map(Query::SentBefore),
             (0i64..14).prop_map(|d| Query::SentOn(1_698_796_800 + d * 86_400)),
+            days().prop_map(move |d| Query::SavedSince(day(d))),
+            days().prop_map(move |d| Query::SavedBefore(day(d))),
+            days().prop_map(move |d| Query::SavedOn(day(d))),
         ]
     }
 
@@ -272,6 +284,14 @@ mod tests {
     fn rust_evaluation_agrees_with_sql() {
         let (dir, s, mb) = setup();
         let conn = crate::schema::connect(&dir.path().join("m.db"), false).unwrap();
+        // Save dates on other days than the internal dates, and unknown
+        // (before schema v7) for every third entry.
+        conn.execute(
+            "UPDATE entries SET saved = CASE WHEN uid % 3 = 0 THEN NULL \
+             ELSE 1700000000 + (12 - uid) * 86400 + 3600 END",
+            [],
+        )
+        .unwrap();
         let column = |sql: &str| -> Vec<u64> {
             conn.prepare(sql)
                 .unwrap()

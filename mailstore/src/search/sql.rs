@@ -121,9 +121,9 @@ impl Sql {
 
     fn day_range(&mut self, col: &str, q: &Query) {
         let (op, d) = match q {
-            Query::Before(d) | Query::SentBefore(d) => ("<", *d),
-            Query::Since(d) | Query::SentSince(d) => (">=", *d),
-            Query::On(d) | Query::SentOn(d) => {
+            Query::Before(d) | Query::SentBefore(d) | Query::SavedBefore(d) => ("<", *d),
+            Query::Since(d) | Query::SentSince(d) | Query::SavedSince(d) => (">=", *d),
+            Query::On(d) | Query::SentOn(d) | Query::SavedOn(d) => {
                 self.push(&format!("({col} >= "));
                 self.param(Value::Integer(*d));
                 self.push(&format!(" AND {col} < "));
@@ -223,6 +223,9 @@ impl Sql {
             }
             Query::SentBefore(_) | Query::SentOn(_) | Query::SentSince(_) => {
                 self.day_range("coalesce(m.sent_date, m.internal_date)", q)
+            }
+            Query::SavedBefore(_) | Query::SavedOn(_) | Query::SavedSince(_) => {
+                self.day_range("coalesce(e.saved, m.internal_date)", q)
             }
             Query::ModSeq(n) => {
                 self.push("e.modseq >= ");

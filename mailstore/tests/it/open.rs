@@ -59,12 +59,17 @@ fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
     (dir, a)
 }
 
-/// What migrations v4 (URLAUTH mailbox keys) and v5 (bounded expunge
-/// tombstones) added, undone to make a file look older.
+/// What migrations v4 (URLAUTH mailbox keys), v5 (bounded expunge
+/// tombstones) and v7 (save dates) added, undone to make a file look
+/// older (v6's outbound queue tables are created only if missing).
 const UNDO_V4: &str = "DROP TABLE mailbox_keys;
     ALTER TABLE mailboxes DROP COLUMN tombstones;
     ALTER TABLE mailboxes DROP COLUMN tombstone_floor;
-    DELETE FROM meta WHERE key = 'max_tombstones';";
+    DELETE FROM meta WHERE key = 'max_tombstones';
+    ALTER TABLE entries DROP COLUMN saved;";
+
+/// Migration v7 (save dates) undone.
+const UNDO_V7: &str = "ALTER TABLE entries DROP COLUMN saved;";
 
 #[test]
 fn version_3_tombstones_are_counted_by_the_migration() {
@@ -252,7 +257,15 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6, "v6 added the outbound queue");
+    assert_eq!(v, 7, "v6 added the outbound queue, v7 save dates");
+    let saved: i64 = c
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('entries') WHERE name = 'saved'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(saved, 1, "entries.saved (RFC 8514 save date)");
     let outq: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name IN ('outq_msg', 'outq_rcpt')",
@@ -269,4 +282,61 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         )
         .unwrap();
     assert_eq!(fts, 1, "FTS5 trigram index present");
+}
+
+/// A version-6 file's entries have no save date: after the migration
+/// they read as unknown (`None`) and the SAVED* search keys fall back to
+/// their internal date (RFC 8514); entries saved since have one.
+#[test]
+fn version_6_entries_get_an_unknown_save_date() {
+    let (dir, a) = closed_store_with_user();
+    let path = dir.path().join("m.db");
+    let mb = {
+        let s = Store::open(&path).unwrap();
+        let mb = s
+            .read_sync(move |r| r.mailbox(a, "INBOX"))
+            .unwrap()
+            .unwrap()
+            .id;
+        // INTERNALDATE 2001-09-09 (1,000,000,000).
+        s.write_sync(move |tx| {
+            tx.append(
+                mb,
+                b"Subject: old\r\n\r\nx\r\n",
+                &mailstore::Flags::empty(),
+                1_000_000_000,
+            )
+        })
+        .unwrap();
+        s.shutdown();
+        mb
+    };
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("{UNDO_V7} PRAGMA user_version = 6;"))
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    s.write_sync(move |tx| {
+        tx.append(
+            mb,
+            b"Subject: new\r\n\r\ny\r\n",
+            &mailstore::Flags::empty(),
+            1_000_000_000,
+        )
+    })
+    .unwrap();
+    let metas = s.read_sync(move |r| r.messages(mb, &[1, 2])).unwrap();
+    assert_eq!(metas[0].save_date, None);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let saved = metas[1].save_date.unwrap();
+    assert!((now - saved).abs() < 60, "{saved} vs {now}");
+    let day = 1_000_000_000 / 86_400 * 86_400;
+    let search = |q: mailstore::Query| s.read_sync(move |r| r.search(mb, &q)).unwrap();
+    assert_eq!(search(mailstore::Query::SavedOn(day)), [1]);
+    assert_eq!(search(mailstore::Query::SavedBefore(now - 3600)), [1]);
+    assert_eq!(search(mailstore::Query::SavedSince(now - 3600)), [2]);
 }

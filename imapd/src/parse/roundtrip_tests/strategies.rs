@@ -155,6 +155,10 @@ fn search_key() -> impl Strategy<Value = SearchKey> {
         (0u64..1 << 63).prop_map(SearchKey::ModSeq),
         (1u32..).prop_map(SearchKey::Older),
         (1u32..).prop_map(SearchKey::Younger),
+        date().prop_map(SearchKey::SavedBefore),
+        date().prop_map(SearchKey::SavedOn),
+        date().prop_map(SearchKey::SavedSince),
+        Just(SearchKey::SaveDateSupported),
     ];
     leaf.prop_recursive(3, 16, 3, |inner| {
         prop_oneof![
@@ -204,6 +208,7 @@ fn fetch_att() -> impl Strategy<Value = FetchAtt> {
             BodyStructure,
             Uid,
             ModSeq,
+            SaveDate,
         ]),
         (
             section(),
