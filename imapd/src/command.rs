@@ -382,6 +382,8 @@ pub enum CommandBody {
     ListExtended(Box<ListExtended>),
     /// `NOTIFY SET ...` or `NOTIFY NONE` (`None`) (RFC 5465 §3).
     Notify(Option<Box<NotifySet>>),
+    /// `UNAUTHENTICATE` (RFC 8437 §3)
+    Unauthenticate,
 }
 
 impl CommandBody {
@@ -426,6 +428,7 @@ impl CommandBody {
             CommandBody::CancelUpdate(_) => "CANCELUPDATE",
             CommandBody::ListExtended(_) => "LIST",
             CommandBody::Notify(_) => "NOTIFY",
+            CommandBody::Unauthenticate => "UNAUTHENTICATE",
         }
     }
 }

@@ -33,6 +33,7 @@ pub(crate) mod select;
 pub(crate) mod sort;
 pub(crate) mod status_items;
 pub(crate) mod tls;
+pub(crate) mod unauthenticate;
 pub(crate) mod urlauth;
 pub(crate) mod urlfetch_binary;
 pub(crate) mod urlpart;
@@ -77,6 +78,7 @@ fn needs(body: &CommandBody) -> Needs {
         | Namespace
         | ListExtended(_)
         | Notify(_)
+        | Unauthenticate
         | Idle => Needs::Authenticated,
         Enable(_) => Needs::AuthenticatedOnly,
         Check
@@ -136,6 +138,7 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         Close => message::close(s, io, tag, true),
         Unselect => message::close(s, io, tag, false),
         Idle => message::idle(s, io, tag),
+        Unauthenticate => unauthenticate::unauthenticate(s, &tag),
         body @ (Expunge { .. }
         | CancelUpdate(_)
         | Search { .. }

@@ -184,6 +184,7 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
         "UNSELECT" => no_args(CommandBody::Unselect),
         "IDLE" => no_args(CommandBody::Idle),
         "NAMESPACE" => no_args(CommandBody::Namespace),
+        "UNAUTHENTICATE" => no_args(CommandBody::Unauthenticate),
         "EXPUNGE" if uid => all_consuming(map(preceded(sp, sequence_set), |s| {
             CommandBody::Expunge { uids: Some(s) }
         }))

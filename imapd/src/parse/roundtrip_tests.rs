@@ -270,7 +270,8 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
     let w = &mut w;
     w.raw(&c.tag).raw(" ");
     match &c.body {
-        Capability | Noop | Logout | StartTls | Check | Close | Unselect | Idle | Namespace => {
+        Capability | Noop | Logout | StartTls | Check | Close | Unselect | Idle | Namespace
+        | Unauthenticate => {
             w.name(c.body.name());
         }
         Expunge { uids: None } => {

@@ -35,6 +35,7 @@ mod status_size;
 mod store_faults;
 mod tls;
 mod tls_interop;
+mod unauthenticate;
 mod urlauth;
 mod util;
 mod within;

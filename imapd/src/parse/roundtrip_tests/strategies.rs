@@ -292,6 +292,7 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
             Unselect,
             Idle,
             Namespace,
+            Unauthenticate,
             Expunge { uids: None },
         ]),
         set().prop_map(|s| Expunge { uids: Some(s) }),
