@@ -46,6 +46,8 @@ impl Session for Echo {
                         if self.chunks_left == 0 {
                             io.out.push(b"\r\nend\r\n");
                         }
+                    } else if l == "LATER" {
+                        io.complete_after(Duration::from_millis(300), "later".into());
                     } else if let Some(t) = l.strip_prefix("TIMEOUT ") {
                         io.set_timeout(Duration::from_millis(t.parse().unwrap_or(100)));
                         io.out.push(b"> ok\r\n");
@@ -251,6 +253,29 @@ fn large_output_is_streamed_through_on_drained_to_a_slow_reader() {
     assert_eq!(line(&mut r), "end\r\n");
     h.shutdown();
     j.join().unwrap();
+}
+
+/// A timer that fires after its connection said goodbye does not keep the
+/// connection (and its slot) for another linger period: with room for one
+/// connection, a second client is served once the first one's goodbye has
+/// drained, though the first never closes its end.
+#[test]
+fn a_timer_firing_after_close_does_not_hold_the_connection() {
+    let (addr, h, j) = start(Config {
+        max_connections: 1,
+        ..Config::default()
+    });
+    let (mut a, mut ar) = connect(addr);
+    line(&mut ar);
+    a.write_all(b"LATER\r\nQUIT\r\n").unwrap();
+    assert_eq!(line(&mut ar), "bye\r\n");
+    // The timer fires 300 ms in, the drain period (2 s) ends soon after.
+    thread::sleep(Duration::from_millis(3500));
+    let (_b, mut br) = connect(addr);
+    assert_eq!(line(&mut br), "hello\r\n", "the slot was freed");
+    h.shutdown();
+    j.join().unwrap();
+    drop(a);
 }
 
 #[test]

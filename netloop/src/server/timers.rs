@@ -5,7 +5,7 @@
 //! [`Io::complete_after`]: crate::Io::complete_after
 //! [`Completer`]: crate::Completer
 
-use super::{Server, LINGER};
+use super::Server;
 use crate::{ConnId, Service, Session, Step};
 use std::cmp::Ordering as CmpOrdering;
 use std::time::{Duration, Instant};
@@ -90,7 +90,9 @@ impl<S: Service> Server<S> {
     }
 
     /// Give `done` to connection `id`'s [`Session::on_done`] (dropped if the
-    /// connection is gone), then restart its deadline, re-ask a pending
+    /// connection is gone), then restart its deadline (not a closing
+    /// connection's: a timer firing while its goodbye drains must not hold
+    /// it open another [`LINGER`](super::LINGER)), re-ask a pending
     /// [`Session::on_shutdown`], and let it take buffered input.
     fn deliver(&mut self, id: ConnId, done: <S::Session as Session>::Done) {
         let Some(&key) = self.by_id.get(&id) else {
@@ -100,7 +102,10 @@ impl<S: Service> Server<S> {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        c.deadline = Instant::now() + if c.closing { LINGER } else { c.timeout };
+        // A session that closed in this very call got its LINGER then.
+        if !c.closing {
+            c.deadline = Instant::now() + c.timeout;
+        }
         if c.stalled_since.is_some() {
             c.stalled_since = Some(Instant::now());
         }
