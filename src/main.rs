@@ -130,6 +130,10 @@ struct UpArgs {
     no_outbound: bool,
     #[command(flatten)]
     outbound: queue::OutboundArgs,
+    /// Seconds of silence during IMAP IDLE after which `* OK Still here`
+    /// is sent, so NAT boxes keep the connection (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = imapd::limits::IDLE_KEEPALIVE.as_secs())]
+    idle_keepalive: u64,
     /// Log every session's dialogue as C:/S: lines (bodies and credentials
     /// elided), the outbound queue's deliveries included.
     #[arg(long)]
@@ -311,6 +315,7 @@ fn up(a: UpArgs) -> Result<()> {
     };
     let imap_cfg = imapd::Config {
         trace: a.trace,
+        idle_keepalive: std::time::Duration::from_secs(a.idle_keepalive),
         allow_plaintext_auth: a.tls.allow_plaintext_auth,
         throttle,
         net: net(imapd::Config::default().net),

@@ -547,3 +547,28 @@ fn a_real_full_file_system_answers_452_4_3_1_and_overquota() {
     sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
+
+/// `minimail up --idle-keepalive SECS` reaches the IMAP server: an idling
+/// client hears `* OK Still here` after that much silence.
+#[test]
+fn idle_keepalive_flag_sets_the_keepalive_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    minimail(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "s3cret\n",
+    );
+    let (mut child, line, _) = up_env(&db, &["--no-tls", "--idle-keepalive", "1"], &[]);
+    let mut i = connect(&addr_of(&line, "imap"));
+    assert!(i.line().unwrap().starts_with("* OK"));
+    assert!(i.say("a LOGIN bob@localhost s3cret", "a ").contains("a OK"));
+    i.say("b SELECT INBOX", "b ");
+    assert_eq!(i.say("c IDLE", "+ "), "+ idling\r\n");
+    assert_eq!(i.line().unwrap(), "* OK Still here\r\n");
+    assert!(i.say("DONE", "c ").contains("c OK"));
+    i.say("d LOGOUT", "d ");
+    drop(i);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}

@@ -52,6 +52,8 @@ pub(crate) struct Conn {
     /// When the command now being received (literals) began arriving.
     pub(crate) cmd_started: Option<Instant>,
     pub(crate) completer: Option<netloop::Completer<Done>>,
+    /// IDLE keepalive times (`keepalive.rs`).
+    pub(crate) keepalive: crate::keepalive::Keepalive,
 }
 
 /// A continuation of a store job.
@@ -146,6 +148,9 @@ impl Conn {
         }
         io.out.push(&self.out);
         self.out.clear();
+        if matches!(self.mode, Mode::Idle { .. }) {
+            self.keepalive.wrote(Instant::now());
+        }
         // Keep no output buffer while idling (ten thousand IDLE clients
         // would hold 10 MB of them), and no large one after a big reply.
         if self.out.capacity() > OUT_KEEP || matches!(self.mode, Mode::Idle { .. }) {

@@ -138,6 +138,7 @@ impl ImapSession {
                         Line::Incomplete => break,
                         Line::TooLong => {
                             self.cx.mode = Mode::Command;
+                            self.cx.idle_ended();
                             self.cx
                                 .status(Some(&tag), Status::Bad, None, "Expected DONE");
                         }
@@ -146,6 +147,7 @@ impl ImapSession {
                                 t.note(&format!("C: {}", String::from_utf8_lossy(&line)));
                             }
                             self.cx.mode = Mode::Command;
+                            self.cx.idle_ended();
                             io.set_timeout(self.cx.shared.config.autologout);
                             if line.eq_ignore_ascii_case(b"DONE") {
                                 let step = self.finish(

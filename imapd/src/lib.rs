@@ -19,6 +19,7 @@ mod conn;
 pub mod cte;
 pub mod framer;
 mod input;
+mod keepalive;
 pub mod limits;
 mod op;
 pub mod parse;

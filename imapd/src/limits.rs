@@ -21,6 +21,12 @@ pub const COMMAND_SLACK: usize = 1024 * 1024;
 /// minutes; IDLE clients re-issue IDLE every 29 minutes.
 pub const AUTOLOGOUT: Duration = Duration::from_secs(31 * 60);
 
+/// Silence during IDLE after which an untagged `* OK Still here` is sent
+/// (`keepalive.rs`): NAT boxes commonly drop TCP mappings idle for 5 to
+/// 30 minutes (RFC 5382 asks for at least 2 h 4 min, few comply); 2
+/// minutes is Dovecot's `imap_idle_notify_interval`.
+pub const IDLE_KEEPALIVE: Duration = Duration::from_secs(120);
+
 /// Connections at once from one client address (local clients exempt):
 /// enough for a few devices behind one NAT, each opening several
 /// connections (Thunderbird uses up to 5 per account).

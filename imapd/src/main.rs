@@ -69,6 +69,10 @@ struct Cli {
     /// Minutes of inactivity before autologout (RFC 3501 §5.4: >= 30).
     #[arg(long, default_value_t = 31)]
     autologout_minutes: u64,
+    /// Seconds of silence during IDLE after which `* OK Still here` is
+    /// sent, so NAT boxes keep the connection (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = imapd::limits::IDLE_KEEPALIVE.as_secs())]
+    idle_keepalive: u64,
     /// Log every session's dialogue as C:/S: lines (credentials masked,
     /// literals elided).
     #[arg(long)]
@@ -93,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
         min_upload_rate: cli.min_upload_rate,
         allow_plaintext_auth: cli.tls.allow_plaintext_auth,
         autologout: Duration::from_secs(cli.autologout_minutes.saturating_mul(60)),
+        idle_keepalive: Duration::from_secs(cli.idle_keepalive),
         ..imapd::Config::default()
     };
     config.net.max_connections = cli.conn.max_connections;

@@ -24,6 +24,9 @@ pub struct Config {
     /// Idle time before autologout (RFC 3501 §5.4: at least 30 minutes);
     /// also the IDLE timeout.
     pub autologout: Duration,
+    /// Silence during IDLE after which `* OK Still here` is sent (zero:
+    /// never).
+    pub idle_keepalive: Duration,
     /// Octets per second a command with literals must average once it
     /// has taken longer than `net.command_timeout` (slow senders).
     pub min_upload_rate: u64,
@@ -53,6 +56,7 @@ impl Default for Config {
             max_literal: limits::MAX_LITERAL,
             max_line: limits::MAX_LINE,
             autologout: limits::AUTOLOGOUT,
+            idle_keepalive: limits::IDLE_KEEPALIVE,
             min_upload_rate: limits::MIN_UPLOAD_RATE,
             allow_plaintext_auth: false,
             throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),

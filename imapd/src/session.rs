@@ -59,6 +59,8 @@ pub enum Done {
     Apply(Apply),
     /// The selected mailbox may have changed (a hint; see `view/hub.rs`).
     Changed,
+    /// The IDLE keepalive timer fired (`keepalive.rs`).
+    Keepalive,
 }
 
 /// Where the session stands (RFC 3501 §3), with what that state owns.
@@ -190,6 +192,7 @@ impl ImapSession {
                 peer: info.peer.ip(),
                 cmd_started: None,
                 completer: None,
+                keepalive: Default::default(),
             },
             state: State::NotAuthenticated,
         }
@@ -270,6 +273,7 @@ impl netloop::Session for ImapSession {
             }
             // The hub set `pending` before sending this.
             Done::Changed => self.idle_push(io),
+            Done::Keepalive => self.keepalive_timer(io),
         }
     }
 

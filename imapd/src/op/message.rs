@@ -435,9 +435,10 @@ pub(crate) fn idle(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String) -> S
     s.cx.pending
         .store(true, std::sync::atomic::Ordering::SeqCst);
     io.set_timeout(s.cx.shared.config.autologout);
-    s.sync(io, true, move |cx, _, _io| {
+    s.sync(io, true, move |cx, _, io| {
         continuation(&mut cx.out, "idling");
         cx.mode = Mode::Idle { tag };
+        cx.idle_started(io);
         Step::Continue
     })
 }

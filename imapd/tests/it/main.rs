@@ -15,6 +15,7 @@ mod esort;
 mod fetch;
 mod hostile_list;
 mod hostile_search;
+mod idle_keepalive;
 mod interop;
 mod interop_imapclient;
 mod isolation;
