@@ -209,12 +209,13 @@ pub enum CommandBody {
         /// `QRESYNC (...)` parameter given (RFC 7162 §3.2.5).
         qresync: Option<QresyncParams>,
     },
-    /// `CREATE mailbox [(USE (\Attr))]`
+    /// `CREATE mailbox [(USE (\Attr ...))]`
     Create {
         /// Mailbox to create.
         mailbox: String,
-        /// Special-use attribute requested (RFC 6154 §3).
-        special_use: Option<String>,
+        /// Special-use attributes requested (CREATE-SPECIAL-USE, RFC 6154
+        /// §3; `USE ()` and no USE both leave this empty).
+        special_use: Vec<String>,
     },
     /// `DELETE mailbox`
     Delete(String),

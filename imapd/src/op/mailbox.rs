@@ -32,14 +32,16 @@ const SPECIAL_USES: [&str; 7] = [
     "\\Trash",
 ];
 
-/// `CREATE` (§6.3.3, RFC 6154 §3)
+/// `CREATE` (§6.3.3; CREATE-SPECIAL-USE, RFC 6154 §3: a mailbox holds at
+/// most one special use, one of [`SPECIAL_USES`]; anything else is
+/// refused with `NO [USEATTR]` and nothing is created)
 pub(crate) fn create(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
     user: &User,
     tag: String,
     name: String,
-    special_use: Option<Flag>,
+    special_use: Vec<Flag>,
 ) -> Step {
     let name = name.trim_end_matches('/').to_owned();
     if name == "INBOX" {
@@ -51,20 +53,29 @@ pub(crate) fn create(
         );
         return Step::Continue;
     }
-    let special = match special_use {
-        None => None,
-        Some(u) => match SPECIAL_USES.iter().find(|k| k.eq_ignore_ascii_case(&u)) {
+    let special = match special_use.as_slice() {
+        [] => None,
+        [u] => match SPECIAL_USES.iter().find(|k| k.eq_ignore_ascii_case(u)) {
             Some(k) => Some((*k).to_owned()),
             None => {
                 s.cx.status(
                     Some(&tag),
                     Status::No,
-                    Some(Code::Cannot),
+                    Some(Code::UseAttr),
                     "Unknown special-use attribute",
                 );
                 return Step::Continue;
             }
         },
+        _ => {
+            s.cx.status(
+                Some(&tag),
+                Status::No,
+                Some(Code::UseAttr),
+                "A mailbox can have only one special use",
+            );
+            return Step::Continue;
+        }
     };
     if !name_within_limits(s, &tag, &name) {
         return Step::Continue;

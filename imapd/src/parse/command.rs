@@ -256,18 +256,23 @@ fn authenticate(i: &[u8]) -> PResult<'_, CommandBody> {
     .parse(i)
 }
 
-/// `create = "CREATE" SP mailbox [SP "(" "USE" SP "(" use-attr ")" ")"]`
+/// ```text
+/// create = "CREATE" SP mailbox [SP "(" "USE" SP "(" [use-attr *(SP use-attr)] ")" ")"]
+/// use-attr = "\All" / "\Archive" / ... / "\" atom
+/// ```
+/// (RFC 4466 §2.2 `create-param`, RFC 6154 §6); which attributes are
+/// accepted is the executor's business (`NO [USEATTR]`).
 fn create(i: &[u8]) -> PResult<'_, CommandBody> {
-    let use_attr = delimited(
+    let use_attrs = delimited(
         (char('('), tag_no_case("USE"), sp, char('(')),
-        flag,
+        separated_list0(sp, flag),
         (char(')'), char(')')),
     );
     all_consuming(map(
-        (preceded(sp, mailbox), opt(preceded(sp, use_attr))),
+        (preceded(sp, mailbox), opt(preceded(sp, use_attrs))),
         |(mailbox, special_use)| CommandBody::Create {
             mailbox,
-            special_use,
+            special_use: special_use.unwrap_or_default(),
         },
     ))
     .parse(i)

@@ -331,8 +331,15 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
             special_use,
         } => {
             w.name("CREATE ").mailbox(mailbox);
-            if let Some(u) = special_use {
-                w.raw(" (").name("USE").raw(" (").flag(u).raw("))");
+            if !special_use.is_empty() || w.flip() {
+                w.raw(" (").name("USE").raw(" (");
+                for (n, u) in special_use.iter().enumerate() {
+                    if n > 0 {
+                        w.raw(" ");
+                    }
+                    w.flag(u);
+                }
+                w.raw("))");
             }
         }
         Delete(m) | Subscribe(m) | Unsubscribe(m) => {

@@ -123,9 +123,27 @@ fn list_and_status_and_create() {
         ok("a CREATE Archive (USE (\\Archive))"),
         CommandBody::Create {
             mailbox: "Archive".into(),
-            special_use: Some("\\Archive".into())
+            special_use: vec!["\\Archive".into()]
         }
     );
+    // RFC 6154 §6: a list, possibly empty, of \atoms.
+    assert_eq!(
+        ok("a CREATE x (use (\\Sent \\Trash))"),
+        CommandBody::Create {
+            mailbox: "x".into(),
+            special_use: vec!["\\Sent".into(), "\\Trash".into()]
+        }
+    );
+    assert_eq!(
+        ok("a CREATE x (USE ())"),
+        CommandBody::Create {
+            mailbox: "x".into(),
+            special_use: vec![]
+        }
+    );
+    bad(b"a CREATE x (USE)");
+    bad(b"a CREATE x (USE (\\Sent)");
+    bad(b"a CREATE x (USE \\Sent)");
     assert_eq!(
         ok("a RENAME a b"),
         CommandBody::Rename("a".into(), "b".into())

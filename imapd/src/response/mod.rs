@@ -240,6 +240,9 @@ pub enum Code {
     BadUrl(String),
     /// `APPENDUID validity uid-set` (RFC 4315 §3, for MULTIAPPEND)
     AppendUids(u32, String),
+    /// `USEATTR` (RFC 6154 §3): CREATE refused for its special-use
+    /// attributes
+    UseAttr,
 }
 
 impl Code {
@@ -281,6 +284,7 @@ impl Code {
             // url-resp-text: any TEXT-CHAR but "]" (RFC 4469 §6).
             Code::BadUrl(u) => write!(out, "BADURL {}", u.replace(']', "%5D")),
             Code::AppendUids(v, set) => write!(out, "APPENDUID {v} {set}"),
+            Code::UseAttr => write!(out, "USEATTR"),
         };
     }
 }

@@ -10,6 +10,7 @@ mod auth;
 mod bench;
 mod binary;
 mod binary_fetch;
+mod create_special_use;
 mod esearch;
 mod esort;
 mod fetch;

@@ -318,20 +318,23 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
         ),
         (
             mbox(),
-            prop::option::of(prop_oneof![
-                prop::sample::select(
-                    &[
-                        "\\All",
-                        "\\Archive",
-                        "\\Drafts",
-                        "\\Junk",
-                        "\\Sent",
-                        "\\Trash"
-                    ][..]
-                )
-                .prop_map(String::from),
-                flag(),
-            ])
+            prop::collection::vec(
+                prop_oneof![
+                    prop::sample::select(
+                        &[
+                            "\\All",
+                            "\\Archive",
+                            "\\Drafts",
+                            "\\Junk",
+                            "\\Sent",
+                            "\\Trash"
+                        ][..]
+                    )
+                    .prop_map(String::from),
+                    flag(),
+                ],
+                0..3
+            )
         )
             .prop_map(|(mailbox, special_use)| Create {
                 mailbox,
