@@ -157,6 +157,9 @@ pub enum FetchAtt {
     /// `SAVEDATE` (RFC 8514 §4.2): when the message was saved in this
     /// mailbox, NIL where that is not known.
     SaveDate,
+    /// `PREVIEW` or `PREVIEW (LAZY)` (RFC 8970 §3): a short plain-text
+    /// preview (LAZY changes nothing: ours is always at hand).
+    Preview,
 }
 
 mod ext;

@@ -56,6 +56,15 @@ pub const MAX_MAILBOX_DEPTH: usize = 16;
 /// IDLE push delay for mail delivered by a separate smtpd.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
 
+/// Most characters (Unicode scalar values) in a FETCH PREVIEW text (RFC
+/// 8970 §3: at most 256).
+pub const PREVIEW_CHARS: usize = 256;
+
+/// Most octets of a message's text part read to make its preview
+/// (`op/preview.rs`): plenty for 256 characters after an HTML head full of
+/// styles, and a bound on the work one message costs however large it is.
+pub const PREVIEW_READ: u64 = 64 * 1024;
+
 /// Messages read and encoded per FETCH batch.
 pub const FETCH_BATCH_MESSAGES: usize = 256;
 

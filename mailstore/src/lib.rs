@@ -141,6 +141,13 @@ mod types;
 mod writer;
 
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
+
+/// Text of `bytes` in the MIME charset `charset` (RFC 2046 §4.1.2), read
+/// as the search index reads message text: a missing or unknown charset is
+/// UTF-8, or Latin-1 where the octets are not UTF-8.
+pub fn charset_text(bytes: &[u8], charset: Option<&str>) -> String {
+    mime::header::charset_text(bytes, charset)
+}
 pub use error::{Result, StoreError};
 pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};

@@ -263,6 +263,13 @@ fn encode_att(
             parts.push(p);
             return Ok(n);
         }
+        // RFC 8970 §3: never NIL; "" when there is no text to show.
+        FetchAtt::Preview => {
+            let (text, read) = super::preview::preview(r, mailbox, meta)?;
+            parts.push(Part::V(Value::Atom("PREVIEW".into())));
+            parts.push(Part::V(Value::str(text)));
+            return Ok(read);
+        }
         // Encoded by `fetch_binary` in `encode_batch`.
         FetchAtt::Binary { .. } | FetchAtt::BinarySize(_) => return Ok(0),
         FetchAtt::Section {

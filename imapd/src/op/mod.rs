@@ -27,6 +27,7 @@ pub(crate) mod mailbox;
 pub(crate) mod message;
 pub(crate) mod multiappend;
 pub(crate) mod notify;
+pub(crate) mod preview;
 pub(crate) mod qresync;
 pub(crate) mod search;
 pub(crate) mod select;

@@ -84,6 +84,7 @@ fn fetch_macro_or_att(i: &[u8]) -> PResult<'_, Vec<FetchAtt>> {
 /// fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" /
 ///             "RFC822" [".HEADER" / ".SIZE" / ".TEXT"] /
 ///             "BODY" ["STRUCTURE"] / "UID" / "MODSEQ" / "SAVEDATE" /
+///             "PREVIEW" [SP "(" "LAZY" ")"] /
 ///             "BODY" section ["<" number "." nz-number ">"] /
 ///             "BODY.PEEK" section ["<" number "." nz-number ">"]
 /// ```
@@ -102,6 +103,17 @@ pub(crate) fn fetch_att(i: &[u8]) -> PResult<'_, FetchAtt> {
         b"UID" => Some(FetchAtt::Uid),
         b"MODSEQ" => Some(FetchAtt::ModSeq),
         b"SAVEDATE" => Some(FetchAtt::SaveDate),
+        // RFC 8970 §5: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"],
+        // preview-mod = "LAZY".
+        b"PREVIEW" => {
+            let mods = delimited(
+                char('('),
+                separated_list1(sp, tag_no_case("LAZY")),
+                char(')'),
+            );
+            let (rest, _) = opt(preceded(sp, mods)).parse(rest)?;
+            return Ok((rest, FetchAtt::Preview));
+        }
         b"BODY" | b"BODY.PEEK" => None,
         b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" => {
             return super::binary::binary_att(&upper, rest)

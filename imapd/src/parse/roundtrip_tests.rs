@@ -174,6 +174,7 @@ fn fetch_att(w: &mut W, a: &FetchAtt) {
         Uid => "UID",
         ModSeq => "MODSEQ",
         SaveDate => "SAVEDATE",
+        Preview => "PREVIEW",
         Section {
             section: s,
             partial,

@@ -185,6 +185,19 @@ fn fetch_items_macros_sections_and_partials() {
         other => panic!("{other:?}"),
     };
     assert_eq!(f("a FETCH 1 FAST"), vec![Flags, InternalDate, Rfc822Size]);
+    // PREVIEW with its optional modifier list (RFC 8970 §5), SAVEDATE.
+    assert_eq!(f("a FETCH 1 preview"), vec![Preview]);
+    assert_eq!(
+        f("a FETCH 1 (PREVIEW (lazy) SAVEDATE FLAGS)"),
+        vec![Preview, SaveDate, Flags]
+    );
+    assert_eq!(
+        f("a FETCH 1 PREVIEW (CHANGEDSINCE 5)"),
+        vec![Preview, ModSeq]
+    );
+    bad(b"a FETCH 1 (PREVIEW ())");
+    bad(b"a FETCH 1 (PREVIEW (FUZZY))");
+    bad(b"a FETCH 1 PREVIEW.PEEK");
     assert_eq!(
         f("a FETCH 1:* all"),
         vec![Flags, InternalDate, Rfc822Size, Envelope]

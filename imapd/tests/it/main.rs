@@ -28,6 +28,7 @@ mod multiappend;
 mod notify;
 mod notify5465;
 mod pipelining_flood;
+mod preview;
 mod qresync;
 mod savedate;
 mod session;

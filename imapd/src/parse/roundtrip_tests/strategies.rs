@@ -209,6 +209,7 @@ fn fetch_att() -> impl Strategy<Value = FetchAtt> {
             Uid,
             ModSeq,
             SaveDate,
+            Preview,
         ]),
         (
             section(),
