@@ -103,7 +103,9 @@ impl Conn {
     /// the same for every mailbox (`--max-literal`).
     pub(crate) fn capabilities(&self, io: &Io<'_, Done>, authenticated: bool) -> String {
         let mut caps = crate::capabilities(io.tls(), self.plaintext_ok(io), authenticated);
-        caps.push_str(&format!(" APPENDLIMIT={}", self.shared.config.max_literal));
+        // Right after the fixed list (a prefix), before STARTTLS and AUTH=.
+        let limit = format!(" APPENDLIMIT={}", self.shared.config.max_literal);
+        caps.insert_str(crate::CAPABILITIES.len().min(caps.len()), &limit);
         caps
     }
 
