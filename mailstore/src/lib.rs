@@ -116,6 +116,7 @@
 
 mod check;
 pub mod date;
+mod dkim;
 mod error;
 mod health;
 mod indexer;
@@ -141,6 +142,7 @@ mod types;
 mod writer;
 
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
+pub use dkim::DkimKey;
 pub use error::{Result, StoreError};
 pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};

@@ -156,6 +156,20 @@ CREATE TABLE IF NOT EXISTS outq_rcpt(
 CREATE INDEX IF NOT EXISTS outq_rcpt_due ON outq_rcpt(next_try);
 CREATE INDEX IF NOT EXISTS outq_rcpt_msg ON outq_rcpt(msg_id);
 "#,
+    // v7: DKIM signing keys (see dkim.rs), by domain and selector; one
+    // active per domain signs, the others stay for rotation.
+    r#"
+CREATE TABLE IF NOT EXISTS dkim_keys(
+    domain TEXT NOT NULL COLLATE NOCASE,
+    selector TEXT NOT NULL COLLATE NOCASE,
+    algorithm TEXT NOT NULL,
+    private_key BLOB NOT NULL,
+    public_key BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(domain, selector)
+);
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

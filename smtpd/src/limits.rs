@@ -125,6 +125,9 @@ pub struct Config {
     /// A submission server (RFC 6409 §4.3): MAIL needs AUTH first
     /// (530 5.7.0, RFC 4954 §6).
     pub submission: bool,
+    /// DKIM keys: mail from an authenticated user of a domain with an
+    /// active key is signed (RFC 6376) before it is stored or queued.
+    pub dkim: Option<std::sync::Arc<mailauth::Signer>>,
     /// Event loop settings: connection limits (total and per address),
     /// buffers, the slow-command deadline, TLS (`net.tls`), shutdown grace.
     pub net: netloop::Config,
@@ -143,6 +146,7 @@ impl Default for Config {
             trace: false,
             outbound: false,
             submission: false,
+            dkim: None,
             allow_plaintext_auth: false,
             throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
             net: netloop::Config {

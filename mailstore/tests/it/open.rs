@@ -252,7 +252,7 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6, "v6 added the outbound queue");
+    assert_eq!(v, 7, "v6 added the outbound queue, v7 DKIM keys");
     let outq: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name IN ('outq_msg', 'outq_rcpt')",
