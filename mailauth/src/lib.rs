@@ -2,14 +2,17 @@
 //! does the cryptography, canonicalization and record parsing): DKIM keys
 //! ([`keys`]: generation and the DNS TXT record to publish, RFC 6376
 //! §3.6.1, RFC 8463) and signing ([`sign`]: the mail of authenticated
-//! users, RFC 6376 §5). Which mail is signed, with which key, and what
+//! users, RFC 6376 §5) and checking what other hosts send ([`verify`]:
+//! SPF, DKIM, ARC, DMARC into an Authentication-Results field). Which mail is signed, with which key, and what
 //! happens on failure are decided here and by the callers.
 
 pub mod keys;
 pub mod sign;
+pub mod verify;
 
 pub use keys::{dns_record, generate, Algorithm};
 pub use sign::Signer;
+pub use verify::{strip_forged_results, Disposition, Envelope, Verdict, Verifier};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
