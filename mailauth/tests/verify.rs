@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The inbound checks against a real DNS server (dnsmasq on loopback)
 //! serving SPF, DKIM and DMARC records: a message signed by our own
 //! signer passes; a changed body fails DKIM; mail from an address outside
