@@ -141,6 +141,12 @@ install_peers() {
         apt-get update -q
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd
     fi
+    # OUTBOUND: dnsmasq serves the MX records, sqlite3 reads minimail's queue.
+    if [ -n "$OUTBOUND" ] && { [ ! -x /usr/sbin/dnsmasq ] || ! command -v sqlite3 >/dev/null; }; then
+        log "installing dnsmasq-base and sqlite3 (apt-get)"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq-base sqlite3
+    fi
 }
 
 build() {

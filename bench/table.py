@@ -185,6 +185,11 @@ def outbound_table(res):
         if (("postfix", work) in res) or (("minimail", work) in res):
             rows.append((label, cell("postfix"), cell("minimail"), ""))
 
+    def early(label, work):
+        cell = lambda s: str((res.get((s, work)) or {}).get("early", "-"))
+        if (("postfix", work) in res) or (("minimail", work) in res):
+            rows.append((label, cell("postfix"), cell("minimail"), ""))
+
     n = (res.get(("minimail", "outbound")) or res.get(("postfix", "outbound")) or {}).get("messages", "?")
     w = "outbound"
     row(f"{n} msgs of 4 KiB to 100 domains (100 MX hosts): submit 250 -> remote 250 rate", w,
@@ -192,6 +197,10 @@ def outbound_table(res):
     row("  queue delay (submit 250 -> remote 250), p50", w, "p50_ms", "ms", higher=False)
     row("  queue delay, p99", w, "p99_ms", "ms", higher=False)
     row("  queue delay, max", w, "max_ms", "ms", higher=False)
+    row("  end of DATA -> remote 250, p50 (includes accepting)", w, "from_dot_p50_ms", "ms",
+        higher=False)
+    row("  end of DATA -> remote 250, p99", w, "from_dot_p99_ms", "ms", higher=False)
+    early("  delivered before the submitter read its 250 (counted 0)", w)
     row("  submission alone (16 sessions, PIPELINING)", w, "submit_rate", "msg/s")
     conns("  connections to the MX hosts (messages per connection)", w)
     w = "outbound paced"
@@ -200,6 +209,10 @@ def outbound_table(res):
         higher=False)
     row("  queue delay, p99", w, "p99_ms", "ms", higher=False)
     row("  queue delay, max", w, "max_ms", "ms", higher=False)
+    row("  end of DATA -> remote 250, p50 (includes accepting)", w, "from_dot_p50_ms", "ms",
+        higher=False)
+    row("  end of DATA -> remote 250, p99", w, "from_dot_p99_ms", "ms", higher=False)
+    early("  delivered before the submitter read its 250 (counted 0)", w)
     conns("  connections to the MX hosts (messages per connection)", w)
     w = "outbound held"
     row("Same, MX hosts hold connections until all is queued: drain rate of the full queue", w,

@@ -12,10 +12,14 @@
 //!   `250` to each message, on the submitter's clock, so the *queue delay*
 //!   (submitting `250` to remote `250`) is exact for every message, and the
 //!   rate is messages over the time from the start of submission to the
-//!   last remote `250`. With `--hold` it keeps every connection waiting
-//!   before its greeting until the last message is queued: the rate is
-//!   then the drain of a full queue (from the release), and the delays are
-//!   counted from the release.
+//!   last remote `250`. An MTA may deliver a message before the submitting
+//!   session has read its `250` (its thread not scheduled yet): that
+//!   message counts 0 and is counted as `early`; `from_dot_*` are the same
+//!   delays counted from the moment the final dot was written instead
+//!   (which includes the MTA's accepting the message). With `--hold` it
+//!   keeps every connection waiting before its greeting until the last
+//!   message is queued: the rate is then the drain of a full queue (from
+//!   the release), and the delays are counted from the release.
 //! - `--sink-counter FILE`: the destination is Postfix's smtp-sink run
 //!   with `-c` and its standard output in FILE (where it prints `sess=N
 //!   quit=N mesg=N` after every message); mailbench polls the count every
@@ -49,7 +53,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
-use crate::stats::Report;
+use crate::stats::{self, Report};
 pub use submit::Plan;
 
 /// Where the MTA delivers.
@@ -131,6 +135,7 @@ pub fn run(o: Opts) -> Result<Report> {
             });
             let from = |ack: u64| if *hold { ack.max(release) } else { ack };
             let (mut last, mut early) = (0u64, 0u64);
+            let mut from_dot = Vec::new();
             for seq in 0..p.messages {
                 let Some(at) = sink.arrival(seq) else {
                     continue;
@@ -142,7 +147,11 @@ pub fn run(o: Opts) -> Result<Report> {
                     }
                     latencies.push(Duration::from_nanos(at.saturating_sub(from(ack))));
                 }
+                if let Some(dot) = sub.dot(seq) {
+                    from_dot.push(Duration::from_nanos(at.saturating_sub(from(dot))));
+                }
             }
+            from_dot.sort();
             let delivered = sink.delivered.load(Ordering::Acquire);
             let conns = sink.connections.load(Ordering::Relaxed);
             let txns = sink.transactions.load(Ordering::Relaxed);
@@ -165,6 +174,14 @@ pub fn run(o: Opts) -> Result<Report> {
                     sink.foreign.load(Ordering::Relaxed).to_string(),
                 ),
                 ("early".into(), early.to_string()),
+                (
+                    "from_dot_p50_ms".into(),
+                    format!("{:.2}", stats::pct(&from_dot, 0.50)),
+                ),
+                (
+                    "from_dot_p99_ms".into(),
+                    format!("{:.2}", stats::pct(&from_dot, 0.99)),
+                ),
             ]);
             let start = if *hold { release } else { sub.started };
             let kind = format!(

@@ -30,7 +30,8 @@ pub struct Report {
     pub unit: String,
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` quantile (0..=1) of `sorted`, in milliseconds.
+pub fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -72,6 +72,9 @@ pub struct Submitted {
     /// Per sequence number: nanoseconds after the base of its `250`, plus
     /// one (0 = not accepted).
     pub acks: Arc<Vec<AtomicU64>>,
+    /// Per sequence number: when the content with its final dot had been
+    /// written (handed to the kernel), the same way.
+    pub dots: Arc<Vec<AtomicU64>>,
     pub ok: u64,
     pub failed: u64,
     /// When the first session started, and when the last one ended
@@ -84,6 +87,12 @@ impl Submitted {
     /// When message `seq` was accepted (nanoseconds after the base).
     pub fn ack(&self, seq: u64) -> Option<u64> {
         let v = self.acks.get(seq as usize)?.load(Ordering::Acquire);
+        v.checked_sub(1)
+    }
+
+    /// When message `seq`'s final dot was written (nanoseconds after the base).
+    pub fn dot(&self, seq: u64) -> Option<u64> {
+        let v = self.dots.get(seq as usize)?.load(Ordering::Acquire);
         v.checked_sub(1)
     }
 }
@@ -131,7 +140,8 @@ impl Conn {
         }
     }
 
-    fn send(&mut self, p: &Plan, seq: u64) -> Result<()> {
+    /// Send message `seq`; when its final dot was written (after `base`).
+    fn send(&mut self, p: &Plan, seq: u64, base: Instant) -> Result<u64> {
         let head = format!(
             "MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\nDATA\r\n",
             p.from,
@@ -144,7 +154,9 @@ impl Conn {
         let mut content = p.message(seq);
         content.extend_from_slice(b".\r\n");
         self.w.write_all(&content)?;
-        self.expect(250)
+        let dot = base.elapsed().as_nanos() as u64 + 1;
+        self.expect(250)?;
+        Ok(dot)
     }
 }
 
@@ -153,16 +165,20 @@ pub fn run(p: &Plan, base: Instant) -> Result<Submitted> {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
-    let acks: Arc<Vec<AtomicU64>> = Arc::new((0..p.messages).map(|_| AtomicU64::new(0)).collect());
+    let slots = || -> Arc<Vec<AtomicU64>> {
+        Arc::new((0..p.messages).map(|_| AtomicU64::new(0)).collect())
+    };
+    let (acks, dots) = (slots(), slots());
     let started = base.elapsed().as_nanos() as u64;
     let mut workers = Vec::new();
     for _ in 0..p.sessions.max(1) {
-        let (p, next, failed, errors, acks) = (
+        let (p, next, failed, errors, acks, dots) = (
             p.clone(),
             Arc::clone(&next),
             Arc::clone(&failed),
             Arc::clone(&errors),
             Arc::clone(&acks),
+            Arc::clone(&dots),
         );
         workers.push(std::thread::spawn(move || {
             let mut conn: Option<Conn> = None;
@@ -178,16 +194,18 @@ pub fn run(p: &Plan, base: Instant) -> Result<Submitted> {
                         std::thread::sleep(wait);
                     }
                 }
-                let res = (|| -> Result<()> {
+                let res = (|| -> Result<u64> {
                     if conn.is_none() {
                         conn = Some(Conn::open(&p)?);
                     }
-                    conn.as_mut().context("no connection")?.send(&p, seq)
+                    conn.as_mut().context("no connection")?.send(&p, seq, base)
                 })();
                 match res {
-                    Ok(()) => {
+                    Ok(dot) => {
                         let t = base.elapsed().as_nanos() as u64 + 1;
-                        if let Some(a) = acks.get(seq as usize) {
+                        if let (Some(a), Some(d)) = (acks.get(seq as usize), dots.get(seq as usize))
+                        {
+                            d.store(dot, Ordering::Release);
                             a.store(t, Ordering::Release);
                         }
                     }
@@ -220,6 +238,7 @@ pub fn run(p: &Plan, base: Instant) -> Result<Submitted> {
         .count() as u64;
     Ok(Submitted {
         acks,
+        dots,
         ok,
         failed: failed.load(Ordering::Relaxed),
         started,
