@@ -191,6 +191,7 @@ def outbound_table(res):
             rows.append((label, cell("postfix"), cell("minimail"), ""))
 
     n = (res.get(("minimail", "outbound")) or res.get(("postfix", "outbound")) or {}).get("messages", "?")
+    n = f"{int(n):,}" if str(n).isdigit() else n
     w = "outbound"
     row(f"{n} msgs of 4 KiB to 100 domains (100 MX hosts): submit 250 -> remote 250 rate", w,
         "rate", "msg/s")
@@ -239,7 +240,9 @@ def outbound_table(res):
     rss = res.get(("minimail", "outbound rss")) or {}
     q = res.get(("minimail", "outbound rss queue")) or {}
     if rss and not rss.get("error"):
-        print(f"\nRSS check: minimail with {q.get('queued', '?')} messages queued for a destination "
+        queued = q.get("queued")
+        queued = f"{queued:,}" if isinstance(queued, int) else "?"
+        print(f"\nRSS check: minimail with {queued} messages queued for a destination "
               f"that refuses connections (store {q.get('store_mib', '?')} MiB): VmRSS "
               f"{q.get('rss_before_mib', '?')} MiB before, peak {rss.get('rss_peak_mib', '?')} MiB "
               f"(anon {rss.get('rss_peak_anon_mib', '?')}, file {rss.get('rss_peak_file_mib', '?')}), "
