@@ -152,7 +152,7 @@ pub use reader::{MailboxSummary, Reader};
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
 pub use search::Query;
-pub use store::{OpenOptions, Store};
+pub use store::{OpenOptions, Store, SYNC_READERS};
 pub use tombstones::DEFAULT_MAX_TOMBSTONES;
 pub use tx::{Tx, DEFAULT_MAILBOXES};
 pub use tx_deliver::PreparedMessage;

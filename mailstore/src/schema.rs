@@ -170,6 +170,20 @@ CREATE TABLE IF NOT EXISTS dkim_keys(
     PRIMARY KEY(domain, selector)
 );
 "#,
+    // v8: queued message bodies in a table of their own, so the delivery
+    // engine's scans of due recipients (which want the message's created
+    // time, RET and ENVID) never read a body's overflow pages; the size is
+    // kept beside the envelope.
+    r#"
+ALTER TABLE outq_msg ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE outq_msg SET size = length(raw);
+CREATE TABLE IF NOT EXISTS outq_body(
+    msg_id INTEGER PRIMARY KEY REFERENCES outq_msg(id) ON DELETE CASCADE,
+    raw BLOB NOT NULL
+);
+INSERT INTO outq_body(msg_id, raw) SELECT id, raw FROM outq_msg;
+ALTER TABLE outq_msg DROP COLUMN raw;
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors
