@@ -132,6 +132,15 @@ struct UpArgs {
     /// authenticated mail to them gets 550 5.7.1.
     #[arg(long)]
     no_outbound: bool,
+    /// Check mail from other hosts (SPF, DKIM, ARC, DMARC; DNS from --dns
+    /// or /etc/resolv.conf): an Authentication-Results field on delivery,
+    /// DMARC p=reject refused (550 5.7.1), p=quarantine into Junk.
+    #[arg(long)]
+    verify_inbound: bool,
+    /// Give up on a message's inbound checks after this many seconds
+    /// (results temperror; the message is accepted).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    verify_timeout: u64,
     #[command(flatten)]
     outbound: queue::OutboundArgs,
     /// Log every session's dialogue as C:/S: lines (bodies and credentials
@@ -316,8 +325,24 @@ fn up(a: UpArgs) -> Result<()> {
         );
     }
     let dkim = (!signer.is_empty()).then(|| std::sync::Arc::new(signer));
+    let verifier = if a.verify_inbound {
+        let v = mailauth::Verifier::new(
+            &a.hostname,
+            a.outbound.dns,
+            std::time::Duration::from_secs(a.verify_timeout.max(1)),
+        )
+        .context("cannot set up the inbound checks")?;
+        log::info!(
+            "inbound checks on (SPF, DKIM, ARC, DMARC) as {}",
+            a.hostname
+        );
+        Some(std::sync::Arc::new(v))
+    } else {
+        None
+    };
     let smtp_cfg = smtpd::Config {
         dkim,
+        verifier,
         hostname: a.hostname.clone(),
         domains: a.domains.clone(),
         max_message_size: a.max_message_size,

@@ -168,9 +168,76 @@ impl SmtpSession {
         }
     }
 
-    /// Prepend the trace headers and hand the message to the writer thread.
+    /// The message is complete: check it first (mail from other hosts, when
+    /// checks are on), else store it.
     fn commit(&mut self, io: &mut Io<'_, SmtpDone>, env: Envelope, body: Vec<u8>) {
+        // Mail from other hosts (not an authenticated user) to local users
+        // is checked first, off the event loop.
+        if let Some(verifier) = &self.shared.config.verifier {
+            if self.user.is_none() && env.rcpts.iter().any(|r| r.user.is_some()) {
+                let check_env = mailauth::Envelope {
+                    ip: self.peer.ip(),
+                    helo: self
+                        .helo
+                        .as_ref()
+                        .map_or_else(String::new, |h| h.name.clone()),
+                    mail_from: match &env.from {
+                        crate::parse::ReversePath::Null => String::new(),
+                        crate::parse::ReversePath::Mailbox(m) => m.to_string(),
+                    },
+                };
+                let completer = io.completer();
+                verifier.spawn(body.clone(), check_env, move |verdict| {
+                    completer.complete(SmtpDone::Checked(Box::new(verdict)))
+                });
+                self.waiting = Some(Waiting::Check(Box::new((env, body))));
+                return;
+            }
+        }
+        self.store_message(io, env, body, None);
+    }
+
+    /// The checks are done: refuse the message (DMARC reject) or store it
+    /// with the verdict (in Junk for DMARC quarantine).
+    pub(crate) fn checked(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        env: Envelope,
+        body: Vec<u8>,
+        verdict: mailauth::Verdict,
+    ) {
+        log::info!(
+            "#{}: checks for message from {}: {}",
+            self.conn,
+            env.from,
+            verdict.summary
+        );
+        if let mailauth::Disposition::Reject(why) = &verdict.disposition {
+            log::info!("#{}: message from {} refused: {why}", self.conn, env.from);
+            self.reply(io, &Reply::dmarc_reject(why));
+            return;
+        }
+        self.store_message(io, env, body, Some(verdict));
+    }
+
+    /// Prepend the trace headers (and a check verdict) and hand the
+    /// message to the writer thread.
+    fn store_message(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        env: Envelope,
+        body: Vec<u8>,
+        verdict: Option<mailauth::Verdict>,
+    ) {
         let cfg = &self.shared.config;
+        // A verdict in our name from outside must not survive (RFC 8601 §5).
+        let body = match &verdict {
+            Some(_) => mailauth::strip_forged_results(&body, &cfg.hostname),
+            None => body,
+        };
+        let junk = verdict
+            .as_ref()
+            .is_some_and(|v| v.disposition == mailauth::Disposition::Quarantine);
         let id = new_message_id();
         let (helo, extended) = match &self.helo {
             Some(h) => (h.name.as_str(), h.extended),
@@ -199,6 +266,9 @@ impl SmtpSession {
             when,
         };
         let mut raw = trace.headers();
+        if let Some(v) = &verdict {
+            raw.extend_from_slice(v.header.as_bytes());
+        }
         let trace_len = raw.len();
         raw.extend_from_slice(&body);
         // Submission (RFC 6409 §8.2, §8.3): mail from an authenticated user
@@ -287,7 +357,8 @@ impl SmtpSession {
                 Ok(Ok(msg)) => store.write(
                     move |tx| {
                         if !users.is_empty() {
-                            tx.deliver_prepared(&msg, &users)?;
+                            let mailbox = if junk { "Junk" } else { "INBOX" };
+                            tx.deliver_prepared_to(&msg, &users, mailbox)?;
                         }
                         if !delivered.is_empty() && !sender.is_empty() {
                             success_notice(
