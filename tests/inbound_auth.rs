@@ -9,7 +9,9 @@
 //! - a forged `From: @a.test` sent straight to b from 127.0.0.9 (outside
 //!   a.test's SPF): refused with 550 5.7.1 (a.test publishes p=reject);
 //!   the same for q.test (p=quarantine): delivered into bob's Junk;
-//! - an Authentication-Results field in b's name from outside is removed.
+//! - an Authentication-Results field in b's name from outside is removed;
+//! - a message signed by another implementation (Debian's dkimpy, with an
+//!   RSA key made by openssl) verifies: `dkim=pass header.i=@py.test`.
 
 mod outbound_sender;
 
@@ -161,6 +163,28 @@ fn two_hosts_sign_and_check_and_dmarc_policies_apply() {
         b"",
     );
     let key_text = key.split('"').nth(1).unwrap().to_owned();
+    // py.test's key, made by openssl, for dkimpy to sign with.
+    let pem = dir.path().join("py.pem");
+    let ok = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&pem)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    // The public key as PEM: its body is the base64 the record wants.
+    let public = Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(public.status.success(), "{public:?}");
+    let p: String = String::from_utf8(public.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let py_record = format!("v=DKIM1; k=rsa; p={p}");
     let (port, reserved) = reserve_on(&["127.0.0.41", "127.0.0.42"]);
     drop(reserved);
     let dns = Dnsmasq::start(&[
@@ -174,6 +198,15 @@ fn two_hosts_sign_and_check_and_dmarc_policies_apply() {
         format!("--txt-record=s1._domainkey.a.test,{key_text}"),
         "--txt-record=q.test,v=spf1 ip4:127.0.0.1 -all".into(),
         "--txt-record=_dmarc.q.test,v=DMARC1; p=quarantine".into(),
+        format!(
+            "--txt-record=py._domainkey.py.test,{}",
+            py_record
+                .as_bytes()
+                .chunks(255)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     ]);
     let a = host(&a_db, "127.0.0.41", "a.test", port, dns.addr, &[]);
     let b = host(
@@ -252,7 +285,43 @@ fn two_hosts_sign_and_check_and_dmarc_policies_apply() {
         "{}",
         junk[0]
     );
+    // Signed by dkimpy: verifies here too.
+    let msg_path = dir.path().join("py.eml");
+    std::fs::write(
+        &msg_path,
+        "From: <py@py.test>\r\nTo: <bob@b.test>\r\nSubject: signed by dkimpy\r\n\r\nfrom python\r\n",
+    )
+    .unwrap();
+    let script = format!(
+        "import dkim, sys\n\
+         msg = open('{m}', 'rb').read()\n\
+         key = open('{k}', 'rb').read()\n\
+         sig = dkim.sign(msg, b'py', b'py.test', key, include_headers=[b'from', b'to', b'subject'])\n\
+         sys.stdout.buffer.write(sig + msg)\n",
+        m = msg_path.display(),
+        k = pem.display()
+    );
+    let signed = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "dkimpy: {signed:?}");
+    let signed = String::from_utf8(signed.stdout)
+        .unwrap()
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    assert_eq!(
+        &send_from("127.0.0.1", b.smtp, "py@py.test", &signed)[..3],
+        "250"
+    );
+    let got = wait_for(b.imap, "INBOX", 3);
+    let r = results(&got[2]);
+    assert!(
+        r.contains("dkim=pass") && r.contains("header.d=py.test"),
+        "{r}"
+    );
+
     // Nothing else reached the INBOX.
-    assert_eq!(mailbox(b.imap, "INBOX").len(), 2);
+    assert_eq!(mailbox(b.imap, "INBOX").len(), 3);
     drop(a);
 }
