@@ -160,7 +160,13 @@ fn domain_of(addr: &str) -> &str {
     addr.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
+/// Signatures checked per message; the rest are ignored (each may cost a
+/// DNS lookup, and a message can carry any number).
+pub const MAX_SIGNATURES: usize = 10;
+
 async fn check(auth: &MessageAuthenticator, id: &str, raw: &[u8], env: &Envelope) -> Verdict {
+    let limited = drop_fields_after(raw, b"dkim-signature:", MAX_SIGNATURES);
+    let raw: &[u8] = &limited;
     let Some(msg) = AuthenticatedMessage::parse(raw) else {
         return Verdict {
             header: format!(
@@ -268,6 +274,49 @@ pub fn strip_forged_results(raw: &[u8], authserv_id: &str) -> Vec<u8> {
     out
 }
 
+/// `raw` with the header fields named `name` (lower case, with its
+/// colon) after the first `keep` left out.
+fn drop_fields_after<'a>(raw: &'a [u8], name: &[u8], keep: usize) -> std::borrow::Cow<'a, [u8]> {
+    let starts =
+        |line: &[u8]| line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
+    let mut seen = 0;
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    let mut dropping = false;
+    while i < raw.len() {
+        let end = raw[i..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |p| i + p + 1);
+        let line = &raw[i..end];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            dropping = starts(line) && {
+                seen += 1;
+                seen > keep
+            };
+            if dropping && out.is_none() {
+                out = Some(raw[..i].to_vec());
+            }
+        }
+        if let Some(o) = out.as_mut() {
+            if !dropping {
+                o.extend_from_slice(line);
+            }
+        }
+        i = end;
+    }
+    match out {
+        Some(mut o) => {
+            o.extend_from_slice(&raw[i..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(raw),
+    }
+}
+
 fn is_our_result(line: &[u8], authserv_id: &str) -> bool {
     const NAME: &[u8] = b"authentication-results:";
     if line.len() < NAME.len() || !line[..NAME.len()].eq_ignore_ascii_case(NAME) {
@@ -285,6 +334,20 @@ fn is_our_result(line: &[u8], authserv_id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_past_the_limit_are_left_out() {
+        let raw = b"DKIM-Signature: 1\r\n\tfolded\r\nX: a\r\ndkim-signature: 2\r\nDKIM-Signature: 3\r\n x\r\nSubject: s\r\n\r\nDKIM-Signature: body\r\n";
+        let out = drop_fields_after(raw, b"dkim-signature:", 2);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "DKIM-Signature: 1\r\n\tfolded\r\nX: a\r\ndkim-signature: 2\r\nSubject: s\r\n\r\nDKIM-Signature: body\r\n"
+        );
+        assert!(matches!(
+            drop_fields_after(raw, b"dkim-signature:", 3),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn forged_results_in_our_name_are_removed_others_kept() {

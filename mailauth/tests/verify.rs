@@ -143,6 +143,31 @@ fn spf_dkim_dmarc_verdicts_and_policies() {
         );
     }
 
+    // 100 signatures (made-up selectors, each a DNS lookup): only the
+    // first MAX_SIGNATURES are tried; a verdict comes quickly.
+    let mut many = Vec::new();
+    for k in 0..100 {
+        many.extend_from_slice(
+            format!("DKIM-Signature: v=1; a=rsa-sha256; d=a.test; s=x{k}; c=relaxed/relaxed; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n")
+                .as_bytes(),
+        );
+    }
+    many.extend_from_slice(&message("alice@a.test", "x"));
+    let t = Instant::now();
+    let got = v.check(&many, &env("127.0.0.1", "alice@a.test"));
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+    let tried = got.header.matches("dkim=").count();
+    assert!(
+        (1..=mailauth::verify::MAX_SIGNATURES).contains(&tried),
+        "{tried} results: {}",
+        got.header
+    );
+    assert!(!got.header.contains("dkim=pass"), "{}", got.header);
+
     // A DKIM-Signature that is garbage: a verdict, no crash.
     let mut junk = b"DKIM-Signature: v=1; a=rsa-sha256; d=a.test; s=e1; b=%%%; bh=\r\n".to_vec();
     junk.extend_from_slice(&message("alice@a.test", "x"));
