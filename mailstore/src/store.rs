@@ -301,7 +301,13 @@ impl Store {
         let cached = lock(&self.inner.sync_readers).pop();
         let reader = match cached {
             Some(r) => r,
-            None => Reader::new(schema::connect(&self.inner.path, false)?)?,
+            None => {
+                let r = Reader::new(schema::connect(&self.inner.path, false)?)?;
+                // Up to SYNC_READERS of these live at once: a small page
+                // cache each keeps memory bounded (RSS with a big queue).
+                r.conn().execute_batch("PRAGMA cache_size = -2048;")?;
+                r
+            }
         };
         let res = reader.snapshot(f);
         if let Err(e) = &res {
