@@ -33,7 +33,7 @@ use crate::types::MailboxId;
 use crate::writer::{self, Committed, Listeners};
 
 /// Connections [`Store::read_sync`] keeps for reuse.
-pub const SYNC_READERS: usize = 8;
+pub const SYNC_READERS: usize = 4;
 /// Lock a mutex, going on past a panic of another holder.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
