@@ -164,6 +164,11 @@ struct ImapArgs {
     /// Mailbox to work on.
     #[arg(long, default_value = "INBOX")]
     mailbox: String,
+    /// COMPRESS=DEFLATE (RFC 4978) after LOGIN, in the sessions of the
+    /// timed workloads (select, fetch-meta, search, store, body, sort,
+    /// thread).
+    #[arg(long)]
+    compress: bool,
 }
 
 impl ImapArgs {
@@ -173,6 +178,7 @@ impl ImapArgs {
             user: self.user,
             password: self.password,
             mailbox: self.mailbox,
+            compress: self.compress,
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct Target {
     pub user: String,
     pub password: String,
     pub mailbox: String,
+    /// COMPRESS=DEFLATE (RFC 4978) after LOGIN in the sessions of the
+    /// timed workloads (select, fetch-meta, search, store, body, sort,
+    /// thread).
+    pub compress: bool,
 }
 
 /// One IMAP workload.
@@ -97,6 +101,7 @@ pub(crate) fn report(
         params: vec![
             ("addr".into(), t.addr.clone()),
             ("mailbox".into(), t.mailbox.clone()),
+            ("compress".into(), t.compress.to_string()),
         ],
         ok: latencies.len() as u64,
         failed: 0,
