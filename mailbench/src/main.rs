@@ -195,6 +195,10 @@ enum ImapWork {
         /// APPENDs in flight.
         #[arg(long, default_value_t = 32)]
         window: usize,
+        /// Bodies of random words (compressing about as well as mail
+        /// text does), instead of one repeated line.
+        #[arg(long)]
+        varied: bool,
     },
     /// Connect + LOGIN + SELECT, repeated.
     Select {
@@ -260,10 +264,12 @@ impl ImapWork {
                 count,
                 size,
                 window,
+                varied,
             } => W::Populate {
                 count,
                 size,
                 window,
+                varied,
             },
             ImapWork::Select { repeat } => W::Select { repeat },
             ImapWork::FetchMeta { repeat } => W::FetchMeta { repeat },

@@ -484,6 +484,50 @@ mod tests {
         assert_eq!(input.as_slice(), b"a NOOP\r\nb LOGOUT\r\n");
     }
 
+    /// An inner stream that hands over its bytes once, then would block.
+    struct Once(Vec<u8>, bool);
+
+    impl std::io::Read for Once {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.1 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            self.1 = self.0.is_empty();
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn client_reads_every_decoded_byte_before_asking_for_more() {
+        // miniz_oxide takes all the input it is given and keeps what does
+        // not fit the caller's buffer; a reader that waits for more input
+        // first (flate2's read::DeflateDecoder does) would wait for ever
+        // for the end of a response the server has sent whole.
+        let text: Vec<u8> = (0..2000u32)
+            .flat_map(|i| format!("* {i} FETCH (UID {i})\r\n").into_bytes())
+            .collect();
+        let mut z = Deflate::new();
+        let mut scratch = vec![0; 64 * 1024];
+        let mut out = OutBuf::new();
+        out.push(&text);
+        while !out.is_empty() {
+            z.deflate_from(&mut out, &mut scratch).unwrap();
+        }
+        let wire = z.zout.as_slice().to_vec();
+        let mut c = ClientStream::new(Once(wire, false), &[], 6);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 100];
+        while got.len() < text.len() {
+            let n = std::io::Read::read(&mut c, &mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, text);
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut z = Deflate::new();

@@ -410,3 +410,28 @@ fn corrupt_deflate_data_closes_cleanly_and_the_server_goes_on() {
     let mut d = s.login("bob@localhost");
     d.ok("SELECT INBOX");
 }
+
+#[test]
+fn a_streamed_fetch_of_every_message_compressed() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    s.store
+        .write_sync(move |tx| {
+            for i in 0..2000 {
+                let msg = mailstore::NewMessage {
+                    raw: simple(&format!("message {i}"), &format!("body {i}")),
+                    internal_date: 1_700_000_000 + i,
+                };
+                tx.deliver(&msg, &[bob])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut c = s.login("bob@localhost");
+    c.compress();
+    c.ok("EXAMINE INBOX");
+    for _ in 0..3 {
+        let r = c.ok("FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)");
+        assert_eq!(r.len(), 2001);
+    }
+}

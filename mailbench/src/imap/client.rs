@@ -25,6 +25,51 @@ impl Read for Counted {
     }
 }
 
+/// Inflates a raw DEFLATE stream read from `inner` (the responses after
+/// COMPRESS). Unlike flate2's `read::DeflateDecoder`, it hands over what the
+/// decompressor already holds before it reads more: miniz_oxide takes all
+/// the input it is given and keeps the output that did not fit, so a reader
+/// that waits for more input first would wait for ever for the end of a
+/// response the server has sent whole.
+struct Inflate<R> {
+    inner: R,
+    d: flate2::Decompress,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Read for Inflate<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let (i0, o0) = (self.d.total_in(), self.d.total_out());
+            let status = self
+                .d
+                .decompress(&self.buf[self.pos..], out, flate2::FlushDecompress::None)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            self.pos += (self.d.total_in() - i0) as usize;
+            let made = (self.d.total_out() - o0) as usize;
+            if made > 0 || status == flate2::Status::StreamEnd {
+                return Ok(made);
+            }
+            if self.pos < self.buf.len() && self.d.total_in() > i0 {
+                continue;
+            }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            let have = self.buf.len();
+            self.buf.resize(have + 64 * 1024, 0);
+            let n = self.inner.read(&mut self.buf[have..]);
+            self.buf.truncate(have + *n.as_ref().unwrap_or(&0));
+            if n? == 0 {
+                return Ok(0);
+            }
+        }
+    }
+}
+
 /// One IMAP connection.
 pub struct Imap {
     /// The socket, for its settings.
@@ -125,8 +170,12 @@ impl Imap {
         let early = self.r.buffer().to_vec();
         let empty: Box<dyn Read + Send> = Box::new(std::io::empty());
         let old = std::mem::replace(&mut self.r, BufReader::new(empty));
-        let src = std::io::Cursor::new(early).chain(old.into_inner());
-        let inflate: Box<dyn Read + Send> = Box::new(flate2::read::DeflateDecoder::new(src));
+        let inflate: Box<dyn Read + Send> = Box::new(Inflate {
+            inner: old.into_inner(),
+            d: flate2::Decompress::new(false),
+            buf: early,
+            pos: 0,
+        });
         self.r = BufReader::with_capacity(64 * 1024, inflate);
         let w = std::mem::replace(&mut self.w, Box::new(std::io::sink()));
         self.w = Box::new(flate2::write::DeflateEncoder::new(
@@ -340,6 +389,45 @@ mod tests {
         assert_eq!(got, vec![10_003], "the text after `* `");
         assert!(c.wire_in() - before < 1000, "{}", c.wire_in() - before);
         server.join().expect("server");
+    }
+
+    #[test]
+    fn inflate_hands_over_what_it_holds_before_reading_more() {
+        // A response sent whole, then a socket with nothing more (would
+        // block): every line must come out first.
+        struct Once(Vec<u8>);
+        impl Read for Once {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let text: Vec<u8> = (0..5000u32)
+            .flat_map(|i| format!("* {i} FETCH (UID {i} FLAGS ())\r\n").into_bytes())
+            .collect();
+        let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+        let mut wire = Vec::with_capacity(text.len());
+        c.compress_vec(&text, &mut wire, flate2::FlushCompress::Sync)
+            .expect("deflate");
+        let mut r = std::io::BufReader::new(Inflate {
+            inner: Once(wire),
+            d: flate2::Decompress::new(false),
+            buf: Vec::new(),
+            pos: 0,
+        });
+        let mut got = Vec::new();
+        let mut line = Vec::new();
+        while got.len() < text.len() {
+            line.clear();
+            std::io::BufRead::read_until(&mut r, b'\n', &mut line).expect("line");
+            got.extend_from_slice(&line);
+        }
+        assert_eq!(got, text);
     }
 
     #[test]
