@@ -435,3 +435,15 @@ fn a_streamed_fetch_of_every_message_compressed() {
         assert_eq!(r.len(), 2001);
     }
 }
+
+#[test]
+fn shutdown_says_bye_through_the_compressed_stream() {
+    let s = TestServer::start();
+    s.add_user("bob@localhost");
+    let mut c = s.login("bob@localhost");
+    c.compress();
+    c.ok("SELECT INBOX");
+    s.shutdown();
+    assert_eq!(c.line(), "* BYE Server shutting down");
+    assert!(c.closed());
+}
