@@ -116,6 +116,7 @@
 
 mod check;
 pub mod date;
+mod dkim;
 mod error;
 mod health;
 mod indexer;
@@ -141,6 +142,7 @@ mod types;
 mod writer;
 
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
+pub use dkim::DkimKey;
 pub use error::{Result, StoreError};
 pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
@@ -150,7 +152,7 @@ pub use reader::{MailboxSummary, Reader};
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
 pub use search::Query;
-pub use store::{OpenOptions, Store};
+pub use store::{OpenOptions, Store, SYNC_READERS};
 pub use tombstones::DEFAULT_MAX_TOMBSTONES;
 pub use tx::{Tx, DEFAULT_MAILBOXES};
 pub use tx_deliver::PreparedMessage;

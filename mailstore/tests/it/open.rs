@@ -61,7 +61,9 @@ fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
 
 /// What migrations v4 (URLAUTH mailbox keys) and v5 (bounded expunge
 /// tombstones) added, undone to make a file look older.
-const UNDO_V4: &str = "DROP TABLE mailbox_keys;
+const UNDO_V4: &str = "DROP TABLE outq_body; DROP TABLE outq_rcpt; DROP TABLE outq_msg;
+    DROP TABLE dkim_keys;
+    DROP TABLE mailbox_keys;
     ALTER TABLE mailboxes DROP COLUMN tombstones;
     ALTER TABLE mailboxes DROP COLUMN tombstone_floor;
     DELETE FROM meta WHERE key = 'max_tombstones';";
@@ -252,15 +254,18 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6, "v6 added the outbound queue");
+    assert_eq!(
+        v, 8,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body"
+    );
     let outq: i64 = c
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name IN ('outq_msg', 'outq_rcpt')",
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('outq_msg', 'outq_rcpt', 'outq_body')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(outq, 2);
+    assert_eq!(outq, 3);
     let fts: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 'message_text' AND sql LIKE '%trigram%'",
@@ -269,4 +274,49 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         )
         .unwrap();
     assert_eq!(fts, 1, "FTS5 trigram index present");
+}
+
+#[test]
+fn version_7_queued_bodies_move_to_their_own_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let body = b"Subject: queued before v8\r\n\r\nstill here\r\n".to_vec();
+    {
+        let s = Store::open(&path).unwrap();
+        let msg = mailstore::OutMessage {
+            qid: "Q7".into(),
+            sender: "a@x".into(),
+            raw: body.clone(),
+            ret: None,
+            envid: None,
+            rcpts: vec![mailstore::OutRcpt {
+                addr: "b@y.test".into(),
+                notify: None,
+                orcpt: None,
+            }],
+        };
+        s.write_sync(move |tx| tx.enqueue(&msg)).unwrap();
+        s.shutdown();
+    }
+    {
+        // The v7 layout: the body in outq_msg.raw, no size, no outq_body.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "BEGIN;
+             ALTER TABLE outq_msg ADD COLUMN raw BLOB NOT NULL DEFAULT x'';
+             UPDATE outq_msg SET raw = (SELECT raw FROM outq_body WHERE msg_id = outq_msg.id);
+             DROP TABLE outq_body;
+             ALTER TABLE outq_msg DROP COLUMN size;
+             PRAGMA user_version = 7; COMMIT;",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(
+        s.read_sync(|r| r.queue_raw_by_qid("Q7")).unwrap(),
+        Some(body.clone())
+    );
+    let listed = s.read_sync(|r| r.queue_list()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].size, body.len() as u64);
 }
