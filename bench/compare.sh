@@ -2,7 +2,7 @@
 # compare.sh: minimail side by side with Debian's Postfix and Dovecot, on one
 # machine in one run, driven by the same load tool (mailbench).
 #
-#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--keep]
+#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--keep]
 #
 # Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
 # with apt-get if missing, configures them on loopback ports in a private
@@ -43,11 +43,18 @@
 #         127.0.0.1), with mailbench's sink and then with smtp-sink -c
 #         (rate only); then the RSS check: 100,000 messages queued by a
 #         fresh minimail for a destination whose MX port nobody listens on.
+#   COMPRESS  FETCH with and without COMPRESS=DEFLATE (RFC 4978; Dovecot's
+#         imap_zlib plugin): 16 sessions and 1 session of random BODY.PEEK[]
+#         and FETCH 1:* metadata, over a mailbox of 16 KiB messages of
+#         random words (`populate --varied`: about 3:1 with DEFLATE, like
+#         mail text), Dovecot vs minimail; with the octets that crossed the
+#         socket.
 # --scale adds minimail alone at 1k/10k/100k messages, and Dovecot at 100k
 # (written as a Maildir folder rather than APPENDed); --quick shrinks every
 # count (a smoke run: 2,000 outbound messages, 10,000 for the RSS check);
-# --outbound-only runs only OUTBOUND, --no-outbound all but it; --keep
-# leaves the servers running afterwards.
+# --outbound-only runs only OUTBOUND, --no-outbound all but it;
+# --compress-only runs only COMPRESS; --keep leaves the servers running
+# afterwards.
 # Results: $BENCH_DIR/results.jsonl and the table printed at the end
 # (bench/table.py). Every run starts from empty data directories and stops
 # what it started, also on failure or Ctrl-C.
@@ -86,24 +93,25 @@ PASSWORD=bench-pw
 MAIL_UID=$(id -u nobody)
 MAIL_GID=$(id -g nobody)
 
-QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1
+QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
         --scale) SCALE=1 ;;
         --no-idle) IDLE= ;;
         --no-outbound) OUTBOUND= ;;
-        --outbound-only) INBOUND= ;;
+        --outbound-only) INBOUND= COMPRESS= ;;
+        --compress-only) INBOUND= OUTBOUND= ;;
         --keep) KEEP=1 ;;
-        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--keep]" >&2; exit 2 ;;
     esac
 done
 if [ -n "$QUICK" ]; then
     SMTP_N=500 SMTP_BIG_N=200 E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
-    OUT_N=2000 RSS_N=10000
+    OUT_N=2000 RSS_N=10000 COMPRESS_N=200
 else
     SMTP_N=5000 SMTP_BIG_N=2000 E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
-    OUT_N=${OUT_N:-10000} RSS_N=${RSS_N:-100000}
+    OUT_N=${OUT_N:-10000} RSS_N=${RSS_N:-100000} COMPRESS_N=${COMPRESS_N:-2000}
 fi
 RESULTS=$BENCH_DIR/results.jsonl
 MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
@@ -271,6 +279,8 @@ service stats {
 }
 protocol imap {
   mail_max_userip_connections = 1000
+  # COMPRESS=DEFLATE (RFC 4978), for the COMPRESS runs.
+  mail_plugins = \$mail_plugins imap_zlib
 }
 EOF
     printf '%s\n' "$PASSWORD" | "$MM" user add "$USER_ADDR" --db "$BENCH_DIR/minimail.db" --password-stdin >/dev/null
@@ -280,7 +290,7 @@ EOF
 start_all() {
     ulimit -n "$(ulimit -Hn)"
     postfix -c "$BENCH_DIR/postfix/etc" check
-    if [ -z "$INBOUND" ]; then
+    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ]; then
         log "starting Postfix :$POSTFIX_PORT"
         postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
         wait_port "$POSTFIX_PORT"
@@ -464,6 +474,31 @@ run_imap() {
     fi
 }
 
+# run_compress: FETCH throughput without and with COMPRESS=DEFLATE on the
+# same mailbox (zN: N messages of 16 KiB of random words), Dovecot
+# (imap_zlib) vs minimail.
+run_compress() {
+    local n=$COMPRESS_N name port pid a z flag
+    log "COMPRESS: FETCH without and with COMPRESS=DEFLATE, $n messages of 16 KiB"
+    for pair in "dovecot:$DOVECOT_PORT" "minimail:$MM_IMAP_PORT"; do
+        name=${pair%%:*} port=${pair##*:} pid=()
+        if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+        a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "z$n")
+        record "$name" "append z$n" "${pid[@]}" imap "${a[@]}" populate "$n" --size 16384 --varied
+        settle "$name"
+        for z in plain deflate; do
+            flag=()
+            if [ "$z" = deflate ]; then flag=(--compress); fi
+            record "$name" "zbody16 $z" "${pid[@]}" imap "${a[@]}" "${flag[@]}" body \
+                --sessions 16 --count "$BODY_N"
+            record "$name" "zbody1 $z" "${pid[@]}" imap "${a[@]}" "${flag[@]}" body \
+                --sessions 1 --count $((BODY_N / 4))
+            record "$name" "zmeta $z" "${pid[@]}" imap "${a[@]}" "${flag[@]}" fetch-meta \
+                --repeat 5
+        done
+    done
+}
+
 dovecot_rss_mib() {
     ps -e -o rss=,comm= | awk '$2 ~ /^(dovecot|imap|imap-login|auth|config|log|anvil|stats)$/ {s+=$1} END {printf "%.1f", s/1024}'
 }
@@ -633,6 +668,7 @@ main() {
         run_imap
         if [ -n "$IDLE" ]; then run_idle; fi
     fi
+    if [ -n "$COMPRESS" ]; then run_compress; fi
     if [ -n "$OUTBOUND" ]; then run_outbound; fi
     printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
     echo

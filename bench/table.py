@@ -110,6 +110,24 @@ def main():
         row(f"  SELECT (QRESYNC) bytes sent", f"qresync {n}", "bytes", "B", "dovecot",
             higher=False)
     row = row_
+    if any(w.startswith("zbody") for (_, w) in res):
+        n = next((w.split()[1] for (_, w) in res if w.startswith("append z")), "z?")
+        for w, label in (("zbody16", "16 sessions"), ("zbody1", "1 session")):
+            row(f"COMPRESS ({n[1:]} msgs of 16 KiB): {label} random BODY.PEEK[], plain",
+                f"{w} plain", "rate", "fetch/s", "dovecot")
+            row(f"  same with COMPRESS=DEFLATE", f"{w} deflate", "rate", "fetch/s", "dovecot")
+            row(f"  MiB over the wire, plain", f"{w} plain", "wire MiB", "MiB", "dovecot",
+                higher=False)
+            row(f"  MiB over the wire, DEFLATE", f"{w} deflate", "wire MiB", "MiB", "dovecot",
+                higher=False)
+        row("COMPRESS: FETCH 1:* metadata warm p50, plain", "zmeta plain", "p50_ms", "ms",
+            "dovecot", higher=False)
+        row("  same with COMPRESS=DEFLATE", "zmeta deflate", "p50_ms", "ms", "dovecot",
+            higher=False)
+        row("  KiB over the wire, plain", "zmeta plain", "wire KiB", "KiB", "dovecot",
+            higher=False)
+        row("  KiB over the wire, DEFLATE", "zmeta deflate", "wire KiB", "KiB", "dovecot",
+            higher=False)
     conns = lambda s: (res.get((s, "idle")) or {}).get("connections", "?")
     if ("minimail", "idle") in res or ("dovecot", "idle") in res:
         idle = f"IDLE ({conns('minimail')} conns on minimail, {conns('dovecot')} on Dovecot via Postfix)"

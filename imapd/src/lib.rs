@@ -4,7 +4,7 @@
 //! SORT=DISPLAY, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, ESEARCH,
 //! SEARCHRES, CONTEXT=SEARCH, ESORT, CONTEXT=SORT, LIST-EXTENDED,
 //! LIST-STATUS, NOTIFY, BINARY, MULTIAPPEND, CATENATE, URLAUTH,
-//! URLAUTH=BINARY), STARTTLS (§6.2.1)
+//! URLAUTH=BINARY, COMPRESS=DEFLATE), STARTTLS (§6.2.1)
 //! and implicit TLS (RFC 8314) through netloop, AUTHENTICATE PLAIN and
 //! LOGIN, and LOGINDISABLED for plaintext credentials from non-local
 //! clients (§6.2.3).
@@ -50,6 +50,8 @@ LIST-EXTENDED LIST-STATUS NOTIFY QRESYNC BINARY MULTIAPPEND CATENATE URLAUTH URL
 /// sent (§6.2.3); after login neither (they no longer apply).
 pub fn capabilities(tls: netloop::TlsState, plaintext_ok: bool, authenticated: bool) -> String {
     let mut caps = CAPABILITIES.to_owned();
+    // RFC 4978; the command itself is valid only once authenticated.
+    caps.push_str(" COMPRESS=DEFLATE");
     if authenticated {
         return caps;
     }

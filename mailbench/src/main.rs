@@ -226,6 +226,11 @@ struct ImapArgs {
     /// Mailbox to work on.
     #[arg(long, default_value = "INBOX")]
     mailbox: String,
+    /// COMPRESS=DEFLATE (RFC 4978) after LOGIN, in the sessions of the
+    /// timed workloads (select, fetch-meta, search, store, body, sort,
+    /// thread).
+    #[arg(long)]
+    compress: bool,
 }
 
 impl ImapArgs {
@@ -235,6 +240,7 @@ impl ImapArgs {
             user: self.user,
             password: self.password,
             mailbox: self.mailbox,
+            compress: self.compress,
         }
     }
 }
@@ -251,6 +257,10 @@ enum ImapWork {
         /// APPENDs in flight.
         #[arg(long, default_value_t = 32)]
         window: usize,
+        /// Bodies of random words (compressing about as well as mail
+        /// text does), instead of one repeated line.
+        #[arg(long)]
+        varied: bool,
     },
     /// Connect + LOGIN + SELECT, repeated.
     Select {
@@ -316,10 +326,12 @@ impl ImapWork {
                 count,
                 size,
                 window,
+                varied,
             } => W::Populate {
                 count,
                 size,
                 window,
+                varied,
             },
             ImapWork::Select { repeat } => W::Select { repeat },
             ImapWork::FetchMeta { repeat } => W::FetchMeta { repeat },

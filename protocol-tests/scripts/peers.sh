@@ -200,6 +200,8 @@ service stats {
 }
 protocol imap {
   mail_max_userip_connections = 100
+  # COMPRESS=DEFLATE (RFC 4978), for the 4978-* cases.
+  mail_plugins = \$mail_plugins imap_zlib
 }
 EOF
 }

@@ -9,6 +9,8 @@ mod auth;
 mod bench;
 mod binary;
 mod binary_fetch;
+mod compress;
+mod compress_interop;
 mod esearch;
 mod esort;
 mod fetch;
