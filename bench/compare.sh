@@ -2,7 +2,7 @@
 # compare.sh: minimail side by side with Debian's Postfix and Dovecot, on one
 # machine in one run, driven by the same load tool (mailbench).
 #
-#   bench/compare.sh [--quick] [--scale] [--no-idle] [--keep]
+#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--keep]
 #
 # Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
 # with apt-get if missing, configures them on loopback ports in a private
@@ -23,9 +23,38 @@
 #         changes and 10 expunges: Dovecot vs minimail.
 #   IDLE  10,000 IDLE connections on minimail (200 on Dovecot), push delay
 #         and server RSS.
+#   OUTBOUND  mailbench outbound: 10,000 messages of 4 KiB submitted for 100
+#         domains (d0.test..d99.test) and delivered by the MTA to their MX
+#         hosts: queue-to-remote-250 rate and per-message delay, Postfix vs
+#         minimail. dnsmasq on loopback gives domain dN.test the MX host
+#         mxN.test = 127.0.2.(N+1); mailbench itself is the sink, listening
+#         on all 100 addresses (port $OUT_SINK_PORT). minimail (a fresh store)
+#         routes by MX through that dnsmasq (--dns, --mx-port); Postfix,
+#         which cannot be given a DNS server of its own, gets the same
+#         addresses from a transport map (dN.test smtp:[127.0.2.(N+1)]:PORT:
+#         one next hop per domain, no DNS, so 100 destinations for it too).
+#         Both keep their default concurrency (Postfix: 100 smtp processes,
+#         20 per destination, starting at 5; minimail: 20 connections, 4 per
+#         destination). Then the same with the sink holding connections
+#         until all is queued (a full queue's drain), and at a fixed
+#         offered load (250 msg/s) both keep up with; minimail again with
+#         Postfix's connection limits (100, 20 per destination); then the issue's
+#         literal set-up, every domain's MX one address (sN.test ->
+#         127.0.0.1), with mailbench's sink and then with smtp-sink -c
+#         (rate only); then the RSS check: 100,000 messages queued by a
+#         fresh minimail for a destination whose MX port nobody listens on.
+#   COMPRESS  FETCH with and without COMPRESS=DEFLATE (RFC 4978; Dovecot's
+#         imap_zlib plugin): 16 sessions and 1 session of random BODY.PEEK[]
+#         and FETCH 1:* metadata, over a mailbox of 16 KiB messages of
+#         random words (`populate --varied`: about 3:1 with DEFLATE, like
+#         mail text), Dovecot vs minimail; with the octets that crossed the
+#         socket.
 # --scale adds minimail alone at 1k/10k/100k messages, and Dovecot at 100k
 # (written as a Maildir folder rather than APPENDed); --quick shrinks every
-# count (a smoke run); --keep leaves the servers running afterwards.
+# count (a smoke run: 2,000 outbound messages, 10,000 for the RSS check);
+# --outbound-only runs only OUTBOUND, --no-outbound all but it;
+# --compress-only runs only COMPRESS; --keep leaves the servers running
+# afterwards.
 # Results: $BENCH_DIR/results.jsonl and the table printed at the end
 # (bench/table.py). Every run starts from empty data directories and stops
 # what it started, also on failure or Ctrl-C.
@@ -40,6 +69,23 @@ POSTFIX_PORT=${POSTFIX_PORT:-12026}
 DOVECOT_PORT=${DOVECOT_PORT:-12143}
 MM_SMTP_PORT=${MM_SMTP_PORT:-12525}
 MM_IMAP_PORT=${MM_IMAP_PORT:-12144}
+MM_SUB_PORT=${MM_SUB_PORT:-12586}
+# Outbound: the sink's port (on the MX addresses $OUT_NET.1-100, and on
+# 127.0.0.1); a port nothing listens on (the RSS check); dnsmasq; the ports
+# (smtp, imap, submission) of the two minimail instances of the outbound
+# runs and of the RSS check.
+OUT_SINK_PORT=${OUT_SINK_PORT:-12030}
+OUT_DEAD_PORT=${OUT_DEAD_PORT:-12039}
+DNS_PORT=${DNS_PORT:-12053}
+MM_OUT_PORTS=${MM_OUT_PORTS:-"12526 12145 12587"}
+MM_RSS_PORTS=${MM_RSS_PORTS:-"12527 12146 12588"}
+OUT_NET=127.0.2
+OUT_DOMAINS=100
+# The offered load (msg/s) of the paced outbound run, well below what either
+# server accepts on a small busy machine; seconds of watching after the RSS
+# check's last message (past minimail's first retry, 60 s after the first).
+OUT_RATE=${OUT_RATE:-250}
+RSS_LINGER=${RSS_LINGER:-90}
 DOMAIN=bench.test
 USER_ADDR=bench@$DOMAIN
 LOAD_ADDR=load@$DOMAIN
@@ -47,20 +93,25 @@ PASSWORD=bench-pw
 MAIL_UID=$(id -u nobody)
 MAIL_GID=$(id -g nobody)
 
-QUICK= SCALE= IDLE=1 KEEP=
+QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
         --scale) SCALE=1 ;;
         --no-idle) IDLE= ;;
+        --no-outbound) OUTBOUND= ;;
+        --outbound-only) INBOUND= COMPRESS= ;;
+        --compress-only) INBOUND= OUTBOUND= ;;
         --keep) KEEP=1 ;;
-        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--keep]" >&2; exit 2 ;;
     esac
 done
 if [ -n "$QUICK" ]; then
     SMTP_N=500 SMTP_BIG_N=200 E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
+    OUT_N=2000 RSS_N=10000 COMPRESS_N=200
 else
     SMTP_N=5000 SMTP_BIG_N=2000 E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
+    OUT_N=${OUT_N:-10000} RSS_N=${RSS_N:-100000} COMPRESS_N=${COMPRESS_N:-2000}
 fi
 RESULTS=$BENCH_DIR/results.jsonl
 MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
@@ -71,7 +122,9 @@ log() { printf '\n== %s\n' "$*" >&2; }
 # ---------------------------------------------------------------- lifecycle
 stop_all() {
     postfix -c "$BENCH_DIR/postfix/etc" stop >/dev/null 2>&1 || true
-    for pidfile in "$BENCH_DIR/dovecot/run/master.pid" "$BENCH_DIR/sink.pid" "$BENCH_DIR/minimail.pid"; do
+    for pidfile in "$BENCH_DIR/dovecot/run/master.pid" "$BENCH_DIR/sink.pid" "$BENCH_DIR/minimail.pid" \
+        "$BENCH_DIR/dnsmasq.pid" "$BENCH_DIR/out-sink.pid" "$BENCH_DIR/minimail-out.pid" \
+        "$BENCH_DIR/minimail-rss.pid"; do
         if [ -f "$pidfile" ]; then
             kill "$(cat "$pidfile")" 2>/dev/null || true
             rm -f "$pidfile"
@@ -95,6 +148,12 @@ install_peers() {
         log "installing postfix and dovecot-imapd (apt-get)"
         apt-get update -q
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd
+    fi
+    # OUTBOUND: dnsmasq serves the MX records, sqlite3 reads minimail's queue.
+    if [ -n "$OUTBOUND" ] && { [ ! -x /usr/sbin/dnsmasq ] || ! command -v sqlite3 >/dev/null; }; then
+        log "installing dnsmasq-base and sqlite3 (apt-get)"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq-base sqlite3
     fi
 }
 
@@ -135,8 +194,15 @@ maillog_file = $pf/postfix.log
 maillog_file_prefixes = $BENCH_DIR
 biff = no
 default_transport = error:no relaying from the bench instance
+transport_maps = texthash:$pf/etc/transport
 EOF
     printf '%s bench/Maildir/\n%s load/Maildir/\n' "$USER_ADDR" "$LOAD_ADDR" >"$pf/etc/vmailbox"
+    # Outbound: dN.test to its own MX address, sN.test all to 127.0.0.1.
+    local i
+    for i in $(seq 0 $((OUT_DOMAINS - 1))); do
+        printf 'd%s.test smtp:[%s.%s]:%s\ns%s.test smtp:[127.0.0.1]:%s\n' \
+            "$i" "$OUT_NET" $((i + 1)) "$OUT_SINK_PORT" "$i" "$OUT_SINK_PORT"
+    done >"$pf/etc/transport"
     cat >"$pf/etc/master.cf" <<EOF
 127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd
 pickup    unix  n - n 60 1 pickup
@@ -213,6 +279,8 @@ service stats {
 }
 protocol imap {
   mail_max_userip_connections = 1000
+  # COMPRESS=DEFLATE (RFC 4978), for the COMPRESS runs.
+  mail_plugins = \$mail_plugins imap_zlib
 }
 EOF
     printf '%s\n' "$PASSWORD" | "$MM" user add "$USER_ADDR" --db "$BENCH_DIR/minimail.db" --password-stdin >/dev/null
@@ -220,16 +288,22 @@ EOF
 }
 
 start_all() {
+    ulimit -n "$(ulimit -Hn)"
+    postfix -c "$BENCH_DIR/postfix/etc" check
+    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ]; then
+        log "starting Postfix :$POSTFIX_PORT"
+        postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
+        wait_port "$POSTFIX_PORT"
+        return
+    fi
     log "starting smtp-sink :$SINK_PORT, Postfix :$POSTFIX_PORT, Dovecot :$DOVECOT_PORT, minimail :$MM_SMTP_PORT/:$MM_IMAP_PORT"
     smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024 >"$BENCH_DIR/sink.log" 2>&1 &
     echo $! >"$BENCH_DIR/sink.pid"
-    postfix -c "$BENCH_DIR/postfix/etc" check
     postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
     dovecot -c "$BENCH_DIR/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
-    ulimit -n "$(ulimit -Hn)"
     RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$MM_SMTP_PORT" --imap "127.0.0.1:$MM_IMAP_PORT" \
-        --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" --max-connections 12000 \
-        >"$BENCH_DIR/minimail.log" 2>&1 &
+        --submission "127.0.0.1:$MM_SUB_PORT" --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" \
+        --max-connections 12000 >"$BENCH_DIR/minimail.log" 2>&1 &
     echo $! >"$BENCH_DIR/minimail.pid"
     for p in "$SINK_PORT" "$POSTFIX_PORT" "$DOVECOT_PORT" "$MM_SMTP_PORT" "$MM_IMAP_PORT"; do
         wait_port "$p"
@@ -247,13 +321,13 @@ postfix_drain() {
     echo "compare.sh: Postfix queue did not drain" >&2
 }
 
-# mm_settle: wait (at most 60 s) until minimail has finished its background
+# mm_settle [PID]: wait (at most 60 s) until minimail has finished its background
 # work -- the search indexing it defers after a burst -- i.e. until its CPU
 # use stays under 5% of a core for half a second. The counterpart of
 # postfix_drain: each server starts a workload with its earlier one done.
 mm_settle() {
     local pid ticks prev now quiet=0
-    pid=$(mm_pid)
+    pid=${1:-$(mm_pid)}
     ticks=$(getconf CLK_TCK)
     prev=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
     for _ in $(seq 1 600); do
@@ -400,6 +474,31 @@ run_imap() {
     fi
 }
 
+# run_compress: FETCH throughput without and with COMPRESS=DEFLATE on the
+# same mailbox (zN: N messages of 16 KiB of random words), Dovecot
+# (imap_zlib) vs minimail.
+run_compress() {
+    local n=$COMPRESS_N name port pid a z flag
+    log "COMPRESS: FETCH without and with COMPRESS=DEFLATE, $n messages of 16 KiB"
+    for pair in "dovecot:$DOVECOT_PORT" "minimail:$MM_IMAP_PORT"; do
+        name=${pair%%:*} port=${pair##*:} pid=()
+        if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+        a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "z$n")
+        record "$name" "append z$n" "${pid[@]}" imap "${a[@]}" populate "$n" --size 16384 --varied
+        settle "$name"
+        for z in plain deflate; do
+            flag=()
+            if [ "$z" = deflate ]; then flag=(--compress); fi
+            record "$name" "zbody16 $z" "${pid[@]}" imap "${a[@]}" "${flag[@]}" body \
+                --sessions 16 --count "$BODY_N"
+            record "$name" "zbody1 $z" "${pid[@]}" imap "${a[@]}" "${flag[@]}" body \
+                --sessions 1 --count $((BODY_N / 4))
+            record "$name" "zmeta $z" "${pid[@]}" imap "${a[@]}" "${flag[@]}" fetch-meta \
+                --repeat 5
+        done
+    done
+}
+
 dovecot_rss_mib() {
     ps -e -o rss=,comm= | awk '$2 ~ /^(dovecot|imap|imap-login|auth|config|log|anvil|stats)$/ {s+=$1} END {printf "%.1f", s/1024}'
 }
@@ -421,6 +520,132 @@ run_idle() {
     wait "$job" || true
 }
 
+# ----------------------------------------------------------------- outbound
+# start_dns: dnsmasq on 127.0.0.1:$DNS_PORT answering for the outbound
+# domains: dN.test MX mxN.test = $OUT_NET.(N+1); sN.test MX sink.test =
+# 127.0.0.1; unreachable.test MX at 127.0.0.1 (the RSS check's minimail
+# reaches MX hosts on a port nothing listens on).
+start_dns() {
+    local args=() i
+    for i in $(seq 0 $((OUT_DOMAINS - 1))); do
+        args+=("--mx-host=d$i.test,mx$i.test,10" "--host-record=mx$i.test,$OUT_NET.$((i + 1))"
+            "--mx-host=s$i.test,sink.test,10")
+    done
+    args+=("--host-record=sink.test,127.0.0.1"
+        "--mx-host=unreachable.test,mx.unreachable.test,10"
+        "--host-record=mx.unreachable.test,127.0.0.1")
+    # --local-ttl: answers may be cached for 5 minutes, as real MX records are.
+    /usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --pid-file \
+        --listen-address=127.0.0.1 --bind-interfaces --local=/test/ --local-ttl=300 \
+        --port="$DNS_PORT" "${args[@]}" >"$BENCH_DIR/dnsmasq.log" 2>&1 &
+    echo $! >"$BENCH_DIR/dnsmasq.pid"
+    wait_port "$DNS_PORT"
+}
+
+# start_mm NAME "SMTP IMAP SUBMISSION" MX_PORT [FLAG...]: a minimail with a
+# fresh store $BENCH_DIR/NAME.db (user $LOAD_ADDR) routing outbound mail by
+# MX through our dnsmasq to port MX_PORT; its pid in NAME.pid.
+start_mm() {
+    local name=$1 mx_port=$3 smtp imap sub
+    read -r smtp imap sub <<<"$2"
+    shift 3
+    rm -f "$BENCH_DIR/$name".db*
+    printf '%s\n' "$PASSWORD" | "$MM" user add "$LOAD_ADDR" --db "$BENCH_DIR/$name.db" --password-stdin >/dev/null
+    RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$smtp" --imap "127.0.0.1:$imap" \
+        --submission "127.0.0.1:$sub" --db "$BENCH_DIR/$name.db" --domain "$DOMAIN" \
+        --hostname "mx.$DOMAIN" --dns "127.0.0.1:$DNS_PORT" --mx-port "$mx_port" "$@" \
+        >"$BENCH_DIR/$name.log" 2>&1 &
+    echo $! >"$BENCH_DIR/$name.pid"
+    wait_port "$sub"
+}
+
+stop_pidfile() {
+    if [ -f "$1" ]; then
+        kill "$(cat "$1")" 2>/dev/null || true
+        rm -f "$1"
+        sleep 0.5
+    fi
+}
+
+# mm_queue_drain NAME: wait (at most 5 minutes) until minimail NAME's
+# outbound queue is empty, then until it is idle.
+mm_queue_drain() {
+    local n
+    for _ in $(seq 1 600); do
+        n=$(sqlite3 "$BENCH_DIR/$1.db" 'SELECT count(*) FROM outq_rcpt' 2>/dev/null || echo 1)
+        if [ "$n" = 0 ]; then break; fi
+        sleep 0.5
+    done
+    mm_settle "$(cat "$BENCH_DIR/$1.pid")"
+}
+
+# outbound_pair WORK mailbench-args...: the same workload through Postfix
+# (its smtpd; relaying for mynetworks), then through minimail (submission
+# with AUTH PLAIN), each starting with an empty queue.
+outbound_pair() {
+    local work=$1
+    shift
+    record postfix "$work" outbound --submit "127.0.0.1:$POSTFIX_PORT" --from "$LOAD_ADDR" "$@"
+    postfix_drain
+    outbound_mm minimail "$work" "$@"
+}
+
+# outbound_mm SERVER WORK mailbench-args...: the workload through minimail-out.
+outbound_mm() {
+    local server=$1 work=$2
+    shift 2
+    record "$server" "$work" --server-pid "$(cat "$BENCH_DIR/minimail-out.pid")" outbound \
+        --submit "127.0.0.1:${MM_OUT_PORTS##* }" --user "$LOAD_ADDR" --password "$PASSWORD" \
+        --from "$LOAD_ADDR" "$@"
+    mm_queue_drain minimail-out
+}
+
+run_outbound() {
+    log "OUTBOUND: $OUT_N messages of 4 KiB for $OUT_DOMAINS domains, Postfix vs minimail"
+    start_dns
+    start_mm minimail-out "$MM_OUT_PORTS" "$OUT_SINK_PORT"
+    local common=(--messages "$OUT_N" --size 4096 --domains "$OUT_DOMAINS" --sessions 16)
+    local spread=(--domain-format 'd{}.test' --sink "$OUT_NET.1:$OUT_SINK_PORT" --sink-ips "$OUT_DOMAINS")
+    # Submission and delivery at once; the same at a fixed offered rate both
+    # keep up with (delays compare); a queue filled first, then drained.
+    outbound_pair "outbound" "${common[@]}" "${spread[@]}"
+    outbound_pair "outbound paced" "${common[@]}" "${spread[@]}" --rate "$OUT_RATE"
+    outbound_pair "outbound held" "${common[@]}" "${spread[@]}" --hold
+    # minimail with Postfix's connection limits (default_process_limit,
+    # default_destination_concurrency_limit) instead of its own 20 and 4.
+    stop_pidfile "$BENCH_DIR/minimail-out.pid"
+    start_mm minimail-out "$MM_OUT_PORTS" "$OUT_SINK_PORT" --outbound-connections 100 --per-destination 20
+    outbound_mm minimail-c100 "outbound" "${common[@]}" "${spread[@]}"
+    outbound_mm minimail-c100 "outbound held" "${common[@]}" "${spread[@]}" --hold
+    stop_pidfile "$BENCH_DIR/minimail-out.pid"
+    start_mm minimail-out "$MM_OUT_PORTS" "$OUT_SINK_PORT"
+    # The issue's literal set-up: one MX address for every domain.
+    log "OUTBOUND: every domain's MX at 127.0.0.1:$OUT_SINK_PORT: mailbench's sink, then smtp-sink"
+    outbound_pair "outbound one-mx" "${common[@]}" --domain-format 's{}.test' \
+        --sink "127.0.0.1:$OUT_SINK_PORT"
+    smtp-sink -c -u nobody "127.0.0.1:$OUT_SINK_PORT" 1024 >"$BENCH_DIR/out-sink.count" 2>&1 &
+    echo $! >"$BENCH_DIR/out-sink.pid"
+    wait_port "$OUT_SINK_PORT"
+    outbound_pair "outbound smtp-sink" "${common[@]}" --domain-format 's{}.test' \
+        --sink-counter "$BENCH_DIR/out-sink.count"
+    stop_pidfile "$BENCH_DIR/out-sink.pid"
+    stop_pidfile "$BENCH_DIR/minimail-out.pid"
+
+    log "OUTBOUND RSS: $RSS_N messages queued for a destination nobody answers for (MX port $OUT_DEAD_PORT)"
+    start_mm minimail-rss "$MM_RSS_PORTS" "$OUT_DEAD_PORT"
+    local pid before queued
+    pid=$(cat "$BENCH_DIR/minimail-rss.pid")
+    before=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+    record minimail "outbound rss" --server-pid "$pid" outbound --submit "127.0.0.1:${MM_RSS_PORTS##* }" \
+        --user "$LOAD_ADDR" --password "$PASSWORD" --from "$LOAD_ADDR" --messages "$RSS_N" \
+        --size 4096 --domains 1 --domain-format unreachable.test --sessions 16 --linger "$RSS_LINGER"
+    queued=$(sqlite3 "$BENCH_DIR/minimail-rss.db" 'SELECT count(*) FROM outq_rcpt' 2>/dev/null || echo null)
+    printf '{"server":"minimail","work":"outbound rss queue","r":{"queued":%s,"rss_before_mib":%s,"store_mib":%s}}\n' \
+        "$queued" "$before" "$(du -cm "$BENCH_DIR"/minimail-rss.db* | tail -1 | cut -f1)" >>"$RESULTS"
+    stop_pidfile "$BENCH_DIR/minimail-rss.pid"
+    stop_pidfile "$BENCH_DIR/dnsmasq.pid"
+}
+
 machine() {
     printf 'machine: %s CPUs (%s), %s MiB RAM, load average %s, %s, %s\n' "$(nproc)" \
         "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
@@ -437,10 +662,14 @@ main() {
     start_all
     : >"$RESULTS"
     machine | tee "$BENCH_DIR/machine.txt" >&2
-    run_smtp
-    run_e2e
-    run_imap
-    if [ -n "$IDLE" ]; then run_idle; fi
+    if [ -n "$INBOUND" ]; then
+        run_smtp
+        run_e2e
+        run_imap
+        if [ -n "$IDLE" ]; then run_idle; fi
+    fi
+    if [ -n "$COMPRESS" ]; then run_compress; fi
+    if [ -n "$OUTBOUND" ]; then run_outbound; fi
     printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
     echo
     cat "$BENCH_DIR/machine.txt"

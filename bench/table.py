@@ -110,6 +110,24 @@ def main():
         row(f"  SELECT (QRESYNC) bytes sent", f"qresync {n}", "bytes", "B", "dovecot",
             higher=False)
     row = row_
+    if any(w.startswith("zbody") for (_, w) in res):
+        n = next((w.split()[1] for (_, w) in res if w.startswith("append z")), "z?")
+        for w, label in (("zbody16", "16 sessions"), ("zbody1", "1 session")):
+            row(f"COMPRESS ({n[1:]} msgs of 16 KiB): {label} random BODY.PEEK[], plain",
+                f"{w} plain", "rate", "fetch/s", "dovecot")
+            row(f"  same with COMPRESS=DEFLATE", f"{w} deflate", "rate", "fetch/s", "dovecot")
+            row(f"  MiB over the wire, plain", f"{w} plain", "wire MiB", "MiB", "dovecot",
+                higher=False)
+            row(f"  MiB over the wire, DEFLATE", f"{w} deflate", "wire MiB", "MiB", "dovecot",
+                higher=False)
+        row("COMPRESS: FETCH 1:* metadata warm p50, plain", "zmeta plain", "p50_ms", "ms",
+            "dovecot", higher=False)
+        row("  same with COMPRESS=DEFLATE", "zmeta deflate", "p50_ms", "ms", "dovecot",
+            higher=False)
+        row("  KiB over the wire, plain", "zmeta plain", "wire KiB", "KiB", "dovecot",
+            higher=False)
+        row("  KiB over the wire, DEFLATE", "zmeta deflate", "wire KiB", "KiB", "dovecot",
+            higher=False)
     conns = lambda s: (res.get((s, "idle")) or {}).get("connections", "?")
     if ("minimail", "idle") in res or ("dovecot", "idle") in res:
         idle = f"IDLE ({conns('minimail')} conns on minimail, {conns('dovecot')} on Dovecot via Postfix)"
@@ -118,10 +136,13 @@ def main():
         row("  push delay, p99", "idle", "p99_ms", "ms", "dovecot", higher=False)
         row("  push delay, max", "idle", "max_ms", "ms", "dovecot", higher=False)
 
-    print("| work | smtp-sink (no storage) | Postfix / Dovecot | minimail | minimail vs peer | minimail vs sink |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    inbound = any(not w.startswith("outbound") for (_, w) in res)
+    if inbound:
+        print("| work | smtp-sink (no storage) | Postfix / Dovecot | minimail | minimail vs peer | minimail vs sink |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    outbound_table(res)
 
     mi = res.get(("minimail", "idle"), {})
     di = res.get(("dovecot", "idle"), {})
@@ -159,6 +180,92 @@ def main():
     if failed:
         print("\nruns with errors or failed operations: " + ", ".join(failed))
 
+
+def outbound_table(res):
+    """bench/compare.sh's OUTBOUND section: Postfix vs minimail."""
+    if not any(w.startswith("outbound") for (_, w) in res):
+        return
+    get = lambda s, w, k: fig(res.get((s, w)), k)
+    rows = []
+
+    def row(label, work, key, unit, higher=True):
+        p, m = get("postfix", work, key), get("minimail", work, key)
+        if p is None and m is None:
+            return
+        rows.append((label, fmt(p, unit), fmt(m, unit), ratio(m, p, higher)))
+
+    def conns(label, work):
+        def cell(s):
+            r = res.get((s, work)) or {}
+            if r.get("error") or "sink_connections" not in r:
+                return "-"
+            return f"{int(r['sink_connections']):,} ({float(r['msgs_per_connection']):.1f})"
+        if (("postfix", work) in res) or (("minimail", work) in res):
+            rows.append((label, cell("postfix"), cell("minimail"), ""))
+
+    def early(label, work):
+        cell = lambda s: str((res.get((s, work)) or {}).get("early", "-"))
+        if (("postfix", work) in res) or (("minimail", work) in res):
+            rows.append((label, cell("postfix"), cell("minimail"), ""))
+
+    n = (res.get(("minimail", "outbound")) or res.get(("postfix", "outbound")) or {}).get("messages", "?")
+    n = f"{int(n):,}" if str(n).isdigit() else n
+    w = "outbound"
+    row(f"{n} msgs of 4 KiB to 100 domains (100 MX hosts): submit 250 -> remote 250 rate", w,
+        "rate", "msg/s")
+    row("  queue delay (submit 250 -> remote 250), p50", w, "p50_ms", "ms", higher=False)
+    row("  queue delay, p99", w, "p99_ms", "ms", higher=False)
+    row("  queue delay, max", w, "max_ms", "ms", higher=False)
+    row("  end of DATA -> remote 250, p50 (includes accepting)", w, "from_dot_p50_ms", "ms",
+        higher=False)
+    row("  end of DATA -> remote 250, p99", w, "from_dot_p99_ms", "ms", higher=False)
+    early("  delivered before the submitter read its 250 (counted 0)", w)
+    row("  submission alone (16 sessions, PIPELINING)", w, "submit_rate", "msg/s")
+    conns("  connections to the MX hosts (messages per connection)", w)
+    w = "outbound paced"
+    r = res.get(("minimail", w)) or res.get(("postfix", w)) or {}
+    row(f"Same at an offered {r.get('offered', '?')}: queue delay p50", w, "p50_ms", "ms",
+        higher=False)
+    row("  queue delay, p99", w, "p99_ms", "ms", higher=False)
+    row("  queue delay, max", w, "max_ms", "ms", higher=False)
+    row("  end of DATA -> remote 250, p50 (includes accepting)", w, "from_dot_p50_ms", "ms",
+        higher=False)
+    row("  end of DATA -> remote 250, p99", w, "from_dot_p99_ms", "ms", higher=False)
+    early("  delivered before the submitter read its 250 (counted 0)", w)
+    conns("  connections to the MX hosts (messages per connection)", w)
+    w = "outbound held"
+    row("Same, MX hosts hold connections until all is queued: drain rate of the full queue", w,
+        "rate", "msg/s")
+    row("  release -> remote 250, p99", w, "p99_ms", "ms", higher=False)
+    conns("  connections to the MX hosts (messages per connection)", w)
+    for w, what in (("outbound", "rate"), ("outbound held", "drain rate of the full queue")):
+        p, m = get("postfix", w, "rate"), get("minimail-c100", w, "rate")
+        if m is not None:
+            rows.append((f"minimail with Postfix's limits (100 connections, 20 per destination): "
+                         f"{what}", fmt(p, "msg/s"),
+                         fmt(m, "msg/s"), ratio(m, p, True)))
+    w = "outbound one-mx"
+    row("Every domain's MX one address (mailbench sink): rate", w, "rate", "msg/s")
+    row("  queue delay, p99", w, "p99_ms", "ms", higher=False)
+    conns("  connections to the MX host (messages per connection)", w)
+    row("Every domain's MX one address (smtp-sink -c): rate", "outbound smtp-sink", "rate",
+        "msg/s")
+    if rows:
+        print("\n| outbound (issue 15) | Postfix | minimail | minimail vs Postfix |")
+        print("| --- | --- | --- | --- |")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    rss = res.get(("minimail", "outbound rss")) or {}
+    q = res.get(("minimail", "outbound rss queue")) or {}
+    if rss and not rss.get("error"):
+        queued = q.get("queued")
+        queued = f"{queued:,}" if isinstance(queued, int) else "?"
+        print(f"\nRSS check: minimail with {queued} messages queued for a destination "
+              f"that refuses connections (store {q.get('store_mib', '?')} MiB): VmRSS "
+              f"{q.get('rss_before_mib', '?')} MiB before, peak {rss.get('rss_peak_mib', '?')} MiB "
+              f"(anon {rss.get('rss_peak_anon_mib', '?')}, file {rss.get('rss_peak_file_mib', '?')}), "
+              f"{rss.get('rss_end_mib', '?')} MiB at the end, high-water mark "
+              f"{rss.get('hwm_mib', '?')} MiB; queued at {float(rss.get('rate', 0)):,.0f} msg/s.")
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod dkim;
 mod queue;
 mod sendmail;
 mod tls;
@@ -42,6 +43,9 @@ enum Cmd {
     /// Look after the store file.
     #[command(subcommand)]
     Store(StoreCmd),
+    /// DKIM signing keys: make one, show the DNS records to publish.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCmd),
     /// The outbound queue: list, show, retry, delete.
     #[command(subcommand)]
     Queue(queue::QueueCmd),
@@ -128,6 +132,15 @@ struct UpArgs {
     /// authenticated mail to them gets 550 5.7.1.
     #[arg(long)]
     no_outbound: bool,
+    /// Check mail from other hosts (SPF, DKIM, ARC, DMARC; DNS from --dns
+    /// or /etc/resolv.conf): an Authentication-Results field on delivery,
+    /// DMARC p=reject refused (550 5.7.1), p=quarantine into Junk.
+    #[arg(long)]
+    verify_inbound: bool,
+    /// Give up on a message's inbound checks after this many seconds
+    /// (results temperror; the message is accepted).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    verify_timeout: u64,
     #[command(flatten)]
     outbound: queue::OutboundArgs,
     /// Seconds of silence during IMAP IDLE after which `* OK Still here`
@@ -217,6 +230,7 @@ fn main() {
         Some(Cmd::Cert(c)) => cert(c),
         Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
         Some(Cmd::Queue(q)) => queue::run(q),
+        Some(Cmd::Dkim(d)) => dkim::run(d),
         Some(Cmd::Sendmail { args }) => std::process::exit(sendmail::run(&args)),
     };
     if let Err(e) = res {
@@ -301,7 +315,38 @@ fn up(a: UpArgs) -> Result<()> {
         tls: tls.clone(),
         ..defaults
     };
+    // DKIM: each domain's active key signs its authenticated users' mail.
+    let dkim_keys = store
+        .read_sync(|r| r.dkim_keys(None))
+        .context("cannot read the DKIM keys")?;
+    let signer = mailauth::Signer::new(&dkim_keys).context("cannot load a DKIM key")?;
+    for k in dkim_keys.iter().filter(|k| k.active) {
+        log::info!(
+            "DKIM: signing as {} with selector {} ({})",
+            k.domain,
+            k.selector,
+            k.algorithm
+        );
+    }
+    let dkim = (!signer.is_empty()).then(|| std::sync::Arc::new(signer));
+    let verifier = if a.verify_inbound {
+        let v = mailauth::Verifier::new(
+            &a.hostname,
+            a.outbound.dns,
+            std::time::Duration::from_secs(a.verify_timeout.max(1)),
+        )
+        .context("cannot set up the inbound checks")?;
+        log::info!(
+            "inbound checks on (SPF, DKIM, ARC, DMARC) as {}",
+            a.hostname
+        );
+        Some(std::sync::Arc::new(v))
+    } else {
+        None
+    };
     let smtp_cfg = smtpd::Config {
+        dkim,
+        verifier,
         hostname: a.hostname.clone(),
         domains: a.domains.clone(),
         max_message_size: a.max_message_size,

@@ -520,11 +520,24 @@ fn minimail_and_postfix_exchange_mail_both_ways() {
     let mua = mua();
     let dir = tempfile::tempdir().unwrap();
     let port = shared_port();
+    // a.test signs its mail (issue 17); the key's record is in the DNS.
+    let keygen = Command::new(BIN)
+        .args(["dkim", "keygen", "a.test", "--selector", "pf", "--db"])
+        .arg(dir.path().join("a.test.db"))
+        .output()
+        .unwrap();
+    let keygen = check(keygen, "minimail dkim keygen");
+    let record = String::from_utf8_lossy(&keygen.stdout)
+        .split('"')
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let dns = Dnsmasq::start(&[
         "--mx-host=a.test,mx.a.test,10".into(),
         "--host-record=mx.a.test,127.0.0.2".into(),
         "--mx-host=p.test,mx.p.test,10".into(),
         "--host-record=mx.p.test,127.0.0.4".into(),
+        format!("--txt-record=pf._domainkey.a.test,{record}"),
     ]);
     let pf = Postfix::start(
         postfix,
@@ -553,6 +566,12 @@ fn minimail_and_postfix_exchange_mail_both_ways() {
     let msg = &got[0];
     assert_eq!(headers(msg, "Subject"), ["hello Postfix"], "{msg}");
     assert!(msg.contains("from minimail to p.test"), "{msg}");
+    // The signature minimail made still verifies after Postfix's hop and
+    // delivery (dkimpy, keys from the DNS).
+    assert!(
+        testkit::dkim::dkimpy_verifies(msg.as_bytes(), dns.addr),
+        "DKIM broken in transit:\n{msg}"
+    );
     let received = headers(msg, "Received");
     // The newest Received is Postfix's, for the hop from minimail, which
     // used STARTTLS; below it minimail's own from the submission.

@@ -182,6 +182,8 @@ pub enum CommandBody {
     Logout,
     /// `STARTTLS` (recognised so that it can be refused clearly)
     StartTls,
+    /// `COMPRESS mechanism` (RFC 4978 §3), the mechanism upper-cased.
+    Compress(String),
     /// `LOGIN user password`
     Login {
         /// The login name (a full address).
@@ -400,6 +402,7 @@ impl CommandBody {
             CommandBody::Noop => "NOOP",
             CommandBody::Logout => "LOGOUT",
             CommandBody::StartTls => "STARTTLS",
+            CommandBody::Compress(_) => "COMPRESS",
             CommandBody::Login { .. } => "LOGIN",
             CommandBody::Authenticate { .. } => "AUTHENTICATE",
             CommandBody::Select { .. } => "SELECT",

@@ -49,6 +49,7 @@ impl ImapSession {
                         let text = format!("Line too long (limit {max_line} octets)");
                         self.cx
                             .status(tag.as_deref(), Status::Bad, Some(Code::TooBig), &text);
+                        crate::op::compress::cut_if_compressed(self, io, true);
                     }
                     Frame::LiteralTooBig { tag } => {
                         if let Some(t) = &mut self.cx.tracer {
@@ -65,6 +66,8 @@ impl ImapSession {
                         );
                         self.cx
                             .status(tag.as_deref(), Status::Bad, Some(Code::TooBig), &text);
+                        let skipping = self.cx.framer.in_progress();
+                        crate::op::compress::cut_if_compressed(self, io, skipping);
                     }
                     Frame::Command(bytes) => {
                         let parsed = parse_command(&bytes);

@@ -4,9 +4,9 @@
 //! SORT=DISPLAY, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES, ESEARCH,
 //! SEARCHRES, CONTEXT=SEARCH, ESORT, CONTEXT=SORT, LIST-EXTENDED,
 //! LIST-STATUS, NOTIFY, BINARY, MULTIAPPEND, CATENATE, URLAUTH,
-//! URLAUTH=BINARY, STATUS=SIZE, WITHIN, SAVEDATE, UNAUTHENTICATE,
-//! CREATE-SPECIAL-USE, PREVIEW, APPENDLIMIT; IDLE keepalives in
-//! `keepalive.rs`), STARTTLS (§6.2.1)
+//! URLAUTH=BINARY, COMPRESS=DEFLATE, STATUS=SIZE, WITHIN, SAVEDATE,
+//! UNAUTHENTICATE, CREATE-SPECIAL-USE, PREVIEW, APPENDLIMIT; IDLE
+//! keepalives in `keepalive.rs`), STARTTLS (§6.2.1)
 //! and implicit TLS (RFC 8314) through netloop, AUTHENTICATE PLAIN and
 //! LOGIN, and LOGINDISABLED for plaintext credentials from non-local
 //! clients (§6.2.3).
@@ -54,6 +54,8 @@ STATUS=SIZE WITHIN SAVEDATE UNAUTHENTICATE CREATE-SPECIAL-USE PREVIEW";
 /// sent (§6.2.3); after login neither (they no longer apply).
 pub fn capabilities(tls: netloop::TlsState, plaintext_ok: bool, authenticated: bool) -> String {
     let mut caps = CAPABILITIES.to_owned();
+    // RFC 4978; the command itself is valid only once authenticated.
+    caps.push_str(" COMPRESS=DEFLATE");
     if authenticated {
         return caps;
     }

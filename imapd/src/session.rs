@@ -318,6 +318,10 @@ impl netloop::Session for ImapSession {
     fn on_eof(&mut self, _io: &mut Io<'_, Done>) -> Step {
         Step::Close
     }
+
+    fn on_input_error(&mut self, io: &mut Io<'_, Done>, error: &str) -> Step {
+        crate::op::compress::corrupt_input(self, io, error)
+    }
 }
 
 impl Drop for ImapSession {

@@ -328,6 +328,7 @@ mod tests {
             user: "u@x".into(),
             password: "pw".into(),
             mailbox: "INBOX".into(),
+            compress: false,
         }
     }
 

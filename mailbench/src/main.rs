@@ -8,6 +8,7 @@ mod hostile;
 mod idle;
 mod imap;
 mod maildir;
+mod outbound;
 mod smtp;
 mod stats;
 
@@ -60,6 +61,67 @@ enum Cmd {
         /// Postfix's SMTP client does.
         #[arg(long)]
         pipeline: bool,
+    },
+    /// Outbound delivery (queue to remote `250`): submit N messages to
+    /// recipients in D domains and time their arrival at the domains' MX
+    /// host (mailbench's own sink, or smtp-sink's counter).
+    Outbound {
+        /// The MTA's address to submit to (minimail's submission port,
+        /// Postfix's smtpd).
+        #[arg(long, default_value = "127.0.0.1:5870")]
+        submit: String,
+        /// AUTH PLAIN as this user before sending (minimail's submission
+        /// port requires AUTH; Postfix relays for mynetworks without).
+        #[arg(long)]
+        user: Option<String>,
+        /// Password for --user.
+        #[arg(long, env = "MAILBENCH_PASSWORD", default_value = "bench")]
+        password: String,
+        /// Envelope sender (minimail wants the --user's own address).
+        #[arg(long, default_value = "bench@localhost")]
+        from: String,
+        /// Messages in total.
+        #[arg(long, default_value_t = 10000)]
+        messages: u64,
+        /// Message size in bytes.
+        #[arg(long, default_value_t = 4096)]
+        size: usize,
+        /// Recipient domains (message n goes to domain n mod D).
+        #[arg(long, default_value_t = 100)]
+        domains: u32,
+        /// Domain names; `{}` is replaced by 0..D-1.
+        #[arg(long, default_value = "d{}.test")]
+        domain_format: String,
+        /// Concurrent submission sessions (one connection each, PIPELINING).
+        #[arg(long, default_value_t = 16)]
+        sessions: usize,
+        /// Offer messages at this rate (per second, all sessions together)
+        /// instead of as fast as they are accepted.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Be the remote host: listen on this IPv4 address and port (and
+        /// on the next --sink-ips - 1 addresses, same port) and time every
+        /// message's `250`.
+        #[arg(long, conflicts_with = "sink_counter")]
+        sink: Option<std::net::SocketAddr>,
+        /// Consecutive addresses the sink listens on (one per MX host).
+        #[arg(long, default_value_t = 1)]
+        sink_ips: u32,
+        /// Hold the sink's connections before their greeting until every
+        /// message is queued: the rate is then a full queue's drain.
+        #[arg(long, requires = "sink")]
+        hold: bool,
+        /// The remote host is smtp-sink run with `-c`, its standard output
+        /// in this file: only the time the last message arrived is known.
+        #[arg(long, value_name = "FILE")]
+        sink_counter: Option<std::path::PathBuf>,
+        /// Longest wait for the deliveries, in seconds from the start.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// Without a sink: keep watching --server-pid's memory this many
+        /// seconds after the last message is queued.
+        #[arg(long, default_value_t = 0)]
+        linger: u64,
     },
     /// Write the messages `imap populate` would APPEND as a Maildir folder
     /// (for Maildir servers such as Dovecot: a 100,000-message mailbox
@@ -164,6 +226,11 @@ struct ImapArgs {
     /// Mailbox to work on.
     #[arg(long, default_value = "INBOX")]
     mailbox: String,
+    /// COMPRESS=DEFLATE (RFC 4978) after LOGIN, in the sessions of the
+    /// timed workloads (select, fetch-meta, search, store, body, sort,
+    /// thread).
+    #[arg(long)]
+    compress: bool,
 }
 
 impl ImapArgs {
@@ -173,6 +240,7 @@ impl ImapArgs {
             user: self.user,
             password: self.password,
             mailbox: self.mailbox,
+            compress: self.compress,
         }
     }
 }
@@ -189,6 +257,10 @@ enum ImapWork {
         /// APPENDs in flight.
         #[arg(long, default_value_t = 32)]
         window: usize,
+        /// Bodies of random words (compressing about as well as mail
+        /// text does), instead of one repeated line.
+        #[arg(long)]
+        varied: bool,
     },
     /// Connect + LOGIN + SELECT, repeated.
     Select {
@@ -254,10 +326,12 @@ impl ImapWork {
                 count,
                 size,
                 window,
+                varied,
             } => W::Populate {
                 count,
                 size,
                 window,
+                varied,
             },
             ImapWork::Select { repeat } => W::Select { repeat },
             ImapWork::FetchMeta { repeat } => W::FetchMeta { repeat },
@@ -331,6 +405,50 @@ fn main() -> Result<()> {
             reuse,
             pipeline,
             acks: None,
+        })?,
+        Cmd::Outbound {
+            submit,
+            user,
+            password,
+            from,
+            messages,
+            size,
+            domains,
+            domain_format,
+            sessions,
+            rate,
+            sink,
+            sink_ips,
+            hold,
+            sink_counter,
+            timeout,
+            linger,
+        } => outbound::run(outbound::Opts {
+            plan: outbound::Plan {
+                addr: submit,
+                auth: user.map(|u| (u, password)),
+                from,
+                messages,
+                size,
+                domains,
+                domain_format,
+                sessions,
+                rate,
+                run: outbound::run_id(),
+            },
+            dest: match (sink, sink_counter) {
+                (Some(first), _) => outbound::Dest::Own {
+                    first,
+                    ips: sink_ips,
+                    hold,
+                },
+                (None, Some(file)) => outbound::Dest::Counter(file),
+                (None, None) => outbound::Dest::None {
+                    linger: std::time::Duration::from_secs(linger),
+                },
+            },
+            timeout: std::time::Duration::from_secs(timeout),
+            server_pid: cli.server_pid,
         })?,
         Cmd::Imap { target, work } => imap::run(&target.target(), &work.workload())?,
         Cmd::E2e {

@@ -30,7 +30,8 @@ pub struct Report {
     pub unit: String,
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` quantile (0..=1) of `sorted`, in milliseconds.
+pub fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -84,20 +85,22 @@ impl Report {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         println!("mailbench {} ({})", self.mode, params.join(" "));
-        println!("  {:<14} {:>12}", "ok", self.ok);
-        println!("  {:<14} {:>12}", "failed", self.failed);
-        println!("  {:<14} {:>12.3}", "seconds", secs);
-        println!("  {:<14} {:>12.1}", self.unit, rate);
-        println!("  {:<14} {:>12.2}", "p50 ms", p50);
-        println!("  {:<14} {:>12.2}", "p90 ms", p90);
-        println!("  {:<14} {:>12.2}", "p99 ms", p99);
-        println!("  {:<14} {:>12.2}", "max ms", max);
+        // Names longer than the usual 14 columns widen the table.
+        let w = self.extra.iter().map(|(k, _)| k.len()).fold(14, usize::max);
+        println!("  {:<w$} {:>12}", "ok", self.ok);
+        println!("  {:<w$} {:>12}", "failed", self.failed);
+        println!("  {:<w$} {:>12.3}", "seconds", secs);
+        println!("  {:<w$} {:>12.1}", self.unit, rate);
+        println!("  {:<w$} {:>12.2}", "p50 ms", p50);
+        println!("  {:<w$} {:>12.2}", "p90 ms", p90);
+        println!("  {:<w$} {:>12.2}", "p99 ms", p99);
+        println!("  {:<w$} {:>12.2}", "max ms", max);
         for (k, v) in &self.extra {
-            println!("  {:<14} {:>12}", k, v);
+            println!("  {:<w$} {:>12}", k, v);
         }
-        println!("  {:<14} {:>11.0}%", "client cpu", client_util);
+        println!("  {:<w$} {:>11.0}%", "client cpu", client_util);
         if let Some(s) = server_util {
-            println!("  {:<14} {:>11.0}%", "server cpu", s);
+            println!("  {:<w$} {:>11.0}%", "server cpu", s);
             if client_util > s {
                 println!(
                     "  NOTE: the load tool used more CPU than the server: it may be the bottleneck"

@@ -116,6 +116,7 @@
 
 mod check;
 pub mod date;
+mod dkim;
 mod error;
 mod health;
 mod indexer;
@@ -141,13 +142,7 @@ mod types;
 mod writer;
 
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
-
-/// Text of `bytes` in the MIME charset `charset` (RFC 2046 §4.1.2), read
-/// as the search index reads message text: a missing or unknown charset is
-/// UTF-8, or Latin-1 where the octets are not UTF-8.
-pub fn charset_text(bytes: &[u8], charset: Option<&str>) -> String {
-    mime::header::charset_text(bytes, charset)
-}
+pub use dkim::DkimKey;
 pub use error::{Result, StoreError};
 pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
@@ -157,7 +152,7 @@ pub use reader::{MailboxSummary, Reader};
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
 pub use search::Query;
-pub use store::{OpenOptions, Store};
+pub use store::{OpenOptions, Store, SYNC_READERS};
 pub use tombstones::DEFAULT_MAX_TOMBSTONES;
 pub use tx::{Tx, DEFAULT_MAILBOXES};
 pub use tx_deliver::PreparedMessage;
@@ -167,3 +162,10 @@ pub use types::{
 };
 pub use writer::Committed;
 pub use writer::MAX_BATCH;
+
+/// Text of `bytes` in the MIME charset `charset` (RFC 2046 §4.1.2), read
+/// as the search index reads message text: a missing or unknown charset is
+/// UTF-8, or Latin-1 where the octets are not UTF-8.
+pub fn charset_text(bytes: &[u8], charset: Option<&str>) -> String {
+    mime::header::charset_text(bytes, charset)
+}

@@ -81,7 +81,7 @@ pub struct Queued {
 
 const QUEUED_COLUMNS: &str = "r.id, r.msg_id, m.qid, m.sender, r.addr, r.domain, r.notify, \
      r.orcpt, m.ret, m.envid, r.attempts, m.created, r.next_try, r.last_error, r.warned, \
-     length(m.raw)";
+     m.size";
 
 fn queued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
     Ok(Queued {
@@ -124,8 +124,8 @@ impl Tx<'_> {
         let now = crate::tx::now();
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO outq_msg(qid, sender, raw, created, ret, envid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![msg.qid, msg.sender, msg.raw, now, msg.ret, msg.envid],
+            "INSERT INTO outq_msg(qid, sender, size, created, ret, envid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![msg.qid, msg.sender, msg.raw.len() as i64, now, msg.ret, msg.envid],
         )
         .map_err(|e| {
             if crate::query::is_unique_violation(&e) {
@@ -135,6 +135,8 @@ impl Tx<'_> {
             }
         })?;
         let id = conn.last_insert_rowid();
+        conn.prepare_cached("INSERT INTO outq_body(msg_id, raw) VALUES (?1, ?2)")?
+            .execute(params![id, msg.raw])?;
         let mut stmt = conn.prepare_cached(
             "INSERT INTO outq_rcpt(msg_id, addr, domain, notify, orcpt, next_try) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
@@ -276,9 +278,11 @@ impl Reader {
     pub fn queue_raw(&self, msg_id: i64) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn()
-            .query_row("SELECT raw FROM outq_msg WHERE id = ?1", [msg_id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT raw FROM outq_body WHERE msg_id = ?1",
+                [msg_id],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -289,9 +293,11 @@ impl Reader {
     pub fn queue_raw_by_qid(&self, qid: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn()
-            .query_row("SELECT raw FROM outq_msg WHERE qid = ?1", [qid], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT b.raw FROM outq_body b JOIN outq_msg m ON m.id = b.msg_id WHERE m.qid = ?1",
+                [qid],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 }

@@ -156,9 +156,37 @@ CREATE TABLE IF NOT EXISTS outq_rcpt(
 CREATE INDEX IF NOT EXISTS outq_rcpt_due ON outq_rcpt(next_try);
 CREATE INDEX IF NOT EXISTS outq_rcpt_msg ON outq_rcpt(msg_id);
 "#,
-    // v7: when each entry was saved in its mailbox (unix seconds; IMAP's
+    // v7: DKIM signing keys (see dkim.rs), by domain and selector; one
+    // active per domain signs, the others stay for rotation.
+    r#"
+CREATE TABLE IF NOT EXISTS dkim_keys(
+    domain TEXT NOT NULL COLLATE NOCASE,
+    selector TEXT NOT NULL COLLATE NOCASE,
+    algorithm TEXT NOT NULL,
+    private_key BLOB NOT NULL,
+    public_key BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(domain, selector)
+);
+"#,
+    // v8: queued message bodies in a table of their own, so the delivery
+    // engine's scans of due recipients (which want the message's created
+    // time, RET and ENVID) never read a body's overflow pages; the size is
+    // kept beside the envelope.
+    r#"
+ALTER TABLE outq_msg ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE outq_msg SET size = length(raw);
+CREATE TABLE IF NOT EXISTS outq_body(
+    msg_id INTEGER PRIMARY KEY REFERENCES outq_msg(id) ON DELETE CASCADE,
+    raw BLOB NOT NULL
+);
+INSERT INTO outq_body(msg_id, raw) SELECT id, raw FROM outq_msg;
+ALTER TABLE outq_msg DROP COLUMN raw;
+"#,
+    // v9: when each entry was saved in its mailbox (unix seconds; IMAP's
     // SAVEDATE, RFC 8514): set by delivery, APPEND, COPY and MOVE. NULL for
-    // entries saved before v7: not known (FETCH SAVEDATE gives NIL, the
+    // entries saved before v9: not known (FETCH SAVEDATE gives NIL, the
     // SAVED* search keys use the internal date).
     r#"
 ALTER TABLE entries ADD COLUMN saved INTEGER;

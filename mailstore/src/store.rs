@@ -32,6 +32,8 @@ use crate::tx::Tx;
 use crate::types::MailboxId;
 use crate::writer::{self, Committed, Listeners};
 
+/// Connections [`Store::read_sync`] keeps for reuse.
+pub const SYNC_READERS: usize = 4;
 /// Lock a mutex, going on past a panic of another holder.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -43,7 +45,7 @@ struct Inner {
     readers: Mutex<Option<Sender<ReadJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     listeners: Listeners,
-    sync_reader: Mutex<Option<Reader>>,
+    sync_readers: Mutex<Vec<Reader>>,
     health: Arc<Health>,
 }
 
@@ -199,7 +201,7 @@ impl Store {
                 readers: Mutex::new(Some(rtx)),
                 threads: Mutex::new(threads),
                 listeners,
-                sync_reader: Mutex::new(None),
+                sync_readers: Mutex::new(Vec::new()),
                 health,
             }),
         })
@@ -288,21 +290,33 @@ impl Store {
     }
 
     /// Blocking read on the calling thread with a cached extra connection
-    /// (for the CLI and tests; never call it from an event loop).
+    /// (for the CLI, tests and threads of their own such as the outbound
+    /// engine's workers; never call it from an event loop). Up to
+    /// [`SYNC_READERS`] connections are kept for concurrent callers, so
+    /// they do not open a connection per call.
     pub fn read_sync<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         if lock(&self.inner.writer).is_none() {
             return Err(StoreError::Closed);
         }
-        let cached = lock(&self.inner.sync_reader).take();
+        let cached = lock(&self.inner.sync_readers).pop();
         let reader = match cached {
             Some(r) => r,
-            None => Reader::new(schema::connect(&self.inner.path, false)?)?,
+            None => {
+                let r = Reader::new(schema::connect(&self.inner.path, false)?)?;
+                // Up to SYNC_READERS of these live at once: a small page
+                // cache each keeps memory bounded (RSS with a big queue).
+                r.conn().execute_batch("PRAGMA cache_size = -2048;")?;
+                r
+            }
         };
         let res = reader.snapshot(f);
         if let Err(e) = &res {
             self.inner.health.saw(e);
         }
-        *lock(&self.inner.sync_reader) = Some(reader);
+        let mut pool = lock(&self.inner.sync_readers);
+        if pool.len() < SYNC_READERS {
+            pool.push(reader);
+        }
         res
     }
 

@@ -90,7 +90,7 @@ impl Tx<'_> {
     /// for an unknown recipient id (then nothing of the job is stored).
     pub fn deliver(&mut self, msg: &NewMessage, recipients: &[UserId]) -> Result<Delivered> {
         let meta = Meta::parse(&msg.raw)?;
-        self.deliver_parts(&msg.raw, msg.internal_date, &meta, recipients)
+        self.deliver_parts(&msg.raw, msg.internal_date, &meta, recipients, "INBOX")
     }
 
     /// [`Tx::deliver`] for a message parsed beforehand with
@@ -103,7 +103,22 @@ impl Tx<'_> {
         msg: &PreparedMessage,
         recipients: &[UserId],
     ) -> Result<Delivered> {
-        self.deliver_parts(&msg.raw, msg.internal_date, &msg.meta, recipients)
+        self.deliver_parts(&msg.raw, msg.internal_date, &msg.meta, recipients, "INBOX")
+    }
+
+    /// [`Tx::deliver_prepared`] into each recipient's `mailbox` instead of
+    /// the INBOX (e.g. "Junk" for mail a DMARC policy quarantines); the
+    /// mailbox is created if missing ("Junk" with the `\Junk` use).
+    ///
+    /// # Errors
+    /// As [`Tx::deliver`].
+    pub fn deliver_prepared_to(
+        &mut self,
+        msg: &PreparedMessage,
+        recipients: &[UserId],
+        mailbox: &str,
+    ) -> Result<Delivered> {
+        self.deliver_parts(&msg.raw, msg.internal_date, &msg.meta, recipients, mailbox)
     }
 
     fn deliver_parts(
@@ -112,6 +127,7 @@ impl Tx<'_> {
         internal_date: i64,
         meta: &Meta,
         recipients: &[UserId],
+        mailbox: &str,
     ) -> Result<Delivered> {
         let mut users: Vec<UserId> = Vec::with_capacity(recipients.len());
         for r in recipients {
@@ -125,13 +141,17 @@ impl Tx<'_> {
         let message_id = self.insert_message(raw, internal_date, meta)?;
         let mut entries = Vec::with_capacity(users.len());
         for user in users {
-            let inbox = match query::mailbox(self.conn(), user, "INBOX")? {
+            let inbox = match query::mailbox(self.conn(), user, mailbox)? {
                 Some(mb) => mb.id,
                 None => {
                     if query::user_by_id(self.conn(), user)?.is_none() {
                         return Err(StoreError::NotFound(format!("user {user}")));
                     }
-                    self.create_mailbox(user, "INBOX", None)?
+                    let special = crate::tx::DEFAULT_MAILBOXES
+                        .iter()
+                        .find(|(name, _)| *name == mailbox)
+                        .and_then(|(_, special)| *special);
+                    self.create_mailbox(user, mailbox, special)?
                 }
             };
             let uid = self.add_entry(inbox, message_id, &Flags::empty())?;

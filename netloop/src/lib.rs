@@ -13,7 +13,9 @@
 //!
 //! TLS (rustls) is the loop's business too, so that sessions only ever see
 //! plaintext: listeners may be implicit-TLS, and a session switches a plain
-//! connection to TLS with [`Io::start_tls`] (STARTTLS). Abuse limits that
+//! connection to TLS with [`Io::start_tls`] (STARTTLS). Likewise DEFLATE
+//! (IMAP COMPRESS, RFC 4978): [`Io::start_compress`] puts a compression
+//! layer under the session's buffers, inside TLS when TLS is on. Abuse limits that
 //! are not about any protocol live here as well: connections in total and
 //! per address, a per-command deadline against clients that trickle bytes
 //! (slow loris), and the failed-login [`Throttle`].
@@ -38,11 +40,14 @@
 //! - `signals.rs`: [`shutdown_on_signals`] (SIGTERM / SIGINT).
 //! - `throttle.rs`: the failed-login [`Throttle`].
 //! - `tls.rs`: [`TlsConfig`] from PEM files, self-signed certificates.
+//! - `deflate.rs`: the DEFLATE layer [`Io::start_compress`] turns on, its
+//!   bounded buffers and its fixed memory cost.
 //! - `testing.rs`: a socket-less driver for session tests, and a TLS
 //!   client configuration for tests.
 
 mod buf;
 pub mod cli;
+pub mod deflate;
 mod server;
 mod signals;
 pub mod testing;
@@ -88,7 +93,9 @@ impl ConnInfo {
 /// Where a connection stands with TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsState {
-    /// Plaintext, and the server has no certificate: STARTTLS is unavailable.
+    /// Plaintext, and STARTTLS is unavailable: the server has no
+    /// certificate, or compression is on ([`Io::start_compress`]; TLS
+    /// cannot be put under a compressed stream, RFC 4978 §3/§6).
     Unavailable,
     /// Plaintext; [`Io::start_tls`] may switch it.
     Available,
@@ -150,7 +157,19 @@ pub struct Io<'a, D> {
     pub(crate) shutting_down: bool,
     pub(crate) tls: TlsState,
     pub(crate) start_tls: &'a mut bool,
+    pub(crate) compressed: bool,
+    pub(crate) start_compress: &'a mut Option<CompressStart>,
     pub(crate) timers: &'a mut Vec<(Duration, D)>,
+}
+
+/// What [`Io::start_compress`] hands the loop: where compression begins.
+#[derive(Debug, Default)]
+pub(crate) struct CompressStart {
+    /// Octets of output queued before the call: they go out uncompressed.
+    pub(crate) raw_out: usize,
+    /// Input received after the command and not consumed: already
+    /// compressed, so it is inflated first.
+    pub(crate) pending_in: Vec<u8>,
 }
 
 impl<D: Send + 'static> Io<'_, D> {
@@ -189,13 +208,45 @@ impl<D: Send + 'static> Io<'_, D> {
     /// session must stop handling input for this callback. Returns false
     /// (and changes nothing) when TLS is unavailable or already on.
     pub fn start_tls(&mut self) -> bool {
-        if self.tls != TlsState::Available {
+        if self.tls != TlsState::Available || self.compressed() {
             return false;
         }
         *self.start_tls = true;
         self.input.clear();
         self.tls = TlsState::Active;
         true
+    }
+
+    /// Compress the rest of this connection both ways with raw DEFLATE
+    /// (RFC 1951), as IMAP COMPRESS=DEFLATE asks (RFC 4978 §3): the output
+    /// queued so far (the tagged OK) is sent as it is, everything queued
+    /// after it is compressed, with a sync flush at the end of each burst.
+    /// Every byte the client sent after the command and the session has
+    /// not consumed is compressed data: it is taken out of `input` now and
+    /// inflated back into it on the next turn of the loop, so the session
+    /// must stop reading input for this callback. On a TLS connection
+    /// compression runs inside TLS. Returns false (and changes nothing)
+    /// when compression is already on or STARTTLS was accepted in this
+    /// callback. See `deflate.rs` for the memory this costs.
+    pub fn start_compress(&mut self) -> bool {
+        if self.compressed() || *self.start_tls {
+            return false;
+        }
+        let pending_in = self.input.take(self.input.len());
+        self.input.clear();
+        *self.start_compress = Some(CompressStart {
+            raw_out: self.out.len(),
+            pending_in,
+        });
+        if self.tls == TlsState::Available {
+            self.tls = TlsState::Unavailable;
+        }
+        true
+    }
+
+    /// True once compression is on ([`Io::start_compress`] was accepted).
+    pub fn compressed(&self) -> bool {
+        self.compressed || self.start_compress.is_some()
     }
 
     /// Deliver `value` to this session's [`Session::on_done`] after `delay`,
@@ -247,6 +298,14 @@ pub trait Session: 'static {
 
     /// The peer closed its sending side. Default: close once output is sent.
     fn on_eof(&mut self, _io: &mut Io<'_, Self::Done>) -> Step {
+        Step::Close
+    }
+
+    /// The peer's compressed stream is corrupt (after
+    /// [`Io::start_compress`]): nothing more can be read from it. Queue a
+    /// goodbye if the protocol has one; the connection is closed once it is
+    /// flushed, whatever this returns. Input already inflated is dropped.
+    fn on_input_error(&mut self, _io: &mut Io<'_, Self::Done>, _error: &str) -> Step {
         Step::Close
     }
 }

@@ -6,7 +6,8 @@
 //! - `accept.rs`: accepting, the total and per-IP connection limits, and
 //!   removing a connection;
 //! - `conn.rs`: one connection — reading into its buffers, writing out, the
-//!   TLS pump, STARTTLS, edge-triggered read-again and the closing drain;
+//!   TLS pump, STARTTLS, the DEFLATE layer (COMPRESS), edge-triggered
+//!   read-again and the closing drain;
 //! - `timers.rs`: idle and per-command deadlines, [`Io::complete_after`]
 //!   timers, and delivering completions to [`Session::on_done`];
 //! - `shutdown.rs`: [`ShutdownHandle`] and the graceful shutdown.
@@ -18,6 +19,7 @@ mod timers;
 
 pub use shutdown::ShutdownHandle;
 
+use crate::deflate::Deflate;
 use crate::tls::TlsConfig;
 use crate::{ConnId, Io, Service, Session, Step, TlsState};
 use conn::Conn;
@@ -272,14 +274,16 @@ impl<S: Service> Server<S> {
             return;
         };
         let before = c.timeout;
+        let compressed = c.deflate.is_some();
         let tls = if c.tls.is_some() || c.tls_pending {
             TlsState::Active
-        } else if self.config.tls.is_some() {
+        } else if self.config.tls.is_some() && !compressed {
             TlsState::Available
         } else {
             TlsState::Unavailable
         };
         let mut start_tls = false;
+        let mut start_compress = None;
         let mut timers = Vec::new();
         let mut io = Io {
             input: &mut c.input,
@@ -290,6 +294,8 @@ impl<S: Service> Server<S> {
             shutting_down,
             tls,
             start_tls: &mut start_tls,
+            compressed,
+            start_compress: &mut start_compress,
             timers: &mut timers,
         };
         let step = f(&mut c.session, &mut io);
@@ -299,6 +305,21 @@ impl<S: Service> Server<S> {
         if start_tls {
             c.tls_pending = true;
             c.stalled_since = None;
+        }
+        if let Some(start) = start_compress {
+            let mut z = Box::new(Deflate::new());
+            // The reply that accepted compression goes out as it is.
+            let raw = start.raw_out.min(c.out.len());
+            z.push_raw(&c.out.as_slice()[..raw]);
+            c.out.advance(raw);
+            z.push_compressed(&start.pending_in);
+            c.deflate = Some(z);
+            c.stalled_since = None;
+            // Inflate what already arrived (and read on) next turn.
+            if !c.read_queued {
+                c.read_queued = true;
+                self.read_again.push(c.info.id);
+            }
         }
         if step == Step::Close && !c.closing {
             c.closing = true;

@@ -29,6 +29,9 @@ pub struct Driver<S: Session> {
     pub tls: TlsState,
     /// Set once the session called `Io::start_tls`.
     pub started_tls: bool,
+    /// Set once the session called `Io::start_compress` (the driver does
+    /// not compress: its buffers stay plaintext).
+    pub compressed: bool,
     /// Values the session scheduled with `Io::complete_after`, not yet delivered.
     pub timers: Vec<(Duration, S::Done)>,
 }
@@ -65,11 +68,13 @@ impl<S: Session> Driver<S> {
             last_step: Step::Continue,
             tls: TlsState::Unavailable,
             started_tls: false,
+            compressed: false,
             timers: Vec::new(),
         }
     }
 
     fn call(&mut self, f: impl FnOnce(&mut S, &mut Io<'_, S::Done>) -> Step) -> Step {
+        let mut start_compress = None;
         let mut io = Io {
             input: &mut self.input,
             out: &mut self.out,
@@ -77,11 +82,20 @@ impl<S: Session> Driver<S> {
             timeout: &mut self.timeout,
             completer: &self.completer,
             shutting_down: false,
-            tls: self.tls,
+            tls: if self.compressed && self.tls == TlsState::Available {
+                TlsState::Unavailable
+            } else {
+                self.tls
+            },
             start_tls: &mut self.started_tls,
+            compressed: self.compressed,
+            start_compress: &mut start_compress,
             timers: &mut self.timers,
         };
         let step = f(&mut self.session, &mut io);
+        if start_compress.is_some() {
+            self.compressed = true;
+        }
         if self.started_tls {
             self.tls = TlsState::Active;
         }

@@ -9,8 +9,15 @@
 #   setup  apt-get install postfix dovecot-imapd (if missing), write configs
 #   start  start both daemons (after setup)
 #   run    run the suite against them (results in $PEERS_DIR/results-*.txt)
-#   stop   stop both daemons
+#   outbound  run only the outbound section (results-outbound.txt)
+#   stop   stop the daemons
 #   all    setup, start, run, stop (the default)
+#
+# The outbound section needs an MTA that relays: a second Postfix instance
+# ("postfix-out", own config and queue, port $OUT_SMTP_PORT) trusts loopback
+# (mynetworks), routes $OUT_DOMAIN to the tool's scripted server on
+# $OUTBOUND_LISTEN by a transport map, retries every second, and delivers
+# reports for alice into the same Dovecot Maildirs.
 #
 # PEERS_STRICT=1 turns on Postfix's smtpd_forbid_bare_newline (not Debian's
 # default), under which the SMTP smuggling cases pass.
@@ -20,6 +27,9 @@ set -euo pipefail
 PEERS_DIR=${PEERS_DIR:-/tmp/ptests-peers}
 SMTP_PORT=${SMTP_PORT:-10025}
 IMAP_PORT=${IMAP_PORT:-10143}
+OUT_SMTP_PORT=${OUT_SMTP_PORT:-10026}
+OUTBOUND_LISTEN=${OUTBOUND_LISTEN:-127.0.0.1:10027}
+OUT_DOMAIN=${OUT_DOMAIN:-remote.test}
 DOMAIN=minimail.test
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORKSPACE=$(cd "$HERE/.." && pwd)
@@ -34,8 +44,9 @@ setup() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix dovecot-imapd
     fi
     mkdir -p "$PEERS_DIR"/{postfix/etc,postfix/spool,postfix/data,postfix/vmail,dovecot/run,dovecot/state,dovecot/mail}
+    mkdir -p "$PEERS_DIR"/postfix-out/{etc,spool,data}
     chown -R "$MAIL_UID:$MAIL_GID" "$PEERS_DIR/postfix/vmail" "$PEERS_DIR/dovecot/mail"
-    chown postfix "$PEERS_DIR/postfix/data"
+    chown postfix "$PEERS_DIR/postfix/data" "$PEERS_DIR/postfix-out/data"
 
     # ---- Postfix: its own config dir, queue and data dirs; virtual mailboxes.
     local pf=$PEERS_DIR/postfix
@@ -100,6 +111,27 @@ anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 EOF
+
+    # ---- Postfix for the outbound section: the same mailboxes, but it
+    # relays for loopback and sends $OUT_DOMAIN to the tool's scripted
+    # server, retrying every second (TLS client: "may", opportunistic).
+    local po=$PEERS_DIR/postfix-out
+    sed -e "s|^queue_directory = .*|queue_directory = $po/spool|" \
+        -e "s|^data_directory = .*|data_directory = $po/data|" \
+        -e "s|^maillog_file = .*|maillog_file = $po/postfix.log|" \
+        -e "s|^mynetworks = .*|mynetworks = 127.0.0.0/8|" \
+        "$pf/etc/main.cf" | grep -v '^smtpd_forbid_bare_newline' >"$po/etc/main.cf"
+    cat >>"$po/etc/main.cf" <<EOF
+transport_maps = texthash:$po/etc/transport
+minimal_backoff_time = 1s
+maximal_backoff_time = 1s
+queue_run_delay = 1s
+smtp_tls_security_level = may
+EOF
+    echo "$OUT_DOMAIN smtp:[${OUTBOUND_LISTEN%:*}]:${OUTBOUND_LISTEN##*:}" >"$po/etc/transport"
+    sed -e "s|^127.0.0.1:$SMTP_PORT |127.0.0.1:$OUT_SMTP_PORT |" "$pf/etc/master.cf" >"$po/etc/master.cf"
+    # The TLS session cache and entropy the smtp client's STARTTLS needs.
+    echo "tlsmgr    unix  - - n 1000? 1 tlsmgr" >>"$po/etc/master.cf"
 
     # ---- Dovecot: own base/state dirs, passwd-file users, Maildir, "/" separator.
     local dc=$PEERS_DIR/dovecot
@@ -168,6 +200,8 @@ service stats {
 }
 protocol imap {
   mail_max_userip_connections = 100
+  # COMPRESS=DEFLATE (RFC 4978), for the 4978-* cases.
+  mail_plugins = \$mail_plugins imap_zlib
 }
 EOF
 }
@@ -175,9 +209,12 @@ EOF
 start() {
     postfix -c "$PEERS_DIR/postfix/etc" check
     postfix -c "$PEERS_DIR/postfix/etc" start
+    postfix -c "$PEERS_DIR/postfix-out/etc" check
+    postfix -c "$PEERS_DIR/postfix-out/etc" start
     dovecot -c "$PEERS_DIR/dovecot/dovecot.conf"
     for _ in $(seq 1 50); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null &&
+            (exec 3<>"/dev/tcp/127.0.0.1/$OUT_SMTP_PORT") 2>/dev/null &&
             (exec 3<>"/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null; then
             return 0
         fi
@@ -189,18 +226,35 @@ start() {
 
 stop() {
     postfix -c "$PEERS_DIR/postfix/etc" stop 2>/dev/null || true
-    if [ -f "$PEERS_DIR/dovecot/run/master.pid" ]; then
-        kill "$(cat "$PEERS_DIR/dovecot/run/master.pid")" 2>/dev/null || true
+    postfix -c "$PEERS_DIR/postfix-out/etc" stop 2>/dev/null || true
+    # Dovecot 2.3 keeps no master.pid in this base_dir; ask it to stop.
+    if [ -f "$PEERS_DIR/dovecot/dovecot.conf" ]; then
+        dovecot -c "$PEERS_DIR/dovecot/dovecot.conf" stop 2>/dev/null || true
     fi
 }
 
-run() {
-    local bin=${PROTOCOL_TESTS_BIN:-}
+binary() {
+    bin=${PROTOCOL_TESTS_BIN:-}
     if [ -z "$bin" ]; then
         (cd "$WORKSPACE" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$WORKSPACE/target-ptests} \
             cargo build -q -p protocol-tests)
         bin=${CARGO_TARGET_DIR:-$WORKSPACE/target-ptests}/debug/protocol-tests
     fi
+}
+
+# The outbound section against postfix-out (reports read from Dovecot).
+outbound() {
+    local bin
+    binary
+    "$bin" --submission "127.0.0.1:$OUT_SMTP_PORT" --imap "127.0.0.1:$IMAP_PORT" \
+        --user "alice@$DOMAIN" --password alice-pw --only outbound/ \
+        --outbound-listen "$OUTBOUND_LISTEN" --outbound-domain "$OUT_DOMAIN" \
+        --outbound-wait 60 --known postfix "$@" | tee "$PEERS_DIR/results-outbound.txt"
+}
+
+run() {
+    local bin
+    binary
     local rc=0
     # postfix: smtp/ cases; dovecot: imap/ cases; both: mixed/ cases
     # (Postfix delivers into Dovecot's Maildirs).
@@ -216,6 +270,7 @@ run() {
             --user2 "bob@$DOMAIN" --password2 bob-pw --domain "$DOMAIN" \
             "$@" | tee "$PEERS_DIR/results-$peer.txt" || rc=1
     done
+    outbound "$@" || rc=1
     return $rc
 }
 
@@ -226,6 +281,7 @@ case "$cmd" in
     start) start ;;
     stop) stop ;;
     run) run "$@" ;;
+    outbound) outbound "$@" ;;
     all)
         setup
         stop
@@ -233,5 +289,5 @@ case "$cmd" in
         trap stop EXIT
         run "$@"
         ;;
-    *) echo "usage: $0 [all|setup|start|stop|run]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|setup|start|stop|run|outbound]" >&2; exit 2 ;;
 esac

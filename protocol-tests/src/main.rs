@@ -1,12 +1,15 @@
 //! `protocol-tests`: runs the conformance transcripts against an SMTP and/or
-//! IMAP server given on the command line and prints PASS/FAIL/SKIP per case
+//! IMAP server given on the command line, and the outbound section (an
+//! MTA's sending side, graded by scripted remote servers) when
+//! `--outbound-listen` is given, and prints PASS/FAIL/SKIP/WARN per case
 //! with its RFC reference, then a summary. Exit status: 0 when no case
 //! failed, 1 when one did, 2 on usage, transcript or probe errors.
 
 use clap::Parser;
 use protocol_tests::exec::Target;
+use protocol_tests::outbound;
 use protocol_tests::report::{self, Format, Summary};
-use protocol_tests::suite::{self, Options};
+use protocol_tests::suite::{self, CaseResult, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,6 +65,29 @@ struct Cli {
     /// List the selected cases and exit.
     #[arg(long)]
     list: bool,
+    /// The MTA's submission service, HOST:PORT, where the outbound section
+    /// submits its messages (AUTH PLAIN as --user when offered, STARTTLS
+    /// when offered). Default: --smtp.
+    #[arg(long)]
+    submission: Option<String>,
+    /// Outbound section: where the tool's scripted remote SMTP server
+    /// listens, HOST:PORT. The MTA under test must route --outbound-domain
+    /// there. Without it the outbound cases SKIP.
+    #[arg(long, requires = "outbound_domain")]
+    outbound_listen: Option<String>,
+    /// Outbound section: the domain the MTA routes to --outbound-listen.
+    #[arg(long, requires = "outbound_listen")]
+    outbound_domain: Option<String>,
+    /// Outbound section: seconds to wait for deliveries, retries and
+    /// reports (set the MTA's retry interval well below it).
+    #[arg(long, default_value_t = 60.0)]
+    outbound_wait: f64,
+    /// Outbound section: seconds during which no retry of a refused
+    /// recipient, duplicate or forbidden report may come. Default: twice
+    /// the longest retry interval observed (5 when none was), at least 2,
+    /// at most --outbound-wait.
+    #[arg(long)]
+    outbound_quiet: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -83,20 +109,54 @@ fn main() -> ExitCode {
         for c in cases.iter().filter(|c| suite::selected(&c.name, &cli.only)) {
             println!("{} (RFC {}) {}", c.name, c.rfc.join(", RFC "), c.title);
         }
+        for c in outbound::cases()
+            .iter()
+            .filter(|c| suite::selected(c.name, &cli.only))
+        {
+            println!("{} (RFC {}) {}", c.name, c.rfc.join(", RFC "), c.title);
+        }
         return ExitCode::SUCCESS;
     }
     let (Some(user), Some(password)) = (cli.user, cli.password) else {
         eprintln!("give --user and --password");
         return ExitCode::from(2);
     };
-    if cli.smtp.is_none() && cli.imap.is_none() {
-        eprintln!("give --smtp HOST:PORT and/or --imap HOST:PORT");
+    if cli.smtp.is_none() && cli.imap.is_none() && cli.outbound_listen.is_none() {
+        eprintln!("give --smtp HOST:PORT, --imap HOST:PORT and/or --outbound-listen HOST:PORT");
         return ExitCode::from(2);
     }
     if !(cli.timeout > 0.0 && cli.timeout <= 600.0) {
         eprintln!("--timeout must be in (0, 600] seconds");
         return ExitCode::from(2);
     }
+    let outbound = match (cli.outbound_listen, cli.outbound_domain) {
+        (Some(listen), Some(domain)) => {
+            let Some(submission) = cli.submission.clone().or_else(|| cli.smtp.clone()) else {
+                eprintln!("the outbound section needs --submission HOST:PORT (or --smtp)");
+                return ExitCode::from(2);
+            };
+            if !(cli.outbound_wait > 0.0 && cli.outbound_wait <= 86_400.0) {
+                eprintln!("--outbound-wait must be in (0, 86400] seconds");
+                return ExitCode::from(2);
+            }
+            let quiet = match cli.outbound_quiet {
+                Some(q) if q > 0.0 && q <= 86_400.0 => Some(Duration::from_secs_f64(q)),
+                Some(_) => {
+                    eprintln!("--outbound-quiet must be in (0, 86400] seconds");
+                    return ExitCode::from(2);
+                }
+                None => None,
+            };
+            Some(outbound::Settings {
+                listen,
+                domain,
+                submission,
+                wait: Duration::from_secs_f64(cli.outbound_wait),
+                quiet,
+            })
+        }
+        _ => None,
+    };
     let domain = account_domain(cli.domain, &user);
     let opts = Options {
         target: Target {
@@ -112,18 +172,31 @@ fn main() -> ExitCode {
         known: cli.known.iter().map(|s| s.to_ascii_lowercase()).collect(),
     };
     let format = cli.format;
-    let results = suite::run(&cases, &opts, |r| {
+    let print = |r: &CaseResult| {
         if format == Format::Text {
             print!("{}", report::text_line(r));
         }
-    });
-    let results = match results {
+    };
+    let mut results = match suite::run(&cases, &opts, print) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    match outbound::run(
+        &opts.target,
+        outbound.as_ref(),
+        &opts.only,
+        &opts.known,
+        print,
+    ) {
+        Ok(r) => results.extend(r),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let sum = Summary::of(&results);
     match format {
         Format::Text => println!("summary: {}", sum.line()),

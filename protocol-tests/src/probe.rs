@@ -72,7 +72,12 @@ pub fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn imap_cmd(c: &mut Conn, target: &Target, tag: &str, cmd: &str) -> Result<Vec<Vec<u8>>, String> {
+pub(crate) fn imap_cmd(
+    c: &mut Conn,
+    target: &Target,
+    tag: &str,
+    cmd: &str,
+) -> Result<Vec<Vec<u8>>, String> {
     c.send(format!("{tag} {cmd}\r\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let prefix = format!("{tag} ");
@@ -88,7 +93,7 @@ fn imap_cmd(c: &mut Conn, target: &Target, tag: &str, cmd: &str) -> Result<Vec<V
     }
 }
 
-fn imap_login(target: &Target, addr: &str) -> Result<Conn, String> {
+pub(crate) fn imap_login(target: &Target, addr: &str) -> Result<Conn, String> {
     let mut c =
         Conn::connect(addr, Proto::Imap, target.timeout).map_err(|e| format!("{addr}: {e}"))?;
     read_until(&mut c, target, |_| true)?;

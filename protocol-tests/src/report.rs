@@ -26,6 +26,8 @@ pub struct Summary {
     pub known: usize,
     /// Skipped cases.
     pub skip: usize,
+    /// Cases that held with a warning (not failures).
+    pub warn: usize,
 }
 
 impl Summary {
@@ -38,20 +40,27 @@ impl Summary {
                 Outcome::Fail(_) => s.fail += 1,
                 Outcome::Known(..) => s.known += 1,
                 Outcome::Skip(_) => s.skip += 1,
+                Outcome::Warn(_) => s.warn += 1,
             }
         }
         s
     }
 
-    /// `N passed, N failed, N known differences, N skipped (of N)`.
+    /// `N passed, N failed, N known differences, N skipped (of N)`, with
+    /// `, N warned` before the total when a case warned.
     pub fn line(&self) -> String {
+        let warned = if self.warn > 0 {
+            format!(", {} warned", self.warn)
+        } else {
+            String::new()
+        };
         format!(
-            "{} passed, {} failed, {} known differences, {} skipped (of {})",
+            "{} passed, {} failed, {} known differences, {} skipped{warned} (of {})",
             self.pass,
             self.fail,
             self.known,
             self.skip,
-            self.pass + self.fail + self.known + self.skip
+            self.pass + self.fail + self.known + self.skip + self.warn
         )
     }
 }
@@ -73,7 +82,10 @@ fn details(r: &CaseResult, indent: &str) -> String {
     if !r.title.is_empty() {
         let _ = writeln!(s, "{indent}case:     {}", r.title);
     }
-    let _ = writeln!(s, "{indent}at:       transcripts/{}.txt:{}", r.name, f.line);
+    // Outbound cases are code, not transcripts.
+    if !r.name.starts_with("outbound/") {
+        let _ = writeln!(s, "{indent}at:       transcripts/{}.txt:{}", r.name, f.line);
+    }
     let _ = writeln!(s, "{indent}problem:  {}", f.msg);
     if let Some(e) = &f.expected {
         let _ = writeln!(s, "{indent}expected: {e}");
@@ -95,6 +107,7 @@ pub fn text_line(r: &CaseResult) -> String {
         Outcome::Fail(_) => ("FAIL", String::new()),
         Outcome::Known(..) => ("KNOWN", String::new()),
         Outcome::Skip(why) => ("SKIP", format!(" - {why}")),
+        Outcome::Warn(why) => ("WARN", format!(" - {why}")),
     };
     format!(
         "{word:5} {} ({}){extra}\n{}",
@@ -112,6 +125,7 @@ pub fn tap(results: &[CaseResult]) -> String {
         let _ = match &r.outcome {
             Outcome::Pass => writeln!(s, "ok {n} - {} ({})", r.name, rfc(r)),
             Outcome::Skip(w) => writeln!(s, "ok {n} - {} # SKIP {w}", r.name),
+            Outcome::Warn(w) => writeln!(s, "ok {n} - {} ({})\n# warning: {w}", r.name, rfc(r)),
             Outcome::Known(_, note) => writeln!(s, "not ok {n} - {} # TODO {note}", r.name),
             Outcome::Fail(_) => writeln!(s, "not ok {n} - {} ({})", r.name, rfc(r)),
         };
@@ -160,6 +174,9 @@ pub fn junit(results: &[CaseResult]) -> String {
             Outcome::Pass => {}
             Outcome::Skip(w) => {
                 let _ = write!(s, "<skipped message=\"{}\"/>", xml(w));
+            }
+            Outcome::Warn(w) => {
+                let _ = write!(s, "<system-out>warning: {}</system-out>", xml(w));
             }
             Outcome::Known(_, note) => {
                 let _ = write!(s, "<skipped message=\"known difference: {}\"/>", xml(note));

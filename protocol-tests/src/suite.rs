@@ -25,12 +25,15 @@ pub enum Outcome {
     Known(Failure, String),
     /// Not run, and why.
     Skip(String),
+    /// Held, but something the RFC allows and advises against happened
+    /// (outbound section: e.g. plaintext though STARTTLS was offered).
+    Warn(String),
 }
 
 /// One reported case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
-    /// `smtp/...` or `imap/...`.
+    /// `smtp/...`, `imap/...`, `mixed/...` or `outbound/...`.
     pub name: String,
     /// RFC references.
     pub rfc: Vec<String>,

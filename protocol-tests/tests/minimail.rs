@@ -156,3 +156,92 @@ fn postmaster_domain_comes_from_the_user_not_the_greeting() {
     store.shutdown();
     drop(dir);
 }
+
+/// The outbound section's command line: `--list` names its cases, without
+/// `--outbound-listen` they SKIP (and count in the summary), and its flags
+/// are checked before anything runs. (The section itself runs against a
+/// real `minimail up` in the workspace's tests/protocol_tests_outbound.rs.)
+#[test]
+fn outbound_section_command_line() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_protocol-tests"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let n = protocol_tests::outbound::cases().len();
+    let out = run(&["--list", "--only", "outbound/"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.lines().count(), n, "{text}");
+    assert!(text.lines().all(|l| l.starts_with("outbound/")), "{text}");
+
+    // No server is contacted: no SMTP case is selected.
+    let base = [
+        "--smtp",
+        "127.0.0.1:9",
+        "--user",
+        "alice@localhost",
+        "--password",
+        "pw",
+        "--only",
+        "outbound/",
+    ];
+    let out = run(&base);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(
+                |l| l.starts_with("SKIP  outbound/") && l.ends_with("no --outbound-listen given")
+            )
+            .count(),
+        n,
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "summary: 0 passed, 0 failed, 0 known differences, {n} skipped (of {n})"
+        )),
+        "{text}"
+    );
+
+    let usage = |extra: &[&str], says: &str| {
+        let out = run(extra);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    };
+    let creds = ["--user", "a@localhost", "--password", "pw"];
+    usage(
+        &[&creds[..], &["--outbound-listen", "127.0.0.1:0"]].concat(),
+        "--outbound-domain",
+    );
+    usage(
+        &[
+            &creds[..],
+            &[
+                "--outbound-listen",
+                "127.0.0.1:0",
+                "--outbound-domain",
+                "d.test",
+            ],
+        ]
+        .concat(),
+        "--submission",
+    );
+    usage(
+        &[
+            &creds[..],
+            &[
+                "--submission",
+                "127.0.0.1:9",
+                "--outbound-listen",
+                "127.0.0.1:0",
+            ],
+            &["--outbound-domain", "d.test", "--outbound-wait", "0"],
+        ]
+        .concat(),
+        "--outbound-wait",
+    );
+}

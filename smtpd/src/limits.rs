@@ -125,6 +125,13 @@ pub struct Config {
     /// A submission server (RFC 6409 §4.3): MAIL needs AUTH first
     /// (530 5.7.0, RFC 4954 §6).
     pub submission: bool,
+    /// DKIM keys: mail from an authenticated user of a domain with an
+    /// active key is signed (RFC 6376) before it is stored or queued.
+    pub dkim: Option<std::sync::Arc<mailauth::Signer>>,
+    /// Check mail from unauthenticated clients (SPF, DKIM, ARC, DMARC)
+    /// before it is stored: an Authentication-Results field is added and
+    /// DMARC policies are applied (reject: 550 5.7.1, quarantine: Junk).
+    pub verifier: Option<std::sync::Arc<mailauth::Verifier>>,
     /// Event loop settings: connection limits (total and per address),
     /// buffers, the slow-command deadline, TLS (`net.tls`), shutdown grace.
     pub net: netloop::Config,
@@ -143,6 +150,8 @@ impl Default for Config {
             trace: false,
             outbound: false,
             submission: false,
+            dkim: None,
+            verifier: None,
             allow_plaintext_auth: false,
             throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
             net: netloop::Config {

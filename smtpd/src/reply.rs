@@ -423,6 +423,13 @@ impl Reply {
     }
 
     /// `451 4.3.0` the store failed; try again later.
+    /// 550 5.7.1: the sender domain's DMARC policy says reject (RFC 7489
+    /// §6.6.4, RFC 7372 §3.2); `why` is the verifier's text.
+    pub fn dmarc_reject(why: &str) -> Reply {
+        let text = why.strip_prefix("5.7.1 ").unwrap_or(why);
+        Reply::new(550, Some("5.7.1"), text.to_owned())
+    }
+
     pub fn local_error() -> Reply {
         Reply::new(
             451,

@@ -35,6 +35,8 @@ pub enum SmtpDone {
     },
     /// A delivery was committed durably (or failed).
     Committed(Result<(), String>),
+    /// The inbound checks (SPF, DKIM, ARC, DMARC) finished.
+    Checked(Box<mailauth::Verdict>),
     /// The message was refused before committing (its From header is not
     /// the authenticated user's); the text says why.
     Refused(String),
@@ -113,6 +115,8 @@ pub(crate) enum Waiting {
     Rcpt(RcptParams),
     /// A delivery commit, with what the log line needs.
     Commit(CommitInfo),
+    /// The inbound checks of a message waiting to be stored.
+    Check(Box<(Envelope, Vec<u8>)>),
     /// A password check, for the login name given.
     Auth(String),
     /// The pause before a 535.
@@ -311,6 +315,10 @@ impl netloop::Session for SmtpSession {
         match (done, self.waiting.take()) {
             (SmtpDone::Rcpt { addr, result }, Some(Waiting::Rcpt(params))) => {
                 self.rcpt_done(io, addr, params, result)
+            }
+            (SmtpDone::Checked(verdict), Some(Waiting::Check(pending))) => {
+                let (env, body) = *pending;
+                self.checked(io, env, body, *verdict)
             }
             (SmtpDone::Committed(result), Some(Waiting::Commit(info))) => {
                 self.commit_done(io, info, result)

@@ -171,6 +171,22 @@ impl Client {
         r
     }
 
+    /// `COMPRESS DEFLATE` (RFC 4978), asserting OK; from then on the client
+    /// compresses what it sends (a sync flush per write) and inflates what
+    /// it reads. Returns the response lines.
+    pub fn compress(&mut self) -> Vec<String> {
+        let r = self.ok("COMPRESS DEFLATE");
+        let placeholder: Box<dyn Stream> = Box::new(std::io::Cursor::new(Vec::new()));
+        let old = std::mem::replace(&mut self.r, BufReader::new(placeholder));
+        // Bytes read past the OK are already compressed (normally none).
+        let early = old.buffer().to_vec();
+        let inner = old.into_inner();
+        self.r = BufReader::new(Box::new(netloop::deflate::ClientStream::new(
+            inner, &early, 6,
+        )));
+        r
+    }
+
     /// LOGIN as `user` with `password`, asserting OK.
     pub fn login(&mut self, user: &str, password: &str) {
         let r = self.cmd(&format!("LOGIN {user} \"{password}\""));

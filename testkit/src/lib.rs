@@ -13,6 +13,7 @@
 //!   [`lines`]: a fallible one for tests that must survive a server
 //!   going away.
 //! - [`process`]: running third-party tools and binaries.
+//! - [`dkim`]: DKIM verification by dkimpy, an independent implementation.
 //! - [`scripted`]: a scripted remote SMTP server (replies, silences and
 //!   dropped connections on cue) that records what it accepts, for the
 //!   outbound delivery fault tests.
@@ -21,6 +22,7 @@
 //! a timeout, so no test can hang on a server that stays silent.
 #![allow(clippy::unwrap_used)]
 
+pub mod dkim;
 pub mod dns;
 pub mod imap;
 pub mod lines;

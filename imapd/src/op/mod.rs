@@ -5,7 +5,7 @@
 //! `list` (LIST, LSUB), `append`, `message` (selected: STORE, COPY, MOVE,
 //! EXPUNGE, CLOSE; and IDLE), `fetch` + `fetch_encode` (streamed FETCH),
 //! `search`, `esearch` (SEARCH RETURN, CANCELUPDATE), `sort` (SORT,
-//! THREAD).
+//! THREAD), `compress` (COMPRESS=DEFLATE, RFC 4978).
 //!
 //! [`dispatch`] checks the state each command needs (§3) once, and hands
 //! the command what that state guarantees: an authenticated command gets
@@ -16,6 +16,7 @@
 pub(crate) mod any;
 pub(crate) mod append;
 pub(crate) mod auth;
+pub(crate) mod compress;
 pub(crate) mod esearch;
 pub(crate) mod esort;
 pub(crate) mod fetch;
@@ -80,6 +81,7 @@ fn needs(body: &CommandBody) -> Needs {
         | ListExtended(_)
         | Notify(_)
         | Unauthenticate
+        | Compress(_)
         | Idle => Needs::Authenticated,
         Enable(_) => Needs::AuthenticatedOnly,
         Check
@@ -132,6 +134,7 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         Logout => any::logout(s, &tag),
         Id(_) => any::id(s, io, &tag),
         StartTls => tls::starttls(s, io, &tag),
+        Compress(mechanism) => compress::compress(s, io, &tag, &mechanism),
         Login { user, password } => auth::login(&mut s.cx, io, tag, user, password),
         Authenticate { mechanism, initial } => {
             auth::authenticate(&mut s.cx, io, tag, &mechanism, initial)

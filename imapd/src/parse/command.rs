@@ -192,6 +192,12 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
         "EXPUNGE" => no_args(CommandBody::Expunge { uids: None }),
         "LOGIN" => login(i),
         "AUTHENTICATE" => authenticate(i),
+        // compress = "COMPRESS" SP algorithm (RFC 4978 §5); any atom, so
+        // that an unknown one gets a clear answer.
+        "COMPRESS" => all_consuming(map(preceded(sp, atom), |a: &[u8]| {
+            CommandBody::Compress(String::from_utf8_lossy(a).to_ascii_uppercase())
+        }))
+        .parse(i),
         "SELECT" | "EXAMINE" => super::select::select(name == "SELECT", i),
         "CREATE" => create(i),
         "DELETE" => one_mailbox(i, CommandBody::Delete),

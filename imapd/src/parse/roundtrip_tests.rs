@@ -287,6 +287,9 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
                 .raw(" ")
                 .astring(password.as_bytes());
         }
+        Compress(mechanism) => {
+            w.name("COMPRESS ").name(mechanism);
+        }
         Authenticate { mechanism, initial } => {
             w.name("AUTHENTICATE ").name(mechanism);
             if let Some(i) = initial {

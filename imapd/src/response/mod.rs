@@ -240,6 +240,8 @@ pub enum Code {
     BadUrl(String),
     /// `APPENDUID validity uid-set` (RFC 4315 §3, for MULTIAPPEND)
     AppendUids(u32, String),
+    /// `COMPRESSIONACTIVE` (RFC 4978 §3): COMPRESS when it is on already
+    CompressionActive,
     /// `USEATTR` (RFC 6154 §3): CREATE refused for its special-use
     /// attributes
     UseAttr,
@@ -284,6 +286,7 @@ impl Code {
             // url-resp-text: any TEXT-CHAR but "]" (RFC 4469 §6).
             Code::BadUrl(u) => write!(out, "BADURL {}", u.replace(']', "%5D")),
             Code::AppendUids(v, set) => write!(out, "APPENDUID {v} {set}"),
+            Code::CompressionActive => write!(out, "COMPRESSIONACTIVE"),
             Code::UseAttr => write!(out, "USEATTR"),
         };
     }

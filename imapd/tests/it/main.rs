@@ -10,6 +10,8 @@ mod auth;
 mod bench;
 mod binary;
 mod binary_fetch;
+mod compress;
+mod compress_interop;
 mod create_special_use;
 mod esearch;
 mod esort;

@@ -1,17 +1,85 @@
 //! A small blocking IMAP client for load generation (RFC 3501 §6 commands
-//! LOGIN, SELECT, CREATE, APPEND, LOGOUT; IDLE RFC 2177; LITERAL+ RFC 7888).
+//! LOGIN, SELECT, CREATE, APPEND, LOGOUT; IDLE RFC 2177; LITERAL+ RFC 7888;
+//! COMPRESS=DEFLATE RFC 4978 with flate2).
 //! It shares nothing with minimail's servers, so it measures any server.
 
 use super::parse::{self, Kind};
 use anyhow::{bail, Context, Result};
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The socket's read side, counting the octets that came over the wire.
+struct Counted {
+    s: TcpStream,
+    n: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.s.read(buf)?;
+        self.n.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Inflates a raw DEFLATE stream read from `inner` (the responses after
+/// COMPRESS). Unlike flate2's `read::DeflateDecoder`, it hands over what the
+/// decompressor already holds before it reads more: miniz_oxide takes all
+/// the input it is given and keeps the output that did not fit, so a reader
+/// that waits for more input first would wait for ever for the end of a
+/// response the server has sent whole.
+struct Inflate<R> {
+    inner: R,
+    d: flate2::Decompress,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Read for Inflate<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let (i0, o0) = (self.d.total_in(), self.d.total_out());
+            let status = self
+                .d
+                .decompress(&self.buf[self.pos..], out, flate2::FlushDecompress::None)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            self.pos += (self.d.total_in() - i0) as usize;
+            let made = (self.d.total_out() - o0) as usize;
+            if made > 0 || status == flate2::Status::StreamEnd {
+                return Ok(made);
+            }
+            if self.pos < self.buf.len() && self.d.total_in() > i0 {
+                continue;
+            }
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            let have = self.buf.len();
+            self.buf.resize(have + 64 * 1024, 0);
+            let n = self.inner.read(&mut self.buf[have..]);
+            self.buf.truncate(have + *n.as_ref().unwrap_or(&0));
+            if n? == 0 {
+                return Ok(0);
+            }
+        }
+    }
+}
 
 /// One IMAP connection.
 pub struct Imap {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
+    /// The socket, for its settings.
+    sock: TcpStream,
+    /// Where commands go: the socket, or a DEFLATE encoder over it.
+    w: Box<dyn Write + Send>,
+    /// Where responses come from: the socket, or a DEFLATE decoder over it.
+    r: BufReader<Box<dyn Read + Send>>,
+    /// Octets read from the socket (compressed ones, once compressed).
+    wire_in: Arc<AtomicU64>,
     next_tag: u64,
     /// Capabilities from the greeting, login or CAPABILITY (upper case).
     pub caps: Vec<String>,
@@ -33,10 +101,17 @@ impl Imap {
         let s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
         s.set_read_timeout(Some(Duration::from_secs(120)))?;
         s.set_nodelay(true)?;
-        let r = BufReader::with_capacity(64 * 1024, s.try_clone()?);
+        let wire_in = Arc::new(AtomicU64::new(0));
+        let counted: Box<dyn Read + Send> = Box::new(Counted {
+            s: s.try_clone()?,
+            n: Arc::clone(&wire_in),
+        });
+        let r = BufReader::with_capacity(64 * 1024, counted);
         let mut c = Imap {
-            w: s,
+            w: Box::new(s.try_clone()?),
+            sock: s,
             r,
+            wire_in,
             next_tag: 0,
             caps: Vec::new(),
             buf: Vec::with_capacity(64 * 1024),
@@ -59,7 +134,7 @@ impl Imap {
 
     /// Change the read timeout (default two minutes).
     pub fn set_timeout(&self, d: Duration) -> Result<()> {
-        self.w.set_read_timeout(Some(d))?;
+        self.sock.set_read_timeout(Some(d))?;
         Ok(())
     }
 
@@ -69,9 +144,44 @@ impl Imap {
         format!("b{}", self.next_tag)
     }
 
-    /// Write bytes as they are.
+    /// Write bytes as they are (compressed and sync-flushed once COMPRESS
+    /// is on).
     pub fn send(&mut self, bytes: &[u8]) -> Result<()> {
         self.w.write_all(bytes)?;
+        self.w.flush()?;
+        Ok(())
+    }
+
+    /// Octets read from the socket so far: what came over the wire
+    /// (compressed octets once COMPRESS is on).
+    pub fn wire_in(&self) -> u64 {
+        self.wire_in.load(Ordering::Relaxed)
+    }
+
+    /// `COMPRESS DEFLATE` (RFC 4978): from the tagged OK on, commands are
+    /// compressed (a sync flush per command, zlib's default level, as
+    /// clients do) and responses inflated.
+    pub fn compress(&mut self) -> Result<()> {
+        if !self.has("COMPRESS=DEFLATE") {
+            bail!("the server does not advertise COMPRESS=DEFLATE");
+        }
+        self.run("COMPRESS DEFLATE", |_| {})?;
+        // Anything buffered past the OK is compressed already.
+        let early = self.r.buffer().to_vec();
+        let empty: Box<dyn Read + Send> = Box::new(std::io::empty());
+        let old = std::mem::replace(&mut self.r, BufReader::new(empty));
+        let inflate: Box<dyn Read + Send> = Box::new(Inflate {
+            inner: old.into_inner(),
+            d: flate2::Decompress::new(false),
+            buf: early,
+            pos: 0,
+        });
+        self.r = BufReader::with_capacity(64 * 1024, inflate);
+        let w = std::mem::replace(&mut self.w, Box::new(std::io::sink()));
+        self.w = Box::new(flate2::write::DeflateEncoder::new(
+            w,
+            flate2::Compression::default(),
+        ));
         Ok(())
     }
 
@@ -165,6 +275,18 @@ pub fn open(addr: &str, user: &str, password: &str, mailbox: &str, ro: bool) -> 
     Ok(c)
 }
 
+/// [`open`] for a target: LOGIN, COMPRESS DEFLATE when `t.compress`, then
+/// SELECT (or EXAMINE).
+pub fn open_target(t: &super::Target, ro: bool) -> Result<Imap> {
+    let mut c = Imap::connect(&t.addr)?;
+    c.login(&t.user, &t.password)?;
+    if t.compress {
+        c.compress()?;
+    }
+    c.select(&t.mailbox, ro)?;
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +353,92 @@ mod tests {
         );
         let e = c.select("Nope", true).err().map(|e| e.to_string());
         assert_eq!(e.as_deref(), Some("EXAMINE failed: NO no such mailbox"));
+    }
+
+    #[test]
+    fn compress_deflates_both_ways_after_the_ok() {
+        use std::io::BufRead;
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let server = std::thread::spawn(move || {
+            let (s, _) = l.accept().expect("accept");
+            let mut w = s.try_clone().expect("clone");
+            let mut r = std::io::BufReader::new(s.try_clone().expect("clone"));
+            w.write_all(b"* OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] hi\r\n")
+                .expect("greet");
+            let mut line = String::new();
+            r.read_line(&mut line).expect("read");
+            assert_eq!(line, "b1 COMPRESS DEFLATE\r\n");
+            w.write_all(b"b1 OK DEFLATE active\r\n").expect("ok");
+            assert!(r.buffer().is_empty());
+            let mut zr = std::io::BufReader::new(flate2::read::DeflateDecoder::new(r));
+            let mut zw = flate2::write::DeflateEncoder::new(w, flate2::Compression::fast());
+            line.clear();
+            zr.read_line(&mut line).expect("read compressed");
+            assert_eq!(line, "b2 NOOP\r\n");
+            let text = "x".repeat(10_000);
+            zw.write_all(format!("* OK {text}\r\nb2 OK done\r\n").as_bytes())
+                .expect("write");
+            zw.flush().expect("flush");
+        });
+        let mut c = Imap::connect(&addr).expect("connect");
+        c.compress().expect("compress");
+        let before = c.wire_in();
+        let mut got = Vec::new();
+        c.run("NOOP", |t| got.push(t.len())).expect("noop");
+        assert_eq!(got, vec![10_003], "the text after `* `");
+        assert!(c.wire_in() - before < 1000, "{}", c.wire_in() - before);
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn inflate_hands_over_what_it_holds_before_reading_more() {
+        // A response sent whole, then a socket with nothing more (would
+        // block): every line must come out first.
+        struct Once(Vec<u8>);
+        impl Read for Once {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let text: Vec<u8> = (0..5000u32)
+            .flat_map(|i| format!("* {i} FETCH (UID {i} FLAGS ())\r\n").into_bytes())
+            .collect();
+        let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+        let mut wire = Vec::with_capacity(text.len());
+        c.compress_vec(&text, &mut wire, flate2::FlushCompress::Sync)
+            .expect("deflate");
+        let mut r = std::io::BufReader::new(Inflate {
+            inner: Once(wire),
+            d: flate2::Decompress::new(false),
+            buf: Vec::new(),
+            pos: 0,
+        });
+        let mut got = Vec::new();
+        let mut line = Vec::new();
+        while got.len() < text.len() {
+            line.clear();
+            std::io::BufRead::read_until(&mut r, b'\n', &mut line).expect("line");
+            got.extend_from_slice(&line);
+        }
+        assert_eq!(got, text);
+    }
+
+    #[test]
+    fn compress_needs_the_capability() {
+        let addr = scripted(&[]);
+        let mut c = Imap::connect(&addr).expect("connect");
+        let e = c.compress().err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("the server does not advertise COMPRESS=DEFLATE")
+        );
     }
 
     #[test]

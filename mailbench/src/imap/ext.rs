@@ -20,7 +20,7 @@ fn ms(d: Duration) -> String {
 /// has the mailbox selected, counting the untagged bytes of the last run.
 fn timed(t: &Target, name: &str, cmd: &str, need: &str, repeat: usize) -> Result<Report> {
     let n = require_messages(t)?;
-    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, true)?;
+    let mut c = client::open_target(t, true)?;
     if !c.has(need) {
         bail!("the server does not advertise {need}");
     }

@@ -46,7 +46,7 @@ impl InFlight {
 }
 
 /// Run the populate workload.
-pub fn run(t: &Target, count: u64, size: usize, window: usize) -> Result<Report> {
+pub fn run(t: &Target, count: u64, size: usize, window: usize, varied: bool) -> Result<Report> {
     let mut c = Imap::connect(&t.addr)?;
     c.login(&t.user, &t.password)?;
     let mb = parse::quote(&t.mailbox);
@@ -68,7 +68,7 @@ pub fn run(t: &Target, count: u64, size: usize, window: usize) -> Result<Report>
                 bail!("unexpected continuation");
             }
         }
-        let msg = super::message(n, size);
+        let msg = super::message_text(n, size, varied);
         let tag = c.tag();
         let sent = Instant::now();
         if plus {

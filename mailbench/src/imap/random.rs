@@ -68,33 +68,30 @@ pub fn run(t: &Target, sessions: usize, count: u64) -> Result<Report> {
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let total_bytes = Arc::new(AtomicU64::new(0));
+    let wire_bytes = Arc::new(AtomicU64::new(0));
     let lat = Arc::new(Mutex::new(Vec::with_capacity(count as usize)));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     // Log in every session before the clock starts.
     let mut conns = Vec::new();
     for _ in 0..sessions.max(1) {
-        conns.push(client::open(
-            &t.addr,
-            &t.user,
-            &t.password,
-            &t.mailbox,
-            true,
-        )?);
+        conns.push(client::open_target(t, true)?);
     }
     let start = Instant::now();
     let mut workers = Vec::new();
     for (i, mut c) in conns.into_iter().enumerate() {
-        let (uids, next, failed, total_bytes, lat, errors) = (
+        let (uids, next, failed, total_bytes, wire_bytes, lat, errors) = (
             Arc::clone(&uids),
             Arc::clone(&next),
             Arc::clone(&failed),
             Arc::clone(&total_bytes),
+            Arc::clone(&wire_bytes),
             Arc::clone(&lat),
             Arc::clone(&errors),
         );
         workers.push(std::thread::spawn(move || {
             let mut rng = Rng::new(i as u64 + 1);
             let mut mine = Vec::new();
+            let wire_before = c.wire_in();
             while next.fetch_add(1, Ordering::Relaxed) < count {
                 let uid = uids[rng.below(uids.len())];
                 let t0 = Instant::now();
@@ -114,6 +111,7 @@ pub fn run(t: &Target, sessions: usize, count: u64) -> Result<Report> {
                     }
                 }
             }
+            wire_bytes.fetch_add(c.wire_in() - wire_before, Ordering::Relaxed);
             c.logout();
             if let Ok(mut l) = lat.lock() {
                 l.extend(mine);
@@ -138,6 +136,10 @@ pub fn run(t: &Target, sessions: usize, count: u64) -> Result<Report> {
         "MiB/s".into(),
         format!("{:.1}", mib / elapsed.as_secs_f64().max(1e-9)),
     ));
+    // What crossed the socket: less than the responses with COMPRESS.
+    let wire = wire_bytes.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
+    r.extra.push(("wire MiB".into(), format!("{wire:.1}")));
+    r.extra.push(("response MiB".into(), format!("{mib:.1}")));
     Ok(r)
 }
 

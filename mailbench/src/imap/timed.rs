@@ -21,7 +21,7 @@ pub fn select(t: &Target, repeat: usize) -> Result<Report> {
     let mut work = Duration::ZERO;
     for _ in 0..repeat.max(1) {
         let t0 = Instant::now();
-        let c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, false)?;
+        let c = client::open_target(t, false)?;
         let d = t0.elapsed();
         work += d;
         lat.push(d);
@@ -43,7 +43,7 @@ fn repeated(
     read_only: bool,
 ) -> Result<Report> {
     let n = require_messages(t)?;
-    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, read_only)?;
+    let mut c = client::open_target(t, read_only)?;
     let mut untagged = 0usize;
     let run_all = |c: &mut Imap, untagged: &mut usize| -> Result<Duration> {
         let t0 = Instant::now();
@@ -56,8 +56,11 @@ fn repeated(
     let cold = run_all(&mut c, &mut untagged)?;
     let mut lat = Vec::with_capacity(repeat);
     let mut work = Duration::ZERO;
+    let mut wire = 0;
     for _ in 0..repeat.max(1) {
+        let before = c.wire_in();
         let d = run_all(&mut c, &mut untagged)?;
+        wire = c.wire_in() - before;
         work += d;
         lat.push(d);
     }
@@ -66,6 +69,9 @@ fn repeated(
     r.extra.push(("messages".into(), n.to_string()));
     r.extra.push(("cold ms".into(), ms(cold)));
     r.extra.push(("untagged".into(), untagged.to_string()));
+    // Octets over the wire for one run (compressed ones with --compress).
+    r.extra
+        .push(("wire KiB".into(), format!("{:.0}", wire as f64 / 1024.0)));
     Ok(r)
 }
 
@@ -79,7 +85,7 @@ pub fn fetch_meta(t: &Target, repeat: usize) -> Result<Report> {
 pub fn search(t: &Target, word: &str, repeat: usize) -> Result<Report> {
     let n = require_messages(t)?;
     let cmd = format!("UID SEARCH TEXT {}", super::parse::quote(word));
-    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, true)?;
+    let mut c = client::open_target(t, true)?;
     let mut hits = 0usize;
     let mut once = |c: &mut Imap| -> Result<Duration> {
         let t0 = Instant::now();
@@ -113,7 +119,7 @@ pub fn store(t: &Target, repeat: usize) -> Result<Report> {
     let add = "STORE 1:* +FLAGS (\\Flagged)".to_string();
     let del = "STORE 1:* -FLAGS (\\Flagged)".to_string();
     let n = require_messages(t)?;
-    let mut c = client::open(&t.addr, &t.user, &t.password, &t.mailbox, false)?;
+    let mut c = client::open_target(t, false)?;
     let mut lat = Vec::new();
     let mut work = Duration::ZERO;
     for i in 0..=repeat.max(1) {

@@ -60,16 +60,18 @@ fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
 }
 
 /// What migrations v4 (URLAUTH mailbox keys), v5 (bounded expunge
-/// tombstones) and v7 (save dates) added, undone to make a file look
-/// older (v6's outbound queue tables are created only if missing).
-const UNDO_V4: &str = "DROP TABLE mailbox_keys;
+/// tombstones) and v9 (save dates) added, undone to make a file look
+/// older (with v6 to v8's outbound queue and DKIM tables).
+const UNDO_V4: &str = "DROP TABLE outq_body; DROP TABLE outq_rcpt; DROP TABLE outq_msg;
+    DROP TABLE dkim_keys;
+    DROP TABLE mailbox_keys;
     ALTER TABLE mailboxes DROP COLUMN tombstones;
     ALTER TABLE mailboxes DROP COLUMN tombstone_floor;
     DELETE FROM meta WHERE key = 'max_tombstones';
     ALTER TABLE entries DROP COLUMN saved;";
 
-/// Migration v7 (save dates) undone.
-const UNDO_V7: &str = "ALTER TABLE entries DROP COLUMN saved;";
+/// Migration v9 (save dates) undone.
+const UNDO_V9: &str = "ALTER TABLE entries DROP COLUMN saved;";
 
 #[test]
 fn version_3_tombstones_are_counted_by_the_migration() {
@@ -257,7 +259,10 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 7, "v6 added the outbound queue, v7 save dates");
+    assert_eq!(
+        v, 9,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates"
+    );
     let saved: i64 = c
         .query_row(
             "SELECT count(*) FROM pragma_table_info('entries') WHERE name = 'saved'",
@@ -268,12 +273,12 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     assert_eq!(saved, 1, "entries.saved (RFC 8514 save date)");
     let outq: i64 = c
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name IN ('outq_msg', 'outq_rcpt')",
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('outq_msg', 'outq_rcpt', 'outq_body')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(outq, 2);
+    assert_eq!(outq, 3);
     let fts: i64 = c
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 'message_text' AND sql LIKE '%trigram%'",
@@ -284,11 +289,11 @@ fn file_is_in_wal_mode_at_current_schema_version() {
     assert_eq!(fts, 1, "FTS5 trigram index present");
 }
 
-/// A version-6 file's entries have no save date: after the migration
+/// A version-8 file's entries have no save date: after the migration
 /// they read as unknown (`None`) and the SAVED* search keys fall back to
 /// their internal date (RFC 8514); entries saved since have one.
 #[test]
-fn version_6_entries_get_an_unknown_save_date() {
+fn version_8_entries_get_an_unknown_save_date() {
     let (dir, a) = closed_store_with_user();
     let path = dir.path().join("m.db");
     let mb = {
@@ -313,7 +318,7 @@ fn version_6_entries_get_an_unknown_save_date() {
     };
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V7} PRAGMA user_version = 6;"))
+        c.execute_batch(&format!("{UNDO_V9} PRAGMA user_version = 8;"))
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -339,4 +344,51 @@ fn version_6_entries_get_an_unknown_save_date() {
     assert_eq!(search(mailstore::Query::SavedOn(day)), [1]);
     assert_eq!(search(mailstore::Query::SavedBefore(now - 3600)), [1]);
     assert_eq!(search(mailstore::Query::SavedSince(now - 3600)), [2]);
+}
+
+#[test]
+fn version_7_queued_bodies_move_to_their_own_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let body = b"Subject: queued before v8\r\n\r\nstill here\r\n".to_vec();
+    {
+        let s = Store::open(&path).unwrap();
+        let msg = mailstore::OutMessage {
+            qid: "Q7".into(),
+            sender: "a@x".into(),
+            raw: body.clone(),
+            ret: None,
+            envid: None,
+            rcpts: vec![mailstore::OutRcpt {
+                addr: "b@y.test".into(),
+                notify: None,
+                orcpt: None,
+            }],
+        };
+        s.write_sync(move |tx| tx.enqueue(&msg)).unwrap();
+        s.shutdown();
+    }
+    {
+        // The v7 layout: the body in outq_msg.raw, no size, no outq_body,
+        // no save dates.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "BEGIN;
+             ALTER TABLE outq_msg ADD COLUMN raw BLOB NOT NULL DEFAULT x'';
+             UPDATE outq_msg SET raw = (SELECT raw FROM outq_body WHERE msg_id = outq_msg.id);
+             DROP TABLE outq_body;
+             ALTER TABLE outq_msg DROP COLUMN size;
+             ALTER TABLE entries DROP COLUMN saved;
+             PRAGMA user_version = 7; COMMIT;",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(
+        s.read_sync(|r| r.queue_raw_by_qid("Q7")).unwrap(),
+        Some(body.clone())
+    );
+    let listed = s.read_sync(|r| r.queue_list()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].size, body.len() as u64);
 }

@@ -17,9 +17,17 @@
 //! rustls → socket, so sessions only ever see plaintext. STARTTLS: the
 //! session's go-ahead is flushed in plaintext, unconsumed input is dropped,
 //! and nothing is read until the handshake starts.
+//!
+//! DEFLATE (COMPRESS, `deflate.rs`) sits between TLS (or the socket) and
+//! the session's buffers: reads go transport → `zin` → inflate → [`InBuf`],
+//! inflating only into the room the input buffer has, and writes [`OutBuf`]
+//! → deflate → `zout` → transport, compressing more only once `zout` has
+//! gone out. The session's buffers, and so its back-pressure, measure
+//! plaintext either way.
 
-use super::{Server, FIRST_CONN};
+use super::{Server, FIRST_CONN, LINGER};
 use crate::buf::{InBuf, OutBuf};
+use crate::deflate::{self, Deflate};
 use crate::{Completer, ConnInfo, Service, Session};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -40,6 +48,8 @@ pub(super) struct Conn<S: Session> {
     pub(super) tls: Option<Box<ServerConnection>>,
     /// STARTTLS accepted: flush the go-ahead, then begin the handshake.
     pub(super) tls_pending: bool,
+    /// The DEFLATE layer, once COMPRESS is on.
+    pub(super) deflate: Option<Box<Deflate>>,
     /// Since when unconsumed input has sat without the session progressing.
     pub(super) stalled_since: Option<Instant>,
     pub(super) session: S,
@@ -79,6 +89,7 @@ impl<S: Session> Conn<S> {
             stream,
             tls,
             tls_pending: false,
+            deflate: None,
             stalled_since: None,
             session,
             info,
@@ -116,6 +127,10 @@ impl<S: Service> Server<S> {
             }
             let before = c.input.len();
             if let Err(e) = fill(c, &mut self.scratch, self.config.max_input) {
+                if deflate::is_corrupt_input(&e) {
+                    self.corrupt_input(key, &e);
+                    return;
+                }
                 log::debug!("conn {}: read error: {e}", c.info.id);
                 // A TLS alert may be queued; send it best effort.
                 if let Some(tls) = c.tls.as_mut() {
@@ -148,7 +163,7 @@ impl<S: Service> Server<S> {
             } else if consumed || c.stalled_since.is_none() {
                 c.stalled_since = Some(Instant::now());
             }
-            let can_read_more = c.may_read && !c.eof && c.input.len() < self.config.max_input;
+            let can_read_more = more_to_read(c) && !c.eof && c.input.len() < self.config.max_input;
             if c.closing || !can_read_more || !(got || consumed) {
                 break;
             }
@@ -162,7 +177,7 @@ impl<S: Service> Server<S> {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
-            let progressed = match write_out(c) {
+            let progressed = match write_out(c, &mut self.scratch) {
                 Ok(p) => p,
                 Err(e) => {
                     log::debug!("conn {}: write error: {e}", c.info.id);
@@ -278,6 +293,30 @@ impl<S: Service> Server<S> {
         }
     }
 
+    /// The peer's compressed stream is corrupt: let the session say
+    /// goodbye, then close once that is flushed (nothing more is read).
+    fn corrupt_input(&mut self, key: usize, e: &io::Error) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        log::info!("conn {}: closing: {e}", c.info.id);
+        c.input.clear();
+        c.eof = true;
+        c.eof_told = true;
+        let why = e.to_string();
+        self.with_session(key, |s, io| {
+            s.on_input_error(io, &why);
+            crate::Step::Close
+        });
+        if let Some(c) = self.conns.get_mut(key) {
+            if !c.closing {
+                c.closing = true;
+                c.deadline = Instant::now() + LINGER;
+            }
+        }
+        self.flush(key);
+    }
+
     /// Read and discard what a half-closed connection still sends; close on
     /// EOF or error (the deadline scan closes it otherwise).
     fn drain(&mut self, key: usize) {
@@ -303,7 +342,7 @@ impl<S: Service> Server<S> {
 /// it ended at `WouldBlock`, and on TLS only after rustls had handed over
 /// all the plaintext it held.
 fn wants_read<S: Session>(c: &Conn<S>, max_input: usize) -> bool {
-    c.may_read
+    more_to_read(c)
         && !c.eof
         && !c.closing
         && !c.tls_pending
@@ -311,113 +350,203 @@ fn wants_read<S: Session>(c: &Conn<S>, max_input: usize) -> bool {
         && c.input.len() < max_input
 }
 
+/// True when the socket may hold more bytes, or (with DEFLATE) compressed
+/// input is buffered that can still be inflated, or the end of the
+/// transport's stream has not been passed on yet.
+fn more_to_read<S: Session>(c: &Conn<S>) -> bool {
+    c.may_read
+        || c.deflate
+            .as_ref()
+            .is_some_and(|z| z.has_pending_input() || z.transport_eof || z.finished())
+}
+
 /// True when nothing is waiting to be written: neither session output nor
-/// TLS records.
+/// compressed output nor TLS records.
 fn out_empty<S: Session>(c: &Conn<S>) -> bool {
-    c.out.is_empty() && c.tls.as_ref().is_none_or(|t| !t.wants_write())
+    c.out.is_empty()
+        && c.deflate.as_ref().is_none_or(|z| z.zout.is_empty())
+        && c.tls.as_ref().is_none_or(|t| !t.wants_write())
 }
 
 /// Read what the socket has into the session's input (through rustls on a
-/// TLS connection), up to `max_input` buffered bytes. Sets `may_read` false
-/// on `WouldBlock` and `eof` on end of stream.
+/// TLS connection, and through the inflater once DEFLATE is on), up to
+/// `max_input` buffered bytes. Sets `may_read` false on `WouldBlock` and
+/// `eof` on end of stream.
 fn fill<S: Session>(c: &mut Conn<S>, scratch: &mut [u8], max_input: usize) -> io::Result<()> {
-    let Some(tls) = c.tls.as_mut() else {
-        while c.may_read && !c.eof && c.input.len() < max_input {
-            let room = (max_input - c.input.len()).min(scratch.len());
-            match c.stream.read(&mut scratch[..room]) {
-                Ok(0) => c.eof = true,
-                Ok(n) => c.input.extend(&scratch[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.may_read = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        return Ok(());
+    let Some(z) = c.deflate.as_mut() else {
+        let tls = c.tls.as_deref_mut();
+        let mut src = Transport {
+            stream: &mut c.stream,
+            tls,
+            may_read: &mut c.may_read,
+            eof: &mut c.eof,
+        };
+        return src.read_into(&mut c.input, max_input, scratch);
     };
     loop {
-        // Plaintext rustls has decrypted already comes first.
-        while !c.eof && c.input.len() < max_input {
-            let room = (max_input - c.input.len()).min(scratch.len());
-            match tls.reader().read(&mut scratch[..room]) {
-                Ok(0) => c.eof = true, // close_notify
-                Ok(n) => c.input.extend(&scratch[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => c.eof = true,
-                Err(e) => return Err(e),
-            }
-        }
-        if c.eof || !c.may_read || c.input.len() >= max_input {
+        z.inflate_into(&mut c.input, max_input, scratch)?;
+        if c.input.len() >= max_input {
             return Ok(());
         }
-        match tls.read_tls(&mut c.stream) {
-            Ok(0) => {
-                // TCP end of stream: whatever was decrypted is still read above.
-                c.may_read = false;
-                c.eof = true;
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                c.may_read = false;
-                return Ok(());
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        // The peer ended its stream, or closed the connection and
+        // everything it sent is inflated: the end, for the session.
+        if z.finished() || (z.transport_eof && !z.has_pending_input()) {
+            c.eof = true;
+            return Ok(());
         }
-        let state = tls
-            .process_new_packets()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
-        if c.eof {
-            // Take the last plaintext before reporting the end.
-            let mut left = state.plaintext_bytes_to_read();
-            let cap = scratch.len();
-            while left > 0 {
-                let n = tls.reader().read(&mut scratch[..left.min(cap)])?;
-                if n == 0 {
-                    break;
-                }
-                c.input.extend(&scratch[..n]);
-                left -= n;
-            }
+        if !c.may_read || z.transport_eof || !z.wants_input() {
+            return Ok(());
+        }
+        let before = z.zin.len();
+        let mut src = Transport {
+            stream: &mut c.stream,
+            tls: c.tls.as_deref_mut(),
+            may_read: &mut c.may_read,
+            eof: &mut z.transport_eof,
+        };
+        src.read_into(&mut z.zin, deflate::ZIN_MAX, scratch)?;
+        if z.zin.len() == before && !z.transport_eof {
             return Ok(());
         }
     }
 }
 
-/// Write queued output (through rustls on a TLS connection). Returns
-/// whether any bytes reached the socket.
-fn write_out<S: Session>(c: &mut Conn<S>) -> io::Result<bool> {
-    let mut progressed = false;
-    let Some(tls) = c.tls.as_mut() else {
-        while !c.out.is_empty() {
-            match c.stream.write(c.out.as_slice()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    c.out.advance(n);
-                    progressed = true;
+/// The connection's byte source below the DEFLATE layer: the socket, or
+/// rustls over it.
+struct Transport<'a> {
+    stream: &'a mut TcpStream,
+    tls: Option<&'a mut ServerConnection>,
+    may_read: &'a mut bool,
+    eof: &'a mut bool,
+}
+
+impl Transport<'_> {
+    /// Read into `sink` until it holds `max` bytes, the socket would block
+    /// (`may_read` false) or the stream ends (`eof`).
+    fn read_into(&mut self, sink: &mut InBuf, max: usize, scratch: &mut [u8]) -> io::Result<()> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            while *self.may_read && !*self.eof && sink.len() < max {
+                let room = (max - sink.len()).min(scratch.len());
+                match self.stream.read(&mut scratch[..room]) {
+                    Ok(0) => *self.eof = true,
+                    Ok(n) => sink.extend(&scratch[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => *self.may_read = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            }
+            return Ok(());
+        };
+        loop {
+            // Plaintext rustls has decrypted already comes first.
+            while !*self.eof && sink.len() < max {
+                let room = (max - sink.len()).min(scratch.len());
+                match tls.reader().read(&mut scratch[..room]) {
+                    Ok(0) => *self.eof = true, // close_notify
+                    Ok(n) => sink.extend(&scratch[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => *self.eof = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            if *self.eof || !*self.may_read || sink.len() >= max {
+                return Ok(());
+            }
+            match tls.read_tls(self.stream) {
+                Ok(0) => {
+                    // TCP end of stream: whatever was decrypted is still read above.
+                    *self.may_read = false;
+                    *self.eof = true;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    *self.may_read = false;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let state = tls
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
+            if *self.eof {
+                // Take the last plaintext before reporting the end.
+                let mut left = state.plaintext_bytes_to_read();
+                let cap = scratch.len();
+                while left > 0 {
+                    let n = tls.reader().read(&mut scratch[..left.min(cap)])?;
+                    if n == 0 {
+                        break;
+                    }
+                    sink.extend(&scratch[..n]);
+                    left -= n;
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Write `src` out (through rustls on a TLS connection). Returns
+    /// whether any bytes reached the socket.
+    fn write_from(&mut self, src: &mut OutBuf) -> io::Result<bool> {
+        let mut progressed = false;
+        let Some(tls) = self.tls.as_deref_mut() else {
+            while !src.is_empty() {
+                match self.stream.write(src.as_slice()) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        src.advance(n);
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(progressed);
+        };
+        loop {
+            if !src.is_empty() {
+                // rustls buffers plaintext until the handshake is done, up to
+                // its own limit; whatever it does not take stays in `src`.
+                let n = tls.writer().write(src.as_slice())?;
+                src.advance(n);
+            }
+            if !tls.wants_write() {
+                return Ok(progressed);
+            }
+            match tls.write_tls(self.stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => progressed = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progressed),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        return Ok(progressed);
+    }
+}
+
+/// Write queued output (through the compressor once DEFLATE is on, then
+/// through rustls on a TLS connection). Returns whether any bytes reached
+/// the socket.
+fn write_out<S: Session>(c: &mut Conn<S>, scratch: &mut [u8]) -> io::Result<bool> {
+    let mut src = Transport {
+        stream: &mut c.stream,
+        tls: c.tls.as_deref_mut(),
+        may_read: &mut c.may_read,
+        eof: &mut c.eof,
     };
+    let Some(z) = c.deflate.as_mut() else {
+        return src.write_from(&mut c.out);
+    };
+    let mut progressed = false;
     loop {
-        if !c.out.is_empty() {
-            // rustls buffers plaintext until the handshake is done, up to
-            // its own limit; whatever it does not take stays in `out`.
-            let n = tls.writer().write(c.out.as_slice())?;
-            c.out.advance(n);
-        }
-        if !tls.wants_write() {
+        progressed |= src.write_from(&mut z.zout)?;
+        let blocked = !z.zout.is_empty() || src.tls.as_ref().is_some_and(|t| t.wants_write());
+        if blocked || c.out.is_empty() {
             return Ok(progressed);
         }
-        match tls.write_tls(&mut c.stream) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => progressed = true,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progressed),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        // Compress more only once the last compressed bytes have gone.
+        z.deflate_from(&mut c.out, scratch)?;
     }
 }

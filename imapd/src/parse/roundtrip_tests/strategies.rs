@@ -300,6 +300,7 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
         (text(), text()).prop_map(|(user, password)| Login { user, password }),
         ("[A-Z0-9_-]{1,20}", prop::option::of("[A-Za-z0-9+/=]{1,40}"))
             .prop_map(|(mechanism, initial)| Authenticate { mechanism, initial }),
+        "[A-Z0-9_-]{1,20}".prop_map(Compress),
         (mbox(), any::<bool>(), any::<bool>(), qresync()).prop_map(
             |(mailbox, condstore, rw, qresync)| {
                 if rw {

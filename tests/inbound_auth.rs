@@ -1,0 +1,325 @@
+//! Inbound checks (issue 17) between two real hosts: a.test
+//! (127.0.0.41) signs with a key made by `minimail dkim keygen`, b.test
+//! (127.0.0.42) runs with `--verify-inbound`; a real dnsmasq serves the
+//! MX, SPF, DKIM and DMARC records. Asserted on what bob reads over IMAP:
+//!
+//! - a -> b: `dkim=pass`, `spf=pass`, `dmarc=pass` in b's
+//!   Authentication-Results field;
+//! - the same message with one body byte changed, resent: `dkim=fail`;
+//! - a forged `From: @a.test` sent straight to b from 127.0.0.9 (outside
+//!   a.test's SPF): refused with 550 5.7.1 (a.test publishes p=reject);
+//!   the same for q.test (p=quarantine): delivered into bob's Junk;
+//! - an Authentication-Results field in b's name from outside is removed;
+//! - a message signed by another implementation (Debian's dkimpy, with an
+//!   RSA key made by openssl) verifies: `dkim=pass header.i=@py.test`.
+
+mod outbound_sender;
+
+use outbound_sender::reserve_on;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use testkit::dns::Dnsmasq;
+
+const BIN: &str = env!("CARGO_BIN_EXE_minimail");
+
+fn minimail(args: &[&str], db: &Path, stdin: &[u8]) -> String {
+    let out = testkit::process::run(Command::new(BIN).args(args).arg("--db").arg(db), stdin);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Host {
+    child: Child,
+    smtp: SocketAddr,
+    submission: SocketAddr,
+    imap: SocketAddr,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        testkit::server::sigterm(&self.child);
+        let _ = self.child.wait();
+    }
+}
+
+fn host(db: &Path, ip: &str, domain: &str, port: u16, dns: SocketAddr, extra: &[&str]) -> Host {
+    let smtp = format!("{ip}:{port}");
+    let mut args = vec![
+        "--smtp",
+        &smtp,
+        "--domain",
+        domain,
+        "--dns",
+        "",
+        "--mx-port",
+        "",
+        "--retry-min",
+        "1",
+    ];
+    let dns = dns.to_string();
+    let port_s = port.to_string();
+    args[5] = &dns;
+    args[7] = &port_s;
+    let hostname = format!("mx.{domain}");
+    args.extend(["--hostname", &hostname]);
+    args.extend(extra);
+    let (child, line, _) = testkit::server::minimail_up(BIN, db, &args, &[]);
+    Host {
+        child,
+        smtp: smtp.parse().unwrap(),
+        submission: testkit::server::addr_of(&line, "submission")
+            .parse()
+            .unwrap(),
+        imap: testkit::server::addr_of(&line, "imap").parse().unwrap(),
+    }
+}
+
+/// The raw messages in `mailbox` of bob@b.test.
+fn mailbox(imap: SocketAddr, name: &str) -> Vec<String> {
+    let mut c = testkit::imap::Client::connect(imap);
+    c.login("bob@b.test", "pw");
+    let r = c.ok(&format!("SELECT {name}"));
+    let n: usize = r
+        .iter()
+        .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (1..=n)
+        .map(|k| {
+            c.send(format!("f{k} FETCH {k} BODY.PEEK[]\r\n").as_bytes());
+            let body = c.read_literal_after("BODY[]");
+            c.until(&format!("f{k}"));
+            String::from_utf8_lossy(&body).into_owned()
+        })
+        .collect()
+}
+
+fn wait_for(imap: SocketAddr, name: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = mailbox(imap, name);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{name} has {} of {n}", got.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The Authentication-Results field b added (the first one), unfolded.
+fn results(msg: &str) -> String {
+    let start = msg
+        .find("Authentication-Results: mx.b.test;")
+        .unwrap_or_else(|| panic!("no results from mx.b.test:\n{msg}"));
+    let rest = &msg[start..];
+    let mut out = String::new();
+    for (i, line) in rest.split("\r\n").enumerate() {
+        if i > 0 && !line.starts_with([' ', '\t']) {
+            break;
+        }
+        out.push_str(line.trim());
+        out.push(' ');
+    }
+    out
+}
+
+/// Send `data` to `to` over SMTP from source address `from_ip`; returns
+/// the reply to the final dot.
+fn send_from(from_ip: &str, to: SocketAddr, mail_from: &str, data: &str) -> String {
+    let ip: IpAddr = from_ip.parse().unwrap();
+    let mut c = testkit::smtp::Client::connect_from(ip, to);
+    c.expect_reply("220");
+    c.expect("EHLO mx.elsewhere.test", "250");
+    c.expect(&format!("MAIL FROM:<{mail_from}>"), "250");
+    c.expect("RCPT TO:<bob@b.test>", "250");
+    c.expect("DATA", "354");
+    c.send(data.as_bytes());
+    c.send(b".\r\n");
+    let reply = c.reply();
+    c.send(b"QUIT\r\n");
+    reply
+}
+
+#[test]
+fn two_hosts_sign_and_check_and_dmarc_policies_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_db = dir.path().join("a.db");
+    let b_db = dir.path().join("b.db");
+    minimail(
+        &["user", "add", "alice@a.test", "--password-stdin"],
+        &a_db,
+        b"pw\n",
+    );
+    minimail(
+        &["user", "add", "bob@b.test", "--password-stdin"],
+        &b_db,
+        b"pw\n",
+    );
+    let key = minimail(
+        &["dkim", "keygen", "a.test", "--selector", "s1"],
+        &a_db,
+        b"",
+    );
+    let key_text = key.split('"').nth(1).unwrap().to_owned();
+    // py.test's key, made by openssl, for dkimpy to sign with.
+    let pem = dir.path().join("py.pem");
+    let ok = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&pem)
+        .arg("2048")
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    // The public key as PEM: its body is the base64 the record wants.
+    let public = Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(public.status.success(), "{public:?}");
+    let p: String = String::from_utf8(public.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let py_record = format!("v=DKIM1; k=rsa; p={p}");
+    let (port, reserved) = reserve_on(&["127.0.0.41", "127.0.0.42"]);
+    drop(reserved);
+    let dns = Dnsmasq::start(&[
+        "--mx-host=a.test,mx.a.test,10".into(),
+        "--host-record=mx.a.test,127.0.0.41".into(),
+        "--mx-host=b.test,mx.b.test,10".into(),
+        "--host-record=mx.b.test,127.0.0.42".into(),
+        // a's engine connects from the kernel's choice of source address.
+        "--txt-record=a.test,v=spf1 ip4:127.0.0.1 ip4:127.0.0.41 -all".into(),
+        "--txt-record=_dmarc.a.test,v=DMARC1; p=reject".into(),
+        format!("--txt-record=s1._domainkey.a.test,{key_text}"),
+        "--txt-record=q.test,v=spf1 ip4:127.0.0.1 -all".into(),
+        "--txt-record=_dmarc.q.test,v=DMARC1; p=quarantine".into(),
+        format!(
+            "--txt-record=py._domainkey.py.test,{}",
+            py_record
+                .as_bytes()
+                .chunks(255)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    ]);
+    let a = host(&a_db, "127.0.0.41", "a.test", port, dns.addr, &[]);
+    let b = host(
+        &b_db,
+        "127.0.0.42",
+        "b.test",
+        port,
+        dns.addr,
+        &["--verify-inbound"],
+    );
+
+    // a -> b through a's queue: signed by a, checked by b.
+    let mut c = testkit::smtp::Client::connect(a.submission);
+    c.expect_reply("220");
+    c.expect("EHLO client.a.test", "250");
+    c.expect(
+        &format!("AUTH PLAIN {}", testkit::smtp::plain("alice@a.test", "pw")),
+        "235",
+    );
+    c.expect("MAIL FROM:<alice@a.test>", "250");
+    c.expect("RCPT TO:<bob@b.test>", "250");
+    c.expect("DATA", "354");
+    c.send(b"From: <alice@a.test>\r\nTo: <bob@b.test>\r\nSubject: authentic\r\n\r\nThe original body.\r\n.\r\n");
+    c.expect_reply("250");
+    c.expect("QUIT", "221");
+    let got = wait_for(b.imap, "INBOX", 1);
+    let r = results(&got[0]);
+    for want in ["dkim=pass", "spf=pass", "dmarc=pass", "header.d=a.test"] {
+        assert!(r.contains(want), "no {want} in {r}");
+    }
+
+    // The signed message with one body byte changed, resent from the
+    // address SPF allows: the signature no longer verifies.
+    let original = &got[0];
+    let from_dkim = &original[original.find("DKIM-Signature:").unwrap()..];
+    let tampered = from_dkim.replace("The original body.", "The original b0dy.");
+    assert_eq!(
+        &send_from("127.0.0.1", b.smtp, "alice@a.test", &tampered)[..3],
+        "250"
+    );
+    let got = wait_for(b.imap, "INBOX", 2);
+    let r = results(&got[1]);
+    assert!(r.contains("dkim=fail"), "{r}");
+
+    // Forged From: @a.test from outside a.test's SPF, unsigned: p=reject.
+    let reply = send_from(
+        "127.0.0.9",
+        b.smtp,
+        "alice@a.test",
+        "From: <alice@a.test>\r\nTo: <bob@b.test>\r\nSubject: forged\r\n\r\npay me\r\n",
+    );
+    assert!(reply.starts_with("550 5.7.1 "), "{reply}");
+    assert!(reply.contains("DMARC"), "{reply}");
+
+    // q.test publishes p=quarantine: delivered, into Junk. It also carries
+    // a results field in b's name, which must not survive.
+    let reply = send_from(
+        "127.0.0.9",
+        b.smtp,
+        "q@q.test",
+        "Authentication-Results: mx.b.test; dkim=pass header.d=q.test\r\nFrom: <q@q.test>\r\nTo: <bob@b.test>\r\nSubject: quarantined\r\n\r\nhello\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let junk = wait_for(b.imap, "Junk", 1);
+    assert!(junk[0].contains("Subject: quarantined"), "{}", junk[0]);
+    let r = results(&junk[0]);
+    assert!(r.contains("dmarc=fail"), "{r}");
+    assert_eq!(
+        junk[0].matches("Authentication-Results: mx.b.test").count(),
+        1,
+        "the forged field survived:\n{}",
+        junk[0]
+    );
+    assert!(
+        !junk[0].contains("dkim=pass header.d=q.test"),
+        "{}",
+        junk[0]
+    );
+    // Signed by dkimpy: verifies here too.
+    let msg_path = dir.path().join("py.eml");
+    std::fs::write(
+        &msg_path,
+        "From: <py@py.test>\r\nTo: <bob@b.test>\r\nSubject: signed by dkimpy\r\n\r\nfrom python\r\n",
+    )
+    .unwrap();
+    let script = format!(
+        "import dkim, sys\n\
+         msg = open('{m}', 'rb').read()\n\
+         key = open('{k}', 'rb').read()\n\
+         sig = dkim.sign(msg, b'py', b'py.test', key, include_headers=[b'from', b'to', b'subject'])\n\
+         sys.stdout.buffer.write(sig + msg)\n",
+        m = msg_path.display(),
+        k = pem.display()
+    );
+    let signed = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "dkimpy: {signed:?}");
+    let signed = String::from_utf8(signed.stdout)
+        .unwrap()
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    assert_eq!(
+        &send_from("127.0.0.1", b.smtp, "py@py.test", &signed)[..3],
+        "250"
+    );
+    let got = wait_for(b.imap, "INBOX", 3);
+    let r = results(&got[2]);
+    // dkimpy signs with i=@py.test, which the field then names.
+    assert!(r.contains("dkim=pass header.i=@py.test"), "{r}");
+
+    // Nothing else reached the INBOX.
+    assert_eq!(mailbox(b.imap, "INBOX").len(), 3);
+    drop(a);
+}
