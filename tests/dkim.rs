@@ -82,22 +82,7 @@ fn submit(sub: SocketAddr, from: &str, to: &str, subject: &str) {
 
 /// The raw messages in `user`'s INBOX.
 fn inbox(imap: SocketAddr, user: &str) -> Vec<Vec<u8>> {
-    let mut c = testkit::imap::Client::connect(imap);
-    c.login(user, "pw");
-    let r = c.ok("SELECT INBOX");
-    let n: usize = r
-        .iter()
-        .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    (1..=n)
-        .map(|k| {
-            c.send(format!("f{k} FETCH {k} BODY.PEEK[]\r\n").as_bytes());
-            let body = c.read_literal_after("BODY[]");
-            c.until(&format!("f{k}"));
-            body
-        })
-        .collect()
+    testkit::imap::fetch_all(imap, user, "pw", "INBOX")
 }
 
 fn tamper(msg: &[u8]) -> Vec<u8> {

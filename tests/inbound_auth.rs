@@ -78,22 +78,7 @@ fn host(db: &Path, ip: &str, domain: &str, port: u16, dns: SocketAddr, extra: &[
 
 /// The raw messages in `mailbox` of bob@b.test.
 fn mailbox(imap: SocketAddr, name: &str) -> Vec<String> {
-    let mut c = testkit::imap::Client::connect(imap);
-    c.login("bob@b.test", "pw");
-    let r = c.ok(&format!("SELECT {name}"));
-    let n: usize = r
-        .iter()
-        .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    (1..=n)
-        .map(|k| {
-            c.send(format!("f{k} FETCH {k} BODY.PEEK[]\r\n").as_bytes());
-            let body = c.read_literal_after("BODY[]");
-            c.until(&format!("f{k}"));
-            String::from_utf8_lossy(&body).into_owned()
-        })
-        .collect()
+    testkit::imap::fetch_all_text(imap, "bob@b.test", "pw", name)
 }
 
 fn wait_for(imap: SocketAddr, name: &str, n: usize) -> Vec<String> {

@@ -13,7 +13,6 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use testkit::dns::Dnsmasq;
-use testkit::imap::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minimail");
 
@@ -138,22 +137,7 @@ fn submit(addr: &str, user: &str, to: &str, subject: &str) {
 
 /// The messages in `user`'s INBOX, over IMAP.
 fn inbox(imap: &str, user: &str) -> Vec<String> {
-    let mut c = Client::connect(imap.parse().unwrap());
-    c.login(user, "pw");
-    let r = c.ok("SELECT INBOX");
-    let n: usize = r
-        .iter()
-        .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    (1..=n)
-        .map(|k| {
-            c.send(format!("f{k} FETCH {k} BODY.PEEK[]\r\n").as_bytes());
-            let body = c.read_literal_after("BODY[]");
-            c.until(&format!("f{k}"));
-            String::from_utf8_lossy(&body).into_owned()
-        })
-        .collect()
+    testkit::imap::fetch_all_text(imap.parse().unwrap(), user, "pw", "INBOX")
 }
 
 fn wait_for(imap: &str, user: &str, n: usize) -> Vec<String> {

@@ -119,9 +119,14 @@ impl Verifier {
         })
     }
 
-    /// Check `raw` and call `done` with the verdict, from the checker's
-    /// own thread.
-    pub fn spawn(&self, raw: Vec<u8>, env: Envelope, done: impl FnOnce(Verdict) + Send + 'static) {
+    /// Check `raw` and call `done` with the verdict and `raw` itself
+    /// (handed back, not copied), from the checker's own thread.
+    pub fn spawn(
+        &self,
+        raw: Vec<u8>,
+        env: Envelope,
+        done: impl FnOnce(Verdict, Vec<u8>) + Send + 'static,
+    ) {
         let auth = Arc::clone(&self.auth);
         let id = self.authserv_id.clone();
         let timeout = self.timeout;
@@ -130,7 +135,7 @@ impl Verifier {
                 Ok(v) => v,
                 Err(_) => timed_out(&id, timeout),
             };
-            done(verdict);
+            done(verdict, raw);
         });
     }
 

@@ -209,7 +209,8 @@ fn spawn_calls_back_from_the_checker_thread() {
     v.spawn(
         message("a@a.test", "x"),
         env("127.0.0.1", "a@a.test"),
-        move |verdict| {
+        move |verdict, raw| {
+            assert_eq!(raw, message("a@a.test", "x"));
             let _ = tx.send((std::thread::current().name().map(str::to_owned), verdict));
         },
     );

@@ -626,9 +626,13 @@ impl Worker {
                     finish.push(q.id);
                     sent.push(q.id);
                     if !remote_dsn && wants(q, "SUCCESS", false) {
-                        let mut f = failure(q, &t, relay, Some("2.0.0"));
-                        f.status = dsn::status_of(&t, false).replace("4.0.0", "2.0.0");
-                        relayed.push(f);
+                        let status = dsn::status_of(&t, false);
+                        let status = if status.starts_with('2') {
+                            status.as_str()
+                        } else {
+                            "2.0.0"
+                        };
+                        relayed.push(failure(q, &t, relay, Some(status)));
                     }
                     ("sent", t)
                 }
@@ -653,9 +657,8 @@ impl Worker {
                         // question is settled for this recipient.
                         warned.push(q.id);
                         if wants(q, "DELAY", true) {
-                            let mut f = failure(q, &t, relay, None);
-                            f.status = dsn::status_of(&t, false);
-                            delayed.push(f);
+                            let status = dsn::status_of(&t, false);
+                            delayed.push(failure(q, &t, relay, Some(&status)));
                         }
                     }
                     ("deferred", t)

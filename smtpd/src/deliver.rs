@@ -187,10 +187,10 @@ impl SmtpSession {
                     },
                 };
                 let completer = io.completer();
-                verifier.spawn(body.clone(), check_env, move |verdict| {
-                    completer.complete(SmtpDone::Checked(Box::new(verdict)))
+                verifier.spawn(body, check_env, move |verdict, body| {
+                    completer.complete(SmtpDone::Checked(Box::new((verdict, body))))
                 });
-                self.waiting = Some(Waiting::Check(Box::new((env, body))));
+                self.waiting = Some(Waiting::Check(Box::new(env)));
                 return;
             }
         }

@@ -35,8 +35,9 @@ pub enum SmtpDone {
     },
     /// A delivery was committed durably (or failed).
     Committed(Result<(), String>),
-    /// The inbound checks (SPF, DKIM, ARC, DMARC) finished.
-    Checked(Box<mailauth::Verdict>),
+    /// The inbound checks (SPF, DKIM, ARC, DMARC) finished: the verdict
+    /// and the message body handed back.
+    Checked(Box<(mailauth::Verdict, Vec<u8>)>),
     /// The message was refused before committing (its From header is not
     /// the authenticated user's); the text says why.
     Refused(String),
@@ -115,8 +116,9 @@ pub(crate) enum Waiting {
     Rcpt(RcptParams),
     /// A delivery commit, with what the log line needs.
     Commit(CommitInfo),
-    /// The inbound checks of a message waiting to be stored.
-    Check(Box<(Envelope, Vec<u8>)>),
+    /// The inbound checks of a message waiting to be stored (the body is
+    /// with the checker).
+    Check(Box<Envelope>),
     /// A password check, for the login name given.
     Auth(String),
     /// The pause before a 535.
@@ -316,9 +318,9 @@ impl netloop::Session for SmtpSession {
             (SmtpDone::Rcpt { addr, result }, Some(Waiting::Rcpt(params))) => {
                 self.rcpt_done(io, addr, params, result)
             }
-            (SmtpDone::Checked(verdict), Some(Waiting::Check(pending))) => {
-                let (env, body) = *pending;
-                self.checked(io, env, body, *verdict)
+            (SmtpDone::Checked(checked), Some(Waiting::Check(env))) => {
+                let (verdict, body) = *checked;
+                self.checked(io, *env, body, verdict)
             }
             (SmtpDone::Committed(result), Some(Waiting::Commit(info))) => {
                 self.commit_done(io, info, result)

@@ -215,6 +215,35 @@ impl Client {
     }
 }
 
+/// Every message in `mailbox` of `user`, exact bytes, read over IMAP
+/// without changing anything (SELECT, then `BODY.PEEK[]` one by one).
+pub fn fetch_all(addr: SocketAddr, user: &str, password: &str, mailbox: &str) -> Vec<Vec<u8>> {
+    let mut c = Client::connect(addr);
+    c.login(user, password);
+    let r = c.ok(&format!("SELECT {mailbox}"));
+    let n: usize = r
+        .iter()
+        .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (1..=n)
+        .map(|k| {
+            c.send(format!("f{k} FETCH {k} BODY.PEEK[]\r\n").as_bytes());
+            let body = c.read_literal_after("BODY[]");
+            c.until(&format!("f{k}"));
+            body
+        })
+        .collect()
+}
+
+/// [`fetch_all`] as text (lossy UTF-8), for assertions on headers.
+pub fn fetch_all_text(addr: SocketAddr, user: &str, password: &str, mailbox: &str) -> Vec<String> {
+    fetch_all(addr, user, password, mailbox)
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .collect()
+}
+
 /// The length `n` of a line that ends in a literal announcement `{n}`.
 pub fn literal_len(line: &[u8]) -> Option<usize> {
     let body = line.strip_suffix(b"}")?;

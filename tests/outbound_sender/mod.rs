@@ -246,22 +246,7 @@ impl Sender {
 
     /// The messages in alice's INBOX, over IMAP.
     pub fn inbox(&self) -> Vec<String> {
-        let mut c = testkit::imap::Client::connect(self.imap);
-        c.login(ALICE, "pw");
-        let r = c.ok("SELECT INBOX");
-        let n: usize = r
-            .iter()
-            .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        (1..=n)
-            .map(|k| {
-                c.send(format!("f{k} FETCH {k} BODY.PEEK[]\r\n").as_bytes());
-                let body = c.read_literal_after("BODY[]");
-                c.until(&format!("f{k}"));
-                String::from_utf8_lossy(&body).into_owned()
-            })
-            .collect()
+        testkit::imap::fetch_all_text(self.imap, ALICE, "pw", "INBOX")
     }
 
     /// Wait until alice's INBOX holds at least `n` messages; returns them.
