@@ -2,6 +2,7 @@
 //! server whose store readers verify logins must not keep a 19 MiB area
 //! per thread (the outbound RSS check once found 58 MiB of them). Its own
 //! test binary, so no other test's allocations move the figure.
+#![allow(clippy::unwrap_used)]
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
