@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 mod dkim;
 mod queue;
+mod report;
 mod sendmail;
 mod tls;
 use tls::{cert, snakeoil_pair, CertArgs};
@@ -49,6 +50,9 @@ enum Cmd {
     /// The outbound queue: list, show, retry, delete.
     #[command(subcommand)]
     Queue(queue::QueueCmd),
+    /// Summarise the DMARC aggregate / TLS reports other domains mailed to a user.
+    #[command(subcommand)]
+    Report(report::ReportCmd),
     /// sendmail(1): deliver the message on standard input to local users
     /// (`minimail sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]`; also
     /// run as `sendmail` through a symlink). See src/sendmail.rs.
@@ -231,6 +235,7 @@ fn main() {
         Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
         Some(Cmd::Queue(q)) => queue::run(q),
         Some(Cmd::Dkim(d)) => dkim::run(d),
+        Some(Cmd::Report(r)) => report::run(r),
         Some(Cmd::Sendmail { args }) => std::process::exit(sendmail::run(&args)),
     };
     if let Err(e) = res {

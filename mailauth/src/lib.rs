@@ -7,6 +7,7 @@
 //! happens on failure are decided here and by the callers.
 
 pub mod keys;
+pub mod reports;
 pub mod sign;
 pub mod verify;
 
