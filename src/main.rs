@@ -145,6 +145,12 @@ struct UpArgs {
     /// (results temperror; the message is accepted).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     verify_timeout: u64,
+    /// Per-domain actions for failed inbound checks, one line per domain
+    /// of ours (`*` for the rest): `DOMAIN [dmarc-reject=A]
+    /// [dmarc-quarantine=A] [spf-fail=A]`, A = refuse|junk|note. Default:
+    /// dmarc-reject=refuse dmarc-quarantine=junk spf-fail=note.
+    #[arg(long, value_name = "FILE", requires = "verify_inbound")]
+    auth_policy: Option<PathBuf>,
     #[command(flatten)]
     outbound: queue::OutboundArgs,
     /// Seconds of silence during IMAP IDLE after which `* OK Still here`
@@ -349,9 +355,14 @@ fn up(a: UpArgs) -> Result<()> {
     } else {
         None
     };
+    let auth_policy = match &a.auth_policy {
+        Some(path) => mailauth::PolicyMap::load(path).map_err(anyhow::Error::msg)?,
+        None => mailauth::PolicyMap::default(),
+    };
     let smtp_cfg = smtpd::Config {
         dkim,
         verifier,
+        auth_policy: std::sync::Arc::new(auth_policy),
         hostname: a.hostname.clone(),
         domains: a.domains.clone(),
         max_message_size: a.max_message_size,

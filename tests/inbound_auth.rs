@@ -11,7 +11,11 @@
 //!   the same for q.test (p=quarantine): delivered into bob's Junk;
 //! - an Authentication-Results field in b's name from outside is removed;
 //! - a message signed by another implementation (Debian's dkimpy, with an
-//!   RSA key made by openssl) verifies: `dkim=pass header.i=@py.test`.
+//!   RSA key made by openssl) verifies: `dkim=pass header.i=@py.test`;
+//! - `--auth-policy`: per receiving domain, SPF hard fails into Junk or
+//!   refused (550 5.7.23), DMARC p=reject failures into Junk instead of
+//!   refused; the strictest recipient's policy decides; a broken policy
+//!   file stops `minimail up` with the line named.
 
 mod outbound_sender;
 
@@ -113,12 +117,19 @@ fn results(msg: &str) -> String {
 /// Send `data` to `to` over SMTP from source address `from_ip`; returns
 /// the reply to the final dot.
 fn send_from(from_ip: &str, to: SocketAddr, mail_from: &str, data: &str) -> String {
+    send_to(from_ip, to, mail_from, &["bob@b.test"], data)
+}
+
+/// [`send_from`] to the recipients `rcpts`.
+fn send_to(from_ip: &str, to: SocketAddr, mail_from: &str, rcpts: &[&str], data: &str) -> String {
     let ip: IpAddr = from_ip.parse().unwrap();
     let mut c = testkit::smtp::Client::connect_from(ip, to);
     c.expect_reply("220");
     c.expect("EHLO mx.elsewhere.test", "250");
     c.expect(&format!("MAIL FROM:<{mail_from}>"), "250");
-    c.expect("RCPT TO:<bob@b.test>", "250");
+    for rcpt in rcpts {
+        c.expect(&format!("RCPT TO:<{rcpt}>"), "250");
+    }
     c.expect("DATA", "354");
     c.send(data.as_bytes());
     c.send(b".\r\n");
@@ -307,4 +318,153 @@ fn two_hosts_sign_and_check_and_dmarc_policies_apply() {
     // Nothing else reached the INBOX.
     assert_eq!(mailbox(b.imap, "INBOX").len(), 3);
     drop(a);
+}
+
+#[test]
+fn auth_policy_per_receiving_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    for user in ["bob@b.test", "carol@c.test"] {
+        minimail(&["user", "add", user, "--password-stdin"], &db, b"pw\n");
+    }
+    let policy = dir.path().join("policy");
+    std::fs::write(
+        &policy,
+        "# every domain: SPF hard fails to Junk\n\
+         *        spf-fail=junk\n\
+         c.test   spf-fail=refuse dmarc-reject=junk   # carol's domain\n",
+    )
+    .unwrap();
+    let (port, reserved) = reserve_on(&["127.0.0.43"]);
+    drop(reserved);
+    let dns = Dnsmasq::start(&[
+        // h.test: SPF -all, no DMARC record; r.test: SPF ~all (a soft
+        // fail, never acted on) and p=reject.
+        "--txt-record=h.test,v=spf1 ip4:127.0.0.1 -all".into(),
+        "--txt-record=r.test,v=spf1 ip4:127.0.0.1 ~all".into(),
+        "--txt-record=_dmarc.r.test,v=DMARC1; p=reject".into(),
+    ]);
+    let policy_arg = policy.to_str().unwrap();
+    let b = host(
+        &db,
+        "127.0.0.43",
+        "b.test",
+        port,
+        dns.addr,
+        &[
+            "--domain",
+            "c.test",
+            "--verify-inbound",
+            "--auth-policy",
+            policy_arg,
+        ],
+    );
+    let msg = |subject: &str, from: &str| {
+        format!("From: <{from}>\r\nTo: <x@b.test>\r\nSubject: {subject}\r\n\r\nhello\r\n")
+    };
+    let carol = |name: &str| testkit::imap::fetch_all_text(b.imap, "carol@c.test", "pw", name);
+
+    // SPF fail from outside h.test's SPF: Junk for b.test, refused for c.test.
+    let r = send_to(
+        "127.0.0.9",
+        b.smtp,
+        "h@h.test",
+        &["bob@b.test"],
+        &msg("spf to bob", "h@h.test"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let junk = wait_for(b.imap, "Junk", 1);
+    assert!(junk[0].contains("Subject: spf to bob"), "{}", junk[0]);
+    assert!(results(&junk[0]).contains("spf=fail"), "{}", junk[0]);
+    let r = send_to(
+        "127.0.0.9",
+        b.smtp,
+        "h@h.test",
+        &["carol@c.test"],
+        &msg("spf to carol", "h@h.test"),
+    );
+    assert!(
+        r.starts_with("550 5.7.23 SPF validation failed: h.test does not designate 127.0.0.9"),
+        "{r}"
+    );
+    // Both at once: the strictest (c.test's refuse) decides.
+    let r = send_to(
+        "127.0.0.9",
+        b.smtp,
+        "h@h.test",
+        &["bob@b.test", "carol@c.test"],
+        &msg("spf to both", "h@h.test"),
+    );
+    assert!(r.starts_with("550 5.7.23 "), "{r}");
+
+    // DMARC p=reject failure (From: r.test, sent from outside its SPF):
+    // refused for b.test (the default), Junk for c.test.
+    let r = send_to(
+        "127.0.0.9",
+        b.smtp,
+        "x@r.test",
+        &["bob@b.test"],
+        &msg("dmarc to bob", "x@r.test"),
+    );
+    assert!(r.starts_with("550 5.7.1 DMARC policy of r.test"), "{r}");
+    let r = send_to(
+        "127.0.0.9",
+        b.smtp,
+        "x@r.test",
+        &["carol@c.test"],
+        &msg("dmarc to carol", "x@r.test"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let junk = loop {
+        let junk = carol("Junk");
+        if !junk.is_empty() || Instant::now() > deadline {
+            break junk;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(junk.len(), 1);
+    assert!(junk[0].contains("Subject: dmarc to carol"), "{}", junk[0]);
+    // Mail that passes is untouched by the policy.
+    let r = send_to(
+        "127.0.0.1",
+        b.smtp,
+        "h@h.test",
+        &["carol@c.test"],
+        &msg("fine", "h@h.test"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while carol("INBOX").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let inbox = carol("INBOX");
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].contains("Subject: fine"));
+    assert_eq!(mailbox(b.imap, "INBOX").len(), 0, "bob's INBOX");
+    assert_eq!(mailbox(b.imap, "Junk").len(), 1, "bob's Junk");
+    drop(b);
+
+    // A broken file: `minimail up` refuses to start and names the line.
+    std::fs::write(&policy, "*  spf-fail=junk\nc.test spf-fail=bounce\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "up",
+            "--smtp",
+            "127.0.0.1:0",
+            "--imap",
+            "127.0.0.1:0",
+            "--submission",
+            "127.0.0.1:0",
+        ])
+        .args(["--verify-inbound", "--auth-policy", policy_arg, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2: spf-fail=\"bounce\": the action is refuse, junk or note"),
+        "{err}"
+    );
 }

@@ -7,13 +7,17 @@
 //! happens on failure are decided here and by the callers.
 
 pub mod keys;
+pub mod policy;
 pub mod reports;
 pub mod sign;
 pub mod verify;
 
 pub use keys::{dns_record, generate, Algorithm};
+pub use policy::{Action, DomainPolicy, PolicyMap};
 pub use sign::Signer;
-pub use verify::{strip_forged_results, Disposition, Envelope, Verdict, Verifier};
+pub use verify::{
+    strip_forged_results, Disposition, Envelope, Findings, Published, Verdict, Verifier,
+};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]

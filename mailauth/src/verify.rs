@@ -35,13 +35,41 @@ pub enum Disposition {
     Reject(String),
 }
 
+/// The policy a failing sender's domain publishes (RFC 7489 §6.3 `p=`/`sp=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// `p=reject`.
+    Reject,
+    /// `p=quarantine`.
+    Quarantine,
+}
+
+/// The failures a policy acts on (see [`crate::policy`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// DMARC failed, and the domain's policy asks for this (None: passed,
+    /// no policy, or `p=none`).
+    pub dmarc_fail: Option<Published>,
+    /// The RFC5322.From domain DMARC was evaluated for.
+    pub dmarc_domain: String,
+    /// SPF said `fail` for the MAIL FROM (or HELO) identity.
+    pub spf_fail: bool,
+    /// The domain SPF was checked for.
+    pub spf_domain: String,
+    /// The client's address.
+    pub ip: String,
+}
+
 /// The outcome of the checks.
 #[derive(Debug, Clone)]
 pub struct Verdict {
     /// The `Authentication-Results:` field to prepend, with its CRLF.
     pub header: String,
-    /// What to do.
+    /// What to do under the default policy (see [`crate::policy`];
+    /// `minimail up --auth-policy` decides with [`Verdict::findings`]).
     pub disposition: Disposition,
+    /// What failed.
+    pub findings: Findings,
     /// One line for the log: `spf=pass dkim=pass dmarc=pass`.
     pub summary: String,
 }
@@ -158,6 +186,7 @@ fn timed_out(id: &str, timeout: Duration) -> Verdict {
         ),
         disposition: Disposition::Accept,
         summary: "dmarc=temperror (timeout)".into(),
+        findings: Findings::default(),
     }
 }
 
@@ -179,6 +208,7 @@ async fn check(auth: &MessageAuthenticator, id: &str, raw: &[u8], env: &Envelope
             ),
             disposition: Disposition::Accept,
             summary: "unparsable message".into(),
+            findings: Findings::default(),
         };
     };
     let helo = env.helo.trim_matches(['[', ']']);
@@ -201,13 +231,16 @@ async fn check(auth: &MessageAuthenticator, id: &str, raw: &[u8], env: &Envelope
         .with_arc_result(&arc, env.ip)
         .with_dmarc_result(&dmarc);
     let dmarc_result = dmarc.result();
-    let disposition = match (&dmarc_result, dmarc.policy()) {
-        (DmarcResult::Fail(_), Policy::Reject) => Disposition::Reject(format!(
-            "5.7.1 DMARC policy of {} rejects this message (not aligned with SPF or DKIM)",
-            dmarc.domain()
-        )),
-        (DmarcResult::Fail(_), Policy::Quarantine) => Disposition::Quarantine,
-        _ => Disposition::Accept,
+    let findings = Findings {
+        dmarc_fail: match (&dmarc_result, dmarc.policy()) {
+            (DmarcResult::Fail(_), Policy::Reject) => Some(Published::Reject),
+            (DmarcResult::Fail(_), Policy::Quarantine) => Some(Published::Quarantine),
+            _ => None,
+        },
+        dmarc_domain: dmarc.domain().to_owned(),
+        spf_fail: spf.result() == mail_auth::SpfResult::Fail,
+        spf_domain: mail_from_domain.to_owned(),
+        ip: env.ip.to_string(),
     };
     let word = |s: String| s.split_whitespace().next().unwrap_or("").to_owned();
     // RFC 6376 §6.1.3: a body hash that does not verify is PERMFAIL, i.e.
@@ -242,11 +275,14 @@ async fn check(auth: &MessageAuthenticator, id: &str, raw: &[u8], env: &Envelope
         })
         .collect::<Vec<_>>()
         .join(" ");
-    Verdict {
+    let mut verdict = Verdict {
         header,
-        disposition,
+        disposition: Disposition::Accept,
         summary,
-    }
+        findings,
+    };
+    verdict.disposition = crate::policy::PolicyMap::default().decide(&verdict, ["*"]);
+    verdict
 }
 
 /// `raw` without `Authentication-Results:` header fields that claim to

@@ -204,13 +204,26 @@ impl SmtpSession {
         io: &mut Io<'_, SmtpDone>,
         env: Envelope,
         body: Vec<u8>,
-        verdict: mailauth::Verdict,
+        mut verdict: mailauth::Verdict,
     ) {
+        // The receiving domains' policies decide (strictest wins: one
+        // transaction, one answer).
+        let domains = env
+            .rcpts
+            .iter()
+            .filter(|r| r.user.is_some())
+            .map(|r| r.addr.rsplit_once('@').map_or("", |(_, d)| d));
+        verdict.disposition = self.shared.config.auth_policy.decide(&verdict, domains);
         log::info!(
-            "#{}: checks for message from {}: {}",
+            "#{}: checks for message from {}: {} -> {}",
             self.conn,
             env.from,
-            verdict.summary
+            verdict.summary,
+            match &verdict.disposition {
+                mailauth::Disposition::Accept => "deliver",
+                mailauth::Disposition::Quarantine => "Junk",
+                mailauth::Disposition::Reject(_) => "refuse",
+            }
         );
         if let mailauth::Disposition::Reject(why) = &verdict.disposition {
             log::info!("#{}: message from {} refused: {why}", self.conn, env.from);

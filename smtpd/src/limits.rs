@@ -132,6 +132,9 @@ pub struct Config {
     /// before it is stored: an Authentication-Results field is added and
     /// DMARC policies are applied (reject: 550 5.7.1, quarantine: Junk).
     pub verifier: Option<std::sync::Arc<mailauth::Verifier>>,
+    /// What failed checks lead to, per receiving domain (refuse, Junk or
+    /// note; `minimail up --auth-policy`).
+    pub auth_policy: std::sync::Arc<mailauth::PolicyMap>,
     /// Event loop settings: connection limits (total and per address),
     /// buffers, the slow-command deadline, TLS (`net.tls`), shutdown grace.
     pub net: netloop::Config,
@@ -152,6 +155,7 @@ impl Default for Config {
             submission: false,
             dkim: None,
             verifier: None,
+            auth_policy: std::sync::Arc::default(),
             allow_plaintext_auth: false,
             throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
             net: netloop::Config {

@@ -424,10 +424,16 @@ impl Reply {
 
     /// `451 4.3.0` the store failed; try again later.
     /// 550 5.7.1: the sender domain's DMARC policy says reject (RFC 7489
-    /// §6.6.4, RFC 7372 §3.2); `why` is the verifier's text.
+    /// §6.6.4, RFC 7372 §3.2), or 550 5.7.23: SPF failed and the policy
+    /// refuses that (RFC 7372 §3.2); `why` is the policy's text, starting
+    /// with the enhanced code.
     pub fn dmarc_reject(why: &str) -> Reply {
-        let text = why.strip_prefix("5.7.1 ").unwrap_or(why);
-        Reply::new(550, Some("5.7.1"), text.to_owned())
+        for code in ["5.7.1", "5.7.23"] {
+            if let Some(text) = why.strip_prefix(code).and_then(|t| t.strip_prefix(' ')) {
+                return Reply::new(550, Some(code), text.to_owned());
+            }
+        }
+        Reply::new(550, Some("5.7.1"), why.to_owned())
     }
 
     pub fn local_error() -> Reply {
