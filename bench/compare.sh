@@ -17,7 +17,8 @@
 #         -s 16 -m 5000 -l 1024 against the same three for reference.
 #   E2E   SMTP 250 -> visible over IMAP (IDLE): Postfix+Dovecot vs minimail.
 #   IMAP  APPEND-populated mailboxes of 2,000 and 20,000 messages: APPEND rate,
-#         connect+LOGIN+SELECT, FETCH 1:* metadata, UID SEARCH TEXT, STORE 1:*,
+#         connect+LOGIN+SELECT, FETCH 1:* metadata, UID SEARCH TEXT, SUBJECT
+#         and FROM, FETCH 1:500 BODY.PEEK[] over one connection, STORE 1:*,
 #         16 sessions of random BODY.PEEK[], UID SORT (REVERSE ARRIVAL) and
 #         (SUBJECT), UID THREAD REFERENCES, a QRESYNC SELECT after 100 flag
 #         changes and 10 expunges: Dovecot vs minimail.
@@ -441,6 +442,12 @@ imap_measure() {
     record "$name" "select $n" "${pid[@]}" imap "${a[@]}" select --repeat 20
     record "$name" "fetch-meta $n" "${pid[@]}" imap "${a[@]}" fetch-meta --repeat 5
     record "$name" "search $n" "${pid[@]}" imap "${a[@]}" search --repeat 5
+    # Header searches (issue 21): a subject word (topic 42: also 420-429,
+    # 4200-4299...) and a sender (n % 97 == 7: about 1%).
+    record "$name" "search-subject $n" "${pid[@]}" imap "${a[@]}" search --key SUBJECT --word "topic 42" --repeat 5
+    record "$name" "search-from $n" "${pid[@]}" imap "${a[@]}" search --key FROM --word "sender7@" --repeat 5
+    # Many whole messages over one connection (the bulk body transfer).
+    record "$name" "bodies $n" "${pid[@]}" imap "${a[@]}" bodies --count 500 --repeat 5
     record "$name" "store $n" "${pid[@]}" imap "${a[@]}" store --repeat 3
     record "$name" "body $n" "${pid[@]}" imap "${a[@]}" body --sessions 16 --count "$BODY_N"
     # Server-side SORT and THREAD (RFC 5256), then a QRESYNC SELECT after 100

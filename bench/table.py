@@ -95,6 +95,13 @@ def main():
             higher=False)
         row(f"  UID SEARCH TEXT word, first, right after the APPENDs", f"search-burst {n}",
             "p50_ms", "ms", "dovecot", higher=False)
+        row(f"  UID SEARCH SUBJECT word, warm, p50", f"search-subject {n}", "p50_ms", "ms",
+            "dovecot", higher=False)
+        row(f"  UID SEARCH FROM address, warm, p50", f"search-from {n}", "p50_ms", "ms",
+            "dovecot", higher=False)
+        row(f"  FETCH 1:500 BODY.PEEK[], one connection, p50", f"bodies {n}", "p50_ms", "ms",
+            "dovecot", higher=False)
+        row(f"  same, octets per second", f"bodies {n}", "MB/s", "MB/s", "dovecot")
         row(f"  STORE 1:* +/-FLAGS (\\Flagged), p50", f"store {n}", "p50_ms", "ms", "dovecot",
             higher=False)
         row(f"  16 sessions random BODY.PEEK[]", f"body {n}", "rate", "fetch/s", "dovecot")

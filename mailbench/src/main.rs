@@ -272,10 +272,21 @@ enum ImapWork {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
-    /// UID SEARCH TEXT word, warm.
+    /// UID SEARCH KEY word, warm (KEY: TEXT, BODY, SUBJECT, FROM, or
+    /// "HEADER field").
     Search {
         #[arg(long, default_value = "kumquat")]
         word: String,
+        #[arg(long, default_value = "TEXT")]
+        key: String,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// FETCH 1:count BODY.PEEK[] over one connection, warm: the bulk body
+    /// transfer (octets per second).
+    Bodies {
+        #[arg(long, default_value_t = 500)]
+        count: u64,
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
@@ -335,7 +346,8 @@ impl ImapWork {
             },
             ImapWork::Select { repeat } => W::Select { repeat },
             ImapWork::FetchMeta { repeat } => W::FetchMeta { repeat },
-            ImapWork::Search { word, repeat } => W::Search { word, repeat },
+            ImapWork::Search { word, key, repeat } => W::Search { word, key, repeat },
+            ImapWork::Bodies { count, repeat } => W::Bodies { count, repeat },
             ImapWork::Store { repeat } => W::Store { repeat },
             ImapWork::Body { sessions, count } => W::Body { sessions, count },
             ImapWork::Sort { criteria, repeat } => W::Sort { criteria, repeat },

@@ -48,8 +48,15 @@ pub enum Workload {
     Select { repeat: usize },
     /// The metadata FETCH of every message, after one untimed warm-up.
     FetchMeta { repeat: usize },
-    /// `UID SEARCH TEXT word`, after one untimed warm-up.
-    Search { word: String, repeat: usize },
+    /// `UID SEARCH key word`, after one untimed warm-up.
+    Search {
+        word: String,
+        key: String,
+        repeat: usize,
+    },
+    /// `FETCH 1:count BODY.PEEK[]` on one connection, after one untimed
+    /// warm-up.
+    Bodies { count: u64, repeat: usize },
     /// `+FLAGS` then `-FLAGS` on 1:*, `repeat` pairs.
     Store { repeat: usize },
     /// `count` random `UID FETCH n BODY.PEEK[]` over `sessions` sessions.
@@ -78,7 +85,8 @@ pub fn run(t: &Target, w: &Workload) -> Result<Report> {
         } => populate::run(t, *count, *size, *window, *varied),
         Workload::Select { repeat } => timed::select(t, *repeat),
         Workload::FetchMeta { repeat } => timed::fetch_meta(t, *repeat),
-        Workload::Search { word, repeat } => timed::search(t, word, *repeat),
+        Workload::Search { word, key, repeat } => timed::search(t, key, word, *repeat),
+        Workload::Bodies { count, repeat } => timed::bodies(t, *count, *repeat),
         Workload::Store { repeat } => timed::store(t, *repeat),
         Workload::Body { sessions, count } => random::run(t, *sessions, *count),
         Workload::Sort { criteria, repeat } => ext::sort(t, criteria, *repeat),

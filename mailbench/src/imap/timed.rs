@@ -81,10 +81,34 @@ pub fn fetch_meta(t: &Target, repeat: usize) -> Result<Report> {
     repeated(t, "fetch-meta", &[cmd], repeat, true)
 }
 
-/// `UID SEARCH TEXT word`, warm; the hit count is reported.
-pub fn search(t: &Target, word: &str, repeat: usize) -> Result<Report> {
+/// `FETCH 1:count BODY.PEEK[]` on one connection, warm: the time to
+/// move many whole messages, and the octets per second.
+pub fn bodies(t: &Target, count: u64, repeat: usize) -> Result<Report> {
+    // At most the messages there are (1:N past the last one is an error).
+    let count = count.clamp(1, require_messages(t)?.max(1) as u64);
+    let cmd = format!("FETCH 1:{count} BODY.PEEK[]");
+    let mut r = repeated(t, "bodies", &[cmd], repeat, true)?;
+    let mean_s = r.elapsed.as_secs_f64() / repeat.max(1) as f64;
+    let wire_kib: f64 = r
+        .extra
+        .iter()
+        .find(|(k, _)| k == "wire KiB")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0.0);
+    if mean_s > 0.0 {
+        r.extra.push((
+            "MB/s".into(),
+            format!("{:.0}", wire_kib * 1024.0 / mean_s / 1e6),
+        ));
+    }
+    r.params.push(("count".into(), count.to_string()));
+    Ok(r)
+}
+
+/// `UID SEARCH key word`, warm; the hit count is reported.
+pub fn search(t: &Target, key: &str, word: &str, repeat: usize) -> Result<Report> {
     let n = require_messages(t)?;
-    let cmd = format!("UID SEARCH TEXT {}", super::parse::quote(word));
+    let cmd = format!("UID SEARCH {key} {}", super::parse::quote(word));
     let mut c = client::open_target(t, true)?;
     let mut hits = 0usize;
     let mut once = |c: &mut Imap| -> Result<Duration> {
@@ -106,6 +130,7 @@ pub fn search(t: &Target, word: &str, repeat: usize) -> Result<Report> {
     }
     c.logout();
     let mut r = super::report(t, "search", "cmd/s", work, lat);
+    r.params.push(("key".into(), key.into()));
     r.params.push(("word".into(), word.into()));
     r.extra.push(("messages".into(), n.to_string()));
     r.extra.push(("cold ms".into(), ms(cold)));
