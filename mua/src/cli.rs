@@ -83,6 +83,8 @@ pub enum Command {
     Save(cmd::save::SaveCmd),
     /// The interactive client.
     Tui(cmd::tui::TuiCmd),
+    /// Wait until a matching message arrives (exit 5 if none in time).
+    Wait(cmd::wait::WaitCmd),
 }
 
 /// Per-run state: settings and the password once asked.

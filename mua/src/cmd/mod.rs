@@ -12,6 +12,7 @@ pub mod save;
 pub mod search;
 pub mod send;
 pub mod tui;
+pub mod wait;
 
 use crate::cli::{Command, Ctx};
 use crate::error::{MuaError, Result};
@@ -33,6 +34,7 @@ pub fn run(cmd: Command, ctx: &mut Ctx) -> anyhow::Result<()> {
         Command::Delete(c) => c.run(ctx),
         Command::Save(c) => c.run(ctx),
         Command::Tui(c) => c.run(ctx),
+        Command::Wait(c) => c.run(ctx),
     }
 }
 

@@ -9,3 +9,4 @@ mod roundtrip;
 mod tls;
 mod tui;
 mod util;
+mod wait;
