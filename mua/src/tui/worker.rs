@@ -1,7 +1,8 @@
 //! Background IMAP/SMTP work for the TUI, so the screen never waits on the
 //! network: a worker thread owns one IMAP session and answers `Request`s
 //! with `Event`s; a watcher thread keeps a second session in IDLE
-//! (RFC 2177) on INBOX and reports new mail.
+//! (RFC 2177) on INBOX, learns of the other mailboxes with NOTIFY (RFC
+//! 5465) or periodic STATUS, and reports new mail in any of them.
 
 use super::{Event, Purpose, Request};
 use crate::error::{MuaError, Result};
@@ -258,9 +259,68 @@ pub fn spawn_worker(
     });
 }
 
-/// One watcher session: log in, EXAMINE INBOX, IDLE until the connection
-/// fails (Err) or `stop` is set (Ok). `count` carries the message count
-/// across reconnections so mail that arrived in between is reported.
+/// Where each watched mailbox was: its UIDNEXT and message count.
+type Seen = std::collections::HashMap<String, (u64, u64)>;
+
+/// Mailboxes whose new messages are the user's own doing, not news.
+fn watched(b: &crate::imap::MailboxInfo) -> bool {
+    let own = ["\\Sent", "\\Drafts", "\\Trash"];
+    b.selectable()
+        && !b.name.eq_ignore_ascii_case("INBOX")
+        && !b
+            .flags
+            .iter()
+            .any(|f| own.iter().any(|o| f.eq_ignore_ascii_case(o)))
+        && !["Sent", "Drafts", "Trash"].contains(&b.name.as_str())
+}
+
+/// UIDNEXT and MESSAGES of `name`, from a STATUS command.
+fn uidnext_messages(c: &mut Client, name: &str) -> Result<(u64, u64)> {
+    let done = c.run_ok(vec![
+        Arg::raw("STATUS"),
+        Arg::Mailbox(name.into()),
+        Arg::raw("(UIDNEXT MESSAGES)"),
+    ])?;
+    let mut got = (0, 0);
+    for u in done.untagged {
+        if let Untagged::Status { items, .. } = u {
+            for (k, v) in items {
+                match k.as_str() {
+                    "UIDNEXT" => got.0 = v,
+                    "MESSAGES" => got.1 = v,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// Whether a STATUS report (`items`) for `mailbox` means new mail since
+/// `seen`: UIDNEXT grew, or (without UIDNEXT) the count grew. Records it.
+fn status_news(seen: &mut Seen, mailbox: &str, items: &[(String, u64)]) -> bool {
+    let get = |k: &str| items.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let (old_next, old_count) = seen.get(mailbox).copied().unwrap_or((0, 0));
+    let next = get("UIDNEXT");
+    let count = get("MESSAGES");
+    seen.insert(
+        mailbox.to_owned(),
+        (next.unwrap_or(old_next), count.unwrap_or(old_count)),
+    );
+    match (next, count) {
+        (Some(n), _) => n > old_next,
+        (None, Some(m)) => m > old_count,
+        (None, None) => false,
+    }
+}
+
+/// One watcher session: log in, EXAMINE INBOX, then wait for news of every
+/// mailbox until the connection fails (Err) or `stop` is set (Ok). With
+/// NOTIFY (RFC 5465) the server reports new mail in the other mailboxes as
+/// STATUS responses during IDLE; without it, IDLE covers INBOX and the
+/// others are polled with STATUS every round. `count` carries INBOX's
+/// message count across reconnections so mail that arrived in between is
+/// reported.
 fn watch(
     account: &Account,
     events: &Sender<Event>,
@@ -268,32 +328,74 @@ fn watch(
     count: &mut Option<u32>,
 ) -> Result<()> {
     let mut c = account.imap_session()?;
+    let others: Vec<String> = c
+        .list()?
+        .into_iter()
+        .filter(watched)
+        .map(|b| b.name)
+        .collect();
+    let mut seen = Seen::new();
+    for name in &others {
+        let now = uidnext_messages(&mut c, name)?;
+        seen.insert(name.clone(), now);
+    }
     let sel = c.select("INBOX", true)?;
+    let notify = c.has("NOTIFY")
+        && c.run_ok(vec![Arg::raw(
+            "NOTIFY SET (selected (MessageNew MessageExpunge)) \
+                 (personal (MessageNew MessageExpunge))",
+        )])
+        .is_ok();
     match *count {
         Some(n) if sel.exists > n => {
             let _ = events.send(Event::NewMail("INBOX".into()));
         }
         None => {
-            let _ = events.send(Event::Info("watching INBOX for new mail".into()));
+            let how = if notify {
+                "NOTIFY"
+            } else {
+                "IDLE on INBOX, STATUS every 30 s"
+            };
+            let _ = events.send(Event::Info(format!(
+                "watching INBOX and {} other mailboxes for new mail ({how})",
+                others.len()
+            )));
         }
         _ => {}
     }
     *count = Some(sel.exists);
+    let news = |mailbox: &str| events.send(Event::NewMail(mailbox.to_owned())).is_ok();
     while !stop.load(Ordering::Relaxed) {
         // RFC 2177 asks clients to re-issue IDLE at least every 29 minutes;
         // shorter rounds also notice `stop` sooner.
         for u in c.idle(Duration::from_secs(30))? {
             match u {
                 Untagged::Exists(n) => {
-                    if count.is_some_and(|c| n > c)
-                        && events.send(Event::NewMail("INBOX".into())).is_err()
-                    {
+                    if count.is_some_and(|c| n > c) && !news("INBOX") {
                         return Ok(());
                     }
                     *count = Some(n);
                 }
                 Untagged::Expunge(_) => *count = count.map(|c| c.saturating_sub(1)),
+                Untagged::Status { mailbox, items } => {
+                    let unwatched = others.iter().all(|o| o != &mailbox);
+                    if !unwatched && status_news(&mut seen, &mailbox, &items) && !news(&mailbox) {
+                        return Ok(());
+                    }
+                }
                 _ => {}
+            }
+        }
+        if !notify {
+            for name in &others {
+                let (next, messages) = uidnext_messages(&mut c, name)?;
+                let items = [
+                    ("UIDNEXT".to_owned(), next),
+                    ("MESSAGES".to_owned(), messages),
+                ];
+                if status_news(&mut seen, name, &items) && !news(name) {
+                    return Ok(());
+                }
             }
         }
     }
@@ -301,9 +403,9 @@ fn watch(
     Ok(())
 }
 
-/// Watches INBOX with IDLE on its own connection and sends `NewMail` when
-/// the message count grows; reconnects (every 5 s) when the session drops.
-/// Stops when `stop` is set or the UI is gone.
+/// Watches every mailbox on its own connection (see [`watch`]) and sends
+/// `NewMail` when one gets new messages; reconnects (every 5 s) when the
+/// session drops. Stops when `stop` is set or the UI is gone.
 pub fn spawn_watcher(account: Account, events: Sender<Event>, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut count = None;
@@ -322,4 +424,40 @@ pub fn spawn_watcher(account: Account, events: Sender<Event>, stop: Arc<AtomicBo
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(v: &[(&str, u64)]) -> Vec<(String, u64)> {
+        v.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn status_reports_count_as_news_only_when_mail_was_added() {
+        let mut seen = Seen::new();
+        seen.insert("Lists".into(), (10, 5));
+        // Same UIDNEXT (a poll with nothing new; an expunge): no news.
+        assert!(!status_news(
+            &mut seen,
+            "Lists",
+            &items(&[("UIDNEXT", 10), ("MESSAGES", 4)])
+        ));
+        // UIDNEXT grew: news, and remembered.
+        assert!(status_news(
+            &mut seen,
+            "Lists",
+            &items(&[("UIDNEXT", 12), ("MESSAGES", 6)])
+        ));
+        assert!(!status_news(
+            &mut seen,
+            "Lists",
+            &items(&[("UIDNEXT", 12), ("MESSAGES", 6)])
+        ));
+        // NOTIFY's expunge report carries MESSAGES only: fewer is no news.
+        assert!(!status_news(&mut seen, "Lists", &items(&[("MESSAGES", 5)])));
+        assert!(status_news(&mut seen, "Lists", &items(&[("MESSAGES", 7)])));
+        assert_eq!(seen["Lists"], (12, 7));
+    }
 }

@@ -131,6 +131,8 @@ fn tui_lists_threads_reads_and_sees_new_mail_live() {
     };
     let mut client = mua::imap::Client::connect(&account.imap, &account.net).unwrap();
     client.login(&account.user, &account.password).unwrap();
+    // A folder besides INBOX, where mail arrives later (NOTIFY reports it).
+    client.create("Lists").unwrap();
     let (req_tx, req_rx) = mpsc::channel();
     let (ev_tx, ev_rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -161,7 +163,7 @@ fn tui_lists_threads_reads_and_sees_new_mail_live() {
 
     // New mail shows up with no key pressed, once the watcher is in IDLE.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !h.statuses.iter().any(|s| s.contains("watching INBOX")) {
+    while !h.statuses.iter().any(|s| s.contains("watching INBOX and")) {
         assert!(
             Instant::now() < deadline,
             "watcher never started: {:?}",
@@ -188,5 +190,27 @@ fn tui_lists_threads_reads_and_sees_new_mail_live() {
     );
     let screen = h.wait_for("new mail", |s| s.contains("Fresh news"));
     assert!(screen.contains("New mail in INBOX"), "{screen}");
+    // The watcher said how it watches: minimail offers NOTIFY.
+    assert!(
+        h.statuses
+            .iter()
+            .any(|s| s.contains("watching INBOX and 2 other mailboxes for new mail (NOTIFY)")),
+        "{:?}",
+        h.statuses
+    );
+
+    // Mail arriving in another folder (APPENDed by another session, as a
+    // filter or another client would) is announced too.
+    let mut other = mua::imap::Client::connect(&s.imap.to_string(), &Default::default()).unwrap();
+    other.login("bob@localhost", PASSWORD).unwrap();
+    other
+        .append(
+            "Lists",
+            &[],
+            b"From: <list@example.org>\r\nSubject: digest\r\n\r\nnews\r\n",
+        )
+        .unwrap();
+    other.logout();
+    h.wait_for("news of Lists", |s| s.contains("New mail in Lists"));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
 }
