@@ -58,6 +58,11 @@ pub struct Global {
     /// Config file to use instead of $XDG_CONFIG_HOME/mua/config.toml.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Keep no local cache of mailbox listings (by default `list` and the
+    /// TUI keep one in $XDG_CACHE_HOME/mua and resynchronise it with
+    /// QRESYNC instead of fetching every header again).
+    #[arg(long, env = "MUA_NO_CACHE", global = true)]
+    pub no_cache: bool,
 }
 
 /// The subcommands.
@@ -146,6 +151,15 @@ impl Ctx {
             Some(n) => format!("\"{}\" <{user}>", n.replace('"', "")),
             None => user,
         })
+    }
+
+    /// Where mailbox listings are cached, unless `--no-cache`.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.global.no_cache {
+            None
+        } else {
+            crate::cache::dir()
+        }
     }
 
     /// The IMAP server address.

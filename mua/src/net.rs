@@ -89,6 +89,8 @@ pub struct Conn {
     addr: String,
     peer: SocketAddr,
     opts: Options,
+    /// Octets read from the server so far (lines and literals).
+    received: u64,
 }
 
 impl Conn {
@@ -117,6 +119,7 @@ impl Conn {
                         addr: addr.to_string(),
                         peer: a,
                         opts: opts.clone(),
+                        received: 0,
                     };
                     if opts.tls == TlsMode::Implicit {
                         conn.handshake()?;
@@ -127,6 +130,11 @@ impl Conn {
             }
         }
         Err(conn_err(last))
+    }
+
+    /// Octets read from the server so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// True once TLS protects the connection.
@@ -232,6 +240,7 @@ impl Conn {
                 "reply line too long or truncated".into(),
             ));
         }
+        self.received += n as u64;
         line.pop();
         if line.last() == Some(&b'\r') {
             line.pop();
@@ -249,6 +258,7 @@ impl Conn {
     pub fn read_exact(&mut self, n: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0; n];
         self.reader.read_exact(&mut buf)?;
+        self.received += n as u64;
         if self.opts.trace {
             eprintln!("S: [{n} bytes of literal data]");
         }

@@ -22,6 +22,10 @@ pub struct ListCmd {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Say on stderr how the listing was obtained (from the cache with
+    /// QRESYNC, or whole) and how many octets the server sent.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// Formats rows as aligned text lines.
@@ -70,11 +74,51 @@ impl ListCmd {
     /// No such mailbox, connection or auth failures.
     pub fn run(self, ctx: &mut Ctx) -> anyhow::Result<()> {
         let mut c = ctx.imap()?;
-        c.select(&self.mailbox, true)?;
-        let key = if self.unread { "UNSEEN" } else { "ALL" };
-        let uids = c.uid_search(vec![Arg::raw(key)])?;
-        let rows = fetch_rows(&mut c, uids, self.limit)?;
+        let Some(dir) = ctx.cache_dir() else {
+            // No cache: only the rows shown are fetched.
+            let start = c.received();
+            c.select(&self.mailbox, true)?;
+            let key = if self.unread { "UNSEEN" } else { "ALL" };
+            let uids = c.uid_search(vec![Arg::raw(key)])?;
+            let rows = fetch_rows(&mut c, uids, self.limit)?;
+            if self.stats {
+                eprintln!(
+                    "mua: {} octets received (no cache)",
+                    c.received().saturating_sub(start)
+                );
+            }
+            c.logout();
+            return print_rows(&rows, self.json);
+        };
+        let user = ctx.user()?;
+        let path = crate::cache::file(&dir, &user, &ctx.imap_addr()?, &self.mailbox);
+        let synced = crate::cache::sync(&mut c, &self.mailbox, true, Some(&path))?;
         c.logout();
+        if self.stats {
+            let how = match synced.how {
+                crate::cache::How::Full => "fetched whole".to_string(),
+                crate::cache::How::Resync => format!(
+                    "cache resynchronised with QRESYNC: {} flag changes, {} expunged, {} new",
+                    synced.changed, synced.vanished, synced.new
+                ),
+            };
+            eprintln!(
+                "mua: {} octets received for {} messages ({how})",
+                synced.received,
+                synced.entries.len()
+            );
+        }
+        let seen = |r: &Row| r.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"));
+        let mut rows: Vec<Row> = synced
+            .entries
+            .into_values()
+            .rev()
+            .map(|e| e.row)
+            .filter(|r| !self.unread || !seen(r))
+            .collect();
+        if let Some(n) = self.limit {
+            rows.truncate(n);
+        }
         print_rows(&rows, self.json)
     }
 }

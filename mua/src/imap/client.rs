@@ -32,9 +32,17 @@ pub struct Client {
     pub(super) next_tag: u32,
     /// Capabilities, upper-cased.
     pub caps: Vec<String>,
+    /// Extensions the server confirmed with `* ENABLED` (RFC 5161),
+    /// upper-cased.
+    pub enabled: Vec<String>,
 }
 
 impl Client {
+    /// Octets received from the server on this connection so far.
+    pub fn received(&self) -> u64 {
+        self.conn.received()
+    }
+
     /// Connects and reads the greeting; learns the capabilities. Secures the
     /// session with STARTTLS when `opts.tls` asks for it (RFC 3501 §6.2.1),
     /// then asks CAPABILITY again: capabilities from before TLS are dropped.
@@ -48,6 +56,7 @@ impl Client {
             conn,
             next_tag: 1,
             caps: Vec::new(),
+            enabled: Vec::new(),
         };
         let preauth = match c.read_response()? {
             Response::Untagged(Untagged::State(status @ (Status::Ok | Status::Preauth), text)) => {

@@ -41,6 +41,8 @@ pub struct Selection {
     pub uid_validity: Option<u32>,
     /// UIDNEXT.
     pub uid_next: Option<u32>,
+    /// HIGHESTMODSEQ (RFC 7162), when the server keeps them.
+    pub highest_modseq: Option<u64>,
 }
 
 impl Client {
@@ -95,13 +97,55 @@ impl Client {
         Ok((total, unseen))
     }
 
+    /// Whether extension `ext` is on for this session (RFC 5161): asks with
+    /// ENABLE the first time. False when the server refuses (e.g. ENABLE
+    /// once a mailbox is selected) or does not confirm.
+    ///
+    /// # Errors
+    /// Transport failure.
+    pub fn enable(&mut self, ext: &str) -> Result<bool> {
+        let ext = ext.to_ascii_uppercase();
+        if self.enabled.contains(&ext) {
+            return Ok(true);
+        }
+        let done = self.run(vec![Arg::raw("ENABLE"), Arg::raw(&ext)], None)?;
+        for u in &done.untagged {
+            if let Untagged::Other(text) = u {
+                let mut w = text.split_whitespace().skip_while(|k| *k == "*");
+                if w.next().is_some_and(|k| k.eq_ignore_ascii_case("ENABLED")) {
+                    self.enabled
+                        .extend(w.map(|e| e.to_ascii_uppercase()).filter(|e| !e.is_empty()));
+                }
+            }
+        }
+        Ok(done.status == Status::Ok && self.enabled.contains(&ext))
+    }
+
     /// SELECT (or EXAMINE when `read_only`).
     ///
     /// # Errors
     /// `NotFound` when the server refuses the mailbox.
     pub fn select(&mut self, mailbox: &str, read_only: bool) -> Result<Selection> {
+        Ok(self.select_with(mailbox, read_only, None)?.0)
+    }
+
+    /// SELECT/EXAMINE with parameters (e.g. `(QRESYNC (v m))`, RFC 7162
+    /// §3.2.5); also returns the untagged data (VANISHED, FETCH) it brought.
+    ///
+    /// # Errors
+    /// `NotFound` when the server refuses the mailbox.
+    pub fn select_with(
+        &mut self,
+        mailbox: &str,
+        read_only: bool,
+        params: Option<&str>,
+    ) -> Result<(Selection, Vec<Untagged>)> {
         let verb = if read_only { "EXAMINE" } else { "SELECT" };
-        let done = self.run(vec![Arg::raw(verb), Arg::Mailbox(mailbox.into())], None)?;
+        let mut args = vec![Arg::raw(verb), Arg::Mailbox(mailbox.into())];
+        if let Some(p) = params {
+            args.push(Arg::raw(p));
+        }
+        let done = self.run(args, None)?;
         if done.status != Status::Ok {
             return Err(MuaError::NotFound(format!(
                 "mailbox {mailbox}: {}",
@@ -112,28 +156,31 @@ impl Client {
             name: mailbox.to_string(),
             ..Selection::default()
         };
+        let mut rest = Vec::new();
         for u in done.untagged {
             match u {
                 Untagged::Exists(n) => sel.exists = n,
                 Untagged::State(
                     Status::Ok,
                     RespText {
-                        code: Some(code), ..
+                        code: Some(ref code),
+                        ..
                     },
                 ) => {
                     let mut w = code.split_whitespace();
                     let key = w.next().unwrap_or_default().to_ascii_uppercase();
-                    let val = w.next().and_then(|v| v.parse().ok());
+                    let val = w.next();
                     match key.as_str() {
-                        "UIDVALIDITY" => sel.uid_validity = val,
-                        "UIDNEXT" => sel.uid_next = val,
+                        "UIDVALIDITY" => sel.uid_validity = val.and_then(|v| v.parse().ok()),
+                        "UIDNEXT" => sel.uid_next = val.and_then(|v| v.parse().ok()),
+                        "HIGHESTMODSEQ" => sel.highest_modseq = val.and_then(|v| v.parse().ok()),
                         _ => {}
                     }
                 }
-                _ => {}
+                other => rest.push(other),
             }
         }
-        Ok(sel)
+        Ok((sel, rest))
     }
 
     /// UID SEARCH with the given criteria; adds `CHARSET UTF-8` when needed.

@@ -8,7 +8,7 @@ use crate::imap::{uid_set, Client, FetchData};
 use unicode_width::UnicodeWidthChar;
 
 /// One listed message.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// The message's UID.
     pub uid: u32,

@@ -214,6 +214,7 @@ pub fn run(ctx: &mut Ctx, mailbox: &str) -> anyhow::Result<()> {
             trace: false,
             ..ctx.net_options()?
         },
+        cache_dir: ctx.cache_dir(),
     };
     // Log in before taking over the screen, so a bad account fails with
     // its exit code; the worker then uses this session.

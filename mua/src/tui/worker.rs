@@ -8,7 +8,7 @@ use super::{Event, Purpose, Request};
 use crate::error::{MuaError, Result};
 use crate::imap::response::Untagged;
 use crate::imap::{uid_set, Arg, Client};
-use crate::model::{fetch_message, mailbox_rows, Row, ROW_ITEMS};
+use crate::model::{fetch_message, mailbox_rows, ROW_ITEMS};
 use crate::net::Options;
 use crate::smtp::SmtpClient;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,9 @@ pub struct Account {
     pub sent: String,
     /// TLS mode and trust (trace off: the screen is the terminal).
     pub net: Options,
+    /// Where mailbox listings are cached (None: no cache; see
+    /// `crate::cache`).
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Account {
@@ -41,23 +44,17 @@ impl Account {
     }
 }
 
-/// Header fields fetched for threading.
-const THREAD_ITEMS: &str = "BODY.PEEK[HEADER.FIELDS (REFERENCES IN-REPLY-TO)]";
-
-/// A listed message plus what threading needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    /// The listing row.
-    pub row: Row,
-    /// Parent Message-ID for threading.
-    pub parent_id: Option<String>,
-}
+/// A listed message plus what threading needs (the cache's entry).
+pub use crate::cache::Entry as Item;
 
 struct Worker {
     account: Account,
     client: Client,
     mailbox: String,
     has_trash: bool,
+    /// The open mailbox's listing as far as known (from the cache, kept
+    /// up to date), so rows scrolled into view need no FETCH.
+    known: std::collections::BTreeMap<u32, Item>,
 }
 
 impl Worker {
@@ -74,14 +71,30 @@ impl Worker {
                 vec![Event::Mailboxes(rows)]
             }
             Request::Select { mailbox, query } => {
-                self.client.select(&mailbox, false)?;
-                self.mailbox = mailbox.clone();
-                let criteria = match &query {
-                    Some(q) => crate::query::to_search(q).map_err(MuaError::Usage)?,
-                    None => vec![Arg::raw("ALL")],
+                let uids = match &query {
+                    None => {
+                        // The listing from the cache brought up to date
+                        // (QRESYNC), or fetched whole.
+                        let path = self.account.cache_dir.as_ref().map(|d| {
+                            crate::cache::file(d, &self.account.user, &self.account.imap, &mailbox)
+                        });
+                        let synced =
+                            crate::cache::sync(&mut self.client, &mailbox, false, path.as_deref())?;
+                        self.known = synced.entries;
+                        self.known.keys().rev().copied().collect()
+                    }
+                    Some(q) => {
+                        let criteria = crate::query::to_search(q).map_err(MuaError::Usage)?;
+                        if self.mailbox != mailbox {
+                            self.known.clear();
+                        }
+                        self.client.select(&mailbox, false)?;
+                        let mut uids = self.client.uid_search(criteria)?;
+                        uids.sort_unstable_by(|a, b| b.cmp(a));
+                        uids
+                    }
                 };
-                let mut uids = self.client.uid_search(criteria)?;
-                uids.sort_unstable_by(|a, b| b.cmp(a));
+                self.mailbox = mailbox.clone();
                 vec![Event::Uids {
                     mailbox,
                     uids,
@@ -89,35 +102,32 @@ impl Worker {
                 }]
             }
             Request::Rows(uids) => {
-                if uids.is_empty() {
+                let missing: Vec<u32> = uids
+                    .iter()
+                    .copied()
+                    .filter(|u| !self.known.contains_key(u))
+                    .collect();
+                if !missing.is_empty() {
+                    let data = self.client.uid_fetch(
+                        &uid_set(&missing),
+                        &format!(
+                            "{} {})",
+                            ROW_ITEMS.trim_end_matches(')'),
+                            crate::cache::THREAD_ITEMS
+                        ),
+                    )?;
+                    for d in &data {
+                        let item = crate::cache::entry(d);
+                        self.known.insert(item.row.uid, item);
+                    }
+                }
+                let items: Vec<Item> = uids
+                    .iter()
+                    .filter_map(|u| self.known.get(u).cloned())
+                    .collect();
+                if items.is_empty() {
                     return Ok(Vec::new());
                 }
-                let data = self.client.uid_fetch(
-                    &uid_set(&uids),
-                    &format!("{} {THREAD_ITEMS})", ROW_ITEMS.trim_end_matches(')')),
-                )?;
-                let items = data
-                    .iter()
-                    .map(|d| {
-                        let (refs, irt) = d
-                            .header
-                            .as_deref()
-                            .and_then(|h| mailparse::parse_headers(h).ok())
-                            .map(|(hs, _)| {
-                                let get = |k: &str| {
-                                    hs.iter()
-                                        .find(|h| h.get_key_ref().eq_ignore_ascii_case(k))
-                                        .map(|h| h.get_value())
-                                };
-                                (get("References"), get("In-Reply-To"))
-                            })
-                            .unwrap_or_default();
-                        Item {
-                            row: Row::from_fetch(d),
-                            parent_id: super::thread::parent_of(refs.as_deref(), irt.as_deref()),
-                        }
-                    })
-                    .collect();
                 vec![Event::Rows(items)]
             }
             Request::Message { uid, purpose } => {
@@ -125,6 +135,16 @@ impl Worker {
                 if purpose == Purpose::Read {
                     self.client
                         .uid_store(&uid.to_string(), "+FLAGS", &["\\Seen"])?;
+                    if let Some(item) = self.known.get_mut(&uid) {
+                        if !item
+                            .row
+                            .flags
+                            .iter()
+                            .any(|f| f.eq_ignore_ascii_case("\\Seen"))
+                        {
+                            item.row.flags.push("\\Seen".into());
+                        }
+                    }
                 }
                 vec![Event::Message {
                     uid,
@@ -136,6 +156,12 @@ impl Worker {
                 let op = if on { "+FLAGS" } else { "-FLAGS" };
                 self.client
                     .uid_store(&uid.to_string(), op, &[flag.as_str()])?;
+                if let Some(item) = self.known.get_mut(&uid) {
+                    item.row.flags.retain(|f| !f.eq_ignore_ascii_case(&flag));
+                    if on {
+                        item.row.flags.push(flag.clone());
+                    }
+                }
                 vec![Event::Info(format!(
                     "{} {flag} on {uid}",
                     if on { "set" } else { "cleared" }
@@ -149,6 +175,7 @@ impl Worker {
                     self.client.uid_store(&set, "+FLAGS", &["\\Deleted"])?;
                     self.client.uid_expunge(&set)?;
                 }
+                self.known.remove(&uid);
                 vec![
                     Event::Removed(uid),
                     Event::Info(format!("deleted message {uid}")),
@@ -156,6 +183,7 @@ impl Worker {
             }
             Request::Move { uid, dest } => {
                 self.client.uid_move(&uid.to_string(), &dest)?;
+                self.known.remove(&uid);
                 vec![
                     Event::Removed(uid),
                     Event::Info(format!("moved message {uid} to {dest}")),
@@ -247,6 +275,7 @@ pub fn spawn_worker(
             client,
             mailbox: String::new(),
             has_trash: false,
+            known: std::collections::BTreeMap::new(),
         };
         for req in requests {
             for ev in w.handle_retrying(req) {

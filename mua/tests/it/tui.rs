@@ -128,6 +128,7 @@ fn tui_lists_threads_reads_and_sees_new_mail_live() {
         password: PASSWORD.into(),
         sent: "Sent".into(),
         net: mua::net::Options::default(),
+        cache_dir: Some(s.dir.path().join("tui-cache")),
     };
     let mut client = mua::imap::Client::connect(&account.imap, &account.net).unwrap();
     client.login(&account.user, &account.password).unwrap();
