@@ -151,9 +151,8 @@ fn file_args(
         // `--tls-cert` on the command line).
         if explicit(id)
             || up
-                .get_arg_conflicts_with(arg)
-                .iter()
-                .any(|c| explicit(c.get_id().as_str()))
+                .get_arguments()
+                .any(|other| explicit(other.get_id().as_str()) && conflict(up, arg, other))
         {
             continue;
         }
@@ -188,6 +187,16 @@ fn file_args(
         from_file.insert(id.to_owned(), line);
     }
     Ok((args, from_file))
+}
+
+/// True if clap refuses `a` and `b` together (declared on either side).
+pub fn conflict(up: &Command, a: &Arg, b: &Arg) -> bool {
+    let names = |x: &Arg, y: &Arg| {
+        up.get_arg_conflicts_with(x)
+            .iter()
+            .any(|c| c.get_id() == y.get_id())
+    };
+    names(a, b) || names(b, a)
 }
 
 /// A string or a number as the flag would be given it.
@@ -309,5 +318,221 @@ fn toml_value(s: &str) -> String {
     match s.parse::<i64>() {
         Ok(n) => n.to_string(),
         Err(_) => Value::String(s.to_owned()).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::up_command;
+
+    /// Load `text` as the file, with `argv` on the command line.
+    fn load_text(text: &str, argv: &[&str]) -> Result<Loaded, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("minimail.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut args: Vec<OsString> = vec!["--config".into(), path.into()];
+        args.extend(argv.iter().map(OsString::from));
+        load(&up_command(), &args)
+    }
+
+    fn file_error(text: &str) -> String {
+        match load_text(text, &[]) {
+            Err(Error::File(m)) => m,
+            other => panic!("{text:?} loaded: {other:?}"),
+        }
+    }
+
+    fn raw_of(l: &Loaded, id: &str) -> Vec<String> {
+        l.matches
+            .get_raw(id)
+            .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A value the flag takes that is not its default, as TOML, and the
+    /// raw values clap should then hold.
+    fn sample(up: &Command, arg: &Arg, long: &str) -> (String, Vec<String>) {
+        if matches!(arg.get_action(), ArgAction::SetTrue) {
+            return ("true".into(), vec!["true".into()]);
+        }
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        let enums = arg
+            .get_possible_values()
+            .iter()
+            .map(|p| p.get_name().to_owned())
+            .collect::<Vec<_>>();
+        let candidates = enums
+            .into_iter()
+            .chain(["127.0.0.1:7", "7"].map(String::from));
+        let v = candidates
+            .filter(|c| !defaults.contains(c))
+            .find(|c| check_value(up, long, c).is_ok())
+            .unwrap_or_else(|| {
+                panic!("no sample value for --{long}: add one that its parser takes to sample()")
+            });
+        let toml = toml_value(&v);
+        match arg.get_action() {
+            ArgAction::Append => (format!("[{toml}]"), vec![v]),
+            _ => (toml, vec![v]),
+        }
+    }
+
+    /// Every flag of `up` (read off clap, so a flag added later is
+    /// included) is a key: set in a file, its value reaches clap as if
+    /// given on the command line. Flags that conflict go in a second file.
+    #[test]
+    fn every_flag_of_up_is_a_key() {
+        let mut up = up_command();
+        up.build();
+        let all = keys(&up);
+        assert!(all.len() >= 30, "{} keys", all.len());
+        for a in up.get_arguments() {
+            let id = a.get_id().as_str();
+            assert!(
+                NOT_KEYS.contains(&id) || a.get_long().is_some(),
+                "{id} has no long name, so no key"
+            );
+        }
+        // Each round takes the flags not yet covered first, then every
+        // other one that does not conflict with those taken.
+        let mut covered = std::collections::BTreeSet::new();
+        let mut rounds = 0;
+        while covered.len() < all.len() {
+            rounds += 1;
+            assert!(rounds < 5, "flags that cannot be set: {covered:?}");
+            let (first, rest): (Vec<_>, Vec<_>) = all
+                .iter()
+                .partition(|(a, _)| !covered.contains(a.get_id().as_str()));
+            let mut file = String::new();
+            let mut chosen: Vec<(&Arg, Vec<String>)> = Vec::new();
+            for &(arg, long) in first.into_iter().chain(rest) {
+                if chosen.iter().any(|(other, _)| conflict(&up, arg, other)) {
+                    continue;
+                }
+                let (toml, raw) = sample(&up, arg, long);
+                file.push_str(&format!("{long} = {toml}\n"));
+                chosen.push((arg, raw));
+            }
+            let loaded = load_text(&file, &[]).unwrap_or_else(|e| panic!("{e}\n{file}"));
+            for (line, (arg, raw)) in chosen.iter().enumerate() {
+                let id = arg.get_id().as_str();
+                assert_eq!(loaded.from_file.get(id), Some(&(line + 1)), "{id}");
+                assert_eq!(&raw_of(&loaded, id), raw, "{id} from\n{file}");
+                covered.insert(id);
+            }
+        }
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let l = load_text(
+            "hostname = \"file.example\"\nmax-message-size = 1000\nno-tls = true\n",
+            &[
+                "--hostname",
+                "cli.example",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+            ],
+        )
+        .unwrap();
+        assert_eq!(raw_of(&l, "hostname"), ["cli.example"]);
+        assert_eq!(raw_of(&l, "max_message_size"), ["1000"]);
+        // no-tls conflicts with --tls-cert given on the command line: dropped.
+        assert!(!l.matches.get_flag("no_tls"));
+        assert!(!l.from_file.contains_key("no_tls"));
+        // A repeatable flag on the command line replaces the file's list.
+        let l = load_text(
+            "domain = [\"a.example\", \"b.example\"]\n",
+            &["--domain", "c.example"],
+        )
+        .unwrap();
+        assert_eq!(raw_of(&l, "domains"), ["c.example"]);
+        let l = load_text("domain = [\"a.example\", \"b.example\"]\n", &[]).unwrap();
+        assert_eq!(raw_of(&l, "domains"), ["a.example", "b.example"]);
+        // One value for a repeatable flag is a list of one.
+        let l = load_text("domain = \"a.example\"\n", &[]).unwrap();
+        assert_eq!(raw_of(&l, "domains"), ["a.example"]);
+    }
+
+    #[test]
+    fn broken_files_are_refused_with_the_line() {
+        let m = file_error("trace = true\n\n# a comment\nhostnme = \"x\"\n");
+        assert!(m.contains("minimail.toml:4: unknown key `hostnme`"), "{m}");
+        assert!(m.contains("did you mean `hostname`"), "{m}");
+        let m = file_error("[smtp]\nlisten = 1\n");
+        assert!(
+            m.contains(":1:")
+                && m.contains("`smtp` wants a string, a number or an array of them, not a table"),
+            "{m}"
+        );
+        let m = file_error("hostname = \"h\"\ntrace = \"yes\"\n");
+        assert!(
+            m.contains(":2: `trace` wants true or false, not a string"),
+            "{m}"
+        );
+        let m = file_error("hostname = true\n");
+        assert!(
+            m.contains(":1: `hostname` wants a string or a number, not a boolean"),
+            "{m}"
+        );
+        let m = file_error("\nmax-message-size = \"big\"\n");
+        assert!(
+            m.contains(":2: invalid value 'big' for '--max-message-size"),
+            "{m}"
+        );
+        let m = file_error("smtp = [\"127.0.0.1:25\", \"nowhere\"]\n");
+        assert!(m.contains(":1: invalid value 'nowhere' for '--smtp"), "{m}");
+        let m = file_error("outbound-tls = \"sometimes\"\n");
+        assert!(m.contains(":1: invalid value 'sometimes'"), "{m}");
+        let m = file_error("hostname = \"a\"\nhostname = \"b\"\n");
+        assert!(m.contains("line 2"), "{m}");
+        let m = file_error("no-tls = true\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n");
+        assert!(m.contains("cannot be used with"), "{m}");
+        let m = file_error("relay-auth-file = \"f\"\n");
+        assert!(m.contains("--relay-host"), "{m}");
+        match load(
+            &up_command(),
+            &["--config".into(), "/nonexistent/minimail.toml".into()],
+        ) {
+            Err(Error::File(m)) => {
+                assert!(m.contains("cannot read /nonexistent/minimail.toml"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What `config check` prints is a file that loads back to the same
+    /// settings.
+    #[test]
+    fn effective_settings_read_back() {
+        let l = load_text(
+            "smtp = [\"127.0.0.1:2600\", \"[::1]:2601\"]\nhostname = \"mail.example.org\"\ntrace = true\nmax-per-ip = 3\n",
+            &["--retry-min", "5"],
+        )
+        .unwrap();
+        let text = effective(&up_command(), &l);
+        assert!(
+            text.contains("hostname = \"mail.example.org\"  # file, line 2"),
+            "{text}"
+        );
+        assert!(text.contains("retry-min = 5  # command line"), "{text}");
+        assert!(text.contains("mx-port = 25  # default"), "{text}");
+        assert!(text.contains("# relay-host is not set"), "{text}");
+        let again = load_text(&text, &[]).unwrap();
+        let mut up = up_command();
+        up.build();
+        for (arg, _) in keys(&up) {
+            let id = arg.get_id().as_str();
+            if id != CONFIG_ID {
+                assert_eq!(raw_of(&again, id), raw_of(&l, id), "{id}");
+            }
+        }
     }
 }
