@@ -262,3 +262,66 @@ fn json_logs_are_one_object_per_line() {
         "{text}"
     );
 }
+
+/// contrib/minimail.service: the directives the code relies on and the
+/// sandbox are there, and systemd itself finds nothing wrong with it
+/// (`systemd-analyze verify`, where systemd is installed).
+#[test]
+fn the_unit_file_is_sound() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/minimail.service"
+    ))
+    .unwrap();
+    for want in [
+        "Type=notify\n",
+        "ExecReload=/bin/kill -HUP $MAINPID\n",
+        "ProtectSystem=strict\n",
+        "NoNewPrivileges=yes\n",
+        "PrivateTmp=yes\n",
+        "ReadWritePaths=/var/lib/minimail\n",
+        "Environment=MINIMAIL_DB=/var/lib/minimail/minimail.db\n",
+    ] {
+        assert!(unit.contains(want), "no {want:?} in the unit");
+    }
+    if !testkit::process::have("systemd-analyze", "--version") {
+        eprintln!("skipped systemd-analyze verify: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("minimail.service");
+    std::fs::write(&copy, unit.replace("/usr/local/bin/minimail", BIN)).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("minimail.service"), "systemd-analyze: {err}");
+}
+
+/// contrib/minimail.toml, the example the README points to, passes
+/// `minimail config check`.
+#[test]
+fn the_example_config_checks() {
+    let out = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contrib/minimail.toml"
+        ))
+        .env_remove("MINIMAIL_DB")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("hostname = \"mail.example.org\"  # file, line"),
+        "{text}"
+    );
+    assert!(
+        text.contains("smtps = [\"0.0.0.0:465\"]  # file, line"),
+        "{text}"
+    );
+}
