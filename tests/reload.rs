@@ -279,3 +279,68 @@ fn config_reload_under_load_drops_nothing() {
     testkit::server::sigterm(&up.0);
     assert!(up.0.wait().unwrap().success());
 }
+
+/// A DKIM key made while `minimail up` runs signs mail after SIGHUP,
+/// without a restart.
+#[test]
+fn sighup_brings_in_new_dkim_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let minimail = |args: &[&str], input: &[u8]| {
+        let mut c = Command::new(BIN)
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    minimail(
+        &["user", "add", "alice@localhost", "--password-stdin"],
+        b"pw\n",
+    );
+    let (child, line, _, log) =
+        testkit::server::minimail_up_logged(BIN, &db, &["--no-outbound"], &[]);
+    let up = Up(child);
+    let smtp: std::net::SocketAddr = testkit::server::addr_of(&line, "smtp").parse().unwrap();
+    let imap: std::net::SocketAddr = testkit::server::addr_of(&line, "imap").parse().unwrap();
+    let send = |subject: &str| {
+        let mut c = testkit::smtp::Client::connect(smtp);
+        c.expect_reply("220");
+        c.expect("EHLO client.test", "250");
+        c.expect(
+            &format!(
+                "AUTH PLAIN {}",
+                testkit::smtp::plain("alice@localhost", "pw")
+            ),
+            "235",
+        );
+        let body = format!(
+            "From: alice@localhost\r\nTo: alice@localhost\r\nSubject: {subject}\r\n\r\nhi\r\n"
+        );
+        let r = c.send_mail("alice@localhost", &["alice@localhost"], body.as_bytes());
+        assert!(r.starts_with("250 "), "{r}");
+    };
+    send("before");
+    minimail(&["dkim", "keygen", "localhost", "--selector", "s1"], b"");
+    hup(up.0.id());
+    wait_for(&log, "DKIM: signing as localhost with selector s1", 1);
+    wait_for(&log, "SIGHUP: reloaded the configuration", 1);
+    send("after");
+    let texts = testkit::imap::fetch_all_text(imap, "alice@localhost", "pw", "INBOX");
+    assert_eq!(texts.len(), 2);
+    let signed = |t: &String| t.contains("DKIM-Signature:") && t.contains("s=s1");
+    assert!(!signed(&texts[0]), "{}", texts[0]);
+    assert!(
+        texts[1].contains("Subject: after") && signed(&texts[1]),
+        "{}",
+        texts[1]
+    );
+    let mut up = up;
+    testkit::server::sigterm(&up.0);
+    assert!(up.0.wait().unwrap().success());
+}
