@@ -119,10 +119,25 @@ fn file_args(
     text: &str,
 ) -> Result<(Vec<OsString>, BTreeMap<String, usize>), Error> {
     let f = file.display();
-    let table: BTreeMap<Spanned<String>, Spanned<Value>> =
-        toml::from_str(text).map_err(|e| Error::File(format!("{f}: {}", e.to_string().trim())))?;
+    let line_of = |at: usize| {
+        let at = (0..=at.min(text.len()))
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text[..at].matches('\n').count() + 1
+    };
+    // TOML syntax errors on one line, like the others (they go to logs).
+    let table: BTreeMap<Spanned<String>, Spanned<Value>> = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| format!("{}:", line_of(s.start)))
+            .unwrap_or_default();
+        Error::File(format!(
+            "{f}:{line} {}",
+            e.message().trim().replace('\n', "; ")
+        ))
+    })?;
     let known = keys(up);
-    let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
     let explicit = |id: &str| {
         given
             .value_source(id)
@@ -492,7 +507,9 @@ mod tests {
         let m = file_error("outbound-tls = \"sometimes\"\n");
         assert!(m.contains(":1: invalid value 'sometimes'"), "{m}");
         let m = file_error("hostname = \"a\"\nhostname = \"b\"\n");
-        assert!(m.contains("line 2"), "{m}");
+        assert!(m.contains("minimail.toml:2: duplicate key"), "{m}");
+        let m = file_error("trace = true\nsmtp = [\n");
+        assert!(m.contains("expected `]`") && !m.contains('\n'), "{m}");
         let m = file_error("no-tls = true\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n");
         assert!(m.contains("cannot be used with"), "{m}");
         let m = file_error("relay-auth-file = \"f\"\n");

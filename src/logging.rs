@@ -79,7 +79,15 @@ pub fn init(format: LogFormat) {
     b.format_target(false);
     match format {
         LogFormat::Journal => {
-            b.format(|buf, r| writeln!(buf, "<{}>{}", priority(r.level()), r.args()));
+            // Every line of a message gets the priority (the journal
+            // takes each line as an entry of its own).
+            b.format(|buf, r| {
+                let p = priority(r.level());
+                for line in r.args().to_string().lines() {
+                    writeln!(buf, "<{p}>{line}")?;
+                }
+                Ok(())
+            });
         }
         LogFormat::Json => {
             b.format(|buf, r| {
