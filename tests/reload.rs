@@ -344,3 +344,90 @@ fn sighup_brings_in_new_dkim_keys() {
     testkit::server::sigterm(&up.0);
     assert!(up.0.wait().unwrap().success());
 }
+
+/// The transport map named in the configuration file is read again on
+/// SIGHUP: a changed route applies to the next message.
+#[test]
+fn sighup_reads_the_transport_map_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let mut add = Command::new(BIN)
+        .args(["user", "add", "alice@localhost", "--password-stdin", "--db"])
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let map = dir.path().join("transport");
+    std::fs::write(&map, "gone.test  error:5.1.2 first route says no\n").unwrap();
+    let conf = dir.path().join("minimail.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "transport-map = {:?}\ndns = \"127.0.0.1:9\"\nretry-min = 1\n",
+            map.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (child, line, _, log) =
+        testkit::server::minimail_up_logged(BIN, &db, &["--config", conf.to_str().unwrap()], &[]);
+    let up = Up(child);
+    let submission: std::net::SocketAddr = testkit::server::addr_of(&line, "submission")
+        .parse()
+        .unwrap();
+    let imap: std::net::SocketAddr = testkit::server::addr_of(&line, "imap").parse().unwrap();
+    let send = |to: &str| {
+        let mut c = testkit::smtp::Client::connect(submission);
+        c.expect_reply("220");
+        c.expect("EHLO client.test", "250");
+        c.expect(
+            &format!(
+                "AUTH PLAIN {}",
+                testkit::smtp::plain("alice@localhost", "pw")
+            ),
+            "235",
+        );
+        let body = format!("From: alice@localhost\r\nTo: {to}\r\nSubject: to {to}\r\n\r\nhi\r\n");
+        let r = c.send_mail("alice@localhost", &[to], body.as_bytes());
+        assert!(r.starts_with("250 "), "{r}");
+    };
+    // The bounce reports (into alice's INBOX) carry the route's text.
+    let wait_inbox = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let texts = testkit::imap::fetch_all_text(imap, "alice@localhost", "pw", "INBOX");
+            if texts.len() >= n {
+                return texts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} reports: {texts:?}",
+                texts.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    send("x@gone.test");
+    let texts = wait_inbox(1);
+    assert!(texts[0].contains("first route says no"), "{}", texts[0]);
+
+    std::fs::write(&map, "gone.test  error:5.1.2 second route says no\n").unwrap();
+    hup(up.0.id());
+    wait_for(&log, "SIGHUP: reloaded the configuration", 1);
+    send("y@gone.test");
+    let texts = wait_inbox(2);
+    assert!(texts[1].contains("second route says no"), "{}", texts[1]);
+
+    // A map that no longer loads is refused; the last good one stays.
+    std::fs::write(&map, "gone.test  nonsense=\n").unwrap();
+    hup(up.0.id());
+    let text = wait_for(&log, "SIGHUP: new configuration refused", 1);
+    assert!(text.contains("transport"), "{text}");
+    send("z@gone.test");
+    let texts = wait_inbox(3);
+    assert!(texts[2].contains("second route says no"), "{}", texts[2]);
+    let mut up = up;
+    testkit::server::sigterm(&up.0);
+    assert!(up.0.wait().unwrap().success());
+}
