@@ -113,7 +113,7 @@ pub fn run(cmd: DkimCmd) -> Result<()> {
                 bail!("{domain} already has a key with selector {selector}; choose another --selector");
             }
             eprintln!(
-                "minimail: new {} key for {domain}, selector {selector}, now the active one; publish (then restart minimail up):",
+                "minimail: new {} key for {domain}, selector {selector}, now the active one; publish (then reload minimail up: kill -HUP):",
                 algorithm.as_str()
             );
             print_record(&key)

@@ -7,18 +7,23 @@
 //! development. Command lines are those of the README ("Binaries").
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mailstore::Store;
-use netloop::cli::{listeners, ConnArgs, DbArg, TlsArgs};
+use netloop::cli::{ConnArgs, DbArg, TlsArgs};
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod config;
 mod dkim;
+mod logging;
+mod notify;
 mod queue;
 mod report;
 mod sendmail;
 mod tls;
+mod up;
 use tls::{cert, snakeoil_pair, CertArgs};
 
 #[derive(Parser)]
@@ -53,6 +58,9 @@ enum Cmd {
     /// Summarise the DMARC aggregate / TLS reports other domains mailed to a user.
     #[command(subcommand)]
     Report(report::ReportCmd),
+    /// The settings file of `minimail up` (--config PATH, MINIMAIL_CONFIG).
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// sendmail(1): deliver the message on standard input to local users
     /// (`minimail sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]`; also
     /// run as `sendmail` through a symlink). See src/sendmail.rs.
@@ -61,6 +69,20 @@ enum Cmd {
         /// sendmail's own options and the recipients.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the settings `minimail up` would run with (the file named by
+    /// --config or MINIMAIL_CONFIG, then any `up` flags given here, then
+    /// the defaults) as a TOML file; exit 1 with the reason (file and
+    /// line) if the file is wrong.
+    #[command(disable_help_flag = true)]
+    Check {
+        /// `--config PATH` and any flags of `minimail up`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
 }
 
@@ -86,6 +108,12 @@ enum StoreCmd {
 #[command(mut_arg("tls_key", |a| a.help("TLS private key (PEM)")))]
 #[command(mut_arg("max_connections", |a| a.help("Connections open at once, per server")))]
 struct UpArgs {
+    /// Read settings from this TOML file: every flag here is a key without
+    /// its dashes (`max-message-size = 1048576`, `trace = true`, repeatable
+    /// ones take arrays: `domain = ["a.example", "b.example"]`); flags on
+    /// the command line win over the file. Re-read on SIGHUP.
+    #[arg(long, env = "MINIMAIL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
     /// SMTP listen address.
     #[arg(long, default_value = "127.0.0.1:2525")]
     smtp: Vec<SocketAddr>,
@@ -166,20 +194,12 @@ struct UpArgs {
     /// met while serving still makes the store refuse writes.
     #[arg(long)]
     allow_corrupt_store: bool,
-}
-
-impl Default for UpArgs {
-    fn default() -> Self {
-        // The parse of these fixed arguments cannot fail (a test parses
-        // them); parse_from would print clap's message and exit if it did.
-        match Cli::parse_from(["minimail", "up"]).cmd {
-            Some(Cmd::Up(a)) => *a,
-            _ => {
-                eprintln!("minimail: internal error: `up` did not parse");
-                std::process::exit(70)
-            }
-        }
-    }
+    /// How logs look on stderr: `text` (time, level, message), `journal`
+    /// (`<N>` syslog priorities, no time: systemd's journal), `json` (one
+    /// object per line); `auto` is `journal` when systemd's JOURNAL_STREAM
+    /// names our stderr, else `text`.
+    #[arg(long, value_enum, default_value = "auto")]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -229,25 +249,88 @@ fn main() {
     if invoked == "sendmail" {
         std::process::exit(sendmail::run(&argv[1..]));
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    let argv_os: Vec<OsString> = std::env::args_os().collect();
     let cli = Cli::parse();
     let res = match cli.cmd {
-        None => up(UpArgs::default()),
-        Some(Cmd::Up(a)) => up(*a),
-        Some(Cmd::User(u)) => user(u),
-        Some(Cmd::Cert(c)) => cert(c),
-        Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
-        Some(Cmd::Queue(q)) => queue::run(q),
-        Some(Cmd::Dkim(d)) => dkim::run(d),
-        Some(Cmd::Report(r)) => report::run(r),
-        Some(Cmd::Sendmail { args }) => std::process::exit(sendmail::run(&args)),
+        // `up`'s settings also come from a file: parsed again with it.
+        None | Some(Cmd::Up(_)) => start_up(argv_os.get(2..).unwrap_or_default().to_vec()),
+        Some(Cmd::Config(ConfigCmd::Check { args })) => std::process::exit(config_check(&args)),
+        cmd => {
+            logging::init(logging::LogFormat::Text);
+            match cmd {
+                Some(Cmd::User(u)) => user(u),
+                Some(Cmd::Cert(c)) => cert(c),
+                Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
+                Some(Cmd::Queue(q)) => queue::run(q),
+                Some(Cmd::Dkim(d)) => dkim::run(d),
+                Some(Cmd::Report(r)) => report::run(r),
+                Some(Cmd::Sendmail { args }) => std::process::exit(sendmail::run(&args)),
+                None | Some(Cmd::Up(_)) | Some(Cmd::Config(_)) => Ok(()),
+            }
+        }
     };
     if let Err(e) = res {
         eprintln!("minimail: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `minimail up`'s own command (its flags are the keys of the file).
+fn up_command() -> clap::Command {
+    Cli::command()
+        .find_subcommand("up")
+        .cloned()
+        .unwrap_or_else(|| clap::Command::new("up"))
+}
+
+/// `minimail up` with `argv` (what follows `up`): the settings from the
+/// command line and the file, then logging in the format they ask for.
+fn start_up(argv: Vec<OsString>) -> Result<()> {
+    let loaded = match config::load(&up_command(), &argv) {
+        Ok(l) => l,
+        Err(config::Error::Clap(e)) => e.exit(),
+        Err(e) => bail!("{e}"),
+    };
+    let format = loaded
+        .matches
+        .get_one::<logging::LogFormat>("log_format")
+        .copied()
+        .unwrap_or(logging::LogFormat::Auto);
+    logging::init(format);
+    up::run(argv, loaded)
+}
+
+/// `minimail config check [--config PATH] [UP FLAGS]`: the exit status
+/// (0 the settings are sound and printed, 1 they are not, 2 usage).
+fn config_check(argv: &[OsString]) -> i32 {
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "Usage: minimail config check [--config PATH] [FLAGS OF minimail up]\n\n\
+             Prints the settings `minimail up` would run with, as a TOML file `--config` \
+             reads back; exit status 1 (with the file and line) when they are wrong."
+        );
+        return 0;
+    }
+    let loaded = match config::load(&up_command(), argv) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("minimail config check: {e}");
+            return if matches!(e, config::Error::Clap(_)) {
+                2
+            } else {
+                1
+            };
+        }
+    };
+    let checked = UpArgs::from_arg_matches(&loaded.matches)
+        .map_err(anyhow::Error::from)
+        .and_then(|a| up::check(&a));
+    if let Err(e) = checked {
+        eprintln!("minimail config check: {e:#}");
+        return 1;
+    }
+    print!("{}", config::effective(&up_command(), &loaded));
+    0
 }
 
 fn open_store(db: &DbArg) -> Result<Store> {
@@ -294,177 +377,6 @@ fn store_check(db: &Path) -> i32 {
         if found.problems.len() == 1 { "" } else { "s" }
     );
     1
-}
-
-fn up(a: UpArgs) -> Result<()> {
-    let mut options = mailstore::OpenOptions::from_env();
-    options.allow_corrupt |= a.allow_corrupt_store;
-    let store = open_store_with(&a.db, &options)?;
-    // TLS by default: the operator's pair, else (unless --no-tls) one made
-    // beside the store on first start.
-    let mut snakeoil = None;
-    let tls = match a.tls.config(false, "")? {
-        Some(t) => Some(t),
-        None if a.no_tls => None,
-        None => {
-            let (cert, key) = snakeoil_pair(&a.db.db, &a.hostname)?;
-            let t = netloop::tls::load_pem(&cert, &key)?;
-            snakeoil = Some(cert);
-            Some(t)
-        }
-    };
-    if tls.is_none() && (!a.smtps.is_empty() || !a.imaps.is_empty()) {
-        bail!("--smtps/--imaps need TLS: drop --no-tls, or give --tls-cert and --tls-key");
-    }
-    // One failed-login count per client address across both protocols.
-    let throttle = netloop::Throttle::new(netloop::ThrottleConfig::default());
-    // Each server keeps its own defaults (timeouts, per-address limit)
-    // unless the command line says otherwise.
-    let net = |defaults: netloop::Config| netloop::Config {
-        max_connections: a.conn.max_connections,
-        max_per_ip: a.max_per_ip.unwrap_or(defaults.max_per_ip),
-        tls: tls.clone(),
-        ..defaults
-    };
-    // DKIM: each domain's active key signs its authenticated users' mail.
-    let dkim_keys = store
-        .read_sync(|r| r.dkim_keys(None))
-        .context("cannot read the DKIM keys")?;
-    let signer = mailauth::Signer::new(&dkim_keys).context("cannot load a DKIM key")?;
-    for k in dkim_keys.iter().filter(|k| k.active) {
-        log::info!(
-            "DKIM: signing as {} with selector {} ({})",
-            k.domain,
-            k.selector,
-            k.algorithm
-        );
-    }
-    let dkim = (!signer.is_empty()).then(|| std::sync::Arc::new(signer));
-    let verifier = if a.verify_inbound {
-        let v = mailauth::Verifier::new(
-            &a.hostname,
-            a.outbound.dns,
-            std::time::Duration::from_secs(a.verify_timeout.max(1)),
-        )
-        .context("cannot set up the inbound checks")?;
-        log::info!(
-            "inbound checks on (SPF, DKIM, ARC, DMARC) as {}",
-            a.hostname
-        );
-        Some(std::sync::Arc::new(v))
-    } else {
-        None
-    };
-    let auth_policy = match &a.auth_policy {
-        Some(path) => mailauth::PolicyMap::load(path).map_err(anyhow::Error::msg)?,
-        None => mailauth::PolicyMap::default(),
-    };
-    let smtp_cfg = smtpd::Config {
-        dkim,
-        verifier,
-        auth_policy: std::sync::Arc::new(auth_policy),
-        hostname: a.hostname.clone(),
-        domains: a.domains.clone(),
-        max_message_size: a.max_message_size,
-        max_text_line: a.max_text_line,
-        trace: a.trace,
-        allow_plaintext_auth: a.tls.allow_plaintext_auth,
-        throttle: throttle.clone(),
-        outbound: !a.no_outbound,
-        net: net(smtpd::Config::default().net),
-        ..smtpd::Config::default()
-    };
-    let imap_cfg = imapd::Config {
-        trace: a.trace,
-        idle_keepalive: std::time::Duration::from_secs(a.idle_keepalive),
-        allow_plaintext_auth: a.tls.allow_plaintext_auth,
-        throttle,
-        net: net(imapd::Config::default().net),
-        ..imapd::Config::default()
-    };
-
-    let submission_cfg = smtpd::Config {
-        submission: true,
-        ..smtp_cfg.clone()
-    };
-    let smtp = smtpd::bind_listeners(&listeners(&a.smtp, &[]), smtp_cfg, store.clone())?;
-    let submission = smtpd::bind_listeners(
-        &listeners(&a.submission, &a.smtps),
-        submission_cfg,
-        store.clone(),
-    )?;
-    let imap = imapd::bind_listeners(&listeners(&a.imap, &a.imaps), imap_cfg, store.clone())?;
-    let handles = vec![
-        smtp.shutdown_handle(),
-        submission.shutdown_handle(),
-        imap.shutdown_handle(),
-    ];
-    netloop::shutdown_on_signals(handles.clone()).context("cannot install signal handlers")?;
-    // "smtp on A, imap on B[, smtps on C][, imaps on D], store F": the
-    // listeners come back in the order given, plain ones first.
-    let mut parts = Vec::new();
-    let mut name = |proto: &str, tls_proto: &str, addrs: Vec<SocketAddr>, plain: usize| {
-        let (p, t) = addrs.split_at(plain.min(addrs.len()));
-        let join = |v: &[SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        parts.push(format!("{proto} on {}", join(p).join(", ")));
-        if !t.is_empty() {
-            parts.push(format!("{tls_proto} on {}", join(t).join(", ")));
-        }
-    };
-    name("smtp", "smtps", smtp.local_addrs(), a.smtp.len());
-    name(
-        "submission",
-        "smtps",
-        submission.local_addrs(),
-        a.submission.len(),
-    );
-    name("imap", "imaps", imap.local_addrs(), a.imap.len());
-    eprintln!(
-        "minimail up: {}, store {}{}",
-        parts.join(", "),
-        a.db.db.display(),
-        match (&snakeoil, &tls) {
-            (Some(cert), _) => format!(" (TLS on, self-signed {})", cert.display()),
-            (None, Some(_)) => " (TLS on)".to_owned(),
-            (None, None) => String::new(),
-        }
-    );
-    let engine = if a.no_outbound {
-        None
-    } else {
-        let mut cfg = a.outbound.config(&a.hostname, &a.domains)?;
-        cfg.trace = a.trace;
-        Some(
-            outbound::Engine::start(store.clone(), cfg)
-                .context("cannot start outbound delivery")?,
-        )
-    };
-    let smtp_thread = std::thread::Builder::new()
-        .name("smtpd".into())
-        .spawn(move || smtp.run())?;
-    let submission_thread = std::thread::Builder::new()
-        .name("submission".into())
-        .spawn(move || submission.run())?;
-    let imap_result = imap.run();
-    // If one server stops (shutdown or a poll failure), stop the other too.
-    for h in &handles {
-        h.shutdown();
-    }
-    let smtp_result = smtp_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("smtpd thread panicked"))?;
-    let submission_result = submission_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("submission thread panicked"))?;
-    if let Some(e) = engine {
-        e.shutdown();
-    }
-    store.shutdown();
-    submission_result.context("submission")?;
-    smtp_result.context("smtpd")?;
-    imap_result.context("imapd")?;
-    eprintln!("minimail: stopped cleanly");
-    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> Result<String> {

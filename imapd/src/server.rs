@@ -113,6 +113,24 @@ impl ImapService {
     }
 }
 
+impl ImapService {
+    /// Serve new connections with `config` from now on (a reload); open
+    /// sessions keep the settings they started with, and every session
+    /// goes on sharing one notification hub.
+    pub fn set_config(&mut self, config: Config) {
+        self.shared = Arc::new(Shared {
+            store: self.shared.store.clone(),
+            config,
+            hub: Arc::clone(&self.shared.hub),
+        });
+    }
+
+    /// The settings new connections get.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+}
+
 impl Drop for ImapService {
     fn drop(&mut self) {
         self.shared.hub.stop();

@@ -55,7 +55,7 @@ mod throttle;
 pub mod tls;
 
 pub use buf::{Ending, InBuf, Line, OutBuf};
-pub use server::{Config, Listener, Server, ShutdownHandle};
+pub use server::{Config, Listener, Reconfigure, Server, ShutdownHandle};
 pub use signals::shutdown_on_signals;
 pub use throttle::{Throttle, ThrottleConfig};
 pub use tls::TlsConfig;

@@ -10,13 +10,17 @@
 //!   read-again and the closing drain;
 //! - `timers.rs`: idle and per-command deadlines, [`Io::complete_after`]
 //!   timers, and delivering completions to [`Session::on_done`];
-//! - `shutdown.rs`: [`ShutdownHandle`] and the graceful shutdown.
+//! - `shutdown.rs`: [`ShutdownHandle`] and the graceful shutdown;
+//! - `reconfigure.rs`: [`Reconfigure`], changing the service and the
+//!   settings of a running server (configuration reload).
 
 mod accept;
 mod conn;
+mod reconfigure;
 mod shutdown;
 mod timers;
 
+pub use reconfigure::Reconfigure;
 pub use shutdown::ShutdownHandle;
 
 use crate::deflate::Deflate;
@@ -119,6 +123,8 @@ pub struct Server<S: Service> {
     /// socket and now have room again: read on the next turn of the loop
     /// (edge-triggered readiness will not report those bytes again).
     read_again: Vec<ConnId>,
+    /// Changes queued through [`Reconfigure`] handles.
+    changes: reconfigure::Pending<S>,
 }
 
 impl<S: Service> Server<S> {
@@ -185,6 +191,7 @@ impl<S: Service> Server<S> {
             timers: BinaryHeap::new(),
             timer_seq: 0,
             read_again: Vec::new(),
+            changes: Default::default(),
         })
     }
 
@@ -232,6 +239,7 @@ impl<S: Service> Server<S> {
                 }
                 return Err(e);
             }
+            self.apply_changes();
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}

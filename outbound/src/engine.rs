@@ -120,6 +120,8 @@ impl Default for Config {
 /// The running engine; [`Engine::shutdown`] stops it.
 pub struct Engine {
     stop: Arc<AtomicBool>,
+    /// A new configuration for the scheduler to take ([`Engine::reconfigure`]).
+    next_config: Arc<Mutex<Option<Config>>>,
     wake: SyncSender<()>,
     thread: Option<JoinHandle<()>>,
 }
@@ -144,7 +146,9 @@ impl Engine {
             // Full means a wake-up is already pending.
             let _ = on_commit.try_send(());
         });
+        let next_config = Arc::new(Mutex::new(None));
         let s = Scheduler {
+            next_config: Arc::clone(&next_config),
             store,
             config: Arc::new(config),
             resolver,
@@ -159,9 +163,18 @@ impl Engine {
             .spawn(move || s.run())?;
         Ok(Engine {
             stop,
+            next_config,
             wake,
             thread: Some(thread),
         })
+    }
+
+    /// A handle that gives the running engine a new configuration.
+    pub fn reconfigure_handle(&self) -> Reconfigure {
+        Reconfigure {
+            next_config: Arc::clone(&self.next_config),
+            wake: self.wake.clone(),
+        }
     }
 
     /// Look at the queue now (e.g. after `minimail queue retry`).
@@ -180,7 +193,28 @@ impl Engine {
     }
 }
 
+/// Gives a running [`Engine`] a new configuration (a reload). Cloneable
+/// and `Send`.
+#[derive(Clone)]
+pub struct Reconfigure {
+    next_config: Arc<Mutex<Option<Config>>>,
+    wake: SyncSender<()>,
+}
+
+impl Reconfigure {
+    /// Deliver with `config` from now on: deliveries already under way
+    /// finish with the settings they started with.
+    pub fn apply(&self, config: Config) {
+        *self
+            .next_config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(config);
+        let _ = self.wake.try_send(());
+    }
+}
+
 struct Scheduler {
+    next_config: Arc<Mutex<Option<Config>>>,
     store: Store,
     config: Arc<Config>,
     resolver: Arc<Resolver>,
@@ -203,6 +237,7 @@ impl Scheduler {
         let (done_tx, done_rx) = mpsc::channel::<(String, Vec<i64>)>();
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         while !self.stop.load(Ordering::SeqCst) {
+            self.take_new_config();
             while let Ok((domain, ids)) = done_rx.try_recv() {
                 self.finished(&domain, &ids);
             }
@@ -216,6 +251,24 @@ impl Scheduler {
         for w in workers {
             let _ = w.join();
         }
+    }
+
+    /// Take a configuration a [`Reconfigure`] handle left; a resolver
+    /// that cannot be set up for a new `dns` keeps the old one.
+    fn take_new_config(&mut self) {
+        let next = self
+            .next_config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(config) = next else { return };
+        if config.dns != self.config.dns {
+            match Resolver::new(config.dns) {
+                Ok(r) => self.resolver = Arc::new(r),
+                Err(e) => log::error!("outbound: kept the old DNS resolver: {e}"),
+            }
+        }
+        self.config = Arc::new(config);
     }
 
     fn finished(&mut self, domain: &str, ids: &[i64]) {

@@ -43,6 +43,21 @@ impl SmtpService {
         }
     }
 
+    /// Serve new connections with `config` from now on (a reload); open
+    /// sessions keep the settings they started with.
+    pub fn set_config(&mut self, config: Config) {
+        self.shared = Arc::new(Shared {
+            config,
+            store: self.shared.store.clone(),
+            recipients: Default::default(),
+        });
+    }
+
+    /// The settings new connections get.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
     /// A session for a connection (used by netloop and by tests that drive
     /// sessions without sockets).
     pub fn session(&self, info: &ConnInfo) -> SmtpSession {
