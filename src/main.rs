@@ -151,6 +151,12 @@ struct UpArgs {
     /// elided), the outbound queue's deliveries included.
     #[arg(long)]
     trace: bool,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9225: connections by protocol, messages accepted and
+    /// refused by reason, commit and delivery latency, queue size, IDLE
+    /// sessions, IMAP commands.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Serve the store even if the start-up integrity check finds it
     /// damaged (not advised; also MINIMAIL_ALLOW_CORRUPT_STORE=1). Damage
     /// met while serving still makes the store refuse writes.
@@ -403,6 +409,18 @@ fn up(a: UpArgs) -> Result<()> {
         a.submission.len(),
     );
     name("imap", "imaps", imap.local_addrs(), a.imap.len());
+    if let Some(addr) = a.metrics {
+        let probe = store.clone();
+        metrics::set_queue_probe(move || {
+            let (messages, recipients) = probe.read_sync(|r| r.queue_size()).ok()?;
+            Some(metrics::QueueSize {
+                messages,
+                recipients,
+            })
+        });
+        let bound = metrics::http::serve(addr).context("--metrics")?;
+        parts.push(format!("metrics on http://{bound}/metrics"));
+    }
     eprintln!(
         "minimail up: {}, store {}{}",
         parts.join(", "),

@@ -129,6 +129,14 @@ impl netloop::Service for ImapService {
     fn busy_reply(&self) -> Vec<u8> {
         b"* BYE Too many connections\r\n".to_vec()
     }
+
+    fn protocol(&self, implicit_tls: bool) -> metrics::Protocol {
+        if implicit_tls {
+            metrics::Protocol::Imaps
+        } else {
+            metrics::Protocol::Imap
+        }
+    }
 }
 
 /// Bind the IMAP server on `addrs` over `store`; call `.run()` to serve.

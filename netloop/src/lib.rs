@@ -321,4 +321,11 @@ pub trait Service: 'static {
     /// What to send to a connection refused because a connection limit is
     /// reached (e.g. `421 4.7.0 Too many connections\r\n`), before closing.
     fn busy_reply(&self) -> Vec<u8>;
+
+    /// The protocol a connection on a plain (`implicit_tls` false) or
+    /// implicit-TLS listener is counted under in the metrics. Default:
+    /// [`metrics::Protocol::Other`].
+    fn protocol(&self, _implicit_tls: bool) -> metrics::Protocol {
+        metrics::Protocol::Other
+    }
 }
