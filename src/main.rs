@@ -303,7 +303,7 @@ fn up(a: UpArgs) -> Result<()> {
         None if a.no_tls => None,
         None => {
             let (cert, key) = snakeoil_pair(&a.db.db, &a.hostname)?;
-            let t = netloop::tls::load_pem(&cert, &key)?;
+            let t = netloop::tls::load_pem_with(&cert, &key, &a.tls.options())?;
             snakeoil = Some(cert);
             Some(t)
         }

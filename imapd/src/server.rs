@@ -130,6 +130,11 @@ impl netloop::Service for ImapService {
         b"* BYE Too many connections\r\n".to_vec()
     }
 
+    /// ALPACA: TLS clients naming another protocol by ALPN are refused.
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[b"imap"]
+    }
+
     fn protocol(&self, implicit_tls: bool) -> metrics::Protocol {
         if implicit_tls {
             metrics::Protocol::Imaps

@@ -156,6 +156,7 @@ pub struct Io<'a, D> {
     pub(crate) completer: &'a Completer<D>,
     pub(crate) shutting_down: bool,
     pub(crate) tls: TlsState,
+    pub(crate) tls_info: Option<tls::TlsInfo>,
     pub(crate) start_tls: &'a mut bool,
     pub(crate) compressed: bool,
     pub(crate) start_compress: &'a mut Option<CompressStart>,
@@ -193,6 +194,12 @@ impl<D: Send + 'static> Io<'_, D> {
     /// Where this connection stands with TLS.
     pub fn tls(&self) -> TlsState {
         self.tls
+    }
+
+    /// What TLS version and cipher the connection negotiated, once its
+    /// handshake is done (`None` on plaintext and during the handshake).
+    pub fn tls_info(&self) -> Option<tls::TlsInfo> {
+        self.tls_info
     }
 
     /// True if the connection is encrypted (or STARTTLS has been accepted).
@@ -327,5 +334,12 @@ pub trait Service: 'static {
     /// [`metrics::Protocol::Other`].
     fn protocol(&self, _implicit_tls: bool) -> metrics::Protocol {
         metrics::Protocol::Other
+    }
+
+    /// The ALPN ids (RFC 7301) this service answers to, e.g. `imap`: a TLS
+    /// client offering ALPN ids, none of them these, is refused (ALPACA).
+    /// Default: none (ALPN is ignored).
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[]
     }
 }

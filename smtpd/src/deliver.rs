@@ -271,6 +271,7 @@ impl SmtpSession {
                 _ => None,
             },
             when,
+            tls: io.tls_info(),
         };
         let mut raw = trace.headers();
         if let Some(v) = &verdict {

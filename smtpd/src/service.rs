@@ -61,6 +61,11 @@ impl netloop::Service for SmtpService {
         Reply::too_many_connections(&self.shared.config.hostname).to_bytes()
     }
 
+    /// ALPACA: TLS clients naming another protocol by ALPN are refused.
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[b"smtp"]
+    }
+
     fn protocol(&self, implicit_tls: bool) -> metrics::Protocol {
         match (self.shared.config.submission, implicit_tls) {
             (_, true) => metrics::Protocol::Smtps,
