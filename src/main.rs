@@ -300,6 +300,9 @@ fn up(a: UpArgs) -> Result<()> {
     let mut snakeoil = None;
     let tls = match a.tls.config(false, "")? {
         Some(t) => Some(t),
+        None if a.no_tls && a.tls.wants_cert() => {
+            bail!("--tls-sni and --tls-ocsp need TLS: drop --no-tls")
+        }
         None if a.no_tls => None,
         None => {
             let (cert, key) = snakeoil_pair(&a.db.db, &a.hostname)?;

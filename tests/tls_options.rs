@@ -161,6 +161,34 @@ fn sni_picks_the_certificate_and_alpn_of_another_protocol_is_refused() {
     );
     assert!(ok, "{out}");
     assert_eq!(first_cert(&out), cert_of(&c1));
+    // An SNI certificate renewed in place is presented after SIGHUP.
+    let old = cert_of(&c1);
+    let o = run(
+        Command::new(BIN)
+            .args(["cert", "--force", "--name", "mail.example.org", "--out"])
+            .arg(d.join("mail")),
+        b"",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_ne!(cert_of(&c1), old);
+    let hup = Command::new("kill")
+        .args(["-HUP", &up.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (ok, out) = s_client(&imaps, &["-servername", "mail.example.org"]);
+        assert!(ok, "{out}");
+        if first_cert(&out) == cert_of(&c1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still the old certificate after SIGHUP"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     // ALPN: our own id is accepted and confirmed, another protocol's
     // refused with the no_application_protocol alert.
@@ -300,6 +328,16 @@ fn min_version_groups_and_session_caches() {
     );
     assert!(!o.status.success());
     assert!(text(&o).contains("/nonexistent/c.pem"), "{}", text(&o));
+    // SNI certificates with TLS turned off are refused, not ignored.
+    let sni = format!("mail.example.org={},{}", c0.display(), k0.display());
+    let o = run(
+        Command::new(BIN)
+            .args(["up", "--no-tls", "--tls-sni", &sni, "--db"])
+            .arg(d.join("c.db")),
+        b"",
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("drop --no-tls"), "{}", text(&o));
 }
 
 /// Python's smtplib submits over STARTTLS, capped at `max` ("TLSv1_2" or

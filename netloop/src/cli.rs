@@ -84,6 +84,13 @@ impl TlsArgs {
         )
     }
 
+    /// True when flags that only make sense with a certificate were given
+    /// (`--tls-sni`, `--tls-ocsp`): a binary with TLS off refuses them
+    /// rather than ignore them.
+    pub fn wants_cert(&self) -> bool {
+        !self.tls_sni.is_empty() || self.tls_ocsp.is_some()
+    }
+
     /// The settings beyond the default pair (`--tls-sni`,
     /// `--tls-min-version`, `--tls-groups`, `--tls-ocsp`).
     pub fn options(&self) -> tls::TlsOptions {
