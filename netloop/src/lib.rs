@@ -39,7 +39,12 @@
 //!   - `server/shutdown.rs`: [`ShutdownHandle`] and graceful shutdown.
 //! - `signals.rs`: [`shutdown_on_signals`] (SIGTERM / SIGINT).
 //! - `throttle.rs`: the failed-login [`Throttle`].
-//! - `tls.rs`: [`TlsConfig`] from PEM files, self-signed certificates.
+//! - `tls.rs`: [`TlsConfig`] from PEM files (the default certificate and
+//!   those chosen by SNI, reloaded on SIGHUP), one copy per server with its
+//!   own session cache and ALPN ids ([`tls::per_server`]), self-signed
+//!   certificates; `tls/options.rs`: the admin's settings
+//!   ([`tls::TlsOptions`]: SNI, lowest version, groups, OCSP) and what a
+//!   connection negotiated ([`tls::TlsInfo`]).
 //! - `deflate.rs`: the DEFLATE layer [`Io::start_compress`] turns on, its
 //!   bounded buffers and its fixed memory cost.
 //! - `testing.rs`: a socket-less driver for session tests, and a TLS
