@@ -381,9 +381,16 @@ mod tests {
             .iter()
             .map(|p| p.get_name().to_owned())
             .collect::<Vec<_>>();
-        let candidates = enums
-            .into_iter()
-            .chain(["127.0.0.1:7", "7"].map(String::from));
+        let candidates = enums.into_iter().chain(
+            [
+                "127.0.0.1:7",
+                "7",
+                "1.3",
+                "X25519",
+                "example.org=c.pem,k.pem",
+            ]
+            .map(String::from),
+        );
         let v = candidates
             .filter(|c| !defaults.contains(c))
             .find(|c| check_value(up, long, c).is_ok())

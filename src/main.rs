@@ -189,6 +189,12 @@ struct UpArgs {
     /// elided), the outbound queue's deliveries included.
     #[arg(long)]
     trace: bool,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9225: connections by protocol, messages accepted and
+    /// refused by reason, commit and delivery latency, queue size, IDLE
+    /// sessions, IMAP commands.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Serve the store even if the start-up integrity check finds it
     /// damaged (not advised; also MINIMAIL_ALLOW_CORRUPT_STORE=1). Damage
     /// met while serving still makes the store refuse writes.

@@ -82,6 +82,9 @@ fn tls_at_start(a: &UpArgs) -> Result<Tls> {
         });
     }
     if a.no_tls {
+        if a.tls.wants_cert() {
+            bail!("--tls-sni and --tls-ocsp need TLS: drop --no-tls");
+        }
         return Ok(Tls {
             config: None,
             files: None,
@@ -90,7 +93,7 @@ fn tls_at_start(a: &UpArgs) -> Result<Tls> {
     }
     let (cert, key) = snakeoil_pair(&a.db.db, &a.hostname)?;
     Ok(Tls {
-        config: Some(netloop::tls::load_pem(&cert, &key)?),
+        config: Some(netloop::tls::load_pem_with(&cert, &key, &a.tls.options())?),
         files: None,
         snakeoil: Some(cert),
     })
@@ -257,7 +260,23 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
                 .context("cannot start outbound delivery")?,
         ),
     };
-    let started = started_line(&a, &tls, &smtp, &submission, &imap);
+    let mut started = started_line(&a, &tls, &smtp, &submission, &imap);
+    if let Some(addr) = a.metrics {
+        let probe = store.clone();
+        metrics::set_queue_probe(move || {
+            let (messages, recipients) = probe.read_sync(|r| r.queue_size()).ok()?;
+            Some(metrics::QueueSize {
+                messages,
+                recipients,
+            })
+        });
+        let bound = metrics::http::serve(addr).context("--metrics")?;
+        started = started.replacen(
+            ", store ",
+            &format!(", metrics on http://{bound}/metrics, store "),
+            1,
+        );
+    }
     let reloader = Reloader {
         argv,
         started: loaded.matches.clone(),
@@ -445,7 +464,11 @@ impl Reloader {
             (Some(old), Some(new)) if old != new => {
                 live.push("tls-cert".to_owned());
                 Tls {
-                    config: Some(netloop::tls::load_pem(&new.0, &new.1)?),
+                    config: Some(netloop::tls::load_pem_with(
+                        &new.0,
+                        &new.1,
+                        &args.tls.options(),
+                    )?),
                     files: files.clone(),
                     snakeoil: None,
                 }

@@ -135,7 +135,7 @@ impl ImapSession {
                         }
                     }
                 }
-                Mode::Idle { tag } => {
+                Mode::Idle { tag, .. } => {
                     let tag = tag.clone();
                     match io.input.take_line(max_line) {
                         Line::Incomplete => break,
@@ -267,6 +267,7 @@ impl ImapSession {
     }
 
     fn execute(&mut self, cmd: Command, io: &mut Io<'_, Done>) -> Step {
+        metrics::imap_command(cmd.body.name());
         crate::op::dispatch(self, cmd, io)
     }
 }

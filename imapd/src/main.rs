@@ -87,6 +87,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let tls = cli.tls.config(!cli.imaps.is_empty(), "--imaps")?;
+    if tls.is_none() && cli.tls.wants_cert() {
+        anyhow::bail!("--tls-sni and --tls-ocsp need --tls-cert and --tls-key");
+    }
     let store = mailstore::Store::open(&cli.db.db)
         .with_context(|| format!("cannot open the store {}", cli.db.db.display()))?;
     let mut config = imapd::Config {

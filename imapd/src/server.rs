@@ -147,6 +147,19 @@ impl netloop::Service for ImapService {
     fn busy_reply(&self) -> Vec<u8> {
         b"* BYE Too many connections\r\n".to_vec()
     }
+
+    /// ALPACA: TLS clients naming another protocol by ALPN are refused.
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[b"imap"]
+    }
+
+    fn protocol(&self, implicit_tls: bool) -> metrics::Protocol {
+        if implicit_tls {
+            metrics::Protocol::Imaps
+        } else {
+            metrics::Protocol::Imap
+        }
+    }
 }
 
 /// Bind the IMAP server on `addrs` over `store`; call `.run()` to serve.

@@ -147,6 +147,9 @@ pub(crate) enum Mode {
     Idle {
         /// Tag of the IDLE command.
         tag: String,
+        /// Counts this session in `minimail_imap_idle_sessions` until the
+        /// mode changes or the session ends.
+        _counted: metrics::IdleSession,
     },
 }
 

@@ -247,6 +247,19 @@ impl Reader {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// How many messages and recipients are queued: `(messages,
+    /// recipients)`.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_size(&self) -> Result<(u64, u64)> {
+        Ok(self.conn().query_row(
+            "SELECT (SELECT count(DISTINCT msg_id) FROM outq_rcpt), (SELECT count(*) FROM outq_rcpt)",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
     /// Every queued recipient, by message then recipient.
     ///
     /// # Errors

@@ -247,6 +247,7 @@ fn run_batch(
         }
         return None;
     }
+    let started = std::time::Instant::now();
     let begin = conn.execute_batch(
         "BEGIN IMMEDIATE; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter';",
     );
@@ -351,6 +352,7 @@ fn run_batch(
     }
     match commit {
         Ok(()) => {
+            metrics::store_commit(started.elapsed());
             for f in finishes {
                 guarded(|| f(None));
             }

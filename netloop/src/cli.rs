@@ -47,6 +47,24 @@ pub struct TlsArgs {
     /// (by default only TLS or local connections may authenticate).
     #[arg(long)]
     pub allow_plaintext_auth: bool,
+    /// A certificate for clients that ask for DOMAIN by SNI, as
+    /// DOMAIN=CERT,KEY (PEM files; `*.example.org` covers one label);
+    /// repeatable. Clients asking for another name, or none, get
+    /// --tls-cert. Reloaded on SIGHUP like it.
+    #[arg(long, value_name = "DOMAIN=CERT,KEY")]
+    pub tls_sni: Vec<tls::SniCert>,
+    /// The lowest TLS version accepted: 1.2 (default) or 1.3.
+    #[arg(long, value_name = "1.2|1.3", default_value = "1.2")]
+    pub tls_min_version: tls::MinVersion,
+    /// Key-exchange groups in order of preference, e.g. X25519:prime256v1
+    /// (known: X25519, prime256v1, secp384r1). Default: all three.
+    #[arg(long, value_name = "LIST")]
+    pub tls_groups: Option<tls::Groups>,
+    /// A DER OCSP response to staple with --tls-cert's certificate (e.g.
+    /// from `openssl ocsp ... -respout FILE`, refreshed by cron); re-read
+    /// on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ocsp: Option<PathBuf>,
 }
 
 impl TlsArgs {
@@ -57,12 +75,31 @@ impl TlsArgs {
     /// # Errors
     /// Those of [`tls::from_flags`].
     pub fn config(&self, implicit: bool, listeners: &str) -> io::Result<Option<TlsConfig>> {
-        tls::from_flags(
+        tls::from_flags_with(
             self.tls_cert.as_deref(),
             self.tls_key.as_deref(),
             implicit,
             listeners,
+            &self.options(),
         )
+    }
+
+    /// True when flags that only make sense with a certificate were given
+    /// (`--tls-sni`, `--tls-ocsp`): a binary with TLS off refuses them
+    /// rather than ignore them.
+    pub fn wants_cert(&self) -> bool {
+        !self.tls_sni.is_empty() || self.tls_ocsp.is_some()
+    }
+
+    /// The settings beyond the default pair (`--tls-sni`,
+    /// `--tls-min-version`, `--tls-groups`, `--tls-ocsp`).
+    pub fn options(&self) -> tls::TlsOptions {
+        tls::TlsOptions {
+            sni: self.tls_sni.clone(),
+            min_version: self.tls_min_version,
+            groups: self.tls_groups.clone().map(|g| g.0).unwrap_or_default(),
+            ocsp: self.tls_ocsp.clone(),
+        }
     }
 }
 

@@ -39,7 +39,12 @@
 //!   - `server/shutdown.rs`: [`ShutdownHandle`] and graceful shutdown.
 //! - `signals.rs`: [`shutdown_on_signals`] (SIGTERM / SIGINT).
 //! - `throttle.rs`: the failed-login [`Throttle`].
-//! - `tls.rs`: [`TlsConfig`] from PEM files, self-signed certificates.
+//! - `tls.rs`: [`TlsConfig`] from PEM files (the default certificate and
+//!   those chosen by SNI, reloaded on SIGHUP), one copy per server with its
+//!   own session cache and ALPN ids ([`tls::per_server`]), self-signed
+//!   certificates; `tls/options.rs`: the admin's settings
+//!   ([`tls::TlsOptions`]: SNI, lowest version, groups, OCSP) and what a
+//!   connection negotiated ([`tls::TlsInfo`]).
 //! - `deflate.rs`: the DEFLATE layer [`Io::start_compress`] turns on, its
 //!   bounded buffers and its fixed memory cost.
 //! - `testing.rs`: a socket-less driver for session tests, and a TLS
@@ -156,6 +161,7 @@ pub struct Io<'a, D> {
     pub(crate) completer: &'a Completer<D>,
     pub(crate) shutting_down: bool,
     pub(crate) tls: TlsState,
+    pub(crate) tls_info: Option<tls::TlsInfo>,
     pub(crate) start_tls: &'a mut bool,
     pub(crate) compressed: bool,
     pub(crate) start_compress: &'a mut Option<CompressStart>,
@@ -193,6 +199,12 @@ impl<D: Send + 'static> Io<'_, D> {
     /// Where this connection stands with TLS.
     pub fn tls(&self) -> TlsState {
         self.tls
+    }
+
+    /// What TLS version and cipher the connection negotiated, once its
+    /// handshake is done (`None` on plaintext and during the handshake).
+    pub fn tls_info(&self) -> Option<tls::TlsInfo> {
+        self.tls_info
     }
 
     /// True if the connection is encrypted (or STARTTLS has been accepted).
@@ -321,4 +333,18 @@ pub trait Service: 'static {
     /// What to send to a connection refused because a connection limit is
     /// reached (e.g. `421 4.7.0 Too many connections\r\n`), before closing.
     fn busy_reply(&self) -> Vec<u8>;
+
+    /// The protocol a connection on a plain (`implicit_tls` false) or
+    /// implicit-TLS listener is counted under in the metrics. Default:
+    /// [`metrics::Protocol::Other`].
+    fn protocol(&self, _implicit_tls: bool) -> metrics::Protocol {
+        metrics::Protocol::Other
+    }
+
+    /// The ALPN ids (RFC 7301) this service answers to, e.g. `imap`: a TLS
+    /// client offering ALPN ids, none of them these, is refused (ALPACA).
+    /// Default: none (ALPN is ignored).
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[]
+    }
 }

@@ -148,7 +148,11 @@ impl<S: Service> Server<S> {
     /// # Errors
     /// As [`Server::bind`]; also an implicit-TLS listener without
     /// [`Config::tls`].
-    pub fn bind_listeners(listen: &[Listener], service: S, config: Config) -> io::Result<Self> {
+    pub fn bind_listeners(listen: &[Listener], service: S, mut config: Config) -> io::Result<Self> {
+        // This server's own TLS session cache and ALPN ids.
+        if let Some(tls) = &config.tls {
+            config.tls = Some(crate::tls::per_server(tls, service.alpn()));
+        }
         let poll = Poll::new()?;
         let mut listeners = Vec::with_capacity(listen.len());
         for (i, spec) in listen.iter().enumerate() {
@@ -301,6 +305,7 @@ impl<S: Service> Server<S> {
             completer: &c.completer,
             shutting_down,
             tls,
+            tls_info: c.tls.as_deref().and_then(crate::tls::TlsInfo::of),
             start_tls: &mut start_tls,
             compressed,
             start_compress: &mut start_compress,

@@ -87,6 +87,7 @@ impl<S: Session> Driver<S> {
             } else {
                 self.tls
             },
+            tls_info: None,
             start_tls: &mut self.started_tls,
             compressed: self.compressed,
             start_compress: &mut start_compress,

@@ -13,17 +13,33 @@
 //! [`load_pem`]. Connections already open keep the certificate they
 //! started with; a new file that does not load is refused with the reason
 //! and the old certificate stays.
+//!
+//! What an admin configures beyond the default pair ([`TlsOptions`]):
+//! further certificates chosen by the name the client asks for (SNI, as
+//! Postfix's `tls_server_sni_maps` and Dovecot's `local_name { ssl_cert }`),
+//! the lowest TLS version, the key-exchange groups, and an OCSP response to
+//! staple. Each server gets its own copy of the configuration
+//! ([`per_server`]): its own session cache (a session made with IMAP cannot
+//! be resumed on SMTP) and its ALPN ids, so a client naming only another
+//! protocol's id (`http/1.1`, say) is refused (the ALPACA cross-protocol
+//! class). [`TlsInfo`] names what a connection negotiated, as Postfix's
+//! `smtpd_tls_received_header` does.
 
+use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
+use rustls::SupportedProtocolVersion;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// A server-side TLS configuration, shared by every connection.
 pub type TlsConfig = Arc<rustls::ServerConfig>;
+
+mod options;
+pub use options::{Group, Groups, MinVersion, SniCert, TlsInfo, TlsOptions};
 
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
@@ -36,33 +52,99 @@ fn invalid(msg: String) -> io::Error {
 /// Unreadable files, no certificate or key in them, or a key that does not
 /// match the certificate — each with the file named.
 pub fn load_pem(cert: &Path, key: &Path) -> io::Result<TlsConfig> {
-    let certified = read_pair(cert, key)?;
-    let slot = Arc::new(CertSlot(RwLock::new(Arc::new(certified))));
-    let config = config_with(Arc::clone(&slot) as Arc<dyn ResolvesServerCert>)?;
+    load_pem_with(cert, key, &TlsOptions::default())
+}
+
+/// [`load_pem`] with the admin's [`TlsOptions`]: the SNI certificates are
+/// loaded (and reloaded on SIGHUP) like the default pair, the OCSP
+/// response is stapled with the default certificate.
+///
+/// # Errors
+/// Those of [`load_pem`] for any pair, an unreadable OCSP file, or a
+/// configuration rustls refuses (no group left, say).
+pub fn load_pem_with(cert: &Path, key: &Path, options: &TlsOptions) -> io::Result<TlsConfig> {
+    let mut loaded = Vec::new();
+    let mut add = |cert: &Path, key: &Path, ocsp: Option<&Path>| -> io::Result<Arc<CertSlot>> {
+        let certified = read_pair(cert, key, ocsp)?;
+        let slot = Arc::new(CertSlot(RwLock::new(Arc::new(certified))));
+        loaded.push(FromFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            ocsp: ocsp.map(Path::to_path_buf),
+            slot: Arc::clone(&slot),
+        });
+        Ok(slot)
+    };
+    let default = add(cert, key, options.ocsp.as_deref())?;
+    let mut by_name = Vec::new();
+    for sni in &options.sni {
+        by_name.push((sni.name.clone(), add(&sni.cert, &sni.key, None)?));
+    }
+    let config = config_with(Arc::new(Resolver { default, by_name }), options)?;
     FROM_FILES
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(FromFiles {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            slot,
-        });
+        .extend(loaded);
     Ok(config)
 }
 
-/// Read and check a certificate chain and key from PEM files.
-fn read_pair(cert: &Path, key: &Path) -> io::Result<CertifiedKey> {
-    let cert_pem = std::fs::read(cert)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", cert.display())))?;
-    let key_pem = std::fs::read(key)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", key.display())))?;
-    certified_key(&cert_pem, &key_pem).map_err(|e| {
+/// Read and check a certificate chain and key from PEM files, and the
+/// DER OCSP response to staple with it.
+fn read_pair(cert: &Path, key: &Path, ocsp: Option<&Path>) -> io::Result<CertifiedKey> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    };
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    let mut certified = certified_key(&cert_pem, &key_pem).map_err(|e| {
         invalid(format!(
             "TLS certificate {} / key {}: {e}",
             cert.display(),
             key.display()
         ))
-    })
+    })?;
+    if let Some(ocsp) = ocsp {
+        let der = read(ocsp)?;
+        // An OCSPResponse is a DER SEQUENCE (RFC 6960 §4.2.1); anything
+        // else (a PEM file, say) would be stapled as garbage.
+        if der.first() != Some(&0x30) {
+            return Err(invalid(format!(
+                "{}: not a DER OCSP response (make one with `openssl ocsp ... -respout FILE`)",
+                ocsp.display()
+            )));
+        }
+        certified.ocsp = Some(der);
+    }
+    Ok(certified)
+}
+
+/// The default certificate, and those chosen by SNI.
+#[derive(Debug)]
+struct Resolver {
+    default: Arc<CertSlot>,
+    /// Lower-case DNS names, or `*.` wildcards for one label.
+    by_name: Vec<(String, Arc<CertSlot>)>,
+}
+
+impl Resolver {
+    /// The slot for the name a client asked for: an exact match first,
+    /// then a wildcard for its first label, else the default.
+    fn slot(&self, name: Option<&str>) -> &CertSlot {
+        let Some(name) = name.map(str::to_ascii_lowercase) else {
+            return &self.default;
+        };
+        let wild = name.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+        self.by_name
+            .iter()
+            .find(|(n, _)| *n == name)
+            .or_else(|| self.by_name.iter().find(|(n, _)| Some(n) == wild.as_ref()))
+            .map_or(&self.default, |(_, slot)| slot)
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.slot(hello.server_name()).resolve(hello)
+    }
 }
 
 /// The certificate a configuration presents, replaceable while it runs.
@@ -81,7 +163,17 @@ impl ResolvesServerCert for CertSlot {
 struct FromFiles {
     cert: PathBuf,
     key: PathBuf,
+    ocsp: Option<PathBuf>,
     slot: Arc<CertSlot>,
+}
+
+impl FromFiles {
+    /// (Re)read the files into the slot; on failure the slot is unchanged.
+    fn load(&self) -> io::Result<()> {
+        let new = read_pair(&self.cert, &self.key, self.ocsp.as_deref())?;
+        *self.slot.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
+        Ok(())
+    }
 }
 
 /// Every certificate [`load_pem`] loaded in this process.
@@ -92,14 +184,7 @@ static FROM_FILES: Mutex<Vec<FromFiles>> = Mutex::new(Vec::new());
 /// Returns, per pair, the certificate file and the error if it failed.
 pub fn reload_all() -> Vec<(PathBuf, io::Result<()>)> {
     let all = FROM_FILES.lock().unwrap_or_else(PoisonError::into_inner);
-    all.iter()
-        .map(|f| {
-            let r = read_pair(&f.cert, &f.key).map(|new| {
-                *f.slot.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
-            });
-            (f.cert.clone(), r)
-        })
-        .collect()
+    all.iter().map(|f| (f.cert.clone(), f.load())).collect()
 }
 
 /// The TLS configuration a server's command line asks for, as every
@@ -115,9 +200,23 @@ pub fn from_flags(
     implicit: bool,
     listeners: &str,
 ) -> io::Result<Option<TlsConfig>> {
+    from_flags_with(cert, key, implicit, listeners, &TlsOptions::default())
+}
+
+/// [`from_flags`] with the admin's [`TlsOptions`] ([`load_pem_with`]).
+///
+/// # Errors
+/// Those of [`from_flags`] and [`load_pem_with`].
+pub fn from_flags_with(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    implicit: bool,
+    listeners: &str,
+    options: &TlsOptions,
+) -> io::Result<Option<TlsConfig>> {
     let usage = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
     match (cert, key) {
-        (Some(cert), Some(key)) => load_pem(cert, key).map(Some),
+        (Some(cert), Some(key)) => load_pem_with(cert, key, options).map(Some),
         (None, None) if implicit => {
             Err(usage(format!("{listeners} needs --tls-cert and --tls-key")))
         }
@@ -132,7 +231,10 @@ pub fn from_flags(
 /// No certificate or key found, or they do not match.
 pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<TlsConfig> {
     let certified = certified_key(cert_pem, key_pem)?;
-    config_with(Arc::new(CertSlot(RwLock::new(Arc::new(certified)))))
+    config_with(
+        Arc::new(CertSlot(RwLock::new(Arc::new(certified)))),
+        &TlsOptions::default(),
+    )
 }
 
 /// A certificate chain and its key from PEM bytes, checked to match.
@@ -150,15 +252,37 @@ fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> io::Result<CertifiedKey> {
 }
 
 /// The server configuration every listener uses, presenting what
-/// `resolver` chooses.
-fn config_with(resolver: Arc<dyn ResolvesServerCert>) -> io::Result<TlsConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(e.to_string()))?
+/// `resolver` chooses, with the versions and groups `options` allow.
+fn config_with(
+    resolver: Arc<dyn ResolvesServerCert>,
+    options: &TlsOptions,
+) -> io::Result<TlsConfig> {
+    let mut provider = ring::default_provider();
+    if !options.groups.is_empty() {
+        provider.kx_groups = options.groups.iter().map(|g| g.kx()).collect();
+    }
+    let versions: &[&'static SupportedProtocolVersion] = match options.min_version {
+        MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        MinVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| invalid(format!("TLS settings refused: {e}")))?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     Ok(Arc::new(config))
+}
+
+/// One server's own copy of `base`: a session cache of its own (no
+/// resumption across protocols) and `alpn` as its ALPN ids (RFC 7301;
+/// empty = no ALPN). A client that offers ALPN ids, none of them in
+/// `alpn`, is refused with the `no_application_protocol` alert; a client
+/// that offers none is served.
+pub fn per_server(base: &TlsConfig, alpn: &[&[u8]]) -> TlsConfig {
+    let mut c = rustls::ServerConfig::clone(base);
+    c.session_storage = ServerSessionMemoryCache::new(256);
+    c.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Arc::new(c)
 }
 
 /// A self-signed certificate and its key, both PEM.

@@ -44,10 +44,13 @@ fn failure_text(e: &StoreError) -> String {
 /// The reply to a failed commit reported by [`failure_text`].
 fn failure_reply(text: &str) -> Reply {
     if text.starts_with(FULL_TAG) {
+        metrics::smtp_refused(metrics::Refusal::StorageFull);
         Reply::insufficient_storage()
     } else if text.starts_with(DAMAGED_TAG) {
+        metrics::smtp_refused(metrics::Refusal::LocalError);
         Reply::store_damaged()
     } else {
+        metrics::smtp_refused(metrics::Refusal::LocalError);
         Reply::local_error()
     }
 }
@@ -117,6 +120,7 @@ impl SmtpSession {
                 let too_big = env.bdat.as_ref().is_some_and(|b| b.too_big());
                 if too_big {
                     // The transaction is over; later chunks get 503.
+                    metrics::smtp_refused(metrics::Refusal::TooBig);
                     self.reply(io, &Reply::too_big(self.shared.config.max_message_size));
                 } else if last {
                     let content = env.bdat.take().map(|b| b.finish());
@@ -159,9 +163,11 @@ impl SmtpSession {
                 self.conn,
                 cfg.max_text_line
             );
+            metrics::smtp_refused(metrics::Refusal::LineTooLong);
             self.reply(io, &Reply::text_line_too_long(cfg.max_text_line));
         } else if content.too_big {
             log::info!("#{}: message refused: {} octets", self.conn, content.size);
+            metrics::smtp_refused(metrics::Refusal::TooBig);
             self.reply(io, &Reply::too_big(cfg.max_message_size));
         } else {
             self.commit(io, env, content.body);
@@ -227,6 +233,7 @@ impl SmtpSession {
         );
         if let mailauth::Disposition::Reject(why) = &verdict.disposition {
             log::info!("#{}: message from {} refused: {why}", self.conn, env.from);
+            metrics::smtp_refused(metrics::Refusal::DmarcReject);
             self.reply(io, &Reply::dmarc_reject(why));
             return;
         }
@@ -277,6 +284,7 @@ impl SmtpSession {
                 _ => None,
             },
             when,
+            tls: io.tls_info(),
         };
         let mut raw = trace.headers();
         if let Some(v) = &verdict {
@@ -335,6 +343,7 @@ impl SmtpSession {
             rcpts: env.rcpts.into_iter().map(|r| r.addr).collect(),
             size,
             started: env.started,
+            handed: Instant::now(),
         }));
         let completer = io.completer();
         let store = self.shared.store.clone();
@@ -431,6 +440,7 @@ impl SmtpSession {
             info.from,
             self.user.as_ref().map_or("?", |u| u.address.as_str())
         );
+        metrics::smtp_refused(metrics::Refusal::SenderNotOwned);
         self.reply(io, &Reply::header_from_not_owned(why));
     }
 
@@ -456,6 +466,8 @@ impl SmtpSession {
                     info.size,
                     Instant::now().duration_since(info.started).as_millis()
                 );
+                metrics::smtp_accepted(self.shared.config.submission);
+                metrics::smtp_delivery(info.handed.elapsed());
                 self.reply(io, &Reply::queued(&info.id));
             }
             Err(e) => {

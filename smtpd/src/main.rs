@@ -102,6 +102,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let tls = cli.tls.config(!cli.smtps.is_empty(), "--smtps")?;
+    if tls.is_none() && cli.tls.wants_cert() {
+        anyhow::bail!("--tls-sni and --tls-ocsp need --tls-cert and --tls-key");
+    }
     let store = mailstore::Store::open(&cli.db.db)
         .with_context(|| format!("cannot open the store {}", cli.db.db.display()))?;
     let mut config = smtpd::Config {

@@ -5,11 +5,13 @@
 //!
 //! ```text
 //! Received: from <EHLO name> ([<peer address>])
+//!         [(using <TLS version> with cipher <cipher> (<bits>/<bits> bits))]
 //!         by <our hostname> with <ESMTP|SMTP|UTF8SMTP> id <id>
 //!         [for <recipient>]; <date-time>
 //! ```
 //!
-//! The protocol names are registered in RFC 3848 and RFC 6531 §3.7.3. We do
+//! The TLS comment is Postfix's (`smtpd_tls_received_header = yes`), with
+//! OpenSSL's names for the version and cipher. The protocol names are registered in RFC 3848 and RFC 6531 §3.7.3. We do
 //! no reverse DNS (the loop must not block), so TCP-info is the address
 //! literal alone.
 
@@ -37,6 +39,8 @@ pub struct Trace<'a> {
     pub for_rcpt: Option<&'a str>,
     /// Time of receipt.
     pub when: SystemTime,
+    /// What TLS the message came over, if any.
+    pub tls: Option<netloop::tls::TlsInfo>,
 }
 
 /// An address literal for `ip` (RFC 5321 §4.1.3).
@@ -54,8 +58,12 @@ impl Trace<'_> {
     /// The header block to put in front of the message, CRLF-terminated.
     pub fn headers(&self) -> Vec<u8> {
         let mut h = format!("Return-Path: {}\r\n", self.return_path);
+        let tls = self
+            .tls
+            .map(|t| format!("\r\n\t(using {t})"))
+            .unwrap_or_default();
         h.push_str(&format!(
-            "Received: from {} ({})\r\n\tby {} with {} id {}",
+            "Received: from {} ({}){tls}\r\n\tby {} with {} id {}",
             self.helo,
             address_literal(self.peer),
             self.hostname,
@@ -132,6 +140,7 @@ mod tests {
             id: "ABC.1",
             for_rcpt: Some("bob@localhost"),
             when: UNIX_EPOCH,
+            tls: None,
         };
         let h = String::from_utf8(t.headers()).unwrap();
         assert_eq!(
@@ -146,6 +155,20 @@ mod tests {
         let h = String::from_utf8(t.headers()).unwrap();
         assert!(h.contains("([IPv6:::1])"));
         assert!(h.contains("id ABC.1;\r\n\tThu, 01 Jan 1970"));
+        let t = Trace {
+            tls: Some(netloop::tls::TlsInfo {
+                version: "TLSv1.3",
+                cipher: "TLS_AES_256_GCM_SHA384",
+                bits: 256,
+            }),
+            protocol: "ESMTPS",
+            ..t
+        };
+        let h = String::from_utf8(t.headers()).unwrap();
+        assert!(
+            h.contains("([IPv6:::1])\r\n\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n\tby mx.local with ESMTPS id"),
+            "{h}"
+        );
     }
 
     #[test]

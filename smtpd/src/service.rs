@@ -75,6 +75,19 @@ impl netloop::Service for SmtpService {
     fn busy_reply(&self) -> Vec<u8> {
         Reply::too_many_connections(&self.shared.config.hostname).to_bytes()
     }
+
+    /// ALPACA: TLS clients naming another protocol by ALPN are refused.
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[b"smtp"]
+    }
+
+    fn protocol(&self, implicit_tls: bool) -> metrics::Protocol {
+        match (self.shared.config.submission, implicit_tls) {
+            (_, true) => metrics::Protocol::Smtps,
+            (true, false) => metrics::Protocol::Submission,
+            (false, false) => metrics::Protocol::Smtp,
+        }
+    }
 }
 
 /// Bind the SMTP service on `addrs` (port 0 picks a free port). Run the

@@ -133,6 +133,8 @@ pub(crate) struct CommitInfo {
     pub(crate) rcpts: Vec<String>,
     pub(crate) size: usize,
     pub(crate) started: Instant,
+    /// When the message was handed to the store (metrics: delivery time).
+    pub(crate) handed: Instant,
 }
 
 /// One SMTP session; see the module docs.

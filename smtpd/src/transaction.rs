@@ -100,8 +100,10 @@ impl SmtpSession {
                 "#{}: refused MAIL FROM:{from}: not the user's address",
                 self.conn
             );
+            metrics::smtp_refused(metrics::Refusal::SenderNotOwned);
             Reply::sender_not_owned()
         } else if params.size.is_some_and(|s| s > max as u64) {
+            metrics::smtp_refused(metrics::Refusal::TooBig);
             Reply::too_big(max)
         } else if matches!(&from, ReversePath::Mailbox(m) if !m.is_ascii()) && !params.smtputf8 {
             Reply::utf8_needs_smtputf8()
@@ -126,6 +128,7 @@ impl SmtpSession {
             return;
         };
         if env.rcpts.len() >= cfg.max_recipients {
+            metrics::smtp_refused(metrics::Refusal::TooManyRecipients);
             self.reply(io, &Reply::too_many_recipients(cfg.max_recipients));
             return;
         }
@@ -133,6 +136,7 @@ impl SmtpSession {
             ForwardPath::Postmaster => match cfg.domains.first() {
                 Some(d) => (format!("postmaster@{d}"), d.clone(), true),
                 None => {
+                    metrics::smtp_refused(metrics::Refusal::RelayDenied);
                     self.reply(io, &Reply::relay_denied("postmaster"));
                     return;
                 }
@@ -168,6 +172,7 @@ impl SmtpSession {
                     }
                     host => {
                         log::info!("#{}: refused RCPT <{m}>: not a local domain", self.conn);
+                        metrics::smtp_refused(metrics::Refusal::RelayDenied);
                         let reply = if self.user.is_some() {
                             let domain = match host {
                                 Host::Domain(d) => d.clone(),
@@ -256,10 +261,12 @@ impl SmtpSession {
             }
             Ok(None) => {
                 log::info!("#{}: refused RCPT <{addr}>: no such user", self.conn);
+                metrics::smtp_refused(metrics::Refusal::UnknownUser);
                 Reply::unknown_user(&addr)
             }
             Err(e) => {
                 log::error!("#{}: recipient lookup for <{addr}> failed: {e}", self.conn);
+                metrics::smtp_refused(metrics::Refusal::LocalError);
                 Reply::local_error()
             }
         };

@@ -437,7 +437,10 @@ pub(crate) fn idle(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String) -> S
     io.set_timeout(s.cx.shared.config.autologout);
     s.sync(io, true, move |cx, _, io| {
         continuation(&mut cx.out, "idling");
-        cx.mode = Mode::Idle { tag };
+        cx.mode = Mode::Idle {
+            tag,
+            _counted: metrics::idle_session(),
+        };
         cx.idle_started(io);
         Step::Continue
     })

@@ -31,7 +31,9 @@ impl<S: Service> Server<S> {
                 }
             };
             let local = stream.local_addr().unwrap_or(peer);
+            let protocol = self.service.protocol(implicit_tls);
             if self.at_limit(peer, local) {
+                metrics::connection_refused(protocol);
                 log::info!("refusing {peer}: connection limit reached");
                 // Best effort: a fresh socket's send buffer is empty. (On an
                 // implicit-TLS listener the client cannot read plaintext; it
@@ -78,6 +80,7 @@ impl<S: Service> Server<S> {
                 info,
                 self.config.idle_timeout,
                 completer,
+                metrics::connection_opened(protocol),
             ));
             self.by_id.insert(id, key);
             *self.per_ip.entry(peer.ip()).or_insert(0) += 1;

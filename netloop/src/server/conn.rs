@@ -72,6 +72,9 @@ pub(super) struct Conn<S: Session> {
     /// `on_shutdown` answered Continue: ask again after the next completion.
     pub(super) shutdown_pending: bool,
     pub(super) writable_registered: bool,
+    /// Counted as an open connection of its listener's protocol while it
+    /// lives (metrics).
+    pub(super) counted: metrics::OpenConnection,
 }
 
 impl<S: Session> Conn<S> {
@@ -84,6 +87,7 @@ impl<S: Session> Conn<S> {
         info: ConnInfo,
         timeout: Duration,
         completer: Completer<S::Done>,
+        counted: metrics::OpenConnection,
     ) -> Self {
         Conn {
             stream,
@@ -106,6 +110,7 @@ impl<S: Session> Conn<S> {
             half_closed: false,
             shutdown_pending: false,
             writable_registered: false,
+            counted,
         }
     }
 }
@@ -131,7 +136,13 @@ impl<S: Service> Server<S> {
                     self.corrupt_input(key, &e);
                     return;
                 }
-                log::debug!("conn {}: read error: {e}", c.info.id);
+                match tls_refusal(&e) {
+                    Some(why) if c.tls.as_ref().is_some_and(|t| t.is_handshaking()) => {
+                        metrics::tls_refused(c.counted.protocol(), why);
+                        log::info!("conn {}: {} refused: {e}", c.info.id, c.info.peer);
+                    }
+                    _ => log::debug!("conn {}: read error: {e}", c.info.id),
+                }
                 // A TLS alert may be queued; send it best effort.
                 if let Some(tls) = c.tls.as_mut() {
                     let _ = tls.write_tls(&mut c.stream);
@@ -411,6 +422,29 @@ fn fill<S: Session>(c: &mut Conn<S>, scratch: &mut [u8], max_input: usize) -> io
     }
 }
 
+/// A TLS protocol error, kept typed inside the `io::Error` it travels in
+/// (so the metrics can tell why a handshake failed).
+#[derive(Debug)]
+struct TlsError(rustls::Error);
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// Why a TLS error ended a connection, if it is one.
+fn tls_refusal(e: &io::Error) -> Option<metrics::TlsRefusal> {
+    let TlsError(e) = e.get_ref()?.downcast_ref::<TlsError>()?;
+    Some(match e {
+        rustls::Error::NoApplicationProtocol => metrics::TlsRefusal::Alpn,
+        rustls::Error::PeerIncompatible(_) => metrics::TlsRefusal::Incompatible,
+        _ => metrics::TlsRefusal::Handshake,
+    })
+}
+
 /// The connection's byte source below the DEFLATE layer: the socket, or
 /// rustls over it.
 struct Transport<'a> {
@@ -468,7 +502,7 @@ impl Transport<'_> {
             }
             let state = tls
                 .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")))?;
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, TlsError(e)))?;
             if *self.eof {
                 // Take the last plaintext before reporting the end.
                 let mut left = state.plaintext_bytes_to_read();

@@ -53,12 +53,24 @@ impl<S: Service> Server<S> {
         }
     }
 
-    /// Apply the queued changes (loop thread).
+    /// Apply the queued changes (loop thread). A new TLS configuration
+    /// gets this server's own session cache and ALPN ids, as at bind.
     pub(super) fn apply_changes(&mut self) {
         let changes =
             std::mem::take(&mut *self.changes.lock().unwrap_or_else(PoisonError::into_inner));
         for change in changes {
+            let before = self.config.tls.clone();
             change(&mut self.service, &mut self.config);
+            let replaced = match (&before, &self.config.tls) {
+                (Some(old), Some(new)) => !Arc::ptr_eq(old, new),
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if replaced {
+                if let Some(tls) = &self.config.tls {
+                    self.config.tls = Some(crate::tls::per_server(tls, self.service.alpn()));
+                }
+            }
         }
     }
 }
