@@ -92,6 +92,8 @@ fn parts_needed(atts: &[FetchAtt]) -> MetaParts {
                     | FetchAtt::Uid
                     | FetchAtt::ModSeq
                     | FetchAtt::SaveDate
+                    | FetchAtt::EmailId
+                    | FetchAtt::ThreadId
             )
         }),
     }
@@ -248,6 +250,12 @@ fn encode_att(
             meta.save_date
                 .map_or(Value::Nil, |t| Value::str(internal_date(t))),
         ),
+        // RFC 8474 §5: EMAILID (objectid), THREADID NIL (`objectid.rs`).
+        FetchAtt::EmailId => (
+            "EMAILID".into(),
+            Value::List(vec![Value::Atom(crate::objectid::email(meta.message_id))]),
+        ),
+        FetchAtt::ThreadId => ("THREADID".into(), Value::Nil),
         FetchAtt::ModSeq => ("MODSEQ".into(), Value::List(vec![Value::Num(meta.modseq)])),
         FetchAtt::Envelope => ("ENVELOPE".into(), envelope(&meta.envelope)),
         FetchAtt::Body => ("BODY".into(), body(&meta.structure, false)),

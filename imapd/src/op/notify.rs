@@ -259,6 +259,8 @@ impl Conn {
                     | FetchAtt::Uid
                     | FetchAtt::ModSeq
                     | FetchAtt::SaveDate
+                    | FetchAtt::EmailId
+                    | FetchAtt::ThreadId
             )
         });
         let batch = if content { 1 } else { FETCH_BATCH_MESSAGES };

@@ -163,6 +163,10 @@ fn selected(
         (Code::UidValidity(mb.uidvalidity), "UIDs valid"),
         (Code::UidNext(mb.uidnext), "Predicted next UID"),
         (Code::HighestModSeq(mb.highestmodseq), "Highest"),
+        (
+            Code::MailboxId(crate::objectid::mailbox(mb.id, mb.uidvalidity)),
+            "Ok",
+        ),
     ] {
         StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
     }

@@ -2,7 +2,8 @@
 //! the CONDSTORE `MODSEQ` key (RFC 7162 §3.1.5) and WITHIN's `OLDER` and
 //! `YOUNGER` (RFC 5032 §3: `("OLDER" / "YOUNGER") SP nz-number`) and
 //! SAVEDATE's `SAVEDBEFORE`/`SAVEDON`/`SAVEDSINCE date` and
-//! `SAVEDATESUPPORTED` (RFC 8514 §5).
+//! `SAVEDATESUPPORTED` (RFC 8514 §5), OBJECTID's `EMAILID`/`THREADID
+//! objectid` (RFC 8474 §6).
 //!
 //! Hostile input is bounded: nesting of NOT, OR and parentheses is capped
 //! ([`MAX_SEARCH_DEPTH`]) so that it cannot exhaust the stack, and so are
@@ -287,6 +288,8 @@ fn simple_key<'a>(i: &'a [u8], depth: usize, keys: &Counts) -> PResult<'a, Searc
         b"SAVEDON" => map(preceded(sp, date), SearchKey::SavedOn).parse(rest),
         b"SAVEDSINCE" => map(preceded(sp, date), SearchKey::SavedSince).parse(rest),
         b"SAVEDATESUPPORTED" => Ok((rest, SearchKey::SaveDateSupported)),
+        b"EMAILID" => map(preceded(sp, objectid), SearchKey::EmailId).parse(rest),
+        b"THREADID" => map(preceded(sp, objectid), SearchKey::ThreadId).parse(rest),
         b"YOUNGER" => map(preceded(sp, nz_number), SearchKey::Younger).parse(rest),
         b"NOT" => map(preceded(sp, |i| search_key(i, depth + 1, keys)), |k| {
             SearchKey::Not(Box::new(k))
@@ -318,4 +321,18 @@ fn simple_key<'a>(i: &'a [u8], depth: usize, keys: &Counts) -> PResult<'a, Searc
             nom::error::ErrorKind::Tag,
         ))),
     }
+}
+
+/// ```text
+/// objectid = 1*255(ALPHA / DIGIT / "_" / "-")   ; RFC 8474 §7
+/// ```
+fn objectid(i: &[u8]) -> PResult<'_, String> {
+    let (rest, id) = take_while1(|c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')(i)?;
+    if !crate::objectid::is_objectid(id) {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::TooLarge,
+        )));
+    }
+    Ok((rest, String::from_utf8_lossy(id).into_owned()))
 }

@@ -107,7 +107,7 @@ fn list_and_status_and_create() {
         }
     );
     assert_eq!(
-        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq Size appendlimit)"),
+        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq Size appendlimit mailboxid)"),
         CommandBody::Status {
             mailbox: "blurdybloop".into(),
             items: vec![
@@ -115,7 +115,8 @@ fn list_and_status_and_create() {
                 StatusItem::Messages,
                 StatusItem::HighestModSeq,
                 StatusItem::Size,
-                StatusItem::AppendLimit
+                StatusItem::AppendLimit,
+                StatusItem::MailboxId
             ]
         }
     );
@@ -188,8 +189,8 @@ fn fetch_items_macros_sections_and_partials() {
     // PREVIEW with its optional modifier list (RFC 8970 §5), SAVEDATE.
     assert_eq!(f("a FETCH 1 preview"), vec![Preview]);
     assert_eq!(
-        f("a FETCH 1 (PREVIEW (lazy) SAVEDATE FLAGS)"),
-        vec![Preview, SaveDate, Flags]
+        f("a FETCH 1 (PREVIEW (lazy) SAVEDATE FLAGS EMAILID threadid)"),
+        vec![Preview, SaveDate, Flags, EmailId, ThreadId]
     );
     assert_eq!(
         f("a FETCH 1 PREVIEW (CHANGEDSINCE 5)"),
@@ -348,6 +349,17 @@ fn search_keys_nest_and_charset_is_checked() {
             SearchKey::SaveDateSupported,
         ])
     );
+    // OBJECTID (RFC 8474 §6, §7): objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+    assert_eq!(
+        s("a SEARCH EMAILID M12 threadid T_a-1"),
+        SearchKey::And(vec![
+            SearchKey::EmailId("M12".into()),
+            SearchKey::ThreadId("T_a-1".into()),
+        ])
+    );
+    bad(b"a SEARCH EMAILID");
+    bad(b"a SEARCH EMAILID M.1");
+    bad(format!("a SEARCH EMAILID {}", "M".repeat(256)).as_bytes());
     bad(b"a SEARCH SAVEDON");
     bad(b"a SEARCH SAVEDBEFORE 31-Foo-2020");
     bad(b"a SEARCH YOUNGER 0");

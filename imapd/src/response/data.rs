@@ -99,8 +99,9 @@ pub enum Data<'a> {
     Status {
         /// The mailbox name (UTF-8).
         name: &'a str,
-        /// Item names and numbers.
-        items: &'a [(&'a str, u64)],
+        /// Item names and values (numbers, but `MAILBOXID (id)`, RFC
+        /// 8474 §4).
+        items: &'a [(&'a str, Value)],
     },
 }
 
@@ -236,7 +237,7 @@ impl Data<'_> {
             Data::Status { name, items } => {
                 let list = items
                     .iter()
-                    .flat_map(|(k, n)| [Value::Atom((*k).to_owned()), Value::Num(*n)])
+                    .flat_map(|(k, v)| [Value::Atom((*k).to_owned()), v.clone()])
                     .collect();
                 values(out, "STATUS", &[mailbox_name(name), Value::List(list)]);
             }
@@ -278,6 +279,11 @@ mod tests {
         threads.nodes[a].children.push(b);
         threads.roots = vec![a, threads.push(Some(1))];
         let no_threads = super::super::Threads::default();
+        let status = [
+            ("MESSAGES", Value::Num(2)),
+            ("UIDNEXT", Value::Num(5)),
+            ("MAILBOXID", Value::List(vec![Value::Atom("F1-2".into())])),
+        ];
         let cases: Vec<(Data<'_>, &str)> = vec![
             (
                 Data::Capability("IMAP4rev1 IDLE"),
@@ -359,9 +365,9 @@ mod tests {
             (
                 Data::Status {
                     name: "INBOX",
-                    items: &[("MESSAGES", 2), ("UIDNEXT", 5)],
+                    items: &status,
                 },
-                "* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 5)\r\n",
+                "* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 5 MAILBOXID (F1-2))\r\n",
             ),
         ];
         for (data, want) in cases {

@@ -245,6 +245,8 @@ pub enum Code {
     /// `USEATTR` (RFC 6154 §3): CREATE refused for its special-use
     /// attributes
     UseAttr,
+    /// `MAILBOXID (objectid)` (RFC 8474 §4): SELECT's and CREATE's answer
+    MailboxId(String),
 }
 
 impl Code {
@@ -288,6 +290,7 @@ impl Code {
             Code::AppendUids(v, set) => write!(out, "APPENDUID {v} {set}"),
             Code::CompressionActive => write!(out, "COMPRESSIONACTIVE"),
             Code::UseAttr => write!(out, "USEATTR"),
+            Code::MailboxId(id) => write!(out, "MAILBOXID ({id})"),
         };
     }
 }

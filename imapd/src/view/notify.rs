@@ -24,7 +24,7 @@
 //!   not for the subscription moves of a rename.
 
 use crate::command::{Events, MailboxFilter, NotifySet};
-use crate::response::Data;
+use crate::response::{Data, Value};
 use crate::view::hub::Dirty;
 use mailstore::{Mailbox, MailboxId, Status, Uid, UserId};
 use std::collections::{BTreeSet, HashMap};
@@ -125,7 +125,7 @@ impl Notify {
     }
 
     /// The STATUS items a notification carries.
-    fn status_items(&self, st: &Status, condstore: bool) -> Vec<(&'static str, u64)> {
+    fn status_items(&self, st: &Status, condstore: bool) -> Vec<(&'static str, Value)> {
         let mut v = vec![
             ("MESSAGES", u64::from(st.messages)),
             ("UIDNEXT", u64::from(st.uidnext)),
@@ -136,7 +136,7 @@ impl Notify {
         if flags || condstore {
             v.push(("HIGHESTMODSEQ", st.highestmodseq));
         }
-        v
+        v.into_iter().map(|(k, n)| (k, Value::Num(n))).collect()
     }
 
     /// Apply a reading: queue the responses for what changed (none when

@@ -29,6 +29,7 @@ mod message;
 mod multiappend;
 mod notify;
 mod notify5465;
+mod objectid;
 mod pipelining_flood;
 mod preview;
 mod qresync;
