@@ -73,6 +73,8 @@ pub enum StatusItem {
     AppendLimit,
     /// `MAILBOXID`: the mailbox's object id (RFC 8474 §4).
     MailboxId,
+    /// `DELETED`: messages with `\Deleted` (RFC 9051 §6.3.11).
+    Deleted,
 }
 
 /// How STORE changes flags (RFC 3501 §6.4.6).

@@ -186,6 +186,8 @@ impl ImapSession {
                 condstore: false,
                 notify: None,
                 qresync: false,
+                rev2: false,
+                utf8_names: false,
                 out: Vec::new(),
                 tracer,
                 id: info.id,

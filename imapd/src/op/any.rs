@@ -61,6 +61,12 @@ pub(crate) fn enable(
             s.cx.qresync = true;
             enabled.push("QRESYNC");
         }
+        // RFC 9051 §6.3.1: the client chooses IMAP4rev2 behaviour.
+        if c == "IMAP4REV2" && !enabled.contains(&"IMAP4rev2") {
+            s.cx.rev2 = true;
+            s.cx.utf8_names = true;
+            enabled.push("IMAP4rev2");
+        }
     }
     Data::Enabled(&enabled).encode(&mut s.cx.out);
     s.finish(io, tag, Status::Ok, None, "ENABLE completed", true)

@@ -234,6 +234,20 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
     use CommandBody::*;
     match body {
         Expunge { uids } => message::expunge(cx, io, sel, tag, uids),
+        // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH without RETURN is
+        // RETURN (ALL), answered with ESEARCH.
+        Search {
+            uid,
+            ret: None,
+            key,
+            has_modseq,
+        } if cx.rev2 => {
+            let ret = crate::command::SearchReturn {
+                all: true,
+                ..Default::default()
+            };
+            esearch::esearch(cx, io, sel, tag, uid, ret, key, has_modseq)
+        }
         Search {
             uid,
             ret: None,

@@ -184,9 +184,11 @@ impl Conn {
                     shared,
                     condstore,
                     id,
+                    utf8_names,
                     ..
                 } = cx;
                 if let Some(n) = notify {
+                    n.utf8_names = *utf8_names;
                     match res {
                         Ok(reading) => {
                             if !n.apply(

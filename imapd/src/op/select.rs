@@ -137,7 +137,9 @@ fn selected(
     // EXAMINE must not take \Recent away from others (§6.3.2).
     let last_uid = uids.last().copied().unwrap_or(0);
     let hub = &s.cx.shared.hub;
-    let recent_above = if read_only {
+    // IMAP4rev2 has no \Recent (RFC 9051 Appendix E): claim none.
+    let rev2 = s.cx.rev2;
+    let recent_above = if read_only || rev2 {
         hub.recent_mark(mb.id, mb.uidvalidity)
     } else {
         hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
@@ -152,12 +154,25 @@ fn selected(
         keywords,
         recent_above,
     );
+    sel.no_recent = rev2;
     let out = &mut s.cx.out;
     flags_lines(out, &sel.keywords, read_only);
     Data::Exists(sel.len()).encode(out);
-    Data::Recent(sel.recent_count()).encode(out);
-    if let Some(u) = first_unseen {
-        StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen").encode(out);
+    if rev2 {
+        // RFC 9051 §6.3.2: a LIST response with the mailbox name instead
+        // of RECENT and the UNSEEN code (its attributes true, not all).
+        let attrs: Vec<String> = mb.special_use.iter().cloned().collect();
+        Data::List {
+            lsub: false,
+            attrs: &attrs,
+            name: &sel.name,
+        }
+        .encode_as(out, true);
+    } else {
+        Data::Recent(sel.recent_count()).encode(out);
+        if let Some(u) = first_unseen {
+            StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen").encode(out);
+        }
     }
     for (code, text) in [
         (Code::UidValidity(mb.uidvalidity), "UIDs valid"),
@@ -247,7 +262,7 @@ pub(crate) fn status(
                     name: &name,
                     items: &vals,
                 }
-                .encode(&mut s.cx.out);
+                .encode_as(&mut s.cx.out, s.cx.utf8_names);
                 s.finish(io, &tag, Status::Ok, None, "STATUS completed", true)
             },
         ),

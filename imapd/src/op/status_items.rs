@@ -1,6 +1,6 @@
 //! The values of STATUS data items (RFC 3501 §6.3.10; HIGHESTMODSEQ, RFC
 //! 7162 §3.1.6; SIZE, RFC 8438 §3; APPENDLIMIT, RFC 7889 §2; MAILBOXID,
-//! RFC 8474 §4), shared by the STATUS command
+//! RFC 8474 §4; DELETED, RFC 9051 §6.3.11), shared by the STATUS command
 //! (`select.rs`) and LIST's `RETURN (STATUS (...))` (RFC 5819,
 //! `list_ext.rs`), so both answer alike.
 //!
@@ -21,6 +21,8 @@ pub(crate) struct Counts {
     pub(crate) st: mailstore::Status,
     /// Total octets of the messages, when SIZE was asked for.
     pub(crate) size: Option<u64>,
+    /// Messages with `\Deleted`, when DELETED was asked for.
+    pub(crate) deleted: Option<u64>,
 }
 
 /// Read what `items` need to know about mailbox `id` (on a store thread).
@@ -30,7 +32,14 @@ pub(crate) fn read(r: &Reader, id: MailboxId, items: &[StatusItem]) -> mailstore
         true => Some(r.mailbox_size(id)?),
         false => None,
     };
-    Ok(Counts { st, size })
+    let deleted = match items.contains(&StatusItem::Deleted) {
+        true => {
+            let q = mailstore::Query::Flag(mailstore::SystemFlag::Deleted, true);
+            Some(r.search(id, &q)?.len() as u64)
+        }
+        false => None,
+    };
+    Ok(Counts { st, size, deleted })
 }
 
 /// The items asked for, in the order asked, as a STATUS response carries
@@ -71,6 +80,7 @@ fn item_name(item: &StatusItem) -> &'static str {
         StatusItem::Size => "SIZE",
         StatusItem::AppendLimit => "APPENDLIMIT",
         StatusItem::MailboxId => "MAILBOXID",
+        StatusItem::Deleted => "DELETED",
     }
 }
 
@@ -91,6 +101,7 @@ fn number(shared: &Shared, id: MailboxId, c: &Counts, item: &StatusItem) -> u64 
         // `read` fills it in whenever SIZE is among the items.
         StatusItem::Size => c.size.unwrap_or(0),
         StatusItem::AppendLimit => shared.config.max_literal,
+        StatusItem::Deleted => c.deleted.unwrap_or(0),
         // Not a number: `values` writes it.
         StatusItem::MailboxId => 0,
     }

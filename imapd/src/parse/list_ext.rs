@@ -88,6 +88,7 @@ pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
         value(StatusItem::Size, tag_no_case("SIZE")),
         value(StatusItem::AppendLimit, tag_no_case("APPENDLIMIT")),
         value(StatusItem::MailboxId, tag_no_case("MAILBOXID")),
+        value(StatusItem::Deleted, tag_no_case("DELETED")),
     ))
     .parse(i)
 }

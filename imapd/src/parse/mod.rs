@@ -20,7 +20,7 @@ mod select;
 mod sort;
 mod urlauth;
 
-pub use command::{parse_command, SyntaxError, SyntaxKind};
+pub use command::{parse_command, parse_command_as, SyntaxError, SyntaxKind};
 pub use esearch::search_saves;
 
 use crate::command::{Date, DateTime, Flag, SeqNum, SeqRange, SequenceSet};
@@ -173,11 +173,42 @@ pub(crate) fn astring_text(i: &[u8]) -> PResult<'_, String> {
 /// mailbox can have, so SELECT answers NO (no such mailbox), LIST matches
 /// nothing, and CREATE/RENAME refuse it (RFC 3501 §5.1.3; as Dovecot).
 pub(crate) fn mailbox(i: &[u8]) -> PResult<'_, String> {
-    map(astring, |raw| match crate::utf7::decode(&raw) {
+    map(astring, |raw| match decode_name(&raw) {
         Ok(name) => normalise_inbox(name),
         Err(_) => format!("{INVALID_UTF7}{}", String::from_utf8_lossy(&raw)),
     })
     .parse(i)
+}
+
+std::thread_local! {
+    /// Mailbox names in the command being parsed are UTF-8, not modified
+    /// UTF-7 (IMAP4rev2, RFC 9051 §5.1; UTF8=ACCEPT, RFC 6855 §3): set by
+    /// [`parse_command_as`] for the length of one parse.
+    static UTF8_NAMES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with mailbox names read as UTF-8 (`utf8`) or modified UTF-7.
+pub(crate) fn with_name_mode<T>(utf8: bool, f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            UTF8_NAMES.with(|m| m.set(self.0));
+        }
+    }
+    let _reset = Reset(UTF8_NAMES.with(|m| m.replace(utf8)));
+    f()
+}
+
+/// A mailbox name (or LIST pattern) from the wire: modified UTF-7, or
+/// UTF-8 taken as it is when the session chose UTF-8 names (`&` is then
+/// just a character). Invalid input is an error either way.
+pub(crate) fn decode_name(raw: &[u8]) -> Result<String, crate::utf7::Utf7Error> {
+    if UTF8_NAMES.with(std::cell::Cell::get) {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| crate::utf7::Utf7Error::BadUtf8);
+    }
+    crate::utf7::decode(raw)
 }
 
 /// First character of a mailbox name that was not valid modified UTF-7

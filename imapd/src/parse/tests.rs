@@ -817,3 +817,37 @@ fn fetch_vanished_modifier() {
         bad(line.as_bytes());
     }
 }
+
+/// IMAP4rev2 (RFC 9051 §5.1) and UTF8=ACCEPT (RFC 6855 §3): once the
+/// session reads names as UTF-8, `&` is an ordinary character and UTF-8
+/// is taken as it is; otherwise the name is modified UTF-7.
+#[test]
+fn mailbox_names_as_utf8_or_modified_utf7() {
+    use crate::parse::parse_command_as;
+    let name = |line: &str, utf8: bool| match parse_command_as(line.as_bytes(), utf8) {
+        Ok(Command {
+            body: CommandBody::Select { mailbox, .. },
+            ..
+        }) => mailbox,
+        other => panic!("{line}: {other:?}"),
+    };
+    assert_eq!(name("a SELECT \"Entw&APw-rfe\"", false), "Entw\u{fc}rfe");
+    assert_eq!(name("a SELECT \"Entw&APw-rfe\"", true), "Entw&APw-rfe");
+    assert_eq!(name("a SELECT \"Caf\u{e9} & Co\"", true), "Caf\u{e9} & Co");
+    assert_eq!(name("a SELECT inbox", true), "INBOX");
+    // Not UTF-8 at all: a name no mailbox has.
+    let raw = parse_command_as(b"a SELECT \"\xff\"", true).expect("parses");
+    let CommandBody::Select { mailbox, .. } = raw.body else {
+        panic!()
+    };
+    assert!(mailbox.starts_with(crate::parse::INVALID_UTF7));
+    // The mode ends with the parse.
+    assert_eq!(name("a SELECT \"Entw&APw-rfe\"", false), "Entw\u{fc}rfe");
+    match parse_command_as(b"a LIST \"\" \"A&B*\"", true) {
+        Ok(Command {
+            body: CommandBody::List { pattern, .. },
+            ..
+        }) => assert_eq!(pattern, "A&B*"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -118,8 +118,19 @@ fn atoms(list: &[impl AsRef<str>]) -> Value {
 pub const VANISHED_RANGES: usize = 500;
 
 impl Data<'_> {
-    /// Serialize onto `out`: `* ...` CRLF.
+    /// Serialize onto `out`: `* ...` CRLF, mailbox names in modified
+    /// UTF-7 (IMAP4rev1, RFC 3501 §5.1.3).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_as(out, false)
+    }
+
+    /// [`Data::encode`], with mailbox names in UTF-8 when `utf8_names`
+    /// (IMAP4rev2, RFC 9051 §5.1; UTF8=ACCEPT, RFC 6855 §3).
+    pub fn encode_as(&self, out: &mut Vec<u8>, utf8_names: bool) {
+        let mailbox_name = |name: &str| match utf8_names {
+            true => super::utf8_mailbox_name(name),
+            false => mailbox_name(name),
+        };
         if let Data::Vanished { earlier, ranges } = self {
             for chunk in ranges.chunks(VANISHED_RANGES) {
                 out.extend_from_slice(if *earlier {

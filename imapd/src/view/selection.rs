@@ -48,6 +48,9 @@ pub struct Selection {
     pub keywords: Vec<String>,
     /// `\Recent` for this session.
     recent: RecentSet,
+    /// IMAP4rev2 (RFC 9051 Appendix E item 2): no `\Recent` at all; the
+    /// session claims none, shows none, sends no RECENT response.
+    pub no_recent: bool,
     /// QRESYNC is enabled (RFC 7162 §3.2.10): expunges are announced as
     /// `VANISHED uids`, not `n EXPUNGE`.
     pub vanished: bool,
@@ -135,6 +138,7 @@ impl Selection {
             expunged: Vec::new(),
             keywords,
             recent: RecentSet::above(recent_above, last),
+            no_recent: false,
             vanished: false,
             held_since: None,
             reported: HashMap::new(),
@@ -200,12 +204,15 @@ impl Selection {
 
     /// Is `uid` `\Recent` for this session?
     pub fn is_recent(&self, uid: Uid) -> bool {
-        self.recent.contains(uid)
+        !self.no_recent && self.recent.contains(uid)
     }
 
     /// Number of messages with `\Recent` for this session.
     pub fn recent_count(&self) -> u32 {
-        self.recent.count(&self.uids) as u32
+        match self.no_recent {
+            true => 0,
+            false => self.recent.count(&self.uids) as u32,
+        }
     }
 
     /// UID ranges holding this session's `\Recent` messages (they may
@@ -342,7 +349,7 @@ impl Selection {
                 Value::Atom("UID".into()),
                 Value::Num(u64::from(e.uid)),
                 Value::Atom("FLAGS".into()),
-                flags_value(&flag_atoms(&e.flags, self.recent.contains(e.uid))),
+                flags_value(&flag_atoms(&e.flags, self.is_recent(e.uid))),
             ];
             if condstore {
                 items.push(Value::Atom("MODSEQ".into()));
@@ -385,7 +392,9 @@ impl Selection {
             let lo = max_uid.max(recent_above).saturating_add(1);
             self.recent.claim(lo, last, &self.uids);
             Data::Exists(self.len()).encode(out);
-            Data::Recent(self.recent_count()).encode(out);
+            if !self.no_recent {
+                Data::Recent(self.recent_count()).encode(out);
+            }
         }
     }
 

@@ -33,6 +33,7 @@ mod objectid;
 mod pipelining_flood;
 mod preview;
 mod qresync;
+mod rev2;
 mod savedate;
 mod session;
 mod shared;

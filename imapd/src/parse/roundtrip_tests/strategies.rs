@@ -370,6 +370,7 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
                     StatusItem::Size,
                     StatusItem::AppendLimit,
                     StatusItem::MailboxId,
+                    StatusItem::Deleted,
                 ]),
                 1..9
             )
