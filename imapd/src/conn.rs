@@ -49,6 +49,9 @@ pub(crate) struct Conn {
     /// Mailbox names travel as UTF-8, not modified UTF-7: IMAP4rev2 or
     /// UTF8=ACCEPT (RFC 6855 §3) enabled.
     pub(crate) utf8_names: bool,
+    /// UTF8=ACCEPT enabled (RFC 6855 §3): APPEND takes `UTF8 (literal8)`,
+    /// SEARCH takes no CHARSET.
+    pub(crate) utf8_accept: bool,
     /// Output produced during the current callback.
     pub(crate) out: Vec<u8>,
     pub(crate) tracer: Option<Tracer>,

@@ -188,6 +188,7 @@ impl ImapSession {
                 qresync: false,
                 rev2: false,
                 utf8_names: false,
+                utf8_accept: false,
                 out: Vec::new(),
                 tracer,
                 id: info.id,

@@ -43,13 +43,13 @@ pub struct SyntaxError {
     pub kind: SyntaxKind,
 }
 
-/// [`parse_command`] for a session that reads mailbox names as UTF-8
-/// (`utf8_names`: IMAP4rev2 or UTF8=ACCEPT enabled) or modified UTF-7.
+/// [`parse_command`] in the grammar `mode` says the session has chosen
+/// (UTF-8 mailbox names, UTF8=ACCEPT).
 ///
 /// # Errors
 /// As [`parse_command`].
-pub fn parse_command_as(input: &[u8], utf8_names: bool) -> Result<Command, SyntaxError> {
-    super::with_name_mode(utf8_names, || parse_command(input))
+pub fn parse_command_as(input: &[u8], mode: super::ParseMode) -> Result<Command, SyntaxError> {
+    super::with_mode(mode, || parse_command(input))
 }
 
 /// Parse one complete command (literals inline, no trailing CRLF), mailbox

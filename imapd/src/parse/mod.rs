@@ -180,30 +180,46 @@ pub(crate) fn mailbox(i: &[u8]) -> PResult<'_, String> {
     .parse(i)
 }
 
-std::thread_local! {
-    /// Mailbox names in the command being parsed are UTF-8, not modified
-    /// UTF-7 (IMAP4rev2, RFC 9051 §5.1; UTF8=ACCEPT, RFC 6855 §3): set by
-    /// [`parse_command_as`] for the length of one parse.
-    static UTF8_NAMES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// What the session has enabled that changes the grammar of its commands
+/// (set by [`parse_command_as`] for the length of one parse).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseMode {
+    /// Mailbox names are UTF-8, not modified UTF-7 (IMAP4rev2, RFC 9051
+    /// §5.1; UTF8=ACCEPT, RFC 6855 §3).
+    pub utf8_names: bool,
+    /// UTF8=ACCEPT is enabled (RFC 6855 §3, §4): APPEND's `UTF8
+    /// (literal8)` is allowed and SEARCH's CHARSET is not.
+    pub utf8_accept: bool,
 }
 
-/// Run `f` with mailbox names read as UTF-8 (`utf8`) or modified UTF-7.
-pub(crate) fn with_name_mode<T>(utf8: bool, f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
+std::thread_local! {
+    static MODE: std::cell::Cell<ParseMode> = const {
+        std::cell::Cell::new(ParseMode { utf8_names: false, utf8_accept: false })
+    };
+}
+
+/// Run `f` (one parse) in `mode`; the previous mode comes back after it.
+pub(crate) fn with_mode<T>(mode: ParseMode, f: impl FnOnce() -> T) -> T {
+    struct Reset(ParseMode);
     impl Drop for Reset {
         fn drop(&mut self) {
-            UTF8_NAMES.with(|m| m.set(self.0));
+            MODE.with(|m| m.set(self.0));
         }
     }
-    let _reset = Reset(UTF8_NAMES.with(|m| m.replace(utf8)));
+    let _reset = Reset(MODE.with(|m| m.replace(mode)));
     f()
+}
+
+/// The mode of the parse under way.
+pub(crate) fn mode() -> ParseMode {
+    MODE.with(std::cell::Cell::get)
 }
 
 /// A mailbox name (or LIST pattern) from the wire: modified UTF-7, or
 /// UTF-8 taken as it is when the session chose UTF-8 names (`&` is then
 /// just a character). Invalid input is an error either way.
 pub(crate) fn decode_name(raw: &[u8]) -> Result<String, crate::utf7::Utf7Error> {
-    if UTF8_NAMES.with(std::cell::Cell::get) {
+    if mode().utf8_names {
         return std::str::from_utf8(raw)
             .map(str::to_owned)
             .map_err(|_| crate::utf7::Utf7Error::BadUtf8);

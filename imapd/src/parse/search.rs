@@ -53,6 +53,10 @@ pub(crate) struct Counts {
 
 /// If the arguments name a CHARSET other than UTF-8 / US-ASCII, return it.
 pub(super) fn unsupported_charset(i: &[u8]) -> Option<String> {
+    if super::mode().utf8_accept {
+        // Any CHARSET is refused with BAD by `search_args`.
+        return None;
+    }
     let (i, _) = opt(preceded(sp, search_return_opts)).parse(i).ok()?;
     let (_, cs) = preceded((sp, tag_no_case("CHARSET"), sp), astring)
         .parse(i)
@@ -70,7 +74,15 @@ pub(super) fn unsupported_charset(i: &[u8]) -> Option<String> {
 pub(super) fn search_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
     let (i, ret) = opt(preceded(sp, search_return_opts)).parse(i)?;
     let charset = preceded((sp, tag_no_case("CHARSET"), sp), astring);
-    let (rest, _) = opt(charset).parse(i)?;
+    let (rest, cs) = opt(charset).parse(i)?;
+    // RFC 6855 §3: with UTF8=ACCEPT enabled a SEARCH names no charset
+    // (everything is UTF-8); one that does is refused with BAD.
+    if cs.is_some() && super::mode().utf8_accept {
+        return Err(nom::Err::Failure(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Verify,
+        )));
+    }
     let counted = Counts::default();
     let parsed = all_consuming(map(
         nom::multi::many1(preceded(sp, |i| search_key(i, 0, &counted))),

@@ -823,8 +823,12 @@ fn fetch_vanished_modifier() {
 /// is taken as it is; otherwise the name is modified UTF-7.
 #[test]
 fn mailbox_names_as_utf8_or_modified_utf7() {
-    use crate::parse::parse_command_as;
-    let name = |line: &str, utf8: bool| match parse_command_as(line.as_bytes(), utf8) {
+    use crate::parse::{parse_command_as, ParseMode};
+    let mode = |utf8_names| ParseMode {
+        utf8_names,
+        utf8_accept: false,
+    };
+    let name = |line: &str, utf8: bool| match parse_command_as(line.as_bytes(), mode(utf8)) {
         Ok(Command {
             body: CommandBody::Select { mailbox, .. },
             ..
@@ -836,18 +840,50 @@ fn mailbox_names_as_utf8_or_modified_utf7() {
     assert_eq!(name("a SELECT \"Caf\u{e9} & Co\"", true), "Caf\u{e9} & Co");
     assert_eq!(name("a SELECT inbox", true), "INBOX");
     // Not UTF-8 at all: a name no mailbox has.
-    let raw = parse_command_as(b"a SELECT \"\xff\"", true).expect("parses");
+    let raw = parse_command_as(b"a SELECT \"\xff\"", mode(true)).expect("parses");
     let CommandBody::Select { mailbox, .. } = raw.body else {
         panic!()
     };
     assert!(mailbox.starts_with(crate::parse::INVALID_UTF7));
     // The mode ends with the parse.
     assert_eq!(name("a SELECT \"Entw&APw-rfe\"", false), "Entw\u{fc}rfe");
-    match parse_command_as(b"a LIST \"\" \"A&B*\"", true) {
+    match parse_command_as(b"a LIST \"\" \"A&B*\"", mode(true)) {
         Ok(Command {
             body: CommandBody::List { pattern, .. },
             ..
         }) => assert_eq!(pattern, "A&B*"),
         other => panic!("{other:?}"),
     }
+}
+
+/// UTF8=ACCEPT (RFC 6855 §4): `UTF8 (literal8)` in APPEND (and CATENATE)
+/// only once enabled; SEARCH with a CHARSET is BAD once enabled (§3).
+#[test]
+fn utf8_append_and_search_charset_follow_the_mode() {
+    use crate::parse::{parse_command_as, ParseMode};
+    let on = ParseMode {
+        utf8_names: true,
+        utf8_accept: true,
+    };
+    let off = ParseMode::default();
+    let line = b"a APPEND INBOX (\\Seen) UTF8 (~{3}\r\nx\xc3\xa9)";
+    match parse_command_as(line, on) {
+        Ok(Command {
+            body: CommandBody::Append { message, flags, .. },
+            ..
+        }) => {
+            assert_eq!(message, "x\u{e9}".as_bytes());
+            assert_eq!(flags, vec!["\\Seen".to_owned()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse_command_as(line, off).is_err());
+    assert!(parse_command_as(b"a APPEND INBOX UTF8 ({3}\r\nabc)", on).is_err());
+    assert!(parse_command_as(b"a APPEND INBOX CATENATE (UTF8 (~{1}\r\nx))", on).is_ok());
+    assert!(parse_command_as(b"a SEARCH CHARSET UTF-8 ALL", off).is_ok());
+    let err = parse_command_as(b"a SEARCH CHARSET UTF-8 ALL", on).expect_err("BAD");
+    assert_eq!(err.kind, SyntaxKind::Bad);
+    let err = parse_command_as(b"a SEARCH CHARSET KOI8-R ALL", on).expect_err("BAD");
+    assert_eq!(err.kind, SyntaxKind::Bad);
+    assert!(parse_command_as(b"a SEARCH SUBJECT \"Gr\xc3\xbc\xc3\x9fe\"", on).is_ok());
 }

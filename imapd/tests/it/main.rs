@@ -44,5 +44,6 @@ mod tls;
 mod tls_interop;
 mod unauthenticate;
 mod urlauth;
+mod utf8_accept;
 mod util;
 mod within;
