@@ -52,6 +52,9 @@ pub(crate) struct Conn {
     /// UTF8=ACCEPT enabled (RFC 6855 §3): APPEND takes `UTF8 (literal8)`,
     /// SEARCH takes no CHARSET.
     pub(crate) utf8_accept: bool,
+    /// UIDONLY enabled (RFC 9586 §3): message numbers refused with `BAD
+    /// [UIDREQUIRED]`, FETCH responses by UID (`UIDFETCH`), VANISHED.
+    pub(crate) uidonly: bool,
     /// Output produced during the current callback.
     pub(crate) out: Vec<u8>,
     pub(crate) tracer: Option<Tracer>,

@@ -189,6 +189,7 @@ impl ImapSession {
                 rev2: false,
                 utf8_names: false,
                 utf8_accept: false,
+                uidonly: false,
                 out: Vec::new(),
                 tracer,
                 id: info.id,

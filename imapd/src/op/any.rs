@@ -67,6 +67,11 @@ pub(crate) fn enable(
             s.cx.utf8_names = true;
             enabled.push("UTF8=ACCEPT");
         }
+        // RFC 9586 §3.1: UIDs only from now on.
+        if c == "UIDONLY" && !enabled.contains(&"UIDONLY") {
+            s.cx.uidonly = true;
+            enabled.push("UIDONLY");
+        }
         // RFC 9051 §6.3.1: the client chooses IMAP4rev2 behaviour.
         if c == "IMAP4REV2" && !enabled.contains(&"IMAP4rev2") {
             s.cx.rev2 = true;

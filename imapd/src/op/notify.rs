@@ -277,6 +277,7 @@ impl Conn {
                 uid: u,
                 recent: sel.is_recent(u),
                 add_flags: false,
+                uidonly: sel.uidonly,
             })
             .collect();
         if items.is_empty() {

@@ -41,6 +41,16 @@ pub(crate) fn select(
         );
         return Step::Continue;
     }
+    // RFC 9586 §3: QRESYNC's seq-match-data is message numbers.
+    if s.cx.uidonly && qresync.as_ref().is_some_and(|q| q.seq_match.is_some()) {
+        s.cx.status(
+            Some(&tag),
+            Status::Bad,
+            Some(Code::UidRequired),
+            "Message numbers cannot be used with UIDONLY enabled",
+        );
+        return Step::Continue;
+    }
     // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1);
     // [CLOSED] marks where its responses end (RFC 7162 §3.2.11).
     if s.state.selection().is_some() {
@@ -185,7 +195,9 @@ fn selected(
     ] {
         StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
     }
-    sel.vanished = s.cx.qresync;
+    // RFC 9586 §3: under UIDONLY expunges are VANISHED, as under QRESYNC.
+    sel.vanished = s.cx.qresync || s.cx.uidonly;
+    sel.uidonly = s.cx.uidonly;
     // What a QRESYNC client missed (RFC 7162 §3.2.5.1): VANISHED (EARLIER)
     // first, then a FETCH (UID FLAGS MODSEQ) per changed message.
     let changed = match resynced {

@@ -51,6 +51,13 @@ pub enum Data<'a> {
         /// Item names and values, alternating.
         items: &'a [Value],
     },
+    /// `uid UIDFETCH (items)` (UIDONLY, RFC 9586 §3.3): FETCH by UID.
+    UidFetch {
+        /// The message's UID.
+        uid: u32,
+        /// Item names and values, alternating.
+        items: &'a [Value],
+    },
     /// `SEARCH n ...` (§7.2.5), with `(MODSEQ m)` under CONDSTORE
     /// (RFC 7162 §3.1.5).
     Search {
@@ -196,6 +203,10 @@ impl Data<'_> {
                 let _ = write!(Buf(out), "{seq} FETCH ");
                 super::encode_list(items, out);
             }
+            Data::UidFetch { uid, items } => {
+                let _ = write!(Buf(out), "{uid} UIDFETCH ");
+                super::encode_list(items, out);
+            }
             Data::Search { nums, modseq } => {
                 out.extend_from_slice(b"SEARCH");
                 for n in *nums {
@@ -264,6 +275,12 @@ pub fn fetch_open(out: &mut Vec<u8>, seq: u32) {
     let _ = write!(Buf(out), "* {seq} FETCH (");
 }
 
+/// The start of a streamed UIDFETCH response (UIDONLY, RFC 9586 §3.3):
+/// `* uid UIDFETCH (`.
+pub fn uidfetch_open(out: &mut Vec<u8>, uid: u32) {
+    let _ = write!(Buf(out), "* {uid} UIDFETCH (");
+}
+
 /// The end of a streamed FETCH response: `)` CRLF.
 pub fn fetch_close(out: &mut Vec<u8>) {
     out.extend_from_slice(b")\r\n");
@@ -317,6 +334,13 @@ mod tests {
                     items: &uid9,
                 },
                 "* 2 FETCH (UID 9)\r\n",
+            ),
+            (
+                Data::UidFetch {
+                    uid: 9,
+                    items: &uid9[2..],
+                },
+                "* 9 UIDFETCH ()\r\n",
             ),
             (
                 Data::Search {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 mod data;
 mod thread;
-pub use data::{fetch_close, fetch_open, Data, DELIMITER};
+pub use data::{fetch_close, fetch_open, uidfetch_open, Data, DELIMITER};
 pub use thread::{ThreadNode, Threads};
 mod esearch;
 pub use esearch::{ESearch, ReturnData};
@@ -267,6 +267,8 @@ pub enum Code {
     UseAttr,
     /// `MAILBOXID (objectid)` (RFC 8474 §4): SELECT's and CREATE's answer
     MailboxId(String),
+    /// `UIDREQUIRED` (RFC 9586 §3): message numbers used under UIDONLY
+    UidRequired,
 }
 
 impl Code {
@@ -311,6 +313,7 @@ impl Code {
             Code::CompressionActive => write!(out, "COMPRESSIONACTIVE"),
             Code::UseAttr => write!(out, "USEATTR"),
             Code::MailboxId(id) => write!(out, "MAILBOXID ({id})"),
+            Code::UidRequired => write!(out, "UIDREQUIRED"),
         };
     }
 }

@@ -51,6 +51,9 @@ pub struct Selection {
     /// IMAP4rev2 (RFC 9051 Appendix E item 2): no `\Recent` at all; the
     /// session claims none, shows none, sends no RECENT response.
     pub no_recent: bool,
+    /// UIDONLY enabled (RFC 9586 §3): FETCH responses are `uid UIDFETCH`
+    /// and expunges are announced as VANISHED.
+    pub uidonly: bool,
     /// QRESYNC is enabled (RFC 7162 §3.2.10): expunges are announced as
     /// `VANISHED uids`, not `n EXPUNGE`.
     pub vanished: bool,
@@ -139,6 +142,7 @@ impl Selection {
             keywords,
             recent: RecentSet::above(recent_above, last),
             no_recent: false,
+            uidonly: false,
             vanished: false,
             held_since: None,
             reported: HashMap::new(),
@@ -200,6 +204,15 @@ impl Selection {
     /// The UID with sequence number `seq`.
     pub fn uid(&self, seq: u32) -> Option<Uid> {
         self.uids.get((seq as usize).checked_sub(1)?).copied()
+    }
+
+    /// The untagged FETCH response for the message `seq`/`uid`: `seq
+    /// FETCH`, or `uid UIDFETCH` under UIDONLY (RFC 9586 §3.3).
+    pub fn fetch_data<'a>(&self, seq: u32, uid: Uid, items: &'a [Value]) -> Data<'a> {
+        match self.uidonly {
+            true => Data::UidFetch { uid, items },
+            false => Data::Fetch { seq, items },
+        }
     }
 
     /// Is `uid` `\Recent` for this session?
@@ -355,7 +368,7 @@ impl Selection {
                 items.push(Value::Atom("MODSEQ".into()));
                 items.push(Value::List(vec![Value::Num(e.modseq)]));
             }
-            Data::Fetch { seq, items: &items }.encode(out);
+            self.fetch_data(seq, e.uid, &items).encode(out);
         }
         self.modseq = self.modseq.max(changes.highestmodseq);
         let modseq = self.modseq;

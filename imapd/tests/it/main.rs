@@ -42,6 +42,7 @@ mod status_size;
 mod store_faults;
 mod tls;
 mod tls_interop;
+mod uidonly;
 mod unauthenticate;
 mod urlauth;
 mod utf8_accept;
