@@ -119,11 +119,17 @@ assert c.folder_status('ObjC', ['MAILBOXID'])[b'MAILBOXID'] == mbid
 c.select_folder('ObjB')
 assert c.fetch([1], ['EMAILID'])[1][b'EMAILID'] == e1
 c.logout()
+# The ENABLE-chosen modes, as imapclient's enable() reports them.
+c = imapclient.IMAPClient('127.0.0.1', port=port, ssl=False)
+c.login(user, pw)
+got = c.enable('IMAP4rev2', 'UTF8=ACCEPT', 'UIDONLY', 'X-UNKNOWN')
+assert got == [b'IMAP4rev2', b'UTF8=ACCEPT', b'UIDONLY'], got
+c.logout()
 print('ok')
 "#;
 
 #[test]
-fn python_imapclient_reads_object_ids() {
+fn python_imapclient_reads_object_ids_and_enables_the_modes() {
     let s = TestServer::start();
     s.add_user("bob@localhost");
     let out = Command::new("python3")
