@@ -6,7 +6,7 @@
 //! SORT and THREAD 5256, SORT=DISPLAY 5957, BINARY 3516, MULTIAPPEND 3502,
 //! CATENATE 4469, URLAUTH 4467 and 5524, STATUS=SIZE 8438, APPENDLIMIT
 //! 7889, WITHIN 5032, SAVEDATE 8514, UNAUTHENTICATE 8437, PREVIEW 8970,
-//! CREATE-SPECIAL-USE 6154 §3). Values here
+//! CREATE-SPECIAL-USE 6154 §3, OBJECTID 8474). Values here
 //! are already validated: mailbox names are decoded from modified UTF-7 and
 //! `INBOX` is normalised, so executors never re-check syntax.
 
@@ -71,6 +71,10 @@ pub enum StatusItem {
     /// `APPENDLIMIT`: the largest message APPEND accepts into the
     /// mailbox (RFC 7889 §2).
     AppendLimit,
+    /// `MAILBOXID`: the mailbox's object id (RFC 8474 §4).
+    MailboxId,
+    /// `DELETED`: messages with `\Deleted` (RFC 9051 §6.3.11).
+    Deleted,
 }
 
 /// How STORE changes flags (RFC 3501 §6.4.6).
@@ -162,6 +166,11 @@ pub enum FetchAtt {
     /// `PREVIEW` or `PREVIEW (LAZY)` (RFC 8970 §3): a short plain-text
     /// preview (LAZY changes nothing: ours is always at hand).
     Preview,
+    /// `EMAILID` (RFC 8474 §5.1): the message's object id.
+    EmailId,
+    /// `THREADID` (RFC 8474 §5.2): the thread's object id (NIL: see
+    /// `objectid.rs`).
+    ThreadId,
 }
 
 mod ext;

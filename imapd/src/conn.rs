@@ -42,6 +42,19 @@ pub(crate) struct Conn {
     /// QRESYNC enabled (RFC 7162 §3.2.3; implies `condstore`): VANISHED
     /// instead of EXPUNGE, SELECT's QRESYNC parameter allowed.
     pub(crate) qresync: bool,
+    /// IMAP4rev2 enabled (RFC 9051 §6.3.1): no `\Recent`, SEARCH answers
+    /// with ESEARCH, SELECT sends LIST instead of RECENT and UNSEEN,
+    /// mailbox names in UTF-8 (`op/rev2.rs`).
+    pub(crate) rev2: bool,
+    /// Mailbox names travel as UTF-8, not modified UTF-7: IMAP4rev2 or
+    /// UTF8=ACCEPT (RFC 6855 §3) enabled.
+    pub(crate) utf8_names: bool,
+    /// UTF8=ACCEPT enabled (RFC 6855 §3): APPEND takes `UTF8 (literal8)`,
+    /// SEARCH takes no CHARSET.
+    pub(crate) utf8_accept: bool,
+    /// UIDONLY enabled (RFC 9586 §3): message numbers refused with `BAD
+    /// [UIDREQUIRED]`, FETCH responses by UID (`UIDFETCH`), VANISHED.
+    pub(crate) uidonly: bool,
     /// Output produced during the current callback.
     pub(crate) out: Vec<u8>,
     pub(crate) tracer: Option<Tracer>,

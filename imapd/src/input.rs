@@ -5,7 +5,7 @@
 
 use crate::command::{Command, CommandBody};
 use crate::framer::Frame;
-use crate::parse::{parse_command, SyntaxKind};
+use crate::parse::{parse_command_as, ParseMode, SyntaxKind};
 use crate::response::{Code, Status};
 use crate::session::{Busy, Done, ImapSession, Mode, State};
 use netloop::{Io, Line, Step};
@@ -70,7 +70,11 @@ impl ImapSession {
                         crate::op::compress::cut_if_compressed(self, io, skipping);
                     }
                     Frame::Command(bytes) => {
-                        let parsed = parse_command(&bytes);
+                        let mode = ParseMode {
+                            utf8_names: self.cx.utf8_names,
+                            utf8_accept: self.cx.utf8_accept,
+                        };
+                        let parsed = parse_command_as(&bytes, mode);
                         if let Some(t) = &mut self.cx.tracer {
                             t.client_command(&bytes, parsed.as_ref().ok());
                         }

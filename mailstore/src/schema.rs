@@ -191,6 +191,15 @@ ALTER TABLE outq_msg DROP COLUMN raw;
     r#"
 ALTER TABLE entries ADD COLUMN saved INTEGER;
 "#,
+    // v10: message row ids are never reused (IMAP's EMAILID, RFC 8474 §5.1,
+    // is built from them and must not name a different message later).
+    // SQLite hands out max(rowid) + 1, which reuses the id of the newest
+    // message once it is deleted; `last_message_id` is the high-water mark
+    // the insert counts up from instead.
+    r#"
+INSERT INTO meta(key, value) VALUES ('last_message_id', (SELECT coalesce(max(id), 0) FROM messages))
+    ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value);
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection};
 
 use crate::error::{Result, StoreError};
 use crate::query::{self, is_unique_violation};
-use crate::types::{Flags, MailboxId, MessageId, Uid, UserId};
+use crate::types::{Flags, Mailbox, MailboxId, MessageId, Uid, UserId};
 
 /// Mailboxes every new user gets: (name, special-use).
 pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
@@ -203,6 +203,15 @@ impl<'c> Tx<'c> {
         self.touched.push(id);
         self.lists.push(user);
         Ok(id)
+    }
+
+    /// Mailbox by id, as this transaction sees it (e.g. the UIDVALIDITY
+    /// of one just created: IMAP's MAILBOXID, RFC 8474, is built from it).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        query::mailbox_by_id(self.conn, id)
     }
 
     /// Delete one mailbox (not its children) and its entries.

@@ -214,18 +214,25 @@ impl Tx<'_> {
     /// Insert one message row (+ raw, headers, search text).
     fn insert_message(&mut self, raw: &[u8], internal_date: i64, meta: &Meta) -> Result<MessageId> {
         let conn = self.conn();
+        // A fresh id, never one a deleted message had (schema v10).
+        let id: i64 = conn
+            .prepare_cached(
+                "UPDATE meta SET value = max(value + 1, (SELECT coalesce(max(id), 0) + 1 FROM messages))
+                 WHERE key = 'last_message_id' RETURNING value",
+            )?
+            .query_row([], |r| r.get(0))?;
         conn.prepare_cached(
-            "INSERT INTO messages(size, internal_date, sent_date, envelope, structure)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
+            id,
             raw.len() as i64,
             internal_date,
             meta.sent_date,
             meta.envelope_json,
             meta.structure_json
         ])?;
-        let id = conn.last_insert_rowid();
         conn.prepare_cached("INSERT INTO message_raw(id, raw) VALUES (?1, ?2)")?
             .execute(params![id, raw])?;
         {

@@ -1,5 +1,5 @@
 //! SEARCH's arguments: the search keys (RFC 3501 §6.4.4; WITHIN, RFC 5032;
-//! SAVEDATE, RFC 8514) with dates and
+//! SAVEDATE, RFC 8514; OBJECTID, RFC 8474) with dates and
 //! sets already typed, and the RETURN options of an extended SEARCH
 //! (RFC 4466, RFC 4731, RFC 5182, RFC 5267).
 
@@ -92,6 +92,10 @@ pub enum SearchKey {
     SavedSince(Date),
     /// `SAVEDATESUPPORTED`: every message if the mailbox keeps save dates.
     SaveDateSupported,
+    /// `EMAILID objectid` (RFC 8474 §6)
+    EmailId(String),
+    /// `THREADID objectid` (RFC 8474 §6)
+    ThreadId(String),
     /// `NOT key`
     Not(Box<SearchKey>),
     /// `OR a b`

@@ -61,6 +61,23 @@ pub(crate) fn enable(
             s.cx.qresync = true;
             enabled.push("QRESYNC");
         }
+        // RFC 6855 §3: UTF-8 mailbox names and message headers.
+        if c == "UTF8=ACCEPT" && !enabled.contains(&"UTF8=ACCEPT") {
+            s.cx.utf8_accept = true;
+            s.cx.utf8_names = true;
+            enabled.push("UTF8=ACCEPT");
+        }
+        // RFC 9586 §3.1: UIDs only from now on.
+        if c == "UIDONLY" && !enabled.contains(&"UIDONLY") {
+            s.cx.uidonly = true;
+            enabled.push("UIDONLY");
+        }
+        // RFC 9051 §6.3.1: the client chooses IMAP4rev2 behaviour.
+        if c == "IMAP4REV2" && !enabled.contains(&"IMAP4rev2") {
+            s.cx.rev2 = true;
+            s.cx.utf8_names = true;
+            enabled.push("IMAP4rev2");
+        }
     }
     Data::Enabled(&enabled).encode(&mut s.cx.out);
     s.finish(io, tag, Status::Ok, None, "ENABLE completed", true)

@@ -119,6 +119,7 @@ fn start(
             uid: u,
             recent: sel.is_recent(u),
             add_flags: false,
+            uidonly: sel.uidonly,
         })
         .collect();
     let want_seen = !sel.read_only && atts.iter().any(sets_seen);
@@ -218,6 +219,7 @@ pub(crate) fn stream_changed(
                 uid: u,
                 recent: sel.is_recent(u),
                 add_flags: false,
+                uidonly: sel.uidonly,
             })
         })
         .collect();

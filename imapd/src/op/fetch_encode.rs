@@ -5,7 +5,7 @@
 //! become [`Seg::Raw`] ranges that the pump in `fetch.rs` reads in chunks.
 
 use crate::command::{FetchAtt, SectionText};
-use crate::response::{fetch_close, fetch_open, flags_value, literal_header, Value};
+use crate::response::{fetch_close, fetch_open, flags_value, literal_header, uidfetch_open, Value};
 use crate::structure::{body, envelope, find_part};
 use crate::view::selection::flag_atoms;
 use mailstore::{MailboxId, MessageMeta, MetaParts, MimePart, Reader, Uid};
@@ -21,6 +21,8 @@ pub(crate) struct Item {
     pub(crate) recent: bool,
     /// Include FLAGS even if not asked (\Seen was just set).
     pub(crate) add_flags: bool,
+    /// UIDONLY (RFC 9586 §3.3): answer `uid UIDFETCH`, not `seq FETCH`.
+    pub(crate) uidonly: bool,
 }
 
 /// A piece of encoded output.
@@ -92,6 +94,8 @@ fn parts_needed(atts: &[FetchAtt]) -> MetaParts {
                     | FetchAtt::Uid
                     | FetchAtt::ModSeq
                     | FetchAtt::SaveDate
+                    | FetchAtt::EmailId
+                    | FetchAtt::ThreadId
             )
         }),
     }
@@ -158,7 +162,10 @@ pub(crate) fn encode_batch(
             parts.push(Part::V(Value::Atom("FLAGS".into())));
             parts.push(Part::V(flags_value(&flag_atoms(&meta.flags, item.recent))));
         }
-        fetch_open(&mut out, item.seq);
+        match item.uidonly {
+            true => uidfetch_open(&mut out, item.uid),
+            false => fetch_open(&mut out, item.seq),
+        }
         for (k, p) in parts.into_iter().enumerate() {
             if k > 0 {
                 out.push(b' ');
@@ -248,6 +255,12 @@ fn encode_att(
             meta.save_date
                 .map_or(Value::Nil, |t| Value::str(internal_date(t))),
         ),
+        // RFC 8474 §5: EMAILID (objectid), THREADID NIL (`objectid.rs`).
+        FetchAtt::EmailId => (
+            "EMAILID".into(),
+            Value::List(vec![Value::Atom(crate::objectid::email(meta.message_id))]),
+        ),
+        FetchAtt::ThreadId => ("THREADID".into(), Value::Nil),
         FetchAtt::ModSeq => ("MODSEQ".into(), Value::List(vec![Value::Num(meta.modseq)])),
         FetchAtt::Envelope => ("ENVELOPE".into(), envelope(&meta.envelope)),
         FetchAtt::Body => ("BODY".into(), body(&meta.structure, false)),

@@ -219,10 +219,11 @@ pub(crate) fn list(
             move |s: &mut ImapSession,
                   io: &mut Io<'_, Done>,
                   (boxes, subs): (Vec<Mailbox>, Vec<String>)| {
+                let utf8 = s.cx.utf8_names;
                 if lsub {
-                    lsub_lines(&mut s.cx.out, &full, &boxes, &subs);
+                    lsub_lines(&mut s.cx.out, utf8, &full, &boxes, &subs);
                 } else {
-                    list_lines(&mut s.cx.out, &full, &boxes);
+                    list_lines(&mut s.cx.out, utf8, &full, &boxes);
                 }
                 s.finish(
                     io,
@@ -245,7 +246,7 @@ fn has_children(name: &str, all: &BTreeSet<String>) -> bool {
         .is_some_and(|n| n.starts_with(&prefix))
 }
 
-fn list_lines(out: &mut Vec<u8>, pattern: &str, boxes: &[Mailbox]) {
+fn list_lines(out: &mut Vec<u8>, utf8: bool, pattern: &str, boxes: &[Mailbox]) {
     let matcher = Matcher::new(pattern);
     let names: BTreeSet<String> = boxes.iter().map(|b| b.name.clone()).collect();
     // Candidates: real mailboxes, plus missing superiors (\Noselect) when
@@ -285,7 +286,7 @@ fn list_lines(out: &mut Vec<u8>, pattern: &str, boxes: &[Mailbox]) {
             attrs: &attrs,
             name: &name,
         }
-        .encode(out);
+        .encode_as(out, utf8);
     }
 }
 
@@ -293,7 +294,7 @@ fn list_lines(out: &mut Vec<u8>, pattern: &str, boxes: &[Mailbox]) {
 /// mailbox exists; and, for `%` (RFC 3501 §6.3.9), an unsubscribed parent
 /// of a subscribed name that matches where the name itself does not, with
 /// `\Noselect` (`foo/bar` subscribed, `foo` not: `LSUB "" %` returns `foo`).
-fn lsub_lines(out: &mut Vec<u8>, pattern: &str, boxes: &[Mailbox], subs: &[String]) {
+fn lsub_lines(out: &mut Vec<u8>, utf8: bool, pattern: &str, boxes: &[Mailbox], subs: &[String]) {
     let matcher = Matcher::new(pattern);
     let names: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
     let subscribed: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
@@ -309,7 +310,7 @@ fn lsub_lines(out: &mut Vec<u8>, pattern: &str, boxes: &[Mailbox], subs: &[Strin
             attrs: &attrs,
             name,
         }
-        .encode(out);
+        .encode_as(out, utf8);
     };
     for name in subs {
         if matcher.matches(name) {

@@ -181,7 +181,7 @@ pub(crate) fn list(
             attrs: &["\\Noselect".to_owned()],
             name: "",
         }
-        .encode(&mut s.cx.out);
+        .encode_as(&mut s.cx.out, s.cx.utf8_names);
         return s.finish(io, &tag, Status::Ok, None, "LIST completed", true);
     }
     let full: Vec<String> = patterns.iter().map(|p| join(&reference, p)).collect();
@@ -222,7 +222,7 @@ pub(crate) fn list(
                         childinfo: l.childinfo,
                         oldname: None,
                     }
-                    .encode(&mut s.cx.out);
+                    .encode_as(&mut s.cx.out, s.cx.utf8_names);
                     // RFC 5819 §2: the STATUS right after its LIST.
                     if let (Some(items), Some(Some((id, st)))) = (&ret.status, statuses.get(i)) {
                         let vals = status_items::values(&shared, *id, st, items);
@@ -230,7 +230,7 @@ pub(crate) fn list(
                             name: &l.name,
                             items: &vals,
                         }
-                        .encode(&mut s.cx.out);
+                        .encode_as(&mut s.cx.out, s.cx.utf8_names);
                     }
                 }
                 s.finish(io, &tag, Status::Ok, None, "LIST completed", true)

@@ -86,12 +86,17 @@ pub(crate) fn create(
             io,
             move |tx| {
                 create_parents(tx, uid, &name)?;
-                tx.create_mailbox(uid, &name, special.as_deref())
+                let id = tx.create_mailbox(uid, &name, special.as_deref())?;
+                Ok(tx
+                    .mailbox_by_id(id)?
+                    .map(|mb| crate::objectid::mailbox(mb.id, mb.uidvalidity)))
             },
             or_no(
                 &tag.clone(),
-                move |s: &mut ImapSession, io: &mut Io<'_, Done>, _| {
-                    s.finish(io, &tag, Status::Ok, None, "CREATE completed", true)
+                move |s: &mut ImapSession, io: &mut Io<'_, Done>, id: Option<String>| {
+                    // RFC 8474 §4: the new mailbox's MAILBOXID.
+                    let code = id.map(Code::MailboxId);
+                    s.finish(io, &tag, Status::Ok, code, "CREATE completed", true)
                 },
             ),
         );

@@ -5,9 +5,7 @@
 //! Under QRESYNC, EXPUNGE and MOVE end with `[HIGHESTMODSEQ]` (`qresync.rs`).
 
 use crate::command::{Flag, SequenceSet, StoreMode};
-use crate::response::{
-    compact_set, continuation, flags_value, Code, Data, Status, StatusLine, Value,
-};
+use crate::response::{compact_set, continuation, flags_value, Code, Status, StatusLine, Value};
 use crate::session::{in_selected, or_no, Conn, Done, ImapSession, Mode};
 use crate::view::selection::{flag_atoms, Selection};
 use mailstore::{
@@ -249,7 +247,7 @@ fn store_reply(
             items.push(Value::Atom("MODSEQ".into()));
             items.push(Value::List(vec![Value::Num(e.modseq)]));
         }
-        Data::Fetch { seq, items: &items }.encode(&mut cx.out);
+        sel.fetch_data(seq, u, &items).encode(&mut cx.out);
     }
     let code = if r.failed.is_empty() {
         None

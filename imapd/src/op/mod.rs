@@ -231,9 +231,34 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
     let State::Selected { user, sel } = state else {
         return Step::Continue;
     };
+    if cx.uidonly && uses_message_numbers(&body) {
+        // RFC 9586 §3: "the server MUST return tagged BAD response if the
+        // client uses message sequence numbers", with UIDREQUIRED.
+        cx.status(
+            Some(&tag),
+            St::Bad,
+            Some(crate::response::Code::UidRequired),
+            "Message numbers cannot be used with UIDONLY enabled",
+        );
+        return Step::Continue;
+    }
     use CommandBody::*;
     match body {
         Expunge { uids } => message::expunge(cx, io, sel, tag, uids),
+        // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH without RETURN is
+        // RETURN (ALL), answered with ESEARCH.
+        Search {
+            uid,
+            ret: None,
+            key,
+            has_modseq,
+        } if cx.rev2 => {
+            let ret = crate::command::SearchReturn {
+                all: true,
+                ..Default::default()
+            };
+            esearch::esearch(cx, io, sel, tag, uid, ret, key, has_modseq)
+        }
         Search {
             uid,
             ret: None,
@@ -309,4 +334,39 @@ fn selected(s: &mut ImapSession, io: &mut Io<'_, Done>, tag: String, body: Comma
             Step::Continue
         }
     }
+}
+
+/// Whether a Selected-state command names messages by sequence number
+/// (refused under UIDONLY, RFC 9586 §3): the non-UID forms of FETCH,
+/// STORE, COPY, MOVE, SEARCH, SORT and THREAD, and any search key that is
+/// a sequence set (`$`, the saved result, is UIDs).
+fn uses_message_numbers(body: &CommandBody) -> bool {
+    use CommandBody::*;
+    match body {
+        Fetch { uid, .. } | Store { uid, .. } | Copy { uid, .. } | Move { uid, .. } => !uid,
+        Search { uid, key, .. } | Sort { uid, key, .. } | Thread { uid, key, .. } => {
+            !uid || key_uses_message_numbers(key)
+        }
+        _ => false,
+    }
+}
+
+/// Whether a search key holds a sequence set of message numbers. The
+/// parser bounds the nesting (`MAX_SEARCH_DEPTH`); the walk uses a stack.
+fn key_uses_message_numbers(key: &crate::command::SearchKey) -> bool {
+    use crate::command::SearchKey as K;
+    let mut stack = vec![key];
+    while let Some(k) = stack.pop() {
+        match k {
+            K::Seq(set) if !set.is_saved() => return true,
+            K::Not(a) => stack.push(a),
+            K::Or(a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            K::And(v) => stack.extend(v.iter()),
+            _ => {}
+        }
+    }
+    false
 }

@@ -184,9 +184,11 @@ impl Conn {
                     shared,
                     condstore,
                     id,
+                    utf8_names,
                     ..
                 } = cx;
                 if let Some(n) = notify {
+                    n.utf8_names = *utf8_names;
                     match res {
                         Ok(reading) => {
                             if !n.apply(
@@ -259,6 +261,8 @@ impl Conn {
                     | FetchAtt::Uid
                     | FetchAtt::ModSeq
                     | FetchAtt::SaveDate
+                    | FetchAtt::EmailId
+                    | FetchAtt::ThreadId
             )
         });
         let batch = if content { 1 } else { FETCH_BATCH_MESSAGES };
@@ -273,6 +277,7 @@ impl Conn {
                 uid: u,
                 recent: sel.is_recent(u),
                 add_flags: false,
+                uidonly: sel.uidonly,
             })
             .collect();
         if items.is_empty() {

@@ -41,6 +41,16 @@ pub(crate) fn select(
         );
         return Step::Continue;
     }
+    // RFC 9586 §3: QRESYNC's seq-match-data is message numbers.
+    if s.cx.uidonly && qresync.as_ref().is_some_and(|q| q.seq_match.is_some()) {
+        s.cx.status(
+            Some(&tag),
+            Status::Bad,
+            Some(Code::UidRequired),
+            "Message numbers cannot be used with UIDONLY enabled",
+        );
+        return Step::Continue;
+    }
     // Selecting (even unsuccessfully) leaves the current mailbox (§6.3.1);
     // [CLOSED] marks where its responses end (RFC 7162 §3.2.11).
     if s.state.selection().is_some() {
@@ -137,7 +147,9 @@ fn selected(
     // EXAMINE must not take \Recent away from others (§6.3.2).
     let last_uid = uids.last().copied().unwrap_or(0);
     let hub = &s.cx.shared.hub;
-    let recent_above = if read_only {
+    // IMAP4rev2 has no \Recent (RFC 9051 Appendix E): claim none.
+    let rev2 = s.cx.rev2;
+    let recent_above = if read_only || rev2 {
         hub.recent_mark(mb.id, mb.uidvalidity)
     } else {
         hub.claim_recent(mb.id, mb.uidvalidity, last_uid)
@@ -152,21 +164,40 @@ fn selected(
         keywords,
         recent_above,
     );
+    sel.no_recent = rev2;
     let out = &mut s.cx.out;
     flags_lines(out, &sel.keywords, read_only);
     Data::Exists(sel.len()).encode(out);
-    Data::Recent(sel.recent_count()).encode(out);
-    if let Some(u) = first_unseen {
-        StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen").encode(out);
+    if rev2 {
+        // RFC 9051 §6.3.2: a LIST response with the mailbox name instead
+        // of RECENT and the UNSEEN code (its attributes true, not all).
+        let attrs: Vec<String> = mb.special_use.iter().cloned().collect();
+        Data::List {
+            lsub: false,
+            attrs: &attrs,
+            name: &sel.name,
+        }
+        .encode_as(out, true);
+    } else {
+        Data::Recent(sel.recent_count()).encode(out);
+        if let Some(u) = first_unseen {
+            StatusLine::untagged(Status::Ok, Some(Code::Unseen(u)), "First unseen").encode(out);
+        }
     }
     for (code, text) in [
         (Code::UidValidity(mb.uidvalidity), "UIDs valid"),
         (Code::UidNext(mb.uidnext), "Predicted next UID"),
         (Code::HighestModSeq(mb.highestmodseq), "Highest"),
+        (
+            Code::MailboxId(crate::objectid::mailbox(mb.id, mb.uidvalidity)),
+            "Ok",
+        ),
     ] {
         StatusLine::untagged(Status::Ok, Some(code), text).encode(out);
     }
-    sel.vanished = s.cx.qresync;
+    // RFC 9586 §3: under UIDONLY expunges are VANISHED, as under QRESYNC.
+    sel.vanished = s.cx.qresync || s.cx.uidonly;
+    sel.uidonly = s.cx.uidonly;
     // What a QRESYNC client missed (RFC 7162 §3.2.5.1): VANISHED (EARLIER)
     // first, then a FETCH (UID FLAGS MODSEQ) per changed message.
     let changed = match resynced {
@@ -243,7 +274,7 @@ pub(crate) fn status(
                     name: &name,
                     items: &vals,
                 }
-                .encode(&mut s.cx.out);
+                .encode_as(&mut s.cx.out, s.cx.utf8_names);
                 s.finish(io, &tag, Status::Ok, None, "STATUS completed", true)
             },
         ),

@@ -1,5 +1,6 @@
 //! The values of STATUS data items (RFC 3501 §6.3.10; HIGHESTMODSEQ, RFC
-//! 7162 §3.1.6; SIZE, RFC 8438 §3; APPENDLIMIT, RFC 7889 §2), shared by the STATUS command
+//! 7162 §3.1.6; SIZE, RFC 8438 §3; APPENDLIMIT, RFC 7889 §2; MAILBOXID,
+//! RFC 8474 §4; DELETED, RFC 9051 §6.3.11), shared by the STATUS command
 //! (`select.rs`) and LIST's `RETURN (STATUS (...))` (RFC 5819,
 //! `list_ext.rs`), so both answer alike.
 //!
@@ -9,6 +10,7 @@
 //! loop thread, where `\Recent` (session state kept by the hub) is known.
 
 use crate::command::StatusItem;
+use crate::response::Value;
 use crate::session::Shared;
 use mailstore::{MailboxId, Reader};
 
@@ -19,6 +21,8 @@ pub(crate) struct Counts {
     pub(crate) st: mailstore::Status,
     /// Total octets of the messages, when SIZE was asked for.
     pub(crate) size: Option<u64>,
+    /// Messages with `\Deleted`, when DELETED was asked for.
+    pub(crate) deleted: Option<u64>,
 }
 
 /// Read what `items` need to know about mailbox `id` (on a store thread).
@@ -28,7 +32,14 @@ pub(crate) fn read(r: &Reader, id: MailboxId, items: &[StatusItem]) -> mailstore
         true => Some(r.mailbox_size(id)?),
         false => None,
     };
-    Ok(Counts { st, size })
+    let deleted = match items.contains(&StatusItem::Deleted) {
+        true => {
+            let q = mailstore::Query::Flag(mailstore::SystemFlag::Deleted, true);
+            Some(r.search(id, &q)?.len() as u64)
+        }
+        false => None,
+    };
+    Ok(Counts { st, size, deleted })
 }
 
 /// The items asked for, in the order asked, as a STATUS response carries
@@ -39,24 +50,59 @@ pub(crate) fn values(
     id: MailboxId,
     c: &Counts,
     items: &[StatusItem],
-) -> Vec<(&'static str, u64)> {
+) -> Vec<(&'static str, Value)> {
     let st = &c.st;
     items
         .iter()
         .map(|item| match item {
-            StatusItem::Messages => ("MESSAGES", u64::from(st.messages)),
-            StatusItem::Recent => {
-                let mark = shared.hub.recent_mark(id, st.uidvalidity);
-                let above = u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
-                ("RECENT", above.min(u64::from(st.messages)))
-            }
-            StatusItem::UidNext => ("UIDNEXT", u64::from(st.uidnext)),
-            StatusItem::UidValidity => ("UIDVALIDITY", u64::from(st.uidvalidity)),
-            StatusItem::Unseen => ("UNSEEN", u64::from(st.unseen)),
-            StatusItem::HighestModSeq => ("HIGHESTMODSEQ", st.highestmodseq),
-            // `read` fills it in whenever SIZE is among the items.
-            StatusItem::Size => ("SIZE", c.size.unwrap_or(0)),
-            StatusItem::AppendLimit => ("APPENDLIMIT", shared.config.max_literal),
+            // RFC 8474 §4: `MAILBOXID (objectid)`.
+            StatusItem::MailboxId => (
+                "MAILBOXID",
+                Value::List(vec![Value::Atom(crate::objectid::mailbox(
+                    id,
+                    st.uidvalidity,
+                ))]),
+            ),
+            item => (item_name(item), Value::Num(number(shared, id, c, item))),
         })
         .collect()
+}
+
+/// The name of a numeric item.
+fn item_name(item: &StatusItem) -> &'static str {
+    match item {
+        StatusItem::Messages => "MESSAGES",
+        StatusItem::Recent => "RECENT",
+        StatusItem::UidNext => "UIDNEXT",
+        StatusItem::UidValidity => "UIDVALIDITY",
+        StatusItem::Unseen => "UNSEEN",
+        StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+        StatusItem::Size => "SIZE",
+        StatusItem::AppendLimit => "APPENDLIMIT",
+        StatusItem::MailboxId => "MAILBOXID",
+        StatusItem::Deleted => "DELETED",
+    }
+}
+
+/// The value of a numeric item.
+fn number(shared: &Shared, id: MailboxId, c: &Counts, item: &StatusItem) -> u64 {
+    let st = &c.st;
+    match item {
+        StatusItem::Messages => u64::from(st.messages),
+        StatusItem::Recent => {
+            let mark = shared.hub.recent_mark(id, st.uidvalidity);
+            let above = u64::from(st.uidnext.saturating_sub(1).saturating_sub(mark));
+            above.min(u64::from(st.messages))
+        }
+        StatusItem::UidNext => u64::from(st.uidnext),
+        StatusItem::UidValidity => u64::from(st.uidvalidity),
+        StatusItem::Unseen => u64::from(st.unseen),
+        StatusItem::HighestModSeq => st.highestmodseq,
+        // `read` fills it in whenever SIZE is among the items.
+        StatusItem::Size => c.size.unwrap_or(0),
+        StatusItem::AppendLimit => shared.config.max_literal,
+        StatusItem::Deleted => c.deleted.unwrap_or(0),
+        // Not a number: `values` writes it.
+        StatusItem::MailboxId => 0,
+    }
 }

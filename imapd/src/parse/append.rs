@@ -11,6 +11,8 @@
 //! text-literal    = "TEXT" SP (literal / literal8)
 //! url             = "URL" SP astring
 //! literal8        = "~{" number ["+"] "}" CRLF *OCTET
+//! append-data     =/ "UTF8" SP "(" literal8 ")"      ; RFC 6855 §4
+//! cat-part        =/ "UTF8" SP "(" literal8 ")"      ; RFC 6855 §4
 //! ```
 //!
 //! One message with a plain literal is the classic (pipelined) APPEND;
@@ -67,6 +69,8 @@ fn cat_part(i: &[u8]) -> PResult<'_, CatPart> {
             preceded((tag_no_case("TEXT"), sp), any_literal),
             CatPart::Text,
         ),
+        // RFC 6855 §4: text-literal =/ "UTF8" SP "(" literal8 ")".
+        map(utf8_data, CatPart::Text),
         map(preceded((tag_no_case("URL"), sp), astring), |u| {
             CatPart::Url(String::from_utf8_lossy(&u).into_owned())
         }),
@@ -74,9 +78,24 @@ fn cat_part(i: &[u8]) -> PResult<'_, CatPart> {
     .parse(i)
 }
 
+/// `"UTF8" SP "(" literal8 ")"` (RFC 6855 §4): a message whose headers
+/// may be UTF-8, stored as sent. Only once UTF8=ACCEPT is enabled; before
+/// that it is a syntax error (BAD), as §4 asks.
+fn utf8_data(i: &[u8]) -> PResult<'_, Vec<u8>> {
+    let (rest, _) = (tag_no_case("UTF8"), sp).parse(i)?;
+    if !super::mode().utf8_accept {
+        return Err(nom::Err::Failure(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Verify,
+        )));
+    }
+    delimited(char('('), literal8, char(')')).parse(rest)
+}
+
 fn append_data(i: &[u8]) -> PResult<'_, AppendData> {
     alt((
         map(any_literal, AppendData::Literal),
+        map(utf8_data, AppendData::Literal),
         map(
             preceded(
                 (tag_no_case("CATENATE"), sp),

@@ -43,7 +43,17 @@ pub struct SyntaxError {
     pub kind: SyntaxKind,
 }
 
-/// Parse one complete command (literals inline, no trailing CRLF).
+/// [`parse_command`] in the grammar `mode` says the session has chosen
+/// (UTF-8 mailbox names, UTF8=ACCEPT).
+///
+/// # Errors
+/// As [`parse_command`].
+pub fn parse_command_as(input: &[u8], mode: super::ParseMode) -> Result<Command, SyntaxError> {
+    super::with_mode(mode, || parse_command(input))
+}
+
+/// Parse one complete command (literals inline, no trailing CRLF), mailbox
+/// names in modified UTF-7.
 ///
 /// # Errors
 /// [`SyntaxError`] with the tag (if readable) and a reason.
@@ -345,7 +355,7 @@ fn bounded_list_name<'a>(i: &'a [u8], rest: &'a [u8], raw: &[u8]) -> PResult<'a,
     if raw.len() > max.saturating_mul(4) {
         return Err(too_long());
     }
-    let name = match crate::utf7::decode(raw) {
+    let name = match super::decode_name(raw) {
         Ok(name) => name,
         // Not valid modified UTF-7: a pattern that matches no mailbox.
         Err(_) => format!("{}{}", super::INVALID_UTF7, String::from_utf8_lossy(raw)),

@@ -84,7 +84,7 @@ fn fetch_macro_or_att(i: &[u8]) -> PResult<'_, Vec<FetchAtt>> {
 /// fetch-att = "ENVELOPE" / "FLAGS" / "INTERNALDATE" /
 ///             "RFC822" [".HEADER" / ".SIZE" / ".TEXT"] /
 ///             "BODY" ["STRUCTURE"] / "UID" / "MODSEQ" / "SAVEDATE" /
-///             "PREVIEW" [SP "(" "LAZY" ")"] /
+///             "PREVIEW" [SP "(" "LAZY" ")"] / "EMAILID" / "THREADID" /
 ///             "BODY" section ["<" number "." nz-number ">"] /
 ///             "BODY.PEEK" section ["<" number "." nz-number ">"]
 /// ```
@@ -103,6 +103,8 @@ pub(crate) fn fetch_att(i: &[u8]) -> PResult<'_, FetchAtt> {
         b"UID" => Some(FetchAtt::Uid),
         b"MODSEQ" => Some(FetchAtt::ModSeq),
         b"SAVEDATE" => Some(FetchAtt::SaveDate),
+        b"EMAILID" => Some(FetchAtt::EmailId),
+        b"THREADID" => Some(FetchAtt::ThreadId),
         // RFC 8970 §5: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"],
         // preview-mod = "LAZY".
         b"PREVIEW" => {

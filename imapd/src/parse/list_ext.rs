@@ -76,7 +76,7 @@ fn select_opts(i: &[u8]) -> PResult<'_, ListSelect> {
 }
 
 /// `status-att` (RFC 3501 §9, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE,
-/// RFC 7889 APPENDLIMIT), for STATUS and LIST's RETURN (STATUS (...)) alike.
+/// RFC 7889 APPENDLIMIT, RFC 8474 MAILBOXID), for STATUS and LIST's RETURN (STATUS (...)) alike.
 pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
     alt((
         value(StatusItem::Messages, tag_no_case("MESSAGES")),
@@ -87,6 +87,8 @@ pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
         value(StatusItem::HighestModSeq, tag_no_case("HIGHESTMODSEQ")),
         value(StatusItem::Size, tag_no_case("SIZE")),
         value(StatusItem::AppendLimit, tag_no_case("APPENDLIMIT")),
+        value(StatusItem::MailboxId, tag_no_case("MAILBOXID")),
+        value(StatusItem::Deleted, tag_no_case("DELETED")),
     ))
     .parse(i)
 }

@@ -20,7 +20,7 @@ mod select;
 mod sort;
 mod urlauth;
 
-pub use command::{parse_command, SyntaxError, SyntaxKind};
+pub use command::{parse_command, parse_command_as, SyntaxError, SyntaxKind};
 pub use esearch::search_saves;
 
 use crate::command::{Date, DateTime, Flag, SeqNum, SeqRange, SequenceSet};
@@ -173,11 +173,58 @@ pub(crate) fn astring_text(i: &[u8]) -> PResult<'_, String> {
 /// mailbox can have, so SELECT answers NO (no such mailbox), LIST matches
 /// nothing, and CREATE/RENAME refuse it (RFC 3501 §5.1.3; as Dovecot).
 pub(crate) fn mailbox(i: &[u8]) -> PResult<'_, String> {
-    map(astring, |raw| match crate::utf7::decode(&raw) {
+    map(astring, |raw| match decode_name(&raw) {
         Ok(name) => normalise_inbox(name),
         Err(_) => format!("{INVALID_UTF7}{}", String::from_utf8_lossy(&raw)),
     })
     .parse(i)
+}
+
+/// What the session has enabled that changes the grammar of its commands
+/// (set by [`parse_command_as`] for the length of one parse).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseMode {
+    /// Mailbox names are UTF-8, not modified UTF-7 (IMAP4rev2, RFC 9051
+    /// §5.1; UTF8=ACCEPT, RFC 6855 §3).
+    pub utf8_names: bool,
+    /// UTF8=ACCEPT is enabled (RFC 6855 §3, §4): APPEND's `UTF8
+    /// (literal8)` is allowed and SEARCH's CHARSET is not.
+    pub utf8_accept: bool,
+}
+
+std::thread_local! {
+    static MODE: std::cell::Cell<ParseMode> = const {
+        std::cell::Cell::new(ParseMode { utf8_names: false, utf8_accept: false })
+    };
+}
+
+/// Run `f` (one parse) in `mode`; the previous mode comes back after it.
+pub(crate) fn with_mode<T>(mode: ParseMode, f: impl FnOnce() -> T) -> T {
+    struct Reset(ParseMode);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            MODE.with(|m| m.set(self.0));
+        }
+    }
+    let _reset = Reset(MODE.with(|m| m.replace(mode)));
+    f()
+}
+
+/// The mode of the parse under way.
+pub(crate) fn mode() -> ParseMode {
+    MODE.with(std::cell::Cell::get)
+}
+
+/// A mailbox name (or LIST pattern) from the wire: modified UTF-7, or
+/// UTF-8 taken as it is when the session chose UTF-8 names (`&` is then
+/// just a character). Invalid input is an error either way.
+pub(crate) fn decode_name(raw: &[u8]) -> Result<String, crate::utf7::Utf7Error> {
+    if mode().utf8_names {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| crate::utf7::Utf7Error::BadUtf8);
+    }
+    crate::utf7::decode(raw)
 }
 
 /// First character of a mailbox name that was not valid modified UTF-7

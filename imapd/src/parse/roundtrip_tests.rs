@@ -70,6 +70,8 @@ fn search_key(w: &mut W, k: &SearchKey) {
         SearchKey::SavedOn(d) => w.name("SAVEDON ").date(d),
         SearchKey::SavedSince(d) => w.name("SAVEDSINCE ").date(d),
         SearchKey::SaveDateSupported => w.name("SAVEDATESUPPORTED"),
+        SearchKey::EmailId(id) => w.name("EMAILID ").raw(id),
+        SearchKey::ThreadId(id) => w.name("THREADID ").raw(id),
         SearchKey::Uid(s) => w.name("UID ").set(s),
         SearchKey::Seq(s) => w.set(s),
         SearchKey::ModSeq(n) => {
@@ -175,6 +177,8 @@ fn fetch_att(w: &mut W, a: &FetchAtt) {
         ModSeq => "MODSEQ",
         SaveDate => "SAVEDATE",
         Preview => "PREVIEW",
+        EmailId => "EMAILID",
+        ThreadId => "THREADID",
         Section {
             section: s,
             partial,

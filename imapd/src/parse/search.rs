@@ -2,7 +2,8 @@
 //! the CONDSTORE `MODSEQ` key (RFC 7162 §3.1.5) and WITHIN's `OLDER` and
 //! `YOUNGER` (RFC 5032 §3: `("OLDER" / "YOUNGER") SP nz-number`) and
 //! SAVEDATE's `SAVEDBEFORE`/`SAVEDON`/`SAVEDSINCE date` and
-//! `SAVEDATESUPPORTED` (RFC 8514 §5).
+//! `SAVEDATESUPPORTED` (RFC 8514 §5), OBJECTID's `EMAILID`/`THREADID
+//! objectid` (RFC 8474 §6).
 //!
 //! Hostile input is bounded: nesting of NOT, OR and parentheses is capped
 //! ([`MAX_SEARCH_DEPTH`]) so that it cannot exhaust the stack, and so are
@@ -52,6 +53,10 @@ pub(crate) struct Counts {
 
 /// If the arguments name a CHARSET other than UTF-8 / US-ASCII, return it.
 pub(super) fn unsupported_charset(i: &[u8]) -> Option<String> {
+    if super::mode().utf8_accept {
+        // Any CHARSET is refused with BAD by `search_args`.
+        return None;
+    }
     let (i, _) = opt(preceded(sp, search_return_opts)).parse(i).ok()?;
     let (_, cs) = preceded((sp, tag_no_case("CHARSET"), sp), astring)
         .parse(i)
@@ -69,7 +74,15 @@ pub(super) fn unsupported_charset(i: &[u8]) -> Option<String> {
 pub(super) fn search_args(uid: bool, i: &[u8]) -> PResult<'_, CommandBody> {
     let (i, ret) = opt(preceded(sp, search_return_opts)).parse(i)?;
     let charset = preceded((sp, tag_no_case("CHARSET"), sp), astring);
-    let (rest, _) = opt(charset).parse(i)?;
+    let (rest, cs) = opt(charset).parse(i)?;
+    // RFC 6855 §3: with UTF8=ACCEPT enabled a SEARCH names no charset
+    // (everything is UTF-8); one that does is refused with BAD.
+    if cs.is_some() && super::mode().utf8_accept {
+        return Err(nom::Err::Failure(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::Verify,
+        )));
+    }
     let counted = Counts::default();
     let parsed = all_consuming(map(
         nom::multi::many1(preceded(sp, |i| search_key(i, 0, &counted))),
@@ -287,6 +300,8 @@ fn simple_key<'a>(i: &'a [u8], depth: usize, keys: &Counts) -> PResult<'a, Searc
         b"SAVEDON" => map(preceded(sp, date), SearchKey::SavedOn).parse(rest),
         b"SAVEDSINCE" => map(preceded(sp, date), SearchKey::SavedSince).parse(rest),
         b"SAVEDATESUPPORTED" => Ok((rest, SearchKey::SaveDateSupported)),
+        b"EMAILID" => map(preceded(sp, objectid), SearchKey::EmailId).parse(rest),
+        b"THREADID" => map(preceded(sp, objectid), SearchKey::ThreadId).parse(rest),
         b"YOUNGER" => map(preceded(sp, nz_number), SearchKey::Younger).parse(rest),
         b"NOT" => map(preceded(sp, |i| search_key(i, depth + 1, keys)), |k| {
             SearchKey::Not(Box::new(k))
@@ -318,4 +333,18 @@ fn simple_key<'a>(i: &'a [u8], depth: usize, keys: &Counts) -> PResult<'a, Searc
             nom::error::ErrorKind::Tag,
         ))),
     }
+}
+
+/// ```text
+/// objectid = 1*255(ALPHA / DIGIT / "_" / "-")   ; RFC 8474 §7
+/// ```
+fn objectid(i: &[u8]) -> PResult<'_, String> {
+    let (rest, id) = take_while1(|c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')(i)?;
+    if !crate::objectid::is_objectid(id) {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::TooLarge,
+        )));
+    }
+    Ok((rest, String::from_utf8_lossy(id).into_owned()))
 }

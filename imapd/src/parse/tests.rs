@@ -107,7 +107,7 @@ fn list_and_status_and_create() {
         }
     );
     assert_eq!(
-        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq Size appendlimit)"),
+        ok("a STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq Size appendlimit mailboxid)"),
         CommandBody::Status {
             mailbox: "blurdybloop".into(),
             items: vec![
@@ -115,7 +115,8 @@ fn list_and_status_and_create() {
                 StatusItem::Messages,
                 StatusItem::HighestModSeq,
                 StatusItem::Size,
-                StatusItem::AppendLimit
+                StatusItem::AppendLimit,
+                StatusItem::MailboxId
             ]
         }
     );
@@ -188,8 +189,8 @@ fn fetch_items_macros_sections_and_partials() {
     // PREVIEW with its optional modifier list (RFC 8970 §5), SAVEDATE.
     assert_eq!(f("a FETCH 1 preview"), vec![Preview]);
     assert_eq!(
-        f("a FETCH 1 (PREVIEW (lazy) SAVEDATE FLAGS)"),
-        vec![Preview, SaveDate, Flags]
+        f("a FETCH 1 (PREVIEW (lazy) SAVEDATE FLAGS EMAILID threadid)"),
+        vec![Preview, SaveDate, Flags, EmailId, ThreadId]
     );
     assert_eq!(
         f("a FETCH 1 PREVIEW (CHANGEDSINCE 5)"),
@@ -348,6 +349,17 @@ fn search_keys_nest_and_charset_is_checked() {
             SearchKey::SaveDateSupported,
         ])
     );
+    // OBJECTID (RFC 8474 §6, §7): objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+    assert_eq!(
+        s("a SEARCH EMAILID M12 threadid T_a-1"),
+        SearchKey::And(vec![
+            SearchKey::EmailId("M12".into()),
+            SearchKey::ThreadId("T_a-1".into()),
+        ])
+    );
+    bad(b"a SEARCH EMAILID");
+    bad(b"a SEARCH EMAILID M.1");
+    bad(format!("a SEARCH EMAILID {}", "M".repeat(256)).as_bytes());
     bad(b"a SEARCH SAVEDON");
     bad(b"a SEARCH SAVEDBEFORE 31-Foo-2020");
     bad(b"a SEARCH YOUNGER 0");
@@ -804,4 +816,74 @@ fn fetch_vanished_modifier() {
     ] {
         bad(line.as_bytes());
     }
+}
+
+/// IMAP4rev2 (RFC 9051 §5.1) and UTF8=ACCEPT (RFC 6855 §3): once the
+/// session reads names as UTF-8, `&` is an ordinary character and UTF-8
+/// is taken as it is; otherwise the name is modified UTF-7.
+#[test]
+fn mailbox_names_as_utf8_or_modified_utf7() {
+    use crate::parse::{parse_command_as, ParseMode};
+    let mode = |utf8_names| ParseMode {
+        utf8_names,
+        utf8_accept: false,
+    };
+    let name = |line: &str, utf8: bool| match parse_command_as(line.as_bytes(), mode(utf8)) {
+        Ok(Command {
+            body: CommandBody::Select { mailbox, .. },
+            ..
+        }) => mailbox,
+        other => panic!("{line}: {other:?}"),
+    };
+    assert_eq!(name("a SELECT \"Entw&APw-rfe\"", false), "Entw\u{fc}rfe");
+    assert_eq!(name("a SELECT \"Entw&APw-rfe\"", true), "Entw&APw-rfe");
+    assert_eq!(name("a SELECT \"Caf\u{e9} & Co\"", true), "Caf\u{e9} & Co");
+    assert_eq!(name("a SELECT inbox", true), "INBOX");
+    // Not UTF-8 at all: a name no mailbox has.
+    let raw = parse_command_as(b"a SELECT \"\xff\"", mode(true)).expect("parses");
+    let CommandBody::Select { mailbox, .. } = raw.body else {
+        panic!()
+    };
+    assert!(mailbox.starts_with(crate::parse::INVALID_UTF7));
+    // The mode ends with the parse.
+    assert_eq!(name("a SELECT \"Entw&APw-rfe\"", false), "Entw\u{fc}rfe");
+    match parse_command_as(b"a LIST \"\" \"A&B*\"", mode(true)) {
+        Ok(Command {
+            body: CommandBody::List { pattern, .. },
+            ..
+        }) => assert_eq!(pattern, "A&B*"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// UTF8=ACCEPT (RFC 6855 §4): `UTF8 (literal8)` in APPEND (and CATENATE)
+/// only once enabled; SEARCH with a CHARSET is BAD once enabled (§3).
+#[test]
+fn utf8_append_and_search_charset_follow_the_mode() {
+    use crate::parse::{parse_command_as, ParseMode};
+    let on = ParseMode {
+        utf8_names: true,
+        utf8_accept: true,
+    };
+    let off = ParseMode::default();
+    let line = b"a APPEND INBOX (\\Seen) UTF8 (~{3}\r\nx\xc3\xa9)";
+    match parse_command_as(line, on) {
+        Ok(Command {
+            body: CommandBody::Append { message, flags, .. },
+            ..
+        }) => {
+            assert_eq!(message, "x\u{e9}".as_bytes());
+            assert_eq!(flags, vec!["\\Seen".to_owned()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse_command_as(line, off).is_err());
+    assert!(parse_command_as(b"a APPEND INBOX UTF8 ({3}\r\nabc)", on).is_err());
+    assert!(parse_command_as(b"a APPEND INBOX CATENATE (UTF8 (~{1}\r\nx))", on).is_ok());
+    assert!(parse_command_as(b"a SEARCH CHARSET UTF-8 ALL", off).is_ok());
+    let err = parse_command_as(b"a SEARCH CHARSET UTF-8 ALL", on).expect_err("BAD");
+    assert_eq!(err.kind, SyntaxKind::Bad);
+    let err = parse_command_as(b"a SEARCH CHARSET KOI8-R ALL", on).expect_err("BAD");
+    assert_eq!(err.kind, SyntaxKind::Bad);
+    assert!(parse_command_as(b"a SEARCH SUBJECT \"Gr\xc3\xbc\xc3\x9fe\"", on).is_ok());
 }

@@ -51,6 +51,13 @@ pub enum Data<'a> {
         /// Item names and values, alternating.
         items: &'a [Value],
     },
+    /// `uid UIDFETCH (items)` (UIDONLY, RFC 9586 §3.3): FETCH by UID.
+    UidFetch {
+        /// The message's UID.
+        uid: u32,
+        /// Item names and values, alternating.
+        items: &'a [Value],
+    },
     /// `SEARCH n ...` (§7.2.5), with `(MODSEQ m)` under CONDSTORE
     /// (RFC 7162 §3.1.5).
     Search {
@@ -99,8 +106,9 @@ pub enum Data<'a> {
     Status {
         /// The mailbox name (UTF-8).
         name: &'a str,
-        /// Item names and numbers.
-        items: &'a [(&'a str, u64)],
+        /// Item names and values (numbers, but `MAILBOXID (id)`, RFC
+        /// 8474 §4).
+        items: &'a [(&'a str, Value)],
     },
 }
 
@@ -117,8 +125,19 @@ fn atoms(list: &[impl AsRef<str>]) -> Value {
 pub const VANISHED_RANGES: usize = 500;
 
 impl Data<'_> {
-    /// Serialize onto `out`: `* ...` CRLF.
+    /// Serialize onto `out`: `* ...` CRLF, mailbox names in modified
+    /// UTF-7 (IMAP4rev1, RFC 3501 §5.1.3).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_as(out, false)
+    }
+
+    /// [`Data::encode`], with mailbox names in UTF-8 when `utf8_names`
+    /// (IMAP4rev2, RFC 9051 §5.1; UTF8=ACCEPT, RFC 6855 §3).
+    pub fn encode_as(&self, out: &mut Vec<u8>, utf8_names: bool) {
+        let mailbox_name = |name: &str| match utf8_names {
+            true => super::utf8_mailbox_name(name),
+            false => mailbox_name(name),
+        };
         if let Data::Vanished { earlier, ranges } = self {
             for chunk in ranges.chunks(VANISHED_RANGES) {
                 out.extend_from_slice(if *earlier {
@@ -184,6 +203,10 @@ impl Data<'_> {
                 let _ = write!(Buf(out), "{seq} FETCH ");
                 super::encode_list(items, out);
             }
+            Data::UidFetch { uid, items } => {
+                let _ = write!(Buf(out), "{uid} UIDFETCH ");
+                super::encode_list(items, out);
+            }
             Data::Search { nums, modseq } => {
                 out.extend_from_slice(b"SEARCH");
                 for n in *nums {
@@ -236,7 +259,7 @@ impl Data<'_> {
             Data::Status { name, items } => {
                 let list = items
                     .iter()
-                    .flat_map(|(k, n)| [Value::Atom((*k).to_owned()), Value::Num(*n)])
+                    .flat_map(|(k, v)| [Value::Atom((*k).to_owned()), v.clone()])
                     .collect();
                 values(out, "STATUS", &[mailbox_name(name), Value::List(list)]);
             }
@@ -250,6 +273,12 @@ impl Data<'_> {
 /// The start of a streamed FETCH response: `* seq FETCH (`.
 pub fn fetch_open(out: &mut Vec<u8>, seq: u32) {
     let _ = write!(Buf(out), "* {seq} FETCH (");
+}
+
+/// The start of a streamed UIDFETCH response (UIDONLY, RFC 9586 §3.3):
+/// `* uid UIDFETCH (`.
+pub fn uidfetch_open(out: &mut Vec<u8>, uid: u32) {
+    let _ = write!(Buf(out), "* {uid} UIDFETCH (");
 }
 
 /// The end of a streamed FETCH response: `)` CRLF.
@@ -278,6 +307,11 @@ mod tests {
         threads.nodes[a].children.push(b);
         threads.roots = vec![a, threads.push(Some(1))];
         let no_threads = super::super::Threads::default();
+        let status = [
+            ("MESSAGES", Value::Num(2)),
+            ("UIDNEXT", Value::Num(5)),
+            ("MAILBOXID", Value::List(vec![Value::Atom("F1-2".into())])),
+        ];
         let cases: Vec<(Data<'_>, &str)> = vec![
             (
                 Data::Capability("IMAP4rev1 IDLE"),
@@ -300,6 +334,13 @@ mod tests {
                     items: &uid9,
                 },
                 "* 2 FETCH (UID 9)\r\n",
+            ),
+            (
+                Data::UidFetch {
+                    uid: 9,
+                    items: &uid9[2..],
+                },
+                "* 9 UIDFETCH ()\r\n",
             ),
             (
                 Data::Search {
@@ -359,9 +400,9 @@ mod tests {
             (
                 Data::Status {
                     name: "INBOX",
-                    items: &[("MESSAGES", 2), ("UIDNEXT", 5)],
+                    items: &status,
                 },
-                "* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 5)\r\n",
+                "* STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 5 MAILBOXID (F1-2))\r\n",
             ),
         ];
         for (data, want) in cases {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 mod data;
 mod thread;
-pub use data::{fetch_close, fetch_open, Data, DELIMITER};
+pub use data::{fetch_close, fetch_open, uidfetch_open, Data, DELIMITER};
 pub use thread::{ThreadNode, Threads};
 mod esearch;
 pub use esearch::{ESearch, ReturnData};
@@ -131,6 +131,26 @@ pub fn quote(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A mailbox name as UTF-8 (IMAP4rev2 and UTF8=ACCEPT): a quoted string,
+/// which may hold UTF-8 there (RFC 9051 §9 `QUOTED-CHAR`, RFC 6855 §4),
+/// or a literal when it cannot be quoted.
+pub fn utf8_mailbox_name(name: &str) -> Value {
+    let b = name.as_bytes();
+    if b.len() > MAX_QUOTED || b.iter().any(|&c| c == 0 || c == b'\r' || c == b'\n') {
+        return Value::str(name);
+    }
+    let mut q = String::with_capacity(name.len() + 2);
+    q.push('"');
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    Value::Atom(q)
+}
+
 /// Encode a mailbox name for the wire: modified UTF-7, then `astring`
 /// rules (we always quote, which every client accepts).
 pub fn mailbox_name(name: &str) -> Value {
@@ -245,6 +265,10 @@ pub enum Code {
     /// `USEATTR` (RFC 6154 §3): CREATE refused for its special-use
     /// attributes
     UseAttr,
+    /// `MAILBOXID (objectid)` (RFC 8474 §4): SELECT's and CREATE's answer
+    MailboxId(String),
+    /// `UIDREQUIRED` (RFC 9586 §3): message numbers used under UIDONLY
+    UidRequired,
 }
 
 impl Code {
@@ -288,6 +312,8 @@ impl Code {
             Code::AppendUids(v, set) => write!(out, "APPENDUID {v} {set}"),
             Code::CompressionActive => write!(out, "COMPRESSIONACTIVE"),
             Code::UseAttr => write!(out, "USEATTR"),
+            Code::MailboxId(id) => write!(out, "MAILBOXID ({id})"),
+            Code::UidRequired => write!(out, "UIDREQUIRED"),
         };
     }
 }

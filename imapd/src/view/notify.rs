@@ -24,7 +24,7 @@
 //!   not for the subscription moves of a rename.
 
 use crate::command::{Events, MailboxFilter, NotifySet};
-use crate::response::Data;
+use crate::response::{Data, Value};
 use crate::view::hub::Dirty;
 use mailstore::{Mailbox, MailboxId, Status, Uid, UserId};
 use std::collections::{BTreeSet, HashMap};
@@ -66,6 +66,8 @@ pub(crate) struct Notify {
     pub(crate) fetched: Option<(MailboxId, u32, Uid)>,
     /// Stopped after `NOTIFICATIONOVERFLOW`.
     pub(crate) overflowed: bool,
+    /// Mailbox names in UTF-8 (IMAP4rev2, UTF8=ACCEPT), set by the session.
+    pub(crate) utf8_names: bool,
 }
 
 /// The events of the groups whose filter includes `name` (§6).
@@ -112,6 +114,7 @@ impl Notify {
             subs: BTreeSet::new(),
             fetched: None,
             overflowed: false,
+            utf8_names: false,
         }
     }
 
@@ -125,7 +128,7 @@ impl Notify {
     }
 
     /// The STATUS items a notification carries.
-    fn status_items(&self, st: &Status, condstore: bool) -> Vec<(&'static str, u64)> {
+    fn status_items(&self, st: &Status, condstore: bool) -> Vec<(&'static str, Value)> {
         let mut v = vec![
             ("MESSAGES", u64::from(st.messages)),
             ("UIDNEXT", u64::from(st.uidnext)),
@@ -136,7 +139,7 @@ impl Notify {
         if flags || condstore {
             v.push(("HIGHESTMODSEQ", st.highestmodseq));
         }
-        v
+        v.into_iter().map(|(k, n)| (k, Value::Num(n))).collect()
     }
 
     /// Apply a reading: queue the responses for what changed (none when
@@ -154,6 +157,7 @@ impl Notify {
         condstore: bool,
         out: &mut Vec<u8>,
     ) -> bool {
+        let utf8 = self.utf8_names;
         let subs_len = reading.subs.as_ref().map_or(self.subs.len(), Vec::len);
         if reading.boxes.len() + subs_len > crate::limits::MAX_NOTIFY_TRACKED {
             return false;
@@ -205,7 +209,7 @@ impl Notify {
                         attrs: &["\\NonExistent".to_owned()],
                         name: &k.name,
                     }
-                    .encode(out);
+                    .encode_as(out, utf8);
                 }
             }
             // New and renamed.
@@ -227,7 +231,7 @@ impl Notify {
                         childinfo: false,
                         oldname: old.map(|k| k.name.as_str()),
                     }
-                    .encode(out);
+                    .encode_as(out, utf8);
                 }
             }
         }
@@ -259,7 +263,7 @@ impl Notify {
                         ),
                         name,
                     }
-                    .encode(out);
+                    .encode_as(out, utf8);
                 }
             }
             self.subs = new;
@@ -309,7 +313,7 @@ impl Notify {
                         name: &b.name,
                         items: &vals,
                     }
-                    .encode(out);
+                    .encode_as(out, utf8);
                 }
             }
             known.insert(

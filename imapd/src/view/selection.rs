@@ -48,6 +48,12 @@ pub struct Selection {
     pub keywords: Vec<String>,
     /// `\Recent` for this session.
     recent: RecentSet,
+    /// IMAP4rev2 (RFC 9051 Appendix E item 2): no `\Recent` at all; the
+    /// session claims none, shows none, sends no RECENT response.
+    pub no_recent: bool,
+    /// UIDONLY enabled (RFC 9586 §3): FETCH responses are `uid UIDFETCH`
+    /// and expunges are announced as VANISHED.
+    pub uidonly: bool,
     /// QRESYNC is enabled (RFC 7162 §3.2.10): expunges are announced as
     /// `VANISHED uids`, not `n EXPUNGE`.
     pub vanished: bool,
@@ -135,6 +141,8 @@ impl Selection {
             expunged: Vec::new(),
             keywords,
             recent: RecentSet::above(recent_above, last),
+            no_recent: false,
+            uidonly: false,
             vanished: false,
             held_since: None,
             reported: HashMap::new(),
@@ -198,14 +206,26 @@ impl Selection {
         self.uids.get((seq as usize).checked_sub(1)?).copied()
     }
 
+    /// The untagged FETCH response for the message `seq`/`uid`: `seq
+    /// FETCH`, or `uid UIDFETCH` under UIDONLY (RFC 9586 §3.3).
+    pub fn fetch_data<'a>(&self, seq: u32, uid: Uid, items: &'a [Value]) -> Data<'a> {
+        match self.uidonly {
+            true => Data::UidFetch { uid, items },
+            false => Data::Fetch { seq, items },
+        }
+    }
+
     /// Is `uid` `\Recent` for this session?
     pub fn is_recent(&self, uid: Uid) -> bool {
-        self.recent.contains(uid)
+        !self.no_recent && self.recent.contains(uid)
     }
 
     /// Number of messages with `\Recent` for this session.
     pub fn recent_count(&self) -> u32 {
-        self.recent.count(&self.uids) as u32
+        match self.no_recent {
+            true => 0,
+            false => self.recent.count(&self.uids) as u32,
+        }
     }
 
     /// UID ranges holding this session's `\Recent` messages (they may
@@ -342,13 +362,13 @@ impl Selection {
                 Value::Atom("UID".into()),
                 Value::Num(u64::from(e.uid)),
                 Value::Atom("FLAGS".into()),
-                flags_value(&flag_atoms(&e.flags, self.recent.contains(e.uid))),
+                flags_value(&flag_atoms(&e.flags, self.is_recent(e.uid))),
             ];
             if condstore {
                 items.push(Value::Atom("MODSEQ".into()));
                 items.push(Value::List(vec![Value::Num(e.modseq)]));
             }
-            Data::Fetch { seq, items: &items }.encode(out);
+            self.fetch_data(seq, e.uid, &items).encode(out);
         }
         self.modseq = self.modseq.max(changes.highestmodseq);
         let modseq = self.modseq;
@@ -385,7 +405,9 @@ impl Selection {
             let lo = max_uid.max(recent_above).saturating_add(1);
             self.recent.claim(lo, last, &self.uids);
             Data::Exists(self.len()).encode(out);
-            Data::Recent(self.recent_count()).encode(out);
+            if !self.no_recent {
+                Data::Recent(self.recent_count()).encode(out);
+            }
         }
     }
 

@@ -88,7 +88,7 @@ impl Conn {
                         let newest = changes.changed.iter().map(|e| e.uid).max().unwrap_or(0);
                         let recent_above = if newest <= known {
                             newest
-                        } else if sel.read_only {
+                        } else if sel.read_only || sel.no_recent {
                             hub.recent_mark(mailbox, sel.uidvalidity)
                         } else {
                             hub.claim_recent(mailbox, sel.uidvalidity, newest)

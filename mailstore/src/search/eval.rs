@@ -27,6 +27,8 @@ struct Row {
     sent_date: i64,
     /// The save date, or the internal date where it is not known.
     saved_date: i64,
+    /// The stored message (RFC 8474 EMAILID).
+    message_id: i64,
 }
 
 /// A set of rows (by index into [`Eval::rows`]).
@@ -112,7 +114,7 @@ impl<'r> Eval<'r> {
     pub(super) fn new(reader: &'r Reader, mailbox: MailboxId) -> Result<Eval<'r>> {
         let mut st = reader.conn().prepare_cached(
             "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date, \
-             coalesce(m.sent_date, m.internal_date), coalesce(e.saved, m.internal_date) \
+             coalesce(m.sent_date, m.internal_date), coalesce(e.saved, m.internal_date), e.message_id \
              FROM entries e JOIN messages m ON m.id = e.message_id \
              WHERE e.mailbox_id = ?1 ORDER BY e.uid",
         )?;
@@ -127,6 +129,7 @@ impl<'r> Eval<'r> {
                     internal_date: r.get(5)?,
                     sent_date: r.get(6)?,
                     saved_date: r.get(7)?,
+                    message_id: r.get(8)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<Row>>>()?;
@@ -242,6 +245,7 @@ impl<'r> Eval<'r> {
                 let v = v.min(&(i64::MAX as u64)).to_owned() as i64;
                 self.matching(|r| r.modseq >= v)
             }
+            Query::Message(id) => self.matching(|r| r.message_id == *id),
             Query::Not(a) => {
                 let mut b = self.eval(a)?;
                 b.not(n);

@@ -77,6 +77,8 @@ pub enum Query {
     SavedSince(i64),
     /// Entry modseq >= the value (RFC 7162 §3.1.5).
     ModSeq(u64),
+    /// The entry holds this stored message (RFC 8474 EMAILID).
+    Message(crate::types::MessageId),
     /// Negation.
     Not(Box<Query>),
     /// All of these (empty = all messages).
@@ -263,6 +265,7 @@ mod tests {
             days().prop_map(move |d| Query::SavedSince(day(d))),
             days().prop_map(move |d| Query::SavedBefore(day(d))),
             days().prop_map(move |d| Query::SavedOn(day(d))),
+            (0i64..20).prop_map(Query::Message),
         ]
     }
 

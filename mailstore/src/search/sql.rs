@@ -231,6 +231,10 @@ impl Sql {
                 self.push("e.modseq >= ");
                 self.param(int(*n));
             }
+            Query::Message(id) => {
+                self.push("e.message_id = ");
+                self.param(Value::Integer(*id));
+            }
             Query::Not(inner) => {
                 self.push("NOT (");
                 self.compile(inner, depth + 1)?;

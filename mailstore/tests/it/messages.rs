@@ -194,3 +194,34 @@ fn mailbox_size_sums_the_messages_it_holds() {
     assert_eq!(size(inbox), total - two);
     assert_eq!(size(other), two);
 }
+
+/// Message ids are never reused (RFC 8474 EMAILID is built from them):
+/// deleting the newest message does not hand its id to the next one.
+#[test]
+fn message_ids_are_not_reused_after_the_newest_is_deleted() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    let inbox = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    deliver(&s, simple("one", "x"), &[a]);
+    let two = deliver(&s, simple("two", "y"), &[a]);
+    s.write_sync(move |tx| {
+        tx.store_flags(
+            inbox,
+            &[2],
+            mailstore::FlagOp::Add,
+            &Flags::system(Flags::DELETED),
+            None,
+        )?;
+        tx.expunge(inbox, None)
+    })
+    .unwrap();
+    assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 1);
+    let three = deliver(&s, simple("three", "z"), &[a]);
+    assert!(three.message_id > two.message_id);
+    let metas = s.read_sync(move |r| r.messages(inbox, &[1, 3])).unwrap();
+    assert_eq!(metas[1].message_id, three.message_id);
+}

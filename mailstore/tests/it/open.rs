@@ -260,8 +260,8 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        v, 9,
-        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates"
+        v, 10,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids"
     );
     let saved: i64 = c
         .query_row(
@@ -391,4 +391,50 @@ fn version_7_queued_bodies_move_to_their_own_table() {
     let listed = s.read_sync(|r| r.queue_list()).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].size, body.len() as u64);
+}
+
+/// Migration v10 (RFC 8474 EMAILID): a version-9 file's message id
+/// high-water mark starts at its newest message, so a message delivered
+/// after the migration never gets the id of one deleted before it.
+#[test]
+fn version_9_message_ids_continue_past_the_newest() {
+    let (dir, a) = closed_store_with_user();
+    let path = dir.path().join("m.db");
+    let (mb, newest) = {
+        let s = Store::open(&path).unwrap();
+        let mb = s
+            .read_sync(move |r| r.mailbox(a, "INBOX"))
+            .unwrap()
+            .unwrap()
+            .id;
+        crate::util::deliver(&s, crate::util::simple("one", "x"), &[a]);
+        let two = crate::util::deliver(&s, crate::util::simple("two", "y"), &[a]);
+        s.shutdown();
+        (mb, two.message_id)
+    };
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DELETE FROM meta WHERE key = 'last_message_id'; PRAGMA user_version = 9;")
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    // Expunge the newest: its row goes, and its id must not come back.
+    s.write_sync(move |tx| {
+        tx.store_flags(
+            mb,
+            &[2],
+            mailstore::FlagOp::Add,
+            &mailstore::Flags::system(mailstore::Flags::DELETED),
+            None,
+        )?;
+        tx.expunge(mb, None)
+    })
+    .unwrap();
+    let three = crate::util::deliver(&s, crate::util::simple("three", "z"), &[a]);
+    assert!(
+        three.message_id > newest,
+        "{} reused {}",
+        three.message_id,
+        newest
+    );
 }

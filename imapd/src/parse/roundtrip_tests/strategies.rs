@@ -159,6 +159,8 @@ fn search_key() -> impl Strategy<Value = SearchKey> {
         date().prop_map(SearchKey::SavedOn),
         date().prop_map(SearchKey::SavedSince),
         Just(SearchKey::SaveDateSupported),
+        "[A-Za-z0-9_-]{1,40}".prop_map(SearchKey::EmailId),
+        "[A-Za-z0-9_-]{1,40}".prop_map(SearchKey::ThreadId),
     ];
     leaf.prop_recursive(3, 16, 3, |inner| {
         prop_oneof![
@@ -210,6 +212,8 @@ fn fetch_att() -> impl Strategy<Value = FetchAtt> {
             ModSeq,
             SaveDate,
             Preview,
+            EmailId,
+            ThreadId,
         ]),
         (
             section(),
@@ -365,6 +369,8 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
                     StatusItem::HighestModSeq,
                     StatusItem::Size,
                     StatusItem::AppendLimit,
+                    StatusItem::MailboxId,
+                    StatusItem::Deleted,
                 ]),
                 1..9
             )
