@@ -224,3 +224,129 @@ Channel c\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\nSy
     let files = maildir_files(&inbox);
     assert!(files.iter().any(|f| f.ends_with(":2,R")), "{files:?}");
 }
+
+fn offlineimap(rc: &std::path::Path) -> std::process::Output {
+    Command::new("offlineimap")
+        .args(["-c", rc.to_str().unwrap(), "-o", "-u", "basic"])
+        .output()
+        .expect("offlineimap (offlineimap3) must be installed for interop tests")
+}
+
+/// offlineimap3 (Debian's Python 3 port) syncs the server to a Maildir and
+/// back: messages byte-exact, folders created, a flag set locally reaches
+/// the server, a message flagged on the server gets the `F` in its file
+/// name, and a message written into the local Maildir is uploaded.
+#[test]
+fn offlineimap_syncs_to_maildir_and_back() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    s.deliver(bob, MULTIPART);
+    s.deliver(bob, &simple("second", "two"));
+    let root = s.dir.path().join("oi-mail");
+    let meta = s.dir.path().join("oi-meta");
+    let rc = s.dir.path().join("offlineimaprc");
+    std::fs::write(
+        &rc,
+        format!(
+            "[general]\naccounts = t\nmetadata = {meta}\n\n\
+[Account t]\nlocalrepository = local\nremoterepository = remote\n\n\
+[Repository local]\ntype = Maildir\nlocalfolders = {root}\n\n\
+[Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {port}\n\
+remoteuser = bob@localhost\nremotepass = secret pw\nssl = no\nstarttls = no\n\
+auth_mechanisms = PLAIN, LOGIN\n",
+            meta = meta.display(),
+            root = root.display(),
+            port = s.addr.port()
+        ),
+    )
+    .unwrap();
+    let out = offlineimap(&rc);
+    assert!(
+        out.status.success(),
+        "offlineimap: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inbox = root.join("INBOX");
+    let files = maildir_files(&inbox);
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        root.join("Sent").is_dir() && root.join("Trash").is_dir(),
+        "folders"
+    );
+    let bodies: Vec<String> = files
+        .iter()
+        .map(|f| String::from_utf8_lossy(&std::fs::read(inbox.join(f)).unwrap()).into_owned())
+        .collect();
+    let want = String::from_utf8_lossy(MULTIPART).into_owned();
+    let lf = |t: &str| t.replace("\r\n", "\n");
+    assert!(
+        bodies.iter().any(|b| lf(b) == lf(&want)),
+        "the multipart message is not there byte for byte: {bodies:?}"
+    );
+
+    // Local: flag the multipart message and add a new message; server:
+    // flag the other one.
+    let local = files
+        .iter()
+        .find(|f| {
+            lf(&String::from_utf8_lossy(
+                &std::fs::read(inbox.join(f)).unwrap(),
+            )) == lf(&want)
+        })
+        .unwrap()
+        .clone();
+    let base = local
+        .split_once('/')
+        .unwrap()
+        .1
+        .split(":2,")
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::rename(
+        inbox.join(&local),
+        inbox.join("cur").join(format!("{base}:2,F")),
+    )
+    .unwrap();
+    std::fs::write(
+        inbox.join("new").join("1700000000.local.host"),
+        simple("written locally", "upload me"),
+    )
+    .unwrap();
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    let r = c.ok("UID SEARCH SUBJECT second");
+    let second = r[0].trim_start_matches("* SEARCH ").trim().to_owned();
+    c.ok(&format!("UID STORE {second} +FLAGS (\\Flagged)"));
+    let out = offlineimap(&rc);
+    assert!(
+        out.status.success(),
+        "offlineimap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = c.ok("UID SEARCH FLAGGED");
+    let flagged: Vec<&str> = r[0]
+        .trim_start_matches("* SEARCH ")
+        .split_whitespace()
+        .collect();
+    assert_eq!(flagged.len(), 2, "both flagged on the server: {r:?}");
+    let r = c.ok("UID SEARCH SUBJECT \"written locally\"");
+    assert_eq!(
+        r[0].trim_start_matches("* SEARCH ")
+            .split_whitespace()
+            .count(),
+        1,
+        "{r:?}"
+    );
+    let files = maildir_files(&inbox);
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.rsplit(":2,").next().is_some_and(|fl| fl.contains('F')))
+            .count(),
+        2,
+        "{files:?}"
+    );
+}
