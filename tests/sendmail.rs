@@ -145,3 +145,118 @@ fn sendmail_delivers_locally_with_the_command_lines_programs_use() {
     testkit::server::sigterm(&up);
     up.wait().unwrap();
 }
+
+/// The real programs, each told to use the `sendmail` symlink: s-nail
+/// (mailx, `-S mta=`) and `git send-email --sendmail-cmd`. What they
+/// send arrives as they sent it.
+#[test]
+fn real_mailx_and_git_send_email_use_the_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    // git send-email wants addresses with a dotted domain.
+    for u in ["alice@example.org", "bob@example.org"] {
+        add_user(&db, u);
+    }
+    let (mut up, line, _) =
+        testkit::server::minimail_up(BIN, &db, &["--domain", "example.org"], &[]);
+    let imap = testkit::server::addr_of(&line, "imap");
+    let link = dir.path().join("sendmail");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    // mailx: no rc files (-:/), our sendmail as the MTA, wait for it.
+    let mut mailx = Command::new("s-nail")
+        .args([
+            "-:/",
+            "-S",
+            &format!("mta={}", link.display()),
+            "-S",
+            "sendwait",
+        ])
+        .args([
+            "-r",
+            "alice@example.org",
+            "-s",
+            "from mailx",
+            "bob@example.org",
+        ])
+        .env("MINIMAIL_DB", &db)
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("s-nail must be installed (.ci/run installs it)");
+    mailx
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello from mailx.\n")
+        .unwrap();
+    let out = mailx.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "s-nail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // git send-email of a real format-patch.
+    let repo = dir.path().join("repo");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("HOME", &home)
+            .env("GIT_AUTHOR_NAME", "Alice")
+            .env("GIT_AUTHOR_EMAIL", "alice@example.org")
+            .env("GIT_COMMITTER_NAME", "Alice")
+            .env("GIT_COMMITTER_EMAIL", "alice@example.org")
+            .env("MINIMAIL_DB", &db)
+            .stdin(Stdio::null())
+            .output()
+            .expect("git must be installed");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("README"), "minimail\n").unwrap();
+    git(&["add", "README"]);
+    git(&["commit", "-q", "-m", "Add a README"]);
+    let patch = git(&["format-patch", "-1", "-o", "out"]);
+    git(&[
+        "send-email",
+        &format!("--sendmail-cmd={}", link.display()),
+        "--from=Alice <alice@example.org>",
+        "--to=bob@example.org",
+        "--confirm=never",
+        "--suppress-cc=all",
+        "--quiet",
+        patch.trim(),
+    ]);
+
+    let got = inbox(&imap, "bob@example.org");
+    assert_eq!(got.len(), 2, "{got:?}");
+    let mailx_msg = got
+        .iter()
+        .find(|m| m.contains("Subject: from mailx"))
+        .unwrap();
+    assert!(mailx_msg.contains("Hello from mailx."), "{mailx_msg}");
+    assert!(
+        mailx_msg.starts_with("Return-Path: <alice@example.org>\r\n"),
+        "{mailx_msg}"
+    );
+    let patch_msg = got
+        .iter()
+        .find(|m| m.contains("Subject: [PATCH] Add a README"))
+        .unwrap_or_else(|| panic!("no patch: {got:?}"));
+    assert!(patch_msg.contains("+minimail\r\n"), "{patch_msg}");
+    assert!(patch_msg.contains("\r\nMessage-ID: <") || patch_msg.contains("\r\nMessage-Id: <"));
+    testkit::server::sigterm(&up);
+    let _ = up.wait();
+}
