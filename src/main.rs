@@ -14,6 +14,7 @@ use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod alias;
 mod dkim;
 mod queue;
 mod sendmail;
@@ -38,6 +39,9 @@ enum Cmd {
     /// Administer user accounts.
     #[command(subcommand)]
     User(UserCmd),
+    /// Aliases and catch-alls: add, del, list.
+    #[command(subcommand)]
+    Alias(alias::AliasCmd),
     /// Make a self-signed TLS certificate and key (for development and tests).
     Cert(CertArgs),
     /// Look after the store file.
@@ -227,6 +231,7 @@ fn main() {
         None => up(UpArgs::default()),
         Some(Cmd::Up(a)) => up(*a),
         Some(Cmd::User(u)) => user(u),
+        Some(Cmd::Alias(a)) => alias::run(a),
         Some(Cmd::Cert(c)) => cert(c),
         Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
         Some(Cmd::Queue(q)) => queue::run(q),

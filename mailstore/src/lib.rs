@@ -114,6 +114,7 @@
 //!
 //! No protocol syntax lives here.
 
+mod aliases;
 mod check;
 pub mod date;
 mod dkim;
@@ -141,6 +142,7 @@ mod tx_flags;
 mod types;
 mod writer;
 
+pub use aliases::{Alias, Resolution, Route, MAX_ALIAS_DEPTH, MAX_ALIAS_TARGETS};
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
 pub use dkim::DkimKey;
 pub use error::{Result, StoreError};

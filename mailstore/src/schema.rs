@@ -191,6 +191,15 @@ ALTER TABLE outq_msg DROP COLUMN raw;
     r#"
 ALTER TABLE entries ADD COLUMN saved INTEGER;
 "#,
+    // v10: aliases and per-domain catch-alls (see aliases.rs): one row per
+    // (address, target); `address` is `local@domain` or `@domain`.
+    r#"
+CREATE TABLE IF NOT EXISTS aliases(
+    address TEXT NOT NULL COLLATE NOCASE,
+    target TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY(address, target)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

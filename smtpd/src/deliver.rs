@@ -174,7 +174,7 @@ impl SmtpSession {
         // Mail from other hosts (not an authenticated user) to local users
         // is checked first, off the event loop.
         if let Some(verifier) = &self.shared.config.verifier {
-            if self.user.is_none() && env.rcpts.iter().any(|r| r.user.is_some()) {
+            if self.user.is_none() && env.rcpts.iter().any(|r| r.route.is_some()) {
                 let check_env = mailauth::Envelope {
                     ip: self.peer.ip(),
                     helo: self
@@ -277,23 +277,22 @@ impl SmtpSession {
         let message_id = format!("<{id}@{}>", cfg.hostname);
         let size = body.len();
         drop(body);
-        let users: Vec<mailstore::UserId> = env.rcpts.iter().filter_map(|r| r.user).collect();
-        let remote: Vec<mailstore::OutRcpt> = env
+        let users: Vec<mailstore::UserId> = env
             .rcpts
             .iter()
-            .filter(|r| r.user.is_none())
-            .map(|r| mailstore::OutRcpt {
-                addr: r.addr.clone(),
-                notify: r.dsn.notify.clone(),
-                orcpt: r.dsn.orcpt.clone(),
-            })
+            .filter_map(|r| r.route.as_ref())
+            .flat_map(|r| r.users.iter().copied())
             .collect();
+        let remote = remote_rcpts(&env.rcpts);
         // Local recipients who asked for NOTIFY=SUCCESS (RFC 3461 §6.2.1):
         // a "delivered" notice, committed with the delivery itself.
         let delivered: Vec<outbound::dsn::Failed> = env
             .rcpts
             .iter()
-            .filter(|r| r.user.is_some() && wants_success(r.dsn.notify.as_deref()))
+            .filter(|r| {
+                r.route.as_ref().is_some_and(|r| !r.users.is_empty())
+                    && wants_success(r.dsn.notify.as_deref())
+            })
             .map(|r| outbound::dsn::Failed {
                 addr: r.addr.clone(),
                 orcpt: r.dsn.orcpt.clone(),
@@ -451,6 +450,42 @@ impl SmtpSession {
             }
         }
     }
+}
+
+/// The recipients for the outbound queue: those of other hosts, and the
+/// external targets of local aliases (each address once; a forwarded
+/// copy keeps the recipient's NOTIFY and names it as ORCPT, RFC 3461
+/// §4.2, so a bounce says which address it was sent to).
+fn remote_rcpts(rcpts: &[crate::session::Recipient]) -> Vec<mailstore::OutRcpt> {
+    let mut out: Vec<mailstore::OutRcpt> = Vec::new();
+    for r in rcpts {
+        let forwards: Vec<(String, Option<String>)> = match &r.route {
+            None => vec![(r.addr.clone(), r.dsn.orcpt.clone())],
+            Some(route) => route
+                .forward
+                .iter()
+                .map(|f| {
+                    let orcpt = r
+                        .dsn
+                        .orcpt
+                        .clone()
+                        .unwrap_or_else(|| format!("rfc822;{}", r.addr));
+                    (f.clone(), Some(orcpt))
+                })
+                .collect(),
+        };
+        for (addr, orcpt) in forwards {
+            if out.iter().any(|o| o.addr.eq_ignore_ascii_case(&addr)) {
+                continue;
+            }
+            out.push(mailstore::OutRcpt {
+                addr,
+                notify: r.dsn.notify.clone(),
+                orcpt,
+            });
+        }
+    }
+    out
 }
 
 /// True when a NOTIFY value asks for success notices.

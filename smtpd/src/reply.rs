@@ -235,6 +235,12 @@ impl Reply {
         Reply::new(550, Some("5.1.1"), format!("<{addr}>: no such user here"))
     }
 
+    /// `550 5.4.6` the recipient's aliases loop or expand past their
+    /// bounds (RFC 3463 X.4.6, routing loop detected).
+    pub fn alias_refused(addr: &str, why: &str) -> Reply {
+        Reply::new(550, Some("5.4.6"), format!("<{addr}>: {why}"))
+    }
+
     /// `550 5.7.1` not a domain we receive mail for; we are no open relay.
     pub fn relay_denied(addr: &str) -> Reply {
         Reply::new(550, Some("5.7.1"), format!("<{addr}>: relay access denied"))

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod aliases;
 mod bench;
 mod commit_detail;
 mod flags;

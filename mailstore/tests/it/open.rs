@@ -68,10 +68,11 @@ const UNDO_V4: &str = "DROP TABLE outq_body; DROP TABLE outq_rcpt; DROP TABLE ou
     ALTER TABLE mailboxes DROP COLUMN tombstones;
     ALTER TABLE mailboxes DROP COLUMN tombstone_floor;
     DELETE FROM meta WHERE key = 'max_tombstones';
-    ALTER TABLE entries DROP COLUMN saved;";
+    ALTER TABLE entries DROP COLUMN saved;
+    DROP TABLE aliases;";
 
 /// Migration v9 (save dates) undone.
-const UNDO_V9: &str = "ALTER TABLE entries DROP COLUMN saved;";
+const UNDO_V9: &str = "ALTER TABLE entries DROP COLUMN saved; DROP TABLE aliases;";
 
 #[test]
 fn version_3_tombstones_are_counted_by_the_migration() {
@@ -260,8 +261,8 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        v, 9,
-        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates"
+        v, 10,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 aliases"
     );
     let saved: i64 = c
         .query_row(
@@ -391,4 +392,37 @@ fn version_7_queued_bodies_move_to_their_own_table() {
     let listed = s.read_sync(|r| r.queue_list()).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].size, body.len() as u64);
+}
+
+/// A version-9 file gets the aliases table; its users resolve as before
+/// and aliases work at once.
+#[test]
+fn version_9_gains_aliases() {
+    let (dir, a) = closed_store_with_user();
+    let path = dir.path().join("m.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE aliases; PRAGMA user_version = 9;")
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let user = s.read_sync(move |r| r.user_by_id(a)).unwrap().unwrap();
+    let addr = user.address.clone();
+    assert_eq!(
+        s.read_sync(move |r| r.route(&addr)).unwrap(),
+        mailstore::Resolution::Route(mailstore::Route {
+            users: vec![a],
+            forward: vec![]
+        })
+    );
+    let target = user.address.clone();
+    let domain = target.rsplit_once('@').unwrap().1.to_owned();
+    let alias = format!("info@{domain}");
+    let al = alias.clone();
+    s.write_sync(move |tx| tx.add_alias(&al, &[target]))
+        .unwrap();
+    assert!(matches!(
+        s.read_sync(move |r| r.route(&alias)).unwrap(),
+        mailstore::Resolution::Route(r) if r.users == [a]
+    ));
 }
