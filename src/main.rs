@@ -18,6 +18,7 @@ mod alias;
 mod dkim;
 mod queue;
 mod sendmail;
+mod sieve;
 mod tls;
 use tls::{cert, snakeoil_pair, CertArgs};
 
@@ -42,6 +43,9 @@ enum Cmd {
     /// Aliases and catch-alls: add, del, list.
     #[command(subcommand)]
     Alias(alias::AliasCmd),
+    /// Users' Sieve scripts: list, get, put, activate, deactivate, del, check.
+    #[command(subcommand)]
+    Sieve(sieve::SieveCmd),
     /// Make a self-signed TLS certificate and key (for development and tests).
     Cert(CertArgs),
     /// Look after the store file.
@@ -232,6 +236,7 @@ fn main() {
         Some(Cmd::Up(a)) => up(*a),
         Some(Cmd::User(u)) => user(u),
         Some(Cmd::Alias(a)) => alias::run(a),
+        Some(Cmd::Sieve(s)) => sieve::run(s),
         Some(Cmd::Cert(c)) => cert(c),
         Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
         Some(Cmd::Queue(q)) => queue::run(q),
@@ -360,6 +365,7 @@ fn up(a: UpArgs) -> Result<()> {
         allow_plaintext_auth: a.tls.allow_plaintext_auth,
         throttle: throttle.clone(),
         outbound: !a.no_outbound,
+        sieve: Some(std::sync::Arc::new(mailsieve::Filter::new(&a.hostname))),
         net: net(smtpd::Config::default().net),
         ..smtpd::Config::default()
     };

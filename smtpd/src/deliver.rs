@@ -284,6 +284,7 @@ impl SmtpSession {
             .flat_map(|r| r.users.iter().copied())
             .collect();
         let remote = remote_rcpts(&env.rcpts);
+        let locals = crate::filter::locals(&env.rcpts);
         // Local recipients who asked for NOTIFY=SUCCESS (RFC 3461 §6.2.1):
         // a "delivered" notice, committed with the delivery itself.
         let delivered: Vec<outbound::dsn::Failed> = env
@@ -351,47 +352,85 @@ impl SmtpSession {
             }
             PreparedMessage::new(NewMessage { raw, internal_date }).map(Ok)
         };
+        // Sieve (filter.rs): local mail, unless quarantined, is planned by
+        // the users' scripts on a reader thread first.
+        let filter = cfg.sieve.clone().filter(|_| !junk && !users.is_empty());
+        let others = !remote.is_empty();
+        let plan_sender = sender.clone();
+        let store2 = store.clone();
+        let rejecter = completer.clone();
+        let write = move |msg: PreparedMessage, plans: Option<Vec<_>>| {
+            store.write(
+                move |tx| {
+                    if let Some(plans) = &plans {
+                        mailsieve::apply(
+                            tx,
+                            &msg,
+                            plans,
+                            &mailsieve::Context {
+                                hostname: &hostname,
+                                qid: &qid,
+                                sender: &sender,
+                                outbound: outbound_on,
+                                internal_date,
+                            },
+                        )?;
+                    } else if !users.is_empty() {
+                        let mailbox = if junk { "Junk" } else { "INBOX" };
+                        tx.deliver_prepared_to(&msg, &users, mailbox)?;
+                    }
+                    if !delivered.is_empty() && !sender.is_empty() {
+                        success_notice(
+                            tx,
+                            &SuccessNotice {
+                                hostname: &hostname,
+                                qid: &qid,
+                                sender: &sender,
+                                envid: envid.as_deref(),
+                                rcpts: &delivered,
+                                original: msg.raw(),
+                                outbound: outbound_on,
+                            },
+                        )?;
+                    }
+                    if !remote.is_empty() {
+                        tx.enqueue(&mailstore::OutMessage {
+                            qid,
+                            sender,
+                            raw: msg.raw().to_vec(),
+                            ret,
+                            envid,
+                            rcpts: remote,
+                        })?;
+                    }
+                    Ok(())
+                },
+                move |result| {
+                    completer.complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))
+                },
+            )
+        };
         let queue =
             move |prepared: mailstore::Result<Result<PreparedMessage, String>>| match prepared {
-                Ok(Ok(msg)) => store.write(
-                    move |tx| {
-                        if !users.is_empty() {
-                            let mailbox = if junk { "Junk" } else { "INBOX" };
-                            tx.deliver_prepared_to(&msg, &users, mailbox)?;
-                        }
-                        if !delivered.is_empty() && !sender.is_empty() {
-                            success_notice(
-                                tx,
-                                &SuccessNotice {
-                                    hostname: &hostname,
-                                    qid: &qid,
-                                    sender: &sender,
-                                    envid: envid.as_deref(),
-                                    rcpts: &delivered,
-                                    original: msg.raw(),
-                                    outbound: outbound_on,
-                                },
-                            )?;
-                        }
-                        if !remote.is_empty() {
-                            tx.enqueue(&mailstore::OutMessage {
-                                qid,
-                                sender,
-                                raw: msg.raw().to_vec(),
-                                ret,
-                                envid,
-                                rcpts: remote,
-                            })?;
-                        }
-                        Ok(())
-                    },
-                    move |result| {
-                        completer
-                            .complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))
-                    },
-                ),
-                Ok(Err(why)) => completer.complete(SmtpDone::Refused(why)),
-                Err(e) => completer.complete(SmtpDone::Committed(Err(failure_text(&e)))),
+                Ok(Ok(msg)) => match filter {
+                    Some(filter) => crate::filter::plan(
+                        &store2,
+                        filter,
+                        msg,
+                        locals,
+                        plan_sender,
+                        others,
+                        move |planned| match planned {
+                            crate::filter::Planned::Commit(msg, plans) => write(msg, plans),
+                            crate::filter::Planned::Rejected(why) => {
+                                rejecter.complete(SmtpDone::Rejected(why))
+                            }
+                        },
+                    ),
+                    None => write(msg, None),
+                },
+                Ok(Err(why)) => rejecter.complete(SmtpDone::Refused(why)),
+                Err(e) => rejecter.complete(SmtpDone::Committed(Err(failure_text(&e)))),
             };
         // Signing (RSA: about a millisecond) stays off the event loop.
         if size <= PARSE_INLINE_MAX && !signs {
@@ -401,6 +440,23 @@ impl SmtpSession {
                 .store
                 .compute(prepare, move |p| queue(p.and_then(|p| p)));
         }
+    }
+
+    /// Every local recipient's Sieve script rejected the message (RFC
+    /// 5429 §2.1: refused in the SMTP transaction); nothing was stored.
+    pub(crate) fn commit_rejected(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        info: CommitInfo,
+        why: &str,
+    ) {
+        log::info!(
+            "#{} rejected by Sieve: message id={} from={}: {why}",
+            self.conn,
+            info.id,
+            info.from
+        );
+        self.reply(io, &Reply::sieve_reject(why));
     }
 
     /// The message was refused before committing (header From).

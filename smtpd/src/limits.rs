@@ -132,6 +132,9 @@ pub struct Config {
     /// before it is stored: an Authentication-Results field is added and
     /// DMARC policies are applied (reject: 550 5.7.1, quarantine: Junk).
     pub verifier: Option<std::sync::Arc<mailauth::Verifier>>,
+    /// Sieve (RFC 5228): run each local recipient's active script on
+    /// delivery (see filter.rs). `None`: plain INBOX delivery.
+    pub sieve: Option<std::sync::Arc<mailsieve::Filter>>,
     /// Event loop settings: connection limits (total and per address),
     /// buffers, the slow-command deadline, TLS (`net.tls`), shutdown grace.
     pub net: netloop::Config,
@@ -152,6 +155,7 @@ impl Default for Config {
             submission: false,
             dkim: None,
             verifier: None,
+            sieve: None,
             allow_plaintext_auth: false,
             throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
             net: netloop::Config {

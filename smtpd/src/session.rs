@@ -42,6 +42,9 @@ pub enum SmtpDone {
     /// The message was refused before committing (its From header is not
     /// the authenticated user's); the text says why.
     Refused(String),
+    /// Every local recipient's Sieve script rejected the message; the
+    /// text is the reason.
+    Rejected(String),
     /// A password check finished: the user, `None` for bad credentials, or
     /// the store's error.
     Auth(Result<Option<mailstore::User>, String>),
@@ -329,6 +332,9 @@ impl netloop::Session for SmtpSession {
             }
             (SmtpDone::Refused(why), Some(Waiting::Commit(info))) => {
                 self.commit_refused(io, info, &why)
+            }
+            (SmtpDone::Rejected(why), Some(Waiting::Commit(info))) => {
+                self.commit_rejected(io, info, &why)
             }
             (SmtpDone::Auth(result), Some(Waiting::Auth(login))) => {
                 self.auth_done(io, login, result)

@@ -14,6 +14,7 @@ mod messages;
 mod mime;
 mod open;
 mod search;
+mod sieve;
 mod threads;
 mod tombstones;
 mod users;

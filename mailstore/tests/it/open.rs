@@ -69,10 +69,11 @@ const UNDO_V4: &str = "DROP TABLE outq_body; DROP TABLE outq_rcpt; DROP TABLE ou
     ALTER TABLE mailboxes DROP COLUMN tombstone_floor;
     DELETE FROM meta WHERE key = 'max_tombstones';
     ALTER TABLE entries DROP COLUMN saved;
-    DROP TABLE aliases;";
+    DROP TABLE aliases; DROP TABLE sieve_scripts; DROP TABLE sieve_seen;";
 
 /// Migration v9 (save dates) undone.
-const UNDO_V9: &str = "ALTER TABLE entries DROP COLUMN saved; DROP TABLE aliases;";
+const UNDO_V9: &str = "ALTER TABLE entries DROP COLUMN saved; DROP TABLE aliases;
+    DROP TABLE sieve_scripts; DROP TABLE sieve_seen;";
 
 #[test]
 fn version_3_tombstones_are_counted_by_the_migration() {
@@ -402,8 +403,11 @@ fn version_9_gains_aliases() {
     let path = dir.path().join("m.db");
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("DROP TABLE aliases; PRAGMA user_version = 9;")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE aliases; DROP TABLE sieve_scripts; DROP TABLE sieve_seen;
+             PRAGMA user_version = 9;",
+        )
+        .unwrap();
     }
     let s = Store::open(&path).unwrap();
     let user = s.read_sync(move |r| r.user_by_id(a)).unwrap().unwrap();
