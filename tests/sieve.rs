@@ -331,3 +331,49 @@ fn a_script_past_the_instruction_bound_still_delivers() {
         "{inbox:#?}"
     );
 }
+
+#[test]
+fn redirect_goes_to_local_users_and_through_the_queue() {
+    use testkit::scripted::{Reserved, Script};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    // (sieve-rs ignores redirects to a domain without a dot, such as
+    // localhost.)
+    for u in ["bob@example.org", "carol@example.org"] {
+        user_add(&db, u);
+    }
+    let relay = Reserved::bind("127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .listen(Script::new("relay.test"));
+    ok(
+        &db,
+        &["sieve", "put", "bob@example.org", "fwd", "-", "--activate"],
+        "require [\"copy\"];\nredirect :copy \"carol@example.org\";\nredirect \"far@outside.test\";\n",
+    );
+    let (child, line, _) = testkit::server::minimail_up(
+        BIN,
+        &db,
+        &[
+            "--domain",
+            "example.org",
+            "--relay-host",
+            &relay.addr().to_string(),
+            "--outbound-tls",
+            "none",
+        ],
+        &[],
+    );
+    let _up = Up(child);
+    let smtp = testkit::server::addr_of(&line, "smtp");
+    let imap: SocketAddr = testkit::server::addr_of(&line, "imap").parse().unwrap();
+    let m = "From: a@elsewhere.test\nTo: bob@example.org\nSubject: pass it on\n\nx\n";
+    assert_eq!(send(&smtp, "a@elsewhere.test", "bob@example.org", m), "");
+    // The last redirect cancels the implicit keep; :copy keeps nothing.
+    assert!(mailbox(imap, "bob@example.org", "INBOX").is_empty());
+    let carol = mailbox(imap, "carol@example.org", "INBOX");
+    assert_eq!(carol.len(), 1);
+    assert!(carol[0].contains("Subject: pass it on"), "{}", carol[0]);
+    let got = relay.wait_for(1, Duration::from_secs(30));
+    assert_eq!(got[0].rcpts, ["far@outside.test"]);
+    assert_eq!(got[0].from, "a@elsewhere.test", "the original sender");
+}

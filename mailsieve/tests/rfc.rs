@@ -215,3 +215,19 @@ fn rfc6609_include_and_its_bound() {
     assert_eq!(p.filings.len(), 1);
     assert_eq!(p.filings[0].1.mailbox, "INBOX");
 }
+
+/// RFC 5228 §4.2 redirect and RFC 3894 :copy.
+#[test]
+fn redirect_and_copy() {
+    let f = fixture("require [\"copy\"];\nredirect :copy \"carol@example.com\";\nredirect \"far@outside.test\";\n");
+    let m = "From: a@b.test\nTo: me@example.com\nSubject: s\n\nx\n";
+    let p = f.plan("a@b.test", m);
+    assert!(p.error.is_none(), "{p:?}");
+    let to: Vec<&str> = p.sends.iter().map(|s| s.to.as_str()).collect();
+    assert_eq!(to, ["carol@example.com", "far@outside.test"], "{p:?}");
+    assert!(p.sends.iter().all(|s| !s.vacation && s.message.is_none()));
+    assert!(
+        p.filings.is_empty(),
+        "redirect cancels the implicit keep: {p:?}"
+    );
+}
