@@ -15,6 +15,7 @@ use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod alias;
 mod config;
 mod dkim;
 mod logging;
@@ -22,6 +23,7 @@ mod notify;
 mod queue;
 mod report;
 mod sendmail;
+mod sieve;
 mod tls;
 mod up;
 use tls::{cert, snakeoil_pair, CertArgs};
@@ -44,6 +46,12 @@ enum Cmd {
     /// Administer user accounts.
     #[command(subcommand)]
     User(UserCmd),
+    /// Aliases and catch-alls: add, del, list.
+    #[command(subcommand)]
+    Alias(alias::AliasCmd),
+    /// Users' Sieve scripts: list, get, put, activate, deactivate, del, check.
+    #[command(subcommand)]
+    Sieve(sieve::SieveCmd),
     /// Make a self-signed TLS certificate and key (for development and tests).
     Cert(CertArgs),
     /// Look after the store file.
@@ -265,6 +273,8 @@ fn main() {
             logging::init(logging::LogFormat::Text);
             match cmd {
                 Some(Cmd::User(u)) => user(u),
+                Some(Cmd::Alias(a)) => alias::run(a),
+                Some(Cmd::Sieve(s)) => sieve::run(s),
                 Some(Cmd::Cert(c)) => cert(c),
                 Some(Cmd::Store(StoreCmd::Check { db })) => std::process::exit(store_check(&db)),
                 Some(Cmd::Queue(q)) => queue::run(q),

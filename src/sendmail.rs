@@ -3,8 +3,9 @@
 //! binary is invoked as `sendmail` (a symlink). The message is read from
 //! standard input and delivered into the store for local recipients, as
 //! SMTP delivery does (one transaction; the command exits 0 only after the
-//! commit). Mail for other hosts is refused until minimail has an outbound
-//! queue.
+//! commit). Mail for other hosts is refused (sendmail is for local
+//! mail); recipients are resolved through aliases and catch-alls as SMTP
+//! does, and an alias's targets elsewhere go to the outbound queue.
 //!
 //! Options (the ones those programs send): `-t` (recipients from the
 //! To/Cc/Bcc fields, Bcc removed), `-i` / `-oi` (a line of a single dot
@@ -21,7 +22,7 @@
 //! store refused the delivery for now (busy, disk full).
 
 use mailparse::MailHeaderMap;
-use mailstore::{NewMessage, Store, StoreError};
+use mailstore::{NewMessage, Resolution, Store, StoreError};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -224,7 +225,7 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
     let users = store.read_sync(move |r| {
         lookup
             .iter()
-            .map(|addr| Ok((addr.clone(), r.resolve_recipient(addr)?)))
+            .map(|addr| Ok((addr.clone(), r.route(addr)?)))
             .collect::<mailstore::Result<Vec<_>>>()
     });
     let users = match users {
@@ -235,15 +236,34 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
         }
     };
     let mut ids = Vec::new();
-    for (addr, user) in users {
-        match user {
-            Some(u) if !ids.contains(&u.id) => ids.push(u.id),
-            Some(_) => {}
-            None if local_domain(store, &addr) => {
+    let mut forward: Vec<mailstore::OutRcpt> = Vec::new();
+    for (addr, route) in users {
+        match route {
+            Resolution::Route(route) => {
+                for u in route.users {
+                    if !ids.contains(&u) {
+                        ids.push(u);
+                    }
+                }
+                for f in route.forward {
+                    if !forward.iter().any(|o| o.addr.eq_ignore_ascii_case(&f)) {
+                        forward.push(mailstore::OutRcpt {
+                            addr: f,
+                            notify: None,
+                            orcpt: Some(format!("rfc822;{addr}")),
+                        });
+                    }
+                }
+            }
+            Resolution::Refused(why) => {
+                eprintln!("sendmail: {addr}: {why}");
+                return EX_UNAVAILABLE;
+            }
+            Resolution::Unknown if local_domain(store, &addr) => {
                 eprintln!("sendmail: {addr}: no such user here");
                 return EX_NOUSER;
             }
-            None => {
+            Resolution::Unknown => {
                 eprintln!("sendmail: {addr}: no outbound delivery configured (local users only)");
                 return EX_UNAVAILABLE;
             }
@@ -280,7 +300,26 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
         raw,
         internal_date: unix,
     };
-    match store.write_sync(move |tx| tx.deliver(&new, &ids)) {
+    let sender = sender.to_owned();
+    let stored = store.write_sync(move |tx| {
+        if !ids.is_empty() {
+            tx.deliver(&new, &ids)?;
+        }
+        // Alias targets elsewhere: the outbound queue (`minimail up`'s
+        // delivery engine sends them on).
+        if !forward.is_empty() {
+            tx.enqueue(&mailstore::OutMessage {
+                qid: id,
+                sender,
+                raw: new.raw,
+                ret: None,
+                envid: None,
+                rcpts: forward,
+            })?;
+        }
+        Ok(())
+    });
+    match stored {
         Ok(_) => 0,
         Err(e @ (StoreError::Full(_) | StoreError::Damaged(_))) => {
             eprintln!("sendmail: not delivered, try again later: {e}");

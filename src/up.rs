@@ -166,6 +166,7 @@ fn build(
         dkim,
         verifier,
         auth_policy: Arc::new(auth_policy),
+        sieve: Some(Arc::new(mailsieve::Filter::new(&a.hostname))),
         hostname: a.hostname.clone(),
         domains: a.domains.clone(),
         max_message_size: a.max_message_size,

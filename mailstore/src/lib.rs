@@ -114,6 +114,7 @@
 //!
 //! No protocol syntax lives here.
 
+mod aliases;
 mod check;
 pub mod date;
 mod dkim;
@@ -133,6 +134,7 @@ mod reader_sort;
 mod readers;
 mod schema;
 mod search;
+mod sieve;
 mod store;
 mod tombstones;
 mod tx;
@@ -141,6 +143,7 @@ mod tx_flags;
 mod types;
 mod writer;
 
+pub use aliases::{Alias, Resolution, Route, MAX_ALIAS_DEPTH, MAX_ALIAS_TARGETS};
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
 pub use dkim::DkimKey;
 pub use error::{Result, StoreError};
@@ -152,6 +155,7 @@ pub use reader::{MailboxSummary, Reader};
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
 pub use search::Query;
+pub use sieve::{Filing, ScriptInfo, MAX_SCRIPTS, MAX_SCRIPT_SIZE, MAX_SEEN_IDS};
 pub use store::{OpenOptions, Store, SYNC_READERS};
 pub use tombstones::DEFAULT_MAX_TOMBSTONES;
 pub use tx::{Tx, DEFAULT_MAILBOXES};

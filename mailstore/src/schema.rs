@@ -200,6 +200,32 @@ ALTER TABLE entries ADD COLUMN saved INTEGER;
 INSERT INTO meta(key, value) VALUES ('last_message_id', (SELECT coalesce(max(id), 0) FROM messages))
     ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value);
 "#,
+    // v11: aliases and per-domain catch-alls (see aliases.rs): one row per
+    // (address, target); `address` is `local@domain` or `@domain`. Sieve
+    // scripts and remembered ids (see sieve.rs).
+    r#"
+CREATE TABLE IF NOT EXISTS aliases(
+    address TEXT NOT NULL COLLATE NOCASE,
+    target TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY(address, target)
+) WITHOUT ROWID;
+-- Sieve (see sieve.rs): each user's scripts, at most one active; and the
+-- ids scripts remember (duplicate, vacation's once per period) until
+-- they expire.
+CREATE TABLE IF NOT EXISTS sieve_scripts(
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    script BLOB NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(user_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sieve_seen(
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY(user_id, id)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

@@ -211,6 +211,11 @@ impl Tx<'_> {
         })
     }
 
+    /// Insert a prepared message's rows (no entries yet).
+    pub(crate) fn insert_prepared(&mut self, msg: &PreparedMessage) -> Result<MessageId> {
+        self.insert_message(&msg.raw, msg.internal_date, &msg.meta)
+    }
+
     /// Insert one message row (+ raw, headers, search text).
     fn insert_message(&mut self, raw: &[u8], internal_date: i64, meta: &Meta) -> Result<MessageId> {
         let conn = self.conn();

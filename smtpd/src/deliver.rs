@@ -180,7 +180,7 @@ impl SmtpSession {
         // Mail from other hosts (not an authenticated user) to local users
         // is checked first, off the event loop.
         if let Some(verifier) = &self.shared.config.verifier {
-            if self.user.is_none() && env.rcpts.iter().any(|r| r.user.is_some()) {
+            if self.user.is_none() && env.rcpts.iter().any(|r| r.route.is_some()) {
                 let check_env = mailauth::Envelope {
                     ip: self.peer.ip(),
                     helo: self
@@ -217,7 +217,7 @@ impl SmtpSession {
         let domains = env
             .rcpts
             .iter()
-            .filter(|r| r.user.is_some())
+            .filter(|r| r.route.is_some())
             .map(|r| r.addr.rsplit_once('@').map_or("", |(_, d)| d));
         verdict.disposition = self.shared.config.auth_policy.decide(&verdict, domains);
         log::info!(
@@ -298,23 +298,23 @@ impl SmtpSession {
         let message_id = format!("<{id}@{}>", cfg.hostname);
         let size = body.len();
         drop(body);
-        let users: Vec<mailstore::UserId> = env.rcpts.iter().filter_map(|r| r.user).collect();
-        let remote: Vec<mailstore::OutRcpt> = env
+        let users: Vec<mailstore::UserId> = env
             .rcpts
             .iter()
-            .filter(|r| r.user.is_none())
-            .map(|r| mailstore::OutRcpt {
-                addr: r.addr.clone(),
-                notify: r.dsn.notify.clone(),
-                orcpt: r.dsn.orcpt.clone(),
-            })
+            .filter_map(|r| r.route.as_ref())
+            .flat_map(|r| r.users.iter().copied())
             .collect();
+        let remote = remote_rcpts(&env.rcpts);
+        let locals = crate::filter::locals(&env.rcpts);
         // Local recipients who asked for NOTIFY=SUCCESS (RFC 3461 §6.2.1):
         // a "delivered" notice, committed with the delivery itself.
         let delivered: Vec<outbound::dsn::Failed> = env
             .rcpts
             .iter()
-            .filter(|r| r.user.is_some() && wants_success(r.dsn.notify.as_deref()))
+            .filter(|r| {
+                r.route.as_ref().is_some_and(|r| !r.users.is_empty())
+                    && wants_success(r.dsn.notify.as_deref())
+            })
             .map(|r| outbound::dsn::Failed {
                 addr: r.addr.clone(),
                 orcpt: r.dsn.orcpt.clone(),
@@ -374,47 +374,85 @@ impl SmtpSession {
             }
             PreparedMessage::new(NewMessage { raw, internal_date }).map(Ok)
         };
+        // Sieve (filter.rs): local mail, unless quarantined, is planned by
+        // the users' scripts on a reader thread first.
+        let filter = cfg.sieve.clone().filter(|_| !junk && !users.is_empty());
+        let others = !remote.is_empty();
+        let plan_sender = sender.clone();
+        let store2 = store.clone();
+        let rejecter = completer.clone();
+        let write = move |msg: PreparedMessage, plans: Option<Vec<_>>| {
+            store.write(
+                move |tx| {
+                    if let Some(plans) = &plans {
+                        mailsieve::apply(
+                            tx,
+                            &msg,
+                            plans,
+                            &mailsieve::Context {
+                                hostname: &hostname,
+                                qid: &qid,
+                                sender: &sender,
+                                outbound: outbound_on,
+                                internal_date,
+                            },
+                        )?;
+                    } else if !users.is_empty() {
+                        let mailbox = if junk { "Junk" } else { "INBOX" };
+                        tx.deliver_prepared_to(&msg, &users, mailbox)?;
+                    }
+                    if !delivered.is_empty() && !sender.is_empty() {
+                        success_notice(
+                            tx,
+                            &SuccessNotice {
+                                hostname: &hostname,
+                                qid: &qid,
+                                sender: &sender,
+                                envid: envid.as_deref(),
+                                rcpts: &delivered,
+                                original: msg.raw(),
+                                outbound: outbound_on,
+                            },
+                        )?;
+                    }
+                    if !remote.is_empty() {
+                        tx.enqueue(&mailstore::OutMessage {
+                            qid,
+                            sender,
+                            raw: msg.raw().to_vec(),
+                            ret,
+                            envid,
+                            rcpts: remote,
+                        })?;
+                    }
+                    Ok(())
+                },
+                move |result| {
+                    completer.complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))
+                },
+            )
+        };
         let queue =
             move |prepared: mailstore::Result<Result<PreparedMessage, String>>| match prepared {
-                Ok(Ok(msg)) => store.write(
-                    move |tx| {
-                        if !users.is_empty() {
-                            let mailbox = if junk { "Junk" } else { "INBOX" };
-                            tx.deliver_prepared_to(&msg, &users, mailbox)?;
-                        }
-                        if !delivered.is_empty() && !sender.is_empty() {
-                            success_notice(
-                                tx,
-                                &SuccessNotice {
-                                    hostname: &hostname,
-                                    qid: &qid,
-                                    sender: &sender,
-                                    envid: envid.as_deref(),
-                                    rcpts: &delivered,
-                                    original: msg.raw(),
-                                    outbound: outbound_on,
-                                },
-                            )?;
-                        }
-                        if !remote.is_empty() {
-                            tx.enqueue(&mailstore::OutMessage {
-                                qid,
-                                sender,
-                                raw: msg.raw().to_vec(),
-                                ret,
-                                envid,
-                                rcpts: remote,
-                            })?;
-                        }
-                        Ok(())
-                    },
-                    move |result| {
-                        completer
-                            .complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))
-                    },
-                ),
-                Ok(Err(why)) => completer.complete(SmtpDone::Refused(why)),
-                Err(e) => completer.complete(SmtpDone::Committed(Err(failure_text(&e)))),
+                Ok(Ok(msg)) => match filter {
+                    Some(filter) => crate::filter::plan(
+                        &store2,
+                        filter,
+                        msg,
+                        locals,
+                        plan_sender,
+                        others,
+                        move |planned| match planned {
+                            crate::filter::Planned::Commit(msg, plans) => write(msg, plans),
+                            crate::filter::Planned::Rejected(why) => {
+                                rejecter.complete(SmtpDone::Rejected(why))
+                            }
+                        },
+                    ),
+                    None => write(msg, None),
+                },
+                Ok(Err(why)) => rejecter.complete(SmtpDone::Refused(why)),
+                Err(e) => rejecter.complete(SmtpDone::Committed(Err(failure_text(&e)))),
             };
         // Signing (RSA: about a millisecond) stays off the event loop.
         if size <= PARSE_INLINE_MAX && !signs {
@@ -424,6 +462,23 @@ impl SmtpSession {
                 .store
                 .compute(prepare, move |p| queue(p.and_then(|p| p)));
         }
+    }
+
+    /// Every local recipient's Sieve script rejected the message (RFC
+    /// 5429 §2.1: refused in the SMTP transaction); nothing was stored.
+    pub(crate) fn commit_rejected(
+        &mut self,
+        io: &mut Io<'_, SmtpDone>,
+        info: CommitInfo,
+        why: &str,
+    ) {
+        log::info!(
+            "#{} rejected by Sieve: message id={} from={}: {why}",
+            self.conn,
+            info.id,
+            info.from
+        );
+        self.reply(io, &Reply::sieve_reject(why));
     }
 
     /// The message was refused before committing (header From).
@@ -476,6 +531,42 @@ impl SmtpSession {
             }
         }
     }
+}
+
+/// The recipients for the outbound queue: those of other hosts, and the
+/// external targets of local aliases (each address once; a forwarded
+/// copy keeps the recipient's NOTIFY and names it as ORCPT, RFC 3461
+/// §4.2, so a bounce says which address it was sent to).
+fn remote_rcpts(rcpts: &[crate::session::Recipient]) -> Vec<mailstore::OutRcpt> {
+    let mut out: Vec<mailstore::OutRcpt> = Vec::new();
+    for r in rcpts {
+        let forwards: Vec<(String, Option<String>)> = match &r.route {
+            None => vec![(r.addr.clone(), r.dsn.orcpt.clone())],
+            Some(route) => route
+                .forward
+                .iter()
+                .map(|f| {
+                    let orcpt = r
+                        .dsn
+                        .orcpt
+                        .clone()
+                        .unwrap_or_else(|| format!("rfc822;{}", r.addr));
+                    (f.clone(), Some(orcpt))
+                })
+                .collect(),
+        };
+        for (addr, orcpt) in forwards {
+            if out.iter().any(|o| o.addr.eq_ignore_ascii_case(&addr)) {
+                continue;
+            }
+            out.push(mailstore::OutRcpt {
+                addr,
+                notify: r.dsn.notify.clone(),
+                orcpt,
+            });
+        }
+    }
+    out
 }
 
 /// True when a NOTIFY value asks for success notices.

@@ -18,6 +18,7 @@ mod auth;
 pub mod command;
 pub mod data;
 mod deliver;
+mod filter;
 pub mod limits;
 pub mod parse;
 pub mod received;

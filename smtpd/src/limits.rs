@@ -135,6 +135,9 @@ pub struct Config {
     /// What failed checks lead to, per receiving domain (refuse, Junk or
     /// note; `minimail up --auth-policy`).
     pub auth_policy: std::sync::Arc<mailauth::PolicyMap>,
+    /// Sieve (RFC 5228): run each local recipient's active script on
+    /// delivery (see filter.rs). `None`: plain INBOX delivery.
+    pub sieve: Option<std::sync::Arc<mailsieve::Filter>>,
     /// Event loop settings: connection limits (total and per address),
     /// buffers, the slow-command deadline, TLS (`net.tls`), shutdown grace.
     pub net: netloop::Config,
@@ -156,6 +159,7 @@ impl Default for Config {
             dkim: None,
             verifier: None,
             auth_policy: std::sync::Arc::default(),
+            sieve: None,
             allow_plaintext_auth: false,
             throttle: netloop::Throttle::new(netloop::ThrottleConfig::default()),
             net: netloop::Config {

@@ -2,14 +2,15 @@
 //! mail to the same addresses answers RCPT on the event loop instead of a
 //! round trip through a store reader thread for every message.
 //!
-//! Only positive answers are kept, each for [`TTL`]: a user added is found
+//! An answer is the address's route: its user, or what its alias or its
+//! domain's catch-all expands to. Only positive answers are kept, each for [`TTL`]: a user added is found
 //! at once; a user deleted (even by `minimail user del` in another process)
 //! may still be accepted at RCPT for up to [`TTL`], and then the commit
 //! after DATA fails with a temporary error (451) because the user is gone
 //! — nothing is lost or misdelivered, as user ids are never reused (see
 //! `mailstore`'s `create_user`). The cache is bounded by [`MAX_ENTRIES`].
 
-use mailstore::UserId;
+use mailstore::Route;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,23 +21,24 @@ pub const TTL: Duration = Duration::from_secs(2);
 /// none is stale the cache starts over).
 pub const MAX_ENTRIES: usize = 4096;
 
-/// Addresses recently resolved to a user, by the exact RCPT address.
+/// Addresses recently resolved to a route (users, alias targets), by the
+/// exact RCPT address.
 #[derive(Debug, Default)]
 pub struct RecipientCache {
-    map: Mutex<HashMap<String, (UserId, Instant)>>,
+    map: Mutex<HashMap<String, (Route, Instant)>>,
 }
 
 impl RecipientCache {
-    /// The user `addr` resolved to less than [`TTL`] ago.
-    pub fn get(&self, addr: &str, now: Instant) -> Option<UserId> {
+    /// The route `addr` resolved to less than [`TTL`] ago.
+    pub fn get(&self, addr: &str, now: Instant) -> Option<Route> {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(addr)
             .filter(|(_, at)| now.saturating_duration_since(*at) < TTL)
-            .map(|(user, _)| *user)
+            .map(|(route, _)| route.clone())
     }
 
-    /// Remember that `addr` resolved to `user` at `now`.
-    pub fn put(&self, addr: &str, user: UserId, now: Instant) {
+    /// Remember that `addr` resolved to `route` at `now`.
+    pub fn put(&self, addr: &str, route: Route, now: Instant) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= MAX_ENTRIES && !map.contains_key(addr) {
             map.retain(|_, (_, at)| now.saturating_duration_since(*at) < TTL);
@@ -44,7 +46,7 @@ impl RecipientCache {
                 map.clear();
             }
         }
-        map.insert(addr.to_owned(), (user, now));
+        map.insert(addr.to_owned(), (route, now));
     }
 }
 
@@ -52,13 +54,20 @@ impl RecipientCache {
 mod tests {
     use super::*;
 
+    fn user(id: mailstore::UserId) -> Route {
+        Route {
+            users: vec![id],
+            forward: vec![],
+        }
+    }
+
     #[test]
     fn entries_expire_after_the_ttl() {
         let c = RecipientCache::default();
         let t0 = Instant::now();
         assert_eq!(c.get("a@x", t0), None);
-        c.put("a@x", 7, t0);
-        assert_eq!(c.get("a@x", t0 + TTL / 2), Some(7));
+        c.put("a@x", user(7), t0);
+        assert_eq!(c.get("a@x", t0 + TTL / 2), Some(user(7)));
         assert_eq!(c.get("A@x", t0), None, "exact address only");
         assert_eq!(c.get("a@x", t0 + TTL), None);
     }
@@ -68,10 +77,13 @@ mod tests {
         let c = RecipientCache::default();
         let t0 = Instant::now();
         for i in 0..MAX_ENTRIES * 3 {
-            c.put(&format!("u{i}@x"), i as UserId, t0);
+            c.put(&format!("u{i}@x"), user(i as mailstore::UserId), t0);
             assert!(c.map.lock().unwrap().len() <= MAX_ENTRIES);
         }
         let last = MAX_ENTRIES * 3 - 1;
-        assert_eq!(c.get(&format!("u{last}@x"), t0), Some(last as UserId));
+        assert_eq!(
+            c.get(&format!("u{last}@x"), t0),
+            Some(user(last as mailstore::UserId))
+        );
     }
 }

@@ -235,6 +235,26 @@ impl Reply {
         Reply::new(550, Some("5.1.1"), format!("<{addr}>: no such user here"))
     }
 
+    /// `550 5.7.1` the recipient's Sieve script rejected the message (RFC
+    /// 5429 §2.1), with the script's reason on one line.
+    pub fn sieve_reject(why: &str) -> Reply {
+        let why: String = why
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(400)
+            .collect();
+        Reply::new(550, Some("5.7.1"), format!("Rejected: {why}"))
+    }
+
+    /// `550 5.4.6` the recipient's aliases loop or expand past their
+    /// bounds (RFC 3463 X.4.6, routing loop detected).
+    pub fn alias_refused(addr: &str, why: &str) -> Reply {
+        Reply::new(550, Some("5.4.6"), format!("<{addr}>: {why}"))
+    }
+
     /// `550 5.7.1` not a domain we receive mail for; we are no open relay.
     pub fn relay_denied(addr: &str) -> Reply {
         Reply::new(550, Some("5.7.1"), format!("<{addr}>: relay access denied"))

@@ -26,12 +26,13 @@ use std::time::Instant;
 /// What store threads hand back to a session.
 #[derive(Debug)]
 pub enum SmtpDone {
-    /// A RCPT lookup finished: the user mail to `addr` goes to, if any.
+    /// A RCPT lookup finished: where mail to `addr` goes (users, aliases,
+    /// catch-all), if anywhere.
     Rcpt {
         /// The recipient address looked up.
         addr: String,
-        /// The user id, `None` for no such user, or the store's error.
-        result: Result<Option<mailstore::UserId>, String>,
+        /// The resolution, or the store's error.
+        result: Result<mailstore::Resolution, String>,
     },
     /// A delivery was committed durably (or failed).
     Committed(Result<(), String>),
@@ -41,6 +42,9 @@ pub enum SmtpDone {
     /// The message was refused before committing (its From header is not
     /// the authenticated user's); the text says why.
     Refused(String),
+    /// Every local recipient's Sieve script rejected the message; the
+    /// text is the reason.
+    Rejected(String),
     /// A password check finished: the user, `None` for bad credentials, or
     /// the store's error.
     Auth(Result<Option<mailstore::User>, String>),
@@ -62,8 +66,9 @@ pub(crate) struct Helo {
 pub(crate) struct Recipient {
     /// As given in RCPT TO (canonical form).
     pub(crate) addr: String,
-    /// Who gets it: a local user, or None for another host (outbound queue).
-    pub(crate) user: Option<mailstore::UserId>,
+    /// Who gets it: local users and the addresses elsewhere an alias
+    /// forwards to, or None for another host (outbound queue).
+    pub(crate) route: Option<mailstore::Route>,
     /// Its DSN parameters (RFC 3461), passed on with the message.
     pub(crate) dsn: RcptParams,
 }
@@ -329,6 +334,9 @@ impl netloop::Session for SmtpSession {
             }
             (SmtpDone::Refused(why), Some(Waiting::Commit(info))) => {
                 self.commit_refused(io, info, &why)
+            }
+            (SmtpDone::Rejected(why), Some(Waiting::Commit(info))) => {
+                self.commit_rejected(io, info, &why)
             }
             (SmtpDone::Auth(result), Some(Waiting::Auth(login))) => {
                 self.auth_done(io, login, result)

@@ -16,12 +16,17 @@
 //! postmaster@<local domain> goes to a user of that exact address if one
 //! exists, else to the first user (by address) of that domain; only when
 //! the domain has no user at all is it refused with 550 5.1.1.
+//!
+//! A recipient resolves through the store's aliases and catch-alls
+//! (`mailstore::Reader::route`); aliases that loop or expand past their
+//! bounds refuse it with 550 5.4.6.
 
 use crate::command::{Command, MailParams, RcptParams};
 use crate::data::{BdatBody, DataReader};
 use crate::parse::{ForwardPath, Host, ReversePath};
 use crate::reply::Reply;
 use crate::session::{Envelope, Helo, Recipient, SmtpDone, SmtpSession, State, Waiting};
+use mailstore::{Resolution, Route};
 use netloop::{Io, TlsState};
 use std::time::Instant;
 
@@ -160,7 +165,7 @@ impl SmtpSession {
                             State::Envelope(env) => {
                                 env.rcpts.push(Recipient {
                                     addr,
-                                    user: None,
+                                    route: None,
                                     dsn,
                                 });
                                 Reply::recipient_ok()
@@ -188,8 +193,8 @@ impl SmtpSession {
                 }
             }
         };
-        if let Some(user) = self.shared.recipients.get(&addr, Instant::now()) {
-            self.accept_rcpt(io, addr, user, dsn);
+        if let Some(route) = self.shared.recipients.get(&addr, Instant::now()) {
+            self.accept_rcpt(io, addr, route, dsn);
             return;
         }
         self.waiting = Some(Waiting::Rcpt(dsn));
@@ -197,11 +202,9 @@ impl SmtpSession {
         let lookup = addr.clone();
         self.shared.store.read(
             move |r| {
-                if let Some(u) = r.resolve_recipient(&lookup)? {
-                    return Ok(Some(u.id));
-                }
-                if !postmaster {
-                    return Ok(None);
+                let found = r.route(&lookup)?;
+                if found != Resolution::Unknown || !postmaster {
+                    return Ok(found);
                 }
                 Ok(r.users()?
                     .into_iter()
@@ -210,7 +213,12 @@ impl SmtpSession {
                             .rsplit_once('@')
                             .is_some_and(|(_, d)| d.eq_ignore_ascii_case(&domain))
                     })
-                    .map(|u| u.id))
+                    .map_or(Resolution::Unknown, |u| {
+                        Resolution::Route(Route {
+                            users: vec![u.id],
+                            forward: Vec::new(),
+                        })
+                    }))
             },
             move |result| {
                 completer.complete(SmtpDone::Rcpt {
@@ -221,19 +229,31 @@ impl SmtpSession {
         );
     }
 
-    /// RCPT resolved to `user`: add the recipient, 250.
+    /// RCPT resolved to `route`: add the recipient, 250. A route that
+    /// forwards elsewhere (an alias with an external target) needs the
+    /// outbound queue: without it the recipient is refused, not half
+    /// delivered.
     fn accept_rcpt(
         &mut self,
         io: &mut Io<'_, SmtpDone>,
         addr: String,
-        user: mailstore::UserId,
+        route: Route,
         dsn: RcptParams,
     ) {
+        if let (false, Some(first)) = (self.shared.config.outbound, route.forward.first()) {
+            log::info!(
+                "#{}: refused RCPT <{addr}>: its alias forwards to <{first}>, outbound is off",
+                self.conn
+            );
+            let reply = Reply::no_outbound_relay(&mailstore::domain_of(first));
+            self.reply(io, &reply);
+            return;
+        }
         let reply = match &mut self.state {
             State::Envelope(env) => {
                 env.rcpts.push(Recipient {
                     addr,
-                    user: Some(user),
+                    route: Some(route),
                     dsn,
                 });
                 Reply::recipient_ok()
@@ -249,20 +269,26 @@ impl SmtpSession {
         io: &mut Io<'_, SmtpDone>,
         addr: String,
         dsn: RcptParams,
-        result: Result<Option<mailstore::UserId>, String>,
+        result: Result<Resolution, String>,
     ) {
         let reply = match result {
-            Ok(Some(user)) => {
+            Ok(Resolution::Route(route)) => {
                 // Only a store answer starts an entry's time to live (a hit
                 // must not extend it, or a deleted user would stay cached).
-                self.shared.recipients.put(&addr, user, Instant::now());
-                self.accept_rcpt(io, addr, user, dsn);
+                self.shared
+                    .recipients
+                    .put(&addr, route.clone(), Instant::now());
+                self.accept_rcpt(io, addr, route, dsn);
                 return;
             }
-            Ok(None) => {
+            Ok(Resolution::Unknown) => {
                 log::info!("#{}: refused RCPT <{addr}>: no such user", self.conn);
                 metrics::smtp_refused(metrics::Refusal::UnknownUser);
                 Reply::unknown_user(&addr)
+            }
+            Ok(Resolution::Refused(why)) => {
+                log::warn!("#{}: refused RCPT <{addr}>: {why}", self.conn);
+                Reply::alias_refused(&addr, &why)
             }
             Err(e) => {
                 log::error!("#{}: recipient lookup for <{addr}> failed: {e}", self.conn);

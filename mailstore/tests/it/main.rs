@@ -3,6 +3,7 @@
 
 mod util;
 
+mod aliases;
 mod bench;
 mod commit_detail;
 mod flags;
@@ -13,6 +14,7 @@ mod messages;
 mod mime;
 mod open;
 mod search;
+mod sieve;
 mod threads;
 mod tombstones;
 mod users;

@@ -68,10 +68,12 @@ const UNDO_V4: &str = "DROP TABLE outq_body; DROP TABLE outq_rcpt; DROP TABLE ou
     ALTER TABLE mailboxes DROP COLUMN tombstones;
     ALTER TABLE mailboxes DROP COLUMN tombstone_floor;
     DELETE FROM meta WHERE key = 'max_tombstones';
-    ALTER TABLE entries DROP COLUMN saved;";
+    ALTER TABLE entries DROP COLUMN saved;
+    DROP TABLE aliases; DROP TABLE sieve_scripts; DROP TABLE sieve_seen;";
 
 /// Migration v9 (save dates) undone.
-const UNDO_V9: &str = "ALTER TABLE entries DROP COLUMN saved;";
+const UNDO_V9: &str = "ALTER TABLE entries DROP COLUMN saved; DROP TABLE aliases;
+    DROP TABLE sieve_scripts; DROP TABLE sieve_seen;";
 
 #[test]
 fn version_3_tombstones_are_counted_by_the_migration() {
@@ -260,8 +262,8 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        v, 10,
-        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids"
+        v, 11,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids, v11 aliases and Sieve"
     );
     let saved: i64 = c
         .query_row(
@@ -437,4 +439,40 @@ fn version_9_message_ids_continue_past_the_newest() {
         three.message_id,
         newest
     );
+}
+
+/// A version-9 file gets the aliases table; its users resolve as before
+/// and aliases work at once.
+#[test]
+fn version_9_gains_aliases() {
+    let (dir, a) = closed_store_with_user();
+    let path = dir.path().join("m.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TABLE aliases; DROP TABLE sieve_scripts; DROP TABLE sieve_seen;
+             PRAGMA user_version = 9;",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let user = s.read_sync(move |r| r.user_by_id(a)).unwrap().unwrap();
+    let addr = user.address.clone();
+    assert_eq!(
+        s.read_sync(move |r| r.route(&addr)).unwrap(),
+        mailstore::Resolution::Route(mailstore::Route {
+            users: vec![a],
+            forward: vec![]
+        })
+    );
+    let target = user.address.clone();
+    let domain = target.rsplit_once('@').unwrap().1.to_owned();
+    let alias = format!("info@{domain}");
+    let al = alias.clone();
+    s.write_sync(move |tx| tx.add_alias(&al, &[target]))
+        .unwrap();
+    assert!(matches!(
+        s.read_sync(move |r| r.route(&alias)).unwrap(),
+        mailstore::Resolution::Route(r) if r.users == [a]
+    ));
 }
