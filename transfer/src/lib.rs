@@ -17,9 +17,9 @@
 //! - `backup.rs`: backup and restore;
 //! - `error.rs`: [`TransferError`].
 
-pub mod backup;
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod backup;
 mod error;
 pub mod export;
 pub mod import;
