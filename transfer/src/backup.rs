@@ -64,7 +64,16 @@ fn sync_dir(path: &Path) -> Result<()> {
 /// Check the store file `path`: integrity and a schema version this
 /// program can serve.
 fn verify(path: &Path) -> Result<i64> {
-    let version = schema_version(path)?;
+    let version = match schema_version(path) {
+        Ok(v) => v,
+        Err(mailstore::StoreError::Corrupt(why)) => {
+            return Err(TransferError::Refused(format!(
+                "{} fails the integrity check: {why}",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
     if version == 0 {
         return Err(TransferError::Refused(format!(
             "{} is not a minimail store (schema version 0)",
@@ -77,13 +86,19 @@ fn verify(path: &Path) -> Result<i64> {
             path.display()
         )));
     }
-    let found = check_file(path, Check::Full, None)?;
+    let damaged = |why: String| {
+        TransferError::Refused(format!(
+            "{} fails the integrity check: {why}",
+            path.display()
+        ))
+    };
+    let found = match check_file(path, Check::Full, None) {
+        Ok(found) => found,
+        Err(mailstore::StoreError::Corrupt(why)) => return Err(damaged(why)),
+        Err(e) => return Err(e.into()),
+    };
     if !found.ok() {
-        return Err(TransferError::Refused(format!(
-            "{} fails the integrity check: {}",
-            path.display(),
-            found.problems.join("; ")
-        )));
+        return Err(damaged(found.problems.join("; ")));
     }
     Ok(version)
 }

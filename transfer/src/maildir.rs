@@ -262,6 +262,7 @@ pub struct FolderWriter {
     keywords: Vec<String>,
     seq: u64,
     pid: u32,
+    started: i64,
     /// Keywords past the 26 a folder can name, dropped.
     pub dropped_keywords: Vec<String>,
 }
@@ -281,6 +282,7 @@ impl FolderWriter {
             keywords: Vec::new(),
             seq: 0,
             pid: std::process::id(),
+            started: now(),
             dropped_keywords: Vec::new(),
         })
     }
@@ -331,9 +333,12 @@ impl FolderWriter {
         info.sort_unstable();
         info.dedup();
         self.seq += 1;
+        // The name starts with the export's time and a zero-padded
+        // sequence number, so name order is UID order (the date is the
+        // file's modification time).
         let base = format!(
-            "{}.M{}P{}.minimail,S={},W={}",
-            date.max(0),
+            "{}.M{:08}P{}.minimail,S={},W={}",
+            self.started,
             self.seq,
             self.pid,
             lf.len(),
@@ -432,10 +437,10 @@ mod tests {
         assert_eq!(names, ["INBOX", "Lists/r\u{fc}st"]);
         let files = message_files(root).unwrap();
         assert_eq!(files.len(), 2);
-        // By the time in the name: 999 before 1000000.
-        assert_eq!(fs::read(&files[0].path).unwrap(), b"Subject: 2\n\ny\n");
-        assert!(files[1].flags.same_as(&flags));
-        let meta = fs::metadata(&files[1].path).unwrap();
-        assert_eq!(file_date(&files[1].path, &meta), 1_000_000);
+        // In the order written, dates in the modification times.
+        assert_eq!(fs::read(&files[1].path).unwrap(), b"Subject: 2\n\ny\n");
+        assert!(files[0].flags.same_as(&flags));
+        let meta = fs::metadata(&files[0].path).unwrap();
+        assert_eq!(file_date(&files[0].path, &meta), 1_000_000);
     }
 }

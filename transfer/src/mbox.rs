@@ -181,7 +181,8 @@ impl<R: BufRead> Reader<R> {
                 _ => &self.line[..],
             };
             size += line.len() as u64;
-            if size <= self.max as u64 {
+            // Two bytes of room: the empty line that may end the entry.
+            if size <= self.max as u64 + 2 {
                 body.extend_from_slice(line);
             } else if !body.is_empty() {
                 body = Vec::new(); // too big: stop keeping it
