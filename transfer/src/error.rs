@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 #[derive(thiserror::Error, Debug)]
 pub enum TransferError {
     /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {err}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The reason.
-        #[source]
-        source: std::io::Error,
+        /// The reason (in the message, so not also a `source`).
+        err: std::io::Error,
     },
     /// The store refused or failed.
     #[error(transparent)]
@@ -30,8 +29,8 @@ pub type Result<T, E = TransferError> = std::result::Result<T, E>;
 
 /// `map_err` helper: an I/O error about `path`.
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TransferError + '_ {
-    move |source| TransferError::Io {
+    move |err| TransferError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     }
 }

@@ -240,7 +240,7 @@ fn read_error(file: &Path, e: std::io::Error) -> TransferError {
     } else {
         TransferError::Io {
             path: file.to_path_buf(),
-            source: e,
+            err: e,
         }
     }
 }
