@@ -3,7 +3,9 @@
 //! `minimail up` (also what `cargo run --release` runs) serves SMTP and IMAP
 //! from one process over one store; `minimail user ...` administers accounts
 //! in that store; `minimail store check` runs SQLite's integrity check over
-//! it; `minimail cert` makes a self-signed TLS certificate for
+//! it; `minimail import`/`export`/`backup`/`restore` move mail and the
+//! store in and out (src/transfer.rs over the `transfer` crate);
+//! `minimail cert` makes a self-signed TLS certificate for
 //! development. Command lines are those of the README ("Binaries").
 
 use anyhow::{bail, Context, Result};
@@ -25,6 +27,7 @@ mod report;
 mod sendmail;
 mod sieve;
 mod tls;
+mod transfer;
 mod up;
 use tls::{cert, snakeoil_pair, CertArgs};
 
@@ -78,6 +81,19 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Import mail into a user's mailboxes from an mbox file, a directory
+    /// of mbox files or a Maildir, with flags, keywords and dates; a second
+    /// import of the same source adds nothing.
+    Import(transfer::ImportArgs),
+    /// Export a user's mailboxes to a new directory as mbox files or a
+    /// Maildir, with flags, keywords and dates.
+    Export(transfer::ExportArgs),
+    /// Copy the store to a new file while the servers run (a consistent
+    /// snapshot, integrity-checked).
+    Backup(transfer::BackupArgs),
+    /// Replace the store by a backup; refused while anything has the store
+    /// open. The old store is kept as STORE.replaced-TIME.
+    Restore(transfer::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -281,6 +297,14 @@ fn main() {
                 Some(Cmd::Dkim(d)) => dkim::run(d),
                 Some(Cmd::Report(r)) => report::run(r),
                 Some(Cmd::Sendmail { args }) => std::process::exit(sendmail::run(&args)),
+                Some(Cmd::Import(a)) => transfer::import(a).map(|code| {
+                    if code != 0 {
+                        std::process::exit(code)
+                    }
+                }),
+                Some(Cmd::Export(a)) => transfer::export(a),
+                Some(Cmd::Backup(a)) => transfer::backup(a),
+                Some(Cmd::Restore(a)) => transfer::restore(a),
                 None | Some(Cmd::Up(_)) | Some(Cmd::Config(_)) => Ok(()),
             }
         }

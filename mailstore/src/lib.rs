@@ -96,6 +96,8 @@
 //! - `jobs.rs`: the type-erased read and write jobs and their `done`;
 //! - `writer.rs`: the writer thread's group commit and its indexing
 //!   between batches; `readers.rs`: the reader-thread pool;
+//! - `backup.rs`: online copies (`VACUUM INTO`), a file's schema
+//!   version, the lock file every store opened for service holds shared;
 //! - `health.rs`: the degraded state after damage; `check.rs`:
 //!   [`check_file`] and the start-up check;
 //! - `schema.rs`: connections, schema, migrations; `query.rs`: row
@@ -115,6 +117,7 @@
 //! No protocol syntax lives here.
 
 mod aliases;
+mod backup;
 mod check;
 pub mod date;
 mod dkim;
@@ -144,6 +147,7 @@ mod types;
 mod writer;
 
 pub use aliases::{Alias, Resolution, Route, MAX_ALIAS_DEPTH, MAX_ALIAS_TARGETS};
+pub use backup::{backup_into, lock_path, schema_version, StoreLock, SCHEMA_VERSION};
 pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
 pub use dkim::DkimKey;
 pub use error::{Result, StoreError};

@@ -13,6 +13,9 @@ use crate::error::{Result, StoreError};
 /// How long a connection waits for another writer (e.g. a second process).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The schema version [`migrate`] brings a file to.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Schema versions; `MIGRATIONS[i]` takes the file from version i to i+1.
 const MIGRATIONS: &[&str] = &[
     r#"

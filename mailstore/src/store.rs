@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::backup::StoreLock;
 use crate::check::{startup_check, STARTUP_CHECK_TIME};
 use crate::error::{Result, StoreError};
 use crate::health::Health;
@@ -47,6 +48,9 @@ struct Inner {
     listeners: Listeners,
     sync_readers: Mutex<Vec<Reader>>,
     health: Arc<Health>,
+    /// `DB.lock` held shared while the store lives (`backup.rs`): a
+    /// restore refuses to replace a file someone serves.
+    _lock: Option<StoreLock>,
 }
 
 impl Inner {
@@ -156,6 +160,8 @@ impl Store {
     /// As [`Store::open`].
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        // Before the first connection: never open a file being restored.
+        let lock = StoreLock::shared(&path)?;
         let mut wconn = schema::connect(&path, true)?;
         if wconn.is_readonly("main").unwrap_or(false) {
             return Err(StoreError::Open {
@@ -203,6 +209,7 @@ impl Store {
                 listeners,
                 sync_readers: Mutex::new(Vec::new()),
                 health,
+                _lock: lock,
             }),
         })
     }

@@ -476,3 +476,30 @@ fn version_9_gains_aliases() {
         mailstore::Resolution::Route(r) if r.users == [a]
     ));
 }
+
+/// Every store opened for service holds `DB.lock` shared: an exclusive
+/// lock (what `minimail restore` takes) is refused while one lives, and a
+/// store will not open while someone holds it exclusively.
+#[test]
+fn open_stores_hold_the_lock_file_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let a = mailstore::Store::open(&path).unwrap();
+    let b = mailstore::Store::open(&path).unwrap();
+    assert!(mailstore::StoreLock::exclusive(&path).unwrap().is_none());
+    a.shutdown();
+    drop(a);
+    assert!(mailstore::StoreLock::exclusive(&path).unwrap().is_none());
+    b.shutdown();
+    drop(b);
+    let held = mailstore::StoreLock::exclusive(&path).unwrap();
+    assert!(held.is_some());
+    let err = mailstore::Store::open(&path).unwrap_err();
+    assert!(err.to_string().contains("is being replaced"), "{err}");
+    drop(held);
+    mailstore::Store::open(&path).unwrap().shutdown();
+    assert_eq!(
+        mailstore::schema_version(&path).unwrap(),
+        mailstore::SCHEMA_VERSION
+    );
+}
