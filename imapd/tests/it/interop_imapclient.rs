@@ -6,7 +6,6 @@
 //! skips) if python3 or imapclient is missing.
 
 use crate::util::*;
-use std::process::Command;
 
 const SCRIPT: &str = r#"
 import sys, imapclient
@@ -54,19 +53,5 @@ print('ok')
 fn python_imapclient_sorts_threads_searches_and_multiappends() {
     let s = TestServer::start();
     s.add_user("bob@localhost");
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(s.addr.port().to_string())
-        .arg("bob@localhost")
-        .arg(PASSWORD)
-        .output()
-        .expect("python3 must be installed for interop tests");
-    assert!(
-        out.status.success(),
-        "imapclient failed (pip install imapclient):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    python_client_ok(&s, SCRIPT, "imapclient (pip install imapclient)");
 }

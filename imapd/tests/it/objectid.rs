@@ -4,7 +4,6 @@
 //! new items as any client library would.
 
 use crate::util::*;
-use std::process::Command;
 
 /// The objectid inside `NAME (id)` in a response line.
 fn objectid(line: &str, name: &str) -> String {
@@ -132,19 +131,5 @@ print('ok')
 fn python_imapclient_reads_object_ids_and_enables_the_modes() {
     let s = TestServer::start();
     s.add_user("bob@localhost");
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(s.addr.port().to_string())
-        .arg("bob@localhost")
-        .arg(PASSWORD)
-        .output()
-        .expect("python3 must be installed for interop tests");
-    assert!(
-        out.status.success(),
-        "imapclient failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    python_client_ok(&s, SCRIPT, "imapclient");
 }

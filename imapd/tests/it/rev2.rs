@@ -5,7 +5,6 @@
 //! session on the same mailbox. Also driven by Python's imaplib.
 
 use crate::util::*;
-use std::process::Command;
 
 #[test]
 fn rev2_session_differs_and_rev1_session_does_not() {
@@ -98,19 +97,5 @@ fn python_imaplib_enables_imap4rev2() {
     let bob = s.add_user("bob@localhost");
     s.deliver(bob, &simple("one", "1"));
     s.deliver(bob, &simple("two", "2"));
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(s.addr.port().to_string())
-        .arg("bob@localhost")
-        .arg(PASSWORD)
-        .output()
-        .expect("python3 must be installed for interop tests");
-    assert!(
-        out.status.success(),
-        "imaplib failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    python_client_ok(&s, SCRIPT, "imaplib");
 }

@@ -4,7 +4,6 @@
 //! after). Python's imaplib switches to UTF-8 names after its `enable`.
 
 use crate::util::*;
-use std::process::Command;
 
 #[test]
 fn utf8_append_is_stored_as_sent_and_names_are_utf8() {
@@ -61,19 +60,5 @@ print('ok')
 fn python_imaplib_uses_utf8_mailbox_names() {
     let s = TestServer::start();
     s.add_user("bob@localhost");
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(s.addr.port().to_string())
-        .arg("bob@localhost")
-        .arg(PASSWORD)
-        .output()
-        .expect("python3 must be installed for interop tests");
-    assert!(
-        out.status.success(),
-        "imaplib failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    python_client_ok(&s, SCRIPT, "imaplib");
 }

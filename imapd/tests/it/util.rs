@@ -142,6 +142,27 @@ Content-Transfer-Encoding: base64\r\n\
 AAECAwQ=\r\n\
 --XX--\r\n";
 
+/// Run a Python client `script` (argv: port, user, password) against `s`
+/// as bob@localhost; it must exit 0 and print `ok`. `what` names the
+/// client in the failure message.
+pub fn python_client_ok(s: &TestServer, script: &str, what: &str) {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(s.addr.port().to_string())
+        .arg("bob@localhost")
+        .arg(PASSWORD)
+        .output()
+        .expect("python3 must be installed for interop tests");
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
 pub fn simple(subject: &str, body: &str) -> Vec<u8> {
     format!(
         "From: Alice <alice@example.org>\r\nTo: bob@localhost\r\nSubject: {subject}\r\n\
