@@ -5,10 +5,9 @@
 //! then totals per domain. Parsing and adding up are `mailauth::reports`';
 //! this module reads the mailboxes and prints.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use mailauth::reports::{self, Parsed};
-use mailstore::Store;
 use netloop::cli::DbArg;
 use std::fmt::Write as _;
 
@@ -83,8 +82,7 @@ pub fn run(cmd: ReportCmd) -> Result<()> {
 /// Read every message of the chosen mailboxes, one at a time (a big
 /// mailbox is never all in memory), and keep the reports.
 fn scan<T>(a: &ReportArgs, parse: fn(&[u8]) -> Parsed<T>) -> Result<Scan<T>> {
-    let store = Store::open(&a.db.db)
-        .with_context(|| format!("cannot open the store {}", a.db.db.display()))?;
+    let store = crate::open_store(&a.db)?;
     let users = if a.user.is_empty() {
         store.read_sync(|r| r.users())?
     } else {

@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 /// FETCH items for threading: the two header fields.
 pub const THREAD_ITEMS: &str = "BODY.PEEK[HEADER.FIELDS (REFERENCES IN-REPLY-TO)]";
 
+/// FETCH items for one cached entry: the row's and the thread fields.
+pub fn entry_items() -> String {
+    format!("{} {THREAD_ITEMS})", ROW_ITEMS.trim_end_matches(')'))
+}
+
 /// One cached message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -208,6 +213,7 @@ pub fn sync(
             }
         }
     }
+    let items = entry_items();
     // What is newer than the cache (everything, without one).
     let from = out
         .entries
@@ -219,7 +225,6 @@ pub fn sync(
         None => sel.exists > 0,
     };
     if more && sel.exists > 0 {
-        let items = format!("{} {THREAD_ITEMS})", ROW_ITEMS.trim_end_matches(')'));
         for d in c.uid_fetch(&format!("{from}:*"), &items)? {
             // `n:*` names the last message even when it is below n.
             if d.uid.is_some_and(|u| u >= from) {
@@ -234,7 +239,6 @@ pub fn sync(
     if out.how == How::Resync && out.entries.len() != sel.exists as usize {
         out.how = How::Full;
         out.entries.clear();
-        let items = format!("{} {THREAD_ITEMS})", ROW_ITEMS.trim_end_matches(')'));
         if sel.exists > 0 {
             for d in c.uid_fetch("1:*", &items)? {
                 let e = entry(&d);

@@ -8,7 +8,7 @@ use super::{Event, Purpose, Request};
 use crate::error::{MuaError, Result};
 use crate::imap::response::Untagged;
 use crate::imap::{uid_set, Arg, Client};
-use crate::model::{fetch_message, mailbox_rows, ROW_ITEMS};
+use crate::model::{fetch_message, mailbox_rows};
 use crate::net::Options;
 use crate::smtp::SmtpClient;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,14 +108,9 @@ impl Worker {
                     .filter(|u| !self.known.contains_key(u))
                     .collect();
                 if !missing.is_empty() {
-                    let data = self.client.uid_fetch(
-                        &uid_set(&missing),
-                        &format!(
-                            "{} {})",
-                            ROW_ITEMS.trim_end_matches(')'),
-                            crate::cache::THREAD_ITEMS
-                        ),
-                    )?;
+                    let data = self
+                        .client
+                        .uid_fetch(&uid_set(&missing), &crate::cache::entry_items())?;
                     for d in &data {
                         let item = crate::cache::entry(d);
                         self.known.insert(item.row.uid, item);
