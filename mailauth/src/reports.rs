@@ -65,7 +65,7 @@ pub fn parse_tls(raw: &[u8]) -> Parsed<TlsReport> {
 
 /// Whether the header section of `raw` marks it as a TLS report.
 fn is_tls_report(raw: &[u8]) -> bool {
-    let end = memchr_blank_line(raw).unwrap_or(raw.len());
+    let end = header_end(raw).unwrap_or(raw.len());
     let header: Vec<u8> = raw[..end]
         .iter()
         .filter(|b| !b.is_ascii_whitespace() || **b == b'\n')
@@ -79,11 +79,10 @@ fn is_tls_report(raw: &[u8]) -> bool {
 }
 
 /// Where the header section of a message ends (its first empty line).
-fn memchr_blank_line(raw: &[u8]) -> Option<usize> {
-    raw.windows(2)
-        .position(|w| w == b"\n\n")
-        .into_iter()
-        .chain(raw.windows(4).position(|w| w == b"\r\n\r\n"))
+fn header_end(raw: &[u8]) -> Option<usize> {
+    [&b"\r\n\r\n"[..], b"\n\n"]
+        .iter()
+        .filter_map(|sep| memchr::memmem::find(raw, sep))
         .min()
 }
 
