@@ -23,6 +23,7 @@ mod dkim;
 mod logging;
 mod notify;
 mod queue;
+mod quota;
 mod report;
 mod sendmail;
 mod sieve;
@@ -253,6 +254,20 @@ enum UserCmd {
     Del {
         /// The user's address.
         address: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Show or set a user's quota (RFC 9208): `SIZE` is octets with an
+    /// optional K, M, G or T (powers of 1024), or `none`.
+    Quota {
+        /// The user's address.
+        address: String,
+        /// The storage limit to set (e.g. `1G`, `500M`, `none`); without
+        /// it (and without --messages) the quota is shown.
+        size: Option<String>,
+        /// The message-count limit to set (a number or `none`).
+        #[arg(long)]
+        messages: Option<String>,
         #[command(flatten)]
         db: DbArg,
     },
@@ -491,6 +506,17 @@ fn user(cmd: UserCmd) -> Result<()> {
                 .with_context(|| format!("cannot delete {address}"))?;
             store.shutdown();
             println!("deleted {address}");
+        }
+        UserCmd::Quota {
+            address,
+            size,
+            messages,
+            db,
+        } => {
+            let store = open_store(&db)?;
+            let result = quota::run(&store, &address, size.as_deref(), messages.as_deref());
+            store.shutdown();
+            println!("{}", result?);
         }
         UserCmd::Passwd {
             address,

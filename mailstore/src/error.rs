@@ -55,6 +55,16 @@ pub enum StoreError {
     /// The job's closure panicked; its work was rolled back.
     #[error("store job panicked")]
     Panicked,
+    /// The change would put a user over their quota (RFC 9208); nothing
+    /// of it was stored. `permanent` when it could never fit (larger than
+    /// the limit itself), else it may fit once mail is deleted.
+    #[error("over quota: {detail}")]
+    OverQuota {
+        /// What is over (used, added and limit).
+        detail: String,
+        /// Larger than the limit itself.
+        permanent: bool,
+    },
     /// Password hashing failed (argon2 parameter or encoding error).
     #[error("password hashing failed: {0}")]
     Password(String),

@@ -107,6 +107,7 @@
 //!   `tx.rs`, `tx_deliver.rs`, `tx_flags.rs`: [`Tx`] (writes);
 //! - `search/`: [`Query`]; `mod.rs` picks `sql.rs` (one statement) or
 //!   `eval.rs` (Rust evaluation of large queries);
+//! - `quota.rs`: per-user quotas (RFC 9208), usage kept by triggers;
 //! - `tombstones.rs`: the bound on expunge tombstones, UID lists;
 //! - `indexer.rs`: moving pending search text into the FTS index;
 //! - `mime/`: the bounded MIME/header/address parser; `meta.rs`: the
@@ -131,6 +132,7 @@ mod mime;
 mod outq;
 mod password;
 mod query;
+mod quota;
 mod reader;
 mod reader_msgs;
 mod reader_sort;
@@ -155,6 +157,7 @@ pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
 pub use outq::{domain_of, OutMessage, OutRcpt, Queued};
 pub use password::{hash_password, verify_password};
+pub use quota::{Fit, Quota};
 pub use reader::{MailboxSummary, Reader};
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;

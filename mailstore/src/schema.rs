@@ -229,6 +229,37 @@ CREATE TABLE IF NOT EXISTS sieve_seen(
     PRIMARY KEY(user_id, id)
 ) WITHOUT ROWID;
 "#,
+    // v12: per-user quotas (IMAP QUOTA, RFC 9208; see quota.rs): the
+    // limits (NULL: none) and the usage they are checked against, kept
+    // exact by triggers on every entry added or removed (deliver, APPEND,
+    // COPY, MOVE, EXPUNGE, DELETE): a message counts once per mailbox
+    // that holds it, with its full size, as Dovecot counts. Entries are
+    // always deleted before their message and their mailbox (tx.rs), so
+    // both are still there to read when the trigger runs.
+    r#"
+ALTER TABLE users ADD COLUMN quota_storage INTEGER;
+ALTER TABLE users ADD COLUMN quota_messages INTEGER;
+ALTER TABLE users ADD COLUMN used_storage INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;
+UPDATE users SET
+    used_storage = (SELECT coalesce(sum(m.size), 0) FROM mailboxes b
+        JOIN entries e ON e.mailbox_id = b.id JOIN messages m ON m.id = e.message_id
+        WHERE b.user_id = users.id),
+    used_messages = (SELECT count(*) FROM mailboxes b
+        JOIN entries e ON e.mailbox_id = b.id WHERE b.user_id = users.id);
+CREATE TRIGGER IF NOT EXISTS entries_usage_add AFTER INSERT ON entries BEGIN
+    UPDATE users SET
+        used_storage = used_storage + (SELECT size FROM messages WHERE id = NEW.message_id),
+        used_messages = used_messages + 1
+    WHERE id = (SELECT user_id FROM mailboxes WHERE id = NEW.mailbox_id);
+END;
+CREATE TRIGGER IF NOT EXISTS entries_usage_del AFTER DELETE ON entries BEGIN
+    UPDATE users SET
+        used_storage = max(0, used_storage - coalesce((SELECT size FROM messages WHERE id = OLD.message_id), 0)),
+        used_messages = max(0, used_messages - 1)
+    WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);
+END;
+"#,
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors

@@ -167,7 +167,8 @@ impl Tx<'_> {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown mailbox,
-    /// [`StoreError::Invalid`] for a bad keyword.
+    /// [`StoreError::Invalid`] for a bad keyword,
+    /// [`StoreError::OverQuota`] when the owner's quota has no room.
     pub fn append(
         &mut self,
         mailbox: MailboxId,
@@ -203,6 +204,7 @@ impl Tx<'_> {
         let mb = query::mailbox_by_id(self.conn(), mailbox)?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         encode_keywords(flags)?;
+        self.check_mailbox_quota(mailbox, raw.len() as u64, 1)?;
         let message_id = self.insert_message(raw, internal_date, meta)?;
         let uid = self.add_entry(mailbox, message_id, flags)?;
         Ok(Appended {

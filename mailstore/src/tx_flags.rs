@@ -160,8 +160,19 @@ impl Tx<'_> {
     /// Missing source UIDs are skipped.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an unknown source or destination.
+    /// [`StoreError::NotFound`] for an unknown source or destination,
+    /// [`StoreError::OverQuota`] when the copies do not fit the
+    /// destination owner's quota (nothing is copied).
     pub fn copy(&mut self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
+        let (octets, count) = self.entries_size(src, &sorted(uids))?;
+        if count > 0 {
+            self.check_mailbox_quota(dst, octets, count)?;
+        }
+        self.copy_entries(src, uids, dst)
+    }
+
+    /// [`Tx::copy`] without the quota check (MOVE frees what it adds).
+    fn copy_entries(&mut self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
         self.require_mailbox(src)?;
         let dst_box = self.require_mailbox(dst)?;
         let mut map = Vec::with_capacity(uids.len());
@@ -189,7 +200,7 @@ impl Tx<'_> {
         uids: &[Uid],
         dst: MailboxId,
     ) -> Result<CopyOutcome> {
-        let out = self.copy(src, uids, dst)?;
+        let out = self.copy_entries(src, uids, dst)?;
         let moved: Vec<Uid> = out.map.iter().map(|(s, _)| *s).collect();
         let ids = self.remove_entries(src, &moved)?;
         self.collect_garbage(&ids)?;

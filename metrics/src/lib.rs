@@ -98,10 +98,12 @@ pub enum Refusal {
     StorageFull,
     /// The store is damaged or failed (451 4.3.0).
     LocalError,
+    /// The recipient's quota has no room (452 4.2.2 / 552 5.2.2).
+    OverQuota,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 9] = [
+    const ALL: [Refusal; 10] = [
         Refusal::RelayDenied,
         Refusal::UnknownUser,
         Refusal::TooBig,
@@ -111,6 +113,7 @@ impl Refusal {
         Refusal::DmarcReject,
         Refusal::StorageFull,
         Refusal::LocalError,
+        Refusal::OverQuota,
     ];
 
     /// The label value.
@@ -125,6 +128,7 @@ impl Refusal {
             Refusal::DmarcReject => "dmarc_reject",
             Refusal::StorageFull => "storage_full",
             Refusal::LocalError => "local_error",
+            Refusal::OverQuota => "over_quota",
         }
     }
 }

@@ -15,6 +15,7 @@
 //! disk `452 4.3.1` (RFC 3463 X.3.1), a damaged store `451 4.3.0` with
 //! that said, anything else `451 4.3.0` local error.
 
+use crate::command::RcptParams;
 use crate::data::{Content, DataReader};
 use crate::received::{new_message_id, Trace};
 use crate::reply::Reply;
@@ -31,19 +32,34 @@ const PARSE_INLINE_MAX: usize = 64 * 1024;
 /// tag in front of it: see [`failure_text`] and [`failure_reply`].
 const FULL_TAG: &str = "[storage full] ";
 const DAMAGED_TAG: &str = "[store damaged] ";
+const FULL_QUOTA_TAG: &str = "[over quota] ";
+const TOO_BIG_QUOTA_TAG: &str = "[over quota, permanent] ";
 
 /// The text a failed commit is reported with (tagged by kind).
 fn failure_text(e: &StoreError) -> String {
     match e {
         StoreError::Full(_) => format!("{FULL_TAG}{e}"),
         StoreError::Damaged(_) => format!("{DAMAGED_TAG}{e}"),
+        StoreError::OverQuota {
+            permanent: false, ..
+        } => format!("{FULL_QUOTA_TAG}{e}"),
+        StoreError::OverQuota {
+            permanent: true, ..
+        } => format!("{TOO_BIG_QUOTA_TAG}{e}"),
         _ => e.to_string(),
     }
 }
 
-/// The reply to a failed commit reported by [`failure_text`].
-fn failure_reply(text: &str) -> Reply {
-    if text.starts_with(FULL_TAG) {
+/// The reply to a failed commit reported by [`failure_text`]; `rcpt`
+/// names the recipient in a quota refusal.
+fn failure_reply(text: &str, rcpt: &str) -> Reply {
+    if text.starts_with(FULL_QUOTA_TAG) {
+        metrics::smtp_refused(metrics::Refusal::OverQuota);
+        Reply::mailbox_full(rcpt)
+    } else if text.starts_with(TOO_BIG_QUOTA_TAG) {
+        metrics::smtp_refused(metrics::Refusal::OverQuota);
+        Reply::over_quota(rcpt)
+    } else if text.starts_with(FULL_TAG) {
         metrics::smtp_refused(metrics::Refusal::StorageFull);
         Reply::insufficient_storage()
     } else if text.starts_with(DAMAGED_TAG) {
@@ -381,9 +397,45 @@ impl SmtpSession {
         let plan_sender = sender.clone();
         let store2 = store.clone();
         let rejecter = completer.clone();
+        let over_locals = locals.clone();
+        let rcpt_dsn: Vec<(String, RcptParams)> = env
+            .rcpts
+            .iter()
+            .map(|r| (r.addr.clone(), r.dsn.clone()))
+            .collect();
         let write = move |msg: PreparedMessage, plans: Option<Vec<_>>| {
             store.write(
                 move |tx| {
+                    // Quotas, exact here in the writer: recipients with no
+                    // room are left out (and told about in a DSN), or the
+                    // whole message refused if nobody else takes it.
+                    let mut users = users;
+                    let mut plans = plans;
+                    let over = tx.over_quota(&users, msg.raw().len() as u64)?;
+                    if !over.is_empty() {
+                        users.retain(|u| !over.iter().any(|(o, _)| o == u));
+                        if let Some(p) = plans.as_mut() {
+                            p.retain(|(d, _)| !over.iter().any(|(o, _)| *o == d.user));
+                        }
+                        if users.is_empty() && remote.is_empty() {
+                            return tx.check_quota(over[0].0, msg.raw().len() as u64, 1);
+                        }
+                        quota_notice(
+                            tx,
+                            &QuotaNotice {
+                                hostname: &hostname,
+                                qid: &qid,
+                                sender: &sender,
+                                envid: envid.as_deref(),
+                                ret_hdrs: ret.as_deref() == Some("HDRS"),
+                                over: &over,
+                                locals: &over_locals,
+                                rcpts: &rcpt_dsn,
+                                original: msg.raw(),
+                                outbound: outbound_on,
+                            },
+                        )?;
+                    }
                     if let Some(plans) = &plans {
                         mailsieve::apply(
                             tx,
@@ -527,7 +579,8 @@ impl SmtpSession {
             }
             Err(e) => {
                 log::error!("#{}: delivery of {} failed: {e}", self.conn, info.id);
-                self.reply(io, &failure_reply(&e));
+                let rcpt = info.rcpts.first().map_or("", String::as_str);
+                self.reply(io, &failure_reply(&e, rcpt));
             }
         }
     }
@@ -605,7 +658,105 @@ fn success_notice(tx: &mut mailstore::Tx<'_>, n: &SuccessNotice<'_>) -> mailstor
         original: n.original,
         headers_only: true,
     });
-    if let Some(user) = tx.resolve_recipient(n.sender)? {
+    send_notice(tx, n.qid, n.sender, raw, n.outbound, now)
+}
+
+/// What a notice about recipients over quota is made of.
+struct QuotaNotice<'a> {
+    hostname: &'a str,
+    qid: &'a str,
+    sender: &'a str,
+    envid: Option<&'a str>,
+    /// RET=HDRS: return the header only.
+    ret_hdrs: bool,
+    /// The users left out, and how they were over.
+    over: &'a [(mailstore::UserId, mailstore::Fit)],
+    /// Which address reached each local user.
+    locals: &'a [crate::filter::Local],
+    /// Each recipient's DSN parameters (NOTIFY, ORCPT).
+    rcpts: &'a [(String, RcptParams)],
+    original: &'a [u8],
+    outbound: bool,
+}
+
+/// A failure DSN (RFC 3464) to the sender for local recipients whose
+/// quota had no room while others took the message: delivered to a
+/// local sender, queued for one elsewhere, left out (logged) for `<>`,
+/// for NOTIFY without FAILURE (RFC 3461 §4.1), or without the queue.
+fn quota_notice(tx: &mut mailstore::Tx<'_>, n: &QuotaNotice<'_>) -> mailstore::Result<()> {
+    let mut failed = Vec::new();
+    for (user, fit) in n.over {
+        let Some(local) = n.locals.iter().find(|l| l.user == *user) else {
+            continue;
+        };
+        let dsn = n
+            .rcpts
+            .iter()
+            .find(|(a, _)| a.eq_ignore_ascii_case(&local.rcpt))
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default();
+        log::info!(
+            "{}: <{}> left out: over quota{}",
+            n.qid,
+            local.rcpt,
+            if *fit == mailstore::Fit::TooBig {
+                " (larger than the quota)"
+            } else {
+                ""
+            }
+        );
+        let wants = dsn
+            .notify
+            .as_deref()
+            .is_none_or(|w| w.split(',').any(|w| w.eq_ignore_ascii_case("FAILURE")));
+        if !wants {
+            continue;
+        }
+        let diagnostic = match fit {
+            mailstore::Fit::TooBig => "552 5.2.2 message exceeds the mailbox's quota",
+            _ => "552 5.2.2 mailbox full (over quota)",
+        };
+        failed.push(outbound::dsn::Failed {
+            addr: local.rcpt.clone(),
+            orcpt: dsn.orcpt,
+            status: "5.2.2".into(),
+            remote: None,
+            diagnostic: diagnostic.into(),
+        });
+    }
+    if failed.is_empty() || n.sender.is_empty() {
+        return Ok(());
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let raw = outbound::dsn::build(&outbound::dsn::Report {
+        hostname: n.hostname,
+        to: n.sender,
+        qid: n.qid,
+        envid: n.envid,
+        arrival: now,
+        action: outbound::dsn::Action::Failed,
+        rcpts: &failed,
+        original: n.original,
+        headers_only: n.ret_hdrs,
+    });
+    send_notice(tx, n.qid, n.sender, raw, n.outbound, now)
+}
+
+/// Deliver a notice to a local sender, or queue it (from `<>`) for one
+/// elsewhere; without the queue it is left out (logged).
+fn send_notice(
+    tx: &mut mailstore::Tx<'_>,
+    qid: &str,
+    sender: &str,
+    raw: Vec<u8>,
+    outbound: bool,
+    now: i64,
+) -> mailstore::Result<()> {
+    if let Some(user) = tx.resolve_recipient(sender)? {
+        // A notice never fails for its own recipient's quota.
         tx.deliver(
             &NewMessage {
                 raw,
@@ -613,25 +764,21 @@ fn success_notice(tx: &mut mailstore::Tx<'_>, n: &SuccessNotice<'_>) -> mailstor
             },
             &[user.id],
         )?;
-    } else if n.outbound {
+    } else if outbound {
         tx.enqueue(&mailstore::OutMessage {
-            qid: format!("{}.L", n.qid),
+            qid: format!("{qid}.L"),
             sender: String::new(),
             raw,
             ret: None,
             envid: None,
             rcpts: vec![mailstore::OutRcpt {
-                addr: n.sender.to_owned(),
+                addr: sender.to_owned(),
                 notify: None,
                 orcpt: None,
             }],
         })?;
     } else {
-        log::info!(
-            "{}: no success notice for <{}>: outbound delivery is off",
-            n.qid,
-            n.sender
-        );
+        log::info!("{qid}: no notice for <{sender}>: outbound delivery is off");
     }
     Ok(())
 }

@@ -230,6 +230,27 @@ impl Reply {
         )
     }
 
+    /// `452 4.2.2` the recipient's mailbox is full (RFC 3463 X.2.2:
+    /// "Mailbox full", temporary: it may fit once mail is deleted; RFC
+    /// 5321 §4.5.3.1.10 452 for RCPT "too much mail data").
+    pub fn mailbox_full(addr: &str) -> Reply {
+        Reply::new(
+            452,
+            Some("4.2.2"),
+            format!("<{addr}>: mailbox full (over quota), try again later"),
+        )
+    }
+
+    /// `552 5.2.2` the message is larger than the recipient's whole quota
+    /// (RFC 3463 X.2.2; RFC 1870 §6: 552 when it can never fit).
+    pub fn over_quota(addr: &str) -> Reply {
+        Reply::new(
+            552,
+            Some("5.2.2"),
+            format!("<{addr}>: message exceeds the mailbox's quota"),
+        )
+    }
+
     /// `550 5.1.1` no such user here.
     pub fn unknown_user(addr: &str) -> Reply {
         Reply::new(550, Some("5.1.1"), format!("<{addr}>: no such user here"))

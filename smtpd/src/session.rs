@@ -32,7 +32,7 @@ pub enum SmtpDone {
         /// The recipient address looked up.
         addr: String,
         /// The resolution, or the store's error.
-        result: Result<mailstore::Resolution, String>,
+        result: Result<(mailstore::Resolution, crate::transaction::RcptQuota), String>,
     },
     /// A delivery was committed durably (or failed).
     Committed(Result<(), String>),

@@ -20,6 +20,13 @@
 //! A recipient resolves through the store's aliases and catch-alls
 //! (`mailstore::Reader::route`); aliases that loop or expand past their
 //! bounds refuse it with 550 5.4.6.
+//!
+//! Quotas (RFC 9208 in the store): a recipient whose every local user is
+//! over quota (for the declared SIZE, or one octet) is refused at RCPT
+//! with `452 4.2.2` (mailbox full, temporary) or `552 5.2.2` (the message
+//! is larger than the quota itself); the exact check is at commit
+//! (`deliver.rs`). Routes to users with a quota are not cached, so a full
+//! mailbox is seen at once.
 
 use crate::command::{Command, MailParams, RcptParams};
 use crate::data::{BdatBody, DataReader};
@@ -132,6 +139,9 @@ impl SmtpSession {
             self.reply(io, &Reply::bad_sequence("need MAIL before RCPT"));
             return;
         };
+        // The octets the quota check counts on: the declared SIZE, else
+        // one (is there any room at all?).
+        let octets = env.params.size.unwrap_or(1).max(1);
         if env.rcpts.len() >= cfg.max_recipients {
             metrics::smtp_refused(metrics::Refusal::TooManyRecipients);
             self.reply(io, &Reply::too_many_recipients(cfg.max_recipients));
@@ -204,9 +214,11 @@ impl SmtpSession {
             move |r| {
                 let found = r.route(&lookup)?;
                 if found != Resolution::Unknown || !postmaster {
-                    return Ok(found);
+                    let quota = rcpt_quota(r, &found, octets)?;
+                    return Ok((found, quota));
                 }
-                Ok(r.users()?
+                let found = r
+                    .users()?
                     .into_iter()
                     .find(|u| {
                         u.address
@@ -218,7 +230,9 @@ impl SmtpSession {
                             users: vec![u.id],
                             forward: Vec::new(),
                         })
-                    }))
+                    });
+                let quota = rcpt_quota(r, &found, octets)?;
+                Ok((found, quota))
             },
             move |result| {
                 completer.complete(SmtpDone::Rcpt {
@@ -269,24 +283,39 @@ impl SmtpSession {
         io: &mut Io<'_, SmtpDone>,
         addr: String,
         dsn: RcptParams,
-        result: Result<Resolution, String>,
+        result: Result<(Resolution, RcptQuota), String>,
     ) {
         let reply = match result {
-            Ok(Resolution::Route(route)) => {
+            Ok((Resolution::Route(_), RcptQuota::Full)) => {
+                log::info!("#{}: refused RCPT <{addr}>: mailbox full", self.conn);
+                metrics::smtp_refused(metrics::Refusal::OverQuota);
+                Reply::mailbox_full(&addr)
+            }
+            Ok((Resolution::Route(_), RcptQuota::TooBig)) => {
+                log::info!(
+                    "#{}: refused RCPT <{addr}>: message larger than the quota",
+                    self.conn
+                );
+                metrics::smtp_refused(metrics::Refusal::OverQuota);
+                Reply::over_quota(&addr)
+            }
+            Ok((Resolution::Route(route), quota)) => {
                 // Only a store answer starts an entry's time to live (a hit
                 // must not extend it, or a deleted user would stay cached).
-                self.shared
-                    .recipients
-                    .put(&addr, route.clone(), Instant::now());
+                if quota == RcptQuota::Unlimited {
+                    self.shared
+                        .recipients
+                        .put(&addr, route.clone(), Instant::now());
+                }
                 self.accept_rcpt(io, addr, route, dsn);
                 return;
             }
-            Ok(Resolution::Unknown) => {
+            Ok((Resolution::Unknown, _)) => {
                 log::info!("#{}: refused RCPT <{addr}>: no such user", self.conn);
                 metrics::smtp_refused(metrics::Refusal::UnknownUser);
                 Reply::unknown_user(&addr)
             }
-            Ok(Resolution::Refused(why)) => {
+            Ok((Resolution::Refused(why), _)) => {
                 log::warn!("#{}: refused RCPT <{addr}>: {why}", self.conn);
                 Reply::alias_refused(&addr, &why)
             }
@@ -365,4 +394,46 @@ fn sender_owned(user: &str, from: &ReversePath) -> bool {
             Host::Literal(_) => false,
         },
     }
+}
+
+/// What a recipient's quotas say about taking a message (see the module
+/// docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RcptQuota {
+    /// No user of the route has a quota (the route may be cached).
+    Unlimited,
+    /// Some user of the route (or a forward) takes it.
+    Fits,
+    /// Every user is over quota (temporary).
+    Full,
+    /// The message is larger than every user's quota.
+    TooBig,
+}
+
+/// How a message of `octets` fits the quotas of the users `found` routes
+/// to (read on a store thread).
+fn rcpt_quota(
+    r: &mailstore::Reader,
+    found: &Resolution,
+    octets: u64,
+) -> mailstore::Result<RcptQuota> {
+    let Resolution::Route(route) = found else {
+        return Ok(RcptQuota::Unlimited);
+    };
+    let (mut limited, mut fits, mut too_big) = (false, !route.forward.is_empty(), true);
+    for &user in &route.users {
+        let q = r.quota(user)?;
+        limited |= q.limited();
+        match q.fits(octets, 1) {
+            mailstore::Fit::Fits => fits = true,
+            mailstore::Fit::Full => too_big = false,
+            mailstore::Fit::TooBig => {}
+        }
+    }
+    Ok(match (limited, fits, too_big) {
+        (false, _, _) => RcptQuota::Unlimited,
+        (true, true, _) => RcptQuota::Fits,
+        (true, false, false) => RcptQuota::Full,
+        (true, false, true) => RcptQuota::TooBig,
+    })
 }
