@@ -303,7 +303,7 @@ start_all() {
     postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
     dovecot -c "$BENCH_DIR/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
     RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$MM_SMTP_PORT" --imap "127.0.0.1:$MM_IMAP_PORT" \
-        --submission "127.0.0.1:$MM_SUB_PORT" --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" \
+        --submission "127.0.0.1:$MM_SUB_PORT" --sieve 127.0.0.1:0 --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" \
         --max-connections 12000 >"$BENCH_DIR/minimail.log" 2>&1 &
     echo $! >"$BENCH_DIR/minimail.pid"
     for p in "$SINK_PORT" "$POSTFIX_PORT" "$DOVECOT_PORT" "$MM_SMTP_PORT" "$MM_IMAP_PORT"; do
@@ -559,7 +559,7 @@ start_mm() {
     rm -f "$BENCH_DIR/$name".db*
     printf '%s\n' "$PASSWORD" | "$MM" user add "$LOAD_ADDR" --db "$BENCH_DIR/$name.db" --password-stdin >/dev/null
     RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$smtp" --imap "127.0.0.1:$imap" \
-        --submission "127.0.0.1:$sub" --db "$BENCH_DIR/$name.db" --domain "$DOMAIN" \
+        --submission "127.0.0.1:$sub" --sieve 127.0.0.1:0 --db "$BENCH_DIR/$name.db" --domain "$DOMAIN" \
         --hostname "mx.$DOMAIN" --dns "127.0.0.1:$DNS_PORT" --mx-port "$mx_port" "$@" \
         >"$BENCH_DIR/$name.log" 2>&1 &
     echo $! >"$BENCH_DIR/$name.pid"
