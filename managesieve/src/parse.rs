@@ -209,7 +209,7 @@ pub fn words(input: &[u8]) -> Result<(String, Vec<Arg>), SyntaxError> {
 /// A [`SyntaxError`] when the line is not one string.
 pub fn sasl_response(input: &[u8]) -> Result<Vec<u8>, SyntaxError> {
     match terminated(string, end).parse(input) {
-        Ok((rest, s)) if rest.is_empty() => Ok(s),
+        Ok(([], s)) => Ok(s),
         _ => Err(SyntaxError("Expected a SASL response string".into())),
     }
 }
