@@ -38,7 +38,7 @@ run() {
     shift 2
     local db=$BENCH_DIR/$mode.db
     printf 'pw\n' | "$MM" user add bench@localhost --db "$db" --password-stdin >/dev/null
-    RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$port" --imap 127.0.0.1:0 --submission 127.0.0.1:0 \
+    RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$port" --imap 127.0.0.1:0 --submission 127.0.0.1:0 --sieve 127.0.0.1:0 \
         --db "$db" --no-outbound --dns "127.0.0.1:$DNS_PORT" "$@" 2>"$BENCH_DIR/$mode.log" &
     local pid=$!
     pids+=("$pid")

@@ -2,7 +2,7 @@
 # compare.sh: minimail side by side with Debian's Postfix and Dovecot, on one
 # machine in one run, driven by the same load tool (mailbench).
 #
-#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--keep]
+#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--keep]
 #
 # Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
 # with apt-get if missing, configures them on loopback ports in a private
@@ -50,11 +50,21 @@
 #         random words (`populate --varied`: about 3:1 with DEFLATE, like
 #         mail text), Dovecot vs minimail; with the octets that crossed the
 #         socket.
+#   EXT   the issue 16 extensions over big state, Dovecot vs minimail:
+#         a 100,000-message mailbox (Dovecot's written as a Maildir folder,
+#         minimail's APPENDed) resynchronised after 10 flag changes by
+#         another session: a QRESYNC SELECT (RFC 7162) timed with its bytes,
+#         and mua's cached listing (`mua list --stats`: octets received,
+#         whole first, then the resync); then LIST "" "*" RETURN (STATUS
+#         (MESSAGES UNSEEN)) (LIST-STATUS, RFC 5819) with the account filled
+#         up to 1,000 mailboxes by ones of one message each (cold: the first
+#         on a fresh connection right after they were made; then warm).
 # --scale adds minimail alone at 1k/10k/100k messages, and Dovecot at 100k
 # (written as a Maildir folder rather than APPENDed); --quick shrinks every
 # count (a smoke run: 2,000 outbound messages, 10,000 for the RSS check);
 # --outbound-only runs only OUTBOUND, --no-outbound all but it;
-# --compress-only runs only COMPRESS; --keep leaves the servers running
+# --compress-only runs only COMPRESS; --ext-only runs only EXT (not run
+# otherwise: the 100,000-message mailbox takes minutes); --keep leaves the servers running
 # afterwards.
 # Results: $BENCH_DIR/results.jsonl and the table printed at the end
 # (bench/table.py). Every run starts from empty data directories and stops
@@ -94,7 +104,7 @@ PASSWORD=bench-pw
 MAIL_UID=$(id -u nobody)
 MAIL_GID=$(id -g nobody)
 
-QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1
+QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1 EXT=
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
@@ -103,20 +113,23 @@ for a in "$@"; do
         --no-outbound) OUTBOUND= ;;
         --outbound-only) INBOUND= COMPRESS= ;;
         --compress-only) INBOUND= OUTBOUND= ;;
+        --ext-only) INBOUND= OUTBOUND= COMPRESS= EXT=1 ;;
         --keep) KEEP=1 ;;
-        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--keep]" >&2; exit 2 ;;
     esac
 done
 if [ -n "$QUICK" ]; then
     SMTP_N=500 SMTP_BIG_N=200 E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
-    OUT_N=2000 RSS_N=10000 COMPRESS_N=200
+    OUT_N=2000 RSS_N=10000 COMPRESS_N=200 EXT_BOXES=100 EXT_N=2000
 else
     SMTP_N=5000 SMTP_BIG_N=2000 E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
     OUT_N=${OUT_N:-10000} RSS_N=${RSS_N:-100000} COMPRESS_N=${COMPRESS_N:-2000}
+    EXT_BOXES=${EXT_BOXES:-1000} EXT_N=${EXT_N:-100000}
 fi
 RESULTS=$BENCH_DIR/results.jsonl
 MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
 MM=${MM:-$CARGO_TARGET_DIR/release/minimail}
+MUA=${MUA:-$CARGO_TARGET_DIR/release/mua}
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -160,7 +173,7 @@ install_peers() {
 
 build() {
     log "building minimail and mailbench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-    (cd "$WORKSPACE" && cargo build --release -q -p minimail -p mailbench)
+    (cd "$WORKSPACE" && cargo build --release -q -p minimail -p mailbench -p mua)
 }
 
 configure() {
@@ -291,7 +304,7 @@ EOF
 start_all() {
     ulimit -n "$(ulimit -Hn)"
     postfix -c "$BENCH_DIR/postfix/etc" check
-    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ]; then
+    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ] && [ -z "$EXT" ]; then
         log "starting Postfix :$POSTFIX_PORT"
         postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
         wait_port "$POSTFIX_PORT"
@@ -303,7 +316,7 @@ start_all() {
     postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
     dovecot -c "$BENCH_DIR/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
     RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$MM_SMTP_PORT" --imap "127.0.0.1:$MM_IMAP_PORT" \
-        --submission "127.0.0.1:$MM_SUB_PORT" --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" \
+        --submission "127.0.0.1:$MM_SUB_PORT" --sieve 127.0.0.1:0 --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" \
         --max-connections 12000 >"$BENCH_DIR/minimail.log" 2>&1 &
     echo $! >"$BENCH_DIR/minimail.pid"
     for p in "$SINK_PORT" "$POSTFIX_PORT" "$DOVECOT_PORT" "$MM_SMTP_PORT" "$MM_IMAP_PORT"; do
@@ -506,6 +519,65 @@ run_compress() {
     done
 }
 
+# mua_list SERVER PORT WORK MAILBOX: `mua list --stats` (cached listing, the
+# cache in $BENCH_DIR/mua-cache/SERVER) recorded as WORK with the octets
+# received and the wall time.
+mua_list() {
+    local name=$1 port=$2 work=$3 box=$4 t0 t1 stats
+    t0=$(date +%s.%N)
+    if stats=$(XDG_CACHE_HOME="$BENCH_DIR/mua-cache/$name" MUA_PASSWORD="$PASSWORD" "$MUA" \
+        --imap "127.0.0.1:$port" --user "$USER_ADDR" --tls none \
+        list --mailbox "$box" --limit 20 --stats 2>&1 >/dev/null); then
+        t1=$(date +%s.%N)
+        awk -v s="$name" -v w="$work" -v a="$t0" -v b="$t1" -v st="$stats" 'BEGIN {
+            n = st; sub(/^mua: /, "", n); sub(/ .*/, "", n)
+            gsub(/"/, "", st)
+            printf "{\"server\":\"%s\",\"work\":\"%s\",\"r\":{\"octets\":%d,\"seconds\":%.3f,\"stats\":\"%s\"}}\n", s, w, n, b - a, st
+        }' >>"$RESULTS"
+        printf '  %-22s %-22s %s\n' "$name" "$work" "$stats" >&2
+    else
+        printf '{"server":"%s","work":"%s","r":{"error":true}}\n' "$name" "$work" >>"$RESULTS"
+        echo "  $name $work FAILED: $stats" >&2
+    fi
+}
+
+# run_ext: QRESYNC and mua's cached listing on an EXT_N-message mailbox,
+# then LIST-STATUS over EXT_BOXES mailboxes, Dovecot vs minimail.
+run_ext() {
+    local n=$EXT_N name port pid a
+    log "EXT: QRESYNC and mua's cache on $n messages (Dovecot's written as a Maildir folder)"
+    "$MB" maildir --dir "$BENCH_DIR/vmail/bench/Maildir/q$n" --count "$n" >&2
+    # (mailbench made the Maildir itself too where it was missing.)
+    chown -R "$MAIL_UID:$MAIL_GID" "$BENCH_DIR/vmail/bench"
+    record minimail "append q$n" --server-pid "$(mm_pid)" imap --addr "127.0.0.1:$MM_IMAP_PORT" \
+        --user "$USER_ADDR" --password "$PASSWORD" --mailbox "q$n" populate "$n"
+    settle minimail
+    for pair in "dovecot:$DOVECOT_PORT" "minimail:$MM_IMAP_PORT"; do
+        name=${pair%%:*} port=${pair##*:} pid=()
+        if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+        a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "q$n")
+        # Dovecot indexes the new Maildir folder on its first SELECT.
+        record "$name" "select q$n" "${pid[@]}" imap "${a[@]}" select --repeat 3
+        mua_list "$name" "$port" "mua whole q$n" "q$n"
+        mua_list "$name" "$port" "mua unchanged q$n" "q$n"
+        record "$name" "qresync10 q$n" "${pid[@]}" imap "${a[@]}" qresync --changes 10 \
+            --expunges 0 --repeat 5
+        mua_list "$name" "$port" "mua resync q$n" "q$n"
+        settle "$name"
+    done
+    # After the big mailbox: the accounts are filled up to EXT_BOXES
+    # mailboxes in all (minimail's limit is 1,000 per account).
+    log "EXT: LIST-STATUS over $EXT_BOXES mailboxes"
+    for pair in "dovecot:$DOVECOT_PORT" "minimail:$MM_IMAP_PORT"; do
+        name=${pair%%:*} port=${pair##*:} pid=()
+        if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+        record "$name" "list-status $EXT_BOXES" "${pid[@]}" imap --addr "127.0.0.1:$port" \
+            --user "$USER_ADDR" --password "$PASSWORD" --mailbox ls list-status \
+            --mailboxes "$EXT_BOXES" --repeat 5
+        settle "$name"
+    done
+}
+
 dovecot_rss_mib() {
     ps -e -o rss=,comm= | awk '$2 ~ /^(dovecot|imap|imap-login|auth|config|log|anvil|stats)$/ {s+=$1} END {printf "%.1f", s/1024}'
 }
@@ -559,7 +631,7 @@ start_mm() {
     rm -f "$BENCH_DIR/$name".db*
     printf '%s\n' "$PASSWORD" | "$MM" user add "$LOAD_ADDR" --db "$BENCH_DIR/$name.db" --password-stdin >/dev/null
     RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$smtp" --imap "127.0.0.1:$imap" \
-        --submission "127.0.0.1:$sub" --db "$BENCH_DIR/$name.db" --domain "$DOMAIN" \
+        --submission "127.0.0.1:$sub" --sieve 127.0.0.1:0 --db "$BENCH_DIR/$name.db" --domain "$DOMAIN" \
         --hostname "mx.$DOMAIN" --dns "127.0.0.1:$DNS_PORT" --mx-port "$mx_port" "$@" \
         >"$BENCH_DIR/$name.log" 2>&1 &
     echo $! >"$BENCH_DIR/$name.pid"
@@ -676,6 +748,7 @@ main() {
         if [ -n "$IDLE" ]; then run_idle; fi
     fi
     if [ -n "$COMPRESS" ]; then run_compress; fi
+    if [ -n "$EXT" ]; then run_ext; fi
     if [ -n "$OUTBOUND" ]; then run_outbound; fi
     printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
     echo

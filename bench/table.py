@@ -21,7 +21,11 @@ def load(path):
                 o = json.loads(line)
             except ValueError:
                 continue
-            res[(o["server"], o["work"])] = o["r"]
+            r = o["r"]
+            # compare.sh's mua runs give wall seconds.
+            if isinstance(r, dict) and "octets" in r and "seconds" in r:
+                r["ms"] = r["seconds"] * 1000
+            res[(o["server"], o["work"])] = r
     return res
 
 
@@ -63,20 +67,23 @@ def main():
 
     row = row_
 
-    for w, name in (("smtp 1k", "1 KiB"), ("smtp 64k", "64 KiB")):
-        row(f"SMTP accepted, {name}, 16 sessions (mailbench)", w, "rate", "msg/s",
-            "postfix", "smtp-sink")
-        row(f"  p99 end-of-data to 250, {name}", w, "p99_ms", "ms", "postfix",
-            "smtp-sink", higher=False)
-    row("SMTP accepted, 1 KiB, 16 sessions, one connection each, PIPELINING",
-        "smtp 1k pipelined", "rate", "msg/s", "postfix", "smtp-sink")
-    row("SMTP accepted, 1 KiB (smtp-source -s 16 -m N -l 1024)", "smtp-source 1k", "rate",
-        "msg/s", "postfix", "smtp-sink")
-    row("SMTP 250 -> visible over IMAP IDLE, 1 KiB", "e2e 1k", "rate", "msg/s",
-        "postfix+dovecot")
-    row("  delay 250 -> EXISTS, p50", "e2e 1k", "p50_ms", "ms", "postfix+dovecot", higher=False)
-    row("  delay 250 -> EXISTS, p99", "e2e 1k", "p99_ms", "ms", "postfix+dovecot", higher=False)
-    sizes = sorted({int(w.split()[1]) for (s, w) in res if s == "dovecot" and w.startswith("select ")})
+    smtp = any(w.startswith(("smtp", "e2e")) for (_, w) in res)
+    if smtp:
+        for w, name in (("smtp 1k", "1 KiB"), ("smtp 64k", "64 KiB")):
+            row(f"SMTP accepted, {name}, 16 sessions (mailbench)", w, "rate", "msg/s",
+                "postfix", "smtp-sink")
+            row(f"  p99 end-of-data to 250, {name}", w, "p99_ms", "ms", "postfix",
+                "smtp-sink", higher=False)
+        row("SMTP accepted, 1 KiB, 16 sessions, one connection each, PIPELINING",
+            "smtp 1k pipelined", "rate", "msg/s", "postfix", "smtp-sink")
+        row("SMTP accepted, 1 KiB (smtp-source -s 16 -m N -l 1024)", "smtp-source 1k", "rate",
+            "msg/s", "postfix", "smtp-sink")
+        row("SMTP 250 -> visible over IMAP IDLE, 1 KiB", "e2e 1k", "rate", "msg/s",
+            "postfix+dovecot")
+        row("  delay 250 -> EXISTS, p50", "e2e 1k", "p50_ms", "ms", "postfix+dovecot", higher=False)
+        row("  delay 250 -> EXISTS, p99", "e2e 1k", "p99_ms", "ms", "postfix+dovecot", higher=False)
+    sizes = sorted({int(w.split()[1]) for (s, w) in res
+                    if s == "dovecot" and w.startswith("select ") and w.split()[1].isdigit()})
     for n in sizes:
         # The biggest size may exist for minimail only as a scaling run.
         mm = "minimail" if ("minimail", f"select {n}") in res else "minimail-scale"
@@ -134,6 +141,29 @@ def main():
         row("  KiB over the wire, plain", "zmeta plain", "wire KiB", "KiB", "dovecot",
             higher=False)
         row("  KiB over the wire, DEFLATE", "zmeta deflate", "wire KiB", "KiB", "dovecot",
+            higher=False)
+    for w in sorted({w for (_, w) in res if w.startswith("list-status ")}):
+        b = w.split()[1]
+        row(f"LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN)), {int(b):,} mailboxes, cold",
+            w, "cold ms", "ms", "dovecot", higher=False)
+        row("  same, warm, p50", w, "p50_ms", "ms", "dovecot", higher=False)
+        row("  bytes of one answer", w, "bytes", "B", "dovecot", higher=False)
+    for w in sorted({w for (_, w) in res if w.startswith("qresync10 q")}):
+        q = w.split()[1]
+        n = f"{int(q[1:]):,}"
+        row(f"{n}-msg mailbox: connect+LOGIN+SELECT, first (Dovecot: indexing its Maildir)",
+            f"select {q}", "max_ms", "ms", "dovecot", higher=False)
+        row("  SELECT (QRESYNC) after 10 flag changes, p50", w, "p50_ms", "ms", "dovecot",
+            higher=False)
+        row("  SELECT (QRESYNC) bytes sent", w, "bytes", "B", "dovecot", higher=False)
+        row("  plain SELECT bytes sent", w, "full select bytes", "B", "dovecot", higher=False)
+        row("  mua list (cache) first: octets received", f"mua whole {q}", "octets", "B",
+            "dovecot", higher=False)
+        row("  mua list (cache) nothing changed: octets", f"mua unchanged {q}", "octets", "B",
+            "dovecot", higher=False)
+        row("  mua list (cache) after the 10 changes: octets", f"mua resync {q}", "octets", "B",
+            "dovecot", higher=False)
+        row("  same, wall time of the mua run", f"mua resync {q}", "ms", "ms", "dovecot",
             higher=False)
     conns = lambda s: (res.get((s, "idle")) or {}).get("connections", "?")
     if ("minimail", "idle") in res or ("dovecot", "idle") in res:

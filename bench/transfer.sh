@@ -106,7 +106,7 @@ import_run maildir maildir "$MAILDIR"
 echo "store: $(du -m mbox.db | cut -f1) MiB"
 
 # Backup of the mbox store while 16 SMTP sessions deliver.
-RUST_LOG=warn "$MM" up --smtp 127.0.0.1:12271 --imap 127.0.0.1:0 --submission 127.0.0.1:0 \
+RUST_LOG=warn "$MM" up --smtp 127.0.0.1:12271 --imap 127.0.0.1:0 --submission 127.0.0.1:0 --sieve 127.0.0.1:0 \
     --db mbox.db --no-outbound --no-tls 2>up.log &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

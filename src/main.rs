@@ -149,6 +149,11 @@ struct UpArgs {
     /// domains is queued and delivered). Give port 0 for any free port.
     #[arg(long, default_value = "127.0.0.1:5870")]
     submission: Vec<SocketAddr>,
+    /// ManageSieve listen address (RFC 5804: users manage their Sieve
+    /// scripts; STARTTLS and AUTH as IMAP). Repeatable; port 0 for any
+    /// free port.
+    #[arg(long, default_value = "127.0.0.1:4190")]
+    sieve: Vec<SocketAddr>,
     #[command(flatten)]
     db: DbArg,
     /// A domain we accept mail for (repeatable).

@@ -5,7 +5,10 @@
 //! SMTP delivery does (one transaction; the command exits 0 only after the
 //! commit). Mail for other hosts is refused (sendmail is for local
 //! mail); recipients are resolved through aliases and catch-alls as SMTP
-//! does, and an alias's targets elsewhere go to the outbound queue.
+//! does, and an alias's targets elsewhere go to the outbound queue. Each
+//! local recipient's active Sieve script runs as on SMTP delivery
+//! (fileinto, flags, vacation, redirect, reject: a message every local
+//! recipient rejects is refused with exit 69 and the reason).
 //!
 //! Options (the ones those programs send): `-t` (recipients from the
 //! To/Cc/Bcc fields, Bcc removed), `-i` / `-oi` (a line of a single dot
@@ -18,11 +21,11 @@
 //!
 //! Exit codes per sysexits(3): 0 delivered, 64 usage, 65 a message without
 //! recipients, 67 an unknown local recipient, 69 a recipient on another
-//! host (no outbound delivery yet), 74 the store cannot be opened, 75 the
+//! host (no outbound delivery yet) or a message rejected by Sieve, 74 the store cannot be opened, 75 the
 //! store refused the delivery for now (busy, disk full).
 
 use mailparse::MailHeaderMap;
-use mailstore::{NewMessage, Resolution, Store, StoreError};
+use mailstore::{NewMessage, PreparedMessage, Resolution, Store, StoreError};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -296,14 +299,49 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
     }
     let mut raw = head.into_bytes();
     raw.extend_from_slice(&msg);
-    let new = NewMessage {
+    let new = match PreparedMessage::new(NewMessage {
         raw,
         internal_date: unix,
+    }) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("sendmail: bad message: {e}");
+            return EX_DATAERR;
+        }
     };
+    // Sieve, as on SMTP delivery: each local user's active script decides
+    // (planned here, carried out in the delivery's transaction).
+    let hostname = std::env::var("MINIMAIL_DOMAIN").unwrap_or_else(|_| "localhost".into());
+    let plans = sieve_plans(store, &hostname, &new, &ids, sender);
+    if let Some(plans) = &plans {
+        if forward.is_empty() && !plans.is_empty() && plans.iter().all(|(_, p)| p.reject.is_some())
+        {
+            let why = plans[0].1.reject.clone().unwrap_or_default();
+            eprintln!("sendmail: rejected by the recipient's Sieve script: {why}");
+            return EX_UNAVAILABLE;
+        }
+    }
     let sender = sender.to_owned();
     let stored = store.write_sync(move |tx| {
-        if !ids.is_empty() {
-            tx.deliver(&new, &ids)?;
+        match &plans {
+            Some(plans) => {
+                mailsieve::apply(
+                    tx,
+                    &new,
+                    plans,
+                    &mailsieve::Context {
+                        hostname: &hostname,
+                        qid: &id,
+                        sender: &sender,
+                        outbound: true,
+                        internal_date: unix,
+                    },
+                )?;
+            }
+            None if !ids.is_empty() => {
+                tx.deliver_prepared_to(&new, &ids, "INBOX")?;
+            }
+            None => {}
         }
         // Alias targets elsewhere: the outbound queue (`minimail up`'s
         // delivery engine sends them on).
@@ -311,7 +349,7 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
             tx.enqueue(&mailstore::OutMessage {
                 qid: id,
                 sender,
-                raw: new.raw,
+                raw: new.raw().to_vec(),
                 ret: None,
                 envid: None,
                 rcpts: forward,
@@ -328,6 +366,45 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
         Err(e) => {
             eprintln!("sendmail: not delivered: {e}");
             EX_TEMPFAIL
+        }
+    }
+}
+
+/// The Sieve plans of the local users `ids` for `msg` (their active
+/// scripts run on this thread, as smtpd runs them on a reader thread);
+/// `None` when there is nobody local or the store cannot be read (then
+/// plain INBOX delivery: a script never costs a message).
+fn sieve_plans(
+    store: &Store,
+    hostname: &str,
+    msg: &PreparedMessage,
+    ids: &[mailstore::UserId],
+    sender: &str,
+) -> Option<Vec<(mailsieve::Delivery, mailsieve::Plan)>> {
+    if ids.is_empty() {
+        return None;
+    }
+    let filter = mailsieve::Filter::new(hostname);
+    let planned = store.read_sync(|r| {
+        let mut plans = Vec::with_capacity(ids.len());
+        for &user in ids {
+            let address = r.user_by_id(user)?.map(|u| u.address).unwrap_or_default();
+            let d = mailsieve::Delivery {
+                user,
+                user_address: address.clone(),
+                rcpt: address,
+                sender: sender.to_owned(),
+            };
+            let plan = filter.plan(r, msg.raw(), &d);
+            plans.push((d, plan));
+        }
+        Ok(plans)
+    });
+    match planned {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("sendmail: Sieve planning failed, delivering to INBOX: {e}");
+            None
         }
     }
 }

@@ -1,5 +1,5 @@
-//! `minimail up`: both servers (SMTP with submission, IMAP) and the
-//! outbound delivery engine in one process over one store, from the
+//! `minimail up`: the servers (SMTP with submission, IMAP, ManageSieve)
+//! and the outbound delivery engine in one process over one store, from the
 //! settings [`crate::config`] merged (command line, environment, file).
 //!
 //! [`build`] turns the settings into each part's configuration; it runs at
@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgMatches, FromArgMatches};
 use imapd::ImapService;
 use mailstore::Store;
+use managesieve::SieveService;
 use netloop::cli::listeners;
 use netloop::{Reconfigure, ShutdownHandle, Throttle, TlsConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -104,6 +105,7 @@ struct Built {
     smtp: smtpd::Config,
     submission: smtpd::Config,
     imap: imapd::Config,
+    sieve: managesieve::Config,
     /// `None` with `--no-outbound`.
     outbound: Option<outbound::Config>,
 }
@@ -186,6 +188,14 @@ fn build(
         net: net(imapd::Config::default().net),
         ..imapd::Config::default()
     };
+    let sieve = managesieve::Config {
+        hostname: a.hostname.clone(),
+        trace: a.trace,
+        allow_plaintext_auth: a.tls.allow_plaintext_auth,
+        throttle: Arc::clone(throttle),
+        net: net(managesieve::Config::default().net),
+        ..managesieve::Config::default()
+    };
     let outbound = if a.no_outbound {
         None
     } else {
@@ -200,6 +210,7 @@ fn build(
         },
         smtp,
         imap,
+        sieve,
         outbound,
     })
 }
@@ -249,10 +260,16 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
         ImapService::new(b.imap.clone(), store.clone()),
         b.imap.net.clone(),
     )?;
+    let sieve = netloop::Server::bind_listeners(
+        &listeners(&a.sieve, &[]),
+        SieveService::new(b.sieve.clone(), store.clone()),
+        b.sieve.net.clone(),
+    )?;
     let handles = vec![
         smtp.shutdown_handle(),
         submission.shutdown_handle(),
         imap.shutdown_handle(),
+        sieve.shutdown_handle(),
     ];
     let engine = match b.outbound {
         None => None,
@@ -261,7 +278,7 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
                 .context("cannot start outbound delivery")?,
         ),
     };
-    let mut started = started_line(&a, &tls, &smtp, &submission, &imap);
+    let mut started = started_line(&a, &tls, &smtp, &submission, &imap, &sieve);
     if let Some(addr) = a.metrics {
         let probe = store.clone();
         metrics::set_queue_probe(move || {
@@ -289,6 +306,7 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
         smtp: smtp.reconfigure_handle(),
         submission: submission.reconfigure_handle(),
         imap: imap.reconfigure_handle(),
+        sieve: sieve.reconfigure_handle(),
         engine: engine.as_ref().map(|e| e.reconfigure_handle()),
     };
     on_signals(handles.clone(), reloader).context("cannot install signal handlers")?;
@@ -301,6 +319,9 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
     let submission_thread = std::thread::Builder::new()
         .name("submission".into())
         .spawn(move || submission.run())?;
+    let sieve_thread = std::thread::Builder::new()
+        .name("managesieve".into())
+        .spawn(move || sieve.run())?;
     let imap_result = imap.run();
     // If one server stops (shutdown or a poll failure), stop the other too.
     notify::send("STOPPING=1");
@@ -313,11 +334,15 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
     let submission_result = submission_thread
         .join()
         .map_err(|_| anyhow!("submission thread panicked"))?;
+    let sieve_result = sieve_thread
+        .join()
+        .map_err(|_| anyhow!("managesieve thread panicked"))?;
     if let Some(e) = engine {
         e.shutdown();
     }
     store.shutdown();
     submission_result.context("submission")?;
+    sieve_result.context("managesieve")?;
     smtp_result.context("smtpd")?;
     imap_result.context("imapd")?;
     logging::say("minimail: stopped cleanly");
@@ -325,7 +350,7 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
 }
 
 /// "minimail up: smtp on A, submission on B, imap on C[, imaps on D],
-/// store F (TLS on)": the listeners come back in the order given, plain
+/// sieve on E, store F (TLS on)": the listeners come back in the order given, plain
 /// ones first.
 fn started_line(
     a: &UpArgs,
@@ -333,6 +358,7 @@ fn started_line(
     smtp: &netloop::Server<SmtpService>,
     submission: &netloop::Server<SmtpService>,
     imap: &netloop::Server<ImapService>,
+    sieve: &netloop::Server<SieveService>,
 ) -> String {
     let mut parts = Vec::new();
     let mut name = |proto: &str, tls_proto: &str, addrs: Vec<SocketAddr>, plain: usize| {
@@ -351,6 +377,7 @@ fn started_line(
         a.submission.len(),
     );
     name("imap", "imaps", imap.local_addrs(), a.imap.len());
+    name("sieve", "sieve", sieve.local_addrs(), a.sieve.len());
     format!(
         "minimail up: {}, store {}{}",
         parts.join(", "),
@@ -418,6 +445,7 @@ struct Reloader {
     smtp: Reconfigure<SmtpService>,
     submission: Reconfigure<SmtpService>,
     imap: Reconfigure<ImapService>,
+    sieve: Reconfigure<SieveService>,
     engine: Option<outbound::Reconfigure>,
 }
 
@@ -493,6 +521,11 @@ impl Reloader {
         self.imap.apply(move |service, net| {
             *net = imap.net.clone();
             service.set_config(imap);
+        });
+        let sieve = b.sieve;
+        self.sieve.apply(move |service, net| {
+            *net = sieve.net.clone();
+            service.set_config(sieve);
         });
         if let (Some(engine), Some(cfg)) = (&self.engine, b.outbound) {
             engine.apply(cfg);

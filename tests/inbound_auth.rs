@@ -456,6 +456,8 @@ fn auth_policy_per_receiving_domain() {
             "127.0.0.1:0",
             "--submission",
             "127.0.0.1:0",
+            "--sieve",
+            "127.0.0.1:0",
         ])
         .args(["--verify-inbound", "--auth-policy", policy_arg, "--db"])
         .arg(&db)

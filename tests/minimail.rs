@@ -150,6 +150,7 @@ fn unopenable_store_and_busy_port_fail_with_a_clear_message() {
     let port = taken.local_addr().unwrap().to_string();
     let out = Command::new(BIN)
         .args(["up", "--imap", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
+        .args(["--sieve", "127.0.0.1:0"])
         .args(["--smtp", &port, "--db"])
         .arg(dir.path().join("m.db"))
         .output()
@@ -203,6 +204,8 @@ fn implicit_tls_without_any_tls_is_a_clear_start_up_error() {
             "--imap",
             "127.0.0.1:0",
             "--submission",
+            "127.0.0.1:0",
+            "--sieve",
             "127.0.0.1:0",
             "--smtps",
             "127.0.0.1:0",

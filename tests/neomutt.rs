@@ -135,6 +135,8 @@ fn neomutt_lists_the_inbox_and_resynchronises_with_qresync() {
             "127.0.0.1:0",
             "--submission",
             "127.0.0.1:0",
+            "--sieve",
+            "127.0.0.1:0",
             "--trace",
             "--db",
         ])

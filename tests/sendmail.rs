@@ -260,3 +260,55 @@ fn real_mailx_and_git_send_email_use_the_symlink() {
     testkit::server::sigterm(&up);
     let _ = up.wait();
 }
+
+/// The recipient's active Sieve script runs on sendmail delivery too:
+/// fileinto files the message (read back over IMAP), reject refuses it
+/// with exit 69 and the reason, and nothing is stored.
+#[test]
+fn sendmail_runs_the_recipients_sieve_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    add_user(&db, "bob@localhost");
+    let script = "require [\"fileinto\", \"mailbox\", \"reject\"];\n\
+        if header :contains \"Subject\" \"[cron]\" { fileinto :create \"Cron\"; stop; }\n\
+        if header :contains \"Subject\" \"buy now\" { reject \"No advertising.\"; stop; }\n";
+    let (code, err) = run(
+        Path::new(BIN),
+        &db,
+        &["sieve", "put", "bob@localhost", "rules", "-", "--activate"],
+        script,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(
+        Path::new(BIN),
+        &db,
+        &["sendmail", "-i", "bob"],
+        "Subject: [cron] backup done\n\nall fine\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(
+        Path::new(BIN),
+        &db,
+        &["sendmail", "-i", "bob"],
+        "Subject: buy now\n\ncheap\n",
+    );
+    assert_eq!(code, 69, "{err}");
+    assert!(err.contains("No advertising."), "{err}");
+    let (code, err) = run(
+        Path::new(BIN),
+        &db,
+        &["sendmail", "-i", "bob"],
+        "Subject: hello\n\nhi\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (mut up, line, _) = testkit::server::minimail_up(BIN, &db, &[], &[]);
+    let imap = testkit::server::addr_of(&line, "imap");
+    let cron = testkit::imap::fetch_all_text(imap.parse().unwrap(), "bob@localhost", "pw", "Cron");
+    assert_eq!(cron.len(), 1, "{cron:?}");
+    assert!(cron[0].contains("Subject: [cron] backup done"), "{cron:?}");
+    let inbox = inbox(&imap, "bob@localhost");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].contains("Subject: hello"), "{inbox:?}");
+    testkit::server::sigterm(&up);
+    up.wait().unwrap();
+}

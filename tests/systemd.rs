@@ -53,7 +53,8 @@ fn start(dir: &Path, extra: &[&str], env: &[(&str, String)], log: &Path) -> Up {
     let err = std::fs::File::create(log).unwrap();
     Up(Command::new(BIN)
         .args(["up", "--smtp", "127.0.0.1:0", "--imap", "127.0.0.1:0"])
-        .args(["--submission", "127.0.0.1:0", "--no-outbound", "--db"])
+        .args(["--submission", "127.0.0.1:0", "--sieve", "127.0.0.1:0"])
+        .args(["--no-outbound", "--db"])
         .arg(dir.join("m.db"))
         .args(extra)
         .env_remove("MINIMAIL_CONFIG")
@@ -153,7 +154,8 @@ fn under_the_journal_lines_carry_priorities_and_no_time() {
     let err = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     let mut up = Up(Command::new(BIN)
         .args(["up", "--smtp", "127.0.0.1:0", "--imap", "127.0.0.1:0"])
-        .args(["--submission", "127.0.0.1:0", "--no-outbound", "--db"])
+        .args(["--submission", "127.0.0.1:0", "--sieve", "127.0.0.1:0"])
+        .args(["--no-outbound", "--db"])
         .arg(dir.path().join("m.db"))
         .env("JOURNAL_STREAM", &stream)
         .env_remove("NOTIFY_SOCKET")

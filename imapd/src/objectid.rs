@@ -14,8 +14,10 @@
 //!   every entry that holds it (delivery to several mailboxes, COPY,
 //!   MOVE), so copies share the EMAILID (§5.1 allows it); the store never
 //!   reuses a message id (schema v10).
-//! - THREADID (§5.2): the store keeps no cross-mailbox threads, so it is
-//!   NIL, which §5.2 provides for servers that do not thread.
+//! - THREADID (§5.2): `T<thread>`. The store decides a message's thread
+//!   when it is stored, by Message-ID/In-Reply-To/References (mailstore's
+//!   `threads.rs`), and keeps it in the message row, so it is the same in
+//!   every mailbox and through COPY, MOVE and RENAME.
 
 use mailstore::{MailboxId, MessageId};
 
@@ -38,6 +40,20 @@ pub fn parse_email(objectid: &str) -> Option<MessageId> {
     digits.parse().ok()
 }
 
+/// The THREADID of a stored thread.
+pub fn thread(id: i64) -> String {
+    format!("T{id}")
+}
+
+/// The thread a THREADID names, if it is one of ours.
+pub fn parse_thread(objectid: &str) -> Option<i64> {
+    let digits = objectid.strip_prefix('T')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// Whether `s` is an `objectid` (RFC 8474 §7).
 pub fn is_objectid(s: &[u8]) -> bool {
     (1..=255).contains(&s.len())
@@ -52,6 +68,10 @@ mod tests {
     #[test]
     fn ids_round_trip_and_are_objectids() {
         assert_eq!(parse_email(&email(42)), Some(42));
+        assert_eq!(parse_thread(&thread(42)), Some(42));
+        assert_eq!(parse_thread(&email(42)), None);
+        assert_eq!(parse_email(&thread(42)), None);
+        assert!(is_objectid(thread(42).as_bytes()));
         assert!(is_objectid(email(42).as_bytes()));
         assert!(is_objectid(mailbox(7, 1_700_000_000).as_bytes()));
         for bad in [

@@ -327,6 +327,15 @@ enum ImapWork {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
+    /// LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN)) (LIST-STATUS, RFC
+    /// 5819) over N mailboxes `<mailbox>-0000`... of one message each
+    /// (made first where missing): cold, then warm.
+    ListStatus {
+        #[arg(long, default_value_t = 1000)]
+        mailboxes: usize,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
 }
 
 impl ImapWork {
@@ -361,6 +370,7 @@ impl ImapWork {
                 expunges,
                 repeat,
             },
+            ImapWork::ListStatus { mailboxes, repeat } => W::ListStatus { mailboxes, repeat },
         }
     }
 }

@@ -141,6 +141,7 @@ mod schema;
 mod search;
 mod sieve;
 mod store;
+mod threads;
 mod tombstones;
 mod tx;
 mod tx_deliver;

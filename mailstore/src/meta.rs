@@ -138,4 +138,7 @@ pub struct MessageMeta {
     pub structure: MimePart,
     /// The stored message row (same for every mailbox holding it).
     pub message_id: MessageId,
+    /// The message's thread (RFC 8474 THREADID; see threads.rs): the same
+    /// for every message of the thread, in whichever mailbox.
+    pub thread_id: i64,
 }

@@ -44,7 +44,7 @@ impl Reader {
         let list = serde_json::to_string(uids).map_err(json_err)?;
         let mut st = self.conn().prepare_cached(
             "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
-                    m.envelope, m.structure, m.id, e.saved
+                    m.envelope, m.structure, m.id, e.saved, coalesce(m.thread_id, m.id)
              FROM entries e JOIN messages m ON m.id = e.message_id
              WHERE e.mailbox_id = ?1 AND e.uid IN (SELECT value FROM json_each(?2))
              ORDER BY e.uid",
@@ -76,6 +76,7 @@ impl Reader {
                 envelope,
                 structure,
                 message_id: r.get(8)?,
+                thread_id: r.get(10)?,
             });
         }
         Ok(out)

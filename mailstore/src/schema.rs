@@ -229,7 +229,26 @@ CREATE TABLE IF NOT EXISTS sieve_seen(
     PRIMARY KEY(user_id, id)
 ) WITHOUT ROWID;
 "#,
-    // v12: per-user quotas (IMAP QUOTA, RFC 9208; see quota.rs): the
+    // v12 (THREADID, RFC 8474 §5.2; see threads.rs): each message's thread,
+    // and which thread each Message-ID seen so far (a message's own, its
+    // In-Reply-To and References) belongs to. Messages stored before v12
+    // are each their own thread; their Message-IDs are recorded (the
+    // oldest message first) so replies arriving later join them.
+    r#"
+ALTER TABLE messages ADD COLUMN thread_id INTEGER;
+UPDATE messages SET thread_id = id;
+CREATE TABLE IF NOT EXISTS thread_refs(
+    msgid TEXT PRIMARY KEY,
+    thread_id INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id);
+INSERT OR IGNORE INTO thread_refs(msgid, thread_id)
+    SELECT substr(value, instr(value, '<') + 1, instr(value, '>') - instr(value, '<') - 1), message_id
+    FROM message_headers
+    WHERE name = 'message-id' AND instr(value, '>') > instr(value, '<') + 1 AND instr(value, '<') > 0
+    ORDER BY message_id;
+"#,
+    // v13: per-user quotas (IMAP QUOTA, RFC 9208; see quota.rs): the
     // limits (NULL: none) and the usage they are checked against, kept
     // exact by triggers on every entry added or removed (deliver, APPEND,
     // COPY, MOVE, EXPUNGE, DELETE): a message counts once per mailbox

@@ -250,6 +250,7 @@ impl Tx<'_> {
                 st.execute(params![id, name, value])?;
             }
         }
+        crate::threads::assign(conn, id, &meta.headers)?;
         // Plain-text mail: the search text is the raw message's tail, byte
         // for byte (but for the newline the parser ends each part's text
         // with); point at it instead of writing it twice.

@@ -39,6 +39,9 @@ pub struct Global {
     /// IMAP server as HOST:PORT.
     #[arg(long, env = "MUA_IMAP", global = true, value_name = "HOST:PORT")]
     pub imap: Option<String>,
+    /// ManageSieve server as HOST:PORT (default: the IMAP host, port 4190).
+    #[arg(long, env = "MUA_SIEVE", global = true, value_name = "HOST:PORT")]
+    pub sieve: Option<String>,
     /// Account address (login name and sender).
     #[arg(long, env = "MUA_USER", global = true, value_name = "ADDRESS")]
     pub user: Option<String>,
@@ -90,6 +93,9 @@ pub enum Command {
     Tui(cmd::tui::TuiCmd),
     /// Wait until a matching message arrives (exit 5 if none in time).
     Wait(cmd::wait::WaitCmd),
+    /// Manage Sieve filters over ManageSieve: list, get, put, activate,
+    /// deactivate, check, delete.
+    Sieve(cmd::sieve::SieveCmd),
 }
 
 /// Per-run state: settings and the password once asked.
@@ -170,6 +176,34 @@ impl Ctx {
         self.setting(&self.global.imap, &self.file.imap, "imap", "MUA_IMAP")
     }
 
+    /// The ManageSieve server address: `--sieve`, `MUA_SIEVE`, `sieve`
+    /// in the file, else the IMAP server's host on port 4190 (RFC 5804
+    /// §1.8).
+    ///
+    /// # Errors
+    /// `Usage` if neither is configured.
+    pub fn sieve_addr(&self) -> Result<String> {
+        if let Some(a) = self
+            .global
+            .sieve
+            .clone()
+            .or_else(|| self.file.sieve.clone())
+        {
+            return Ok(a);
+        }
+        let imap = self.imap_addr().map_err(|_| {
+            MuaError::Usage(
+                "no sieve server configured: pass --sieve, set MUA_SIEVE, or put `sieve = ...` (or `imap = ...`) in the config file"
+                    .into(),
+            )
+        })?;
+        let host = match imap.rsplit_once(':') {
+            Some((host, _)) => host.to_owned(),
+            None => imap,
+        };
+        Ok(format!("{host}:4190"))
+    }
+
     /// The SMTP server address.
     ///
     /// # Errors
@@ -247,6 +281,20 @@ impl Ctx {
         let pass = self.password()?;
         let net = self.net_options()?;
         let mut c = Client::connect(&addr, &net)?;
+        c.login(&user, &pass)?;
+        Ok(c)
+    }
+
+    /// A logged-in ManageSieve session.
+    ///
+    /// # Errors
+    /// `Usage`, `Connect`, `Tls` or `Auth`.
+    pub fn sieve(&mut self) -> Result<crate::sieve::SieveClient> {
+        let addr = self.sieve_addr()?;
+        let user = self.user()?;
+        let pass = self.password()?;
+        let net = self.net_options()?;
+        let mut c = crate::sieve::SieveClient::connect(&addr, &net)?;
         c.login(&user, &pass)?;
         Ok(c)
     }

@@ -5,6 +5,7 @@
 //! ```toml
 //! smtp = "127.0.0.1:2525"
 //! imap = "127.0.0.1:1143"
+//! sieve = "127.0.0.1:4190"  # ManageSieve (optional; default the IMAP host, port 4190)
 //! user = "alice@localhost"
 //! name = "Alice Example"    # display name for From (optional)
 //! sent = "Sent"             # mailbox for sent copies (optional)
@@ -24,6 +25,8 @@ pub struct FileConfig {
     pub smtp: Option<String>,
     /// IMAP server `host:port`.
     pub imap: Option<String>,
+    /// ManageSieve server `host:port` (default: the IMAP host, port 4190).
+    pub sieve: Option<String>,
     /// Login and sender address.
     pub user: Option<String>,
     /// Display name for the From header.

@@ -3,7 +3,8 @@
 //! Layout: `cli` (clap definition, account context) → `cmd/<verb>.rs` (one
 //! file per subcommand) → protocol clients `smtp` (RFC 5321) and `imap/`
 //! (RFC 3501) over blocking sockets (`net`), secured by `tls` (RFC 3207,
-//! RFC 3501 §6.2.1, RFC 8314). Message building is `compose`
+//! RFC 3501 §6.2.1, RFC 8314), and `sieve`, a ManageSieve client
+//! (RFC 5804) for `mua sieve`. Message building is `compose`
 //! (mail-builder), reading is `message` (mailparse) and `html`; `query`
 //! maps the search language to IMAP SEARCH keys; `tui/` is the ratatui
 //! client. `model/` holds the message and mailbox rows both `cmd/` and
@@ -26,6 +27,7 @@ pub mod message;
 pub mod model;
 pub mod net;
 pub mod query;
+pub mod sieve;
 pub mod smtp;
 pub mod tls;
 #[cfg(test)]

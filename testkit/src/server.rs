@@ -124,6 +124,8 @@ pub fn minimail_up_logged(
             "127.0.0.1:0",
             "--submission",
             "127.0.0.1:0",
+            "--sieve",
+            "127.0.0.1:0",
             "--db",
         ])
         .arg(db)

@@ -255,12 +255,15 @@ fn encode_att(
             meta.save_date
                 .map_or(Value::Nil, |t| Value::str(internal_date(t))),
         ),
-        // RFC 8474 §5: EMAILID (objectid), THREADID NIL (`objectid.rs`).
+        // RFC 8474 §5: EMAILID and THREADID, each an objectid in parentheses.
         FetchAtt::EmailId => (
             "EMAILID".into(),
             Value::List(vec![Value::Atom(crate::objectid::email(meta.message_id))]),
         ),
-        FetchAtt::ThreadId => ("THREADID".into(), Value::Nil),
+        FetchAtt::ThreadId => (
+            "THREADID".into(),
+            Value::List(vec![Value::Atom(crate::objectid::thread(meta.thread_id))]),
+        ),
         FetchAtt::ModSeq => ("MODSEQ".into(), Value::List(vec![Value::Num(meta.modseq)])),
         FetchAtt::Envelope => ("ENVELOPE".into(), envelope(&meta.envelope)),
         FetchAtt::Body => ("BODY".into(), body(&meta.structure, false)),

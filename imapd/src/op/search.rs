@@ -82,13 +82,15 @@ pub(crate) fn to_query(key: &SearchKey, sel: &Selection) -> Query {
         SearchKey::SavedSince(d) => Query::SavedSince(day(*d)),
         // RFC 8514 §4.3: the store keeps save dates in every mailbox.
         SearchKey::SaveDateSupported => Query::All,
-        // RFC 8474 §6: an id that is not one of ours matches nothing; so
-        // does every THREADID (ours are NIL, `objectid.rs`).
+        // RFC 8474 §6: an id that is not one of ours matches nothing.
         SearchKey::EmailId(id) => match crate::objectid::parse_email(id) {
             Some(id) => Query::Message(id),
             None => Query::Any(Vec::new()),
         },
-        SearchKey::ThreadId(_) => Query::Any(Vec::new()),
+        SearchKey::ThreadId(id) => match crate::objectid::parse_thread(id) {
+            Some(id) => Query::Thread(id),
+            None => Query::Any(Vec::new()),
+        },
         SearchKey::Larger(n) => Query::Larger(u64::from(*n)),
         SearchKey::Smaller(n) => Query::Smaller(u64::from(*n)),
         SearchKey::Uid(set) => {

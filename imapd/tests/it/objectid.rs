@@ -1,6 +1,7 @@
 //! OBJECTID (RFC 8474): MAILBOXID through CREATE, SELECT, STATUS and
 //! RENAME; EMAILID through delivery, COPY and MOVE, and as a search key;
-//! THREADID NIL. Also driven by Python's imapclient, which parses the
+//! THREADID by Message-ID/In-Reply-To/References through delivery,
+//! APPEND, COPY, MOVE and RENAME, and as a search key. Also driven by Python's imapclient, which parses the
 //! new items as any client library would.
 
 use crate::util::*;
@@ -37,7 +38,7 @@ fn ids_stay_with_their_mailbox_and_message() {
     let r = c.ok("FETCH 1:2 (EMAILID THREADID)");
     let (e1, e2) = (objectid(&r[0], "EMAILID"), objectid(&r[1], "EMAILID"));
     assert_ne!(e1, e2);
-    assert!(r[0].contains("THREADID NIL"), "{r:?}");
+    assert_ne!(objectid(&r[0], "THREADID"), objectid(&r[1], "THREADID"));
     let r = c.ok(&format!("SEARCH EMAILID {e2}"));
     assert_eq!(r[0], "* SEARCH 2");
 
@@ -74,6 +75,83 @@ fn ids_stay_with_their_mailbox_and_message() {
     assert!(e3 != e1 && e3 != e2, "{e3} reused");
 }
 
+/// A message with these ids (`refs` is the References field, if any).
+fn linked(subject: &str, id: &str, in_reply_to: Option<&str>, refs: Option<&str>) -> Vec<u8> {
+    let mut m = format!(
+        "From: Alice <alice@example.org>\r\nTo: bob@localhost\r\nSubject: {subject}\r\n\
+Date: Mon, 13 Nov 2023 10:00:00 +0000\r\nMessage-ID: <{id}>\r\n"
+    );
+    if let Some(p) = in_reply_to {
+        m += &format!("In-Reply-To: <{p}>\r\n");
+    }
+    if let Some(r) = refs {
+        m += &format!("References: {r}\r\n");
+    }
+    m += "\r\nbody\r\n";
+    m.into_bytes()
+}
+
+#[test]
+fn threads_follow_references_and_survive_copy_move_rename() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    // 1 root; 2 replies by In-Reply-To; 3 unrelated; 4 replies to 2 by
+    // References only (with the subject of 3: subjects do not thread);
+    // 5 replies to a message not yet here (7); 6 another unrelated one.
+    s.deliver(bob, &linked("root", "r@x", None, None));
+    s.deliver(bob, &linked("Re: root", "a@x", Some("r@x"), None));
+    s.deliver(bob, &linked("other", "o@x", None, None));
+    s.deliver(bob, &linked("other", "b@x", None, Some("<r@x>\r\n <a@x>")));
+    s.deliver(
+        bob,
+        &linked("late child", "c@x", Some("p@x"), Some("<p@x>")),
+    );
+    s.deliver(bob, &linked("solo", "s@x", None, None));
+    let mut c = s.login("bob@localhost");
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1:6 (THREADID)");
+    let t: Vec<String> = r[..6].iter().map(|l| objectid(l, "THREADID")).collect();
+    assert_eq!(t[0], t[1], "{r:?}");
+    assert_eq!(t[0], t[3], "{r:?}");
+    assert_ne!(t[0], t[2], "{r:?}");
+    assert_ne!(t[2], t[5], "{r:?}");
+    assert_ne!(t[4], t[0], "{r:?}");
+    // The parent arriving after its child (APPEND this time) joins it.
+    let m = linked("late parent", "p@x", None, None);
+    c.send(format!("a APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes());
+    c.send(&m);
+    c.send(b"\r\n");
+    let r = c.until("a");
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    let r = c.ok("FETCH 7 (THREADID EMAILID)");
+    assert_eq!(objectid(&r[0], "THREADID"), t[4], "{r:?}");
+
+    let r = c.ok(&format!("SEARCH THREADID {}", t[0]));
+    assert_eq!(r[0], "* SEARCH 1 2 4");
+    let r = c.ok(&format!("UID SEARCH THREADID {} NOT UID 5", t[4]));
+    assert_eq!(r[0], "* SEARCH 7");
+    // Not ours (an EMAILID, an unknown thread): nothing, not an error.
+    for other in ["M1", "T999999", "X1"] {
+        let r = c.ok(&format!("SEARCH THREADID {other}"));
+        assert_eq!(r[0], "* SEARCH", "{other}");
+    }
+    // Many criteria (evaluated in Rust, not one SQL statement) agree.
+    let many = vec![format!("THREADID {}", t[0]); 40].join(" ");
+    let r = c.ok(&format!("SEARCH {many}"));
+    assert_eq!(r[0], "* SEARCH 1 2 4");
+
+    c.ok("CREATE Work");
+    c.ok("COPY 1 Work");
+    c.ok("MOVE 4 Work");
+    c.ok("RENAME Work Play");
+    c.ok("SELECT Play");
+    let r = c.ok("FETCH 1:2 (THREADID)");
+    assert_eq!(objectid(&r[0], "THREADID"), t[0], "{r:?}");
+    assert_eq!(objectid(&r[1], "THREADID"), t[0], "{r:?}");
+    let r = c.ok(&format!("SEARCH THREADID {}", t[0]));
+    assert_eq!(r[0], "* SEARCH 1 2");
+}
+
 #[test]
 fn malformed_object_ids_are_bad() {
     let s = TestServer::start();
@@ -108,7 +186,12 @@ c.select_folder('ObjA')
 f = c.fetch([1, 2], ['EMAILID', 'THREADID'])
 e1 = f[1][b'EMAILID']; e2 = f[2][b'EMAILID']
 assert e1 != e2, f
-assert f[1][b'THREADID'] is None, f
+assert f[1][b'THREADID'] != f[2][b'THREADID'], f
+c.append('ObjA', b'Subject: Re: y\r\nIn-Reply-To: <y@x>\r\nMessage-ID: <ry@x>\r\n\r\nbody\r\n')
+c.append('ObjA', b'Subject: y again\r\nMessage-ID: <y@x>\r\n\r\nbody\r\n')
+f = c.fetch([3, 4], ['THREADID'])
+assert f[3][b'THREADID'] == f[4][b'THREADID'] and len(f[3][b'THREADID']) == 1, f
+assert c.search(['THREADID', f[3][b'THREADID'][0]]) == [3, 4]
 assert c.search(['EMAILID', e2[0]]) == [2]
 c.create_folder('ObjB')
 c.move([1], 'ObjB')

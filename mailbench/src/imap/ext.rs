@@ -155,6 +155,97 @@ pub fn qresync(t: &Target, changes: usize, expunges: usize, repeat: usize) -> Re
     Ok(r)
 }
 
+/// The name of LIST-STATUS mailbox `k` (flat, so any delimiter does).
+fn list_box(t: &Target, k: usize) -> String {
+    format!("{}-{k:04}", t.mailbox)
+}
+
+/// Bring the account to `mailboxes` mailboxes in all (servers start
+/// accounts with different sets) by making mailboxes `<mailbox>-0000`...,
+/// each holding one message (APPEND with LITERAL+, RFC 7888), every
+/// other one read; then time `LIST "" "*" RETURN (STATUS (MESSAGES
+/// UNSEEN))` (LIST-STATUS, RFC 5819): the first on a fresh connection
+/// (cold), then `repeat` more (warm). Reports the mailboxes listed and
+/// the untagged bytes of one LIST.
+pub fn list_status(t: &Target, mailboxes: usize, repeat: usize) -> Result<Report> {
+    let mut c = Imap::connect(&t.addr)?;
+    c.login(&t.user, &t.password)?;
+    if !c.has("LIST-STATUS") || !c.has("LITERAL+") {
+        bail!("the server does not advertise LIST-STATUS and LITERAL+");
+    }
+    let mut have = std::collections::HashSet::new();
+    c.run("LIST \"\" \"*\"", |u| {
+        let s = String::from_utf8_lossy(u);
+        if let Some(name) = s.rsplit(' ').next() {
+            have.insert(name.trim().trim_matches('"').to_owned());
+        }
+    })?;
+    let t0 = Instant::now();
+    let mut made = 0usize;
+    for k in 0..mailboxes {
+        if have.len() + made >= mailboxes {
+            break;
+        }
+        let name = list_box(t, k);
+        if have.contains(&name) {
+            continue;
+        }
+        c.run(&format!("CREATE {}", quote(&name)), |_| {})?;
+        let flags = if k % 2 == 0 { "(\\Seen) " } else { "" };
+        let msg = format!(
+            "From: a@example.org\r\nTo: b@example.org\r\nSubject: box {k}\r\n\
+             Message-ID: <ls{k}@mailbench>\r\n\r\nbody {k}\r\n"
+        );
+        c.run(
+            &format!("APPEND {} {flags}{{{}+}}\r\n{msg}", quote(&name), msg.len()),
+            |_| {},
+        )?;
+        made += 1;
+    }
+    let populate = t0.elapsed();
+    c.logout();
+    let cmd = "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN))";
+    let mut c = Imap::connect(&t.addr)?;
+    c.login(&t.user, &t.password)?;
+    let (mut bytes, mut listed, mut statuses) = (0usize, 0usize, 0usize);
+    let mut once = |c: &mut Imap| -> Result<Duration> {
+        (bytes, listed, statuses) = (0, 0, 0);
+        let t0 = Instant::now();
+        c.run(cmd, |u| {
+            bytes += u.len();
+            if u.starts_with(b"LIST ") {
+                listed += 1;
+            } else if u.starts_with(b"STATUS ") {
+                statuses += 1;
+            }
+        })?;
+        Ok(t0.elapsed())
+    };
+    let cold = once(&mut c)?;
+    let mut lat = Vec::with_capacity(repeat);
+    let mut work = Duration::ZERO;
+    for _ in 0..repeat.max(1) {
+        let d = once(&mut c)?;
+        work += d;
+        lat.push(d);
+    }
+    c.logout();
+    if statuses < listed.min(mailboxes) {
+        bail!("LIST-STATUS gave {statuses} STATUS responses for {listed} mailboxes");
+    }
+    let mut r = super::report(t, "list-status", "list/s", work, lat);
+    r.params.push(("command".into(), cmd.into()));
+    r.extra.push(("mailboxes".into(), listed.to_string()));
+    r.extra.push(("created".into(), made.to_string()));
+    r.extra.push((
+        "populate s".into(),
+        format!("{:.1}", populate.as_secs_f64()),
+    ));
+    r.extra.push(("cold ms".into(), ms(cold)));
+    r.extra.push(("bytes".into(), bytes.to_string()));
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

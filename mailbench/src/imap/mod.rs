@@ -8,6 +8,7 @@
 //! - `search`: `UID SEARCH TEXT word`.
 //! - `store`: `STORE 1:* +FLAGS (\Flagged)` then `-FLAGS`.
 //! - `body`: many sessions fetching random `UID FETCH n BODY.PEEK[]`.
+//! - `sort`, `thread`, `qresync`, `list-status`: see `ext.rs`.
 
 pub mod client;
 mod ext;
@@ -72,6 +73,9 @@ pub enum Workload {
         expunges: usize,
         repeat: usize,
     },
+    /// `LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN))` over `mailboxes`
+    /// mailboxes (made if missing), cold then `repeat` times warm.
+    ListStatus { mailboxes: usize, repeat: usize },
 }
 
 /// Run one workload.
@@ -96,6 +100,7 @@ pub fn run(t: &Target, w: &Workload) -> Result<Report> {
             expunges,
             repeat,
         } => ext::qresync(t, *changes, *expunges, *repeat),
+        Workload::ListStatus { mailboxes, repeat } => ext::list_status(t, *mailboxes, *repeat),
     }
 }
 

@@ -29,6 +29,8 @@ struct Row {
     saved_date: i64,
     /// The stored message (RFC 8474 EMAILID).
     message_id: i64,
+    /// The message's thread (RFC 8474 THREADID).
+    thread_id: i64,
 }
 
 /// A set of rows (by index into [`Eval::rows`]).
@@ -114,7 +116,8 @@ impl<'r> Eval<'r> {
     pub(super) fn new(reader: &'r Reader, mailbox: MailboxId) -> Result<Eval<'r>> {
         let mut st = reader.conn().prepare_cached(
             "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date, \
-             coalesce(m.sent_date, m.internal_date), coalesce(e.saved, m.internal_date), e.message_id \
+             coalesce(m.sent_date, m.internal_date), coalesce(e.saved, m.internal_date), e.message_id, \
+             coalesce(m.thread_id, m.id) \
              FROM entries e JOIN messages m ON m.id = e.message_id \
              WHERE e.mailbox_id = ?1 ORDER BY e.uid",
         )?;
@@ -130,6 +133,7 @@ impl<'r> Eval<'r> {
                     sent_date: r.get(6)?,
                     saved_date: r.get(7)?,
                     message_id: r.get(8)?,
+                    thread_id: r.get(9)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<Row>>>()?;
@@ -246,6 +250,7 @@ impl<'r> Eval<'r> {
                 self.matching(|r| r.modseq >= v)
             }
             Query::Message(id) => self.matching(|r| r.message_id == *id),
+            Query::Thread(id) => self.matching(|r| r.thread_id == *id),
             Query::Not(a) => {
                 let mut b = self.eval(a)?;
                 b.not(n);

@@ -79,6 +79,8 @@ pub enum Query {
     ModSeq(u64),
     /// The entry holds this stored message (RFC 8474 EMAILID).
     Message(crate::types::MessageId),
+    /// The entry's message is in this thread (RFC 8474 THREADID).
+    Thread(i64),
     /// Negation.
     Not(Box<Query>),
     /// All of these (empty = all messages).
@@ -266,6 +268,7 @@ mod tests {
             days().prop_map(move |d| Query::SavedBefore(day(d))),
             days().prop_map(move |d| Query::SavedOn(day(d))),
             (0i64..20).prop_map(Query::Message),
+            (0i64..20).prop_map(Query::Thread),
         ]
     }
 

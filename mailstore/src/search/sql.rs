@@ -235,6 +235,10 @@ impl Sql {
                 self.push("e.message_id = ");
                 self.param(Value::Integer(*id));
             }
+            Query::Thread(id) => {
+                self.push("coalesce(m.thread_id, m.id) = ");
+                self.param(Value::Integer(*id));
+            }
             Query::Not(inner) => {
                 self.push("NOT (");
                 self.compile(inner, depth + 1)?;

@@ -62,6 +62,15 @@ fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
 /// What migrations v4 (URLAUTH mailbox keys), v5 (bounded expunge
 /// tombstones) and v9 (save dates) added, undone to make a file look
 /// older (with v6 to v8's outbound queue and DKIM tables).
+/// Take a current file back to version 11 (threads, schema v12).
+/// Take a current file back to version 12 (quotas, schema v13).
+const UNDO_V13: &str = "DROP TRIGGER entries_usage_add; DROP TRIGGER entries_usage_del;
+    ALTER TABLE users DROP COLUMN quota_storage; ALTER TABLE users DROP COLUMN quota_messages;
+    ALTER TABLE users DROP COLUMN used_storage; ALTER TABLE users DROP COLUMN used_messages;";
+
+const UNDO_V12: &str = "DROP INDEX messages_thread; ALTER TABLE messages DROP COLUMN thread_id;
+    DROP TABLE thread_refs;";
+
 const UNDO_V4: &str = "DROP TABLE outq_body; DROP TABLE outq_rcpt; DROP TABLE outq_msg;
     DROP TABLE dkim_keys;
     DROP TABLE mailbox_keys;
@@ -107,7 +116,7 @@ fn version_3_tombstones_are_counted_by_the_migration() {
     };
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V4} PRAGMA user_version = 3;"))
+        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 3;"))
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -143,7 +152,7 @@ fn old_schema_is_migrated_and_newer_schema_refused() {
         // Make it look like a version-1 file.
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(&format!(
-            "DROP TABLE pending_text; {UNDO_V4} PRAGMA user_version = 1;"
+            "DROP TABLE pending_text; {UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 1;"
         ))
         .unwrap();
     }
@@ -204,7 +213,7 @@ fn version_2_pending_text_is_still_searched_and_indexed() {
         .unwrap();
         c.execute_batch(&format!(
             "UPDATE mailboxes SET uidnext = 2, highestmodseq = 1 WHERE name = 'INBOX';
-             ALTER TABLE pending_text DROP COLUMN body_at; {UNDO_V4} PRAGMA user_version = 2; COMMIT;",
+             ALTER TABLE pending_text DROP COLUMN body_at; {UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 2; COMMIT;",
         ))
         .unwrap();
     }
@@ -262,8 +271,8 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        v, 11,
-        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids, v11 aliases and Sieve"
+        v, 13,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids, v11 aliases and Sieve, v12 threads, v13 quotas"
     );
     let saved: i64 = c
         .query_row(
@@ -320,7 +329,7 @@ fn version_8_entries_get_an_unknown_save_date() {
     };
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V9} PRAGMA user_version = 8;"))
+        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12} {UNDO_V9} PRAGMA user_version = 8;"))
             .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -374,6 +383,7 @@ fn version_7_queued_bodies_move_to_their_own_table() {
         // The v7 layout: the body in outq_msg.raw, no size, no outq_body,
         // no save dates.
         let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12}")).unwrap();
         c.execute_batch(
             "BEGIN;
              ALTER TABLE outq_msg ADD COLUMN raw BLOB NOT NULL DEFAULT x'';
@@ -416,6 +426,7 @@ fn version_9_message_ids_continue_past_the_newest() {
     };
     {
         let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12}")).unwrap();
         c.execute_batch("DELETE FROM meta WHERE key = 'last_message_id'; PRAGMA user_version = 9;")
             .unwrap();
     }
@@ -449,6 +460,7 @@ fn version_9_gains_aliases() {
     let path = dir.path().join("m.db");
     {
         let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12}")).unwrap();
         c.execute_batch(
             "DROP TABLE aliases; DROP TABLE sieve_scripts; DROP TABLE sieve_seen;
              PRAGMA user_version = 9;",
@@ -502,4 +514,38 @@ fn open_stores_hold_the_lock_file_shared() {
         mailstore::schema_version(&path).unwrap(),
         mailstore::SCHEMA_VERSION
     );
+}
+
+/// A version-11 file gains threads: its messages are each their own
+/// thread, and a reply delivered after the migration joins its parent's.
+#[test]
+fn version_11_messages_are_threaded_by_later_replies() {
+    let (dir, a) = closed_store_with_user();
+    let path = dir.path().join("m.db");
+    {
+        let s = Store::open(&path).unwrap();
+        crate::util::deliver(&s, crate::util::simple("parent", "x"), &[a]);
+        crate::util::deliver(&s, crate::util::simple("other", "y"), &[a]);
+        s.shutdown();
+    }
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12} PRAGMA user_version = 11;"))
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let reply = b"From: b@example.org\r\nSubject: Re: parent\r\n\
+Message-ID: <reply@example.org>\r\nIn-Reply-To: <parent@example.org>\r\n\r\nz\r\n"
+        .to_vec();
+    crate::util::deliver(&s, reply, &[a]);
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let metas = s.read_sync(move |r| r.messages(mb, &[1, 2, 3])).unwrap();
+    let t: Vec<i64> = metas.iter().map(|m| m.thread_id).collect();
+    assert_eq!(t[0], metas[0].message_id, "{t:?}");
+    assert_eq!(t[1], metas[1].message_id, "{t:?}");
+    assert_eq!(t[2], t[0], "{t:?}");
 }

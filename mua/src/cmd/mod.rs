@@ -11,6 +11,7 @@ pub mod read;
 pub mod save;
 pub mod search;
 pub mod send;
+pub mod sieve;
 pub mod tui;
 pub mod wait;
 
@@ -35,6 +36,7 @@ pub fn run(cmd: Command, ctx: &mut Ctx) -> anyhow::Result<()> {
         Command::Save(c) => c.run(ctx),
         Command::Tui(c) => c.run(ctx),
         Command::Wait(c) => c.run(ctx),
+        Command::Sieve(c) => c.run(ctx),
     }
 }
 

@@ -7,6 +7,7 @@
 mod cache;
 mod errors;
 mod roundtrip;
+mod sieve;
 mod tls;
 mod tui;
 mod util;

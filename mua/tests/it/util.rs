@@ -1,4 +1,4 @@
-//! Test harness: smtpd and imapd on ephemeral loopback ports over one
+//! Test harness: smtpd, imapd and managesieve on ephemeral loopback ports over one
 //! temporary store with users (started and stopped by `testkit`), and a
 //! runner for the `mua` binary.
 
@@ -16,6 +16,8 @@ pub struct Servers {
     _running: Running,
     pub smtp: SocketAddr,
     pub imap: SocketAddr,
+    /// ManageSieve (plain listener, STARTTLS with `start_tls`).
+    pub sieve: SocketAddr,
     /// Implicit-TLS listeners (`start_tls` only).
     pub smtps: Option<SocketAddr>,
     pub imaps: Option<SocketAddr>,
@@ -71,6 +73,15 @@ impl Servers {
             store.clone(),
         )
         .unwrap();
+        let sieve = managesieve::bind(
+            &listeners(false),
+            managesieve::Config {
+                net: net.clone(),
+                ..Default::default()
+            },
+            store.clone(),
+        )
+        .unwrap();
         let imap = imapd::bind_listeners(
             &listen,
             imapd::Config {
@@ -83,10 +94,12 @@ impl Servers {
         let mut running = Running::new();
         let smtp_addrs = running.spawn(smtp);
         let imap_addrs = running.spawn(imap);
+        let sieve_addrs = running.spawn(sieve);
         Servers {
             _running: running,
             smtp: smtp_addrs[0],
             imap: imap_addrs[0],
+            sieve: sieve_addrs[0],
             smtps: smtp_addrs.get(1).copied(),
             imaps: imap_addrs.get(1).copied(),
             cafile,
@@ -103,6 +116,7 @@ impl Servers {
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("MUA_SMTP", self.smtp.to_string())
             .env("MUA_IMAP", self.imap.to_string())
+            .env("MUA_SIEVE", self.sieve.to_string())
             .env("MUA_USER", user)
             .env("MUA_PASSWORD", PASSWORD);
         c
