@@ -234,6 +234,16 @@ impl Conn {
                 log::error!("imapd conn {}: {e}", self.id);
                 (Code::OverQuota, "Not enough disk space".to_owned())
             }
+            // RFC 9208 §4.3: the user's quota has no room (nothing added).
+            StoreError::OverQuota { permanent, .. } => {
+                log::info!("imapd conn {}: {e}", self.id);
+                let text = if *permanent {
+                    "Quota exceeded (the message is larger than the quota)"
+                } else {
+                    "Quota exceeded (mailbox full)"
+                };
+                (Code::OverQuota, text.to_owned())
+            }
             StoreError::Damaged(_) => {
                 log::error!("imapd conn {}: {e}", self.id);
                 (

@@ -172,7 +172,12 @@ impl Tx<'_> {
     }
 
     /// [`Tx::copy`] without the quota check (MOVE frees what it adds).
-    fn copy_entries(&mut self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
+    fn copy_entries(
+        &mut self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome> {
         self.require_mailbox(src)?;
         let dst_box = self.require_mailbox(dst)?;
         let mut map = Vec::with_capacity(uids.len());

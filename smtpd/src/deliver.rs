@@ -353,6 +353,11 @@ impl SmtpSession {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        let rcpt_dsn: Vec<(String, RcptParams)> = env
+            .rcpts
+            .iter()
+            .map(|r| (r.addr.clone(), r.dsn.clone()))
+            .collect();
         self.waiting = Some(Waiting::Commit(CommitInfo {
             id,
             from,
@@ -398,11 +403,6 @@ impl SmtpSession {
         let store2 = store.clone();
         let rejecter = completer.clone();
         let over_locals = locals.clone();
-        let rcpt_dsn: Vec<(String, RcptParams)> = env
-            .rcpts
-            .iter()
-            .map(|r| (r.addr.clone(), r.dsn.clone()))
-            .collect();
         let write = move |msg: PreparedMessage, plans: Option<Vec<_>>| {
             store.write(
                 move |tx| {
@@ -415,7 +415,9 @@ impl SmtpSession {
                     if !over.is_empty() {
                         users.retain(|u| !over.iter().any(|(o, _)| o == u));
                         if let Some(p) = plans.as_mut() {
-                            p.retain(|(d, _)| !over.iter().any(|(o, _)| *o == d.user));
+                            p.retain(|(d, _): &(mailsieve::Delivery, mailsieve::Plan)| {
+                                !over.iter().any(|(o, _)| *o == d.user)
+                            });
                         }
                         if users.is_empty() && remote.is_empty() {
                             return tx.check_quota(over[0].0, msg.raw().len() as u64, 1);

@@ -399,7 +399,7 @@ fn sender_owned(user: &str, from: &ReversePath) -> bool {
 /// What a recipient's quotas say about taking a message (see the module
 /// docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RcptQuota {
+pub enum RcptQuota {
     /// No user of the route has a quota (the route may be cached).
     Unlimited,
     /// Some user of the route (or a forward) takes it.

@@ -116,8 +116,10 @@ fn version_3_tombstones_are_counted_by_the_migration() {
     };
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 3;"))
-            .unwrap();
+        c.execute_batch(&format!(
+            "{UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 3;"
+        ))
+        .unwrap();
     }
     let s = Store::open(&path).unwrap();
     assert_eq!(s.read_sync(move |r| r.tombstones(mb)).unwrap(), 2);
@@ -329,8 +331,10 @@ fn version_8_entries_get_an_unknown_save_date() {
     };
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12} {UNDO_V9} PRAGMA user_version = 8;"))
-            .unwrap();
+        c.execute_batch(&format!(
+            "{UNDO_V13} {UNDO_V12} {UNDO_V9} PRAGMA user_version = 8;"
+        ))
+        .unwrap();
     }
     let s = Store::open(&path).unwrap();
     s.write_sync(move |tx| {
