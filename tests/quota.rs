@@ -283,3 +283,60 @@ fn imap_append_and_copy_get_overquota_and_expunge_frees_room() {
     assert!(r.last().unwrap().contains("NO [OVERQUOTA]"), "{r:?}");
     c.ok("LOGOUT");
 }
+
+#[test]
+fn getquota_getquotaroot_setquota_and_status_deleted_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    ok(&db, &["user", "add", "bob@localhost", "--password-stdin"], "pw\n");
+    let (_up, _smtp, imap) = start(&db);
+    let mut c = testkit::imap::Client::connect(imap);
+    c.login("bob@localhost", "pw");
+    let caps = c.ok("CAPABILITY");
+    assert!(
+        caps[0].contains(" QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"),
+        "{caps:?}"
+    );
+    // No limits: no quota root (RFC 9208 §4.2.2), GETQUOTA finds none.
+    let r = c.ok("GETQUOTAROOT INBOX");
+    assert_eq!(r[0], "* QUOTAROOT \"INBOX\"");
+    let r = c.cmd("GETQUOTA \"\"");
+    assert!(r.last().unwrap().contains("NO [NONEXISTENT]"), "{r:?}");
+    let msg = "Subject: hi\r\n\r\n".to_owned() + &"z".repeat(3000) + "\r\n";
+    let append = format!("APPEND Trash (\\Deleted) {{{}+}}\r\n{msg}", msg.len());
+    c.ok(&append);
+    ok(&db, &["user", "quota", "bob@localhost", "1M", "--messages", "10"], "");
+    let r = c.ok("GETQUOTAROOT Trash");
+    assert_eq!(r[0], "* QUOTAROOT \"Trash\" \"\"");
+    assert_eq!(r[1], "* QUOTA \"\" (STORAGE 2 1024 MESSAGE 1 10)");
+    let r = c.ok("GETQUOTA \"\"");
+    assert_eq!(r[0], "* QUOTA \"\" (STORAGE 2 1024 MESSAGE 1 10)");
+    let r = c.cmd("GETQUOTAROOT Nowhere");
+    assert!(r.last().unwrap().contains("NO [NONEXISTENT]"), "{r:?}");
+    let r = c.cmd("SETQUOTA \"\" (STORAGE 99999)");
+    assert!(r.last().unwrap().contains("NO [NOPERM]"), "{r:?}");
+    let r = c.cmd("SETQUOTA \"\" STORAGE");
+    assert!(r.last().unwrap().contains("BAD"), "{r:?}");
+    // DELETED-STORAGE: what EXPUNGE would free, in KiB, rounded up.
+    let r = c.ok("STATUS Trash (DELETED DELETED-STORAGE)");
+    assert_eq!(r[0], "* STATUS \"Trash\" (DELETED 1 DELETED-STORAGE 3)");
+    c.ok("LOGOUT");
+
+    // Python's imapclient reads the same through its own parser.
+    let (h, p) = (imap.ip(), imap.port());
+    let script = format!(
+        "import imapclient\n\
+         c = imapclient.IMAPClient('{h}', port={p}, ssl=False)\n\
+         c.login('bob@localhost', 'pw')\n\
+         roots, quotas = c.get_quota_root('INBOX')\n\
+         print(roots.quota_roots)\n\
+         for q in quotas: print(q.quota_root, q.resource, q.usage, q.limit)\n\
+         c.logout()\n"
+    );
+    let out = testkit::process::run(Command::new("python3").args(["-c", &script]), b"");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "['']\n STORAGE 2 1024\n MESSAGE 1 10\n"
+    );
+}

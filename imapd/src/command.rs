@@ -75,6 +75,9 @@ pub enum StatusItem {
     MailboxId,
     /// `DELETED`: messages with `\Deleted` (RFC 9051 §6.3.11).
     Deleted,
+    /// `DELETED-STORAGE`: what EXPUNGE would free, in units of 1024
+    /// octets (RFC 9208 §4.3).
+    DeletedStorage,
 }
 
 /// How STORE changes flags (RFC 3501 §6.4.6).
@@ -401,6 +404,13 @@ pub enum CommandBody {
     Notify(Option<Box<NotifySet>>),
     /// `UNAUTHENTICATE` (RFC 8437 §3)
     Unauthenticate,
+    /// `GETQUOTA root` (RFC 9208 §4.2.1)
+    GetQuota(String),
+    /// `GETQUOTAROOT mailbox` (RFC 9208 §4.2.2)
+    GetQuotaRoot(String),
+    /// `SETQUOTA root (resource limit ...)` (RFC 9208 §4.2.3): the root
+    /// and the limits asked for.
+    SetQuota(String, Vec<(String, u64)>),
 }
 
 impl CommandBody {
@@ -447,6 +457,9 @@ impl CommandBody {
             CommandBody::ListExtended(_) => "LIST",
             CommandBody::Notify(_) => "NOTIFY",
             CommandBody::Unauthenticate => "UNAUTHENTICATE",
+            CommandBody::GetQuota(_) => "GETQUOTA",
+            CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandBody::SetQuota(..) => "SETQUOTA",
         }
     }
 }

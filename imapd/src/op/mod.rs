@@ -30,6 +30,7 @@ pub(crate) mod multiappend;
 pub(crate) mod notify;
 pub(crate) mod preview;
 pub(crate) mod qresync;
+pub(crate) mod quota;
 pub(crate) mod search;
 pub(crate) mod select;
 pub(crate) mod sort;
@@ -81,6 +82,9 @@ fn needs(body: &CommandBody) -> Needs {
         | ListExtended(_)
         | Notify(_)
         | Unauthenticate
+        | GetQuota(_)
+        | GetQuotaRoot(_)
+        | SetQuota(..)
         | Compress(_)
         | Idle => Needs::Authenticated,
         Enable(_) => Needs::AuthenticatedOnly,
@@ -172,6 +176,9 @@ fn authenticated(
     use CommandBody::*;
     match body {
         Namespace => any::namespace(s, io, &tag),
+        GetQuota(root) => quota::get_quota(s, io, user, tag, root),
+        GetQuotaRoot(mailbox) => quota::get_quota_root(s, io, user, tag, mailbox),
+        SetQuota(..) => quota::set_quota(s, io, &tag),
         Enable(caps) => any::enable(s, io, &tag, &caps),
         Select {
             mailbox,

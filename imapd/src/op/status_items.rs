@@ -1,6 +1,6 @@
 //! The values of STATUS data items (RFC 3501 §6.3.10; HIGHESTMODSEQ, RFC
 //! 7162 §3.1.6; SIZE, RFC 8438 §3; APPENDLIMIT, RFC 7889 §2; MAILBOXID,
-//! RFC 8474 §4; DELETED, RFC 9051 §6.3.11), shared by the STATUS command
+//! RFC 8474 §4; DELETED, RFC 9051 §6.3.11; DELETED-STORAGE, RFC 9208 §4.3), shared by the STATUS command
 //! (`select.rs`) and LIST's `RETURN (STATUS (...))` (RFC 5819,
 //! `list_ext.rs`), so both answer alike.
 //!
@@ -23,6 +23,9 @@ pub(crate) struct Counts {
     pub(crate) size: Option<u64>,
     /// Messages with `\Deleted`, when DELETED was asked for.
     pub(crate) deleted: Option<u64>,
+    /// Octets of the messages with `\Deleted`, when DELETED-STORAGE was
+    /// asked for.
+    pub(crate) deleted_size: Option<u64>,
 }
 
 /// Read what `items` need to know about mailbox `id` (on a store thread).
@@ -39,7 +42,16 @@ pub(crate) fn read(r: &Reader, id: MailboxId, items: &[StatusItem]) -> mailstore
         }
         false => None,
     };
-    Ok(Counts { st, size, deleted })
+    let deleted_size = match items.contains(&StatusItem::DeletedStorage) {
+        true => Some(r.deleted_size(id)?),
+        false => None,
+    };
+    Ok(Counts {
+        st,
+        size,
+        deleted,
+        deleted_size,
+    })
 }
 
 /// The items asked for, in the order asked, as a STATUS response carries
@@ -81,6 +93,7 @@ fn item_name(item: &StatusItem) -> &'static str {
         StatusItem::AppendLimit => "APPENDLIMIT",
         StatusItem::MailboxId => "MAILBOXID",
         StatusItem::Deleted => "DELETED",
+        StatusItem::DeletedStorage => "DELETED-STORAGE",
     }
 }
 
@@ -102,6 +115,7 @@ fn number(shared: &Shared, id: MailboxId, c: &Counts, item: &StatusItem) -> u64 
         StatusItem::Size => c.size.unwrap_or(0),
         StatusItem::AppendLimit => shared.config.max_literal,
         StatusItem::Deleted => c.deleted.unwrap_or(0),
+        StatusItem::DeletedStorage => c.deleted_size.unwrap_or(0).div_ceil(1024),
         // Not a number: `values` writes it.
         StatusItem::MailboxId => 0,
     }

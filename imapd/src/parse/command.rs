@@ -234,6 +234,36 @@ fn arguments<'a>(name: &str, uid: bool, i: &'a [u8]) -> Option<PResult<'a, Comma
         "COPY" | "MOVE" => copy(name == "MOVE", uid, i),
         "ID" => id(i),
         "CANCELUPDATE" => super::esearch::cancelupdate(i),
+        // RFC 9208 §4.2 (quota-root names are astrings).
+        "GETQUOTA" => {
+            all_consuming(map(preceded(sp, astring_text), CommandBody::GetQuota)).parse(i)
+        }
+        "GETQUOTAROOT" => one_mailbox(i, CommandBody::GetQuotaRoot),
+        "SETQUOTA" => all_consuming(map(
+            preceded(
+                sp,
+                separated_pair(
+                    astring_text,
+                    sp,
+                    delimited(
+                        char('('),
+                        separated_list0(
+                            sp,
+                            separated_pair(
+                                map(atom, |a: &[u8]| {
+                                    String::from_utf8_lossy(a).to_ascii_uppercase()
+                                }),
+                                sp,
+                                nom::character::complete::u64,
+                            ),
+                        ),
+                        char(')'),
+                    ),
+                ),
+            ),
+            |(root, limits)| CommandBody::SetQuota(root, limits),
+        ))
+        .parse(i),
         "ENABLE" => all_consuming(map(
             nom::multi::many1(preceded(sp, atom)),
             |caps: Vec<&[u8]>| {

@@ -87,6 +87,7 @@ pub(crate) fn status_att(i: &[u8]) -> PResult<'_, StatusItem> {
         value(StatusItem::HighestModSeq, tag_no_case("HIGHESTMODSEQ")),
         value(StatusItem::Size, tag_no_case("SIZE")),
         value(StatusItem::AppendLimit, tag_no_case("APPENDLIMIT")),
+        value(StatusItem::DeletedStorage, tag_no_case("DELETED-STORAGE")),
         value(StatusItem::MailboxId, tag_no_case("MAILBOXID")),
         value(StatusItem::Deleted, tag_no_case("DELETED")),
     ))

@@ -102,6 +102,21 @@ pub enum Data<'a> {
         /// `OLDNAME (old)`.
         oldname: Option<&'a str>,
     },
+    /// `QUOTAROOT mailbox root ...` (RFC 9208 §5.2).
+    QuotaRoot {
+        /// The mailbox asked about.
+        mailbox: &'a str,
+        /// Its quota roots (none: no quota applies).
+        roots: &'a [&'a str],
+    },
+    /// `QUOTA root (resource usage limit ...)` (RFC 9208 §5.1); usage
+    /// and limit in the resource's units (STORAGE: 1024 octets).
+    Quota {
+        /// The quota root.
+        root: &'a str,
+        /// Resource name, usage, limit.
+        resources: &'a [(&'a str, u64, u64)],
+    },
     /// `STATUS name (item n ...)` (§7.2.4).
     Status {
         /// The mailbox name (UTF-8).
@@ -255,6 +270,24 @@ impl Data<'_> {
                     vals.push(Value::List(ext));
                 }
                 values(out, "LIST", &vals);
+            }
+            Data::QuotaRoot { mailbox, roots } => {
+                let mut vals = vec![mailbox_name(mailbox)];
+                vals.extend(roots.iter().map(|r| Value::str(*r)));
+                values(out, "QUOTAROOT", &vals);
+            }
+            Data::Quota { root, resources } => {
+                let list = resources
+                    .iter()
+                    .flat_map(|(name, used, limit)| {
+                        [
+                            Value::Atom((*name).to_owned()),
+                            Value::Num(*used),
+                            Value::Num(*limit),
+                        ]
+                    })
+                    .collect();
+                values(out, "QUOTA", &[Value::str(*root), Value::List(list)]);
             }
             Data::Status { name, items } => {
                 let list = items

@@ -244,9 +244,11 @@ pub enum Code {
     /// `UNAVAILABLE` (RFC 5530 §3): temporarily refused (login throttle,
     /// a damaged store that refuses changes)
     Unavailable,
-    /// `OVERQUOTA` (RFC 5530 §3): no room for what the command adds (here:
-    /// the disk is full)
+    /// `OVERQUOTA` (RFC 5530 §3, RFC 9208 §4.3): no room for what the
+    /// command adds (the user's quota, or the disk is full)
     OverQuota,
+    /// `NOPERM` (RFC 5530 §3): not allowed for this user (SETQUOTA)
+    NoPerm,
     /// `NOUPDATE "tag"` (RFC 5267 §4.3.1): the search of that tag gets no
     /// updates
     NoUpdate(String),
@@ -303,6 +305,7 @@ impl Code {
             Code::PrivacyRequired => write!(out, "PRIVACYREQUIRED"),
             Code::Unavailable => write!(out, "UNAVAILABLE"),
             Code::OverQuota => write!(out, "OVERQUOTA"),
+            Code::NoPerm => write!(out, "NOPERM"),
             Code::NoUpdate(tag) => write!(out, "NOUPDATE {}", quote(tag)),
             Code::BadEvent(ev) => write!(out, "BADEVENT ({})", ev.join(" ")),
             Code::NotificationOverflow => write!(out, "NOTIFICATIONOVERFLOW"),

@@ -371,6 +371,7 @@ fn simple_body() -> impl Strategy<Value = CommandBody> {
                     StatusItem::AppendLimit,
                     StatusItem::MailboxId,
                     StatusItem::Deleted,
+                    StatusItem::DeletedStorage,
                 ]),
                 1..9
             )
