@@ -22,7 +22,8 @@
 //! Exit codes per sysexits(3): 0 delivered, 64 usage, 65 a message without
 //! recipients, 67 an unknown local recipient, 69 a recipient on another
 //! host (no outbound delivery yet) or a message rejected by Sieve, 74 the store cannot be opened, 75 the
-//! store refused the delivery for now (busy, disk full).
+//! store refused the delivery for now (busy, disk full, a recipient's
+//! mailbox over quota; 69 if the message is larger than the quota).
 
 use mailparse::MailHeaderMap;
 use mailstore::{NewMessage, PreparedMessage, Resolution, Store, StoreError};
@@ -323,6 +324,10 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
     }
     let sender = sender.to_owned();
     let stored = store.write_sync(move |tx| {
+        // Quotas: all or nothing (one exit code for the whole message).
+        if let Some((user, _)) = tx.over_quota(&ids, new.raw().len() as u64)?.first() {
+            tx.check_quota(*user, new.raw().len() as u64, 1)?;
+        }
         match &plans {
             Some(plans) => {
                 mailsieve::apply(
@@ -359,6 +364,20 @@ fn deliver(store: &Store, a: &Args, sender: &str, rcpts: &[String], msg: Vec<u8>
     });
     match stored {
         Ok(_) => 0,
+        Err(
+            e @ StoreError::OverQuota {
+                permanent: true, ..
+            },
+        ) => {
+            eprintln!(
+                "sendmail: not delivered: a recipient's quota is smaller than the message: {e}"
+            );
+            EX_UNAVAILABLE
+        }
+        Err(e @ StoreError::OverQuota { .. }) => {
+            eprintln!("sendmail: not delivered, a recipient's mailbox is full: {e}");
+            EX_TEMPFAIL
+        }
         Err(e @ (StoreError::Full(_) | StoreError::Damaged(_))) => {
             eprintln!("sendmail: not delivered, try again later: {e}");
             EX_TEMPFAIL

@@ -288,7 +288,11 @@ fn imap_append_and_copy_get_overquota_and_expunge_frees_room() {
 fn getquota_getquotaroot_setquota_and_status_deleted_storage() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
-    ok(&db, &["user", "add", "bob@localhost", "--password-stdin"], "pw\n");
+    ok(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "pw\n",
+    );
     let (_up, _smtp, imap) = start(&db);
     let mut c = testkit::imap::Client::connect(imap);
     c.login("bob@localhost", "pw");
@@ -305,7 +309,11 @@ fn getquota_getquotaroot_setquota_and_status_deleted_storage() {
     let msg = "Subject: hi\r\n\r\n".to_owned() + &"z".repeat(3000) + "\r\n";
     let append = format!("APPEND Trash (\\Deleted) {{{}+}}\r\n{msg}", msg.len());
     c.ok(&append);
-    ok(&db, &["user", "quota", "bob@localhost", "1M", "--messages", "10"], "");
+    ok(
+        &db,
+        &["user", "quota", "bob@localhost", "1M", "--messages", "10"],
+        "",
+    );
     let r = c.ok("GETQUOTAROOT Trash");
     assert_eq!(r[0], "* QUOTAROOT \"Trash\" \"\"");
     assert_eq!(r[1], "* QUOTA \"\" (STORAGE 2 1024 MESSAGE 1 10)");
@@ -339,4 +347,34 @@ fn getquota_getquotaroot_setquota_and_status_deleted_storage() {
         String::from_utf8_lossy(&out.stdout),
         "['']\n STORAGE 2 1024\n MESSAGE 1 10\n"
     );
+}
+
+#[test]
+fn sendmail_refuses_a_full_mailbox_with_tempfail_and_a_too_big_message_with_69() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    ok(
+        &db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "pw\n",
+    );
+    ok(
+        &db,
+        &["user", "quota", "bob@localhost", "none", "--messages", "1"],
+        "",
+    );
+    let msg = "From: cron@localhost\nSubject: job\n\nok\n";
+    ok(&db, &["sendmail", "bob@localhost"], msg);
+    let out = minimail(&db, &["sendmail", "bob@localhost"], msg);
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mailbox is full"));
+    ok(
+        &db,
+        &["user", "quota", "bob@localhost", "1K", "--messages", "none"],
+        "",
+    );
+    let big = format!("Subject: big\n\n{}\n", "x".repeat(4000));
+    let out = minimail(&db, &["sendmail", "bob@localhost"], &big);
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    assert!(usage(&db, "bob@localhost").contains("messages 1 (no limit)"));
 }

@@ -353,6 +353,22 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
         Delete(m) | Subscribe(m) | Unsubscribe(m) => {
             w.name(c.body.name()).raw(" ").mailbox(m);
         }
+        GetQuota(root) => {
+            w.name("GETQUOTA ").astring(root.as_bytes());
+        }
+        GetQuotaRoot(m) => {
+            w.name("GETQUOTAROOT ").mailbox(m);
+        }
+        SetQuota(root, limits) => {
+            w.name("SETQUOTA ").astring(root.as_bytes()).raw(" (");
+            for (k, (name, limit)) in limits.iter().enumerate() {
+                if k > 0 {
+                    w.raw(" ");
+                }
+                w.name(name).raw(&format!(" {limit}"));
+            }
+            w.raw(")");
+        }
         Rename(a, b) => {
             w.name("RENAME ").mailbox(a).raw(" ").mailbox(b);
         }
@@ -371,7 +387,11 @@ fn serialize(c: &Command, bits: u64) -> Vec<u8> {
                 if n > 0 {
                     w.raw(" ");
                 }
-                w.name(&format!("{i:?}"));
+                let item = match i {
+                    crate::command::StatusItem::DeletedStorage => "DELETED-STORAGE".to_owned(),
+                    i => format!("{i:?}"),
+                };
+                w.name(&item);
             }
             w.raw(")");
         }
