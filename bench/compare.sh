@@ -6,7 +6,8 @@
 #
 # Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
 # with apt-get if missing, configures them on loopback ports in a private
-# directory ($BENCH_DIR, default /tmp/minimail-bench) -- nothing in /etc is
+# directory ($BENCH_DIR, default /tmp/minimail-bench-N, N and the ports
+# offset by N*1000 derived from the checkout path; PORT_OFFSET overrides) -- nothing in /etc is
 # changed and systemd is not used; the daemons are started directly, as in
 # protocol-tests/scripts/peers.sh -- builds minimail and mailbench (release),
 # and runs:
@@ -73,23 +74,27 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORKSPACE=$(cd "$HERE/.." && pwd)
-BENCH_DIR=${BENCH_DIR:-/tmp/minimail-bench}
+# Several checkouts on one machine (engineers' worktrees) must not share data
+# or ports: both derive from the checkout's path unless given.
+WS_SLOT=$(( $(printf %s "$WORKSPACE" | cksum | cut -d' ' -f1) % 20 ))
+BENCH_DIR=${BENCH_DIR:-/tmp/minimail-bench-$WS_SLOT}
+PORT_OFFSET=${PORT_OFFSET:-$((WS_SLOT * 1000))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$WORKSPACE/target-bench}
-SINK_PORT=${SINK_PORT:-12025}
-POSTFIX_PORT=${POSTFIX_PORT:-12026}
-DOVECOT_PORT=${DOVECOT_PORT:-12143}
-MM_SMTP_PORT=${MM_SMTP_PORT:-12525}
-MM_IMAP_PORT=${MM_IMAP_PORT:-12144}
-MM_SUB_PORT=${MM_SUB_PORT:-12586}
+SINK_PORT=${SINK_PORT:-$((12025 + PORT_OFFSET))}
+POSTFIX_PORT=${POSTFIX_PORT:-$((12026 + PORT_OFFSET))}
+DOVECOT_PORT=${DOVECOT_PORT:-$((12143 + PORT_OFFSET))}
+MM_SMTP_PORT=${MM_SMTP_PORT:-$((12525 + PORT_OFFSET))}
+MM_IMAP_PORT=${MM_IMAP_PORT:-$((12144 + PORT_OFFSET))}
+MM_SUB_PORT=${MM_SUB_PORT:-$((12586 + PORT_OFFSET))}
 # Outbound: the sink's port (on the MX addresses $OUT_NET.1-100, and on
 # 127.0.0.1); a port nothing listens on (the RSS check); dnsmasq; the ports
 # (smtp, imap, submission) of the two minimail instances of the outbound
 # runs and of the RSS check.
-OUT_SINK_PORT=${OUT_SINK_PORT:-12030}
-OUT_DEAD_PORT=${OUT_DEAD_PORT:-12039}
-DNS_PORT=${DNS_PORT:-12053}
-MM_OUT_PORTS=${MM_OUT_PORTS:-"12526 12145 12587"}
-MM_RSS_PORTS=${MM_RSS_PORTS:-"12527 12146 12588"}
+OUT_SINK_PORT=${OUT_SINK_PORT:-$((12030 + PORT_OFFSET))}
+OUT_DEAD_PORT=${OUT_DEAD_PORT:-$((12039 + PORT_OFFSET))}
+DNS_PORT=${DNS_PORT:-$((12053 + PORT_OFFSET))}
+MM_OUT_PORTS=${MM_OUT_PORTS:-"$((12526 + PORT_OFFSET)) $((12145 + PORT_OFFSET)) $((12587 + PORT_OFFSET))"}
+MM_RSS_PORTS=${MM_RSS_PORTS:-"$((12527 + PORT_OFFSET)) $((12146 + PORT_OFFSET)) $((12588 + PORT_OFFSET))"}
 OUT_NET=127.0.2
 OUT_DOMAINS=100
 # The offered load (msg/s) of the paced outbound run, well below what either
