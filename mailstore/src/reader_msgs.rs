@@ -123,6 +123,39 @@ impl Reader {
         Ok(buf)
     }
 
+    /// Append `len` bytes from `offset` of stored message `message` (fewer
+    /// at its end; none past it) to `out`, read with blob I/O straight
+    /// into it: the one copy a body FETCH makes out of the store. `message`
+    /// is [`MessageMeta::message_id`] from a read of the mailbox (so no
+    /// UID lookup per read). Returns the octets appended.
+    ///
+    /// # Errors
+    /// Database errors (a message no longer stored among them); `out` is
+    /// left as it was.
+    ///
+    /// [`MessageMeta::message_id`]: crate::MessageMeta::message_id
+    pub fn message_range_into(
+        &self,
+        message: MessageId,
+        offset: u64,
+        len: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<u64> {
+        let blob = self
+            .conn()
+            .blob_open("main", "message_raw", "raw", message, true)?;
+        let size = blob.len() as u64;
+        let start = offset.min(size);
+        let n = len.min(size - start) as usize;
+        let at = out.len();
+        out.resize(at + n, 0);
+        if let Err(e) = blob.read_at_exact(&mut out[at..], start as usize) {
+            out.truncate(at);
+            return Err(e.into());
+        }
+        Ok(n as u64)
+    }
+
     /// Raw message size in octets.
     ///
     /// # Errors

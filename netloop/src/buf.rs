@@ -227,6 +227,21 @@ impl OutBuf {
         self.data.push(bytes);
     }
 
+    /// Queue the bytes of `v`, leaving it empty (like [`Vec::append`]).
+    /// When nothing is queued they are taken as they are, without a copy:
+    /// `v` gets the queue's spare allocation back (a bulk FETCH hands its
+    /// megabytes over this way, issue 21).
+    pub fn append(&mut self, v: &mut Vec<u8>) {
+        if self.data.is_empty() {
+            self.data.start = 0;
+            std::mem::swap(&mut self.data.bytes, v);
+            v.clear();
+        } else {
+            self.data.push(v);
+            v.clear();
+        }
+    }
+
     /// The bytes not yet written.
     pub fn as_slice(&self) -> &[u8] {
         self.data.as_slice()
@@ -332,6 +347,26 @@ mod tests {
         assert_eq!(b.take_line(5), Line::Incomplete);
         b.extend(b"\n");
         assert_eq!(b.take_line(5), complete("12345", Ending::CrLf));
+    }
+
+    #[test]
+    fn append_takes_the_vector_when_empty_and_copies_behind_queued_bytes() {
+        let mut o = OutBuf::new();
+        let mut v = b"first ".to_vec();
+        let at = v.as_ptr();
+        o.append(&mut v);
+        assert!(v.is_empty());
+        assert_eq!(o.as_slice().as_ptr(), at, "taken without a copy");
+        let mut w = b"second".to_vec();
+        o.append(&mut w);
+        assert!(w.is_empty());
+        assert_eq!(o.as_slice(), b"first second");
+        o.advance(6);
+        assert_eq!(o.as_slice(), b"second");
+        o.advance(6);
+        let mut x = b"third".to_vec();
+        o.append(&mut x);
+        assert_eq!(o.as_slice(), b"third");
     }
 
     #[test]
