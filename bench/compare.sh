@@ -610,6 +610,9 @@ run_body() {
         a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "b$n")
         record "$name" "append b$n" "${pid[@]}" imap "${a[@]}" populate "$n" --size 4096 \
             --max-size 153600 --varied
+        # minimail indexes the 385 MB of text for SEARCH after the burst:
+        # up to two minutes before it is quiet (settle waits one at most).
+        settle "$name"
         settle "$name"
         record "$name" "bodies mixed" "${pid[@]}" imap "${a[@]}" bodies --count 500 --repeat 10
         record "$name" "body mixed" "${pid[@]}" imap "${a[@]}" body --sessions 16 --count "$BODY_N"

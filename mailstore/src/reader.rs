@@ -33,14 +33,26 @@ pub struct MailboxSummary {
     pub keywords: Vec<String>,
 }
 
+/// The most of the store file a reader maps (bytes).
+pub const READER_MMAP: u64 = 1 << 30;
+
 impl Reader {
     /// Wrap a connection; it is made read-only (`query_only`) so a reader
     /// can never write behind the writer thread's back. Its page cache is
     /// kept smaller than the writer's: every reader has its own, the
     /// kernel's page cache holds the file anyway, and a long-running server
     /// should not keep tens of MiB per thread after one big FETCH.
+    ///
+    /// The file is read through a memory map (up to [`READER_MMAP`]): a
+    /// body FETCH then copies message pages straight out of the kernel's
+    /// page cache instead of making a `pread` per 4 KiB page, which was a
+    /// third of a bulk body FETCH's CPU (issue 21). The mapped pages are
+    /// the page cache's, shared and dropped by the kernel at will; they
+    /// count in the process's RSS (`RssFile`) only while mapped and used.
     pub(crate) fn new(conn: Connection) -> Result<Reader> {
-        conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8192;")?;
+        conn.execute_batch(&format!(
+            "PRAGMA query_only = 1; PRAGMA cache_size = -8192; PRAGMA mmap_size = {READER_MMAP};"
+        ))?;
         Ok(Reader { conn })
     }
 

@@ -8,7 +8,7 @@ use crate::command::{FetchAtt, SectionText};
 use crate::response::{fetch_close, fetch_open, flags_value, literal_header, uidfetch_open, Value};
 use crate::structure::{body, envelope, find_part};
 use crate::view::selection::flag_atoms;
-use mailstore::{MailboxId, MessageId, MessageMeta, MetaParts, MimePart, Reader, Uid};
+use mailstore::{MailboxId, MessageId, MessageMeta, MetaParts, MimePart, RawReader, Reader, Uid};
 use std::collections::VecDeque;
 
 use crate::limits::{FETCH_BATCH_BYTES as BATCH_BYTES, STREAM_MIN};
@@ -132,6 +132,7 @@ pub(crate) fn encode_batch(
         max_modseq: 0,
     };
     let mut out = Vec::new();
+    let mut raw = r.raw_reader();
     let mut budget = 0u64;
     let mut metas = metas.into_iter().peekable();
     for item in batch {
@@ -186,7 +187,7 @@ pub(crate) fn encode_batch(
                 Part::V(v) => v.encode(&mut out),
                 Part::Inline(off, len) => {
                     literal_header(len, &mut out);
-                    inline_body(r, meta.message_id, off, len, &mut out)?;
+                    inline_body(&mut raw, meta.message_id, off, len, &mut out)?;
                 }
                 Part::Ready(b) => out.extend_from_slice(&b),
                 Part::Stream(h, s) => {
@@ -240,7 +241,7 @@ fn body_part(off: u64, len: u64) -> (Part, u64) {
 /// from the message's size read in the same transaction, so it is there
 /// whole; were it not, the rest is spaces (the length is written).
 fn inline_body(
-    r: &Reader,
+    raw: &mut RawReader<'_>,
     message: MessageId,
     off: u64,
     len: u64,
@@ -248,7 +249,7 @@ fn inline_body(
 ) -> mailstore::Result<()> {
     let at = out.len();
     if len > 0 {
-        r.message_range_into(message, off, len, out)?;
+        raw.read_into(message, off, len, out)?;
     }
     out.resize(at + len as usize, b' ');
     no_nul(&mut out[at..]);
@@ -358,12 +359,12 @@ fn encode_att(
 /// (only a message APPENDed as `literal8`, RFC 3516 §4.4, can hold one) is
 /// sent as 0x80, as Dovecot does; BINARY sends it as is, in a `literal8`.
 pub(crate) fn no_nul(data: &mut [u8]) {
-    // Almost never there: look a word at a time first.
-    if !data.contains(&0) {
-        return;
-    }
-    for b in data.iter_mut().filter(|b| **b == 0) {
-        *b = 0x80;
+    // Almost never there: look for one with memchr's vector search (a
+    // byte-at-a-time scan was a third of a bulk body FETCH's CPU).
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(0, &data[at..]) {
+        data[at + i] = 0x80;
+        at += i + 1;
     }
 }
 
