@@ -197,8 +197,8 @@ impl Reader {
 
 /// Reads stored messages' raw bytes one after another through one SQLite
 /// blob handle, moved from row to row (`sqlite3_blob_reopen`) rather than
-/// opened anew for each (an open compiles a statement: a tenth of a bulk
-/// body FETCH's cost, issue 21).
+/// opened anew for each (an open compiles and runs a statement; issue
+/// 21).
 pub struct RawReader<'r> {
     reader: &'r Reader,
     blob: Option<rusqlite::blob::Blob<'r>>,

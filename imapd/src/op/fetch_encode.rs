@@ -87,8 +87,8 @@ pub(crate) struct Encoded {
 /// ENVELOPE; the MIME structure for BODY/BODYSTRUCTURE and every item that
 /// sends part of the message (its header/body offsets) -- but not for the
 /// whole message (`BODY[]`, `BODY[]<o.n>`, `RFC822`), which needs only its
-/// size: decoding the structure was a fifth of a bulk `BODY.PEEK[]`'s
-/// cost (issue 21).
+/// size: decoding the structure was a few per cent of a bulk
+/// `BODY.PEEK[]`'s CPU (issue 21).
 fn parts_needed(atts: &[FetchAtt]) -> MetaParts {
     MetaParts {
         envelope: atts.contains(&FetchAtt::Envelope),
