@@ -2,7 +2,7 @@
 # compare.sh: minimail side by side with Debian's Postfix and Dovecot, on one
 # machine in one run, driven by the same load tool (mailbench).
 #
-#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--keep]
+#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--keep]
 #
 # Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
 # with apt-get if missing, configures them on loopback ports in a private
@@ -60,12 +60,21 @@
 #         (MESSAGES UNSEEN)) (LIST-STATUS, RFC 5819) with the account filled
 #         up to 1,000 mailboxes by ones of one message each (cold: the first
 #         on a fresh connection right after they were made; then warm).
+#   BODY  body FETCH over issue 21's mailbox: 5,000 messages of 4-150 KiB
+#         of random words (`populate --size 4096 --max-size 153600
+#         --varied`), FETCH 1:500 BODY.PEEK[] over one connection (ms and
+#         MB/s) and 16 sessions of random UID FETCH n BODY.PEEK[], Dovecot
+#         vs minimail; then minimail's RSS (sampled every 0.1 s) while one
+#         connection fetches every message of a 100,000-message mailbox
+#         (2 KiB each) with BODY.PEEK[].
 # --scale adds minimail alone at 1k/10k/100k messages, and Dovecot at 100k
 # (written as a Maildir folder rather than APPENDed); --quick shrinks every
 # count (a smoke run: 2,000 outbound messages, 10,000 for the RSS check);
 # --outbound-only runs only OUTBOUND, --no-outbound all but it;
 # --compress-only runs only COMPRESS; --ext-only runs only EXT (not run
-# otherwise: the 100,000-message mailbox takes minutes); --keep leaves the servers running
+# otherwise: the 100,000-message mailbox takes minutes); --body-only runs
+# only BODY (not run otherwise; BODY_MSGS, BODY_RSS_N change its counts);
+# --keep leaves the servers running
 # afterwards.
 # Results: $BENCH_DIR/results.jsonl and the table printed at the end
 # (bench/table.py). Every run starts from empty data directories and stops
@@ -109,7 +118,7 @@ PASSWORD=bench-pw
 MAIL_UID=$(id -u nobody)
 MAIL_GID=$(id -g nobody)
 
-QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1 EXT=
+QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1 EXT= BODY=
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
@@ -119,17 +128,20 @@ for a in "$@"; do
         --outbound-only) INBOUND= COMPRESS= ;;
         --compress-only) INBOUND= OUTBOUND= ;;
         --ext-only) INBOUND= OUTBOUND= COMPRESS= EXT=1 ;;
+        --body-only) INBOUND= OUTBOUND= COMPRESS= BODY=1 ;;
         --keep) KEEP=1 ;;
-        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--keep]" >&2; exit 2 ;;
     esac
 done
 if [ -n "$QUICK" ]; then
     SMTP_N=500 SMTP_BIG_N=200 E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
     OUT_N=2000 RSS_N=10000 COMPRESS_N=200 EXT_BOXES=100 EXT_N=2000
+    BODY_MSGS=${BODY_MSGS:-1000} BODY_RSS_N=${BODY_RSS_N:-10000}
 else
     SMTP_N=5000 SMTP_BIG_N=2000 E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
     OUT_N=${OUT_N:-10000} RSS_N=${RSS_N:-100000} COMPRESS_N=${COMPRESS_N:-2000}
     EXT_BOXES=${EXT_BOXES:-1000} EXT_N=${EXT_N:-100000}
+    BODY_MSGS=${BODY_MSGS:-5000} BODY_RSS_N=${BODY_RSS_N:-100000}
 fi
 RESULTS=$BENCH_DIR/results.jsonl
 MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
@@ -177,6 +189,9 @@ install_peers() {
 }
 
 build() {
+    # NO_BUILD=1: use the binaries MM, MB and MUA as they are (e.g. a
+    # baseline build kept aside for a before/after run).
+    if [ -n "${NO_BUILD:-}" ]; then return; fi
     log "building minimail and mailbench (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
     (cd "$WORKSPACE" && cargo build --release -q -p minimail -p mailbench -p mua)
 }
@@ -309,7 +324,7 @@ EOF
 start_all() {
     ulimit -n "$(ulimit -Hn)"
     postfix -c "$BENCH_DIR/postfix/etc" check
-    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ] && [ -z "$EXT" ]; then
+    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ] && [ -z "$EXT" ] && [ -z "$BODY" ]; then
         log "starting Postfix :$POSTFIX_PORT"
         postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
         wait_port "$POSTFIX_PORT"
@@ -583,6 +598,55 @@ run_ext() {
     done
 }
 
+# run_body: issue 21's body FETCH rows over a mailbox of mixed sizes, Dovecot
+# vs minimail, then minimail's RSS while a 100,000-message mailbox is
+# fetched end to end over one connection.
+run_body() {
+    local n=$BODY_MSGS name port pid a
+    log "BODY: FETCH BODY.PEEK[] over $n messages of 4-150 KiB"
+    for pair in "dovecot:$DOVECOT_PORT" "minimail:$MM_IMAP_PORT"; do
+        name=${pair%%:*} port=${pair##*:} pid=()
+        if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+        a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "b$n")
+        record "$name" "append b$n" "${pid[@]}" imap "${a[@]}" populate "$n" --size 4096 \
+            --max-size 153600 --varied
+        # minimail indexes the 385 MB of text for SEARCH after the burst:
+        # up to two minutes before it is quiet (settle waits one at most).
+        settle "$name"
+        settle "$name"
+        record "$name" "bodies mixed" "${pid[@]}" imap "${a[@]}" bodies --count 500 --repeat 10
+        record "$name" "body mixed" "${pid[@]}" imap "${a[@]}" body --sessions 16 --count "$BODY_N"
+        record "$name" "body1 mixed" "${pid[@]}" imap "${a[@]}" body --sessions 1 --count $((BODY_N / 4))
+    done
+    n=$BODY_RSS_N
+    log "BODY RSS: minimail, FETCH 1:$n BODY.PEEK[] over one connection"
+    a=(--addr "127.0.0.1:$MM_IMAP_PORT" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "r$n")
+    record minimail "append r$n" --server-pid "$(mm_pid)" imap "${a[@]}" populate "$n"
+    settle minimail
+    # VmRSS, and RssAnon (the process's own memory, without the store
+    # file's pages SQLite may map, which the kernel can drop at will).
+    local mpid before samples=$BENCH_DIR/body-rss.txt watcher
+    mpid=$(mm_pid)
+    before=$(awk '/^(VmRSS|RssAnon):/ {printf "%.1f ", $2 / 1024}' "/proc/$mpid/status")
+    : >"$samples"
+    (while kill -0 "$mpid" 2>/dev/null; do
+        awk '/^(VmRSS|RssAnon):/ {printf "%.1f ", $2 / 1024} END {print ""}' "/proc/$mpid/status" >>"$samples"
+        sleep 0.1
+    done) &
+    watcher=$!
+    record minimail "bodies all r$n" --server-pid "$mpid" imap "${a[@]}" bodies --count "$n" --repeat 1
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    local rss anon max_rss max_anon
+    read -r rss anon <<<"$before"
+    max_rss=$(awk '$1 > m {m = $1} END {print m + 0}' "$samples")
+    max_anon=$(awk '$2 > m {m = $2} END {print m + 0}' "$samples")
+    printf '{"server":"minimail","work":"bodies rss r%s","r":{"rss_before_mib":%s,"rss_max_mib":%s,"anon_before_mib":%s,"anon_max_mib":%s,"samples":%s}}\n' \
+        "$n" "$rss" "$max_rss" "$anon" "$max_anon" "$(wc -l <"$samples")" >>"$RESULTS"
+    printf '  %-22s %-22s VmRSS %s -> max %s MiB, RssAnon %s -> max %s MiB while fetching\n' minimail \
+        "bodies rss r$n" "$rss" "$max_rss" "$anon" "$max_anon" >&2
+}
+
 dovecot_rss_mib() {
     ps -e -o rss=,comm= | awk '$2 ~ /^(dovecot|imap|imap-login|auth|config|log|anvil|stats)$/ {s+=$1} END {printf "%.1f", s/1024}'
 }
@@ -754,6 +818,7 @@ main() {
     fi
     if [ -n "$COMPRESS" ]; then run_compress; fi
     if [ -n "$EXT" ]; then run_ext; fi
+    if [ -n "$BODY" ]; then run_body; fi
     if [ -n "$OUTBOUND" ]; then run_outbound; fi
     printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
     echo

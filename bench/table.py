@@ -142,6 +142,25 @@ def main():
             higher=False)
         row("  KiB over the wire, DEFLATE", "zmeta deflate", "wire KiB", "KiB", "dovecot",
             higher=False)
+    if any(w == "bodies mixed" for (_, w) in res):
+        n = next((w.split()[1][1:] for (_, w) in res if w.startswith("append b")), "?")
+        n = f"{int(n):,}" if n.isdigit() else n
+        row(f"BODY ({n} msgs of 4-150 KiB): FETCH 1:500 BODY.PEEK[], one connection, p50",
+            "bodies mixed", "p50_ms", "ms", "dovecot", higher=False)
+        row("  same, octets per second", "bodies mixed", "MB/s", "MB/s", "dovecot")
+        row("  16 sessions random UID FETCH n BODY.PEEK[]", "body mixed", "rate", "fetch/s",
+            "dovecot")
+        row("  same, MiB/s", "body mixed", "MiB/s", "MiB/s", "dovecot")
+        row("  same, p99", "body mixed", "p99_ms", "ms", "dovecot", higher=False)
+        row("  1 session random UID FETCH n BODY.PEEK[]", "body1 mixed", "rate", "fetch/s",
+            "dovecot")
+    for w in sorted({w for (_, w) in res if w.startswith("bodies rss r")}):
+        r = res[("minimail", w)]
+        a = res.get(("minimail", "bodies all " + w.split()[2])) or {}
+        rows.append((f"minimail RSS while FETCH 1:{w.split()[2][1:]} BODY.PEEK[] runs (one "
+                     f"connection, {a.get('MB/s', '?')} MB/s)", "", "",
+                     f"VmRSS {r.get('rss_before_mib')} -> max {r.get('rss_max_mib')} MiB, RssAnon "
+                     f"{r.get('anon_before_mib')} -> max {r.get('anon_max_mib')} MiB", "", ""))
     for w in sorted({w for (_, w) in res if w.startswith("list-status ")}):
         b = w.split()[1]
         row(f"LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN)), {int(b):,} mailboxes, cold",

@@ -161,8 +161,8 @@ impl Conn {
         if let Some(t) = &mut self.tracer {
             t.server(&self.out);
         }
-        io.out.push(&self.out);
-        self.out.clear();
+        // Handed over without a copy when nothing else is queued.
+        io.out.append(&mut self.out);
         if matches!(self.mode, Mode::Idle { .. }) {
             self.keepalive.wrote(Instant::now());
         }
@@ -176,7 +176,7 @@ impl Conn {
     /// A store job starts: input waits until its result is applied.
     fn job_started(&mut self) {
         match &mut self.busy {
-            Busy::Streaming { reading, .. } => *reading = true,
+            Busy::Streaming { reading, .. } => *reading = reading.saturating_add(1),
             Busy::Appending(_) => {}
             busy => *busy = Busy::Store,
         }
@@ -185,7 +185,7 @@ impl Conn {
     /// A store job's result is about to be applied.
     pub(crate) fn job_finished(&mut self) {
         match &mut self.busy {
-            Busy::Streaming { reading, .. } => *reading = false,
+            Busy::Streaming { reading, .. } => *reading = reading.saturating_sub(1),
             Busy::Appending(_) => {}
             busy => *busy = Busy::Ready,
         }

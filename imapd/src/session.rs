@@ -118,13 +118,13 @@ pub(crate) enum Busy {
     /// arrives as [`Done::Apply`]. Input is left alone meanwhile.
     Store,
     /// A FETCH is streaming its responses (`op/fetch.rs`), resumed by
-    /// `on_drained`; `reading` while its next batch or body chunk is being
-    /// read on a store thread.
+    /// `on_drained`; `reading` counts its store reads in flight (a body
+    /// chunk, the batch read ahead).
     Streaming {
         /// The FETCH.
         job: Box<FetchJob>,
-        /// A store read for it is in flight.
-        reading: bool,
+        /// Store reads for it in flight.
+        reading: u8,
     },
     /// This many APPENDs are handed to the writer and not yet answered
     /// (`op/append.rs`); more APPENDs to the same mailbox may join them,
@@ -285,7 +285,8 @@ impl netloop::Session for ImapSession {
     }
 
     fn on_drained(&mut self, io: &mut Io<'_, Done>) -> Step {
-        if matches!(self.cx.busy, Busy::Streaming { reading: false, .. }) {
+        // The pump knows whether it waits for a read (`op/fetch.rs`).
+        if matches!(self.cx.busy, Busy::Streaming { .. }) {
             let step = match &mut self.state {
                 State::Selected { sel, .. } => crate::op::fetch::next_batch(&mut self.cx, io, sel),
                 _ => Step::Continue,
@@ -309,11 +310,10 @@ impl netloop::Session for ImapSession {
 
     fn on_shutdown(&mut self, io: &mut Io<'_, Done>) -> Step {
         match self.cx.busy {
-            Busy::Store | Busy::Appending(_) | Busy::Streaming { reading: true, .. } => {
-                return Step::Continue
-            }
+            Busy::Store | Busy::Appending(_) => return Step::Continue,
+            Busy::Streaming { reading, .. } if reading > 0 => return Step::Continue,
             // Mid-FETCH a BYE could land inside a literal: just close.
-            Busy::Streaming { reading: false, .. } => return Step::Close,
+            Busy::Streaming { .. } => return Step::Close,
             Busy::Ready => {}
         }
         self.cx

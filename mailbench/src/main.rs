@@ -261,6 +261,10 @@ enum ImapWork {
         /// text does), instead of one repeated line.
         #[arg(long)]
         varied: bool,
+        /// Mixed sizes: each message between --size and this many bytes
+        /// (uniform, seeded by its number), like a real mailbox's 4-150 KiB.
+        #[arg(long)]
+        max_size: Option<usize>,
     },
     /// Connect + LOGIN + SELECT, repeated.
     Select {
@@ -347,11 +351,13 @@ impl ImapWork {
                 size,
                 window,
                 varied,
+                max_size,
             } => W::Populate {
                 count,
                 size,
                 window,
                 varied,
+                max_size,
             },
             ImapWork::Select { repeat } => W::Select { repeat },
             ImapWork::FetchMeta { repeat } => W::FetchMeta { repeat },

@@ -160,6 +160,7 @@ pub use outq::{domain_of, OutMessage, OutRcpt, Queued};
 pub use password::{hash_password, verify_password};
 pub use quota::{Fit, Quota};
 pub use reader::{MailboxSummary, Reader};
+pub use reader_msgs::RawReader;
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
 pub use search::Query;

@@ -5,12 +5,15 @@
 //! large bodies are left as byte ranges and read in chunks, and more is
 //! produced only when little output is waiting (netloop's `on_drained`
 //! resumes the pump), so neither a 100,000-message FETCH nor a huge message
-//! ever sits in memory whole.
+//! ever sits in memory whole. One batch is read ahead while the one before
+//! is written (issue 21: reading and writing overlap instead of taking
+//! turns), so a streaming FETCH holds at most two batches and the output
+//! window.
 //!
 //! Non-PEEK body fetches set `\Seen` first (one write), and FLAGS are then
 //! included in the response for the messages that changed.
 
-use super::fetch_encode::{encode_batch, Item, Seg};
+use super::fetch_encode::{encode_batch, Encoded, Item, Seg};
 use crate::command::{FetchAtt, SequenceSet};
 use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
 use crate::response::{Code, Status};
@@ -30,6 +33,14 @@ pub(crate) struct FetchJob {
     next: usize,
     /// Encoded output of the current batch not yet queued.
     segs: VecDeque<Seg>,
+    /// The next batch, read ahead while `segs` go out (or its error,
+    /// answered once `segs` are out: never inside a literal).
+    ahead: Option<mailstore::Result<Encoded>>,
+    /// A batch read is in flight (its result becomes `ahead`).
+    batch_reading: bool,
+    /// A body chunk read is in flight: nothing else may be queued before
+    /// it arrives.
+    chunk_reading: bool,
     /// Set when a BINARY item met an encoding we cannot undo.
     unknown_cte: Option<String>,
     /// The tagged OK's code and text (FETCH's, or SELECT's when it streams
@@ -130,6 +141,9 @@ fn start(
         items,
         next: 0,
         segs: VecDeque::new(),
+        ahead: None,
+        batch_reading: false,
+        chunk_reading: false,
         unknown_cte: None,
         done: (None, "FETCH completed".into()),
         in_select: false,
@@ -230,6 +244,9 @@ pub(crate) fn stream_changed(
         items,
         next: 0,
         segs: VecDeque::new(),
+        ahead: None,
+        batch_reading: false,
+        chunk_reading: false,
         unknown_cte: None,
         done,
         in_select: true,
@@ -298,38 +315,58 @@ fn set_seen(
 fn stream(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selection, job: FetchJob) -> Step {
     cx.busy = Busy::Streaming {
         job: Box::new(job),
-        reading: false,
+        reading: 0,
     };
     next_batch(cx, io, sel)
 }
 
 /// Move the FETCH forward: queue encoded segments until enough output is
 /// waiting (then `on_drained` calls again), read the next chunk of a
-/// large body or the next batch of messages, or finish the command.
+/// large body, take the batch read ahead (and start reading the one after
+/// it), or finish the command.
 pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selection) -> Step {
     loop {
         let Busy::Streaming { job, .. } = &mut cx.busy else {
             return Step::Continue;
         };
+        if job.chunk_reading {
+            // Its callback comes back here.
+            return Step::Continue;
+        }
         if io.out.len() + cx.out.len() >= HIGH_WATER {
             return Step::Continue;
         }
         match job.segs.pop_front() {
+            // Moved, not copied, when nothing is queued before it.
+            Some(Seg::Bytes(b)) if cx.out.is_empty() => cx.out = b,
             Some(Seg::Bytes(b)) => cx.out.extend_from_slice(&b),
-            Some(Seg::Raw { uid, off, len }) => {
+            Some(Seg::Raw {
+                uid,
+                message,
+                off,
+                len,
+            }) => {
                 let n = len.min(CHUNK);
                 if len > n {
                     job.segs.push_front(Seg::Raw {
                         uid,
+                        message,
                         off: off + n,
                         len: len - n,
                     });
                 }
-                let mailbox = job.mailbox;
+                job.chunk_reading = true;
                 cx.read(
                     io,
-                    move |r| r.raw_range(mailbox, uid, off, n),
+                    move |r| {
+                        let mut bytes = Vec::with_capacity(n as usize);
+                        r.message_range_into(message, off, n, &mut bytes)?;
+                        Ok(bytes)
+                    },
                     in_selected(move |cx, sel, io, res: mailstore::Result<Vec<u8>>| {
+                        if let Busy::Streaming { job, .. } = &mut cx.busy {
+                            job.chunk_reading = false;
+                        }
                         let mut bytes = res.unwrap_or_else(|e| {
                             log::warn!("imapd conn {}: body chunk of UID {uid}: {e}", cx.id);
                             Vec::new()
@@ -338,15 +375,22 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                         // the stream in step whatever happened.
                         bytes.resize(n as usize, b' ');
                         super::fetch_encode::no_nul(&mut bytes);
-                        cx.out.extend_from_slice(&bytes);
+                        if cx.out.is_empty() {
+                            cx.out = bytes;
+                        } else {
+                            cx.out.extend_from_slice(&bytes);
+                        }
                         next_batch(cx, io, sel)
                     }),
                 );
+                read_ahead(cx, io);
                 return Step::Continue;
             }
             Some(Seg::Binary(stream)) => {
                 let mailbox = job.mailbox;
+                job.chunk_reading = true;
                 binary_chunk(cx, io, mailbox, stream);
+                read_ahead(cx, io);
                 return Step::Continue;
             }
             None => {
@@ -363,6 +407,21 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                         &text,
                         false,
                     );
+                }
+                match job.ahead.take() {
+                    Some(Ok(enc)) => {
+                        take_batch(cx, sel, enc);
+                        read_ahead(cx, io);
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        let tag = std::mem::take(&mut job.tag);
+                        cx.busy = Busy::Ready;
+                        cx.store_error(&tag, &e);
+                        return Step::Continue;
+                    }
+                    None if job.batch_reading => return Step::Continue,
+                    None => {}
                 }
                 if job.next >= job.items.len() {
                     let tag = job.tag.clone();
@@ -389,10 +448,35 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                     cx.flush(io);
                     return Step::Continue;
                 }
-                read_batch(cx, io);
+                read_ahead(cx, io);
                 return Step::Continue;
             }
         }
+    }
+}
+
+/// Make a batch read ahead the current one: its segments go out next.
+fn take_batch(cx: &mut Conn, sel: &mut Selection, enc: Encoded) {
+    let Busy::Streaming { job, .. } = &mut cx.busy else {
+        return;
+    };
+    job.segs = enc.segs;
+    job.unknown_cte = enc.unknown_cte;
+    job.max_modseq = job.max_modseq.max(enc.max_modseq);
+    // A keyword another session just created is announced before the
+    // first FETCH that shows it (§7.2.6).
+    sel.learn_keywords(&enc.keywords, &mut cx.out);
+    // The client now knows these flags: no need to repeat them as
+    // unsolicited FETCH responses at the next sync.
+    for (uid, modseq) in enc.seen {
+        sel.note_reported(uid, modseq);
+    }
+    // A MODSEQ newer than the view: the sync that ends the FETCH must
+    // read what else changed up to it (an expunge it must hold back, and
+    // then lower HIGHESTMODSEQ for, RFC 7162 §3.2), even if the hub's
+    // wake-up is still on its way.
+    if enc.max_modseq > sel.modseq {
+        cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -433,8 +517,9 @@ fn binary_chunk(
                 }
             };
             cx.out.extend_from_slice(&bytes);
-            if s.remaining() > 0 {
-                if let Busy::Streaming { job, .. } = &mut cx.busy {
+            if let Busy::Streaming { job, .. } = &mut cx.busy {
+                job.chunk_reading = false;
+                if s.remaining() > 0 {
                     job.segs.push_front(Seg::Binary(s));
                 }
             }
@@ -443,60 +528,39 @@ fn binary_chunk(
     );
 }
 
-/// Read and encode the next batch of messages on a store thread.
-fn read_batch(cx: &mut Conn, io: &mut Io<'_, Done>) {
+/// Start reading and encoding the next batch of messages on a store
+/// thread, unless one is read already, waits in `ahead`, or none is left.
+/// Its result waits in `ahead` until the segments before it are out.
+fn read_ahead(cx: &mut Conn, io: &mut Io<'_, Done>) {
     let Busy::Streaming { job, .. } = &mut cx.busy else {
         return;
     };
+    if job.batch_reading || job.ahead.is_some() || job.next >= job.items.len() {
+        return;
+    }
     let end = (job.next + BATCH_MESSAGES).min(job.items.len());
     let batch: Vec<Item> = job.items[job.next..end].to_vec();
     let atts = Arc::clone(&job.atts);
     let mailbox = job.mailbox;
+    job.batch_reading = true;
     cx.read(
         io,
         move |r| encode_batch(r, mailbox, &batch, &atts),
-        in_selected(
-            move |cx, sel, io, res: mailstore::Result<super::fetch_encode::Encoded>| {
-                let enc = match res {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let busy = std::mem::replace(&mut cx.busy, Busy::Ready);
-                        let tag = match busy {
-                            Busy::Streaming { job, .. } => job.tag,
-                            _ => String::new(),
-                        };
-                        cx.store_error(&tag, &e);
-                        return Step::Continue;
+        in_selected(move |cx, sel, io, res: mailstore::Result<Encoded>| {
+            if let Busy::Streaming { job, .. } = &mut cx.busy {
+                job.batch_reading = false;
+                match &res {
+                    // A BINARY item that cannot be decoded ends the FETCH
+                    // after the messages before it: nothing more to read.
+                    Ok(enc) if enc.unknown_cte.is_some() => {
+                        job.next = job.items.len();
                     }
-                };
-                if let Busy::Streaming { job, .. } = &mut cx.busy {
-                    job.next += if enc.unknown_cte.is_some() {
-                        enc.handled
-                    } else {
-                        enc.handled.max(1)
-                    };
-                    job.segs = enc.segs;
-                    job.unknown_cte = enc.unknown_cte;
-                    job.max_modseq = job.max_modseq.max(enc.max_modseq);
+                    Ok(enc) => job.next += enc.handled.max(1),
+                    Err(_) => job.next = job.items.len(),
                 }
-                // A keyword another session just created is announced before
-                // the first FETCH that shows it (§7.2.6).
-                sel.learn_keywords(&enc.keywords, &mut cx.out);
-                // The client now knows these flags: no need to repeat them as
-                // unsolicited FETCH responses at the next sync.
-                for (uid, modseq) in enc.seen {
-                    sel.note_reported(uid, modseq);
-                }
-                // A MODSEQ newer than the view: the sync that ends the
-                // FETCH must read what else changed up to it (an expunge
-                // it must hold back, and then lower HIGHESTMODSEQ for,
-                // RFC 7162 §3.2), even if the hub's wake-up is still on
-                // its way.
-                if enc.max_modseq > sel.modseq {
-                    cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-                next_batch(cx, io, sel)
-            },
-        ),
+                job.ahead = Some(res);
+            }
+            next_batch(cx, io, sel)
+        }),
     );
 }

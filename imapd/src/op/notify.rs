@@ -293,11 +293,14 @@ impl Conn {
                 for seg in enc.segs {
                     match seg {
                         Seg::Bytes(b) => bytes.extend_from_slice(&b),
-                        Seg::Raw { uid, off, len } => {
-                            let mut chunk = r.raw_range(mailbox, uid, off, len)?;
+                        Seg::Raw {
+                            message, off, len, ..
+                        } => {
+                            let at = bytes.len();
+                            r.message_range_into(message, off, len, &mut bytes)?;
                             // The literal's length is already written.
-                            chunk.resize(len as usize, b' ');
-                            bytes.extend_from_slice(&chunk);
+                            bytes.resize(at + len as usize, b' ');
+                            super::fetch_encode::no_nul(&mut bytes[at..]);
                         }
                         // A BINARY value: decode it all here (a failed read
                         // turns the rest into spaces: its length is sent).

@@ -38,12 +38,14 @@ pub struct Target {
 #[derive(Clone, Debug)]
 pub enum Workload {
     /// APPEND `count` messages of about `size` bytes, `window` in flight;
-    /// `varied` bodies are text of random words (see [`message_text`]).
+    /// `varied` bodies are text of random words (see [`message_text`]);
+    /// with `max_size`, sizes spread between `size` and it ([`size_of`]).
     Populate {
         count: u64,
         size: usize,
         window: usize,
         varied: bool,
+        max_size: Option<usize>,
     },
     /// Connect + LOGIN + SELECT, `repeat` times.
     Select { repeat: usize },
@@ -86,7 +88,8 @@ pub fn run(t: &Target, w: &Workload) -> Result<Report> {
             size,
             window,
             varied,
-        } => populate::run(t, *count, *size, *window, *varied),
+            max_size,
+        } => populate::run(t, *count, (*size, *max_size), *window, *varied),
         Workload::Select { repeat } => timed::select(t, *repeat),
         Workload::FetchMeta { repeat } => timed::fetch_meta(t, *repeat),
         Workload::Search { word, key, repeat } => timed::search(t, key, word, *repeat),
@@ -139,6 +142,19 @@ pub(crate) fn report(
 /// THREAD have real work to do.
 pub fn message(n: u64, size: usize) -> Vec<u8> {
     message_text(n, size, false)
+}
+
+/// The size of message `n` of a populate run: `size`, or with `max_size`
+/// a size spread uniformly over `size..=max_size` (seeded by `n`, so every
+/// server gets the same mailbox).
+pub fn size_of(n: u64, size: usize, max_size: Option<usize>) -> usize {
+    match max_size {
+        Some(max) if max > size => {
+            let mut rng = random::Rng::new(n.wrapping_mul(31).wrapping_add(5));
+            size + rng.below(max - size + 1)
+        }
+        _ => size,
+    }
 }
 
 /// Words for [`message_text`]'s varied bodies.
@@ -305,6 +321,19 @@ pub fn message_text(n: u64, size: usize, varied: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mixed_sizes_spread_over_the_range_and_repeat() {
+        let sizes: Vec<usize> = (0..1000).map(|n| size_of(n, 4096, Some(153_600))).collect();
+        assert!(sizes.iter().all(|&s| (4096..=153_600).contains(&s)));
+        assert!(sizes.iter().any(|&s| s < 20_000) && sizes.iter().any(|&s| s > 140_000));
+        let mean = sizes.iter().sum::<usize>() / sizes.len();
+        assert!((70_000..90_000).contains(&mean), "mean {mean}");
+        assert_eq!(size_of(42, 4096, Some(153_600)), sizes[42]);
+        assert_eq!(size_of(42, 4096, None), 4096);
+        let m = message_text(3, sizes[3], true);
+        assert!(m.len() >= sizes[3] && m.len() < sizes[3] + 100);
+    }
 
     #[test]
     fn one_message_in_a_hundred_has_the_search_word() {

@@ -46,7 +46,13 @@ impl InFlight {
 }
 
 /// Run the populate workload.
-pub fn run(t: &Target, count: u64, size: usize, window: usize, varied: bool) -> Result<Report> {
+pub fn run(
+    t: &Target,
+    count: u64,
+    (size, max_size): (usize, Option<usize>),
+    window: usize,
+    varied: bool,
+) -> Result<Report> {
     let mut c = Imap::connect(&t.addr)?;
     c.login(&t.user, &t.password)?;
     let mb = parse::quote(&t.mailbox);
@@ -68,7 +74,7 @@ pub fn run(t: &Target, count: u64, size: usize, window: usize, varied: bool) -> 
                 bail!("unexpected continuation");
             }
         }
-        let msg = super::message_text(n, size, varied);
+        let msg = super::message_text(n, super::size_of(n, size, max_size), varied);
         let tag = c.tag();
         let sent = Instant::now();
         if plus {
@@ -115,6 +121,9 @@ pub fn run(t: &Target, count: u64, size: usize, window: usize, varied: bool) -> 
     r.failed = fl.failed;
     r.params.push(("count".into(), count.to_string()));
     r.params.push(("size".into(), size.to_string()));
+    if let Some(max) = max_size {
+        r.params.push(("max size".into(), max.to_string()));
+    }
     r.params.push(("window".into(), window.to_string()));
     r.extra
         .push(("literal+".into(), if plus { "yes" } else { "no" }.into()));

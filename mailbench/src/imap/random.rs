@@ -54,7 +54,11 @@ fn fetch(c: &mut Imap, uid: u32) -> Result<usize> {
     let mut literal = false;
     c.run(&format!("UID FETCH {uid} BODY.PEEK[]"), |u| {
         bytes += u.len();
-        literal |= u.windows(2).any(|w| w == b"}\r");
+        // The literal's `{n}` ends the response's first line: look there
+        // only (a scan of the whole body would cost the client more than
+        // the server spends sending it).
+        let first = u.iter().position(|&b| b == b'\n').unwrap_or(u.len());
+        literal |= u[..first].ends_with(b"}\r");
     })?;
     if !literal {
         bail!("UID FETCH {uid} BODY.PEEK[] returned no body");
