@@ -2,7 +2,7 @@
 # compare.sh: minimail side by side with Debian's Postfix and Dovecot, on one
 # machine in one run, driven by the same load tool (mailbench).
 #
-#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--keep]
+#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--meta-only] [--keep]
 #
 # Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
 # with apt-get if missing, configures them on loopback ports in a private
@@ -67,6 +67,12 @@
 #         vs minimail; then minimail's RSS (sampled every 0.1 s) while one
 #         connection fetches every message of a 100,000-message mailbox
 #         (2 KiB each) with BODY.PEEK[].
+#   META  (--meta-only; issue 21) header SEARCH, FETCH metadata and STORE at
+#         5,000, 20,000 and 100,000 messages: Dovecot's mailbox written as a
+#         Maildir folder (`mailbench maildir`), minimail's APPENDed; then for
+#         each: connect+LOGIN+SELECT, FETCH 1:* (UID FLAGS RFC822.SIZE
+#         INTERNALDATE ENVELOPE), UID SEARCH SUBJECT / FROM, STORE 1:*
+#         +/-FLAGS. META_SIZES overrides the sizes.
 # --scale adds minimail alone at 1k/10k/100k messages, and Dovecot at 100k
 # (written as a Maildir folder rather than APPENDed); --quick shrinks every
 # count (a smoke run: 2,000 outbound messages, 10,000 for the RSS check);
@@ -74,7 +80,7 @@
 # --compress-only runs only COMPRESS; --ext-only runs only EXT (not run
 # otherwise: the 100,000-message mailbox takes minutes); --body-only runs
 # only BODY (not run otherwise; BODY_MSGS, BODY_RSS_N change its counts);
-# --keep leaves the servers running
+# --meta-only runs only META (not run otherwise); --keep leaves the servers running
 # afterwards.
 # Results: $BENCH_DIR/results.jsonl and the table printed at the end
 # (bench/table.py). Every run starts from empty data directories and stops
@@ -118,7 +124,7 @@ PASSWORD=bench-pw
 MAIL_UID=$(id -u nobody)
 MAIL_GID=$(id -g nobody)
 
-QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1 EXT= BODY=
+QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1 EXT= BODY= META=
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
@@ -129,19 +135,21 @@ for a in "$@"; do
         --compress-only) INBOUND= OUTBOUND= ;;
         --ext-only) INBOUND= OUTBOUND= COMPRESS= EXT=1 ;;
         --body-only) INBOUND= OUTBOUND= COMPRESS= BODY=1 ;;
+        --meta-only) INBOUND= OUTBOUND= COMPRESS= META=1 ;;
         --keep) KEEP=1 ;;
-        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--meta-only] [--keep]" >&2; exit 2 ;;
     esac
 done
 if [ -n "$QUICK" ]; then
     SMTP_N=500 SMTP_BIG_N=200 E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
-    OUT_N=2000 RSS_N=10000 COMPRESS_N=200 EXT_BOXES=100 EXT_N=2000
+    OUT_N=2000 RSS_N=10000 COMPRESS_N=200 EXT_BOXES=100 EXT_N=2000 META_SIZES=${META_SIZES:-"500 2000"}
     BODY_MSGS=${BODY_MSGS:-1000} BODY_RSS_N=${BODY_RSS_N:-10000}
 else
     SMTP_N=5000 SMTP_BIG_N=2000 E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
     OUT_N=${OUT_N:-10000} RSS_N=${RSS_N:-100000} COMPRESS_N=${COMPRESS_N:-2000}
     EXT_BOXES=${EXT_BOXES:-1000} EXT_N=${EXT_N:-100000}
     BODY_MSGS=${BODY_MSGS:-5000} BODY_RSS_N=${BODY_RSS_N:-100000}
+    META_SIZES=${META_SIZES:-"5000 20000 100000"}
 fi
 RESULTS=$BENCH_DIR/results.jsonl
 MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
@@ -324,7 +332,7 @@ EOF
 start_all() {
     ulimit -n "$(ulimit -Hn)"
     postfix -c "$BENCH_DIR/postfix/etc" check
-    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ] && [ -z "$EXT" ] && [ -z "$BODY" ]; then
+    if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ] && [ -z "$EXT" ] && [ -z "$BODY" ] && [ -z "$META" ]; then
         log "starting Postfix :$POSTFIX_PORT"
         postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
         wait_port "$POSTFIX_PORT"
@@ -512,6 +520,34 @@ run_imap() {
         chown -R "$MAIL_UID:$MAIL_GID" "$BENCH_DIR/vmail/bench/Maildir/m$n"
         imap_measure dovecot "$DOVECOT_PORT" "$n"
     fi
+}
+
+# run_meta: the issue 21 rows (header SEARCH, FETCH metadata, STORE) on
+# mailboxes mN of each of $META_SIZES: Dovecot's written as a Maildir folder
+# (it indexes it on the first SELECT, an untimed warm-up here), minimail's
+# APPENDed; both hold populate's messages.
+run_meta() {
+    local n name port pid a
+    for n in $META_SIZES; do
+        log "META: $n messages (Dovecot's written as a Maildir folder, minimail's APPENDed)"
+        "$MB" maildir --dir "$BENCH_DIR/vmail/bench/Maildir/m$n" --count "$n" >&2
+        chown -R "$MAIL_UID:$MAIL_GID" "$BENCH_DIR/vmail/bench"
+        record minimail "append $n" --server-pid "$(mm_pid)" imap --addr "127.0.0.1:$MM_IMAP_PORT" \
+            --user "$USER_ADDR" --password "$PASSWORD" --mailbox "m$n" populate "$n"
+        settle minimail
+        for pair in "dovecot:$DOVECOT_PORT" "minimail:$MM_IMAP_PORT"; do
+            name=${pair%%:*} port=${pair##*:} pid=()
+            if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+            a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "m$n")
+            "$MB" imap "${a[@]}" select --repeat 1 >/dev/null 2>&1 || true
+            record "$name" "select $n" "${pid[@]}" imap "${a[@]}" select --repeat 20
+            record "$name" "fetch-meta $n" "${pid[@]}" imap "${a[@]}" fetch-meta --repeat 5
+            record "$name" "search-subject $n" "${pid[@]}" imap "${a[@]}" search --key SUBJECT --word "topic 42" --repeat 5
+            record "$name" "search-from $n" "${pid[@]}" imap "${a[@]}" search --key FROM --word "sender7@" --repeat 5
+            record "$name" "store $n" "${pid[@]}" imap "${a[@]}" store --repeat 3
+            settle "$name"
+        done
+    done
 }
 
 # run_compress: FETCH throughput without and with COMPRESS=DEFLATE on the
@@ -819,6 +855,7 @@ main() {
     if [ -n "$COMPRESS" ]; then run_compress; fi
     if [ -n "$EXT" ]; then run_ext; fi
     if [ -n "$BODY" ]; then run_body; fi
+    if [ -n "$META" ]; then run_meta; fi
     if [ -n "$OUTBOUND" ]; then run_outbound; fi
     printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
     echo

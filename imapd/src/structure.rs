@@ -4,7 +4,7 @@
 //! in `response.rs` decides quoting.
 
 use crate::response::Value;
-use mailstore::{Address, Envelope, MimePart};
+use mailstore::{Address, AddressRef, Envelope, EnvelopeRef, MimePart};
 
 /// `envelope = "(" env-date SP env-subject SP env-from SP env-sender SP
 ///  env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP
@@ -31,6 +31,65 @@ pub fn envelope(e: &Envelope) -> Value {
         Value::nstr(e.in_reply_to.as_deref()),
         Value::nstr(e.message_id.as_deref()),
     ])
+}
+
+/// [`envelope`] of the borrowed envelope a metadata FETCH reads
+/// ([`mailstore::Reader::each_message`]), written straight onto `out`: the
+/// same octets without building the value tree.
+pub fn envelope_into(e: &EnvelopeRef<'_>, out: &mut Vec<u8>) {
+    let sender = if e.sender.is_empty() {
+        &e.from
+    } else {
+        &e.sender
+    };
+    let reply_to = if e.reply_to.is_empty() {
+        &e.from
+    } else {
+        &e.reply_to
+    };
+    let lists = [&e.from, sender, reply_to, &e.to, &e.cc, &e.bcc];
+    out.push(b'(');
+    nstr_into(e.date.as_deref(), out);
+    out.push(b' ');
+    nstr_into(e.subject.as_deref(), out);
+    for list in lists {
+        out.push(b' ');
+        addresses_into(list, out);
+    }
+    out.push(b' ');
+    nstr_into(e.in_reply_to.as_deref(), out);
+    out.push(b' ');
+    nstr_into(e.message_id.as_deref(), out);
+    out.push(b')');
+}
+
+/// `nstring` onto `out`.
+fn nstr_into(s: Option<&str>, out: &mut Vec<u8>) {
+    match s {
+        Some(s) => crate::response::encode_string(s.as_bytes(), out),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// [`addresses`] onto `out`.
+fn addresses_into(list: &[AddressRef<'_>], out: &mut Vec<u8>) {
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for a in list {
+        out.push(b'(');
+        nstr_into(a.name.as_deref(), out);
+        out.push(b' ');
+        nstr_into(a.adl.as_deref(), out);
+        out.push(b' ');
+        nstr_into(a.local.as_deref(), out);
+        out.push(b' ');
+        nstr_into(a.host.as_deref(), out);
+        out.push(b')');
+    }
+    out.push(b')');
 }
 
 /// `"(" 1*address ")" / nil`; `address = "(" addr-name SP addr-adl SP

@@ -155,7 +155,7 @@ pub use check::{check_file, Check, Integrity, STARTUP_CHECK_TIME};
 pub use dkim::DkimKey;
 pub use error::{Result, StoreError};
 pub use keys::MAILBOX_KEY_LEN;
-pub use meta::{Address, Envelope, MessageMeta, MetaParts, MimePart};
+pub use meta::{Address, AddressRef, Envelope, EnvelopeRef, MessageMeta, MetaParts, MimePart};
 pub use outq::{domain_of, OutMessage, OutRcpt, Queued};
 pub use password::{hash_password, verify_password};
 pub use quota::{Fit, Quota};

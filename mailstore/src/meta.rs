@@ -3,6 +3,8 @@
 //! the MIME tree (RFC 2045/2046) with byte offsets into the raw message, so
 //! a server can serve any `BODY[section]` by slicing. No IMAP syntax here.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::types::{Flags, MessageId, Uid};
@@ -50,6 +52,61 @@ pub struct Envelope {
     pub in_reply_to: Option<String>,
     /// `Message-ID:`
     pub message_id: Option<String>,
+}
+
+/// An [`Address`] read from the stored envelope, borrowing its strings
+/// from the stored text where they need no unescaping (the metadata FETCH
+/// of a whole mailbox then allocates next to nothing per message).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct AddressRef<'a> {
+    /// [`Address::name`].
+    #[serde(borrow)]
+    pub name: Option<Cow<'a, str>>,
+    /// [`Address::adl`].
+    #[serde(default, borrow)]
+    pub adl: Option<Cow<'a, str>>,
+    /// [`Address::local`].
+    #[serde(borrow)]
+    pub local: Option<Cow<'a, str>>,
+    /// [`Address::host`].
+    #[serde(borrow)]
+    pub host: Option<Cow<'a, str>>,
+}
+
+/// An [`Envelope`] read from the stored text, borrowing from it (see
+/// [`AddressRef`]); see [`crate::Reader::each_message`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct EnvelopeRef<'a> {
+    /// [`Envelope::date`].
+    #[serde(borrow)]
+    pub date: Option<Cow<'a, str>>,
+    /// [`Envelope::subject`].
+    #[serde(borrow)]
+    pub subject: Option<Cow<'a, str>>,
+    /// [`Envelope::from`].
+    #[serde(borrow)]
+    pub from: Vec<AddressRef<'a>>,
+    /// [`Envelope::sender`].
+    #[serde(borrow)]
+    pub sender: Vec<AddressRef<'a>>,
+    /// [`Envelope::reply_to`].
+    #[serde(borrow)]
+    pub reply_to: Vec<AddressRef<'a>>,
+    /// [`Envelope::to`].
+    #[serde(borrow)]
+    pub to: Vec<AddressRef<'a>>,
+    /// [`Envelope::cc`].
+    #[serde(borrow)]
+    pub cc: Vec<AddressRef<'a>>,
+    /// [`Envelope::bcc`].
+    #[serde(borrow)]
+    pub bcc: Vec<AddressRef<'a>>,
+    /// [`Envelope::in_reply_to`].
+    #[serde(borrow)]
+    pub in_reply_to: Option<Cow<'a, str>>,
+    /// [`Envelope::message_id`].
+    #[serde(borrow)]
+    pub message_id: Option<Cow<'a, str>>,
 }
 
 /// One node of the MIME tree.

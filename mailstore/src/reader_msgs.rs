@@ -6,13 +6,31 @@
 use rusqlite::{params, OptionalExtension};
 
 use crate::error::{Result, StoreError};
-use crate::meta::{MessageMeta, MetaParts};
+use crate::meta::{EnvelopeRef, MessageMeta, MetaParts};
 use crate::query;
 use crate::reader::Reader;
 use crate::types::{Changes, MailboxId, MessageId, Uid};
 
 fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("stored metadata does not decode: {e}"))
+}
+
+/// The [`MessageMeta`] of a row of [`Reader::each_row`], without its
+/// envelope and structure.
+fn meta_at(r: &rusqlite::Row<'_>) -> Result<MessageMeta> {
+    let entry = query::entry_at(r, 0)?;
+    Ok(MessageMeta {
+        uid: entry.uid,
+        flags: entry.flags,
+        modseq: entry.modseq,
+        size: r.get::<_, i64>(4)? as u64,
+        internal_date: r.get(5)?,
+        save_date: r.get(9)?,
+        envelope: Default::default(),
+        structure: Default::default(),
+        message_id: r.get(8)?,
+        thread_id: r.get(10)?,
+    })
 }
 
 impl Reader {
@@ -41,45 +59,110 @@ impl Reader {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = serde_json::to_string(uids).map_err(json_err)?;
-        let mut st = self.conn().prepare_cached(
-            "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
-                    m.envelope, m.structure, m.id, e.saved, coalesce(m.thread_id, m.id)
-             FROM entries e JOIN messages m ON m.id = e.message_id
-             WHERE e.mailbox_id = ?1 AND e.uid IN (SELECT value FROM json_each(?2))
-             ORDER BY e.uid",
-        )?;
-        let mut rows = st.query(params![mailbox, list])?;
         let mut out = Vec::with_capacity(uids.len());
-        while let Some(r) = rows.next()? {
-            let entry = query::entry_at(r, 0)?;
+        self.each_row(mailbox, uids, parts, |r| {
             let json = |i: usize| -> Result<&str> {
                 r.get_ref(i)?
                     .as_str()
                     .map_err(|e| StoreError::Corrupt(format!("stored metadata: {e}")))
             };
-            let envelope = match parts.envelope {
-                true => serde_json::from_str(json(6)?).map_err(json_err)?,
-                false => Default::default(),
-            };
-            let structure = match parts.structure {
-                true => serde_json::from_str(json(7)?).map_err(json_err)?,
-                false => Default::default(),
-            };
-            out.push(MessageMeta {
-                uid: entry.uid,
-                flags: entry.flags,
-                modseq: entry.modseq,
-                size: r.get::<_, i64>(4)? as u64,
-                internal_date: r.get(5)?,
-                save_date: r.get(9)?,
-                envelope,
-                structure,
-                message_id: r.get(8)?,
-                thread_id: r.get(10)?,
-            });
-        }
+            let mut meta = meta_at(r)?;
+            if parts.envelope {
+                meta.envelope = serde_json::from_str(json(6)?).map_err(json_err)?;
+            }
+            if parts.structure {
+                meta.structure = serde_json::from_str(json(7)?).map_err(json_err)?;
+            }
+            out.push(meta);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// [`Reader::messages_with`] without the MIME structure, handing each
+    /// message to `f` (uid ascending) with its envelope borrowed from the
+    /// stored text ([`MessageMeta::envelope`] is left empty): a metadata
+    /// FETCH of many messages, with no copy of each envelope's strings.
+    ///
+    /// # Errors
+    /// As [`Reader::messages`], and what `f` returns.
+    pub fn each_message(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        mut f: impl FnMut(&MessageMeta, &EnvelopeRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let parts = MetaParts {
+            envelope: true,
+            structure: false,
+        };
+        // A run of UIDs (a FETCH 1:* batch): one range scan, the rows of
+        // UIDs not asked for skipped; else the UIDs as a list.
+        let (lo, hi) = (uids[0], uids[uids.len() - 1]);
+        let dense =
+            uids.windows(2).all(|w| w[0] < w[1]) && u64::from(hi - lo) < 2 * uids.len() as u64;
+        let mut row = |r: &rusqlite::Row<'_>| -> Result<()> {
+            let meta = meta_at(r)?;
+            let text = r
+                .get_ref(6)?
+                .as_str()
+                .map_err(|e| StoreError::Corrupt(format!("stored metadata: {e}")))?;
+            let envelope: EnvelopeRef<'_> = serde_json::from_str(text).map_err(json_err)?;
+            f(&meta, &envelope)
+        };
+        if !dense {
+            return self.each_row(mailbox, uids, parts, row);
+        }
+        let mut st = self.conn().prepare_cached(
+            "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
+                    m.envelope, NULL, m.id, e.saved, coalesce(m.thread_id, m.id)
+             FROM entries e JOIN messages m ON m.id = e.message_id
+             WHERE e.mailbox_id = ?1 AND e.uid BETWEEN ?2 AND ?3
+             ORDER BY e.uid",
+        )?;
+        let mut rows = st.query(params![mailbox, lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let uid = r.get::<_, i64>(0)? as Uid;
+            if uids.binary_search(&uid).is_ok() {
+                row(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `f` on the metadata rows of `uids` (uid ascending); the
+    /// envelope and structure columns are NULL unless `parts` wants them
+    /// (they are the rows' big values).
+    fn each_row(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        parts: MetaParts,
+        mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let list = serde_json::to_string(uids).map_err(json_err)?;
+        let sql = format!(
+            "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
+                    {}, {}, m.id, e.saved, coalesce(m.thread_id, m.id)
+             FROM entries e JOIN messages m ON m.id = e.message_id
+             WHERE e.mailbox_id = ?1 AND e.uid IN (SELECT value FROM json_each(?2))
+             ORDER BY e.uid",
+            if parts.envelope { "m.envelope" } else { "NULL" },
+            if parts.structure {
+                "m.structure"
+            } else {
+                "NULL"
+            },
+        );
+        let mut st = self.conn().prepare_cached(&sql)?;
+        let mut rows = st.query(params![mailbox, list])?;
+        while let Some(r) = rows.next()? {
+            f(r)?;
+        }
+        Ok(())
     }
 
     /// The stored message behind a mailbox entry.

@@ -16,6 +16,14 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The schema version [`migrate`] brings a file to.
 pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The header fields `header_index` (schema v14) holds, as an SQL list.
+/// SEARCH on any other field reads message_headers.
+macro_rules! indexed_headers {
+    () => {
+        "'subject', 'from', 'to', 'cc', 'bcc', 'sender', 'reply-to', 'message-id', 'in-reply-to', 'list-id'"
+    };
+}
+
 /// Schema versions; `MIGRATIONS[i]` takes the file from version i to i+1.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -279,6 +287,61 @@ CREATE TRIGGER IF NOT EXISTS entries_usage_del AFTER DELETE ON entries BEGIN
     WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);
 END;
 "#,
+    // v14 (issue 21): header SEARCH without a lookup per message. The
+    // decoded values (as in message_headers) of the fields clients search
+    // most, ASCII lower-cased as SEARCH compares them, kept per mailbox
+    // entry so that one (mailbox, field) is one contiguous key range: a
+    // SUBJECT or FROM search is one range scan (see search/sql.rs).
+    // `hrow` (the message_headers row) tells apart several fields of one
+    // name. Kept by triggers on every entry added or removed, like the
+    // quota usage; entries saved before v14 are indexed here.
+    concat!(
+        r#"
+CREATE TABLE IF NOT EXISTS header_index(
+    mailbox_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    hrow INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY(mailbox_id, name, uid, hrow)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO header_index(mailbox_id, name, uid, hrow, value)
+    SELECT e.mailbox_id, h.name, e.uid, h.rowid, lower(h.value)
+    FROM entries e JOIN message_headers h ON h.message_id = e.message_id
+    WHERE h.name IN ("#,
+        indexed_headers!(),
+        r#");
+CREATE TRIGGER IF NOT EXISTS entries_header_index_add AFTER INSERT ON entries BEGIN
+    INSERT OR IGNORE INTO header_index(mailbox_id, name, uid, hrow, value)
+        SELECT NEW.mailbox_id, h.name, NEW.uid, h.rowid, lower(h.value)
+        FROM message_headers h
+        WHERE h.message_id = NEW.message_id AND h.name IN ("#,
+        indexed_headers!(),
+        r#");
+END;
+CREATE TRIGGER IF NOT EXISTS entries_header_index_del AFTER DELETE ON entries BEGIN
+    DELETE FROM header_index
+        WHERE mailbox_id = OLD.mailbox_id AND name IN ("#,
+        indexed_headers!(),
+        r#") AND uid = OLD.uid;
+END;
+"#
+    ),
+];
+
+/// `indexed_headers!` as a list: the (lower-case) field names whose
+/// SEARCH uses `header_index`.
+pub(crate) const INDEXED_HEADERS: [&str; 10] = [
+    "subject",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "sender",
+    "reply-to",
+    "message-id",
+    "in-reply-to",
+    "list-id",
 ];
 
 /// Open a connection with the store's pragmas, mapping failures to errors
@@ -409,4 +472,17 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     }
     tx.commit().map_err(|e| classify(path, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SQL list of the v14 triggers and the list SEARCH consults are
+    /// the same fields.
+    #[test]
+    fn indexed_header_lists_agree() {
+        let sql: Vec<String> = INDEXED_HEADERS.iter().map(|n| format!("'{n}'")).collect();
+        assert_eq!(sql.join(", "), indexed_headers!());
+    }
 }

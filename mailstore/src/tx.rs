@@ -241,6 +241,10 @@ impl<'c> Tx<'c> {
             let rows = st.query_map([id], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        // The header index as one range (else its trigger seeks once per
+        // entry and field).
+        self.conn
+            .execute("DELETE FROM header_index WHERE mailbox_id = ?1", [id])?;
         self.conn
             .execute("DELETE FROM entries WHERE mailbox_id = ?1", [id])?;
         self.touched.push(id);

@@ -18,6 +18,18 @@ fn sorted(uids: &[Uid]) -> Vec<Uid> {
     v
 }
 
+/// Runs of consecutive values in `sorted` as inclusive (first, last).
+fn runs(sorted: &[Uid]) -> Vec<(Uid, Uid)> {
+    let mut out: Vec<(Uid, Uid)> = Vec::new();
+    for &u in sorted {
+        match out.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(u) => *hi = u,
+            _ => out.push((u, u)),
+        }
+    }
+    out
+}
+
 impl Tx<'_> {
     /// Take the next modseq of a mailbox.
     fn bump_modseq(&mut self, mailbox: MailboxId) -> Result<u64> {
@@ -66,8 +78,16 @@ impl Tx<'_> {
         flags: &Flags,
         unchanged_since: Option<u64>,
     ) -> Result<StoreOutcome> {
-        self.require_mailbox(mailbox)?;
+        let mb = self.require_mailbox(mailbox)?;
         encode_keywords(flags)?;
+        if flags.keywords.is_empty() && unchanged_since.is_none() {
+            let bits = flags.system & Flags::ALL_SYSTEM;
+            match op {
+                FlagOp::Add => return self.store_system(mb, uids, bits, true),
+                FlagOp::Remove => return self.store_system(mb, uids, bits, false),
+                FlagOp::Replace => {}
+            }
+        }
         let mut out = StoreOutcome::default();
         let mut modseq: Option<u64> = None;
         for uid in sorted(uids) {
@@ -100,6 +120,54 @@ impl Tx<'_> {
                 flags: new,
                 modseq: m,
             });
+        }
+        Ok(out)
+    }
+
+    /// `+FLAGS`/`-FLAGS` of system flags only (`bits`; the common STORE,
+    /// e.g. `\Seen` or `\Deleted` on a range): one UPDATE per run of
+    /// consecutive UIDs changes just the entries whose flags change, at
+    /// the mailbox's next modseq, taken only if any changed.
+    fn store_system(
+        &mut self,
+        mb: crate::types::Mailbox,
+        uids: &[Uid],
+        bits: u8,
+        add: bool,
+    ) -> Result<StoreOutcome> {
+        let mut out = StoreOutcome::default();
+        if bits == 0 {
+            return Ok(out);
+        }
+        let modseq = mb.highestmodseq.saturating_add(1);
+        let mut st = self.conn().prepare_cached(if add {
+            "UPDATE entries SET flags = flags | ?4, modseq = ?5
+             WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 AND (flags & ?4) != ?4
+             RETURNING uid, flags, keywords, modseq"
+        } else {
+            "UPDATE entries SET flags = flags & ~?4, modseq = ?5
+             WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 AND (flags & ?4) != 0
+             RETURNING uid, flags, keywords, modseq"
+        })?;
+        for (lo, hi) in runs(&sorted(uids)) {
+            let rows = st.query_map(params![mb.id, lo, hi, bits, modseq as i64], |r| {
+                query::entry_at(r, 0)
+            })?;
+            for e in rows {
+                out.updated.push(e?);
+            }
+        }
+        drop(st);
+        if !out.updated.is_empty() {
+            // The modseq the entries took becomes the mailbox's (no other
+            // writer: this is the write transaction).
+            self.conn()
+                .prepare_cached(
+                    "UPDATE mailboxes SET highestmodseq = max(highestmodseq, ?2) WHERE id = ?1",
+                )?
+                .execute(params![mb.id, modseq as i64])?;
+            self.touched.push(mb.id);
+            out.updated.sort_unstable_by_key(|e| e.uid);
         }
         Ok(out)
     }

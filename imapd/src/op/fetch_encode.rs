@@ -6,9 +6,11 @@
 
 use crate::command::{FetchAtt, SectionText};
 use crate::response::{fetch_close, fetch_open, flags_value, literal_header, uidfetch_open, Value};
-use crate::structure::{body, envelope, find_part};
-use crate::view::selection::flag_atoms;
-use mailstore::{MailboxId, MessageId, MessageMeta, MetaParts, MimePart, RawReader, Reader, Uid};
+use crate::structure::{body, envelope, envelope_into, find_part};
+use crate::view::selection::{flag_atoms, write_flags};
+use mailstore::{
+    EnvelopeRef, MailboxId, MessageId, MessageMeta, MetaParts, MimePart, RawReader, Reader, Uid,
+};
 use std::collections::VecDeque;
 
 use crate::limits::{FETCH_BATCH_BYTES as BATCH_BYTES, STREAM_MIN};
@@ -120,6 +122,9 @@ pub(crate) fn encode_batch(
     batch: &[Item],
     atts: &[FetchAtt],
 ) -> mailstore::Result<Encoded> {
+    if atts.iter().all(is_meta_att) {
+        return encode_meta_batch(r, mailbox, batch, atts);
+    }
     let sends_flags = atts.contains(&FetchAtt::Flags);
     let uids: Vec<Uid> = batch.iter().map(|i| i.uid).collect();
     let metas = r.messages_with(mailbox, &uids, parts_needed(atts))?;
@@ -208,22 +213,156 @@ pub(crate) fn encode_batch(
             }
         }
         fetch_close(&mut out);
-        if sends_flags || item.add_flags {
-            enc.seen.push((meta.uid, meta.modseq));
-            for k in &meta.flags.keywords {
-                if !enc.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    enc.keywords.push(k.clone());
-                }
-            }
+        note_sent(&mut enc, &meta, sends_flags || item.add_flags, atts);
+    }
+    if !out.is_empty() {
+        enc.segs.push_back(Seg::Bytes(out));
+    }
+    Ok(enc)
+}
+
+/// [`encode_batch`] of metadata items only ([`is_meta_att`]: a client's
+/// message list): each response written straight onto the output, the
+/// envelope from the stored text without copying its strings.
+fn encode_meta_batch(
+    r: &Reader,
+    mailbox: MailboxId,
+    batch: &[Item],
+    atts: &[FetchAtt],
+) -> mailstore::Result<Encoded> {
+    let flags_shown = atts.contains(&FetchAtt::Flags);
+    let uids: Vec<Uid> = batch.iter().map(|i| i.uid).collect();
+    let mut enc = Encoded {
+        segs: VecDeque::new(),
+        // Metadata has no size bound: the whole batch (expunged ones
+        // skipped).
+        handled: batch.len(),
+        seen: Vec::new(),
+        keywords: Vec::new(),
+        unknown_cte: None,
+        max_modseq: 0,
+    };
+    let mut out = Vec::with_capacity(batch.len() * 128);
+    // Rows come back uid-ascending like the batch; expunged ones are missing.
+    let mut items = batch.iter().peekable();
+    let mut write = |meta: &MessageMeta, env: &EnvelopeRef<'_>, enc: &mut Encoded| {
+        while items.next_if(|i| i.uid < meta.uid).is_some() {}
+        let Some(item) = items.next_if(|i| i.uid == meta.uid) else {
+            return;
+        };
+        match item.uidonly {
+            true => uidfetch_open(&mut out, item.uid),
+            false => fetch_open(&mut out, item.seq),
         }
-        if atts.contains(&FetchAtt::ModSeq) {
-            enc.max_modseq = enc.max_modseq.max(meta.modseq);
+        for (k, a) in atts.iter().enumerate() {
+            if k > 0 {
+                out.push(b' ');
+            }
+            write_meta_att(meta, env, item, a, &mut out);
+        }
+        if item.add_flags {
+            out.extend_from_slice(b" FLAGS ");
+            write_flags(&mut out, &meta.flags, item.recent);
+        }
+        fetch_close(&mut out);
+        note_sent(enc, meta, flags_shown || item.add_flags, atts);
+    };
+    if atts.contains(&FetchAtt::Envelope) {
+        r.each_message(mailbox, &uids, |meta, env| {
+            write(meta, env, &mut enc);
+            Ok(())
+        })?;
+    } else {
+        let none = MetaParts {
+            envelope: false,
+            structure: false,
+        };
+        let empty = EnvelopeRef::default();
+        for meta in r.messages_with(mailbox, &uids, none)? {
+            write(&meta, &empty, &mut enc);
         }
     }
     if !out.is_empty() {
         enc.segs.push_back(Seg::Bytes(out));
     }
     Ok(enc)
+}
+
+/// Record what a message's response showed: its flags (the session's
+/// next sync need not repeat them; keywords it may have to announce) and
+/// its MODSEQ.
+fn note_sent(enc: &mut Encoded, meta: &MessageMeta, flags_shown: bool, atts: &[FetchAtt]) {
+    if flags_shown {
+        enc.seen.push((meta.uid, meta.modseq));
+        for k in &meta.flags.keywords {
+            if !enc.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                enc.keywords.push(k.clone());
+            }
+        }
+    }
+    if atts.contains(&FetchAtt::ModSeq) {
+        enc.max_modseq = enc.max_modseq.max(meta.modseq);
+    }
+}
+
+/// Items [`write_meta_att`] writes: answered from the metadata row alone.
+fn is_meta_att(a: &FetchAtt) -> bool {
+    matches!(
+        a,
+        FetchAtt::Uid
+            | FetchAtt::Flags
+            | FetchAtt::InternalDate
+            | FetchAtt::Rfc822Size
+            | FetchAtt::ModSeq
+            | FetchAtt::Envelope
+            | FetchAtt::SaveDate
+            | FetchAtt::EmailId
+            | FetchAtt::ThreadId
+    )
+}
+
+/// `NAME value` of a metadata item ([`is_meta_att`]) onto `out`: the same
+/// octets as [`encode_att`] produces for it, without a value tree.
+fn write_meta_att(
+    meta: &MessageMeta,
+    env: &EnvelopeRef<'_>,
+    item: &Item,
+    att: &FetchAtt,
+    out: &mut Vec<u8>,
+) {
+    use std::io::Write;
+    let _ = match att {
+        FetchAtt::Uid => write!(out, "UID {}", meta.uid),
+        FetchAtt::Flags => {
+            out.extend_from_slice(b"FLAGS ");
+            write_flags(out, &meta.flags, item.recent);
+            Ok(())
+        }
+        FetchAtt::InternalDate => write!(
+            out,
+            "INTERNALDATE \"{}\"",
+            internal_date(meta.internal_date)
+        ),
+        FetchAtt::Rfc822Size => write!(out, "RFC822.SIZE {}", meta.size),
+        FetchAtt::ModSeq => write!(out, "MODSEQ ({})", meta.modseq),
+        FetchAtt::Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            envelope_into(env, out);
+            Ok(())
+        }
+        FetchAtt::SaveDate => match meta.save_date {
+            Some(t) => write!(out, "SAVEDATE \"{}\"", internal_date(t)),
+            None => write!(out, "SAVEDATE NIL"),
+        },
+        FetchAtt::EmailId => write!(out, "EMAILID ({})", crate::objectid::email(meta.message_id)),
+        FetchAtt::ThreadId => write!(
+            out,
+            "THREADID ({})",
+            crate::objectid::thread(meta.thread_id)
+        ),
+        // Not a metadata item: the caller checked `is_meta_att`.
+        _ => Ok(()),
+    };
 }
 
 /// A body range as a value: read into the output as the response is
@@ -495,6 +634,166 @@ pub fn internal_date(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mailstore::{Address, Envelope, Flags};
+
+    fn addr(name: Option<&str>, local: Option<&str>, host: Option<&str>) -> Address {
+        Address {
+            name: name.map(Into::into),
+            adl: None,
+            local: local.map(Into::into),
+            host: host.map(Into::into),
+        }
+    }
+
+    /// `e` as the borrowed form the metadata FETCH reads.
+    fn borrowed(e: &Envelope) -> EnvelopeRef<'_> {
+        fn s(v: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
+            v.as_deref().map(std::borrow::Cow::Borrowed)
+        }
+        fn list(v: &[Address]) -> Vec<mailstore::AddressRef<'_>> {
+            v.iter()
+                .map(|a| mailstore::AddressRef {
+                    name: s(&a.name),
+                    adl: s(&a.adl),
+                    local: s(&a.local),
+                    host: s(&a.host),
+                })
+                .collect()
+        }
+        EnvelopeRef {
+            date: s(&e.date),
+            subject: s(&e.subject),
+            from: list(&e.from),
+            sender: list(&e.sender),
+            reply_to: list(&e.reply_to),
+            to: list(&e.to),
+            cc: list(&e.cc),
+            bcc: list(&e.bcc),
+            in_reply_to: s(&e.in_reply_to),
+            message_id: s(&e.message_id),
+        }
+    }
+
+    /// Metadata the fast path must render as the value path does: quotes,
+    /// backslashes, 8-bit and CR (literals), groups, absent fields,
+    /// Sender/Reply-To falling back to From, keywords, \Recent.
+    fn metas() -> Vec<(MessageMeta, bool)> {
+        let full = Envelope {
+            date: Some("Tue, 24 Nov 2026 10:00:00 +0100".into()),
+            subject: Some("Re: \"quoted\" \\ back\\slash".into()),
+            from: vec![addr(Some("Zoë"), Some("zoe"), Some("example.org"))],
+            sender: vec![addr(None, Some("list"), Some("lists.example.org"))],
+            reply_to: vec![],
+            to: vec![
+                addr(None, Some("team"), None),
+                addr(Some("Bob"), Some("bob"), Some("x.test")),
+                addr(None, None, None),
+            ],
+            cc: vec![addr(Some("line\r\nbreak"), Some("c"), Some("d"))],
+            bcc: vec![],
+            in_reply_to: Some("<a@b>".into()),
+            message_id: Some("<m@x>".into()),
+        };
+        let meta = |envelope: Envelope, flags: Flags, save: Option<i64>| MessageMeta {
+            uid: 42,
+            flags,
+            modseq: 7,
+            size: 12_345,
+            internal_date: 1_700_000_000,
+            save_date: save,
+            envelope,
+            structure: MimePart::default(),
+            message_id: 99,
+            thread_id: 12,
+        };
+        vec![
+            (
+                meta(
+                    full,
+                    Flags::system(Flags::SEEN | Flags::DRAFT),
+                    Some(1_800_000_000),
+                ),
+                true,
+            ),
+            (
+                meta(
+                    Envelope::default(),
+                    Flags {
+                        system: 0,
+                        keywords: vec!["$Todo".into(), "Work".into()],
+                    },
+                    None,
+                ),
+                false,
+            ),
+            (meta(Envelope::default(), Flags::empty(), None), true),
+        ]
+    }
+
+    #[test]
+    fn metadata_items_written_directly_match_the_value_path() {
+        let atts = [
+            FetchAtt::Uid,
+            FetchAtt::Flags,
+            FetchAtt::InternalDate,
+            FetchAtt::Rfc822Size,
+            FetchAtt::ModSeq,
+            FetchAtt::Envelope,
+            FetchAtt::SaveDate,
+            FetchAtt::EmailId,
+            FetchAtt::ThreadId,
+        ];
+        for (meta, recent) in metas() {
+            let item = Item {
+                seq: 3,
+                uid: meta.uid,
+                recent,
+                add_flags: false,
+                uidonly: false,
+            };
+            for a in &atts {
+                assert!(is_meta_att(a));
+                let value = match a {
+                    FetchAtt::Uid => Value::Num(u64::from(meta.uid)),
+                    FetchAtt::Flags => flags_value(&flag_atoms(&meta.flags, recent)),
+                    FetchAtt::InternalDate => Value::str(internal_date(meta.internal_date)),
+                    FetchAtt::Rfc822Size => Value::Num(meta.size),
+                    FetchAtt::ModSeq => Value::List(vec![Value::Num(meta.modseq)]),
+                    FetchAtt::Envelope => envelope(&meta.envelope),
+                    FetchAtt::SaveDate => meta
+                        .save_date
+                        .map_or(Value::Nil, |t| Value::str(internal_date(t))),
+                    FetchAtt::EmailId => {
+                        Value::List(vec![Value::Atom(crate::objectid::email(meta.message_id))])
+                    }
+                    _ => Value::List(vec![Value::Atom(crate::objectid::thread(meta.thread_id))]),
+                };
+                let name = match a {
+                    FetchAtt::Uid => "UID",
+                    FetchAtt::Flags => "FLAGS",
+                    FetchAtt::InternalDate => "INTERNALDATE",
+                    FetchAtt::Rfc822Size => "RFC822.SIZE",
+                    FetchAtt::ModSeq => "MODSEQ",
+                    FetchAtt::Envelope => "ENVELOPE",
+                    FetchAtt::SaveDate => "SAVEDATE",
+                    FetchAtt::EmailId => "EMAILID",
+                    _ => "THREADID",
+                };
+                let mut want = format!("{name} ").into_bytes();
+                value.encode(&mut want);
+                let env = borrowed(&meta.envelope);
+                let mut got = Vec::new();
+                write_meta_att(&meta, &env, &item, a, &mut got);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want),
+                    "{a:?}"
+                );
+            }
+        }
+        assert!(!is_meta_att(&FetchAtt::Body));
+        assert!(!is_meta_att(&FetchAtt::Rfc822));
+    }
 
     #[test]
     fn header_fields_are_filtered_with_continuations() {

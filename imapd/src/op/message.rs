@@ -5,13 +5,15 @@
 //! Under QRESYNC, EXPUNGE and MOVE end with `[HIGHESTMODSEQ]` (`qresync.rs`).
 
 use crate::command::{Flag, SequenceSet, StoreMode};
-use crate::response::{compact_set, continuation, flags_value, Code, Status, StatusLine, Value};
+use crate::response::{compact_set, continuation, Code, Status, StatusLine};
+use crate::response::{fetch_close, fetch_open, uidfetch_open};
 use crate::session::{in_selected, or_no, Conn, Done, ImapSession, Mode};
-use crate::view::selection::{flag_atoms, Selection};
+use crate::view::selection::{write_flags, Selection};
 use mailstore::{
     CopyOutcome, Entry, FlagOp, Flags, MailboxId, Reader, StoreOutcome, SystemFlag, Uid, User,
 };
 use netloop::{Io, Step};
+use std::io::Write;
 
 /// Convert flags from the wire to the store's form. `\Recent` cannot be
 /// set by clients (§2.3.2) and unknown `\` flags are refused.
@@ -234,20 +236,24 @@ fn store_reply(
         if r.silent && !(was_updated && r.unchanged_since.is_some()) {
             continue;
         }
-        let mut items = Vec::new();
+        // `* seq FETCH (...)` written straight onto the output (a STORE
+        // of a whole mailbox answers for every message).
+        let out = &mut cx.out;
+        match sel.uidonly {
+            true => uidfetch_open(out, u),
+            false => fetch_open(out, seq),
+        }
         // Under QRESYNC, STORE's FETCH responses carry the UID (RFC 7162
         // §3.2.4; as Dovecot, not for CONDSTORE alone), as in UID STORE.
         if r.uid || cx.qresync {
-            items.push(Value::Atom("UID".into()));
-            items.push(Value::Num(u64::from(u)));
+            let _ = write!(out, "UID {u} ");
         }
-        items.push(Value::Atom("FLAGS".into()));
-        items.push(flags_value(&flag_atoms(&e.flags, sel.is_recent(u))));
+        out.extend_from_slice(b"FLAGS ");
+        write_flags(out, &e.flags, sel.is_recent(u));
         if condstore {
-            items.push(Value::Atom("MODSEQ".into()));
-            items.push(Value::List(vec![Value::Num(e.modseq)]));
+            let _ = write!(out, " MODSEQ ({})", e.modseq);
         }
-        sel.fetch_data(seq, u, &items).encode(&mut cx.out);
+        fetch_close(out);
     }
     let code = if r.failed.is_empty() {
         None

@@ -104,13 +104,17 @@ fn quotable(s: &[u8]) -> bool {
 /// Encode bytes as `string`: quoted when possible, else a literal.
 pub fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     if quotable(s) {
+        // Runs without a quote or backslash are copied whole.
+        out.reserve(s.len() + 2);
         out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
+        let mut rest = s;
+        while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            out.extend_from_slice(&rest[..i]);
+            out.push(b'\\');
+            out.push(rest[i]);
+            rest = &rest[i + 1..];
         }
+        out.extend_from_slice(rest);
         out.push(b'"');
     } else {
         literal_header(s.len() as u64, out);

@@ -116,6 +116,37 @@ pub fn flag_atoms(f: &Flags, recent: bool) -> Vec<String> {
     v
 }
 
+/// [`flag_atoms`] as the FLAGS list `(\Seen kw)`, written straight onto
+/// `out` (the same octets as `flags_value(&flag_atoms(..))`).
+pub fn write_flags(out: &mut Vec<u8>, f: &Flags, recent: bool) {
+    out.push(b'(');
+    let start = out.len();
+    let put = |out: &mut Vec<u8>, atom: &[u8]| {
+        if out.len() > start {
+            out.push(b' ');
+        }
+        out.extend_from_slice(atom);
+    };
+    for (flag, name) in [
+        (SystemFlag::Seen, "\\Seen"),
+        (SystemFlag::Answered, "\\Answered"),
+        (SystemFlag::Flagged, "\\Flagged"),
+        (SystemFlag::Deleted, "\\Deleted"),
+        (SystemFlag::Draft, "\\Draft"),
+    ] {
+        if f.has(flag) {
+            put(out, name.as_bytes());
+        }
+    }
+    if recent {
+        put(out, b"\\Recent");
+    }
+    for k in &f.keywords {
+        put(out, k.as_bytes());
+    }
+    out.push(b')');
+}
+
 impl Selection {
     /// The selection of `uids` (the mailbox's UIDs at HIGHESTMODSEQ
     /// `modseq`, ascending). UIDs above `recent_above` are `\Recent` here.

@@ -284,6 +284,21 @@ impl<'r> Eval<'r> {
     /// Every value of the header field `field` (lower case) in the
     /// mailbox, by row, in ASCII lower case (as SQLite's `lower()`).
     fn header_values(&self, field: &str) -> Result<Vec<(usize, String)>> {
+        if super::sql::indexed_field(field).is_some() {
+            // Schema v14's header_index: already in ASCII lower case.
+            let mut st = self.reader.conn().prepare_cached(
+                "SELECT uid, value FROM header_index WHERE mailbox_id = ?1 AND name = ?2",
+            )?;
+            let pairs = st
+                .query_map(rusqlite::params![self.mailbox, field], |r| {
+                    Ok((r.get::<_, i64>(0)? as Uid, r.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            return Ok(pairs
+                .into_iter()
+                .filter_map(|(uid, v)| Some((self.row_of(uid)?, v)))
+                .collect());
+        }
         let mut st = self.reader.conn().prepare_cached(
             "SELECT e.uid, h.value FROM entries e \
              JOIN message_headers h ON h.message_id = e.message_id \

@@ -119,6 +119,33 @@ impl Sql {
         }
     }
 
+    /// Header field `name` contains `needle` (ASCII case-insensitive;
+    /// `""`: the field is there).
+    fn header_match(&mut self, name: &str, needle: &str) {
+        match indexed_field(name) {
+            Some(field) => {
+                // Schema v14's header_index: the mailbox's values of the
+                // field are one key range, already in ASCII lower case;
+                // the subquery is uncorrelated, so it runs once, not once
+                // per message.
+                self.push(
+                    "e.uid IN (SELECT x.uid FROM header_index x WHERE x.mailbox_id = ?1 AND x.name = ",
+                );
+                self.param(Value::Text(field));
+                self.push(" AND instr(x.value, ");
+                self.param(Value::Text(needle.to_ascii_lowercase()));
+                self.push(") > 0)");
+            }
+            None => {
+                self.push("EXISTS (SELECT 1 FROM message_headers h WHERE h.message_id = e.message_id AND h.name = lower(");
+                self.param(Value::Text(name.trim().to_string()));
+                self.push(") AND instr(lower(h.value), lower(");
+                self.param(Value::Text(needle.to_string()));
+                self.push(")) > 0)");
+            }
+        }
+    }
+
     fn day_range(&mut self, col: &str, q: &Query) {
         let (op, d) = match q {
             Query::Before(d) | Query::SentBefore(d) | Query::SavedBefore(d) => ("<", *d),
@@ -201,13 +228,7 @@ impl Sql {
                     ") || ' ') = 0"
                 });
             }
-            Query::Header(name, needle) => {
-                self.push("EXISTS (SELECT 1 FROM message_headers h WHERE h.message_id = e.message_id AND h.name = lower(");
-                self.param(Value::Text(name.trim().to_string()));
-                self.push(") AND instr(lower(h.value), lower(");
-                self.param(Value::Text(needle.clone()));
-                self.push(")) > 0)");
-            }
+            Query::Header(name, needle) => self.header_match(name, needle),
             Query::Body(s) => self.text_match(s, TextScope::Body),
             Query::Text(s) => self.text_match(s, TextScope::All),
             Query::Larger(n) => {
@@ -260,13 +281,49 @@ impl Sql {
     }
 }
 
+/// The lower-case name of a header field that schema v14's
+/// `header_index` holds (as SEARCH names it: any case, blanks around).
+pub(super) fn indexed_field(name: &str) -> Option<String> {
+    let field = name.trim().to_ascii_lowercase();
+    crate::schema::INDEXED_HEADERS
+        .contains(&field.as_str())
+        .then_some(field)
+}
+
+/// Whether `q` reads a column of `messages` (size, dates, thread): only
+/// then does the statement join it (a header or flag search reads only
+/// the mailbox's entries).
+fn needs_message(q: &Query) -> bool {
+    match q {
+        Query::Larger(_)
+        | Query::Smaller(_)
+        | Query::Before(_)
+        | Query::On(_)
+        | Query::Since(_)
+        | Query::SentBefore(_)
+        | Query::SentOn(_)
+        | Query::SentSince(_)
+        | Query::SavedBefore(_)
+        | Query::SavedOn(_)
+        | Query::SavedSince(_)
+        | Query::Thread(_) => true,
+        Query::Not(a) => needs_message(a),
+        Query::Or(a, b) => needs_message(a) || needs_message(b),
+        Query::And(v) | Query::Any(v) => v.iter().any(needs_message),
+        _ => false,
+    }
+}
+
 impl Reader {
     /// UIDs (ascending) matching `q`, in one statement.
     pub(super) fn search_statement(&self, mailbox: MailboxId, q: &Query) -> Result<Vec<Uid>> {
+        let from = if needs_message(q) {
+            "SELECT e.uid FROM entries e JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1 AND "
+        } else {
+            "SELECT e.uid FROM entries e WHERE e.mailbox_id = ?1 AND "
+        };
         let mut sql = Sql {
-            text: String::from(
-                "SELECT e.uid FROM entries e JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1 AND ",
-            ),
+            text: String::from(from),
             params: vec![Value::Integer(mailbox)],
         };
         sql.compile(q, 0)?;

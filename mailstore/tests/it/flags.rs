@@ -84,6 +84,73 @@ fn store_add_remove_replace_bump_modseq_only_on_change() {
     assert!(matches!(bad, Err(StoreError::Invalid(_))));
 }
 
+/// `+FLAGS`/`-FLAGS` of system flags alone (one UPDATE per run of UIDs):
+/// unsorted and repeated UIDs, gaps, UIDs not there, entries that already
+/// have the flag, keywords kept, one modseq for the change and none when
+/// nothing changes.
+#[test]
+fn system_flag_store_by_runs_changes_only_what_changes() {
+    let (_d, s) = store();
+    let (_, mb) = inbox_with(&s, 8);
+    s.write_sync(move |tx| {
+        tx.store_flags(mb, &[3], FlagOp::Add, &Flags::system(Flags::DELETED), None)?;
+        tx.expunge(mb, None)?;
+        tx.store_flags(mb, &[2], FlagOp::Add, &kw(Flags::SEEN, &["$Todo"]), None)
+    })
+    .unwrap();
+    let hms = s.read_sync(move |r| r.status(mb)).unwrap().highestmodseq;
+    let seen = Flags::system(Flags::SEEN);
+    let out = s
+        .write_sync(move |tx| {
+            tx.store_flags(mb, &[8, 1, 2, 3, 4, 4, 6, 7, 99], FlagOp::Add, &seen, None)
+        })
+        .unwrap();
+    let uids: Vec<u32> = out.updated.iter().map(|e| e.uid).collect();
+    assert_eq!(
+        uids,
+        [1, 4, 6, 7, 8],
+        "2 was seen already, 3 is gone, 5 not asked"
+    );
+    assert!(out
+        .updated
+        .iter()
+        .all(|e| e.modseq == hms + 1 && e.flags.has(SystemFlag::Seen)));
+    assert_eq!(
+        s.read_sync(move |r| r.status(mb)).unwrap().highestmodseq,
+        hms + 1
+    );
+    let ch = s.read_sync(move |r| r.changes_since(mb, hms)).unwrap();
+    assert_eq!(
+        ch.changed.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        [1, 4, 6, 7, 8]
+    );
+    // Nothing to change: nothing returned, no modseq taken.
+    let seen = Flags::system(Flags::SEEN);
+    let again = s
+        .write_sync(move |tx| tx.store_flags(mb, &[1, 2, 4], FlagOp::Add, &seen, None))
+        .unwrap();
+    assert!(again.updated.is_empty());
+    assert_eq!(
+        s.read_sync(move |r| r.status(mb)).unwrap().highestmodseq,
+        hms + 1
+    );
+    // Removing keeps the keywords and the other flags.
+    let both = Flags::system(Flags::SEEN | Flags::FLAGGED);
+    let rm = s
+        .write_sync(move |tx| tx.store_flags(mb, &[1, 2, 5], FlagOp::Remove, &both, None))
+        .unwrap();
+    assert_eq!(rm.updated.iter().map(|e| e.uid).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(rm.updated[1].flags, kw(0, &["$Todo"]));
+    assert!(rm.updated.iter().all(|e| e.modseq == hms + 2));
+    let entries = s.read_sync(move |r| r.entries(mb)).unwrap();
+    let seen_now: Vec<u32> = entries
+        .iter()
+        .filter(|e| e.flags.has(SystemFlag::Seen))
+        .map(|e| e.uid)
+        .collect();
+    assert_eq!(seen_now, [4, 6, 7, 8]);
+}
+
 #[test]
 fn unchanged_since_refuses_newer_entries() {
     let (_d, s) = store();

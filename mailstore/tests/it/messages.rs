@@ -225,3 +225,78 @@ fn message_ids_are_not_reused_after_the_newest_is_deleted() {
     let metas = s.read_sync(move |r| r.messages(inbox, &[1, 3])).unwrap();
     assert_eq!(metas[1].message_id, three.message_id);
 }
+
+/// `each_message` (metadata FETCH) hands over just the UIDs asked for,
+/// ascending, with the envelope `messages` decodes, whether the UIDs are
+/// read as one range (dense) or as a list (sparse).
+#[test]
+fn each_message_gives_the_asked_uids_with_their_envelopes() {
+    let (_d, s) = store();
+    let a = user(&s, "a@x");
+    for i in 0..10 {
+        deliver(
+            &s,
+            simple(&format!("m{i} \"q\" \\ =?UTF-8?Q?Gr=C3=BC=C3=9Fe?="), "x"),
+            &[a],
+        );
+    }
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    for uids in [
+        vec![1, 3],
+        vec![2, 3, 4, 5],
+        vec![1, 9],
+        vec![10],
+        vec![4, 11, 12],
+    ] {
+        let want: Vec<(u32, mailstore::Envelope)> = {
+            let u = uids.clone();
+            s.read_sync(move |r| r.messages(mb, &u))
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.uid, m.envelope))
+                .collect()
+        };
+        let u = uids.clone();
+        let got = s
+            .read_sync(move |r| {
+                let mut got = Vec::new();
+                r.each_message(mb, &u, |m, e| {
+                    let addrs = |v: &[mailstore::AddressRef<'_>]| -> Vec<mailstore::Address> {
+                        v.iter()
+                            .map(|a| mailstore::Address {
+                                name: a.name.as_deref().map(Into::into),
+                                adl: a.adl.as_deref().map(Into::into),
+                                local: a.local.as_deref().map(Into::into),
+                                host: a.host.as_deref().map(Into::into),
+                            })
+                            .collect()
+                    };
+                    let s = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(Into::into);
+                    got.push((
+                        m.uid,
+                        mailstore::Envelope {
+                            date: s(&e.date),
+                            subject: s(&e.subject),
+                            from: addrs(&e.from),
+                            sender: addrs(&e.sender),
+                            reply_to: addrs(&e.reply_to),
+                            to: addrs(&e.to),
+                            cc: addrs(&e.cc),
+                            bcc: addrs(&e.bcc),
+                            in_reply_to: s(&e.in_reply_to),
+                            message_id: s(&e.message_id),
+                        },
+                    ));
+                    Ok(())
+                })?;
+                Ok(got)
+            })
+            .unwrap();
+        assert_eq!(got, want, "{uids:?}");
+        assert!(got.iter().all(|(u, _)| uids.contains(u)));
+    }
+}

@@ -63,6 +63,10 @@ fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
 /// tombstones) and v9 (save dates) added, undone to make a file look
 /// older (with v6 to v8's outbound queue and DKIM tables).
 /// Take a current file back to version 11 (threads, schema v12).
+/// Take a current file back to version 13 (header index, schema v14).
+pub(crate) const UNDO_V14: &str = "DROP TRIGGER entries_header_index_add;
+    DROP TRIGGER entries_header_index_del; DROP TABLE header_index;";
+
 /// Take a current file back to version 12 (quotas, schema v13).
 const UNDO_V13: &str = "DROP TRIGGER entries_usage_add; DROP TRIGGER entries_usage_del;
     ALTER TABLE users DROP COLUMN quota_storage; ALTER TABLE users DROP COLUMN quota_messages;
@@ -117,7 +121,7 @@ fn version_3_tombstones_are_counted_by_the_migration() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(&format!(
-            "{UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 3;"
+            "{UNDO_V14} {UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 3;"
         ))
         .unwrap();
     }
@@ -154,7 +158,7 @@ fn old_schema_is_migrated_and_newer_schema_refused() {
         // Make it look like a version-1 file.
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(&format!(
-            "DROP TABLE pending_text; {UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 1;"
+            "DROP TABLE pending_text; {UNDO_V14} {UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 1;"
         ))
         .unwrap();
     }
@@ -215,7 +219,7 @@ fn version_2_pending_text_is_still_searched_and_indexed() {
         .unwrap();
         c.execute_batch(&format!(
             "UPDATE mailboxes SET uidnext = 2, highestmodseq = 1 WHERE name = 'INBOX';
-             ALTER TABLE pending_text DROP COLUMN body_at; {UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 2; COMMIT;",
+             ALTER TABLE pending_text DROP COLUMN body_at; {UNDO_V14} {UNDO_V13} {UNDO_V12} {UNDO_V4} PRAGMA user_version = 2; COMMIT;",
         ))
         .unwrap();
     }
@@ -273,8 +277,8 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        v, 13,
-        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids, v11 aliases and Sieve, v12 threads, v13 quotas"
+        v, 14,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids, v11 aliases and Sieve, v12 threads, v13 quotas, v14 the header index"
     );
     let saved: i64 = c
         .query_row(
@@ -332,7 +336,7 @@ fn version_8_entries_get_an_unknown_save_date() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(&format!(
-            "{UNDO_V13} {UNDO_V12} {UNDO_V9} PRAGMA user_version = 8;"
+            "{UNDO_V14} {UNDO_V13} {UNDO_V12} {UNDO_V9} PRAGMA user_version = 8;"
         ))
         .unwrap();
     }
@@ -387,7 +391,8 @@ fn version_7_queued_bodies_move_to_their_own_table() {
         // The v7 layout: the body in outq_msg.raw, no size, no outq_body,
         // no save dates.
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12}")).unwrap();
+        c.execute_batch(&format!("{UNDO_V14} {UNDO_V13} {UNDO_V12}"))
+            .unwrap();
         c.execute_batch(
             "BEGIN;
              ALTER TABLE outq_msg ADD COLUMN raw BLOB NOT NULL DEFAULT x'';
@@ -430,7 +435,8 @@ fn version_9_message_ids_continue_past_the_newest() {
     };
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12}")).unwrap();
+        c.execute_batch(&format!("{UNDO_V14} {UNDO_V13} {UNDO_V12}"))
+            .unwrap();
         c.execute_batch("DELETE FROM meta WHERE key = 'last_message_id'; PRAGMA user_version = 9;")
             .unwrap();
     }
@@ -464,7 +470,8 @@ fn version_9_gains_aliases() {
     let path = dir.path().join("m.db");
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12}")).unwrap();
+        c.execute_batch(&format!("{UNDO_V14} {UNDO_V13} {UNDO_V12}"))
+            .unwrap();
         c.execute_batch(
             "DROP TABLE aliases; DROP TABLE sieve_scripts; DROP TABLE sieve_seen;
              PRAGMA user_version = 9;",
@@ -534,8 +541,10 @@ fn version_11_messages_are_threaded_by_later_replies() {
     }
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(&format!("{UNDO_V13} {UNDO_V12} PRAGMA user_version = 11;"))
-            .unwrap();
+        c.execute_batch(&format!(
+            "{UNDO_V14} {UNDO_V13} {UNDO_V12} PRAGMA user_version = 11;"
+        ))
+        .unwrap();
     }
     let s = Store::open(&path).unwrap();
     let reply = b"From: b@example.org\r\nSubject: Re: parent\r\n\
