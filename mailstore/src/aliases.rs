@@ -223,6 +223,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn route(&self, address: &str) -> Result<Resolution> {
+        if let Some(pg) = self.pg {
+            return pg.route(address);
+        }
         resolve(self.conn(), address)
     }
 
@@ -234,6 +237,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::Invalid`] with the reason, or database errors.
     pub fn add_alias(&mut self, address: &str, targets: &[String]) -> Result<usize> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("aliases");
+        }
         let address = alias_address(address)?;
         if targets.is_empty() {
             return Err(StoreError::Invalid("an alias needs a target".into()));
@@ -291,6 +297,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] if nothing matched.
     pub fn delete_alias(&mut self, address: &str, targets: &[String]) -> Result<usize> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("aliases");
+        }
         let address = alias_address(address)?;
         let n = if targets.is_empty() {
             self.conn()
@@ -319,6 +328,9 @@ impl Reader {
     /// # Errors
     /// Only database errors; loops and bounds are [`Resolution::Refused`].
     pub fn route(&self, address: &str) -> Result<Resolution> {
+        if let Some(pg) = self.pg() {
+            return pg.route(address);
+        }
         resolve(self.conn(), address)
     }
 
@@ -327,6 +339,9 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn aliases(&self) -> Result<Vec<Alias>> {
+        if self.pg().is_some() {
+            return crate::pg::unsupported("aliases");
+        }
         let mut st = self
             .conn()
             .prepare_cached("SELECT address, target FROM aliases ORDER BY address, target")?;

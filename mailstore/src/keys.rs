@@ -21,6 +21,9 @@ impl Tx<'_> {
     /// # Errors
     /// A foreign-key failure for an unknown mailbox; SQLite errors.
     pub fn mailbox_key(&mut self, mailbox: MailboxId) -> Result<Vec<u8>> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("URLAUTH mailbox keys");
+        }
         let have: Option<Vec<u8>> = self
             .conn()
             .prepare_cached("SELECT key FROM mailbox_keys WHERE mailbox_id = ?1")?
@@ -44,6 +47,9 @@ impl Tx<'_> {
     /// # Errors
     /// SQLite errors.
     pub fn reset_mailbox_keys(&mut self, user: UserId, name: Option<&str>) -> Result<bool> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("URLAUTH mailbox keys");
+        }
         match name {
             Some(name) => {
                 let Some(mb) = crate::query::mailbox(self.conn(), user, name)? else {
@@ -70,6 +76,9 @@ impl Reader {
     /// # Errors
     /// SQLite errors.
     pub fn mailbox_key(&self, mailbox: MailboxId) -> Result<Option<Vec<u8>>> {
+        if self.pg().is_some() {
+            return crate::pg::unsupported("URLAUTH mailbox keys");
+        }
         Ok(self
             .conn()
             .prepare_cached("SELECT key FROM mailbox_keys WHERE mailbox_id = ?1")?

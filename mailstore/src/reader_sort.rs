@@ -129,6 +129,9 @@ impl Reader {
         uids: &[Uid],
         want: FieldSet,
     ) -> Result<Vec<MessageFields>> {
+        if self.pg().is_some() {
+            return crate::pg::unsupported("SORT/THREAD fields");
+        }
         let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
             return Ok(Vec::new());
         };

@@ -1,0 +1,195 @@
+//! What the PostgreSQL backend does on its own terms: SEARCH compiled to
+//! its dialect, raw ranges, migrations on reopen, clear errors for what
+//! it does not do yet and for a server it cannot reach.
+
+use mailstore::{FlagOp, Flags, MailboxId, Query, Store, StoreError, SystemFlag};
+
+use crate::util::{deliver, simple, store, user};
+
+fn run(s: &Store, mb: MailboxId, q: Query) -> Vec<u32> {
+    s.read_sync(move |r| r.search(mb, &q)).unwrap()
+}
+
+#[test]
+fn search_flags_headers_text_dates_and_sizes() {
+    let (_db, s) = store();
+    let a = user(&s, "a@x");
+    deliver(&s, simple("Hello World", "the Quick brown fox"), &[a]);
+    deliver(&s, simple("second", "nothing here"), &[a]);
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let flags = Flags {
+        system: Flags::SEEN,
+        keywords: vec!["$Todo".into()],
+    };
+    s.write_sync(move |tx| {
+        tx.append(
+            mb,
+            b"Subject: third\r\nX-Mailer: MiniTest 1.0\r\n\r\nlast one\r\n",
+            &flags,
+            1_700_000_000,
+        )
+    })
+    .unwrap();
+    assert_eq!(run(&s, mb, Query::All), [1, 2, 3]);
+    assert_eq!(run(&s, mb, Query::Uids(vec![(3, 2)])), [2, 3]);
+    assert_eq!(run(&s, mb, Query::Flag(SystemFlag::Seen, true)), [3]);
+    assert_eq!(run(&s, mb, Query::Flag(SystemFlag::Seen, false)), [1, 2]);
+    assert_eq!(run(&s, mb, Query::Keyword("$TODO".into(), true)), [3]);
+    assert_eq!(run(&s, mb, Query::Keyword("$Todo".into(), false)), [1, 2]);
+    assert_eq!(
+        run(&s, mb, Query::Header("subject".into(), "WORLD".into())),
+        [1]
+    );
+    assert_eq!(
+        run(&s, mb, Query::Header("X-Mailer".into(), "".into())),
+        [3]
+    );
+    assert_eq!(run(&s, mb, Query::Body("quick BROWN".into())), [1]);
+    assert_eq!(run(&s, mb, Query::Body("second".into())), Vec::<u32>::new());
+    assert_eq!(run(&s, mb, Query::Text("second".into())), [2]);
+    assert_eq!(run(&s, mb, Query::Before(1_700_100_000)), [3]);
+    assert_eq!(run(&s, mb, Query::Since(1_700_100_000)), [1, 2]);
+    assert_eq!(run(&s, mb, Query::Larger(1_000_000)), Vec::<u32>::new());
+    assert_eq!(run(&s, mb, Query::Smaller(1_000_000)), [1, 2, 3]);
+    assert_eq!(
+        run(
+            &s,
+            mb,
+            Query::Not(Box::new(Query::Or(
+                Box::new(Query::Uids(vec![(1, 1)])),
+                Box::new(Query::Flag(SystemFlag::Seen, true))
+            )))
+        ),
+        [2]
+    );
+    let many: Vec<Query> = (0..100)
+        .map(|i| Query::Uids(vec![(i * 10 + 2, i * 10 + 2)]))
+        .collect();
+    assert_eq!(run(&s, mb, Query::Any(many)), [2]);
+    assert_eq!(run(&s, mb, Query::And(vec![])), [1, 2, 3]);
+    assert_eq!(run(&s, mb, Query::Any(vec![])), Vec::<u32>::new());
+    // Flags changed later are searched as they are now.
+    s.write_sync(move |tx| {
+        tx.store_flags(mb, &[1], FlagOp::Add, &Flags::system(Flags::FLAGGED), None)
+    })
+    .unwrap();
+    assert_eq!(run(&s, mb, Query::Flag(SystemFlag::Flagged, true)), [1]);
+}
+
+#[test]
+fn raw_ranges_and_lengths() {
+    let (_db, s) = store();
+    let a = user(&s, "a@x");
+    let raw = simple("r", "0123456789");
+    let d = deliver(&s, raw.clone(), &[a]);
+    let (mb, uid) = d.entries[0];
+    let (all, part, past, len) = s
+        .read_sync(move |r| {
+            Ok((
+                r.raw(mb, uid)?,
+                r.raw_range(mb, uid, 3, 5)?,
+                r.raw_range(mb, uid, 10_000, 5)?,
+                r.raw_len(mb, uid)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(all, raw);
+    assert_eq!(part, raw[3..8]);
+    assert!(past.is_empty());
+    assert_eq!(len, raw.len() as u64);
+    let missing = s.read_sync(move |r| r.raw(mb, 99));
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn reopening_keeps_everything_and_migrates_once() {
+    let (db, s) = store();
+    let a = user(&s, "a@x");
+    deliver(&s, simple("kept", "body"), &[a]);
+    s.shutdown();
+    drop(s);
+    let s = Store::open(db.url()).unwrap();
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(mb.uidnext, 2);
+    assert_eq!(s.read_sync(|r| r.stored_messages()).unwrap(), 1);
+    // A second user gets a new id and new UIDVALIDITYs.
+    let b = user(&s, "b@x");
+    assert!(b > a);
+    let mb2 = s
+        .read_sync(move |r| r.mailbox(b, "INBOX"))
+        .unwrap()
+        .unwrap();
+    assert!(mb2.uidvalidity > mb.uidvalidity);
+}
+
+#[test]
+fn what_is_not_there_yet_says_so() {
+    let (_db, s) = store();
+    let a = user(&s, "a@x");
+    let e = s
+        .write_sync(|tx| tx.add_alias("info@x", &["a@x".to_string()]))
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Unsupported(m) if m.contains("not supported on PostgreSQL yet")),
+        "{e:?}"
+    );
+    let e = s
+        .write_sync(move |tx| tx.put_sieve_script(a, "s", b"keep;"))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unsupported(_)), "{e:?}");
+    let e = s.read_sync(|r| r.queue_list()).unwrap_err();
+    assert!(matches!(e, StoreError::Unsupported(_)), "{e:?}");
+    // What smtpd asks on every delivery answers (nothing can be there).
+    assert_eq!(
+        s.read_sync(move |r| r.active_sieve_script(a)).unwrap(),
+        None
+    );
+    assert!(s.read_sync(|r| r.queue_due(0, 10)).unwrap().is_empty());
+    let q = s.read_sync(move |r| r.quota(a)).unwrap();
+    assert!(!q.limited());
+    // A failed job leaves the batch usable for the next ones.
+    let d = deliver(&s, simple("after", "x"), &[a]);
+    assert_eq!(d.entries[0].1, 1);
+}
+
+#[test]
+fn constraint_errors_do_not_break_the_transaction() {
+    let (_db, s) = store();
+    let a = user(&s, "a@x");
+    // Exists inside a job that goes on: the rest of it is still stored.
+    let (first, second) = s
+        .write_sync(move |tx| {
+            let first = tx.create_mailbox(a, "Sent", None);
+            let second = tx.create_mailbox(a, "Other", None)?;
+            Ok((first, second))
+        })
+        .unwrap();
+    assert!(matches!(first, Err(StoreError::Exists(_))), "{first:?}");
+    let other = s
+        .read_sync(move |r| r.mailbox(a, "Other"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.id, second);
+    let dup = s.write_sync(|tx| tx.create_user("A@X", "h"));
+    assert!(matches!(dup, Err(StoreError::Exists(_))), "{dup:?}");
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_not_a_hang() {
+    // Port 1 on loopback: nothing listens there.
+    let e = Store::open("postgres://minimail@127.0.0.1:1/mail").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("cannot connect"), "{msg}");
+    let e = Store::open("postgres://minimail@127.0.0.1:notaport/mail").unwrap_err();
+    assert!(e.to_string().contains("bad PostgreSQL URL"), "{e}");
+}
