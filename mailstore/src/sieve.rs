@@ -217,8 +217,8 @@ impl Tx<'_> {
     /// [`StoreError::Invalid`] for no filings or a bad flag,
     /// [`StoreError::NotFound`] for an unknown user.
     pub fn deliver_filed(&mut self, msg: &PreparedMessage, filings: &[Filing]) -> Result<()> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("Sieve filing");
+        if let Some(pg) = self.pg {
+            return self.pg_deliver_filed(pg, msg, filings);
         }
         if filings.is_empty() {
             return Err(StoreError::Invalid("no recipients".into()));

@@ -71,6 +71,11 @@ impl PreparedMessage {
     pub fn internal_date(&self) -> i64 {
         self.internal_date
     }
+
+    /// What parsing found.
+    pub(crate) fn meta(&self) -> &Meta {
+        &self.meta
+    }
 }
 
 impl Tx<'_> {

@@ -8,9 +8,10 @@
 use crate::error::{Result, StoreError};
 use crate::pg::reader::{entry_at, uid_array};
 use crate::pg::{is_fk_violation, is_unique_violation, PgConn};
+use crate::sieve::Filing;
 use crate::tombstones::DEFAULT_MAX_TOMBSTONES;
 use crate::tx::{encode_keywords, normalize_name, now, Tx, DEFAULT_MAILBOXES};
-use crate::tx_deliver::Meta;
+use crate::tx_deliver::{Meta, PreparedMessage};
 use crate::types::{
     Appended, CopyOutcome, Delivered, Entry, FlagOp, Flags, MailboxId, MessageId, StoreOutcome,
     Uid, UserId,
@@ -668,6 +669,61 @@ impl Tx<'_> {
         let ids = self.pg_remove_entries(pg, src, &moved)?;
         self.pg_collect_garbage(pg, &ids)?;
         Ok(out)
+    }
+
+    /// `sieve.rs`'s `deliver_filed`: one stored message, a copy per
+    /// filing (each mailbox once), missing mailboxes made for `create` or
+    /// the copy filed in INBOX.
+    pub(crate) fn pg_deliver_filed(
+        &mut self,
+        pg: &PgConn,
+        msg: &PreparedMessage,
+        filings: &[Filing],
+    ) -> Result<()> {
+        if filings.is_empty() {
+            return Err(StoreError::Invalid("no recipients".into()));
+        }
+        let message = self.pg_insert_message(pg, msg.raw(), msg.internal_date(), msg.meta())?;
+        let mut done: Vec<MailboxId> = Vec::new();
+        for f in filings {
+            let mailbox = match pg.mailbox(f.user, &f.mailbox)? {
+                Some(mb) => mb.id,
+                None if f.create && !f.mailbox.eq_ignore_ascii_case("INBOX") => {
+                    match self.pg_create_mailbox(pg, f.user, &f.mailbox, None) {
+                        Ok(id) => {
+                            self.pg_set_subscribed(pg, f.user, &f.mailbox, true)?;
+                            id
+                        }
+                        Err(StoreError::Invalid(why)) => {
+                            log::warn!(
+                                "sieve: cannot create {:?}: {why}; filed in INBOX",
+                                f.mailbox
+                            );
+                            self.pg_inbox_of(pg, f.user)?
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => self.pg_inbox_of(pg, f.user)?,
+            };
+            if done.contains(&mailbox) {
+                continue;
+            }
+            done.push(mailbox);
+            self.pg_add_entry(pg, mailbox, message, &f.flags)?;
+        }
+        Ok(())
+    }
+
+    /// `user`'s INBOX, re-created if missing.
+    fn pg_inbox_of(&mut self, pg: &PgConn, user: UserId) -> Result<MailboxId> {
+        if let Some(mb) = pg.mailbox(user, "INBOX")? {
+            return Ok(mb.id);
+        }
+        if pg.user_by_id(user)?.is_none() {
+            return Err(StoreError::NotFound(format!("user {user}")));
+        }
+        self.pg_create_mailbox(pg, user, "INBOX", None)
     }
 
     /// Without limits on PostgreSQL (see `reader.rs`), only the user's
