@@ -21,8 +21,8 @@ impl Tx<'_> {
     /// # Errors
     /// A foreign-key failure for an unknown mailbox; SQLite errors.
     pub fn mailbox_key(&mut self, mailbox: MailboxId) -> Result<Vec<u8>> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("URLAUTH mailbox keys");
+        if let Some(pg) = self.pg {
+            return pg.make_mailbox_key(mailbox);
         }
         let have: Option<Vec<u8>> = self
             .conn()
@@ -47,8 +47,8 @@ impl Tx<'_> {
     /// # Errors
     /// SQLite errors.
     pub fn reset_mailbox_keys(&mut self, user: UserId, name: Option<&str>) -> Result<bool> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("URLAUTH mailbox keys");
+        if let Some(pg) = self.pg {
+            return pg.reset_mailbox_keys(user, name);
         }
         match name {
             Some(name) => {
@@ -76,8 +76,8 @@ impl Reader {
     /// # Errors
     /// SQLite errors.
     pub fn mailbox_key(&self, mailbox: MailboxId) -> Result<Option<Vec<u8>>> {
-        if self.pg().is_some() {
-            return crate::pg::unsupported("URLAUTH mailbox keys");
+        if let Some(pg) = self.pg() {
+            return pg.mailbox_key(mailbox);
         }
         Ok(self
             .conn()

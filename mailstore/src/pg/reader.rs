@@ -7,10 +7,12 @@ use postgres::Row;
 use crate::aliases::{Resolution, Route};
 use crate::error::{Result, StoreError};
 use crate::meta::{MessageMeta, MetaParts};
+use crate::mime::header::decode_words;
 use crate::pg::PgConn;
 use crate::query::flags_from;
 use crate::quota::Quota;
 use crate::reader::MailboxSummary;
+use crate::reader_sort::{first, utc_date, FieldSet, MessageFields, SortEnvelope};
 use crate::types::{
     Changes, Entry, Flags, Mailbox, MailboxId, MessageId, Status, Uid, User, UserId,
 };
@@ -395,5 +397,109 @@ impl PgConn {
             storage_used: r.get::<_, i64>(0).max(0) as u64,
             messages_used: r.get::<_, i64>(1).max(0) as u64,
         })
+    }
+}
+
+impl PgConn {
+    /// `reader_sort.rs`'s `message_fields`: what SORT and THREAD read.
+    pub(crate) fn message_fields(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        want: FieldSet,
+    ) -> Result<Vec<MessageFields>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let envelope = want.sent_date || want.subject || want.addresses || want.thread;
+        let rows = self.rows(
+            "SELECT e.uid, m.size, m.internal_date,
+                    CASE WHEN $3 THEN m.envelope END,
+                    CASE WHEN $4 THEN (SELECT h.value FROM message_headers h
+                         WHERE h.message_id = m.id AND h.name = 'references' LIMIT 1) END
+             FROM entries e JOIN messages m ON m.id = e.message_id
+             WHERE e.mailbox_id = $1 AND e.uid = ANY($2) ORDER BY e.uid",
+            &[&mailbox, &uid_array(uids), &envelope, &want.thread],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut f = MessageFields {
+                uid: r.get::<_, i64>(0) as Uid,
+                size: r.get::<_, i64>(1) as u64,
+                internal_date: r.get(2),
+                ..MessageFields::default()
+            };
+            if let Some(json) = r.get::<_, Option<&str>>(3) {
+                let env: SortEnvelope = serde_json::from_str(json).map_err(|e| {
+                    StoreError::Corrupt(format!("stored envelope does not decode: {e}"))
+                })?;
+                if want.sent_date {
+                    f.sent_date = env.date.as_deref().and_then(utc_date);
+                }
+                if want.subject {
+                    f.subject = env.subject.as_deref().map(decode_words);
+                }
+                if want.addresses {
+                    f.from = first(&env.from);
+                    f.to = first(&env.to);
+                    f.cc = first(&env.cc);
+                }
+                if want.thread {
+                    f.message_id = env.message_id;
+                    f.in_reply_to = env.in_reply_to;
+                    f.references = r.get(4);
+                }
+            }
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    /// The mailbox's URLAUTH key (`keys.rs`), if it has one.
+    pub(crate) fn mailbox_key(&self, mailbox: MailboxId) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .opt(
+                "SELECT key FROM mailbox_keys WHERE mailbox_id = $1",
+                &[&mailbox],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    /// The mailbox's key, made now (random) if it has none (writer only).
+    pub(crate) fn make_mailbox_key(&self, mailbox: MailboxId) -> Result<Vec<u8>> {
+        if let Some(k) = self.mailbox_key(mailbox)? {
+            return Ok(k);
+        }
+        let key: [u8; crate::keys::MAILBOX_KEY_LEN] = rand::random();
+        match self.guarded(
+            "INSERT INTO mailbox_keys(mailbox_id, key) VALUES ($1, $2)",
+            &[&mailbox, &key.to_vec()],
+        )? {
+            Ok(_) => Ok(key.to_vec()),
+            Err(e) if super::is_fk_violation(&e) => {
+                Err(StoreError::NotFound(format!("mailbox {mailbox}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Forget the key of the user's mailbox `name`, or of all theirs.
+    pub(crate) fn reset_mailbox_keys(&self, user: UserId, name: Option<&str>) -> Result<bool> {
+        match name {
+            Some(name) => {
+                let Some(mb) = self.mailbox(user, name)? else {
+                    return Ok(false);
+                };
+                self.exec("DELETE FROM mailbox_keys WHERE mailbox_id = $1", &[&mb.id])?;
+            }
+            None => {
+                self.exec(
+                    "DELETE FROM mailbox_keys
+                     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = $1)",
+                    &[&user],
+                )?;
+            }
+        }
+        Ok(true)
     }
 }

@@ -193,3 +193,59 @@ fn an_unreachable_server_is_an_error_not_a_hang() {
     let e = Store::open("postgres://minimail@127.0.0.1:notaport/mail").unwrap_err();
     assert!(e.to_string().contains("bad PostgreSQL URL"), "{e}");
 }
+
+#[test]
+fn sort_and_thread_fields_and_urlauth_keys() {
+    let (_db, s) = store();
+    let a = user(&s, "a@x");
+    let raw: &[u8] = b"From: =?iso-8859-1?q?J=F6rg?= <j@x.org>\r\nTo: team: a@b.c, d@e.f;\r\n\
+              Subject: =?utf-8?q?Re:_caf=C3=A9?=\r\nDate: Fri, 22 Feb 2008 02:00:00 +0200\r\n\
+              Message-ID: <m1@x>\r\nReferences: <r1@x>\r\n <r2@x>\r\nIn-Reply-To: <r2@x>\r\n\r\nbody\r\n";
+    let d = deliver(&s, raw.to_vec(), &[a]);
+    deliver(&s, simple("plain", "b"), &[a]);
+    let mb = d.entries[0].0;
+    let all = mailstore::FieldSet {
+        sent_date: true,
+        subject: true,
+        addresses: true,
+        thread: true,
+    };
+    let f = s
+        .read_sync(move |r| r.message_fields(mb, &[1, 9], all))
+        .unwrap();
+    assert_eq!(f.len(), 1);
+    let m = &f[0];
+    assert_eq!(m.sent_date, Some(1_203_638_400));
+    assert_eq!(m.subject.as_deref(), Some("Re: caf\u{e9}"));
+    assert_eq!(m.from.as_ref().unwrap().name.as_deref(), Some("J\u{f6}rg"));
+    assert!(m.to.as_ref().unwrap().group);
+    assert_eq!(m.message_id.as_deref(), Some("<m1@x>"));
+    assert_eq!(m.references.as_deref(), Some("<r1@x> <r2@x>"));
+    let f = s
+        .read_sync(move |r| r.message_fields(mb, &[2], mailstore::FieldSet::default()))
+        .unwrap();
+    assert_eq!((f[0].uid, f[0].subject.is_none()), (2, true));
+
+    // A reply threads with its parent (THREADID, RFC 8474).
+    let reply = b"Subject: re\r\nIn-Reply-To: <m1@x>\r\n\r\nr\r\n".to_vec();
+    deliver(&s, reply, &[a]);
+    let metas = s.read_sync(move |r| r.messages(mb, &[1, 2, 3])).unwrap();
+    assert_eq!(metas[2].thread_id, metas[0].thread_id);
+    assert_ne!(metas[1].thread_id, metas[0].thread_id);
+
+    // URLAUTH keys: none, then made once and kept, then reset.
+    assert_eq!(s.read_sync(move |r| r.mailbox_key(mb)).unwrap(), None);
+    let k1 = s.write_sync(move |tx| tx.mailbox_key(mb)).unwrap();
+    let k2 = s.write_sync(move |tx| tx.mailbox_key(mb)).unwrap();
+    assert_eq!(k1, k2);
+    assert_eq!(k1.len(), mailstore::MAILBOX_KEY_LEN);
+    assert_eq!(
+        s.read_sync(move |r| r.mailbox_key(mb)).unwrap(),
+        Some(k1.clone())
+    );
+    assert!(s
+        .write_sync(move |tx| tx.reset_mailbox_keys(a, Some("INBOX")))
+        .unwrap());
+    let k3 = s.write_sync(move |tx| tx.mailbox_key(mb)).unwrap();
+    assert_ne!(k3, k1);
+}
