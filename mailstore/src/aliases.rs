@@ -45,13 +45,13 @@ impl Route {
         self.users.is_empty() && self.forward.is_empty()
     }
 
-    fn add_user(&mut self, user: UserId) {
+    pub(crate) fn add_user(&mut self, user: UserId) {
         if !self.users.contains(&user) {
             self.users.push(user);
         }
     }
 
-    fn add_forward(&mut self, addr: &str) {
+    pub(crate) fn add_forward(&mut self, addr: &str) {
         if !self.forward.iter().any(|f| f.eq_ignore_ascii_case(addr)) {
             self.forward.push(addr.to_owned());
         }
@@ -199,7 +199,7 @@ pub(crate) fn resolve(conn: &rusqlite::Connection, address: &str) -> Result<Reso
 }
 
 /// `local@domain` or `@domain`, lower-cased domain; else an error.
-fn alias_address(address: &str) -> Result<String> {
+pub(crate) fn alias_address(address: &str) -> Result<String> {
     let bad = || {
         StoreError::Invalid(format!(
             "'{address}' is not an address like info@example.org or a catch-all like @example.org"
@@ -237,8 +237,8 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::Invalid`] with the reason, or database errors.
     pub fn add_alias(&mut self, address: &str, targets: &[String]) -> Result<usize> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("aliases");
+        if let Some(pg) = self.pg {
+            return pg.add_alias(address, targets);
         }
         let address = alias_address(address)?;
         if targets.is_empty() {
@@ -297,8 +297,8 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] if nothing matched.
     pub fn delete_alias(&mut self, address: &str, targets: &[String]) -> Result<usize> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("aliases");
+        if let Some(pg) = self.pg {
+            return pg.delete_alias(address, targets);
         }
         let address = alias_address(address)?;
         let n = if targets.is_empty() {
@@ -339,8 +339,8 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn aliases(&self) -> Result<Vec<Alias>> {
-        if self.pg().is_some() {
-            return crate::pg::unsupported("aliases");
+        if let Some(pg) = self.pg() {
+            return pg.aliases();
         }
         let mut st = self
             .conn()

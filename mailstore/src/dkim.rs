@@ -51,8 +51,8 @@ impl Tx<'_> {
     /// # Errors
     /// SQLite errors.
     pub fn add_dkim_key(&mut self, key: &DkimKey) -> Result<bool> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("DKIM keys");
+        if let Some(pg) = self.pg {
+            return pg.add_dkim_key(key);
         }
         let added = self.conn().execute(
             "INSERT OR IGNORE INTO dkim_keys(domain, selector, algorithm, private_key, public_key, created, active)
@@ -84,8 +84,8 @@ impl Reader {
     /// # Errors
     /// SQLite errors.
     pub fn dkim_keys(&self, domain: Option<&str>) -> Result<Vec<DkimKey>> {
-        if self.pg().is_some() {
-            return Ok(Vec::new()); // none can be added there yet
+        if let Some(pg) = self.pg() {
+            return pg.dkim_keys(domain);
         }
         let sql = format!(
             "SELECT {COLUMNS} FROM dkim_keys WHERE ?1 IS NULL OR domain = ?1

@@ -186,8 +186,8 @@ impl Tx<'_> {
         storage: Option<u64>,
         messages: Option<u64>,
     ) -> Result<()> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("quota limits");
+        if let Some(pg) = self.pg {
+            return pg.set_quota(user, storage, messages);
         }
         let clamp = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let n = self.conn().execute(
@@ -219,12 +219,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown user.
     pub fn over_quota(&self, users: &[UserId], octets: u64) -> Result<Vec<(UserId, Fit)>> {
-        if self.pg.is_some() {
-            return Ok(Vec::new()); // no limits on PostgreSQL yet
-        }
         let mut out = Vec::new();
         for &u in users {
-            match quota(self.conn(), u)?.fits(octets, 1) {
+            match self.quota(u)?.fits(octets, 1) {
                 Fit::Fits => {}
                 fit => out.push((u, fit)),
             }
@@ -240,8 +237,8 @@ impl Tx<'_> {
         octets: u64,
         messages: u64,
     ) -> Result<()> {
-        if self.pg.is_some() {
-            return Ok(()); // no limits on PostgreSQL yet
+        if let Some(pg) = self.pg {
+            return self.check_quota(pg.owner(mailbox)?, octets, messages);
         }
         let user = owner(self.conn(), mailbox)?;
         self.check_quota(user, octets, messages)

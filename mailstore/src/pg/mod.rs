@@ -32,9 +32,11 @@
 //! fail with [`StoreError::Unsupported`]: never a panic or a silent wrong
 //! answer.
 
+pub(crate) mod aliases;
 pub(crate) mod reader;
 pub(crate) mod schema;
 pub(crate) mod search;
+pub(crate) mod sieve;
 pub(crate) mod tx;
 pub(crate) mod writer;
 

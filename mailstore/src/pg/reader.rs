@@ -4,7 +4,6 @@
 
 use postgres::Row;
 
-use crate::aliases::{Resolution, Route};
 use crate::error::{Result, StoreError};
 use crate::meta::{MessageMeta, MetaParts};
 use crate::mime::header::decode_words;
@@ -86,18 +85,6 @@ impl PgConn {
             Some((base, _tag)) if !base.is_empty() => self.user(&format!("{base}@{domain}")),
             _ => Ok(None),
         }
-    }
-
-    /// Users only: aliases and catch-alls are not on PostgreSQL yet
-    /// (none can exist there: adding one is refused).
-    pub(crate) fn route(&self, address: &str) -> Result<Resolution> {
-        Ok(match self.resolve_recipient(address)? {
-            Some(u) => Resolution::Route(Route {
-                users: vec![u.id],
-                forward: Vec::new(),
-            }),
-            None => Resolution::Unknown,
-        })
     }
 
     pub(crate) fn users(&self) -> Result<Vec<User>> {
@@ -379,24 +366,45 @@ impl PgConn {
         })
     }
 
-    /// Limits are not kept on PostgreSQL yet (setting one is refused), so
-    /// every user is unlimited; usage is counted from the entries.
+    /// `quota.rs`'s `quota`: limits and the usage the triggers keep.
     pub(crate) fn quota(&self, user: UserId) -> Result<Quota> {
-        if self.user_by_id(user)?.is_none() {
+        let r = self
+            .opt(
+                "SELECT quota_storage, quota_messages, used_storage, used_messages FROM users WHERE id = $1",
+                &[&user],
+            )?
+            .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?;
+        Ok(Quota {
+            storage_limit: r.get::<_, Option<i64>>(0).map(|n| n.max(0) as u64),
+            message_limit: r.get::<_, Option<i64>>(1).map(|n| n.max(0) as u64),
+            storage_used: r.get::<_, i64>(2).max(0) as u64,
+            messages_used: r.get::<_, i64>(3).max(0) as u64,
+        })
+    }
+
+    /// Set (or with `None` clear) a user's limits (writer only).
+    pub(crate) fn set_quota(
+        &self,
+        user: UserId,
+        storage: Option<u64>,
+        messages: Option<u64>,
+    ) -> Result<()> {
+        let clamp = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let n = self.exec(
+            "UPDATE users SET quota_storage = $2, quota_messages = $3 WHERE id = $1",
+            &[&user, &clamp(storage), &clamp(messages)],
+        )?;
+        if n == 0 {
             return Err(StoreError::NotFound(format!("user {user}")));
         }
-        let r = self.one(
-            "SELECT coalesce(sum(m.size), 0)::BIGINT, count(*) FROM mailboxes b
-             JOIN entries e ON e.mailbox_id = b.id JOIN messages m ON m.id = e.message_id
-             WHERE b.user_id = $1",
-            &[&user],
-        )?;
-        Ok(Quota {
-            storage_limit: None,
-            message_limit: None,
-            storage_used: r.get::<_, i64>(0).max(0) as u64,
-            messages_used: r.get::<_, i64>(1).max(0) as u64,
-        })
+        Ok(())
+    }
+
+    /// The owner of a mailbox.
+    pub(crate) fn owner(&self, mailbox: MailboxId) -> Result<UserId> {
+        self.opt("SELECT user_id FROM mailboxes WHERE id = $1", &[&mailbox])?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))
     }
 }
 
@@ -501,5 +509,54 @@ impl PgConn {
             }
         }
         Ok(true)
+    }
+}
+
+impl PgConn {
+    /// `dkim.rs`'s `add_dkim_key` (writer only).
+    pub(crate) fn add_dkim_key(&self, key: &crate::DkimKey) -> Result<bool> {
+        let added = self.exec(
+            "INSERT INTO dkim_keys(domain, selector, algorithm, private_key, public_key, created, active)
+             VALUES ($1, $2, $3, $4, $5, $6, 0) ON CONFLICT DO NOTHING",
+            &[
+                &key.domain,
+                &key.selector,
+                &key.algorithm,
+                &key.private_key,
+                &key.public_key,
+                &key.created,
+            ],
+        )?;
+        if added == 0 {
+            return Ok(false);
+        }
+        self.exec(
+            "UPDATE dkim_keys SET active = (lower(selector) = lower($2))::int
+             WHERE lower(domain) = lower($1)",
+            &[&key.domain, &key.selector],
+        )?;
+        Ok(true)
+    }
+
+    /// `dkim.rs`'s `dkim_keys`.
+    pub(crate) fn dkim_keys(&self, domain: Option<&str>) -> Result<Vec<crate::DkimKey>> {
+        Ok(self
+            .rows(
+                "SELECT domain, selector, algorithm, private_key, public_key, created, active
+                 FROM dkim_keys WHERE $1::text IS NULL OR lower(domain) = lower($1)
+                 ORDER BY lower(domain), active DESC, created DESC, selector",
+                &[&domain],
+            )?
+            .iter()
+            .map(|r| crate::DkimKey {
+                domain: r.get(0),
+                selector: r.get(1),
+                algorithm: r.get(2),
+                private_key: r.get(3),
+                public_key: r.get(4),
+                created: r.get(5),
+                active: r.get::<_, i64>(6) != 0,
+            })
+            .collect())
     }
 }

@@ -95,6 +95,28 @@ CREATE TABLE entries(
 );
 CREATE INDEX entries_message ON entries(message_id);
 CREATE INDEX entries_modseq ON entries(mailbox_id, modseq);
+-- Quota usage kept exact as SQLite's triggers keep it (v13): a message
+-- counts once per mailbox holding it, with its full size. Entries are
+-- deleted before their message and mailbox (pg/tx.rs).
+CREATE FUNCTION entries_usage() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE users SET
+            used_storage = used_storage + (SELECT size FROM messages WHERE id = NEW.message_id),
+            used_messages = used_messages + 1
+        WHERE id = (SELECT user_id FROM mailboxes WHERE id = NEW.mailbox_id);
+        RETURN NEW;
+    END IF;
+    UPDATE users SET
+        used_storage = greatest(0, used_storage
+            - coalesce((SELECT size FROM messages WHERE id = OLD.message_id), 0)),
+        used_messages = greatest(0, used_messages - 1)
+    WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);
+    RETURN OLD;
+END
+$f$;
+CREATE TRIGGER entries_usage AFTER INSERT OR DELETE ON entries
+    FOR EACH ROW EXECUTE FUNCTION entries_usage();
 
 CREATE TABLE expunged(
     mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,

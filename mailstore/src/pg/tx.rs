@@ -304,6 +304,7 @@ impl Tx<'_> {
             .mailbox_by_id(mailbox)?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         encode_keywords(flags)?;
+        self.check_mailbox_quota(mailbox, raw.len() as u64, 1)?;
         let message_id = self.pg_insert_message(pg, raw, internal_date, meta)?;
         let uid = self.pg_add_entry(pg, mailbox, message_id, flags)?;
         Ok(Appended {
@@ -637,7 +638,31 @@ impl Tx<'_> {
         Ok(uids)
     }
 
+    /// COPY: the copies must fit the destination owner's quota.
     pub(crate) fn pg_copy(
+        &mut self,
+        pg: &PgConn,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome> {
+        let r = pg.one(
+            "SELECT coalesce(sum(m.size), 0)::BIGINT, count(*) FROM entries e
+             JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = $1 AND e.uid = ANY($2)",
+            &[&src, &uid_array(&sorted(uids))],
+        )?;
+        let (octets, count) = (
+            r.get::<_, i64>(0).max(0) as u64,
+            r.get::<_, i64>(1).max(0) as u64,
+        );
+        if count > 0 {
+            self.check_mailbox_quota(dst, octets, count)?;
+        }
+        self.pg_copy_entries(pg, src, uids, dst)
+    }
+
+    /// COPY without the quota check (MOVE frees what it adds).
+    fn pg_copy_entries(
         &mut self,
         pg: &PgConn,
         src: MailboxId,
@@ -664,7 +689,7 @@ impl Tx<'_> {
         uids: &[Uid],
         dst: MailboxId,
     ) -> Result<CopyOutcome> {
-        let out = self.pg_copy(pg, src, uids, dst)?;
+        let out = self.pg_copy_entries(pg, src, uids, dst)?;
         let moved: Vec<Uid> = out.map.iter().map(|(s, _)| *s).collect();
         let ids = self.pg_remove_entries(pg, src, &moved)?;
         self.pg_collect_garbage(pg, &ids)?;
@@ -726,8 +751,7 @@ impl Tx<'_> {
         self.pg_create_mailbox(pg, user, "INBOX", None)
     }
 
-    /// Without limits on PostgreSQL (see `reader.rs`), only the user's
-    /// existence is checked.
+    /// `quota.rs`'s `check_quota`.
     pub(crate) fn pg_check_quota(
         &self,
         pg: &PgConn,

@@ -137,29 +137,138 @@ fn what_is_not_there_yet_says_so() {
     let (_db, s) = store();
     let a = user(&s, "a@x");
     let e = s
-        .write_sync(|tx| tx.add_alias("info@x", &["a@x".to_string()]))
+        .write_sync(|tx| {
+            tx.enqueue(&mailstore::OutMessage {
+                qid: "Q1".into(),
+                sender: "a@x".into(),
+                raw: b"Subject: out\r\n\r\nx\r\n".to_vec(),
+                ret: None,
+                envid: None,
+                rcpts: vec![mailstore::OutRcpt {
+                    addr: "z@elsewhere.test".into(),
+                    notify: None,
+                    orcpt: None,
+                }],
+            })
+        })
         .unwrap_err();
     assert!(
         matches!(&e, StoreError::Unsupported(m) if m.contains("not supported on PostgreSQL yet")),
         "{e:?}"
     );
-    let e = s
-        .write_sync(move |tx| tx.put_sieve_script(a, "s", b"keep;"))
-        .unwrap_err();
-    assert!(matches!(e, StoreError::Unsupported(_)), "{e:?}");
     let e = s.read_sync(|r| r.queue_list()).unwrap_err();
     assert!(matches!(e, StoreError::Unsupported(_)), "{e:?}");
-    // What smtpd asks on every delivery answers (nothing can be there).
-    assert_eq!(
-        s.read_sync(move |r| r.active_sieve_script(a)).unwrap(),
-        None
-    );
+    // What the delivery engine polls answers (nothing can be queued).
     assert!(s.read_sync(|r| r.queue_due(0, 10)).unwrap().is_empty());
-    let q = s.read_sync(move |r| r.quota(a)).unwrap();
-    assert!(!q.limited());
+    assert_eq!(s.read_sync(|r| r.queue_next_due()).unwrap(), None);
     // A failed job leaves the batch usable for the next ones.
     let d = deliver(&s, simple("after", "x"), &[a]);
     assert_eq!(d.entries[0].1, 1);
+}
+
+#[test]
+fn quotas_are_kept_exact_and_enforced() {
+    let (_db, s) = store();
+    let a = user(&s, "a@x");
+    let q = s.read_sync(move |r| r.quota(a)).unwrap();
+    assert!(!q.limited());
+    let raw = simple("q", "0123456789");
+    let size = raw.len() as u64;
+    let d = deliver(&s, raw.clone(), &[a]);
+    let inbox = d.entries[0].0;
+    let q = s.read_sync(move |r| r.quota(a)).unwrap();
+    assert_eq!((q.storage_used, q.messages_used), (size, 1));
+    s.write_sync(move |tx| tx.set_quota(a, Some(2 * size), Some(10)))
+        .unwrap();
+    // A copy counts again; a third does not fit (temporary), nor does a
+    // message larger than the limit (permanent).
+    let trash = s
+        .read_sync(move |r| r.mailbox(a, "Trash"))
+        .unwrap()
+        .unwrap()
+        .id;
+    s.write_sync(move |tx| tx.copy(inbox, &[1], trash)).unwrap();
+    let e = s
+        .write_sync(move |tx| tx.copy(inbox, &[1], trash))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::OverQuota {
+                permanent: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let big = vec![b'x'; 3 * size as usize];
+    let e = s
+        .write_sync(move |tx| tx.append(inbox, &big, &Flags::empty(), 1))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::OverQuota {
+                permanent: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let over = s.write_sync(move |tx| tx.over_quota(&[a], 1)).unwrap();
+    assert_eq!(over.len(), 1);
+    // EXPUNGE frees the room at once; MOVE neither adds nor frees.
+    s.write_sync(move |tx| {
+        tx.store_flags(
+            trash,
+            &[1],
+            FlagOp::Add,
+            &Flags::system(Flags::DELETED),
+            None,
+        )?;
+        tx.expunge(trash, None)
+    })
+    .unwrap();
+    let q = s.read_sync(move |r| r.quota(a)).unwrap();
+    assert_eq!((q.storage_used, q.messages_used), (size, 1));
+    s.write_sync(move |tx| tx.move_messages(inbox, &[1], trash))
+        .unwrap();
+    let q = s.read_sync(move |r| r.quota(a)).unwrap();
+    assert_eq!((q.storage_used, q.messages_used), (size, 1));
+    assert_eq!(q.storage_limit, Some(2 * size));
+    // Deleting the mailbox frees it too.
+    s.write_sync(move |tx| tx.delete_mailbox(trash)).unwrap();
+    let q = s.read_sync(move |r| r.quota(a)).unwrap();
+    assert_eq!((q.storage_used, q.messages_used), (0, 0));
+}
+
+#[test]
+fn dkim_keys_are_stored_one_active_per_domain() {
+    let (_db, s) = store();
+    let key = |sel: &str, created: i64| mailstore::DkimKey {
+        domain: "Example.org".into(),
+        selector: sel.into(),
+        algorithm: "ed25519".into(),
+        private_key: vec![1, 2, 3],
+        public_key: vec![4, 5],
+        created,
+        active: false,
+    };
+    let (k1, k2, k1b) = (key("s1", 1), key("s2", 2), key("S1", 3));
+    assert!(s.write_sync(move |tx| tx.add_dkim_key(&k1)).unwrap());
+    assert!(s.write_sync(move |tx| tx.add_dkim_key(&k2)).unwrap());
+    assert!(!s.write_sync(move |tx| tx.add_dkim_key(&k1b)).unwrap());
+    let keys = s.read_sync(|r| r.dkim_keys(Some("example.ORG"))).unwrap();
+    let got: Vec<(&str, bool)> = keys
+        .iter()
+        .map(|k| (k.selector.as_str(), k.active))
+        .collect();
+    assert_eq!(got, [("s2", true), ("s1", false)]);
+    assert_eq!(s.read_sync(|r| r.dkim_keys(None)).unwrap().len(), 2);
+    assert!(s
+        .read_sync(|r| r.dkim_keys(Some("other.org")))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

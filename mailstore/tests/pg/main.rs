@@ -8,6 +8,7 @@
 
 mod util;
 
+mod aliases;
 mod backend;
 mod fronts;
 
@@ -15,10 +16,16 @@ mod fronts;
 mod commit_detail;
 #[path = "../it/flags.rs"]
 mod flags;
+#[path = "../it/keys.rs"]
+mod keys;
 #[path = "../it/mailboxes.rs"]
 mod mailboxes;
 #[path = "../it/messages.rs"]
 mod messages;
+#[path = "../it/mime.rs"]
+mod mime;
+#[path = "../it/sieve.rs"]
+mod sieve;
 #[path = "../it/tombstones.rs"]
 mod tombstones;
 #[path = "../it/users.rs"]
