@@ -206,6 +206,30 @@ impl PgCluster {
         self.port
     }
 
+    /// Restart the server (`pg_ctl restart -m fast`: sessions are cut, as
+    /// in a failover or an upgrade), same port and settings.
+    pub fn restart(&self) {
+        // With its log file: without `-l` the new server would keep
+        // pg_ctl's stdout open, and reading it would never end.
+        let log = self.data.join("server.log");
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                self.data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "restart".as_ref(),
+            ],
+        );
+        check(out, "pg_ctl restart");
+    }
+
     /// A new empty database `name` in the cluster; its URL.
     pub fn create_db(&self, name: &str) -> String {
         let port = self.port.to_string();

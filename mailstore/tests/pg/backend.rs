@@ -358,3 +358,55 @@ fn sort_and_thread_fields_and_urlauth_keys() {
     let k3 = s.write_sync(move |tx| tx.mailbox_key(mb)).unwrap();
     assert_ne!(k3, k1);
 }
+
+#[test]
+fn a_restarted_server_is_reconnected_to_without_restarting_the_store() {
+    let pg = testkit::pg::PgCluster::start();
+    let s = Store::open(pg.url()).unwrap();
+    let a = user(&s, "a@x");
+    deliver(&s, simple("before", "x"), &[a]);
+    pg.restart();
+    // The first job on each connection may meet the cut connection and
+    // fail with an error (never hang or panic); the connections are then
+    // opened again, and nothing committed is lost.
+    let mut failures = 0;
+    let delivered = loop {
+        let to = [a];
+        let r = s.write_sync(move |tx| {
+            tx.deliver(
+                &mailstore::NewMessage {
+                    raw: simple("after", "y"),
+                    internal_date: 1,
+                },
+                &to,
+            )
+        });
+        match r {
+            Ok(d) => break d,
+            Err(e) => {
+                failures += 1;
+                assert!(failures <= 2, "still failing: {e}");
+                eprintln!("write after restart: {e}");
+            }
+        }
+    };
+    assert_eq!(delivered.entries[0].1, 2);
+    let mut uids = None;
+    for _ in 0..(mailstore::READERS + mailstore::SYNC_READERS + 2) {
+        let mb = delivered.entries[0].0;
+        match s.read_sync(move |r| r.uids(mb)) {
+            Ok(u) => uids = Some(u),
+            Err(e) => eprintln!("read after restart: {e}"),
+        }
+    }
+    assert_eq!(uids.unwrap(), [1, 2]);
+    // Reads on the pool threads come back too.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..(2 * mailstore::READERS) {
+        let tx = tx.clone();
+        s.read(|r| r.stored_messages(), move |n| tx.send(n.ok()).unwrap());
+    }
+    drop(tx);
+    let got: Vec<Option<u64>> = rx.iter().collect();
+    assert!(got.contains(&Some(2)), "{got:?}");
+}
