@@ -321,46 +321,39 @@ impl Tx<'_> {
         internal_date: i64,
         meta: &Meta,
     ) -> Result<MessageId> {
+        // One statement (one round trip): the id, the row, the raw bytes,
+        // the headers and the search text.
+        let names: Vec<String> = meta.headers.iter().map(|(n, _)| strip_nul(n)).collect();
+        let values: Vec<String> = meta.headers.iter().map(|(_, v)| strip_nul(v)).collect();
         let id: i64 = pg
             .one(
-                "UPDATE meta SET value = greatest(value + 1, (SELECT coalesce(max(id), 0) + 1 FROM messages))
-                 WHERE key = 'last_message_id' RETURNING value",
-                &[],
+                "WITH n AS (
+                     UPDATE meta SET value = greatest(value + 1,
+                         (SELECT coalesce(max(id), 0) + 1 FROM messages))
+                     WHERE key = 'last_message_id' RETURNING value AS id),
+                 m AS (
+                     INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
+                     SELECT id, $1, $2, $3, $4, $5, id FROM n RETURNING id),
+                 r AS (INSERT INTO message_raw(id, raw) SELECT id, $6 FROM m),
+                 h AS (
+                     INSERT INTO message_headers(message_id, name, value)
+                     SELECT m.id, x.n, x.v FROM m, unnest($7::text[], $8::text[]) AS x(n, v)),
+                 t AS (INSERT INTO message_text(id, headers, body) SELECT id, $9, $10 FROM m)
+                 SELECT id FROM m",
+                &[
+                    &(raw.len() as i64),
+                    &internal_date,
+                    &meta.sent_date,
+                    &meta.envelope_json,
+                    &meta.structure_json,
+                    &raw,
+                    &names,
+                    &values,
+                    &strip_nul(&meta.header_text),
+                    &strip_nul(&meta.body_text),
+                ],
             )?
             .get(0);
-        pg.exec(
-            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $1)",
-            &[
-                &id,
-                &(raw.len() as i64),
-                &internal_date,
-                &meta.sent_date,
-                &meta.envelope_json,
-                &meta.structure_json,
-            ],
-        )?;
-        pg.exec(
-            "INSERT INTO message_raw(id, raw) VALUES ($1, $2)",
-            &[&id, &raw],
-        )?;
-        if !meta.headers.is_empty() {
-            let names: Vec<&str> = meta.headers.iter().map(|(n, _)| n.as_str()).collect();
-            let values: Vec<&str> = meta.headers.iter().map(|(_, v)| v.as_str()).collect();
-            pg.exec(
-                "INSERT INTO message_headers(message_id, name, value)
-                 SELECT $1, n, v FROM unnest($2::text[], $3::text[]) AS h(n, v)",
-                &[&id, &names, &values],
-            )?;
-        }
-        pg.exec(
-            "INSERT INTO message_text(id, headers, body) VALUES ($1, $2, $3)",
-            &[
-                &id,
-                &strip_nul(&meta.header_text),
-                &strip_nul(&meta.body_text),
-            ],
-        )?;
         self.pg_assign_thread(pg, id, &meta.headers)?;
         Ok(id)
     }
@@ -379,24 +372,15 @@ impl Tx<'_> {
         if ids.is_empty() {
             return Ok(());
         }
-        let found: Option<i64> = pg
-            .one(
-                "SELECT min(thread_id) FROM thread_refs WHERE msgid = ANY($1)",
-                &[&ids],
-            )?
-            .get(0);
-        let thread = found.unwrap_or(id);
+        // One statement: the thread of the ids already known (else the
+        // message's own), recorded for its ids, stored in its row.
         pg.exec(
-            "INSERT INTO thread_refs(msgid, thread_id) SELECT m, $2 FROM unnest($1::text[]) AS m
-             ON CONFLICT DO NOTHING",
-            &[&ids, &thread],
+            "WITH f AS (SELECT coalesce(min(thread_id), $2) AS t FROM thread_refs WHERE msgid = ANY($1)),
+                  i AS (INSERT INTO thread_refs(msgid, thread_id)
+                        SELECT m, f.t FROM unnest($1::text[]) AS m, f ON CONFLICT DO NOTHING)
+             UPDATE messages SET thread_id = f.t FROM f WHERE id = $2 AND f.t <> $2",
+            &[&ids, &id],
         )?;
-        if thread != id {
-            pg.exec(
-                "UPDATE messages SET thread_id = $2 WHERE id = $1",
-                &[&id, &thread],
-            )?;
-        }
         Ok(())
     }
 
@@ -409,32 +393,30 @@ impl Tx<'_> {
         flags: &Flags,
     ) -> Result<Uid> {
         let keywords = encode_keywords(flags)?;
-        let (uid, modseq): (i64, i64) = pg
-            .opt(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-                 WHERE id = $1 RETURNING uidnext - 1, highestmodseq",
-                &[&mailbox],
-            )?
-            .map(|r| (r.get(0), r.get(1)))
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-        if uid > i64::from(u32::MAX) {
-            return Err(StoreError::Invalid(format!(
-                "mailbox {mailbox} is out of UIDs"
-            )));
-        }
-        pg.exec(
-            "INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq, saved)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        // One statement: the UID and modseq taken under the mailbox row's
+        // lock (held to COMMIT), and the entry.
+        let row = pg.opt(
+            "WITH b AS (
+                 UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                 WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq AS modseq)
+             INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq, saved)
+             SELECT $1, uid, $2, $3, $4, modseq, $5 FROM b WHERE uid <= 4294967295
+             RETURNING uid",
             &[
                 &mailbox,
-                &uid,
                 &message,
                 &i32::from(flags.system & Flags::ALL_SYSTEM),
                 &keywords,
-                &modseq,
                 &now(),
             ],
         )?;
+        let Some(row) = row else {
+            return Err(match pg.mailbox_by_id(mailbox)? {
+                None => StoreError::NotFound(format!("mailbox {mailbox}")),
+                Some(_) => StoreError::Invalid(format!("mailbox {mailbox} is out of UIDs")),
+            });
+        };
+        let uid: i64 = row.get(0);
         self.touched.push(mailbox);
         Ok(uid as Uid)
     }

@@ -140,17 +140,23 @@ fn run_batch(
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     let mut broken: Option<BatchFailure> = None;
     let mut tx = Tx::new_pg(dummy, pg);
+    // A job's savepoint is released together with the next one's being
+    // taken (one round trip per job, not two).
+    let mut open = false;
     for job in batch {
         if let Some(f) = &broken {
             guarded(|| job.fail(f.error()));
             continue;
         }
-        if let Err(e) = pg.batch("SAVEPOINT job") {
-            let f = failure(e.to_string());
-            guarded(|| job.fail(f.error()));
-            broken = Some(f);
-            continue;
+        if !open {
+            if let Err(e) = pg.batch("SAVEPOINT job") {
+                let f = failure(e.to_string());
+                guarded(|| job.fail(f.error()));
+                broken = Some(f);
+                continue;
+            }
         }
+        open = false;
         let mark = tx.touched.len();
         let lists_mark = tx.lists.len();
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
@@ -165,16 +171,19 @@ fn run_batch(
             }
         };
         let end = if failed.is_none() {
-            "RELEASE SAVEPOINT job"
+            "RELEASE SAVEPOINT job; SAVEPOINT job"
         } else {
             tx.touched.truncate(mark);
             tx.lists.truncate(lists_mark);
-            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job"
         };
-        if let Err(e) = pg.batch(end) {
-            broken = Some(failure(e.to_string()));
+        match pg.batch(end) {
+            Ok(()) => open = true,
+            Err(e) => broken = Some(failure(e.to_string())),
         }
     }
+    // The savepoint taken for a next job that did not come goes with the
+    // COMMIT (releasing it is implied).
     let touched = std::mem::take(&mut tx.touched);
     let lists = std::mem::take(&mut tx.lists);
     let recorded = broken.is_none()
