@@ -115,6 +115,10 @@
 //!   [`StoreError`]; `password.rs`: argon2id; `date.rs`: calendar
 //!   arithmetic.
 //!
+//! - `pg/`: the PostgreSQL backend (a `postgres://` URL instead of a
+//!   path): each public [`Reader`] and [`Tx`] method dispatches there at
+//!   its top; see `pg/mod.rs` for its guarantees and what it lacks yet.
+//!
 //! No protocol syntax lives here.
 
 mod aliases;
