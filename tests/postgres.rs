@@ -41,9 +41,30 @@ fn ok(url: &str, args: &[&str], input: &str) -> String {
 
 type Log = std::sync::Arc<std::sync::Mutex<String>>;
 
-fn up(url: &str) -> (Up, String, String, Log) {
-    let (child, line, _, log) =
-        testkit::server::minimail_up_logged(BIN, Path::new(url), &["--no-outbound"], &[]);
+/// `minimail up --db URL` with a certificate made in `certs` (without
+/// one it would write a self-signed pair into the working directory).
+fn up(url: &str, certs: &Path) -> (Up, String, String, Log) {
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    if !cert.exists() {
+        let out = Command::new(BIN)
+            .args(["cert", "--out"])
+            .arg(certs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "minimail cert: {out:?}");
+    }
+    let (child, line, _, log) = testkit::server::minimail_up_logged(
+        BIN,
+        Path::new(url),
+        &[
+            "--no-outbound",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
     let smtp = testkit::server::addr_of(&line, "smtp");
     let imap = testkit::server::addr_of(&line, "imap");
     (Up(child), smtp, imap, log)
@@ -105,8 +126,9 @@ fn users_smtp_imap_and_idle_across_two_front_ends() {
     );
     assert!(!dup.status.success(), "{dup:?}");
 
-    let (_a, smtp_a, imap_a, log_a) = up(url);
-    let (_b, _smtp_b, imap_b, log_b) = up(url);
+    let certs = tempfile::tempdir().unwrap();
+    let (_a, smtp_a, imap_a, log_a) = up(url, certs.path());
+    let (_b, _smtp_b, imap_b, log_b) = up(url, certs.path());
     let (sh, sp) = hp(&smtp_a);
     let (ah, ap) = hp(&imap_a);
     let (bh, bp) = hp(&imap_b);
