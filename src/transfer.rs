@@ -140,8 +140,18 @@ pub fn export(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// Backup and restore copy SQLite files; a PostgreSQL store has its own
+/// tools.
+fn refuse_postgres(db: &std::path::Path, what: &str, tool: &str) -> Result<()> {
+    if db.to_str().is_some_and(mailstore::is_postgres_url) {
+        bail!("not supported on PostgreSQL yet: minimail {what} (use {tool})");
+    }
+    Ok(())
+}
+
 /// `minimail backup`.
 pub fn backup(a: BackupArgs) -> Result<()> {
+    refuse_postgres(&a.db.db, "backup", "pg_dump")?;
     let b = transfer::backup::backup(&a.db.db, &a.file)
         .with_context(|| format!("cannot back up {}", a.db.db.display()))?;
     println!(
@@ -157,6 +167,7 @@ pub fn backup(a: BackupArgs) -> Result<()> {
 
 /// `minimail restore`.
 pub fn restore(a: RestoreArgs) -> Result<()> {
+    refuse_postgres(&a.db.db, "restore", "pg_restore")?;
     if a.file == a.db.db {
         bail!("the backup and the store are the same file");
     }

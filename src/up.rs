@@ -23,7 +23,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use smtpd::SmtpService;
 use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,7 +92,13 @@ fn tls_at_start(a: &UpArgs) -> Result<Tls> {
             snakeoil: None,
         });
     }
-    let (cert, key) = snakeoil_pair(&a.db.db, &a.hostname)?;
+    // Beside the SQLite file; with a PostgreSQL URL, in the working
+    // directory (each front end makes its own).
+    let base = match a.db.db.to_str() {
+        Some(u) if mailstore::is_postgres_url(u) => Path::new("minimail-postgres"),
+        _ => a.db.db.as_path(),
+    };
+    let (cert, key) = snakeoil_pair(base, &a.hostname)?;
     Ok(Tls {
         config: Some(netloop::tls::load_pem_with(&cert, &key, &a.tls.options())?),
         files: None,

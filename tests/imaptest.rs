@@ -49,7 +49,44 @@ fn dovecot_imaptest_passes_against_a_fresh_server() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("m.db");
+    run_against(&run_sh, &dir.path().join("m.db"), &[]);
+}
+
+/// The same suite against `minimail up --db postgres://...` (a private
+/// cluster, `testkit::pg`): the PostgreSQL backend must pass as much.
+#[test]
+fn dovecot_imaptest_passes_on_postgresql() {
+    let Some(run_sh) = run_sh() else {
+        eprintln!("skipped: ../shared/imaptest/run.sh not found beside the checkout");
+        return;
+    };
+    let pg = testkit::pg::PgCluster::start();
+    // Certificates go beside a SQLite file; with a URL they would go to
+    // the working directory: make them in a temporary one.
+    let certs = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["cert", "--out"])
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "minimail cert: {out:?}");
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    run_against(
+        &run_sh,
+        Path::new(pg.url()),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+}
+
+/// Add the test user to the store `db`, start `minimail up` on it, run
+/// the suite and hold it to the bar.
+fn run_against(run_sh: &Path, db: &Path, extra: &[&str]) {
     let add = Command::new(BIN)
         .args([
             "user",
@@ -58,7 +95,7 @@ fn dovecot_imaptest_passes_against_a_fresh_server() {
             "--password-stdin",
             "--db",
         ])
-        .arg(&db)
+        .arg(db)
         .stdin(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut c| {
@@ -70,11 +107,11 @@ fn dovecot_imaptest_passes_against_a_fresh_server() {
         })
         .unwrap();
     assert!(add.success(), "user add failed");
-    let (mut child, line, _) = testkit::server::minimail_up(BIN, &db, &[], &[]);
+    let (mut child, line, _) = testkit::server::minimail_up(BIN, db, extra, &[]);
     let imap = testkit::server::addr_of(&line, "imap");
     let (host, port) = imap.rsplit_once(':').unwrap();
     let out = Command::new("bash")
-        .arg(&run_sh)
+        .arg(run_sh)
         .args([host, port, "imaptest@localhost", "imaptest-pw"])
         .output()
         .unwrap();

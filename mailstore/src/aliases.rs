@@ -45,13 +45,13 @@ impl Route {
         self.users.is_empty() && self.forward.is_empty()
     }
 
-    fn add_user(&mut self, user: UserId) {
+    pub(crate) fn add_user(&mut self, user: UserId) {
         if !self.users.contains(&user) {
             self.users.push(user);
         }
     }
 
-    fn add_forward(&mut self, addr: &str) {
+    pub(crate) fn add_forward(&mut self, addr: &str) {
         if !self.forward.iter().any(|f| f.eq_ignore_ascii_case(addr)) {
             self.forward.push(addr.to_owned());
         }
@@ -199,7 +199,7 @@ pub(crate) fn resolve(conn: &rusqlite::Connection, address: &str) -> Result<Reso
 }
 
 /// `local@domain` or `@domain`, lower-cased domain; else an error.
-fn alias_address(address: &str) -> Result<String> {
+pub(crate) fn alias_address(address: &str) -> Result<String> {
     let bad = || {
         StoreError::Invalid(format!(
             "'{address}' is not an address like info@example.org or a catch-all like @example.org"
@@ -223,6 +223,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn route(&self, address: &str) -> Result<Resolution> {
+        if let Some(pg) = self.pg {
+            return pg.route(address);
+        }
         resolve(self.conn(), address)
     }
 
@@ -234,6 +237,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::Invalid`] with the reason, or database errors.
     pub fn add_alias(&mut self, address: &str, targets: &[String]) -> Result<usize> {
+        if let Some(pg) = self.pg {
+            return pg.add_alias(address, targets);
+        }
         let address = alias_address(address)?;
         if targets.is_empty() {
             return Err(StoreError::Invalid("an alias needs a target".into()));
@@ -291,6 +297,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] if nothing matched.
     pub fn delete_alias(&mut self, address: &str, targets: &[String]) -> Result<usize> {
+        if let Some(pg) = self.pg {
+            return pg.delete_alias(address, targets);
+        }
         let address = alias_address(address)?;
         let n = if targets.is_empty() {
             self.conn()
@@ -319,6 +328,9 @@ impl Reader {
     /// # Errors
     /// Only database errors; loops and bounds are [`Resolution::Refused`].
     pub fn route(&self, address: &str) -> Result<Resolution> {
+        if let Some(pg) = self.pg() {
+            return pg.route(address);
+        }
         resolve(self.conn(), address)
     }
 
@@ -327,6 +339,9 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn aliases(&self) -> Result<Vec<Alias>> {
+        if let Some(pg) = self.pg() {
+            return pg.aliases();
+        }
         let mut st = self
             .conn()
             .prepare_cached("SELECT address, target FROM aliases ORDER BY address, target")?;

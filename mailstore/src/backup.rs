@@ -94,6 +94,9 @@ impl StoreLock {
 /// [`StoreError::Open`] / [`StoreError::Corrupt`] for a file that cannot be
 /// opened; SQLite's failure to write `dest` (it exists, no room).
 pub fn backup_into(db: &Path, dest: &Path) -> Result<()> {
+    if db.to_str().is_some_and(crate::pg::is_url) {
+        return crate::pg::unsupported("minimail backup (use pg_dump or replication)");
+    }
     let conn = schema::connect(db, false)?;
     let dest = dest
         .to_str()
@@ -109,6 +112,9 @@ pub fn backup_into(db: &Path, dest: &Path) -> Result<()> {
 /// [`StoreError::Open`] when it cannot be opened, [`StoreError::Corrupt`]
 /// when it is not a database.
 pub fn schema_version(path: &Path) -> Result<i64> {
+    if path.to_str().is_some_and(crate::pg::is_url) {
+        return crate::pg::unsupported("reading the schema version of a URL");
+    }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

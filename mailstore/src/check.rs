@@ -62,6 +62,9 @@ pub fn check_file(
     kind: Check,
     time_limit: Option<Duration>,
 ) -> Result<Integrity> {
+    if path.as_ref().to_str().is_some_and(crate::pg::is_url) {
+        return crate::pg::unsupported("store check (use PostgreSQL's amcheck)");
+    }
     let path = path.as_ref();
     let conn = schema::connect(path, false)?;
     let sql = match kind {

@@ -51,6 +51,9 @@ impl Tx<'_> {
     /// # Errors
     /// SQLite errors.
     pub fn add_dkim_key(&mut self, key: &DkimKey) -> Result<bool> {
+        if let Some(pg) = self.pg {
+            return pg.add_dkim_key(key);
+        }
         let added = self.conn().execute(
             "INSERT OR IGNORE INTO dkim_keys(domain, selector, algorithm, private_key, public_key, created, active)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
@@ -81,6 +84,9 @@ impl Reader {
     /// # Errors
     /// SQLite errors.
     pub fn dkim_keys(&self, domain: Option<&str>) -> Result<Vec<DkimKey>> {
+        if let Some(pg) = self.pg() {
+            return pg.dkim_keys(domain);
+        }
         let sql = format!(
             "SELECT {COLUMNS} FROM dkim_keys WHERE ?1 IS NULL OR domain = ?1
              ORDER BY domain, active DESC, created DESC, selector"

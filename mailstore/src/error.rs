@@ -65,6 +65,14 @@ pub enum StoreError {
         /// Larger than the limit itself.
         permanent: bool,
     },
+    /// The operation is not implemented on this backend yet (PostgreSQL:
+    /// see `pg/mod.rs`); nothing was done.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A PostgreSQL failure (connection, constraint, server error); the
+    /// message is the server's or the client's.
+    #[error("database error: {0}")]
+    Postgres(String),
     /// Password hashing failed (argon2 parameter or encoding error).
     #[error("password hashing failed: {0}")]
     Password(String),

@@ -21,6 +21,9 @@ impl Tx<'_> {
     /// # Errors
     /// A foreign-key failure for an unknown mailbox; SQLite errors.
     pub fn mailbox_key(&mut self, mailbox: MailboxId) -> Result<Vec<u8>> {
+        if let Some(pg) = self.pg {
+            return pg.make_mailbox_key(mailbox);
+        }
         let have: Option<Vec<u8>> = self
             .conn()
             .prepare_cached("SELECT key FROM mailbox_keys WHERE mailbox_id = ?1")?
@@ -44,6 +47,9 @@ impl Tx<'_> {
     /// # Errors
     /// SQLite errors.
     pub fn reset_mailbox_keys(&mut self, user: UserId, name: Option<&str>) -> Result<bool> {
+        if let Some(pg) = self.pg {
+            return pg.reset_mailbox_keys(user, name);
+        }
         match name {
             Some(name) => {
                 let Some(mb) = crate::query::mailbox(self.conn(), user, name)? else {
@@ -70,6 +76,9 @@ impl Reader {
     /// # Errors
     /// SQLite errors.
     pub fn mailbox_key(&self, mailbox: MailboxId) -> Result<Option<Vec<u8>>> {
+        if let Some(pg) = self.pg() {
+            return pg.mailbox_key(mailbox);
+        }
         Ok(self
             .conn()
             .prepare_cached("SELECT key FROM mailbox_keys WHERE mailbox_id = ?1")?

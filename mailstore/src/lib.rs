@@ -115,6 +115,10 @@
 //!   [`StoreError`]; `password.rs`: argon2id; `date.rs`: calendar
 //!   arithmetic.
 //!
+//! - `pg/`: the PostgreSQL backend (a `postgres://` URL instead of a
+//!   path): each public [`Reader`] and [`Tx`] method dispatches there at
+//!   its top; see `pg/mod.rs` for its guarantees and what it lacks yet.
+//!
 //! No protocol syntax lives here.
 
 mod aliases;
@@ -131,6 +135,7 @@ mod meta;
 mod mime;
 mod outq;
 mod password;
+mod pg;
 mod query;
 mod quota;
 mod reader;
@@ -158,6 +163,7 @@ pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, AddressRef, Envelope, EnvelopeRef, MessageMeta, MetaParts, MimePart};
 pub use outq::{domain_of, OutMessage, OutRcpt, Queued};
 pub use password::{hash_password, verify_password};
+pub use pg::is_url as is_postgres_url;
 pub use quota::{Fit, Quota};
 pub use reader::{MailboxSummary, Reader};
 pub use reader_msgs::RawReader;

@@ -118,6 +118,9 @@ impl Tx<'_> {
     /// [`StoreError::Invalid`] without recipients; [`StoreError::Exists`]
     /// for a queue id in use.
     pub fn enqueue(&mut self, msg: &OutMessage) -> Result<i64> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         if msg.rcpts.is_empty() {
             return Err(StoreError::Invalid("no recipients".into()));
         }
@@ -160,6 +163,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_finish(&mut self, rcpt_id: i64) -> Result<()> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         let conn = self.conn();
         let msg: Option<i64> = conn
             .query_row(
@@ -183,6 +189,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_defer(&mut self, rcpt_id: i64, next_try: i64, error: &str) -> Result<()> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         self.conn().execute(
             "UPDATE outq_rcpt SET attempts = attempts + 1, next_try = ?2, last_error = ?3 WHERE id = ?1",
             params![rcpt_id, next_try, error],
@@ -195,6 +204,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_warned(&mut self, rcpt_id: i64) -> Result<()> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         self.conn()
             .execute("UPDATE outq_rcpt SET warned = 1 WHERE id = ?1", [rcpt_id])?;
         Ok(())
@@ -206,6 +218,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_retry(&mut self, qid: Option<&str>) -> Result<usize> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         let now = crate::tx::now();
         let n = match qid {
             Some(q) => self.conn().execute(
@@ -225,6 +240,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_delete(&mut self, qid: &str) -> Result<bool> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         let n = self
             .conn()
             .execute("DELETE FROM outq_msg WHERE qid = ?1", [qid])?;
@@ -238,6 +256,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<Queued>> {
+        if self.pg().is_some() {
+            return Ok(Vec::new()); // nothing can be queued there yet
+        }
         let sql = format!(
             "SELECT {QUEUED_COLUMNS} FROM outq_rcpt r JOIN outq_msg m ON m.id = r.msg_id \
              WHERE r.next_try <= ?1 ORDER BY r.next_try, r.id LIMIT ?2"
@@ -253,6 +274,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_size(&self) -> Result<(u64, u64)> {
+        if self.pg().is_some() {
+            return Ok((0, 0)); // nothing can be queued there yet
+        }
         Ok(self.conn().query_row(
             "SELECT (SELECT count(DISTINCT msg_id) FROM outq_rcpt), (SELECT count(*) FROM outq_rcpt)",
             [],
@@ -265,6 +289,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_list(&self) -> Result<Vec<Queued>> {
+        if self.pg().is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         let sql = format!(
             "SELECT {QUEUED_COLUMNS} FROM outq_rcpt r JOIN outq_msg m ON m.id = r.msg_id \
              ORDER BY m.id, r.id"
@@ -279,6 +306,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_next_due(&self) -> Result<Option<i64>> {
+        if self.pg().is_some() {
+            return Ok(None); // nothing can be queued there yet
+        }
         Ok(self
             .conn()
             .query_row("SELECT min(next_try) FROM outq_rcpt", [], |r| r.get(0))?)
@@ -289,6 +319,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_raw(&self, msg_id: i64) -> Result<Option<Vec<u8>>> {
+        if self.pg().is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         Ok(self
             .conn()
             .query_row(
@@ -304,6 +337,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_raw_by_qid(&self, qid: &str) -> Result<Option<Vec<u8>>> {
+        if self.pg().is_some() {
+            return crate::pg::unsupported("the outbound queue");
+        }
         Ok(self
             .conn()
             .query_row(

@@ -136,6 +136,9 @@ impl Reader {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown user; database errors.
     pub fn quota(&self, user: UserId) -> Result<Quota> {
+        if let Some(pg) = self.pg() {
+            return pg.quota(user);
+        }
         quota(self.conn(), user)
     }
 
@@ -145,6 +148,9 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn deleted_size(&self, mailbox: MailboxId) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.deleted_size(mailbox);
+        }
         let n: i64 = self
             .conn()
             .prepare_cached(
@@ -163,6 +169,9 @@ impl Tx<'_> {
     /// # Errors
     /// As [`Reader::quota`].
     pub fn quota(&self, user: UserId) -> Result<Quota> {
+        if let Some(pg) = self.pg {
+            return pg.quota(user);
+        }
         quota(self.conn(), user)
     }
 
@@ -177,6 +186,9 @@ impl Tx<'_> {
         storage: Option<u64>,
         messages: Option<u64>,
     ) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return pg.set_quota(user, storage, messages);
+        }
         let clamp = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let n = self.conn().execute(
             "UPDATE users SET quota_storage = ?2, quota_messages = ?3 WHERE id = ?1",
@@ -195,6 +207,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::OverQuota`], [`StoreError::NotFound`].
     pub fn check_quota(&self, user: UserId, octets: u64, messages: u64) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_check_quota(pg, user, octets, messages);
+        }
         quota(self.conn(), user)?.check(octets, messages)
     }
 
@@ -206,7 +221,7 @@ impl Tx<'_> {
     pub fn over_quota(&self, users: &[UserId], octets: u64) -> Result<Vec<(UserId, Fit)>> {
         let mut out = Vec::new();
         for &u in users {
-            match quota(self.conn(), u)?.fits(octets, 1) {
+            match self.quota(u)?.fits(octets, 1) {
                 Fit::Fits => {}
                 fit => out.push((u, fit)),
             }
@@ -222,6 +237,9 @@ impl Tx<'_> {
         octets: u64,
         messages: u64,
     ) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.check_quota(pg.owner(mailbox)?, octets, messages);
+        }
         let user = owner(self.conn(), mailbox)?;
         self.check_quota(user, octets, messages)
     }

@@ -14,6 +14,9 @@ use crate::types::{Entry, Flags, Mailbox, MailboxId, Status, Uid, User, UserId};
 /// Read access; every job sees one consistent snapshot.
 pub struct Reader {
     conn: Connection,
+    /// Set on the PostgreSQL backend (then `conn` is an empty in-memory
+    /// SQLite database): every method dispatches to `pg/reader.rs`.
+    pg: Option<crate::pg::PgConn>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -49,7 +52,20 @@ impl Reader {
     /// an error the store reports and degrades on.
     pub(crate) fn new(conn: Connection) -> Result<Reader> {
         conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8192;")?;
-        Ok(Reader { conn })
+        Ok(Reader { conn, pg: None })
+    }
+
+    /// A reader on PostgreSQL.
+    pub(crate) fn new_pg(pg: crate::pg::PgConn) -> Result<Reader> {
+        Ok(Reader {
+            conn: Connection::open_in_memory()?,
+            pg: Some(pg),
+        })
+    }
+
+    /// The PostgreSQL connection, on that backend.
+    pub(crate) fn pg(&self) -> Option<&crate::pg::PgConn> {
+        self.pg.as_ref()
     }
 
     pub(crate) fn conn(&self) -> &Connection {
@@ -58,6 +74,9 @@ impl Reader {
 
     /// Run `f` inside one read transaction.
     pub(crate) fn snapshot<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        if let Some(pg) = &self.pg {
+            return pg.snapshot(|| f(self));
+        }
         self.conn.execute_batch("BEGIN")?;
         let res = f(self);
         if let Err(e) = self.conn.execute_batch("COMMIT") {
@@ -74,6 +93,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn user(&self, address: &str) -> Result<Option<User>> {
+        if let Some(pg) = &self.pg {
+            return pg.user(address);
+        }
         query::user(&self.conn, address)
     }
 
@@ -82,6 +104,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        if let Some(pg) = &self.pg {
+            return pg.user_by_id(id);
+        }
         query::user_by_id(&self.conn, id)
     }
 
@@ -92,6 +117,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn resolve_recipient(&self, address: &str) -> Result<Option<User>> {
+        if let Some(pg) = &self.pg {
+            return pg.resolve_recipient(address);
+        }
         query::resolve_recipient(&self.conn, address)
     }
 
@@ -100,6 +128,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn users(&self) -> Result<Vec<User>> {
+        if let Some(pg) = &self.pg {
+            return pg.users();
+        }
         query::users(&self.conn)
     }
 
@@ -108,6 +139,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn password_hash(&self, address: &str) -> Result<Option<(User, String)>> {
+        if let Some(pg) = &self.pg {
+            return pg.password_hash(address);
+        }
         query::password_hash(&self.conn, address)
     }
 
@@ -127,6 +161,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {
+        if let Some(pg) = &self.pg {
+            return pg.mailboxes(user);
+        }
         query::mailboxes(&self.conn, user)
     }
 
@@ -135,6 +172,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn mailbox(&self, user: UserId, name: &str) -> Result<Option<Mailbox>> {
+        if let Some(pg) = &self.pg {
+            return pg.mailbox(user, name);
+        }
         query::mailbox(&self.conn, user, name)
     }
 
@@ -143,6 +183,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        if let Some(pg) = &self.pg {
+            return pg.mailbox_by_id(id);
+        }
         query::mailbox_by_id(&self.conn, id)
     }
 
@@ -151,6 +194,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
+        if let Some(pg) = &self.pg {
+            return pg.subscriptions(user);
+        }
         let mut st = self
             .conn
             .prepare_cached("SELECT name FROM subscriptions WHERE user_id = ?1 ORDER BY name")?;
@@ -163,6 +209,9 @@ impl Reader {
     /// # Errors
     /// [`crate::StoreError::NotFound`] for an unknown mailbox.
     pub fn status(&self, mailbox: MailboxId) -> Result<Status> {
+        if let Some(pg) = &self.pg {
+            return pg.status(mailbox);
+        }
         let mb = query::mailbox_by_id(&self.conn, mailbox)?
             .ok_or_else(|| crate::StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let (messages, unseen): (i64, i64) = self
@@ -190,6 +239,9 @@ impl Reader {
     /// # Errors
     /// Only database errors (an unknown mailbox is empty).
     pub fn mailbox_size(&self, mailbox: MailboxId) -> Result<u64> {
+        if let Some(pg) = &self.pg {
+            return pg.mailbox_size(mailbox);
+        }
         let n: i64 = self
             .conn
             .prepare_cached(
@@ -205,6 +257,9 @@ impl Reader {
     /// # Errors
     /// Only database errors (an unknown mailbox has no entries).
     pub fn entries(&self, mailbox: MailboxId) -> Result<Vec<Entry>> {
+        if let Some(pg) = &self.pg {
+            return pg.entries(mailbox);
+        }
         query::entries(&self.conn, mailbox)
     }
 
@@ -216,6 +271,9 @@ impl Reader {
     /// # Errors
     /// Only database errors (an unknown mailbox has no entries).
     pub fn mailbox_summary(&self, mailbox: MailboxId) -> Result<MailboxSummary> {
+        if let Some(pg) = &self.pg {
+            return pg.mailbox_summary(mailbox);
+        }
         let mut st = self.conn.prepare_cached(
             "SELECT uid, flags, keywords FROM entries WHERE mailbox_id = ?1 ORDER BY uid",
         )?;
@@ -243,6 +301,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn stored_messages(&self) -> Result<u64> {
+        if let Some(pg) = &self.pg {
+            return pg.stored_messages();
+        }
         let n: i64 = self
             .conn
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
@@ -257,6 +318,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn data_version(&self) -> Result<i64> {
+        if let Some(pg) = &self.pg {
+            return pg.data_version();
+        }
         Ok(self.conn.query_row(
             "SELECT value FROM meta WHERE key = 'commit_counter'",
             [],

@@ -56,6 +56,9 @@ impl Reader {
         uids: &[Uid],
         parts: MetaParts,
     ) -> Result<Vec<MessageMeta>> {
+        if let Some(pg) = self.pg() {
+            return pg.messages_with(mailbox, uids, parts);
+        }
         if uids.is_empty() {
             return Ok(Vec::new());
         }
@@ -194,6 +197,9 @@ impl Reader {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>> {
+        if let Some(pg) = self.pg() {
+            return pg.raw_range(mailbox, uid, offset, len);
+        }
         let id = self.message_of(mailbox, uid)?;
         let blob = self
             .conn()
@@ -235,6 +241,9 @@ impl Reader {
     /// # Errors
     /// [`StoreError::NotFound`] if the UID is not in the mailbox.
     pub fn raw_len(&self, mailbox: MailboxId, uid: Uid) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.raw_len(mailbox, uid);
+        }
         let id = self.message_of(mailbox, uid)?;
         let n: i64 = self
             .conn()
@@ -249,6 +258,9 @@ impl Reader {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown mailbox.
     pub fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Changes> {
+        if let Some(pg) = self.pg() {
+            return pg.changes_since(mailbox, modseq);
+        }
         let mb = query::mailbox_by_id(self.conn(), mailbox)?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let since = modseq.min(i64::MAX as u64) as i64;

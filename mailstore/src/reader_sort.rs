@@ -73,24 +73,24 @@ pub struct MessageFields {
 
 /// The envelope fields sorting reads; the others are skipped undecoded.
 #[derive(Deserialize)]
-struct SortEnvelope {
+pub(crate) struct SortEnvelope {
     #[serde(default)]
-    date: Option<String>,
+    pub(crate) date: Option<String>,
     #[serde(default)]
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     #[serde(default)]
-    from: Vec<Address>,
+    pub(crate) from: Vec<Address>,
     #[serde(default)]
-    to: Vec<Address>,
+    pub(crate) to: Vec<Address>,
     #[serde(default)]
-    cc: Vec<Address>,
+    pub(crate) cc: Vec<Address>,
     #[serde(default)]
-    in_reply_to: Option<String>,
+    pub(crate) in_reply_to: Option<String>,
     #[serde(default)]
-    message_id: Option<String>,
+    pub(crate) message_id: Option<String>,
 }
 
-fn first(list: &[Address]) -> Option<FirstAddress> {
+pub(crate) fn first(list: &[Address]) -> Option<FirstAddress> {
     let a = list.first()?;
     let group = a.host.is_none() && a.local.is_some() && a.name.is_none();
     let name = match group {
@@ -129,6 +129,9 @@ impl Reader {
         uids: &[Uid],
         want: FieldSet,
     ) -> Result<Vec<MessageFields>> {
+        if let Some(pg) = self.pg() {
+            return pg.message_fields(mailbox, uids, want);
+        }
         let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
             return Ok(Vec::new());
         };

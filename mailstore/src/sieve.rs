@@ -49,7 +49,7 @@ pub struct Filing {
 
 /// A script name RFC 5804 §1.6 allows: not empty, at most 512 octets,
 /// no controls.
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 512 || name.chars().any(char::is_control) {
         return Err(StoreError::Invalid(format!("bad script name {name:?}")));
     }
@@ -68,6 +68,9 @@ impl Tx<'_> {
     /// [`StoreError::Invalid`] for a bad name, an oversized script or too
     /// many scripts.
     pub fn put_sieve_script(&mut self, user: UserId, name: &str, script: &[u8]) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return pg.put_sieve_script(user, name, script);
+        }
         check_name(name)?;
         if script.len() > MAX_SCRIPT_SIZE {
             return Err(StoreError::Invalid(format!(
@@ -107,6 +110,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for no such script.
     pub fn activate_sieve_script(&mut self, user: UserId, name: Option<&str>) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return pg.activate_sieve_script(user, name);
+        }
         if let Some(name) = name {
             if !self.sieve_script_exists(user, name)? {
                 return Err(StoreError::NotFound(format!("script {name:?}")));
@@ -125,6 +131,9 @@ impl Tx<'_> {
     /// [`StoreError::NotFound`] for no such script,
     /// [`StoreError::Invalid`] for the active one.
     pub fn delete_sieve_script(&mut self, user: UserId, name: &str) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return pg.delete_sieve_script(user, name);
+        }
         let active: Option<bool> = self
             .conn()
             .query_row(
@@ -151,6 +160,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] / [`StoreError::Exists`].
     pub fn rename_sieve_script(&mut self, user: UserId, from: &str, to: &str) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return pg.rename_sieve_script(user, from, to);
+        }
         check_name(to)?;
         if !self.sieve_script_exists(user, from)? {
             return Err(StoreError::NotFound(format!("script {from:?}")));
@@ -173,6 +185,9 @@ impl Tx<'_> {
     /// # Errors
     /// Database errors.
     pub fn remember_sieve_id(&mut self, user: UserId, id: &str, expires: i64) -> Result<bool> {
+        if let Some(pg) = self.pg {
+            return pg.remember_sieve_id(user, id, expires);
+        }
         let id = cut(id);
         let now = unix_now();
         self.conn().execute(
@@ -202,6 +217,9 @@ impl Tx<'_> {
     /// [`StoreError::Invalid`] for no filings or a bad flag,
     /// [`StoreError::NotFound`] for an unknown user.
     pub fn deliver_filed(&mut self, msg: &PreparedMessage, filings: &[Filing]) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_deliver_filed(pg, msg, filings);
+        }
         if filings.is_empty() {
             return Err(StoreError::Invalid("no recipients".into()));
         }
@@ -249,7 +267,7 @@ impl Tx<'_> {
     }
 }
 
-fn cut(id: &str) -> &str {
+pub(crate) fn cut(id: &str) -> &str {
     if id.len() <= MAX_SEEN_ID {
         return id;
     }
@@ -266,6 +284,9 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn sieve_scripts(&self, user: UserId) -> Result<Vec<ScriptInfo>> {
+        if let Some(pg) = self.pg() {
+            return pg.sieve_scripts(user);
+        }
         let mut st = self.conn().prepare_cached(
             "SELECT name, active FROM sieve_scripts WHERE user_id = ?1 ORDER BY name",
         )?;
@@ -283,6 +304,9 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn sieve_script(&self, user: UserId, name: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(pg) = self.pg() {
+            return pg.sieve_script(user, name);
+        }
         Ok(self
             .conn()
             .prepare_cached("SELECT script FROM sieve_scripts WHERE user_id = ?1 AND name = ?2")?
@@ -295,6 +319,9 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn active_sieve_script(&self, user: UserId) -> Result<Option<(String, Vec<u8>)>> {
+        if let Some(pg) = self.pg() {
+            return pg.active_sieve_script(user);
+        }
         Ok(self
             .conn()
             .prepare_cached(
@@ -309,6 +336,9 @@ impl Reader {
     /// # Errors
     /// Database errors.
     pub fn sieve_id_seen(&self, user: UserId, id: &str) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.sieve_id_seen(user, id);
+        }
         Ok(self
             .conn()
             .prepare_cached(

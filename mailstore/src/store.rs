@@ -42,6 +42,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Inner {
     path: PathBuf,
+    /// The PostgreSQL URL on that backend (`path` is then the URL with
+    /// any password hidden).
+    pg_url: Option<String>,
     writer: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     readers: Mutex<Option<Sender<ReadJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -159,6 +162,9 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Store> {
+        if let Some(url) = path.as_ref().to_str().filter(|p| crate::pg::is_url(p)) {
+            return Store::open_pg(url);
+        }
         let path = path.as_ref().to_path_buf();
         // Before the first connection: never open a file being restored.
         let lock = StoreLock::shared(&path)?;
@@ -203,6 +209,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
+                pg_url: None,
                 writer: Mutex::new(Some(wtx)),
                 readers: Mutex::new(Some(rtx)),
                 threads: Mutex::new(threads),
@@ -214,7 +221,45 @@ impl Store {
         })
     }
 
-    /// The database file path.
+    /// Open the PostgreSQL database at `url` (`postgres://user@host:port/db`),
+    /// migrating it as needed, and start the writer and reader threads,
+    /// each with a connection of its own (see `pg/mod.rs`). The SQLite
+    /// options (start-up check, page limit) do not apply.
+    fn open_pg(url: &str) -> Result<Store> {
+        use crate::pg::{self, PgConn};
+        let wconn = PgConn::connect(url)?;
+        pg::schema::migrate(&wconn)?;
+        let path = PathBuf::from(pg::redact(url));
+        let health = Health::new(&path);
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(Reader::new_pg(PgConn::connect(url)?)?);
+        }
+        let listeners: Listeners = Arc::default();
+        let mut threads = Vec::new();
+        let wtx = pg::writer::start(wconn, listeners.clone(), health.clone(), &mut threads)?;
+        let rtx = readers::start(readers, &health, &mut threads)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                pg_url: Some(url.to_owned()),
+                writer: Mutex::new(Some(wtx)),
+                readers: Mutex::new(Some(rtx)),
+                threads: Mutex::new(threads),
+                listeners,
+                sync_readers: Mutex::new(Vec::new()),
+                health,
+                _lock: None,
+            }),
+        })
+    }
+
+    /// True if this store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.inner.pg_url.is_some()
+    }
+
+    /// The database file path (on PostgreSQL: the URL, any password hidden).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -308,6 +353,10 @@ impl Store {
         let cached = lock(&self.inner.sync_readers).pop();
         let reader = match cached {
             Some(r) => r,
+            None if self.inner.pg_url.is_some() => {
+                let url = self.inner.pg_url.as_deref().unwrap_or_default();
+                Reader::new_pg(crate::pg::PgConn::connect(url)?)?
+            }
             None => {
                 let r = Reader::new(schema::connect(&self.inner.path, false)?)?;
                 // Up to SYNC_READERS of these live at once: a small page

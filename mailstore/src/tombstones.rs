@@ -86,6 +86,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn set_max_tombstones(&mut self, max: u32) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_set_max_tombstones(pg, max);
+        }
         self.conn().execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('max_tombstones', ?1)",
             [i64::from(max)],
@@ -102,6 +105,9 @@ impl Reader {
     /// # Errors
     /// Only database errors (an unknown mailbox has floor 0).
     pub fn tombstone_floor(&self, mailbox: MailboxId) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.tombstone_floor(mailbox);
+        }
         let f: Option<i64> = self
             .conn()
             .prepare_cached("SELECT tombstone_floor FROM mailboxes WHERE id = ?1")?
@@ -115,6 +121,9 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn tombstones(&self, mailbox: MailboxId) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.tombstones(mailbox);
+        }
         let n: i64 = self
             .conn()
             .prepare_cached("SELECT count(*) FROM expunged WHERE mailbox_id = ?1")?
@@ -127,6 +136,9 @@ impl Reader {
     /// # Errors
     /// Only database errors (an unknown mailbox has none).
     pub fn uids(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        if let Some(pg) = self.pg() {
+            return pg.uids(mailbox);
+        }
         let mut st = self
             .conn()
             .prepare_cached("SELECT uid FROM entries WHERE mailbox_id = ?1 ORDER BY uid")?;

@@ -27,6 +27,9 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
 /// learn which mailboxes changed.
 pub struct Tx<'c> {
     conn: &'c Connection,
+    /// Set on the PostgreSQL backend (then `conn` is an empty in-memory
+    /// SQLite database): every method dispatches to `pg/tx.rs`.
+    pub(crate) pg: Option<&'c crate::pg::PgConn>,
     pub(crate) touched: Vec<MailboxId>,
     /// Users whose mailbox list or subscriptions changed (create, delete,
     /// rename, subscribe), for [`crate::Committed::lists`].
@@ -81,6 +84,19 @@ impl<'c> Tx<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Tx<'c> {
         Tx {
             conn,
+            pg: None,
+            touched: Vec::new(),
+            lists: Vec::new(),
+            pending: Default::default(),
+        }
+    }
+
+    /// A transaction on PostgreSQL (`conn` is the writer's empty
+    /// in-memory SQLite database).
+    pub(crate) fn new_pg(conn: &'c Connection, pg: &'c crate::pg::PgConn) -> Tx<'c> {
+        Tx {
+            conn,
+            pg: Some(pg),
             touched: Vec::new(),
             lists: Vec::new(),
             pending: Default::default(),
@@ -98,6 +114,9 @@ impl<'c> Tx<'c> {
     /// [`StoreError::Exists`] if the address (any case) is taken,
     /// [`StoreError::Invalid`] for an empty address or one with spaces.
     pub fn create_user(&mut self, address: &str, password_hash: &str) -> Result<UserId> {
+        if let Some(pg) = self.pg {
+            return self.pg_create_user(pg, address, password_hash);
+        }
         let address = address.trim();
         if address.is_empty() || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(StoreError::Invalid(format!("bad address {address:?}")));
@@ -137,6 +156,9 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such user.
     pub fn delete_user(&mut self, address: &str) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_delete_user(pg, address);
+        }
         let user = query::user(self.conn, address)?
             .ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
         let boxes: Vec<MailboxId> = query::mailboxes(self.conn, user.id)?
@@ -157,6 +179,9 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such user.
     pub fn set_password_hash(&mut self, address: &str, password_hash: &str) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_set_password_hash(pg, address, password_hash);
+        }
         let n = self.conn.execute(
             "UPDATE users SET password_hash = ?2 WHERE address = ?1",
             params![address.trim(), password_hash],
@@ -178,6 +203,9 @@ impl<'c> Tx<'c> {
         name: &str,
         special_use: Option<&str>,
     ) -> Result<MailboxId> {
+        if let Some(pg) = self.pg {
+            return self.pg_create_mailbox(pg, user, name, special_use);
+        }
         let name = normalize_name(name)?;
         let uidvalidity: i64 = self.conn.query_row(
             "UPDATE meta SET value = max(value + 1, ?1) WHERE key = 'last_uidvalidity' RETURNING value",
@@ -211,6 +239,9 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// Only database errors.
     pub fn mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        if let Some(pg) = self.pg {
+            return pg.mailbox_by_id(id);
+        }
         query::mailbox_by_id(self.conn, id)
     }
 
@@ -219,6 +250,9 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// [`StoreError::Invalid`] for INBOX, [`StoreError::NotFound`].
     pub fn delete_mailbox(&mut self, id: MailboxId) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_delete_mailbox(pg, id);
+        }
         let mb = query::mailbox_by_id(self.conn, id)?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
         if mb.name == "INBOX" {
@@ -260,6 +294,9 @@ impl<'c> Tx<'c> {
     /// [`StoreError::NotFound`] (old), [`StoreError::Exists`] (new or one of
     /// the renamed children's new names), [`StoreError::Invalid`].
     pub fn rename_mailbox(&mut self, user: UserId, old: &str, new: &str) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_rename_mailbox(pg, user, old, new);
+        }
         let old = normalize_name(old)?;
         let new = normalize_name(new)?;
         if new == "INBOX" {
@@ -318,6 +355,9 @@ impl<'c> Tx<'c> {
     /// # Errors
     /// [`StoreError::Invalid`] for a bad name.
     pub fn set_subscribed(&mut self, user: UserId, name: &str, subscribed: bool) -> Result<()> {
+        if let Some(pg) = self.pg {
+            return self.pg_set_subscribed(pg, user, name, subscribed);
+        }
         let name = normalize_name(name)?;
         if subscribed {
             self.conn.execute(

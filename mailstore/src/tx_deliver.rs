@@ -15,12 +15,12 @@ use crate::types::{Appended, Delivered, Flags, MailboxId, MessageId, NewMessage,
 /// Everything stored besides the raw bytes, computed from them.
 #[derive(Clone, Debug)]
 pub(crate) struct Meta {
-    envelope_json: String,
-    structure_json: String,
-    sent_date: Option<i64>,
-    headers: Vec<(String, String)>,
-    header_text: String,
-    body_text: String,
+    pub(crate) envelope_json: String,
+    pub(crate) structure_json: String,
+    pub(crate) sent_date: Option<i64>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) header_text: String,
+    pub(crate) body_text: String,
 }
 
 impl Meta {
@@ -71,6 +71,11 @@ impl PreparedMessage {
     pub fn internal_date(&self) -> i64 {
         self.internal_date
     }
+
+    /// What parsing found.
+    pub(crate) fn meta(&self) -> &Meta {
+        &self.meta
+    }
 }
 
 impl Tx<'_> {
@@ -79,6 +84,9 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn resolve_recipient(&self, address: &str) -> Result<Option<crate::User>> {
+        if let Some(pg) = self.pg {
+            return pg.resolve_recipient(address);
+        }
         crate::query::resolve_recipient(self.conn(), address)
     }
 
@@ -129,6 +137,9 @@ impl Tx<'_> {
         recipients: &[UserId],
         mailbox: &str,
     ) -> Result<Delivered> {
+        if let Some(pg) = self.pg {
+            return self.pg_deliver_parts(pg, raw, internal_date, meta, recipients, mailbox);
+        }
         let mut users: Vec<UserId> = Vec::with_capacity(recipients.len());
         for r in recipients {
             if !users.contains(r) {
@@ -201,6 +212,9 @@ impl Tx<'_> {
         meta: &Meta,
         flags: &Flags,
     ) -> Result<Appended> {
+        if let Some(pg) = self.pg {
+            return self.pg_append_parts(pg, mailbox, raw, internal_date, meta, flags);
+        }
         let mb = query::mailbox_by_id(self.conn(), mailbox)?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         encode_keywords(flags)?;
@@ -215,6 +229,9 @@ impl Tx<'_> {
 
     /// Insert a prepared message's rows (no entries yet).
     pub(crate) fn insert_prepared(&mut self, msg: &PreparedMessage) -> Result<MessageId> {
+        if self.pg.is_some() {
+            return crate::pg::unsupported("storing a message without an entry (Sieve filing)");
+        }
         self.insert_message(&msg.raw, msg.internal_date, &msg.meta)
     }
 

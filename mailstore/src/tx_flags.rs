@@ -78,6 +78,9 @@ impl Tx<'_> {
         flags: &Flags,
         unchanged_since: Option<u64>,
     ) -> Result<StoreOutcome> {
+        if let Some(pg) = self.pg {
+            return self.pg_store_flags(pg, mailbox, uids, op, flags, unchanged_since);
+        }
         let mb = self.require_mailbox(mailbox)?;
         encode_keywords(flags)?;
         if flags.keywords.is_empty() && unchanged_since.is_none() {
@@ -206,6 +209,9 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown mailbox.
     pub fn expunge(&mut self, mailbox: MailboxId, only: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        if let Some(pg) = self.pg {
+            return self.pg_expunge(pg, mailbox, only);
+        }
         self.require_mailbox(mailbox)?;
         let mut uids: Vec<Uid> = {
             let mut st = self.conn().prepare_cached(
@@ -232,6 +238,9 @@ impl Tx<'_> {
     /// [`StoreError::OverQuota`] when the copies do not fit the
     /// destination owner's quota (nothing is copied).
     pub fn copy(&mut self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
+        if let Some(pg) = self.pg {
+            return self.pg_copy(pg, src, uids, dst);
+        }
         let (octets, count) = self.entries_size(src, &sorted(uids))?;
         if count > 0 {
             self.check_mailbox_quota(dst, octets, count)?;
@@ -273,6 +282,9 @@ impl Tx<'_> {
         uids: &[Uid],
         dst: MailboxId,
     ) -> Result<CopyOutcome> {
+        if let Some(pg) = self.pg {
+            return self.pg_move_messages(pg, src, uids, dst);
+        }
         let out = self.copy_entries(src, uids, dst)?;
         let moved: Vec<Uid> = out.map.iter().map(|(s, _)| *s).collect();
         let ids = self.remove_entries(src, &moved)?;

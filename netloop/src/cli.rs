@@ -27,7 +27,8 @@ use std::process::ExitCode;
 /// `--db PATH` (or `MINIMAIL_DB`): the store file.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbArg {
-    /// The store file (created if missing).
+    /// The store: a SQLite file (created if missing), or a PostgreSQL
+    /// database as `postgres://user@host:port/dbname` (migrated on open).
     #[arg(long, env = "MINIMAIL_DB", default_value = "./minimail.db")]
     pub db: PathBuf,
 }

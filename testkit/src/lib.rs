@@ -13,6 +13,8 @@
 //!   [`lines`]: a fallible one for tests that must survive a server
 //!   going away.
 //! - [`process`]: running third-party tools and binaries.
+//! - [`pg`]: a private PostgreSQL cluster (initdb + pg_ctl) on a loopback
+//!   port, for the PostgreSQL backend's tests.
 //! - [`dkim`]: DKIM verification by dkimpy, an independent implementation.
 //! - [`scripted`]: a scripted remote SMTP server (replies, silences and
 //!   dropped connections on cue) that records what it accepts, for the
@@ -27,6 +29,7 @@ pub mod dns;
 pub mod imap;
 pub mod lines;
 pub mod net;
+pub mod pg;
 pub mod process;
 pub mod scripted;
 pub mod server;

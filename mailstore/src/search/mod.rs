@@ -137,6 +137,10 @@ impl Reader {
     /// # Errors
     /// Database errors; [`StoreError::Invalid`] for absurdly deep nesting.
     pub fn search(&self, mailbox: MailboxId, q: &Query) -> Result<Vec<Uid>> {
+        if let Some(pg) = self.pg() {
+            check_depth(q, 0)?;
+            return pg.search(mailbox, q);
+        }
         self.search_with(mailbox, q, SQL_KEYS)
     }
 

@@ -1,0 +1,756 @@
+//! Writes on PostgreSQL: what [`Tx`] does on SQLite (`tx.rs`,
+//! `tx_deliver.rs`, `tx_flags.rs`, `tombstones.rs`), in this dialect, run
+//! by the writer thread inside its batch transaction (`writer.rs`). UIDs
+//! and MODSEQs come from `UPDATE mailboxes ... RETURNING`, which holds
+//! the mailbox row's lock until COMMIT: two front ends adding to one
+//! mailbox get ascending, never reused UIDs in commit order.
+
+use crate::error::{Result, StoreError};
+use crate::pg::reader::{entry_at, uid_array};
+use crate::pg::{is_fk_violation, is_unique_violation, PgConn};
+use crate::sieve::Filing;
+use crate::tombstones::DEFAULT_MAX_TOMBSTONES;
+use crate::tx::{encode_keywords, normalize_name, now, Tx, DEFAULT_MAILBOXES};
+use crate::tx_deliver::{Meta, PreparedMessage};
+use crate::types::{
+    Appended, CopyOutcome, Delivered, Entry, FlagOp, Flags, MailboxId, MessageId, StoreOutcome,
+    Uid, UserId,
+};
+
+fn sorted(uids: &[Uid]) -> Vec<Uid> {
+    let mut v = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl Tx<'_> {
+    pub(crate) fn pg_create_user(
+        &mut self,
+        pg: &PgConn,
+        address: &str,
+        password_hash: &str,
+    ) -> Result<UserId> {
+        let address = address.trim();
+        if address.is_empty() || address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(StoreError::Invalid(format!("bad address {address:?}")));
+        }
+        let id: i64 = pg
+            .one(
+                "UPDATE meta SET value = greatest(value, (SELECT coalesce(max(id), 0) FROM users)) + 1
+                 WHERE key = 'last_user_id' RETURNING value",
+                &[],
+            )?
+            .get(0);
+        match pg.guarded(
+            "INSERT INTO users(id, address, password_hash, created) VALUES ($1, $2, $3, $4)",
+            &[&id, &address, &password_hash, &now()],
+        )? {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Exists(format!("user {address}")))
+            }
+            other => other?,
+        };
+        for (name, special) in DEFAULT_MAILBOXES {
+            self.pg_create_mailbox(pg, id, name, *special)?;
+            self.pg_set_subscribed(pg, id, name, true)?;
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn pg_delete_user(&mut self, pg: &PgConn, address: &str) -> Result<()> {
+        let user = pg
+            .user(address)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
+        for mb in pg.mailboxes(user.id)? {
+            self.pg_drop_mailbox_entries(pg, mb.id)?;
+        }
+        pg.exec("DELETE FROM users WHERE id = $1", &[&user.id])?;
+        self.lists.push(user.id);
+        Ok(())
+    }
+
+    pub(crate) fn pg_set_password_hash(
+        &mut self,
+        pg: &PgConn,
+        address: &str,
+        password_hash: &str,
+    ) -> Result<()> {
+        let n = pg.exec(
+            "UPDATE users SET password_hash = $2 WHERE lower(address) = lower($1)",
+            &[&address.trim(), &password_hash],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {address}")));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pg_create_mailbox(
+        &mut self,
+        pg: &PgConn,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<MailboxId> {
+        let name = normalize_name(name)?;
+        let uidvalidity: i64 = pg
+            .one(
+                "UPDATE meta SET value = greatest(value + 1, $1) WHERE key = 'last_uidvalidity' RETURNING value",
+                &[&now()],
+            )?
+            .get(0);
+        let uidvalidity = uidvalidity & 0xffff_ffff;
+        let inserted = pg.guarded(
+            "INSERT INTO mailboxes(user_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+            &[&user, &name, &uidvalidity, &special_use],
+        )?;
+        let id: i64 = match inserted {
+            Ok(rows) => rows
+                .first()
+                .map(|r| r.get(0))
+                .ok_or_else(|| StoreError::Postgres("INSERT returned no id".into()))?,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Exists(format!("mailbox {name}")))
+            }
+            Err(e) if is_fk_violation(&e) => {
+                return Err(StoreError::NotFound(format!("user {user}")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.touched.push(id);
+        self.lists.push(user);
+        Ok(id)
+    }
+
+    pub(crate) fn pg_delete_mailbox(&mut self, pg: &PgConn, id: MailboxId) -> Result<()> {
+        let mb = pg
+            .mailbox_by_id(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+        if mb.name == "INBOX" {
+            return Err(StoreError::Invalid("INBOX cannot be deleted".into()));
+        }
+        self.pg_drop_mailbox_entries(pg, id)?;
+        pg.exec("DELETE FROM mailboxes WHERE id = $1", &[&id])?;
+        self.touched.push(id);
+        self.lists.push(mb.user_id);
+        Ok(())
+    }
+
+    fn pg_drop_mailbox_entries(&mut self, pg: &PgConn, id: MailboxId) -> Result<()> {
+        let ids: Vec<MessageId> = pg
+            .rows(
+                "DELETE FROM entries WHERE mailbox_id = $1 RETURNING message_id",
+                &[&id],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        self.touched.push(id);
+        self.pg_collect_garbage(pg, &ids)
+    }
+
+    pub(crate) fn pg_rename_mailbox(
+        &mut self,
+        pg: &PgConn,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<()> {
+        let old = normalize_name(old)?;
+        let new = normalize_name(new)?;
+        if new == "INBOX" {
+            return Err(StoreError::Exists("mailbox INBOX".into()));
+        }
+        let src = pg
+            .mailbox(user, &old)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {old}")))?;
+        if pg.mailbox(user, &new)?.is_some() {
+            return Err(StoreError::Exists(format!("mailbox {new}")));
+        }
+        if old == "INBOX" {
+            let dst = self.pg_create_mailbox(pg, user, &new, None)?;
+            let uids = pg.uids(src.id)?;
+            self.pg_move_messages(pg, src.id, &uids, dst)?;
+            return Ok(());
+        }
+        if new.starts_with(&format!("{old}/")) {
+            return Err(StoreError::Invalid(format!(
+                "cannot rename {old} to its own child {new}"
+            )));
+        }
+        let under = "user_id = $1 AND (name = $2 OR left(name, length($2) + 1) = $2 || '/')";
+        let affected: Vec<MailboxId> = pg
+            .rows(
+                &format!("SELECT id FROM mailboxes WHERE {under}"),
+                &[&user, &old],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let renamed = pg.guarded(
+            &format!(
+                "UPDATE mailboxes SET name = $3 || substr(name, length($2) + 1) WHERE {under}"
+            ),
+            &[&user, &old, &new],
+        )?;
+        match renamed {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Exists(format!("a child of {new}")))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // Subscriptions follow; one already there under the new name wins
+        // (SQLite's UPDATE OR REPLACE).
+        pg.exec(
+            &format!(
+                "DELETE FROM subscriptions WHERE user_id = $1 AND name IN (
+                     SELECT $3 || substr(name, length($2) + 1) FROM subscriptions WHERE {under})"
+            ),
+            &[&user, &old, &new],
+        )?;
+        pg.exec(
+            &format!(
+                "UPDATE subscriptions SET name = $3 || substr(name, length($2) + 1) WHERE {under}"
+            ),
+            &[&user, &old, &new],
+        )?;
+        self.touched.extend(affected);
+        self.lists.push(user);
+        Ok(())
+    }
+
+    pub(crate) fn pg_set_subscribed(
+        &mut self,
+        pg: &PgConn,
+        user: UserId,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<()> {
+        let name = normalize_name(name)?;
+        if subscribed {
+            pg.exec(
+                "INSERT INTO subscriptions(user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&user, &name],
+            )?;
+        } else {
+            pg.exec(
+                "DELETE FROM subscriptions WHERE user_id = $1 AND name = $2",
+                &[&user, &name],
+            )?;
+        }
+        if let Some(mb) = pg.mailbox(user, &name)? {
+            self.touched.push(mb.id);
+        }
+        self.lists.push(user);
+        Ok(())
+    }
+
+    pub(crate) fn pg_deliver_parts(
+        &mut self,
+        pg: &PgConn,
+        raw: &[u8],
+        internal_date: i64,
+        meta: &Meta,
+        recipients: &[UserId],
+        mailbox: &str,
+    ) -> Result<Delivered> {
+        let mut users: Vec<UserId> = Vec::with_capacity(recipients.len());
+        for r in recipients {
+            if !users.contains(r) {
+                users.push(*r);
+            }
+        }
+        if users.is_empty() {
+            return Err(StoreError::Invalid("no recipients".into()));
+        }
+        let message_id = self.pg_insert_message(pg, raw, internal_date, meta)?;
+        let mut entries = Vec::with_capacity(users.len());
+        for user in users {
+            let target = match pg.mailbox(user, mailbox)? {
+                Some(mb) => mb.id,
+                None => {
+                    if pg.user_by_id(user)?.is_none() {
+                        return Err(StoreError::NotFound(format!("user {user}")));
+                    }
+                    let special = DEFAULT_MAILBOXES
+                        .iter()
+                        .find(|(name, _)| *name == mailbox)
+                        .and_then(|(_, special)| *special);
+                    self.pg_create_mailbox(pg, user, mailbox, special)?
+                }
+            };
+            let uid = self.pg_add_entry(pg, target, message_id, &Flags::empty())?;
+            entries.push((target, uid));
+        }
+        Ok(Delivered {
+            message_id,
+            entries,
+        })
+    }
+
+    pub(crate) fn pg_append_parts(
+        &mut self,
+        pg: &PgConn,
+        mailbox: MailboxId,
+        raw: &[u8],
+        internal_date: i64,
+        meta: &Meta,
+        flags: &Flags,
+    ) -> Result<Appended> {
+        let mb = pg
+            .mailbox_by_id(mailbox)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        encode_keywords(flags)?;
+        self.check_mailbox_quota(mailbox, raw.len() as u64, 1)?;
+        let message_id = self.pg_insert_message(pg, raw, internal_date, meta)?;
+        let uid = self.pg_add_entry(pg, mailbox, message_id, flags)?;
+        Ok(Appended {
+            uidvalidity: mb.uidvalidity,
+            uid,
+        })
+    }
+
+    /// One message row with its raw bytes, headers, search text and thread.
+    fn pg_insert_message(
+        &mut self,
+        pg: &PgConn,
+        raw: &[u8],
+        internal_date: i64,
+        meta: &Meta,
+    ) -> Result<MessageId> {
+        // One statement (one round trip): the id, the row, the raw bytes,
+        // the headers and the search text.
+        let names: Vec<String> = meta.headers.iter().map(|(n, _)| strip_nul(n)).collect();
+        let values: Vec<String> = meta.headers.iter().map(|(_, v)| strip_nul(v)).collect();
+        let id: i64 = pg
+            .one(
+                "WITH n AS (
+                     UPDATE meta SET value = greatest(value + 1,
+                         (SELECT coalesce(max(id), 0) + 1 FROM messages))
+                     WHERE key = 'last_message_id' RETURNING value AS id),
+                 m AS (
+                     INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
+                     SELECT id, $1, $2, $3, $4, $5, id FROM n RETURNING id),
+                 r AS (INSERT INTO message_raw(id, raw) SELECT id, $6 FROM m),
+                 h AS (
+                     INSERT INTO message_headers(message_id, name, value)
+                     SELECT m.id, x.n, x.v FROM m, unnest($7::text[], $8::text[]) AS x(n, v)),
+                 t AS (INSERT INTO message_text(id, headers, body) SELECT id, $9, $10 FROM m)
+                 SELECT id FROM m",
+                &[
+                    &(raw.len() as i64),
+                    &internal_date,
+                    &meta.sent_date,
+                    &meta.envelope_json,
+                    &meta.structure_json,
+                    &raw,
+                    &names,
+                    &values,
+                    &strip_nul(&meta.header_text),
+                    &strip_nul(&meta.body_text),
+                ],
+            )?
+            .get(0);
+        self.pg_assign_thread(pg, id, &meta.headers)?;
+        Ok(id)
+    }
+
+    /// THREADID (RFC 8474 §5.2) as `threads::assign` decides it.
+    fn pg_assign_thread(
+        &mut self,
+        pg: &PgConn,
+        id: MessageId,
+        headers: &[(String, String)],
+    ) -> Result<()> {
+        let ids: Vec<String> = crate::threads::thread_ids(headers)
+            .into_iter()
+            .map(strip_nul)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // One statement: the thread of the ids already known (else the
+        // message's own), recorded for its ids, stored in its row.
+        pg.exec(
+            "WITH f AS (SELECT coalesce(min(thread_id), $2) AS t FROM thread_refs WHERE msgid = ANY($1)),
+                  i AS (INSERT INTO thread_refs(msgid, thread_id)
+                        SELECT m, f.t FROM unnest($1::text[]) AS m, f ON CONFLICT DO NOTHING)
+             UPDATE messages SET thread_id = f.t FROM f WHERE id = $2 AND f.t <> $2",
+            &[&ids, &id],
+        )?;
+        Ok(())
+    }
+
+    /// The next UID of `mailbox` at a new modseq, under its row lock.
+    fn pg_add_entry(
+        &mut self,
+        pg: &PgConn,
+        mailbox: MailboxId,
+        message: MessageId,
+        flags: &Flags,
+    ) -> Result<Uid> {
+        let keywords = encode_keywords(flags)?;
+        // One statement: the UID and modseq taken under the mailbox row's
+        // lock (held to COMMIT), and the entry.
+        let row = pg.opt(
+            "WITH b AS (
+                 UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                 WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq AS modseq)
+             INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq, saved)
+             SELECT $1, uid, $2, $3, $4, modseq, $5 FROM b WHERE uid <= 4294967295
+             RETURNING uid",
+            &[
+                &mailbox,
+                &message,
+                &i32::from(flags.system & Flags::ALL_SYSTEM),
+                &keywords,
+                &now(),
+            ],
+        )?;
+        let Some(row) = row else {
+            return Err(match pg.mailbox_by_id(mailbox)? {
+                None => StoreError::NotFound(format!("mailbox {mailbox}")),
+                Some(_) => StoreError::Invalid(format!("mailbox {mailbox} is out of UIDs")),
+            });
+        };
+        let uid: i64 = row.get(0);
+        self.touched.push(mailbox);
+        Ok(uid as Uid)
+    }
+
+    /// Delete the given messages if no entry references them any more.
+    fn pg_collect_garbage(&mut self, pg: &PgConn, ids: &[MessageId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        pg.exec(
+            "DELETE FROM messages m WHERE m.id = ANY($1)
+             AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.message_id = m.id)",
+            &[&ids],
+        )?;
+        Ok(())
+    }
+
+    fn pg_bump_modseq(&mut self, pg: &PgConn, mailbox: MailboxId) -> Result<u64> {
+        let m: i64 = pg
+            .opt(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
+                &[&mailbox],
+            )?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        self.touched.push(mailbox);
+        Ok(m as u64)
+    }
+
+    fn pg_require_mailbox(&self, pg: &PgConn, mailbox: MailboxId) -> Result<crate::types::Mailbox> {
+        pg.mailbox_by_id(mailbox)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))
+    }
+
+    /// (message id, entry) of each of `uids` present, uid ascending.
+    fn pg_entries_of(
+        &self,
+        pg: &PgConn,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<(MessageId, Entry)>> {
+        Ok(pg
+            .rows(
+                "SELECT message_id, uid, flags, keywords, modseq FROM entries
+                 WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+                &[&mailbox, &uid_array(uids)],
+            )?
+            .iter()
+            .map(|r| (r.get(0), entry_at(r, 1)))
+            .collect())
+    }
+
+    pub(crate) fn pg_store_flags(
+        &mut self,
+        pg: &PgConn,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreOutcome> {
+        self.pg_require_mailbox(pg, mailbox)?;
+        encode_keywords(flags)?;
+        let mut out = StoreOutcome::default();
+        let mut modseq: Option<u64> = None;
+        for (_, cur) in self.pg_entries_of(pg, mailbox, &sorted(uids))? {
+            let uid = cur.uid;
+            if unchanged_since.is_some_and(|u| cur.modseq > u) {
+                out.failed_modified.push(uid);
+                continue;
+            }
+            let new = cur.flags.apply(op, flags);
+            if new.same_as(&cur.flags) {
+                continue;
+            }
+            let m = match modseq {
+                Some(m) => m,
+                None => {
+                    let m = self.pg_bump_modseq(pg, mailbox)?;
+                    modseq = Some(m);
+                    m
+                }
+            };
+            pg.exec(
+                "UPDATE entries SET flags = $3, keywords = $4, modseq = $5 WHERE mailbox_id = $1 AND uid = $2",
+                &[
+                    &mailbox,
+                    &i64::from(uid),
+                    &i32::from(new.system),
+                    &encode_keywords(&new)?,
+                    &(m as i64),
+                ],
+            )?;
+            out.updated.push(Entry {
+                uid,
+                flags: new,
+                modseq: m,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Remove entries, leave tombstones at one new modseq; returns the
+    /// message ids they referenced.
+    fn pg_remove_entries(
+        &mut self,
+        pg: &PgConn,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageId>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let modseq = self.pg_bump_modseq(pg, mailbox)? as i64;
+        let rows = pg.rows(
+            "DELETE FROM entries WHERE mailbox_id = $1 AND uid = ANY($2) RETURNING uid, message_id",
+            &[&mailbox, &uid_array(uids)],
+        )?;
+        let gone: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let ids: Vec<MessageId> = rows.iter().map(|r| r.get(1)).collect();
+        pg.exec(
+            "INSERT INTO expunged(mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
+             ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+            &[&mailbox, &gone, &modseq],
+        )?;
+        self.pg_count_tombstones(pg, mailbox, gone.len())?;
+        Ok(ids)
+    }
+
+    /// `tombstones.rs`'s bound, in this dialect.
+    fn pg_count_tombstones(&mut self, pg: &PgConn, mailbox: MailboxId, added: usize) -> Result<()> {
+        if added == 0 {
+            return Ok(());
+        }
+        let count: i64 = pg
+            .one(
+                "UPDATE mailboxes SET tombstones = tombstones + $2 WHERE id = $1 RETURNING tombstones",
+                &[&mailbox, &(added as i64)],
+            )?
+            .get(0);
+        let max: i64 = pg
+            .opt("SELECT value FROM meta WHERE key = 'max_tombstones'", &[])?
+            .map_or(i64::from(DEFAULT_MAX_TOMBSTONES), |r| r.get(0))
+            .max(0);
+        if count <= max {
+            return Ok(());
+        }
+        let keep = max - max / 4;
+        let cutoff: Option<i64> = pg
+            .opt(
+                "SELECT modseq FROM expunged WHERE mailbox_id = $1 ORDER BY modseq LIMIT 1 OFFSET $2",
+                &[&mailbox, &(count - keep - 1)],
+            )?
+            .map(|r| r.get(0));
+        let Some(cutoff) = cutoff else {
+            return Ok(());
+        };
+        pg.exec(
+            "DELETE FROM expunged WHERE mailbox_id = $1 AND modseq <= $2",
+            &[&mailbox, &cutoff],
+        )?;
+        pg.exec(
+            "UPDATE mailboxes SET tombstone_floor = greatest(tombstone_floor, $2),
+             tombstones = (SELECT count(*) FROM expunged WHERE mailbox_id = $1) WHERE id = $1",
+            &[&mailbox, &cutoff],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn pg_set_max_tombstones(&mut self, pg: &PgConn, max: u32) -> Result<()> {
+        pg.exec(
+            "INSERT INTO meta(key, value) VALUES ('max_tombstones', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&i64::from(max)],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn pg_expunge(
+        &mut self,
+        pg: &PgConn,
+        mailbox: MailboxId,
+        only: Option<&[Uid]>,
+    ) -> Result<Vec<Uid>> {
+        self.pg_require_mailbox(pg, mailbox)?;
+        let deleted = i32::from(Flags::DELETED);
+        let mut uids: Vec<Uid> = pg
+            .rows(
+                "SELECT uid FROM entries WHERE mailbox_id = $1 AND (flags & $2) != 0 ORDER BY uid",
+                &[&mailbox, &deleted],
+            )?
+            .iter()
+            .map(|r| r.get::<_, i64>(0) as Uid)
+            .collect();
+        if let Some(only) = only {
+            let only = sorted(only);
+            uids.retain(|u| only.binary_search(u).is_ok());
+        }
+        let ids = self.pg_remove_entries(pg, mailbox, &uids)?;
+        self.pg_collect_garbage(pg, &ids)?;
+        Ok(uids)
+    }
+
+    /// COPY: the copies must fit the destination owner's quota.
+    pub(crate) fn pg_copy(
+        &mut self,
+        pg: &PgConn,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome> {
+        let r = pg.one(
+            "SELECT coalesce(sum(m.size), 0)::BIGINT, count(*) FROM entries e
+             JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = $1 AND e.uid = ANY($2)",
+            &[&src, &uid_array(&sorted(uids))],
+        )?;
+        let (octets, count) = (
+            r.get::<_, i64>(0).max(0) as u64,
+            r.get::<_, i64>(1).max(0) as u64,
+        );
+        if count > 0 {
+            self.check_mailbox_quota(dst, octets, count)?;
+        }
+        self.pg_copy_entries(pg, src, uids, dst)
+    }
+
+    /// COPY without the quota check (MOVE frees what it adds).
+    fn pg_copy_entries(
+        &mut self,
+        pg: &PgConn,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome> {
+        self.pg_require_mailbox(pg, src)?;
+        let dst_box = self.pg_require_mailbox(pg, dst)?;
+        let mut map = Vec::with_capacity(uids.len());
+        for (msg, e) in self.pg_entries_of(pg, src, &sorted(uids))? {
+            let new = self.pg_add_entry(pg, dst, msg, &e.flags)?;
+            map.push((e.uid, new));
+        }
+        Ok(CopyOutcome {
+            uidvalidity: dst_box.uidvalidity,
+            map,
+        })
+    }
+
+    pub(crate) fn pg_move_messages(
+        &mut self,
+        pg: &PgConn,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome> {
+        let out = self.pg_copy_entries(pg, src, uids, dst)?;
+        let moved: Vec<Uid> = out.map.iter().map(|(s, _)| *s).collect();
+        let ids = self.pg_remove_entries(pg, src, &moved)?;
+        self.pg_collect_garbage(pg, &ids)?;
+        Ok(out)
+    }
+
+    /// `sieve.rs`'s `deliver_filed`: one stored message, a copy per
+    /// filing (each mailbox once), missing mailboxes made for `create` or
+    /// the copy filed in INBOX.
+    pub(crate) fn pg_deliver_filed(
+        &mut self,
+        pg: &PgConn,
+        msg: &PreparedMessage,
+        filings: &[Filing],
+    ) -> Result<()> {
+        if filings.is_empty() {
+            return Err(StoreError::Invalid("no recipients".into()));
+        }
+        let message = self.pg_insert_message(pg, msg.raw(), msg.internal_date(), msg.meta())?;
+        let mut done: Vec<MailboxId> = Vec::new();
+        for f in filings {
+            let mailbox = match pg.mailbox(f.user, &f.mailbox)? {
+                Some(mb) => mb.id,
+                None if f.create && !f.mailbox.eq_ignore_ascii_case("INBOX") => {
+                    match self.pg_create_mailbox(pg, f.user, &f.mailbox, None) {
+                        Ok(id) => {
+                            self.pg_set_subscribed(pg, f.user, &f.mailbox, true)?;
+                            id
+                        }
+                        Err(StoreError::Invalid(why)) => {
+                            log::warn!(
+                                "sieve: cannot create {:?}: {why}; filed in INBOX",
+                                f.mailbox
+                            );
+                            self.pg_inbox_of(pg, f.user)?
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => self.pg_inbox_of(pg, f.user)?,
+            };
+            if done.contains(&mailbox) {
+                continue;
+            }
+            done.push(mailbox);
+            self.pg_add_entry(pg, mailbox, message, &f.flags)?;
+        }
+        Ok(())
+    }
+
+    /// `user`'s INBOX, re-created if missing.
+    fn pg_inbox_of(&mut self, pg: &PgConn, user: UserId) -> Result<MailboxId> {
+        if let Some(mb) = pg.mailbox(user, "INBOX")? {
+            return Ok(mb.id);
+        }
+        if pg.user_by_id(user)?.is_none() {
+            return Err(StoreError::NotFound(format!("user {user}")));
+        }
+        self.pg_create_mailbox(pg, user, "INBOX", None)
+    }
+
+    /// `quota.rs`'s `check_quota`.
+    pub(crate) fn pg_check_quota(
+        &self,
+        pg: &PgConn,
+        user: UserId,
+        octets: u64,
+        messages: u64,
+    ) -> Result<()> {
+        pg.quota(user)?.check(octets, messages)
+    }
+}
+
+/// PostgreSQL text cannot hold NUL (SQLite's can): search text and ids
+/// drop it.
+fn strip_nul(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s.to_owned()
+    }
+}

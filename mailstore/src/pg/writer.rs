@@ -1,0 +1,230 @@
+//! The writer thread on PostgreSQL: group commit as `writer.rs` does it on
+//! SQLite (several jobs per transaction, a savepoint each, `done` only
+//! after COMMIT, listeners called once per committed batch), without the
+//! FTS indexer. Each batch starts by bumping the commit counter row, whose
+//! lock serializes write batches across front ends (see `mod.rs`).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+
+use crate::error::{Fault, Result};
+use crate::health::Health;
+use crate::jobs::{BatchFailure, Finish, WriteJob};
+use crate::pg::{pg_message, PgConn};
+use crate::store::{lock, spawn};
+use crate::tx::Tx;
+use crate::types::{MailboxId, UserId};
+use crate::writer::{Committed, Listener, ListenerSet, Listeners, MAX_BATCH};
+
+/// Most own commit counter values kept (as `writer.rs`).
+const MAX_OWN: usize = 4096;
+
+fn failure(msg: String) -> BatchFailure {
+    BatchFailure {
+        fault: Fault::Other,
+        msg,
+    }
+}
+
+/// Start the writer thread on `pg`; as `writer::start`.
+pub(crate) fn start(
+    pg: PgConn,
+    listeners: Listeners,
+    health: Arc<Health>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Sender<Box<dyn WriteJob>>> {
+    // `Tx` carries a SQLite handle too; this one has no tables, so a
+    // method without a PostgreSQL version fails instead of writing.
+    let dummy = Connection::open_in_memory()?;
+    let (wtx, wrx) = channel::<Box<dyn WriteJob>>();
+    threads.push(spawn("mailstore-writer", move || {
+        writer_loop(pg, dummy, wrx, listeners, health)
+    })?);
+    Ok(wtx)
+}
+
+fn guarded(f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        log::error!("mail store completion callback panicked");
+    }
+}
+
+fn owners(pg: &PgConn, ids: &[MailboxId]) -> Vec<(MailboxId, UserId)> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    match pg.rows(
+        "SELECT id, user_id FROM mailboxes WHERE id = ANY($1) ORDER BY id",
+        &[&ids],
+    ) {
+        Ok(rows) => rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn writer_loop(
+    pg: PgConn,
+    dummy: Connection,
+    rx: Receiver<Box<dyn WriteJob>>,
+    listeners: Listeners,
+    health: Arc<Health>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some((mut touched, mut lists)) = run_batch(&pg, &dummy, batch, &health, &listeners)
+        else {
+            continue;
+        };
+        touched.sort_unstable();
+        touched.dedup();
+        lists.sort_unstable();
+        lists.dedup();
+        let committed = Committed {
+            owners: if listeners
+                .want_owners
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                owners(&pg, &touched)
+            } else {
+                Vec::new()
+            },
+            mailboxes: touched,
+            lists,
+        };
+        let ls: Vec<Listener> = lock(&listeners.list).clone();
+        for l in ls {
+            if catch_unwind(AssertUnwindSafe(|| l(&committed))).is_err() {
+                log::error!("mail store commit listener panicked");
+            }
+        }
+    }
+}
+
+fn run_batch(
+    pg: &PgConn,
+    dummy: &Connection,
+    batch: Vec<Box<dyn WriteJob>>,
+    health: &Health,
+    listeners: &ListenerSet,
+) -> Option<(Vec<MailboxId>, Vec<UserId>)> {
+    let started = std::time::Instant::now();
+    let begin = pg.batch("BEGIN").and_then(|()| {
+        pg.one(
+            "UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value",
+            &[],
+        )
+        .map(|r| r.get::<_, i64>(0))
+    });
+    let counter = match begin {
+        Ok(v) => v,
+        Err(e) => {
+            log::error!("mail store: cannot start write batch: {e}");
+            let _ = pg.batch("ROLLBACK");
+            let f = failure(e.to_string());
+            for job in batch {
+                guarded(|| job.fail(f.error()));
+            }
+            return None;
+        }
+    };
+    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    let mut broken: Option<BatchFailure> = None;
+    let mut tx = Tx::new_pg(dummy, pg);
+    // A job's savepoint is released together with the next one's being
+    // taken (one round trip per job, not two).
+    let mut open = false;
+    for job in batch {
+        if let Some(f) = &broken {
+            guarded(|| job.fail(f.error()));
+            continue;
+        }
+        if !open {
+            if let Err(e) = pg.batch("SAVEPOINT job") {
+                let f = failure(e.to_string());
+                guarded(|| job.fail(f.error()));
+                broken = Some(f);
+                continue;
+            }
+        }
+        open = false;
+        let mark = tx.touched.len();
+        let lists_mark = tx.lists.len();
+        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
+        let failed = match outcome {
+            Ok((failed, finish)) => {
+                finishes.push(finish);
+                failed
+            }
+            Err(_) => {
+                log::error!("mail store write job panicked; rolled back");
+                Some(failure("a job panicked".into()))
+            }
+        };
+        let end = if failed.is_none() {
+            "RELEASE SAVEPOINT job; SAVEPOINT job"
+        } else {
+            tx.touched.truncate(mark);
+            tx.lists.truncate(lists_mark);
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job"
+        };
+        match pg.batch(end) {
+            Ok(()) => open = true,
+            Err(e) => broken = Some(failure(e.to_string())),
+        }
+    }
+    // The savepoint taken for a next job that did not come goes with the
+    // COMMIT (releasing it is implied).
+    let touched = std::mem::take(&mut tx.touched);
+    let lists = std::mem::take(&mut tx.lists);
+    let recorded = broken.is_none()
+        && listeners
+            .want_owners
+            .load(std::sync::atomic::Ordering::SeqCst);
+    if recorded {
+        let mut own = lock(&listeners.own);
+        own.push_back(counter);
+        if own.len() > MAX_OWN {
+            own.pop_front();
+        }
+    }
+    let commit = match broken {
+        Some(f) => Err(f),
+        None => pg
+            .c()
+            .map_err(|e| failure(e.to_string()))
+            .and_then(|mut c| {
+                c.batch_execute("COMMIT")
+                    .map_err(|e| failure(pg_message(&e)))
+            }),
+    };
+    if commit.is_err() && recorded {
+        lock(&listeners.own).retain(|&x| x != counter);
+    }
+    match commit {
+        Ok(()) => {
+            metrics::store_commit(started.elapsed());
+            for f in finishes {
+                guarded(|| f(None));
+            }
+            Some((touched, lists))
+        }
+        Err(f) => {
+            log::error!("mail store: batch commit failed: {}", f.msg);
+            let _ = pg.batch("ROLLBACK");
+            for fin in finishes {
+                guarded(|| fin(Some(&f)));
+            }
+            None
+        }
+    }
+}

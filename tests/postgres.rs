@@ -1,0 +1,240 @@
+//! `minimail` over PostgreSQL, end to end with real clients: a private
+//! cluster (`testkit::pg`: initdb + pg_ctl on a loopback port),
+//! `minimail user add/list/passwd` with `MINIMAIL_DB=postgres://...`, then
+//! two `minimail up --db postgres://...` front ends over the one database:
+//! Python's smtplib delivers through front end A, imaplib on A reads it
+//! back (SELECT, FETCH, SEARCH, STORE, EXPUNGE, COPY, MOVE), and an IDLE
+//! session on front end B sees a message delivered through A.
+//! Needs PostgreSQL's binaries (`apt-get install postgresql`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+
+use testkit::pg::PgCluster;
+
+const BIN: &str = env!("CARGO_BIN_EXE_minimail");
+
+/// `minimail up`, killed when dropped (also when a test panics).
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn minimail(url: &str, args: &[&str], input: &str) -> Output {
+    testkit::process::run(
+        Command::new(BIN).args(args).env("MINIMAIL_DB", url),
+        input.as_bytes(),
+    )
+}
+
+fn ok(url: &str, args: &[&str], input: &str) -> String {
+    let out = minimail(url, args, input);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+type Log = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// `minimail up --db URL` with a certificate made in `certs` (without
+/// one it would write a self-signed pair into the working directory).
+fn up(url: &str, certs: &Path) -> (Up, String, String, Log) {
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    if !cert.exists() {
+        let out = Command::new(BIN)
+            .args(["cert", "--out"])
+            .arg(certs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "minimail cert: {out:?}");
+    }
+    let (child, line, _, log) = testkit::server::minimail_up_logged(
+        BIN,
+        Path::new(url),
+        &[
+            "--no-outbound",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let smtp = testkit::server::addr_of(&line, "smtp");
+    let imap = testkit::server::addr_of(&line, "imap");
+    (Up(child), smtp, imap, log)
+}
+
+fn python(script: &str, logs: &[&Log]) -> Vec<String> {
+    let out = testkit::process::run(Command::new("python3").args(["-c", script]), b"");
+    assert!(
+        out.status.success(),
+        "python: {}\n{}\nservers' logs:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout),
+        logs.iter()
+            .map(|l| l.lock().unwrap().clone())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn hp(addr: &str) -> (&str, &str) {
+    addr.rsplit_once(':').unwrap()
+}
+
+#[test]
+fn users_smtp_imap_and_idle_across_two_front_ends() {
+    let pg = PgCluster::start();
+    let url = pg.url();
+
+    // Accounts, over the URL; migrations run on first open.
+    let added = ok(
+        url,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "old\n",
+    );
+    assert!(added.contains("bob@localhost"), "{added}");
+    ok(
+        url,
+        &["user", "add", "carol@localhost", "--password-stdin"],
+        "pw\n",
+    );
+    ok(
+        url,
+        &["user", "passwd", "bob@localhost", "--password-stdin"],
+        "pw\n",
+    );
+    let list = ok(url, &["user", "list"], "");
+    assert!(
+        list.contains("bob@localhost") && list.contains("carol@localhost"),
+        "{list}"
+    );
+    let dup = minimail(
+        url,
+        &["user", "add", "BOB@localhost", "--password-stdin"],
+        "x\n",
+    );
+    assert!(!dup.status.success(), "{dup:?}");
+
+    let certs = tempfile::tempdir().unwrap();
+    let (_a, smtp_a, imap_a, log_a) = up(url, certs.path());
+    let (_b, _smtp_b, imap_b, log_b) = up(url, certs.path());
+    let (sh, sp) = hp(&smtp_a);
+    let (ah, ap) = hp(&imap_a);
+    let (bh, bp) = hp(&imap_b);
+    let script = format!(
+        r#"
+import imaplib, smtplib, socket, time
+def send(i, to='bob@localhost'):
+    s = smtplib.SMTP('{sh}', {sp}, local_hostname='client.test')
+    msg = 'From: alice@example.org\r\nTo: %s\r\nSubject: m%d\r\n\r\nbody number %d Kumquat\r\n' % (to, i, i)
+    s.sendmail('alice@example.org', [to, 'carol@localhost'], msg.encode())
+    s.quit()
+for i in range(3):
+    send(i)
+m = imaplib.IMAP4('{ah}', {ap})
+m.login('bob@localhost', 'pw')
+typ, d = m.select('INBOX')
+print('exists', d[0].decode())
+typ, d = m.uid('FETCH', '1:*', '(FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+print('subjects', ' '.join(p[1].decode().strip() for p in d if isinstance(p, tuple)))
+typ, d = m.uid('SEARCH', None, 'TEXT', 'kumquat')
+print('text', d[0].decode())
+typ, d = m.uid('SEARCH', None, 'SUBJECT', 'm1')
+print('subject', d[0].decode())
+typ, d = m.uid('FETCH', '2', '(BODY[])')
+print('body2', 'body number 1' in d[0][1].decode())
+typ, d = m.uid('SEARCH', None, 'SEEN')
+print('seen', d[0].decode())
+m.uid('STORE', '1', '+FLAGS', '(\\Deleted)')
+typ, d = m.expunge()
+print('expunged', ' '.join(x.decode() for x in d if x))
+typ, d = m.uid('COPY', '2', 'Sent')
+print('copy', typ)
+typ, d = m.uid('MOVE', '3', 'Trash')
+print('move', typ)
+for box in ['INBOX', 'Sent', 'Trash']:
+    typ, d = m.status(box, '(MESSAGES UIDNEXT)')
+    print('status', d[0].decode())
+typ, d = m.create('Lists/Rust')
+print('create', typ)
+typ, d = m.rename('Lists', 'Groups')
+print('rename', typ)
+typ, d = m.list()
+print('list', ' '.join(x.decode().rsplit(' ', 1)[-1] for x in d))
+m.logout()
+
+# IDLE on front end B, delivery through front end A.
+c = socket.create_connection(('{bh}', {bp}), timeout=10)
+f = c.makefile('rb')
+def line():
+    return f.readline().decode()
+line()
+c.sendall(b'a LOGIN bob@localhost pw\r\n')
+while not line().startswith('a '): pass
+c.sendall(b'b SELECT INBOX\r\n')
+while not line().startswith('b '): pass
+c.sendall(b'c IDLE\r\n')
+assert line().startswith('+')
+t = time.time()
+send(9)
+while True:
+    l = line()
+    if l.endswith('EXISTS\r\n'):
+        print('idle', l.strip(), round(time.time() - t, 3))
+        break
+c.sendall(b'DONE\r\n')
+while not line().startswith('c '): pass
+c.sendall(b'd LOGOUT\r\n')
+"#
+    );
+    let out = python(&script, &[&log_a, &log_b]);
+    let get = |k: &str| -> String {
+        out.iter()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .unwrap_or_else(|| panic!("no {k} in {out:?}"))
+            .to_owned()
+    };
+    assert_eq!(get("exists"), "3");
+    assert_eq!(get("subjects"), "Subject: m0 Subject: m1 Subject: m2");
+    assert_eq!(get("text"), "1 2 3");
+    assert_eq!(get("subject"), "2");
+    assert_eq!(get("body2"), "True");
+    // FETCH BODY[] set \Seen.
+    assert_eq!(get("seen"), "2");
+    assert_eq!(get("expunged"), "1");
+    assert_eq!(get("copy"), "OK");
+    assert_eq!(get("move"), "OK");
+    let status: Vec<&String> = out.iter().filter(|l| l.starts_with("status ")).collect();
+    assert_eq!(status.len(), 3, "{out:?}");
+    assert!(
+        status[0].contains("MESSAGES 1") && status[0].contains("UIDNEXT 4"),
+        "{status:?}"
+    );
+    assert!(status[1].contains("MESSAGES 1"), "{status:?}");
+    assert!(status[2].contains("MESSAGES 1"), "{status:?}");
+    assert_eq!(get("create"), "OK");
+    assert_eq!(get("rename"), "OK");
+    let list = get("list");
+    assert!(
+        list.contains("Groups/Rust") && !list.contains("Lists"),
+        "{list}"
+    );
+    let idle = get("idle");
+    assert!(idle.starts_with("* 2 EXISTS"), "{idle}");
+    eprintln!("IDLE on front end B saw front end A's delivery: {idle}");
+
+    // Carol got her copies of all four, stored once with bob's.
+    let carol = testkit::imap::fetch_all(imap_b.parse().unwrap(), "carol@localhost", "pw", "INBOX");
+    assert_eq!(carol.len(), 4);
+}
