@@ -21,6 +21,7 @@ mod alias;
 mod config;
 mod dkim;
 mod logging;
+mod migrate;
 mod notify;
 mod queue;
 mod quota;
@@ -95,6 +96,10 @@ enum Cmd {
     /// Replace the store by a backup; refused while anything has the store
     /// open. The old store is kept as STORE.replaced-TIME.
     Restore(transfer::RestoreArgs),
+    /// Copy a SQLite store into an empty PostgreSQL database (users,
+    /// mailboxes, messages, UIDs, flags, MODSEQs, tombstones, aliases,
+    /// Sieve, DKIM keys), so clients need no resync.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -325,6 +330,7 @@ fn main() {
                 Some(Cmd::Export(a)) => transfer::export(a),
                 Some(Cmd::Backup(a)) => transfer::backup(a),
                 Some(Cmd::Restore(a)) => transfer::restore(a),
+                Some(Cmd::Migrate(a)) => migrate::run(a),
                 None | Some(Cmd::Up(_)) | Some(Cmd::Config(_)) => Ok(()),
             }
         }

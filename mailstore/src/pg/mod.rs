@@ -33,6 +33,7 @@
 //! answer.
 
 pub(crate) mod aliases;
+pub(crate) mod migrate;
 pub(crate) mod reader;
 pub(crate) mod schema;
 pub(crate) mod search;
