@@ -227,6 +227,13 @@ fn a_live_store_moves_to_postgresql_and_clients_need_no_resync() {
         "require \"fileinto\";\nif header :contains \"subject\" \"report\" { fileinto \"Reports\"; }\n",
     );
 
+    ok(
+        db,
+        &["dkim", "keygen", "example.org", "--selector", "s1"],
+        "",
+    );
+    let dkim_before = ok(db, &["dkim", "show", "example.org"], "");
+
     let (sqlite_up, smtp, imap, log) = up(db);
     let fill = python(&format!("{PY_COMMON}{PY_FILL}"), &[&smtp, &imap], &log);
     // INBOX's HIGHESTMODSEQ before its expunges: a QRESYNC from it must
@@ -397,6 +404,95 @@ m.logout()
     // Sieve script and alias listed from PostgreSQL.
     assert!(ok(url, &["sieve", "list", "bob@localhost"], "").contains("filing"));
     assert!(ok(url, &["alias", "list"], "").contains("info@localhost"));
+    // The DKIM key, byte for byte (its public half is in the record).
+    assert_eq!(ok(url, &["dkim", "show", "example.org"], ""), dkim_before);
+}
+
+/// Deliveries go on while migrate copies: the copy is one snapshot, so
+/// PostgreSQL holds exactly the first N messages (UIDs 1..N, no gap, no
+/// half-copied delivery: quota usage counts N), N being the count migrate
+/// printed; the rest stayed behind in SQLite, as documented.
+#[test]
+fn a_copy_taken_during_deliveries_is_one_consistent_snapshot() {
+    let pg = testkit::pg::fresh_db();
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("minimail.db");
+    let db = path.to_str().unwrap();
+    ok(
+        db,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "old-secret\n",
+    );
+    ok(
+        db,
+        &[
+            "user",
+            "quota",
+            "bob@localhost",
+            "none",
+            "--messages",
+            "100000",
+        ],
+        "",
+    );
+    let (sqlite_up, smtp, imap, log) = up(db);
+    let sender = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "{PY_COMMON}\nfor i in range(400):\n    send('bob@localhost', 'load %d' % i, 'x' * 2000)\n"
+        ))
+        .args([&smtp, &imap])
+        .spawn()
+        .unwrap();
+    let mut sender = Up(sender);
+    // Some mail first, then the copy in the middle of the stream.
+    let first = python(
+        &format!(
+            "{PY_COMMON}\nimport time\nm = login()\nwhile True:\n    typ, d = m.status('INBOX', '(MESSAGES)')\n    if int(d[0].split()[2].strip(b')')) >= 50: break\n    time.sleep(0.05)\nprint('ok')\n"
+        ),
+        &[&smtp, &imap],
+        &log,
+    );
+    assert_eq!(first, ["ok"]);
+    let out = migrate(db, url);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    let status = sender.0.wait().unwrap();
+    assert!(status.success());
+    drop(sqlite_up);
+    let copied: u64 = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("messages"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    eprintln!("copied {copied} of 400 messages delivered meanwhile");
+    assert!(copied >= 50 && copied <= 400, "{text}");
+
+    let (_pg_up, smtp, imap, log) = up(url);
+    let seen = python(
+        &format!(
+            "{PY_COMMON}\nm = login()\nm.select('INBOX')\ntyp, d = m.uid('SEARCH', 'ALL')\nprint('uids', d[0].decode())\ntyp, d = m.getquotaroot('INBOX')\nprint('quota', d[1][0].decode())\ntyp, d = m.status('INBOX', '(UIDNEXT HIGHESTMODSEQ)')\nprint('status', d[0].decode())\n"
+        ),
+        &[&smtp, &imap],
+        &log,
+    );
+    let uids: Vec<u64> = get(&seen, "uids")
+        .split_whitespace()
+        .map(|u| u.parse().unwrap())
+        .collect();
+    assert_eq!(uids, (1..=copied).collect::<Vec<_>>());
+    assert!(
+        get(&seen, "quota").contains(&format!("MESSAGE {copied} ")),
+        "{seen:?}"
+    );
+    let status = get(&seen, "status");
+    assert!(
+        status.contains(&format!("UIDNEXT {} ", copied + 1)),
+        "{status}"
+    );
 }
 
 #[test]
