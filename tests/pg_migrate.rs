@@ -469,7 +469,7 @@ fn a_copy_taken_during_deliveries_is_one_consistent_snapshot() {
         .parse()
         .unwrap();
     eprintln!("copied {copied} of 400 messages delivered meanwhile");
-    assert!(copied >= 50 && copied <= 400, "{text}");
+    assert!((50..=400).contains(&copied), "{text}");
 
     let (_pg_up, smtp, imap, log) = up(url);
     let seen = python(
