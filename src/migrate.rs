@@ -48,9 +48,14 @@ pub fn run(a: MigrateArgs) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "copying {} to PostgreSQL", from.display());
-    let report = mailstore::migrate_sqlite_to_postgres(&from, &a.to, |table, rows| {
-        let _ = writeln!(out, "  {table:<20} {rows:>8}");
+    let report = mailstore::migrate_sqlite_to_postgres(&from, &a.to, |table, rows, took| {
+        let _ = writeln!(out, "  {table:<20} {rows:>8}  {:.2} s", took.as_secs_f64());
         let _ = out.flush();
+    })
+    // The store's refusals are addressed to the operator as they are.
+    .map_err(|e| match e {
+        mailstore::StoreError::Invalid(why) => anyhow::anyhow!(why),
+        other => anyhow::Error::new(other),
     })
     .with_context(|| format!("cannot migrate {} (nothing was copied)", from.display()))?;
     for (table, why) in &report.skipped {

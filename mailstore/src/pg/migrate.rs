@@ -123,8 +123,8 @@ pub struct MigrateReport {
 }
 
 /// Copy the SQLite store at `from` into the PostgreSQL database at `to`
-/// (see the module documentation); `progress` gets each table's name and
-/// row count as it is done.
+/// (see the module documentation); `progress` gets each table's name,
+/// row count and copy time as it is done.
 ///
 /// # Errors
 /// [`StoreError::Invalid`] for a source that is not a minimail store, a
@@ -135,7 +135,7 @@ pub struct MigrateReport {
 pub fn migrate_sqlite_to_postgres(
     from: &Path,
     to: &str,
-    mut progress: impl FnMut(&str, u64),
+    mut progress: impl FnMut(&str, u64, Duration),
 ) -> Result<MigrateReport> {
     let started = Instant::now();
     let src = open_source(from)?;
@@ -229,8 +229,9 @@ pub fn migrate_sqlite_to_postgres(
             }
             How::Select(make) => make(),
         };
+        let table_started = Instant::now();
         let rows = copy_table(&src, &mut t, name, &select, &mut report)?;
-        progress(name, rows);
+        progress(name, rows, table_started.elapsed());
         report.tables.push(((*name).to_owned(), rows));
     }
     for name in &copied {
