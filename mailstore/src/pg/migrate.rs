@@ -155,7 +155,7 @@ pub fn migrate_sqlite_to_postgres(
         return Err(StoreError::Invalid(format!(
             "the outbound queue of {} holds {queued} message(s), and the PostgreSQL \
              backend has no outbound queue yet: let `minimail up` deliver them (or \
-             `minimail queue del` them) first, then migrate",
+             `minimail queue delete` them) first, then migrate",
             from.display()
         )));
     }
