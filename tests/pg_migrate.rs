@@ -524,6 +524,8 @@ fn migrate_refuses_what_it_cannot_copy_and_leaves_nothing_behind() {
     assert!(err.contains("is not a minimail store"), "{err}");
     let err = refused(url, url);
     assert!(err.contains("from a SQLite store"), "{err}");
+    let err = refused(&from, other.to_str().unwrap());
+    assert!(err.contains("give a PostgreSQL URL"), "{err}");
 
     // A schema version this minimail is not at.
     let old = dir.path().join("old.db");
@@ -568,7 +570,8 @@ fn migrate_refuses_what_it_cannot_copy_and_leaves_nothing_behind() {
         "a failed copy left users behind"
     );
 
-    // Now the real copy, then a second one into the same database.
+    // Now the real copy (into the schema the failed attempts left, with
+    // no data in it), then a second one into the same database.
     let out = migrate(&from, url);
     assert!(out.status.success(), "{out:?}");
     let err = refused(&from, url);
