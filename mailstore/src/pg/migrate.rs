@@ -41,6 +41,9 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Result, StoreError};
 use crate::pg::{pg_message, redact, PgConn};
 
+/// How long the copy waits for a lock on the target's tables.
+const LOCK_TIMEOUT: &str = "10s";
+
 /// How one SQLite table is carried over.
 #[derive(Clone, Copy, Debug)]
 enum How {
@@ -192,6 +195,23 @@ pub fn migrate_sqlite_to_postgres(
         })
         .map(|(name, _)| *name)
         .collect();
+    // Derived columns (quota usage) come over as they are: the copied
+    // tables' triggers stay off until the copy is done. This also locks
+    // every copied table until COMMIT (before the emptiness check, so
+    // nothing slips in after it); a front end already using the database
+    // makes this wait at most LOCK_TIMEOUT.
+    t.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))?;
+    for name in &copied {
+        t.batch_execute(&format!("ALTER TABLE {name} DISABLE TRIGGER USER"))
+            .map_err(|e| {
+                StoreError::Postgres(format!(
+                    "{}: cannot lock table {name} ({}): is a front end using the \
+                     database? migrate before starting them",
+                    redact(to),
+                    pg_message(&e)
+                ))
+            })?;
+    }
     for name in &copied {
         let any: bool = t
             .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {name})"), &[])
@@ -207,11 +227,6 @@ pub fn migrate_sqlite_to_postgres(
                 redact(to)
             )));
         }
-    }
-    // Derived columns (quota usage) come over as they are: the copied
-    // tables' triggers stay off until the copy is done.
-    for name in &copied {
-        t.batch_execute(&format!("ALTER TABLE {name} DISABLE TRIGGER USER"))?;
     }
     for (name, how) in TABLES {
         let select = match how {
