@@ -5,6 +5,8 @@
 //! in that store; `minimail store check` runs SQLite's integrity check over
 //! it; `minimail import`/`export`/`backup`/`restore` move mail and the
 //! store in and out (src/transfer.rs over the `transfer` crate);
+//! `minimail migrate` copies a SQLite store into PostgreSQL
+//! (src/migrate.rs over mailstore's `pg/migrate.rs`);
 //! `minimail cert` makes a self-signed TLS certificate for
 //! development. Command lines are those of the README ("Binaries").
 
