@@ -616,3 +616,96 @@ fn sqlite(path: &Path, sql: &str) {
     );
     assert!(out.status.success(), "sqlite3: {out:?}");
 }
+
+/// A target some other client is writing (here `psql` holding the lock
+/// an INSERT takes on `users`) is not waited for forever: migrate gives
+/// up after its lock timeout (10 s) with the reason, and nothing is
+/// copied.
+#[test]
+fn a_target_in_use_is_refused_after_the_lock_timeout() {
+    let pg = testkit::pg::fresh_db();
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    let store_s = store.to_str().unwrap();
+    ok(
+        store_s,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "pw\n",
+    );
+    // The schema, made by minimail as any front end would.
+    assert_eq!(ok(url, &["user", "list"], ""), "");
+    let psql = testkit::pg::bindir().unwrap().join("psql");
+    let (hostport, db) = url
+        .strip_prefix("postgres://minimail@")
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    let port = hostport.rsplit_once(':').unwrap().1;
+    let psql_args = |sql: &str| -> Vec<String> {
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-U",
+            "minimail",
+            "-d",
+            db,
+            "-X",
+            "-At",
+            "-c",
+            sql,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let holder = Command::new(&psql)
+        .args(psql_args(
+            "BEGIN; LOCK TABLE users IN ROW EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;",
+        ))
+        .env("PGAPPNAME", "lock-holder")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _holder = Up(holder);
+    let held = (0..100).any(|_| {
+        let out = testkit::process::run(
+            Command::new(&psql).args(psql_args(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'users'::regclass \
+                 AND mode = 'RowExclusiveLock' AND granted",
+            )),
+            b"",
+        );
+        let n = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if n == "1" {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        false
+    });
+    assert!(held, "psql never took its lock");
+    let err = refused(store_s, url);
+    assert!(err.contains("cannot lock table users"), "{err}");
+    assert!(err.contains("lock timeout"), "{err}");
+    // The server notices a vanished client only when it next talks to
+    // it: end the sleeping backend itself.
+    drop(_holder);
+    testkit::process::run(
+        Command::new(&psql).args(psql_args(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'lock-holder'",
+        )),
+        b"",
+    );
+    assert_eq!(
+        ok(url, &["user", "list"], ""),
+        "",
+        "a refused copy left users behind"
+    );
+    // Once the other client is gone, the copy goes through.
+    let out = migrate(store_s, url);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(ok(url, &["user", "list"], "").trim(), "bob@localhost");
+}
