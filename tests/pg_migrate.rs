@@ -9,8 +9,9 @@
 //! resync by QRESYNC from the old HIGHESTMODSEQ with only later changes,
 //! and give new mail UIDs and MODSEQs above the old ones. Plus the
 //! refusals: not a store, a schema version mismatch, a URL that does not
-//! connect, a target that is not empty, a queue that is not, and a copy
-//! failing midway leaving nothing behind.
+//! connect, a target that is not empty or that another client holds a
+//! lock on, a queue that is not empty, and a copy failing midway leaving
+//! nothing behind.
 //! Needs PostgreSQL's binaries (`apt-get install postgresql`) and python3.
 
 #![allow(clippy::unwrap_used)]
