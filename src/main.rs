@@ -5,6 +5,8 @@
 //! in that store; `minimail store check` runs SQLite's integrity check over
 //! it; `minimail import`/`export`/`backup`/`restore` move mail and the
 //! store in and out (src/transfer.rs over the `transfer` crate);
+//! `minimail migrate` copies a SQLite store into PostgreSQL
+//! (src/migrate.rs over mailstore's `pg/migrate.rs`);
 //! `minimail cert` makes a self-signed TLS certificate for
 //! development. Command lines are those of the README ("Binaries").
 
@@ -21,6 +23,7 @@ mod alias;
 mod config;
 mod dkim;
 mod logging;
+mod migrate;
 mod notify;
 mod queue;
 mod quota;
@@ -95,6 +98,10 @@ enum Cmd {
     /// Replace the store by a backup; refused while anything has the store
     /// open. The old store is kept as STORE.replaced-TIME.
     Restore(transfer::RestoreArgs),
+    /// Copy a SQLite store into an empty PostgreSQL database (users,
+    /// mailboxes, messages, UIDs, flags, MODSEQs, tombstones, aliases,
+    /// Sieve, DKIM keys), so clients need no resync.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -325,6 +332,7 @@ fn main() {
                 Some(Cmd::Export(a)) => transfer::export(a),
                 Some(Cmd::Backup(a)) => transfer::backup(a),
                 Some(Cmd::Restore(a)) => transfer::restore(a),
+                Some(Cmd::Migrate(a)) => migrate::run(a),
                 None | Some(Cmd::Up(_)) | Some(Cmd::Config(_)) => Ok(()),
             }
         }

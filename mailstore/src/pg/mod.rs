@@ -33,6 +33,7 @@
 //! answer.
 
 pub(crate) mod aliases;
+pub(crate) mod migrate;
 pub(crate) mod reader;
 pub(crate) mod schema;
 pub(crate) mod search;
@@ -90,7 +91,12 @@ pub(crate) fn pg_message(e: &postgres::Error) -> String {
             Some(d) => format!("{}: {} ({d})", db.code().code(), db.message()),
             None => format!("{}: {}", db.code().code(), db.message()),
         },
-        None => e.to_string(),
+        // The client's own errors say what failed; the cause (refused,
+        // timed out, name unknown) is their source.
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
