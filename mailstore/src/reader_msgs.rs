@@ -102,6 +102,16 @@ impl Reader {
             envelope: true,
             structure: false,
         };
+        if let Some(pg) = self.pg() {
+            // PostgreSQL hands back owned envelopes: borrowed from their
+            // text again so `f` sees the same shape.
+            for meta in pg.messages_with(mailbox, uids, parts)? {
+                let text = serde_json::to_string(&meta.envelope).map_err(json_err)?;
+                let envelope: EnvelopeRef<'_> = serde_json::from_str(&text).map_err(json_err)?;
+                f(&meta, &envelope)?;
+            }
+            return Ok(());
+        }
         // A run of UIDs (a FETCH 1:* batch): one range scan, the rows of
         // UIDs not asked for skipped; else the UIDs as a list.
         let (lo, hi) = (uids[0], uids[uids.len() - 1]);
@@ -318,6 +328,11 @@ impl RawReader<'_> {
         len: u64,
         out: &mut Vec<u8>,
     ) -> Result<u64> {
+        if let Some(pg) = self.reader.pg() {
+            let bytes = pg.message_range(message, offset, len)?;
+            out.extend_from_slice(&bytes);
+            return Ok(bytes.len() as u64);
+        }
         if let Some(b) = self.blob.as_mut() {
             if b.reopen(message).is_err() {
                 // An aborted handle is not reused.

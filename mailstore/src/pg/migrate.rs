@@ -88,6 +88,10 @@ const TABLES: &[(&str, How)] = &[
     ("message_text_docsize", How::Skip("FTS5 index internals")),
     ("message_text_config", How::Skip("FTS5 index internals")),
     ("entries", How::Copy),
+    (
+        "header_index",
+        How::Skip("SQLite's header SEARCH index (v14); PostgreSQL searches message_headers"),
+    ),
     ("expunged", How::Copy),
     ("mailbox_keys", How::Copy),
     ("outq_msg", How::Copy),

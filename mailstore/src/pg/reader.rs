@@ -296,6 +296,25 @@ impl PgConn {
         Ok(r.get(0))
     }
 
+    /// `len` bytes from `offset` of stored message `message` (fewer at its
+    /// end; none past it), for `RawReader::read_into`.
+    pub(crate) fn message_range(
+        &self,
+        message: MessageId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        let from = i32::try_from(offset.saturating_add(1)).unwrap_or(i32::MAX);
+        let n = i32::try_from(len).unwrap_or(i32::MAX);
+        let r = self
+            .opt(
+                "SELECT substring(raw FROM $2 FOR $3) FROM message_raw WHERE id = $1",
+                &[&message, &from, &n],
+            )?
+            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
+        Ok(r.get(0))
+    }
+
     pub(crate) fn raw_len(&self, mailbox: MailboxId, uid: Uid) -> Result<u64> {
         let id = self.message_of(mailbox, uid)?;
         let n: i64 = self
