@@ -66,9 +66,31 @@ fn refused(from: &str, to: &str) -> String {
     err
 }
 
+/// `minimail up --db DB`; on PostgreSQL with a certificate made once in
+/// a temporary directory (without one it would write a self-signed pair
+/// into the working directory, the checkout).
 fn up(db: &str) -> (Up, String, String, Log) {
+    static CERTS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let mut extra = vec!["--no-outbound".to_string()];
+    if db.starts_with("postgres") {
+        let certs = CERTS.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new(BIN)
+                .args(["cert", "--out"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "minimail cert: {out:?}");
+            dir
+        });
+        for (flag, file) in [("--tls-cert", "cert.pem"), ("--tls-key", "key.pem")] {
+            extra.push(flag.to_string());
+            extra.push(certs.path().join(file).to_string_lossy().into_owned());
+        }
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let (child, line, _, log) =
-        testkit::server::minimail_up_logged(BIN, Path::new(db), &["--no-outbound"], &[]);
+        testkit::server::minimail_up_logged(BIN, Path::new(db), &extra, &[]);
     let smtp = testkit::server::addr_of(&line, "smtp");
     let imap = testkit::server::addr_of(&line, "imap");
     (Up(child), smtp, imap, log)
