@@ -124,13 +124,11 @@ fn catch_alls_pointing_at_each_other_are_refused() {
         Ok(())
     })
     .unwrap();
-    let path = s.path().to_owned();
-    s.shutdown();
-    let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch("INSERT INTO aliases VALUES ('@a.test', 'q@b.test'), ('@b.test', 'q@a.test');")
-        .unwrap();
-    drop(c);
-    let s = Store::open(&path).unwrap();
+    let s = crate::util::write_behind(
+        &_d,
+        s,
+        "INSERT INTO aliases VALUES ('@a.test', 'q@b.test'), ('@b.test', 'q@a.test');",
+    );
     let Resolution::Refused(why) = route(&s, "q@a.test") else {
         panic!()
     };

@@ -10,6 +10,18 @@ pub fn store() -> (TempDir, Store) {
     (dir, store)
 }
 
+/// Run `sql` on the store's database behind the store's back (as an old
+/// file or another writer could), with the store shut for it; the store
+/// opened again.
+pub fn write_behind(_dir: &TempDir, s: Store, sql: &str) -> Store {
+    let path = s.path().to_owned();
+    s.shutdown();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(sql).unwrap();
+    drop(c);
+    Store::open(&path).unwrap()
+}
+
 /// Create a user with a dummy hash (hashing is slow in debug builds).
 pub fn user(store: &Store, address: &str) -> UserId {
     let a = address.to_string();

@@ -8,10 +8,11 @@
 
 mod util;
 
-mod aliases;
 mod backend;
 mod fronts;
 
+#[path = "../it/aliases.rs"]
+mod aliases;
 #[path = "../it/commit_detail.rs"]
 mod commit_detail;
 #[path = "../it/flags.rs"]

@@ -36,6 +36,16 @@ pub fn store() -> (Db, Store) {
     (Db(db), store)
 }
 
+/// `tests/it/util.rs`'s `write_behind` on PostgreSQL: `sql` run with a
+/// client of its own while the store is shut, the store opened again.
+pub fn write_behind(db: &Db, s: Store, sql: &str) -> Store {
+    s.shutdown();
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    c.batch_execute(sql).unwrap();
+    drop(c);
+    Store::open(db.url()).unwrap()
+}
+
 /// Create a user with a dummy hash (hashing is slow in debug builds).
 pub fn user(store: &Store, address: &str) -> UserId {
     let a = address.to_string();
