@@ -161,7 +161,7 @@ pub use dkim::DkimKey;
 pub use error::{Result, StoreError};
 pub use keys::MAILBOX_KEY_LEN;
 pub use meta::{Address, AddressRef, Envelope, EnvelopeRef, MessageMeta, MetaParts, MimePart};
-pub use outq::{domain_of, OutMessage, OutRcpt, Queued};
+pub use outq::{domain_of, OutMessage, OutRcpt, QueueLeases, Queued};
 pub use password::{hash_password, verify_password};
 pub use pg::is_url as is_postgres_url;
 pub use pg::migrate::{migrate_sqlite_to_postgres, MigrateReport};

@@ -7,6 +7,16 @@
 //! row still to deliver holds its attempt count, when to try next and the
 //! last error. Delivered and failed recipients are deleted (the delivery
 //! engine logs them); a message goes with its last recipient.
+//!
+//! On PostgreSQL several front ends share the queue: each delivers a
+//! recipient only under a lease it claimed ([`QueueLeases`], SQL in
+//! `pg/outq.rs`), renews it while delivering, and records the outcome
+//! only where the lease is still its own ([`Tx::queue_still_leased`]); a
+//! front end that dies stops renewing, and its recipients are due for the
+//! others once the lease has passed. On SQLite one process owns the queue
+//! and the lease columns stay empty.
+
+use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
 
@@ -77,11 +87,16 @@ pub struct Queued {
     pub warned: bool,
     /// The message's size in octets.
     pub size: u64,
+    /// The front end delivering it now (PostgreSQL; see [`QueueLeases`]).
+    pub lease_owner: Option<String>,
+    /// Until when that lease holds (Unix milliseconds, the database's
+    /// clock).
+    pub lease_until: Option<i64>,
 }
 
 const QUEUED_COLUMNS: &str = "r.id, r.msg_id, m.qid, m.sender, r.addr, r.domain, r.notify, \
      r.orcpt, m.ret, m.envid, r.attempts, m.created, r.next_try, r.last_error, r.warned, \
-     m.size";
+     m.size, r.lease_owner, r.lease_until";
 
 fn queued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
     Ok(Queued {
@@ -101,6 +116,8 @@ fn queued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
         last_error: r.get(13)?,
         warned: r.get::<_, i64>(14)? != 0,
         size: r.get::<_, i64>(15)?.max(0) as u64,
+        lease_owner: r.get(16)?,
+        lease_until: r.get(17)?,
     })
 }
 
@@ -118,8 +135,8 @@ impl Tx<'_> {
     /// [`StoreError::Invalid`] without recipients; [`StoreError::Exists`]
     /// for a queue id in use.
     pub fn enqueue(&mut self, msg: &OutMessage) -> Result<i64> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg {
+            return pg.enqueue(msg);
         }
         if msg.rcpts.is_empty() {
             return Err(StoreError::Invalid("no recipients".into()));
@@ -163,8 +180,8 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_finish(&mut self, rcpt_id: i64) -> Result<()> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg {
+            return pg.queue_finish(rcpt_id);
         }
         let conn = self.conn();
         let msg: Option<i64> = conn
@@ -189,8 +206,8 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_defer(&mut self, rcpt_id: i64, next_try: i64, error: &str) -> Result<()> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg {
+            return pg.queue_defer(rcpt_id, next_try, error);
         }
         self.conn().execute(
             "UPDATE outq_rcpt SET attempts = attempts + 1, next_try = ?2, last_error = ?3 WHERE id = ?1",
@@ -204,8 +221,8 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_warned(&mut self, rcpt_id: i64) -> Result<()> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg {
+            return pg.queue_warned(rcpt_id);
         }
         self.conn()
             .execute("UPDATE outq_rcpt SET warned = 1 WHERE id = ?1", [rcpt_id])?;
@@ -218,8 +235,8 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_retry(&mut self, qid: Option<&str>) -> Result<usize> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg {
+            return pg.queue_retry(qid);
         }
         let now = crate::tx::now();
         let n = match qid {
@@ -234,14 +251,30 @@ impl Tx<'_> {
         Ok(n)
     }
 
+    /// Those of `ids` still leased to `owner`, which only they may record
+    /// outcomes for: on PostgreSQL the rows are locked until this
+    /// transaction ends, so the lease cannot pass to another front end
+    /// before the outcome is recorded; one that passed already (this
+    /// front end stalled past its lease) is left to its new owner. On
+    /// SQLite (one delivering process) all of `ids`.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn queue_still_leased(&mut self, ids: &[i64], owner: &str) -> Result<Vec<i64>> {
+        if let Some(pg) = self.pg {
+            return pg.queue_still_leased(ids, owner);
+        }
+        Ok(ids.to_vec())
+    }
+
     /// Delete message `qid` from the queue without delivering it. Returns
     /// whether it was there.
     ///
     /// # Errors
     /// Only database errors.
     pub fn queue_delete(&mut self, qid: &str) -> Result<bool> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg {
+            return pg.queue_delete(qid);
         }
         let n = self
             .conn()
@@ -256,8 +289,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<Queued>> {
-        if self.pg().is_some() {
-            return Ok(Vec::new()); // nothing can be queued there yet
+        if let Some(pg) = self.pg() {
+            return pg.queue_due(now, limit);
         }
         let sql = format!(
             "SELECT {QUEUED_COLUMNS} FROM outq_rcpt r JOIN outq_msg m ON m.id = r.msg_id \
@@ -274,8 +307,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_size(&self) -> Result<(u64, u64)> {
-        if self.pg().is_some() {
-            return Ok((0, 0)); // nothing can be queued there yet
+        if let Some(pg) = self.pg() {
+            return pg.queue_size();
         }
         Ok(self.conn().query_row(
             "SELECT (SELECT count(DISTINCT msg_id) FROM outq_rcpt), (SELECT count(*) FROM outq_rcpt)",
@@ -289,8 +322,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_list(&self) -> Result<Vec<Queued>> {
-        if self.pg().is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg() {
+            return pg.queue_list();
         }
         let sql = format!(
             "SELECT {QUEUED_COLUMNS} FROM outq_rcpt r JOIN outq_msg m ON m.id = r.msg_id \
@@ -306,8 +339,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_next_due(&self) -> Result<Option<i64>> {
-        if self.pg().is_some() {
-            return Ok(None); // nothing can be queued there yet
+        if let Some(pg) = self.pg() {
+            return pg.queue_next_due();
         }
         Ok(self
             .conn()
@@ -319,8 +352,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_raw(&self, msg_id: i64) -> Result<Option<Vec<u8>>> {
-        if self.pg().is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg() {
+            return pg.queue_raw(msg_id);
         }
         Ok(self
             .conn()
@@ -337,8 +370,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn queue_raw_by_qid(&self, qid: &str) -> Result<Option<Vec<u8>>> {
-        if self.pg().is_some() {
-            return crate::pg::unsupported("the outbound queue");
+        if let Some(pg) = self.pg() {
+            return pg.queue_raw_by_qid(qid);
         }
         Ok(self
             .conn()
@@ -351,63 +384,100 @@ impl Reader {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Store;
+/// A front end's leases on the shared queue (PostgreSQL): claims, renews
+/// and gives back recipients under its identity, on a connection of its
+/// own (not the writer's: a claim is no mail store commit, and the
+/// delivery engine, which wakes on every commit, would wake itself).
+/// Not `Sync`: one thread (the engine's scheduler) uses it.
+pub struct QueueLeases {
+    pg: crate::pg::PgConn,
+    owner: String,
+}
 
-    fn msg(qid: &str, rcpts: &[&str]) -> OutMessage {
-        OutMessage {
-            qid: qid.into(),
-            sender: "a@a.test".into(),
-            raw: b"Subject: x\r\n\r\nhi\r\n".to_vec(),
-            ret: None,
-            envid: None,
-            rcpts: rcpts
-                .iter()
-                .map(|a| OutRcpt {
-                    addr: (*a).into(),
-                    notify: None,
-                    orcpt: None,
-                })
-                .collect(),
+impl std::fmt::Debug for QueueLeases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueueLeases({})", self.owner)
+    }
+}
+
+impl crate::Store {
+    /// Leases under the identity `owner` (unique among the front ends
+    /// sharing the database, e.g. host, address, pid and start time): on
+    /// PostgreSQL; `None` on SQLite, where one process owns the queue.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for an empty `owner`; a connection that
+    /// cannot be made.
+    pub fn queue_leases(&self, owner: &str) -> Result<Option<QueueLeases>> {
+        let Some(url) = self.pg_url() else {
+            return Ok(None);
+        };
+        if owner.is_empty() {
+            return Err(StoreError::Invalid("a lease owner needs a name".into()));
         }
+        Ok(Some(QueueLeases {
+            pg: crate::pg::PgConn::connect(url)?,
+            owner: owner.to_owned(),
+        }))
+    }
+}
+
+impl QueueLeases {
+    /// The identity leases are taken under.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
-    #[test]
-    fn queue_lifecycle() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let store = Store::open(dir.path().join("q.db"))?;
-        let m = msg("Q1", &["x@B.test", "y@c.test"]);
-        store.write_sync(move |tx| tx.enqueue(&m))?;
-        let due = store.read_sync(|r| r.queue_due(crate::tx::now() + 1, 10))?;
-        assert_eq!(due.len(), 2);
-        assert_eq!(due[0].domain, "b.test");
-        assert_eq!(due[0].size, 18);
-        let (a, b) = (due[0].id, due[1].id);
-        let later = crate::tx::now() + 3600;
-        store.write_sync(move |tx| tx.queue_defer(a, later, "451 try later"))?;
-        let due = store.read_sync(|r| r.queue_due(crate::tx::now() + 1, 10))?;
-        assert_eq!(due.len(), 1);
-        assert_eq!(
-            store.read_sync(|r| r.queue_next_due())?.map(|t| t > 0),
-            Some(true)
-        );
-        store.write_sync(move |tx| tx.queue_finish(b))?;
-        let all = store.read_sync(|r| r.queue_list())?;
-        assert_eq!(all.len(), 1);
-        assert_eq!(all[0].attempts, 1);
-        assert_eq!(all[0].last_error.as_deref(), Some("451 try later"));
-        assert_eq!(store.write_sync(|tx| tx.queue_retry(Some("Q1")))?, 1);
-        store.write_sync(move |tx| tx.queue_finish(a))?;
-        assert!(store.read_sync(|r| r.queue_list())?.is_empty());
-        assert_eq!(store.read_sync(|r| r.queue_raw_by_qid("Q1"))?, None);
-        let m = msg("Q2", &["x@b.test"]);
-        store.write_sync(move |tx| tx.enqueue(&m))?;
-        assert!(store.write_sync(|tx| tx.queue_delete("Q2"))?);
-        assert!(store.read_sync(|r| r.queue_list())?.is_empty());
-        let m = msg("Q3", &[]);
-        assert!(store.write_sync(move |tx| tx.enqueue(&m)).is_err());
-        Ok(())
+    /// Take up to `limit` recipients due at `now` (Unix seconds) that no
+    /// front end holds a live lease on, leased to us for `lease`; oldest
+    /// due first. Atomic: two front ends claiming at once never get the
+    /// same recipient.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn claim(&self, now: i64, limit: usize, lease: Duration) -> Result<Vec<Queued>> {
+        self.pg.queue_claim(&self.owner, now, limit, lease)
+    }
+
+    /// Extend our leases on `ids` to `lease` from now; returns those of
+    /// `ids` that are no longer ours (delivered meanwhile, deleted, or
+    /// claimed by another front end after our lease had passed).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn renew(&self, ids: &[i64], lease: Duration) -> Result<Vec<i64>> {
+        let kept = self.pg.queue_renew(&self.owner, ids, lease)?;
+        Ok(ids
+            .iter()
+            .filter(|id| !kept.contains(id))
+            .copied()
+            .collect())
+    }
+
+    /// Give back our leases on `ids` (claimed, not to be delivered now):
+    /// due for any front end at once. Returns how many.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn release(&self, ids: &[i64]) -> Result<usize> {
+        self.pg.queue_release(&self.owner, ids)
+    }
+
+    /// At start: give back the leases of earlier runs of this front end,
+    /// owners that begin with `prefix` (which our own owner must begin
+    /// with too) but are not us. Leases of other front ends, live or not,
+    /// are left alone. Returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] when our owner does not begin with
+    /// `prefix` or `prefix` is empty; database errors.
+    pub fn recover(&self, prefix: &str) -> Result<usize> {
+        if prefix.is_empty() || !self.owner.starts_with(prefix) || self.owner == prefix {
+            return Err(StoreError::Invalid(format!(
+                "lease owner {} does not extend the prefix {prefix:?}",
+                self.owner
+            )));
+        }
+        self.pg.queue_recover(prefix, &self.owner)
     }
 }

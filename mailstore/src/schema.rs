@@ -327,6 +327,15 @@ CREATE TRIGGER IF NOT EXISTS entries_header_index_del AFTER DELETE ON entries BE
 END;
 "#
     ),
+    // v15 (issue 18): leases on queued recipients, for front ends that
+    // share one queue (PostgreSQL, see pg/outq.rs): who is delivering a
+    // recipient and until when (Unix milliseconds, the database's clock).
+    // A SQLite store has one delivering process and leaves them NULL; the
+    // columns exist so that both schemas match (`minimail migrate`).
+    r#"
+ALTER TABLE outq_rcpt ADD COLUMN lease_owner TEXT;
+ALTER TABLE outq_rcpt ADD COLUMN lease_until INTEGER;
+"#,
 ];
 
 /// `indexed_headers!` as a list: the (lower-case) field names whose

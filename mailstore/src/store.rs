@@ -259,6 +259,12 @@ impl Store {
         self.inner.pg_url.is_some()
     }
 
+    /// The PostgreSQL URL on that backend (for connections of its own,
+    /// e.g. the outbound queue's leases).
+    pub(crate) fn pg_url(&self) -> Option<&str> {
+        self.inner.pg_url.as_deref()
+    }
+
     /// The database file path (on PostgreSQL: the URL, any password hidden).
     pub fn path(&self) -> &Path {
         &self.inner.path

@@ -22,12 +22,25 @@
 //! two workers send the same one; a kill -9 mid-delivery leaves them
 //! queued, so they are sent again after the restart (the duplicates RFC
 //! 5321 §6.1 allows, never a loss).
+//!
+//! On PostgreSQL several front ends share the queue. Each takes due
+//! recipients by *claiming* them (a lease under its identity, host +
+//! address + pid + start time, for `lease`), renews the leases of what
+//! its workers are delivering every third of `lease`, gives back at once
+//! what it claimed but has no worker for, and records an outcome only for
+//! recipients still leased to it (mailstore's `QueueLeases` and
+//! `Tx::queue_still_leased`). A front end killed mid-delivery stops
+//! renewing: once its leases pass, another front end delivers those
+//! recipients (again, if the first got as far as the remote's `250`: the
+//! same duplicate a restart makes). At start a front end takes back the
+//! leases of its own earlier runs (same host and address) at once, and
+//! never another front end's live ones.
 
 use crate::client::{ClientConfig, Envelope, Failure, Rcpt, RcptResult, Session, TlsMode};
 use crate::dsn;
 use crate::route::{Resolver, RouteError, Target};
 use crate::transport::{NextHop, TransportMap};
-use mailstore::{OutMessage, OutRcpt, Queued, Store};
+use mailstore::{OutMessage, OutRcpt, QueueLeases, Queued, Store};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +103,14 @@ pub struct Config {
     /// Warn the sender (a "delayed" DSN, once per recipient) when a
     /// recipient is still queued this long after arrival; zero: never.
     pub delay_warning: Duration,
+    /// How long a claim on a queued recipient holds without renewal (a
+    /// queue shared by front ends, PostgreSQL): how soon another front
+    /// end takes over the deliveries of one that died.
+    pub lease: Duration,
+    /// This front end's name among those sharing the queue (host and
+    /// listening address); the lease owner is it plus pid and start time.
+    /// Empty: `hostname`.
+    pub lease_node: String,
 }
 
 impl Default for Config {
@@ -113,8 +134,30 @@ impl Default for Config {
             command_timeout: Duration::from_secs(300),
             trace: false,
             delay_warning: Duration::from_secs(4 * 3600),
+            lease: DEFAULT_LEASE,
+            lease_node: String::new(),
         }
     }
+}
+
+/// [`Config::lease`]'s default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The shortest [`Config::lease`] (renewed every third of it, and the
+/// scheduler wakes at least once a second).
+pub const MIN_LEASE: Duration = Duration::from_secs(2);
+
+/// The lease owner of a front end named `node` (see [`Config::lease_node`]):
+/// `node/pid/start`, unique per process run.
+pub fn lease_owner(node: &str) -> String {
+    format!("{node}/{}/{}", std::process::id(), unix_now_ms())
+}
+
+fn unix_now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 /// The running engine; [`Engine::shutdown`] stops it.
@@ -139,6 +182,28 @@ impl Engine {
     /// When the resolver cannot be set up or the thread not started.
     pub fn start(store: Store, config: Config) -> anyhow::Result<Engine> {
         let resolver = Arc::new(Resolver::new(config.dns)?);
+        let node = if config.lease_node.is_empty() {
+            config.hostname.clone()
+        } else {
+            config.lease_node.clone()
+        };
+        let leases = store
+            .queue_leases(&lease_owner(&node))
+            .map_err(|e| anyhow::anyhow!("the shared queue: {e}"))?;
+        if let Some(l) = &leases {
+            log::info!(
+                "outbound: sharing the queue as {} (leases of {} s)",
+                l.owner(),
+                config.lease.max(MIN_LEASE).as_secs()
+            );
+            match l.recover(&format!("{node}/")) {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "outbound: took back {n} recipient(s) an earlier run of this front end had leased"
+                ),
+                Err(e) => log::error!("outbound: cannot take back earlier leases: {e}"),
+            }
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::sync_channel(1);
         let on_commit = wake.clone();
@@ -157,6 +222,8 @@ impl Engine {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             active: HashMap::new(),
             total: 0,
+            leases,
+            last_renew: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("outbound".into())
@@ -223,6 +290,9 @@ struct Scheduler {
     in_flight: Arc<Mutex<HashSet<i64>>>,
     active: HashMap<String, usize>,
     total: usize,
+    /// Claims on the shared queue (PostgreSQL); `None` on SQLite.
+    leases: Option<QueueLeases>,
+    last_renew: Instant,
 }
 
 fn unix_now() -> i64 {
@@ -242,8 +312,10 @@ impl Scheduler {
                 self.finished(&domain, &ids);
             }
             workers.retain(|w| !w.is_finished());
+            self.renew();
             self.dispatch(&done_tx, &mut workers);
-            match self.woken.recv_timeout(Duration::from_secs(1)) {
+            let tick = Duration::from_secs(1).min(self.lease() / 3);
+            match self.woken.recv_timeout(tick) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -271,6 +343,42 @@ impl Scheduler {
         self.config = Arc::new(config);
     }
 
+    fn lease(&self) -> Duration {
+        self.config.lease.max(MIN_LEASE)
+    }
+
+    /// Renew the leases of what the workers deliver, every third of the
+    /// lease.
+    fn renew(&mut self) {
+        let lease = self.lease();
+        let Some(leases) = &self.leases else { return };
+        if self.last_renew.elapsed() < lease / 3 {
+            return;
+        }
+        self.last_renew = Instant::now();
+        let ids: Vec<i64> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        match leases.renew(&ids, lease) {
+            Ok(lost) if !lost.is_empty() => log::info!(
+                "outbound: {} recipient(s) in flight are no longer leased to {} \
+                 (recorded meanwhile, deleted, or taken over by another front end: \
+                 their outcome is not recorded here)",
+                lost.len(),
+                leases.owner()
+            ),
+            Ok(_) => {}
+            Err(e) => log::error!("outbound: cannot renew leases: {e}"),
+        }
+    }
+
     fn finished(&mut self, domain: &str, ids: &[i64]) {
         if let Some(n) = self.active.get_mut(domain) {
             *n = n.saturating_sub(1);
@@ -293,12 +401,29 @@ impl Scheduler {
         if self.total >= self.config.max_connections {
             return;
         }
-        let limit = (self.config.batch * self.config.max_connections).max(1000);
-        let due = match self.store.read_sync(|r| r.queue_due(unix_now(), limit)) {
-            Ok(d) => d,
-            Err(e) => {
-                log::error!("outbound: cannot read the queue: {e}");
-                return;
+        let due = match &self.leases {
+            Some(leases) => {
+                // Only what free workers can take: the rest stays
+                // claimable by the other front ends.
+                let free = self.config.max_connections - self.total;
+                let limit = self.config.batch.saturating_mul(free).max(1);
+                match leases.claim(unix_now(), limit, self.lease()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        log::error!("outbound: cannot claim from the queue: {e}");
+                        return;
+                    }
+                }
+            }
+            None => {
+                let limit = (self.config.batch * self.config.max_connections).max(1000);
+                match self.store.read_sync(|r| r.queue_due(unix_now(), limit)) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        log::error!("outbound: cannot read the queue: {e}");
+                        return;
+                    }
+                }
             }
         };
         let mut by_domain: Vec<(String, Vec<Queued>)> = Vec::new();
@@ -317,11 +442,13 @@ impl Scheduler {
                 }
             }
         }
+        // Claimed but left for later (limits): given back at once.
+        let mut leftover: Vec<i64> = Vec::new();
         for (domain, rcpts) in by_domain {
             let mut rcpts = rcpts;
             while !rcpts.is_empty() {
                 if self.total >= self.config.max_connections {
-                    return;
+                    break;
                 }
                 let active = self.active.get(&domain).copied().unwrap_or(0);
                 if active >= self.config.per_destination {
@@ -351,25 +478,45 @@ impl Scheduler {
                     store: self.store.clone(),
                     config: Arc::clone(&self.config),
                     resolver: Arc::clone(&self.resolver),
+                    lease_owner: self.leases.as_ref().map(|l| Arc::from(l.owner())),
                 };
                 let done = done.clone();
                 let d = domain.clone();
+                let job_ids = ids.clone();
                 let spawned = std::thread::Builder::new()
                     .name("outbound-worker".into())
                     .spawn(move || {
                         // What could not be recorded stays in flight: not
-                        // sent again by this process (see `record`).
+                        // sent again by this process (see `record`). With
+                        // leases it leaves the flight unrenewed instead:
+                        // tried again (by any front end) once the lease
+                        // has passed.
+                        let leased = worker.lease_owner.is_some();
                         let held = worker.deliver(&d, job);
-                        let ids = ids.into_iter().filter(|id| !held.contains(id)).collect();
+                        let ids = ids
+                            .into_iter()
+                            .filter(|id| leased || !held.contains(id))
+                            .collect();
                         let _ = done.send((d, ids));
                     });
                 match spawned {
                     Ok(h) => workers.push(h),
                     Err(e) => {
                         log::error!("outbound: cannot start a worker: {e}");
-                        return;
+                        self.finished(&domain, &job_ids);
+                        leftover.extend(job_ids);
+                        break;
                     }
                 }
+            }
+            leftover.extend(rcpts.iter().map(|q| q.id));
+        }
+        if let (Some(leases), false) = (&self.leases, leftover.is_empty()) {
+            if let Err(e) = leases.release(&leftover) {
+                log::error!(
+                    "outbound: cannot give back {} claimed recipient(s) (they are due again when the lease passes): {e}",
+                    leftover.len()
+                );
             }
         }
     }
@@ -386,6 +533,9 @@ struct Worker {
     store: Store,
     config: Arc<Config>,
     resolver: Arc<Resolver>,
+    /// Our lease owner on a shared queue: outcomes are recorded only for
+    /// recipients still leased to it.
+    lease_owner: Option<Arc<str>>,
 }
 
 /// How one destination is reached.
@@ -744,36 +894,48 @@ impl Worker {
             (r, user)
         })
         .collect();
+        let all: Vec<i64> = rcpts.iter().map(|q| q.id).collect();
+        let owner = self.lease_owner.clone();
+        let (all2, owner2) = (all.clone(), owner.clone());
         let result = self.store.write_sync(move |tx| {
-            for id in finish {
+            let kept = still_ours(tx, &all, owner.as_deref())?;
+            for id in finish.into_iter().filter(|id| kept.contains(id)) {
                 tx.queue_finish(id)?;
             }
-            for (id, next, why) in defer {
+            for (id, next, why) in defer.into_iter().filter(|d| kept.contains(&d.0)) {
                 tx.queue_defer(id, next, &why)?;
             }
-            for id in warned {
+            for id in warned.into_iter().filter(|id| kept.contains(id)) {
                 tx.queue_warned(id)?;
             }
             for (r, user) in reports {
-                deliver_report(tx, r, user)?;
+                if r.rcpts.iter().all(|id| kept.contains(id)) {
+                    deliver_report(tx, r, user)?;
+                }
             }
-            Ok(())
+            Ok(kept)
         });
-        let Err(e) = result else {
-            return Vec::new();
-        };
         let qid = rcpts.first().map_or("?", |q| q.qid.as_str());
+        let e = match result {
+            Ok(kept) => {
+                self.log_lost(rcpts, &kept);
+                return Vec::new();
+            }
+            Err(e) => e,
+        };
         let fallback = self.store.write_sync(move |tx| {
-            for id in sent {
+            let kept = still_ours(tx, &all2, owner2.as_deref())?;
+            for id in sent.into_iter().filter(|id| kept.contains(id)) {
                 tx.queue_finish(id)?;
             }
-            for (id, next, why) in later {
+            for (id, next, why) in later.into_iter().filter(|d| kept.contains(&d.0)) {
                 tx.queue_defer(id, next, &why)?;
             }
-            Ok(())
+            Ok(kept)
         });
         match fallback {
-            Ok(()) => {
+            Ok(kept) => {
+                self.log_lost(rcpts, &kept);
                 log::error!(
                     "outbound: cannot record results for {qid}: {e} (delivered recipients marked done, the others tried again later)"
                 );
@@ -785,6 +947,20 @@ impl Worker {
                 );
                 rcpts.iter().map(|q| q.id).collect()
             }
+        }
+    }
+
+    /// Log the recipients whose outcome was not recorded because their
+    /// lease had passed to another front end (or they were deleted).
+    fn log_lost(&self, rcpts: &[Queued], kept: &[i64]) {
+        for q in rcpts.iter().filter(|q| !kept.contains(&q.id)) {
+            log::warn!(
+                "outbound: id={} to=<{}> outcome not recorded: no longer leased to {} \
+                 (taken over by another front end after the lease passed, or deleted)",
+                q.qid,
+                q.addr,
+                self.lease_owner.as_deref().unwrap_or("this process")
+            );
         }
     }
 
@@ -849,6 +1025,11 @@ impl Worker {
             to: first.sender.clone(),
             qid: format!("{}.{suffix}{row}", first.qid),
             raw,
+            rcpts: rcpts
+                .iter()
+                .filter(|q| wanted.iter().any(|f| f.addr == q.addr))
+                .map(|q| q.id)
+                .collect(),
         })
     }
 }
@@ -857,6 +1038,21 @@ struct ReportMail {
     to: String,
     qid: String,
     raw: Vec<u8>,
+    /// The queued recipients it reports on.
+    rcpts: Vec<i64>,
+}
+
+/// Those of `ids` whose outcome this process may record: all of them
+/// where one process owns the queue, else those still leased to `owner`.
+fn still_ours(
+    tx: &mut mailstore::Tx<'_>,
+    ids: &[i64],
+    owner: Option<&str>,
+) -> mailstore::Result<Vec<i64>> {
+    match owner {
+        Some(o) => tx.queue_still_leased(ids, o),
+        None => Ok(ids.to_vec()),
+    }
 }
 
 /// A report goes into the sender's INBOX when the sender is one of our

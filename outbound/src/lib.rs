@@ -12,6 +12,6 @@ pub mod route;
 pub mod transport;
 
 pub use client::{ClientConfig, Envelope, Failure, Rcpt, RcptResult, Reply, Session, TlsMode};
-pub use engine::{Config, Engine, Reconfigure, Relay};
+pub use engine::{lease_owner, Config, Engine, Reconfigure, Relay, DEFAULT_LEASE, MIN_LEASE};
 pub use route::{Resolver, RouteError, Target};
 pub use transport::{NextHop, Route, TransportMap};

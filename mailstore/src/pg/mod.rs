@@ -269,3 +269,6 @@ impl PgConn {
         Ok(res)
     }
 }
+
+/// The outbound queue and its leases (issue 18).
+pub(crate) mod outq;

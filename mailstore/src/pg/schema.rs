@@ -201,6 +201,12 @@ CREATE TABLE thread_refs(
     // 21): PostgreSQL answers header SEARCH from `message_headers` and
     // has no counterpart yet; the version moves in step.
     (14, "SELECT 1"),
+    // v15 (issue 18): leases on queued recipients, so that front ends
+    // sharing the queue deliver each recipient once at a time (pg/outq.rs).
+    (
+        15,
+        "ALTER TABLE outq_rcpt ADD COLUMN lease_owner TEXT, ADD COLUMN lease_until BIGINT;",
+    ),
 ];
 
 /// The version [`migrate`] brings a database to (as SQLite's).

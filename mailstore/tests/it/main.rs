@@ -14,6 +14,7 @@ mod mailboxes;
 mod messages;
 mod mime;
 mod open;
+mod outq;
 mod search;
 mod sieve;
 mod threads;

@@ -134,36 +134,35 @@ fn reopening_keeps_everything_and_migrates_once() {
 
 #[test]
 fn what_is_not_there_yet_says_so() {
-    let (_db, s) = store();
+    let (db, s) = store();
     let a = user(&s, "a@x");
-    let e = s
-        .write_sync(|tx| {
-            tx.enqueue(&mailstore::OutMessage {
-                qid: "Q1".into(),
-                sender: "a@x".into(),
-                raw: b"Subject: out\r\n\r\nx\r\n".to_vec(),
-                ret: None,
-                envid: None,
-                rcpts: vec![mailstore::OutRcpt {
-                    addr: "z@elsewhere.test".into(),
-                    notify: None,
-                    orcpt: None,
-                }],
-            })
-        })
-        .unwrap_err();
+    let e = mailstore::schema_version(std::path::Path::new(db.url())).unwrap_err();
     assert!(
         matches!(&e, StoreError::Unsupported(m) if m.contains("not supported on PostgreSQL yet")),
         "{e:?}"
     );
-    let e = s.read_sync(|r| r.queue_list()).unwrap_err();
-    assert!(matches!(e, StoreError::Unsupported(_)), "{e:?}");
-    // What the delivery engine polls answers (nothing can be queued).
-    assert!(s.read_sync(|r| r.queue_due(0, 10)).unwrap().is_empty());
-    assert_eq!(s.read_sync(|r| r.queue_next_due()).unwrap(), None);
-    // A failed job leaves the batch usable for the next ones.
+    // A failed job (a queue id in use) leaves the batch usable for the
+    // next ones.
+    let out = |qid: &str| mailstore::OutMessage {
+        qid: qid.into(),
+        sender: "a@x".into(),
+        raw: b"Subject: out\r\n\r\nx\r\n".to_vec(),
+        ret: None,
+        envid: None,
+        rcpts: vec![mailstore::OutRcpt {
+            addr: "z@elsewhere.test".into(),
+            notify: None,
+            orcpt: None,
+        }],
+    };
+    let m = out("Q1");
+    s.write_sync(move |tx| tx.enqueue(&m)).unwrap();
+    let m = out("Q1");
+    let e = s.write_sync(move |tx| tx.enqueue(&m)).unwrap_err();
+    assert!(matches!(e, StoreError::Exists(_)), "{e:?}");
     let d = deliver(&s, simple("after", "x"), &[a]);
     assert_eq!(d.entries[0].1, 1);
+    assert_eq!(s.read_sync(|r| r.queue_size()).unwrap(), (1, 1));
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod util;
 
 mod backend;
 mod fronts;
+mod leases;
 
 #[path = "../it/aliases.rs"]
 mod aliases;
@@ -25,6 +26,8 @@ mod mailboxes;
 mod messages;
 #[path = "../it/mime.rs"]
 mod mime;
+#[path = "../it/outq.rs"]
+mod outq;
 #[path = "../it/sieve.rs"]
 mod sieve;
 #[path = "../it/tombstones.rs"]
