@@ -70,6 +70,13 @@ pub struct OutboundArgs {
     /// hours); 0 turns warnings off.
     #[arg(long, default_value_t = 4 * 3600, value_name = "SECS")]
     pub delay_warning: u64,
+    /// With a PostgreSQL store (a queue front ends share): how many seconds
+    /// a front end's claim on a queued recipient holds unless renewed (it
+    /// renews every third of that while it delivers); the deliveries of a
+    /// front end that died pass to the others after this (2 to 86400).
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(2..=86400))]
+    pub outbound_lease: u64,
 }
 
 impl OutboundArgs {
@@ -125,8 +132,35 @@ impl OutboundArgs {
             per_destination: self.per_destination.max(1),
             command_timeout: Duration::from_secs(self.outbound_timeout.max(1)),
             delay_warning: Duration::from_secs(self.delay_warning),
+            lease: Duration::from_secs(self.outbound_lease),
             ..outbound::Config::default()
         })
+    }
+}
+
+/// This front end's name among those sharing a queue: the machine's host
+/// name and the first address it listens on (two live front ends cannot
+/// listen on one address, so a lease of another process under this name
+/// is one of an earlier run, taken back at start).
+pub fn lease_node(listening: Option<SocketAddr>) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let host = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let host = if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
+    };
+    match listening {
+        Some(a) => format!("{host}[{a}]"),
+        None => host,
     }
 }
 
@@ -194,8 +228,16 @@ pub fn run(cmd: QueueCmd) -> Result<()> {
                         q.sender
                     );
                 }
+                // A queue shared by front ends (PostgreSQL): who has
+                // the recipient in hand, and until when unless renewed.
+                let lease = match (&q.lease_owner, q.lease_until) {
+                    (Some(owner), Some(until)) => {
+                        format!("  leased by {owner} until {}", when(until.div_euclid(1000)))
+                    }
+                    _ => String::new(),
+                };
                 println!(
-                    "    to <{}>  attempts {}  next {}{}",
+                    "    to <{}>  attempts {}  next {}{}{lease}",
                     q.addr,
                     q.attempts,
                     when(q.next_try),

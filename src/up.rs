@@ -57,6 +57,7 @@ const LIVE: &[&str] = &[
     "per_destination",
     "outbound_timeout",
     "delay_warning",
+    "outbound_lease",
     "idle_keepalive",
     "trace",
 ];
@@ -279,10 +280,22 @@ pub fn run(argv: Vec<OsString>, loaded: config::Loaded) -> Result<()> {
     ];
     let engine = match b.outbound {
         None => None,
-        Some(cfg) => Some(
-            outbound::Engine::start(store.clone(), cfg)
-                .context("cannot start outbound delivery")?,
-        ),
+        Some(mut cfg) => {
+            let first = [
+                smtp.local_addrs(),
+                submission.local_addrs(),
+                imap.local_addrs(),
+                sieve.local_addrs(),
+            ]
+            .into_iter()
+            .flatten()
+            .next();
+            cfg.lease_node = crate::queue::lease_node(first);
+            Some(
+                outbound::Engine::start(store.clone(), cfg)
+                    .context("cannot start outbound delivery")?,
+            )
+        }
     };
     let mut started = started_line(&a, &tls, &smtp, &submission, &imap, &sieve);
     if let Some(addr) = a.metrics {
