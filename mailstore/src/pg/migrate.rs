@@ -25,10 +25,12 @@
 //!   moved above the copied ids, so new ids, UIDs and MODSEQs continue
 //!   strictly above the copied ones (UIDNEXT and HIGHESTMODSEQ are
 //!   mailbox columns and come over as they are).
-//! - The outbound queue: the PostgreSQL backend does not deliver queued
-//!   mail yet, so a store whose queue is not empty is refused (deliver or
-//!   delete those messages first); the queue tables are still in
-//!   [`TABLES`] and copied (empty), ready for when it does.
+//! - The outbound queue: a store whose queue is not empty is refused
+//!   (deliver or delete those messages first): a message the SQLite
+//!   front end is sending at the snapshot would be sent again from the
+//!   copy, and its queue rows carry no leases for the PostgreSQL front
+//!   ends to share. The queue tables (with v15's lease columns) are in
+//!   [`TABLES`] and copied, empty.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -160,8 +162,8 @@ pub fn migrate_sqlite_to_postgres(
     let queued: i64 = src.query_row("SELECT count(*) FROM outq_msg", [], |r| r.get(0))?;
     if queued > 0 {
         return Err(StoreError::Invalid(format!(
-            "the outbound queue of {} holds {queued} message(s), and the PostgreSQL \
-             backend has no outbound queue yet: let `minimail up` deliver them (or \
+            "the outbound queue of {} holds {queued} message(s), which a running \
+             front end may be sending: let `minimail up` deliver them (or \
              `minimail queue delete` them) first, then migrate",
             from.display()
         )));
