@@ -351,6 +351,25 @@ fn a_killed_front_ends_deliveries_pass_to_another_after_its_lease() {
         assert!(Instant::now() < deadline, "not all leased by A:\n{queue}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The queue commands work on the URL: `show` prints a message,
+    // `retry` makes everything due now and leaves the leases as they are.
+    let queue = minimail(w.pg.url(), &["queue", "list"], "");
+    let qids: Vec<&str> = queue
+        .lines()
+        .filter(|l| l.contains(" bytes "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(qids.len(), N, "{queue}");
+    let shown = minimail(w.pg.url(), &["queue", "show", qids[0]], "");
+    assert!(shown.contains("Subject: kill-"), "{shown}");
+    let retried = minimail(w.pg.url(), &["queue", "retry"], "");
+    assert_eq!(retried.trim(), format!("{N} recipient(s) due now"));
+    let queue = minimail(w.pg.url(), &["queue", "list"], "");
+    assert_eq!(
+        queue.matches(&format!("leased by {owner_a} ")).count(),
+        N,
+        "{queue}"
+    );
     signal(&a.child, "KILL");
     let killed = Instant::now();
     let b = w.front_end("127.0.0.3", 60, &[]);
@@ -378,4 +397,14 @@ fn a_killed_front_ends_deliveries_pass_to_another_after_its_lease() {
     assert_eq!(sent_by(&b), N, "{}", b.log());
     eprintln!("delivered by B {took:?} after A was killed (A's lease: {lease} s)");
     assert!(took >= sure, "delivered before A's lease passed: {took:?}");
+    // What is gone cannot be shown or deleted: a clear error.
+    let out = testkit::process::run(
+        Command::new(BIN)
+            .args(["queue", "delete", qids[0]])
+            .env("MINIMAIL_DB", w.pg.url()),
+        b"",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no message") && err.contains(qids[0]), "{err}");
 }
