@@ -13,6 +13,12 @@
 //!   them early, then delivers them all once they have passed. Nothing
 //!   reached the receiver's DATA before the kill, so each message arrives
 //!   exactly once.
+//! - A front end killed while it waits for the reply to a message's final
+//!   dot (a scripted receiver for c.test on 127.0.0.5, `testkit::scripted`,
+//!   silent there once and not taking the message) has that message sent
+//!   again by another front end after the lease: it arrives once (the
+//!   receiver had not taken it; one that had would get it twice, the
+//!   duplicate RFC 5321 §6.1 allows).
 //!
 //! Needs PostgreSQL's binaries, dnsmasq and python3.
 
@@ -119,6 +125,8 @@ fn world() -> World {
     let dns = Dnsmasq::start(&[
         "--mx-host=b.test,mx.b.test,10".into(),
         "--host-record=mx.b.test,127.0.0.4".into(),
+        "--mx-host=c.test,mx.c.test,10".into(),
+        "--host-record=mx.c.test,127.0.0.5".into(),
     ]);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("b.test.db");
@@ -129,7 +137,10 @@ fn world() -> World {
         b"pw\n",
     );
     assert!(out.status.success(), "{out:?}");
-    let mx_port = free_port("127.0.0.4");
+    let mx_port = (0..50)
+        .map(|_| free_port("127.0.0.4"))
+        .find(|p| TcpListener::bind(("127.0.0.5", *p)).is_ok())
+        .expect("no port free on 127.0.0.4 and .5");
     let smtp = format!("127.0.0.4:{mx_port}");
     let (child, line, before, log) = testkit::server::minimail_up_logged(
         BIN,
@@ -293,6 +304,88 @@ fn submit(submission: &str, subjects: &[String]) {
 
 fn sent_by(front: &Up) -> usize {
     front.log().matches("status=sent").count()
+}
+
+#[test]
+fn a_front_end_killed_at_the_final_dot_has_that_message_sent_once_by_another() {
+    use testkit::scripted::{Action, Rule, Script, Scripted, Stage};
+    let w = world();
+    // The first final dot gets no reply (and the message is not taken).
+    let c = Scripted::start(
+        SocketAddr::from(([127, 0, 0, 5], w.mx_port)),
+        Script::new("mx.c.test").rule(Rule::new(Stage::EndOfData, Action::Silence).times(1)),
+    );
+    let lease = 6;
+    let a = w.front_end("127.0.0.2", lease, &["--per-destination", "1"]);
+    let owner_a = a.owner();
+    const N: usize = 5;
+    let subjects: Vec<String> = (0..N).map(|i| format!("dot-{i:03}")).collect();
+    let (h, p) = a
+        .addr_on("submission", "127.0.0.2")
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.to_owned()))
+        .unwrap();
+    // To carol@c.test this time.
+    let script = format!(
+        "import smtplib, ssl\n\
+         from email.message import EmailMessage\n\
+         s = smtplib.SMTP('{h}', {p}, local_hostname='client.test')\n\
+         s.starttls(context=ssl._create_unverified_context())\n\
+         s.login('alice@a.test', 'pw')\n\
+         for subject in {subjects:?}:\n\
+         \x20   m = EmailMessage()\n\
+         \x20   m['From'] = 'alice@a.test'\n\
+         \x20   m['To'] = 'carol@c.test'\n\
+         \x20   m['Subject'] = subject\n\
+         \x20   m.set_content('hello ' + subject)\n\
+         \x20   s.send_message(m)\n\
+         s.quit()\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One message waits for the reply to its final dot, in A's hands.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sent_dot = c.count("DATA") >= 1;
+        let queue = minimail(w.pg.url(), &["queue", "list"], "");
+        if sent_dot && queue.matches(&format!("leased by {owner_a} ")).count() >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never got to DATA:\n{queue}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(c.deliveries().is_empty(), "{:?}", c.deliveries());
+    signal(&a.child, "KILL");
+    let killed = Instant::now();
+    let b = w.front_end("127.0.0.3", 60, &[]);
+    let got = c.wait_for(N, Duration::from_secs(60));
+    let took = killed.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !minimail(w.pg.url(), &["queue", "list"], "").contains("queue is empty") {
+        assert!(Instant::now() < deadline, "queue not empty: {}", b.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for d in c.deliveries() {
+        *seen
+            .entry(d.header("Subject").unwrap_or_default())
+            .or_insert(0) += 1;
+    }
+    for s in &subjects {
+        assert_eq!(seen.get(s), Some(&1), "{s}: {seen:?}");
+    }
+    assert_eq!(got.len(), N);
+    assert_eq!(sent_by(&b), N, "{}", b.log());
+    eprintln!("the message cut off at the final dot (and the rest) sent by B {took:?} after A was killed (lease {lease} s)");
+    assert!(took >= Duration::from_millis(lease * 1000 * 2 / 3));
 }
 
 #[test]
