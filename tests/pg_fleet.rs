@@ -17,7 +17,8 @@
 //! - PostgreSQL stopped (fast shutdown) under running front ends: SMTP
 //!   answers 4xx with a 4.3.x code, IMAP `NO [UNAVAILABLE]` (RFC 5530)
 //!   for LOGIN, SELECT, FETCH and APPEND, each within a bound; started
-//!   again, the same processes deliver and serve at the first attempt.
+//!   again, the same processes deliver and serve at the first attempt,
+//!   also after a restart (`pg_ctl restart -m fast`) that no job saw.
 //!
 //! Needs PostgreSQL's binaries (`apt-get install postgresql`) and python3.
 
@@ -365,11 +366,11 @@ fn three_front_ends_sixteen_senders_idle_everywhere() {
     let d = Driver::start(&config(
         "load",
         &fronts,
-        r#", "senders": 16, "per_sender": 8"#,
+        r#", "senders": 16, "per_sender": 16"#,
     ));
     let lines = d.finish(&fronts);
     let sent = sent(&lines);
-    assert_eq!(sent.len(), 16 * 8, "{lines:?}");
+    assert_eq!(sent.len(), 16 * 16, "{lines:?}");
     let bad: Vec<&Sent> = sent.iter().filter(|s| s.outcome != "ack").collect();
     assert!(bad.is_empty(), "not acknowledged: {bad:?}");
     let boxes = mailboxes(&lines);
@@ -479,6 +480,9 @@ fn postgres_stopped_and_started_under_running_front_ends() {
     d.until("checked", &fronts);
     pg.start_again();
     d.say("up");
+    d.until("serving", &fronts);
+    pg.restart();
+    d.say("restarted");
     let lines = d.finish(&fronts);
     let ops = ops(&lines);
     let op = |what: &str, f: usize| -> &(f64, String) {
@@ -507,6 +511,13 @@ fn postgres_stopped_and_started_under_running_front_ends() {
             let res = &op(what, f).1;
             assert!(res.starts_with("OK:"), "{what} on front end {f}: {res}");
         }
+        // After a restart nobody saw (every connection dead unnoticed):
+        // the first jobs find out and go on, on new connections.
+        assert_eq!(op("smtp-restarted", f).1, "250", "front end {f}");
+        for what in ["fetch-restarted", "append-restarted", "login-restarted"] {
+            let res = &op(what, f).1;
+            assert!(res.starts_with("OK:"), "{what} on front end {f}: {res}");
+        }
     }
     // Nothing from the outage stored; everything acknowledged, once.
     let boxes = mailboxes(&lines);
@@ -520,8 +531,9 @@ fn postgres_stopped_and_started_under_running_front_ends() {
             want.push(format!("<before.{g}@fleet.test>"));
         }
         for g in 0..3 {
-            want.push(format!("<up.{g}@fleet.test>"));
-            want.push(format!("<append-up.{g}@fleet.test>"));
+            for what in ["up", "append-up", "restarted", "append-restarted"] {
+                want.push(format!("<{what}.{g}@fleet.test>"));
+            }
         }
         let mut sorted: Vec<&str> = ids.clone();
         sorted.sort_unstable();
@@ -533,7 +545,7 @@ fn postgres_stopped_and_started_under_running_front_ends() {
     for (f, user, max, target, outcome, _) in idles(&lines) {
         assert_eq!(
             (max, target, outcome.as_str()),
-            (9, 9, "complete"),
+            (15, 15, "complete"),
             "IDLE of {user} on front end {f}"
         );
     }

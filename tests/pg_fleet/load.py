@@ -9,7 +9,8 @@ argv[1]; prints one line per fact for the Rust test to check:
 
 Modes: `load` (senders + IDLE on every front end; stdin `killed F`
 says front end F was SIGKILLed) and `outage` (phases driven over
-stdin: `down` after PostgreSQL stopped, `up` after it started again).
+stdin: `down` after PostgreSQL stopped, `up` after it started again,
+`restarted` after a restart with no traffic in between).
 """
 
 import imaplib
@@ -358,6 +359,17 @@ def outage():
             return res
 
         timed("login-up", f, login)
+    # A restart with no traffic meanwhile: every connection of every
+    # front end is dead without its knowing; the first jobs find out.
+    say("serving")
+    assert sys.stdin.readline().strip() == "restarted"
+    for f in range(n):
+        host, port = FRONTS[f]["imap"]
+        m = sessions[f]
+        timed("smtp-restarted", f, lambda: smtp_try(f, "<restarted.%d@fleet.test>" % f))
+        timed("fetch-restarted", f, lambda: imap_status(*m.fetch("1", "(BODY.PEEK[])"))[:3])
+        timed("append-restarted", f, lambda: imap_status(*m.append("INBOX", None, None, message("<append-restarted.%d@fleet.test>" % f, [USERS[0]], 0))))
+        timed("login-restarted", f, login)
     counts = report_mailboxes(range(n))
     for t in idlers:
         t.target = counts[USERS[0]]
