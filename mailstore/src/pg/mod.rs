@@ -23,7 +23,10 @@
 //!   ascending in commit order and never reused, and
 //!   [`crate::Reader::data_version`] counts every front end's commits.
 //! - A connection the server dropped (restart) is re-opened by the next
-//!   job; the job that saw it fail gets the error.
+//!   job: found dead at its `BEGIN`, the job runs on a new connection
+//!   ([`PgConn::begin`]); cut later, the job fails. Errors that say the
+//!   server is gone ([`is_gone`]) are [`StoreError::Unavailable`], which
+//!   the servers answer as temporary (`451 4.3.0`, `NO [UNAVAILABLE]`).
 //!
 //! # Not yet on PostgreSQL
 //! Operations listed in [`unsupported`]'s callers (full-text SEARCH
