@@ -18,7 +18,9 @@
 //!   answers 4xx with a 4.3.x code, IMAP `NO [UNAVAILABLE]` (RFC 5530)
 //!   for LOGIN, SELECT, FETCH and APPEND, each within a bound; started
 //!   again, the same processes deliver and serve at the first attempt,
-//!   also after a restart (`pg_ctl restart -m fast`) that no job saw.
+//!   also after a restart (`pg_ctl restart -m fast`) that no job saw;
+//! - a server that is not there is "unavailable" (temporary), a database
+//!   that does not exist an error of its own.
 //!
 //! Needs PostgreSQL's binaries (`apt-get install postgresql`) and python3.
 
@@ -557,4 +559,39 @@ fn postgres_stopped_and_started_under_running_front_ends() {
         }
     }
     eprintln!("slowest answer while PostgreSQL was down: {worst:.2} s");
+}
+
+/// What the store says when it cannot connect: a server that is not
+/// there is "unavailable" (temporary: the front ends answer 451 / `NO
+/// [UNAVAILABLE]` for it), a database that does not exist is an error
+/// of its own (the URL is wrong; no retry helps).
+#[test]
+fn a_server_that_is_not_there_is_unavailable_a_wrong_database_is_not() {
+    let pg = PgCluster::start();
+    let run = |url: &str| {
+        let out = Command::new(BIN)
+            .args(["user", "list", "--db", url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gone = run(&format!("postgres://minimail@127.0.0.1:{free}/mail"));
+    assert!(
+        gone.contains("mail store unavailable: cannot connect to"),
+        "{gone}"
+    );
+    let port = pg.port();
+    let wrong = run(&format!("postgres://minimail@127.0.0.1:{port}/nope"));
+    assert!(
+        wrong.contains("database error: cannot connect to")
+            && wrong.contains("3D000")
+            && !wrong.contains("unavailable"),
+        "{wrong}"
+    );
 }
