@@ -497,7 +497,7 @@ fn postgres_stopped_and_started_under_running_front_ends() {
         // recipient was cached), never 5xx, never 250.
         let smtp = &op("smtp-down", f).1;
         assert!(
-            smtp.starts_with("temp:4") && smtp.contains(":4.3."),
+            smtp.starts_with("temp:451:4.3.0_") && smtp.contains("temporarily_unavailable"),
             "SMTP with PostgreSQL down on front end {f}: {smtp}"
         );
         for what in ["fetch-down", "append-down", "select-down", "login-down"] {

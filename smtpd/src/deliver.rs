@@ -38,8 +38,8 @@ const FULL_QUOTA_TAG: &str = "[over quota] ";
 const TOO_BIG_QUOTA_TAG: &str = "[over quota, permanent] ";
 const UNAVAILABLE_TAG: &str = "[store unavailable] ";
 
-/// The text a failed commit is reported with (tagged by kind).
-fn failure_text(e: &StoreError) -> String {
+/// The text a failed commit (or lookup) is reported with (tagged by kind).
+pub(crate) fn failure_text(e: &StoreError) -> String {
     match e {
         StoreError::Full(_) => format!("{FULL_TAG}{e}"),
         StoreError::Damaged(_) => format!("{DAMAGED_TAG}{e}"),
@@ -52,6 +52,11 @@ fn failure_text(e: &StoreError) -> String {
         } => format!("{TOO_BIG_QUOTA_TAG}{e}"),
         _ => e.to_string(),
     }
+}
+
+/// Whether [`failure_text`] says the store's database is out of reach.
+pub(crate) fn is_unavailable(text: &str) -> bool {
+    text.starts_with(UNAVAILABLE_TAG)
 }
 
 /// The reply to a failed commit reported by [`failure_text`]; `rcpt`

@@ -140,11 +140,11 @@ def outcome_of(e):
         codes = sorted({c for c, _ in e.recipients.values()})
         code = codes[0]
         text = ";".join(m.decode(errors="replace") for _, m in e.recipients.values())
-        return ("temp" if 400 <= code < 500 else "perm"), "%d:%s" % (code, text.split(" ")[0])
+        return ("temp" if 400 <= code < 500 else "perm"), "%d:%s" % (code, text.replace(" ", "_"))
     if isinstance(e, smtplib.SMTPResponseException):
         code = e.smtp_code
         text = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
-        return ("temp" if 400 <= code < 500 else "perm"), "%d:%s" % (code, text.split(" ")[0])
+        return ("temp" if 400 <= code < 500 else "perm"), "%d:%s" % (code, text.replace(" ", "_"))
     return "broken", type(e).__name__
 
 
