@@ -224,7 +224,8 @@ impl Conn {
     /// Answer a store error as a tagged NO with the right response code
     /// (RFC 5530 §3): a full disk is `OVERQUOTA` (no room for what the
     /// command adds; Dovecot answers ENOSPC so too), a damaged store that
-    /// refuses changes `UNAVAILABLE` (a subsystem is down; try later).
+    /// refuses changes and a database server out of reach (PostgreSQL
+    /// restarting) `UNAVAILABLE` (a subsystem is down; try later).
     pub(crate) fn store_error(&mut self, tag: &str, e: &StoreError) {
         let (code, text) = match e {
             StoreError::NotFound(what) => (Code::Nonexistent, format!("No such {what}")),
@@ -249,6 +250,15 @@ impl Conn {
                 (
                     Code::Unavailable,
                     "Mail store damaged; changes are refused until it is repaired".to_owned(),
+                )
+            }
+            // The database server is restarting or out of reach: a
+            // subsystem is down, the same command may work later.
+            StoreError::Unavailable(_) => {
+                log::warn!("imapd conn {}: {e}", self.id);
+                (
+                    Code::Unavailable,
+                    "Mail store temporarily unavailable; try again later".to_owned(),
                 )
             }
             other => {

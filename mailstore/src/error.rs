@@ -69,10 +69,17 @@ pub enum StoreError {
     /// see `pg/mod.rs`); nothing was done.
     #[error("{0}")]
     Unsupported(String),
-    /// A PostgreSQL failure (connection, constraint, server error); the
-    /// message is the server's or the client's.
+    /// A PostgreSQL failure (constraint, server error); the message is
+    /// the server's or the client's.
     #[error("database error: {0}")]
     Postgres(String),
+    /// The database server cannot be reached or dropped the connection
+    /// (PostgreSQL restarting or shutting down, the network, too many
+    /// connections); nothing of the job was stored, or (a COMMIT cut off)
+    /// its outcome is unknown and the client is told to retry. Transient:
+    /// the next job opens a new connection.
+    #[error("mail store unavailable: {0}")]
+    Unavailable(String),
     /// Password hashing failed (argon2 parameter or encoding error).
     #[error("password hashing failed: {0}")]
     Password(String),
@@ -85,7 +92,7 @@ impl From<rusqlite::Error> for StoreError {
         match fault(&e) {
             Fault::Damaged => StoreError::Damaged(e.to_string()),
             Fault::Full => StoreError::Full(e.to_string()),
-            Fault::Other => StoreError::Sqlite(e),
+            Fault::Other | Fault::Unavailable => StoreError::Sqlite(e),
         }
     }
 }
@@ -97,6 +104,8 @@ pub(crate) enum Fault {
     Damaged,
     /// `SQLITE_FULL`: the disk, or the page limit (`max_page_count`).
     Full,
+    /// The database server is unreachable (PostgreSQL only).
+    Unavailable,
     /// Anything else.
     Other,
 }

@@ -66,6 +66,7 @@ impl BatchFailure {
         let fault = match e {
             StoreError::Damaged(_) => Fault::Damaged,
             StoreError::Full(_) => Fault::Full,
+            StoreError::Unavailable(_) => Fault::Unavailable,
             _ => Fault::Other,
         };
         BatchFailure {
@@ -80,6 +81,7 @@ impl BatchFailure {
         match self.fault {
             Fault::Damaged => StoreError::Damaged(msg),
             Fault::Full => StoreError::Full(msg),
+            Fault::Unavailable => StoreError::Unavailable(msg),
             Fault::Other => StoreError::CommitFailed(msg),
         }
     }

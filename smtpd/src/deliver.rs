@@ -13,7 +13,9 @@
 //!
 //! A failed commit is a temporary error that says what happened: a full
 //! disk `452 4.3.1` (RFC 3463 X.3.1), a damaged store `451 4.3.0` with
-//! that said, anything else `451 4.3.0` local error.
+//! that said, a database server out of reach (PostgreSQL restarting)
+//! `451 4.3.0` saying the store is unavailable, anything else `451 4.3.0`
+//! local error.
 
 use crate::command::RcptParams;
 use crate::data::{Content, DataReader};
@@ -34,12 +36,14 @@ const FULL_TAG: &str = "[storage full] ";
 const DAMAGED_TAG: &str = "[store damaged] ";
 const FULL_QUOTA_TAG: &str = "[over quota] ";
 const TOO_BIG_QUOTA_TAG: &str = "[over quota, permanent] ";
+const UNAVAILABLE_TAG: &str = "[store unavailable] ";
 
-/// The text a failed commit is reported with (tagged by kind).
-fn failure_text(e: &StoreError) -> String {
+/// The text a failed commit (or lookup) is reported with (tagged by kind).
+pub(crate) fn failure_text(e: &StoreError) -> String {
     match e {
         StoreError::Full(_) => format!("{FULL_TAG}{e}"),
         StoreError::Damaged(_) => format!("{DAMAGED_TAG}{e}"),
+        StoreError::Unavailable(_) => format!("{UNAVAILABLE_TAG}{e}"),
         StoreError::OverQuota {
             permanent: false, ..
         } => format!("{FULL_QUOTA_TAG}{e}"),
@@ -48,6 +52,11 @@ fn failure_text(e: &StoreError) -> String {
         } => format!("{TOO_BIG_QUOTA_TAG}{e}"),
         _ => e.to_string(),
     }
+}
+
+/// Whether [`failure_text`] says the store's database is out of reach.
+pub(crate) fn is_unavailable(text: &str) -> bool {
+    text.starts_with(UNAVAILABLE_TAG)
 }
 
 /// The reply to a failed commit reported by [`failure_text`]; `rcpt`
@@ -65,6 +74,9 @@ fn failure_reply(text: &str, rcpt: &str) -> Reply {
     } else if text.starts_with(DAMAGED_TAG) {
         metrics::smtp_refused(metrics::Refusal::LocalError);
         Reply::store_damaged()
+    } else if text.starts_with(UNAVAILABLE_TAG) {
+        metrics::smtp_refused(metrics::Refusal::LocalError);
+        Reply::store_unavailable()
     } else {
         metrics::smtp_refused(metrics::Refusal::LocalError);
         Reply::local_error()

@@ -451,6 +451,17 @@ impl Reply {
         )
     }
 
+    /// 451 4.3.0: the mail store's database server is out of reach
+    /// (PostgreSQL restarting, the network); nothing was stored, the
+    /// client should retry (RFC 5321 §4.2.5, RFC 3463 X.3.0).
+    pub fn store_unavailable() -> Reply {
+        Reply::new(
+            451,
+            Some("4.3.0"),
+            "Requested action aborted: mail store temporarily unavailable, message not delivered; try again later",
+        )
+    }
+
     /// `451 4.3.0` the mail store is damaged and refuses every write, so
     /// nothing is acknowledged that it might not give back; the sender
     /// keeps the message and retries (RFC 5321 §4.2.3 451 "local error in

@@ -237,7 +237,7 @@ impl SmtpSession {
             move |result| {
                 completer.complete(SmtpDone::Rcpt {
                     addr,
-                    result: result.map_err(|e| e.to_string()),
+                    result: result.map_err(|e| crate::deliver::failure_text(&e)),
                 })
             },
         );
@@ -322,7 +322,11 @@ impl SmtpSession {
             Err(e) => {
                 log::error!("#{}: recipient lookup for <{addr}> failed: {e}", self.conn);
                 metrics::smtp_refused(metrics::Refusal::LocalError);
-                Reply::local_error()
+                if crate::deliver::is_unavailable(&e) {
+                    Reply::store_unavailable()
+                } else {
+                    Reply::local_error()
+                }
             }
         };
         self.reply(io, &reply);

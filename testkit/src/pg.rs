@@ -145,12 +145,7 @@ impl PgCluster {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port();
-            let opts = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=on \
-                 -c synchronous_commit=on -c shared_buffers=16MB -c max_connections=60 \
-                 -c log_min_messages=warning",
-                sock.display()
-            );
+            let opts = server_opts(port, &sock);
             let log = cluster.data.join("server.log");
             let out = cluster.run(
                 "pg_ctl",
@@ -230,6 +225,48 @@ impl PgCluster {
         check(out, "pg_ctl restart");
     }
 
+    /// Stop the server (`pg_ctl stop -m fast`: sessions are cut, new
+    /// connections refused) until [`PgCluster::start_again`].
+    pub fn stop(&self) {
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                self.data.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "stop".as_ref(),
+            ],
+        );
+        check(out, "pg_ctl stop");
+    }
+
+    /// Start a server stopped by [`PgCluster::stop`] again, on the same
+    /// port with the same settings (kept in `postmaster.opts`).
+    pub fn start_again(&self) {
+        let log = self.data.join("server.log");
+        let opts = server_opts(self.port, &self.data.with_file_name("sock"));
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                self.data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-o".as_ref(),
+                opts.as_ref(),
+                "start".as_ref(),
+            ],
+        );
+        check(out, "pg_ctl start");
+    }
+
     /// A new empty database `name` in the cluster; its URL.
     pub fn create_db(&self, name: &str) -> String {
         let port = self.port.to_string();
@@ -264,6 +301,17 @@ impl PgCluster {
         cmd.output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", prog.display()))
     }
+}
+
+/// The server's settings (`pg_ctl -o`): loopback only on `port`, its
+/// unix socket in `sock`, durable commits.
+fn server_opts(port: u16, sock: &Path) -> String {
+    format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=on \
+         -c synchronous_commit=on -c shared_buffers=16MB -c max_connections=60 \
+         -c log_min_messages=warning",
+        sock.display()
+    )
 }
 
 fn check(out: Output, tool: &str) {

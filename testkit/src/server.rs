@@ -113,21 +113,30 @@ pub fn minimail_up_logged(
     String,
     std::sync::Arc<std::sync::Mutex<String>>,
 ) {
+    minimail_up_at(bin, db, "127.0.0.1", extra, env)
+}
+
+/// [`minimail_up_logged`] with every listener on `host` (a loopback
+/// address such as `127.0.0.2`, for several front ends on one machine).
+pub fn minimail_up_at(
+    bin: &str,
+    db: &Path,
+    host: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    Child,
+    String,
+    String,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
+    let any = format!("{host}:0");
     let mut child = Command::new(bin)
-        .args([
-            "up",
-            "--smtp",
-            "127.0.0.1:0",
-            "--imap",
-            "127.0.0.1:0",
-            "--submission",
-            "127.0.0.1:0",
-            "--sieve",
-            "127.0.0.1:0",
-            "--db",
-        ])
+        .arg("up")
+        .args(["--smtp", &any, "--imap", &any])
+        .args(["--submission", &any, "--sieve", &any, "--db"])
         .arg(db)
         .args(extra)
         .envs(env.iter().copied())

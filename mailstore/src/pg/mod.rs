@@ -23,7 +23,10 @@
 //!   ascending in commit order and never reused, and
 //!   [`crate::Reader::data_version`] counts every front end's commits.
 //! - A connection the server dropped (restart) is re-opened by the next
-//!   job; the job that saw it fail gets the error.
+//!   job: found dead at its `BEGIN`, the job runs on a new connection
+//!   ([`PgConn::begin`]); cut later, the job fails. Errors that say the
+//!   server is gone ([`is_gone`]) are [`StoreError::Unavailable`], which
+//!   the servers answer as temporary (`451 4.3.0`, `NO [UNAVAILABLE]`).
 //!
 //! # Not yet on PostgreSQL
 //! Operations listed in [`unsupported`]'s callers (full-text SEARCH
@@ -80,8 +83,37 @@ pub(crate) fn redact(url: &str) -> String {
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
-        StoreError::Postgres(pg_message(&e))
+        if is_gone(&e) {
+            StoreError::Unavailable(pg_message(&e))
+        } else {
+            StoreError::Postgres(pg_message(&e))
+        }
     }
+}
+
+/// Whether `e` says the server is gone or going rather than that the
+/// statement failed: the connection is closed or broke (an I/O error, a
+/// timeout), or the server ends sessions (57P01 admin shutdown, 57P02
+/// crash shutdown, 57P03 not accepting connections yet, class 08
+/// connection exceptions, 53300 too many connections).
+pub(crate) fn is_gone(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    // The client's own errors: an I/O failure or a timeout has an
+    // `io::Error` as its source; a protocol or conversion error has not.
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The server's message (with its detail) or the client's.
@@ -131,16 +163,37 @@ fn open_client(url: &str) -> Result<Client> {
     let mut config: postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL URL {}: {e}", redact(url))))?;
+    // Bounds on a server that is gone without closing the connection
+    // (host down, network cut), unless the URL sets its own: connecting
+    // gives up after 10 s; an idle connection is probed after 10 s (then
+    // every 5 s), and data the server leaves unacknowledged for 30 s
+    // (probes included) closes the connection, so no job waits on a dead
+    // server longer than that. A session of ours left idle inside a
+    // transaction for 60 s (its front end vanished mid-batch) is ended by
+    // the server, so the locks it held do not stop the other front ends.
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
+    if !url.contains("keepalives_idle") {
+        config.keepalives_idle(std::time::Duration::from_secs(10));
+        config.keepalives_interval(std::time::Duration::from_secs(5));
+    }
+    if !url.contains("tcp_user_timeout") {
+        config.tcp_user_timeout(std::time::Duration::from_secs(30));
+    }
+    if config.get_options().is_none() {
+        config.options("-c idle_in_transaction_session_timeout=60s");
+    }
     config.application_name("minimail");
     config.connect(NoTls).map_err(|e| {
-        StoreError::Postgres(format!(
-            "cannot connect to {}: {}",
-            redact(url),
-            pg_message(&e)
-        ))
+        let msg = format!("cannot connect to {}: {}", redact(url), pg_message(&e));
+        // A bad password or database stays an error; a server that is
+        // not there (yet) is a transient failure.
+        if is_gone(&e) {
+            StoreError::Unavailable(msg)
+        } else {
+            StoreError::Postgres(msg)
+        }
     })
 }
 
@@ -169,12 +222,40 @@ impl PgConn {
         Ok(c)
     }
 
+    /// Start a transaction with `sql` (a `BEGIN`). A connection the
+    /// server dropped since the last job (a restart) is only found dead
+    /// here; nothing has been done on it, so it is opened again and the
+    /// `BEGIN` retried once: the job runs instead of failing. Never
+    /// retried past this point (a cut COMMIT's outcome is unknown).
+    pub(crate) fn begin(&self, sql: &str) -> Result<()> {
+        let first = self.c()?.batch_execute(sql);
+        match first {
+            Ok(()) => Ok(()),
+            Err(e) if is_gone(&e) => {
+                log::warn!(
+                    "{}: connection lost ({}); reconnecting",
+                    redact(&self.url),
+                    pg_message(&e)
+                );
+                {
+                    let mut c = self.client.try_borrow_mut().map_err(|_| {
+                        StoreError::Invalid("PostgreSQL connection re-entered".into())
+                    })?;
+                    *c = open_client(&self.url)?;
+                    self.stmts.borrow_mut().clear();
+                }
+                self.batch(sql)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Run `f` in one read-only snapshot (REPEATABLE READ).
     pub(crate) fn snapshot<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         if self.in_read.get() {
             let _ = self.batch("ROLLBACK");
         }
-        self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        self.begin("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
         self.in_read.set(true);
         let res = f();
         let end = self.batch("COMMIT");

@@ -11,10 +11,10 @@ use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
-use crate::error::{Fault, Result};
+use crate::error::{Fault, Result, StoreError};
 use crate::health::Health;
 use crate::jobs::{BatchFailure, Finish, WriteJob};
-use crate::pg::{pg_message, PgConn};
+use crate::pg::PgConn;
 use crate::store::{lock, spawn};
 use crate::tx::Tx;
 use crate::types::{MailboxId, UserId};
@@ -118,7 +118,7 @@ fn run_batch(
     listeners: &ListenerSet,
 ) -> Option<(Vec<MailboxId>, Vec<UserId>)> {
     let started = std::time::Instant::now();
-    let begin = pg.batch("BEGIN").and_then(|()| {
+    let begin = pg.begin("BEGIN").and_then(|()| {
         pg.one(
             "UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value",
             &[],
@@ -130,7 +130,7 @@ fn run_batch(
         Err(e) => {
             log::error!("mail store: cannot start write batch: {e}");
             let _ = pg.batch("ROLLBACK");
-            let f = failure(e.to_string());
+            let f = BatchFailure::of(&e);
             for job in batch {
                 guarded(|| job.fail(f.error()));
             }
@@ -150,7 +150,7 @@ fn run_batch(
         }
         if !open {
             if let Err(e) = pg.batch("SAVEPOINT job") {
-                let f = failure(e.to_string());
+                let f = BatchFailure::of(&e);
                 guarded(|| job.fail(f.error()));
                 broken = Some(f);
                 continue;
@@ -179,7 +179,7 @@ fn run_batch(
         };
         match pg.batch(end) {
             Ok(()) => open = true,
-            Err(e) => broken = Some(failure(e.to_string())),
+            Err(e) => broken = Some(BatchFailure::of(&e)),
         }
     }
     // The savepoint taken for a next job that did not come goes with the
@@ -199,13 +199,10 @@ fn run_batch(
     }
     let commit = match broken {
         Some(f) => Err(f),
-        None => pg
-            .c()
-            .map_err(|e| failure(e.to_string()))
-            .and_then(|mut c| {
-                c.batch_execute("COMMIT")
-                    .map_err(|e| failure(pg_message(&e)))
-            }),
+        None => pg.c().map_err(|e| BatchFailure::of(&e)).and_then(|mut c| {
+            c.batch_execute("COMMIT")
+                .map_err(|e| BatchFailure::of(&StoreError::from(e)))
+        }),
     };
     if commit.is_err() && recorded {
         lock(&listeners.own).retain(|&x| x != counter);
