@@ -77,7 +77,8 @@ CREATE TABLE message_headers(
     value TEXT NOT NULL
 );
 CREATE INDEX message_headers_msg ON message_headers(message_id, name);
--- Decoded search text (SQLite keeps it in FTS5; here scanned for now).
+-- Decoded search text (SQLite keeps it in FTS5; folded and trigram-indexed
+-- from v16: see pg/search.rs).
 CREATE TABLE message_text(
     id BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
     headers TEXT NOT NULL,
@@ -201,6 +202,18 @@ CREATE TABLE thread_refs(
     // 21): PostgreSQL answers header SEARCH from `message_headers` and
     // has no counterpart yet; the version moves in step.
     (14, "SELECT 1"),
+    // v15 is the outbound queue's step (branch outq).
+    // v16: SEARCH TEXT/BODY by trigram index (pg/search.rs). Before these
+    // statements, `search::prepare_trgm` creates the pg_trgm extension and
+    // folds the search text stored so far; from here on `message_text`
+    // holds folded text and each column has a GIN trigram index.
+    (
+        16,
+        r#"
+CREATE INDEX message_text_body_trgm ON message_text USING gin (body gin_trgm_ops);
+CREATE INDEX message_text_headers_trgm ON message_text USING gin (headers gin_trgm_ops);
+"#,
+    ),
 ];
 
 /// The version [`migrate`] brings a database to (as SQLite's).
@@ -239,6 +252,9 @@ pub(crate) fn migrate(pg: &PgConn) -> Result<()> {
     for (to, sql) in MIGRATIONS {
         if *to <= version {
             continue;
+        }
+        if *to == 16 {
+            crate::pg::search::prepare_trgm(&mut t)?;
         }
         t.batch_execute(sql)?;
         version = *to;

@@ -10,6 +10,7 @@ mod util;
 
 mod backend;
 mod fronts;
+mod trgm;
 
 #[path = "../it/aliases.rs"]
 mod aliases;
@@ -25,6 +26,8 @@ mod mailboxes;
 mod messages;
 #[path = "../it/mime.rs"]
 mod mime;
+#[path = "../it/search.rs"]
+mod search;
 #[path = "../it/sieve.rs"]
 mod sieve;
 #[path = "../it/tombstones.rs"]
