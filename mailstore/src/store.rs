@@ -259,6 +259,11 @@ impl Store {
         self.inner.pg_url.is_some()
     }
 
+    /// The PostgreSQL URL (password included), on that backend.
+    pub(crate) fn pg_url(&self) -> Option<&str> {
+        self.inner.pg_url.as_deref()
+    }
+
     /// The database file path (on PostgreSQL: the URL, any password hidden).
     pub fn path(&self) -> &Path {
         &self.inner.path

@@ -269,3 +269,9 @@ impl PgConn {
         Ok(res)
     }
 }
+
+// Push across front ends (LISTEN/NOTIFY): pg/notify.rs.
+pub(crate) mod notify;
+
+// Sieve filing's message rows without an entry: pg/filing.rs.
+pub(crate) mod filing;

@@ -206,7 +206,8 @@ CREATE TABLE thread_refs(
     // v16: SEARCH TEXT/BODY by trigram index (pg/search.rs). Before these
     // statements, `search::prepare_trgm` creates the pg_trgm extension and
     // folds the search text stored so far; from here on `message_text`
-    // holds folded text and each column has a GIN trigram index.
+    // holds folded text and each column has a GIN trigram index. After
+    // them, `notify::TRIGGER_SQL`: each commit NOTIFYs the front ends.
     (
         16,
         r#"
@@ -257,6 +258,9 @@ pub(crate) fn migrate(pg: &PgConn) -> Result<()> {
             crate::pg::search::prepare_trgm(&mut t)?;
         }
         t.batch_execute(sql)?;
+        if *to == 16 {
+            t.batch_execute(crate::pg::notify::TRIGGER_SQL)?;
+        }
         version = *to;
         t.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', $1)

@@ -314,7 +314,7 @@ impl Tx<'_> {
     }
 
     /// One message row with its raw bytes, headers, search text and thread.
-    fn pg_insert_message(
+    pub(super) fn pg_insert_message(
         &mut self,
         pg: &PgConn,
         raw: &[u8],

@@ -10,6 +10,7 @@ mod util;
 
 mod backend;
 mod fronts;
+mod notify;
 mod trgm;
 
 #[path = "../it/aliases.rs"]
