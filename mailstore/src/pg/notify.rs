@@ -40,12 +40,13 @@ pub const CHANNEL: &str = "minimail_commit";
 /// Schema version 16's trigger: each bump of the commit counter NOTIFYs
 /// (delivered at COMMIT).
 pub(crate) const TRIGGER_SQL: &str = r#"
-CREATE FUNCTION minimail_commit_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+CREATE OR REPLACE FUNCTION minimail_commit_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
     PERFORM pg_notify('minimail_commit', NEW.value::text);
     RETURN NULL;
 END
 $f$;
+DROP TRIGGER IF EXISTS meta_commit_notify ON meta;
 CREATE TRIGGER meta_commit_notify AFTER UPDATE ON meta
     FOR EACH ROW WHEN (NEW.key = 'commit_counter')
     EXECUTE FUNCTION minimail_commit_notify();

@@ -211,8 +211,8 @@ CREATE TABLE thread_refs(
     (
         16,
         r#"
-CREATE INDEX message_text_body_trgm ON message_text USING gin (body gin_trgm_ops);
-CREATE INDEX message_text_headers_trgm ON message_text USING gin (headers gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS message_text_body_trgm ON message_text USING gin (body gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS message_text_headers_trgm ON message_text USING gin (headers gin_trgm_ops);
 "#,
     ),
 ];

@@ -31,10 +31,12 @@ fn a_version_14_database_is_folded_and_indexed_on_open() {
     .unwrap();
     s.shutdown();
     drop(s);
-    // As version 14 left it: text as decoded (capitals), no trigram index.
+    // As version 14 left it: text as decoded (capitals), no trigram index,
+    // no commit trigger.
     let mut c = client(db.url());
     c.batch_execute(
         "DROP INDEX message_text_body_trgm; DROP INDEX message_text_headers_trgm;
+         DROP TRIGGER meta_commit_notify ON meta; DROP FUNCTION minimail_commit_notify();
          UPDATE message_text SET body = 'Viele GRÜSSE, Ihr ÄRGER-Team', headers = 'Subject: Grüße aus KÖLN';
          UPDATE meta SET value = 14 WHERE key = 'schema_version';",
     )
@@ -43,7 +45,8 @@ fn a_version_14_database_is_folded_and_indexed_on_open() {
     let row = c
         .query_one(
             "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), body, headers,
-                    (SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'message_text_%_trgm')
+                    (SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'message_text_%_trgm'),
+                    (SELECT count(*) FROM pg_trigger WHERE tgname = 'meta_commit_notify')
              FROM message_text",
             &[],
         )
@@ -52,6 +55,7 @@ fn a_version_14_database_is_folded_and_indexed_on_open() {
     assert_eq!(row.get::<_, &str>(1), "viele grüsse, ihr ärger-team");
     assert_eq!(row.get::<_, &str>(2), "subject: grüße aus köln");
     assert_eq!(row.get::<_, i64>(3), 2);
+    assert_eq!(row.get::<_, i64>(4), 1);
     let mb = s
         .read_sync(move |r| r.mailbox(a, "INBOX"))
         .unwrap()
