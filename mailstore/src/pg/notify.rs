@@ -46,6 +46,7 @@ BEGIN
     RETURN NULL;
 END
 $f$;
+SET LOCAL client_min_messages = warning;
 DROP TRIGGER IF EXISTS meta_commit_notify ON meta;
 CREATE TRIGGER meta_commit_notify AFTER UPDATE ON meta
     FOR EACH ROW WHEN (NEW.key = 'commit_counter')
