@@ -56,6 +56,14 @@ pub const MAX_MAILBOX_DEPTH: usize = 16;
 /// IDLE push delay for mail delivered by a separate smtpd.
 pub const POLL_EVERY: Duration = Duration::from_millis(250);
 
+/// On PostgreSQL, where other front ends' commits are announced (LISTEN/
+/// NOTIFY), the watcher still reads the commit counter this often: a
+/// safety net for an announcement lost in a way the listener cannot see
+/// (it wakes the watcher after every reconnection, so a restart of
+/// PostgreSQL is covered without it). The read is cheap (one row per
+/// watched mailbox), so a few seconds cost nothing and bound the worst case.
+pub const SAFETY_POLL: Duration = Duration::from_secs(5);
+
 /// Most characters (Unicode scalar values) in a FETCH PREVIEW text (RFC
 /// 8970 §3: at most 256).
 pub const PREVIEW_CHARS: usize = 256;

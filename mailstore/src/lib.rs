@@ -165,6 +165,7 @@ pub use outq::{domain_of, OutMessage, OutRcpt, QueueLeases, Queued};
 pub use password::{hash_password, verify_password};
 pub use pg::is_url as is_postgres_url;
 pub use pg::migrate::{migrate_sqlite_to_postgres, MigrateReport};
+pub use pg::notify::CommitListener;
 pub use quota::{Fit, Quota};
 pub use reader::{MailboxSummary, Reader};
 pub use reader_msgs::RawReader;

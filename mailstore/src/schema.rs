@@ -336,6 +336,10 @@ END;
 ALTER TABLE outq_rcpt ADD COLUMN lease_owner TEXT;
 ALTER TABLE outq_rcpt ADD COLUMN lease_until INTEGER;
 "#,
+    // v16: PostgreSQL's pg_trgm index for SEARCH TEXT/BODY (pg/search.rs);
+    // SQLite has its FTS5 trigram index since v1, so nothing here. The
+    // version moves in step with PostgreSQL's.
+    "",
 ];
 
 /// `indexed_headers!` as a list: the (lower-case) field names whose
@@ -403,7 +407,7 @@ pub(crate) const CONTAINS_FN: &str = "mm_fold_contains";
 /// Fold one character as FTS5's trigram tokenizer does (one-to-one
 /// Unicode lower-casing; characters whose lower case is several
 /// characters stay as they are).
-fn fold_char(c: char) -> char {
+pub(crate) fn fold_char(c: char) -> char {
     let mut l = c.to_lowercase();
     match (l.next(), l.next()) {
         (Some(one), None) => one,

@@ -229,8 +229,8 @@ impl Tx<'_> {
 
     /// Insert a prepared message's rows (no entries yet).
     pub(crate) fn insert_prepared(&mut self, msg: &PreparedMessage) -> Result<MessageId> {
-        if self.pg.is_some() {
-            return crate::pg::unsupported("storing a message without an entry (Sieve filing)");
+        if let Some(pg) = self.pg {
+            return self.pg_insert_prepared(pg, msg);
         }
         self.insert_message(&msg.raw, msg.internal_date, &msg.meta)
     }

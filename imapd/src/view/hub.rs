@@ -5,9 +5,12 @@
 //! [`Wake`] callback. Two sources wake them:
 //! - the store's commit listener (in-process writes: SMTP delivery in the
 //!   same process, other IMAP sessions), which names the mailboxes touched;
-//! - a watcher thread polling [`mailstore::Reader::data_version`] every
-//!   [`POLL_EVERY`] for commits by another process on the same database
-//!   file; when the counter moves it reads the watched mailboxes'
+//! - a watcher thread reading [`mailstore::Reader::data_version`] for
+//!   commits by another process on the same database: every
+//!   [`POLL_EVERY`] on SQLite; on PostgreSQL as soon as another front end's
+//!   commit is announced ([`mailstore::Store::listen_commits`], LISTEN/
+//!   NOTIFY), and every [`SAFETY_POLL`] besides; when the counter moves it
+//!   reads the watched mailboxes'
 //!   HIGHESTMODSEQ and wakes the sessions that are behind; NOTIFY
 //!   sessions are told to look at everything when the counter moved by
 //!   more than this process's own commits (the store records those).
@@ -32,7 +35,7 @@
 //! The hub also holds what sessions share about a mailbox: the `\Recent`
 //! marks and the registry of sequence-number maps (`views.rs`).
 
-use crate::limits::POLL_EVERY;
+use crate::limits::{POLL_EVERY, SAFETY_POLL};
 use crate::view::views::Views;
 use mailstore::{Committed, MailboxId, Store, UserId};
 use netloop::ConnId;
@@ -360,10 +363,28 @@ impl Hub {
 fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
     let mut last_version: Option<i64> = None;
     let mut first = true;
+    // On PostgreSQL every front end's commits are announced (LISTEN/
+    // NOTIFY, `mailstore`'s pg/notify.rs): each announcement runs one
+    // round below at once, and the poll is only a safety net. On SQLite,
+    // the file's commit counter is polled.
+    let (kick, kicked) = mpsc::channel::<()>();
+    let listener = store.listen_commits(move || {
+        let _ = kick.send(());
+    });
+    let every = if listener.is_some() {
+        SAFETY_POLL
+    } else {
+        POLL_EVERY
+    };
     loop {
-        // Take the baseline at once, then poll.
+        // Take the baseline at once, then wait for a commit or the poll.
         if !std::mem::take(&mut first) {
-            thread::sleep(POLL_EVERY);
+            match kicked.recv_timeout(every) {
+                Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => thread::sleep(POLL_EVERY),
+            }
+            // A burst of announcements is one round.
+            while kicked.try_recv().is_ok() {}
         }
         let Some(h) = hub.upgrade() else { return };
         if h.stop.load(Ordering::SeqCst) {

@@ -60,12 +60,13 @@ enum How {
 
 /// Search text: the FTS5 table's rows and the rows still waiting for
 /// the index (their body possibly the raw message's tail: see
-/// `indexer.rs`), into PostgreSQL's plain `message_text`.
+/// `indexer.rs`), folded (`pg/search.rs`), into PostgreSQL's `message_text`.
 fn search_text() -> String {
     format!(
-        "SELECT rowid AS id, headers, body FROM message_text
-         UNION ALL SELECT p.id AS id, p.headers AS headers, {} AS body FROM pending_text p",
-        crate::indexer::PENDING_BODY
+        "SELECT rowid AS id, {f}(headers) AS headers, {f}(body) AS body FROM message_text
+         UNION ALL SELECT p.id AS id, {f}(p.headers) AS headers, {f}({b}) AS body FROM pending_text p",
+        f = crate::pg::search::FOLD_FN,
+        b = crate::indexer::PENDING_BODY
     )
 }
 
@@ -286,6 +287,8 @@ fn open_source(path: &Path) -> Result<Connection> {
     let conn =
         Connection::open_with_flags(path, flags).map_err(|e| not_minimail(path, &e.to_string()))?;
     conn.busy_timeout(crate::schema::BUSY_TIMEOUT)?;
+    // Search text goes over folded, as PostgreSQL's `message_text` keeps it.
+    crate::pg::search::register_fold(&conn)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| not_minimail(path, &e.to_string()))?;

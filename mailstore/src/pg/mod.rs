@@ -353,3 +353,8 @@ impl PgConn {
 
 /// The outbound queue and its leases (issue 18).
 pub(crate) mod outq;
+// Push across front ends (LISTEN/NOTIFY): pg/notify.rs.
+pub(crate) mod notify;
+
+// Sieve filing's message rows without an entry: pg/filing.rs.
+pub(crate) mod filing;

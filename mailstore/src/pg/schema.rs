@@ -77,7 +77,8 @@ CREATE TABLE message_headers(
     value TEXT NOT NULL
 );
 CREATE INDEX message_headers_msg ON message_headers(message_id, name);
--- Decoded search text (SQLite keeps it in FTS5; here scanned for now).
+-- Decoded search text (SQLite keeps it in FTS5; folded and trigram-indexed
+-- from v16: see pg/search.rs).
 CREATE TABLE message_text(
     id BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
     headers TEXT NOT NULL,
@@ -207,6 +208,18 @@ CREATE TABLE thread_refs(
         15,
         "ALTER TABLE outq_rcpt ADD COLUMN lease_owner TEXT, ADD COLUMN lease_until BIGINT;",
     ),
+    // v16: SEARCH TEXT/BODY by trigram index (pg/search.rs). Before these
+    // statements, `search::prepare_trgm` creates the pg_trgm extension and
+    // folds the search text stored so far; from here on `message_text`
+    // holds folded text and each column has a GIN trigram index. After
+    // them, `notify::TRIGGER_SQL`: each commit NOTIFYs the front ends.
+    (
+        16,
+        r#"
+CREATE INDEX IF NOT EXISTS message_text_body_trgm ON message_text USING gin (body gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS message_text_headers_trgm ON message_text USING gin (headers gin_trgm_ops);
+"#,
+    ),
 ];
 
 /// The version [`migrate`] brings a database to (as SQLite's).
@@ -246,7 +259,13 @@ pub(crate) fn migrate(pg: &PgConn) -> Result<()> {
         if *to <= version {
             continue;
         }
+        if *to == 16 {
+            crate::pg::search::prepare_trgm(&mut t)?;
+        }
         t.batch_execute(sql)?;
+        if *to == 16 {
+            t.batch_execute(crate::pg::notify::TRIGGER_SQL)?;
+        }
         version = *to;
         t.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', $1)

@@ -1,8 +1,18 @@
 //! SEARCH on PostgreSQL: a [`Query`] compiled to one statement, as
-//! `search/sql.rs` does for SQLite, with the same semantics. TEXT and BODY
-//! are a plain case-insensitive substring scan of the decoded text
-//! (`message_text`; a `pg_trgm` index is the planned speed-up); header
-//! values and the text fold ASCII case, as on SQLite for headers.
+//! `search/sql.rs` does for SQLite, with the same semantics.
+//!
+//! # TEXT and BODY
+//! `message_text` holds each message's decoded search text (headers and
+//! body) already case-folded with the fold SQLite's FTS5 trigram index
+//! uses ([`fold_text`]: one-to-one Unicode lower-casing, in Rust, so the
+//! result depends neither on the database's locale nor on PostgreSQL's
+//! `lower()`, which folds ASCII only under the C locale). A criterion is
+//! `body LIKE '%needle%'` with the needle folded the same way and its
+//! `%`, `_` and `\` escaped: an exact substring test, which the `pg_trgm`
+//! GIN indexes of schema version 16 answer (the index finds candidates
+//! by trigrams, PostgreSQL rechecks the LIKE on each). A needle under 3
+//! characters has no trigram: PostgreSQL then reads the text itself
+//! (still exact). Header criteria fold ASCII case, as on SQLite.
 
 use postgres::types::ToSql;
 
@@ -70,16 +80,17 @@ impl Sql {
     }
 
     fn text_match(&mut self, needle: &str, all: bool) {
-        let needle = needle.replace('\0', "");
+        if needle.is_empty() {
+            return self.push("true");
+        }
+        let pattern = like_pattern(needle);
         self.push(
-            "EXISTS (SELECT 1 FROM message_text t WHERE t.id = e.message_id AND (position(lower(",
+            "EXISTS (SELECT 1 FROM message_text t WHERE t.id = e.message_id AND (t.body LIKE ",
         );
-        self.param(needle.clone());
-        self.push(") IN lower(t.body)) > 0");
+        self.param(pattern.clone());
         if all {
-            self.push(" OR position(lower(");
-            self.param(needle);
-            self.push(") IN lower(t.headers)) > 0");
+            self.push(" OR t.headers LIKE ");
+            self.param(pattern);
         }
         self.push("))");
     }
@@ -167,6 +178,113 @@ impl Sql {
         }
         Ok(())
     }
+}
+
+/// Search text as `message_text` keeps it: NUL characters dropped
+/// (PostgreSQL's text cannot hold them), every character folded as
+/// SQLite's FTS5 trigram index folds it (`schema::fold_char`).
+pub(crate) fn fold_text(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '\0')
+        .map(crate::schema::fold_char)
+        .collect()
+}
+
+/// The LIKE pattern matching text that contains `needle` (folded as
+/// [`fold_text`], LIKE's metacharacters escaped with its default escape
+/// character, the backslash).
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in fold_text(needle).chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// SQLite function `mm_fold(text)`: [`fold_text`] of its argument, for
+/// `minimail migrate`, which copies SQLite's search text (not folded)
+/// into `message_text` (folded).
+pub(crate) const FOLD_FN: &str = "mm_fold";
+
+/// Register [`FOLD_FN`] on a SQLite connection.
+pub(crate) fn register_fold(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::{Value, ValueRef};
+    conn.create_scalar_function(
+        FOLD_FN,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(b) | ValueRef::Blob(b) => {
+                    Value::Text(fold_text(&String::from_utf8_lossy(b)))
+                }
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Text(i.to_string()),
+                ValueRef::Real(f) => Value::Text(f.to_string()),
+            })
+        },
+    )
+}
+
+/// Rows re-folded per statement by [`prepare_trgm`].
+const REFOLD_BATCH: i32 = 500;
+
+/// Schema version 16, before its indexes are made: the `pg_trgm`
+/// extension (a clear error if this database cannot have it) and the
+/// search text stored before version 16 (not folded) folded.
+pub(crate) fn prepare_trgm(t: &mut postgres::Transaction<'_>) -> Result<()> {
+    t.batch_execute("SAVEPOINT trgm")?;
+    if let Err(e) = t.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm") {
+        let _ = t.batch_execute("ROLLBACK TO SAVEPOINT trgm");
+        return Err(StoreError::Postgres(format!(
+            "schema version 16 needs PostgreSQL's pg_trgm extension (SEARCH TEXT/BODY \
+             index) and it cannot be created here: {}. Install it on the PostgreSQL \
+             server (Debian/Ubuntu: postgresql-contrib, part of the postgresql package \
+             since PostgreSQL 10; RPM: postgresqlNN-contrib), then let the database owner \
+             create it (a trusted extension since PostgreSQL 13) or run \
+             `CREATE EXTENSION pg_trgm;` in this database as a superuser",
+            crate::pg::pg_message(&e)
+        )));
+    }
+    t.batch_execute("RELEASE SAVEPOINT trgm")?;
+    // Existing rows: read in id order, a batch at a time, each rewritten
+    // once if folding changes it (nearly every one: capitals).
+    let mut after: i64 = i64::MIN;
+    loop {
+        let rows = t.query(
+            "SELECT id, headers, body FROM message_text WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &i64::from(REFOLD_BATCH)],
+        )?;
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        let mut ids = Vec::new();
+        let mut heads = Vec::new();
+        let mut bodies = Vec::new();
+        for r in &rows {
+            let (h, b): (&str, &str) = (r.get(1), r.get(2));
+            let (fh, fb) = (fold_text(h), fold_text(b));
+            if fh != h || fb != b {
+                ids.push(r.get::<_, i64>(0));
+                heads.push(fh);
+                bodies.push(fb);
+            }
+        }
+        if !ids.is_empty() {
+            t.execute(
+                "UPDATE message_text SET headers = x.h, body = x.b
+                 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(id, h, b)
+                 WHERE message_text.id = x.id",
+                &[&ids, &heads, &bodies],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 impl PgConn {

@@ -314,7 +314,7 @@ impl Tx<'_> {
     }
 
     /// One message row with its raw bytes, headers, search text and thread.
-    fn pg_insert_message(
+    pub(super) fn pg_insert_message(
         &mut self,
         pg: &PgConn,
         raw: &[u8],
@@ -349,8 +349,8 @@ impl Tx<'_> {
                     &raw,
                     &names,
                     &values,
-                    &strip_nul(&meta.header_text),
-                    &strip_nul(&meta.body_text),
+                    &crate::pg::search::fold_text(&meta.header_text),
+                    &crate::pg::search::fold_text(&meta.body_text),
                 ],
             )?
             .get(0);

@@ -103,15 +103,18 @@ impl Sql {
                 if i > 0 {
                     self.push(" OR ");
                 }
+                // The index's Unicode folding (not SQLite's ASCII-only
+                // lower()), so "ä" finds "Ä" as "äRG" finds "ÄRGER".
+                let f = crate::schema::CONTAINS_FN;
                 self.push(&format!(
-                    "EXISTS (SELECT 1 FROM {table} p WHERE p.{key} = e.message_id AND (instr(lower({body}), lower("
+                    "EXISTS (SELECT 1 FROM {table} p WHERE p.{key} = e.message_id AND ({f}({body}, "
                 ));
                 self.param(Value::Text(needle.to_string()));
-                self.push(")) > 0");
+                self.push(")");
                 if let TextScope::All = scope {
-                    self.push(" OR instr(lower(p.headers), lower(");
+                    self.push(&format!(" OR {f}(p.headers, "));
                     self.param(Value::Text(needle.to_string()));
-                    self.push(")) > 0");
+                    self.push(")");
                 }
                 self.push("))");
             }

@@ -1,10 +1,12 @@
 //! SEARCH: every Query kind, substrings in qp/base64 bodies, combinators.
 
+//! Runs on SQLite (`--test it`) and unchanged on PostgreSQL (`--test pg`),
+//! so both backends give the same answers.
+
 use mailstore::{FlagOp, Flags, MailboxId, Query, Store, SystemFlag};
-use tempfile::TempDir;
 
 use crate::mime::NESTED;
-use crate::util::{deliver, simple, store, user};
+use crate::util::{deliver, simple, store, user, Db};
 
 const NOV23: i64 = 1_795_392_000; // 2026-11-23 00:00 UTC
 const NOV24: i64 = 1_795_478_400;
@@ -12,7 +14,7 @@ const SEP21: i64 = 1_789_948_800; // day of util::deliver's internal date
 
 /// uid 1: NESTED, uid 2: simple "hello", uid 3: appended, seen + $Todo,
 /// internal date in 2023, no Date header.
-fn setup() -> (TempDir, Store, MailboxId) {
+fn setup() -> (Db, Store, MailboxId) {
     let (d, s) = store();
     let a = user(&s, "a@x");
     deliver(&s, NESTED.as_bytes().to_vec(), &[a]);
@@ -243,4 +245,100 @@ Content-Transfer-Encoding: quoted-printable\r\n\r\nun caf=E9 cr=E8me\r\n"
         "unicode case folding in FTS"
     );
     assert_eq!(run(&s, mb, Query::Body("naïve".into())), [2]);
+}
+
+/// A mailbox of the given (subject, body) messages, UIDs 1.. in order.
+fn mailbox_of(msgs: &[(&str, &str)]) -> (Db, Store, MailboxId) {
+    let (d, s) = store();
+    let a = user(&s, "a@x");
+    for (subject, body) in msgs {
+        let raw = format!(
+            "Subject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+        );
+        deliver(&s, raw.into_bytes(), &[a]);
+    }
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    (d, s, mb)
+}
+
+#[test]
+fn like_metacharacters_in_needles_are_literal() {
+    let (_d, s, mb) = mailbox_of(&[
+        ("one", "we are 100% sure"),
+        ("two", "snake_case names"),
+        ("three", "a back\\slash here"),
+        ("four", "plain 100 percent, snakeXcase, backXslash"),
+    ]);
+    assert_eq!(run(&s, mb, Query::Body("%".into())), [1]);
+    assert_eq!(run(&s, mb, Query::Body("100%".into())), [1]);
+    assert_eq!(run(&s, mb, Query::Body("0% s".into())), [1]);
+    assert_eq!(run(&s, mb, Query::Body("%%".into())), Vec::<u32>::new());
+    assert_eq!(run(&s, mb, Query::Body("_".into())), [2]);
+    assert_eq!(run(&s, mb, Query::Body("snake_case".into())), [2]);
+    assert_eq!(run(&s, mb, Query::Body("e_c".into())), [2]);
+    assert_eq!(run(&s, mb, Query::Body("\\".into())), [3]);
+    assert_eq!(run(&s, mb, Query::Body("back\\slash".into())), [3]);
+    assert_eq!(run(&s, mb, Query::Body("k\\s".into())), [3]);
+    assert_eq!(run(&s, mb, Query::Text("\\%".into())), Vec::<u32>::new());
+    assert_eq!(run(&s, mb, Query::Text("BACKxSLASH".into())), [4]);
+}
+
+#[test]
+fn short_needles_match_exactly() {
+    let (_d, s, mb) = mailbox_of(&[("alpha", "xy zz"), ("beta", "Q"), ("gamma", "nothing here")]);
+    assert_eq!(run(&s, mb, Query::Body("q".into())), [2]);
+    assert_eq!(run(&s, mb, Query::Body("XY".into())), [1]);
+    assert_eq!(run(&s, mb, Query::Body("y z".into())), [1]);
+    assert_eq!(run(&s, mb, Query::Body("yz".into())), Vec::<u32>::new());
+    assert_eq!(run(&s, mb, Query::Text("AM".into())), [3]);
+    assert_eq!(run(&s, mb, Query::Body("am".into())), Vec::<u32>::new());
+    assert_eq!(run(&s, mb, Query::Body("h".into())), [3]);
+}
+
+#[test]
+fn non_ascii_needles_fold_unicode_case() {
+    let (_d, s, mb) = mailbox_of(&[
+        ("Grüße aus Köln", "Viele Grüße, Ihr Team"),
+        ("Betreff", "ÄRGER im Büro"),
+        ("Ärger", "ärger klein geschrieben"),
+        ("ascii", "arger ohne Umlaut, GRUSSE"),
+        ("Ελληνικά", "ΚΑΛΗΜΕΡΑ κόσμε"),
+    ]);
+    assert_eq!(run(&s, mb, Query::Body("ärger".into())), [2, 3]);
+    assert_eq!(run(&s, mb, Query::Body("ÄRGER".into())), [2, 3]);
+    assert_eq!(run(&s, mb, Query::Body("Ärg".into())), [2, 3]);
+    assert_eq!(run(&s, mb, Query::Text("ärger".into())), [2, 3]);
+    assert_eq!(
+        run(&s, mb, Query::Body("ÄR".into())),
+        [2, 3],
+        "two characters, folded"
+    );
+    assert_eq!(
+        run(&s, mb, Query::Body("ä".into())),
+        [2, 3],
+        "one character, folded"
+    );
+    assert_eq!(run(&s, mb, Query::Body("grüße".into())), [1]);
+    assert_eq!(
+        run(&s, mb, Query::Body("GRÜSSE".into())),
+        Vec::<u32>::new(),
+        "ß is not ss"
+    );
+    assert_eq!(run(&s, mb, Query::Text("KÖLN".into())), [1]);
+    assert_eq!(run(&s, mb, Query::Body("KÖLN".into())), Vec::<u32>::new());
+    assert_eq!(run(&s, mb, Query::Body("büro".into())), [2]);
+    assert_eq!(run(&s, mb, Query::Body("buro".into())), Vec::<u32>::new());
+    assert_eq!(
+        run(&s, mb, Query::Body("καλημέρα".into())),
+        Vec::<u32>::new(),
+        "accent kept"
+    );
+    assert_eq!(run(&s, mb, Query::Body("καλημερα".into())), [5]);
+    assert_eq!(run(&s, mb, Query::Body("ΚΌΣΜΕ".into())), [5]);
+    assert_eq!(run(&s, mb, Query::Text("ελληνικά".into())), [5]);
 }

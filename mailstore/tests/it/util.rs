@@ -3,6 +3,10 @@
 use mailstore::{NewMessage, Store, UserId};
 use tempfile::TempDir;
 
+/// What keeps a test's store alive (on PostgreSQL, `tests/pg/util.rs`: its
+/// database), so suites shared by both backends can name it.
+pub type Db = TempDir;
+
 /// A fresh store in a temp dir (keep the dir alive).
 pub fn store() -> (TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

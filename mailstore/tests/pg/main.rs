@@ -11,6 +11,8 @@ mod util;
 mod backend;
 mod fronts;
 mod leases;
+mod notify;
+mod trgm;
 
 #[path = "../it/aliases.rs"]
 mod aliases;
@@ -28,6 +30,8 @@ mod messages;
 mod mime;
 #[path = "../it/outq.rs"]
 mod outq;
+#[path = "../it/search.rs"]
+mod search;
 #[path = "../it/sieve.rs"]
 mod sieve;
 #[path = "../it/tombstones.rs"]

@@ -1,0 +1,143 @@
+//! SEARCH TEXT/BODY on PostgreSQL (schema version 16): folded search text
+//! under `pg_trgm` GIN indexes. The answers themselves are the shared
+//! suite's (`../it/search.rs`, run here too); these tests check what is
+//! PostgreSQL's own: a database of version 14 folded and indexed on open,
+//! and the index used by SEARCH.
+
+use std::time::{Duration, Instant};
+
+use mailstore::{NewMessage, Query, Store};
+
+use crate::util::{store, user};
+
+fn client(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).unwrap()
+}
+
+#[test]
+fn a_version_14_database_is_folded_and_indexed_on_open() {
+    let (db, s) = store();
+    let a = user(&s, "a@x");
+    let raw = b"Subject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nhello\r\n".to_vec();
+    s.write_sync(move |tx| {
+        tx.deliver(
+            &NewMessage {
+                raw,
+                internal_date: 1_790_000_000,
+            },
+            &[a],
+        )
+    })
+    .unwrap();
+    s.shutdown();
+    drop(s);
+    // As version 14 left it: text as decoded (capitals), no trigram index,
+    // no commit trigger.
+    let mut c = client(db.url());
+    c.batch_execute(
+        "DROP INDEX message_text_body_trgm; DROP INDEX message_text_headers_trgm;
+         DROP TRIGGER meta_commit_notify ON meta; DROP FUNCTION minimail_commit_notify();
+         UPDATE message_text SET body = 'Viele GRÜSSE, Ihr ÄRGER-Team', headers = 'Subject: Grüße aus KÖLN';
+         UPDATE meta SET value = 14 WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    let s = Store::open(db.url()).unwrap();
+    let row = c
+        .query_one(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema_version'), body, headers,
+                    (SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'message_text_%_trgm'),
+                    (SELECT count(*) FROM pg_trigger WHERE tgname = 'meta_commit_notify')
+             FROM message_text",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), mailstore_version());
+    assert_eq!(row.get::<_, &str>(1), "viele grüsse, ihr ärger-team");
+    assert_eq!(row.get::<_, &str>(2), "subject: grüße aus köln");
+    assert_eq!(row.get::<_, i64>(3), 2);
+    assert_eq!(row.get::<_, i64>(4), 1);
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let find = |q: Query| s.read_sync(move |r| r.search(mb, &q)).unwrap();
+    assert_eq!(find(Query::Body("Ärger".into())), [1]);
+    assert_eq!(find(Query::Text("köln".into())), [1]);
+    assert_eq!(find(Query::Body("köln".into())), Vec::<u32>::new());
+}
+
+/// The schema version a fresh store reaches (read from a fresh one).
+fn mailstore_version() -> i64 {
+    let (db, s) = store();
+    s.shutdown();
+    client(db.url())
+        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn text_search_reads_the_trigram_index() {
+    let (db, s) = store();
+    let a = user(&s, "a@x");
+    // 1,000 messages of ~1.5 KB, one word each of their own.
+    s.write_sync(move |tx| {
+        for n in 0..1000u32 {
+            let body = format!("word{n:04}zq {}\r\n", "filler text line. ".repeat(80));
+            let raw = format!("Subject: m{n}\r\n\r\n{body}").into_bytes();
+            tx.deliver(
+                &NewMessage {
+                    raw,
+                    internal_date: 1_790_000_000,
+                },
+                &[a],
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut c = client(db.url());
+    // As autovacuum does after many inserts: the GIN indexes' pending
+    // lists merged (the planner counts a long one against the index),
+    // statistics taken.
+    c.batch_execute("VACUUM ANALYZE").unwrap();
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        s.read_sync(move |r| r.search(mb, &Query::Body("WORD0417ZQ".into())))
+            .unwrap(),
+        [418]
+    );
+    assert_eq!(
+        s.read_sync(move |r| r.search(mb, &Query::Text("word0999zq".into())))
+            .unwrap(),
+        [1000]
+    );
+    // The store's connections end (their backends report their statistics
+    // as they exit); then the index scans are counted.
+    s.shutdown();
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (body, headers) = loop {
+        let r = c
+            .query_one(
+                "SELECT (SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'message_text_body_trgm'),
+                        (SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'message_text_headers_trgm')",
+                &[],
+            )
+            .unwrap();
+        let (b, h): (i64, i64) = (r.get(0), r.get(1));
+        if (b >= 2 && h >= 1) || Instant::now() > deadline {
+            break (b, h);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        body >= 2 && headers >= 1,
+        "trigram index scans: body {body}, headers {headers}"
+    );
+}
