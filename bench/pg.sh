@@ -8,8 +8,9 @@
 #   SMTP   durable msg/s, 16 sessions (a new connection per message) spread
 #          over the front ends (one mailbench per front end, in parallel;
 #          the rate is all messages over the slowest one's time), 1 KiB and
-#          64 KiB; with the CPU the postgres processes and the front ends
-#          used meanwhile (% of one core);
+#          64 KiB to one user, and 1 KiB to a user per front end; with the
+#          CPU the postgres processes and the front ends used meanwhile (%
+#          of one core);
 #   IMAP   APPEND (pipelined, one session) of N messages, then FETCH 1:*
 #          metadata, UID SEARCH TEXT and BODY on them, read through the last front
 #          end (another host than the one that appended, when there are two);
@@ -17,6 +18,9 @@
 #          front end.
 #
 #   bench/pg.sh [SMTP_MESSAGES] [IMAP_MESSAGES]     (default 5000 20000)
+#
+# PG_STATS=1 also records what statements each SMTP run made on PostgreSQL
+# ($BENCH_DIR/*.statements); MM= and MB= run other builds (SKIP_BUILD=1).
 #
 # Prints one JSON line per measurement ($BENCH_DIR/results.jsonl) and a table.
 set -euo pipefail
@@ -92,11 +96,23 @@ start_pg() {
     if [ -n "$PGUSER_OS" ]; then chown -R "$PGUSER_OS" "$BENCH_DIR/pg" "$BENCH_DIR/pgsock"; fi
     as_pg "$PGBIN/initdb" -D "$BENCH_DIR/pg" -U minimail --auth=trust -E UTF8 --no-locale >/dev/null
     as_pg "$PGBIN/pg_ctl" -D "$BENCH_DIR/pg" -l "$BENCH_DIR/pg/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $BENCH_DIR/pgsock -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $BENCH_DIR/pgsock -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB -c max_connections=200 ${PG_STATS:+-c shared_preload_libraries=pg_stat_statements}" \
         start >/dev/null
 }
 
 createdb() { as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U minimail "$1"; }
+psql_on() { as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U minimail -X -q "$@"; }
+
+# With PG_STATS=1: the statements each SMTP run made (pg_stat_statements),
+# most called first, in $BENCH_DIR/NAME-WORK.statements (round trips per
+# delivery: calls / messages).
+stats_reset() { if [ -n "${PG_STATS:-}" ] && [ -n "$1" ]; then psql_on -d "$1" -c 'SELECT pg_stat_statements_reset()' >/dev/null; fi; }
+stats_dump() {
+    if [ -n "${PG_STATS:-}" ] && [ -n "$1" ]; then
+        psql_on -d "$1" -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+            FROM pg_stat_statements ORDER BY calls DESC LIMIT 25" >"$BENCH_DIR/$2.statements"
+    fi
+}
 
 # start_frontends NAME DB K: K front ends on one store; their pids in FE_PIDS.
 FE_PIDS=()
@@ -118,32 +134,38 @@ stop_frontends() {
     FE_PIDS=()
 }
 
-# smtp_spread NAME K SIZE N: 16 sessions over K front ends.
+# smtp_spread NAME K SIZE N [WORK]: 16 sessions over K front ends, all
+# to load@; with WORK (a name for the row), front end i's to load<i>@
+# (different users: their mailboxes' locks are not shared).
 smtp_spread() {
-    local name=$1 k=$2 size=$3 n=$4 i s m outs=() pg0 fe0 t0 t1
+    local name=$1 k=$2 size=$3 n=$4 work=${5:-} i s m to outs=() pg0 fe0 t0 t1
+    stats_reset "${PGDB:-}"
     pg0=$(cpu_of pg); fe0=$(cpu_of "$(basename "$MM" | cut -c1-15)"); t0=$(date +%s.%N)
     for i in $(seq 1 "$k"); do
         s=$((16 / k + (i <= 16 % k ? 1 : 0)))
         m=$((n / k))
+        to=load@$DOMAIN
+        if [ -n "$work" ]; then to=load$i@$DOMAIN; fi
         "$MB" --json smtp --addr "127.0.0.$((i + 1)):$((PORT_BASE + 10 + i))" --sessions "$s" \
-            --messages "$m" --size "$size" --to "load@$DOMAIN" >"$BENCH_DIR/smtp-$i.json" 2>>"$BENCH_DIR/mailbench.err" &
+            --messages "$m" --size "$size" --to "$to" >"$BENCH_DIR/smtp-$i.json" 2>>"$BENCH_DIR/mailbench.err" &
         outs+=("$!")
     done
     for p in "${outs[@]}"; do wait "$p" || true; done
     t1=$(date +%s.%N)
-    python3 - "$name" "$size" "$k" "$t0" "$t1" "$pg0" "$(cpu_of pg)" "$fe0" "$(cpu_of "$(basename "$MM" | cut -c1-15)")" "$BENCH_DIR"/smtp-{1..3}.json <<'PY' >>"$RESULTS"
+    python3 - "$name" "${work:-smtp $((size / 1024))k}" "$k" "$t0" "$t1" "$pg0" "$(cpu_of pg)" "$fe0" "$(cpu_of "$(basename "$MM" | cut -c1-15)")" "$BENCH_DIR"/smtp-{1..3}.json <<'PY' >>"$RESULTS"
 import json, os, sys
-name, size, k, t0, t1, pg0, pg1, fe0, fe1 = sys.argv[1:10]
+name, work, k, t0, t1, pg0, pg1, fe0, fe1 = sys.argv[1:10]
 runs = [json.load(open(p)) for p in sys.argv[10:10 + int(k)] if os.path.exists(p)]
 ok = sum(r["ok"] for r in runs)
 secs = max(float(r["seconds"]) for r in runs)
 wall = float(t1) - float(t0)
-print(json.dumps({"config": name, "work": f"smtp {int(size) // 1024}k", "rate": ok / secs, "ok": ok,
+print(json.dumps({"config": name, "work": work, "rate": ok / secs, "ok": ok,
                   "failed": sum(r["failed"] for r in runs), "p99_ms": max(r["p99_ms"] for r in runs),
                   "pg_cpu_pct": 100 * (float(pg1) - float(pg0)) / wall,
                   "frontends_cpu_pct": 100 * (float(fe1) - float(fe0)) / wall}))
 PY
     rm -f "$BENCH_DIR"/smtp-*.json
+    stats_dump "${PGDB:-}" "$name-${work:-smtp-$((size / 1024))k}"
     tail -1 "$RESULTS" >&2
 }
 
@@ -164,8 +186,13 @@ run_config() {
     log "$name: $k front end(s), store $db"
     printf '%s\n' "$PASSWORD" | "$MM" user add "load@$DOMAIN" --db "$db" --password-stdin >/dev/null
     printf '%s\n' "$PASSWORD" | "$MM" user add "bench@$DOMAIN" --db "$db" --password-stdin >/dev/null
+    local u
+    for u in 1 2 3; do
+        printf '%s\n' "$PASSWORD" | "$MM" user add "load$u@$DOMAIN" --db "$db" --password-stdin >/dev/null
+    done
     start_frontends "$name" "$db" "$k"
     smtp_spread "$name" "$k" 1024 "$SMTP_N"
+    smtp_spread "$name" "$k" 1024 "$SMTP_N" "smtp 1k, user per fe"
     smtp_spread "$name" "$k" 65536 "$((SMTP_N / 4))"
     last=127.0.0.$((k + 1)):$((PORT_BASE + 20 + k))
     local first=127.0.0.2:$((PORT_BASE + 21))
@@ -201,6 +228,7 @@ main() {
     local k
     for k in 1 2 3; do
         createdb "mail$k"
+        if [ -n "${PG_STATS:-}" ]; then PGDB=mail$k; psql_on -d "$PGDB" -c 'CREATE EXTENSION pg_stat_statements' >/dev/null; fi
         run_config "pg-$k" "postgres://minimail@127.0.0.1:$PG_PORT/mail$k" "$k"
     done
     printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
@@ -226,7 +254,7 @@ def cell(cfg, work):
                 return f'p50 {x.get("p50_ms", 0):.1f} ms, p99 {x.get("p99_ms", 0):.1f} ms'
             return f'p50 {x.get("p50_ms", 0):.1f} ms'
     return "-"
-works = ["smtp 1k", "smtp 64k", "append", "fetch-meta", "search-text", "search-body", "push"]
+works = ["smtp 1k", "smtp 1k, user per fe", "smtp 64k", "append", "fetch-meta", "search-text", "search-body", "push"]
 print("| work | " + " | ".join(configs) + " |")
 print("| --- |" + " --- |" * len(configs))
 for w in works:

@@ -170,6 +170,8 @@ impl Tx<'_> {
     /// As [`Reader::quota`].
     pub fn quota(&self, user: UserId) -> Result<Quota> {
         if let Some(pg) = self.pg {
+            // Under the user's lock (pg/mod.rs): exact across front ends.
+            pg.lock_users(&[user])?;
             return pg.quota(user);
         }
         quota(self.conn(), user)
@@ -219,6 +221,10 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown user.
     pub fn over_quota(&self, users: &[UserId], octets: u64) -> Result<Vec<(UserId, Fit)>> {
+        if let Some(pg) = self.pg {
+            // All at once, in id order (pg/mod.rs).
+            pg.lock_users(users)?;
+        }
         let mut out = Vec::new();
         for &u in users {
             match self.quota(u)?.fits(octets, 1) {

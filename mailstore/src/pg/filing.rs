@@ -17,6 +17,7 @@ impl Tx<'_> {
         pg: &PgConn,
         msg: &PreparedMessage,
     ) -> Result<MessageId> {
-        self.pg_insert_message(pg, msg.raw(), msg.internal_date(), msg.meta())
+        self.pg_insert_message(pg, msg.raw(), msg.internal_date(), msg.meta(), None)
+            .map(|(id, _)| id)
     }
 }

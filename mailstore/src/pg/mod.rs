@@ -15,13 +15,16 @@
 //! # Guarantees
 //! - A read job runs in one `REPEATABLE READ, READ ONLY` transaction.
 //! - The writer batches jobs into one transaction (a savepoint each);
-//!   `done` runs only after COMMIT. Each batch first bumps the commit
-//!   counter row (`meta.commit_counter`), which also takes that row's
-//!   lock: write batches of every front end are serialized as SQLite
-//!   serializes writers, so UIDs and MODSEQs (allocated by `UPDATE
-//!   mailboxes ... RETURNING` under the mailbox row's lock) are strictly
-//!   ascending in commit order and never reused, and
-//!   [`crate::Reader::data_version`] counts every front end's commits.
+//!   `done` runs only after COMMIT. UIDs and MODSEQs are allocated by
+//!   `UPDATE mailboxes ... RETURNING` under the mailbox row's lock, held
+//!   to COMMIT, so they are strictly ascending in commit order and never
+//!   reused. Each batch bumps the commit counter row
+//!   (`meta.commit_counter`) just before COMMIT, so
+//!   [`crate::Reader::data_version`] moves by one per commit of any front
+//!   end, while batches of several front ends overlap up to that tail
+//!   (see [`PgConn::lock_users`] for the lock order that keeps them free
+//!   of deadlocks). Message ids and UIDVALIDITYs come from counters
+//!   committed on a connection of their own, never held by a batch.
 //! - A connection the server dropped (restart) is re-opened by the next
 //!   job: found dead at its `BEGIN`, the job runs on a new connection
 //!   ([`PgConn::begin`]); cut later, the job fails. Errors that say the
@@ -52,6 +55,7 @@ use std::collections::HashMap;
 use postgres::{Client, NoTls, Statement};
 
 use crate::error::{Result, StoreError};
+use crate::types::{MailboxId, UserId};
 
 /// True if `db` names a PostgreSQL database (`postgres://` or
 /// `postgresql://`) rather than a SQLite file.
@@ -151,6 +155,31 @@ pub(crate) struct PgConn {
     /// A read snapshot is open (left so by a panicking job: rolled back
     /// before the next one).
     in_read: std::cell::Cell<bool>,
+    /// The writer's state for lock ordering and id allocation (unused on
+    /// reader connections).
+    write: RefCell<WriteState>,
+}
+
+/// Message ids taken per round trip to the id counter.
+const MESSAGE_ID_BLOCK: i64 = 64;
+/// Mailbox owners remembered (ids are never reused for another user).
+const MAX_OWNERS: usize = 100_000;
+/// How long a batch tries, without waiting, to lock users it would lock
+/// out of order before the job fails with a temporary error.
+const OUT_OF_ORDER_TRIES: u32 = 40;
+
+/// See [`PgConn::lock_users`] and [`PgConn::next_message_id`].
+#[derive(Default)]
+struct WriteState {
+    /// Users whose row this batch has locked, in the order taken.
+    held: Vec<UserId>,
+    /// The rest of the current block of message ids: next, last.
+    ids: Option<(i64, i64)>,
+    /// A second connection for counters taken outside the batch
+    /// (autocommit, so their rows are never locked for a whole batch).
+    aux: Option<Client>,
+    /// Mailbox -> owner.
+    owners: HashMap<MailboxId, UserId>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -205,6 +234,7 @@ impl PgConn {
             client: RefCell::new(open_client(url)?),
             stmts: RefCell::new(HashMap::new()),
             in_read: std::cell::Cell::new(false),
+            write: RefCell::new(WriteState::default()),
         })
     }
 
@@ -358,3 +388,206 @@ pub(crate) mod notify;
 
 // Sieve filing's message rows without an entry: pg/filing.rs.
 pub(crate) mod filing;
+
+/// Write batches of several front ends overlap: nothing every batch needs
+/// is locked for the whole batch (message ids and UIDVALIDITY come from
+/// counters committed on their own; the commit counter is bumped just
+/// before COMMIT). What orders UIDs and MODSEQs is the mailbox row's lock,
+/// held to COMMIT; every write that changes a mailbox row or its entries
+/// first locks its owner's `users` row ([`PgConn::lock_users`]), so
+/// mailbox rows are only ever locked under their owner's lock, and users
+/// are locked in ascending id order within a batch. A user that would be
+/// locked out of order (lower than one the batch holds) is only tried
+/// without waiting: two batches can then never wait on each other in a
+/// cycle over users and mailboxes (a deadlock), and a job that cannot get
+/// its lock in time fails with a temporary error (SMTP 451, IMAP NO)
+/// instead of waiting for PostgreSQL's deadlock detector. (What this does
+/// not order: two front ends storing messages that share a Message-ID or
+/// reference at the same moment may wait on each other's `thread_refs`
+/// row; PostgreSQL's detector then fails one job, temporarily.)
+impl PgConn {
+    /// A write batch starts: it holds no locks yet.
+    pub(crate) fn begin_batch(&self) {
+        self.write.borrow_mut().held.clear();
+    }
+
+    /// How many user locks the batch holds (for [`PgConn::locks_rolled_back`]).
+    pub(crate) fn locks_mark(&self) -> usize {
+        self.write.borrow().held.len()
+    }
+
+    /// A job was rolled back to its savepoint: the locks it took are gone.
+    pub(crate) fn locks_rolled_back(&self, mark: usize) {
+        self.write.borrow_mut().held.truncate(mark);
+    }
+
+    /// Lock the `users` rows of `users` for the rest of the batch (see
+    /// above); [`StoreError::NotFound`] names a user that does not exist.
+    pub(crate) fn lock_users(&self, users: &[UserId]) -> Result<()> {
+        let (want, in_order) = {
+            let w = self.write.borrow();
+            let mut want: Vec<UserId> = users
+                .iter()
+                .copied()
+                .filter(|u| !w.held.contains(u))
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            let in_order = match (w.held.iter().max(), want.first()) {
+                (Some(max), Some(first)) => first > max,
+                _ => true,
+            };
+            (want, in_order)
+        };
+        if want.is_empty() {
+            return Ok(());
+        }
+        const LOCK: &str = "SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+        let rows = if in_order {
+            self.rows(LOCK, &[&want])?
+        } else {
+            let sql = format!("{LOCK} NOWAIT");
+            let mut tries = 0;
+            loop {
+                match self.guarded(&sql, &[&want])? {
+                    Ok(rows) => break rows,
+                    Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                        tries += 1;
+                        if tries >= OUT_OF_ORDER_TRIES {
+                            return Err(StoreError::Postgres(format!(
+                                "users {want:?} are busy in another front end's batch \
+                                 (not waited for: lock order); try again"
+                            )));
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if rows.len() < want.len() {
+            let found: Vec<UserId> = rows.iter().map(|r| r.get(0)).collect();
+            let missing = want.iter().find(|u| !found.contains(u)).copied();
+            return Err(StoreError::NotFound(format!(
+                "user {}",
+                missing.unwrap_or_default()
+            )));
+        }
+        self.write.borrow_mut().held.extend(want);
+        Ok(())
+    }
+
+    /// Lock the owner of `mailbox` (as [`PgConn::lock_users`]); the owner.
+    pub(crate) fn lock_owner(&self, mailbox: MailboxId) -> Result<UserId> {
+        let owner = self.owners_of(&[mailbox])?;
+        let Some(&(_, user)) = owner.first() else {
+            return Err(StoreError::NotFound(format!("mailbox {mailbox}")));
+        };
+        self.lock_users(&[user])?;
+        Ok(user)
+    }
+
+    /// Remember that `mailbox` belongs to `user`.
+    pub(crate) fn note_owner(&self, mailbox: MailboxId, user: UserId) {
+        let mut w = self.write.borrow_mut();
+        if w.owners.len() >= MAX_OWNERS {
+            w.owners.clear();
+        }
+        w.owners.insert(mailbox, user);
+    }
+
+    /// `mailbox` is being deleted: no owner to report for it any more.
+    pub(crate) fn forget_owner(&self, mailbox: MailboxId) {
+        self.write.borrow_mut().owners.remove(&mailbox);
+    }
+
+    /// (mailbox, owner) of each of `ids` that exists, by id; remembered
+    /// owners are not looked up again.
+    pub(crate) fn owners_of(&self, ids: &[MailboxId]) -> Result<Vec<(MailboxId, UserId)>> {
+        let (mut out, missing) = {
+            let w = self.write.borrow();
+            let mut out = Vec::with_capacity(ids.len());
+            let mut missing = Vec::new();
+            for &id in ids {
+                match w.owners.get(&id) {
+                    Some(&u) => out.push((id, u)),
+                    None => missing.push(id),
+                }
+            }
+            (out, missing)
+        };
+        if !missing.is_empty() {
+            for r in self.rows(
+                "SELECT id, user_id FROM mailboxes WHERE id = ANY($1)",
+                &[&missing],
+            )? {
+                let (id, user): (MailboxId, UserId) = (r.get(0), r.get(1));
+                self.note_owner(id, user);
+                out.push((id, user));
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The counter connection, opened (again) if needed. Its commits need
+    /// no flush of their own: a batch that uses a value commits after it,
+    /// and the counters are also raised to what the tables hold.
+    fn aux(&self) -> Result<RefMut<'_, Client>> {
+        let mut w = self
+            .write
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Invalid("PostgreSQL connection re-entered".into()))?;
+        if w.aux.as_ref().is_none_or(|c| c.is_closed()) {
+            let mut c = open_client(&self.url)?;
+            c.batch_execute("SET synchronous_commit = off; SET lock_timeout = '10s'")?;
+            w.aux = Some(c);
+        }
+        RefMut::filter_map(w, |w| w.aux.as_mut())
+            .map_err(|_| StoreError::Postgres("no counter connection".into()))
+    }
+
+    /// A new message id, from a block taken from `meta.last_message_id`
+    /// in a transaction of its own (so no batch holds that row).
+    pub(crate) fn next_message_id(&self) -> Result<i64> {
+        if let Some((next, last)) = self.write.borrow_mut().ids.as_mut() {
+            if *next <= *last {
+                let id = *next;
+                *next += 1;
+                return Ok(id);
+            }
+        }
+        let last: i64 = self
+            .aux()?
+            .query_one(
+                "UPDATE meta SET value = greatest(value, (SELECT coalesce(max(id), 0) FROM messages)) + $1
+                 WHERE key = 'last_message_id' RETURNING value",
+                &[&MESSAGE_ID_BLOCK],
+            )?
+            .get(0);
+        let first = last - MESSAGE_ID_BLOCK + 1;
+        self.write.borrow_mut().ids = Some((first + 1, last));
+        Ok(first)
+    }
+
+    /// A new UIDVALIDITY (at least `now`), committed on its own.
+    pub(crate) fn next_uidvalidity(&self, now: i64) -> Result<i64> {
+        Ok(self
+            .aux()?
+            .query_one(
+                "UPDATE meta SET value = greatest(value + 1, $1) WHERE key = 'last_uidvalidity' RETURNING value",
+                &[&now],
+            )?
+            .get(0))
+    }
+
+    /// Run `sql` (simple protocol, several statements in one round trip);
+    /// the first column of the last row any of them returned.
+    pub(crate) fn batch_value(&self, sql: &str) -> Result<Option<String>> {
+        let msgs = self.c()?.simple_query(sql)?;
+        Ok(msgs.iter().rev().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        }))
+    }
+}

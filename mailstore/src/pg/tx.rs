@@ -62,8 +62,10 @@ impl Tx<'_> {
         let user = pg
             .user(address)?
             .ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
+        pg.lock_users(&[user.id])?;
         for mb in pg.mailboxes(user.id)? {
             self.pg_drop_mailbox_entries(pg, mb.id)?;
+            pg.forget_owner(mb.id);
         }
         pg.exec("DELETE FROM users WHERE id = $1", &[&user.id])?;
         self.lists.push(user.id);
@@ -94,13 +96,8 @@ impl Tx<'_> {
         special_use: Option<&str>,
     ) -> Result<MailboxId> {
         let name = normalize_name(name)?;
-        let uidvalidity: i64 = pg
-            .one(
-                "UPDATE meta SET value = greatest(value + 1, $1) WHERE key = 'last_uidvalidity' RETURNING value",
-                &[&now()],
-            )?
-            .get(0);
-        let uidvalidity = uidvalidity & 0xffff_ffff;
+        pg.lock_users(&[user])?;
+        let uidvalidity = pg.next_uidvalidity(now())? & 0xffff_ffff;
         let inserted = pg.guarded(
             "INSERT INTO mailboxes(user_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4)
              RETURNING id",
@@ -119,6 +116,7 @@ impl Tx<'_> {
             }
             Err(e) => return Err(e.into()),
         };
+        pg.note_owner(id, user);
         self.touched.push(id);
         self.lists.push(user);
         Ok(id)
@@ -131,8 +129,10 @@ impl Tx<'_> {
         if mb.name == "INBOX" {
             return Err(StoreError::Invalid("INBOX cannot be deleted".into()));
         }
+        pg.lock_users(&[mb.user_id])?;
         self.pg_drop_mailbox_entries(pg, id)?;
         pg.exec("DELETE FROM mailboxes WHERE id = $1", &[&id])?;
+        pg.forget_owner(id);
         self.touched.push(id);
         self.lists.push(mb.user_id);
         Ok(())
@@ -163,6 +163,7 @@ impl Tx<'_> {
         if new == "INBOX" {
             return Err(StoreError::Exists("mailbox INBOX".into()));
         }
+        pg.lock_users(&[user])?;
         let src = pg
             .mailbox(user, &old)?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {old}")))?;
@@ -266,9 +267,25 @@ impl Tx<'_> {
         if users.is_empty() {
             return Err(StoreError::Invalid("no recipients".into()));
         }
-        let message_id = self.pg_insert_message(pg, raw, internal_date, meta)?;
+        // The owners first, in id order (pg/mod.rs); an unknown user is
+        // NotFound before anything is written.
+        pg.lock_users(&users)?;
+        let name = inbox_cased(mailbox);
+        let names = vec![name.to_owned(); users.len()];
+        let (message_id, added) = self.pg_insert_message(
+            pg,
+            raw,
+            internal_date,
+            meta,
+            Some((Into::Named(&users, &names), &Flags::empty())),
+        )?;
         let mut entries = Vec::with_capacity(users.len());
         for user in users {
+            if let Some(a) = added.iter().find(|a| a.0 == user) {
+                entries.push((a.1, a.2));
+                continue;
+            }
+            // No such mailbox (or it is out of UIDs): the slow way.
             let target = match pg.mailbox(user, mailbox)? {
                 Some(mb) => mb.id,
                 None => {
@@ -304,84 +321,122 @@ impl Tx<'_> {
             .mailbox_by_id(mailbox)?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         encode_keywords(flags)?;
-        self.check_mailbox_quota(mailbox, raw.len() as u64, 1)?;
-        let message_id = self.pg_insert_message(pg, raw, internal_date, meta)?;
-        let uid = self.pg_add_entry(pg, mailbox, message_id, flags)?;
+        pg.note_owner(mb.id, mb.user_id);
+        pg.lock_users(&[mb.user_id])?;
+        self.check_quota(mb.user_id, raw.len() as u64, 1)?;
+        let (message_id, added) = self.pg_insert_message(
+            pg,
+            raw,
+            internal_date,
+            meta,
+            Some((Into::Id(mailbox), flags)),
+        )?;
+        let uid = match added.first() {
+            Some(a) => a.2,
+            None => self.pg_add_entry(pg, mailbox, message_id, flags)?,
+        };
         Ok(Appended {
             uidvalidity: mb.uidvalidity,
             uid,
         })
     }
 
-    /// One message row with its raw bytes, headers, search text and thread.
+    /// One message row with its raw bytes, headers, search text and
+    /// thread, and (with `into`) its entries in the mailboxes that exist,
+    /// all in one statement (one round trip). The caller holds the
+    /// owners' locks. Returns the message id and the (owner, mailbox,
+    /// UID) of each entry made; a mailbox missing or out of UIDs gets
+    /// none.
     pub(super) fn pg_insert_message(
         &mut self,
         pg: &PgConn,
         raw: &[u8],
         internal_date: i64,
         meta: &Meta,
-    ) -> Result<MessageId> {
-        // One statement (one round trip): the id, the row, the raw bytes,
-        // the headers and the search text.
+        into: Option<(Into<'_>, &Flags)>,
+    ) -> Result<(MessageId, Vec<Added>)> {
+        let id = pg.next_message_id()?;
         let names: Vec<String> = meta.headers.iter().map(|(n, _)| strip_nul(n)).collect();
         let values: Vec<String> = meta.headers.iter().map(|(_, v)| strip_nul(v)).collect();
-        let id: i64 = pg
-            .one(
-                "WITH n AS (
-                     UPDATE meta SET value = greatest(value + 1,
-                         (SELECT coalesce(max(id), 0) + 1 FROM messages))
-                     WHERE key = 'last_message_id' RETURNING value AS id),
-                 m AS (
-                     INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
-                     SELECT id, $1, $2, $3, $4, $5, id FROM n RETURNING id),
-                 r AS (INSERT INTO message_raw(id, raw) SELECT id, $6 FROM m),
-                 h AS (
-                     INSERT INTO message_headers(message_id, name, value)
-                     SELECT m.id, x.n, x.v FROM m, unnest($7::text[], $8::text[]) AS x(n, v)),
-                 t AS (INSERT INTO message_text(id, headers, body) SELECT id, $9, $10 FROM m)
-                 SELECT id FROM m",
-                &[
-                    &(raw.len() as i64),
-                    &internal_date,
-                    &meta.sent_date,
-                    &meta.envelope_json,
-                    &meta.structure_json,
-                    &raw,
-                    &names,
-                    &values,
-                    &crate::pg::search::fold_text(&meta.header_text),
-                    &crate::pg::search::fold_text(&meta.body_text),
-                ],
-            )?
-            .get(0);
-        self.pg_assign_thread(pg, id, &meta.headers)?;
-        Ok(id)
-    }
-
-    /// THREADID (RFC 8474 §5.2) as `threads::assign` decides it.
-    fn pg_assign_thread(
-        &mut self,
-        pg: &PgConn,
-        id: MessageId,
-        headers: &[(String, String)],
-    ) -> Result<()> {
-        let ids: Vec<String> = crate::threads::thread_ids(headers)
+        // THREADID (RFC 8474 §5.2) as `threads::assign` decides it: the
+        // thread of the ids already known, else the message's own.
+        let refs: Vec<String> = crate::threads::thread_ids(&meta.headers)
             .into_iter()
             .map(strip_nul)
             .collect();
-        if ids.is_empty() {
-            return Ok(());
+        let size = raw.len() as i64;
+        let header_text = crate::pg::search::fold_text(&meta.header_text);
+        let body_text = crate::pg::search::fold_text(&meta.body_text);
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+            &id,
+            &size,
+            &internal_date,
+            &meta.sent_date,
+            &meta.envelope_json,
+            &meta.structure_json,
+            &refs,
+            &raw,
+            &names,
+            &values,
+            &header_text,
+            &body_text,
+        ];
+        let stored = now();
+        let (system, keywords) = match &into {
+            Some((_, flags)) => (
+                i32::from(flags.system & Flags::ALL_SYSTEM),
+                encode_keywords(flags)?,
+            ),
+            None => (0, String::new()),
+        };
+        let ids: Vec<i64>;
+        let target = match &into {
+            None => None,
+            Some((Into::Id(mb), _)) => {
+                ids = vec![*mb];
+                params.push(&ids);
+                Some(("id = ANY($13)", 14))
+            }
+            Some((Into::Named(users, mailboxes), _)) => {
+                params.push(users);
+                params.push(mailboxes);
+                Some((
+                    "(user_id, name) IN (SELECT * FROM unnest($13::bigint[], $14::text[]))",
+                    15,
+                ))
+            }
+        };
+        let sql = match target {
+            None => format!(
+                "{INSERT_MESSAGE} SELECT 0::bigint, 0::bigint, 0::bigint, ''::text FROM m WHERE false"
+            ),
+            Some((target, f)) => {
+                params.push(&system);
+                params.push(&keywords);
+                params.push(&stored);
+                let (k, t) = (f + 1, f + 2);
+                format!(
+                    "{INSERT_MESSAGE},
+                     b AS (
+                         UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                         WHERE {target} AND uidnext <= 4294967295
+                         RETURNING id, user_id, name, uidnext - 1 AS uid, highestmodseq AS modseq),
+                     e AS (
+                         INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq, saved)
+                         SELECT b.id, b.uid, m.id, ${f}, ${k}, b.modseq, ${t} FROM b, m)
+                     SELECT user_id, id, uid, name FROM b"
+                )
+            }
+        };
+        let rows = pg.rows(&sql, &params)?;
+        let mut added = Vec::with_capacity(rows.len());
+        for r in rows {
+            let (user, mailbox, uid): (UserId, MailboxId, i64) = (r.get(0), r.get(1), r.get(2));
+            pg.note_owner(mailbox, user);
+            self.touched.push(mailbox);
+            added.push((user, mailbox, uid as Uid, r.get::<_, String>(3)));
         }
-        // One statement: the thread of the ids already known (else the
-        // message's own), recorded for its ids, stored in its row.
-        pg.exec(
-            "WITH f AS (SELECT coalesce(min(thread_id), $2) AS t FROM thread_refs WHERE msgid = ANY($1)),
-                  i AS (INSERT INTO thread_refs(msgid, thread_id)
-                        SELECT m, f.t FROM unnest($1::text[]) AS m, f ON CONFLICT DO NOTHING)
-             UPDATE messages SET thread_id = f.t FROM f WHERE id = $2 AND f.t <> $2",
-            &[&ids, &id],
-        )?;
-        Ok(())
+        Ok((id, added))
     }
 
     /// The next UID of `mailbox` at a new modseq, under its row lock.
@@ -393,6 +448,7 @@ impl Tx<'_> {
         flags: &Flags,
     ) -> Result<Uid> {
         let keywords = encode_keywords(flags)?;
+        pg.lock_owner(mailbox)?;
         // One statement: the UID and modseq taken under the mailbox row's
         // lock (held to COMMIT), and the entry.
         let row = pg.opt(
@@ -435,6 +491,7 @@ impl Tx<'_> {
     }
 
     fn pg_bump_modseq(&mut self, pg: &PgConn, mailbox: MailboxId) -> Result<u64> {
+        pg.lock_owner(mailbox)?;
         let m: i64 = pg
             .opt(
                 "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
@@ -480,6 +537,8 @@ impl Tx<'_> {
     ) -> Result<StoreOutcome> {
         self.pg_require_mailbox(pg, mailbox)?;
         encode_keywords(flags)?;
+        // Read under the owner's lock: no other batch changes them meanwhile.
+        pg.lock_owner(mailbox)?;
         let mut out = StoreOutcome::default();
         let mut modseq: Option<u64> = None;
         for (_, cur) in self.pg_entries_of(pg, mailbox, &sorted(uids))? {
@@ -602,6 +661,7 @@ impl Tx<'_> {
         only: Option<&[Uid]>,
     ) -> Result<Vec<Uid>> {
         self.pg_require_mailbox(pg, mailbox)?;
+        pg.lock_owner(mailbox)?;
         let deleted = i32::from(Flags::DELETED);
         let mut uids: Vec<Uid> = pg
             .rows(
@@ -628,6 +688,7 @@ impl Tx<'_> {
         uids: &[Uid],
         dst: MailboxId,
     ) -> Result<CopyOutcome> {
+        self.pg_lock_both(pg, src, dst)?;
         let r = pg.one(
             "SELECT coalesce(sum(m.size), 0)::BIGINT, count(*) FROM entries e
              JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = $1 AND e.uid = ANY($2)",
@@ -653,6 +714,7 @@ impl Tx<'_> {
     ) -> Result<CopyOutcome> {
         self.pg_require_mailbox(pg, src)?;
         let dst_box = self.pg_require_mailbox(pg, dst)?;
+        self.pg_lock_both(pg, src, dst)?;
         let mut map = Vec::with_capacity(uids.len());
         for (msg, e) in self.pg_entries_of(pg, src, &sorted(uids))? {
             let new = self.pg_add_entry(pg, dst, msg, &e.flags)?;
@@ -662,6 +724,12 @@ impl Tx<'_> {
             uidvalidity: dst_box.uidvalidity,
             map,
         })
+    }
+
+    /// Lock the owners of `src` and `dst` together (in id order).
+    fn pg_lock_both(&self, pg: &PgConn, src: MailboxId, dst: MailboxId) -> Result<()> {
+        let owners: Vec<UserId> = pg.owners_of(&[src, dst])?.iter().map(|o| o.1).collect();
+        pg.lock_users(&owners)
     }
 
     pub(crate) fn pg_move_messages(
@@ -690,9 +758,38 @@ impl Tx<'_> {
         if filings.is_empty() {
             return Err(StoreError::Invalid("no recipients".into()));
         }
-        let message = self.pg_insert_message(pg, msg.raw(), msg.internal_date(), msg.meta())?;
-        let mut done: Vec<MailboxId> = Vec::new();
+        let mut users: Vec<UserId> = filings.iter().map(|f| f.user).collect();
+        users.sort_unstable();
+        users.dedup();
+        pg.lock_users(&users)?;
+        // When every filing has the same flags (plain keeps), they go in
+        // with the message, into the mailboxes that exist; else (and for
+        // missing mailboxes) one by one, in order, as on SQLite.
+        let first = &filings[0].flags;
+        let alike = filings.iter().all(|f| f.flags.same_as(first));
+        let into: Vec<&Filing> = if alike {
+            filings.iter().collect()
+        } else {
+            Vec::new()
+        };
+        let owners: Vec<UserId> = into.iter().map(|f| f.user).collect();
+        let names: Vec<String> = into
+            .iter()
+            .map(|f| inbox_cased(&f.mailbox).to_owned())
+            .collect();
+        let (message, added) = self.pg_insert_message(
+            pg,
+            msg.raw(),
+            msg.internal_date(),
+            msg.meta(),
+            alike.then_some((Into::Named(&owners, &names), first)),
+        )?;
+        let mut done: Vec<MailboxId> = added.iter().map(|a| a.1).collect();
         for f in filings {
+            let name = inbox_cased(&f.mailbox);
+            if added.iter().any(|a| a.0 == f.user && a.3 == name) {
+                continue;
+            }
             let mailbox = match pg.mailbox(f.user, &f.mailbox)? {
                 Some(mb) => mb.id,
                 None if f.create && !f.mailbox.eq_ignore_ascii_case("INBOX") => {
@@ -742,6 +839,39 @@ impl Tx<'_> {
         messages: u64,
     ) -> Result<()> {
         pg.quota(user)?.check(octets, messages)
+    }
+}
+
+/// An entry [`Tx::pg_insert_message`] made: owner, mailbox, UID, name.
+type Added = (UserId, MailboxId, Uid, String);
+
+/// Where [`Tx::pg_insert_message`] adds entries: a mailbox, or each
+/// (user, mailbox name) pair that exists.
+enum Into<'a> {
+    Id(MailboxId),
+    Named(&'a Vec<UserId>, &'a Vec<String>),
+}
+
+/// The message, its raw bytes, headers, search text and thread ($1: id,
+/// $7: the ids it threads by); ends in CTE `m` (its id).
+const INSERT_MESSAGE: &str = "WITH m AS (
+         INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
+         VALUES ($1, $2, $3, $4, $5, $6, coalesce(
+             (SELECT min(thread_id) FROM thread_refs WHERE msgid = ANY($7::text[])), $1))
+         RETURNING id, thread_id),
+     i AS (INSERT INTO thread_refs(msgid, thread_id)
+           SELECT x, m.thread_id FROM unnest($7::text[]) AS x, m ON CONFLICT DO NOTHING),
+     r AS (INSERT INTO message_raw(id, raw) SELECT id, $8 FROM m),
+     h AS (INSERT INTO message_headers(message_id, name, value)
+           SELECT m.id, x.n, x.v FROM m, unnest($9::text[], $10::text[]) AS x(n, v)),
+     t AS (INSERT INTO message_text(id, headers, body) SELECT id, $11, $12 FROM m)";
+
+/// Mailbox names are stored with INBOX in capitals.
+fn inbox_cased(name: &str) -> &str {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX"
+    } else {
+        name
     }
 }
 

@@ -1,8 +1,11 @@
 //! The writer thread on PostgreSQL: group commit as `writer.rs` does it on
 //! SQLite (several jobs per transaction, a savepoint each, `done` only
 //! after COMMIT, listeners called once per committed batch), without the
-//! FTS indexer. Each batch starts by bumping the commit counter row, whose
-//! lock serializes write batches across front ends (see `mod.rs`).
+//! FTS indexer. Each batch ends by bumping the commit counter row just
+//! before COMMIT, so the batches of several front ends overlap except for
+//! that tail, and the counter still moves by one per commit, in commit
+//! order (see `mod.rs` for the lock order that keeps UIDs in commit order
+//! and batches free of deadlocks).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -57,13 +60,7 @@ fn owners(pg: &PgConn, ids: &[MailboxId]) -> Vec<(MailboxId, UserId)> {
     if ids.is_empty() {
         return Vec::new();
     }
-    match pg.rows(
-        "SELECT id, user_id FROM mailboxes WHERE id = ANY($1) ORDER BY id",
-        &[&ids],
-    ) {
-        Ok(rows) => rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
-        Err(_) => Vec::new(),
-    }
+    pg.owners_of(ids).unwrap_or_default()
 }
 
 fn writer_loop(
@@ -110,6 +107,10 @@ fn writer_loop(
     }
 }
 
+/// The tail of a batch: the last job's savepoint ended, then the commit
+/// counter bumped (its row locked only from here to COMMIT).
+const BUMP: &str = "UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value";
+
 fn run_batch(
     pg: &PgConn,
     dummy: &Connection,
@@ -118,32 +119,26 @@ fn run_batch(
     listeners: &ListenerSet,
 ) -> Option<(Vec<MailboxId>, Vec<UserId>)> {
     let started = std::time::Instant::now();
-    let begin = pg.begin("BEGIN").and_then(|()| {
-        pg.one(
-            "UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value",
-            &[],
-        )
-        .map(|r| r.get::<_, i64>(0))
-    });
-    let counter = match begin {
-        Ok(v) => v,
-        Err(e) => {
-            log::error!("mail store: cannot start write batch: {e}");
-            let _ = pg.batch("ROLLBACK");
-            let f = BatchFailure::of(&e);
-            for job in batch {
-                guarded(|| job.fail(f.error()));
-            }
-            return None;
+    pg.begin_batch();
+    if let Err(e) = pg.begin("BEGIN; SAVEPOINT job") {
+        log::error!("mail store: cannot start write batch: {e}");
+        let _ = pg.batch("ROLLBACK");
+        let f = BatchFailure::of(&e);
+        for job in batch {
+            guarded(|| job.fail(f.error()));
         }
-    };
+        return None;
+    }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     let mut broken: Option<BatchFailure> = None;
     let mut tx = Tx::new_pg(dummy, pg);
     // A job's savepoint is released together with the next one's being
-    // taken (one round trip per job, not two).
-    let mut open = false;
-    for job in batch {
+    // taken (one round trip per job, not two); the last one's together
+    // with the counter's bump.
+    let mut open = true;
+    let mut counter: Option<i64> = None;
+    let n = batch.len();
+    for (i, job) in batch.into_iter().enumerate() {
         if let Some(f) = &broken {
             guarded(|| job.fail(f.error()));
             continue;
@@ -159,6 +154,7 @@ fn run_batch(
         open = false;
         let mark = tx.touched.len();
         let lists_mark = tx.lists.len();
+        let locks_mark = pg.locks_mark();
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
         let failed = match outcome {
             Ok((failed, finish)) => {
@@ -171,44 +167,63 @@ fn run_batch(
             }
         };
         let end = if failed.is_none() {
-            "RELEASE SAVEPOINT job; SAVEPOINT job"
+            "RELEASE SAVEPOINT job"
         } else {
             tx.touched.truncate(mark);
             tx.lists.truncate(lists_mark);
-            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job"
+            pg.locks_rolled_back(locks_mark);
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
         };
-        match pg.batch(end) {
-            Ok(()) => open = true,
-            Err(e) => broken = Some(BatchFailure::of(&e)),
+        if i + 1 < n {
+            match pg.batch(&format!("{end}; SAVEPOINT job")) {
+                Ok(()) => open = true,
+                Err(e) => broken = Some(BatchFailure::of(&e)),
+            }
+        } else {
+            match pg.batch_value(&format!("{end}; {BUMP}")) {
+                Ok(Some(v)) => match v.parse::<i64>() {
+                    Ok(v) => counter = Some(v),
+                    Err(e) => broken = Some(failure(format!("commit counter {v:?}: {e}"))),
+                },
+                Ok(None) => broken = Some(failure("no commit counter row".into())),
+                Err(e) => broken = Some(BatchFailure::of(&e)),
+            }
         }
     }
-    // The savepoint taken for a next job that did not come goes with the
-    // COMMIT (releasing it is implied).
     let touched = std::mem::take(&mut tx.touched);
     let lists = std::mem::take(&mut tx.lists);
-    let recorded = broken.is_none()
+    let counter = match (counter, broken) {
+        (Some(c), None) => Ok(c),
+        (_, Some(f)) => Err(f),
+        (None, None) => Err(failure("empty write batch".into())),
+    };
+    // Recorded before the commit becomes visible (see take_own_commits).
+    let recorded = counter.is_ok()
         && listeners
             .want_owners
             .load(std::sync::atomic::Ordering::SeqCst);
-    if recorded {
+    if let (true, Ok(c)) = (recorded, &counter) {
         let mut own = lock(&listeners.own);
-        own.push_back(counter);
+        own.push_back(*c);
         if own.len() > MAX_OWN {
             own.pop_front();
         }
     }
-    let commit = match broken {
-        Some(f) => Err(f),
-        None => pg.c().map_err(|e| BatchFailure::of(&e)).and_then(|mut c| {
-            c.batch_execute("COMMIT")
-                .map_err(|e| BatchFailure::of(&StoreError::from(e)))
-        }),
-    };
-    if commit.is_err() && recorded {
-        lock(&listeners.own).retain(|&x| x != counter);
+    let mine = counter.as_ref().ok().copied();
+    let commit = counter.and_then(|c| {
+        pg.c()
+            .map_err(|e| BatchFailure::of(&e))
+            .and_then(|mut cl| {
+                cl.batch_execute("COMMIT")
+                    .map_err(|e| BatchFailure::of(&StoreError::from(e)))
+            })
+            .map(|()| c)
+    });
+    if let (true, Err(_), Some(c)) = (recorded, &commit, mine) {
+        lock(&listeners.own).retain(|&x| x != c);
     }
     match commit {
-        Ok(()) => {
+        Ok(_) => {
             metrics::store_commit(started.elapsed());
             for f in finishes {
                 guarded(|| f(None));

@@ -127,3 +127,199 @@ fn a_front_end_sees_the_others_changes() {
     assert_eq!(e[0].modseq, out.updated[0].modseq);
     assert!(e[0].flags.has(mailstore::SystemFlag::Seen));
 }
+
+/// What a front end was told about one delivery (its tag and attempt).
+type Told = (usize, usize, mailstore::Result<mailstore::Delivered>);
+
+/// Three front ends delivering at once into the same four mailboxes,
+/// each message to two to four of them, the recipients listed in a
+/// different order by each front end and batches mixing them (so
+/// batches want the same users' locks in opposite orders): every
+/// acknowledged message is stored exactly once per recipient and
+/// nothing else is; UIDs and MODSEQs are unique and ascend together in
+/// each mailbox and, per front end, in commit order; a delivery that
+/// failed failed with a temporary error (retried, as an SMTP client
+/// retries a 451) and never because PostgreSQL found a deadlock.
+#[test]
+fn three_front_ends_delivering_across_mailboxes_in_different_orders() {
+    const FRONTS: usize = 3;
+    const PER: usize = 300;
+    const USERS: usize = 4;
+    let (db, a) = store();
+    let fronts: Vec<Store> = (0..FRONTS)
+        .map(|f| {
+            if f == 0 {
+                a.clone()
+            } else {
+                Store::open(db.url()).unwrap()
+            }
+        })
+        .collect();
+    let users: Vec<mailstore::UserId> = (0..USERS)
+        .map(|i| user(&a, &format!("u{i}@example.org")))
+        .collect();
+    let inboxes: Vec<mailstore::MailboxId> = users
+        .iter()
+        .map(|&u| a.read_sync(|r| r.mailbox(u, "INBOX")).unwrap().unwrap().id)
+        .collect();
+    let before = a.read_sync(|r| r.data_version()).unwrap();
+    // Front end f, message i: 2 to 4 recipients from a rotating start,
+    // ascending on front end 0, descending on 1, interleaved on 2.
+    let recipients = |f: usize, i: usize| -> Vec<mailstore::UserId> {
+        let n = 2 + (i % 3);
+        let start = (i * 7 + f * 3) % USERS;
+        let mut order: Vec<usize> = (0..n).map(|k| (start + k) % USERS).collect();
+        match f {
+            0 => {}
+            1 => order.reverse(),
+            _ => order.sort_by_key(|&k| (k % 2, USERS - k)),
+        }
+        order.into_iter().map(|k| users[k]).collect()
+    };
+    let submit = |s: &Store,
+                  tx: &std::sync::mpsc::Sender<Told>,
+                  f: usize,
+                  i: usize,
+                  to: Vec<mailstore::UserId>| {
+        let raw = simple(&format!("m{f}-{i}"), "across");
+        let tx = tx.clone();
+        s.write(
+            move |t| {
+                t.deliver(
+                    &NewMessage {
+                        raw,
+                        internal_date: 1_790_000_000,
+                    },
+                    &to,
+                )
+            },
+            move |r| {
+                let _ = tx.send((f, i, r));
+            },
+        );
+    };
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = fronts
+            .iter()
+            .enumerate()
+            .map(|(f, s)| {
+                let recipients = &recipients;
+                scope.spawn(move || {
+                    let (tx, rx) = channel::<Told>();
+                    for i in 0..PER {
+                        submit(s, &tx, f, i, recipients(f, i));
+                    }
+                    // Acknowledged in this front end's commit order; failures
+                    // sent again until every message is in.
+                    let mut acked: Vec<(usize, mailstore::Delivered)> = Vec::new();
+                    let mut failures: Vec<String> = Vec::new();
+                    while acked.len() < PER {
+                        let (f, i, r) = rx.recv().unwrap();
+                        match r {
+                            Ok(d) => acked.push((i, d)),
+                            Err(e) => {
+                                assert!(
+                                    matches!(
+                                        e,
+                                        mailstore::StoreError::Postgres(_)
+                                            | mailstore::StoreError::CommitFailed(_)
+                                    ),
+                                    "front end {f}, message {i}: not a temporary failure: {e}"
+                                );
+                                failures.push(e.to_string());
+                                assert!(
+                                    failures.len() < 10 * PER,
+                                    "front end {f}: too many failures"
+                                );
+                                submit(s, &tx, f, i, recipients(f, i));
+                            }
+                        }
+                    }
+                    (acked, failures)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+
+    let mut expected: Vec<(mailstore::MailboxId, Uid, String)> = Vec::new();
+    let mut retried = 0;
+    for (f, (acked, failures)) in results.iter().enumerate() {
+        retried += failures.len();
+        for e in failures {
+            assert!(!e.contains("40P01"), "front end {f}: a deadlock: {e}");
+        }
+        // Each message acknowledged once, with an entry per recipient.
+        let mut tags: Vec<usize> = acked.iter().map(|(i, _)| *i).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert_eq!(
+            tags.len(),
+            PER,
+            "front end {f}: a message acknowledged twice"
+        );
+        for (i, d) in acked {
+            let mut want: Vec<mailstore::MailboxId> = recipients(f, *i)
+                .iter()
+                .map(|u| inboxes[users.iter().position(|x| x == u).unwrap()])
+                .collect();
+            let mut got: Vec<mailstore::MailboxId> = d.entries.iter().map(|e| e.0).collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "front end {f}, message {i}: its mailboxes");
+            for &(mb, uid) in &d.entries {
+                expected.push((mb, uid, format!("m{f}-{i}")));
+            }
+        }
+        // In this front end's commit order, each mailbox's UIDs ascend.
+        for &mb in &inboxes {
+            let uids: Vec<Uid> = acked
+                .iter()
+                .flat_map(|(_, d)| d.entries.iter().filter(|e| e.0 == mb).map(|e| e.1))
+                .collect();
+            assert!(
+                uids.windows(2).all(|w| w[0] < w[1]),
+                "front end {f}: UIDs of mailbox {mb} not ascending in commit order"
+            );
+        }
+    }
+    eprintln!("three front ends: {retried} deliveries failed temporarily and were sent again");
+
+    // What is stored is exactly what was acknowledged, read through each
+    // front end: no entry lost, duplicated or left by a failed delivery.
+    expected.sort_unstable();
+    for s in &fronts {
+        let mut stored: Vec<(mailstore::MailboxId, Uid, String)> = Vec::new();
+        for &mb in &inboxes {
+            let entries = s.read_sync(move |r| r.entries(mb)).unwrap();
+            assert!(
+                entries
+                    .windows(2)
+                    .all(|w| w[0].uid < w[1].uid && w[0].modseq < w[1].modseq),
+                "mailbox {mb}: UIDs and MODSEQs do not ascend together"
+            );
+            for e in entries {
+                let uid = e.uid;
+                let raw = s.read_sync(move |r| r.raw(mb, uid)).unwrap();
+                let text = String::from_utf8_lossy(&raw);
+                let tag = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap()
+                    .trim()
+                    .to_owned();
+                stored.push((mb, uid, tag));
+            }
+        }
+        stored.sort_unstable();
+        assert_eq!(stored.len(), expected.len());
+        assert!(
+            stored == expected,
+            "stored entries differ from those acknowledged"
+        );
+        let messages = s.read_sync(|r| r.stored_messages()).unwrap();
+        assert_eq!(messages, (FRONTS * PER) as u64, "stored messages");
+    }
+    let after = a.read_sync(|r| r.data_version()).unwrap();
+    assert!(after > before + FRONTS as i64, "{before} -> {after}");
+}
