@@ -118,6 +118,7 @@ impl Tx<'_> {
     /// [`StoreError::Invalid`] without recipients; [`StoreError::Exists`]
     /// for a queue id in use.
     pub fn enqueue(&mut self, msg: &OutMessage) -> Result<i64> {
+        self.queue_changed = true;
         if self.pg.is_some() {
             return crate::pg::unsupported("the outbound queue");
         }
@@ -163,6 +164,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_finish(&mut self, rcpt_id: i64) -> Result<()> {
+        self.queue_changed = true;
         if self.pg.is_some() {
             return crate::pg::unsupported("the outbound queue");
         }
@@ -189,6 +191,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_defer(&mut self, rcpt_id: i64, next_try: i64, error: &str) -> Result<()> {
+        self.queue_changed = true;
         if self.pg.is_some() {
             return crate::pg::unsupported("the outbound queue");
         }
@@ -204,6 +207,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_warned(&mut self, rcpt_id: i64) -> Result<()> {
+        self.queue_changed = true;
         if self.pg.is_some() {
             return crate::pg::unsupported("the outbound queue");
         }
@@ -218,6 +222,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_retry(&mut self, qid: Option<&str>) -> Result<usize> {
+        self.queue_changed = true;
         if self.pg.is_some() {
             return crate::pg::unsupported("the outbound queue");
         }
@@ -240,6 +245,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_delete(&mut self, qid: &str) -> Result<bool> {
+        self.queue_changed = true;
         if self.pg.is_some() {
             return crate::pg::unsupported("the outbound queue");
         }
