@@ -406,6 +406,58 @@ mod tests {
     use crate::types::NewMessage;
     use crate::Store;
 
+    /// `on_queue_change` listeners hear of batches that changed the
+    /// outbound queue, and of no others (a local delivery queues nothing).
+    #[test]
+    fn queue_listeners_hear_only_queue_changes() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().join("m.db")).unwrap();
+        let heard = Arc::new(AtomicUsize::new(0));
+        let h = heard.clone();
+        s.on_queue_change(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+        });
+        let user = s.write_sync(|tx| tx.create_user("a@x", "h")).unwrap();
+        let msg = NewMessage {
+            raw: b"Subject: local\r\n\r\nbody\r\n".to_vec(),
+            internal_date: 1,
+        };
+        s.write_sync(move |tx| tx.deliver(&msg, &[user]).map(|_| ()))
+            .unwrap();
+        // Listeners run after the batch's completions: a later job is
+        // the barrier.
+        s.write_sync(|_| Ok(())).unwrap();
+        assert_eq!(
+            heard.load(Ordering::SeqCst),
+            0,
+            "a delivery is no queue change"
+        );
+        let qid = s
+            .write_sync(|tx| {
+                tx.enqueue(&crate::OutMessage {
+                    qid: "q1".into(),
+                    sender: "a@x".into(),
+                    raw: b"Subject: out\r\n\r\nbody\r\n".to_vec(),
+                    ret: None,
+                    envid: None,
+                    rcpts: vec![crate::OutRcpt {
+                        addr: "b@elsewhere.example".into(),
+                        notify: None,
+                        orcpt: None,
+                    }],
+                })
+            })
+            .unwrap();
+        assert!(qid > 0);
+        s.write_sync(|_| Ok(())).unwrap();
+        assert_eq!(heard.load(Ordering::SeqCst), 1, "enqueue is a queue change");
+        s.write_sync(|tx| tx.create_user("c@x", "h").map(|_| ()))
+            .unwrap();
+        s.write_sync(|_| Ok(())).unwrap();
+        assert_eq!(heard.load(Ordering::SeqCst), 1);
+    }
+
     /// Under load that never lets the queue empty, the writer still
     /// indexes between batches, so the text waiting for the index (which a
     /// SEARCH must scan) stays bounded.
