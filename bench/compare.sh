@@ -2,7 +2,7 @@
 # compare.sh: minimail side by side with Debian's Postfix and Dovecot, on one
 # machine in one run, driven by the same load tool (mailbench).
 #
-#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--meta-only] [--keep]
+#   bench/compare.sh [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--meta-only] [--smtp-only] [--keep]
 #
 # Installs postfix (which ships smtp-source and smtp-sink) and dovecot-imapd
 # with apt-get if missing, configures them on loopback ports in a private
@@ -73,6 +73,14 @@
 #         each: connect+LOGIN+SELECT, FETCH 1:* (UID FLAGS RFC822.SIZE
 #         INTERNALDATE ENVELOPE), UID SEARCH SUBJECT / FROM, STORE 1:*
 #         +/-FLAGS. META_SIZES overrides the sizes.
+#   SMTP-ONLY  (--smtp-only; issue 21) durable accept against the no-storage
+#         limit: smtp-sink and minimail only (no Postfix, no Dovecot), back
+#         to back, SMTP_ROUNDS times (default 3): per round smtp-source -s 16
+#         -m N -l 1024 and -l 65536 (a new connection per message) and
+#         mailbench smtp 1 KiB / 64 KiB, first against smtp-sink, then
+#         against minimail (settled in between); then each round's
+#         minimail / smtp-sink ratios and their range (bench/table.py).
+#         SMTP_N / SMTP_BIG_N change the message counts.
 # --scale adds minimail alone at 1k/10k/100k messages, and Dovecot at 100k
 # (written as a Maildir folder rather than APPENDed); --quick shrinks every
 # count (a smoke run: 2,000 outbound messages, 10,000 for the RSS check);
@@ -124,7 +132,7 @@ PASSWORD=bench-pw
 MAIL_UID=$(id -u nobody)
 MAIL_GID=$(id -g nobody)
 
-QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1 EXT= BODY= META=
+QUICK= SCALE= IDLE=1 KEEP= INBOUND=1 OUTBOUND=1 COMPRESS=1 EXT= BODY= META= SMTP_ONLY=
 for a in "$@"; do
     case "$a" in
         --quick) QUICK=1 ;;
@@ -136,21 +144,23 @@ for a in "$@"; do
         --ext-only) INBOUND= OUTBOUND= COMPRESS= EXT=1 ;;
         --body-only) INBOUND= OUTBOUND= COMPRESS= BODY=1 ;;
         --meta-only) INBOUND= OUTBOUND= COMPRESS= META=1 ;;
+        --smtp-only) INBOUND= OUTBOUND= COMPRESS= SMTP_ONLY=1 ;;
         --keep) KEEP=1 ;;
-        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--meta-only] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--scale] [--no-idle] [--no-outbound] [--outbound-only] [--compress-only] [--ext-only] [--body-only] [--meta-only] [--smtp-only] [--keep]" >&2; exit 2 ;;
     esac
 done
 if [ -n "$QUICK" ]; then
-    SMTP_N=500 SMTP_BIG_N=200 E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
+    SMTP_N=${SMTP_N:-500} SMTP_BIG_N=${SMTP_BIG_N:-200} E2E_N=300 SIZES="200 1000" BODY_N=2000 IDLE_N=500 IDLE_PEER_N=50 SCALE_SIZES="100 1000"
     OUT_N=2000 RSS_N=10000 COMPRESS_N=200 EXT_BOXES=100 EXT_N=2000 META_SIZES=${META_SIZES:-"500 2000"}
     BODY_MSGS=${BODY_MSGS:-1000} BODY_RSS_N=${BODY_RSS_N:-10000}
 else
-    SMTP_N=5000 SMTP_BIG_N=2000 E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
+    SMTP_N=${SMTP_N:-5000} SMTP_BIG_N=${SMTP_BIG_N:-2000} E2E_N=2000 SIZES="2000 20000" BODY_N=20000 IDLE_N=${IDLE_N:-10000} IDLE_PEER_N=200 SCALE_SIZES="1000 10000 100000"
     OUT_N=${OUT_N:-10000} RSS_N=${RSS_N:-100000} COMPRESS_N=${COMPRESS_N:-2000}
     EXT_BOXES=${EXT_BOXES:-1000} EXT_N=${EXT_N:-100000}
     BODY_MSGS=${BODY_MSGS:-5000} BODY_RSS_N=${BODY_RSS_N:-100000}
     META_SIZES=${META_SIZES:-"5000 20000 100000"}
 fi
+SMTP_ROUNDS=${SMTP_ROUNDS:-3}
 RESULTS=$BENCH_DIR/results.jsonl
 MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
 MM=${MM:-$CARGO_TARGET_DIR/release/minimail}
@@ -332,6 +342,15 @@ EOF
 start_all() {
     ulimit -n "$(ulimit -Hn)"
     postfix -c "$BENCH_DIR/postfix/etc" check
+    if [ -n "$SMTP_ONLY" ]; then
+        log "starting smtp-sink :$SINK_PORT, minimail :$MM_SMTP_PORT"
+        smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024 >"$BENCH_DIR/sink.log" 2>&1 &
+        echo $! >"$BENCH_DIR/sink.pid"
+        start_minimail
+        wait_port "$SINK_PORT"
+        wait_port "$MM_SMTP_PORT"
+        return
+    fi
     if [ -z "$INBOUND" ] && [ -z "$COMPRESS" ] && [ -z "$EXT" ] && [ -z "$BODY" ] && [ -z "$META" ]; then
         log "starting Postfix :$POSTFIX_PORT"
         postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
@@ -343,13 +362,17 @@ start_all() {
     echo $! >"$BENCH_DIR/sink.pid"
     postfix -c "$BENCH_DIR/postfix/etc" start >/dev/null 2>&1
     dovecot -c "$BENCH_DIR/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
+    start_minimail
+    for p in "$SINK_PORT" "$POSTFIX_PORT" "$DOVECOT_PORT" "$MM_SMTP_PORT" "$MM_IMAP_PORT"; do
+        wait_port "$p"
+    done
+}
+
+start_minimail() {
     RUST_LOG=warn "$MM" up --smtp "127.0.0.1:$MM_SMTP_PORT" --imap "127.0.0.1:$MM_IMAP_PORT" \
         --submission "127.0.0.1:$MM_SUB_PORT" --sieve 127.0.0.1:0 --db "$BENCH_DIR/minimail.db" --domain "$DOMAIN" \
         --max-connections 12000 >"$BENCH_DIR/minimail.log" 2>&1 &
     echo $! >"$BENCH_DIR/minimail.pid"
-    for p in "$SINK_PORT" "$POSTFIX_PORT" "$DOVECOT_PORT" "$MM_SMTP_PORT" "$MM_IMAP_PORT"; do
-        wait_port "$p"
-    done
 }
 
 postfix_drain() {
@@ -402,18 +425,20 @@ record() {
     fi
 }
 
-# smtp_source SERVER PORT: wall-clock rate of smtp-source -s 16 -m N -l 1024.
+# smtp_source SERVER PORT [SIZE N WORK ROUND]: wall-clock rate of smtp-source
+# -s 16 -m N -l SIZE (default 1024 and SMTP_N: work "smtp-source 1k"); with
+# ROUND the line carries "round" (the --smtp-only rounds).
 smtp_source() {
-    local t0 t1
+    local t0 t1 size=${3:-1024} n=${4:-$SMTP_N} work=${5:-smtp-source 1k} round=${6:-}
     t0=$(date +%s.%N)
-    if smtp-source -s 16 -m "$SMTP_N" -l 1024 -f bench@localhost -t "$LOAD_ADDR" "127.0.0.1:$2" \
+    if smtp-source -s 16 -m "$n" -l "$size" -f bench@localhost -t "$LOAD_ADDR" "127.0.0.1:$2" \
         >>"$BENCH_DIR/smtp-source.log" 2>&1; then
         t1=$(date +%s.%N)
-        awk -v s="$1" -v n="$SMTP_N" -v a="$t0" -v b="$t1" 'BEGIN {
-            printf "{\"server\":\"%s\",\"work\":\"smtp-source 1k\",\"r\":{\"rate\":%.1f,\"seconds\":%.3f}}\n", s, n / (b - a), b - a
-        }' >>"$RESULTS"
+        awk -v s="$1" -v w="$work" -v n="$n" -v a="$t0" -v b="$t1" -v r="$round" 'BEGIN {
+            printf "{\"server\":\"%s\",\"work\":\"%s\",%s\"r\":{\"rate\":%.1f,\"seconds\":%.3f}}\n", s, w, (r == "" ? "" : "\"round\":" r ","), n / (b - a), b - a
+        }' | tee -a "$RESULTS" | sed 's/^/  /' >&2
     else
-        printf '{"server":"%s","work":"smtp-source 1k","r":{"error":true}}\n' "$1" >>"$RESULTS"
+        printf '{"server":"%s","work":"%s","r":{"error":true}}\n' "$1" "$work" >>"$RESULTS"
     fi
 }
 
@@ -449,6 +474,46 @@ run_smtp() {
             --sessions 16 --messages "$SMTP_N" --size 1024 --to "$LOAD_ADDR" --reuse --pipeline
         settle "$name"
     done
+}
+
+# --smtp-only: smtp-sink then minimail, back to back, SMTP_ROUNDS times.
+run_smtp_rounds() {
+    local round name port
+    log "SMTP (--smtp-only): $SMTP_ROUNDS rounds of smtp-source and mailbench smtp, 16 sessions, new connection per message; smtp-sink then minimail"
+    for round in $(seq 1 "$SMTP_ROUNDS"); do
+        printf '  round %s, load average %s\n' "$round" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2
+        printf '{"server":"machine","work":"load","round":%s,"r":{"load":"%s"}}\n' "$round" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS"
+        for pair in "smtp-sink:$SINK_PORT" "minimail:$MM_SMTP_PORT"; do
+            name=${pair%%:*} port=${pair##*:}
+            local pid=()
+            if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
+            settle "$name"
+            smtp_source "$name" "$port" 1024 "$SMTP_N" "smtp-source 1k" "$round"
+            settle "$name"
+            smtp_source "$name" "$port" 65536 "$SMTP_BIG_N" "smtp-source 64k" "$round"
+            settle "$name"
+            record_round "$round" "$name" "smtp 1k" "${pid[@]}" smtp --addr "127.0.0.1:$port" \
+                --sessions 16 --messages "$SMTP_N" --size 1024 --to "$LOAD_ADDR"
+            settle "$name"
+            record_round "$round" "$name" "smtp 64k" "${pid[@]}" smtp --addr "127.0.0.1:$port" \
+                --sessions 16 --messages "$SMTP_BIG_N" --size 65536 --to "$LOAD_ADDR"
+        done
+    done
+}
+
+# record_round ROUND SERVER WORK mailbench-args...: record, the line tagged with its round.
+record_round() {
+    local round=$1 server=$2 work=$3
+    shift 3
+    local out
+    if out=$("$MB" --json "$@" 2>>"$BENCH_DIR/mailbench.err"); then
+        printf '{"server":"%s","work":"%s","round":%s,"r":%s}\n' "$server" "$work" "$round" "$out" >>"$RESULTS"
+        printf '  %-22s %-22s %s\n' "$server" "$work" "$out" >&2
+    else
+        printf '{"server":"%s","work":"%s","round":%s,"r":{"error":true}}\n' "$server" "$work" "$round" >>"$RESULTS"
+        echo "  $server $work FAILED (see $BENCH_DIR/mailbench.err)" >&2
+    fi
 }
 
 run_e2e() {
@@ -856,6 +921,7 @@ main() {
     if [ -n "$EXT" ]; then run_ext; fi
     if [ -n "$BODY" ]; then run_body; fi
     if [ -n "$META" ]; then run_meta; fi
+    if [ -n "$SMTP_ONLY" ]; then run_smtp_rounds; fi
     if [ -n "$OUTBOUND" ]; then run_outbound; fi
     printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_DIR/machine.txt"
     echo

@@ -10,7 +10,9 @@ import json
 import sys
 
 
-def load(path):
+def load(path, rounds=None):
+    """(server, work) -> result; lines tagged with a "round" (compare.sh
+    --smtp-only) go to `rounds` instead: (round, server, work) -> result."""
     res = {}
     with open(path) as f:
         for line in f:
@@ -22,6 +24,10 @@ def load(path):
             except ValueError:
                 continue
             r = o["r"]
+            if "round" in o:
+                if rounds is not None:
+                    rounds[(o["round"], o["server"], o["work"])] = r
+                continue
             # compare.sh's mua runs give wall seconds.
             if isinstance(r, dict) and "octets" in r and "seconds" in r:
                 r["ms"] = r["seconds"] * 1000
@@ -53,8 +59,44 @@ def ratio(mm, peer, higher_better):
     return f"{x:.2f}x"
 
 
+def rounds_table(rounds):
+    """compare.sh --smtp-only: each round's rates, smtp-sink then minimail,
+    the ratio, and the range of the ratios over the rounds."""
+    if not rounds:
+        return
+    works = [("smtp-source 1k", "smtp-source -s 16 -m N -l 1024"),
+             ("smtp-source 64k", "smtp-source -s 16 -m N -l 65536"),
+             ("smtp 1k", "mailbench smtp 1 KiB, 16 sessions"),
+             ("smtp 64k", "mailbench smtp 64 KiB, 16 sessions")]
+    ids = sorted({r for (r, _, _) in rounds})
+    print("| round (load at start) | work | smtp-sink | minimail | minimail / smtp-sink |")
+    print("| --- | --- | --- | --- | --- |")
+    spread = {}
+    for i in ids:
+        load = (rounds.get((i, "machine", "load")) or {}).get("load", "?")
+        for w, label in works:
+            s = fig(rounds.get((i, "smtp-sink", w)), "rate")
+            m = fig(rounds.get((i, "minimail", w)), "rate")
+            if s is None and m is None:
+                continue
+            if s and m:
+                spread.setdefault(w, []).append(m / s)
+            print(f"| {i} ({load}) | {label} | {fmt(s, 'msg/s')} | {fmt(m, 'msg/s')} | "
+                  f"{ratio(m, s, True)} |")
+    print()
+    for w, label in works:
+        if w in spread:
+            v = spread[w]
+            print(f"{label}: minimail / smtp-sink {min(v):.2f}x-{max(v):.2f}x over {len(v)} rounds "
+                  f"(median {sorted(v)[len(v) // 2]:.2f}x)")
+
+
 def main():
-    res = load(sys.argv[1])
+    rounds = {}
+    res = load(sys.argv[1], rounds)
+    if rounds and not res:
+        rounds_table(rounds)
+        return
     get = lambda s, w, k: fig(res.get((s, w)), k)
     rows = []
 
@@ -235,6 +277,9 @@ def main():
     failed = [f"{s} {w}" for (s, w), r in res.items() if r.get("error") or r.get("failed")]
     if failed:
         print("\nruns with errors or failed operations: " + ", ".join(failed))
+    if rounds:
+        print()
+        rounds_table(rounds)
 
 
 def outbound_table(res):

@@ -135,6 +135,7 @@ impl Tx<'_> {
     /// [`StoreError::Invalid`] without recipients; [`StoreError::Exists`]
     /// for a queue id in use.
     pub fn enqueue(&mut self, msg: &OutMessage) -> Result<i64> {
+        self.queue_changed = true;
         if let Some(pg) = self.pg {
             return pg.enqueue(msg);
         }
@@ -180,6 +181,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_finish(&mut self, rcpt_id: i64) -> Result<()> {
+        self.queue_changed = true;
         if let Some(pg) = self.pg {
             return pg.queue_finish(rcpt_id);
         }
@@ -206,6 +208,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_defer(&mut self, rcpt_id: i64, next_try: i64, error: &str) -> Result<()> {
+        self.queue_changed = true;
         if let Some(pg) = self.pg {
             return pg.queue_defer(rcpt_id, next_try, error);
         }
@@ -221,6 +224,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_warned(&mut self, rcpt_id: i64) -> Result<()> {
+        self.queue_changed = true;
         if let Some(pg) = self.pg {
             return pg.queue_warned(rcpt_id);
         }
@@ -235,6 +239,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_retry(&mut self, qid: Option<&str>) -> Result<usize> {
+        self.queue_changed = true;
         if let Some(pg) = self.pg {
             return pg.queue_retry(qid);
         }
@@ -273,6 +278,7 @@ impl Tx<'_> {
     /// # Errors
     /// Only database errors.
     pub fn queue_delete(&mut self, qid: &str) -> Result<bool> {
+        self.queue_changed = true;
         if let Some(pg) = self.pg {
             return pg.queue_delete(qid);
         }

@@ -405,6 +405,16 @@ impl Store {
             .push(Arc::new(move |c: &Committed| listener(&c.mailboxes)));
     }
 
+    /// Register a listener called on the writer thread after each durable
+    /// batch that changed the outbound queue (a message queued, a
+    /// recipient finished, deferred or warned about, a retry or delete):
+    /// what a delivery engine waits for, without waking for every local
+    /// delivery as an [`Store::on_commit`] listener would. (The queue
+    /// exists on SQLite only.)
+    pub fn on_queue_change(&self, listener: impl Fn() + Send + Sync + 'static) {
+        lock(&self.inner.listeners.queue).push(Arc::new(listener));
+    }
+
     /// [`Store::on_commit`] with more detail ([`Committed`]): the owner of
     /// each changed mailbox (one primary-key lookup per changed mailbox
     /// after each batch, made only once such a listener is registered) and

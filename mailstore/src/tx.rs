@@ -36,6 +36,10 @@ pub struct Tx<'c> {
     pub(crate) lists: Vec<UserId>,
     /// The search text this transaction left for the index.
     pub(crate) pending: crate::indexer::Backlog,
+    /// The outbound queue changed (enqueue, finish, defer, retry,
+    /// delete): the [`crate::Store::on_queue_change`] listeners are
+    /// called after the commit.
+    pub(crate) queue_changed: bool,
 }
 
 pub(crate) fn now() -> i64 {
@@ -88,6 +92,7 @@ impl<'c> Tx<'c> {
             touched: Vec::new(),
             lists: Vec::new(),
             pending: Default::default(),
+            queue_changed: false,
         }
     }
 
@@ -100,6 +105,7 @@ impl<'c> Tx<'c> {
             touched: Vec::new(),
             lists: Vec::new(),
             pending: Default::default(),
+            queue_changed: false,
         }
     }
 

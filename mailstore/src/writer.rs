@@ -71,7 +71,13 @@ pub(crate) struct ListenerSet {
     /// before each COMMIT (so before anyone can see the commit), for
     /// [`crate::Store::take_own_commits`]; at most [`MAX_OWN`] kept.
     pub(crate) own: Mutex<std::collections::VecDeque<i64>>,
+    /// The [`Store::on_queue_change`](crate::Store::on_queue_change)
+    /// listeners, called after a batch that changed the outbound queue.
+    pub(crate) queue: Mutex<Vec<QueueListener>>,
 }
+
+/// A listener told that a committed batch changed the outbound queue.
+pub(crate) type QueueListener = Arc<dyn Fn() + Send + Sync>;
 
 /// Most own commit counter values kept for a consumer that does not take
 /// them (only the oldest are dropped).
@@ -152,7 +158,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let Some((mut touched, mut lists, added)) =
+        let Some((mut touched, mut lists, added, queue_changed)) =
             run_batch(&mut conn, batch, &health, &listeners)
         else {
             continue;
@@ -180,6 +186,14 @@ fn writer_loop(
         for l in ls {
             if catch_unwind(AssertUnwindSafe(|| l(&committed))).is_err() {
                 log::error!("mail store commit listener panicked");
+            }
+        }
+        if queue_changed {
+            let ls: Vec<QueueListener> = lock(&listeners.queue).clone();
+            for l in ls {
+                if catch_unwind(AssertUnwindSafe(|| l())).is_err() {
+                    log::error!("mail store queue listener panicked");
+                }
             }
         }
         backlog.add(added);
@@ -232,15 +246,23 @@ fn guarded(f: impl FnOnce()) {
     }
 }
 
+/// Run one cached statement (no rows): the batch's fixed statements
+/// (BEGIN, SAVEPOINT, RELEASE, COMMIT...) are parsed once per connection,
+/// not once per job.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.raw_execute().map(|_| ())
+}
+
 /// Run one group-commit batch; if it committed, returns the touched
-/// mailboxes and the search text it left for the index. A degraded store
+/// mailboxes, the users whose lists changed, the search text it left for
+/// the index and whether the outbound queue changed. A degraded store
 /// fails every job at once.
 fn run_batch(
     conn: &mut Connection,
     batch: Vec<Box<dyn WriteJob>>,
     health: &Health,
     listeners: &ListenerSet,
-) -> Option<(Vec<MailboxId>, Vec<UserId>, indexer::Backlog)> {
+) -> Option<(Vec<MailboxId>, Vec<UserId>, indexer::Backlog, bool)> {
     if let Some(refusal) = health.refusal() {
         for job in batch {
             guarded(|| job.fail(refusal.error()));
@@ -248,9 +270,12 @@ fn run_batch(
         return None;
     }
     let started = std::time::Instant::now();
-    let begin = conn.execute_batch(
-        "BEGIN IMMEDIATE; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter';",
-    );
+    let begin = run_cached(conn, "BEGIN IMMEDIATE").and_then(|()| {
+        run_cached(
+            conn,
+            "UPDATE meta SET value = value + 1 WHERE key = 'commit_counter'",
+        )
+    });
     if let Err(e) = begin {
         log::error!("mail store: cannot start write batch: {e}");
         let _ = conn.execute_batch("ROLLBACK");
@@ -271,7 +296,7 @@ fn run_batch(
             guarded(|| job.fail(failure.error()));
             continue;
         }
-        if let Err(e) = tx.conn().execute_batch("SAVEPOINT job") {
+        if let Err(e) = run_cached(tx.conn(), "SAVEPOINT job") {
             let failure = BatchFailure::new(&e);
             guarded(|| job.fail(failure.error()));
             broken = Some(failure);
@@ -295,14 +320,15 @@ fn run_batch(
             }
         };
         let end = if failed.is_none() {
-            "RELEASE job"
+            run_cached(tx.conn(), "RELEASE job")
         } else {
             tx.touched.truncate(mark);
             tx.lists.truncate(lists_mark);
             tx.pending = pending_mark;
-            "ROLLBACK TO job; RELEASE job"
+            run_cached(tx.conn(), "ROLLBACK TO job")
+                .and_then(|()| run_cached(tx.conn(), "RELEASE job"))
         };
-        if let Err(e) = tx.conn().execute_batch(end) {
+        if let Err(e) = end {
             // SQLite may roll the whole transaction back after SQLITE_FULL
             // (or damage): then the job's error says why the batch is lost.
             broken = Some(match failed {
@@ -319,6 +345,7 @@ fn run_batch(
     let touched = std::mem::take(&mut tx.touched);
     let lists = std::mem::take(&mut tx.lists);
     let added = tx.pending;
+    let queue_changed = tx.queue_changed;
     // Record this batch's commit counter before the commit is visible.
     let recorded = if broken.is_none()
         && listeners
@@ -343,9 +370,7 @@ fn run_batch(
     };
     let commit = match broken {
         Some(failure) => Err(failure),
-        None => conn
-            .execute_batch("COMMIT")
-            .map_err(|e| BatchFailure::new(&e)),
+        None => run_cached(conn, "COMMIT").map_err(|e| BatchFailure::new(&e)),
     };
     if let (Err(_), Some(v)) = (&commit, recorded) {
         lock(&listeners.own).retain(|&x| x != v);
@@ -356,7 +381,7 @@ fn run_batch(
             for f in finishes {
                 guarded(|| f(None));
             }
-            Some((touched, lists, added))
+            Some((touched, lists, added, queue_changed))
         }
         Err(failure) => {
             log::error!("mail store: batch commit failed: {}", failure.msg);
@@ -380,6 +405,58 @@ mod tests {
     use super::*;
     use crate::types::NewMessage;
     use crate::Store;
+
+    /// `on_queue_change` listeners hear of batches that changed the
+    /// outbound queue, and of no others (a local delivery queues nothing).
+    #[test]
+    fn queue_listeners_hear_only_queue_changes() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().join("m.db")).unwrap();
+        let heard = Arc::new(AtomicUsize::new(0));
+        let h = heard.clone();
+        s.on_queue_change(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+        });
+        let user = s.write_sync(|tx| tx.create_user("a@x", "h")).unwrap();
+        let msg = NewMessage {
+            raw: b"Subject: local\r\n\r\nbody\r\n".to_vec(),
+            internal_date: 1,
+        };
+        s.write_sync(move |tx| tx.deliver(&msg, &[user]).map(|_| ()))
+            .unwrap();
+        // Listeners run after the batch's completions: a later job is
+        // the barrier.
+        s.write_sync(|_| Ok(())).unwrap();
+        assert_eq!(
+            heard.load(Ordering::SeqCst),
+            0,
+            "a delivery is no queue change"
+        );
+        let qid = s
+            .write_sync(|tx| {
+                tx.enqueue(&crate::OutMessage {
+                    qid: "q1".into(),
+                    sender: "a@x".into(),
+                    raw: b"Subject: out\r\n\r\nbody\r\n".to_vec(),
+                    ret: None,
+                    envid: None,
+                    rcpts: vec![crate::OutRcpt {
+                        addr: "b@elsewhere.example".into(),
+                        notify: None,
+                        orcpt: None,
+                    }],
+                })
+            })
+            .unwrap();
+        assert!(qid > 0);
+        s.write_sync(|_| Ok(())).unwrap();
+        assert_eq!(heard.load(Ordering::SeqCst), 1, "enqueue is a queue change");
+        s.write_sync(|tx| tx.create_user("c@x", "h").map(|_| ()))
+            .unwrap();
+        s.write_sync(|_| Ok(())).unwrap();
+        assert_eq!(heard.load(Ordering::SeqCst), 1);
+    }
 
     /// Under load that never lets the queue empty, the writer still
     /// indexes between batches, so the text waiting for the index (which a

@@ -126,7 +126,44 @@ pub enum Step {
 pub struct Completer<D> {
     id: ConnId,
     tx: mpsc::Sender<(ConnId, D)>,
+    waker: Arc<Wake>,
+}
+
+/// The loop's [`mio::Waker`] with a flag that coalesces wake-ups: a store
+/// thread completing a batch of jobs for many sessions wakes the loop
+/// (one eventfd write, one `epoll_wait` return) once, not once per job.
+/// The flag is set by the first completion since the loop last emptied
+/// its completion queue; later completions see it set and only queue
+/// their value, which the loop takes in the same pass ([`Wake::clear`]
+/// comes before the queue is emptied, so nothing queued after a
+/// completion found the flag set can be missed).
+pub(crate) struct Wake {
     waker: Arc<mio::Waker>,
+    pending: std::sync::atomic::AtomicBool,
+}
+
+impl Wake {
+    pub(crate) fn new(waker: Arc<mio::Waker>) -> Wake {
+        Wake {
+            waker,
+            pending: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Wake the loop unless a wake-up is already pending.
+    fn wake(&self) {
+        if !self.pending.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // A failed wake means the loop is gone; nothing left to do.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// The loop is about to empty its completion queue: the next
+    /// completion must wake it again.
+    pub(crate) fn clear(&self) {
+        self.pending
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl<D> Clone for Completer<D> {
@@ -143,8 +180,7 @@ impl<D: Send + 'static> Completer<D> {
     /// Deliver `value` to the session's [`Session::on_done`] on the loop thread.
     pub fn complete(&self, value: D) {
         if self.tx.send((self.id, value)).is_ok() {
-            // A failed wake means the loop is gone; nothing left to do.
-            let _ = self.waker.wake();
+            self.waker.wake();
         }
     }
 }

@@ -111,6 +111,8 @@ pub struct Server<S: Service> {
     per_ip: HashMap<IpAddr, usize>,
     next_id: ConnId,
     waker: Arc<Waker>,
+    /// The completions' coalescing wake-up (see [`crate::Wake`]).
+    wake: Arc<crate::Wake>,
     done_tx: mpsc::Sender<(ConnId, <S::Session as Session>::Done)>,
     done_rx: mpsc::Receiver<(ConnId, <S::Session as Session>::Done)>,
     stop: Arc<AtomicBool>,
@@ -176,6 +178,9 @@ impl<S: Service> Server<S> {
             listeners.push((l, spec.implicit_tls));
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        // Completions wake the loop through the same waker (mio allows
+        // one per poll), coalesced by a flag.
+        let wake = Arc::new(crate::Wake::new(Arc::clone(&waker)));
         let (done_tx, done_rx) = mpsc::channel();
         Ok(Server {
             poll,
@@ -187,6 +192,7 @@ impl<S: Service> Server<S> {
             per_ip: HashMap::new(),
             next_id: 1,
             waker,
+            wake,
             done_tx,
             done_rx,
             stop: Arc::new(AtomicBool::new(false)),
@@ -253,6 +259,9 @@ impl<S: Service> Server<S> {
                         if let Some(c) = self.conns.get_mut(key) {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 c.may_read = true;
+                            }
+                            if event.is_read_closed() || event.is_error() {
+                                c.read_closed = true;
                             }
                         }
                         self.process(key);

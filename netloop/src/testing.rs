@@ -54,7 +54,9 @@ impl<S: Session> Driver<S> {
     #[allow(clippy::expect_used)]
     pub fn with_addrs(session: S, peer: SocketAddr, local: SocketAddr) -> Self {
         let poll = mio::Poll::new().expect("poll");
-        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"));
+        let waker = Arc::new(crate::Wake::new(Arc::new(
+            mio::Waker::new(poll.registry(), mio::Token(0)).expect("waker"),
+        )));
         let (tx, rx) = mpsc::channel();
         Driver {
             session,

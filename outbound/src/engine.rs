@@ -206,8 +206,10 @@ impl Engine {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::sync_channel(1);
+        // Woken by commits that changed the queue (a message queued, a
+        // worker's outcome recorded), not by every local delivery.
         let on_commit = wake.clone();
-        store.on_commit(move |_| {
+        store.on_queue_change(move || {
             // Full means a wake-up is already pending.
             let _ = on_commit.try_send(());
         });

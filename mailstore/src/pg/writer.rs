@@ -21,7 +21,7 @@ use crate::pg::PgConn;
 use crate::store::{lock, spawn};
 use crate::tx::Tx;
 use crate::types::{MailboxId, UserId};
-use crate::writer::{Committed, Listener, ListenerSet, Listeners, MAX_BATCH};
+use crate::writer::{Committed, Listener, ListenerSet, Listeners, QueueListener, MAX_BATCH};
 
 /// Most own commit counter values kept (as `writer.rs`).
 const MAX_OWN: usize = 4096;
@@ -78,7 +78,8 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let Some((mut touched, mut lists)) = run_batch(&pg, &dummy, batch, &health, &listeners)
+        let Some((mut touched, mut lists, queue_changed)) =
+            run_batch(&pg, &dummy, batch, &health, &listeners)
         else {
             continue;
         };
@@ -104,6 +105,16 @@ fn writer_loop(
                 log::error!("mail store commit listener panicked");
             }
         }
+        // As writer.rs: the outbound engine hears of batches that changed
+        // the queue (its own front end's; others' by its poll).
+        if queue_changed {
+            let ls: Vec<QueueListener> = lock(&listeners.queue).clone();
+            for l in ls {
+                if catch_unwind(AssertUnwindSafe(|| l())).is_err() {
+                    log::error!("mail store queue listener panicked");
+                }
+            }
+        }
     }
 }
 
@@ -117,7 +128,7 @@ fn run_batch(
     batch: Vec<Box<dyn WriteJob>>,
     health: &Health,
     listeners: &ListenerSet,
-) -> Option<(Vec<MailboxId>, Vec<UserId>)> {
+) -> Option<(Vec<MailboxId>, Vec<UserId>, bool)> {
     let started = std::time::Instant::now();
     pg.begin_batch();
     if let Err(e) = pg.begin("BEGIN; SAVEPOINT job") {
@@ -190,6 +201,7 @@ fn run_batch(
             }
         }
     }
+    let queue_changed = tx.queue_changed;
     let touched = std::mem::take(&mut tx.touched);
     let lists = std::mem::take(&mut tx.lists);
     let counter = match (counter, broken) {
@@ -228,7 +240,7 @@ fn run_batch(
             for f in finishes {
                 guarded(|| f(None));
             }
-            Some((touched, lists))
+            Some((touched, lists, queue_changed))
         }
         Err(f) => {
             log::error!("mail store: batch commit failed: {}", f.msg);

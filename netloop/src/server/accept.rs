@@ -71,7 +71,7 @@ impl<S: Service> Server<S> {
             let completer = Completer {
                 id,
                 tx: self.done_tx.clone(),
-                waker: Arc::clone(&self.waker),
+                waker: Arc::clone(&self.wake),
             };
             entry.insert(Conn::new(
                 stream,

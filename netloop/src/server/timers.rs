@@ -72,6 +72,7 @@ impl<S: Service> Server<S> {
     ///
     /// [`Completer`]: crate::Completer
     pub(super) fn completions(&mut self) {
+        self.wake.clear();
         while let Ok((id, done)) = self.done_rx.try_recv() {
             self.deliver(id, done);
         }
