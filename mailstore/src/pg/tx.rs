@@ -847,7 +847,7 @@ type Added = (UserId, MailboxId, Uid, String);
 
 /// Where [`Tx::pg_insert_message`] adds entries: a mailbox, or each
 /// (user, mailbox name) pair that exists.
-enum Into<'a> {
+pub(super) enum Into<'a> {
     Id(MailboxId),
     Named(&'a Vec<UserId>, &'a Vec<String>),
 }
