@@ -180,6 +180,11 @@ struct WriteState {
     aux: Option<Client>,
     /// Mailbox -> owner.
     owners: HashMap<MailboxId, UserId>,
+    /// `held.len()` when the current job began (see [`PgConn::job_starts`]).
+    job_mark: usize,
+    /// Commit counters of the commits made early during the current job
+    /// (see [`PgConn::lock_users`]): every job before it is committed.
+    early: Vec<i64>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -408,7 +413,46 @@ pub(crate) mod filing;
 impl PgConn {
     /// A write batch starts: it holds no locks yet.
     pub(crate) fn begin_batch(&self) {
-        self.write.borrow_mut().held.clear();
+        let mut w = self.write.borrow_mut();
+        w.held.clear();
+        w.job_mark = 0;
+        w.early.clear();
+    }
+
+    /// A job of the batch starts (inside its savepoint `job`).
+    pub(crate) fn job_starts(&self) {
+        let mut w = self.write.borrow_mut();
+        w.job_mark = w.held.len();
+        w.early.clear();
+    }
+
+    /// The commit counters of the commits made early during the job that
+    /// just ran: if any, every job before it in the batch is committed.
+    pub(crate) fn take_early_commits(&self) -> Vec<i64> {
+        std::mem::take(&mut self.write.borrow_mut().early)
+    }
+
+    /// Commit the batch so far in the middle of a job that has locked
+    /// nothing yet (so it has written nothing either: every write locks
+    /// its owner first), then go on in a new transaction holding no locks:
+    /// the job's users can then be waited for in order. The jobs before it
+    /// are committed (the writer completes them, [`PgConn::take_early_commits`]).
+    fn commit_early(&self) -> Result<()> {
+        let v = self.batch_value(
+            "RELEASE SAVEPOINT job; \
+             UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value",
+        )?;
+        let counter = v
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| StoreError::Postgres("no commit counter row".into()))?;
+        self.batch("COMMIT")?;
+        {
+            let mut w = self.write.borrow_mut();
+            w.early.push(counter);
+            w.held.clear();
+            w.job_mark = 0;
+        }
+        self.batch("BEGIN; SAVEPOINT job")
     }
 
     /// How many user locks the batch holds (for [`PgConn::locks_rolled_back`]).
@@ -452,6 +496,16 @@ impl PgConn {
                 match self.guarded(&sql, &[&want])? {
                     Ok(rows) => break rows,
                     Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                        // A job that has locked nothing yet: commit the
+                        // jobs before it and wait for its users in order.
+                        let fresh = {
+                            let w = self.write.borrow();
+                            w.held.len() == w.job_mark
+                        };
+                        if fresh {
+                            self.commit_early()?;
+                            break self.rows(LOCK, &[&want])?;
+                        }
                         tries += 1;
                         if tries >= OUT_OF_ORDER_TRIES {
                             return Err(StoreError::Postgres(format!(

@@ -165,8 +165,27 @@ fn run_batch(
         open = false;
         let mark = tx.touched.len();
         let lists_mark = tx.lists.len();
+        pg.job_starts();
         let locks_mark = pg.locks_mark();
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
+        // The job committed the jobs before it early (to take its locks
+        // in order, see PgConn::lock_users): they are done.
+        let early = pg.take_early_commits();
+        if !early.is_empty() {
+            if listeners
+                .want_owners
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                let mut own = lock(&listeners.own);
+                own.extend(early.iter().copied());
+                while own.len() > MAX_OWN {
+                    own.pop_front();
+                }
+            }
+            for f in finishes.drain(..) {
+                guarded(|| f(None));
+            }
+        }
         let failed = match outcome {
             Ok((failed, finish)) => {
                 finishes.push(finish);
