@@ -86,6 +86,54 @@ const MAX_OWN: usize = 4096;
 /// Shared between the store handle and the writer thread.
 pub(crate) type Listeners = Arc<ListenerSet>;
 
+/// After a committed batch (either backend's writer): tell the
+/// [`Store::on_commit`](crate::Store::on_commit) listeners what it
+/// changed (`touched` mailboxes and `lists` users, sorted and made
+/// distinct here; the mailboxes' owners looked up by `owners` only when a
+/// listener asked), then, when it changed the outbound queue, the
+/// [`Store::on_queue_change`](crate::Store::on_queue_change) listeners.
+/// Called for every committed batch, even one that touched no mailbox, so
+/// listeners can count commits (each bumps `Reader::data_version` by
+/// exactly one). A panicking listener is logged, never fatal.
+pub(crate) fn notify_committed(
+    listeners: &ListenerSet,
+    mut touched: Vec<MailboxId>,
+    mut lists: Vec<UserId>,
+    queue_changed: bool,
+    owners: impl FnOnce(&[MailboxId]) -> Vec<(MailboxId, UserId)>,
+) {
+    touched.sort_unstable();
+    touched.dedup();
+    lists.sort_unstable();
+    lists.dedup();
+    let committed = Committed {
+        owners: if listeners
+            .want_owners
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            owners(&touched)
+        } else {
+            Vec::new()
+        },
+        mailboxes: touched,
+        lists,
+    };
+    let ls: Vec<Listener> = lock(&listeners.list).clone();
+    for l in ls {
+        if catch_unwind(AssertUnwindSafe(|| l(&committed))).is_err() {
+            log::error!("mail store commit listener panicked");
+        }
+    }
+    if queue_changed {
+        let ls: Vec<QueueListener> = lock(&listeners.queue).clone();
+        for l in ls {
+            if catch_unwind(AssertUnwindSafe(|| l())).is_err() {
+                log::error!("mail store queue listener panicked");
+            }
+        }
+    }
+}
+
 /// Start the writer thread on the write connection `conn`; its handle goes
 /// to `threads`. Returns the sender of its job queue (dropping every sender
 /// lets the writer finish the queue and exit).
@@ -158,44 +206,14 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let Some((mut touched, mut lists, added, queue_changed)) =
+        let Some((touched, lists, added, queue_changed)) =
             run_batch(&mut conn, batch, &health, &listeners)
         else {
             continue;
         };
-        touched.sort_unstable();
-        touched.dedup();
-        lists.sort_unstable();
-        lists.dedup();
-        let committed = Committed {
-            owners: if listeners
-                .want_owners
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                owners(&conn, &touched)
-            } else {
-                Vec::new()
-            },
-            mailboxes: touched,
-            lists,
-        };
-        // Called for every committed batch, even one that touched no
-        // mailbox, so listeners can count commits (each bumps
-        // `Reader::data_version` by exactly one).
-        let ls: Vec<Listener> = lock(&listeners.list).clone();
-        for l in ls {
-            if catch_unwind(AssertUnwindSafe(|| l(&committed))).is_err() {
-                log::error!("mail store commit listener panicked");
-            }
-        }
-        if queue_changed {
-            let ls: Vec<QueueListener> = lock(&listeners.queue).clone();
-            for l in ls {
-                if catch_unwind(AssertUnwindSafe(|| l())).is_err() {
-                    log::error!("mail store queue listener panicked");
-                }
-            }
-        }
+        notify_committed(&listeners, touched, lists, queue_changed, |ids| {
+            owners(&conn, ids)
+        });
         backlog.add(added);
         // Sustained load may never leave the queue empty: past a bound,
         // index about twice what the batch added (by cost: a 64 KiB message

@@ -31,12 +31,15 @@
 //!   server is gone ([`is_gone`]) are [`StoreError::Unavailable`], which
 //!   the servers answer as temporary (`451 4.3.0`, `NO [UNAVAILABLE]`).
 //!
-//! # Not yet on PostgreSQL
-//! Operations listed in [`unsupported`]'s callers (full-text SEARCH
-//! TEXT/BODY index, SORT/THREAD fields, the outbound queue, Sieve scripts,
-//! aliases, quota limits, DKIM keys, URLAUTH keys, backup and checks)
-//! fail with [`StoreError::Unsupported`]: never a panic or a silent wrong
-//! answer.
+//! # Not on PostgreSQL
+//! Every operation the servers, `minimail queue`, `user`, `alias`,
+//! `sieve` and `migrate` need exists on both backends (the outbound queue
+//! shared through leases, `outq.rs`; SEARCH TEXT/BODY by `pg_trgm`,
+//! `search.rs`; push by LISTEN/NOTIFY, `notify.rs`). What is left to
+//! PostgreSQL's own tools, `minimail backup` (pg_dump, replication) and
+//! `minimail check` (amcheck), goes through [`unsupported`]: a
+//! [`StoreError::Unsupported`] naming the tool, never a panic or a silent
+//! wrong answer.
 
 pub(crate) mod aliases;
 pub(crate) mod migrate;

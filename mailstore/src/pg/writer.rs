@@ -21,7 +21,7 @@ use crate::pg::PgConn;
 use crate::store::{lock, spawn};
 use crate::tx::Tx;
 use crate::types::{MailboxId, UserId};
-use crate::writer::{Committed, Listener, ListenerSet, Listeners, QueueListener, MAX_BATCH};
+use crate::writer::{ListenerSet, Listeners, MAX_BATCH};
 
 /// Most own commit counter values kept (as `writer.rs`).
 const MAX_OWN: usize = 4096;
@@ -78,43 +78,14 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let Some((mut touched, mut lists, queue_changed)) =
+        let Some((touched, lists, queue_changed)) =
             run_batch(&pg, &dummy, batch, &health, &listeners)
         else {
             continue;
         };
-        touched.sort_unstable();
-        touched.dedup();
-        lists.sort_unstable();
-        lists.dedup();
-        let committed = Committed {
-            owners: if listeners
-                .want_owners
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                owners(&pg, &touched)
-            } else {
-                Vec::new()
-            },
-            mailboxes: touched,
-            lists,
-        };
-        let ls: Vec<Listener> = lock(&listeners.list).clone();
-        for l in ls {
-            if catch_unwind(AssertUnwindSafe(|| l(&committed))).is_err() {
-                log::error!("mail store commit listener panicked");
-            }
-        }
-        // As writer.rs: the outbound engine hears of batches that changed
-        // the queue (its own front end's; others' by its poll).
-        if queue_changed {
-            let ls: Vec<QueueListener> = lock(&listeners.queue).clone();
-            for l in ls {
-                if catch_unwind(AssertUnwindSafe(|| l())).is_err() {
-                    log::error!("mail store queue listener panicked");
-                }
-            }
-        }
+        crate::writer::notify_committed(&listeners, touched, lists, queue_changed, |ids| {
+            owners(&pg, ids)
+        });
     }
 }
 
