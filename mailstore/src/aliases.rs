@@ -79,29 +79,44 @@ pub struct Alias {
     pub target: String,
 }
 
-/// Targets of the alias of exactly `address` (which may be `@domain`).
-fn targets(conn: &rusqlite::Connection, address: &str) -> Result<Vec<String>> {
-    let mut st =
-        conn.prepare_cached("SELECT target FROM aliases WHERE address = ?1 ORDER BY target")?;
-    let rows = st.query_map([address], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// What alias resolution asks of a backend; [`resolve`] does the rest,
+/// the same on both.
+pub(crate) trait Lookup {
+    /// The user `address` (with `+tag` subaddressing) delivers to.
+    fn recipient(&self, address: &str) -> Result<Option<UserId>>;
+    /// Targets of the alias of exactly `address` (which may be `@domain`).
+    fn alias_rows(&self, address: &str) -> Result<Vec<String>>;
+    /// Whether a user or an alias lives in `domain`.
+    fn local_domain(&self, domain: &str) -> Result<bool>;
 }
 
-/// Whether a user or an alias lives in `domain`.
-fn local_domain(conn: &rusqlite::Connection, domain: &str) -> Result<bool> {
-    let like = format!("%@{}", domain.replace(['%', '_'], ""));
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM users WHERE address LIKE ?1)
-                 OR EXISTS(SELECT 1 FROM aliases WHERE address LIKE ?1)",
-        )?
-        .query_row([like], |r| r.get(0))?)
+impl Lookup for rusqlite::Connection {
+    fn recipient(&self, address: &str) -> Result<Option<UserId>> {
+        Ok(query::resolve_recipient(self, address)?.map(|u| u.id))
+    }
+
+    fn alias_rows(&self, address: &str) -> Result<Vec<String>> {
+        let mut st =
+            self.prepare_cached("SELECT target FROM aliases WHERE address = ?1 ORDER BY target")?;
+        let rows = st.query_map([address], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn local_domain(&self, domain: &str) -> Result<bool> {
+        let like = format!("%@{}", domain.replace(['%', '_'], ""));
+        Ok(self
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE address LIKE ?1)
+                     OR EXISTS(SELECT 1 FROM aliases WHERE address LIKE ?1)",
+            )?
+            .query_row([like], |r| r.get(0))?)
+    }
 }
 
 /// The alias targets that `address` (no user's) expands to: its own
 /// alias, its `+tag`-less base's, or its domain's catch-all.
-fn alias_targets(conn: &rusqlite::Connection, address: &str) -> Result<Vec<String>> {
-    let found = targets(conn, address)?;
+fn alias_targets(db: &(impl Lookup + ?Sized), address: &str) -> Result<Vec<String>> {
+    let found = db.alias_rows(address)?;
     if !found.is_empty() {
         return Ok(found);
     }
@@ -110,7 +125,7 @@ fn alias_targets(conn: &rusqlite::Connection, address: &str) -> Result<Vec<Strin
     };
     if let Some((base, _tag)) = local.split_once('+') {
         if !base.is_empty() {
-            let found = targets(conn, &format!("{base}@{domain}"))?;
+            let found = db.alias_rows(&format!("{base}@{domain}"))?;
             if !found.is_empty() {
                 return Ok(found);
             }
@@ -119,24 +134,24 @@ fn alias_targets(conn: &rusqlite::Connection, address: &str) -> Result<Vec<Strin
     if local.is_empty() {
         return Ok(Vec::new());
     }
-    targets(conn, &format!("@{domain}"))
+    db.alias_rows(&format!("@{domain}"))
 }
 
 /// Expansion state for one recipient.
-struct Expand<'c> {
-    conn: &'c rusqlite::Connection,
+struct Expand<'c, L: ?Sized> {
+    db: &'c L,
     route: Route,
     /// The aliases being expanded, outermost first (for loop detection).
     path: Vec<String>,
     visited: usize,
 }
 
-impl Expand<'_> {
+impl<L: Lookup + ?Sized> Expand<'_, L> {
     /// Add what `address` reaches to the route; `Ok(false)` if nothing
     /// takes it, `Err(Ok(why))` for a loop or a bound.
     fn expand(&mut self, address: &str) -> std::result::Result<bool, Result<String>> {
-        if let Some(u) = query::resolve_recipient(self.conn, address).map_err(Err)? {
-            self.route.add_user(u.id);
+        if let Some(u) = self.db.recipient(address).map_err(Err)? {
+            self.route.add_user(u);
             return Ok(true);
         }
         if let Some(at) = self
@@ -148,7 +163,7 @@ impl Expand<'_> {
             chain.push(address.to_owned());
             return Err(Ok(format!("alias loop: {}", chain.join(" -> "))));
         }
-        let found = alias_targets(self.conn, address).map_err(Err)?;
+        let found = alias_targets(self.db, address).map_err(Err)?;
         if found.is_empty() {
             return Ok(false);
         }
@@ -169,7 +184,7 @@ impl Expand<'_> {
                 continue;
             }
             let domain = target.rsplit_once('@').map_or("", |(_, d)| d);
-            if local_domain(self.conn, domain).map_err(Err)? {
+            if self.db.local_domain(domain).map_err(Err)? {
                 log::warn!("alias {address}: target {target} is no user or alias here; skipped");
             } else {
                 self.route.add_forward(&target);
@@ -180,11 +195,12 @@ impl Expand<'_> {
     }
 }
 
-/// Resolve `address` on any connection (see the module docs).
-pub(crate) fn resolve(conn: &rusqlite::Connection, address: &str) -> Result<Resolution> {
+/// Resolve `address` on any connection of either backend (see the module
+/// docs).
+pub(crate) fn resolve(db: &(impl Lookup + ?Sized), address: &str) -> Result<Resolution> {
     let address = address.trim();
     let mut ex = Expand {
-        conn,
+        db,
         route: Route::default(),
         path: Vec::new(),
         visited: 0,
@@ -280,7 +296,7 @@ impl Tx<'_> {
             let domain = target.rsplit_once('@').map_or("", |(_, d)| d);
             match resolve(self.conn(), &target)? {
                 Resolution::Refused(why) => return Err(StoreError::Invalid(why)),
-                Resolution::Unknown if local_domain(self.conn(), domain)? => {
+                Resolution::Unknown if self.conn().local_domain(domain)? => {
                     return Err(StoreError::Invalid(format!(
                         "{target} is no user or alias here"
                     )))

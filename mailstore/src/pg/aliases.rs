@@ -2,13 +2,16 @@
 //! checks, in this dialect (addresses compared ignoring case, as SQLite's
 //! `COLLATE NOCASE` columns compare them).
 
-use crate::aliases::{alias_address, Alias, Resolution, Route};
-use crate::aliases::{MAX_ALIAS_DEPTH, MAX_ALIAS_TARGETS};
+use crate::aliases::{alias_address, resolve, Alias, Lookup, Resolution};
 use crate::error::{Result, StoreError};
 use crate::pg::PgConn;
+use crate::types::UserId;
 
-impl PgConn {
-    /// Targets of the alias of exactly `address` (which may be `@domain`).
+impl Lookup for PgConn {
+    fn recipient(&self, address: &str) -> Result<Option<UserId>> {
+        Ok(self.resolve_recipient(address)?.map(|u| u.id))
+    }
+
     fn alias_rows(&self, address: &str) -> Result<Vec<String>> {
         Ok(self
             .rows(
@@ -20,7 +23,6 @@ impl PgConn {
             .collect())
     }
 
-    /// Whether a user or an alias lives in `domain`.
     fn local_domain(&self, domain: &str) -> Result<bool> {
         let suffix = format!("@{}", domain.to_ascii_lowercase());
         Ok(self
@@ -31,45 +33,12 @@ impl PgConn {
             )?
             .get(0))
     }
+}
 
-    /// Its own alias, its `+tag`-less base's, or its domain's catch-all.
-    fn alias_targets(&self, address: &str) -> Result<Vec<String>> {
-        let found = self.alias_rows(address)?;
-        if !found.is_empty() {
-            return Ok(found);
-        }
-        let Some((local, domain)) = address.rsplit_once('@') else {
-            return Ok(Vec::new());
-        };
-        if let Some((base, _tag)) = local.split_once('+') {
-            if !base.is_empty() {
-                let found = self.alias_rows(&format!("{base}@{domain}"))?;
-                if !found.is_empty() {
-                    return Ok(found);
-                }
-            }
-        }
-        if local.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.alias_rows(&format!("@{domain}"))
-    }
-
+impl PgConn {
     /// `aliases.rs`'s `resolve`.
     pub(crate) fn route(&self, address: &str) -> Result<Resolution> {
-        let mut ex = Expand {
-            pg: self,
-            route: Route::default(),
-            path: Vec::new(),
-            visited: 0,
-        };
-        match ex.expand(address.trim()) {
-            Ok(true) if ex.route.is_empty() => Ok(Resolution::Unknown),
-            Ok(true) => Ok(Resolution::Route(ex.route)),
-            Ok(false) => Ok(Resolution::Unknown),
-            Err(Ok(why)) => Ok(Resolution::Refused(why)),
-            Err(Err(e)) => Err(e),
-        }
+        resolve(self, address)
     }
 
     /// `aliases.rs`'s `Tx::add_alias` (writer only).
@@ -158,59 +127,5 @@ impl PgConn {
                 target: r.get(1),
             })
             .collect())
-    }
-}
-
-struct Expand<'c> {
-    pg: &'c PgConn,
-    route: Route,
-    path: Vec<String>,
-    visited: usize,
-}
-
-impl Expand<'_> {
-    fn expand(&mut self, address: &str) -> std::result::Result<bool, Result<String>> {
-        if let Some(u) = self.pg.resolve_recipient(address).map_err(Err)? {
-            self.route.add_user(u.id);
-            return Ok(true);
-        }
-        if let Some(at) = self
-            .path
-            .iter()
-            .position(|p| p.eq_ignore_ascii_case(address))
-        {
-            let mut chain = self.path[at..].to_vec();
-            chain.push(address.to_owned());
-            return Err(Ok(format!("alias loop: {}", chain.join(" -> "))));
-        }
-        let found = self.pg.alias_targets(address).map_err(Err)?;
-        if found.is_empty() {
-            return Ok(false);
-        }
-        if self.path.len() >= MAX_ALIAS_DEPTH {
-            return Err(Ok(format!(
-                "aliases nested deeper than {MAX_ALIAS_DEPTH} at {address}"
-            )));
-        }
-        self.path.push(address.to_owned());
-        for target in found {
-            self.visited += 1;
-            if self.visited > MAX_ALIAS_TARGETS {
-                return Err(Ok(format!(
-                    "aliases expand to more than {MAX_ALIAS_TARGETS} targets"
-                )));
-            }
-            if self.expand(&target)? {
-                continue;
-            }
-            let domain = target.rsplit_once('@').map_or("", |(_, d)| d);
-            if self.pg.local_domain(domain).map_err(Err)? {
-                log::warn!("alias {address}: target {target} is no user or alias here; skipped");
-            } else {
-                self.route.add_forward(&target);
-            }
-        }
-        self.path.pop();
-        Ok(true)
     }
 }
