@@ -11,7 +11,8 @@
 # /tmp/minimail-transfer-bench), removed at the start.
 set -euo pipefail
 N=${1:-100000}
-WORKSPACE=$(cd "$(dirname "$0")/.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORKSPACE=$(cd "$HERE/.." && pwd)
 CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$WORKSPACE/target}
 BENCH_DIR=${BENCH_DIR:-/tmp/minimail-transfer-bench}
 MM=$CARGO_TARGET_DIR/release/minimail
@@ -21,30 +22,7 @@ rm -rf "$BENCH_DIR"
 mkdir -p "$BENCH_DIR"
 cd "$BENCH_DIR"
 
-python3 - "$N" > big.mbox <<'PY'
-import random, sys, time
-n = int(sys.argv[1]); random.seed(20)
-t0 = 1_400_000_000
-words = "the quick brown fox jumps over a lazy dog From mail list rust".split()
-out = sys.stdout
-for i in range(n):
-    t = t0 + i * 60
-    out.write("From bench@s.test " + time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime(t)) + "\n")
-    out.write(f"From: s{i % 97}@s.test\nTo: bench@localhost\nSubject: message {i}\n")
-    out.write(f"Message-ID: <{i}@s.test>\nDate: " + time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(t)) + "\n")
-    r = random.random()
-    out.write("Status: " + ("RO" if r < 0.7 else "O") + "\n")
-    if r < 0.1: out.write("X-Status: AF\n")
-    if r < 0.05: out.write("X-Keywords: $Forwarded Junk\n")
-    out.write("\n")
-    body = []
-    size = 0
-    while size < 4000:
-        line = " ".join(random.choice(words) for _ in range(12))
-        if line.startswith("From "): line = ">" + line
-        body.append(line); size += len(line) + 1
-    out.write("\n".join(body) + "\n\n")
-PY
+python3 "$HERE/gen_mbox.py" "$N" 20 > big.mbox
 echo "mbox: $N messages, $(du -m big.mbox | cut -f1) MiB"
 
 import_run() { # label args...
