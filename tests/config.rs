@@ -5,20 +5,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use testkit::process::KillOnDrop as Up;
+
 const BIN: &str = env!("CARGO_BIN_EXE_minimail");
-
-/// Kills `minimail up` however the test ends.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn minimail(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)

@@ -10,33 +10,20 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 
 use testkit::pg::PgCluster;
 
+use testkit::process::KillOnDrop as Up;
+
 const BIN: &str = env!("CARGO_BIN_EXE_minimail");
 
-/// `minimail up`, killed when dropped (also when a test panics).
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn minimail(url: &str, args: &[&str], input: &str) -> Output {
-    testkit::process::run(
-        Command::new(BIN).args(args).env("MINIMAIL_DB", url),
-        input.as_bytes(),
-    )
+    testkit::process::with_db(BIN, url, args, input)
 }
 
 fn ok(url: &str, args: &[&str], input: &str) -> String {
-    let out = minimail(url, args, input);
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    testkit::process::with_db_ok(BIN, url, args, input)
 }
 
 type Log = std::sync::Arc<std::sync::Mutex<String>>;

@@ -7,19 +7,11 @@
 //! up, must list each report and add them up per domain.
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
+
+use testkit::process::KillOnDrop as Up;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minimail");
-
-/// Stops the server even if the test fails.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn minimail(args: &[&str], db: &Path) -> Output {
     Command::new(BIN)

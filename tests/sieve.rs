@@ -9,32 +9,19 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use testkit::process::KillOnDrop as Up;
 
 const BIN: &str = env!("CARGO_BIN_EXE_minimail");
 
-/// `minimail up`, killed when dropped (also when a test panics).
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn minimail(db: &Path, args: &[&str], input: &str) -> Output {
-    testkit::process::run(
-        Command::new(BIN).args(args).env("MINIMAIL_DB", db),
-        input.as_bytes(),
-    )
+    testkit::process::with_db(BIN, db, args, input)
 }
 
 fn ok(db: &Path, args: &[&str], input: &str) -> String {
-    let out = minimail(db, args, input);
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    testkit::process::with_db_ok(BIN, db, args, input)
 }
 
 /// Send `message` (headers and body, `\n` line ends) from `from` to

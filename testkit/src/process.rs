@@ -2,8 +2,9 @@
 //! (tests that need one skip, saying so, when it is not), running a
 //! command with input on its stdin, and insisting that it succeeded.
 
+use std::ffi::OsStr;
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// True if `tool` runs (with `arg`, e.g. `--version`); otherwise says on
 /// stderr that the test is skipped.
@@ -47,4 +48,31 @@ pub fn succeeded(out: Output, tool: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A child process (a server under test) killed and reaped when dropped,
+/// also when the test panics.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Run `bin` (the `minimail` binary) with `args`, its store named by
+/// `MINIMAIL_DB=db` (a path or a `postgres://` URL), `input` on stdin.
+pub fn with_db(bin: &str, db: impl AsRef<OsStr>, args: &[&str], input: &str) -> Output {
+    run(
+        Command::new(bin).args(args).env("MINIMAIL_DB", db),
+        input.as_bytes(),
+    )
+}
+
+/// [`with_db`], asserting that it succeeded; its stdout.
+pub fn with_db_ok(bin: &str, db: impl AsRef<OsStr>, args: &[&str], input: &str) -> String {
+    let out = with_db(bin, db, args, input);
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
