@@ -1,7 +1,7 @@
 //! The helpers of `tests/it/util.rs`, on PostgreSQL: each store is a
 //! fresh database in a private cluster (`testkit::pg`).
 
-use mailstore::{NewMessage, Store, UserId};
+use mailstore::Store;
 use testkit::pg::{fresh_db, PgDb};
 
 /// A fresh database; stands where the SQLite tests hold their temporary
@@ -46,35 +46,6 @@ pub fn write_behind(db: &Db, s: Store, sql: &str) -> Store {
     Store::open(db.url()).unwrap()
 }
 
-/// Create a user with a dummy hash (hashing is slow in debug builds).
-pub fn user(store: &Store, address: &str) -> UserId {
-    let a = address.to_string();
-    store
-        .write_sync(move |tx| tx.create_user(&a, "$argon2id$dummy"))
-        .unwrap()
-}
-
-/// A small plain message.
-pub fn simple(subject: &str, body: &str) -> Vec<u8> {
-    format!(
-        "From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: {subject}\r\n\
-         Date: Tue, 24 Nov 2026 10:00:00 +0100\r\nMessage-ID: <{subject}@example.org>\r\n\r\n{body}\r\n"
-    )
-    .into_bytes()
-}
-
-/// Deliver a message to users, returning its entries.
-pub fn deliver(store: &Store, raw: Vec<u8>, to: &[UserId]) -> mailstore::Delivered {
-    let to = to.to_vec();
-    store
-        .write_sync(move |tx| {
-            tx.deliver(
-                &NewMessage {
-                    raw,
-                    internal_date: 1_790_000_000,
-                },
-                &to,
-            )
-        })
-        .unwrap()
-}
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{deliver, simple, user};
