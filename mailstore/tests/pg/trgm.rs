@@ -1,5 +1,6 @@
-//! SEARCH TEXT/BODY on PostgreSQL (schema version 16): folded search text
-//! under `pg_trgm` GIN indexes. The answers themselves are the shared
+//! SEARCH TEXT/BODY on PostgreSQL (schema versions 16 and 17): folded
+//! search text under `pg_trgm` GIN indexes (the body's over its distinct
+//! words since 17). The answers themselves are the shared
 //! suite's (`../it/search.rs`, run here too); these tests check what is
 //! PostgreSQL's own: a database of version 14 folded and indexed on open,
 //! and the index used by SEARCH.
