@@ -21,6 +21,10 @@
 #
 # PG_STATS=1 also records what statements each SMTP run made on PostgreSQL
 # ($BENCH_DIR/*.statements); MM= and MB= run other builds (SKIP_BUILD=1).
+# CONFIGS= picks configurations (default "sqlite 1 2 3": SQLite, then 1, 2
+# and 3 PostgreSQL front ends); IMAP_N=0 runs the SMTP rows only. The
+# writer's batch sizes (jobs per PostgreSQL commit) are in each front
+# end's log ($BENCH_DIR/*-fe*.log, `RUST_LOG=...` as MM_LOG=).
 #
 # Prints one JSON line per measurement ($BENCH_DIR/results.jsonl) and a table.
 set -euo pipefail
@@ -32,6 +36,8 @@ PORT_BASE=${PORT_BASE:-$((13000 + SLOT * 100))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$WORKSPACE/target-bench}
 SMTP_N=${1:-5000}
 IMAP_N=${2:-20000}
+CONFIGS=${CONFIGS:-sqlite 1 2 3}
+MM_LOG=${MM_LOG:-warn}
 MM=${MM:-$CARGO_TARGET_DIR/release/minimail}
 MB=${MB:-$CARGO_TARGET_DIR/release/mailbench}
 RESULTS=$BENCH_DIR/results.jsonl
@@ -121,7 +127,7 @@ start_frontends() {
     FE_PIDS=()
     for i in $(seq 1 "$k"); do
         ip=127.0.0.$((i + 1))
-        RUST_LOG=warn "$MM" up --smtp "$ip:$((PORT_BASE + 10 + i))" --imap "$ip:$((PORT_BASE + 20 + i))" \
+        RUST_LOG=$MM_LOG "$MM" up --smtp "$ip:$((PORT_BASE + 10 + i))" --imap "$ip:$((PORT_BASE + 20 + i))" \
             --submission "$ip:0" --sieve "$ip:0" --db "$db" --domain "$DOMAIN" --no-outbound \
             --max-connections 2000 --max-per-ip 0 --allow-plaintext-auth >"$BENCH_DIR/$name-fe$i.log" 2>&1 &
         FE_PIDS+=("$!")
@@ -194,6 +200,7 @@ run_config() {
     smtp_spread "$name" "$k" 1024 "$SMTP_N"
     smtp_spread "$name" "$k" 1024 "$SMTP_N" "smtp 1k, user per fe"
     smtp_spread "$name" "$k" 65536 "$((SMTP_N / 4))"
+    if [ "$IMAP_N" = 0 ]; then stop_frontends; return; fi
     last=127.0.0.$((k + 1)):$((PORT_BASE + 20 + k))
     local first=127.0.0.2:$((PORT_BASE + 21))
     local a=(--user "bench@$DOMAIN" --password "$PASSWORD" --mailbox Bench)
@@ -224,9 +231,9 @@ main() {
     start_pg
     printf 'machine: %s CPUs, load average %s, %s\n' "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
         "$(date -u '+%Y-%m-%d %H:%M UTC')" >"$BENCH_DIR/machine.txt"
-    run_config sqlite "$BENCH_DIR/sqlite.db" 1
     local k
-    for k in 1 2 3; do
+    for k in $CONFIGS; do
+        if [ "$k" = sqlite ]; then run_config sqlite "$BENCH_DIR/sqlite.db" 1; continue; fi
         createdb "mail$k"
         if [ -n "${PG_STATS:-}" ]; then PGDB=mail$k; psql_on -d "$PGDB" -c 'CREATE EXTENSION pg_stat_statements' >/dev/null; fi
         run_config "pg-$k" "postgres://minimail@127.0.0.1:$PG_PORT/mail$k" "$k"

@@ -227,6 +227,10 @@ impl Tx<'_> {
         }
         let mut out = Vec::new();
         for &u in users {
+            // Locked and without limits: it fits (pg/mod.rs, no round trip).
+            if self.pg.is_some_and(|pg| pg.unlimited(u)) {
+                continue;
+            }
             match self.quota(u)?.fits(octets, 1) {
                 Fit::Fits => {}
                 fit => out.push((u, fit)),

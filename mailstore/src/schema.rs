@@ -340,6 +340,9 @@ ALTER TABLE outq_rcpt ADD COLUMN lease_until INTEGER;
     // SQLite has its FTS5 trigram index since v1, so nothing here. The
     // version moves in step with PostgreSQL's.
     "",
+    // v17: PostgreSQL's body index over the body's distinct words
+    // (pg/schema.rs); nothing on SQLite.
+    "",
 ];
 
 /// `indexed_headers!` as a list: the (lower-case) field names whose

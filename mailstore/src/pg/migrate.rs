@@ -60,12 +60,17 @@ enum How {
 
 /// Search text: the FTS5 table's rows and the rows still waiting for
 /// the index (their body possibly the raw message's tail: see
-/// `indexer.rs`), folded (`pg/search.rs`), into PostgreSQL's `message_text`.
+/// `indexer.rs`), folded (`pg/search.rs`), with the body's words (v17;
+/// the table's trigger is off during the copy), into PostgreSQL's
+/// `message_text`.
 fn search_text() -> String {
     format!(
-        "SELECT rowid AS id, {f}(headers) AS headers, {f}(body) AS body FROM message_text
-         UNION ALL SELECT p.id AS id, {f}(p.headers) AS headers, {f}({b}) AS body FROM pending_text p",
+        "SELECT rowid AS id, {f}(headers) AS headers, {f}(body) AS body, {w}({f}(body)) AS words
+         FROM message_text
+         UNION ALL SELECT p.id AS id, {f}(p.headers) AS headers, {f}({b}) AS body,
+             {w}({f}({b})) AS words FROM pending_text p",
         f = crate::pg::search::FOLD_FN,
+        w = crate::pg::search::WORDS_FN,
         b = crate::indexer::PENDING_BODY
     )
 }

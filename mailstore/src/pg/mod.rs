@@ -176,6 +176,9 @@ const OUT_OF_ORDER_TRIES: u32 = 40;
 struct WriteState {
     /// Users whose row this batch has locked, in the order taken.
     held: Vec<UserId>,
+    /// Of `held`, those that had no quota limits when locked (see
+    /// [`PgConn::unlimited`]).
+    unlimited: Vec<UserId>,
     /// The rest of the current block of message ids: next, last.
     ids: Option<(i64, i64)>,
     /// A second connection for counters taken outside the batch
@@ -418,6 +421,7 @@ impl PgConn {
     pub(crate) fn begin_batch(&self) {
         let mut w = self.write.borrow_mut();
         w.held.clear();
+        w.unlimited.clear();
         w.job_mark = 0;
         w.early.clear();
     }
@@ -453,6 +457,7 @@ impl PgConn {
             let mut w = self.write.borrow_mut();
             w.early.push(counter);
             w.held.clear();
+            w.unlimited.clear();
             w.job_mark = 0;
         }
         self.batch("BEGIN; SAVEPOINT job")
@@ -465,7 +470,28 @@ impl PgConn {
 
     /// A job was rolled back to its savepoint: the locks it took are gone.
     pub(crate) fn locks_rolled_back(&self, mark: usize) {
-        self.write.borrow_mut().held.truncate(mark);
+        let mut w = self.write.borrow_mut();
+        w.held.truncate(mark);
+        let WriteState {
+            held, unlimited, ..
+        } = &mut *w;
+        unlimited.retain(|u| held.contains(u));
+    }
+
+    /// Whether `user` is locked by this batch and had no quota limits
+    /// when it was locked: then no delivery can be over its quota, and a
+    /// quota check needs no round trip. Exact: limits change only by an
+    /// `UPDATE users`, which another front end cannot make while this
+    /// batch holds the row, and which this one makes through
+    /// [`PgConn::limits_change`].
+    pub(crate) fn unlimited(&self, user: UserId) -> bool {
+        self.write.borrow().unlimited.contains(&user)
+    }
+
+    /// `user`'s limits are being set (or the user deleted): quota checks
+    /// read them again.
+    pub(crate) fn limits_change(&self, user: UserId) {
+        self.write.borrow_mut().unlimited.retain(|&u| u != user);
     }
 
     /// Lock the `users` rows of `users` for the rest of the batch (see
@@ -489,7 +515,10 @@ impl PgConn {
         if want.is_empty() {
             return Ok(());
         }
-        const LOCK: &str = "SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+        // With the lock, whether the user has quota limits (one round
+        // trip for both, see PgConn::unlimited).
+        const LOCK: &str = "SELECT id, quota_storage IS NULL AND quota_messages IS NULL FROM users
+             WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
         let rows = if in_order {
             self.rows(LOCK, &[&want])?
         } else {
@@ -530,7 +559,13 @@ impl PgConn {
                 missing.unwrap_or_default()
             )));
         }
-        self.write.borrow_mut().held.extend(want);
+        let mut w = self.write.borrow_mut();
+        w.held.extend(want);
+        w.unlimited.extend(
+            rows.iter()
+                .filter(|r| r.get::<_, bool>(1))
+                .map(|r| r.get::<_, UserId>(0)),
+        );
         Ok(())
     }
 

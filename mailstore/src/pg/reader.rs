@@ -409,6 +409,7 @@ impl PgConn {
         messages: Option<u64>,
     ) -> Result<()> {
         let clamp = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        self.limits_change(user);
         let n = self.exec(
             "UPDATE users SET quota_storage = $2, quota_messages = $3 WHERE id = $1",
             &[&user, &clamp(storage), &clamp(messages)],

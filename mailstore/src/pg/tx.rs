@@ -63,6 +63,7 @@ impl Tx<'_> {
             .user(address)?
             .ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
         pg.lock_users(&[user.id])?;
+        pg.limits_change(user.id);
         for mb in pg.mailboxes(user.id)? {
             self.pg_drop_mailbox_entries(pg, mb.id)?;
             pg.forget_owner(mb.id);
@@ -317,13 +318,12 @@ impl Tx<'_> {
         meta: &Meta,
         flags: &Flags,
     ) -> Result<Appended> {
-        let mb = pg
-            .mailbox_by_id(mailbox)?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         encode_keywords(flags)?;
-        pg.note_owner(mb.id, mb.user_id);
-        pg.lock_users(&[mb.user_id])?;
-        self.check_quota(mb.user_id, raw.len() as u64, 1)?;
+        // The owner (remembered after the first time), locked; the
+        // UIDVALIDITY comes back with the entry: one round trip per
+        // APPEND to a mailbox of a user this batch holds.
+        let owner = pg.lock_owner(mailbox)?;
+        self.check_quota(owner, raw.len() as u64, 1)?;
         let (message_id, added) = self.pg_insert_message(
             pg,
             raw,
@@ -331,10 +331,17 @@ impl Tx<'_> {
             meta,
             Some((Into::Id(mailbox), flags)),
         )?;
-        let uid = match added.first() {
-            Some(a) => a.2,
-            None => self.pg_add_entry(pg, mailbox, message_id, flags)?,
-        };
+        if let Some(a) = added.first() {
+            return Ok(Appended {
+                uidvalidity: a.4 as u32,
+                uid: a.2,
+            });
+        }
+        // Gone meanwhile (NotFound) or out of UIDs: as before.
+        let mb = pg
+            .mailbox_by_id(mailbox)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let uid = self.pg_add_entry(pg, mailbox, message_id, flags)?;
         Ok(Appended {
             uidvalidity: mb.uidvalidity,
             uid,
@@ -367,6 +374,7 @@ impl Tx<'_> {
         let size = raw.len() as i64;
         let header_text = crate::pg::search::fold_text(&meta.header_text);
         let body_text = crate::pg::search::fold_text(&meta.body_text);
+        let words = crate::pg::search::words(&body_text);
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
             &id,
             &size,
@@ -380,6 +388,7 @@ impl Tx<'_> {
             &values,
             &header_text,
             &body_text,
+            &words,
         ];
         let stored = now();
         let (system, keywords) = match &into {
@@ -395,20 +404,20 @@ impl Tx<'_> {
             Some((Into::Id(mb), _)) => {
                 ids = vec![*mb];
                 params.push(&ids);
-                Some(("id = ANY($13)", 14))
+                Some(("id = ANY($14)", 15))
             }
             Some((Into::Named(users, mailboxes), _)) => {
                 params.push(users);
                 params.push(mailboxes);
                 Some((
-                    "(user_id, name) IN (SELECT * FROM unnest($13::bigint[], $14::text[]))",
-                    15,
+                    "(user_id, name) IN (SELECT * FROM unnest($14::bigint[], $15::text[]))",
+                    16,
                 ))
             }
         };
         let sql = match target {
             None => format!(
-                "{INSERT_MESSAGE} SELECT 0::bigint, 0::bigint, 0::bigint, ''::text FROM m WHERE false"
+                "{INSERT_MESSAGE} SELECT 0::bigint, 0::bigint, 0::bigint, ''::text, 0::bigint FROM m WHERE false"
             ),
             Some((target, f)) => {
                 params.push(&system);
@@ -420,11 +429,11 @@ impl Tx<'_> {
                      b AS (
                          UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
                          WHERE {target} AND uidnext <= 4294967295
-                         RETURNING id, user_id, name, uidnext - 1 AS uid, highestmodseq AS modseq),
+                         RETURNING id, user_id, name, uidnext - 1 AS uid, highestmodseq AS modseq, uidvalidity),
                      e AS (
                          INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq, saved)
                          SELECT b.id, b.uid, m.id, ${f}, ${k}, b.modseq, ${t} FROM b, m)
-                     SELECT user_id, id, uid, name FROM b"
+                     SELECT user_id, id, uid, name, uidvalidity FROM b"
                 )
             }
         };
@@ -434,7 +443,7 @@ impl Tx<'_> {
             let (user, mailbox, uid): (UserId, MailboxId, i64) = (r.get(0), r.get(1), r.get(2));
             pg.note_owner(mailbox, user);
             self.touched.push(mailbox);
-            added.push((user, mailbox, uid as Uid, r.get::<_, String>(3)));
+            added.push((user, mailbox, uid as Uid, r.get::<_, String>(3), r.get(4)));
         }
         Ok((id, added))
     }
@@ -838,12 +847,16 @@ impl Tx<'_> {
         octets: u64,
         messages: u64,
     ) -> Result<()> {
+        if pg.unlimited(user) {
+            return Ok(());
+        }
         pg.quota(user)?.check(octets, messages)
     }
 }
 
-/// An entry [`Tx::pg_insert_message`] made: owner, mailbox, UID, name.
-type Added = (UserId, MailboxId, Uid, String);
+/// An entry [`Tx::pg_insert_message`] made: owner, mailbox, UID, name,
+/// the mailbox's UIDVALIDITY.
+type Added = (UserId, MailboxId, Uid, String, i64);
 
 /// Where [`Tx::pg_insert_message`] adds entries: a mailbox, or each
 /// (user, mailbox name) pair that exists.
@@ -852,8 +865,9 @@ pub(super) enum Into<'a> {
     Named(&'a Vec<UserId>, &'a Vec<String>),
 }
 
-/// The message, its raw bytes, headers, search text and thread ($1: id,
-/// $7: the ids it threads by); ends in CTE `m` (its id).
+/// The message, its raw bytes, headers, search text (with the body's
+/// words, $13) and thread ($1: id, $7: the ids it threads by); ends in
+/// CTE `m` (its id).
 const INSERT_MESSAGE: &str = "WITH m AS (
          INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
          VALUES ($1, $2, $3, $4, $5, $6, coalesce(
@@ -864,7 +878,7 @@ const INSERT_MESSAGE: &str = "WITH m AS (
      r AS (INSERT INTO message_raw(id, raw) SELECT id, $8 FROM m),
      h AS (INSERT INTO message_headers(message_id, name, value)
            SELECT m.id, x.n, x.v FROM m, unnest($9::text[], $10::text[]) AS x(n, v)),
-     t AS (INSERT INTO message_text(id, headers, body) SELECT id, $11, $12 FROM m)";
+     t AS (INSERT INTO message_text(id, headers, body, words) SELECT id, $11, $12, $13 FROM m)";
 
 /// Mailbox names are stored with INBOX in capitals.
 fn inbox_cased(name: &str) -> &str {

@@ -63,6 +63,46 @@ fn owners(pg: &PgConn, ids: &[MailboxId]) -> Vec<(MailboxId, UserId)> {
     pg.owners_of(ids).unwrap_or_default()
 }
 
+/// How often the writer logs its batch sizes (at debug level, target
+/// `mailstore::pg::writer`), while it has work.
+const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Batches and jobs since the last report (group commit's effect: jobs per
+/// COMMIT, and the writer thread's time in batches).
+#[derive(Default)]
+struct BatchStats {
+    batches: u64,
+    jobs: u64,
+    largest: usize,
+    busy: std::time::Duration,
+}
+
+impl BatchStats {
+    fn note(&mut self, jobs: usize, took: std::time::Duration) {
+        self.batches += 1;
+        self.jobs += jobs as u64;
+        self.largest = self.largest.max(jobs);
+        self.busy += took;
+    }
+
+    fn report(&mut self, since: std::time::Duration) {
+        if self.batches > 0 {
+            log::debug!(
+                "pg writer: {} batches, {} jobs in {:.1} s (mean {:.1} jobs per commit, largest {}), \
+                 busy {:.0}%, {:.2} ms per batch",
+                self.batches,
+                self.jobs,
+                since.as_secs_f64(),
+                self.jobs as f64 / self.batches as f64,
+                self.largest,
+                100.0 * self.busy.as_secs_f64() / since.as_secs_f64().max(1e-9),
+                self.busy.as_secs_f64() * 1000.0 / self.batches as f64
+            );
+        }
+        *self = BatchStats::default();
+    }
+}
+
 fn writer_loop(
     pg: PgConn,
     dummy: Connection,
@@ -70,6 +110,8 @@ fn writer_loop(
     listeners: Listeners,
     health: Arc<Health>,
 ) {
+    let mut stats = BatchStats::default();
+    let mut since = std::time::Instant::now();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -78,9 +120,16 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let Some((touched, lists, queue_changed)) =
-            run_batch(&pg, &dummy, batch, &health, &listeners)
-        else {
+        let (jobs, began) = (batch.len(), std::time::Instant::now());
+        let ran = run_batch(&pg, &dummy, batch, &health, &listeners);
+        if log::log_enabled!(log::Level::Debug) {
+            stats.note(jobs, began.elapsed());
+            if since.elapsed() >= STATS_EVERY {
+                stats.report(since.elapsed());
+                since = std::time::Instant::now();
+            }
+        }
+        let Some((touched, lists, queue_changed)) = ran else {
             continue;
         };
         crate::writer::notify_committed(&listeners, touched, lists, queue_changed, |ids| {
