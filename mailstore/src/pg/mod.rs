@@ -188,6 +188,15 @@ struct WriteState {
     /// Commit counters of the commits made early during the current job
     /// (see [`PgConn::lock_users`]): every job before it is committed.
     early: Vec<i64>,
+    /// The current job can be run again from its start (see
+    /// [`PgConn::job_starts`]).
+    rerunnable: bool,
+    /// The current job asked to be run again (a lock out of order, or a
+    /// deadlock PostgreSQL detected): see [`PgConn::take_rerun`].
+    rerun: bool,
+    /// The users the current job locked or wanted before it asked to be
+    /// run again: locked first, in order, when it runs again.
+    job_users: Vec<UserId>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -319,8 +328,16 @@ impl PgConn {
 
     /// Run statements (no parameters, no rows).
     pub(crate) fn batch(&self, sql: &str) -> Result<()> {
-        self.c()?.batch_execute(sql)?;
-        Ok(())
+        let r = self.c()?.batch_execute(sql);
+        self.checked(r)
+    }
+
+    /// `r` as a store result, a deadlock noted first ([`PgConn::saw`]).
+    fn checked<T>(&self, r: std::result::Result<T, postgres::Error>) -> Result<T> {
+        r.map_err(|e| {
+            self.saw(&e);
+            e.into()
+        })
     }
 
     /// Rows of one statement.
@@ -331,7 +348,9 @@ impl PgConn {
     ) -> Result<Vec<postgres::Row>> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.query(&st, params)?)
+        let r = c.query(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// At most one row of one statement.
@@ -342,7 +361,9 @@ impl PgConn {
     ) -> Result<Option<postgres::Row>> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.query_opt(&st, params)?)
+        let r = c.query_opt(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// Exactly one row of one statement.
@@ -353,7 +374,9 @@ impl PgConn {
     ) -> Result<postgres::Row> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.query_one(&st, params)?)
+        let r = c.query_one(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// Run one statement; the rows it changed.
@@ -364,7 +387,9 @@ impl PgConn {
     ) -> Result<u64> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.execute(&st, params)?)
+        let r = c.execute(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// Run one statement inside a savepoint of its own, keeping the
@@ -379,6 +404,9 @@ impl PgConn {
         let st = self.prep(&mut c, sql)?;
         c.batch_execute("SAVEPOINT guarded")?;
         let res = c.query(&st, params);
+        if let Err(e) = &res {
+            self.saw(e);
+        }
         match &res {
             Ok(_) => c.batch_execute("RELEASE SAVEPOINT guarded")?,
             Err(_) => {
@@ -422,11 +450,73 @@ impl PgConn {
         w.early.clear();
     }
 
-    /// A job of the batch starts (inside its savepoint `job`).
-    pub(crate) fn job_starts(&self) {
+    /// A job of the batch starts (inside its savepoint `job`);
+    /// `rerunnable`: it can be run again from its start, so a lock it
+    /// cannot take in order is not waited for but asked for as a rerun
+    /// ([`PgConn::take_rerun`]).
+    pub(crate) fn job_starts(&self, rerunnable: bool) {
         let mut w = self.write.borrow_mut();
         w.job_mark = w.held.len();
         w.early.clear();
+        w.rerunnable = rerunnable;
+        w.rerun = false;
+        w.job_users.clear();
+    }
+
+    /// Whether the job that just ran asked to be run again; if so, the
+    /// users it locked or wanted (to lock first, in order, when it runs
+    /// again in a transaction that holds nothing).
+    pub(crate) fn take_rerun(&self) -> Option<Vec<UserId>> {
+        let mut w = self.write.borrow_mut();
+        if !std::mem::take(&mut w.rerun) {
+            return None;
+        }
+        let mut users = std::mem::take(&mut w.job_users);
+        users.sort_unstable();
+        users.dedup();
+        Some(users)
+    }
+
+    /// Whether the job running asked to be run again (it should stop).
+    pub(crate) fn rerun_asked(&self) -> bool {
+        self.write.try_borrow().is_ok_and(|w| w.rerun)
+    }
+
+    /// The current job (if it can be run again) is to be: note the users
+    /// it holds and `wanted`.
+    fn ask_rerun(&self, wanted: &[UserId]) -> bool {
+        let Ok(mut w) = self.write.try_borrow_mut() else {
+            return false;
+        };
+        if !w.rerunnable {
+            return false;
+        }
+        let mark = w.job_mark.min(w.held.len());
+        let mine: Vec<UserId> = w.held[mark..].to_vec();
+        w.job_users.extend(mine);
+        w.job_users.extend_from_slice(wanted);
+        w.rerun = true;
+        true
+    }
+
+    /// A deadlock PostgreSQL detected (40P01) ended a statement of the
+    /// current job: a job that can run again is run again (its locks in
+    /// order, in a new transaction) instead of failing.
+    fn saw(&self, e: &postgres::Error) {
+        if e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) && self.ask_rerun(&[]) {
+            log::info!(
+                "mail store: {}; the job runs again",
+                pg_message(e).replace('\n', " ")
+            );
+        }
+    }
+
+    /// Commit the jobs of the batch before the current one, whose work
+    /// (if any: `sql` rolls it back first) is not kept, and go on in a
+    /// new transaction, the savepoint `job` taken: the writer runs the
+    /// job again there ([`PgConn::take_rerun`]).
+    pub(crate) fn commit_for_rerun(&self) -> Result<()> {
+        self.commit_so_far("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
     }
 
     /// The commit counters of the commits made early during the job that
@@ -441,10 +531,16 @@ impl PgConn {
     /// the job's users can then be waited for in order. The jobs before it
     /// are committed (the writer completes them, [`PgConn::take_early_commits`]).
     fn commit_early(&self) -> Result<()> {
-        let v = self.batch_value(
-            "RELEASE SAVEPOINT job; \
-             UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value",
-        )?;
+        self.commit_so_far("RELEASE SAVEPOINT job")
+    }
+
+    /// `end` (ends the savepoint `job`), then the batch so far committed
+    /// (its counter noted for [`PgConn::take_early_commits`]), then a new
+    /// transaction with the savepoint `job` taken.
+    fn commit_so_far(&self, end: &str) -> Result<()> {
+        let v = self.batch_value(&format!(
+            "{end}; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value"
+        ))?;
         let counter = v
             .and_then(|v| v.parse::<i64>().ok())
             .ok_or_else(|| StoreError::Postgres("no commit counter row".into()))?;
@@ -463,9 +559,12 @@ impl PgConn {
         self.write.borrow().held.len()
     }
 
-    /// A job was rolled back to its savepoint: the locks it took are gone.
+    /// A job was rolled back to its savepoint: the locks it took are gone
+    /// (and, if it committed the batch early, the ones before it too).
     pub(crate) fn locks_rolled_back(&self, mark: usize) {
-        self.write.borrow_mut().held.truncate(mark);
+        let mut w = self.write.borrow_mut();
+        let keep = mark.min(w.job_mark);
+        w.held.truncate(keep);
     }
 
     /// Lock the `users` rows of `users` for the rest of the batch (see
@@ -508,6 +607,14 @@ impl PgConn {
                         if fresh {
                             self.commit_early()?;
                             break self.rows(LOCK, &[&want])?;
+                        }
+                        // A job that can run again does, from its start,
+                        // in a new transaction holding nothing.
+                        if self.ask_rerun(&want) {
+                            return Err(StoreError::Postgres(format!(
+                                "users {want:?} are busy in another front end's batch \
+                                 (not waited for: lock order); the job runs again"
+                            )));
                         }
                         tries += 1;
                         if tries >= OUT_OF_ORDER_TRIES {
@@ -641,7 +748,8 @@ impl PgConn {
     /// Run `sql` (simple protocol, several statements in one round trip);
     /// the first column of the last row any of them returned.
     pub(crate) fn batch_value(&self, sql: &str) -> Result<Option<String>> {
-        let msgs = self.c()?.simple_query(sql)?;
+        let r = self.c()?.simple_query(sql);
+        let msgs = self.checked(r)?;
         Ok(msgs.iter().rev().find_map(|m| match m {
             postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
             _ => None,
