@@ -435,9 +435,13 @@ pub(crate) mod filing;
 /// are locked in ascending id order within a batch. A user that would be
 /// locked out of order (lower than one the batch holds) is only tried
 /// without waiting: two batches can then never wait on each other in a
-/// cycle over users and mailboxes (a deadlock), and a job that cannot get
-/// its lock in time fails with a temporary error (SMTP 451, IMAP NO)
-/// instead of waiting for PostgreSQL's deadlock detector. (What this does
+/// cycle over users and mailboxes (a deadlock). A job that holds no lock
+/// of its own yet commits the jobs before it and waits in order; one that
+/// does and can run again ([`PgConn::job_starts`]) is run again by the
+/// writer, first in a new transaction with its users locked in order (as
+/// is one PostgreSQL picked as a deadlock's victim); any other job that
+/// cannot get its lock in time fails with a temporary error (SMTP 451,
+/// IMAP NO) instead of waiting for PostgreSQL's deadlock detector. (What this does
 /// not order: two front ends storing messages that share a Message-ID or
 /// reference at the same moment may wait on each other's `thread_refs`
 /// row; PostgreSQL's detector then fails one job, temporarily.)
