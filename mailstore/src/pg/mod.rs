@@ -48,6 +48,7 @@ pub(crate) mod schema;
 pub(crate) mod search;
 pub(crate) mod sieve;
 pub(crate) mod tx;
+mod watch;
 pub(crate) mod writer;
 
 use std::cell::{RefCell, RefMut};
@@ -55,7 +56,7 @@ use std::cell::{RefCell, RefMut};
 use postgres::error::SqlState;
 use std::collections::HashMap;
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 
 use crate::error::{Result, StoreError};
 use crate::types::{MailboxId, UserId};
@@ -153,6 +154,8 @@ pub(crate) fn is_fk_violation(e: &postgres::Error) -> bool {
 pub(crate) struct PgConn {
     url: String,
     client: RefCell<Client>,
+    /// The watchdog's view of `client` (watch.rs), replaced on reconnect.
+    watch: RefCell<Option<std::sync::Arc<watch::Watch>>>,
     /// Prepared statements by SQL text (cleared on reconnect).
     stmts: RefCell<HashMap<String, Statement>>,
     /// A read snapshot is open (left so by a panicking job: rolled back
@@ -181,6 +184,8 @@ struct WriteState {
     /// A second connection for counters taken outside the batch
     /// (autocommit, so their rows are never locked for a whole batch).
     aux: Option<Client>,
+    /// The watchdog's view of `aux` (watch.rs).
+    aux_watch: Option<std::sync::Arc<watch::Watch>>,
     /// Mailbox -> owner.
     owners: HashMap<MailboxId, UserId>,
     /// `held.len()` when the current job began (see [`PgConn::job_starts`]).
@@ -231,42 +236,61 @@ fn open_client(url: &str) -> Result<Client> {
         config.options("-c idle_in_transaction_session_timeout=60s");
     }
     config.application_name("minimail");
-    config.connect(NoTls).map_err(|e| {
-        let msg = format!("cannot connect to {}: {}", redact(url), pg_message(&e));
-        // A bad password or database stays an error; a server that is
-        // not there (yet) is a transient failure.
-        if is_gone(&e) {
-            StoreError::Unavailable(msg)
-        } else {
-            StoreError::Postgres(msg)
+    // The start-up handshake too is bounded (a server that accepts and
+    // never answers): see watch.rs.
+    watch::connect(config, url).map_err(|e| match e {
+        watch::Connect::Failed(e) => {
+            let msg = format!("cannot connect to {}: {}", redact(url), pg_message(&e));
+            // A bad password or database stays an error; a server that
+            // is not there (yet) is a transient failure.
+            if is_gone(&e) {
+                StoreError::Unavailable(msg)
+            } else {
+                StoreError::Postgres(msg)
+            }
         }
+        watch::Connect::NoAnswer(msg) => StoreError::Unavailable(msg),
     })
 }
 
 impl PgConn {
     /// Connect to `url`.
     pub(crate) fn connect(url: &str) -> Result<PgConn> {
+        let mut client = open_client(url)?;
+        let w = watch::Watch::of(&mut client);
         Ok(PgConn {
             url: url.to_owned(),
-            client: RefCell::new(open_client(url)?),
+            client: RefCell::new(client),
+            watch: RefCell::new(w),
             stmts: RefCell::new(HashMap::new()),
             in_read: std::cell::Cell::new(false),
             write: RefCell::new(WriteState::default()),
         })
     }
 
-    /// The client, re-connected first if the server dropped it.
-    pub(crate) fn c(&self) -> Result<RefMut<'_, Client>> {
+    /// The client, re-connected first if the server dropped it; while it
+    /// is borrowed, the watchdog closes its connection if the server does
+    /// not answer within [`watch::bound`] (watch.rs).
+    pub(crate) fn c(&self) -> Result<watch::Busy<'_>> {
         let mut c = self
             .client
             .try_borrow_mut()
             .map_err(|_| StoreError::Invalid("PostgreSQL connection re-entered".into()))?;
         if c.is_closed() {
             log::warn!("{}: connection lost; reconnecting", redact(&self.url));
-            *c = open_client(&self.url)?;
-            self.stmts.borrow_mut().clear();
+            self.reopen(&mut c)?;
         }
-        Ok(c)
+        let w = self.watch.borrow().clone();
+        Ok(watch::Busy::new(c, w))
+    }
+
+    /// A new connection in `c`'s place (statements and watch renewed).
+    fn reopen(&self, c: &mut Client) -> Result<()> {
+        *self.watch.borrow_mut() = None;
+        *c = open_client(&self.url)?;
+        self.stmts.borrow_mut().clear();
+        *self.watch.borrow_mut() = watch::Watch::of(c);
+        Ok(())
     }
 
     /// Start a transaction with `sql` (a `BEGIN`). A connection the
@@ -288,8 +312,7 @@ impl PgConn {
                     let mut c = self.client.try_borrow_mut().map_err(|_| {
                         StoreError::Invalid("PostgreSQL connection re-entered".into())
                     })?;
-                    *c = open_client(&self.url)?;
-                    self.stmts.borrow_mut().clear();
+                    self.reopen(&mut c)?;
                 }
                 self.batch(sql)
             }
@@ -701,17 +724,22 @@ impl PgConn {
     /// The counter connection, opened (again) if needed. Its commits need
     /// no flush of their own: a batch that uses a value commits after it,
     /// and the counters are also raised to what the tables hold.
-    fn aux(&self) -> Result<RefMut<'_, Client>> {
+    fn aux(&self) -> Result<watch::Busy<'_>> {
         let mut w = self
             .write
             .try_borrow_mut()
             .map_err(|_| StoreError::Invalid("PostgreSQL connection re-entered".into()))?;
         if w.aux.as_ref().is_none_or(|c| c.is_closed()) {
+            w.aux = None;
+            w.aux_watch = None;
             let mut c = open_client(&self.url)?;
             c.batch_execute("SET synchronous_commit = off; SET lock_timeout = '10s'")?;
+            w.aux_watch = watch::Watch::of(&mut c);
             w.aux = Some(c);
         }
+        let watch = w.aux_watch.clone();
         RefMut::filter_map(w, |w| w.aux.as_mut())
+            .map(|c| watch::Busy::new(c, watch))
             .map_err(|_| StoreError::Postgres("no counter connection".into()))
     }
 
