@@ -284,6 +284,15 @@ impl PgConn {
         Ok(watch::Busy::new(c, w))
     }
 
+    /// End the transaction, if the connection is still open (a lost one
+    /// has none to end: not reconnected just for that).
+    pub(crate) fn rollback(&self) {
+        let open = self.client.try_borrow().is_ok_and(|c| !c.is_closed());
+        if open {
+            let _ = self.batch("ROLLBACK");
+        }
+    }
+
     /// A new connection in `c`'s place (statements and watch renewed).
     fn reopen(&self, c: &mut Client) -> Result<()> {
         *self.watch.borrow_mut() = None;
@@ -300,9 +309,12 @@ impl PgConn {
     /// retried past this point (a cut COMMIT's outcome is unknown).
     pub(crate) fn begin(&self, sql: &str) -> Result<()> {
         let first = self.c()?.batch_execute(sql);
+        // Cut by the watchdog: the server is there but not answering, so
+        // a new connection would not be answered either.
+        let cut = self.watch.borrow().as_ref().is_some_and(|w| w.was_cut());
         match first {
             Ok(()) => Ok(()),
-            Err(e) if is_gone(&e) => {
+            Err(e) if is_gone(&e) && !cut => {
                 log::warn!(
                     "{}: connection lost ({}); reconnecting",
                     redact(&self.url),
@@ -323,7 +335,7 @@ impl PgConn {
     /// Run `f` in one read-only snapshot (REPEATABLE READ).
     pub(crate) fn snapshot<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         if self.in_read.get() {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
         }
         self.begin("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
         self.in_read.set(true);
@@ -331,7 +343,7 @@ impl PgConn {
         let end = self.batch("COMMIT");
         self.in_read.set(false);
         if let Err(e) = end {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
             if res.is_ok() {
                 return Err(e);
             }

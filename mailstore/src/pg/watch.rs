@@ -101,6 +101,8 @@ pub(crate) struct Watch {
     peer: SocketAddr,
     /// Milliseconds since [`epoch`] + 1 when borrowed, 0 when not.
     busy: AtomicU64,
+    /// The watchdog shut the socket down.
+    cut: std::sync::atomic::AtomicBool,
 }
 
 fn epoch() -> Instant {
@@ -160,6 +162,7 @@ impl Watch {
             local,
             peer,
             busy: AtomicU64::new(0),
+            cut: std::sync::atomic::AtomicBool::new(false),
         });
         let mut list = watched().lock().unwrap_or_else(PoisonError::into_inner);
         list.retain(|w| w.strong_count() > 0);
@@ -262,6 +265,7 @@ fn watchdog() {
                         w.peer,
                         limit / 1000
                     );
+                    w.cut.store(true, Ordering::SeqCst);
                     // SAFETY: shutting down a socket we checked is ours.
                     unsafe {
                         libc::shutdown(w.fd, libc::SHUT_RDWR);
@@ -286,6 +290,14 @@ impl<'a> Busy<'a> {
             w.busy.store(now_ms(), Ordering::SeqCst);
         }
         Busy { c, w }
+    }
+}
+
+impl Watch {
+    /// Whether the watchdog cut this connection (the server did not
+    /// answer in time).
+    pub(crate) fn was_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
     }
 }
 

@@ -131,7 +131,7 @@ fn run_batch(
     pg.begin_batch();
     if let Err(e) = pg.begin("BEGIN; SAVEPOINT job") {
         log::error!("mail store: cannot start write batch: {e}");
-        let _ = pg.batch("ROLLBACK");
+        pg.rollback();
         let f = BatchFailure::of(&e);
         for job in batch {
             guarded(|| job.fail(f.error()));
@@ -287,7 +287,7 @@ fn run_batch(
         }
         Err(f) => {
             log::error!("mail store: batch commit failed: {}", f.msg);
-            let _ = pg.batch("ROLLBACK");
+            pg.rollback();
             for fin in finishes {
                 guarded(|| fin(Some(&f)));
             }
