@@ -294,6 +294,13 @@ impl<'a> Busy<'a> {
 }
 
 impl Watch {
+    /// Mark the connection as waiting for the server (`true`) or not, for
+    /// a client not borrowed through [`Busy`] (the LISTEN thread's probe).
+    pub(crate) fn waiting(&self, yes: bool) {
+        self.busy
+            .store(if yes { now_ms() } else { 0 }, Ordering::SeqCst);
+    }
+
     /// Whether the watchdog cut this connection (the server did not
     /// answer in time).
     pub(crate) fn was_cut(&self) -> bool {
