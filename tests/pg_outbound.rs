@@ -20,6 +20,10 @@
 //!   receiver had not taken it; one that had would get it twice, the
 //!   duplicate RFC 5321 §6.1 allows).
 //!
+//! - A front end stopped cleanly (SIGTERM) while its deliveries hang
+//!   gives back its leases before it exits: another front end delivers
+//!   them at once, long before they would have passed.
+//!
 //! Needs PostgreSQL's binaries, dnsmasq and python3.
 
 #![allow(clippy::unwrap_used)]
@@ -500,4 +504,70 @@ fn a_killed_front_ends_deliveries_pass_to_another_after_its_lease() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no message") && err.contains(qids[0]), "{err}");
+}
+
+#[test]
+fn a_front_end_stopped_with_sigterm_gives_back_its_leases_at_once() {
+    let w = world();
+    // The receiver accepts connections but says nothing: A's deliveries
+    // hang, their leases live.
+    signal(&w.receiver.child, "STOP");
+    let lease = 60;
+    const N: usize = 10;
+    let mut a = w.front_end("127.0.0.2", lease, &["--per-destination", "10"]);
+    let owner_a = a.owner();
+    let subjects: Vec<String> = (0..N).map(|i| format!("term-{i:03}")).collect();
+    submit(&a.addr_on("submission", "127.0.0.2"), &subjects);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queue = minimail(w.pg.url(), &["queue", "list"], "");
+        if queue.matches(&format!("leased by {owner_a} ")).count() == N {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all leased by A:\n{queue}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A clean shutdown: A gives its leases back before it exits.
+    signal(&a.child, "TERM");
+    let termed = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = a.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A did not exit after SIGTERM:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let exited = termed.elapsed();
+    assert!(status.success(), "{status:?}\n{}", a.log());
+    assert!(
+        a.log().contains(&format!(
+            "gave back the leases of {N} recipient(s) in flight"
+        )),
+        "{}",
+        a.log()
+    );
+    let queue = minimail(w.pg.url(), &["queue", "list"], "");
+    assert!(!queue.contains(&format!("leased by {owner_a} ")), "{queue}");
+    signal(&w.receiver.child, "CONT");
+    let b = w.front_end("127.0.0.3", lease, &[]);
+    let got = w.wait_delivered(N, &[&b]);
+    let took = termed.elapsed();
+    for s in &subjects {
+        assert_eq!(got.get(s), Some(&1), "{s}: {got:?}");
+    }
+    assert_eq!(sent_by(&b), N, "{}", b.log());
+    eprintln!(
+        "A exited {exited:?} after SIGTERM; its {N} recipients delivered by B {took:?} after it (A's lease: {lease} s)"
+    );
+    // Renewed every third of the lease, A's leases had at least two
+    // thirds of it left at the SIGTERM: B did not wait for them to pass.
+    assert!(
+        took < Duration::from_secs(lease * 2 / 3),
+        "B delivered only after A's leases could have passed: {took:?}"
+    );
 }

@@ -87,6 +87,16 @@ impl BatchFailure {
     }
 }
 
+/// What a [`WriteJob::attempt`] came to.
+pub(crate) enum Ran {
+    /// It ran: as [`WriteJob::run`] returns.
+    Done(Option<BatchFailure>, Finish),
+    /// The store asked for it to run again from its start (PostgreSQL: a
+    /// lock it could not take in order, or a deadlock), and it can: the
+    /// caller rolls its savepoint back and runs it again (not completed).
+    Again(Box<dyn WriteJob>),
+}
+
 /// A type-erased write job.
 pub(crate) trait WriteJob: Send {
     /// Run inside the caller's savepoint; returns what the job failed with
@@ -95,6 +105,81 @@ pub(crate) trait WriteJob: Send {
     fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish);
     /// Complete without running (the batch could not start).
     fn fail(self: Box<Self>, err: StoreError);
+    /// Whether the job's work can run twice (each run inside a savepoint
+    /// rolled back before the next, so only the last one's writes stay).
+    fn rerunnable(&self) -> bool {
+        false
+    }
+    /// Run as [`WriteJob::run`], or give the job back when the store
+    /// asked for a rerun and it is [`WriteJob::rerunnable`].
+    fn attempt(self: Box<Self>, tx: &mut Tx, health: &Health) -> Ran {
+        let (failed, finish) = self.run(tx, health);
+        Ran::Done(failed, finish)
+    }
+}
+
+/// The result of a job, completion built: what [`WriteJob::run`] returns.
+fn finished<T, D>(
+    result: Result<T>,
+    done: Done<T, D>,
+    health: &Health,
+) -> (Option<BatchFailure>, Finish)
+where
+    D: FnOnce(Result<T>) + Send + 'static,
+    T: Send + 'static,
+{
+    let failed = result.as_ref().err().map(|e| {
+        health.saw(e);
+        BatchFailure::of(e)
+    });
+    let finish: Finish = Box::new(move |failure: Option<&BatchFailure>| match failure {
+        None => done.call(result),
+        Some(f) => done.call(Err(f.error())),
+    });
+    (failed, finish)
+}
+
+/// A write job whose work can run more than once ([`WriteJob::rerunnable`]):
+/// `f` keeps its input (it takes it by reference, or clones what it
+/// consumes), so the PostgreSQL writer can run it again from its start in
+/// a new transaction instead of failing it (see `pg::PgConn::lock_users`).
+pub(crate) struct Rerun<F, D, T>
+where
+    D: FnOnce(Result<T>),
+{
+    pub(crate) f: F,
+    pub(crate) done: Done<T, D>,
+}
+
+impl<F, D, T> WriteJob for Rerun<F, D, T>
+where
+    F: FnMut(&mut Tx) -> Result<T> + Send + 'static,
+    D: FnOnce(Result<T>) + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish) {
+        let Rerun { mut f, done } = *self;
+        let result = f(tx);
+        finished(result, done, health)
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        self.done.call(Err(err));
+    }
+
+    fn rerunnable(&self) -> bool {
+        true
+    }
+
+    fn attempt(mut self: Box<Self>, tx: &mut Tx, health: &Health) -> Ran {
+        let result = (self.f)(tx);
+        if tx.pg.is_some_and(|pg| pg.rerun_asked()) {
+            return Ran::Again(self);
+        }
+        let Rerun { done, .. } = *self;
+        let (failed, finish) = finished(result, done, health);
+        Ran::Done(failed, finish)
+    }
 }
 
 /// A job: the work `f` and its completion `done`.
@@ -115,15 +200,7 @@ where
     fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish) {
         let Job { f, done } = *self;
         let result = f(tx);
-        let failed = result.as_ref().err().map(|e| {
-            health.saw(e);
-            BatchFailure::of(e)
-        });
-        let finish: Finish = Box::new(move |failure: Option<&BatchFailure>| match failure {
-            None => done.call(result),
-            Some(f) => done.call(Err(f.error())),
-        });
-        (failed, finish)
+        finished(result, done, health)
     }
 
     fn fail(self: Box<Self>, err: StoreError) {

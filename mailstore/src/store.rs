@@ -25,7 +25,7 @@ use crate::backup::StoreLock;
 use crate::check::{startup_check, STARTUP_CHECK_TIME};
 use crate::error::{Result, StoreError};
 use crate::health::Health;
-use crate::jobs::{Compute, Done, Job, ReadJob, WriteJob};
+use crate::jobs::{Compute, Done, Job, ReadJob, Rerun, WriteJob};
 use crate::reader::Reader;
 use crate::readers::{self, READERS};
 use crate::schema;
@@ -335,6 +335,32 @@ impl Store {
         done: impl FnOnce(Result<T>) + Send + 'static,
     ) {
         let job: Box<dyn WriteJob> = Box::new(Job {
+            f,
+            done: Done::new(done),
+        });
+        let rejected = match lock(&self.inner.writer).as_ref() {
+            Some(tx) => tx.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(job) = rejected {
+            job.fail(StoreError::Closed);
+        }
+    }
+
+    /// [`Store::write`] for work that can run more than once (`f` keeps
+    /// its input: it borrows or clones what it uses). On PostgreSQL a job
+    /// that would have to wait for a lock out of order (or that PostgreSQL
+    /// picked as a deadlock's victim) is then run again from its start,
+    /// first in a new transaction after the jobs before it are committed,
+    /// instead of failing with a temporary error; only its last run's
+    /// writes are kept, and `done` is called once, after the commit that
+    /// holds them. On SQLite it is [`Store::write`].
+    pub fn write_rerunnable<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&mut Tx) -> Result<T> + Send + 'static,
+        done: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        let job: Box<dyn WriteJob> = Box::new(Rerun {
             f,
             done: Done::new(done),
         });

@@ -160,6 +160,10 @@ fn unix_now_ms() -> u128 {
         .unwrap_or(0)
 }
 
+/// How long a shutdown on a shared queue waits for the workers before it
+/// gives back the leases of what they still send ([`Engine::shutdown`]).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// The running engine; [`Engine::shutdown`] stops it.
 pub struct Engine {
     stop: Arc<AtomicBool>,
@@ -253,6 +257,9 @@ impl Engine {
 
     /// Stop taking work and wait for the scheduler; workers finish the
     /// message they are sending (what they have not recorded stays queued).
+    /// On a shared queue (PostgreSQL) they get [`SHUTDOWN_GRACE`]; the
+    /// leases of what they still send then are given back, due at once
+    /// for the other front ends, and they are not waited for.
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.wake.try_send(());
@@ -322,7 +329,49 @@ impl Scheduler {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        if self.leases.is_some() {
+            self.give_back(&done_rx, workers);
+            return;
+        }
         for w in workers {
+            let _ = w.join();
+        }
+    }
+
+    /// Shutting down on a shared queue: the workers get
+    /// [`SHUTDOWN_GRACE`] to finish (their outcomes recorded); the leases
+    /// of what is still in flight then are given back, so another front
+    /// end delivers it at once rather than after the lease, and those
+    /// workers are not waited for (they end with the process; an outcome
+    /// one still reaches is not recorded, the lease being no longer ours).
+    fn give_back(&mut self, done_rx: &Receiver<(String, Vec<i64>)>, workers: Vec<JoinHandle<()>>) {
+        let until = Instant::now() + SHUTDOWN_GRACE;
+        while workers.iter().any(|w| !w.is_finished()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while let Ok((domain, ids)) = done_rx.try_recv() {
+            self.finished(&domain, &ids);
+        }
+        let ids: Vec<i64> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        if let (Some(leases), false) = (&self.leases, ids.is_empty()) {
+            match leases.release(&ids) {
+                Ok(n) => log::info!(
+                    "outbound: shutting down: gave back the leases of {n} recipient(s) in flight \
+                     (due at once for the other front ends)"
+                ),
+                Err(e) => log::error!(
+                    "outbound: shutting down: cannot give back {} lease(s) (they pass when they expire): {e}",
+                    ids.len()
+                ),
+            }
+        }
+        for w in workers.into_iter().filter(|w| w.is_finished()) {
             let _ = w.join();
         }
     }

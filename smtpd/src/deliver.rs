@@ -416,13 +416,16 @@ impl SmtpSession {
         let rejecter = completer.clone();
         let over_locals = locals.clone();
         let write = move |msg: PreparedMessage, plans: Option<Vec<_>>| {
-            store.write(
+            // Rerunnable (on PostgreSQL, run again rather than failed
+            // when a lock would be taken out of order): the input is
+            // cloned, not consumed.
+            store.write_rerunnable(
                 move |tx| {
                     // Quotas, exact here in the writer: recipients with no
                     // room are left out (and told about in a DSN), or the
                     // whole message refused if nobody else takes it.
-                    let mut users = users;
-                    let mut plans = plans;
+                    let mut users = users.clone();
+                    let mut plans = plans.clone();
                     let over = tx.over_quota(&users, msg.raw().len() as u64)?;
                     if !over.is_empty() {
                         users.retain(|u| !over.iter().any(|(o, _)| o == u));
@@ -483,12 +486,12 @@ impl SmtpSession {
                     }
                     if !remote.is_empty() {
                         tx.enqueue(&mailstore::OutMessage {
-                            qid,
-                            sender,
+                            qid: qid.clone(),
+                            sender: sender.clone(),
                             raw: msg.raw().to_vec(),
-                            ret,
-                            envid,
-                            rcpts: remote,
+                            ret: ret.clone(),
+                            envid: envid.clone(),
+                            rcpts: remote.clone(),
                         })?;
                     }
                     Ok(())

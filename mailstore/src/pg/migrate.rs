@@ -178,6 +178,8 @@ pub fn migrate_sqlite_to_postgres(
     let pg = PgConn::connect(to)?;
     crate::pg::schema::migrate(&pg)?;
     let mut client = pg.c()?;
+    // One long transaction: not cut by the statement bound (pg/watch.rs).
+    client.unwatch();
     let mut t = client.transaction()?;
     let version: i64 = t
         .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])?

@@ -48,6 +48,7 @@ pub(crate) mod schema;
 pub(crate) mod search;
 pub(crate) mod sieve;
 pub(crate) mod tx;
+mod watch;
 pub(crate) mod writer;
 
 use std::cell::{RefCell, RefMut};
@@ -55,7 +56,7 @@ use std::cell::{RefCell, RefMut};
 use postgres::error::SqlState;
 use std::collections::HashMap;
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 
 use crate::error::{Result, StoreError};
 use crate::types::{MailboxId, UserId};
@@ -153,6 +154,8 @@ pub(crate) fn is_fk_violation(e: &postgres::Error) -> bool {
 pub(crate) struct PgConn {
     url: String,
     client: RefCell<Client>,
+    /// The watchdog's view of `client` (watch.rs), replaced on reconnect.
+    watch: RefCell<Option<std::sync::Arc<watch::Watch>>>,
     /// Prepared statements by SQL text (cleared on reconnect).
     stmts: RefCell<HashMap<String, Statement>>,
     /// A read snapshot is open (left so by a panicking job: rolled back
@@ -184,6 +187,8 @@ struct WriteState {
     /// A second connection for counters taken outside the batch
     /// (autocommit, so their rows are never locked for a whole batch).
     aux: Option<Client>,
+    /// The watchdog's view of `aux` (watch.rs).
+    aux_watch: Option<std::sync::Arc<watch::Watch>>,
     /// Mailbox -> owner.
     owners: HashMap<MailboxId, UserId>,
     /// `held.len()` when the current job began (see [`PgConn::job_starts`]).
@@ -191,6 +196,15 @@ struct WriteState {
     /// Commit counters of the commits made early during the current job
     /// (see [`PgConn::lock_users`]): every job before it is committed.
     early: Vec<i64>,
+    /// The current job can be run again from its start (see
+    /// [`PgConn::job_starts`]).
+    rerunnable: bool,
+    /// The current job asked to be run again (a lock out of order, or a
+    /// deadlock PostgreSQL detected): see [`PgConn::take_rerun`].
+    rerun: bool,
+    /// The users the current job locked or wanted before it asked to be
+    /// run again: locked first, in order, when it runs again.
+    job_users: Vec<UserId>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -225,42 +239,70 @@ fn open_client(url: &str) -> Result<Client> {
         config.options("-c idle_in_transaction_session_timeout=60s");
     }
     config.application_name("minimail");
-    config.connect(NoTls).map_err(|e| {
-        let msg = format!("cannot connect to {}: {}", redact(url), pg_message(&e));
-        // A bad password or database stays an error; a server that is
-        // not there (yet) is a transient failure.
-        if is_gone(&e) {
-            StoreError::Unavailable(msg)
-        } else {
-            StoreError::Postgres(msg)
+    // The start-up handshake too is bounded (a server that accepts and
+    // never answers): see watch.rs.
+    watch::connect(config, url).map_err(|e| match e {
+        watch::Connect::Failed(e) => {
+            let msg = format!("cannot connect to {}: {}", redact(url), pg_message(&e));
+            // A bad password or database stays an error; a server that
+            // is not there (yet) is a transient failure.
+            if is_gone(&e) {
+                StoreError::Unavailable(msg)
+            } else {
+                StoreError::Postgres(msg)
+            }
         }
+        watch::Connect::NoAnswer(msg) => StoreError::Unavailable(msg),
     })
 }
 
 impl PgConn {
     /// Connect to `url`.
     pub(crate) fn connect(url: &str) -> Result<PgConn> {
+        let mut client = open_client(url)?;
+        let w = watch::Watch::of(&mut client);
         Ok(PgConn {
             url: url.to_owned(),
-            client: RefCell::new(open_client(url)?),
+            client: RefCell::new(client),
+            watch: RefCell::new(w),
             stmts: RefCell::new(HashMap::new()),
             in_read: std::cell::Cell::new(false),
             write: RefCell::new(WriteState::default()),
         })
     }
 
-    /// The client, re-connected first if the server dropped it.
-    pub(crate) fn c(&self) -> Result<RefMut<'_, Client>> {
+    /// The client, re-connected first if the server dropped it; while it
+    /// is borrowed, the watchdog closes its connection if the server does
+    /// not answer within [`watch::bound`] (watch.rs).
+    pub(crate) fn c(&self) -> Result<watch::Busy<'_>> {
         let mut c = self
             .client
             .try_borrow_mut()
             .map_err(|_| StoreError::Invalid("PostgreSQL connection re-entered".into()))?;
         if c.is_closed() {
             log::warn!("{}: connection lost; reconnecting", redact(&self.url));
-            *c = open_client(&self.url)?;
-            self.stmts.borrow_mut().clear();
+            self.reopen(&mut c)?;
         }
-        Ok(c)
+        let w = self.watch.borrow().clone();
+        Ok(watch::Busy::new(c, w))
+    }
+
+    /// End the transaction, if the connection is still open (a lost one
+    /// has none to end: not reconnected just for that).
+    pub(crate) fn rollback(&self) {
+        let open = self.client.try_borrow().is_ok_and(|c| !c.is_closed());
+        if open {
+            let _ = self.batch("ROLLBACK");
+        }
+    }
+
+    /// A new connection in `c`'s place (statements and watch renewed).
+    fn reopen(&self, c: &mut Client) -> Result<()> {
+        *self.watch.borrow_mut() = None;
+        *c = open_client(&self.url)?;
+        self.stmts.borrow_mut().clear();
+        *self.watch.borrow_mut() = watch::Watch::of(c);
+        Ok(())
     }
 
     /// Start a transaction with `sql` (a `BEGIN`). A connection the
@@ -270,9 +312,12 @@ impl PgConn {
     /// retried past this point (a cut COMMIT's outcome is unknown).
     pub(crate) fn begin(&self, sql: &str) -> Result<()> {
         let first = self.c()?.batch_execute(sql);
+        // Cut by the watchdog: the server is there but not answering, so
+        // a new connection would not be answered either.
+        let cut = self.watch.borrow().as_ref().is_some_and(|w| w.was_cut());
         match first {
             Ok(()) => Ok(()),
-            Err(e) if is_gone(&e) => {
+            Err(e) if is_gone(&e) && !cut => {
                 log::warn!(
                     "{}: connection lost ({}); reconnecting",
                     redact(&self.url),
@@ -282,8 +327,7 @@ impl PgConn {
                     let mut c = self.client.try_borrow_mut().map_err(|_| {
                         StoreError::Invalid("PostgreSQL connection re-entered".into())
                     })?;
-                    *c = open_client(&self.url)?;
-                    self.stmts.borrow_mut().clear();
+                    self.reopen(&mut c)?;
                 }
                 self.batch(sql)
             }
@@ -294,7 +338,7 @@ impl PgConn {
     /// Run `f` in one read-only snapshot (REPEATABLE READ).
     pub(crate) fn snapshot<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         if self.in_read.get() {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
         }
         self.begin("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
         self.in_read.set(true);
@@ -302,7 +346,7 @@ impl PgConn {
         let end = self.batch("COMMIT");
         self.in_read.set(false);
         if let Err(e) = end {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
             if res.is_ok() {
                 return Err(e);
             }
@@ -322,8 +366,16 @@ impl PgConn {
 
     /// Run statements (no parameters, no rows).
     pub(crate) fn batch(&self, sql: &str) -> Result<()> {
-        self.c()?.batch_execute(sql)?;
-        Ok(())
+        let r = self.c()?.batch_execute(sql);
+        self.checked(r)
+    }
+
+    /// `r` as a store result, a deadlock noted first ([`PgConn::saw`]).
+    fn checked<T>(&self, r: std::result::Result<T, postgres::Error>) -> Result<T> {
+        r.map_err(|e| {
+            self.saw(&e);
+            e.into()
+        })
     }
 
     /// Rows of one statement.
@@ -334,7 +386,9 @@ impl PgConn {
     ) -> Result<Vec<postgres::Row>> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.query(&st, params)?)
+        let r = c.query(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// At most one row of one statement.
@@ -345,7 +399,9 @@ impl PgConn {
     ) -> Result<Option<postgres::Row>> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.query_opt(&st, params)?)
+        let r = c.query_opt(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// Exactly one row of one statement.
@@ -356,7 +412,9 @@ impl PgConn {
     ) -> Result<postgres::Row> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.query_one(&st, params)?)
+        let r = c.query_one(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// Run one statement; the rows it changed.
@@ -367,7 +425,9 @@ impl PgConn {
     ) -> Result<u64> {
         let mut c = self.c()?;
         let st = self.prep(&mut c, sql)?;
-        Ok(c.execute(&st, params)?)
+        let r = c.execute(&st, params);
+        drop(c);
+        self.checked(r)
     }
 
     /// Run one statement inside a savepoint of its own, keeping the
@@ -382,6 +442,9 @@ impl PgConn {
         let st = self.prep(&mut c, sql)?;
         c.batch_execute("SAVEPOINT guarded")?;
         let res = c.query(&st, params);
+        if let Err(e) = &res {
+            self.saw(e);
+        }
         match &res {
             Ok(_) => c.batch_execute("RELEASE SAVEPOINT guarded")?,
             Err(_) => {
@@ -410,9 +473,13 @@ pub(crate) mod filing;
 /// are locked in ascending id order within a batch. A user that would be
 /// locked out of order (lower than one the batch holds) is only tried
 /// without waiting: two batches can then never wait on each other in a
-/// cycle over users and mailboxes (a deadlock), and a job that cannot get
-/// its lock in time fails with a temporary error (SMTP 451, IMAP NO)
-/// instead of waiting for PostgreSQL's deadlock detector. (What this does
+/// cycle over users and mailboxes (a deadlock). A job that holds no lock
+/// of its own yet commits the jobs before it and waits in order; one that
+/// does and can run again ([`PgConn::job_starts`]) is run again by the
+/// writer, first in a new transaction with its users locked in order (as
+/// is one PostgreSQL picked as a deadlock's victim); any other job that
+/// cannot get its lock in time fails with a temporary error (SMTP 451,
+/// IMAP NO) instead of waiting for PostgreSQL's deadlock detector. (What this does
 /// not order: two front ends storing messages that share a Message-ID or
 /// reference at the same moment may wait on each other's `thread_refs`
 /// row; PostgreSQL's detector then fails one job, temporarily.)
@@ -426,11 +493,73 @@ impl PgConn {
         w.early.clear();
     }
 
-    /// A job of the batch starts (inside its savepoint `job`).
-    pub(crate) fn job_starts(&self) {
+    /// A job of the batch starts (inside its savepoint `job`);
+    /// `rerunnable`: it can be run again from its start, so a lock it
+    /// cannot take in order is not waited for but asked for as a rerun
+    /// ([`PgConn::take_rerun`]).
+    pub(crate) fn job_starts(&self, rerunnable: bool) {
         let mut w = self.write.borrow_mut();
         w.job_mark = w.held.len();
         w.early.clear();
+        w.rerunnable = rerunnable;
+        w.rerun = false;
+        w.job_users.clear();
+    }
+
+    /// Whether the job that just ran asked to be run again; if so, the
+    /// users it locked or wanted (to lock first, in order, when it runs
+    /// again in a transaction that holds nothing).
+    pub(crate) fn take_rerun(&self) -> Option<Vec<UserId>> {
+        let mut w = self.write.borrow_mut();
+        if !std::mem::take(&mut w.rerun) {
+            return None;
+        }
+        let mut users = std::mem::take(&mut w.job_users);
+        users.sort_unstable();
+        users.dedup();
+        Some(users)
+    }
+
+    /// Whether the job running asked to be run again (it should stop).
+    pub(crate) fn rerun_asked(&self) -> bool {
+        self.write.try_borrow().is_ok_and(|w| w.rerun)
+    }
+
+    /// The current job (if it can be run again) is to be: note the users
+    /// it holds and `wanted`.
+    fn ask_rerun(&self, wanted: &[UserId]) -> bool {
+        let Ok(mut w) = self.write.try_borrow_mut() else {
+            return false;
+        };
+        if !w.rerunnable {
+            return false;
+        }
+        let mark = w.job_mark.min(w.held.len());
+        let mine: Vec<UserId> = w.held[mark..].to_vec();
+        w.job_users.extend(mine);
+        w.job_users.extend_from_slice(wanted);
+        w.rerun = true;
+        true
+    }
+
+    /// A deadlock PostgreSQL detected (40P01) ended a statement of the
+    /// current job: a job that can run again is run again (its locks in
+    /// order, in a new transaction) instead of failing.
+    fn saw(&self, e: &postgres::Error) {
+        if e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED) && self.ask_rerun(&[]) {
+            log::info!(
+                "mail store: {}; the job runs again",
+                pg_message(e).replace('\n', " ")
+            );
+        }
+    }
+
+    /// Commit the jobs of the batch before the current one, whose work
+    /// (if any: `sql` rolls it back first) is not kept, and go on in a
+    /// new transaction, the savepoint `job` taken: the writer runs the
+    /// job again there ([`PgConn::take_rerun`]).
+    pub(crate) fn commit_for_rerun(&self) -> Result<()> {
+        self.commit_so_far("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
     }
 
     /// The commit counters of the commits made early during the job that
@@ -445,10 +574,16 @@ impl PgConn {
     /// the job's users can then be waited for in order. The jobs before it
     /// are committed (the writer completes them, [`PgConn::take_early_commits`]).
     fn commit_early(&self) -> Result<()> {
-        let v = self.batch_value(
-            "RELEASE SAVEPOINT job; \
-             UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value",
-        )?;
+        self.commit_so_far("RELEASE SAVEPOINT job")
+    }
+
+    /// `end` (ends the savepoint `job`), then the batch so far committed
+    /// (its counter noted for [`PgConn::take_early_commits`]), then a new
+    /// transaction with the savepoint `job` taken.
+    fn commit_so_far(&self, end: &str) -> Result<()> {
+        let v = self.batch_value(&format!(
+            "{end}; UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value"
+        ))?;
         let counter = v
             .and_then(|v| v.parse::<i64>().ok())
             .ok_or_else(|| StoreError::Postgres("no commit counter row".into()))?;
@@ -468,10 +603,12 @@ impl PgConn {
         self.write.borrow().held.len()
     }
 
-    /// A job was rolled back to its savepoint: the locks it took are gone.
+    /// A job was rolled back to its savepoint: the locks it took are gone
+    /// (and, if it committed the batch early, the ones before it too).
     pub(crate) fn locks_rolled_back(&self, mark: usize) {
         let mut w = self.write.borrow_mut();
-        w.held.truncate(mark);
+        let keep = mark.min(w.job_mark);
+        w.held.truncate(keep);
         let WriteState {
             held, unlimited, ..
         } = &mut *w;
@@ -537,6 +674,14 @@ impl PgConn {
                         if fresh {
                             self.commit_early()?;
                             break self.rows(LOCK, &[&want])?;
+                        }
+                        // A job that can run again does, from its start,
+                        // in a new transaction holding nothing.
+                        if self.ask_rerun(&want) {
+                            return Err(StoreError::Postgres(format!(
+                                "users {want:?} are busy in another front end's batch \
+                                 (not waited for: lock order); the job runs again"
+                            )));
                         }
                         tries += 1;
                         if tries >= OUT_OF_ORDER_TRIES {
@@ -625,17 +770,22 @@ impl PgConn {
     /// The counter connection, opened (again) if needed. Its commits need
     /// no flush of their own: a batch that uses a value commits after it,
     /// and the counters are also raised to what the tables hold.
-    fn aux(&self) -> Result<RefMut<'_, Client>> {
+    fn aux(&self) -> Result<watch::Busy<'_>> {
         let mut w = self
             .write
             .try_borrow_mut()
             .map_err(|_| StoreError::Invalid("PostgreSQL connection re-entered".into()))?;
         if w.aux.as_ref().is_none_or(|c| c.is_closed()) {
+            w.aux = None;
+            w.aux_watch = None;
             let mut c = open_client(&self.url)?;
             c.batch_execute("SET synchronous_commit = off; SET lock_timeout = '10s'")?;
+            w.aux_watch = watch::Watch::of(&mut c);
             w.aux = Some(c);
         }
+        let watch = w.aux_watch.clone();
         RefMut::filter_map(w, |w| w.aux.as_mut())
+            .map(|c| watch::Busy::new(c, watch))
             .map_err(|_| StoreError::Postgres("no counter connection".into()))
     }
 
@@ -676,7 +826,8 @@ impl PgConn {
     /// Run `sql` (simple protocol, several statements in one round trip);
     /// the first column of the last row any of them returned.
     pub(crate) fn batch_value(&self, sql: &str) -> Result<Option<String>> {
-        let msgs = self.c()?.simple_query(sql)?;
+        let r = self.c()?.simple_query(sql);
+        let msgs = self.checked(r)?;
         Ok(msgs.iter().rev().find_map(|m| match m {
             postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
             _ => None,

@@ -140,6 +140,8 @@ fn listen_loop(url: &str, stop: &AtomicBool, wake: &dyn Fn()) {
             failing = false;
         }
         backoff = MIN_BACKOFF;
+        // Its probe is bounded as a statement is (watch.rs).
+        let watch = super::watch::Watch::of(&mut client);
         // Whatever committed while nobody listened.
         wake();
         let mut quiet_since = Instant::now();
@@ -165,10 +167,14 @@ fn listen_loop(url: &str, stop: &AtomicBool, wake: &dyn Fn()) {
                 Ok(false) if client.is_closed() => Some("closed".to_owned()),
                 Ok(false) if quiet_since.elapsed() >= PROBE_EVERY => {
                     quiet_since = Instant::now();
-                    client
-                        .batch_execute("SELECT 1")
-                        .err()
-                        .map(|e| pg_message(&e))
+                    if let Some(w) = &watch {
+                        w.waiting(true);
+                    }
+                    let probe = client.batch_execute("SELECT 1");
+                    if let Some(w) = &watch {
+                        w.waiting(false);
+                    }
+                    probe.err().map(|e| pg_message(&e))
                 }
                 Ok(false) => None,
                 Err(e) => Some(pg_message(&e)),

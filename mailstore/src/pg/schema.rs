@@ -268,6 +268,9 @@ pub(crate) fn migrate(pg: &PgConn) -> Result<()> {
         )));
     }
     let mut c = pg.c()?;
+    // Migrations (and waiting for another front end's) may take long: not
+    // cut by the statement bound (pg/watch.rs).
+    c.unwatch();
     let mut t = c.transaction()?;
     t.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
     let exists: bool = t

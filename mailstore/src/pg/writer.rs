@@ -16,7 +16,7 @@ use rusqlite::Connection;
 
 use crate::error::{Fault, Result, StoreError};
 use crate::health::Health;
-use crate::jobs::{BatchFailure, Finish, WriteJob};
+use crate::jobs::{BatchFailure, Finish, Ran, WriteJob};
 use crate::pg::PgConn;
 use crate::store::{lock, spawn};
 use crate::tx::Tx;
@@ -138,6 +138,33 @@ fn writer_loop(
     }
 }
 
+/// How often one job is run again (see [`PgConn::take_rerun`]) before a
+/// lock out of order fails it as before (a temporary error).
+const MAX_RERUNS: u32 = 8;
+
+/// The jobs of the batch committed early during the job that just ran
+/// (see `PgConn::lock_users`, `PgConn::commit_for_rerun`): completed as
+/// committed, their commit counters noted as this process's own.
+fn committed_early(pg: &PgConn, listeners: &ListenerSet, finishes: &mut Vec<Finish>) {
+    let early = pg.take_early_commits();
+    if early.is_empty() {
+        return;
+    }
+    if listeners
+        .want_owners
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        let mut own = lock(&listeners.own);
+        own.extend(early.iter().copied());
+        while own.len() > MAX_OWN {
+            own.pop_front();
+        }
+    }
+    for f in finishes.drain(..) {
+        guarded(|| f(None));
+    }
+}
+
 /// The tail of a batch: the last job's savepoint ended, then the commit
 /// counter bumped (its row locked only from here to COMMIT).
 const BUMP: &str = "UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value";
@@ -153,7 +180,7 @@ fn run_batch(
     pg.begin_batch();
     if let Err(e) = pg.begin("BEGIN; SAVEPOINT job") {
         log::error!("mail store: cannot start write batch: {e}");
-        let _ = pg.batch("ROLLBACK");
+        pg.rollback();
         let f = BatchFailure::of(&e);
         for job in batch {
             guarded(|| job.fail(f.error()));
@@ -168,8 +195,11 @@ fn run_batch(
     // with the counter's bump.
     let mut open = true;
     let mut counter: Option<i64> = None;
-    let n = batch.len();
-    for (i, job) in batch.into_iter().enumerate() {
+    let mut queue: std::collections::VecDeque<Box<dyn WriteJob>> = batch.into();
+    // The job at the queue's front runs again: how often it did, and the
+    // users it had locked or wanted (taken first, in order).
+    let mut again: Option<(u32, Vec<UserId>)> = None;
+    while let Some(job) = queue.pop_front() {
         if let Some(f) = &broken {
             guarded(|| job.fail(f.error()));
             continue;
@@ -185,33 +215,56 @@ fn run_batch(
         open = false;
         let mark = tx.touched.len();
         let lists_mark = tx.lists.len();
-        pg.job_starts();
+        let runs = again.as_ref().map_or(0, |a| a.0);
+        pg.job_starts(job.rerunnable() && runs < MAX_RERUNS);
         let locks_mark = pg.locks_mark();
-        let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut tx, health)));
-        // The job committed the jobs before it early (to take its locks
-        // in order, see PgConn::lock_users): they are done.
-        let early = pg.take_early_commits();
-        if !early.is_empty() {
-            if listeners
-                .want_owners
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                let mut own = lock(&listeners.own);
-                own.extend(early.iter().copied());
-                while own.len() > MAX_OWN {
-                    own.pop_front();
-                }
-            }
-            for f in finishes.drain(..) {
-                guarded(|| f(None));
+        if let Some((_, users)) = again.take() {
+            // Run again in a transaction that holds nothing: its users
+            // first, in order (waiting is safe here). Failing that (a user
+            // gone), the job finds out itself.
+            if !users.is_empty() && pg.lock_users(&users).is_err() {
+                let _ = pg.batch("ROLLBACK TO SAVEPOINT job");
+                pg.locks_rolled_back(locks_mark);
             }
         }
+        let outcome = catch_unwind(AssertUnwindSafe(|| job.attempt(&mut tx, health)));
+        // The job committed the jobs before it early (to take its locks
+        // in order, see PgConn::lock_users): they are done.
+        committed_early(pg, listeners, &mut finishes);
         let failed = match outcome {
-            Ok((failed, finish)) => {
+            Ok(Ran::Again(job)) => {
+                // Its writes rolled back, the batch so far committed, and
+                // the job first in a new transaction (PgConn::take_rerun).
+                let users = pg.take_rerun().unwrap_or_default();
+                tx.touched.truncate(mark);
+                tx.lists.truncate(lists_mark);
+                pg.locks_rolled_back(locks_mark);
+                match pg.commit_for_rerun() {
+                    Ok(()) => {
+                        committed_early(pg, listeners, &mut finishes);
+                        again = Some((runs + 1, users));
+                        queue.push_front(job);
+                        open = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        // Whether the jobs before it were committed is
+                        // told at the end (a failed COMMIT fails them).
+                        committed_early(pg, listeners, &mut finishes);
+                        let f = BatchFailure::of(&e);
+                        guarded(|| job.fail(f.error()));
+                        broken = Some(f);
+                        continue;
+                    }
+                }
+            }
+            Ok(Ran::Done(failed, finish)) => {
+                let _ = pg.take_rerun();
                 finishes.push(finish);
                 failed
             }
             Err(_) => {
+                let _ = pg.take_rerun();
                 log::error!("mail store write job panicked; rolled back");
                 Some(failure("a job panicked".into()))
             }
@@ -224,7 +277,7 @@ fn run_batch(
             pg.locks_rolled_back(locks_mark);
             "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
         };
-        if i + 1 < n {
+        if !queue.is_empty() {
             match pg.batch(&format!("{end}; SAVEPOINT job")) {
                 Ok(()) => open = true,
                 Err(e) => broken = Some(BatchFailure::of(&e)),
@@ -283,7 +336,7 @@ fn run_batch(
         }
         Err(f) => {
             log::error!("mail store: batch commit failed: {}", f.msg);
-            let _ = pg.batch("ROLLBACK");
+            pg.rollback();
             for fin in finishes {
                 guarded(|| fin(Some(&f)));
             }
