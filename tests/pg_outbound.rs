@@ -186,6 +186,11 @@ fn world() -> World {
 impl World {
     /// A front end for a.test on `ip`, over the PostgreSQL store.
     fn front_end(&self, ip: &str, lease: u64, extra: &[&str]) -> Up {
+        self.front_end_env(ip, lease, extra, &[])
+    }
+
+    /// [`World::front_end`] with `env` set for it.
+    fn front_end_env(&self, ip: &str, lease: u64, extra: &[&str], env: &[(&str, &str)]) -> Up {
         let cert = self.certs.path().join("cert.pem");
         let key = self.certs.path().join("key.pem");
         let (child, line, before, log) = testkit::server::minimail_up_logged(
@@ -220,7 +225,7 @@ impl World {
             .into_iter()
             .chain(extra.iter().copied())
             .collect::<Vec<_>>(),
-            &[],
+            env,
         );
         Up {
             child,
@@ -569,5 +574,59 @@ fn a_front_end_stopped_with_sigterm_gives_back_its_leases_at_once() {
     assert!(
         took < Duration::from_secs(lease * 2 / 3),
         "B delivered only after A's leases could have passed: {took:?}"
+    );
+}
+
+#[test]
+fn mail_freed_on_one_front_end_wakes_the_others_outbound_engine_at_once() {
+    let w = world();
+    signal(&w.receiver.child, "STOP");
+    // Both front ends look at the queue by themselves only every 200 s
+    // (a third of the 600 s lease; the poll set to 10 minutes): B can
+    // take up what A frees within this test only if A's commit wakes it.
+    let lease = 600;
+    let slow = [("MINIMAIL_OUTBOUND_POLL_MS", "600000")];
+    const N: usize = 5;
+    let mut a = w.front_end_env("127.0.0.2", lease, &["--per-destination", "10"], &slow);
+    let owner_a = a.owner();
+    let subjects: Vec<String> = (0..N).map(|i| format!("wake-{i:03}")).collect();
+    submit(&a.addr_on("submission", "127.0.0.2"), &subjects);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queue = minimail(w.pg.url(), &["queue", "list"], "");
+        if queue.matches(&format!("leased by {owner_a} ")).count() == N {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all leased by A:\n{queue}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // B starts while A holds everything: its first look finds nothing
+    // to take, and its next poll is 200 s away.
+    let b = w.front_end_env("127.0.0.3", lease, &[], &slow);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sent_by(&b), 0, "{}", b.log());
+    // A's SIGTERM gives its leases back: rows of outq_rcpt without a
+    // lease, which NOTIFY minimail_queue at A's commit. The receiver
+    // stays stopped until A is gone, so A sends none of them itself.
+    signal(&a.child, "TERM");
+    let freed = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "A did not exit:\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&w.receiver.child, "CONT");
+    let got = w.wait_delivered(N, &[&b]);
+    let took = freed.elapsed();
+    for s in &subjects {
+        assert_eq!(got.get(s), Some(&1), "{s}: {got:?}");
+    }
+    assert_eq!(sent_by(&b), N, "{}", b.log());
+    eprintln!(
+        "B delivered A's {N} given-back recipients {took:?} after A's SIGTERM (B's poll: 200 s)"
+    );
+    assert!(
+        took < Duration::from_secs(100),
+        "B waited for its poll, not a NOTIFY: {took:?}"
     );
 }

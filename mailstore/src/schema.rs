@@ -343,6 +343,9 @@ ALTER TABLE outq_rcpt ADD COLUMN lease_until INTEGER;
     // v17: PostgreSQL's body index over the body's distinct words
     // (pg/schema.rs); nothing on SQLite.
     "",
+    // v18: PostgreSQL's NOTIFY when a queued recipient becomes free to
+    // claim (pg/notify.rs `QUEUE_TRIGGER_SQL`); nothing on SQLite.
+    "",
 ];
 
 /// `indexed_headers!` as a list: the (lower-case) field names whose

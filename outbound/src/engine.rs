@@ -217,6 +217,13 @@ impl Engine {
             // Full means a wake-up is already pending.
             let _ = on_commit.try_send(());
         });
+        // On PostgreSQL also by what other front ends queue or give back
+        // (schema v18's NOTIFY on `minimail_queue`); the poll below stays
+        // as the safety net.
+        let on_notify = wake.clone();
+        let queue_listener = store.listen_queue(move || {
+            let _ = on_notify.try_send(());
+        });
         let next_config = Arc::new(Mutex::new(None));
         let s = Scheduler {
             next_config: Arc::clone(&next_config),
@@ -230,6 +237,8 @@ impl Engine {
             total: 0,
             leases,
             last_renew: Instant::now(),
+            _queue_listener: queue_listener,
+            poll: poll_interval(),
         };
         let thread = std::thread::Builder::new()
             .name("outbound".into())
@@ -302,6 +311,32 @@ struct Scheduler {
     /// Claims on the shared queue (PostgreSQL); `None` on SQLite.
     leases: Option<QueueLeases>,
     last_renew: Instant,
+    /// LISTENs for recipients queued or freed by other front ends
+    /// (PostgreSQL); stops when the scheduler ends.
+    _queue_listener: Option<mailstore::CommitListener>,
+    /// The longest sleep between two looks at the queue.
+    poll: Duration,
+}
+
+/// How often the scheduler looks at the queue when nothing woke it:
+/// `MINIMAIL_OUTBOUND_POLL_MS` (100 ms to 1 hour), else 1 s. Deferred
+/// recipients come due by this poll; new mail wakes the scheduler at once
+/// (its own front end's commits, and on PostgreSQL other front ends'
+/// NOTIFYs).
+fn poll_interval() -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(1);
+    match std::env::var("MINIMAIL_OUTBOUND_POLL_MS") {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if (100..=3_600_000).contains(&ms) => Duration::from_millis(ms),
+            _ => {
+                log::warn!(
+                    "MINIMAIL_OUTBOUND_POLL_MS={v:?} is not 100 to 3600000 milliseconds; polling every {DEFAULT:?}"
+                );
+                DEFAULT
+            }
+        },
+        Err(_) => DEFAULT,
+    }
 }
 
 fn unix_now() -> i64 {
@@ -323,7 +358,7 @@ impl Scheduler {
             workers.retain(|w| !w.is_finished());
             self.renew();
             self.dispatch(&done_tx, &mut workers);
-            let tick = Duration::from_secs(1).min(self.lease() / 3);
+            let tick = self.poll.min(self.lease() / 3);
             match self.woken.recv_timeout(tick) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,

@@ -53,6 +53,29 @@ CREATE TRIGGER meta_commit_notify AFTER UPDATE ON meta
     EXECUTE FUNCTION minimail_commit_notify();
 "#;
 
+/// The channel on which a queued recipient that became free to claim is
+/// announced (schema version 18's trigger on `outq_rcpt`).
+pub const QUEUE_CHANNEL: &str = "minimail_queue";
+
+/// Schema version 18's trigger: a row of `outq_rcpt` inserted or updated
+/// without a lease (queued, given back, deferred, retried: what a front
+/// end may now claim) NOTIFYs, delivered at COMMIT. Claims and lease
+/// renewals set a lease and stay silent; PostgreSQL folds the same
+/// notification raised many times in one transaction into one.
+pub(crate) const QUEUE_TRIGGER_SQL: &str = r#"
+CREATE OR REPLACE FUNCTION minimail_queue_notify() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    PERFORM pg_notify('minimail_queue', '');
+    RETURN NULL;
+END
+$f$;
+SET LOCAL client_min_messages = warning;
+DROP TRIGGER IF EXISTS outq_rcpt_notify ON outq_rcpt;
+CREATE TRIGGER outq_rcpt_notify AFTER INSERT OR UPDATE ON outq_rcpt
+    FOR EACH ROW WHEN (NEW.lease_owner IS NULL)
+    EXECUTE FUNCTION minimail_queue_notify();
+"#;
+
 /// How long the listener waits for a notification before it looks at
 /// its stop flag.
 const TICK: Duration = Duration::from_secs(1);
@@ -83,12 +106,28 @@ impl Store {
     /// (there the IMAP server polls the file's commit counter), or when
     /// the thread cannot be started.
     pub fn listen_commits(&self, wake: impl Fn() + Send + 'static) -> Option<CommitListener> {
+        self.listen(CHANNEL, wake)
+    }
+
+    /// On PostgreSQL: as [`Store::listen_commits`], for queued recipients
+    /// that became free to claim on any front end ([`QUEUE_CHANNEL`]):
+    /// what wakes the outbound engine for mail queued elsewhere. `None`
+    /// on SQLite (one process delivers there).
+    pub fn listen_queue(&self, wake: impl Fn() + Send + 'static) -> Option<CommitListener> {
+        self.listen(QUEUE_CHANNEL, wake)
+    }
+
+    fn listen(
+        &self,
+        channel: &'static str,
+        wake: impl Fn() + Send + 'static,
+    ) -> Option<CommitListener> {
         let url = self.pg_url()?.to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let spawned = thread::Builder::new()
             .name("pg-listen".into())
-            .spawn(move || listen_loop(&url, &flag, &wake));
+            .spawn(move || listen_loop(&url, channel, &flag, &wake));
         match spawned {
             Ok(_) => Some(CommitListener { stop }),
             Err(e) => {
@@ -111,19 +150,19 @@ fn nap(d: Duration, stop: &AtomicBool) -> bool {
     !stop.load(Ordering::SeqCst)
 }
 
-fn listen_loop(url: &str, stop: &AtomicBool, wake: &dyn Fn()) {
+fn listen_loop(url: &str, channel: &str, stop: &AtomicBool, wake: &dyn Fn()) {
     let mut backoff = MIN_BACKOFF;
     let mut failing = false;
     while !stop.load(Ordering::SeqCst) {
         let mut client = match open_client(url).and_then(|mut c| {
-            c.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+            c.batch_execute(&format!("LISTEN {channel}"))?;
             Ok(c)
         }) {
             Ok(c) => c,
             Err(e) => {
                 if !failing {
                     log::warn!(
-                        "{}: cannot LISTEN for other front ends' commits ({e}); retrying",
+                        "{}: cannot LISTEN on {channel} ({e}); retrying",
                         redact(url)
                     );
                     failing = true;
@@ -136,7 +175,7 @@ fn listen_loop(url: &str, stop: &AtomicBool, wake: &dyn Fn()) {
             }
         };
         if failing {
-            log::info!("{}: listening for commits again", redact(url));
+            log::info!("{}: listening on {channel} again", redact(url));
             failing = false;
         }
         backoff = MIN_BACKOFF;

@@ -250,6 +250,11 @@ DROP INDEX IF EXISTS message_text_body_trgm;
 CREATE INDEX message_text_body_trgm ON message_text USING gin (words gin_trgm_ops);
 "#,
     ),
+    // v18: a queued recipient that becomes free to claim (queued, given
+    // back, deferred, retried) NOTIFYs the front ends' outbound engines
+    // (pg/notify.rs `QUEUE_TRIGGER_SQL`), so mail queued through one front
+    // end is taken up by the others at once, not at their next poll.
+    (18, crate::pg::notify::QUEUE_TRIGGER_SQL),
 ];
 
 /// The version [`migrate`] brings a database to (as SQLite's).
