@@ -330,8 +330,10 @@ impl Reader {
         let limit = max.min(i64::MAX as usize - 1) as i64 + 1;
         let mut out = SummaryDelta::default();
         let mut st = self.conn.prepare_cached(
+            // No ORDER BY uid: SQLite would then walk every entry of the
+            // mailbox by its primary key instead of the modseq range.
             "SELECT uid, flags, keywords FROM entries
-             WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid LIMIT ?3",
+             WHERE mailbox_id = ?1 AND modseq > ?2 LIMIT ?3",
         )?;
         let mut rows = st.query(rusqlite::params![mailbox, since, limit])?;
         while let Some(r) = rows.next()? {
@@ -344,6 +346,7 @@ impl Reader {
         if out.changed.len() > max {
             return Ok(None);
         }
+        out.changed.sort_unstable_by_key(|c| c.0);
         let mut st = self.conn.prepare_cached(
             "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 LIMIT ?3",
         )?;
