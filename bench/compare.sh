@@ -70,9 +70,11 @@
 #   META  (--meta-only; issue 21) header SEARCH, FETCH metadata and STORE at
 #         5,000, 20,000 and 100,000 messages: Dovecot's mailbox written as a
 #         Maildir folder (`mailbench maildir`), minimail's APPENDed; then for
-#         each: connect+LOGIN+SELECT, FETCH 1:* (UID FLAGS RFC822.SIZE
-#         INTERNALDATE ENVELOPE), UID SEARCH SUBJECT / FROM, STORE 1:*
-#         +/-FLAGS. META_SIZES overrides the sizes.
+#         each: connect+LOGIN+SELECT, a SELECT after another session's 10
+#         flag changes, one APPEND and one expunge (`select-changed`),
+#         FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE), UID
+#         SEARCH SUBJECT / FROM, STORE 1:* +/-FLAGS. META_SIZES overrides
+#         the sizes.
 #   SMTP-ONLY  (--smtp-only; issue 21) durable accept against the no-storage
 #         limit: smtp-sink and minimail only (no Postfix, no Dovecot), back
 #         to back, SMTP_ROUNDS times (default 3): per round smtp-source -s 16
@@ -606,6 +608,8 @@ run_meta() {
             a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "m$n")
             "$MB" imap "${a[@]}" select --repeat 1 >/dev/null 2>&1 || true
             record "$name" "select $n" "${pid[@]}" imap "${a[@]}" select --repeat 20
+            record "$name" "select-changed $n" "${pid[@]}" imap "${a[@]}" select-changed \
+                --changes 10 --repeat 20
             record "$name" "fetch-meta $n" "${pid[@]}" imap "${a[@]}" fetch-meta --repeat 5
             record "$name" "search-subject $n" "${pid[@]}" imap "${a[@]}" search --key SUBJECT --word "topic 42" --repeat 5
             record "$name" "search-from $n" "${pid[@]}" imap "${a[@]}" search --key FROM --word "sender7@" --repeat 5

@@ -138,6 +138,8 @@ def main():
                          "", "", "", "", ""))
         row(f"  connect+LOGIN+SELECT, {n:,} msgs, p50", f"select {n}", "p50_ms", "ms", "dovecot",
             higher=False)
+        row(f"  SELECT after 10 flag changes + 1 APPEND + 1 expunge, p50",
+            f"select-changed {n}", "p50_ms", "ms", "dovecot", higher=False)
         row(f"  FETCH 1:* (UID FLAGS SIZE DATE ENVELOPE) warm, p50", f"fetch-meta {n}", "p50_ms",
             "ms", "dovecot", higher=False)
         row(f"  UID SEARCH TEXT word, warm, p50", f"search {n}", "p50_ms", "ms", "dovecot",

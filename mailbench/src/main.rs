@@ -331,6 +331,15 @@ enum ImapWork {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
+    /// SELECT of a mailbox that changed since it was last selected: before
+    /// each timed SELECT another session changes the flags of N messages,
+    /// APPENDs one and expunges the one it APPENDed the round before.
+    SelectChanged {
+        #[arg(long, default_value_t = 10)]
+        changes: usize,
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+    },
     /// LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN)) (LIST-STATUS, RFC
     /// 5819) over N mailboxes `<mailbox>-0000`... of one message each
     /// (made first where missing): cold, then warm.
@@ -376,6 +385,7 @@ impl ImapWork {
                 expunges,
                 repeat,
             },
+            ImapWork::SelectChanged { changes, repeat } => W::SelectChanged { changes, repeat },
             ImapWork::ListStatus { mailboxes, repeat } => W::ListStatus { mailboxes, repeat },
         }
     }

@@ -167,7 +167,7 @@ pub use pg::is_url as is_postgres_url;
 pub use pg::migrate::{migrate_sqlite_to_postgres, MigrateReport};
 pub use pg::notify::CommitListener;
 pub use quota::{Fit, Quota};
-pub use reader::{MailboxSummary, Reader};
+pub use reader::{MailboxSummary, Reader, SummaryDelta};
 pub use reader_msgs::RawReader;
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;

@@ -4,12 +4,22 @@
 //! Message metadata, raw bytes and changes live in `reader_msgs.rs`,
 //! SEARCH in `search/`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::Result;
 use crate::password::verify_password;
 use crate::query;
 use crate::types::{Entry, Flags, Mailbox, MailboxId, Status, Uid, User, UserId};
+
+/// See [`Reader::summary_since`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryDelta {
+    /// Entries added or changed after the modseq, UID ascending: the UID,
+    /// whether it has `\Seen`, its keywords as stored (space-separated).
+    pub changed: Vec<(Uid, bool, String)>,
+    /// UIDs expunged after the modseq, ascending.
+    pub expunged: Vec<Uid>,
+}
 
 /// Read access; every job sees one consistent snapshot.
 pub struct Reader {
@@ -293,6 +303,114 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+
+    /// What changed in a mailbox after `modseq`, for bringing a remembered
+    /// [`MailboxSummary`] up to date instead of reading every entry again
+    /// (issue 21: SELECT of a big mailbox that changed since it was last
+    /// selected). `None` when that cannot be answered exactly or cheaply:
+    /// the store has forgotten some expunges after `modseq` (see
+    /// [`Reader::tombstone_floor`]), more than `max` entries changed or
+    /// went, or the backend is PostgreSQL (callers then read the whole
+    /// summary). Both reads are range scans of the `(mailbox_id, modseq)`
+    /// indexes.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn summary_since(
+        &self,
+        mailbox: MailboxId,
+        modseq: u64,
+        max: usize,
+    ) -> Result<Option<SummaryDelta>> {
+        if self.pg.is_some() || self.tombstone_floor(mailbox)? > modseq {
+            return Ok(None);
+        }
+        let since = modseq.min(i64::MAX as u64) as i64;
+        let limit = max.min(i64::MAX as usize - 1) as i64 + 1;
+        let mut out = SummaryDelta::default();
+        let mut st = self.conn.prepare_cached(
+            // No ORDER BY uid: SQLite would then walk every entry of the
+            // mailbox by its primary key instead of the modseq range.
+            "SELECT uid, flags, keywords FROM entries
+             WHERE mailbox_id = ?1 AND modseq > ?2 LIMIT ?3",
+        )?;
+        let mut rows = st.query(rusqlite::params![mailbox, since, limit])?;
+        while let Some(r) = rows.next()? {
+            let seen = r.get::<_, i64>(1)? & i64::from(Flags::SEEN) != 0;
+            let kw = r.get_ref(2)?;
+            let kw = kw.as_str().unwrap_or("");
+            out.changed
+                .push((r.get::<_, i64>(0)? as Uid, seen, kw.to_owned()));
+        }
+        if out.changed.len() > max {
+            return Ok(None);
+        }
+        out.changed.sort_unstable_by_key(|c| c.0);
+        let mut st = self.conn.prepare_cached(
+            "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 LIMIT ?3",
+        )?;
+        let left = (max - out.changed.len()) as i64 + 1;
+        let mut rows = st.query(rusqlite::params![mailbox, since, left])?;
+        while let Some(r) = rows.next()? {
+            out.expunged.push(r.get::<_, i64>(0)? as Uid);
+        }
+        if out.changed.len() + out.expunged.len() > max {
+            return Ok(None);
+        }
+        out.expunged.sort_unstable();
+        out.expunged.dedup();
+        Ok(Some(out))
+    }
+
+    /// The lowest UID at or above `from` of an entry without `\Seen`: a
+    /// scan in UID order that stops at the first one.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn first_unseen_from(&self, mailbox: MailboxId, from: Uid) -> Result<Option<Uid>> {
+        if self.pg.is_some() {
+            return Ok(self
+                .entries(mailbox)?
+                .iter()
+                .find(|e| e.uid >= from && e.flags.system & Flags::SEEN == 0)
+                .map(|e| e.uid));
+        }
+        let u: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT uid FROM entries WHERE mailbox_id = ?1 AND uid >= ?2
+                 AND flags & ?3 = 0 ORDER BY uid LIMIT 1",
+            )?
+            .query_row(
+                rusqlite::params![mailbox, i64::from(from), i64::from(Flags::SEEN)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(u.map(|u| u as Uid))
+    }
+
+    /// Whether any entry of `mailbox` carries `keyword` (compared
+    /// case-insensitively, as [`Reader::mailbox_summary`] does): a scan
+    /// that stops at the first one.
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn keyword_in_use(&self, mailbox: MailboxId, keyword: &str) -> Result<bool> {
+        if self.pg.is_some() {
+            let s = self.mailbox_summary(mailbox)?;
+            return Ok(s.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword)));
+        }
+        let needle = format!(" {} ", keyword.to_ascii_lowercase());
+        let hit: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM entries WHERE mailbox_id = ?1 AND keywords != ''
+                 AND instr(' ' || lower(keywords) || ' ', ?2) > 0 LIMIT 1",
+            )?
+            .query_row(rusqlite::params![mailbox, needle], |r| r.get(0))
+            .optional()?;
+        Ok(hit.is_some())
     }
 
     /// Number of stored messages (each counted once however many mailboxes

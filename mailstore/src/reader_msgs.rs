@@ -276,19 +276,28 @@ impl Reader {
         let since = modseq.min(i64::MAX as u64) as i64;
         let changed = {
             let mut st = self.conn().prepare_cached(
+                // Sorted here: with ORDER BY uid SQLite walks every entry
+                // of the mailbox by its primary key instead of the
+                // (mailbox_id, modseq) range (issue 21).
                 "SELECT uid, flags, keywords, modseq FROM entries
-                 WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+                 WHERE mailbox_id = ?1 AND modseq > ?2",
             )?;
             let rows = st.query_map(params![mailbox, since], |r| query::entry_at(r, 0))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
+            let mut v = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            v.sort_unstable_by_key(|e| e.uid);
+            v
         };
         let expunged = {
             let mut st = self.conn().prepare_cached(
-                "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+                // Sorted here, as above (the modseq index, not the key).
+                "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2",
             )?;
             let rows = st.query_map(params![mailbox, since], |r| r.get::<_, i64>(0))?;
-            rows.map(|r| r.map(|u| u as Uid))
-                .collect::<rusqlite::Result<Vec<_>>>()?
+            let mut v = rows
+                .map(|r| r.map(|u| u as Uid))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            v.sort_unstable();
+            v
         };
         let floor = self.tombstone_floor(mailbox)?;
         Ok(Changes {

@@ -14,7 +14,7 @@ use crate::op::qresync::{resync, Resync};
 use crate::op::status_items;
 use crate::response::{Code, Data, Status, StatusLine};
 use crate::session::{or_no, Done, ImapSession, State};
-use crate::view::select_cache::Opened;
+use crate::view::select_cache::{sort_keywords, Opened};
 use crate::view::selection::{flags_lines, Selection};
 use mailstore::{Mailbox, User};
 use netloop::{Io, Step};
@@ -80,14 +80,27 @@ pub(crate) fn select(
             let mut opened = match hub.selects.get(mb.id, uidvalidity, modseq) {
                 Some(cached) => cached,
                 None => {
-                    // Boil the entries down here, on the store thread.
-                    let summary = r.mailbox_summary(mb.id)?;
-                    Opened {
-                        uidvalidity,
-                        modseq,
-                        uids: summary.uids.into(),
-                        keywords: summary.keywords,
-                        first_unseen: summary.first_unseen,
+                    // An older state remembered: apply what changed since
+                    // (select_cache.rs); else boil every entry down here,
+                    // on the store thread.
+                    let newer = match hub.selects.get_older(mb.id, uidvalidity, modseq) {
+                        Some(older) => older.since(r, mb.id, modseq)?,
+                        None => None,
+                    };
+                    match newer {
+                        Some(o) => o,
+                        None => {
+                            let summary = r.mailbox_summary(mb.id)?;
+                            let mut keywords = summary.keywords;
+                            sort_keywords(&mut keywords);
+                            Opened {
+                                uidvalidity,
+                                modseq,
+                                uids: summary.uids.into(),
+                                keywords,
+                                first_unseen: summary.first_unseen,
+                            }
+                        }
                     }
                 }
             };

@@ -10,7 +10,7 @@
 //! is kept, [`MAX_UIDS`] UIDs in all (the maps are shared with the sessions
 //! through `views.rs`, so a cached map in use costs nothing extra).
 
-use mailstore::{MailboxId, Uid};
+use mailstore::{MailboxId, Reader, Result, SummaryDelta, Uid};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -32,6 +32,121 @@ pub struct Opened {
     pub keywords: Vec<String>,
     /// Sequence number of the first message without `\Seen`.
     pub first_unseen: Option<u32>,
+}
+
+/// Changes more than this many entries plus an eighth of the mailbox are
+/// not applied to a remembered state: reading every entry is as cheap.
+pub const MAX_DELTA: usize = 1000;
+
+impl Opened {
+    /// SELECT's answers for `mailbox` at `modseq` (the snapshot `r` reads),
+    /// from this older state of the same UIDVALIDITY and the changes after
+    /// it (`Reader::summary_since`): every arrival, flag change and expunge
+    /// takes a new modseq, so the entries changed after this state's
+    /// modseq and the UIDs expunged after it are all that differs. `None`
+    /// when the store cannot say exactly or cheaply (then read it whole).
+    ///
+    /// # Errors
+    /// Only database errors.
+    pub fn since(&self, r: &Reader, mailbox: MailboxId, modseq: u64) -> Result<Option<Opened>> {
+        let max = MAX_DELTA + self.uids.len() / 8;
+        let Some(delta) = r.summary_since(mailbox, self.modseq, max)? else {
+            return Ok(None);
+        };
+        // The first unseen entry now is the lowest of: a changed entry
+        // without \Seen, or the first unseen at or above the old first
+        // unseen (every entry below it had \Seen and, unless it changed,
+        // still has).
+        let old_unseen = self
+            .first_unseen
+            .and_then(|n| self.uids.get((n as usize).checked_sub(1)?).copied());
+        let from_old = match old_unseen {
+            Some(u) => r.first_unseen_from(mailbox, u)?,
+            None => None,
+        };
+        // A keyword remembered and carried by no changed entry may have
+        // been taken off the last message that had it.
+        let mut in_use = Vec::with_capacity(self.keywords.len());
+        for k in &self.keywords {
+            let carried = delta
+                .changed
+                .iter()
+                .any(|(_, _, kws)| kws.split(' ').any(|x| x.eq_ignore_ascii_case(k)));
+            in_use.push(carried || r.keyword_in_use(mailbox, k)?);
+        }
+        Ok(self.advanced(modseq, &delta, from_old, &in_use))
+    }
+
+    /// The state after `delta` (see [`Opened::since`]); `from_old` is the
+    /// first unseen UID at or above the old first unseen, `in_use` says per
+    /// remembered keyword whether a message still carries it. `None` when
+    /// `delta` does not fit this state (a changed UID below the highest
+    /// remembered one that was not remembered).
+    fn advanced(
+        &self,
+        modseq: u64,
+        delta: &SummaryDelta,
+        from_old: Option<Uid>,
+        in_use: &[bool],
+    ) -> Option<Opened> {
+        let last = self.uids.last().copied().unwrap_or(0);
+        let mut uids: Vec<Uid> = Vec::with_capacity(self.uids.len() + delta.changed.len());
+        let mut gone = delta.expunged.iter().peekable();
+        for &u in self.uids.iter() {
+            while gone.next_if(|&&g| g < u).is_some() {}
+            if gone.next_if(|&&g| g == u).is_some() {
+                continue;
+            }
+            uids.push(u);
+        }
+        let mut first_unseen = from_old;
+        let mut keywords: Vec<String> = self
+            .keywords
+            .iter()
+            .zip(in_use)
+            .filter(|(_, used)| **used)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (u, seen, kws) in &delta.changed {
+            if *u <= last {
+                if uids.binary_search(u).is_err() {
+                    return None;
+                }
+            } else {
+                if uids.last().is_some_and(|l| l >= u) {
+                    return None;
+                }
+                uids.push(*u);
+            }
+            if !seen && first_unseen.is_none_or(|f| *u < f) {
+                first_unseen = Some(*u);
+            }
+            for k in kws.split(' ').filter(|k| !k.is_empty()) {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k.to_owned());
+                }
+            }
+        }
+        sort_keywords(&mut keywords);
+        let first_unseen = match first_unseen {
+            Some(u) => Some(uids.binary_search(&u).ok()? as u32 + 1),
+            None => None,
+        };
+        Some(Opened {
+            uidvalidity: self.uidvalidity,
+            modseq,
+            uids: uids.into(),
+            keywords,
+            first_unseen,
+        })
+    }
+}
+
+/// The order of the keywords in SELECT's FLAGS: by name, ignoring ASCII
+/// case, so that a state read whole and one brought up to date answer
+/// alike.
+pub fn sort_keywords(keywords: &mut [String]) {
+    keywords.sort_by_cached_key(|k| k.to_ascii_lowercase());
 }
 
 #[derive(Default)]
@@ -59,6 +174,14 @@ impl SelectCache {
         }
         *used = now;
         Some(o.clone())
+    }
+
+    /// The remembered answers for `mailbox` at an older state of the same
+    /// UIDVALIDITY than `modseq`, to be brought up to date ([`Opened::since`]).
+    pub fn get_older(&self, mailbox: MailboxId, uidvalidity: u32, modseq: u64) -> Option<Opened> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (o, _) = inner.by_mailbox.get(&mailbox)?;
+        (o.uidvalidity == uidvalidity && o.modseq < modseq).then(|| o.clone())
     }
 
     /// Remember `opened` as the state of `mailbox` (replacing an older
@@ -128,6 +251,51 @@ mod tests {
         c.put(1, opened(7, 12, 4));
         assert!(c.get(1, 7, 10).is_none());
         assert_eq!(c.get(1, 7, 12).map(|o| o.uids.len()), Some(4));
+    }
+
+    #[test]
+    fn a_delta_is_applied_or_refused_when_it_does_not_fit() {
+        let old = Opened {
+            uidvalidity: 7,
+            modseq: 10,
+            uids: vec![2, 4, 6, 8].into(),
+            keywords: vec!["Zeta".into(), "alpha".into()],
+            first_unseen: Some(3),
+        };
+        let delta = SummaryDelta {
+            // 4 changed (now unseen, a new keyword), 9 and 11 arrived.
+            changed: vec![
+                (4, false, "Beta".into()),
+                (9, true, String::new()),
+                (11, false, "zeta".into()),
+            ],
+            expunged: vec![1, 6],
+        };
+        // Zeta still in use, alpha no more.
+        let new = old.advanced(12, &delta, Some(8), &[true, false]).unwrap();
+        assert_eq!(&*new.uids, &[2, 4, 8, 9, 11]);
+        assert_eq!(new.first_unseen, Some(2), "UID 4 is the second");
+        assert_eq!(new.keywords, ["Beta", "Zeta"]);
+        assert_eq!(new.modseq, 12);
+        // Nothing unseen before, none now.
+        let seen = SummaryDelta {
+            changed: vec![(9, true, String::new())],
+            expunged: vec![],
+        };
+        let none = Opened {
+            first_unseen: None,
+            ..old.clone()
+        };
+        let new = none.advanced(11, &seen, None, &[true, true]).unwrap();
+        assert_eq!(new.first_unseen, None);
+        assert_eq!(&*new.uids, &[2, 4, 6, 8, 9]);
+        // A changed UID below the highest remembered one that was never
+        // remembered: refused (read it whole).
+        let odd = SummaryDelta {
+            changed: vec![(5, true, String::new())],
+            expunged: vec![],
+        };
+        assert!(old.advanced(11, &odd, Some(6), &[true, true]).is_none());
     }
 
     #[test]

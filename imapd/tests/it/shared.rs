@@ -302,3 +302,110 @@ fn select_again_after_each_kind_of_change_answers_for_the_new_state() {
     let r = a.ok("SELECT INBOX");
     assert!(!r.iter().any(|l| l.contains("UNSEEN")), "{r:?}");
 }
+
+/// A mailbox selected again after changes is brought up to date from the
+/// remembered state and the changes since (select_cache.rs `Opened::since`,
+/// issue 21): after every step of a mixed run of changes by another
+/// session (flags on and off, keywords added and taken off the last
+/// message carrying them, arrivals, expunges, several at once), SELECT's
+/// EXISTS, UNSEEN, FLAGS and sequence -> UID map must equal what the other
+/// session's SEARCH and FETCH read from the store itself.
+#[test]
+fn select_after_changes_matches_the_store_at_every_step() {
+    let (s, bob, mut a, mut b) = two_sessions(30);
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let keywords = ["Kumquat", "$Label1", "Zeta", "alpha"];
+    let numbers = |r: &[String]| -> Vec<u64> {
+        r.iter()
+            .find(|l| l.starts_with("* SEARCH"))
+            .map(|l| {
+                l.split(' ')
+                    .skip(2)
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for step in 0..60 {
+        b.ok("NOOP");
+        let exists = numbers(&b.ok("SEARCH ALL")).len() as u64;
+        match next(7) {
+            _ if exists == 0 => {
+                s.deliver(bob, &simple(&format!("new{step}"), "x"));
+            }
+            0 => {
+                let n = 1 + next(exists);
+                b.ok(&format!("STORE {n} +FLAGS.SILENT (\\Seen)"));
+            }
+            1 => {
+                let n = 1 + next(exists);
+                b.ok(&format!("STORE 1:{n} -FLAGS.SILENT (\\Seen)"));
+            }
+            2 => {
+                let n = 1 + next(exists);
+                let k = keywords[next(keywords.len() as u64) as usize];
+                b.ok(&format!("STORE {n} +FLAGS.SILENT ({k})"));
+            }
+            3 => {
+                // Take a keyword off every message: it leaves FLAGS.
+                let k = keywords[next(keywords.len() as u64) as usize];
+                b.ok(&format!("STORE 1:* -FLAGS.SILENT ({k})"));
+            }
+            4 => {
+                for i in 0..1 + next(3) {
+                    s.deliver(bob, &simple(&format!("new{step}.{i}"), "x"));
+                }
+            }
+            _ => {
+                let n = 1 + next(exists);
+                let m = (n + next(3)).min(exists);
+                b.ok(&format!("STORE {n}:{m} +FLAGS.SILENT (\\Deleted)"));
+                b.ok("EXPUNGE");
+            }
+        }
+        // What the store holds, through the other session.
+        b.ok("NOOP");
+        let uids = numbers(&b.ok("UID SEARCH ALL"));
+        let unseen = numbers(&b.ok("SEARCH UNSEEN"));
+        let mut in_use: Vec<&str> = keywords
+            .iter()
+            .copied()
+            .filter(|k| !numbers(&b.ok(&format!("SEARCH KEYWORD {k}"))).is_empty())
+            .collect();
+        in_use.sort_by_key(|k| k.to_ascii_lowercase());
+        let mut flags = String::from("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+        for k in &in_use {
+            flags.push(' ');
+            flags.push_str(k);
+        }
+        flags.push(')');
+
+        let r = a.ok("SELECT INBOX");
+        let ctx = format!("step {step}: {r:?}");
+        assert!(r.contains(&flags), "want {flags}; {ctx}");
+        assert!(r.contains(&format!("* {} EXISTS", uids.len())), "{ctx}");
+        match unseen.first() {
+            Some(n) => assert!(
+                r.iter().any(|l| l.contains(&format!("[UNSEEN {n}]"))),
+                "want UNSEEN {n}; {ctx}"
+            ),
+            None => assert!(!r.iter().any(|l| l.contains("[UNSEEN")), "{ctx}"),
+        }
+        let map: Vec<u64> = if uids.is_empty() {
+            Vec::new()
+        } else {
+            a.ok("FETCH 1:* (UID)")
+                .iter()
+                .filter_map(|l| l.split("(UID ").nth(1))
+                .filter_map(|t| t.trim_end_matches(')').parse().ok())
+                .collect()
+        };
+        assert_eq!(map, uids, "step {step}");
+    }
+}

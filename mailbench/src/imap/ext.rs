@@ -155,6 +155,83 @@ pub fn qresync(t: &Target, changes: usize, expunges: usize, repeat: usize) -> Re
     Ok(r)
 }
 
+/// SELECT of a mailbox that changed since it was last selected (issue 21):
+/// one session keeps re-SELECTing the mailbox; before each timed SELECT
+/// another session makes `changes` flag changes spread over the mailbox
+/// (`UID STORE +FLAGS.SILENT (\Flagged)`, taken off again the next round),
+/// APPENDs one message and expunges the one it APPENDed the round before
+/// (so the mailbox keeps its size). `repeat` timed SELECTs after one
+/// untimed one. Needs UIDPLUS and LITERAL+.
+pub fn select_changed(t: &Target, changes: usize, repeat: usize) -> Result<Report> {
+    let n = require_messages(t)?;
+    let mut w = client::open_target(t, false)?;
+    if !w.has("UIDPLUS") || !w.has("LITERAL+") {
+        bail!("the server does not advertise UIDPLUS and LITERAL+");
+    }
+    let mut uids = Vec::new();
+    w.run("UID SEARCH ALL", |u| {
+        if let Some(v) = parse::search_numbers(u) {
+            uids = v;
+        }
+    })?;
+    if uids.len() < changes.max(1) {
+        bail!("the mailbox has {} messages; need {changes}", uids.len());
+    }
+    let mut c = client::open_target(t, false)?;
+    let mb = quote(&t.mailbox);
+    let step = uids.len() / changes.max(1);
+    let mut appended: Option<u32> = None;
+    let mut lat = Vec::with_capacity(repeat);
+    let mut work = Duration::ZERO;
+    for round in 0..=repeat.max(1) {
+        let sign = if round % 2 == 0 { '+' } else { '-' };
+        if changes > 0 {
+            let set: Vec<String> = (0..changes)
+                .map(|k| uids[(k * step + round / 2) % uids.len()].to_string())
+                .collect();
+            w.run(
+                &format!("UID STORE {} {sign}FLAGS.SILENT (\\Flagged)", set.join(",")),
+                |_| {},
+            )?;
+        }
+        let msg = format!(
+            "From: bench@example.org\r\nTo: bench@example.org\r\nSubject: select-changed {round}\r\n\r\nround {round}\r\n"
+        );
+        let d = w.run_with(&format!("APPEND {mb} {{{}+}}\r\n{msg}", msg.len()), |_| {})?;
+        if !d.ok {
+            bail!("APPEND failed: {}", d.text);
+        }
+        let new_uid = d
+            .text
+            .split("APPENDUID ")
+            .nth(1)
+            .and_then(|r| r.split([' ', ']']).nth(1))
+            .and_then(|u| u.parse::<u32>().ok());
+        if let Some(p) = appended {
+            w.run(&format!("UID STORE {p} +FLAGS.SILENT (\\Deleted)"), |_| {})?;
+            w.run(&format!("UID EXPUNGE {p}"), |_| {})?;
+        }
+        appended = new_uid;
+        let t0 = Instant::now();
+        c.select(&t.mailbox, false)?;
+        let d = t0.elapsed();
+        if round > 0 {
+            work += d;
+            lat.push(d);
+        }
+    }
+    if let Some(p) = appended {
+        w.run(&format!("UID STORE {p} +FLAGS.SILENT (\\Deleted)"), |_| {})?;
+        w.run(&format!("UID EXPUNGE {p}"), |_| {})?;
+    }
+    w.logout();
+    c.logout();
+    let mut r = super::report(t, "select-changed", "select/s", work, lat);
+    r.params.push(("changes".into(), changes.to_string()));
+    r.extra.push(("messages".into(), n.to_string()));
+    Ok(r)
+}
+
 /// The name of LIST-STATUS mailbox `k` (flat, so any delimiter does).
 fn list_box(t: &Target, k: usize) -> String {
     format!("{}-{k:04}", t.mailbox)

@@ -8,7 +8,8 @@
 //! - `search`: `UID SEARCH TEXT word`.
 //! - `store`: `STORE 1:* +FLAGS (\Flagged)` then `-FLAGS`.
 //! - `body`: many sessions fetching random `UID FETCH n BODY.PEEK[]`.
-//! - `sort`, `thread`, `qresync`, `list-status`: see `ext.rs`.
+//! - `sort`, `thread`, `qresync`, `select-changed`, `list-status`: see
+//!   `ext.rs`.
 
 pub mod client;
 mod ext;
@@ -75,6 +76,9 @@ pub enum Workload {
         expunges: usize,
         repeat: usize,
     },
+    /// A SELECT after another session's `changes` flag changes, one
+    /// APPEND and one expunge, `repeat` times.
+    SelectChanged { changes: usize, repeat: usize },
     /// `LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN))` over `mailboxes`
     /// mailboxes (made if missing), cold then `repeat` times warm.
     ListStatus { mailboxes: usize, repeat: usize },
@@ -103,6 +107,7 @@ pub fn run(t: &Target, w: &Workload) -> Result<Report> {
             expunges,
             repeat,
         } => ext::qresync(t, *changes, *expunges, *repeat),
+        Workload::SelectChanged { changes, repeat } => ext::select_changed(t, *changes, *repeat),
         Workload::ListStatus { mailboxes, repeat } => ext::list_status(t, *mailboxes, *repeat),
     }
 }
