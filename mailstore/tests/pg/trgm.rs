@@ -33,12 +33,14 @@ fn a_version_14_database_is_folded_and_indexed_on_open() {
     s.shutdown();
     drop(s);
     // As version 14 left it: text as decoded (capitals), no trigram index,
-    // no commit trigger, no queue lease columns (v15).
+    // no commit trigger, no queue lease columns (v15), no queue trigger
+    // (v18).
     let mut c = client(db.url());
     c.batch_execute(
         "DROP INDEX message_text_body_trgm; DROP INDEX message_text_headers_trgm;
          DROP TRIGGER meta_commit_notify ON meta; DROP FUNCTION minimail_commit_notify();
          UPDATE message_text SET body = 'Viele GRÜSSE, Ihr ÄRGER-Team', headers = 'Subject: Grüße aus KÖLN';
+         DROP TRIGGER outq_rcpt_notify ON outq_rcpt; DROP FUNCTION minimail_queue_notify();
          ALTER TABLE outq_rcpt DROP COLUMN lease_owner, DROP COLUMN lease_until;
          UPDATE meta SET value = 14 WHERE key = 'schema_version';",
     )
