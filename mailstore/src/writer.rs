@@ -16,8 +16,8 @@
 //! wal_checkpoint(PASSIVE)`), which copies committed frames while the
 //! writer goes on with the next batch. Once a checkpoint has caught up
 //! with the last commit, the writer's next transaction starts the WAL
-//! from its beginning again. Should that not happen (the checkpointer
-//! always a commit behind) and the WAL pass [`MAX_WAL_FRAMES`], the
+//! from its beginning again. Should that not happen (under steady load
+//! the checkpointer is mostly a commit behind) and the WAL pass [`MAX_WAL_FRAMES`], the
 //! writer checkpoints itself between batches, after the checkpoint
 //! thread's pass, so the WAL stays bounded (as with SQLite's own
 //! checkpoint, a reader holding an old snapshot can still hold it up).
@@ -51,8 +51,8 @@ pub const MAX_BATCH: usize = 256;
 pub const CHECKPOINT_FRAMES: u32 = 1000;
 
 /// WAL frames past which the writer checkpoints itself between batches:
-/// the bound on the WAL (about 32 MiB of 4 KiB pages).
-pub const MAX_WAL_FRAMES: u32 = 8000;
+/// the bound on the WAL (about 16 MiB of 4 KiB pages).
+pub const MAX_WAL_FRAMES: u32 = 4000;
 
 thread_local! {
     /// Frames in the WAL after the last commit on this thread's
@@ -78,6 +78,9 @@ pub(crate) struct Checkpoints {
     running: Arc<Mutex<()>>,
     /// [`MAX_WAL_FRAMES`], smaller in tests.
     max_frames: u32,
+    /// The WAL's frames when the checkpoint thread was last woken (0:
+    /// not since the bound's checkpoint).
+    woken_at: Cell<u32>,
 }
 
 impl Checkpoints {
@@ -108,21 +111,29 @@ impl Checkpoints {
             wake: Some(wake),
             running,
             max_frames: MAX_WAL_FRAMES,
+            woken_at: Cell::new(0),
         })
     }
 
     /// After a commit on the writer connection `conn`: past
-    /// [`CHECKPOINT_FRAMES`] wake the checkpoint thread; past the bound
-    /// checkpoint here, after any pass under way. Returns the frames the
-    /// last commit left in the WAL.
+    /// [`CHECKPOINT_FRAMES`] wake the checkpoint thread, again only once
+    /// another half of that was written or the WAL was restarted (each
+    /// pass syncs the database file: one per commit would compete with
+    /// the commits' own fsyncs); past the bound checkpoint here, after any
+    /// pass under way. Returns the frames the last commit left in the WAL.
     fn after_commit(&self, conn: &Connection) -> u32 {
         let frames = WAL_FRAMES.with(Cell::get);
         if frames >= self.max_frames {
             let _one = lock(&self.running);
             checkpoint(conn);
+            self.woken_at.set(0);
         } else if frames >= CHECKPOINT_FRAMES {
-            if let Some(wake) = &self.wake {
-                let _ = wake.try_send(());
+            let last = self.woken_at.get();
+            if frames < last || frames >= last + CHECKPOINT_FRAMES / 2 {
+                if let Some(wake) = &self.wake {
+                    let _ = wake.try_send(());
+                }
+                self.woken_at.set(frames);
             }
         }
         frames
@@ -616,6 +627,7 @@ mod tests {
             wake: None,
             running: Arc::default(),
             max_frames: bound,
+            woken_at: Cell::new(0),
         };
         let commit = |f: &dyn Fn(&mut Tx<'_>)| {
             conn.execute_batch("BEGIN IMMEDIATE").unwrap();
