@@ -364,3 +364,82 @@ fn redirect_goes_to_local_users_and_through_the_queue() {
     assert_eq!(got[0].rcpts, ["far@outside.test"]);
     assert_eq!(got[0].from, "a@elsewhere.test", "the original sender");
 }
+
+/// `send` to several recipients in one transaction.
+fn send_all(smtp: &str, from: &str, to: &[&str], message: &str) -> String {
+    let (h, p) = smtp.rsplit_once(':').unwrap();
+    let rcpts = to
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let script = format!(
+        "import smtplib, sys\n\
+         msg = sys.stdin.read()\n\
+         s = smtplib.SMTP('{h}', {p}, local_hostname='client.test')\n\
+         s.sendmail('{from}', [{rcpts}], msg.encode())\n\
+         s.quit()\n"
+    );
+    let out = testkit::process::run(
+        Command::new("python3").args(["-c", &script]),
+        message.as_bytes(),
+    );
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+/// Mail for users without a script goes straight to the commit, which
+/// checks for an active script in its own transaction: a script
+/// activated (by another process) while the server runs applies to the
+/// very next message, also in a transaction shared with a user without
+/// one, and once deactivated mail is kept in INBOX again.
+#[test]
+fn a_script_activated_or_deactivated_while_serving_applies_to_the_next_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    for u in ["bob@localhost", "carol@localhost"] {
+        user_add(&db, u);
+    }
+    let (child, line, _) = testkit::server::minimail_up(BIN, &db, &["--no-outbound"], &[]);
+    let _up = Up(child);
+    let smtp = testkit::server::addr_of(&line, "smtp");
+    let imap: SocketAddr = testkit::server::addr_of(&line, "imap").parse().unwrap();
+    let msg = |n: u32| format!("From: a@localhost\nTo: bob@localhost\nSubject: m{n}\n\nx\n");
+    let subjects = |user: &str, name: &str| -> Vec<String> {
+        let mut s: Vec<String> = mailbox(imap, user, name)
+            .iter()
+            .filter_map(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(send(&smtp, "a@localhost", "bob@localhost", &msg(1)), "");
+    assert_eq!(subjects("bob@localhost", "INBOX"), ["m1"]);
+
+    ok(
+        &db,
+        &["sieve", "put", "bob@localhost", "file", "-", "--activate"],
+        "require [\"fileinto\", \"mailbox\"];\nfileinto :create \"Filed\";\n",
+    );
+    assert_eq!(
+        send_all(
+            &smtp,
+            "a@localhost",
+            &["bob@localhost", "carol@localhost"],
+            &msg(2)
+        ),
+        ""
+    );
+    assert_eq!(send(&smtp, "a@localhost", "bob@localhost", &msg(3)), "");
+    assert_eq!(subjects("bob@localhost", "Filed"), ["m2", "m3"]);
+    assert_eq!(subjects("bob@localhost", "INBOX"), ["m1"]);
+    assert_eq!(subjects("carol@localhost", "INBOX"), ["m2"]);
+
+    ok(&db, &["sieve", "deactivate", "bob@localhost"], "");
+    assert_eq!(send(&smtp, "a@localhost", "bob@localhost", &msg(4)), "");
+    assert_eq!(send(&smtp, "a@localhost", "bob@localhost", &msg(5)), "");
+    assert_eq!(subjects("bob@localhost", "INBOX"), ["m1", "m4", "m5"]);
+    assert_eq!(subjects("bob@localhost", "Filed"), ["m2", "m3"]);
+}

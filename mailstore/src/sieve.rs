@@ -177,6 +177,30 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Those of `users` who have an active script, read inside this
+    /// transaction (so exact for the delivery it runs with): a delivery
+    /// for none of them needs no Sieve planning. One primary-key range
+    /// lookup per user. On PostgreSQL every user is returned (the caller
+    /// then plans, as it would without this check).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn users_with_active_script(&self, users: &[UserId]) -> Result<Vec<UserId>> {
+        if self.pg.is_some() {
+            return Ok(users.to_vec());
+        }
+        let mut st = self.conn().prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM sieve_scripts WHERE user_id = ?1 AND active = 1)",
+        )?;
+        let mut out = Vec::new();
+        for &user in users {
+            if !out.contains(&user) && st.query_row([user], |r| r.get::<_, bool>(0))? {
+                out.push(user);
+            }
+        }
+        Ok(out)
+    }
+
     /// Remember `id` for `user` until `expires` (unix seconds); true if
     /// it was not remembered yet (or had expired), i.e. the caller is the
     /// first to act on it. Expired ids are dropped, and past

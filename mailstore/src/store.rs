@@ -204,7 +204,13 @@ impl Store {
         let listeners: Listeners = Arc::default();
         let mut threads = Vec::new();
 
-        let wtx = writer::start(wconn, listeners.clone(), health.clone(), &mut threads)?;
+        let wtx = writer::start(
+            wconn,
+            &path,
+            listeners.clone(),
+            health.clone(),
+            &mut threads,
+        )?;
         let rtx = readers::start(readers, &health, &mut threads)?;
         Ok(Store {
             inner: Arc::new(Inner {

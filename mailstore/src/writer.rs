@@ -7,10 +7,29 @@
 //! or a little after each batch once the backlog passes a bound) it moves
 //! pending search text into the full-text index (see `indexer.rs`).
 //!
+//! WAL checkpoints stay out of the commits: SQLite's automatic checkpoint
+//! (every 1,000 WAL frames) would run inside the `COMMIT` that crossed
+//! the mark, so that batch's sessions waited for the copy into the
+//! database file and its fsync. Here a WAL hook replaces it (which turns
+//! the automatic one off): past [`CHECKPOINT_FRAMES`] the writer wakes a
+//! checkpoint thread of its own (own connection, `PRAGMA
+//! wal_checkpoint(PASSIVE)`), which copies committed frames while the
+//! writer goes on with the next batch. Once a checkpoint has caught up
+//! with the last commit, the writer's next transaction starts the WAL
+//! from its beginning again. Should that not happen (under steady load
+//! the checkpointer is mostly a commit behind) and the WAL pass [`MAX_WAL_FRAMES`], the
+//! writer checkpoints itself between batches, after the checkpoint
+//! thread's pass, so the WAL stays bounded (as with SQLite's own
+//! checkpoint, a reader holding an old snapshot can still hold it up).
+//!
 //! [`Store::on_commit`]: crate::Store::on_commit
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::path::Path;
+use std::sync::mpsc::{
+    channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError,
+};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -26,6 +45,114 @@ use crate::types::{MailboxId, UserId};
 
 /// Most jobs committed by one transaction.
 pub const MAX_BATCH: usize = 256;
+
+/// WAL frames (pages) past which a commit wakes the checkpoint thread
+/// (SQLite's default for its automatic checkpoint).
+pub const CHECKPOINT_FRAMES: u32 = 1000;
+
+/// WAL frames past which the writer checkpoints itself between batches:
+/// the bound on the WAL (about 16 MiB of 4 KiB pages).
+pub const MAX_WAL_FRAMES: u32 = 4000;
+
+thread_local! {
+    /// Frames in the WAL after the last commit on this thread's
+    /// connection, set by [`wal_hook`] (each writer has its own thread).
+    static WAL_FRAMES: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The writer connection's WAL hook (called by SQLite after each commit
+/// with the frames now in the WAL). Registering it turns SQLite's
+/// automatic checkpoint off.
+fn wal_hook(_: &rusqlite::hooks::Wal, frames: std::os::raw::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.with(|f| f.set(u32::try_from(frames).unwrap_or(0)));
+    Ok(())
+}
+
+/// Checkpoints off the commit path (see the module documentation).
+pub(crate) struct Checkpoints {
+    /// Wakes the checkpoint thread (a full slot means a pass is already
+    /// asked for); `None` without one.
+    wake: Option<SyncSender<()>>,
+    /// Held by whoever runs a checkpoint (one at a time: SQLite refuses a
+    /// second with SQLITE_BUSY).
+    running: Arc<Mutex<()>>,
+    /// [`MAX_WAL_FRAMES`], smaller in tests.
+    max_frames: u32,
+    /// The WAL's frames when the checkpoint thread was last woken (0:
+    /// not since the bound's checkpoint).
+    woken_at: Cell<u32>,
+}
+
+impl Checkpoints {
+    /// Install the WAL hook on the writer connection `conn` and start the
+    /// checkpoint thread on a connection of its own to `path`.
+    fn start(
+        conn: &Connection,
+        path: &Path,
+        health: Arc<Health>,
+        threads: &mut Vec<JoinHandle<()>>,
+    ) -> Result<Checkpoints> {
+        let own = crate::schema::connect(path, false)?;
+        conn.wal_hook(Some(wal_hook));
+        let (wake, rx) = sync_channel::<()>(1);
+        let running: Arc<Mutex<()>> = Arc::default();
+        let held = running.clone();
+        threads.push(spawn("mailstore-checkpoint", move || {
+            // Ends when the writer (the only sender) is gone.
+            while rx.recv().is_ok() {
+                if health.is_damaged() {
+                    continue;
+                }
+                let _one = lock(&held);
+                checkpoint(&own);
+            }
+        })?);
+        Ok(Checkpoints {
+            wake: Some(wake),
+            running,
+            max_frames: MAX_WAL_FRAMES,
+            woken_at: Cell::new(0),
+        })
+    }
+
+    /// After a commit on the writer connection `conn`: past
+    /// [`CHECKPOINT_FRAMES`] wake the checkpoint thread, again only once
+    /// another half of that was written or the WAL was restarted (each
+    /// pass syncs the database file: one per commit would compete with
+    /// the commits' own fsyncs); past the bound checkpoint here, after any
+    /// pass under way. Returns the frames the last commit left in the WAL.
+    fn after_commit(&self, conn: &Connection) -> u32 {
+        let frames = WAL_FRAMES.with(Cell::get);
+        if frames >= self.max_frames {
+            let _one = lock(&self.running);
+            checkpoint(conn);
+            self.woken_at.set(0);
+        } else if frames >= CHECKPOINT_FRAMES {
+            let last = self.woken_at.get();
+            if frames < last || frames >= last + CHECKPOINT_FRAMES / 2 {
+                if let Some(wake) = &self.wake {
+                    let _ = wake.try_send(());
+                }
+                self.woken_at.set(frames);
+            }
+        }
+        frames
+    }
+}
+
+/// One `PRAGMA wal_checkpoint(PASSIVE)` on `conn`: copies the committed
+/// frames no reader still needs into the database file (and syncs it),
+/// without waiting for anyone. A failure is logged; the WAL keeps the
+/// frames, so nothing is lost.
+fn checkpoint(conn: &Connection) {
+    let done = conn
+        .prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))));
+    match done {
+        Ok((log, copied)) => log::debug!("mail store: checkpoint: {copied} of {log} WAL frames"),
+        Err(e) => log::warn!("mail store: WAL checkpoint failed: {e}"),
+    }
+}
 
 pub(crate) type Listener = Arc<dyn Fn(&Committed) + Send + Sync>;
 
@@ -139,13 +266,15 @@ pub(crate) fn notify_committed(
 /// lets the writer finish the queue and exit).
 pub(crate) fn start(
     conn: Connection,
+    path: &Path,
     listeners: Listeners,
     health: Arc<Health>,
     threads: &mut Vec<JoinHandle<()>>,
 ) -> Result<Sender<Box<dyn WriteJob>>> {
+    let ckpt = Checkpoints::start(&conn, path, health.clone(), threads)?;
     let (wtx, wrx) = channel::<Box<dyn WriteJob>>();
     threads.push(spawn("mailstore-writer", move || {
-        writer_loop(conn, wrx, listeners, health)
+        writer_loop(conn, wrx, listeners, health, ckpt)
     })?);
     Ok(wtx)
 }
@@ -155,6 +284,7 @@ fn writer_loop(
     rx: Receiver<Box<dyn WriteJob>>,
     listeners: Listeners,
     health: Arc<Health>,
+    ckpt: Checkpoints,
 ) {
     // Search text left pending by an earlier run is indexed when idle. The
     // backlog is counted here from then on (no query per batch).
@@ -173,7 +303,9 @@ fn writer_loop(
                         // Until the table says nothing is pending (the
                         // count is an estimate), or indexing failed (logged;
                         // retried once another batch leaves text).
-                        match index_step(&conn, &health) {
+                        let step = index_step(&conn, &health);
+                        ckpt.after_commit(&conn);
+                        match step {
                             Some(n) if n.rows > 0 => backlog.sub(n),
                             _ => {
                                 backlog = indexer::Backlog::default();
@@ -214,6 +346,7 @@ fn writer_loop(
         notify_committed(&listeners, touched, lists, queue_changed, |ids| {
             owners(&conn, ids)
         });
+        ckpt.after_commit(&conn);
         backlog.add(added);
         // Sustained load may never leave the queue empty: past a bound,
         // index about twice what the batch added (by cost: a 64 KiB message
@@ -222,7 +355,9 @@ fn writer_loop(
         if backlog.over_bound() {
             let mut indexed = 0;
             while indexed < 2 * added.cost.max(1) {
-                match index_step(&conn, &health) {
+                let step = index_step(&conn, &health);
+                ckpt.after_commit(&conn);
+                match step {
                     Some(n) if n.rows > 0 => {
                         indexed += n.cost;
                         backlog.sub(n);
@@ -474,6 +609,67 @@ mod tests {
             .unwrap();
         s.write_sync(|_| Ok(())).unwrap();
         assert_eq!(heard.load(Ordering::SeqCst), 1);
+    }
+
+    /// SQLite's automatic checkpoint is off on the writer connection (the
+    /// WAL hook replaced it: the WAL grows past its 1,000 frames), and the
+    /// writer's own bound keeps the WAL within the bound plus one commit's
+    /// frames even with no checkpoint thread at all.
+    #[test]
+    fn the_wal_stays_within_the_bound_without_the_checkpoint_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = crate::schema::connect(&path, true).unwrap();
+        crate::schema::migrate(&mut conn, &path).unwrap();
+        conn.wal_hook(Some(wal_hook));
+        let bound = 400;
+        let ckpt = Checkpoints {
+            wake: None,
+            running: Arc::default(),
+            max_frames: bound,
+            woken_at: Cell::new(0),
+        };
+        let commit = |f: &dyn Fn(&mut Tx<'_>)| {
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            f(&mut Tx::new(&conn));
+            conn.execute_batch("COMMIT").unwrap();
+        };
+        let user = std::cell::Cell::new(0);
+        commit(&|tx| user.set(tx.create_user("a@x", "h").unwrap()));
+        let body = "x".repeat(16 * 1024);
+        let deliver = |tx: &mut Tx<'_>| {
+            let msg = NewMessage {
+                raw: format!("Subject: s\r\n\r\n{body}\r\n").into_bytes(),
+                internal_date: 1,
+            };
+            tx.deliver(&msg, &[user.get()]).unwrap();
+        };
+        // No checkpoint at all: the WAL grows past SQLite's 1,000 frames.
+        let mut n = 0;
+        while WAL_FRAMES.with(Cell::get) <= 1500 {
+            commit(&deliver);
+            n += 1;
+            assert!(n < 2000, "the WAL did not grow: autocheckpoint still on?");
+        }
+        // With the writer's bound: checkpointed at once, then restarted by
+        // the next commit, and never past the bound plus one commit.
+        let per_commit = 1500 / n + 20;
+        let mut written = 0;
+        let mut most = 0;
+        let mut last = ckpt.after_commit(&conn);
+        for _ in 0..3 * bound / per_commit.max(1) + 50 {
+            commit(&deliver);
+            let frames = ckpt.after_commit(&conn);
+            // After a restart the WAL holds this commit's frames only.
+            written += if frames > last { frames - last } else { frames };
+            last = frames;
+            most = most.max(frames);
+        }
+        assert!(written > 2 * bound, "only {written} frames written");
+        assert!(
+            most <= bound + per_commit,
+            "the WAL reached {most} frames (bound {bound}, about {per_commit} per commit)"
+        );
     }
 
     /// Under load that never lets the queue empty, the writer still

@@ -351,11 +351,7 @@ impl SmtpSession {
                 diagnostic: "250 2.0.0 delivered to mailbox".into(),
             })
             .collect();
-        let hostname = cfg.hostname.clone();
-        let outbound_on = cfg.outbound;
-        let qid = id.clone();
         let ret = env.params.ret.map(|r| r.as_str().to_owned());
-        let envid = env.params.envid.clone();
         // The queue keeps the bare path ("" for the null sender).
         let sender = match &env.from {
             crate::parse::ReversePath::Null => String::new(),
@@ -370,6 +366,24 @@ impl SmtpSession {
             .iter()
             .map(|r| (r.addr.clone(), r.dsn.clone()))
             .collect();
+        // Sieve (filter.rs): local mail, unless quarantined, goes through
+        // the users' scripts.
+        let filter = cfg.sieve.clone().filter(|_| !junk && !users.is_empty());
+        let job = WriteJob {
+            users,
+            remote,
+            locals,
+            delivered,
+            hostname: cfg.hostname.clone(),
+            outbound: cfg.outbound,
+            qid: id.clone(),
+            sender,
+            envid: env.params.envid.clone(),
+            ret,
+            rcpt_dsn,
+            junk,
+            internal_date,
+        };
         self.waiting = Some(Waiting::Commit(CommitInfo {
             id,
             from,
@@ -380,6 +394,7 @@ impl SmtpSession {
         }));
         let completer = io.completer();
         let store = self.shared.store.clone();
+        let shared = self.shared.clone();
         // Check the From header and parse the MIME structure, then queue
         // the insert; the writer only writes rows. Small messages (most
         // mail) are parsed right here — tens of microseconds, cheaper than
@@ -407,121 +422,14 @@ impl SmtpSession {
             }
             PreparedMessage::new(NewMessage { raw, internal_date }).map(Ok)
         };
-        // Sieve (filter.rs): local mail, unless quarantined, is planned by
-        // the users' scripts on a reader thread first.
-        let filter = cfg.sieve.clone().filter(|_| !junk && !users.is_empty());
-        let others = !remote.is_empty();
-        let plan_sender = sender.clone();
-        let store2 = store.clone();
-        let rejecter = completer.clone();
-        let over_locals = locals.clone();
-        let write = move |msg: PreparedMessage, plans: Option<Vec<_>>| {
-            // Rerunnable (on PostgreSQL, run again rather than failed
-            // when a lock would be taken out of order): the input is
-            // cloned, not consumed.
-            store.write_rerunnable(
-                move |tx| {
-                    // Quotas, exact here in the writer: recipients with no
-                    // room are left out (and told about in a DSN), or the
-                    // whole message refused if nobody else takes it.
-                    let mut users = users.clone();
-                    let mut plans = plans.clone();
-                    let over = tx.over_quota(&users, msg.raw().len() as u64)?;
-                    if !over.is_empty() {
-                        users.retain(|u| !over.iter().any(|(o, _)| o == u));
-                        if let Some(p) = plans.as_mut() {
-                            p.retain(|(d, _): &(mailsieve::Delivery, mailsieve::Plan)| {
-                                !over.iter().any(|(o, _)| *o == d.user)
-                            });
-                        }
-                        if users.is_empty() && remote.is_empty() {
-                            return tx.check_quota(over[0].0, msg.raw().len() as u64, 1);
-                        }
-                        quota_notice(
-                            tx,
-                            &QuotaNotice {
-                                hostname: &hostname,
-                                qid: &qid,
-                                sender: &sender,
-                                envid: envid.as_deref(),
-                                ret_hdrs: ret.as_deref() == Some("HDRS"),
-                                over: &over,
-                                locals: &over_locals,
-                                rcpts: &rcpt_dsn,
-                                original: msg.raw(),
-                                outbound: outbound_on,
-                            },
-                        )?;
-                    }
-                    if let Some(plans) = &plans {
-                        mailsieve::apply(
-                            tx,
-                            &msg,
-                            plans,
-                            &mailsieve::Context {
-                                hostname: &hostname,
-                                qid: &qid,
-                                sender: &sender,
-                                outbound: outbound_on,
-                                internal_date,
-                            },
-                        )?;
-                    } else if !users.is_empty() {
-                        let mailbox = if junk { "Junk" } else { "INBOX" };
-                        tx.deliver_prepared_to(&msg, &users, mailbox)?;
-                    }
-                    if !delivered.is_empty() && !sender.is_empty() {
-                        success_notice(
-                            tx,
-                            &SuccessNotice {
-                                hostname: &hostname,
-                                qid: &qid,
-                                sender: &sender,
-                                envid: envid.as_deref(),
-                                rcpts: &delivered,
-                                original: msg.raw(),
-                                outbound: outbound_on,
-                            },
-                        )?;
-                    }
-                    if !remote.is_empty() {
-                        tx.enqueue(&mailstore::OutMessage {
-                            qid: qid.clone(),
-                            sender: sender.clone(),
-                            raw: msg.raw().to_vec(),
-                            ret: ret.clone(),
-                            envid: envid.clone(),
-                            rcpts: remote.clone(),
-                        })?;
-                    }
-                    Ok(())
-                },
-                move |result| {
-                    completer.complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))
-                },
-            )
-        };
         let queue =
             move |prepared: mailstore::Result<Result<PreparedMessage, String>>| match prepared {
                 Ok(Ok(msg)) => match filter {
-                    Some(filter) => crate::filter::plan(
-                        &store2,
-                        filter,
-                        msg,
-                        locals,
-                        plan_sender,
-                        others,
-                        move |planned| match planned {
-                            crate::filter::Planned::Commit(msg, plans) => write(msg, plans),
-                            crate::filter::Planned::Rejected(why) => {
-                                rejecter.complete(SmtpDone::Rejected(why))
-                            }
-                        },
-                    ),
-                    None => write(msg, None),
+                    Some(filter) => route(&shared, &store, filter, msg, job, completer),
+                    None => job.write(&store, msg, None, completer),
                 },
-                Ok(Err(why)) => rejecter.complete(SmtpDone::Refused(why)),
-                Err(e) => rejecter.complete(SmtpDone::Committed(Err(failure_text(&e)))),
+                Ok(Err(why)) => completer.complete(SmtpDone::Refused(why)),
+                Err(e) => completer.complete(SmtpDone::Committed(Err(failure_text(&e)))),
             };
         // Signing (RSA: about a millisecond) stays off the event loop.
         if size <= PARSE_INLINE_MAX && !signs {
@@ -601,6 +509,228 @@ impl SmtpSession {
             }
         }
     }
+}
+
+/// Everything a delivery's write job needs besides the message and the
+/// Sieve plans.
+#[derive(Clone)]
+struct WriteJob {
+    /// The local users (an alias may name one twice).
+    users: Vec<mailstore::UserId>,
+    /// The outbound queue's recipients.
+    remote: Vec<mailstore::OutRcpt>,
+    /// Which address reached each local user.
+    locals: Vec<crate::filter::Local>,
+    /// Local recipients who asked for a "delivered" notice.
+    delivered: Vec<outbound::dsn::Failed>,
+    hostname: String,
+    outbound: bool,
+    qid: String,
+    /// The envelope sender, "" for `<>`.
+    sender: String,
+    envid: Option<String>,
+    ret: Option<String>,
+    /// Each recipient's DSN parameters (NOTIFY, ORCPT).
+    rcpt_dsn: Vec<(String, RcptParams)>,
+    /// Quarantined: delivered to Junk (never planned).
+    junk: bool,
+    internal_date: i64,
+}
+
+/// Plans made by the users' Sieve scripts, one per local user.
+type Plans = Vec<(mailsieve::Delivery, mailsieve::Plan)>;
+
+impl WriteJob {
+    /// Queue the delivery on the writer thread (`plans`: what the users'
+    /// scripts decided, `None` for plain delivery) and report its commit.
+    fn write(
+        self,
+        store: &mailstore::Store,
+        msg: PreparedMessage,
+        plans: Option<Plans>,
+        completer: netloop::Completer<SmtpDone>,
+    ) {
+        // Rerunnable: on PostgreSQL a job that would take a user's lock
+        // out of order (or lose a deadlock) is run again rather than
+        // failed, so each run gets its own copy of the input.
+        store.write_rerunnable(
+            move |tx| self.clone().run(tx, &msg, plans.clone()),
+            move |result| {
+                completer.complete(SmtpDone::Committed(result.map_err(|e| failure_text(&e))))
+            },
+        );
+    }
+
+    /// The delivery, inside the writer's transaction.
+    fn run(
+        self,
+        tx: &mut mailstore::Tx<'_>,
+        msg: &PreparedMessage,
+        mut plans: Option<Plans>,
+    ) -> mailstore::Result<()> {
+        // Quotas, exact here in the writer: recipients with no room are
+        // left out (and told about in a DSN), or the whole message refused
+        // if nobody else takes it.
+        let mut users = self.users;
+        let over = tx.over_quota(&users, msg.raw().len() as u64)?;
+        if !over.is_empty() {
+            users.retain(|u| !over.iter().any(|(o, _)| o == u));
+            if let Some(p) = plans.as_mut() {
+                p.retain(|(d, _)| !over.iter().any(|(o, _)| *o == d.user));
+            }
+            if users.is_empty() && self.remote.is_empty() {
+                return tx.check_quota(over[0].0, msg.raw().len() as u64, 1);
+            }
+            quota_notice(
+                tx,
+                &QuotaNotice {
+                    hostname: &self.hostname,
+                    qid: &self.qid,
+                    sender: &self.sender,
+                    envid: self.envid.as_deref(),
+                    ret_hdrs: self.ret.as_deref() == Some("HDRS"),
+                    over: &over,
+                    locals: &self.locals,
+                    rcpts: &self.rcpt_dsn,
+                    original: msg.raw(),
+                    outbound: self.outbound,
+                },
+            )?;
+        }
+        if let Some(plans) = &plans {
+            mailsieve::apply(
+                tx,
+                msg,
+                plans,
+                &mailsieve::Context {
+                    hostname: &self.hostname,
+                    qid: &self.qid,
+                    sender: &self.sender,
+                    outbound: self.outbound,
+                    internal_date: self.internal_date,
+                },
+            )?;
+        } else if !users.is_empty() {
+            let mailbox = if self.junk { "Junk" } else { "INBOX" };
+            tx.deliver_prepared_to(msg, &users, mailbox)?;
+        }
+        if !self.delivered.is_empty() && !self.sender.is_empty() {
+            success_notice(
+                tx,
+                &SuccessNotice {
+                    hostname: &self.hostname,
+                    qid: &self.qid,
+                    sender: &self.sender,
+                    envid: self.envid.as_deref(),
+                    rcpts: &self.delivered,
+                    original: msg.raw(),
+                    outbound: self.outbound,
+                },
+            )?;
+        }
+        if !self.remote.is_empty() {
+            tx.enqueue(&mailstore::OutMessage {
+                qid: self.qid,
+                sender: self.sender,
+                raw: msg.raw().to_vec(),
+                ret: self.ret,
+                envid: self.envid,
+                rcpts: self.remote,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Deliver local mail under a Sieve filter. Planning runs the users'
+/// scripts on a store reader thread before the commit; a user without an
+/// active script gets the plan "keep in INBOX", which is exactly plain
+/// delivery. So on SQLite a delivery first goes straight to the writer,
+/// whose job checks, inside its own transaction, whether any recipient
+/// has an active script: if none does it delivers (one thread hop fewer:
+/// loop -> writer instead of loop -> reader -> writer); if one does the
+/// job writes nothing and hands the message back to be planned, and the
+/// recipients are remembered ([`crate::recipients::SieveUsers`]) so their
+/// later mail is planned first, as before. On PostgreSQL mail is always
+/// planned first.
+fn route(
+    shared: &crate::service::Shared,
+    store: &mailstore::Store,
+    filter: std::sync::Arc<mailsieve::Filter>,
+    msg: PreparedMessage,
+    job: WriteJob,
+    completer: netloop::Completer<SmtpDone>,
+) {
+    if store.is_postgres() || shared.sieve_users.any(&job.users) {
+        return plan(
+            shared.sieve_users.clone(),
+            store,
+            filter,
+            msg,
+            job,
+            completer,
+        );
+    }
+    let store2 = store.clone();
+    let hint = shared.sieve_users.clone();
+    let replan = completer.clone();
+    store.write(
+        move |tx| {
+            let scripted = tx.users_with_active_script(&job.users)?;
+            if !scripted.is_empty() {
+                // Nothing written: planned first, then committed.
+                return Ok(Some(Box::new((msg, job, scripted))));
+            }
+            job.run(tx, &msg, None).map(|()| None)
+        },
+        move |result| match result {
+            Ok(None) => completer.complete(SmtpDone::Committed(Ok(()))),
+            Ok(Some(back)) => {
+                let (msg, job, scripted) = *back;
+                hint.add(&scripted);
+                plan(hint, &store2, filter, msg, job, replan);
+            }
+            Err(e) => completer.complete(SmtpDone::Committed(Err(failure_text(&e)))),
+        },
+    );
+}
+
+/// Plan `msg` with the users' scripts on a reader thread, then commit
+/// the plans (or refuse the message if every local recipient rejected
+/// it). Users found to have no active script any more are forgotten by
+/// `hint`.
+fn plan(
+    hint: std::sync::Arc<crate::recipients::SieveUsers>,
+    store: &mailstore::Store,
+    filter: std::sync::Arc<mailsieve::Filter>,
+    msg: PreparedMessage,
+    job: WriteJob,
+    completer: netloop::Completer<SmtpDone>,
+) {
+    let others = !job.remote.is_empty();
+    let store2 = store.clone();
+    crate::filter::plan(
+        store,
+        filter,
+        msg,
+        job.locals.clone(),
+        job.sender.clone(),
+        others,
+        move |planned| match planned {
+            crate::filter::Planned::Commit(msg, plans) => {
+                if let Some(plans) = &plans {
+                    let unscripted: Vec<mailstore::UserId> = plans
+                        .iter()
+                        .filter(|(_, p)| p.script.is_none() && p.error.is_none())
+                        .map(|(d, _)| d.user)
+                        .collect();
+                    hint.remove(&unscripted);
+                }
+                job.write(&store2, msg, plans, completer)
+            }
+            crate::filter::Planned::Rejected(why) => completer.complete(SmtpDone::Rejected(why)),
+        },
+    );
 }
 
 /// The recipients for the outbound queue: those of other hosts, and the

@@ -9,9 +9,13 @@
 //! after DATA fails with a temporary error (451) because the user is gone
 //! — nothing is lost or misdelivered, as user ids are never reused (see
 //! `mailstore`'s `create_user`). The cache is bounded by [`MAX_ENTRIES`].
+//!
+//! Also here: [`SieveUsers`], the users last seen with an active Sieve
+//! script (a hint for the order of work at delivery, never for its
+//! outcome).
 
-use mailstore::Route;
-use std::collections::HashMap;
+use mailstore::{Route, UserId};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,49 @@ impl RecipientCache {
     }
 }
 
+/// Most users [`SieveUsers`] remembers (past it, it starts over).
+pub const MAX_SIEVE_USERS: usize = 65_536;
+
+/// Users last seen with an active Sieve script: their mail is planned by
+/// the script before the commit (see `deliver.rs`). Only a hint for the
+/// order of work, never for the outcome: mail for a user not in the set
+/// goes to the writer, whose job checks for a script in its own
+/// transaction and hands the message back for planning if there is one
+/// (the user is then added); a user whose planning finds no script is
+/// removed. Bounded by [`MAX_SIEVE_USERS`].
+#[derive(Debug, Default)]
+pub struct SieveUsers {
+    set: Mutex<HashSet<UserId>>,
+}
+
+impl SieveUsers {
+    /// True if any of `users` was last seen with an active script.
+    pub fn any(&self, users: &[UserId]) -> bool {
+        let set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        !set.is_empty() && users.iter().any(|u| set.contains(u))
+    }
+
+    /// `users` have an active script.
+    pub fn add(&self, users: &[UserId]) {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        if set.len() + users.len() > MAX_SIEVE_USERS {
+            set.clear();
+        }
+        set.extend(users.iter().copied());
+    }
+
+    /// `users` have no active script.
+    pub fn remove(&self, users: &[UserId]) {
+        if users.is_empty() {
+            return;
+        }
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        for u in users {
+            set.remove(u);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +132,21 @@ mod tests {
             c.get(&format!("u{last}@x"), t0),
             Some(user(last as mailstore::UserId))
         );
+    }
+
+    #[test]
+    fn sieve_users_are_bounded() {
+        let s = SieveUsers::default();
+        assert!(!s.any(&[1, 2]));
+        s.add(&[2]);
+        assert!(s.any(&[1, 2]));
+        assert!(!s.any(&[1]));
+        s.remove(&[2]);
+        assert!(!s.any(&[2]));
+        for i in 0..(MAX_SIEVE_USERS as UserId) * 2 {
+            s.add(&[i]);
+            assert!(s.set.lock().unwrap().len() <= MAX_SIEVE_USERS);
+        }
+        assert!(s.any(&[(MAX_SIEVE_USERS as UserId) * 2 - 1]));
     }
 }

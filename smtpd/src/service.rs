@@ -23,6 +23,8 @@ pub struct Shared {
     pub store: mailstore::Store,
     /// Recent RCPT lookups.
     pub(crate) recipients: crate::recipients::RecipientCache,
+    /// Users last seen with an active Sieve script.
+    pub(crate) sieve_users: Arc<crate::recipients::SieveUsers>,
 }
 
 /// The SMTP [`netloop::Service`]: creates one [`SmtpSession`] per connection.
@@ -39,6 +41,7 @@ impl SmtpService {
                 config,
                 store,
                 recipients: Default::default(),
+                sieve_users: Default::default(),
             }),
         }
     }
@@ -50,6 +53,7 @@ impl SmtpService {
             config,
             store: self.shared.store.clone(),
             recipients: Default::default(),
+            sieve_users: self.shared.sieve_users.clone(),
         });
     }
 
