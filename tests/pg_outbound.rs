@@ -251,6 +251,23 @@ impl World {
         got
     }
 
+    /// Wait (30 s at most) until `n` queued recipients are leased by
+    /// `owner`.
+    fn wait_leased(&self, owner: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let queue = minimail(self.pg.url(), &["queue", "list"], "");
+            if queue.matches(&format!("leased by {owner} ")).count() == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not all leased by {owner}:\n{queue}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Wait until `n` messages arrived and the shared queue is empty;
     /// the arrivals by subject.
     fn wait_delivered(&self, n: usize, fronts: &[&Up]) -> BTreeMap<String, usize> {
@@ -309,6 +326,30 @@ fn submit(submission: &str, subjects: &[String]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// SIGTERM `up` and wait (30 s at most) for it to exit; its status.
+fn terminate(up: &mut Up) -> std::process::ExitStatus {
+    signal(&up.child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = up.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            up.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Each of `subjects` arrived exactly once.
+fn arrived_once(got: &BTreeMap<String, usize>, subjects: &[String]) {
+    for s in subjects {
+        assert_eq!(got.get(s), Some(&1), "{s}: {got:?}");
+    }
 }
 
 fn sent_by(front: &Up) -> usize {
@@ -388,9 +429,7 @@ fn a_front_end_killed_at_the_final_dot_has_that_message_sent_once_by_another() {
             .entry(d.header("Subject").unwrap_or_default())
             .or_insert(0) += 1;
     }
-    for s in &subjects {
-        assert_eq!(seen.get(s), Some(&1), "{s}: {seen:?}");
-    }
+    arrived_once(&seen, &subjects);
     assert_eq!(got.len(), N);
     assert_eq!(sent_by(&b), N, "{}", b.log());
     eprintln!("the message cut off at the final dot (and the rest) sent by B {took:?} after A was killed (lease {lease} s)");
@@ -417,9 +456,7 @@ fn two_front_ends_deliver_each_message_exactly_once() {
         s.spawn(|| submit(&sb, via_b));
     });
     let got = w.wait_delivered(N, &[&a, &b]);
-    for s in &subjects {
-        assert_eq!(got.get(s), Some(&1), "{s}: {got:?}");
-    }
+    arrived_once(&got, &subjects);
     assert_eq!(got.len(), N, "{got:?}");
     // Every delivery was recorded once, by one front end or the other.
     let (na, nb) = (sent_by(&a), sent_by(&b));
@@ -444,15 +481,7 @@ fn a_killed_front_ends_deliveries_pass_to_another_after_its_lease() {
     submit(&a.addr_on("submission", "127.0.0.2"), &subjects);
     // Every recipient in A's hands (claimed, a connection waiting for the
     // greeting).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let queue = minimail(w.pg.url(), &["queue", "list"], "");
-        if queue.matches(&format!("leased by {owner_a} ")).count() == N {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all leased by A:\n{queue}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    w.wait_leased(&owner_a, N);
     // The queue commands work on the URL: `show` prints a message,
     // `retry` makes everything due now and leaves the leases as they are.
     let queue = minimail(w.pg.url(), &["queue", "list"], "");
@@ -493,9 +522,7 @@ fn a_killed_front_ends_deliveries_pass_to_another_after_its_lease() {
     signal(&w.receiver.child, "CONT");
     let got = w.wait_delivered(N, &[&b]);
     let took = killed.elapsed();
-    for s in &subjects {
-        assert_eq!(got.get(s), Some(&1), "{s}: {got:?}");
-    }
+    arrived_once(&got, &subjects);
     assert_eq!(sent_by(&b), N, "{}", b.log());
     eprintln!("delivered by B {took:?} after A was killed (A's lease: {lease} s)");
     assert!(took >= sure, "delivered before A's lease passed: {took:?}");
@@ -523,30 +550,10 @@ fn a_front_end_stopped_with_sigterm_gives_back_its_leases_at_once() {
     let owner_a = a.owner();
     let subjects: Vec<String> = (0..N).map(|i| format!("term-{i:03}")).collect();
     submit(&a.addr_on("submission", "127.0.0.2"), &subjects);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let queue = minimail(w.pg.url(), &["queue", "list"], "");
-        if queue.matches(&format!("leased by {owner_a} ")).count() == N {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all leased by A:\n{queue}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    w.wait_leased(&owner_a, N);
     // A clean shutdown: A gives its leases back before it exits.
-    signal(&a.child, "TERM");
     let termed = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = a.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "A did not exit after SIGTERM:\n{}",
-            a.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = terminate(&mut a);
     let exited = termed.elapsed();
     assert!(status.success(), "{status:?}\n{}", a.log());
     assert!(
@@ -562,9 +569,7 @@ fn a_front_end_stopped_with_sigterm_gives_back_its_leases_at_once() {
     let b = w.front_end("127.0.0.3", lease, &[]);
     let got = w.wait_delivered(N, &[&b]);
     let took = termed.elapsed();
-    for s in &subjects {
-        assert_eq!(got.get(s), Some(&1), "{s}: {got:?}");
-    }
+    arrived_once(&got, &subjects);
     assert_eq!(sent_by(&b), N, "{}", b.log());
     eprintln!(
         "A exited {exited:?} after SIGTERM; its {N} recipients delivered by B {took:?} after it (A's lease: {lease} s)"
@@ -591,15 +596,7 @@ fn mail_freed_on_one_front_end_wakes_the_others_outbound_engine_at_once() {
     let owner_a = a.owner();
     let subjects: Vec<String> = (0..N).map(|i| format!("wake-{i:03}")).collect();
     submit(&a.addr_on("submission", "127.0.0.2"), &subjects);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let queue = minimail(w.pg.url(), &["queue", "list"], "");
-        if queue.matches(&format!("leased by {owner_a} ")).count() == N {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not all leased by A:\n{queue}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    w.wait_leased(&owner_a, N);
     // B starts while A holds everything: its first look finds nothing
     // to take, and its next poll is 200 s away.
     let b = w.front_end_env("127.0.0.3", lease, &[], &slow);
@@ -608,19 +605,12 @@ fn mail_freed_on_one_front_end_wakes_the_others_outbound_engine_at_once() {
     // A's SIGTERM gives its leases back: rows of outq_rcpt without a
     // lease, which NOTIFY minimail_queue at A's commit. The receiver
     // stays stopped until A is gone, so A sends none of them itself.
-    signal(&a.child, "TERM");
     let freed = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while a.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "A did not exit:\n{}", a.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    terminate(&mut a);
     signal(&w.receiver.child, "CONT");
     let got = w.wait_delivered(N, &[&b]);
     let took = freed.elapsed();
-    for s in &subjects {
-        assert_eq!(got.get(s), Some(&1), "{s}: {got:?}");
-    }
+    arrived_once(&got, &subjects);
     assert_eq!(sent_by(&b), N, "{}", b.log());
     eprintln!(
         "B delivered A's {N} given-back recipients {took:?} after A's SIGTERM (B's poll: 200 s)"
