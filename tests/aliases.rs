@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 use testkit::scripted::{Reserved, Script};
 
@@ -50,16 +50,7 @@ fn smtplib(smtp: &str, rcpts: &[&str], subject: &str) -> String {
          \x20   print('error', e)\n\
          s.quit()\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    testkit::process::python(&script)
 }
 
 fn inbox(imap: SocketAddr, user: &str) -> Vec<String> {

@@ -44,15 +44,7 @@ fn submit(addr: &str, to: &str, subject: &str, mail_options: &[&str], rcpt_optio
         mo = list(mail_options),
         ro = list(rcpt_options),
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::process::python(&script);
 }
 
 /// The messages in alice's INBOX, over IMAP.

@@ -124,15 +124,7 @@ fn submit(addr: &str, user: &str, to: &str, subject: &str) {
          s.send_message(m)\n\
          s.quit()\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::process::python(&script);
 }
 
 /// The messages in `user`'s INBOX, over IMAP.

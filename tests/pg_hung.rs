@@ -59,16 +59,7 @@ fn send(smtp: &str, subject: &str) -> String {
          except smtplib.SMTPResponseException as e:\n\
          \x20   print(('temp' if e.smtp_code < 500 else 'perm') + ':' + str(e.smtp_code) + ':' + e.smtp_error.decode())\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    testkit::process::python(&script)
 }
 
 #[test]

@@ -317,15 +317,7 @@ fn submit(submission: &str, subjects: &[String]) {
          \x20   s.send_message(m)\n\
          s.quit()\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::process::python(&script);
 }
 
 /// SIGTERM `up` and wait (30 s at most) for it to exit; its status.
@@ -391,15 +383,7 @@ fn a_front_end_killed_at_the_final_dot_has_that_message_sent_once_by_another() {
          \x20   s.send_message(m)\n\
          s.quit()\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::process::python(&script);
     // One message waits for the reply to its final dot, in A's hands.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -76,3 +76,19 @@ pub fn with_db_ok(bin: &str, db: impl AsRef<OsStr>, args: &[&str], input: &str) 
     assert!(out.status.success(), "{args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Run `script` with `python3 -c` (a real client: smtplib, imaplib),
+/// asserting that it succeeded (its stderr shown otherwise); its stdout,
+/// trimmed.
+pub fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
