@@ -5,7 +5,8 @@
 //!
 //! - A real private cluster stopped with `SIGSTOP` (postmaster and every
 //!   backend) under a running `minimail up`: Python's smtplib gets `451
-//!   4.3.0`; after `SIGCONT` the same process delivers again.
+//!   4.3.0`, and an imaplib session's STORE `NO [UNAVAILABLE]`; after
+//!   `SIGCONT` the same process delivers and stores again.
 //! - A URL naming a listener that accepts connections and never says a
 //!   word: `minimail user list` and `minimail up` fail with "did not
 //!   answer" instead of hanging.
@@ -62,6 +63,61 @@ fn send(smtp: &str, subject: &str) -> String {
     testkit::process::python(&script)
 }
 
+/// An imaplib session (logged in as bob, INBOX selected) that runs
+/// `STORE 1 +FLAGS (\Flagged)` for each line it reads and prints the
+/// completion ("OK ...", "NO [UNAVAILABLE] ...").
+struct Flagger {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Flagger {
+    fn start(imap: &str) -> Flagger {
+        let (h, p) = imap.rsplit_once(':').unwrap();
+        let script = format!(
+            "import imaplib, sys\n\
+             m = imaplib.IMAP4('{h}', {p})\n\
+             m.login('bob@localhost', 'pw')\n\
+             m.select('INBOX')\n\
+             print('ready', flush=True)\n\
+             for line in sys.stdin:\n\
+             \x20   try:\n\
+             \x20       typ, data = m.store('1', '+FLAGS', '(\\\\Flagged)')\n\
+             \x20       print(typ, (data[-1] or b'').decode(errors='replace'), flush=True)\n\
+             \x20   except imaplib.IMAP4.error as e:\n\
+             \x20       print('NO', e, flush=True)\n"
+        );
+        let mut child = Command::new("python3")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut out, &mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready");
+        Flagger { child, out }
+    }
+
+    /// One STORE; its completion as imaplib saw it.
+    fn store(&mut self) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        std::io::Write::write_all(stdin, b"go\n").unwrap();
+        std::io::Write::flush(stdin).unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut line).unwrap();
+        line.trim().to_owned()
+    }
+}
+
+impl Drop for Flagger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_stopped_postgresql_gets_451_within_the_bound_and_the_front_end_recovers() {
     let pg = PgCluster::start();
@@ -80,6 +136,10 @@ fn a_stopped_postgresql_gets_451_within_the_bound_and_the_front_end_recovers() {
     );
     let smtp = testkit::server::addr_of(&line, "smtp");
     assert_eq!(send(&smtp, "before"), "ok");
+    // An imaplib session logged in and in INBOX before the stop; it
+    // stores a flag each time it is told to.
+    let imap = testkit::server::addr_of(&line, "imap");
+    let mut flagger = Flagger::start(&imap);
 
     let pids = pg.pids();
     assert!(pids.len() > 1, "no server processes found: {pids:?}");
@@ -100,6 +160,17 @@ fn a_stopped_postgresql_gets_451_within_the_bound_and_the_front_end_recovers() {
     // A few store jobs of one SMTP transaction, each bounded (a cut
     // statement, then a connection attempt): far below "forever".
     assert!(took < Duration::from_secs(30), "{took:?}");
+    // IMAP: a STORE meanwhile is answered NO [UNAVAILABLE] (RFC 5530).
+    let t = Instant::now();
+    let answer = flagger.store();
+    let took = t.elapsed();
+    eprintln!("PostgreSQL stopped: IMAP STORE {answer:?} after {took:?}");
+    assert!(
+        answer.starts_with("NO") && answer.contains("[UNAVAILABLE]"),
+        "{answer}\n{}",
+        log.lock().unwrap()
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
 
     signal(&pids, "CONT");
     drop(stopped);
@@ -119,13 +190,29 @@ fn a_stopped_postgresql_gets_451_within_the_bound_and_the_front_end_recovers() {
     );
     assert_eq!(answer, "ok", "{}", log.lock().unwrap());
     assert!(child.try_wait().unwrap().is_none(), "the front end exited");
+    // The same IMAP session stores again.
+    let mut tries = 0;
+    let answer = loop {
+        tries += 1;
+        let a = flagger.store();
+        if a.starts_with("OK") || tries >= 5 {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!("PostgreSQL continued: IMAP STORE {answer:?} at try {tries}");
+    assert!(
+        answer.starts_with("OK"),
+        "{answer}\n{}",
+        log.lock().unwrap()
+    );
+    drop(flagger);
     assert!(
         log.lock().unwrap().contains("did not answer within 3 s"),
         "{}",
         log.lock().unwrap()
     );
     // Stored: "before" and "after", not "during".
-    let imap = testkit::server::addr_of(&line, "imap");
     let subjects: Vec<String> =
         testkit::imap::fetch_all_text(imap.parse().unwrap(), "bob@localhost", "pw", "INBOX")
             .iter()
