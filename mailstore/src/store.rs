@@ -340,10 +340,15 @@ impl Store {
         f: impl FnOnce(&mut Tx) -> Result<T> + Send + 'static,
         done: impl FnOnce(Result<T>) + Send + 'static,
     ) {
-        let job: Box<dyn WriteJob> = Box::new(Job {
+        self.send_write(Box::new(Job {
             f,
             done: Done::new(done),
-        });
+        }));
+    }
+
+    /// Hand `job` to the writer thread; after [`Store::shutdown`] it
+    /// fails with [`StoreError::Closed`] at once.
+    fn send_write(&self, job: Box<dyn WriteJob>) {
         let rejected = match lock(&self.inner.writer).as_ref() {
             Some(tx) => tx.send(job).err().map(|e| e.0),
             None => Some(job),
@@ -366,17 +371,10 @@ impl Store {
         f: impl FnMut(&mut Tx) -> Result<T> + Send + 'static,
         done: impl FnOnce(Result<T>) + Send + 'static,
     ) {
-        let job: Box<dyn WriteJob> = Box::new(Rerun {
+        self.send_write(Box::new(Rerun {
             f,
             done: Done::new(done),
-        });
-        let rejected = match lock(&self.inner.writer).as_ref() {
-            Some(tx) => tx.send(job).err().map(|e| e.0),
-            None => Some(job),
-        };
-        if let Some(job) = rejected {
-            job.fail(StoreError::Closed);
-        }
+        }));
     }
 
     /// Blocking read on the calling thread with a cached extra connection
