@@ -353,3 +353,98 @@ m.logout()
         "fileinto :create subscribes: {text}"
     );
 }
+
+/// SELECT of a mailbox changed since it was last selected is brought up to
+/// date from the remembered state and the changes since, on PostgreSQL as
+/// on SQLite (`Reader::summary_since`, issue 18/21), also when the changes
+/// come through the other front end: after every step of a mixed run of
+/// changes made through front end B (flags on and off, keywords added and
+/// taken off, APPENDs, expunges, several at once), a session on front end
+/// A that re-SELECTs must answer EXISTS, UNSEEN, FLAGS and the sequence
+/// -> UID map exactly as B's session reads them from the store.
+#[test]
+fn select_after_changes_on_the_other_front_end_matches_the_store() {
+    let pg = PgCluster::start();
+    let url = pg.url();
+    ok(
+        url,
+        &["user", "add", "bob@localhost", "--password-stdin"],
+        "pw\n",
+    );
+    let certs = tempfile::tempdir().unwrap();
+    let (_a, _, imap_a, log_a) = up(url, certs.path());
+    let (_b, _, imap_b, log_b) = up(url, certs.path());
+    let (ah, ap) = hp(&imap_a);
+    let (bh, bp) = hp(&imap_b);
+    let script = format!(
+        r#"
+import imaplib, random, re
+rng = random.Random(7)
+a = imaplib.IMAP4('{ah}', {ap}); a.login('bob@localhost', 'pw')
+b = imaplib.IMAP4('{bh}', {bp}); b.login('bob@localhost', 'pw')
+def append(n):
+    for i in range(n):
+        b.append('INBOX', None, None, ('From: x@example.org\r\nSubject: s%d\r\n\r\nbody\r\n' % i).encode())
+append(30)
+b.select('INBOX')
+def truth():
+    b.noop()
+    typ, d = b.fetch('1:*', '(UID FLAGS)') if int(b.select('INBOX')[1][0]) else ('OK', [])
+    rows = []
+    for x in d:
+        if x is None: continue
+        m = re.search(rb'UID (\d+) FLAGS \(([^)]*)\)', x)
+        rows.append((int(m.group(1)), sorted(f for f in m.group(2).decode().split() if f != '\\Recent')))
+    return rows
+def seen_by_a():
+    typ, d = a.select('INBOX')
+    exists = int(d[0])
+    unseen = a.untagged_responses.get('UNSEEN', [None])[0]
+    flags = a.untagged_responses.get('FLAGS', [b''])[0].decode()
+    rows = []
+    if exists:
+        typ, d = a.fetch('1:*', '(UID FLAGS)')
+        for x in d:
+            if x is None: continue
+            m = re.search(rb'UID (\d+) FLAGS \(([^)]*)\)', x)
+            rows.append((int(m.group(1)), sorted(f for f in m.group(2).decode().split() if f != '\\Recent')))
+    a.close()
+    return exists, unseen, flags, rows
+keywords = ['Kumquat', '$Label1', 'Zeta', 'alpha']
+seen_by_a()
+steps = 0
+for step in range(40):
+    rows = truth()
+    n = len(rows)
+    k = rng.randrange(6)
+    if n and k == 0:
+        b.store('%d:%d' % (rng.randrange(n) + 1, n), '+FLAGS', '(\\Seen)')
+    elif n and k == 1:
+        b.store(str(rng.randrange(n) + 1), '-FLAGS', '(\\Seen)')
+    elif n and k == 2:
+        b.store(str(rng.randrange(n) + 1), '+FLAGS', '(%s)' % rng.choice(keywords))
+    elif n and k == 3:
+        b.store('1:*', '-FLAGS', '(%s)' % rng.choice(keywords))
+    elif k == 4:
+        append(rng.randrange(1, 3))
+    elif n:
+        b.store(str(rng.randrange(n) + 1), '+FLAGS', '(\\Deleted)')
+        if rng.randrange(2):
+            b.store(str(rng.randrange(n) + 1), '+FLAGS', '(\\Deleted \\Seen)')
+        b.expunge()
+    rows = truth()
+    exists, unseen, flags, arows = seen_by_a()
+    want_unseen = next((i + 1 for i, r in enumerate(rows) if '\\Seen' not in r[1]), None)
+    used = sorted({{f for r in rows for f in r[1] if not f.startswith('\\')}}, key=str.lower)
+    got_kw = sorted([f for f in flags.strip('()').split() if not f.startswith('\\')], key=str.lower)
+    assert exists == len(rows), (step, exists, len(rows))
+    assert arows == rows, (step, arows, rows)
+    assert (int(unseen) if unseen else None) == want_unseen, (step, unseen, want_unseen)
+    assert [x.lower() for x in got_kw] == [x.lower() for x in used], (step, flags, used)
+    steps += 1
+print('steps', steps, 'left', len(rows))
+"#
+    );
+    let out = python(&script, &[&log_a, &log_b]);
+    assert!(out.iter().any(|l| l.starts_with("steps 40 ")), "{out:?}");
+}

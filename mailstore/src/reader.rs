@@ -311,9 +311,8 @@ impl Reader {
     /// selected). `None` when that cannot be answered exactly or cheaply:
     /// the store has forgotten some expunges after `modseq` (see
     /// [`Reader::tombstone_floor`]), more than `max` entries changed or
-    /// went, or the backend is PostgreSQL (callers then read the whole
-    /// summary). Both reads are range scans of the `(mailbox_id, modseq)`
-    /// indexes.
+    /// went (callers then read the whole summary). Both reads are range
+    /// scans of the `(mailbox_id, modseq)` indexes, on either backend.
     ///
     /// # Errors
     /// Only database errors.
@@ -323,7 +322,10 @@ impl Reader {
         modseq: u64,
         max: usize,
     ) -> Result<Option<SummaryDelta>> {
-        if self.pg.is_some() || self.tombstone_floor(mailbox)? > modseq {
+        if let Some(pg) = &self.pg {
+            return pg.summary_since(mailbox, modseq, max);
+        }
+        if self.tombstone_floor(mailbox)? > modseq {
             return Ok(None);
         }
         let since = modseq.min(i64::MAX as u64) as i64;

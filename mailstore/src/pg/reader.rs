@@ -10,7 +10,7 @@ use crate::mime::header::decode_words;
 use crate::pg::PgConn;
 use crate::query::flags_from;
 use crate::quota::Quota;
-use crate::reader::MailboxSummary;
+use crate::reader::{MailboxSummary, SummaryDelta};
 use crate::reader_sort::{first, utc_date, FieldSet, MessageFields, SortEnvelope};
 use crate::types::{
     Changes, Entry, Flags, Mailbox, MailboxId, MessageId, Status, Uid, User, UserId,
@@ -383,6 +383,50 @@ impl PgConn {
             expunged_complete: modseq >= floor,
             highestmodseq: mb.highestmodseq,
         })
+    }
+
+    /// `reader.rs`'s `summary_since`: the entries changed and the UIDs
+    /// expunged after `modseq`, both range scans of the `(mailbox_id,
+    /// modseq)` indexes; `None` when some expunges after `modseq` were
+    /// forgotten or more than `max` rows changed or went.
+    pub(crate) fn summary_since(
+        &self,
+        mailbox: MailboxId,
+        modseq: u64,
+        max: usize,
+    ) -> Result<Option<SummaryDelta>> {
+        if self.tombstone_floor(mailbox)? > modseq {
+            return Ok(None);
+        }
+        let since = modseq.min(i64::MAX as u64) as i64;
+        let limit = max.min(i64::MAX as usize - 1) as i64 + 1;
+        let mut out = SummaryDelta::default();
+        for r in self.rows(
+            "SELECT uid, flags, keywords FROM entries
+             WHERE mailbox_id = $1 AND modseq > $2 LIMIT $3",
+            &[&mailbox, &since, &limit],
+        )? {
+            let seen = i64::from(r.get::<_, i32>(1)) & i64::from(Flags::SEEN) != 0;
+            out.changed
+                .push((r.get::<_, i64>(0) as Uid, seen, r.get::<_, String>(2)));
+        }
+        if out.changed.len() > max {
+            return Ok(None);
+        }
+        out.changed.sort_unstable_by_key(|c| c.0);
+        let left = (max - out.changed.len()) as i64 + 1;
+        for r in self.rows(
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 LIMIT $3",
+            &[&mailbox, &since, &left],
+        )? {
+            out.expunged.push(r.get::<_, i64>(0) as Uid);
+        }
+        if out.changed.len() + out.expunged.len() > max {
+            return Ok(None);
+        }
+        out.expunged.sort_unstable();
+        out.expunged.dedup();
+        Ok(Some(out))
     }
 
     /// `quota.rs`'s `quota`: limits and the usage the triggers keep.
