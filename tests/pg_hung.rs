@@ -7,11 +7,13 @@
 //!   backend) under a running `minimail up`: Python's smtplib gets `451
 //!   4.3.0`, and an imaplib session's STORE `NO [UNAVAILABLE]`; after
 //!   `SIGCONT` the same process delivers and stores again.
+//! - The same with PgBouncer between the front end and PostgreSQL (the
+//!   server's view of the connection is then PgBouncer's socket).
 //! - A URL naming a listener that accepts connections and never says a
 //!   word: `minimail user list` and `minimail up` fail with "did not
 //!   answer" instead of hanging.
 //!
-//! Needs PostgreSQL's binaries and python3.
+//! Needs PostgreSQL's binaries, pgbouncer and python3.
 
 #![allow(clippy::unwrap_used)]
 
@@ -121,16 +123,35 @@ impl Drop for Flagger {
 #[test]
 fn a_stopped_postgresql_gets_451_within_the_bound_and_the_front_end_recovers() {
     let pg = PgCluster::start();
+    stopped_server(&pg, pg.url());
+}
+
+/// The same through PgBouncer (session pooling): the server's view of
+/// the connection (`inet_client_addr()`) is PgBouncer's socket, not the
+/// front end's, so the watchdog finds its socket as the one made to the
+/// configured host and port (watch.rs). PgBouncer keeps answering TCP
+/// while PostgreSQL behind it is stopped, and has no statement timeout
+/// of its own here.
+#[test]
+fn a_stopped_postgresql_behind_pgbouncer_gets_451_within_the_bound() {
+    let pg = PgCluster::start();
+    let bouncer = pg.bouncer();
+    stopped_server(&pg, bouncer.url());
+}
+
+/// bob@localhost added through `url`, a `minimail up --db URL` with a 3 s
+/// bound; `pg` stopped, answers checked, continued, recovery checked.
+fn stopped_server(pg: &PgCluster, url: &str) {
     let out = testkit::process::run(
         Command::new(BIN)
             .args(["user", "add", "bob@localhost", "--password-stdin"])
-            .env("MINIMAIL_DB", pg.url()),
+            .env("MINIMAIL_DB", url),
         b"pw\n",
     );
     assert!(out.status.success(), "{out:?}");
     let (mut child, line, _, log) = testkit::server::minimail_up_logged(
         BIN,
-        Path::new(pg.url()),
+        Path::new(url),
         &["--no-outbound"],
         &[("MINIMAIL_PG_TIMEOUT", BOUND), ("RUST_LOG", "warn")],
     );

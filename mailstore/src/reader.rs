@@ -371,12 +371,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn first_unseen_from(&self, mailbox: MailboxId, from: Uid) -> Result<Option<Uid>> {
-        if self.pg.is_some() {
-            return Ok(self
-                .entries(mailbox)?
-                .iter()
-                .find(|e| e.uid >= from && e.flags.system & Flags::SEEN == 0)
-                .map(|e| e.uid));
+        if let Some(pg) = &self.pg {
+            return pg.first_unseen_from(mailbox, from);
         }
         let u: Option<i64> = self
             .conn
@@ -399,9 +395,8 @@ impl Reader {
     /// # Errors
     /// Only database errors.
     pub fn keyword_in_use(&self, mailbox: MailboxId, keyword: &str) -> Result<bool> {
-        if self.pg.is_some() {
-            let s = self.mailbox_summary(mailbox)?;
-            return Ok(s.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword)));
+        if let Some(pg) = &self.pg {
+            return pg.keyword_in_use(mailbox, keyword);
         }
         let needle = format!(" {} ", keyword.to_ascii_lowercase());
         let hit: Option<i64> = self

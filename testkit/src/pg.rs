@@ -416,3 +416,115 @@ pub fn fresh_db() -> PgDb {
         _cluster: cluster,
     }
 }
+
+/// PgBouncer (Debian's `pgbouncer`) in front of a [`PgCluster`], session
+/// pooling, on a free loopback port of its own: what a front end behind a
+/// connection pooler (or NAT) talks to. Its processes run as the
+/// cluster's user; stopped on drop.
+pub struct PgBouncer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PgCluster {
+    /// Start PgBouncer in front of this cluster's `mail` database.
+    ///
+    /// # Panics
+    /// When `pgbouncer` is not installed (`apt-get install pgbouncer`;
+    /// `.ci/run` does) or does not start listening.
+    pub fn bouncer(&self) -> PgBouncer {
+        let prog = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "pgbouncer is not installed (apt-get install pgbouncer; .ci/run installs it)"
+                )
+            });
+        let dir = tempfile::Builder::new()
+            .prefix("minimail-pgbouncer")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let ini = dir.path().join("pgbouncer.ini");
+        let users = dir.path().join("users.txt");
+        std::fs::write(&users, "\"minimail\" \"\"\n").unwrap();
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\nmail = host=127.0.0.1 port={} dbname=mail\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+                 unix_socket_dir =\nauth_type = trust\nauth_file = {}\n\
+                 pool_mode = session\nmax_client_conn = 200\ndefault_pool_size = 60\n\
+                 ignore_startup_parameters = extra_float_digits,options\n\
+                 logfile = {}\npidfile = {}\n",
+                self.port,
+                users.display(),
+                dir.path().join("pgbouncer.log").display(),
+                dir.path().join("pgbouncer.pid").display()
+            ),
+        )
+        .unwrap();
+        if let Some(u) = &self.user {
+            let out = Command::new("chown")
+                .arg("-R")
+                .arg(u)
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "chown: {out:?}");
+        }
+        let mut cmd = match &self.user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.arg("-u").arg(u).arg("--").arg(prog);
+                c
+            }
+            None => Command::new(prog),
+        };
+        let child = cmd
+            .arg(&ini)
+            .current_dir("/")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {prog}: {e}"));
+        let mut bouncer = PgBouncer {
+            child,
+            url: format!("postgres://minimail@127.0.0.1:{port}/mail"),
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return bouncer;
+            }
+            if let Ok(Some(status)) = bouncer.child.try_wait() {
+                let log = std::fs::read_to_string(bouncer._dir.path().join("pgbouncer.log"))
+                    .unwrap_or_default();
+                panic!("pgbouncer exited: {status}\n{log}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("pgbouncer does not listen on 127.0.0.1:{port}");
+    }
+}
+
+impl PgBouncer {
+    /// `postgres://minimail@127.0.0.1:PORT/mail` through PgBouncer.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        // pgbouncer itself (under runuser, which a SIGKILL would not
+        // pass on), then what started it.
+        if let Ok(pid) = std::fs::read_to_string(self._dir.path().join("pgbouncer.pid")) {
+            let _ = Command::new("kill").arg("-TERM").arg(pid.trim()).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

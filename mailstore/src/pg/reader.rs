@@ -385,6 +385,31 @@ impl PgConn {
         })
     }
 
+    /// `reader.rs`'s `first_unseen_from`: a primary-key scan in UID order
+    /// that stops at the first entry without `\Seen`.
+    pub(crate) fn first_unseen_from(&self, mailbox: MailboxId, from: Uid) -> Result<Option<Uid>> {
+        Ok(self
+            .opt(
+                "SELECT uid FROM entries WHERE mailbox_id = $1 AND uid >= $2
+                 AND flags & $3 = 0 ORDER BY uid LIMIT 1",
+                &[&mailbox, &i64::from(from), &i32::from(Flags::SEEN)],
+            )?
+            .map(|r| r.get::<_, i64>(0) as Uid))
+    }
+
+    /// `reader.rs`'s `keyword_in_use`: a scan that stops at the first
+    /// entry carrying `keyword` (ASCII case-insensitively).
+    pub(crate) fn keyword_in_use(&self, mailbox: MailboxId, keyword: &str) -> Result<bool> {
+        let needle = format!(" {} ", keyword.to_ascii_lowercase());
+        Ok(self
+            .opt(
+                "SELECT 1 FROM entries WHERE mailbox_id = $1 AND keywords <> ''
+                 AND strpos(' ' || lower(keywords) || ' ', $2) > 0 LIMIT 1",
+                &[&mailbox, &needle],
+            )?
+            .is_some())
+    }
+
     /// `reader.rs`'s `summary_since`: the entries changed and the UIDs
     /// expunged after `modseq`, both range scans of the `(mailbox_id,
     /// modseq)` indexes; `None` when some expunges after `modseq` were
