@@ -346,6 +346,9 @@ ALTER TABLE outq_rcpt ADD COLUMN lease_until INTEGER;
     // v18: PostgreSQL's NOTIFY when a queued recipient becomes free to
     // claim (pg/notify.rs `QUEUE_TRIGGER_SQL`); nothing on SQLite.
     "",
+    // v19: PostgreSQL's message side tables without foreign keys and its
+    // words trigger with WHEN conditions (pg/schema.rs); nothing on SQLite.
+    "",
 ];
 
 /// `indexed_headers!` as a list: the (lower-case) field names whose

@@ -486,14 +486,21 @@ impl Tx<'_> {
         Ok(uid as Uid)
     }
 
-    /// Delete the given messages if no entry references them any more.
+    /// Delete the given messages if no entry references them any more,
+    /// with their raw bytes, headers and search text (no foreign keys
+    /// since schema version 19: deleted here, in the same statement).
     fn pg_collect_garbage(&mut self, pg: &PgConn, ids: &[MessageId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
         pg.exec(
-            "DELETE FROM messages m WHERE m.id = ANY($1)
-             AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.message_id = m.id)",
+            "WITH d AS (
+                 DELETE FROM messages m WHERE m.id = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.message_id = m.id)
+                 RETURNING m.id),
+             r AS (DELETE FROM message_raw WHERE id IN (SELECT id FROM d)),
+             h AS (DELETE FROM message_headers WHERE message_id IN (SELECT id FROM d))
+             DELETE FROM message_text WHERE id IN (SELECT id FROM d)",
             &[&ids],
         )?;
         Ok(())

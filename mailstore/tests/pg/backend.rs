@@ -409,3 +409,115 @@ fn a_restarted_server_is_reconnected_to_without_restarting_the_store() {
     let got: Vec<Option<u64>> = rx.iter().collect();
     assert!(got.contains(&Some(2)), "{got:?}");
 }
+
+/// Schema version 19: a message's raw bytes, header rows and search text
+/// have no foreign keys to `messages` any more; they go with their
+/// message when its last entry does (expunge, deleting a mailbox), and a
+/// message still held by another mailbox keeps them.
+#[test]
+fn a_collected_message_leaves_no_raw_headers_or_text_behind() {
+    let (db, s) = store();
+    let a = user(&s, "a@x");
+    let b = user(&s, "b@x");
+    deliver(&s, simple("one", "first body"), &[a, b]);
+    deliver(&s, simple("two", "second body"), &[a]);
+    let inbox = |u| {
+        s.read_sync(move |r| r.mailbox(u, "INBOX"))
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let (ia, ib) = (inbox(a), inbox(b));
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let mut counts = || -> [i64; 4] {
+        let r = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM message_raw),
+                        (SELECT count(DISTINCT message_id) FROM message_headers),
+                        (SELECT count(*) FROM message_text)",
+                &[],
+            )
+            .unwrap();
+        [r.get(0), r.get(1), r.get(2), r.get(3)]
+    };
+    assert_eq!(counts(), [2, 2, 2, 2]);
+    // a's copies go; "one" stays for b, "two" has no entry left.
+    s.write_sync(move |tx| {
+        tx.store_flags(
+            ia,
+            &[1, 2],
+            FlagOp::Add,
+            &Flags::system(Flags::DELETED),
+            None,
+        )?;
+        tx.expunge(ia, None)
+    })
+    .unwrap();
+    assert_eq!(counts(), [1, 1, 1, 1]);
+    assert_eq!(
+        run(&s, ib, Query::Text("first".into())),
+        [1],
+        "the message b still holds keeps its search text"
+    );
+    // Deleting b's last mailbox holding it (b's user) collects it too.
+    s.write_sync(move |tx| tx.delete_user("b@x")).unwrap();
+    assert_eq!(counts(), [0, 0, 0, 0]);
+}
+
+/// Schema version 19: large raw messages and search bodies are stored
+/// with lz4 (cheaper to compress than pglz) on a server that has it, and
+/// come back byte for byte, also in ranges; BODY search still finds text
+/// near the end of the compressed body.
+#[test]
+fn large_messages_are_stored_with_lz4_and_read_back_exactly() {
+    let (db, s) = store();
+    let a = user(&s, "a@x");
+    let mut body = String::new();
+    for i in 0..4000 {
+        body.push_str(&format!(
+            "line {i} of a long and varied body text {}\r\n",
+            i * 7919 % 10007
+        ));
+    }
+    body.push_str("the closing needle-word\r\n");
+    let raw = simple("big", &body);
+    let d = deliver(&s, raw.clone(), &[a]);
+    let (mb, uid) = d.entries[0];
+    let (all, part) = s
+        .read_sync(move |r| Ok((r.raw(mb, uid)?, r.raw_range(mb, uid, 100_000, 64)?)))
+        .unwrap();
+    assert_eq!(all, raw);
+    assert_eq!(part, raw[100_000..100_064]);
+    assert_eq!(
+        run(&s, mb, Query::Body("closing NEEDLE-word".into())),
+        [uid]
+    );
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let lz4: bool = c
+        .query_one(
+            "SELECT count(*) > 0 FROM pg_attribute WHERE attrelid = 'message_raw'::regclass
+             AND attname = 'raw' AND attcompression = 'l'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let server_has_lz4 = c
+        .batch_execute("CREATE TEMP TABLE lz4_probe(v text COMPRESSION lz4)")
+        .is_ok();
+    assert_eq!(
+        lz4, server_has_lz4,
+        "raw is lz4 exactly where the server has lz4"
+    );
+    if server_has_lz4 {
+        let r = c
+            .query_one(
+                "SELECT pg_column_compression(r.raw), pg_column_compression(t.body)
+                 FROM message_raw r JOIN message_text t ON t.id = r.id",
+                &[],
+            )
+            .unwrap();
+        let (raw_c, body_c): (Option<String>, Option<String>) = (r.get(0), r.get(1));
+        assert_eq!(raw_c.as_deref(), Some("lz4"));
+        assert_eq!(body_c.as_deref(), Some("lz4"));
+    }
+}
