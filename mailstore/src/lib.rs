@@ -171,7 +171,7 @@ pub use reader::{MailboxSummary, Reader, SummaryDelta};
 pub use reader_msgs::RawReader;
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
-pub use search::Query;
+pub use search::{Query, HEADER_CACHE_LIMIT};
 pub use sieve::{Filing, ScriptInfo, MAX_SCRIPTS, MAX_SCRIPT_SIZE, MAX_SEEN_IDS};
 pub use store::{OpenOptions, Store, SYNC_READERS};
 pub use tombstones::DEFAULT_MAX_TOMBSTONES;
