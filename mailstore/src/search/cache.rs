@@ -22,8 +22,9 @@
 //!   (or the entry is rebuilt, for a new UIDVALIDITY).
 //!
 //! # The bound
-//! The cache holds at most [`HeaderCache::limit`] bytes (values plus 9
-//! bytes of UID, offset and liveness per value; default [`DEFAULT_LIMIT`], changed
+//! The cache holds at most [`HeaderCache::limit`] bytes (the capacity of
+//! its buffers: values plus 9 bytes of UID, offset and liveness per value;
+//! they grow by an eighth at a time; default [`DEFAULT_LIMIT`], changed
 //! with [`Store::set_header_cache_limit`](crate::Store::set_header_cache_limit)).
 //! Adding an entry evicts the least recently used others until it fits;
 //! an entry that alone would pass the bound is not kept (its search runs
@@ -44,10 +45,6 @@ use crate::types::{MailboxId, Uid};
 /// Bytes the cache holds by default (values of about 800,000 From or
 /// Subject fields).
 pub const DEFAULT_LIMIT: usize = 32 << 20;
-
-/// Bytes counted per value besides its text: its UID, its offset and
-/// whether it is live.
-const PER_VALUE: usize = 9;
 
 /// The values of one field of one mailbox, in UID order.
 struct Entry {
@@ -73,8 +70,12 @@ struct Entry {
 }
 
 impl Entry {
+    /// Bytes held: the buffers' capacities, not only what they use.
     fn bytes(&self) -> usize {
-        self.text.len() + self.starts.len() * PER_VALUE
+        self.text.capacity()
+            + self.starts.capacity() * 4
+            + self.uids.capacity() * 4
+            + self.live.capacity()
     }
 
     /// UIDs (ascending, once each) of the live values containing
@@ -138,17 +139,29 @@ impl Entry {
                     Box::new(e),
                 )
             })?;
-            if self.bytes() + value.len() + 1 + PER_VALUE > limit {
-                return Ok(false);
-            }
             let Ok(start) = u32::try_from(self.text.len()) else {
                 return Ok(false);
             };
+            // Grown by an eighth at a time, not doubled: what the entry
+            // holds stays near what it uses.
+            let add = value.len() + 1;
+            if self.text.capacity() - self.text.len() < add {
+                self.text.reserve_exact(add + self.text.len() / 8);
+            }
+            if self.starts.len() == self.starts.capacity() {
+                let n = 1 + self.starts.len() / 8;
+                self.starts.reserve_exact(n);
+                self.uids.reserve_exact(n);
+                self.live.reserve_exact(n);
+            }
             self.starts.push(start);
             self.uids.push(uid);
             self.live.push(true);
             self.text.extend_from_slice(value);
             self.text.push(b'\n');
+            if self.bytes() > limit {
+                return Ok(false);
+            }
         }
         Ok(true)
     }
@@ -314,6 +327,10 @@ impl HeaderCache {
                     e.map.insert(key, Entry::too_big(&s, limit));
                     return Ok(None);
                 }
+                en.text.shrink_to_fit();
+                en.starts.shrink_to_fit();
+                en.uids.shrink_to_fit();
+                en.live.shrink_to_fit();
                 en
             }
         };

@@ -243,6 +243,18 @@ fn the_header_cache_keeps_to_its_bound() {
     assert_eq!(s.header_cache_usage(), (0, 0));
     assert_same_as_scan(&s, &db, small[0]);
     assert_eq!(s.header_cache_usage(), (0, 0));
+    // Growing one message at a time (the entry brought forward each time)
+    // keeps to the bound too, until the field no longer fits.
+    s.set_header_cache_limit(limit);
+    for i in 20..80 {
+        append(&s, small[1], i, i + 1);
+        assert_eq!(
+            search(&s, small[1], "from", "sender3"),
+            scan(&db, small[1], "from", "sender3")
+        );
+        let (bytes, _) = s.header_cache_usage();
+        assert!(bytes <= limit, "{bytes} > {limit} after message {i}");
+    }
     // A bigger bound lets the big mailbox in.
     s.set_header_cache_limit(1 << 20);
     assert_same_as_scan(&s, &db, big);
