@@ -3,7 +3,10 @@
 //! caller's one read snapshot in one of two ways:
 //!
 //! - a query of up to [`SQL_KEYS`] criteria is one SQL statement
-//!   (`sql.rs`: the translation, FTS5 trigram index for TEXT and BODY);
+//!   (`sql.rs`: the translation, FTS5 trigram index for TEXT and BODY),
+//!   its header criteria on indexed fields answered first by the header
+//!   cache (`cache.rs`: a mailbox's values of a field in memory); a query
+//!   that is one such criterion needs no statement at all;
 //! - a larger query is evaluated in Rust over one read of the mailbox
 //!   (`eval.rs`: bit sets; TEXT and BODY one statement each), since
 //!   thousands of criteria do not fit one statement.
@@ -154,10 +157,10 @@ impl Reader {
             // Header criteria on indexed fields from the header cache: a
             // query of one is answered from it alone, else their UIDs go
             // into the statement.
-            let cached = self.cached_headers(mailbox, q)?;
-            if let (Some(found), Some((name, needle))) = (cached.first(), only_header(q)) {
-                if found.0 == (name.clone(), needle.clone()) {
-                    return Ok(found.1.clone());
+            let mut cached = self.cached_headers(mailbox, q)?;
+            if let Some(key) = only_header(q) {
+                if cached.len() == 1 && cached[0].0 == key {
+                    return Ok(cached.swap_remove(0).1);
                 }
             }
             return self.search_statement(mailbox, q, &cached);
