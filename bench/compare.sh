@@ -73,8 +73,9 @@
 #         each: connect+LOGIN+SELECT, a SELECT after another session's 10
 #         flag changes, one APPEND and one expunge (`select-changed`),
 #         FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE), UID
-#         SEARCH SUBJECT / FROM, STORE 1:* +/-FLAGS. META_SIZES overrides
-#         the sizes.
+#         SEARCH SUBJECT / FROM (warm p50, and the first search of each,
+#         when minimail fills its header cache), STORE 1:* +/-FLAGS.
+#         META_SIZES overrides the sizes.
 #   SMTP-ONLY  (--smtp-only; issue 21) durable accept against the no-storage
 #         limit: smtp-sink and minimail only (no Postfix, no Dovecot), back
 #         to back, SMTP_ROUNDS times (default 3): per round smtp-source -s 16

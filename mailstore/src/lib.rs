@@ -28,7 +28,9 @@
 //! is used for `Body`/`Text` (substring, case-insensitive, decoded text of
 //! text parts incl. qp/base64 and embedded messages, capped at 2 MiB per
 //! message); needles under 3 characters scan the stored text instead.
-//! `Header` uses a table of decoded header values (ASCII case folding).
+//! `Header` uses a table of decoded header values (ASCII case folding),
+//! for the indexed fields through an in-memory cache of one mailbox's
+//! values per field (`search/cache.rs`, bounded, exact per snapshot).
 //! Search text is staged in `pending_text` by the delivery's durable
 //! transaction and enters the FTS index later, in the writer's own
 //! transactions, when deliveries pause or the backlog grows (see
@@ -171,7 +173,7 @@ pub use reader::{MailboxSummary, Reader, SummaryDelta};
 pub use reader_msgs::RawReader;
 pub use reader_sort::{FieldSet, FirstAddress, MessageFields};
 pub use readers::READERS;
-pub use search::Query;
+pub use search::{Query, HEADER_CACHE_LIMIT};
 pub use sieve::{Filing, ScriptInfo, MAX_SCRIPTS, MAX_SCRIPT_SIZE, MAX_SEEN_IDS};
 pub use store::{OpenOptions, Store, SYNC_READERS};
 pub use tombstones::DEFAULT_MAX_TOMBSTONES;

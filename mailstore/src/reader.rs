@@ -27,6 +27,9 @@ pub struct Reader {
     /// Set on the PostgreSQL backend (then `conn` is an empty in-memory
     /// SQLite database): every method dispatches to `pg/reader.rs`.
     pg: Option<crate::pg::PgConn>,
+    /// The store's header cache (header SEARCH, `search/cache.rs`); none
+    /// on PostgreSQL and on readers of their own (tests).
+    headers: Option<std::sync::Arc<crate::search::HeaderCache>>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -62,7 +65,11 @@ impl Reader {
     /// an error the store reports and degrades on.
     pub(crate) fn new(conn: Connection) -> Result<Reader> {
         conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8192;")?;
-        Ok(Reader { conn, pg: None })
+        Ok(Reader {
+            conn,
+            pg: None,
+            headers: None,
+        })
     }
 
     /// A reader on PostgreSQL.
@@ -70,7 +77,22 @@ impl Reader {
         Ok(Reader {
             conn: Connection::open_in_memory()?,
             pg: Some(pg),
+            headers: None,
         })
+    }
+
+    /// The same reader, answering header SEARCH from `cache`.
+    pub(crate) fn with_header_cache(
+        mut self,
+        cache: std::sync::Arc<crate::search::HeaderCache>,
+    ) -> Reader {
+        self.headers = Some(cache);
+        self
+    }
+
+    /// The store's header cache, if this reader has it.
+    pub(crate) fn header_cache(&self) -> Option<&crate::search::HeaderCache> {
+        self.headers.as_deref()
     }
 
     /// The PostgreSQL connection, on that backend.

@@ -50,6 +50,8 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     listeners: Listeners,
     sync_readers: Mutex<Vec<Reader>>,
+    /// Header values for SEARCH, shared by the readers (SQLite only).
+    header_cache: Arc<crate::search::HeaderCache>,
     health: Arc<Health>,
     /// `DB.lock` held shared while the store lives (`backup.rs`): a
     /// restore refuses to replace a file someone serves.
@@ -197,9 +199,13 @@ impl Store {
             );
         }
         let health = Health::new(&path);
+        let header_cache = Arc::new(crate::search::HeaderCache::default());
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(Reader::new(schema::connect(&path, false)?)?);
+            readers.push(
+                Reader::new(schema::connect(&path, false)?)?
+                    .with_header_cache(header_cache.clone()),
+            );
         }
         let listeners: Listeners = Arc::default();
         let mut threads = Vec::new();
@@ -221,6 +227,7 @@ impl Store {
                 threads: Mutex::new(threads),
                 listeners,
                 sync_readers: Mutex::new(Vec::new()),
+                header_cache,
                 health,
                 _lock: lock,
             }),
@@ -254,6 +261,7 @@ impl Store {
                 threads: Mutex::new(threads),
                 listeners,
                 sync_readers: Mutex::new(Vec::new()),
+                header_cache: Arc::default(),
                 health,
                 _lock: None,
             }),
@@ -377,6 +385,19 @@ impl Store {
         }));
     }
 
+    /// Change the bound on the header cache (values of Subject, From and
+    /// the other indexed fields held in memory for SEARCH, default
+    /// [`HEADER_CACHE_LIMIT`](crate::HEADER_CACHE_LIMIT) bytes); a smaller
+    /// bound evicts at once. 0 turns the cache off.
+    pub fn set_header_cache_limit(&self, bytes: usize) {
+        self.inner.header_cache.set_limit(bytes);
+    }
+
+    /// Bytes and (mailbox, field) entries the header cache holds now.
+    pub fn header_cache_usage(&self) -> (usize, usize) {
+        self.inner.header_cache.usage()
+    }
+
     /// Blocking read on the calling thread with a cached extra connection
     /// (for the CLI, tests and threads of their own such as the outbound
     /// engine's workers; never call it from an event loop). Up to
@@ -394,7 +415,8 @@ impl Store {
                 Reader::new_pg(crate::pg::PgConn::connect(url)?)?
             }
             None => {
-                let r = Reader::new(schema::connect(&self.inner.path, false)?)?;
+                let r = Reader::new(schema::connect(&self.inner.path, false)?)?
+                    .with_header_cache(self.inner.header_cache.clone());
                 // Up to SYNC_READERS of these live at once: a small page
                 // cache each keeps memory bounded (RSS with a big queue).
                 r.conn().execute_batch("PRAGMA cache_size = -2048;")?;

@@ -212,7 +212,7 @@ impl<'r> Eval<'r> {
             }
             Query::Body(_) | Query::Text(_) => {
                 let mut b = Bits::none(n);
-                for uid in self.reader.search_statement(self.mailbox, q)? {
+                for uid in self.reader.search_statement(self.mailbox, q, &Vec::new())? {
                     if let Some(i) = self.row_of(uid) {
                         b.set(i);
                     }

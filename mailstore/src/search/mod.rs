@@ -3,7 +3,10 @@
 //! caller's one read snapshot in one of two ways:
 //!
 //! - a query of up to [`SQL_KEYS`] criteria is one SQL statement
-//!   (`sql.rs`: the translation, FTS5 trigram index for TEXT and BODY);
+//!   (`sql.rs`: the translation, FTS5 trigram index for TEXT and BODY),
+//!   its header criteria on indexed fields answered first by the header
+//!   cache (`cache.rs`: a mailbox's values of a field in memory); a query
+//!   that is one such criterion needs no statement at all;
 //! - a larger query is evaluated in Rust over one read of the mailbox
 //!   (`eval.rs`: bit sets; TEXT and BODY one statement each), since
 //!   thousands of criteria do not fit one statement.
@@ -12,8 +15,12 @@
 //! This file also holds the nesting limit ([`MAX_DEPTH`]), checked before
 //! either runs.
 
+mod cache;
 mod eval;
 mod sql;
+
+pub(crate) use cache::HeaderCache;
+pub use cache::DEFAULT_LIMIT as HEADER_CACHE_LIMIT;
 
 use serde::{Deserialize, Serialize};
 
@@ -147,11 +154,78 @@ impl Reader {
     fn search_with(&self, mailbox: MailboxId, q: &Query, sql_keys: usize) -> Result<Vec<Uid>> {
         check_depth(q, 0)?;
         if leaves(q) <= sql_keys {
-            return self.search_statement(mailbox, q);
+            // Header criteria on indexed fields from the header cache: a
+            // query of one is answered from it alone, else their UIDs go
+            // into the statement.
+            let mut cached = self.cached_headers(mailbox, q)?;
+            if let Some(key) = only_header(q) {
+                if cached.len() == 1 && cached[0].0 == key {
+                    return Ok(cached.swap_remove(0).1);
+                }
+            }
+            return self.search_statement(mailbox, q, &cached);
         }
         let mut ev = Eval::new(self, mailbox)?;
         let found = ev.eval(q)?;
         Ok(ev.uids(&found))
+    }
+}
+
+/// The (field, needle) of a query that is one header criterion on an
+/// indexed field (alone, or the only member of an AND or OR), as the
+/// header cache keys it: field in lower case, needle in ASCII lower case.
+fn only_header(q: &Query) -> Option<(String, String)> {
+    match q {
+        Query::And(v) | Query::Any(v) if v.len() == 1 => only_header(&v[0]),
+        Query::Header(name, needle) => header_key(name, needle),
+        _ => None,
+    }
+}
+
+/// The header cache's key of a criterion on an indexed field.
+fn header_key(name: &str, needle: &str) -> Option<(String, String)> {
+    Some((sql::indexed_field(name)?, needle.to_ascii_lowercase()))
+}
+
+/// Every header criterion on an indexed field in `q`.
+fn header_keys(q: &Query, out: &mut Vec<(String, String)>) {
+    match q {
+        Query::Header(name, needle) => {
+            if let Some(k) = header_key(name, needle) {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        Query::Not(a) => header_keys(a, out),
+        Query::Or(a, b) => {
+            header_keys(a, out);
+            header_keys(b, out);
+        }
+        Query::And(v) | Query::Any(v) => v.iter().for_each(|q| header_keys(q, out)),
+        _ => {}
+    }
+}
+
+/// Header criteria answered by the header cache: ((field, needle), UIDs).
+pub(super) type Cached = Vec<((String, String), Vec<Uid>)>;
+
+impl Reader {
+    /// The UIDs of each header criterion of `q` on an indexed field that
+    /// the header cache can answer in this snapshot.
+    fn cached_headers(&self, mailbox: MailboxId, q: &Query) -> Result<Cached> {
+        let Some(cache) = self.header_cache() else {
+            return Ok(Vec::new());
+        };
+        let mut keys = Vec::new();
+        header_keys(q, &mut keys);
+        let mut out = Vec::with_capacity(keys.len());
+        for (field, needle) in keys {
+            if let Some(uids) = cache.search(self, mailbox, &field, &needle)? {
+                out.push(((field, needle), uids));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -414,7 +488,7 @@ mod tests {
         let (a, b, c) = s
             .read_sync(move |r| {
                 Ok((
-                    r.search_statement(mb, &flat)?,
+                    r.search_statement(mb, &flat, &Vec::new())?,
                     r.search_with(mb, &deep, usize::MAX)?,
                     r.search(mb, &too_deep).is_err(),
                 ))

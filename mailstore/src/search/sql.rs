@@ -8,7 +8,7 @@
 
 use rusqlite::types::Value;
 
-use super::{Query, DAY, MAX_DEPTH};
+use super::{Cached, Query, DAY, MAX_DEPTH};
 use crate::error::{Result, StoreError};
 use crate::reader::Reader;
 use crate::types::{MailboxId, Uid};
@@ -33,12 +33,14 @@ enum TextScope {
 }
 
 /// A statement being written: its text and its numbered parameters.
-struct Sql {
+struct Sql<'a> {
     text: String,
     params: Vec<Value>,
+    /// Header criteria the header cache answered, with their UIDs.
+    cached: &'a Cached,
 }
 
-impl Sql {
+impl Sql<'_> {
     fn push(&mut self, s: &str) {
         self.text.push_str(s);
     }
@@ -125,6 +127,20 @@ impl Sql {
     /// Header field `name` contains `needle` (ASCII case-insensitive;
     /// `""`: the field is there).
     fn header_match(&mut self, name: &str, needle: &str) {
+        let key = (name, needle);
+        if let Some((_, uids)) = self
+            .cached
+            .iter()
+            .find(|(k, _)| super::header_key(key.0, key.1).as_ref() == Some(k))
+        {
+            // From the header cache (search/cache.rs): its UIDs, as one
+            // JSON array (the subquery is uncorrelated: read once).
+            let json = serde_json::to_string(uids).unwrap_or_else(|_| "[]".into());
+            self.push("e.uid IN (SELECT value FROM json_each(");
+            self.param(Value::Text(json));
+            self.push("))");
+            return;
+        }
         match indexed_field(name) {
             Some(field) => {
                 // Schema v14's header_index: the mailbox's values of the
@@ -319,7 +335,12 @@ fn needs_message(q: &Query) -> bool {
 
 impl Reader {
     /// UIDs (ascending) matching `q`, in one statement.
-    pub(super) fn search_statement(&self, mailbox: MailboxId, q: &Query) -> Result<Vec<Uid>> {
+    pub(super) fn search_statement(
+        &self,
+        mailbox: MailboxId,
+        q: &Query,
+        cached: &Cached,
+    ) -> Result<Vec<Uid>> {
         let from = if needs_message(q) {
             "SELECT e.uid FROM entries e JOIN messages m ON m.id = e.message_id WHERE e.mailbox_id = ?1 AND "
         } else {
@@ -328,6 +349,7 @@ impl Reader {
         let mut sql = Sql {
             text: String::from(from),
             params: vec![Value::Integer(mailbox)],
+            cached,
         };
         sql.compile(q, 0)?;
         sql.push(" ORDER BY e.uid");

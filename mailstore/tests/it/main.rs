@@ -7,6 +7,7 @@ mod aliases;
 mod bench;
 mod commit_detail;
 mod flags;
+mod header_cache;
 mod header_index;
 mod integrity;
 mod keys;
