@@ -245,9 +245,11 @@ impl Tx<'_> {
                  WHERE key = 'last_message_id' RETURNING value",
             )?
             .query_row([], |r| r.get(0))?;
+        // The thread first, so the row is written once, with it.
+        let thread = crate::threads::assign(conn, id, &meta.headers)?;
         conn.prepare_cached(
-            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
             id,
@@ -255,7 +257,8 @@ impl Tx<'_> {
             internal_date,
             meta.sent_date,
             meta.envelope_json,
-            meta.structure_json
+            meta.structure_json,
+            thread
         ])?;
         conn.prepare_cached("INSERT INTO message_raw(id, raw) VALUES (?1, ?2)")?
             .execute(params![id, raw])?;
@@ -267,7 +270,6 @@ impl Tx<'_> {
                 st.execute(params![id, name, value])?;
             }
         }
-        crate::threads::assign(conn, id, &meta.headers)?;
         // Plain-text mail: the search text is the raw message's tail, byte
         // for byte (but for the newline the parser ends each part's text
         // with); point at it instead of writing it twice.
