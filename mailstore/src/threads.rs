@@ -72,8 +72,9 @@ pub(crate) fn thread_ids(headers: &[(String, String)]) -> Vec<&str> {
     out
 }
 
-/// Decide the thread of message `id` (just inserted) from its headers,
-/// record its ids and store the thread in its row. Returns the thread.
+/// Decide the thread of message `id` (about to be inserted, with the
+/// returned thread in its row) from its headers and record its ids.
+/// Returns the thread.
 pub(crate) fn assign(
     conn: &Connection,
     id: MessageId,
@@ -93,8 +94,6 @@ pub(crate) fn assign(
     for msgid in &ids {
         record.execute(params![msgid, thread])?;
     }
-    conn.prepare_cached("UPDATE messages SET thread_id = ?2 WHERE id = ?1")?
-        .execute(params![id, thread])?;
     Ok(thread)
 }
 

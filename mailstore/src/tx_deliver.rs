@@ -78,6 +78,57 @@ impl PreparedMessage {
     }
 }
 
+/// The statements that insert 8, 4, 2 or 1 header rows of one message
+/// (`?1` the message, then name and value of each row, in order).
+const HEADER_INSERTS: [(usize, &str); 4] = [
+    (
+        8,
+        "INSERT INTO message_headers(message_id, name, value) VALUES (?1, ?2, ?3), (?1, ?4, ?5), \
+         (?1, ?6, ?7), (?1, ?8, ?9), (?1, ?10, ?11), (?1, ?12, ?13), (?1, ?14, ?15), (?1, ?16, ?17)",
+    ),
+    (
+        4,
+        "INSERT INTO message_headers(message_id, name, value) VALUES (?1, ?2, ?3), (?1, ?4, ?5), \
+         (?1, ?6, ?7), (?1, ?8, ?9)",
+    ),
+    (
+        2,
+        "INSERT INTO message_headers(message_id, name, value) VALUES (?1, ?2, ?3), (?1, ?4, ?5)",
+    ),
+    (
+        1,
+        "INSERT INTO message_headers(message_id, name, value) VALUES (?1, ?2, ?3)",
+    ),
+];
+
+/// Insert message `id`'s header rows in their order (their rowids follow
+/// it: `header_index.hrow` tells fields of one name apart by it), up to
+/// eight rows per statement: a statement's fixed cost is most of a
+/// small row's, and the writer runs these inside the commit the whole
+/// batch waits for.
+fn insert_headers(
+    conn: &rusqlite::Connection,
+    id: MessageId,
+    headers: &[(String, String)],
+) -> Result<()> {
+    let mut rest = headers;
+    while !rest.is_empty() {
+        let Some(&(n, sql)) = HEADER_INSERTS.iter().find(|(n, _)| *n <= rest.len()) else {
+            break;
+        };
+        let (chunk, tail) = rest.split_at(n);
+        let mut st = conn.prepare_cached(sql)?;
+        st.raw_bind_parameter(1, id)?;
+        for (i, (name, value)) in chunk.iter().enumerate() {
+            st.raw_bind_parameter(2 + 2 * i, name)?;
+            st.raw_bind_parameter(3 + 2 * i, value)?;
+        }
+        st.raw_execute()?;
+        rest = tail;
+    }
+    Ok(())
+}
+
 impl Tx<'_> {
     /// [`crate::Reader::resolve_recipient`] inside this transaction.
     ///
@@ -245,9 +296,11 @@ impl Tx<'_> {
                  WHERE key = 'last_message_id' RETURNING value",
             )?
             .query_row([], |r| r.get(0))?;
+        // The thread first, so the row is written once, with it.
+        let thread = crate::threads::assign(conn, id, &meta.headers)?;
         conn.prepare_cached(
-            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
             id,
@@ -255,19 +308,12 @@ impl Tx<'_> {
             internal_date,
             meta.sent_date,
             meta.envelope_json,
-            meta.structure_json
+            meta.structure_json,
+            thread
         ])?;
         conn.prepare_cached("INSERT INTO message_raw(id, raw) VALUES (?1, ?2)")?
             .execute(params![id, raw])?;
-        {
-            let mut st = conn.prepare_cached(
-                "INSERT INTO message_headers(message_id, name, value) VALUES (?1, ?2, ?3)",
-            )?;
-            for (name, value) in &meta.headers {
-                st.execute(params![id, name, value])?;
-            }
-        }
-        crate::threads::assign(conn, id, &meta.headers)?;
+        insert_headers(conn, id, &meta.headers)?;
         // Plain-text mail: the search text is the raw message's tail, byte
         // for byte (but for the newline the parser ends each part's text
         // with); point at it instead of writing it twice.
@@ -352,5 +398,49 @@ impl Tx<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::types::NewMessage;
+    use crate::Store;
+
+    /// A message's header rows are all stored, in the message's order,
+    /// however they are split over statements (13 fields: 8 + 4 + 1).
+    #[test]
+    fn header_rows_keep_the_message_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path().join("m.db")).unwrap();
+        let user = s.write_sync(|tx| tx.create_user("a@x", "h")).unwrap();
+        let fields: Vec<String> = (0..11).map(|i| format!("X-F{i}: v{i}")).collect();
+        let raw = format!(
+            "{}\r\nReceived: one\r\nReceived: two\r\n\r\nbody\r\n",
+            fields.join("\r\n")
+        );
+        let expected = crate::mime::parse_message(raw.as_bytes()).headers;
+        assert_eq!(expected.len(), 13);
+        let msg = NewMessage {
+            raw: raw.into_bytes(),
+            internal_date: 1,
+        };
+        let id = s
+            .write_sync(move |tx| tx.deliver(&msg, &[user]).map(|d| d.message_id))
+            .unwrap();
+        let rows = s
+            .write_sync(move |tx| {
+                let mut st = tx.conn().prepare(
+                    "SELECT name, value FROM message_headers WHERE message_id = ?1 ORDER BY rowid",
+                )?;
+                let rows = st
+                    .query_map([id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert_eq!(rows, expected);
     }
 }
