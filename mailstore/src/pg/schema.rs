@@ -255,6 +255,14 @@ CREATE INDEX message_text_body_trgm ON message_text USING gin (words gin_trgm_op
     // (pg/notify.rs `QUEUE_TRIGGER_SQL`), so mail queued through one front
     // end is taken up by the others at once, not at their next poll.
     (18, crate::pg::notify::QUEUE_TRIGGER_SQL),
+    // v21: SQLite's binary envelope column (envelope_bin.rs). PostgreSQL
+    // keeps reading the JSON and leaves it NULL; the column is here so
+    // that `minimail migrate` copies SQLite's `messages` as it is. (v19
+    // and v20 are other work's, renumbered at merge.)
+    (
+        21,
+        "ALTER TABLE messages ADD COLUMN IF NOT EXISTS envelope_bin BYTEA;",
+    ),
 ];
 
 /// The version [`migrate`] brings a database to (as SQLite's).
