@@ -862,7 +862,7 @@ mod tests {
         ] {
             let mut out = Vec::new();
             internal_date_into(t, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), internal_date(t), "{t}");
+            assert_eq!(String::from_utf8_lossy(&out), internal_date(t), "{t}");
         }
         assert_eq!(internal_date(1_700_000_000), "14-Nov-2023 22:13:20 +0000");
         assert_eq!(
