@@ -128,6 +128,7 @@ mod backup;
 mod check;
 pub mod date;
 mod dkim;
+mod envelope_bin;
 mod error;
 mod health;
 mod indexer;

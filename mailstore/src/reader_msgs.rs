@@ -112,30 +112,47 @@ impl Reader {
             }
             return Ok(());
         }
+        // The envelope from its binary form (schema v20); from the JSON
+        // for a row that has none (column 7, read only then).
+        let mut row = |r: &rusqlite::Row<'_>| -> Result<()> {
+            let meta = meta_at(r)?;
+            let envelope: EnvelopeRef<'_> = match r.get_ref(6)? {
+                rusqlite::types::ValueRef::Blob(b) => crate::envelope_bin::decode(b)?,
+                _ => {
+                    let text = r
+                        .get_ref(7)?
+                        .as_str()
+                        .map_err(|e| StoreError::Corrupt(format!("stored metadata: {e}")))?;
+                    serde_json::from_str(text).map_err(json_err)?
+                }
+            };
+            f(&meta, &envelope)
+        };
+        const COLUMNS: &str =
+            "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
+                    m.envelope_bin, CASE WHEN m.envelope_bin IS NULL THEN m.envelope END,
+                    m.id, e.saved, coalesce(m.thread_id, m.id)
+             FROM entries e JOIN messages m ON m.id = e.message_id";
         // A run of UIDs (a FETCH 1:* batch): one range scan, the rows of
         // UIDs not asked for skipped; else the UIDs as a list.
         let (lo, hi) = (uids[0], uids[uids.len() - 1]);
         let dense =
             uids.windows(2).all(|w| w[0] < w[1]) && u64::from(hi - lo) < 2 * uids.len() as u64;
-        let mut row = |r: &rusqlite::Row<'_>| -> Result<()> {
-            let meta = meta_at(r)?;
-            let text = r
-                .get_ref(6)?
-                .as_str()
-                .map_err(|e| StoreError::Corrupt(format!("stored metadata: {e}")))?;
-            let envelope: EnvelopeRef<'_> = serde_json::from_str(text).map_err(json_err)?;
-            f(&meta, &envelope)
-        };
         if !dense {
-            return self.each_row(mailbox, uids, parts, row);
+            let list = serde_json::to_string(uids).map_err(json_err)?;
+            let mut st = self.conn().prepare_cached(&format!(
+                "{COLUMNS} WHERE e.mailbox_id = ?1 AND e.uid IN (SELECT value FROM json_each(?2))
+                 ORDER BY e.uid"
+            ))?;
+            let mut rows = st.query(params![mailbox, list])?;
+            while let Some(r) = rows.next()? {
+                row(r)?;
+            }
+            return Ok(());
         }
-        let mut st = self.conn().prepare_cached(
-            "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
-                    m.envelope, NULL, m.id, e.saved, coalesce(m.thread_id, m.id)
-             FROM entries e JOIN messages m ON m.id = e.message_id
-             WHERE e.mailbox_id = ?1 AND e.uid BETWEEN ?2 AND ?3
-             ORDER BY e.uid",
-        )?;
+        let mut st = self.conn().prepare_cached(&format!(
+            "{COLUMNS} WHERE e.mailbox_id = ?1 AND e.uid BETWEEN ?2 AND ?3 ORDER BY e.uid"
+        ))?;
         let mut rows = st.query(params![mailbox, lo, hi])?;
         while let Some(r) = rows.next()? {
             let uid = r.get::<_, i64>(0)? as Uid;

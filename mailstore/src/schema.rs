@@ -349,6 +349,14 @@ ALTER TABLE outq_rcpt ADD COLUMN lease_until INTEGER;
     // v19: PostgreSQL's message side tables without foreign keys and its
     // words trigger with WHEN conditions (pg/schema.rs); nothing on SQLite.
     "",
+    // v20 (issue 21): the envelope also in a compact binary form
+    // (envelope_bin.rs), read by the metadata FETCH instead of parsing the
+    // JSON. Filled here for mail stored before; a row whose JSON does not
+    // decode keeps NULL and is read from the JSON.
+    r#"
+ALTER TABLE messages ADD COLUMN envelope_bin BLOB;
+UPDATE messages SET envelope_bin = mm_envelope_bin(envelope);
+"#,
 ];
 
 /// `indexed_headers!` as a list: the (lower-case) field names whose
@@ -406,8 +414,25 @@ pub(crate) fn connect(path: &Path, create: bool) -> Result<Connection> {
         },
     )
     .map_err(open_err)?;
+    // The v20 migration's conversion of stored JSON envelopes.
+    conn.create_scalar_function(
+        ENVELOPE_BIN_FN,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get_raw(0)
+                .as_str()
+                .ok()
+                .and_then(crate::envelope_bin::from_json))
+        },
+    )
+    .map_err(open_err)?;
     Ok(conn)
 }
+
+/// SQL name of the JSON -> binary envelope conversion (schema v20).
+const ENVELOPE_BIN_FN: &str = "mm_envelope_bin";
 
 /// SQL name of the case-folding substring test used for search text not
 /// yet in the FTS index: `mm_fold_contains(haystack, needle)`.

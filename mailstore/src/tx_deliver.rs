@@ -16,6 +16,8 @@ use crate::types::{Appended, Delivered, Flags, MailboxId, MessageId, NewMessage,
 #[derive(Clone, Debug)]
 pub(crate) struct Meta {
     pub(crate) envelope_json: String,
+    /// The envelope for the metadata FETCH (schema v20, envelope_bin.rs).
+    pub(crate) envelope_bin: Vec<u8>,
     pub(crate) structure_json: String,
     pub(crate) sent_date: Option<i64>,
     pub(crate) headers: Vec<(String, String)>,
@@ -29,6 +31,7 @@ impl Meta {
         let json = |e: serde_json::Error| StoreError::Invalid(format!("metadata encoding: {e}"));
         Ok(Meta {
             envelope_json: serde_json::to_string(&p.envelope).map_err(json)?,
+            envelope_bin: crate::envelope_bin::encode(&p.envelope),
             structure_json: serde_json::to_string(&p.structure).map_err(json)?,
             sent_date: p.sent_date,
             headers: p.headers,
@@ -299,8 +302,8 @@ impl Tx<'_> {
         // The thread first, so the row is written once, with it.
         let thread = crate::threads::assign(conn, id, &meta.headers)?;
         conn.prepare_cached(
-            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id, envelope_bin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             id,
@@ -309,7 +312,8 @@ impl Tx<'_> {
             meta.sent_date,
             meta.envelope_json,
             meta.structure_json,
-            thread
+            thread,
+            meta.envelope_bin
         ])?;
         conn.prepare_cached("INSERT INTO message_raw(id, raw) VALUES (?1, ?2)")?
             .execute(params![id, raw])?;

@@ -91,7 +91,10 @@ impl Tx<'_> {
                 FlagOp::Replace => {}
             }
         }
-        let mut out = StoreOutcome::default();
+        let mut out = StoreOutcome {
+            prior_modseq: Some(mb.highestmodseq),
+            ..StoreOutcome::default()
+        };
         let mut modseq: Option<u64> = None;
         for uid in sorted(uids) {
             let Some((_, cur)) = self.entry(mailbox, uid)? else {
@@ -138,7 +141,10 @@ impl Tx<'_> {
         bits: u8,
         add: bool,
     ) -> Result<StoreOutcome> {
-        let mut out = StoreOutcome::default();
+        let mut out = StoreOutcome {
+            prior_modseq: Some(mb.highestmodseq),
+            ..StoreOutcome::default()
+        };
         if bits == 0 {
             return Ok(out);
         }

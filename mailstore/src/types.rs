@@ -258,6 +258,12 @@ pub struct StoreOutcome {
     pub updated: Vec<Entry>,
     /// UIDs refused because their modseq exceeded UNCHANGEDSINCE (RFC 7162 §3.1.3).
     pub failed_modified: Vec<Uid>,
+    /// The mailbox's HIGHESTMODSEQ just before this STORE, when every
+    /// entry it changed took the one modseq after it (SQLite): a view
+    /// that was at this modseq has then seen every change up to the
+    /// STORE's own (`None`: not known).
+    #[serde(default)]
+    pub prior_modseq: Option<u64>,
 }
 
 /// Result of COPY/MOVE (RFC 4315 COPYUID data).

@@ -5,7 +5,9 @@
 //! become [`Seg::Raw`] ranges that the pump in `fetch.rs` reads in chunks.
 
 use crate::command::{FetchAtt, SectionText};
-use crate::response::{fetch_close, fetch_open, flags_value, literal_header, uidfetch_open, Value};
+use crate::response::{
+    fetch_close, fetch_open, flags_value, literal_header, push_num, uidfetch_open, Value,
+};
 use crate::structure::{body, envelope, envelope_into, find_part};
 use crate::view::selection::{flag_atoms, write_flags};
 use mailstore::{
@@ -332,18 +334,27 @@ fn write_meta_att(
 ) {
     use std::io::Write;
     let _ = match att {
-        FetchAtt::Uid => write!(out, "UID {}", meta.uid),
+        FetchAtt::Uid => {
+            out.extend_from_slice(b"UID ");
+            push_num(out, u64::from(meta.uid));
+            Ok(())
+        }
         FetchAtt::Flags => {
             out.extend_from_slice(b"FLAGS ");
             write_flags(out, &meta.flags, item.recent);
             Ok(())
         }
-        FetchAtt::InternalDate => write!(
-            out,
-            "INTERNALDATE \"{}\"",
-            internal_date(meta.internal_date)
-        ),
-        FetchAtt::Rfc822Size => write!(out, "RFC822.SIZE {}", meta.size),
+        FetchAtt::InternalDate => {
+            out.extend_from_slice(b"INTERNALDATE \"");
+            internal_date_into(meta.internal_date, out);
+            out.push(b'"');
+            Ok(())
+        }
+        FetchAtt::Rfc822Size => {
+            out.extend_from_slice(b"RFC822.SIZE ");
+            push_num(out, meta.size);
+            Ok(())
+        }
         FetchAtt::ModSeq => write!(out, "MODSEQ ({})", meta.modseq),
         FetchAtt::Envelope => {
             out.extend_from_slice(b"ENVELOPE ");
@@ -616,6 +627,34 @@ pub fn filter_header(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
     out
 }
 
+/// [`internal_date`] onto `out` (no `String` per message of a metadata
+/// FETCH), years outside 0..=9999 as `internal_date` writes them.
+pub fn internal_date_into(unix: i64, out: &mut Vec<u8>) {
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = mailstore::date::civil_from_days(unix.div_euclid(86_400));
+    if !(0..=9999).contains(&y) {
+        out.extend_from_slice(internal_date(unix).as_bytes());
+        return;
+    }
+    let two = |out: &mut Vec<u8>, v: i64| {
+        out.push(b'0' + (v / 10 % 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    two(out, i64::from(d));
+    out.push(b'-');
+    out.extend_from_slice(mailstore::date::MONTHS[(m - 1) as usize].as_bytes());
+    out.push(b'-');
+    two(out, y / 100);
+    two(out, y % 100);
+    out.push(b' ');
+    two(out, secs / 3600);
+    out.push(b':');
+    two(out, secs % 3600 / 60);
+    out.push(b':');
+    two(out, secs % 60);
+    out.extend_from_slice(b" +0000");
+}
+
 /// INTERNALDATE as `dd-Mon-yyyy hh:mm:ss +0000`.
 pub fn internal_date(unix: i64) -> String {
     let secs = unix.rem_euclid(86_400);
@@ -812,6 +851,19 @@ mod tests {
     #[test]
     fn internal_dates_format_like_rfc_3501() {
         assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
+        for t in [
+            0,
+            1_700_000_000,
+            -1,
+            -86_400 * 365 * 3000,
+            253_402_300_799,
+            253_402_300_800,
+            i64::from(i32::MAX) * 40,
+        ] {
+            let mut out = Vec::new();
+            internal_date_into(t, &mut out);
+            assert_eq!(String::from_utf8_lossy(&out), internal_date(t), "{t}");
+        }
         assert_eq!(internal_date(1_700_000_000), "14-Nov-2023 22:13:20 +0000");
         assert_eq!(
             internal_date(mailstore::date::days_from_civil(2024, 2, 29) * 86_400 + 3661),

@@ -6,14 +6,13 @@
 
 use crate::command::{Flag, SequenceSet, StoreMode};
 use crate::response::{compact_set, continuation, Code, Status, StatusLine};
-use crate::response::{fetch_close, fetch_open, uidfetch_open};
+use crate::response::{fetch_close, fetch_open, push_num, uidfetch_open};
 use crate::session::{in_selected, or_no, Conn, Done, ImapSession, Mode};
 use crate::view::selection::{write_flags, Selection};
 use mailstore::{
     CopyOutcome, Entry, FlagOp, Flags, MailboxId, Reader, StoreOutcome, SystemFlag, Uid, User,
 };
 use netloop::{Io, Step};
-use std::io::Write;
 
 /// Convert flags from the wire to the store's form. `\Recent` cannot be
 /// set by clients (§2.3.2) and unknown `\` flags are refused.
@@ -110,6 +109,14 @@ pub(crate) fn store(
         or_no(
             &tag.clone(),
             in_selected(move |cx, sel, io, outcome: StoreOutcome| {
+                // All of the STORE's changes took one modseq (the store
+                // says which was before it).
+                if let (Some(prior), Some(m)) = (
+                    outcome.prior_modseq,
+                    outcome.updated.iter().map(|e| e.modseq).max(),
+                ) {
+                    sel.own_store(prior, m);
+                }
                 let reply = StoreReply {
                     tag,
                     uid,
@@ -246,12 +253,16 @@ fn store_reply(
         // Under QRESYNC, STORE's FETCH responses carry the UID (RFC 7162
         // §3.2.4; as Dovecot, not for CONDSTORE alone), as in UID STORE.
         if r.uid || cx.qresync {
-            let _ = write!(out, "UID {u} ");
+            out.extend_from_slice(b"UID ");
+            push_num(out, u64::from(u));
+            out.push(b' ');
         }
         out.extend_from_slice(b"FLAGS ");
         write_flags(out, &e.flags, sel.is_recent(u));
         if condstore {
-            let _ = write!(out, " MODSEQ ({})", e.modseq);
+            out.extend_from_slice(b" MODSEQ (");
+            push_num(out, e.modseq);
+            out.push(b')');
         }
         fetch_close(out);
     }

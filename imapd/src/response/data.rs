@@ -305,13 +305,33 @@ impl Data<'_> {
 
 /// The start of a streamed FETCH response: `* seq FETCH (`.
 pub fn fetch_open(out: &mut Vec<u8>, seq: u32) {
-    let _ = write!(Buf(out), "* {seq} FETCH (");
+    out.extend_from_slice(b"* ");
+    push_num(out, u64::from(seq));
+    out.extend_from_slice(b" FETCH (");
+}
+
+/// `n` in decimal onto `out` (the numbers of every response of a FETCH
+/// or STORE over a whole mailbox, without the formatting machinery).
+pub fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// The start of a streamed UIDFETCH response (UIDONLY, RFC 9586 §3.3):
 /// `* uid UIDFETCH (`.
 pub fn uidfetch_open(out: &mut Vec<u8>, uid: u32) {
-    let _ = write!(Buf(out), "* {uid} UIDFETCH (");
+    out.extend_from_slice(b"* ");
+    push_num(out, u64::from(uid));
+    out.extend_from_slice(b" UIDFETCH (");
 }
 
 /// The end of a streamed FETCH response: `)` CRLF.
@@ -322,6 +342,19 @@ pub fn fetch_close(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 1, 9, 10, 99, 100, 4_294_967_295, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_num(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+        let mut out = Vec::new();
+        fetch_open(&mut out, 42);
+        uidfetch_open(&mut out, 7);
+        assert_eq!(out, b"* 42 FETCH (* 7 UIDFETCH (");
+    }
 
     fn enc(d: &Data<'_>) -> String {
         let mut out = Vec::new();

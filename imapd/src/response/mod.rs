@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 mod data;
 mod thread;
-pub use data::{fetch_close, fetch_open, uidfetch_open, Data, DELIMITER};
+pub use data::{fetch_close, fetch_open, push_num, uidfetch_open, Data, DELIMITER};
 pub use thread::{ThreadNode, Threads};
 mod esearch;
 pub use esearch::{ESearch, ReturnData};

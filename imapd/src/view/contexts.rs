@@ -233,6 +233,11 @@ impl SearchState {
         self.contexts.len() != before
     }
 
+    /// Any UPDATE context to keep (RFC 5267 §4.2)?
+    pub fn has_contexts(&self) -> bool {
+        !self.contexts.is_empty()
+    }
+
     /// The queries to re-evaluate on a sync's store read; `None` without
     /// contexts (the read then does nothing more).
     pub fn probe(&self) -> Option<Probe> {

@@ -103,6 +103,68 @@ fn store_replies_carry_current_flags_of_unchanged_messages() {
     }
 }
 
+/// A session's own STORE moves its view past the STORE's modseq only when
+/// nothing else changed before it (issue 21: the sync after a STORE of a
+/// whole mailbox then reads nothing back): another session's changes just
+/// before and just after it are still reported, once, with their MODSEQ,
+/// and the STORE's own never again.
+#[test]
+fn own_store_between_other_sessions_changes_reports_each_once() {
+    let s = TestServer::start();
+    let bob = s.add_user("bob@localhost");
+    for i in 0..4 {
+        s.deliver(bob, &simple(&format!("m{i}"), "x"));
+    }
+    let mut a = s.login("bob@localhost");
+    let mut b = s.login("bob@localhost");
+    a.ok("SELECT INBOX (CONDSTORE)");
+    b.ok("SELECT INBOX");
+    // B's change before A's STORE, to a message the STORE does not
+    // change: A's view must not skip past it.
+    b.ok("STORE 4 +FLAGS.SILENT (\\Seen)");
+    let r = a.ok("STORE 1:3 +FLAGS (\\Flagged)");
+    let f = fetches(&r);
+    assert_eq!(f.len(), 4, "{r:?}");
+    let m = modseq_of(f[0]);
+    assert!(f[..3].iter().all(|l| modseq_of(l) == m), "{r:?}");
+    assert!(
+        f[3].starts_with("* 4 FETCH (UID 4 FLAGS (\\Seen \\Recent) MODSEQ ("),
+        "{r:?}"
+    );
+    assert!(modseq_of(f[3]) < m);
+    assert!(fetches(&a.ok("NOOP")).is_empty());
+    // A change by B after it: reported to A once.
+    b.ok("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    let r = a.ok("NOOP");
+    let f = fetches(&r);
+    assert_eq!(f.len(), 1, "{r:?}");
+    assert!(
+        f[0].starts_with("* 3 FETCH (UID 3 FLAGS (\\Flagged \\Deleted \\Recent) MODSEQ ("),
+        "{r:?}"
+    );
+    assert!(modseq_of(f[0]) > m);
+    // A, in step now, stores again: its view moves past its own STORE;
+    // B hears of it, and B's next change still reaches A.
+    let r = a.ok("STORE 1:* -FLAGS (\\Flagged)");
+    assert_eq!(fetches(&r).len(), 4, "{r:?}");
+    assert!(fetches(&a.ok("NOOP")).is_empty());
+    let r = b.ok("NOOP");
+    assert_eq!(fetches(&r).len(), 3, "{r:?}");
+    b.ok("STORE 4 +FLAGS.SILENT (\\Answered)");
+    let r = a.ok("NOOP");
+    let f = fetches(&r);
+    assert_eq!(f.len(), 1, "{r:?}");
+    assert!(
+        f[0].starts_with("* 4 FETCH (UID 4 FLAGS (\\Seen \\Answered \\Recent) MODSEQ ("),
+        "{r:?}"
+    );
+    assert!(fetches(&a.ok("NOOP")).is_empty());
+    // The HIGHESTMODSEQ A reports is the mailbox's.
+    let r = a.ok("STATUS INBOX (HIGHESTMODSEQ)");
+    let r2 = b.ok("STATUS INBOX (HIGHESTMODSEQ)");
+    assert_eq!(r[0], r2[0]);
+}
+
 #[test]
 fn recent_stays_with_the_session_that_saw_each_arrival_first() {
     let (s, bob, mut a, mut b) = two_sessions(1);

@@ -260,43 +260,153 @@ fn each_message_gives_the_asked_uids_with_their_envelopes() {
                 .map(|m| (m.uid, m.envelope))
                 .collect()
         };
-        let u = uids.clone();
-        let got = s
-            .read_sync(move |r| {
-                let mut got = Vec::new();
-                r.each_message(mb, &u, |m, e| {
-                    let addrs = |v: &[mailstore::AddressRef<'_>]| -> Vec<mailstore::Address> {
-                        v.iter()
-                            .map(|a| mailstore::Address {
-                                name: a.name.as_deref().map(Into::into),
-                                adl: a.adl.as_deref().map(Into::into),
-                                local: a.local.as_deref().map(Into::into),
-                                host: a.host.as_deref().map(Into::into),
-                            })
-                            .collect()
-                    };
-                    let s = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(Into::into);
-                    got.push((
-                        m.uid,
-                        mailstore::Envelope {
-                            date: s(&e.date),
-                            subject: s(&e.subject),
-                            from: addrs(&e.from),
-                            sender: addrs(&e.sender),
-                            reply_to: addrs(&e.reply_to),
-                            to: addrs(&e.to),
-                            cc: addrs(&e.cc),
-                            bcc: addrs(&e.bcc),
-                            in_reply_to: s(&e.in_reply_to),
-                            message_id: s(&e.message_id),
-                        },
-                    ));
-                    Ok(())
-                })?;
-                Ok(got)
-            })
-            .unwrap();
+        let got = each_message_envelopes(&s, mb, &uids).unwrap();
         assert_eq!(got, want, "{uids:?}");
         assert!(got.iter().all(|(u, _)| uids.contains(u)));
     }
+}
+
+/// The envelopes `each_message` hands over for `uids`, owned.
+fn each_message_envelopes(
+    s: &mailstore::Store,
+    mb: mailstore::MailboxId,
+    uids: &[u32],
+) -> mailstore::Result<Vec<(u32, mailstore::Envelope)>> {
+    let u = uids.to_vec();
+    s.read_sync(move |r| {
+        let mut got = Vec::new();
+        r.each_message(mb, &u, |m, e| {
+            let addrs = |v: &[mailstore::AddressRef<'_>]| -> Vec<mailstore::Address> {
+                v.iter()
+                    .map(|a| mailstore::Address {
+                        name: a.name.as_deref().map(Into::into),
+                        adl: a.adl.as_deref().map(Into::into),
+                        local: a.local.as_deref().map(Into::into),
+                        host: a.host.as_deref().map(Into::into),
+                    })
+                    .collect()
+            };
+            let s = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(Into::into);
+            got.push((
+                m.uid,
+                mailstore::Envelope {
+                    date: s(&e.date),
+                    subject: s(&e.subject),
+                    from: addrs(&e.from),
+                    sender: addrs(&e.sender),
+                    reply_to: addrs(&e.reply_to),
+                    to: addrs(&e.to),
+                    cc: addrs(&e.cc),
+                    bcc: addrs(&e.bcc),
+                    in_reply_to: s(&e.in_reply_to),
+                    message_id: s(&e.message_id),
+                },
+            ));
+            Ok(())
+        })?;
+        Ok(got)
+    })
+}
+
+/// Envelopes whose fields are hard to carry: groups, a source route,
+/// quotes and backslashes, 8-bit text, empty and missing fields.
+const ENVELOPES: &[&str] = &[
+    "Date: Mon, 7 Dec 2026 05:00:00 +0000\r\nFrom: \"A \\\"B\\\"\" <a@example.org>\r\n\
+     To: group: x@y.test, <@relay,@r2:z@w.test>;, plain@example.net\r\n\
+     Cc: \"\" <c@d>\r\nSubject: caf\u{e9} =?UTF-8?Q?caf=C3=A9?= \\ end\r\n\
+     In-Reply-To: <p@example.org>\r\nMessage-ID: <m1@example.org>\r\n\r\nbody\r\n",
+    "Subject:\r\nSender: s@example.org\r\nReply-To: r@example.org\r\nBcc: b@example.org\r\n\r\nx\r\n",
+    "\r\nno header at all\r\n",
+];
+
+/// Schema v20's binary envelope gives `each_message` the envelopes the
+/// JSON holds: for mail delivered now, for rows without one (read from
+/// the JSON), and for a file of v19 whose rows the migration converts.
+/// A damaged one is an error, not a panic.
+#[test]
+fn binary_envelopes_read_as_the_json_and_are_made_for_older_files() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("m.db");
+    let uids: Vec<u32> = (1..=7).collect();
+    let json_envelopes = |s: &mailstore::Store, mb| -> Vec<(u32, mailstore::Envelope)> {
+        let u = uids.clone();
+        s.read_sync(move |r| r.messages(mb, &u))
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.uid, m.envelope))
+            .collect()
+    };
+    let sql = |q: &str| {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(q).unwrap();
+    };
+    let count = |q: &str| -> i64 {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row(q, [], |r| r.get(0)).unwrap()
+    };
+    let (a, mb) = {
+        let s = mailstore::Store::open(&db).unwrap();
+        let a = user(&s, "a@x");
+        for m in ENVELOPES {
+            deliver(&s, m.as_bytes().to_vec(), &[a]);
+        }
+        for i in 0..4 {
+            deliver(&s, simple(&format!("plain {i}"), "x"), &[a]);
+        }
+        let mb = s
+            .read_sync(move |r| r.mailbox(a, "INBOX"))
+            .unwrap()
+            .unwrap()
+            .id;
+        let want = json_envelopes(&s, mb);
+        assert_eq!(want.len(), 7);
+        assert_eq!(want[0].1.to.len(), 5, "{:?}", want[0].1.to);
+        assert_eq!(each_message_envelopes(&s, mb, &uids).unwrap(), want);
+        assert_eq!(
+            each_message_envelopes(&s, mb, &[1, 7]).unwrap(),
+            [want[0].clone(), want[6].clone()]
+        );
+        s.shutdown();
+        (a, mb)
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM messages WHERE envelope_bin IS NULL"),
+        0
+    );
+
+    // Rows without a binary envelope are read from the JSON.
+    sql("UPDATE messages SET envelope_bin = NULL WHERE id % 2 = 0");
+    {
+        let s = mailstore::Store::open(&db).unwrap();
+        assert_eq!(
+            each_message_envelopes(&s, mb, &uids).unwrap(),
+            json_envelopes(&s, mb)
+        );
+        s.shutdown();
+    }
+
+    // A file of v19: the migration makes the column and fills it.
+    sql("ALTER TABLE messages DROP COLUMN envelope_bin; PRAGMA user_version = 19;");
+    {
+        let s = mailstore::Store::open(&db).unwrap();
+        let want = json_envelopes(&s, mb);
+        assert_eq!(each_message_envelopes(&s, mb, &uids).unwrap(), want);
+        // Mail after the migration too.
+        deliver(&s, ENVELOPES[0].as_bytes().to_vec(), &[a]);
+        let got = each_message_envelopes(&s, mb, &[8]).unwrap();
+        assert_eq!(got[0].1, want[0].1);
+        s.shutdown();
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM messages WHERE envelope_bin IS NULL"),
+        0
+    );
+    assert_eq!(count("PRAGMA user_version"), mailstore::SCHEMA_VERSION);
+
+    // A damaged one is refused as corrupt.
+    sql("UPDATE messages SET envelope_bin = x'01ff' WHERE id = 3");
+    let s = mailstore::Store::open(&db).unwrap();
+    let err = each_message_envelopes(&s, mb, &uids).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert_eq!(each_message_envelopes(&s, mb, &[1, 2]).unwrap().len(), 2);
 }

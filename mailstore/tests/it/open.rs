@@ -63,9 +63,10 @@ fn closed_store_with_user() -> (tempfile::TempDir, mailstore::UserId) {
 /// tombstones) and v9 (save dates) added, undone to make a file look
 /// older (with v6 to v8's outbound queue and DKIM tables).
 /// Take a current file back to version 11 (threads, schema v12).
-/// Take a current file back to version 13 (queue leases, schema v15;
-/// header index, schema v14).
-pub(crate) const UNDO_V14: &str = "ALTER TABLE outq_rcpt DROP COLUMN lease_owner;
+/// Take a current file back to version 13 (binary envelopes, schema v20;
+/// queue leases, schema v15; header index, schema v14).
+pub(crate) const UNDO_V14: &str = "ALTER TABLE messages DROP COLUMN envelope_bin;
+    ALTER TABLE outq_rcpt DROP COLUMN lease_owner;
     ALTER TABLE outq_rcpt DROP COLUMN lease_until; DROP TRIGGER entries_header_index_add;
     DROP TRIGGER entries_header_index_del; DROP TABLE header_index;";
 
@@ -279,8 +280,8 @@ fn file_is_in_wal_mode_at_current_schema_version() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        v, 19,
-        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids, v11 aliases and Sieve, v12 threads, v13 quotas, v14 the header index, v15 queue leases, v16 to v19 nothing on SQLite (PostgreSQL's trigram index, then over the body's words, then the queue NOTIFY, then its message side tables without foreign keys and lz4)"
+        v, 20,
+        "v6 added the outbound queue, v7 DKIM keys, v8 outq_body, v9 save dates, v10 message ids, v11 aliases and Sieve, v12 threads, v13 quotas, v14 the header index, v15 queue leases, v16 to v19 nothing on SQLite (PostgreSQL's trigram index, then over the body's words, then the queue NOTIFY, then its message side tables without foreign keys and lz4), v20 binary envelopes"
     );
     let saved: i64 = c
         .query_row(

@@ -344,9 +344,13 @@ fn crossed(one_by_one: bool) {
         }
         stored.sort_unstable();
         assert_eq!(stored.len(), expected.len());
+        let missing: Vec<_> = expected.iter().filter(|e| !stored.contains(e)).collect();
+        let extra: Vec<_> = stored.iter().filter(|e| !expected.contains(e)).collect();
         assert!(
             stored == expected,
-            "stored entries differ from those acknowledged"
+            "stored entries differ from those acknowledged: acknowledged, not stored {:?}; stored, not acknowledged {:?}",
+            &missing[..missing.len().min(20)],
+            &extra[..extra.len().min(20)]
         );
         let messages = s.read_sync(|r| r.stored_messages()).unwrap();
         let want = if one_by_one {
