@@ -149,12 +149,14 @@ fn stopped_server(pg: &PgCluster, url: &str) {
         b"pw\n",
     );
     assert!(out.status.success(), "{out:?}");
-    let (mut child, line, _, log) = testkit::server::minimail_up_logged(
+    let (child, line, _, log) = testkit::server::minimail_up_logged(
         BIN,
         Path::new(url),
         &["--no-outbound"],
         &[("MINIMAIL_PG_TIMEOUT", BOUND), ("RUST_LOG", "warn")],
     );
+    // Stopped however the test ends (a failed assertion included).
+    let mut child = testkit::process::KillOnDrop(child);
     let smtp = testkit::server::addr_of(&line, "smtp");
     assert_eq!(send(&smtp, "before"), "ok");
     // An imaplib session logged in and in INBOX before the stop; it
@@ -210,7 +212,10 @@ fn stopped_server(pg: &PgCluster, url: &str) {
         t.elapsed()
     );
     assert_eq!(answer, "ok", "{}", log.lock().unwrap());
-    assert!(child.try_wait().unwrap().is_none(), "the front end exited");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the front end exited"
+    );
     // The same IMAP session stores again.
     let mut tries = 0;
     let answer = loop {
@@ -244,8 +249,7 @@ fn stopped_server(pg: &PgCluster, url: &str) {
             })
             .collect();
     assert_eq!(subjects, ["before", "after"]);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]

@@ -154,8 +154,19 @@ fn listen_loop(url: &str, channel: &str, stop: &AtomicBool, wake: &dyn Fn()) {
     let mut backoff = MIN_BACKOFF;
     let mut failing = false;
     while !stop.load(Ordering::SeqCst) {
+        // The LISTEN and the probes are bounded as a statement is
+        // (watch.rs).
+        let mut watch = None;
         let mut client = match open_client(url).and_then(|mut c| {
-            c.batch_execute(&format!("LISTEN {channel}"))?;
+            watch = super::watch::Watch::of(&mut c);
+            if let Some(w) = &watch {
+                w.waiting(true);
+            }
+            let r = c.batch_execute(&format!("LISTEN {channel}"));
+            if let Some(w) = &watch {
+                w.waiting(false);
+            }
+            r?;
             Ok(c)
         }) {
             Ok(c) => c,
@@ -179,8 +190,6 @@ fn listen_loop(url: &str, channel: &str, stop: &AtomicBool, wake: &dyn Fn()) {
             failing = false;
         }
         backoff = MIN_BACKOFF;
-        // Its probe is bounded as a statement is (watch.rs).
-        let watch = super::watch::Watch::of(&mut client);
         // Whatever committed while nobody listened.
         wake();
         let mut quiet_since = Instant::now();

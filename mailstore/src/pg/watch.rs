@@ -13,11 +13,16 @@
 //!   ([`super::is_gone`]: `StoreError::Unavailable`, answered `451 4.3.0`
 //!   / `NO [UNAVAILABLE]`) and the next job connects again.
 //!
-//! The socket is found once per connection: the server tells the client's
-//! address and port (`inet_client_addr()`, `inet_client_port()`), and the
-//! process's socket with that local address and the server's as peer is
-//! it (Linux `/proc/self/fd`). Through NAT, or over a Unix socket, none
-//! matches: that connection is not watched (logged once).
+//! The socket is found once per connection, without a statement (one
+//! would not be bounded yet): the one TCP socket to the configured host
+//! and port that appeared in this process (Linux `/proc/self/fd`) while
+//! the connection was made is it; connects are made one at a time, so no
+//! other appears meanwhile (see [`connect`]). This holds through NAT and
+//! poolers (PgBouncer, which may answer the start-up itself while the
+//! server behind it is stopped). Failing that, the server tells the
+//! client's address and port (`inet_client_addr()`, `inet_client_port()`)
+//! and the socket with those ends is it. Over a Unix socket, or behind
+//! NAT when neither works, the connection is not watched (logged once).
 //!
 //! [`bound`]: `MINIMAIL_PG_TIMEOUT` seconds (1 to 3600), else 30.
 
@@ -58,8 +63,53 @@ pub(crate) enum Connect {
 
 static HUNG: AtomicUsize = AtomicUsize::new(0);
 
+/// Held while a connection is made (and the sockets looked at before and
+/// after), so that the socket that appeared is that connection's.
+static CONNECTING: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// The sockets (local, peer) to the configured endpoint that appeared
+    /// while this thread's last connection was made: [`Watch::of`]'s
+    /// answer when the server's view of the connection is not ours.
+    static FRESH: std::cell::RefCell<Vec<(SocketAddr, SocketAddr)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The addresses `config` connects to over TCP (host names resolved).
+fn endpoints(config: &postgres::Config) -> Vec<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let ports = config.get_ports();
+    let mut out = Vec::new();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let port = match ports.len() {
+            0 => 5432,
+            1 => ports[0],
+            _ => ports.get(i).copied().unwrap_or(5432),
+        };
+        if let postgres::config::Host::Tcp(name) = host {
+            if let Ok(addrs) = (name.as_str(), port).to_socket_addrs() {
+                out.extend(addrs);
+            }
+        }
+    }
+    out
+}
+
+/// This process's TCP sockets whose peer is one of `to`.
+fn sockets_to(to: &[SocketAddr]) -> Vec<(SocketAddr, SocketAddr)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(ends)
+        .filter(|(_, p)| to.iter().any(|t| same(*p, *t)))
+        .collect()
+}
+
 /// `config.connect(NoTls)`, waited for [`bound`] at most.
 pub(crate) fn connect(config: postgres::Config, url: &str) -> Result<Client, Connect> {
+    FRESH.with(|f| f.borrow_mut().clear());
     let limit = bound();
     let what = || {
         format!(
@@ -75,13 +125,24 @@ pub(crate) fn connect(config: postgres::Config, url: &str) -> Result<Client, Con
     let spawned = std::thread::Builder::new()
         .name("pg-connect".into())
         .spawn(move || {
-            let _ = tx.send(config.connect(NoTls));
+            let to = endpoints(&config);
+            let _one = CONNECTING.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = sockets_to(&to);
+            let r = config.connect(NoTls);
+            let fresh: Vec<_> = sockets_to(&to)
+                .into_iter()
+                .filter(|s| !before.contains(s))
+                .collect();
+            let _ = tx.send((r, fresh));
         });
     if spawned.is_err() {
         return Err(Connect::NoAnswer("cannot start a connect thread".into()));
     }
     match rx.recv_timeout(limit) {
-        Ok(r) => r.map_err(Connect::Failed),
+        Ok((r, fresh)) => {
+            FRESH.with(|f| *f.borrow_mut() = fresh);
+            r.map_err(Connect::Failed)
+        }
         Err(_) => {
             // Counted while it hangs; a late connection is dropped.
             HUNG.fetch_add(1, Ordering::SeqCst);
@@ -128,24 +189,14 @@ impl Watch {
     /// Find `client`'s socket and watch it; `None` when it cannot be
     /// found (not TCP, NAT) or asked for.
     pub(crate) fn of(client: &mut Client) -> Option<Arc<Watch>> {
-        let rows = client
-            .simple_query(
-                "SELECT host(inet_client_addr()), inet_client_port()::text, \
-                 host(inet_server_addr()), inet_server_port()::text",
-            )
-            .ok()?;
-        let row = rows.iter().find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => Some(r),
-            _ => None,
-        })?;
-        let addr = |i: usize, j: usize| -> Option<SocketAddr> {
-            let ip: IpAddr = row.get(i)?.parse().ok()?;
-            let port: u16 = row.get(j)?.parse().ok()?;
-            Some(SocketAddr::new(ip, port))
-        };
-        let (local, peer) = match (addr(0, 1), addr(2, 3)) {
-            (Some(l), Some(p)) => (l, p),
-            _ => return None,
+        // The one socket that appeared while connecting is it: no
+        // statement is needed (one would not be bounded yet, and a pooler
+        // may have answered the start-up itself with the server behind it
+        // stopped).
+        let fresh = FRESH.with(|f| std::mem::take(&mut *f.borrow_mut()));
+        let (local, peer) = match fresh.as_slice() {
+            [one] => *one,
+            _ => Self::server_view(client)?,
         };
         let Some(fd) = find_socket(local, peer) else {
             static SAID: std::sync::Once = std::sync::Once::new();
@@ -168,6 +219,30 @@ impl Watch {
         list.retain(|w| w.strong_count() > 0);
         list.push(Arc::downgrade(&w));
         Some(w)
+    }
+}
+
+impl Watch {
+    /// The connection's ends as the server sees them (client address and
+    /// port, server address and port): ours unless NAT or a pooler is
+    /// between.
+    fn server_view(client: &mut Client) -> Option<(SocketAddr, SocketAddr)> {
+        let rows = client
+            .simple_query(
+                "SELECT host(inet_client_addr()), inet_client_port()::text, \
+                 host(inet_server_addr()), inet_server_port()::text",
+            )
+            .ok()?;
+        let row = rows.iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })?;
+        let addr = |i: usize, j: usize| -> Option<SocketAddr> {
+            let ip: IpAddr = row.get(i)?.parse().ok()?;
+            let port: u16 = row.get(j)?.parse().ok()?;
+            Some(SocketAddr::new(ip, port))
+        };
+        Some((addr(0, 1)?, addr(2, 3)?))
     }
 }
 
