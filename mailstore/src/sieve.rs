@@ -180,14 +180,13 @@ impl Tx<'_> {
     /// Those of `users` who have an active script, read inside this
     /// transaction (so exact for the delivery it runs with): a delivery
     /// for none of them needs no Sieve planning. One primary-key range
-    /// lookup per user. On PostgreSQL every user is returned (the caller
-    /// then plans, as it would without this check).
+    /// lookup per user (on PostgreSQL one statement for all of them).
     ///
     /// # Errors
     /// Database errors.
     pub fn users_with_active_script(&self, users: &[UserId]) -> Result<Vec<UserId>> {
-        if self.pg.is_some() {
-            return Ok(users.to_vec());
+        if let Some(pg) = self.pg {
+            return pg.users_with_active_script(users);
         }
         let mut st = self.conn().prepare_cached(
             "SELECT EXISTS(SELECT 1 FROM sieve_scripts WHERE user_id = ?1 AND active = 1)",

@@ -645,14 +645,15 @@ impl WriteJob {
 /// Deliver local mail under a Sieve filter. Planning runs the users'
 /// scripts on a store reader thread before the commit; a user without an
 /// active script gets the plan "keep in INBOX", which is exactly plain
-/// delivery. So on SQLite a delivery first goes straight to the writer,
+/// delivery. So a delivery first goes straight to the writer,
 /// whose job checks, inside its own transaction, whether any recipient
 /// has an active script: if none does it delivers (one thread hop fewer:
 /// loop -> writer instead of loop -> reader -> writer); if one does the
 /// job writes nothing and hands the message back to be planned, and the
 /// recipients are remembered ([`crate::recipients::SieveUsers`]) so their
-/// later mail is planned first, as before. On PostgreSQL mail is always
-/// planned first.
+/// later mail is planned first, as before. On PostgreSQL the check is one
+/// statement in the writer's batch, where planning first was a read
+/// transaction of four round trips per delivery.
 fn route(
     shared: &crate::service::Shared,
     store: &mailstore::Store,
@@ -661,7 +662,7 @@ fn route(
     job: WriteJob,
     completer: netloop::Completer<SmtpDone>,
 ) {
-    if store.is_postgres() || shared.sieve_users.any(&job.users) {
+    if shared.sieve_users.any(&job.users) {
         return plan(
             shared.sieve_users.clone(),
             store,

@@ -6,10 +6,9 @@
 //! takes it, the transaction is answered `550 5.7.1` with the reason and
 //! nothing is stored; a reject beside other recipients becomes a DSN to
 //! the sender. A plan that cannot be made (a store error) falls back to
-//! plain INBOX delivery: a script never costs a message. (On SQLite,
-//! mail for users without an active script is not planned at all: the
-//! commit checks for one in its own transaction; see `deliver.rs`'s
-//! `route`.)
+//! plain INBOX delivery: a script never costs a message. (Mail for users
+//! without an active script is not planned at all: the commit checks for
+//! one in its own transaction; see `deliver.rs`'s `route`.)
 
 use mailsieve::{Delivery, Filter, Plan};
 use mailstore::{PreparedMessage, Store, UserId};

@@ -152,6 +152,24 @@ impl PgConn {
             .map(|r| (r.get(0), r.get(1))))
     }
 
+    /// Those of `users` with an active script, in one statement (the
+    /// writer's check before a delivery: see `Tx::users_with_active_script`).
+    pub(crate) fn users_with_active_script(&self, users: &[UserId]) -> Result<Vec<UserId>> {
+        let rows = self.rows(
+            "SELECT DISTINCT user_id FROM sieve_scripts WHERE user_id = ANY($1) AND active = 1",
+            &[&users],
+        )?;
+        let found: Vec<UserId> = rows.iter().map(|r| r.get(0)).collect();
+        // In the callers' order, each once.
+        let mut out = Vec::with_capacity(found.len());
+        for &u in users {
+            if found.contains(&u) && !out.contains(&u) {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn sieve_id_seen(&self, user: UserId, id: &str) -> Result<bool> {
         let id = cut(id).replace('\0', "");
         Ok(self

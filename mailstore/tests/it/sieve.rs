@@ -56,6 +56,36 @@ fn one_script_is_active_and_cannot_be_deleted() {
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
 }
 
+/// The writer's check before a delivery: exactly the users with an
+/// active script, each once, in the order asked; a script that exists but
+/// is not active does not count, and deactivating one is seen at once.
+#[test]
+fn users_with_active_script_names_exactly_those() {
+    let (_d, s) = crate::util::store();
+    let a = crate::util::user(&s, "a@example.org");
+    let b = crate::util::user(&s, "b@example.org");
+    let c = crate::util::user(&s, "c@example.org");
+    s.write_sync(move |tx| {
+        tx.put_sieve_script(a, "x", b"keep;")?;
+        tx.put_sieve_script(b, "y", b"keep;")?;
+        tx.put_sieve_script(c, "z", b"keep;")?;
+        tx.activate_sieve_script(c, Some("z"))?;
+        tx.activate_sieve_script(a, Some("x"))
+    })
+    .unwrap();
+    let ask = |users: Vec<i64>| {
+        s.write_sync(move |tx| tx.users_with_active_script(&users))
+            .unwrap()
+    };
+    assert_eq!(ask(vec![a, b, c]), [a, c]);
+    assert_eq!(ask(vec![c, c, b, a, 999_999]), [c, a]);
+    assert_eq!(ask(vec![b]), Vec::<i64>::new());
+    assert_eq!(ask(vec![]), Vec::<i64>::new());
+    s.write_sync(move |tx| tx.activate_sieve_script(c, None))
+        .unwrap();
+    assert_eq!(ask(vec![a, b, c]), [a]);
+}
+
 #[test]
 fn script_size_and_names_are_bounded() {
     let (_d, s) = crate::util::store();
