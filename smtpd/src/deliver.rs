@@ -675,14 +675,15 @@ fn route(
     let store2 = store.clone();
     let hint = shared.sieve_users.clone();
     let replan = completer.clone();
-    store.write(
+    // Rerunnable, as `WriteJob::write` (each run gets its own copy).
+    store.write_rerunnable(
         move |tx| {
             let scripted = tx.users_with_active_script(&job.users)?;
             if !scripted.is_empty() {
                 // Nothing written: planned first, then committed.
-                return Ok(Some(Box::new((msg, job, scripted))));
+                return Ok(Some(Box::new((msg.clone(), job.clone(), scripted))));
             }
-            job.run(tx, &msg, None).map(|()| None)
+            job.clone().run(tx, &msg, None).map(|()| None)
         },
         move |result| match result {
             Ok(None) => completer.complete(SmtpDone::Committed(Ok(()))),
