@@ -182,6 +182,12 @@ struct WriteState {
     /// Of `held`, those that had no quota limits when locked (see
     /// [`PgConn::unlimited`]).
     unlimited: Vec<UserId>,
+    /// Of `held`, those that had an active Sieve script when locked (see
+    /// [`PgConn::scripted`]).
+    scripted: Vec<UserId>,
+    /// The current job's changes to `scripted`: (user, was in it before),
+    /// undone if the job is rolled back.
+    script_undo: Vec<(UserId, bool)>,
     /// The rest of the current block of message ids: next, last.
     ids: Option<(i64, i64)>,
     /// A second connection for counters taken outside the batch
@@ -489,6 +495,7 @@ impl PgConn {
         let mut w = self.write.borrow_mut();
         w.held.clear();
         w.unlimited.clear();
+        w.scripted.clear();
         w.job_mark = 0;
         w.early.clear();
     }
@@ -504,6 +511,7 @@ impl PgConn {
         w.rerunnable = rerunnable;
         w.rerun = false;
         w.job_users.clear();
+        w.script_undo.clear();
     }
 
     /// Whether the job that just ran asked to be run again; if so, the
@@ -593,6 +601,8 @@ impl PgConn {
             w.early.push(counter);
             w.held.clear();
             w.unlimited.clear();
+            w.scripted.clear();
+            w.scripted.clear();
             w.job_mark = 0;
         }
         self.batch("BEGIN; SAVEPOINT job")
@@ -609,10 +619,20 @@ impl PgConn {
         let mut w = self.write.borrow_mut();
         let keep = mark.min(w.job_mark);
         w.held.truncate(keep);
+        while let Some((user, was)) = w.script_undo.pop() {
+            w.scripted.retain(|&u| u != user);
+            if was {
+                w.scripted.push(user);
+            }
+        }
         let WriteState {
-            held, unlimited, ..
+            held,
+            unlimited,
+            scripted,
+            ..
         } = &mut *w;
         unlimited.retain(|u| held.contains(u));
+        scripted.retain(|u| held.contains(u));
     }
 
     /// Whether `user` is locked by this batch and had no quota limits
@@ -629,6 +649,48 @@ impl PgConn {
     /// read them again.
     pub(crate) fn limits_change(&self, user: UserId) {
         self.write.borrow_mut().unlimited.retain(|&u| u != user);
+    }
+
+    /// Of `users` (each locked by this batch first), those with an active
+    /// Sieve script, each once, in the order given. Exact for the batch:
+    /// activating or deactivating a script locks its user's row
+    /// ([`PgConn::script_change`]), so no other front end changes it
+    /// while this batch holds the row. Usually no round trip: the lock
+    /// already taken for an earlier job of the batch read it.
+    pub(crate) fn users_with_active_script(&self, users: &[UserId]) -> Result<Vec<UserId>> {
+        let scripted: Vec<UserId> = match self.lock_users(users) {
+            Ok(()) => self.write.borrow().scripted.clone(),
+            // A user that does not exist (any more) has no script; the
+            // delivery finds out about it itself.
+            Err(StoreError::NotFound(_)) => self
+                .rows(
+                    "SELECT DISTINCT user_id FROM sieve_scripts WHERE user_id = ANY($1) AND active = 1",
+                    &[&users],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Err(e) => return Err(e),
+        };
+        let mut out: Vec<UserId> = Vec::new();
+        for &u in users {
+            if scripted.contains(&u) && !out.contains(&u) {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `user`'s active script is now `active` (set by this batch, which
+    /// holds the user's row).
+    pub(crate) fn script_change(&self, user: UserId, active: bool) {
+        let mut w = self.write.borrow_mut();
+        let was = w.scripted.contains(&user);
+        w.script_undo.push((user, was));
+        w.scripted.retain(|&u| u != user);
+        if active && w.held.contains(&user) {
+            w.scripted.push(user);
+        }
     }
 
     /// Lock the `users` rows of `users` for the rest of the batch (see
@@ -654,8 +716,11 @@ impl PgConn {
         }
         // With the lock, whether the user has quota limits (one round
         // trip for both, see PgConn::unlimited).
-        const LOCK: &str = "SELECT id, quota_storage IS NULL AND quota_messages IS NULL FROM users
-             WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+        // And whether the user has an active Sieve script (see
+        // PgConn::users_with_active_script).
+        const LOCK: &str = "SELECT id, quota_storage IS NULL AND quota_messages IS NULL,
+             EXISTS(SELECT 1 FROM sieve_scripts s WHERE s.user_id = users.id AND s.active = 1)
+             FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
         let rows = if in_order {
             self.rows(LOCK, &[&want])?
         } else {
@@ -709,6 +774,11 @@ impl PgConn {
         w.unlimited.extend(
             rows.iter()
                 .filter(|r| r.get::<_, bool>(1))
+                .map(|r| r.get::<_, UserId>(0)),
+        );
+        w.scripted.extend(
+            rows.iter()
+                .filter(|r| r.get::<_, bool>(2))
                 .map(|r| r.get::<_, UserId>(0)),
         );
         Ok(())

@@ -49,7 +49,11 @@ impl PgConn {
         }
     }
 
+    /// Which script is active changes with the user's row locked, so a
+    /// batch delivering to the user knows whether one is without asking
+    /// again (see [`PgConn::users_with_active_script`]).
     pub(crate) fn activate_sieve_script(&self, user: UserId, name: Option<&str>) -> Result<()> {
+        self.lock_users(&[user])?;
         if let Some(name) = name {
             if !self.sieve_script_exists(user, name)? {
                 return Err(StoreError::NotFound(format!("script {name:?}")));
@@ -60,6 +64,7 @@ impl PgConn {
              WHERE user_id = $1",
             &[&user, &name],
         )?;
+        self.script_change(user, name.is_some());
         Ok(())
     }
 
@@ -150,24 +155,6 @@ impl PgConn {
                 &[&user],
             )?
             .map(|r| (r.get(0), r.get(1))))
-    }
-
-    /// Those of `users` with an active script, in one statement (the
-    /// writer's check before a delivery: see `Tx::users_with_active_script`).
-    pub(crate) fn users_with_active_script(&self, users: &[UserId]) -> Result<Vec<UserId>> {
-        let rows = self.rows(
-            "SELECT DISTINCT user_id FROM sieve_scripts WHERE user_id = ANY($1) AND active = 1",
-            &[&users],
-        )?;
-        let found: Vec<UserId> = rows.iter().map(|r| r.get(0)).collect();
-        // In the callers' order, each once.
-        let mut out = Vec::with_capacity(found.len());
-        for &u in users {
-            if found.contains(&u) && !out.contains(&u) {
-                out.push(u);
-            }
-        }
-        Ok(out)
     }
 
     pub(crate) fn sieve_id_seen(&self, user: UserId, id: &str) -> Result<bool> {

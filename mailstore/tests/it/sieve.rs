@@ -84,6 +84,30 @@ fn users_with_active_script_names_exactly_those() {
     s.write_sync(move |tx| tx.activate_sieve_script(c, None))
         .unwrap();
     assert_eq!(ask(vec![a, b, c]), [a]);
+    // Inside one transaction, after the user was looked at (on
+    // PostgreSQL: locked, the answer kept for the batch), an activation
+    // and a deactivation are seen at once.
+    let seen = s
+        .write_sync(move |tx| {
+            let mut seen = vec![tx.users_with_active_script(&[a, b])?];
+            tx.activate_sieve_script(b, Some("y"))?;
+            seen.push(tx.users_with_active_script(&[a, b])?);
+            tx.activate_sieve_script(a, None)?;
+            seen.push(tx.users_with_active_script(&[a, b])?);
+            Ok(seen)
+        })
+        .unwrap();
+    assert_eq!(seen, [vec![a], vec![a, b], vec![b]]);
+    // A job that activated a script and then failed changed nothing.
+    let e = s
+        .write_sync(move |tx| {
+            tx.users_with_active_script(&[c])?;
+            tx.activate_sieve_script(c, Some("z"))?;
+            Err::<(), _>(StoreError::Invalid("changed my mind".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    assert_eq!(ask(vec![a, b, c]), [b]);
 }
 
 #[test]
