@@ -188,6 +188,9 @@ struct WriteState {
     /// The current job's changes to `scripted`: (user, was in it before),
     /// undone if the job is rolled back.
     script_undo: Vec<(UserId, bool)>,
+    /// The current job has asked for users' locks (held already or not):
+    /// it may have written, so the batch is not committed early for it.
+    job_locked: bool,
     /// The rest of the current block of message ids: next, last.
     ids: Option<(i64, i64)>,
     /// A second connection for counters taken outside the batch
@@ -512,6 +515,7 @@ impl PgConn {
         w.rerun = false;
         w.job_users.clear();
         w.script_undo.clear();
+        w.job_locked = false;
     }
 
     /// Whether the job that just ran asked to be run again; if so, the
@@ -712,6 +716,11 @@ impl PgConn {
             (want, in_order)
         };
         if want.is_empty() {
+            // Every write locks its owner first: a job that asked for
+            // held users only may write to them from here on.
+            if !users.is_empty() {
+                self.write.borrow_mut().job_locked = true;
+            }
             return Ok(());
         }
         // With the lock, whether the user has quota limits (one round
@@ -732,9 +741,12 @@ impl PgConn {
                     Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
                         // A job that has locked nothing yet: commit the
                         // jobs before it and wait for its users in order.
+                        // (Not one that asked for users before, held by
+                        // an earlier job or not: it may have written to
+                        // them, and an early commit would keep that.)
                         let fresh = {
                             let w = self.write.borrow();
-                            w.held.len() == w.job_mark
+                            w.held.len() == w.job_mark && !w.job_locked
                         };
                         if fresh {
                             self.commit_early()?;
@@ -770,6 +782,7 @@ impl PgConn {
             )));
         }
         let mut w = self.write.borrow_mut();
+        w.job_locked = true;
         w.held.extend(want);
         w.unlimited.extend(
             rows.iter()
