@@ -116,6 +116,21 @@ pub(crate) trait WriteJob: Send {
         let (failed, finish) = self.run(tx, health);
         Ran::Done(failed, finish)
     }
+    /// Run and keep the result inside, not completed (a batch without a
+    /// savepoint per job: see `pg::writer::run_optimistic`); whether it
+    /// succeeded. Only a [`WriteJob::rerunnable`] job can (the batch may
+    /// be run again); any other says no without running.
+    fn run_kept(&mut self, _tx: &mut Tx) -> bool {
+        false
+    }
+    /// The completion of a job run by [`WriteJob::run_kept`], with the
+    /// result it kept.
+    fn kept(self: Box<Self>, _health: &Health) -> Finish {
+        self.fail(StoreError::Invalid(
+            "write job completed without running".into(),
+        ));
+        Box::new(|_| {})
+    }
 }
 
 /// The result of a job, completion built: what [`WriteJob::run`] returns.
@@ -149,6 +164,8 @@ where
 {
     pub(crate) f: F,
     pub(crate) done: Done<T, D>,
+    /// The result of the last [`WriteJob::run_kept`].
+    pub(crate) kept: Option<Result<T>>,
 }
 
 impl<F, D, T> WriteJob for Rerun<F, D, T>
@@ -158,7 +175,7 @@ where
     T: Send + 'static,
 {
     fn run(self: Box<Self>, tx: &mut Tx, health: &Health) -> (Option<BatchFailure>, Finish) {
-        let Rerun { mut f, done } = *self;
+        let Rerun { mut f, done, .. } = *self;
         let result = f(tx);
         finished(result, done, health)
     }
@@ -179,6 +196,20 @@ where
         let Rerun { done, .. } = *self;
         let (failed, finish) = finished(result, done, health);
         Ran::Done(failed, finish)
+    }
+
+    fn run_kept(&mut self, tx: &mut Tx) -> bool {
+        let result = (self.f)(tx);
+        let ok = result.is_ok() && !tx.pg.is_some_and(|pg| pg.rerun_asked());
+        self.kept = Some(result);
+        ok
+    }
+
+    fn kept(self: Box<Self>, health: &Health) -> Finish {
+        let Rerun { done, kept, .. } = *self;
+        let result =
+            kept.unwrap_or_else(|| Err(StoreError::Invalid("write job was not run".into())));
+        finished(result, done, health).1
     }
 }
 

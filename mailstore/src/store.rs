@@ -382,6 +382,7 @@ impl Store {
         self.send_write(Box::new(Rerun {
             f,
             done: Done::new(done),
+            kept: None,
         }));
     }
 

@@ -191,6 +191,10 @@ struct WriteState {
     /// The current job has asked for users' locks (held already or not):
     /// it may have written, so the batch is not committed early for it.
     job_locked: bool,
+    /// The batch runs without a savepoint per job (see
+    /// `writer::run_optimistic`): a lock out of order fails the job at
+    /// once, and the writer runs the whole batch again the usual way.
+    optimistic: bool,
     /// The rest of the current block of message ids: next, last.
     ids: Option<(i64, i64)>,
     /// A second connection for counters taken outside the batch
@@ -493,6 +497,12 @@ pub(crate) mod filing;
 /// reference at the same moment may wait on each other's `thread_refs`
 /// row; PostgreSQL's detector then fails one job, temporarily.)
 impl PgConn {
+    /// The batch starting runs without a savepoint per job (`yes`), or
+    /// with them.
+    pub(crate) fn set_optimistic(&self, yes: bool) {
+        self.write.borrow_mut().optimistic = yes;
+    }
+
     /// A write batch starts: it holds no locks yet.
     pub(crate) fn begin_batch(&self) {
         let mut w = self.write.borrow_mut();
@@ -739,6 +749,14 @@ impl PgConn {
                 match self.guarded(&sql, &[&want])? {
                     Ok(rows) => break rows,
                     Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                        if self.write.borrow().optimistic {
+                            // Nothing to commit early or roll back to
+                            // here: the batch runs again with savepoints.
+                            return Err(StoreError::Postgres(format!(
+                                "users {want:?} are busy in another front end's batch \
+                                 (not waited for: lock order); the batch runs again"
+                            )));
+                        }
                         // A job that has locked nothing yet: commit the
                         // jobs before it and wait for its users in order.
                         // (Not one that asked for users before, held by

@@ -363,3 +363,93 @@ fn crossed(one_by_one: bool) {
     let after = a.read_sync(|r| r.data_version()).unwrap();
     assert!(after > before + FRONTS as i64, "{before} -> {after}");
 }
+
+/// Rerunnable jobs queued together (SMTP deliveries) run in one batch
+/// without a savepoint per job; when one of them fails after it wrote, the
+/// writer rolls that batch back and runs it again with a savepoint per job
+/// (pg/writer.rs `run_optimistic`). Either way: the failing job's message
+/// is not stored and it gets its own error, every other job is stored
+/// once and acknowledged with the UID it has, in order.
+#[test]
+fn a_job_failing_in_a_batch_without_savepoints_costs_only_itself() {
+    let (_db, s) = store();
+    let u = user(&s, "a@example.org");
+    let inbox = s.read_sync(|r| r.mailbox(u, "INBOX")).unwrap().unwrap().id;
+    for (round, failing) in [(0, None), (1, Some(3usize)), (2, Some(0)), (3, Some(5))] {
+        // The writer is held by a job of its own, so the next ones queue up
+        // and are taken as one batch.
+        let (started, running) = channel();
+        s.write(
+            move |_t| {
+                let _ = started.send(());
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok(())
+            },
+            |_| {},
+        );
+        running.recv().unwrap();
+        let (tx, rx) = channel();
+        for i in 0..6usize {
+            let raw = simple(&format!("r{round}-{i}"), "batch");
+            let tx = tx.clone();
+            s.write_rerunnable(
+                move |t| {
+                    let msg = NewMessage {
+                        raw: raw.clone(),
+                        internal_date: 1_790_000_000,
+                    };
+                    let d = t.deliver(&msg, &[u])?;
+                    if failing == Some(i) {
+                        return Err(mailstore::StoreError::Invalid(
+                            "refused after writing".into(),
+                        ));
+                    }
+                    Ok(d)
+                },
+                move |r| {
+                    let _ = tx.send((i, r));
+                },
+            );
+        }
+        let mut acked: Vec<(Uid, String)> = Vec::new();
+        let mut order = Vec::new();
+        for _ in 0..6 {
+            let (i, r) = rx.recv().unwrap();
+            order.push(i);
+            match r {
+                Ok(d) => {
+                    assert_ne!(
+                        failing,
+                        Some(i),
+                        "round {round}: job {i} should have failed"
+                    );
+                    assert_eq!(d.entries.len(), 1);
+                    acked.push((d.entries[0].1, format!("r{round}-{i}")));
+                }
+                Err(e) => {
+                    assert_eq!(failing, Some(i), "round {round}: job {i} failed: {e}");
+                    assert!(matches!(e, mailstore::StoreError::Invalid(_)), "{e:?}");
+                }
+            }
+        }
+        assert_eq!(order, (0..6).collect::<Vec<_>>(), "completed in order");
+        assert!(acked.windows(2).all(|w| w[0].0 < w[1].0), "{acked:?}");
+        // Stored: exactly the acknowledged ones of this round.
+        let mut stored: Vec<(Uid, String)> = Vec::new();
+        for e in s.read_sync(move |r| r.entries(inbox)).unwrap() {
+            let uid = e.uid;
+            let raw = s.read_sync(move |r| r.raw(inbox, uid)).unwrap();
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let tag = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            if tag.starts_with(&format!("r{round}-")) {
+                stored.push((uid, tag));
+            }
+        }
+        assert_eq!(stored, acked, "round {round}");
+    }
+}
