@@ -300,6 +300,11 @@ impl PgConn {
         Ok(watch::Busy::new(c, w))
     }
 
+    /// Whether the connection is closed (lost, or cut by the watchdog).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.try_borrow().is_ok_and(|c| c.is_closed())
+    }
+
     /// End the transaction, if the connection is still open (a lost one
     /// has none to end: not reconnected just for that).
     pub(crate) fn rollback(&self) {

@@ -183,7 +183,10 @@ const BUMP: &str = "UPDATE meta SET value = value + 1 WHERE key = 'commit_counte
 /// job fails, asks to run again or would take a lock out of order (or
 /// the bump fails: a statement error a job let pass), nothing is kept:
 /// the transaction is rolled back and the jobs are handed back (`Err`)
-/// for [`run_batch`], where each runs in its own savepoint as usual.
+/// for [`run_batch`], where each runs in its own savepoint as usual —
+/// unless the connection is gone (lost, or cut by the watchdog because
+/// the server did not answer): then the jobs fail at once, temporarily,
+/// so a hung server still costs a job one bound, not two.
 #[allow(clippy::type_complexity)]
 fn run_optimistic(
     pg: &PgConn,
@@ -194,9 +197,15 @@ fn run_optimistic(
 ) -> std::result::Result<Option<(Vec<MailboxId>, Vec<UserId>, bool)>, Vec<Box<dyn WriteJob>>> {
     let started = std::time::Instant::now();
     pg.begin_batch();
-    if pg.begin("BEGIN").is_err() {
+    if let Err(e) = pg.begin("BEGIN") {
+        // As `run_batch` (trying again would wait for the server twice).
+        log::error!("mail store: cannot start write batch: {e}");
         pg.rollback();
-        return Err(batch);
+        let f = BatchFailure::of(&e);
+        for job in batch {
+            guarded(|| job.fail(f.error()));
+        }
+        return Ok(None);
     }
     pg.set_optimistic(true);
     let mut tx = Tx::new_pg(dummy, pg);
@@ -219,6 +228,21 @@ fn run_optimistic(
         None
     };
     let Some(counter) = counter else {
+        if pg.is_closed() {
+            // The connection is gone (lost, or cut by the watchdog: the
+            // server did not answer in time). Running the batch again
+            // would wait for the server a second time: the jobs fail
+            // now, temporarily, as in `run_batch`.
+            let f = BatchFailure {
+                fault: Fault::Unavailable,
+                msg: "mail store unavailable: the connection to PostgreSQL was lost".into(),
+            };
+            log::error!("mail store: write batch failed: {}", f.msg);
+            for job in batch {
+                guarded(|| job.fail(f.error()));
+            }
+            return Ok(None);
+        }
         log::debug!(
             "pg writer: a batch of {} jobs runs again, each in a savepoint",
             batch.len()
