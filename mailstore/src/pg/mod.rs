@@ -738,10 +738,9 @@ impl PgConn {
             }
             return Ok(());
         }
-        // With the lock, whether the user has quota limits (one round
-        // trip for both, see PgConn::unlimited).
-        // And whether the user has an active Sieve script (see
-        // PgConn::users_with_active_script).
+        // With the lock, whether the user has quota limits and an active
+        // Sieve script (one round trip for all three; see
+        // PgConn::unlimited, PgConn::users_with_active_script).
         const LOCK: &str = "SELECT id, quota_storage IS NULL AND quota_messages IS NULL,
              EXISTS(SELECT 1 FROM sieve_scripts s WHERE s.user_id = users.id AND s.active = 1)
              FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
@@ -762,16 +761,12 @@ impl PgConn {
                                  (not waited for: lock order); the batch runs again"
                             )));
                         }
-                        // A job that has locked nothing yet: commit the
-                        // jobs before it and wait for its users in order.
-                        // (Not one that asked for users before, held by
-                        // an earlier job or not: it may have written to
-                        // them, and an early commit would keep that.)
-                        let fresh = {
-                            let w = self.write.borrow();
-                            w.held.len() == w.job_mark && !w.job_locked
-                        };
-                        if fresh {
+                        // A job that has asked for no users yet (so has
+                        // written nothing: every write locks its owner
+                        // first, even one an earlier job holds): commit
+                        // the jobs before it and wait for its users in
+                        // order.
+                        if !self.write.borrow().job_locked {
                             self.commit_early()?;
                             break self.rows(LOCK, &[&want])?;
                         }

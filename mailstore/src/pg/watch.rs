@@ -71,7 +71,7 @@ thread_local! {
     /// The sockets (local, peer) to the configured endpoint that appeared
     /// while this thread's last connection was made: [`Watch::of`]'s
     /// answer when the server's view of the connection is not ours.
-    static FRESH: std::cell::RefCell<Vec<(SocketAddr, SocketAddr)>> =
+    static FRESH: std::cell::RefCell<Vec<(i32, SocketAddr, SocketAddr)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -95,16 +95,22 @@ fn endpoints(config: &postgres::Config) -> Vec<SocketAddr> {
     out
 }
 
-/// This process's TCP sockets whose peer is one of `to`.
-fn sockets_to(to: &[SocketAddr]) -> Vec<(SocketAddr, SocketAddr)> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(ends)
-        .filter(|(_, p)| to.iter().any(|t| same(*p, *t)))
+/// This process's TCP sockets whose peer is one of `to`: (fd, local, peer).
+fn sockets_to(to: &[SocketAddr]) -> Vec<(i32, SocketAddr, SocketAddr)> {
+    sockets()
+        .filter(|(_, _, p)| to.iter().any(|t| same(*p, *t)))
         .collect()
+}
+
+/// This process's sockets with both ends (Linux `/proc/self/fd`): (fd,
+/// local, peer).
+fn sockets() -> impl Iterator<Item = (i32, SocketAddr, SocketAddr)> {
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|fd| ends(fd).map(|(l, p)| (fd, l, p)))
 }
 
 /// `config.connect(NoTls)`, waited for [`bound`] at most.
@@ -194,19 +200,16 @@ impl Watch {
         // may have answered the start-up itself with the server behind it
         // stopped).
         let fresh = FRESH.with(|f| std::mem::take(&mut *f.borrow_mut()));
-        let (local, peer) = match fresh.as_slice() {
+        let (fd, local, peer) = match fresh.as_slice() {
             [one] => *one,
-            _ => Self::server_view(client)?,
-        };
-        let Some(fd) = find_socket(local, peer) else {
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                log::warn!(
-                    "PostgreSQL connection {local} -> {peer} not found among this process's \
-                     sockets (NAT?): a server that stops answering is not timed out"
-                )
-            });
-            return None;
+            _ => {
+                let (local, peer) = Self::server_view(client)?;
+                let Some(fd) = find_socket(local, peer) else {
+                    not_found(local, peer);
+                    return None;
+                };
+                (fd, local, peer)
+            }
         };
         let w = Arc::new(Watch {
             fd,
@@ -301,18 +304,20 @@ fn same(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 fn find_socket(local: SocketAddr, peer: SocketAddr) -> Option<i32> {
-    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
-    for e in dir.flatten() {
-        let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if let Some((l, p)) = ends(fd) {
-            if same(l, local) && same(p, peer) {
-                return Some(fd);
-            }
-        }
-    }
-    None
+    sockets()
+        .find(|(_, l, p)| same(*l, local) && same(*p, peer))
+        .map(|(fd, _, _)| fd)
+}
+
+/// Said once per process: a connection that is not watched.
+fn not_found(local: SocketAddr, peer: SocketAddr) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        log::warn!(
+            "PostgreSQL connection {local} -> {peer} not found among this process's \
+             sockets (NAT?): a server that stops answering is not timed out"
+        )
+    });
 }
 
 fn watchdog() {

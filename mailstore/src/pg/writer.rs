@@ -176,6 +176,27 @@ fn committed_early(pg: &PgConn, listeners: &ListenerSet, finishes: &mut Vec<Fini
 /// counter bumped (its row locked only from here to COMMIT).
 const BUMP: &str = "UPDATE meta SET value = value + 1 WHERE key = 'commit_counter' RETURNING value";
 
+/// Start a batch's transaction with `sql`; if that fails, every job of
+/// the batch fails with the reason (`None`).
+fn begin(pg: &PgConn, sql: &str, batch: Vec<Box<dyn WriteJob>>) -> Option<Vec<Box<dyn WriteJob>>> {
+    match pg.begin(sql) {
+        Ok(()) => Some(batch),
+        Err(e) => {
+            log::error!("mail store: cannot start write batch: {e}");
+            pg.rollback();
+            fail_all(batch, &BatchFailure::of(&e));
+            None
+        }
+    }
+}
+
+/// Complete every job of `batch`, unrun, with `f`.
+fn fail_all(batch: Vec<Box<dyn WriteJob>>, f: &BatchFailure) {
+    for job in batch {
+        guarded(|| job.fail(f.error()));
+    }
+}
+
 /// A batch of jobs that can all run again (SMTP deliveries), run without
 /// a savepoint around each: `BEGIN`, the jobs, the counter's bump and
 /// `COMMIT`, one round trip per job fewer than [`run_batch`]. Each job's
@@ -191,22 +212,16 @@ const BUMP: &str = "UPDATE meta SET value = value + 1 WHERE key = 'commit_counte
 fn run_optimistic(
     pg: &PgConn,
     dummy: &Connection,
-    mut batch: Vec<Box<dyn WriteJob>>,
+    batch: Vec<Box<dyn WriteJob>>,
     health: &Health,
     listeners: &ListenerSet,
 ) -> std::result::Result<Option<(Vec<MailboxId>, Vec<UserId>, bool)>, Vec<Box<dyn WriteJob>>> {
     let started = std::time::Instant::now();
     pg.begin_batch();
-    if let Err(e) = pg.begin("BEGIN") {
-        // As `run_batch` (trying again would wait for the server twice).
-        log::error!("mail store: cannot start write batch: {e}");
-        pg.rollback();
-        let f = BatchFailure::of(&e);
-        for job in batch {
-            guarded(|| job.fail(f.error()));
-        }
+    // Failing, as `run_batch` (trying again would wait for the server twice).
+    let Some(mut batch) = begin(pg, "BEGIN", batch) else {
         return Ok(None);
-    }
+    };
     pg.set_optimistic(true);
     let mut tx = Tx::new_pg(dummy, pg);
     let mut ran_all = true;
@@ -238,9 +253,7 @@ fn run_optimistic(
                 msg: "mail store unavailable: the connection to PostgreSQL was lost".into(),
             };
             log::error!("mail store: write batch failed: {}", f.msg);
-            for job in batch {
-                guarded(|| job.fail(f.error()));
-            }
+            fail_all(batch, &f);
             return Ok(None);
         }
         log::debug!(
@@ -273,15 +286,7 @@ fn run_batch(
 ) -> Option<(Vec<MailboxId>, Vec<UserId>, bool)> {
     let started = std::time::Instant::now();
     pg.begin_batch();
-    if let Err(e) = pg.begin("BEGIN; SAVEPOINT job") {
-        log::error!("mail store: cannot start write batch: {e}");
-        pg.rollback();
-        let f = BatchFailure::of(&e);
-        for job in batch {
-            guarded(|| job.fail(f.error()));
-        }
-        return None;
-    }
+    let batch = begin(pg, "BEGIN; SAVEPOINT job", batch)?;
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     let mut broken: Option<BatchFailure> = None;
     let mut tx = Tx::new_pg(dummy, pg);

@@ -330,16 +330,7 @@ fn crossed(one_by_one: bool) {
                 "mailbox {mb}: UIDs and MODSEQs do not ascend together"
             );
             for e in entries {
-                let uid = e.uid;
-                let raw = s.read_sync(move |r| r.raw(mb, uid)).unwrap();
-                let text = String::from_utf8_lossy(&raw);
-                let tag = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .unwrap()
-                    .trim()
-                    .to_owned();
-                stored.push((mb, uid, tag));
+                stored.push((mb, e.uid, subject(s, mb, e.uid)));
             }
         }
         stored.sort_unstable();
@@ -437,19 +428,22 @@ fn a_job_failing_in_a_batch_without_savepoints_costs_only_itself() {
         // Stored: exactly the acknowledged ones of this round.
         let mut stored: Vec<(Uid, String)> = Vec::new();
         for e in s.read_sync(move |r| r.entries(inbox)).unwrap() {
-            let uid = e.uid;
-            let raw = s.read_sync(move |r| r.raw(inbox, uid)).unwrap();
-            let text = String::from_utf8_lossy(&raw).into_owned();
-            let tag = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: "))
-                .unwrap()
-                .trim()
-                .to_owned();
+            let tag = subject(&s, inbox, e.uid);
             if tag.starts_with(&format!("r{round}-")) {
-                stored.push((uid, tag));
+                stored.push((e.uid, tag));
             }
         }
         assert_eq!(stored, acked, "round {round}");
     }
+}
+
+/// The Subject of the stored message `uid` in `mb` (the tests' tag).
+fn subject(s: &Store, mb: mailstore::MailboxId, uid: Uid) -> String {
+    let raw = s.read_sync(move |r| r.raw(mb, uid)).unwrap();
+    String::from_utf8_lossy(&raw)
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
