@@ -183,6 +183,33 @@ impl Tx<'_> {
         self.deliver_parts(&msg.raw, msg.internal_date, &msg.meta, recipients, mailbox)
     }
 
+    /// [`Tx::deliver_prepared_to`] for a caller that needs no UIDs back
+    /// (SMTP). On PostgreSQL, in a write batch of such deliveries
+    /// ([`crate::Store::write_rerunnable`] jobs), the delivery's statement
+    /// may be sent together with the batch's others (pg/deferred.rs): one
+    /// statement for the batch's messages instead of one each. The same
+    /// rows result, committed with the batch as before.
+    ///
+    /// # Errors
+    /// As [`Tx::deliver`]; on PostgreSQL an error of a statement sent
+    /// together may be reported by a later statement of the batch (whose
+    /// jobs then all run again).
+    pub fn deliver_prepared_unreported(
+        &mut self,
+        msg: &PreparedMessage,
+        recipients: &[UserId],
+        mailbox: &str,
+    ) -> Result<()> {
+        if let Some(pg) = self.pg {
+            let (raw, date, meta) = (&msg.raw, msg.internal_date, &msg.meta);
+            return self
+                .pg_deliver_parts(pg, raw, date, meta, recipients, mailbox, true)
+                .map(|_| ());
+        }
+        self.deliver_parts(&msg.raw, msg.internal_date, &msg.meta, recipients, mailbox)
+            .map(|_| ())
+    }
+
     fn deliver_parts(
         &mut self,
         raw: &[u8],
@@ -192,7 +219,7 @@ impl Tx<'_> {
         mailbox: &str,
     ) -> Result<Delivered> {
         if let Some(pg) = self.pg {
-            return self.pg_deliver_parts(pg, raw, internal_date, meta, recipients, mailbox);
+            return self.pg_deliver_parts(pg, raw, internal_date, meta, recipients, mailbox, false);
         }
         let mut users: Vec<UserId> = Vec::with_capacity(recipients.len());
         for r in recipients {

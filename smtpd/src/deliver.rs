@@ -612,7 +612,7 @@ impl WriteJob {
             )?;
         } else if !users.is_empty() {
             let mailbox = if self.junk { "Junk" } else { "INBOX" };
-            tx.deliver_prepared_to(msg, &users, mailbox)?;
+            tx.deliver_prepared_unreported(msg, &users, mailbox)?;
         }
         if !self.delivered.is_empty() && !self.sender.is_empty() {
             success_notice(

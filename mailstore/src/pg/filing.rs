@@ -17,7 +17,7 @@ impl Tx<'_> {
         pg: &PgConn,
         msg: &PreparedMessage,
     ) -> Result<MessageId> {
-        self.pg_insert_message(pg, msg.raw(), msg.internal_date(), msg.meta(), None)
+        self.pg_insert_message(pg, msg.raw(), msg.internal_date(), msg.meta(), None, false)
             .map(|(id, _)| id)
     }
 }

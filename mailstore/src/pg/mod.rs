@@ -42,6 +42,7 @@
 //! wrong answer.
 
 pub(crate) mod aliases;
+pub(crate) mod deferred;
 pub(crate) mod migrate;
 pub(crate) mod reader;
 pub(crate) mod schema;
@@ -164,6 +165,13 @@ pub(crate) struct PgConn {
     /// The writer's state for lock ordering and id allocation (unused on
     /// reader connections).
     write: RefCell<WriteState>,
+    /// Deliveries kept to be sent together (deferred.rs).
+    deferred: RefCell<Vec<deferred::Deferred>>,
+    /// Those are being sent (no other statement sends them first).
+    flushing: std::cell::Cell<bool>,
+    /// Sending them failed in this batch (even if a job let the error
+    /// pass, the batch must not commit).
+    flush_failed: std::cell::Cell<bool>,
 }
 
 /// Message ids taken per round trip to the id counter.
@@ -204,6 +212,9 @@ struct WriteState {
     aux_watch: Option<std::sync::Arc<watch::Watch>>,
     /// Mailbox -> owner.
     owners: HashMap<MailboxId, UserId>,
+    /// (Owner, mailbox name) -> mailbox, as statements found them
+    /// (deferred.rs: what a kept delivery expects).
+    known: HashMap<(UserId, String), MailboxId>,
     /// `held.len()` when the current job began (see [`PgConn::job_starts`]).
     job_mark: usize,
     /// Commit counters of the commits made early during the current job
@@ -281,13 +292,21 @@ impl PgConn {
             stmts: RefCell::new(HashMap::new()),
             in_read: std::cell::Cell::new(false),
             write: RefCell::new(WriteState::default()),
+            deferred: RefCell::new(Vec::new()),
+            flushing: std::cell::Cell::new(false),
+            flush_failed: std::cell::Cell::new(false),
         })
     }
 
     /// The client, re-connected first if the server dropped it; while it
     /// is borrowed, the watchdog closes its connection if the server does
-    /// not answer within [`watch::bound`] (watch.rs).
+    /// not answer within [`watch::bound`] (watch.rs). Deliveries kept to
+    /// be sent together are sent first (deferred.rs), so every statement
+    /// sees them.
     pub(crate) fn c(&self) -> Result<watch::Busy<'_>> {
+        if !self.flushing.get() && !self.deferred.borrow().is_empty() {
+            self.flush_deferred()?;
+        }
         let mut c = self
             .client
             .try_borrow_mut()
@@ -308,6 +327,7 @@ impl PgConn {
     /// End the transaction, if the connection is still open (a lost one
     /// has none to end: not reconnected just for that).
     pub(crate) fn rollback(&self) {
+        self.drop_deferred();
         let open = self.client.try_borrow().is_ok_and(|c| !c.is_closed());
         if open {
             let _ = self.batch("ROLLBACK");
@@ -510,6 +530,8 @@ impl PgConn {
 
     /// A write batch starts: it holds no locks yet.
     pub(crate) fn begin_batch(&self) {
+        self.drop_deferred();
+        self.flush_failed.set(false);
         let mut w = self.write.borrow_mut();
         w.held.clear();
         w.unlimited.clear();
@@ -836,7 +858,9 @@ impl PgConn {
 
     /// `mailbox` is being deleted: no owner to report for it any more.
     pub(crate) fn forget_owner(&self, mailbox: MailboxId) {
-        self.write.borrow_mut().owners.remove(&mailbox);
+        let mut w = self.write.borrow_mut();
+        w.owners.remove(&mailbox);
+        w.known.retain(|_, id| *id != mailbox);
     }
 
     /// (mailbox, owner) of each of `ids` that exists, by id; remembered

@@ -6,6 +6,7 @@
 //! mailbox get ascending, never reused UIDs in commit order.
 
 use crate::error::{Result, StoreError};
+use crate::pg::deferred::Deferred;
 use crate::pg::reader::{entry_at, uid_array};
 use crate::pg::{is_fk_violation, is_unique_violation, PgConn};
 use crate::sieve::Filing;
@@ -250,6 +251,7 @@ impl Tx<'_> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn pg_deliver_parts(
         &mut self,
         pg: &PgConn,
@@ -258,6 +260,7 @@ impl Tx<'_> {
         meta: &Meta,
         recipients: &[UserId],
         mailbox: &str,
+        defer: bool,
     ) -> Result<Delivered> {
         let mut users: Vec<UserId> = Vec::with_capacity(recipients.len());
         for r in recipients {
@@ -279,6 +282,7 @@ impl Tx<'_> {
             internal_date,
             meta,
             Some((Into::Named(&users, &names), &Flags::empty())),
+            defer,
         )?;
         let mut entries = Vec::with_capacity(users.len());
         for user in users {
@@ -330,6 +334,7 @@ impl Tx<'_> {
             internal_date,
             meta,
             Some((Into::Id(mailbox), flags)),
+            false,
         )?;
         if let Some(a) = added.first() {
             return Ok(Appended {
@@ -353,7 +358,9 @@ impl Tx<'_> {
     /// all in one statement (one round trip). The caller holds the
     /// owners' locks. Returns the message id and the (owner, mailbox,
     /// UID) of each entry made; a mailbox missing or out of UIDs gets
-    /// none.
+    /// none. With `defer`, in a batch without savepoints, into mailboxes
+    /// named and known, the statement may be kept to be sent with others
+    /// (deferred.rs): the entries are then the ones expected, UID 0.
     pub(super) fn pg_insert_message(
         &mut self,
         pg: &PgConn,
@@ -361,6 +368,7 @@ impl Tx<'_> {
         internal_date: i64,
         meta: &Meta,
         into: Option<(Into<'_>, &Flags)>,
+        defer: bool,
     ) -> Result<(MessageId, Vec<Added>)> {
         let id = pg.next_message_id()?;
         let names: Vec<String> = meta.headers.iter().map(|(n, _)| strip_nul(n)).collect();
@@ -375,6 +383,53 @@ impl Tx<'_> {
         let header_text = crate::pg::search::fold_text(&meta.header_text);
         let body_text = crate::pg::search::fold_text(&meta.body_text);
         let words = crate::pg::search::words(&body_text);
+        let stored = now();
+        let (system, keywords) = match &into {
+            Some((_, flags)) => (
+                i32::from(flags.system & Flags::ALL_SYSTEM),
+                encode_keywords(flags)?,
+            ),
+            None => (0, String::new()),
+        };
+        if defer && pg.may_defer() {
+            if let Some((Into::Named(users, mailboxes), _)) = &into {
+                let targets: Option<Vec<(UserId, String, MailboxId)>> = users
+                    .iter()
+                    .zip(mailboxes.iter())
+                    .map(|(u, n)| pg.known_mailbox(*u, n).map(|id| (*u, n.clone(), id)))
+                    .collect();
+                if let Some(targets) = targets {
+                    let added: Vec<Added> = targets
+                        .iter()
+                        .map(|(u, n, mb)| (*u, *mb, 0, n.clone(), 0))
+                        .collect();
+                    for (u, _, mb) in &targets {
+                        pg.note_owner(*mb, *u);
+                        self.touched.push(*mb);
+                    }
+                    pg.defer(Deferred {
+                        id,
+                        size,
+                        internal_date,
+                        sent_date: meta.sent_date,
+                        envelope: meta.envelope_json.clone(),
+                        structure: meta.structure_json.clone(),
+                        raw: raw.to_vec(),
+                        names,
+                        values,
+                        refs,
+                        header_text,
+                        body_text,
+                        words,
+                        targets,
+                        system,
+                        keywords,
+                        saved: stored,
+                    })?;
+                    return Ok((id, added));
+                }
+            }
+        }
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
             &id,
             &size,
@@ -390,14 +445,6 @@ impl Tx<'_> {
             &body_text,
             &words,
         ];
-        let stored = now();
-        let (system, keywords) = match &into {
-            Some((_, flags)) => (
-                i32::from(flags.system & Flags::ALL_SYSTEM),
-                encode_keywords(flags)?,
-            ),
-            None => (0, String::new()),
-        };
         let ids: Vec<i64>;
         let target = match &into {
             None => None,
@@ -443,7 +490,11 @@ impl Tx<'_> {
             let (user, mailbox, uid): (UserId, MailboxId, i64) = (r.get(0), r.get(1), r.get(2));
             pg.note_owner(mailbox, user);
             self.touched.push(mailbox);
-            added.push((user, mailbox, uid as Uid, r.get::<_, String>(3), r.get(4)));
+            let name: String = r.get(3);
+            if matches!(into, Some((Into::Named(..), _))) {
+                pg.note_mailbox(user, &name, mailbox);
+            }
+            added.push((user, mailbox, uid as Uid, name, r.get(4)));
         }
         Ok((id, added))
     }
@@ -799,6 +850,7 @@ impl Tx<'_> {
             msg.internal_date(),
             msg.meta(),
             alike.then_some((Into::Named(&owners, &names), first)),
+            false,
         )?;
         let mut done: Vec<MailboxId> = added.iter().map(|a| a.1).collect();
         for f in filings {

@@ -199,7 +199,8 @@ fn fail_all(batch: Vec<Box<dyn WriteJob>>, f: &BatchFailure) {
 
 /// A batch of jobs that can all run again (SMTP deliveries), run without
 /// a savepoint around each: `BEGIN`, the jobs, the counter's bump and
-/// `COMMIT`, one round trip per job fewer than [`run_batch`]. Each job's
+/// `COMMIT`, one round trip per job fewer than [`run_batch`]; plain
+/// deliveries' statements are sent together, as one (deferred.rs). Each job's
 /// result is kept, and completed only after the COMMIT, as there. If any
 /// job fails, asks to run again or would take a lock out of order (or
 /// the bump fails: a statement error a job let pass), nothing is kept:
@@ -232,6 +233,14 @@ fn run_optimistic(
             ran_all = false;
             break;
         }
+    }
+    // The deliveries kept to be sent together (deferred.rs), before the
+    // bump: an error, or entries other than expected, runs the batch again.
+    if ran_all {
+        if let Err(e) = pg.flush_deferred() {
+            log::debug!("pg writer: deliveries sent together failed: {e}");
+        }
+        ran_all = !pg.flush_failed();
     }
     pg.set_optimistic(false);
     let counter = if ran_all {

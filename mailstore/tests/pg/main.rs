@@ -9,6 +9,7 @@
 mod util;
 
 mod backend;
+mod deferred;
 mod fronts;
 mod leases;
 mod notify;
