@@ -136,7 +136,9 @@ fn start(
     // Our own commit changes what the client must hear about.
     s.cx.pending.store(true, Ordering::SeqCst);
     let c = io.completer();
-    s.cx.shared.store.write(
+    // Rerunnable (it only reads its input): on PostgreSQL a batch of
+    // APPENDs then runs without a savepoint per APPEND.
+    s.cx.shared.store.write_rerunnable(
         move |tx| {
             let a = match &upload {
                 Upload::Prepared(p) => tx.append_prepared(mailbox, p, &flags)?,

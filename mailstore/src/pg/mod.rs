@@ -157,8 +157,12 @@ pub(crate) struct PgConn {
     client: RefCell<Client>,
     /// The watchdog's view of `client` (watch.rs), replaced on reconnect.
     watch: RefCell<Option<std::sync::Arc<watch::Watch>>>,
-    /// Prepared statements by SQL text (cleared on reconnect).
+    /// Prepared statements by SQL text (cleared on reconnect, and as the
+    /// statements run: see [`PgConn::prep`]).
     stmts: RefCell<HashMap<String, Statement>>,
+    /// Statements run from `stmts`, and the count at which it is next
+    /// cleared (see [`PgConn::prep`]).
+    uses: std::cell::Cell<(u64, u64)>,
     /// A read snapshot is open (left so by a panicking job: rolled back
     /// before the next one).
     in_read: std::cell::Cell<bool>,
@@ -173,6 +177,11 @@ pub(crate) struct PgConn {
     /// pass, the batch must not commit).
     flush_failed: std::cell::Cell<bool>,
 }
+
+/// Statement runs before the prepared statements are first prepared
+/// afresh (see `PgConn::prep`), and the most between two times.
+const FIRST_REPLAN: u64 = 256;
+const LAST_REPLAN: u64 = 1 << 20;
 
 /// Message ids taken per round trip to the id counter.
 const MESSAGE_ID_BLOCK: i64 = 64;
@@ -290,6 +299,7 @@ impl PgConn {
             client: RefCell::new(client),
             watch: RefCell::new(w),
             stmts: RefCell::new(HashMap::new()),
+            uses: std::cell::Cell::new((0, FIRST_REPLAN)),
             in_read: std::cell::Cell::new(false),
             write: RefCell::new(WriteState::default()),
             deferred: RefCell::new(Vec::new()),
@@ -393,7 +403,24 @@ impl PgConn {
     }
 
     /// The prepared statement for `sql` on `c`.
+    ///
+    /// PostgreSQL plans a prepared statement for its table sizes when it
+    /// is prepared, and keeps that plan until the tables are analyzed
+    /// (autovacuum: a minute or more on a busy server). A plan made while
+    /// a table was nearly empty (a new store) reads it whole, which costs
+    /// more with every row it gains: `thread_refs`, read by each delivery,
+    /// made a delivery's cost grow with the number of messages stored.
+    /// So the statements are prepared afresh, with the sizes of the time,
+    /// after [`FIRST_REPLAN`] runs and again each time that count has
+    /// doubled, up to every [`LAST_REPLAN`] runs.
     fn prep(&self, c: &mut Client, sql: &str) -> Result<Statement> {
+        let (uses, next) = self.uses.get();
+        if uses >= next {
+            self.stmts.borrow_mut().clear();
+            self.uses.set((0, (next * 2).min(LAST_REPLAN)));
+        } else {
+            self.uses.set((uses + 1, next));
+        }
         if let Some(s) = self.stmts.borrow().get(sql) {
             return Ok(s.clone());
         }
