@@ -98,19 +98,8 @@ impl Reader {
         if uids.is_empty() {
             return Ok(());
         }
-        let parts = MetaParts {
-            envelope: true,
-            structure: false,
-        };
         if let Some(pg) = self.pg() {
-            // PostgreSQL hands back owned envelopes: borrowed from their
-            // text again so `f` sees the same shape.
-            for meta in pg.messages_with(mailbox, uids, parts)? {
-                let text = serde_json::to_string(&meta.envelope).map_err(json_err)?;
-                let envelope: EnvelopeRef<'_> = serde_json::from_str(&text).map_err(json_err)?;
-                f(&meta, &envelope)?;
-            }
-            return Ok(());
+            return pg.each_message(mailbox, uids, &mut f);
         }
         // The envelope from its binary form (schema v20); from the JSON
         // for a row that has none (column 7, read only then).

@@ -33,6 +33,7 @@ pub(crate) struct Deferred {
     pub(crate) internal_date: i64,
     pub(crate) sent_date: Option<i64>,
     pub(crate) envelope: String,
+    pub(crate) envelope_bin: Vec<u8>,
     pub(crate) structure: String,
     pub(crate) raw: Vec<u8>,
     pub(crate) names: Vec<String>,
@@ -57,14 +58,15 @@ pub(crate) struct Deferred {
 const INSERT_MANY: &str = "WITH d AS (
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
                               $6::text[], $7::bytea[], $8::text[], $9::text[], $10::text[],
-                              $21::bigint[])
+                              $21::bigint[], $22::bytea[])
              WITH ORDINALITY AS d(id, size, idate, sdate, envelope, structure, raw, headers, body, words,
-                                  saved, k)),
+                                  saved, envelope_bin, k)),
      x AS (SELECT * FROM unnest($11::bigint[], $12::text[]) AS x(k, msgid)),
      m AS (
-         INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
+         INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id, envelope_bin)
          SELECT d.id, d.size, d.idate, d.sdate, d.envelope, d.structure, coalesce(
-             (SELECT min(t.thread_id) FROM thread_refs t JOIN x ON x.msgid = t.msgid WHERE x.k = d.k), d.id)
+             (SELECT min(t.thread_id) FROM thread_refs t JOIN x ON x.msgid = t.msgid WHERE x.k = d.k), d.id),
+             d.envelope_bin
          FROM d
          RETURNING id, thread_id),
      i AS (INSERT INTO thread_refs(msgid, thread_id)
@@ -238,6 +240,7 @@ impl PgConn {
             }
         }
         let saved: Vec<i64> = kept.iter().map(|d| d.saved).collect();
+        let envelope_bins: Vec<&[u8]> = kept.iter().map(|d| d.envelope_bin.as_slice()).collect();
         self.rows(
             INSERT_MANY,
             &[
@@ -262,6 +265,7 @@ impl PgConn {
                 &g_flags,
                 &g_keywords,
                 &saved,
+                &envelope_bins,
             ],
         )
     }

@@ -5,7 +5,7 @@
 use postgres::Row;
 
 use crate::error::{Result, StoreError};
-use crate::meta::{MessageMeta, MetaParts};
+use crate::meta::{EnvelopeRef, MessageMeta, MetaParts};
 use crate::mime::header::decode_words;
 use crate::pg::PgConn;
 use crate::query::flags_from;
@@ -267,6 +267,67 @@ impl PgConn {
             });
         }
         Ok(out)
+    }
+
+    /// `Reader::each_message`: each message's metadata with its envelope
+    /// borrowed from the row, from its binary form (schema v20, written
+    /// by every delivery since) or, for a row that has none, its JSON. A
+    /// run of UIDs (a FETCH 1:*) is one range scan of the entries' key,
+    /// the rows of UIDs not asked for skipped; else the UIDs as a list.
+    pub(crate) fn each_message(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        f: &mut dyn FnMut(&MessageMeta, &EnvelopeRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        const COLUMNS: &str =
+            "SELECT e.uid, e.flags, e.keywords, e.modseq, m.size, m.internal_date,
+                    m.envelope_bin, CASE WHEN m.envelope_bin IS NULL THEN m.envelope END,
+                    m.id, e.saved, coalesce(m.thread_id, m.id)
+             FROM entries e JOIN messages m ON m.id = e.message_id";
+        let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
+            return Ok(());
+        };
+        let dense =
+            uids.windows(2).all(|w| w[0] < w[1]) && u64::from(hi - lo) < 2 * uids.len() as u64;
+        let rows = if dense {
+            self.rows(
+                &format!(
+                    "{COLUMNS} WHERE e.mailbox_id = $1 AND e.uid BETWEEN $2 AND $3 ORDER BY e.uid"
+                ),
+                &[&mailbox, &i64::from(lo), &i64::from(hi)],
+            )?
+        } else {
+            self.rows(
+                &format!("{COLUMNS} WHERE e.mailbox_id = $1 AND e.uid = ANY($2) ORDER BY e.uid"),
+                &[&mailbox, &uid_array(uids)],
+            )?
+        };
+        for r in &rows {
+            let entry = entry_at(r, 0);
+            if dense && uids.binary_search(&entry.uid).is_err() {
+                continue;
+            }
+            let envelope: EnvelopeRef<'_> = match r.get::<_, Option<&[u8]>>(6) {
+                Some(b) => crate::envelope_bin::decode(b)?,
+                None => serde_json::from_str(r.get::<_, Option<&str>>(7).unwrap_or("{}"))
+                    .map_err(json_err)?,
+            };
+            let meta = MessageMeta {
+                uid: entry.uid,
+                flags: entry.flags,
+                modseq: entry.modseq,
+                size: r.get::<_, i64>(4) as u64,
+                internal_date: r.get(5),
+                save_date: r.get(9),
+                envelope: Default::default(),
+                structure: Default::default(),
+                message_id: r.get(8),
+                thread_id: r.get(10),
+            };
+            f(&meta, &envelope)?;
+        }
+        Ok(())
     }
 
     fn message_of(&self, mailbox: MailboxId, uid: Uid) -> Result<MessageId> {

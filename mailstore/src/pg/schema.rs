@@ -293,9 +293,10 @@ CREATE TRIGGER message_text_words_update BEFORE UPDATE OF body ON message_text
     FOR EACH ROW EXECUTE FUNCTION message_text_words();
 "#,
     ),
-    // v20: SQLite's binary envelope column (envelope_bin.rs). PostgreSQL
-    // keeps reading the JSON and leaves it NULL; the column is here so
-    // that `minimail migrate` copies SQLite's `messages` as it is.
+    // v20: SQLite's binary envelope column (envelope_bin.rs), written by
+    // every delivery and APPEND and read by the metadata FETCH; rows from
+    // before have it NULL and are read from their JSON. `minimail
+    // migrate` copies SQLite's column as it is.
     (
         20,
         "ALTER TABLE messages ADD COLUMN IF NOT EXISTS envelope_bin BYTEA;",

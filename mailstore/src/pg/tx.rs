@@ -413,6 +413,7 @@ impl Tx<'_> {
                         internal_date,
                         sent_date: meta.sent_date,
                         envelope: meta.envelope_json.clone(),
+                        envelope_bin: meta.envelope_bin.clone(),
                         structure: meta.structure_json.clone(),
                         raw: raw.to_vec(),
                         names,
@@ -444,6 +445,7 @@ impl Tx<'_> {
             &header_text,
             &body_text,
             &words,
+            &meta.envelope_bin,
         ];
         let ids: Vec<i64>;
         let target = match &into {
@@ -451,14 +453,14 @@ impl Tx<'_> {
             Some((Into::Id(mb), _)) => {
                 ids = vec![*mb];
                 params.push(&ids);
-                Some(("id = ANY($14)", 15))
+                Some(("id = ANY($15)", 16))
             }
             Some((Into::Named(users, mailboxes), _)) => {
                 params.push(users);
                 params.push(mailboxes);
                 Some((
-                    "(user_id, name) IN (SELECT * FROM unnest($14::bigint[], $15::text[]))",
-                    16,
+                    "(user_id, name) IN (SELECT * FROM unnest($15::bigint[], $16::text[]))",
+                    17,
                 ))
             }
         };
@@ -925,12 +927,13 @@ pub(super) enum Into<'a> {
 }
 
 /// The message, its raw bytes, headers, search text (with the body's
-/// words, $13) and thread ($1: id, $7: the ids it threads by); ends in
-/// CTE `m` (its id).
+/// words, $13), thread ($1: id, $7: the ids it threads by) and binary
+/// envelope ($14, envelope_bin.rs: what the metadata FETCH reads); ends
+/// in CTE `m` (its id).
 const INSERT_MESSAGE: &str = "WITH m AS (
-         INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id)
+         INSERT INTO messages(id, size, internal_date, sent_date, envelope, structure, thread_id, envelope_bin)
          VALUES ($1, $2, $3, $4, $5, $6, coalesce(
-             (SELECT min(thread_id) FROM thread_refs WHERE msgid = ANY($7::text[])), $1))
+             (SELECT min(thread_id) FROM thread_refs WHERE msgid = ANY($7::text[])), $1), $14)
          RETURNING id, thread_id),
      i AS (INSERT INTO thread_refs(msgid, thread_id)
            SELECT x, m.thread_id FROM unnest($7::text[]) AS x, m ON CONFLICT DO NOTHING),

@@ -267,7 +267,7 @@ fn each_message_gives_the_asked_uids_with_their_envelopes() {
 }
 
 /// The envelopes `each_message` hands over for `uids`, owned.
-fn each_message_envelopes(
+pub(crate) fn each_message_envelopes(
     s: &mailstore::Store,
     mb: mailstore::MailboxId,
     uids: &[u32],
@@ -310,7 +310,7 @@ fn each_message_envelopes(
 
 /// Envelopes whose fields are hard to carry: groups, a source route,
 /// quotes and backslashes, 8-bit text, empty and missing fields.
-const ENVELOPES: &[&str] = &[
+pub(crate) const ENVELOPES: &[&str] = &[
     "Date: Mon, 7 Dec 2026 05:00:00 +0000\r\nFrom: \"A \\\"B\\\"\" <a@example.org>\r\n\
      To: group: x@y.test, <@relay,@r2:z@w.test>;, plain@example.net\r\n\
      Cc: \"\" <c@d>\r\nSubject: caf\u{e9} =?UTF-8?Q?caf=C3=A9?= \\ end\r\n\

@@ -521,3 +521,69 @@ fn large_messages_are_stored_with_lz4_and_read_back_exactly() {
         assert_eq!(body_c.as_deref(), Some("lz4"));
     }
 }
+
+/// Deliveries and APPENDs store the binary envelope (schema v20) on
+/// PostgreSQL too, and the metadata FETCH (`each_message`) reads it: the
+/// envelopes the JSON holds, also for rows without one (from before:
+/// read from the JSON), and a damaged one is an error, not a panic.
+#[test]
+fn binary_envelopes_are_written_and_read_as_the_json() {
+    use crate::messages::{each_message_envelopes, ENVELOPES};
+    let (db, s) = store();
+    let a = user(&s, "a@x");
+    for m in ENVELOPES {
+        deliver(&s, m.as_bytes().to_vec(), &[a]);
+    }
+    let mb = s
+        .read_sync(move |r| r.mailbox(a, "INBOX"))
+        .unwrap()
+        .unwrap()
+        .id;
+    s.write_sync(move |tx| tx.append(mb, ENVELOPES[0].as_bytes(), &Flags::empty(), 1_790_000_000))
+        .unwrap();
+    for i in 0..3 {
+        deliver(&s, simple(&format!("plain {i}"), "x"), &[a]);
+    }
+    let uids: Vec<u32> = (1..=7).collect();
+    let json = || -> Vec<(u32, mailstore::Envelope)> {
+        let u = uids.clone();
+        s.read_sync(move |r| r.messages(mb, &u))
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.uid, m.envelope))
+            .collect()
+    };
+    let want = json();
+    assert_eq!(want.len(), 7);
+    assert_eq!(want[0].1.to.len(), 5, "{:?}", want[0].1.to);
+    assert_eq!(want[3].1, want[0].1, "the APPENDed copy");
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let nulls = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM messages WHERE envelope_bin IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(nulls(&mut c), 0, "every message has its binary envelope");
+    assert_eq!(each_message_envelopes(&s, mb, &uids).unwrap(), want);
+    assert_eq!(
+        each_message_envelopes(&s, mb, &[1, 7]).unwrap(),
+        [want[0].clone(), want[6].clone()]
+    );
+    // Rows without one are read from the JSON.
+    c.batch_execute("UPDATE messages SET envelope_bin = NULL WHERE id % 2 = 0")
+        .unwrap();
+    assert!(nulls(&mut c) > 0);
+    assert_eq!(each_message_envelopes(&s, mb, &uids).unwrap(), want);
+    // A damaged one is refused as corrupt.
+    c.batch_execute(
+        "UPDATE messages SET envelope_bin = '\\x01ff'::bytea
+         WHERE id = (SELECT message_id FROM entries WHERE uid = 3)",
+    )
+    .unwrap();
+    let err = each_message_envelopes(&s, mb, &uids).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert_eq!(each_message_envelopes(&s, mb, &[1, 2]).unwrap().len(), 2);
+}
