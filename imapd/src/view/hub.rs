@@ -391,7 +391,17 @@ fn watch_loop(hub: std::sync::Weak<Hub>, store: Store) {
             return;
         }
         let watched = h.watched();
+        let idle = watched.is_empty() && h.notify_sessions() == 0;
         drop(h);
+        if idle && last_version.is_some() {
+            // Nobody to wake: no read (on PostgreSQL, every front end's
+            // commit would otherwise cost each front end a transaction).
+            // `last_version` stays, older than the store: the first round
+            // with a session compares with it, and wakes only sessions
+            // behind their mailbox (and NOTIFY sessions, if others
+            // committed meanwhile). The baseline itself is always read.
+            continue;
+        }
         // One read: the commit counter and each watched mailbox's
         // HIGHESTMODSEQ (every change to a mailbox bumps it).
         let (tx, rx) = mpsc::channel();
