@@ -273,6 +273,16 @@ impl Store {
         self.inner.pg_url.is_some()
     }
 
+    /// Parse `msg` for a delivery or APPEND ahead of time, on the
+    /// caller's thread, with what this backend's writer would otherwise
+    /// compute ([`PreparedMessage::new_for`]).
+    ///
+    /// # Errors
+    /// As [`PreparedMessage::new`].
+    pub fn prepare(&self, msg: crate::NewMessage) -> Result<crate::PreparedMessage> {
+        crate::PreparedMessage::new_for(msg, self.is_postgres())
+    }
+
     /// The PostgreSQL URL on that backend (for connections of its own,
     /// e.g. the outbound queue's leases).
     pub(crate) fn pg_url(&self) -> Option<&str> {

@@ -23,6 +23,9 @@ pub(crate) struct Meta {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) header_text: String,
     pub(crate) body_text: String,
+    /// PostgreSQL's search text (pg/search.rs), made ahead of time by
+    /// [`crate::Store::prepare`] on that backend; else made by the writer.
+    pub(crate) pg_text: Option<crate::pg::search::SearchText>,
 }
 
 impl Meta {
@@ -37,6 +40,7 @@ impl Meta {
             headers: p.headers,
             header_text: p.header_text,
             body_text: p.body_text,
+            pg_text: None,
         })
     }
 }
@@ -63,6 +67,21 @@ impl PreparedMessage {
             internal_date: msg.internal_date,
             meta,
         })
+    }
+
+    /// [`PreparedMessage::new`], and on PostgreSQL (`postgres`) its
+    /// search text too (folded text and the body's distinct words: for a
+    /// big message most of what the writer thread would otherwise do for
+    /// it). See [`crate::Store::prepare`].
+    ///
+    /// # Errors
+    /// As [`PreparedMessage::new`].
+    pub fn new_for(msg: NewMessage, postgres: bool) -> Result<PreparedMessage> {
+        let mut p = PreparedMessage::new(msg)?;
+        if postgres {
+            p.meta.pg_text = Some(crate::pg::search::SearchText::of(&p.meta));
+        }
+        Ok(p)
     }
 
     /// The raw bytes.

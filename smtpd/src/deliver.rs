@@ -405,6 +405,7 @@ impl SmtpSession {
             .clone()
             .filter(|d| owner.as_deref().is_some_and(|u| d.signs_for(domain_of(u))));
         let signs = dkim.is_some();
+        let postgres = store.is_postgres();
         let prepare = move || {
             let mut raw = raw;
             if let Some(user) = owner {
@@ -420,7 +421,7 @@ impl SmtpSession {
                     sign(signer, &user, &mut raw, trace_len);
                 }
             }
-            PreparedMessage::new(NewMessage { raw, internal_date }).map(Ok)
+            PreparedMessage::new_for(NewMessage { raw, internal_date }, postgres).map(Ok)
         };
         let queue =
             move |prepared: mailstore::Result<Result<PreparedMessage, String>>| match prepared {

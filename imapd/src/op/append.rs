@@ -61,7 +61,7 @@ pub(crate) fn append(
             raw: message,
             internal_date: when,
         };
-        match PreparedMessage::new(raw) {
+        match s.cx.shared.store.prepare(raw) {
             Ok(p) => Upload::Prepared(p),
             Err(e) => {
                 s.cx.store_error(&tag, &e);

@@ -209,6 +209,27 @@ pub(crate) fn fold_text(s: &str) -> String {
         .collect()
 }
 
+/// What PostgreSQL stores of a message for SEARCH (`message_text`): its
+/// header and body text folded ([`fold_text`]) and the body's distinct
+/// words ([`words`]).
+#[derive(Clone, Debug)]
+pub(crate) struct SearchText {
+    pub(crate) header: String,
+    pub(crate) body: String,
+    pub(crate) words: String,
+}
+
+impl SearchText {
+    pub(crate) fn of(meta: &crate::tx_deliver::Meta) -> SearchText {
+        let body = fold_text(&meta.body_text);
+        SearchText {
+            header: fold_text(&meta.header_text),
+            words: words(&body),
+            body,
+        }
+    }
+}
+
 /// The LIKE pattern matching text that contains `needle` (folded as
 /// [`fold_text`], LIKE's metacharacters escaped with its default escape
 /// character, the backslash).

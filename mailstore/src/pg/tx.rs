@@ -380,9 +380,16 @@ impl Tx<'_> {
             .map(strip_nul)
             .collect();
         let size = raw.len() as i64;
-        let header_text = crate::pg::search::fold_text(&meta.header_text);
-        let body_text = crate::pg::search::fold_text(&meta.body_text);
-        let words = crate::pg::search::words(&body_text);
+        // Made ahead of time (Store::prepare) or here.
+        let made;
+        let text = match &meta.pg_text {
+            Some(t) => t,
+            None => {
+                made = crate::pg::search::SearchText::of(meta);
+                &made
+            }
+        };
+        let (header_text, body_text, words) = (&text.header, &text.body, &text.words);
         let stored = now();
         let (system, keywords) = match &into {
             Some((_, flags)) => (
@@ -419,9 +426,9 @@ impl Tx<'_> {
                         names,
                         values,
                         refs,
-                        header_text,
-                        body_text,
-                        words,
+                        header_text: header_text.clone(),
+                        body_text: body_text.clone(),
+                        words: words.clone(),
                         targets,
                         system,
                         keywords,
@@ -442,9 +449,9 @@ impl Tx<'_> {
             &raw,
             &names,
             &values,
-            &header_text,
-            &body_text,
-            &words,
+            header_text,
+            body_text,
+            words,
             &meta.envelope_bin,
         ];
         let ids: Vec<i64>;

@@ -59,10 +59,17 @@ fn route(users: &[UserId], i: usize) -> (Vec<UserId>, &'static str) {
 fn round(s: &Store, users: &[UserId], r: usize, together: bool) {
     let (tx, rx) = channel::<(usize, mailstore::Result<()>)>();
     for i in 0..N {
-        let msg = PreparedMessage::new(NewMessage {
+        let new = NewMessage {
             raw: message(r, i),
             internal_date: 1_790_000_000 + i as i64,
-        })
+        };
+        // Half with the search text made ahead (as smtpd prepares mail),
+        // half made by the writer.
+        let msg = if i % 2 == 0 {
+            s.prepare(new)
+        } else {
+            PreparedMessage::new(new)
+        }
         .unwrap();
         let (to, mailbox) = route(users, i);
         let tx = tx.clone();
