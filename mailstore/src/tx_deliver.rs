@@ -25,7 +25,7 @@ pub(crate) struct Meta {
     pub(crate) body_text: String,
     /// PostgreSQL's search text (pg/search.rs), made ahead of time by
     /// [`crate::Store::prepare`] on that backend; else made by the writer.
-    pub(crate) pg_text: Option<crate::pg::search::SearchText>,
+    pub(crate) pg_text: Option<Box<crate::pg::search::SearchText>>,
 }
 
 impl Meta {
@@ -79,7 +79,7 @@ impl PreparedMessage {
     pub fn new_for(msg: NewMessage, postgres: bool) -> Result<PreparedMessage> {
         let mut p = PreparedMessage::new(msg)?;
         if postgres {
-            p.meta.pg_text = Some(crate::pg::search::SearchText::of(&p.meta));
+            p.meta.pg_text = Some(Box::new(crate::pg::search::SearchText::of(&p.meta)));
         }
         Ok(p)
     }
