@@ -43,22 +43,33 @@ pub(crate) struct Deferred {
     pub(crate) header_text: String,
     pub(crate) body_text: String,
     pub(crate) words: String,
-    /// (owner, mailbox name, the mailbox's id as expected).
-    pub(crate) targets: Vec<(UserId, String, MailboxId)>,
+    /// The entries to make, as expected.
+    pub(crate) targets: Vec<Target>,
     pub(crate) system: i32,
     pub(crate) keywords: String,
     pub(crate) saved: i64,
+}
+
+/// An entry a kept delivery or APPEND is to make, as expected: in
+/// `mailbox`, owned by `user`, named `name` (a delivery's target, by
+/// name) or with UID `uid` (an APPEND's, whose UID was answered).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Target {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) user: UserId,
+    pub(crate) name: Option<String>,
+    pub(crate) uid: Option<i64>,
 }
 
 /// The deliveries kept, in one statement: `d` the messages (`k` their
 /// order), `x` the ids they thread by, `g` the entries to make (`n`:
 /// their order within their mailbox), `b` each mailbox's UIDs and
 /// modseqs taken at once. Returns one row per entry made: k, owner,
-/// mailbox name, mailbox id.
+/// mailbox name, mailbox id, UID.
 const INSERT_MANY: &str = "WITH d AS (
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
                               $6::text[], $7::bytea[], $8::text[], $9::text[], $10::text[],
-                              $21::bigint[], $22::bytea[])
+                              $20::bigint[], $21::bytea[])
              WITH ORDINALITY AS d(id, size, idate, sdate, envelope, structure, raw, headers, body, words,
                                   saved, envelope_bin, k)),
      x AS (SELECT * FROM unnest($11::bigint[], $12::text[]) AS x(k, msgid)),
@@ -78,11 +89,11 @@ const INSERT_MANY: &str = "WITH d AS (
            JOIN d ON d.k = y.k),
      t AS (INSERT INTO message_text(id, headers, body, words) SELECT id, headers, body, words FROM d),
      g AS (
-         SELECT g.k, g.user_id, g.name, g.flags, g.keywords, mb.id AS mailbox_id,
+         SELECT g.k, mb.user_id, mb.name, g.flags, g.keywords, mb.id AS mailbox_id,
                 row_number() OVER (PARTITION BY mb.id ORDER BY g.k) AS n
-         FROM unnest($16::bigint[], $17::bigint[], $18::text[], $19::int[], $20::text[])
-             AS g(k, user_id, name, flags, keywords)
-         JOIN mailboxes mb ON mb.user_id = g.user_id AND mb.name = g.name),
+         FROM unnest($16::bigint[], $17::bigint[], $18::int[], $19::text[])
+             AS g(k, mailbox_id, flags, keywords)
+         JOIN mailboxes mb ON mb.id = g.mailbox_id),
      c AS (SELECT mailbox_id, count(*) AS n FROM g GROUP BY mailbox_id),
      b AS (
          UPDATE mailboxes SET uidnext = uidnext + c.n, highestmodseq = highestmodseq + c.n
@@ -92,7 +103,7 @@ const INSERT_MANY: &str = "WITH d AS (
          INSERT INTO entries(mailbox_id, uid, message_id, flags, keywords, modseq, saved)
          SELECT b.id, b.uid0 + g.n - 1, d.id, g.flags, g.keywords, b.modseq0 + g.n, d.saved
          FROM g JOIN b ON b.id = g.mailbox_id JOIN d ON d.k = g.k)
-     SELECT g.k, g.user_id, g.name, b.id FROM g JOIN b ON b.id = g.mailbox_id";
+     SELECT g.k, g.user_id, g.name, b.id, b.uid0 + g.n - 1 FROM g JOIN b ON b.id = g.mailbox_id";
 
 /// Mailbox (owner, name) -> id pairs remembered for expecting targets.
 pub(crate) const MAX_KNOWN: usize = 100_000;
@@ -140,6 +151,49 @@ impl PgConn {
     /// Drop the kept deliveries (their transaction is rolled back).
     pub(crate) fn drop_deferred(&self) {
         self.deferred.borrow_mut().clear();
+        if let Ok(mut w) = self.write.try_borrow_mut() {
+            w.next_uid.clear();
+        }
+    }
+
+    /// `mailbox`'s next UID, UIDVALIDITY and owner, if this batch's last
+    /// statement told them (no other statement ran since).
+    pub(crate) fn next_uid(&self, mailbox: MailboxId) -> Option<(i64, i64, UserId)> {
+        self.write.borrow().next_uid.get(&mailbox).copied()
+    }
+
+    /// The next UIDs known now, to keep across a statement that changes
+    /// only its own mailboxes' ([`PgConn::restore_next_uids`]).
+    pub(crate) fn save_next_uids(&self) -> Vec<(MailboxId, (i64, i64, UserId))> {
+        self.write
+            .borrow()
+            .next_uid
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+
+    /// Know `saved` again, except for mailboxes `changed` (those the
+    /// statement that just ran took UIDs in).
+    pub(crate) fn restore_next_uids(
+        &self,
+        saved: Vec<(MailboxId, (i64, i64, UserId))>,
+        changed: &[MailboxId],
+    ) {
+        let mut w = self.write.borrow_mut();
+        for (mb, v) in saved {
+            if !changed.contains(&mb) {
+                w.next_uid.entry(mb).or_insert(v);
+            }
+        }
+    }
+
+    /// `mailbox`'s entry `uid` was just made (or is kept to be made).
+    pub(crate) fn took_uid(&self, mailbox: MailboxId, uid: i64, validity: i64, owner: UserId) {
+        self.write
+            .borrow_mut()
+            .next_uid
+            .insert(mailbox, (uid + 1, validity, owner));
     }
 
     /// Send the kept deliveries, if any (see the module); an error if the
@@ -175,23 +229,40 @@ impl PgConn {
         let r = self.send_many(&kept);
         self.flushing.set(false);
         let rows = r?;
-        let mut made: Vec<(i64, UserId, String, MailboxId)> = rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect();
+        // Each entry made, with what was expected of it filled in.
+        let mut made: Vec<(i64, Target)> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (k, mailbox): (i64, MailboxId) = (r.get(0), r.get(3));
+            let want = usize::try_from(k - 1)
+                .ok()
+                .and_then(|i| kept.get(i))
+                .and_then(|d| d.targets.iter().find(|t| t.mailbox == mailbox));
+            made.push((
+                k,
+                Target {
+                    mailbox,
+                    user: r.get(1),
+                    name: want.and_then(|t| t.name.as_ref()).map(|_| r.get(2)),
+                    uid: want.and_then(|t| t.uid).map(|_| r.get(4)),
+                },
+            ));
+        }
         made.sort();
-        let mut expected: Vec<(i64, UserId, String, MailboxId)> = Vec::new();
+        let mut expected: Vec<(i64, Target)> = Vec::new();
         for (k, d) in kept.iter().enumerate() {
-            for (user, name, mailbox) in &d.targets {
-                expected.push((k as i64 + 1, *user, name.clone(), *mailbox));
+            for t in &d.targets {
+                expected.push((k as i64 + 1, t.clone()));
             }
         }
         expected.sort();
         if made != expected {
             let mut w = self.write.borrow_mut();
-            for (_, user, name, _) in &expected {
-                w.known.remove(&(*user, name.clone()));
+            for (_, t) in &expected {
+                if let Some(name) = &t.name {
+                    w.known.remove(&(t.user, name.clone()));
+                }
             }
+            w.next_uid.clear();
             return Err(StoreError::Postgres(
                 "a mailbox changed under deliveries sent together; the batch runs again".into(),
             ));
@@ -213,10 +284,9 @@ impl PgConn {
         let (mut ref_k, mut refs) = (Vec::<i64>::new(), Vec::<&str>::new());
         let (mut h_k, mut h_names, mut h_values) =
             (Vec::<i64>::new(), Vec::<&str>::new(), Vec::<&str>::new());
-        let (mut g_k, mut g_users, mut g_names, mut g_flags, mut g_keywords) = (
+        let (mut g_k, mut g_boxes, mut g_flags, mut g_keywords) = (
             Vec::<i64>::new(),
             Vec::<i64>::new(),
-            Vec::<&str>::new(),
             Vec::<i32>::new(),
             Vec::<&str>::new(),
         );
@@ -231,10 +301,9 @@ impl PgConn {
                 h_names.push(n);
                 h_values.push(v);
             }
-            for (user, name, _) in &d.targets {
+            for t in &d.targets {
                 g_k.push(k);
-                g_users.push(*user);
-                g_names.push(name);
+                g_boxes.push(t.mailbox);
                 g_flags.push(d.system);
                 g_keywords.push(&d.keywords);
             }
@@ -260,8 +329,7 @@ impl PgConn {
                 &h_names,
                 &h_values,
                 &g_k,
-                &g_users,
-                &g_names,
+                &g_boxes,
                 &g_flags,
                 &g_keywords,
                 &saved,

@@ -224,6 +224,10 @@ struct WriteState {
     /// (Owner, mailbox name) -> mailbox, as statements found them
     /// (deferred.rs: what a kept delivery expects).
     known: HashMap<(UserId, String), MailboxId>,
+    /// Mailbox -> (its next UID, UIDVALIDITY, owner) as this batch's last
+    /// statement left it (deferred.rs: the UID a kept APPEND gets).
+    /// Forgotten when any other statement runs, and with the batch.
+    next_uid: HashMap<MailboxId, (i64, i64, UserId)>,
     /// `held.len()` when the current job began (see [`PgConn::job_starts`]).
     job_mark: usize,
     /// Commit counters of the commits made early during the current job
@@ -314,8 +318,14 @@ impl PgConn {
     /// be sent together are sent first (deferred.rs), so every statement
     /// sees them.
     pub(crate) fn c(&self) -> Result<watch::Busy<'_>> {
-        if !self.flushing.get() && !self.deferred.borrow().is_empty() {
-            self.flush_deferred()?;
+        if !self.flushing.get() {
+            if !self.deferred.borrow().is_empty() {
+                self.flush_deferred()?;
+            }
+            // This statement may take UIDs (deferred.rs).
+            if let Ok(mut w) = self.write.try_borrow_mut() {
+                w.next_uid.clear();
+            }
         }
         let mut c = self
             .client
@@ -560,6 +570,7 @@ impl PgConn {
         self.drop_deferred();
         self.flush_failed.set(false);
         let mut w = self.write.borrow_mut();
+        w.next_uid.clear();
         w.held.clear();
         w.unlimited.clear();
         w.scripted.clear();

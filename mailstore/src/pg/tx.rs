@@ -6,7 +6,7 @@
 //! mailbox get ascending, never reused UIDs in commit order.
 
 use crate::error::{Result, StoreError};
-use crate::pg::deferred::Deferred;
+use crate::pg::deferred::{Deferred, Target};
 use crate::pg::reader::{entry_at, uid_array};
 use crate::pg::{is_fk_violation, is_unique_violation, PgConn};
 use crate::sieve::Filing;
@@ -334,7 +334,7 @@ impl Tx<'_> {
             internal_date,
             meta,
             Some((Into::Id(mailbox), flags)),
-            false,
+            true,
         )?;
         if let Some(a) = added.first() {
             return Ok(Appended {
@@ -399,43 +399,73 @@ impl Tx<'_> {
             None => (0, String::new()),
         };
         if defer && pg.may_defer() {
-            if let Some((Into::Named(users, mailboxes), _)) = &into {
-                let targets: Option<Vec<(UserId, String, MailboxId)>> = users
+            // The entries as expected, and what the caller is told: a
+            // delivery's mailboxes as earlier statements found them, an
+            // APPEND's UID as the batch's last statement left its mailbox
+            // (no other statement ran since; deferred.rs).
+            let expected: Option<(Vec<Target>, Vec<Added>)> = match &into {
+                Some((Into::Named(users, mailboxes), _)) => users
                     .iter()
                     .zip(mailboxes.iter())
-                    .map(|(u, n)| pg.known_mailbox(*u, n).map(|id| (*u, n.clone(), id)))
-                    .collect();
-                if let Some(targets) = targets {
-                    let added: Vec<Added> = targets
-                        .iter()
-                        .map(|(u, n, mb)| (*u, *mb, 0, n.clone(), 0))
-                        .collect();
-                    for (u, _, mb) in &targets {
-                        pg.note_owner(*mb, *u);
-                        self.touched.push(*mb);
-                    }
-                    pg.defer(Deferred {
-                        id,
-                        size,
-                        internal_date,
-                        sent_date: meta.sent_date,
-                        envelope: meta.envelope_json.clone(),
-                        envelope_bin: meta.envelope_bin.clone(),
-                        structure: meta.structure_json.clone(),
-                        raw: raw.to_vec(),
-                        names,
-                        values,
-                        refs,
-                        header_text: header_text.clone(),
-                        body_text: body_text.clone(),
-                        words: words.clone(),
-                        targets,
-                        system,
-                        keywords,
-                        saved: stored,
-                    })?;
-                    return Ok((id, added));
+                    .map(|(u, n)| {
+                        pg.known_mailbox(*u, n).map(|mb| {
+                            let t = Target {
+                                mailbox: mb,
+                                user: *u,
+                                name: Some(n.clone()),
+                                uid: None,
+                            };
+                            (t, (*u, mb, 0, n.clone(), 0))
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| v.into_iter().unzip()),
+                Some((Into::Id(mb), _)) => pg.next_uid(*mb).map(|(uid, validity, owner)| {
+                    let t = Target {
+                        mailbox: *mb,
+                        user: owner,
+                        name: None,
+                        uid: Some(uid),
+                    };
+                    (
+                        vec![t],
+                        vec![(owner, *mb, uid as Uid, String::new(), validity)],
+                    )
+                }),
+                None => None,
+            };
+            if let Some((targets, added)) = expected {
+                for t in &targets {
+                    pg.note_owner(t.mailbox, t.user);
+                    self.touched.push(t.mailbox);
                 }
+                pg.defer(Deferred {
+                    id,
+                    size,
+                    internal_date,
+                    sent_date: meta.sent_date,
+                    envelope: meta.envelope_json.clone(),
+                    envelope_bin: meta.envelope_bin.clone(),
+                    structure: meta.structure_json.clone(),
+                    raw: raw.to_vec(),
+                    names,
+                    values,
+                    refs,
+                    header_text: header_text.clone(),
+                    body_text: body_text.clone(),
+                    words: words.clone(),
+                    targets: targets.clone(),
+                    system,
+                    keywords,
+                    saved: stored,
+                })?;
+                // The next UID of each mailbox, one on.
+                for t in &targets {
+                    if let Some((next, validity, owner)) = pg.next_uid(t.mailbox) {
+                        pg.took_uid(t.mailbox, next, validity, owner);
+                    }
+                }
+                return Ok((id, added));
             }
         }
         let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
@@ -493,7 +523,18 @@ impl Tx<'_> {
                 )
             }
         };
+        // This statement takes UIDs in its target mailboxes only: the
+        // next UIDs known of others stay known (deferred.rs).
+        let known = pg.save_next_uids();
         let rows = pg.rows(&sql, &params)?;
+        let targets: Vec<MailboxId> = match &into {
+            Some((Into::Id(mb), _)) => vec![*mb],
+            // By name: whichever they are (and those it made no entry in
+            // are forgotten too).
+            Some((Into::Named(..), _)) => known.iter().map(|k| k.0).collect(),
+            None => Vec::new(),
+        };
+        pg.restore_next_uids(known, &targets);
         let mut added = Vec::with_capacity(rows.len());
         for r in rows {
             let (user, mailbox, uid): (UserId, MailboxId, i64) = (r.get(0), r.get(1), r.get(2));
@@ -503,7 +544,9 @@ impl Tx<'_> {
             if matches!(into, Some((Into::Named(..), _))) {
                 pg.note_mailbox(user, &name, mailbox);
             }
-            added.push((user, mailbox, uid as Uid, name, r.get(4)));
+            let validity: i64 = r.get(4);
+            pg.took_uid(mailbox, uid, validity, user);
+            added.push((user, mailbox, uid as Uid, name, validity));
         }
         Ok((id, added))
     }

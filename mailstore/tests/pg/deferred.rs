@@ -253,3 +253,98 @@ fn deliveries_sent_together_store_what_one_statement_each_stores() {
     assert!(!lists.is_empty());
     assert!(lists.iter().all(|e| e.4.starts_with("r1 ")), "{lists:?}");
 }
+
+/// APPENDs in one batch (rerunnable jobs, as imapd's) are sent together
+/// too: each is told the UID and UIDVALIDITY its entry has, with its
+/// flags, in the order queued; two mailboxes and a quota check (a read
+/// between two kept APPENDs) mixed in.
+#[test]
+fn appends_sent_together_get_the_uids_they_were_told() {
+    use mailstore::{Appended, Flags};
+    let (db, s) = store();
+    let a = user(&s, "a@example.org");
+    let b = user(&s, "b@example.org");
+    s.write_sync(move |t| t.set_quota(b, Some(1 << 30), None))
+        .unwrap();
+    let boxes: Vec<(UserId, mailstore::Mailbox)> = [(a, "INBOX"), (a, "Sent"), (b, "INBOX")]
+        .iter()
+        .map(|&(u, n)| (u, s.read_sync(move |r| r.mailbox(u, n)).unwrap().unwrap()))
+        .collect();
+    const M: usize = 120;
+    let (tx, rx) = channel::<(usize, mailstore::Result<Appended>)>();
+    for i in 0..M {
+        let (_, mb) = &boxes[i % 3 / 2 + usize::from(i.is_multiple_of(5))];
+        let mailbox = mb.id;
+        let msg = s
+            .prepare(NewMessage {
+                raw: message(7, i),
+                internal_date: 1_790_000_000,
+            })
+            .unwrap();
+        let flags = Flags {
+            system: if i.is_multiple_of(3) { Flags::SEEN } else { 0 },
+            keywords: if i.is_multiple_of(4) {
+                vec!["$Label1".into()]
+            } else {
+                Vec::new()
+            },
+        };
+        let tx = tx.clone();
+        s.write_rerunnable(
+            move |t| t.append_prepared(mailbox, &msg, &flags),
+            move |r| {
+                let _ = tx.send((i, r));
+            },
+        );
+    }
+    drop(tx);
+    let told: HashMap<usize, Appended> = rx
+        .iter()
+        .map(|(i, r)| (i, r.unwrap_or_else(|e| panic!("APPEND {i}: {e}"))))
+        .collect();
+    assert_eq!(told.len(), M);
+    let mut c = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    let rows = c
+        .query(
+            "SELECT e.mailbox_id, e.uid, e.flags, e.keywords, h.value, mb.uidvalidity
+             FROM entries e JOIN mailboxes mb ON mb.id = e.mailbox_id
+             JOIN message_headers h ON h.message_id = e.message_id AND lower(h.name) = 'subject'
+             ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), M);
+    let mut last: HashMap<i64, i64> = HashMap::new();
+    for r in &rows {
+        let (mailbox, uid, flags, keywords, subject, validity): (
+            i64,
+            i64,
+            i32,
+            String,
+            String,
+            i64,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        let i: usize = subject.trim().rsplit('m').next().unwrap().parse().unwrap();
+        let t = &told[&i];
+        assert_eq!(i64::from(t.uid), uid, "APPEND {i}: the UID it was told");
+        assert_eq!(i64::from(t.uidvalidity), validity, "APPEND {i}");
+        let prev = last.insert(mailbox, uid).unwrap_or(0);
+        assert_eq!(uid, prev + 1, "mailbox {mailbox}: UIDs in order, no gaps");
+        assert_eq!(flags & 1 != 0, i.is_multiple_of(3), "APPEND {i}: \\Seen");
+        assert_eq!(
+            keywords.contains("$Label1"),
+            i.is_multiple_of(4),
+            "APPEND {i}: keyword"
+        );
+    }
+    // Queued in order per mailbox: UIDs follow the order of the APPENDs.
+    for (_, mb) in &boxes {
+        let mut mine: Vec<(u32, usize)> = told
+            .iter()
+            .filter(|(i, _)| boxes[*i % 3 / 2 + usize::from(i.is_multiple_of(5))].1.id == mb.id)
+            .map(|(i, t)| (t.uid, *i))
+            .collect();
+        mine.sort();
+        assert!(mine.windows(2).all(|w| w[0].1 < w[1].1), "{mine:?}");
+    }
+}
