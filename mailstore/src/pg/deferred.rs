@@ -17,7 +17,14 @@
 //! the statement's result is an error, the transaction is rolled back and
 //! the writer runs the batch again the usual way (nothing deferred there).
 //! UIDs and modseqs are taken per mailbox in the order the deliveries
-//! were kept, as one statement each would have taken them. A message that
+//! were kept, as one statement each would have taken them.
+//!
+//! An APPEND (`Tx::append_prepared` in such a batch: imapd's) is kept the
+//! same way although it answers its UID: the batch holds the owner's row
+//! lock, so only this batch takes UIDs in the mailbox, and the batch's
+//! last statement that took one there tells the next (`PgConn::next_uid`;
+//! forgotten when any statement that may take UIDs there runs). The
+//! statement's entries are checked against the UIDs told. A message that
 //! references another kept one (a Message-ID of its thread) is not kept
 //! with it: the statement would not see the other's thread yet, so the
 //! ones kept so far are sent first.
