@@ -2,6 +2,7 @@
 //! shares with it) does on SQLite, in this dialect. Each function mirrors
 //! the SQLite method of the same name.
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::Row;
 
 use crate::error::{Result, StoreError};
@@ -290,20 +291,42 @@ impl PgConn {
         };
         let dense =
             uids.windows(2).all(|w| w[0] < w[1]) && u64::from(hi - lo) < 2 * uids.len() as u64;
-        let rows = if dense {
-            self.rows(
-                &format!(
+        let (lo, hi, list) = (i64::from(lo), i64::from(hi), uid_array(uids));
+        let (sql, params): (String, Vec<&(dyn postgres::types::ToSql + Sync)>) = if dense {
+            (
+                format!(
                     "{COLUMNS} WHERE e.mailbox_id = $1 AND e.uid BETWEEN $2 AND $3 ORDER BY e.uid"
                 ),
-                &[&mailbox, &i64::from(lo), &i64::from(hi)],
-            )?
+                vec![&mailbox, &lo, &hi],
+            )
         } else {
-            self.rows(
-                &format!("{COLUMNS} WHERE e.mailbox_id = $1 AND e.uid = ANY($2) ORDER BY e.uid"),
-                &[&mailbox, &uid_array(uids)],
-            )?
+            (
+                format!("{COLUMNS} WHERE e.mailbox_id = $1 AND e.uid = ANY($2) ORDER BY e.uid"),
+                vec![&mailbox, &list],
+            )
         };
-        for r in &rows {
+        // Streamed: each row handed on as it arrives, so the server's
+        // work and the response's encoding overlap (`rows` would wait for
+        // the last row first).
+        let mut c = self.c()?;
+        let st = self.prep(&mut c, &sql)?;
+        let mut it = match c.query_raw(&st, params.iter().copied()) {
+            Ok(it) => it,
+            Err(e) => {
+                self.saw(&e);
+                return Err(e.into());
+            }
+        };
+        loop {
+            let r = match it.next() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    self.saw(&e);
+                    return Err(e.into());
+                }
+            };
+            let r = &r;
             let entry = entry_at(r, 0);
             if dense && uids.binary_search(&entry.uid).is_err() {
                 continue;
