@@ -50,6 +50,25 @@ pub(crate) fn entry_at(r: &Row, at: usize) -> Entry {
     }
 }
 
+/// The [`MessageMeta`] of a metadata row (uid, flags, keywords, modseq,
+/// size, internal date, two parts, id, save date, thread), without its
+/// envelope and structure.
+fn meta_at(r: &Row) -> MessageMeta {
+    let entry = entry_at(r, 0);
+    MessageMeta {
+        uid: entry.uid,
+        flags: entry.flags,
+        modseq: entry.modseq,
+        size: r.get::<_, i64>(4) as u64,
+        internal_date: r.get(5),
+        save_date: r.get(9),
+        envelope: Default::default(),
+        structure: Default::default(),
+        message_id: r.get(8),
+        thread_id: r.get(10),
+    }
+}
+
 fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(format!("stored metadata does not decode: {e}"))
 }
@@ -245,27 +264,14 @@ impl PgConn {
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let entry = entry_at(r, 0);
-            let envelope = match r.get::<_, Option<&str>>(6) {
-                Some(j) => serde_json::from_str(j).map_err(json_err)?,
-                None => Default::default(),
-            };
-            let structure = match r.get::<_, Option<&str>>(7) {
-                Some(j) => serde_json::from_str(j).map_err(json_err)?,
-                None => Default::default(),
-            };
-            out.push(MessageMeta {
-                uid: entry.uid,
-                flags: entry.flags,
-                modseq: entry.modseq,
-                size: r.get::<_, i64>(4) as u64,
-                internal_date: r.get(5),
-                save_date: r.get(9),
-                envelope,
-                structure,
-                message_id: r.get(8),
-                thread_id: r.get(10),
-            });
+            let mut meta = meta_at(r);
+            if let Some(j) = r.get::<_, Option<&str>>(6) {
+                meta.envelope = serde_json::from_str(j).map_err(json_err)?;
+            }
+            if let Some(j) = r.get::<_, Option<&str>>(7) {
+                meta.structure = serde_json::from_str(j).map_err(json_err)?;
+            }
+            out.push(meta);
         }
         Ok(out)
     }
@@ -327,26 +333,14 @@ impl PgConn {
                 }
             };
             let r = &r;
-            let entry = entry_at(r, 0);
-            if dense && uids.binary_search(&entry.uid).is_err() {
+            let meta = meta_at(r);
+            if dense && uids.binary_search(&meta.uid).is_err() {
                 continue;
             }
             let envelope: EnvelopeRef<'_> = match r.get::<_, Option<&[u8]>>(6) {
                 Some(b) => crate::envelope_bin::decode(b)?,
                 None => serde_json::from_str(r.get::<_, Option<&str>>(7).unwrap_or("{}"))
                     .map_err(json_err)?,
-            };
-            let meta = MessageMeta {
-                uid: entry.uid,
-                flags: entry.flags,
-                modseq: entry.modseq,
-                size: r.get::<_, i64>(4) as u64,
-                internal_date: r.get(5),
-                save_date: r.get(9),
-                envelope: Default::default(),
-                structure: Default::default(),
-                message_id: r.get(8),
-                thread_id: r.get(10),
             };
             f(&meta, &envelope)?;
         }
