@@ -681,7 +681,6 @@ impl PgConn {
             w.held.clear();
             w.unlimited.clear();
             w.scripted.clear();
-            w.scripted.clear();
             w.job_mark = 0;
         }
         self.batch("BEGIN; SAVEPOINT job")

@@ -358,9 +358,10 @@ impl Tx<'_> {
     /// all in one statement (one round trip). The caller holds the
     /// owners' locks. Returns the message id and the (owner, mailbox,
     /// UID) of each entry made; a mailbox missing or out of UIDs gets
-    /// none. With `defer`, in a batch without savepoints, into mailboxes
-    /// named and known, the statement may be kept to be sent with others
-    /// (deferred.rs): the entries are then the ones expected, UID 0.
+    /// none. With `defer`, in a batch without savepoints, the statement
+    /// may be kept to be sent with others (deferred.rs): the entries are
+    /// then the ones expected (into mailboxes named: known ones, UID 0;
+    /// into one by id: the UID its next one is known to be).
     pub(super) fn pg_insert_message(
         &mut self,
         pg: &PgConn,
@@ -438,6 +439,10 @@ impl Tx<'_> {
                 for t in &targets {
                     pg.note_owner(t.mailbox, t.user);
                     self.touched.push(t.mailbox);
+                    // Its next UID (if known), one on.
+                    if let Some((next, validity, owner)) = pg.next_uid(t.mailbox) {
+                        pg.took_uid(t.mailbox, next, validity, owner);
+                    }
                 }
                 pg.defer(Deferred {
                     id,
@@ -454,17 +459,11 @@ impl Tx<'_> {
                     header_text: header_text.clone(),
                     body_text: body_text.clone(),
                     words: words.clone(),
-                    targets: targets.clone(),
+                    targets,
                     system,
                     keywords,
                     saved: stored,
                 })?;
-                // The next UID of each mailbox, one on.
-                for t in &targets {
-                    if let Some((next, validity, owner)) = pg.next_uid(t.mailbox) {
-                        pg.took_uid(t.mailbox, next, validity, owner);
-                    }
-                }
                 return Ok((id, added));
             }
         }
@@ -523,18 +522,17 @@ impl Tx<'_> {
                 )
             }
         };
-        // This statement takes UIDs in its target mailboxes only: the
-        // next UIDs known of others stay known (deferred.rs).
-        let known = pg.save_next_uids();
-        let rows = pg.rows(&sql, &params)?;
-        let targets: Vec<MailboxId> = match &into {
-            Some((Into::Id(mb), _)) => vec![*mb],
-            // By name: whichever they are (and those it made no entry in
-            // are forgotten too).
-            Some((Into::Named(..), _)) => known.iter().map(|k| k.0).collect(),
-            None => Vec::new(),
+        // Into one mailbox by id, this statement takes UIDs there only:
+        // the next UIDs known of others stay known (deferred.rs). By name,
+        // all are forgotten (which mailboxes is known only after).
+        let known = match &into {
+            Some((Into::Id(mb), _)) => Some((pg.save_next_uids(), *mb)),
+            _ => None,
         };
-        pg.restore_next_uids(known, &targets);
+        let rows = pg.rows(&sql, &params)?;
+        if let Some((known, mb)) = known {
+            pg.restore_next_uids(known, &[mb]);
+        }
         let mut added = Vec::with_capacity(rows.len());
         for r in rows {
             let (user, mailbox, uid): (UserId, MailboxId, i64) = (r.get(0), r.get(1), r.get(2));

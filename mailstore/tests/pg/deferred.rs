@@ -271,9 +271,11 @@ fn appends_sent_together_get_the_uids_they_were_told() {
         .map(|&(u, n)| (u, s.read_sync(move |r| r.mailbox(u, n)).unwrap().unwrap()))
         .collect();
     const M: usize = 120;
+    // APPEND i's mailbox, of `boxes`.
+    let target = |i: usize| i % 3 / 2 + usize::from(i.is_multiple_of(5));
     let (tx, rx) = channel::<(usize, mailstore::Result<Appended>)>();
     for i in 0..M {
-        let (_, mb) = &boxes[i % 3 / 2 + usize::from(i.is_multiple_of(5))];
+        let (_, mb) = &boxes[target(i)];
         let mailbox = mb.id;
         let msg = s
             .prepare(NewMessage {
@@ -341,7 +343,7 @@ fn appends_sent_together_get_the_uids_they_were_told() {
     for (_, mb) in &boxes {
         let mut mine: Vec<(u32, usize)> = told
             .iter()
-            .filter(|(i, _)| boxes[*i % 3 / 2 + usize::from(i.is_multiple_of(5))].1.id == mb.id)
+            .filter(|(i, _)| boxes[target(**i)].1.id == mb.id)
             .map(|(i, t)| (t.uid, *i))
             .collect();
         mine.sort();
