@@ -391,7 +391,7 @@ pub(crate) fn connect(path: &Path, create: bool) -> Result<Connection> {
     if !mode.eq_ignore_ascii_case("wal") {
         log::warn!("{}: journal_mode is {mode}, not wal", path.display());
     }
-    // 32 MiB page cache: big write batches otherwise spill pages early.
+    // 32 MiB page cache (readers and the writer set their own).
     // Temporary files in memory: every write job runs in a SAVEPOINT whose
     // statement journal (original pages, ~60 KiB for an APPEND) otherwise
     // spills to a new file in /var/tmp per batch (open, unlink, a dozen
