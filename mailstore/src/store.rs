@@ -92,7 +92,11 @@ impl Drop for Inner {
 /// 106-113 us of CPU per message against 123 (and 64 KiB APPENDs 226 us
 /// against 246-260, STORE 1:* over 100,000 messages unchanged). Big
 /// batches spill dirty pages to the WAL early; the tails of the tables a
-/// delivery grows fit many times over.
+/// delivery grows fit many times over. Indexing search text raises the
+/// cache to 32 MiB for a while (`writer::IndexCache`), and SQLite's hash
+/// table keeps the buckets it grew then: in a process that has indexed a
+/// lot, the walk is shorter by the pages only, and no gain was measured
+/// there (`GROW=... bench/smtp-cost.sh`; see the README).
 pub(crate) const WRITER_CACHE: &str = "PRAGMA cache_size = -4096;";
 
 /// Handle to the mailbox store; cheap to clone and share across threads.

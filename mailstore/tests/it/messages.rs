@@ -252,18 +252,25 @@ fn each_message_gives_the_asked_uids_with_their_envelopes() {
         vec![10],
         vec![4, 11, 12],
     ] {
-        let want: Vec<(u32, mailstore::Envelope)> = {
-            let u = uids.clone();
-            s.read_sync(move |r| r.messages(mb, &u))
-                .unwrap()
-                .into_iter()
-                .map(|m| (m.uid, m.envelope))
-                .collect()
-        };
+        let want = messages_envelopes(&s, mb, &uids);
         let got = each_message_envelopes(&s, mb, &uids).unwrap();
         assert_eq!(got, want, "{uids:?}");
         assert!(got.iter().all(|(u, _)| uids.contains(u)));
     }
+}
+
+/// The envelopes `messages` decodes for `uids`, with their UIDs.
+pub(crate) fn messages_envelopes(
+    s: &mailstore::Store,
+    mb: mailstore::MailboxId,
+    uids: &[u32],
+) -> Vec<(u32, mailstore::Envelope)> {
+    let u = uids.to_vec();
+    s.read_sync(move |r| r.messages(mb, &u))
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.uid, m.envelope))
+        .collect()
 }
 
 /// The envelopes `each_message` hands over for `uids`, owned.

@@ -528,7 +528,7 @@ fn large_messages_are_stored_with_lz4_and_read_back_exactly() {
 /// read from the JSON), and a damaged one is an error, not a panic.
 #[test]
 fn binary_envelopes_are_written_and_read_as_the_json() {
-    use crate::messages::{each_message_envelopes, ENVELOPES};
+    use crate::messages::{each_message_envelopes, messages_envelopes, ENVELOPES};
     let (db, s) = store();
     let a = user(&s, "a@x");
     for m in ENVELOPES {
@@ -545,14 +545,7 @@ fn binary_envelopes_are_written_and_read_as_the_json() {
         deliver(&s, simple(&format!("plain {i}"), "x"), &[a]);
     }
     let uids: Vec<u32> = (1..=7).collect();
-    let json = || -> Vec<(u32, mailstore::Envelope)> {
-        let u = uids.clone();
-        s.read_sync(move |r| r.messages(mb, &u))
-            .unwrap()
-            .into_iter()
-            .map(|m| (m.uid, m.envelope))
-            .collect()
-    };
+    let json = || messages_envelopes(&s, mb, &uids);
     let want = json();
     assert_eq!(want.len(), 7);
     assert_eq!(want[0].1.to.len(), 5, "{:?}", want[0].1.to);
