@@ -73,8 +73,10 @@
 #         each: connect+LOGIN+SELECT, a SELECT after another session's 10
 #         flag changes, one APPEND and one expunge (`select-changed`),
 #         FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE), UID
-#         SEARCH SUBJECT / FROM (warm p50, and the first search of each,
-#         when minimail fills its header cache), STORE 1:* +/-FLAGS.
+#         SEARCH SUBJECT / FROM (warm p50, and the first search of each
+#         session), STORE 1:* +/-FLAGS; first of all, a SUBJECT search
+#         sent right after the mailbox's first SELECT (minimail: its
+#         header cache's fill for the mailbox then still running).
 #         META_SIZES overrides the sizes.
 #   SMTP-ONLY  (--smtp-only; issue 21) durable accept against the no-storage
 #         limit: smtp-sink and minimail only (no Postfix, no Dovecot), back
@@ -607,6 +609,11 @@ run_meta() {
             name=${pair%%:*} port=${pair##*:} pid=()
             if [ "$name" = minimail ]; then pid=(--server-pid "$(mm_pid)"); fi
             a=(--addr "127.0.0.1:$port" --user "$USER_ADDR" --password "$PASSWORD" --mailbox "m$n")
+            # A SUBJECT search sent right after the mailbox's first SELECT
+            # (its "cold ms"): Dovecot's first SELECT indexes the new
+            # Maildir folder, minimail's queues the header cache's fill.
+            record "$name" "search-first $n" "${pid[@]}" imap "${a[@]}" search --key SUBJECT \
+                --word "topic 42" --repeat 1 --first-select
             "$MB" imap "${a[@]}" select --repeat 1 >/dev/null 2>&1 || true
             record "$name" "select $n" "${pid[@]}" imap "${a[@]}" select --repeat 20
             record "$name" "select-changed $n" "${pid[@]}" imap "${a[@]}" select-changed \

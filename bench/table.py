@@ -150,12 +150,16 @@ def main():
             "dovecot", higher=False)
         row(f"  UID SEARCH FROM address, warm, p50", f"search-from {n}", "p50_ms", "ms",
             "dovecot", higher=False)
-        # The first search of a field in the run: minimail then fills
-        # its header cache (mailstore/src/search/cache.rs).
-        row(f"  UID SEARCH SUBJECT word, first time", f"search-subject {n}", "cold ms",
+        # The first search of a session (minimail: its header cache
+        # filled when an earlier session selected the mailbox,
+        # mailstore/src/search/cache.rs), and one sent right after the
+        # mailbox's first SELECT (the fill then still running).
+        row(f"  UID SEARCH SUBJECT word, first of its session", f"search-subject {n}",
+            "cold ms", "ms", "dovecot", higher=False)
+        row(f"  UID SEARCH FROM address, first of its session", f"search-from {n}", "cold ms",
             "ms", "dovecot", higher=False)
-        row(f"  UID SEARCH FROM address, first time", f"search-from {n}", "cold ms",
-            "ms", "dovecot", higher=False)
+        row(f"  UID SEARCH SUBJECT word, right after the mailbox's first SELECT",
+            f"search-first {n}", "cold ms", "ms", "dovecot", higher=False)
         row(f"  FETCH 1:500 BODY.PEEK[], one connection, p50", f"bodies {n}", "p50_ms", "ms",
             "dovecot", higher=False)
         row(f"  same, octets per second", f"bodies {n}", "MB/s", "MB/s", "dovecot")

@@ -285,6 +285,12 @@ enum ImapWork {
         key: String,
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Make this session's SELECT the first of the mailbox (no check
+        /// of its messages on another connection before it), so that the
+        /// first search ("cold ms") is sent right after the mailbox's
+        /// first SELECT: the search a server cannot have prepared for.
+        #[arg(long)]
+        first_select: bool,
     },
     /// FETCH 1:count BODY.PEEK[] over one connection, warm: the bulk body
     /// transfer (octets per second).
@@ -370,7 +376,17 @@ impl ImapWork {
             },
             ImapWork::Select { repeat } => W::Select { repeat },
             ImapWork::FetchMeta { repeat } => W::FetchMeta { repeat },
-            ImapWork::Search { word, key, repeat } => W::Search { word, key, repeat },
+            ImapWork::Search {
+                word,
+                key,
+                repeat,
+                first_select,
+            } => W::Search {
+                word,
+                key,
+                repeat,
+                first_select,
+            },
             ImapWork::Bodies { count, repeat } => W::Bodies { count, repeat },
             ImapWork::Store { repeat } => W::Store { repeat },
             ImapWork::Body { sessions, count } => W::Body { sessions, count },

@@ -422,6 +422,36 @@ impl Store {
         self.inner.header_cache.set_limit(bytes);
     }
 
+    /// Fill the header cache with `mailbox`'s Subject and From values
+    /// (`search/cache.rs`, "Filled before the first search") on a reader
+    /// thread, in the background: for a session that selected it, so that
+    /// its first SUBJECT or FROM search is answered from memory. Nothing
+    /// is queued when they are cached already, a fill for the mailbox is
+    /// queued, the cache is off or the store is PostgreSQL (whose readers
+    /// have no header cache); the fill evicts nothing.
+    pub fn warm_header_cache(&self, mailbox: crate::types::MailboxId) {
+        let cache = self.inner.header_cache.clone();
+        if self.inner.pg_url.is_some() || !cache.start_warming(mailbox) {
+            return;
+        }
+        let filler = cache.clone();
+        self.read(
+            move |r| filler.warm(r, mailbox),
+            move |res| {
+                if let Err(e) = res {
+                    log::debug!("header cache fill of mailbox {mailbox}: {e}");
+                }
+                cache.warmed(mailbox);
+            },
+        );
+    }
+
+    /// Background fills of the header cache queued or running
+    /// ([`Store::warm_header_cache`]).
+    pub fn header_cache_fills_queued(&self) -> usize {
+        self.inner.header_cache.fills_queued()
+    }
+
     /// Bytes and (mailbox, field) entries the header cache holds now.
     pub fn header_cache_usage(&self) -> (usize, usize) {
         self.inner.header_cache.usage()

@@ -230,6 +230,9 @@ fn selected(
         (Code::ReadWrite, "SELECT")
     };
     let text = format!("{verb} completed");
+    // Its first SUBJECT or FROM search answered from memory
+    // (mailstore/src/search/cache.rs): filled now, in the background.
+    s.cx.shared.store.warm_header_cache(mb.id);
     if changed.is_empty() {
         s.cx.status(Some(&tag), Status::Ok, Some(code), &text);
         s.enter_selected(sel);

@@ -35,6 +35,7 @@ mod preview;
 mod qresync;
 mod rev2;
 mod savedate;
+mod search_cache;
 mod session;
 mod shared;
 mod sort;

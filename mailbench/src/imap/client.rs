@@ -278,13 +278,18 @@ pub fn open(addr: &str, user: &str, password: &str, mailbox: &str, ro: bool) -> 
 /// [`open`] for a target: LOGIN, COMPRESS DEFLATE when `t.compress`, then
 /// SELECT (or EXAMINE).
 pub fn open_target(t: &super::Target, ro: bool) -> Result<Imap> {
+    Ok(open_target_counted(t, ro)?.0)
+}
+
+/// [`open_target`], with the EXISTS count of the SELECT (or EXAMINE).
+pub fn open_target_counted(t: &super::Target, ro: bool) -> Result<(Imap, u32)> {
     let mut c = Imap::connect(&t.addr)?;
     c.login(&t.user, &t.password)?;
     if t.compress {
         c.compress()?;
     }
-    c.select(&t.mailbox, ro)?;
-    Ok(c)
+    let n = c.select(&t.mailbox, ro)?;
+    Ok((c, n))
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub enum Workload {
         word: String,
         key: String,
         repeat: usize,
+        /// The session's SELECT is the mailbox's first (no
+        /// `require_messages` check on another connection before it).
+        first_select: bool,
     },
     /// `FETCH 1:count BODY.PEEK[]` on one connection, after one untimed
     /// warm-up.
@@ -96,7 +99,12 @@ pub fn run(t: &Target, w: &Workload) -> Result<Report> {
         } => populate::run(t, *count, (*size, *max_size), *window, *varied),
         Workload::Select { repeat } => timed::select(t, *repeat),
         Workload::FetchMeta { repeat } => timed::fetch_meta(t, *repeat),
-        Workload::Search { word, key, repeat } => timed::search(t, key, word, *repeat),
+        Workload::Search {
+            word,
+            key,
+            repeat,
+            first_select,
+        } => timed::search(t, key, word, *repeat, *first_select),
         Workload::Bodies { count, repeat } => timed::bodies(t, *count, *repeat),
         Workload::Store { repeat } => timed::store(t, *repeat),
         Workload::Body { sessions, count } => random::run(t, *sessions, *count),

@@ -105,11 +105,28 @@ pub fn bodies(t: &Target, count: u64, repeat: usize) -> Result<Report> {
     Ok(r)
 }
 
-/// `UID SEARCH key word`, warm; the hit count is reported.
-pub fn search(t: &Target, key: &str, word: &str, repeat: usize) -> Result<Report> {
-    let n = require_messages(t)?;
+/// `UID SEARCH key word`, warm; the hit count is reported. With
+/// `first_select`, the messages are not checked on a connection of their
+/// own first: the session's EXAMINE is then the mailbox's first (when no
+/// one else opened it), and the first search, sent right after it, is the
+/// one reported as "cold ms".
+pub fn search(
+    t: &Target,
+    key: &str,
+    word: &str,
+    repeat: usize,
+    first_select: bool,
+) -> Result<Report> {
     let cmd = format!("UID SEARCH {key} {}", super::parse::quote(word));
-    let mut c = client::open_target(t, true)?;
+    let (n, mut c) = if first_select {
+        let (c, n) = client::open_target_counted(t, true)?;
+        if n == 0 {
+            anyhow::bail!("mailbox {} is empty", t.mailbox);
+        }
+        (n, c)
+    } else {
+        (require_messages(t)?, client::open_target(t, true)?)
+    };
     let mut hits = 0usize;
     let mut once = |c: &mut Imap| -> Result<Duration> {
         let t0 = Instant::now();

@@ -260,3 +260,88 @@ fn the_header_cache_keeps_to_its_bound() {
     assert_same_as_scan(&s, &db, big);
     assert!(s.header_cache_usage().0 > 11_000);
 }
+
+/// Waits until the header cache holds `entries` entries (a background fill
+/// queued by `warm_header_cache`); panics after 10 s.
+fn wait_for_entries(s: &Store, entries: usize) -> (usize, usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let usage = s.header_cache_usage();
+        if usage.1 >= entries {
+            return usage;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fill: {usage:?}, want {entries} entries"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Waits until no background fill is queued or running; panics after
+/// 10 s.
+fn wait_for_fills(s: &Store) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.header_cache_fills_queued() > 0 {
+        assert!(std::time::Instant::now() < deadline, "a fill never ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `warm_header_cache` (what SELECT calls) fills Subject and From in the
+/// background; the searches that follow are answered from those entries
+/// (the cache does not grow) and agree with the scan; a mailbox that
+/// changed meanwhile is brought forward; the fill never evicts.
+#[test]
+fn selecting_fills_subject_and_from_without_evicting() {
+    let (d, s) = store();
+    let db = d.path().join("mail.db");
+    let a = user(&s, "a@x");
+    let mb = mailbox(&s, a, "Box");
+    append(&s, mb, 0, 50);
+    assert_eq!(s.header_cache_usage(), (0, 0));
+    s.warm_header_cache(mb);
+    let (bytes, entries) = wait_for_entries(&s, 2);
+    assert_eq!(entries, 2);
+    assert!(bytes > 50 * 20, "{bytes} bytes");
+    for (field, needle) in [
+        ("subject", "topic 3"),
+        ("from", "sender2@"),
+        ("subject", ""),
+    ] {
+        assert_eq!(search(&s, mb, field, needle), scan(&db, mb, field, needle));
+    }
+    assert_eq!(s.header_cache_usage(), (bytes, 2), "answered from the fill");
+    // Both there: nothing more to fill (the next fill would find nothing
+    // missing); new mail is brought forward by the search.
+    s.warm_header_cache(mb);
+    assert_eq!(s.header_cache_fills_queued(), 0);
+    append(&s, mb, 50, 55);
+    assert_eq!(search(&s, mb, "subject", "of 52"), [53]);
+    assert_same_as_scan(&s, &db, mb);
+
+    // No room left under the bound: the fill keeps nothing and evicts
+    // nothing (the entries searched before stay).
+    let other = mailbox(&s, a, "Other");
+    append(&s, other, 0, 50);
+    let before = s.header_cache_usage();
+    s.set_header_cache_limit(before.0 + 100);
+    s.warm_header_cache(other);
+    wait_for_fills(&s);
+    assert_eq!(
+        s.header_cache_usage(),
+        before,
+        "a fill with no room evicts nothing"
+    );
+    // A search still fills (evicting, as before).
+    assert_eq!(
+        search(&s, other, "subject", "topic 3"),
+        scan(&db, other, "subject", "topic 3")
+    );
+
+    // Off: nothing is filled.
+    s.set_header_cache_limit(0);
+    s.warm_header_cache(other);
+    assert_eq!(s.header_cache_fills_queued(), 0);
+    assert_eq!(s.header_cache_usage(), (0, 0));
+}
