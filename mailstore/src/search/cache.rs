@@ -41,6 +41,14 @@
 //! [`WARM_FIELDS`] entries that are missing, once per mailbox at a time.
 //! That fill never evicts: what does not fit in the room the bound leaves
 //! is left to the first search, as before.
+//!
+//! # The lock
+//! One mutex guards the entries. Bringing an entry forward (the values of
+//! a few new UIDs) happens under it; filling one whole (rebuilding
+//! included) does not: the entry is marked as being filled, read without
+//! the lock, then put in. A search of the same field meanwhile runs in
+//! SQL rather than wait, and searches of other fields and mailboxes do
+//! not wait for the fill.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -218,6 +226,8 @@ struct Entries {
     map: HashMap<(MailboxId, String), Entry>,
     bytes: usize,
     clock: u64,
+    /// Entries being filled whole, outside the lock.
+    filling: HashSet<(MailboxId, String)>,
 }
 
 /// The store's header cache (see the module docs).
@@ -368,13 +378,12 @@ impl HeaderCache {
         };
         let limit = self.limit();
         let mut guard = lock(&self.inner);
-        let e = &mut *guard;
-        e.clock += 1;
-        let now = e.clock;
+        guard.clock += 1;
+        let now = guard.clock;
         let key = (mailbox, field.to_owned());
-        let old = e.map.remove(&key);
+        let old = guard.map.remove(&key);
         if let Some(old) = &old {
-            e.bytes -= old.bytes();
+            guard.bytes -= old.bytes();
         }
         let mut entry = match old {
             Some(en)
@@ -383,8 +392,8 @@ impl HeaderCache {
             {
                 // An older snapshot than the entry's, or too big for the
                 // bound: kept as it is; the search runs in SQL.
-                e.bytes += en.bytes();
-                e.map.insert(key, en);
+                guard.bytes += en.bytes();
+                guard.map.insert(key, en);
                 return Ok(None);
             }
             Some(mut en)
@@ -397,16 +406,27 @@ impl HeaderCache {
                     en.expunge_since(r, mailbox, en.modseq)?;
                     let from = en.uidnext;
                     if !en.load(r, mailbox, field, from, limit)? {
-                        e.map.insert(key, Entry::too_big(&s, limit));
+                        guard.map.insert(key, Entry::too_big(&s, limit));
                         return Ok(None);
                     }
                 }
                 en
             }
             _ => {
+                // A whole fill reads the field's key range (about 0.1 s
+                // at 100,000 messages): done outside the lock, so that
+                // searches of other fields and mailboxes do not wait for
+                // it; one of this field meanwhile runs in SQL.
+                if !guard.filling.insert(key.clone()) {
+                    return Ok(None);
+                }
+                drop(guard);
                 let mut en = Entry::empty(&s);
-                if !en.load(r, mailbox, field, 1, limit)? {
-                    e.map.insert(key, Entry::too_big(&s, limit));
+                let loaded = en.load(r, mailbox, field, 1, limit);
+                guard = lock(&self.inner);
+                guard.filling.remove(&key);
+                if !loaded? {
+                    guard.map.insert(key, Entry::too_big(&s, limit));
                     return Ok(None);
                 }
                 en.text.shrink_to_fit();
@@ -420,12 +440,12 @@ impl HeaderCache {
         entry.uidnext = s.uidnext;
         entry.used = now;
         let found = f(&entry);
-        if !evict && e.bytes + entry.bytes() > limit {
+        if !evict && guard.bytes + entry.bytes() > limit {
             return Ok(Some(found));
         }
-        Self::evict(e, limit.saturating_sub(entry.bytes()));
-        e.bytes += entry.bytes();
-        e.map.insert(key, entry);
+        Self::evict(&mut guard, limit.saturating_sub(entry.bytes()));
+        guard.bytes += entry.bytes();
+        guard.map.insert(key, entry);
         Ok(Some(found))
     }
 }

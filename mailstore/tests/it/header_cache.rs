@@ -345,3 +345,56 @@ fn selecting_fills_subject_and_from_without_evicting() {
     assert_eq!(s.header_cache_fills_queued(), 0);
     assert_eq!(s.header_cache_usage(), (0, 0));
 }
+
+/// Searches from several threads at once, while the bound keeps evicting
+/// entries (so that fills, done outside the cache's lock, overlap with
+/// searches of the same field, which then run in SQL) and SELECT-style
+/// fills are queued: every answer equals the scan.
+#[test]
+fn concurrent_fills_and_searches_agree_with_the_scan() {
+    let (d, s) = store();
+    let db = d.path().join("mail.db");
+    let a = user(&s, "a@x");
+    let boxes: Vec<MailboxId> = ["A", "B", "C"]
+        .into_iter()
+        .map(|n| mailbox(&s, a, n))
+        .collect();
+    for (i, mb) in boxes.iter().enumerate() {
+        append(&s, *mb, 0, 150 + 50 * i as u32);
+    }
+    let want: Vec<Vec<(&str, &str, Vec<u32>)>> = boxes
+        .iter()
+        .map(|mb| {
+            ASKS.iter()
+                .map(|(f, n)| (*f, *n, scan(&db, *mb, f, n)))
+                .collect()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for t in 0..4usize {
+            let (s, boxes, want) = (&s, &boxes, &want);
+            scope.spawn(move || {
+                for round in 0..60usize {
+                    let b = (t + round) % boxes.len();
+                    if round % 7 == t {
+                        // Small enough that entries keep being evicted.
+                        s.set_header_cache_limit(if round % 2 == 0 { 6000 } else { 1 << 20 });
+                    }
+                    if round % 5 == 0 {
+                        s.warm_header_cache(boxes[b]);
+                    }
+                    let (field, needle, uids) = &want[b][(t * 3 + round) % ASKS.len()];
+                    assert_eq!(
+                        &search(s, boxes[b], field, needle),
+                        uids,
+                        "thread {t} round {round}: {field} {needle:?}"
+                    );
+                }
+            });
+        }
+    });
+    wait_for_fills(&s);
+    // Entries never pass the bound (1 MiB is the larger of the two set).
+    let (bytes, _) = s.header_cache_usage();
+    assert!(bytes <= 1 << 20, "{bytes}");
+}
