@@ -40,7 +40,10 @@
 //! by SELECT and EXAMINE) queues one read job that fills its
 //! [`WARM_FIELDS`] entries that are missing, once per mailbox at a time.
 //! That fill never evicts: what does not fit in the room the bound leaves
-//! is left to the first search, as before.
+//! is left to the first search, as before (it stops reading once it
+//! passes that room, and none is queued while the cache is full, so a
+//! client that selects many big mailboxes in turn, as a sync tool does,
+//! costs no more than the room).
 //!
 //! # The lock
 //! One mutex guards the entries. Bringing an entry forward (the values of
@@ -301,15 +304,20 @@ impl HeaderCache {
 
     /// Whether a session that selects `mailbox` should have its
     /// [`WARM_FIELDS`] filled in the background ([`HeaderCache::warm`]):
-    /// the cache is on, one of them has no entry yet, and no fill for the
-    /// mailbox is queued already (if so, it is marked queued until
+    /// the cache is on and not full, one of them has no entry yet, and no
+    /// fill for the mailbox is queued already (if so, it is marked queued until
     /// [`HeaderCache::warmed`]).
     pub(crate) fn start_warming(&self, mailbox: MailboxId) -> bool {
-        if self.limit() == 0 {
+        let limit = self.limit();
+        if limit == 0 {
             return false;
         }
         {
             let e = lock(&self.inner);
+            // Full: a fill that may not evict could keep nothing.
+            if e.bytes >= limit {
+                return false;
+            }
             let missing = WARM_FIELDS
                 .iter()
                 .any(|f| !e.map.contains_key(&(mailbox, (*f).to_owned())));
@@ -420,13 +428,22 @@ impl HeaderCache {
                 if !guard.filling.insert(key.clone()) {
                     return Ok(None);
                 }
+                // A fill that may not evict stops once it passes the room
+                // the bound leaves (not reading values it would drop).
+                let cap = if evict {
+                    limit
+                } else {
+                    limit.saturating_sub(guard.bytes)
+                };
                 drop(guard);
                 let mut en = Entry::empty(&s);
-                let loaded = en.load(r, mailbox, field, 1, limit);
+                let loaded = en.load(r, mailbox, field, 1, cap);
                 guard = lock(&self.inner);
                 guard.filling.remove(&key);
                 if !loaded? {
-                    guard.map.insert(key, Entry::too_big(&s, limit));
+                    if evict {
+                        guard.map.insert(key, Entry::too_big(&s, limit));
+                    }
                     return Ok(None);
                 }
                 en.text.shrink_to_fit();

@@ -333,6 +333,11 @@ fn selecting_fills_subject_and_from_without_evicting() {
         before,
         "a fill with no room evicts nothing"
     );
+    // Full: no fill is even queued.
+    s.set_header_cache_limit(before.0);
+    s.warm_header_cache(other);
+    assert_eq!(s.header_cache_fills_queued(), 0, "nothing queued when full");
+    s.set_header_cache_limit(before.0 + 100);
     // A search still fills (evicting, as before).
     assert_eq!(
         search(&s, other, "subject", "topic 3"),
