@@ -41,9 +41,10 @@
 //! [`WARM_FIELDS`] entries that are missing, once per mailbox at a time.
 //! That fill never evicts: what does not fit in the room the bound leaves
 //! is left to the first search, as before (it stops reading once it
-//! passes that room, and none is queued while the cache is full, so a
-//! client that selects many big mailboxes in turn, as a sync tool does,
-//! costs no more than the room).
+//! passes that room, and none is queued while the cache is full or, for
+//! a mailbox whose fill did not fit, until there is more room than then;
+//! so a client that selects many big mailboxes in turn, as a sync tool
+//! does, costs no more than the room).
 //!
 //! # The lock
 //! One mutex guards the entries. Bringing an entry forward (the values of
@@ -231,6 +232,9 @@ struct Entries {
     clock: u64,
     /// Entries being filled whole, outside the lock.
     filling: HashSet<(MailboxId, String)>,
+    /// Mailboxes whose fill after SELECT did not fit, with the room the
+    /// bound left then: not filled again until there is more.
+    no_room: HashMap<MailboxId, usize>,
 }
 
 /// The store's header cache (see the module docs).
@@ -314,8 +318,11 @@ impl HeaderCache {
         }
         {
             let e = lock(&self.inner);
-            // Full: a fill that may not evict could keep nothing.
-            if e.bytes >= limit {
+            // Full, or no more room than when the last fill of the
+            // mailbox did not fit: a fill that may not evict would keep
+            // nothing.
+            let room = limit.saturating_sub(e.bytes);
+            if room == 0 || e.no_room.get(&mailbox).is_some_and(|r| room <= *r) {
                 return false;
             }
             let missing = WARM_FIELDS
@@ -443,6 +450,8 @@ impl HeaderCache {
                 if !loaded? {
                     if evict {
                         guard.map.insert(key, Entry::too_big(&s, limit));
+                    } else {
+                        guard.no_room.insert(mailbox, cap);
                     }
                     return Ok(None);
                 }
@@ -458,8 +467,11 @@ impl HeaderCache {
         entry.used = now;
         let found = f(&entry);
         if !evict && guard.bytes + entry.bytes() > limit {
+            let room = limit.saturating_sub(guard.bytes);
+            guard.no_room.insert(mailbox, room);
             return Ok(Some(found));
         }
+        guard.no_room.remove(&mailbox);
         Self::evict(&mut guard, limit.saturating_sub(entry.bytes()));
         guard.bytes += entry.bytes();
         guard.map.insert(key, entry);

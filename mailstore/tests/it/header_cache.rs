@@ -333,6 +333,14 @@ fn selecting_fills_subject_and_from_without_evicting() {
         before,
         "a fill with no room evicts nothing"
     );
+    // No more room than when that fill did not fit: none is queued again
+    // for the mailbox.
+    s.warm_header_cache(other);
+    assert_eq!(
+        s.header_cache_fills_queued(),
+        0,
+        "no second fill that cannot fit"
+    );
     // Full: no fill is even queued.
     s.set_header_cache_limit(before.0);
     s.warm_header_cache(other);
