@@ -532,4 +532,22 @@ mod tests {
         let sql: Vec<String> = INDEXED_HEADERS.iter().map(|n| format!("'{n}'")).collect();
         assert_eq!(sql.join(", "), indexed_headers!());
     }
+
+    /// The bundled SQLite is built without memory statistics (the
+    /// workspace's `.cargo/config.toml`): with them every allocation of
+    /// every connection takes one process-wide mutex.
+    #[test]
+    fn sqlite_is_built_without_memory_statistics() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut st = conn.prepare("PRAGMA compile_options").unwrap();
+        let opts: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "compile options: {opts:?}"
+        );
+    }
 }
