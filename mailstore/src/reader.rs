@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::password::verify_password;
 use crate::query;
 use crate::types::{Entry, Flags, Mailbox, MailboxId, Status, Uid, User, UserId};
+use crate::writer::run_cached;
 
 /// See [`Reader::summary_since`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,9 +110,11 @@ impl Reader {
         if let Some(pg) = &self.pg {
             return pg.snapshot(|| f(self));
         }
-        self.conn.execute_batch("BEGIN")?;
+        // Cached statements: `execute_batch` compiled BEGIN and COMMIT
+        // again for every read job.
+        run_cached(&self.conn, "BEGIN")?;
         let res = f(self);
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        if let Err(e) = run_cached(&self.conn, "COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             if res.is_ok() {
                 return Err(e.into());
@@ -351,16 +354,22 @@ impl Reader {
             return Ok(None);
         }
         let since = modseq.min(i64::MAX as u64) as i64;
-        let limit = max.min(i64::MAX as usize - 1) as i64 + 1;
         let mut out = SummaryDelta::default();
+        // No `LIMIT ?`: SQLite reads a bound LIMIT as a constant of the
+        // plan, so each new binding of it threw the statement away and
+        // compiled it again (`sqlite3Reprepare`, on every SELECT); the
+        // loops stop once past `max` instead.
         let mut st = self.conn.prepare_cached(
             // No ORDER BY uid: SQLite would then walk every entry of the
             // mailbox by its primary key instead of the modseq range.
             "SELECT uid, flags, keywords FROM entries
-             WHERE mailbox_id = ?1 AND modseq > ?2 LIMIT ?3",
+             WHERE mailbox_id = ?1 AND modseq > ?2",
         )?;
-        let mut rows = st.query(rusqlite::params![mailbox, since, limit])?;
+        let mut rows = st.query(rusqlite::params![mailbox, since])?;
         while let Some(r) = rows.next()? {
+            if out.changed.len() > max {
+                break;
+            }
             let seen = r.get::<_, i64>(1)? & i64::from(Flags::SEEN) != 0;
             let kw = r.get_ref(2)?;
             let kw = kw.as_str().unwrap_or("");
@@ -371,12 +380,14 @@ impl Reader {
             return Ok(None);
         }
         out.changed.sort_unstable_by_key(|c| c.0);
-        let mut st = self.conn.prepare_cached(
-            "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 LIMIT ?3",
-        )?;
-        let left = (max - out.changed.len()) as i64 + 1;
-        let mut rows = st.query(rusqlite::params![mailbox, since, left])?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2")?;
+        let mut rows = st.query(rusqlite::params![mailbox, since])?;
         while let Some(r) = rows.next()? {
+            if out.changed.len() + out.expunged.len() > max {
+                break;
+            }
             out.expunged.push(r.get::<_, i64>(0)? as Uid);
         }
         if out.changed.len() + out.expunged.len() > max {

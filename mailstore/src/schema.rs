@@ -549,5 +549,10 @@ mod tests {
             opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
             "compile options: {opts:?}"
         );
+        // Nor with one page-cache group (and mutex) for all connections.
+        assert!(
+            !opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "compile options: {opts:?}"
+        );
     }
 }

@@ -428,7 +428,7 @@ fn guarded(f: impl FnOnce()) {
 /// Run one cached statement (no rows): the batch's fixed statements
 /// (BEGIN, SAVEPOINT, RELEASE, COMMIT...) are parsed once per connection,
 /// not once per job.
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.raw_execute().map(|_| ())
 }
 
@@ -531,19 +531,16 @@ fn run_batch(
             .want_owners
             .load(std::sync::atomic::Ordering::SeqCst)
     {
-        conn.query_row(
-            "SELECT value FROM meta WHERE key = 'commit_counter'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .ok()
-        .inspect(|&v| {
-            let mut own = lock(&listeners.own);
-            own.push_back(v);
-            if own.len() > MAX_OWN {
-                own.pop_front();
-            }
-        })
+        conn.prepare_cached("SELECT value FROM meta WHERE key = 'commit_counter'")
+            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+            .ok()
+            .inspect(|&v| {
+                let mut own = lock(&listeners.own);
+                own.push_back(v);
+                if own.len() > MAX_OWN {
+                    own.pop_front();
+                }
+            })
     } else {
         None
     };

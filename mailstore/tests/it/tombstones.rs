@@ -109,3 +109,46 @@ fn tombstones_are_written_in_the_expunge_transaction_and_go_with_the_mailbox() {
     s.write_sync(move |tx| tx.delete_mailbox(mb)).unwrap();
     assert_eq!(s.read_sync(move |r| r.tombstones(mb)).unwrap(), 0);
 }
+
+/// `summary_since` answers with every change up to `max` of them, and
+/// with nothing past that (the caller then reads the whole mailbox),
+/// counting flag changes and expunges together.
+#[test]
+fn summary_since_gives_up_past_max_changes() {
+    let (_d, s) = store();
+    let mb = inbox(&s, 6);
+    let start = s.read_sync(move |r| r.status(mb)).unwrap().highestmodseq;
+    s.write_sync(move |tx| {
+        tx.store_flags(
+            mb,
+            &[1, 2, 3],
+            FlagOp::Add,
+            &Flags::system(Flags::SEEN),
+            None,
+        )
+    })
+    .unwrap();
+    expunge(&s, mb, vec![5, 6]);
+    let at = |max: usize| {
+        s.read_sync(move |r| r.summary_since(mb, start, max))
+            .unwrap()
+    };
+    // Changed since: 1, 2, 3 (seen); 5 and 6 expunged.
+    for max in [5, 6, 100] {
+        let d = at(max).unwrap_or_else(|| panic!("max {max}: gave up"));
+        let uids: Vec<u32> = d.changed.iter().map(|c| c.0).collect();
+        assert_eq!(uids, [1, 2, 3], "max {max}");
+        assert!(d.changed.iter().all(|c| c.1), "all seen");
+        assert_eq!(d.expunged, [5, 6], "max {max}");
+    }
+    assert!(at(4).is_none(), "five changes, at most four asked for");
+    assert!(at(2).is_none(), "three flag changes alone pass two");
+    assert!(at(0).is_none());
+    // Nothing changed since now: an empty answer, even with max 0.
+    let now = s.read_sync(move |r| r.status(mb)).unwrap().highestmodseq;
+    let d = s
+        .read_sync(move |r| r.summary_since(mb, now, 0))
+        .unwrap()
+        .unwrap();
+    assert!(d.changed.is_empty() && d.expunged.is_empty());
+}
