@@ -522,6 +522,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
