@@ -46,7 +46,7 @@ struct Inner {
     /// any password hidden).
     pg_url: Option<String>,
     writer: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
-    readers: Mutex<Option<Sender<ReadJob>>>,
+    readers: Mutex<Option<crossbeam_channel::Sender<ReadJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     listeners: Listeners,
     sync_readers: Mutex<Vec<Reader>>,
