@@ -469,10 +469,9 @@ impl Reader {
         if let Some(pg) = &self.pg {
             return pg.data_version();
         }
-        Ok(self.conn.query_row(
-            "SELECT value FROM meta WHERE key = 'commit_counter'",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM meta WHERE key = 'commit_counter'")?
+            .query_row([], |r| r.get(0))?)
     }
 }
