@@ -35,6 +35,9 @@ pub(crate) struct Conn {
     /// HIGHESTMODSEQ the selected view is in sync with (read by the hub's
     /// watcher to decide whom to wake).
     pub(crate) synced: Arc<AtomicU64>,
+    /// A sync read in the snapshot of the command's own read, for the
+    /// command's end (`view/sync.rs`).
+    pub(crate) presynced: Option<crate::view::sync::Synced>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub(crate) condstore: bool,
     /// NOTIFY in effect (RFC 5465; `op/notify.rs`).

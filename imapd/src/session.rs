@@ -186,6 +186,7 @@ impl ImapSession {
                 append_target: None,
                 pending: Arc::new(AtomicBool::new(false)),
                 synced: Arc::new(AtomicU64::new(0)),
+                presynced: None,
                 condstore: false,
                 notify: None,
                 qresync: false,

@@ -19,6 +19,7 @@ use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
 use crate::response::{Code, Status};
 use crate::session::{in_selected, Busy, Conn, Done};
 use crate::view::selection::Selection;
+use crate::view::sync::Synced;
 use mailstore::{FlagOp, Flags, MailboxId, Query, SystemFlag, Uid};
 use netloop::{Io, Step};
 use std::collections::{HashSet, VecDeque};
@@ -383,14 +384,14 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                         next_batch(cx, io, sel)
                     }),
                 );
-                read_ahead(cx, io);
+                read_ahead(cx, io, sel);
                 return Step::Continue;
             }
             Some(Seg::Binary(stream)) => {
                 let mailbox = job.mailbox;
                 job.chunk_reading = true;
                 binary_chunk(cx, io, mailbox, stream);
-                read_ahead(cx, io);
+                read_ahead(cx, io, sel);
                 return Step::Continue;
             }
             None => {
@@ -411,7 +412,7 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                 match job.ahead.take() {
                     Some(Ok(enc)) => {
                         take_batch(cx, sel, enc);
-                        read_ahead(cx, io);
+                        read_ahead(cx, io, sel);
                         continue;
                     }
                     Some(Err(e)) => {
@@ -448,7 +449,7 @@ pub(crate) fn next_batch(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &mut Selecti
                     cx.flush(io);
                     return Step::Continue;
                 }
-                read_ahead(cx, io);
+                read_ahead(cx, io, sel);
                 return Step::Continue;
             }
         }
@@ -475,7 +476,12 @@ fn take_batch(cx: &mut Conn, sel: &mut Selection, enc: Encoded) {
     // read what else changed up to it (an expunge it must hold back, and
     // then lower HIGHESTMODSEQ for, RFC 7162 §3.2), even if the hub's
     // wake-up is still on its way.
-    if enc.max_modseq > sel.modseq {
+    // A sync read in this batch's snapshot covers it.
+    let covered = cx
+        .presynced
+        .as_ref()
+        .is_some_and(|p| p.highestmodseq() >= enc.max_modseq);
+    if enc.max_modseq > sel.modseq && !covered {
         cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
@@ -531,7 +537,7 @@ fn binary_chunk(
 /// Start reading and encoding the next batch of messages on a store
 /// thread, unless one is read already, waits in `ahead`, or none is left.
 /// Its result waits in `ahead` until the segments before it are out.
-fn read_ahead(cx: &mut Conn, io: &mut Io<'_, Done>) {
+fn read_ahead(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &Selection) {
     let Busy::Streaming { job, .. } = &mut cx.busy else {
         return;
     };
@@ -543,10 +549,35 @@ fn read_ahead(cx: &mut Conn, io: &mut Io<'_, Done>) {
     let atts = Arc::clone(&job.atts);
     let mailbox = job.mailbox;
     job.batch_reading = true;
+    // The last batch reads the sync that ends the FETCH in its snapshot
+    // (view/sync.rs); a SELECT's changed-message stream does not sync.
+    let last = end == job.items.len() && !job.in_select;
+    let pre = if last { cx.presync(sel) } else { None };
+    let presyncing = pre.is_some();
     cx.read(
         io,
-        move |r| encode_batch(r, mailbox, &batch, &atts),
-        in_selected(move |cx, sel, io, res: mailstore::Result<Encoded>| {
+        move |r| {
+            let enc = encode_batch(r, mailbox, &batch, &atts);
+            Ok((enc, pre.map(|p| p.run(r))))
+        },
+        in_selected(move |cx, sel, io, res| {
+            type Read = (
+                mailstore::Result<Encoded>,
+                Option<mailstore::Result<Synced>>,
+            );
+            let res: mailstore::Result<Read> = res;
+            let res = match res {
+                Ok((enc, synced)) => {
+                    cx.presynced(synced);
+                    enc
+                }
+                Err(e) => {
+                    if presyncing {
+                        cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(e)
+                }
+            };
             if let Busy::Streaming { job, .. } = &mut cx.busy {
                 job.batch_reading = false;
                 match &res {

@@ -153,3 +153,58 @@ fn close_expunges_silently_and_unselect_does_not() {
         "* STATUS \"INBOX\" (MESSAGES 1)"
     );
 }
+
+/// A FETCH or STORE reads what other sessions changed in the snapshot of
+/// its own read and reports it at its end (view/sync.rs, `presync`); what
+/// it does not report there, the next command does: each change exactly
+/// once, and an expunge only where EXPUNGE may be sent (RFC 3501 §7.4.1).
+#[test]
+fn changes_by_others_are_reported_once_by_fetch_store_and_the_next_command() {
+    let (s, mut a) = setup(4);
+    let mut b = s.login("bob@localhost");
+    b.ok("SELECT INBOX");
+    for round in 0..20 {
+        // Another session changes message 1's flags: A's FETCH of
+        // message 2 (or, at the latest, the NOOP after it) reports it.
+        let flag = if round % 2 == 0 { "+" } else { "-" };
+        b.ok(&format!("STORE 1 {flag}FLAGS.SILENT (\\Flagged)"));
+        let want = if round % 2 == 0 {
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))"
+        } else {
+            "* 1 FETCH (UID 1 FLAGS (\\Recent))"
+        };
+        let mut seen = a.ok("FETCH 2 (FLAGS)");
+        assert!(
+            seen.contains(&"* 2 FETCH (FLAGS (\\Recent))".to_string()),
+            "{seen:?}"
+        );
+        seen.extend(a.ok("NOOP"));
+        let n = seen.iter().filter(|l| l.as_str() == want).count();
+        assert_eq!(n, 1, "round {round}: {seen:?}");
+    }
+    // Another session expunges message 4. A STORE that leaves message 2
+    // as it was (its FETCH reply reads the current flags, and the sync in
+    // the same snapshot) must not send EXPUNGE; the NOOP after it does.
+    a.ok("STORE 2 +FLAGS.SILENT (\\Seen)");
+    b.ok("STORE 4 +FLAGS.SILENT (\\Deleted)");
+    b.ok("EXPUNGE");
+    let r = a.ok("STORE 2 +FLAGS (\\Seen)");
+    assert!(
+        r.iter().all(|l| !l.ends_with("EXPUNGE")),
+        "no EXPUNGE during STORE: {r:?}"
+    );
+    assert!(
+        r.contains(&"* 2 FETCH (FLAGS (\\Seen \\Recent))".to_string()),
+        "{r:?}"
+    );
+    let r = a.ok("NOOP");
+    assert_eq!(
+        r.iter().filter(|l| l.as_str() == "* 4 EXPUNGE").count(),
+        1,
+        "{r:?}"
+    );
+    assert!(a.ok("NOOP").iter().all(|l| !l.ends_with("EXPUNGE")));
+    let r = a.ok("FETCH 1:* (UID)");
+    let fetched = r.iter().filter(|l| l.starts_with("* ")).count();
+    assert_eq!(fetched, 3, "three messages left: {r:?}");
+}
