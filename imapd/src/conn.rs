@@ -37,7 +37,7 @@ pub(crate) struct Conn {
     pub(crate) synced: Arc<AtomicU64>,
     /// A sync read in the snapshot of the command's own read, for the
     /// command's end (`view/sync.rs`).
-    pub(crate) presynced: Option<crate::view::sync::Synced>,
+    pub(crate) presynced: Option<Box<crate::view::sync::Synced>>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub(crate) condstore: bool,
     /// NOTIFY in effect (RFC 5465; `op/notify.rs`).

@@ -126,7 +126,7 @@ impl Conn {
                 // What committed after that read is the next command's to
                 // report, as if it had come just after this one: `pending`
                 // stays set for it.
-                self.apply_sync(sel, p, expunge_ok);
+                self.apply_sync(sel, *p, expunge_ok);
                 return then(self, Some(sel), io);
             }
             // A read that no longer fits the view (it took `pending`):
@@ -175,7 +175,7 @@ impl Conn {
     /// failed read leaves the sync to the end (`pending` again).
     pub(crate) fn presynced(&mut self, res: Option<mailstore::Result<Synced>>) {
         match res {
-            Some(Ok(synced)) => self.presynced = Some(synced),
+            Some(Ok(synced)) => self.presynced = Some(Box::new(synced)),
             Some(Err(e)) => {
                 log::warn!("imapd conn {}: sync: {e}", self.id);
                 self.pending.store(true, Ordering::SeqCst);
