@@ -207,4 +207,38 @@ fn changes_by_others_are_reported_once_by_fetch_store_and_the_next_command() {
     let r = a.ok("FETCH 1:* (UID)");
     let fetched = r.iter().filter(|l| l.starts_with("* ")).count();
     assert_eq!(fetched, 3, "three messages left: {r:?}");
+    // An EXPUNGE reads the sync in its own transaction: its own expunge
+    // and another session's earlier change, each reported once, with it.
+    a.ok("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    b.ok("STORE 1 +FLAGS.SILENT (\\Answered)");
+    let r = a.ok("EXPUNGE");
+    let once = |r: &[String], want: &str| r.iter().filter(|l| l.as_str() == want).count() == 1;
+    assert!(once(&r, "* 3 EXPUNGE"), "{r:?}");
+    assert!(
+        once(&r, "* 1 FETCH (UID 1 FLAGS (\\Answered \\Recent))"),
+        "{r:?}"
+    );
+    let r = a.ok("NOOP");
+    assert_eq!(r.len(), 1, "nothing left to report: {r:?}");
+    let r = b.ok("NOOP");
+    assert!(once(&r, "* 3 EXPUNGE"), "{r:?}");
+    // A lone APPEND to the selected mailbox does the same: EXISTS for its
+    // message and another session's earlier change, with the APPEND.
+    b.ok("STORE 2 +FLAGS.SILENT (\\Answered)");
+    let msg = "Subject: appended\r\n\r\nhello\r\n";
+    a.send(format!("x1 APPEND INBOX {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes());
+    let r = a.until("x1");
+    assert!(
+        r.last().is_some_and(|l| l.starts_with("x1 OK [APPENDUID ")),
+        "{r:?}"
+    );
+    assert!(once(&r, "* 3 EXISTS"), "{r:?}");
+    assert!(
+        once(&r, "* 2 FETCH (UID 2 FLAGS (\\Seen \\Answered \\Recent))"),
+        "{r:?}"
+    );
+    let r = a.ok("NOOP");
+    assert_eq!(r.len(), 1, "nothing left to report: {r:?}");
+    let r = a.ok("FETCH 3 (FLAGS)");
+    assert!(r[0].starts_with("* 3 FETCH (FLAGS (\\Recent))"), "{r:?}");
 }
