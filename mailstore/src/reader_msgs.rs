@@ -277,7 +277,41 @@ impl Reader {
         if let Some(pg) = self.pg() {
             return pg.changes_since(mailbox, modseq);
         }
-        changes_since_on(self.conn(), mailbox, modseq)
+        let mb = query::mailbox_by_id(self.conn(), mailbox)?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let since = modseq.min(i64::MAX as u64) as i64;
+        let changed = {
+            let mut st = self.conn().prepare_cached(
+                // Sorted here: with ORDER BY uid SQLite walks every entry
+                // of the mailbox by its primary key instead of the
+                // (mailbox_id, modseq) range (issue 21).
+                "SELECT uid, flags, keywords, modseq FROM entries
+                 WHERE mailbox_id = ?1 AND modseq > ?2",
+            )?;
+            let rows = st.query_map(params![mailbox, since], |r| query::entry_at(r, 0))?;
+            let mut v = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            v.sort_unstable_by_key(|e| e.uid);
+            v
+        };
+        let expunged = {
+            let mut st = self.conn().prepare_cached(
+                // Sorted here, as above (the modseq index, not the key).
+                "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2",
+            )?;
+            let rows = st.query_map(params![mailbox, since], |r| r.get::<_, i64>(0))?;
+            let mut v = rows
+                .map(|r| r.map(|u| u as Uid))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            v.sort_unstable();
+            v
+        };
+        let floor = self.tombstone_floor(mailbox)?;
+        Ok(Changes {
+            changed,
+            expunged,
+            expunged_complete: modseq >= floor,
+            highestmodseq: mb.highestmodseq,
+        })
     }
 }
 
@@ -344,48 +378,4 @@ impl RawReader<'_> {
         unsafe { out.set_len(at + got) };
         Ok(got as u64)
     }
-}
-
-/// [`Reader::changes_since`] on a SQLite connection: a reader's, or the
-/// writer's inside a transaction ([`crate::Tx::changes_since`]).
-pub(crate) fn changes_since_on(
-    conn: &rusqlite::Connection,
-    mailbox: MailboxId,
-    modseq: u64,
-) -> Result<Changes> {
-    let mb = query::mailbox_by_id(conn, mailbox)?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-    let since = modseq.min(i64::MAX as u64) as i64;
-    let changed = {
-        let mut st = conn.prepare_cached(
-            // Sorted here: with ORDER BY uid SQLite walks every entry
-            // of the mailbox by its primary key instead of the
-            // (mailbox_id, modseq) range (issue 21).
-            "SELECT uid, flags, keywords, modseq FROM entries
-             WHERE mailbox_id = ?1 AND modseq > ?2",
-        )?;
-        let rows = st.query_map(params![mailbox, since], |r| query::entry_at(r, 0))?;
-        let mut v = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        v.sort_unstable_by_key(|e| e.uid);
-        v
-    };
-    let expunged = {
-        let mut st = conn.prepare_cached(
-            // Sorted here, as above (the modseq index, not the key).
-            "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2",
-        )?;
-        let rows = st.query_map(params![mailbox, since], |r| r.get::<_, i64>(0))?;
-        let mut v = rows
-            .map(|r| r.map(|u| u as Uid))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        v.sort_unstable();
-        v
-    };
-    let floor = crate::tombstones::floor_on(conn, mailbox)?;
-    Ok(Changes {
-        changed,
-        expunged,
-        expunged_complete: modseq >= floor,
-        highestmodseq: mb.highestmodseq,
-    })
 }

@@ -108,7 +108,12 @@ impl Reader {
         if let Some(pg) = self.pg() {
             return pg.tombstone_floor(mailbox);
         }
-        floor_on(self.conn(), mailbox)
+        let f: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT tombstone_floor FROM mailboxes WHERE id = ?1")?
+            .query_row([mailbox], |r| r.get(0))
+            .optional()?;
+        Ok(f.unwrap_or(0).max(0) as u64)
     }
 
     /// Number of tombstones the mailbox holds now.
@@ -142,14 +147,4 @@ impl Reader {
             .map(|r| r.map(|u| u as Uid))
             .collect::<rusqlite::Result<_>>()?)
     }
-}
-
-/// [`Reader::tombstone_floor`] on a SQLite connection (a reader's or the
-/// writer's).
-pub(crate) fn floor_on(conn: &rusqlite::Connection, mailbox: MailboxId) -> Result<u64> {
-    let f: Option<i64> = conn
-        .prepare_cached("SELECT tombstone_floor FROM mailboxes WHERE id = ?1")?
-        .query_row([mailbox], |r| r.get(0))
-        .optional()?;
-    Ok(f.unwrap_or(0).max(0) as u64)
 }

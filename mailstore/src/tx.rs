@@ -113,25 +113,6 @@ impl<'c> Tx<'c> {
         self.conn
     }
 
-    /// [`crate::Reader::changes_since`] as this transaction sees the
-    /// mailbox, its own changes included: what a session must hear about
-    /// after its own write, read where the pages are warm, without a
-    /// reader's transaction of its own. `None` on PostgreSQL (the caller
-    /// reads on a reader then).
-    ///
-    /// # Errors
-    /// As [`crate::Reader::changes_since`].
-    pub fn changes_since(
-        &self,
-        mailbox: crate::types::MailboxId,
-        modseq: u64,
-    ) -> Result<Option<crate::types::Changes>> {
-        if self.pg.is_some() {
-            return Ok(None);
-        }
-        crate::reader_msgs::changes_since_on(self.conn, mailbox, modseq).map(Some)
-    }
-
     /// Create a user with INBOX, Sent, Drafts, Trash and Junk (all
     /// subscribed). `password_hash` is a PHC string from [`crate::hash_password`].
     ///

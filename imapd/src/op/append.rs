@@ -21,7 +21,6 @@ use super::message::store_flags_from;
 use crate::command::{DateTime, Flag};
 use crate::response::{Code, Status};
 use crate::session::{or_no, AppendTarget, Busy, Done, ImapSession};
-use crate::view::sync::Synced;
 use mailstore::{
     Appended, Flags, Mailbox, MailboxId, NewMessage, PreparedMessage, StoreError, User,
 };
@@ -134,13 +133,6 @@ fn start(
         Busy::Appending(n) => Busy::Appending(n + 1),
         _ => Busy::Appending(1),
     };
-    // A lone APPEND reads the sync that ends it in its own transaction
-    // (view/sync.rs); in a pipelined run only the last one syncs, and it
-    // reads on a reader.
-    let pre = match (&s.cx.busy, s.state.selection_mut()) {
-        (Busy::Appending(1), Some(sel)) => s.cx.presync_write(sel),
-        _ => None,
-    };
     // Our own commit changes what the client must hear about.
     s.cx.pending.store(true, Ordering::SeqCst);
     let c = io.completer();
@@ -156,7 +148,7 @@ fn start(
                 // Another mailbox now: the error rolls this insert back.
                 return Err(StoreError::NotFound("mailbox".into()));
             }
-            Ok((a, pre.as_ref().and_then(|p| p.run_in(tx))))
+            Ok(a)
         },
         move |r| {
             c.complete(Done::Apply(Box::new(move |s, io| appended(s, io, &tag, r))));
@@ -171,7 +163,7 @@ fn appended(
     s: &mut ImapSession,
     io: &mut Io<'_, Done>,
     tag: &str,
-    r: mailstore::Result<(Appended, Option<Synced>)>,
+    r: mailstore::Result<Appended>,
 ) -> Step {
     let last = match s.cx.busy {
         Busy::Appending(n) if n > 1 => {
@@ -184,10 +176,9 @@ fn appended(
         }
     };
     match r {
-        Ok((a, synced)) => {
+        Ok(a) => {
             let code = Some(Code::AppendUid(a.uidvalidity, a.uid));
             if last {
-                s.cx.presynced_write(synced);
                 return s.finish(io, tag, Status::Ok, code, "APPEND completed", true);
             }
             s.cx.status(Some(tag), Status::Ok, code, "APPEND completed");

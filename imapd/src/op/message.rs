@@ -410,31 +410,23 @@ pub(crate) fn expunge(
         },
     };
     let mailbox = sel.mailbox;
-    // The sync that ends the EXPUNGE reads in its transaction (view/sync.rs).
-    let pre = cx.presync_write(sel);
     cx.write(
         io,
-        move |tx| {
-            let gone = tx.expunge(mailbox, only.as_deref())?;
-            Ok((gone, pre.and_then(|p| p.run_in(tx))))
-        },
+        move |tx| tx.expunge(mailbox, only.as_deref()),
         or_no(
             &tag.clone(),
-            in_selected(
-                move |cx, sel, io, (gone, synced): (Vec<Uid>, Option<Synced>)| {
-                    sel.remove(&gone, &mut cx.out);
-                    cx.presynced_write(synced);
-                    let removed = !gone.is_empty();
-                    super::qresync::finish_expunge(
-                        cx,
-                        io,
-                        sel,
-                        tag,
-                        "EXPUNGE completed".into(),
-                        removed,
-                    )
-                },
-            ),
+            in_selected(move |cx, sel, io, gone: Vec<Uid>| {
+                sel.remove(&gone, &mut cx.out);
+                let removed = !gone.is_empty();
+                super::qresync::finish_expunge(
+                    cx,
+                    io,
+                    sel,
+                    tag,
+                    "EXPUNGE completed".into(),
+                    removed,
+                )
+            }),
         ),
     );
     Step::Continue

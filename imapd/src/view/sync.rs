@@ -71,30 +71,6 @@ impl SyncRead {
         }
     }
 
-    /// Run in a write job's transaction, after its changes (SQLite): the
-    /// changes include the job's own, which the view ignores where it
-    /// already holds them. `None` when the read cannot stand in for a
-    /// reader's (PostgreSQL, expunges older than the store remembers,
-    /// search contexts) or fails: the command's end reads then.
-    pub(crate) fn run_in(&self, tx: &mailstore::Tx<'_>) -> Option<Synced> {
-        if self.probe.is_some() {
-            return None;
-        }
-        match tx.changes_since(self.mailbox, self.since) {
-            Ok(Some(changes)) if changes.expunged_complete => Some(Synced {
-                mailbox: self.mailbox,
-                since: self.since,
-                changes,
-                found: Default::default(),
-            }),
-            Ok(_) => None,
-            Err(e) => {
-                log::warn!("sync read in a write: {e}");
-                None
-            }
-        }
-    }
-
     /// Run on a reader.
     pub(crate) fn run(self, r: &Reader) -> mailstore::Result<Synced> {
         let mut changes = r.changes_since(self.mailbox, self.since)?;
@@ -193,26 +169,6 @@ impl Conn {
             return None;
         }
         Some(SyncRead::of(sel))
-    }
-
-    /// The sync's read for a write job to run in its own transaction,
-    /// after its changes (`SyncRead::run_in`): none while search contexts
-    /// are open (their re-evaluation needs a reader). `pending` is left
-    /// as it is: a failed write must not lose it, and the next command
-    /// reads whatever committed after the write.
-    pub(crate) fn presync_write(&self, sel: &Selection) -> Option<SyncRead> {
-        if self.presynced.is_some() || sel.search.has_contexts() {
-            return None;
-        }
-        Some(SyncRead::of(sel))
-    }
-
-    /// Keep what a [`Conn::presync_write`] read found for the command's
-    /// end.
-    pub(crate) fn presynced_write(&mut self, synced: Option<Synced>) {
-        if let Some(s) = synced {
-            self.presynced = Some(Box::new(s));
-        }
     }
 
     /// Keep what a [`Conn::presync`] read found for the command's end; a
