@@ -19,7 +19,7 @@ use crate::limits::{CHUNK, FETCH_BATCH_MESSAGES as BATCH_MESSAGES, HIGH_WATER};
 use crate::response::{Code, Status};
 use crate::session::{in_selected, Busy, Conn, Done};
 use crate::view::selection::Selection;
-use crate::view::sync::Synced;
+use crate::view::sync::PresyncedRead;
 use mailstore::{FlagOp, Flags, MailboxId, Query, SystemFlag, Uid};
 use netloop::{Io, Step};
 use std::collections::{HashSet, VecDeque};
@@ -553,45 +553,30 @@ fn read_ahead(cx: &mut Conn, io: &mut Io<'_, Done>, sel: &Selection) {
     // (view/sync.rs); a SELECT's changed-message stream does not sync.
     let last = end == job.items.len() && !job.in_select;
     let pre = if last { cx.presync(sel) } else { None };
-    let presyncing = pre.is_some();
     cx.read(
         io,
         move |r| {
             let enc = encode_batch(r, mailbox, &batch, &atts);
             Ok((enc, pre.map(|p| p.run(r))))
         },
-        in_selected(move |cx, sel, io, res| {
-            type Read = (
-                mailstore::Result<Encoded>,
-                Option<mailstore::Result<Synced>>,
-            );
-            let res: mailstore::Result<Read> = res;
-            let res = match res {
-                Ok((enc, synced)) => {
-                    cx.presynced(synced);
-                    enc
-                }
-                Err(e) => {
-                    if presyncing {
-                        cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
+        in_selected(
+            move |cx, sel, io, res: mailstore::Result<PresyncedRead<Encoded>>| {
+                let res = cx.with_presynced(res);
+                if let Busy::Streaming { job, .. } = &mut cx.busy {
+                    job.batch_reading = false;
+                    match &res {
+                        // A BINARY item that cannot be decoded ends the FETCH
+                        // after the messages before it: nothing more to read.
+                        Ok(enc) if enc.unknown_cte.is_some() => {
+                            job.next = job.items.len();
+                        }
+                        Ok(enc) => job.next += enc.handled.max(1),
+                        Err(_) => job.next = job.items.len(),
                     }
-                    Err(e)
+                    job.ahead = Some(res);
                 }
-            };
-            if let Busy::Streaming { job, .. } = &mut cx.busy {
-                job.batch_reading = false;
-                match &res {
-                    // A BINARY item that cannot be decoded ends the FETCH
-                    // after the messages before it: nothing more to read.
-                    Ok(enc) if enc.unknown_cte.is_some() => {
-                        job.next = job.items.len();
-                    }
-                    Ok(enc) => job.next += enc.handled.max(1),
-                    Err(_) => job.next = job.items.len(),
-                }
-                job.ahead = Some(res);
-            }
-            next_batch(cx, io, sel)
-        }),
+                next_batch(cx, io, sel)
+            },
+        ),
     );
 }

@@ -9,7 +9,7 @@ use crate::response::{compact_set, continuation, Code, Status, StatusLine};
 use crate::response::{fetch_close, fetch_open, push_num, uidfetch_open};
 use crate::session::{in_selected, or_no, Conn, Done, ImapSession, Mode};
 use crate::view::selection::{write_flags, Selection};
-use crate::view::sync::Synced;
+use crate::view::sync::PresyncedRead;
 use mailstore::{
     CopyOutcome, Entry, FlagOp, Flags, MailboxId, Reader, StoreOutcome, SystemFlag, Uid, User,
 };
@@ -152,28 +152,16 @@ pub(crate) fn store(
                 cx.read(
                     io,
                     move |r| Ok((current_flags(r, mailbox, &unchanged), pre.map(|p| p.run(r)))),
-                    in_selected(move |cx, sel, io, res| {
-                        type Read = (
-                            mailstore::Result<Vec<Entry>>,
-                            Option<mailstore::Result<Synced>>,
-                        );
-                        let res: mailstore::Result<Read> = res;
-                        let current = match res {
-                            Ok((current, synced)) => {
-                                cx.presynced(synced);
-                                current
-                            }
-                            Err(e) => {
-                                cx.pending.store(true, std::sync::atomic::Ordering::SeqCst);
-                                Err(e)
-                            }
-                        };
-                        let current = current.unwrap_or_else(|e| {
-                            log::warn!("imapd conn {}: STORE reply flags: {e}", cx.id);
-                            Vec::new()
-                        });
-                        store_reply(cx, io, sel, reply, &current)
-                    }),
+                    in_selected(
+                        move |cx, sel, io, res: mailstore::Result<PresyncedRead<Vec<Entry>>>| {
+                            let current = cx.with_presynced(res);
+                            let current = current.unwrap_or_else(|e| {
+                                log::warn!("imapd conn {}: STORE reply flags: {e}", cx.id);
+                                Vec::new()
+                            });
+                            store_reply(cx, io, sel, reply, &current)
+                        },
+                    ),
                 );
                 Step::Continue
             }),

@@ -44,6 +44,9 @@ pub(crate) struct SyncRead {
     known: Arc<[Uid]>,
 }
 
+/// A command's own read and the sync read done in its snapshot.
+pub(crate) type PresyncedRead<T> = (mailstore::Result<T>, Option<mailstore::Result<Synced>>);
+
 /// What a [`SyncRead`] found, in one snapshot of the store.
 pub(crate) struct Synced {
     mailbox: MailboxId,
@@ -171,9 +174,29 @@ impl Conn {
         Some(SyncRead::of(sel))
     }
 
+    /// The result of a read that carried a [`Conn::presync`]: keep what
+    /// the sync found for the command's end and return the command's own
+    /// result. When the read failed as a whole, the sync is left to the
+    /// end (`pending` again).
+    pub(crate) fn with_presynced<T>(
+        &mut self,
+        res: mailstore::Result<PresyncedRead<T>>,
+    ) -> mailstore::Result<T> {
+        match res {
+            Ok((own, synced)) => {
+                self.presynced(synced);
+                own
+            }
+            Err(e) => {
+                self.pending.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
     /// Keep what a [`Conn::presync`] read found for the command's end; a
     /// failed read leaves the sync to the end (`pending` again).
-    pub(crate) fn presynced(&mut self, res: Option<mailstore::Result<Synced>>) {
+    fn presynced(&mut self, res: Option<mailstore::Result<Synced>>) {
         match res {
             Some(Ok(synced)) => self.presynced = Some(Box::new(synced)),
             Some(Err(e)) => {
