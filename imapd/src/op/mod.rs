@@ -128,6 +128,10 @@ pub(crate) fn dispatch(s: &mut ImapSession, cmd: Command, io: &mut Io<'_, Done>)
         s.cx.status(Some(&cmd.tag), St::Bad, None, &text);
         return Step::Continue;
     }
+    // A sync read left by a command that ended without its sync (an
+    // error answer) is older than this command: drop it, and let this
+    // command read what it covered and everything since.
+    s.cx.drop_presynced();
     let tag = cmd.tag;
     use CommandBody::*;
     match cmd.body {

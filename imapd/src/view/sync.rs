@@ -174,6 +174,14 @@ impl Conn {
         Some(SyncRead::of(sel))
     }
 
+    /// Forget a [`Conn::presync`] read not applied; its changes are
+    /// pending again.
+    pub(crate) fn drop_presynced(&mut self) {
+        if self.presynced.take().is_some() {
+            self.pending.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// The result of a read that carried a [`Conn::presync`]: keep what
     /// the sync found for the command's end and return the command's own
     /// result. When the read failed as a whole, the sync is left to the
