@@ -20,6 +20,7 @@ mod hostile_list;
 mod hostile_search;
 mod idle_keepalive;
 mod interop;
+mod interop_fetchmail;
 mod interop_imapclient;
 mod isolation;
 mod limits;
