@@ -118,7 +118,7 @@ impl Backlog {
 pub(crate) fn index_some(conn: &Connection, rows: usize) -> rusqlite::Result<Backlog> {
     conn.execute_batch("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE;")?;
     let res = index_chunk(conn, rows.clamp(1, CHUNK_ROWS))
-        .and_then(|n| conn.execute_batch("COMMIT").map(|()| n));
+        .and_then(|n| crate::walbuf::commit(|| conn.execute_batch("COMMIT")).map(|()| n));
     if res.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }

@@ -155,6 +155,7 @@ mod tx;
 mod tx_deliver;
 mod tx_flags;
 mod types;
+mod walbuf;
 mod writer;
 
 pub use aliases::{Alias, Resolution, Route, MAX_ALIAS_DEPTH, MAX_ALIAS_TARGETS};

@@ -382,6 +382,7 @@ pub(crate) fn connect(path: &Path, create: bool) -> Result<Connection> {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let open_err = |source: rusqlite::Error| classify(path, source);
+    crate::walbuf::register();
     let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
     // The first statement that reads the file: a non-database fails here.

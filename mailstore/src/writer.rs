@@ -546,7 +546,9 @@ fn run_batch(
     };
     let commit = match broken {
         Some(failure) => Err(failure),
-        None => run_cached(conn, "COMMIT").map_err(|e| BatchFailure::new(&e)),
+        None => {
+            crate::walbuf::commit(|| run_cached(conn, "COMMIT")).map_err(|e| BatchFailure::new(&e))
+        }
     };
     if let (Err(_), Some(v)) = (&commit, recorded) {
         lock(&listeners.own).retain(|&x| x != v);
