@@ -53,8 +53,9 @@ struct Buf {
 const HDR: usize = (std::mem::size_of::<Wrap>() + 15) & !15;
 /// The unix VFS writes at most 128 KiB - 1 bytes per call (`seekAndWriteFd`).
 const CHUNK: usize = 0x1f000;
-/// Above this a gathered commit is written out and gathering starts again.
-const CAP: usize = 8 << 20;
+/// Above this a gathered commit is written out and gathering starts again
+/// (so the buffer the writer keeps stays about 1 MiB however big a commit).
+const CAP: usize = 1 << 20;
 
 struct Registered {
     methods: *const ffi::sqlite3_io_methods,
