@@ -22,9 +22,12 @@
 //!   before SQLite publishes the commit, so no other connection can see a
 //!   frame that is not in the file.
 //! - Frames are only held during a `COMMIT`, under SQLite's WAL write lock.
-//!   Whatever is still held when that `COMMIT` returns belongs to a commit
-//!   that failed, and is dropped: it can never be written later over frames
-//!   another connection or process committed meanwhile.
+//!   Whatever a failed `COMMIT` left held is dropped when it returns: it
+//!   can never be written later over frames another connection or process
+//!   committed meanwhile. (A commit that succeeded has nothing left; should
+//!   it have, that is written out before [`commit`] returns.)
+//! - A commit bigger than 1 MiB is written out in pieces as it goes; the
+//!   commit frame's page is still written out the moment it is gathered.
 #![allow(unsafe_code)]
 
 use rusqlite::ffi;
@@ -71,6 +74,9 @@ static WRITTEN: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static COMMITTING: Cell<bool> = const { Cell::new(false) };
+    /// A smaller [`CAP`] for this thread's commits (tests).
+    #[cfg(test)]
+    static CAP_FOR_TEST: Cell<usize> = const { Cell::new(0) };
     /// The WAL file this thread's current commit gathered into.
     static LAST: Cell<*mut Wrap> = const { Cell::new(std::ptr::null_mut()) };
 }
@@ -124,8 +130,10 @@ pub(crate) fn register() {
 }
 
 /// Run `f` (a `COMMIT`) with this thread's WAL frames gathered into one
-/// write; whatever a failed commit left gathered is dropped.
-pub(crate) fn commit<T>(f: impl FnOnce() -> T) -> T {
+/// write. A commit that succeeded has written everything out (at its sync,
+/// or after its commit frame); should anything be left, it is written now.
+/// What a failed commit left gathered was never committed and is dropped.
+pub(crate) fn commit<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
     COMMITTING.with(|c| c.set(true));
     LAST.with(|l| l.set(std::ptr::null_mut()));
     let out = f();
@@ -135,7 +143,12 @@ pub(crate) fn commit<T>(f: impl FnOnce() -> T) -> T {
         // SAFETY: LAST is cleared when its file closes (x_close), so it
         // points to an open WAL file of this thread's connection.
         unsafe {
-            if let Some(b) = (*last).buf.as_mut() {
+            if out.is_ok() {
+                let rc = flush(last.cast());
+                if rc != ffi::SQLITE_OK {
+                    log::error!("mail store: writing out the WAL after a commit failed ({rc})");
+                }
+            } else if let Some(b) = (*last).buf.as_mut() {
                 b.data.clear();
                 b.commit_next = false;
             }
@@ -151,6 +164,17 @@ pub(crate) fn counts() -> (u64, u64) {
         GATHERED.load(Ordering::Relaxed),
         WRITTEN.load(Ordering::Relaxed),
     )
+}
+
+fn cap() -> usize {
+    #[cfg(test)]
+    {
+        let c = CAP_FOR_TEST.with(Cell::get);
+        if c != 0 {
+            return c;
+        }
+    }
+    CAP
 }
 
 /// The unix VFS's file object and methods under `f`.
@@ -271,14 +295,15 @@ unsafe extern "C" fn x_write(
             .map_or(ffi::SQLITE_IOERR_WRITE, |write| write(r, p, amt, off));
     }
     LAST.with(|l| l.set(w as *mut Wrap));
+    // Taken before a write-out below, which forgets it.
+    let after_commit_header = std::mem::replace(&mut (*w.buf).commit_next, false);
     let src = std::slice::from_raw_parts(p.cast::<u8>(), amt as usize);
     let contiguous = (*w.buf).off + (*w.buf).data.len() as i64 == off;
-    if (*w.buf).data.is_empty() || !contiguous || (*w.buf).data.len() + src.len() > CAP {
+    if (*w.buf).data.is_empty() || !contiguous || (*w.buf).data.len() + src.len() > cap() {
         or_flush!(f);
         (*w.buf).off = off;
     }
     let b = &mut *w.buf;
-    let after_commit_header = b.commit_next;
     b.data.extend_from_slice(src);
     GATHERED.fetch_add(1, Ordering::Relaxed);
     if src.len() == 24 {
@@ -454,10 +479,14 @@ mod tests {
         let b = open(&path);
         a.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
             .unwrap();
-        for (i, sync) in ["FULL", "NORMAL", "FULL", "NORMAL"].iter().enumerate() {
+        // 20 rows are 600 KB of frames; 100 rows, 3 MB, pass the 1 MiB
+        // at which a gathered commit is written out in the middle.
+        let mut rows = 0;
+        for (sync, n) in [("FULL", 20), ("NORMAL", 20), ("FULL", 100), ("NORMAL", 100)] {
             a.execute_batch(&format!("PRAGMA synchronous = {sync}; BEGIN"))
                 .unwrap();
-            for _ in 0..20 {
+            rows += n;
+            for _ in 0..n {
                 a.execute("INSERT INTO t(b) VALUES (randomblob(30000))", [])
                     .unwrap();
             }
@@ -470,14 +499,50 @@ mod tests {
                 g1 - g0,
                 w1 - w0
             );
-            assert_eq!(count(&b), 20 * (i as i64 + 1), "{sync}");
+            assert_eq!(count(&b), rows, "{sync} {n}");
             let ok: String = b.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap();
             assert_eq!(ok, "ok");
         }
         drop(a);
         drop(b);
         let c = open(&path);
-        assert_eq!(count(&c), 80);
+        assert_eq!(count(&c), 240);
+    }
+
+    /// A gathered commit written out in the middle (past the cap) at any
+    /// point, the commit frame's page included, still reaches the file
+    /// before the commit is published (`synchronous = NORMAL`: no sync
+    /// writes it out).
+    #[test]
+    fn a_commit_written_out_in_the_middle_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let a = open(&path);
+        let b = open(&path);
+        a.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB); PRAGMA synchronous = NORMAL;",
+        )
+        .unwrap();
+        let mut rows = 0;
+        // Frames are 4,120 bytes: caps a few bytes apart over three frames
+        // put the write-out at every point of a frame, the commit frame's
+        // page among them.
+        for cap in (4_000..16_500).step_by(61) {
+            CAP_FOR_TEST.with(|c| c.set(cap));
+            a.execute_batch("BEGIN").unwrap();
+            for _ in 0..3 {
+                a.execute("INSERT INTO t(b) VALUES (randomblob(5000))", [])
+                    .unwrap();
+            }
+            commit(|| a.execute_batch("COMMIT")).unwrap();
+            rows += 3;
+            assert_eq!(count(&b), rows, "cap {cap}");
+        }
+        CAP_FOR_TEST.with(|c| c.set(0));
+        let ok: String = b
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
     }
 
     /// A transaction that spilled frames and rolled back, and a commit
