@@ -285,8 +285,9 @@ unsafe extern "C" fn x_write(
     amt: c_int,
     off: i64,
 ) -> c_int {
-    let w = &mut *f.cast::<Wrap>();
-    let gather = !w.buf.is_null() && COMMITTING.with(Cell::get) && amt > 0;
+    // A raw pointer: flush() below takes its own reference to the file.
+    let w = f.cast::<Wrap>();
+    let gather = !(*w).buf.is_null() && COMMITTING.with(Cell::get) && amt > 0;
     if !gather {
         or_flush!(f);
         let (r, m) = real(f);
@@ -294,16 +295,16 @@ unsafe extern "C" fn x_write(
             .xWrite
             .map_or(ffi::SQLITE_IOERR_WRITE, |write| write(r, p, amt, off));
     }
-    LAST.with(|l| l.set(w as *mut Wrap));
+    LAST.with(|l| l.set(w));
     // Taken before a write-out below, which forgets it.
-    let after_commit_header = std::mem::replace(&mut (*w.buf).commit_next, false);
+    let after_commit_header = std::mem::replace(&mut (*(*w).buf).commit_next, false);
     let src = std::slice::from_raw_parts(p.cast::<u8>(), amt as usize);
-    let contiguous = (*w.buf).off + (*w.buf).data.len() as i64 == off;
-    if (*w.buf).data.is_empty() || !contiguous || (*w.buf).data.len() + src.len() > cap() {
+    let contiguous = (*(*w).buf).off + (*(*w).buf).data.len() as i64 == off;
+    if (*(*w).buf).data.is_empty() || !contiguous || (*(*w).buf).data.len() + src.len() > cap() {
         or_flush!(f);
-        (*w.buf).off = off;
+        (*(*w).buf).off = off;
     }
-    let b = &mut *w.buf;
+    let b = &mut *(*w).buf;
     b.data.extend_from_slice(src);
     GATHERED.fetch_add(1, Ordering::Relaxed);
     if src.len() == 24 {
