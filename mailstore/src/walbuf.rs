@@ -296,15 +296,16 @@ unsafe extern "C" fn x_write(
             .map_or(ffi::SQLITE_IOERR_WRITE, |write| write(r, p, amt, off));
     }
     LAST.with(|l| l.set(w));
+    let buf = (*w).buf;
     // Taken before a write-out below, which forgets it.
-    let after_commit_header = std::mem::replace(&mut (*(*w).buf).commit_next, false);
+    let after_commit_header = std::mem::replace(&mut (*buf).commit_next, false);
     let src = std::slice::from_raw_parts(p.cast::<u8>(), amt as usize);
-    let contiguous = (*(*w).buf).off + (*(*w).buf).data.len() as i64 == off;
-    if (*(*w).buf).data.is_empty() || !contiguous || (*(*w).buf).data.len() + src.len() > cap() {
+    let held = (*buf).data.len();
+    if held == 0 || (*buf).off + held as i64 != off || held + src.len() > cap() {
         or_flush!(f);
-        (*(*w).buf).off = off;
+        (*buf).off = off;
     }
-    let b = &mut *(*w).buf;
+    let b = &mut *buf;
     b.data.extend_from_slice(src);
     GATHERED.fetch_add(1, Ordering::Relaxed);
     if src.len() == 24 {
